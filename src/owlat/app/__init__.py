@@ -1,0 +1,1 @@
+"""owlat.app: Owlat's email-marketing backend, written on owlat.runtime."""

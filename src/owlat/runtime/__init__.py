@@ -1,0 +1,49 @@
+"""owlat.runtime: a reactive backend with Convex's programming model, in Python.
+
+This module is the public API that app packages (such as `owlat.app`) use; everything else
+under `owlat.runtime` is internal to the runtime.
+"""
+
+from __future__ import annotations
+
+from owlat.runtime.auth import Auth, UserIdentity
+from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
+from owlat.runtime.errors import ConvexError
+from owlat.runtime.functions import (
+    FunctionReference,
+    action,
+    api,
+    internal,
+    internal_action,
+    internal_mutation,
+    internal_query,
+    mutation,
+    query,
+)
+from owlat.runtime.schema import define_schema, define_table
+from owlat.runtime.types import UNDEFINED, Int64
+from owlat.runtime.values import Validator, v
+
+__all__ = [
+    "UNDEFINED",
+    "ActionCtx",
+    "Auth",
+    "ConvexError",
+    "FunctionReference",
+    "Int64",
+    "MutationCtx",
+    "QueryCtx",
+    "UserIdentity",
+    "Validator",
+    "action",
+    "api",
+    "define_schema",
+    "define_table",
+    "internal",
+    "internal_action",
+    "internal_mutation",
+    "internal_query",
+    "mutation",
+    "query",
+    "v",
+]

@@ -1,0 +1,303 @@
+"""The application: an app package running on a storage engine.
+
+This is the one seam between transports (HTTP API, sync sockets, scheduler, CLI, tests) and
+the runtime: they call `run(kind, path, args, identity=...)` or open a `snapshot()` to run
+several queries at one timestamp, and they subscribe to commits with `on_commit`.
+
+A call: resolve the path (visibility, kind) → validate the arguments → run the handler in
+a transaction (queries: a snapshot; mutations: a serializable write, retried on conflict)
+→ validate/normalize the result → for mutations, commit with a new timestamp and publish
+the commit (timestamp + write set) to listeners.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from owlat.runtime import logs
+from owlat.runtime.app_package import AppPackage
+from owlat.runtime.auth import Auth, UserIdentity
+from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
+from owlat.runtime.database.catalog import Catalog, sync_catalog
+from owlat.runtime.database.engine import Engine, EngineReader
+from owlat.runtime.database.transaction import Transaction
+from owlat.runtime.errors import ArgumentValidationError, ValidationError
+from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike, path_of
+from owlat.runtime.transactions import (
+    LAST_TS_GLOBAL,
+    Clock,
+    Commit,
+    CommitListener,
+    ReadSet,
+    RetryPolicy,
+    TransactionLimits,
+)
+from owlat.runtime.types import UNDEFINED
+from owlat.runtime.values import normalize_value
+
+logger = logging.getLogger("owlat.runtime")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FunctionResult:
+    """The outcome of a successful call."""
+
+    value: Any
+    ts: int | None = None  # query: snapshot ts; mutation: commit ts; action: None
+    read_set: ReadSet | None = None  # queries only
+    log_lines: tuple[str, ...] = ()
+
+
+def attach_log_lines(error: BaseException, lines: tuple[str, ...]) -> None:
+    """Keep a failed call's log lines on its exception (`log_lines_of` reads them)."""
+    if not hasattr(error, "owlat_log_lines"):
+        with contextlib.suppress(AttributeError):
+            error.owlat_log_lines = lines  # type: ignore[attr-defined]
+
+
+def log_lines_of(error: BaseException) -> tuple[str, ...]:
+    """The log lines of the call that raised `error` (empty if unknown)."""
+    lines: tuple[str, ...] = getattr(error, "owlat_log_lines", ())
+    return lines
+
+
+class Snapshot:
+    """Several queries at one timestamp (a batch, or one sync Transition)."""
+
+    def __init__(self, app: Application, reader: EngineReader, ts: int) -> None:
+        self._app = app
+        self._reader = reader
+        self.ts = ts
+
+    async def run_query(
+        self,
+        function: FunctionLike,
+        args: Any,
+        *,
+        identity: UserIdentity | None = None,
+        internal: bool = False,
+    ) -> FunctionResult:
+        definition = self._app.resolve(function, FunctionKind.QUERY, internal)
+        return await self._app._query_in_snapshot(
+            self._reader, self.ts, definition, args, Auth(identity)
+        )
+
+
+class Application:
+    """An app package served from an engine."""
+
+    def __init__(
+        self,
+        package: AppPackage,
+        engine: Engine,
+        *,
+        limits: TransactionLimits | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.package = package
+        self.engine = engine
+        self.limits = limits or TransactionLimits()
+        self.retry = retry or RetryPolicy()
+        self.clock = Clock()
+        self._catalog: Catalog | None = None
+        self._listeners: list[CommitListener] = []
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the engine and bring the catalog in line with the schema."""
+        logs.install()
+        await self.engine.open()
+        async with self.engine.write() as writer:
+            self._catalog = await sync_catalog(writer, self.package.schema)
+            last_ts = await writer.get_global(LAST_TS_GLOBAL) or 0
+        self.clock = Clock(last_ts)
+
+    async def close(self) -> None:
+        await self.engine.close()
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            raise RuntimeError("Application.start() has not been called")
+        return self._catalog
+
+    @property
+    def latest_ts(self) -> int:
+        """The newest commit timestamp this process knows of."""
+        return self.clock.last_ts
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Call `listener(commit)` after every commit of this process."""
+        self._listeners.append(listener)
+
+    def remove_commit_listener(self, listener: CommitListener) -> None:
+        self._listeners.remove(listener)
+
+    def _publish(self, commit: Commit) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(commit)
+            except Exception:
+                logger.exception("commit listener failed")
+
+    # -- calls -------------------------------------------------------------------------
+
+    def resolve(
+        self, function: FunctionLike, kind: FunctionKind | None, internal: bool
+    ) -> FunctionDefinition:
+        return self.package.functions.resolve(path_of(function), kind, allow_internal=internal)
+
+    def _validate_args(self, definition: FunctionDefinition, args: Any) -> Any:
+        if args is None or args is UNDEFINED:
+            args = {}
+        if not isinstance(args, dict):
+            raise ArgumentValidationError(
+                f"ArgumentValidationError: arguments of {definition.path} must be an object, "
+                f"got {type(args).__name__}"
+            )
+        try:
+            if definition.args is None:
+                return normalize_value(args)
+            return definition.args.validate(args, "", self.catalog.table_name_of_id)
+        except ValidationError as error:
+            raise ArgumentValidationError(
+                f"ArgumentValidationError: {error.message}\nFunction: {definition.path}"
+            ) from None
+
+    def _validate_result(self, definition: FunctionDefinition, value: Any) -> Any:
+        if value is UNDEFINED:
+            value = None
+        if definition.returns is not None:
+            try:
+                return definition.returns.validate(value, "", self.catalog.table_name_of_id)
+            except ValidationError as error:
+                raise ValidationError(
+                    f"ReturnsValidationError: {error.message}\nFunction: {definition.path}"
+                ) from None
+        return normalize_value(value)
+
+    async def run(
+        self,
+        kind: FunctionKind | None,
+        function: FunctionLike,
+        args: Any = None,
+        *,
+        identity: UserIdentity | None = None,
+        internal: bool = False,
+    ) -> FunctionResult:
+        """Call a function. `internal=True` (admin, scheduler, other functions) may call
+        internal functions; `kind=None` runs whatever kind the function is."""
+        definition = self.resolve(function, kind, internal)
+        auth = Auth(identity)
+        with logs.capture() as buffer:
+            try:
+                if definition.kind is FunctionKind.QUERY:
+                    async with self.engine.read() as reader:
+                        ts = await reader.get_global(LAST_TS_GLOBAL) or 0
+                        result = await self._query_in(reader, ts, definition, args, auth)
+                elif definition.kind is FunctionKind.MUTATION:
+                    result = await self._mutation(definition, args, auth)
+                else:
+                    result = await self._action(definition, args, auth)
+            except Exception as error:
+                attach_log_lines(error, buffer.finish())
+                raise
+        return dataclasses.replace(result, log_lines=buffer.finish())
+
+    async def run_query(
+        self, function: FunctionLike, args: Any = None, **options: Any
+    ) -> FunctionResult:
+        return await self.run(FunctionKind.QUERY, function, args, **options)
+
+    async def run_mutation(
+        self, function: FunctionLike, args: Any = None, **options: Any
+    ) -> FunctionResult:
+        return await self.run(FunctionKind.MUTATION, function, args, **options)
+
+    async def run_action(
+        self, function: FunctionLike, args: Any = None, **options: Any
+    ) -> FunctionResult:
+        return await self.run(FunctionKind.ACTION, function, args, **options)
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Snapshot]:
+        """Run several queries at one timestamp."""
+        async with self.engine.read() as reader:
+            ts = await reader.get_global(LAST_TS_GLOBAL) or 0
+            yield Snapshot(self, reader, ts)
+
+    async def _query_in(
+        self, reader: EngineReader, ts: int, definition: FunctionDefinition, args: Any, auth: Auth
+    ) -> FunctionResult:
+        validated = self._validate_args(definition, args)
+        txn = Transaction(
+            reader, self.catalog, self.clock, ts=ts, writable=False, limits=self.limits
+        )
+        value = await definition.handler(QueryCtx(self, txn, auth), validated)
+        return FunctionResult(self._validate_result(definition, value), ts, txn.read_set)
+
+    async def _query_in_snapshot(
+        self, reader: EngineReader, ts: int, definition: FunctionDefinition, args: Any, auth: Auth
+    ) -> FunctionResult:
+        with logs.capture() as buffer:
+            try:
+                result = await self._query_in(reader, ts, definition, args, auth)
+            except Exception as error:
+                attach_log_lines(error, buffer.finish())
+                raise
+        return dataclasses.replace(result, log_lines=buffer.finish())
+
+    async def _mutation(
+        self, definition: FunctionDefinition, args: Any, auth: Auth
+    ) -> FunctionResult:
+        validated = self._validate_args(definition, args)
+
+        async def attempt() -> tuple[Any, Commit]:
+            async with self.engine.write() as writer:
+                last_ts = await writer.get_global(LAST_TS_GLOBAL) or 0
+                self.clock.advance(last_ts)
+                txn = Transaction(
+                    writer, self.catalog, self.clock, ts=last_ts, writable=True, limits=self.limits
+                )
+                value = await definition.handler(MutationCtx(self, txn, auth), validated)
+                value = self._validate_result(definition, value)
+                write_set = txn.write_set()
+                ts = last_ts
+                if write_set:
+                    ts = self.clock.next_ts()
+                    await writer.set_global(LAST_TS_GLOBAL, ts)
+            return value, Commit(ts, write_set)
+
+        value, commit = await self.retry.run(attempt)
+        if commit.write_set:
+            self.clock.advance(commit.ts)
+            self._publish(commit)
+        return FunctionResult(value, commit.ts)
+
+    async def _action(
+        self, definition: FunctionDefinition, args: Any, auth: Auth
+    ) -> FunctionResult:
+        validated = self._validate_args(definition, args)
+        value = await definition.handler(ActionCtx(self, auth), validated)
+        return FunctionResult(self._validate_result(definition, value))
+
+    async def run_nested(
+        self, txn: Transaction, kind: FunctionKind, function: FunctionLike, args: Any, auth: Auth
+    ) -> Any:
+        """`ctx.run_query`/`ctx.run_mutation` inside a query or mutation: same transaction."""
+        definition = self.resolve(function, kind, internal=True)
+        validated = self._validate_args(definition, args)
+        if kind is FunctionKind.QUERY:
+            nested_ctx: QueryCtx = QueryCtx(self, txn, auth)
+            return self._validate_result(
+                definition, await definition.handler(nested_ctx, validated)
+            )
+        async with txn.nested():
+            value = await definition.handler(MutationCtx(self, txn, auth), validated)
+            return self._validate_result(definition, value)

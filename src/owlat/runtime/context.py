@@ -1,0 +1,77 @@
+"""The `ctx` handed to functions: QueryCtx, MutationCtx, ActionCtx.
+
+Queries get read-only `db` and `auth`; mutations get a writable `db`; actions get no `db`
+and reach the database only through `run_query` / `run_mutation` / `run_action`, each its
+own transaction. Inside a query or mutation, `ctx.run_query` and `ctx.run_mutation` call
+another function *in the same transaction*: a nested mutation is a sub-transaction whose
+writes are undone if it raises (the caller may catch the error and go on).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from owlat.runtime.auth import Auth
+from owlat.runtime.database.api import DatabaseReader, DatabaseWriter
+from owlat.runtime.functions import FunctionKind, FunctionLike
+
+if TYPE_CHECKING:
+    from owlat.runtime.application import Application
+    from owlat.runtime.database.transaction import Transaction
+
+
+class QueryCtx:
+    """Context of a query: read-only database access."""
+
+    def __init__(self, app: Application, transaction: Transaction, auth: Auth) -> None:
+        self._app = app
+        self._txn = transaction
+        self.auth = auth
+        self.db: DatabaseReader = DatabaseReader(transaction)
+
+    async def run_query(self, function: FunctionLike, args: dict[str, Any] | None = None) -> Any:
+        """Run a query in this transaction and return its result."""
+        return await self._app.run_nested(self._txn, FunctionKind.QUERY, function, args, self.auth)
+
+
+class MutationCtx(QueryCtx):
+    """Context of a mutation: one ACID transaction."""
+
+    def __init__(self, app: Application, transaction: Transaction, auth: Auth) -> None:
+        super().__init__(app, transaction, auth)
+        self.db: DatabaseWriter = DatabaseWriter(transaction)
+
+    async def run_mutation(self, function: FunctionLike, args: dict[str, Any] | None = None) -> Any:
+        """Run a mutation as a sub-transaction of this one and return its result."""
+        return await self._app.run_nested(
+            self._txn, FunctionKind.MUTATION, function, args, self.auth
+        )
+
+
+class ActionCtx:
+    """Context of an action: side effects allowed, no transaction."""
+
+    def __init__(self, app: Application, auth: Auth) -> None:
+        self._app = app
+        self.auth = auth
+
+    async def run_query(self, function: FunctionLike, args: dict[str, Any] | None = None) -> Any:
+        """Run a query (its own snapshot) and return its result."""
+        result = await self._app.run(
+            FunctionKind.QUERY, function, args, identity=self.auth.identity, internal=True
+        )
+        return result.value
+
+    async def run_mutation(self, function: FunctionLike, args: dict[str, Any] | None = None) -> Any:
+        """Run a mutation (its own transaction) and return its result."""
+        result = await self._app.run(
+            FunctionKind.MUTATION, function, args, identity=self.auth.identity, internal=True
+        )
+        return result.value
+
+    async def run_action(self, function: FunctionLike, args: dict[str, Any] | None = None) -> Any:
+        """Run another action and return its result."""
+        result = await self._app.run(
+            FunctionKind.ACTION, function, args, identity=self.auth.identity, internal=True
+        )
+        return result.value

@@ -1,0 +1,1 @@
+"""The database layer: index keys, engines, transactions and queries."""

@@ -1,0 +1,182 @@
+"""`ctx.db`: the database API that app functions use.
+
+`DatabaseReader` (queries) has `get`, `query`, `normalize_id` and `system` (read-only access
+to system tables such as `_storage`); `DatabaseWriter` (mutations) adds `insert`, `patch`,
+`replace` and `delete`. Every method that takes an id also accepts the table name first, as
+newer Convex clients do: `ctx.db.get("contacts", contact_id)`.
+
+Patch spelling in Python: `ctx.db.patch(id, {"a": 1, "b": None, "c": UNDEFINED})` sets `a`,
+sets `b` to null, and removes `c` (`UNDEFINED` is exported by `owlat.runtime`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from owlat.runtime.database.catalog import TableInfo
+from owlat.runtime.database.query import Query
+from owlat.runtime.database.transaction import Transaction
+from owlat.runtime.errors import (
+    DocumentNotFoundError,
+    InvalidIdError,
+    ReadOnlyError,
+    SchemaError,
+)
+from owlat.runtime.ids import table_number_of
+from owlat.runtime.schema import SYSTEM_FIELDS
+from owlat.runtime.types import UNDEFINED, Document
+
+_WRITE_METHODS = frozenset({"insert", "patch", "replace", "delete"})
+
+
+class DatabaseReader:
+    """Read access to the app's tables (or, as `.system`, to system tables)."""
+
+    def __init__(self, transaction: Transaction, *, system: bool = False) -> None:
+        self._txn = transaction
+        self._system = system
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _WRITE_METHODS:
+            raise ReadOnlyError(
+                f"ctx.db.{name}() is not available here: queries are read-only "
+                "(write from a mutation)"
+            )
+        raise AttributeError(name)
+
+    @property
+    def system(self) -> DatabaseReader:
+        """Read-only access to system tables (`_storage`, `_scheduled_functions`, ...)."""
+        return DatabaseReader(self._txn, system=True)
+
+    def _table(self, name: str) -> TableInfo:
+        if not isinstance(name, str):
+            raise SchemaError(f"A table name must be a string, got {name!r}")
+        if name.startswith("_") != self._system:
+            where = "ctx.db" if self._system is False else "ctx.db.system"
+            raise SchemaError(f"Table {name!r} cannot be accessed through {where}")
+        return self._txn.catalog.table(name)
+
+    def _split(
+        self, op: str, args: tuple[Any, ...], arity: int
+    ) -> tuple[str | None, Any, tuple[Any, ...]]:
+        """(table or None, id, remaining args) from `(id, ...)` or `(table, id, ...)`."""
+        if len(args) == arity + 1:
+            return args[0], args[1], args[2:]
+        if len(args) == arity:
+            return None, args[0], args[1:]
+        raise TypeError(
+            f"{op}() takes an id{', and a value' if arity > 1 else ''}, "
+            f"optionally preceded by the table name"
+        )
+
+    def _resolve(self, op: str, table_name: str | None, document_id: Any) -> TableInfo | None:
+        """The table of `document_id`, checking it against `table_name` if given."""
+        if not isinstance(document_id, str):
+            raise InvalidIdError(
+                f"Invalid argument `id` for `{op}`: expected an id string, got {document_id!r}"
+            )
+        number = table_number_of(document_id)
+        if number is None:
+            raise InvalidIdError(
+                f'Invalid argument `id` for `{op}`: "{document_id}" is not a valid id'
+            )
+        expected = self._table(table_name) if table_name is not None else None
+        table = self._txn.catalog.by_number.get(number)
+        if expected is not None and (table is None or table.number != expected.number):
+            raise InvalidIdError(
+                f'Invalid argument `id` for `{op}`: "{document_id}" is not an id of table '
+                f'"{expected.name}"'
+            )
+        if table is not None and table.is_system != self._system:
+            where = "ctx.db.system" if table.is_system else "ctx.db"
+            raise InvalidIdError(
+                f'Invalid argument `id` for `{op}`: "{document_id}" is an id of table '
+                f'"{table.name}"; use {where}'
+            )
+        return table
+
+    async def get(self, *args: Any) -> Document | None:
+        """The document with this id, or None: `get(id)` or `get(table, id)`."""
+        table_name, document_id, _ = self._split("db.get", args, 1)
+        table = self._resolve("db.get", table_name, document_id)
+        if table is None:
+            return None
+        return await self._txn.get(table, document_id)
+
+    def query(self, table: str) -> Query:
+        """A query on `table`, by default in creation order."""
+        return Query(self._txn, self._table(table))
+
+    def normalize_id(self, table: str, document_id: str) -> str | None:
+        """`document_id` if it is a valid id of `table`, else None."""
+        info = self._table(table)
+        if not isinstance(document_id, str) or table_number_of(document_id) != info.number:
+            return None
+        return document_id
+
+
+class DatabaseWriter(DatabaseReader):
+    """Read and write access for mutations."""
+
+    def _fields(self, op: str, value: Any) -> Document:
+        if not isinstance(value, dict):
+            raise TypeError(f"{op}() takes a dict of fields, got {type(value).__name__}")
+        return value
+
+    async def insert(self, table: str, value: Document) -> str:
+        """Insert a document (validated against the schema); returns its new id."""
+        info = self._table(table)
+        fields = self._fields("db.insert", value)
+        for name in SYSTEM_FIELDS:
+            if name in fields:
+                raise SchemaError(f"db.insert(): {name} is a system field and cannot be set")
+        validated = info.definition.validate(info.name, fields, self._txn.catalog.table_name_of_id)
+        return await self._txn.insert(info, validated)
+
+    async def _existing(
+        self, op: str, args: tuple[Any, ...], arity: int
+    ) -> tuple[TableInfo, Document, tuple[Any, ...]]:
+        table_name, document_id, rest = self._split(op, args, arity)
+        table = self._resolve(op, table_name, document_id)
+        old = None if table is None else await self._txn.get(table, document_id)
+        if table is None or old is None:
+            raise DocumentNotFoundError(f'{op}(): document "{document_id}" does not exist')
+        return table, old, rest
+
+    def _store(self, op: str, table: TableInfo, old: Document, fields: Document) -> Document:
+        for name in SYSTEM_FIELDS:
+            if name in fields:
+                if fields[name] != old[name]:
+                    raise SchemaError(f"{op}(): {name} cannot be changed")
+                del fields[name]
+        validated = table.definition.validate(
+            table.name, fields, self._txn.catalog.table_name_of_id
+        )
+        return {"_id": old["_id"], "_creationTime": old["_creationTime"], **validated}
+
+    async def patch(self, *args: Any) -> None:
+        """Shallow-merge fields into a document: `patch(id, {...})` or `patch(table, id, {...})`.
+
+        A field set to `UNDEFINED` is removed; `None` stores null.
+        """
+        table, old, (value,) = await self._existing("db.patch", args, 2)
+        merged = {name: item for name, item in old.items()}
+        for name, item in self._fields("db.patch", value).items():
+            if item is UNDEFINED:
+                merged.pop(name, None)
+            else:
+                merged[name] = item
+        new = self._store("db.patch", table, old, merged)
+        await self._txn.update(table, old, new)
+
+    async def replace(self, *args: Any) -> None:
+        """Replace a document's fields (keeps `_id` and `_creationTime`)."""
+        table, old, (value,) = await self._existing("db.replace", args, 2)
+        new = self._store("db.replace", table, old, dict(self._fields("db.replace", value)))
+        await self._txn.update(table, old, new)
+
+    async def delete(self, *args: Any) -> None:
+        """Delete a document: `delete(id)` or `delete(table, id)`."""
+        table, old, _ = await self._existing("db.delete", args, 1)
+        await self._txn.delete(table, old)

@@ -1,0 +1,113 @@
+"""The narrow storage-engine contract that SQLite and PostgreSQL implement.
+
+An engine stores the *current* state: live documents (their encoded JSON, keyed by id) and
+index entries (order-preserving key bytes → document id), plus a few named integer globals
+(the last commit timestamp, the next table number). Everything else — transactions' read
+and write sets, validation, reactivity — is written once above this interface.
+
+Concurrency is the engine's business: `write()` yields a writer inside one serializable
+transaction (SQLite: one writer at a time; PostgreSQL: SERIALIZABLE, raising
+`WriteConflictError` on a conflict so that the runtime re-runs the mutation); `read()`
+yields a reader on one consistent snapshot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+# An exclusive upper bound above every index key: keys start with a type tag ≤ 0x15.
+KEY_MAX = b"\xff"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredIndex:
+    """An index as the engine's catalog records it."""
+
+    index_id: int
+    table: str
+    name: str
+    fields: tuple[str, ...]
+
+
+class EngineReader(Protocol):
+    """Reads at one snapshot."""
+
+    async def get_global(self, name: str) -> int | None:
+        """A persisted integer, or None if never set."""
+
+    async def get_document(self, document_id: str) -> bytes | None:
+        """The stored value of a live document, or None."""
+
+    async def scan(
+        self, index_id: int, low: bytes, high: bytes, descending: bool, limit: int
+    ) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` (key, document value) pairs of index range [low, high), in order."""
+
+    async def list_tables(self) -> dict[str, int]:
+        """The table catalog: name → table number."""
+
+    async def list_indexes(self) -> list[StoredIndex]:
+        """The index catalog."""
+
+
+class EngineWriter(EngineReader, Protocol):
+    """Reads and writes inside one transaction; reads see the transaction's own writes."""
+
+    async def set_global(self, name: str, value: int) -> None:
+        """Persist an integer."""
+
+    async def insert_document(self, document_id: str, table_number: int, value: bytes) -> None:
+        """Store a new document."""
+
+    async def update_document(self, document_id: str, value: bytes) -> None:
+        """Replace a live document's stored value."""
+
+    async def delete_document(self, document_id: str) -> None:
+        """Remove a document."""
+
+    async def insert_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
+        """Add an index entry."""
+
+    async def delete_index_entry(self, index_id: int, key: bytes) -> None:
+        """Remove an index entry."""
+
+    async def table_documents(self, table_number: int) -> list[bytes]:
+        """Every live document of a table (index backfill)."""
+
+    async def insert_table(self, name: str, number: int) -> None:
+        """Register a table."""
+
+    async def insert_index(self, table: str, name: str, fields: tuple[str, ...]) -> int:
+        """Register an index and return its id."""
+
+    async def delete_index(self, index_id: int) -> None:
+        """Drop an index and all its entries."""
+
+    async def savepoint(self, name: str) -> None:
+        """Open a nested sub-transaction."""
+
+    async def release_savepoint(self, name: str) -> None:
+        """Keep the sub-transaction's writes."""
+
+    async def rollback_to_savepoint(self, name: str) -> None:
+        """Undo the sub-transaction's writes."""
+
+
+class Engine(Protocol):
+    """A storage engine: opened once, then read and written through transactions."""
+
+    name: str
+
+    async def open(self) -> None:
+        """Connect and create the storage tables if needed."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    def read(self) -> AbstractAsyncContextManager[EngineReader]:
+        """A read-only transaction on one snapshot."""
+
+    def write(self) -> AbstractAsyncContextManager[EngineWriter]:
+        """A serializable read-write transaction, committed when the block exits normally."""

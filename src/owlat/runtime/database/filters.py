@@ -1,0 +1,194 @@
+"""Filter expressions for `query.filter(lambda q: ...)`.
+
+`q.field("a.b")` reads a (possibly nested) field; comparisons use Convex's total order of
+values (so `1.0` and `Int64(1)` are different, and a missing field is less than `None`);
+`and_`/`or_`/`not_` combine booleans; `add`, `sub`, `mul`, `div`, `mod`, `neg` do
+arithmetic on two numbers of the same type. A document is kept when its expression is
+exactly `True`. Expressions are plain data, so an engine may push them down later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from owlat.runtime.database.catalog import field_value
+from owlat.runtime.database.keys import compare_values
+from owlat.runtime.errors import QueryBuildError
+from owlat.runtime.types import UNDEFINED, Document, Int64
+from owlat.runtime.values import normalize_value
+
+
+class Expression:
+    """A node of a filter expression."""
+
+    def evaluate(self, document: Document) -> Any:
+        raise NotImplementedError
+
+    def __bool__(self) -> bool:
+        raise QueryBuildError(
+            "A filter expression cannot be used as a Python bool: combine conditions "
+            "with q.and_(...), q.or_(...) and q.not_(...)"
+        )
+
+
+class Field(Expression):
+    def __init__(self, path: str) -> None:
+        if not isinstance(path, str) or not path:
+            raise QueryBuildError(f"q.field() takes a field path string, got {path!r}")
+        self.path = path
+
+    def evaluate(self, document: Document) -> Any:
+        return field_value(document, self.path)
+
+
+class Literal(Expression):
+    def __init__(self, value: Any) -> None:
+        self.value = normalize_value(value)
+
+    def evaluate(self, document: Document) -> Any:
+        return self.value
+
+
+def _as_expression(value: Any) -> Expression:
+    return value if isinstance(value, Expression) else Literal(value)
+
+
+class Compare(Expression):
+    _TESTS: ClassVar[dict[str, Callable[[int], bool]]] = {
+        "eq": lambda c: c == 0,
+        "neq": lambda c: c != 0,
+        "lt": lambda c: c < 0,
+        "lte": lambda c: c <= 0,
+        "gt": lambda c: c > 0,
+        "gte": lambda c: c >= 0,
+    }
+
+    def __init__(self, op: str, left: Any, right: Any) -> None:
+        self.op = op
+        self.left, self.right = _as_expression(left), _as_expression(right)
+        self._test = self._TESTS[op]
+
+    def evaluate(self, document: Document) -> bool:
+        return self._test(
+            compare_values(self.left.evaluate(document), self.right.evaluate(document))
+        )
+
+
+class Logical(Expression):
+    def __init__(self, op: str, operands: tuple[Any, ...]) -> None:
+        self.op = op
+        self.operands = [_as_expression(operand) for operand in operands]
+
+    def evaluate(self, document: Document) -> bool:
+        if self.op == "not":
+            return self.operands[0].evaluate(document) is not True
+        if self.op == "and":
+            return all(operand.evaluate(document) is True for operand in self.operands)
+        return any(operand.evaluate(document) is True for operand in self.operands)
+
+
+def _arith(op: str, left: Any, right: Any) -> Any:
+    if isinstance(left, Int64) and isinstance(right, Int64):
+        if op == "div":
+            if right == 0:
+                raise QueryBuildError("Division of int64 by zero in a filter")
+            return Int64(int(left / right))
+        if op == "mod":
+            if right == 0:
+                raise QueryBuildError("Modulo of int64 by zero in a filter")
+            return Int64(int(math.fmod(left, right)))
+        result = {"add": left + right, "sub": left - right, "mul": left * right}[op]
+        return Int64(((result + 2**63) % 2**64) - 2**63)
+    if isinstance(left, float) and isinstance(right, float):
+        if op == "div":
+            if right != 0.0:
+                return left / right
+            if left == 0.0 or math.isnan(left):
+                return math.nan
+            return math.copysign(math.inf, left) * math.copysign(1.0, right)
+        if op == "mod":
+            return math.fmod(left, right) if right else math.nan
+        return {"add": left + right, "sub": left - right, "mul": left * right}[op]
+    raise QueryBuildError(
+        f"Cannot {op} {type(left).__name__} and {type(right).__name__} in a filter: "
+        "arithmetic needs two float64 numbers or two int64 values"
+    )
+
+
+class Arithmetic(Expression):
+    def __init__(self, op: str, left: Any, right: Any) -> None:
+        self.op = op
+        self.left, self.right = _as_expression(left), _as_expression(right)
+
+    def evaluate(self, document: Document) -> Any:
+        left, right = self.left.evaluate(document), self.right.evaluate(document)
+        if left is UNDEFINED or right is UNDEFINED:
+            return UNDEFINED
+        return _arith(self.op, left, right)
+
+
+class Negate(Expression):
+    def __init__(self, operand: Any) -> None:
+        self.operand = _as_expression(operand)
+
+    def evaluate(self, document: Document) -> Any:
+        value = self.operand.evaluate(document)
+        if isinstance(value, Int64):
+            return Int64(-value)
+        if isinstance(value, float):
+            return -value
+        raise QueryBuildError(f"Cannot negate {type(value).__name__} in a filter")
+
+
+class FilterBuilder:
+    """The `q` given to `query.filter(lambda q: ...)`."""
+
+    def field(self, path: str) -> Expression:
+        return Field(path)
+
+    def eq(self, left: Any, right: Any) -> Expression:
+        return Compare("eq", left, right)
+
+    def neq(self, left: Any, right: Any) -> Expression:
+        return Compare("neq", left, right)
+
+    def lt(self, left: Any, right: Any) -> Expression:
+        return Compare("lt", left, right)
+
+    def lte(self, left: Any, right: Any) -> Expression:
+        return Compare("lte", left, right)
+
+    def gt(self, left: Any, right: Any) -> Expression:
+        return Compare("gt", left, right)
+
+    def gte(self, left: Any, right: Any) -> Expression:
+        return Compare("gte", left, right)
+
+    def and_(self, *operands: Any) -> Expression:
+        return Logical("and", operands)
+
+    def or_(self, *operands: Any) -> Expression:
+        return Logical("or", operands)
+
+    def not_(self, operand: Any) -> Expression:
+        return Logical("not", (operand,))
+
+    def add(self, left: Any, right: Any) -> Expression:
+        return Arithmetic("add", left, right)
+
+    def sub(self, left: Any, right: Any) -> Expression:
+        return Arithmetic("sub", left, right)
+
+    def mul(self, left: Any, right: Any) -> Expression:
+        return Arithmetic("mul", left, right)
+
+    def div(self, left: Any, right: Any) -> Expression:
+        return Arithmetic("div", left, right)
+
+    def mod(self, left: Any, right: Any) -> Expression:
+        return Arithmetic("mod", left, right)
+
+    def neg(self, operand: Any) -> Expression:
+        return Negate(operand)

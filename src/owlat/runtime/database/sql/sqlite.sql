@@ -1,0 +1,110 @@
+-- Named statements of the SQLite engine. Each statement has a `-- name:` line and a
+-- one-line description; `database/_sql.py` loads them into a frozen dataclass.
+-- Documents hold the current state (no MVCC): one row per live document, plus one row per
+-- (index, key) in index_entries. Index keys are order-preserving byte strings (keys.py),
+-- so SQLite's memcmp order on BLOBs is Convex's order.
+
+-- name: create_schema
+-- Tables of the storage engine (idempotent).
+CREATE TABLE IF NOT EXISTS owlat_globals (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS owlat_tables (
+    name TEXT PRIMARY KEY,
+    number INTEGER NOT NULL UNIQUE
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS owlat_indexes (
+    index_id INTEGER PRIMARY KEY,
+    table_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    fields TEXT NOT NULL,
+    UNIQUE (table_name, name)
+);
+CREATE TABLE IF NOT EXISTS owlat_documents (
+    id TEXT PRIMARY KEY,
+    table_number INTEGER NOT NULL,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS owlat_index_entries (
+    index_id INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    document_id TEXT NOT NULL,
+    PRIMARY KEY (index_id, key)
+) WITHOUT ROWID;
+
+-- name: get_global
+-- One persisted global integer (e.g. the last commit timestamp).
+SELECT value FROM owlat_globals WHERE name = ?;
+
+-- name: set_global
+-- Store a global integer.
+INSERT INTO owlat_globals (name, value) VALUES (?, ?)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value;
+
+-- name: list_tables
+-- The table catalog: name and table number (the number is part of every id).
+SELECT name, number FROM owlat_tables;
+
+-- name: insert_table
+-- Register a table under a table number.
+INSERT INTO owlat_tables (name, number) VALUES (?, ?);
+
+-- name: list_indexes
+-- The index catalog: id, table, name and the JSON list of indexed fields.
+SELECT index_id, table_name, name, fields FROM owlat_indexes;
+
+-- name: insert_index
+-- Register an index; returns its id.
+INSERT INTO owlat_indexes (table_name, name, fields) VALUES (?, ?, ?) RETURNING index_id;
+
+-- name: delete_index
+-- Drop an index from the catalog (its entries are removed by delete_index_entries).
+DELETE FROM owlat_indexes WHERE index_id = ?;
+
+-- name: delete_index_entries
+-- Remove every entry of one index.
+DELETE FROM owlat_index_entries WHERE index_id = ?;
+
+-- name: get_document
+-- Point read of a live document by id.
+SELECT value FROM owlat_documents WHERE id = ?;
+
+-- name: insert_document
+-- A new document (value is its encoded JSON including _id and _creationTime).
+INSERT INTO owlat_documents (id, table_number, value) VALUES (?, ?, ?);
+
+-- name: update_document
+-- Replace the stored value of a live document.
+UPDATE owlat_documents SET value = ? WHERE id = ?;
+
+-- name: delete_document
+-- Remove a document.
+DELETE FROM owlat_documents WHERE id = ?;
+
+-- name: table_documents
+-- Every document of one table (used to backfill a new index).
+SELECT value FROM owlat_documents WHERE table_number = ?;
+
+-- name: insert_index_entry
+-- Add an index entry (keys are unique: they end with _creationTime and _id).
+INSERT INTO owlat_index_entries (index_id, key, document_id) VALUES (?, ?, ?);
+
+-- name: delete_index_entry
+-- Remove one index entry.
+DELETE FROM owlat_index_entries WHERE index_id = ? AND key = ?;
+
+-- name: scan_asc
+-- Documents of an index range [low, high) in key order. The primary key (index_id, key)
+-- makes this a single b-tree range walk; the join is a primary-key lookup per row.
+SELECT e.key, d.value FROM owlat_index_entries AS e
+JOIN owlat_documents AS d ON d.id = e.document_id
+WHERE e.index_id = ? AND e.key >= ? AND e.key < ?
+ORDER BY e.key ASC LIMIT ?;
+
+-- name: scan_desc
+-- The same range in reverse key order.
+SELECT e.key, d.value FROM owlat_index_entries AS e
+JOIN owlat_documents AS d ON d.id = e.document_id
+WHERE e.index_id = ? AND e.key >= ? AND e.key < ?
+ORDER BY e.key DESC LIMIT ?;

@@ -1,0 +1,214 @@
+"""The embedded SQLite engine (stdlib `sqlite3`, WAL).
+
+One writer connection serves every write transaction, one at a time (`BEGIN IMMEDIATE`
+under an asyncio lock); queries read on a small pool of reader connections, each inside a
+deferred transaction so that a query sees one snapshot while writers commit. SQLite calls
+are fast and local, so they run on the event loop thread: no thread hop per statement.
+`sqlite3.Error` stops here and becomes `EngineError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from owlat.runtime.database._sql import Statements, load_statements
+from owlat.runtime.database.engine import StoredIndex
+from owlat.runtime.errors import EngineError
+
+_T = TypeVar("_T")
+
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+class SqliteReader:
+    """Reads through one connection inside an open transaction."""
+
+    def __init__(self, connection: sqlite3.Connection, sql: Statements) -> None:
+        self._db = connection
+        self._sql = sql
+
+    def _run(self, fn: Callable[[], _T]) -> _T:
+        try:
+            return fn()
+        except sqlite3.Error as error:
+            raise EngineError(f"SQLite: {error}") from error
+
+    async def get_global(self, name: str) -> int | None:
+        row = self._run(lambda: self._db.execute(self._sql.get_global, (name,)).fetchone())
+        return None if row is None else int(row[0])
+
+    async def get_document(self, document_id: str) -> bytes | None:
+        row = self._run(lambda: self._db.execute(self._sql.get_document, (document_id,)).fetchone())
+        return None if row is None else bytes(row[0])
+
+    async def scan(
+        self, index_id: int, low: bytes, high: bytes, descending: bool, limit: int
+    ) -> list[tuple[bytes, bytes]]:
+        statement = self._sql.scan_desc if descending else self._sql.scan_asc
+        rows: list[tuple[bytes, bytes]] = self._run(
+            lambda: self._db.execute(statement, (index_id, low, high, limit)).fetchall()
+        )
+        return rows
+
+    async def list_tables(self) -> dict[str, int]:
+        rows = self._run(lambda: self._db.execute(self._sql.list_tables).fetchall())
+        return {name: int(number) for name, number in rows}
+
+    async def list_indexes(self) -> list[StoredIndex]:
+        rows = self._run(lambda: self._db.execute(self._sql.list_indexes).fetchall())
+        return [
+            StoredIndex(int(index_id), table, name, tuple(json.loads(fields)))
+            for index_id, table, name, fields in rows
+        ]
+
+
+class SqliteWriter(SqliteReader):
+    """Reads and writes through the writer connection inside `BEGIN IMMEDIATE`."""
+
+    def _exec(self, statement: str, params: tuple[Any, ...]) -> None:
+        self._run(lambda: self._db.execute(statement, params))
+
+    async def set_global(self, name: str, value: int) -> None:
+        self._exec(self._sql.set_global, (name, value))
+
+    async def insert_document(self, document_id: str, table_number: int, value: bytes) -> None:
+        self._exec(self._sql.insert_document, (document_id, table_number, value))
+
+    async def update_document(self, document_id: str, value: bytes) -> None:
+        self._exec(self._sql.update_document, (value, document_id))
+
+    async def delete_document(self, document_id: str) -> None:
+        self._exec(self._sql.delete_document, (document_id,))
+
+    async def insert_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
+        self._exec(self._sql.insert_index_entry, (index_id, key, document_id))
+
+    async def delete_index_entry(self, index_id: int, key: bytes) -> None:
+        self._exec(self._sql.delete_index_entry, (index_id, key))
+
+    async def table_documents(self, table_number: int) -> list[bytes]:
+        rows = self._run(
+            lambda: self._db.execute(self._sql.table_documents, (table_number,)).fetchall()
+        )
+        return [bytes(row[0]) for row in rows]
+
+    async def insert_table(self, name: str, number: int) -> None:
+        self._exec(self._sql.insert_table, (name, number))
+
+    async def insert_index(self, table: str, name: str, fields: tuple[str, ...]) -> int:
+        row = self._run(
+            lambda: self._db.execute(
+                self._sql.insert_index, (table, name, json.dumps(list(fields)))
+            ).fetchone()
+        )
+        return int(row[0])
+
+    async def delete_index(self, index_id: int) -> None:
+        self._exec(self._sql.delete_index_entries, (index_id,))
+        self._exec(self._sql.delete_index, (index_id,))
+
+    async def savepoint(self, name: str) -> None:
+        self._exec(f'SAVEPOINT "{name}"', ())
+
+    async def release_savepoint(self, name: str) -> None:
+        self._exec(f'RELEASE SAVEPOINT "{name}"', ())
+
+    async def rollback_to_savepoint(self, name: str) -> None:
+        self._exec(f'ROLLBACK TO SAVEPOINT "{name}"', ())
+        self._exec(f'RELEASE SAVEPOINT "{name}"', ())
+
+
+class SqliteEngine:
+    """SQLite storage in one database file, WAL mode."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in SYNCHRONOUS_MODES:
+            raise ValueError(
+                f"SQLite synchronous mode must be one of {', '.join(SYNCHRONOUS_MODES)}, "
+                f"got {synchronous!r}"
+            )
+        self.path = Path(path)
+        self.synchronous = synchronous.upper()
+        self._sql = load_statements("sqlite")
+        self._writer: sqlite3.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._idle_readers: list[sqlite3.Connection] = []
+        self._all_readers: list[sqlite3.Connection] = []
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, cached_statements=256
+            )
+            connection.execute("PRAGMA busy_timeout = 10000")
+            connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.Error as error:
+            raise EngineError(f"SQLite: cannot open {self.path}: {error}") from error
+        return connection
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = self._connect()
+        try:
+            writer.execute("PRAGMA journal_mode = WAL")
+            writer.executescript(self._sql.create_schema)
+        except sqlite3.Error as error:
+            raise EngineError(f"SQLite: cannot initialise {self.path}: {error}") from error
+        self._writer = writer
+
+    async def close(self) -> None:
+        for connection in self._all_readers:
+            connection.close()
+        self._all_readers.clear()
+        self._idle_readers.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqliteReader]:
+        connection = self._idle_readers.pop() if self._idle_readers else self._new_reader()
+        try:
+            connection.execute("BEGIN")
+            try:
+                yield SqliteReader(connection, self._sql)
+            finally:
+                connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise EngineError(f"SQLite: {error}") from error
+        finally:
+            self._idle_readers.append(connection)
+
+    def _new_reader(self) -> sqlite3.Connection:
+        connection = self._connect()
+        self._all_readers.append(connection)
+        return connection
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[SqliteWriter]:
+        if self._writer is None:
+            raise EngineError("SQLite engine is not open")
+        connection = self._writer
+        async with self._write_lock:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                raise EngineError(f"SQLite: cannot begin a write: {error}") from error
+            try:
+                yield SqliteWriter(connection, self._sql)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            try:
+                connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                connection.execute("ROLLBACK")
+                raise EngineError(f"SQLite: commit failed: {error}") from error

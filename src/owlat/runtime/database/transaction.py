@@ -1,0 +1,226 @@
+"""One transaction's access to the engine: decoded documents, index maintenance,
+read-set recording, write tracking and per-transaction limits.
+
+Writes go straight into the engine transaction (so reads see the transaction's own writes
+and a rollback undoes them); the transaction also remembers each written document's
+revision before its first write, which is what the commit's write set is made of.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from owlat.runtime.database.catalog import Catalog, IndexInfo, TableInfo, id_key
+from owlat.runtime.database.engine import EngineReader, EngineWriter
+from owlat.runtime.errors import LimitExceededError, ReadOnlyError
+from owlat.runtime.ids import new_id
+from owlat.runtime.schema import BY_ID
+from owlat.runtime.transactions import (
+    Clock,
+    DocumentChange,
+    IndexKeyChange,
+    Interval,
+    ReadSet,
+    TransactionLimits,
+    WriteSet,
+    point_interval,
+)
+from owlat.runtime.types import Document
+from owlat.runtime.values import convex_to_json, dumps, json_to_convex, loads
+
+_savepoint_names = itertools.count()
+
+
+class Transaction:
+    """A query's snapshot or a mutation's read-write transaction."""
+
+    def __init__(
+        self,
+        engine: EngineReader,
+        catalog: Catalog,
+        clock: Clock,
+        *,
+        ts: int,
+        writable: bool,
+        limits: TransactionLimits | None = None,
+    ) -> None:
+        self.engine = engine
+        self.catalog = catalog
+        self.clock = clock
+        self.ts = ts
+        self.writable = writable
+        self.limits = limits or TransactionLimits()
+        self.read_set = ReadSet()
+        self._original: dict[str, tuple[TableInfo, Document | None]] = {}
+        self._current: dict[str, Document | None] = {}
+        self.documents_read = 0
+        self.bytes_read = 0
+        self.index_ranges_read = 0
+        self.documents_written = 0
+        self.bytes_written = 0
+
+    # -- reads -------------------------------------------------------------------------
+
+    def record_range(self, index: IndexInfo, interval: Interval) -> None:
+        """Add a scanned index range to the read set."""
+        self._count_range()
+        self.read_set.add(index.table, index.name, interval)
+
+    def _count_range(self) -> None:
+        self.index_ranges_read += 1
+        if self.index_ranges_read > self.limits.max_index_ranges:
+            raise LimitExceededError(
+                f"Too many index ranges read in one transaction "
+                f"(limit: {self.limits.max_index_ranges})"
+            )
+
+    def _count_read(self, size: int) -> None:
+        self.documents_read += 1
+        self.bytes_read += size
+        if self.documents_read > self.limits.max_documents_read:
+            raise LimitExceededError(
+                f"Too many documents read in a single function execution "
+                f"(limit: {self.limits.max_documents_read})"
+            )
+        if self.bytes_read > self.limits.max_bytes_read:
+            raise LimitExceededError(
+                f"Too many bytes read in a single function execution "
+                f"(limit: {self.limits.max_bytes_read} bytes)"
+            )
+
+    async def get(self, table: TableInfo, document_id: str) -> Document | None:
+        """Point read by id; recorded even when the document does not exist."""
+        self._count_range()
+        self.read_set.add(table.name, BY_ID, point_interval(id_key(document_id)))
+        value = await self.engine.get_document(document_id)
+        if value is None:
+            return None
+        self._count_read(len(value))
+        document: Document = json_to_convex(loads(value))
+        return document
+
+    async def scan(
+        self, index: IndexInfo, low: bytes, high: bytes, descending: bool, limit: int
+    ) -> list[tuple[bytes, Document]]:
+        """Up to `limit` documents of an index range; the caller records the range read."""
+        rows = await self.engine.scan(index.index_id, low, high, descending, limit)
+        result: list[tuple[bytes, Document]] = []
+        for key, value in rows:
+            self._count_read(len(value))
+            result.append((key, json_to_convex(loads(value))))
+        return result
+
+    # -- writes ------------------------------------------------------------------------
+
+    def _writer(self) -> EngineWriter:
+        if not self.writable:
+            raise ReadOnlyError()
+        engine: EngineWriter = self.engine  # type: ignore[assignment]
+        return engine
+
+    def _encode(self, table: TableInfo, document: Document) -> bytes:
+        value = dumps(convex_to_json(document))
+        if len(value) > self.limits.max_document_bytes:
+            raise LimitExceededError(
+                f"Document in table {table.name!r} is {len(value)} bytes; the limit is "
+                f"{self.limits.max_document_bytes} bytes"
+            )
+        self.documents_written += 1
+        self.bytes_written += len(value)
+        if self.documents_written > self.limits.max_documents_written:
+            raise LimitExceededError(
+                f"Too many documents written in a single function execution "
+                f"(limit: {self.limits.max_documents_written})"
+            )
+        if self.bytes_written > self.limits.max_bytes_written:
+            raise LimitExceededError(
+                f"Too many bytes written in a single function execution "
+                f"(limit: {self.limits.max_bytes_written} bytes)"
+            )
+        return value
+
+    def _track(
+        self, table: TableInfo, document_id: str, old: Document | None, new: Document | None
+    ) -> None:
+        if document_id not in self._original:
+            self._original[document_id] = (table, old)
+        self._current[document_id] = new
+
+    async def insert(self, table: TableInfo, fields: Document) -> str:
+        """Store a new document with validated `fields`; returns its id."""
+        writer = self._writer()
+        document_id = new_id(table.number)
+        document = {"_id": document_id, "_creationTime": self.clock.next_creation_time()}
+        document.update(fields)
+        await writer.insert_document(document_id, table.number, self._encode(table, document))
+        for index in table.indexes.values():
+            await writer.insert_index_entry(index.index_id, index.key(document), document_id)
+        self._track(table, document_id, None, document)
+        return document_id
+
+    async def update(self, table: TableInfo, old: Document, new: Document) -> None:
+        """Replace a live document (same `_id` and `_creationTime`) by `new`."""
+        writer = self._writer()
+        document_id = old["_id"]
+        await writer.update_document(document_id, self._encode(table, new))
+        for index in table.indexes.values():
+            old_key, new_key = index.key(old), index.key(new)
+            if old_key != new_key:
+                await writer.delete_index_entry(index.index_id, old_key)
+                await writer.insert_index_entry(index.index_id, new_key, document_id)
+        self._track(table, document_id, old, new)
+
+    async def delete(self, table: TableInfo, old: Document) -> None:
+        """Remove a live document and its index entries."""
+        writer = self._writer()
+        document_id = old["_id"]
+        for index in table.indexes.values():
+            await writer.delete_index_entry(index.index_id, index.key(old))
+        await writer.delete_document(document_id)
+        self._track(table, document_id, old, None)
+
+    @asynccontextmanager
+    async def nested(self) -> AsyncIterator[None]:
+        """A sub-transaction: its writes are undone if the block raises."""
+        writer = self._writer() if self.writable else None
+        if writer is None:
+            yield
+            return
+        name = f"owlat_{next(_savepoint_names)}"
+        original, current = dict(self._original), dict(self._current)
+        counters = (self.documents_written, self.bytes_written)
+        await writer.savepoint(name)
+        try:
+            yield
+        except BaseException:
+            await writer.rollback_to_savepoint(name)
+            self._original, self._current = original, current
+            self.documents_written, self.bytes_written = counters
+            raise
+        await writer.release_savepoint(name)
+
+    def write_set(self) -> WriteSet:
+        """What this transaction changed, with old and new keys for every index."""
+        documents: list[DocumentChange] = []
+        keys: list[IndexKeyChange] = []
+        for document_id, (table, old) in self._original.items():
+            new = self._current[document_id]
+            if old == new:
+                continue
+            documents.append(DocumentChange(table.name, document_id, old, new))
+            key = id_key(document_id)
+            keys.append(
+                IndexKeyChange(table.name, BY_ID, key if old else None, key if new else None)
+            )
+            for index in table.indexes.values():
+                keys.append(
+                    IndexKeyChange(
+                        table.name,
+                        index.name,
+                        index.key(old) if old is not None else None,
+                        index.key(new) if new is not None else None,
+                    )
+                )
+        return WriteSet(tuple(documents), tuple(keys))

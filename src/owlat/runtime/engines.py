@@ -1,0 +1,25 @@
+"""Choosing a storage engine from settings: SQLite in the data folder unless a database URL
+names another engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from owlat.runtime.database.engine import Engine
+from owlat.runtime.database.sqlite import SqliteEngine
+from owlat.runtime.errors import OperatorError
+
+SQLITE_FILE = "owlat.sqlite3"
+
+
+def create_engine(
+    data_dir: Path, database_url: str = "", *, sqlite_synchronous: str = "NORMAL"
+) -> Engine:
+    """The engine for `database_url`, or embedded SQLite under `data_dir` when it is empty."""
+    if database_url:
+        scheme = database_url.split(":", 1)[0]
+        raise OperatorError(
+            f"Unsupported database URL scheme {scheme!r}: this build only has "
+            "the embedded SQLite engine (leave OWLAT_DATABASE_URL empty)"
+        )
+    return SqliteEngine(Path(data_dir) / SQLITE_FILE, synchronous=sqlite_synchronous)
