@@ -455,3 +455,26 @@ async def test_large_scan_crosses_batches(app: Application) -> None:
         return [d["value"] for d in rows]
 
     assert await in_query(app, read) == [float(i) for i in range(299, 4, -1)]
+
+
+async def test_values_whose_encoding_extends_another_are_kept_apart(app: Application) -> None:
+    await insert_items(app, ["ab", "ab\x00c", "ab\x00", "abc"], tag="s")
+    await insert_items(app, [{}, {"": 1.0}], tag="o")
+
+    async def read(ctx: Any) -> Any:
+        def run(build: Any) -> Any:
+            return ctx.db.query("items").with_index("by_tag_value", build).collect()
+
+        return {
+            "eq": [d["value"] for d in await run(lambda q: q.eq("tag", "s").eq("value", "ab"))],
+            "gt": [d["value"] for d in await run(lambda q: q.eq("tag", "s").gt("value", "ab"))],
+            "lte": [d["value"] for d in await run(lambda q: q.eq("tag", "s").lte("value", "ab"))],
+            "obj": [d["value"] for d in await run(lambda q: q.eq("tag", "o").eq("value", {}))],
+        }
+
+    assert await in_query(app, read) == {
+        "eq": ["ab"],
+        "gt": ["ab\x00", "ab\x00c", "abc"],
+        "lte": ["ab"],
+        "obj": [{}],
+    }

@@ -198,7 +198,7 @@ FunctionLike = FunctionReference | FunctionDefinition | str | Any
 def path_of(function: FunctionLike) -> str:
     """The path of a reference, definition, `api.x.y` builder or path string."""
     if isinstance(function, str):
-        return canonical_path(function)
+        return function
     if isinstance(function, FunctionReference):
         return function.path
     if isinstance(function, _ReferenceBuilder):
@@ -232,7 +232,8 @@ class FunctionRegistry:
         return len(self._functions)
 
     def get(self, path: str) -> FunctionDefinition | None:
-        return self._functions.get(canonical_path(path))
+        definition = self._functions.get(path)
+        return definition if definition is not None else self._functions.get(canonical_path(path))
 
     def resolve(
         self, path: str, kind: FunctionKind | None, *, allow_internal: bool

@@ -12,9 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TextIO
 
 MAX_LINES = 256
@@ -99,18 +97,24 @@ def install() -> None:
         root.addHandler(_handler)
 
 
-@contextmanager
-def capture() -> Iterator[LogBuffer]:
+class capture:
     """Collect the log lines of the code run inside the block (nested calls share them)."""
-    existing = _current.get()
-    if existing is not None:
-        yield existing
-        return
-    if not isinstance(sys.stdout, _StdoutRouter):
-        sys.stdout = _StdoutRouter(sys.stdout)  # someone (a test runner) replaced it
-    buffer = LogBuffer()
-    token = _current.set(buffer)
-    try:
-        yield buffer
-    finally:
-        _current.reset(token)
+
+    __slots__ = ("_token",)
+
+    def __init__(self) -> None:
+        self._token: Token[LogBuffer | None] | None = None
+
+    def __enter__(self) -> LogBuffer:
+        existing = _current.get()
+        if existing is not None:
+            return existing
+        if not isinstance(sys.stdout, _StdoutRouter):
+            sys.stdout = _StdoutRouter(sys.stdout)  # someone (a test runner) replaced it
+        buffer = LogBuffer()
+        self._token = _current.set(buffer)
+        return buffer
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _current.reset(self._token)

@@ -179,9 +179,12 @@ class RetryPolicy:
         for retry in range(self.retries + 1):
             try:
                 return await attempt()
-            except WriteConflictError:
+            except WriteConflictError as error:
                 if retry == self.retries:
-                    raise
+                    raise WriteConflictError(
+                        f"Transaction still conflicted after {self.retries} retries: "
+                        f"{error.message}"
+                    ) from error
                 logger.info("write conflict, retrying in %.2fs", backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)

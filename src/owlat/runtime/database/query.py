@@ -2,9 +2,9 @@
 
 An index range is equalities on a prefix of the index's fields, then at most one lower and
 one upper bound on the next field. With the order-preserving encoding (keys.py) it becomes
-one byte interval [low, high): equalities give a key prefix; `gte v` starts at
-prefix+enc(v), `gt v` at the successor of every key starting with prefix+enc(v); `lt`/`lte`
-mirror that for the end. The scan walks the interval in batches and records in the read set
+one byte interval [low, high): equalities give a key prefix P; `gte v` starts at P+enc(v),
+`gt v` at P+enc(v)+0xFF (above every key whose value is exactly v); `lt v` ends before
+P+enc(v), `lte v` before P+enc(v)+0xFF. The scan walks the interval in batches and records in the read set
 only the part it actually walked, so documents beyond a `take(n)` don't invalidate it.
 
 Pagination cursors are opaque strings: the key of the last document returned, or the end
@@ -22,7 +22,7 @@ from typing import Any
 from owlat.runtime.database.catalog import IndexInfo, TableInfo
 from owlat.runtime.database.engine import KEY_MAX
 from owlat.runtime.database.filters import Expression, FilterBuilder
-from owlat.runtime.database.keys import encode_value, prefix_successor
+from owlat.runtime.database.keys import encode_value
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import QueryBuildError
 from owlat.runtime.schema import BY_CREATION_TIME
@@ -36,8 +36,14 @@ _CURSOR_AFTER = b"\x01"
 _CURSOR_END = b"\x02"
 
 
-def _successor(prefix: bytes) -> bytes:
-    return prefix_successor(prefix) or KEY_MAX
+def _after_values(prefix: bytes) -> bytes:
+    """Above every key that starts with the complete value encodings `prefix`.
+
+    The byte after a complete value is the next value's tag (≤ 0x15), whereas an encoding
+    that merely extends it (`"ab"` vs `"ab\\x00c"`) continues with 0xFF — so `prefix + 0xFF`
+    separates the two, where a plain byte-string successor would not.
+    """
+    return prefix + b"\xff"
 
 
 class IndexRange:
@@ -112,15 +118,15 @@ class IndexRange:
 
     def interval(self) -> Interval:
         """The byte interval [low, high) this range covers."""
-        low, high = self._prefix, _successor(self._prefix) if self._prefix else KEY_MAX
+        low, high = self._prefix, _after_values(self._prefix) if self._prefix else KEY_MAX
         if self._lower is not None:
             op, value = self._lower
             key = self._prefix + encode_value(value)
-            low = key if op == "gte" else _successor(key)
+            low = key if op == "gte" else _after_values(key)
         if self._upper is not None:
             op, value = self._upper
             key = self._prefix + encode_value(value)
-            high = key if op == "lt" else _successor(key)
+            high = key if op == "lt" else _after_values(key)
         return Interval(low, high)
 
 

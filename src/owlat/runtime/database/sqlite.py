@@ -12,56 +12,61 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any
 
 from owlat.runtime.database._sql import Statements, load_statements
 from owlat.runtime.database.engine import StoredIndex
 from owlat.runtime.errors import EngineError
 
-_T = TypeVar("_T")
-
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+# WAL pages between automatic checkpoints (SQLite's default is 1000): fewer, larger
+# checkpoints cost less per commit; the WAL file is truncated back after each one.
+WAL_AUTOCHECKPOINT_PAGES = 4000
+
+
+def _execute(
+    db: sqlite3.Connection, statement: str, params: tuple[Any, ...] = ()
+) -> sqlite3.Cursor:
+    try:
+        return db.execute(statement, params)
+    except sqlite3.Error as error:
+        raise EngineError(f"SQLite: {error}") from error
 
 
 class SqliteReader:
     """Reads through one connection inside an open transaction."""
 
+    __slots__ = ("_db", "_sql")
+
     def __init__(self, connection: sqlite3.Connection, sql: Statements) -> None:
         self._db = connection
         self._sql = sql
 
-    def _run(self, fn: Callable[[], _T]) -> _T:
-        try:
-            return fn()
-        except sqlite3.Error as error:
-            raise EngineError(f"SQLite: {error}") from error
-
     async def get_global(self, name: str) -> int | None:
-        row = self._run(lambda: self._db.execute(self._sql.get_global, (name,)).fetchone())
+        row = _execute(self._db, self._sql.get_global, (name,)).fetchone()
         return None if row is None else int(row[0])
 
     async def get_document(self, document_id: str) -> bytes | None:
-        row = self._run(lambda: self._db.execute(self._sql.get_document, (document_id,)).fetchone())
+        row = _execute(self._db, self._sql.get_document, (document_id,)).fetchone()
         return None if row is None else bytes(row[0])
 
     async def scan(
         self, index_id: int, low: bytes, high: bytes, descending: bool, limit: int
     ) -> list[tuple[bytes, bytes]]:
         statement = self._sql.scan_desc if descending else self._sql.scan_asc
-        rows: list[tuple[bytes, bytes]] = self._run(
-            lambda: self._db.execute(statement, (index_id, low, high, limit)).fetchall()
-        )
+        rows: list[tuple[bytes, bytes]] = _execute(
+            self._db, statement, (index_id, low, high, limit)
+        ).fetchall()
         return rows
 
     async def list_tables(self) -> dict[str, int]:
-        rows = self._run(lambda: self._db.execute(self._sql.list_tables).fetchall())
+        rows = _execute(self._db, self._sql.list_tables).fetchall()
         return {name: int(number) for name, number in rows}
 
     async def list_indexes(self) -> list[StoredIndex]:
-        rows = self._run(lambda: self._db.execute(self._sql.list_indexes).fetchall())
+        rows = _execute(self._db, self._sql.list_indexes).fetchall()
         return [
             StoredIndex(int(index_id), table, name, tuple(json.loads(fields)))
             for index_id, table, name, fields in rows
@@ -71,57 +76,129 @@ class SqliteReader:
 class SqliteWriter(SqliteReader):
     """Reads and writes through the writer connection inside `BEGIN IMMEDIATE`."""
 
-    def _exec(self, statement: str, params: tuple[Any, ...]) -> None:
-        self._run(lambda: self._db.execute(statement, params))
+    __slots__ = ()
 
     async def set_global(self, name: str, value: int) -> None:
-        self._exec(self._sql.set_global, (name, value))
+        _execute(self._db, self._sql.set_global, (name, value))
 
     async def insert_document(self, document_id: str, table_number: int, value: bytes) -> None:
-        self._exec(self._sql.insert_document, (document_id, table_number, value))
+        _execute(self._db, self._sql.insert_document, (document_id, table_number, value))
 
     async def update_document(self, document_id: str, value: bytes) -> None:
-        self._exec(self._sql.update_document, (value, document_id))
+        _execute(self._db, self._sql.update_document, (value, document_id))
 
     async def delete_document(self, document_id: str) -> None:
-        self._exec(self._sql.delete_document, (document_id,))
+        _execute(self._db, self._sql.delete_document, (document_id,))
 
     async def insert_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
-        self._exec(self._sql.insert_index_entry, (index_id, key, document_id))
+        _execute(self._db, self._sql.insert_index_entry, (index_id, key, document_id))
 
     async def delete_index_entry(self, index_id: int, key: bytes) -> None:
-        self._exec(self._sql.delete_index_entry, (index_id, key))
+        _execute(self._db, self._sql.delete_index_entry, (index_id, key))
 
     async def table_documents(self, table_number: int) -> list[bytes]:
-        rows = self._run(
-            lambda: self._db.execute(self._sql.table_documents, (table_number,)).fetchall()
-        )
+        rows = _execute(self._db, self._sql.table_documents, (table_number,)).fetchall()
         return [bytes(row[0]) for row in rows]
 
     async def insert_table(self, name: str, number: int) -> None:
-        self._exec(self._sql.insert_table, (name, number))
+        _execute(self._db, self._sql.insert_table, (name, number))
 
     async def insert_index(self, table: str, name: str, fields: tuple[str, ...]) -> int:
-        row = self._run(
-            lambda: self._db.execute(
-                self._sql.insert_index, (table, name, json.dumps(list(fields)))
-            ).fetchone()
-        )
+        params = (table, name, json.dumps(list(fields)))
+        row = _execute(self._db, self._sql.insert_index, params).fetchone()
         return int(row[0])
 
     async def delete_index(self, index_id: int) -> None:
-        self._exec(self._sql.delete_index_entries, (index_id,))
-        self._exec(self._sql.delete_index, (index_id,))
+        _execute(self._db, self._sql.delete_index_entries, (index_id,))
+        _execute(self._db, self._sql.delete_index, (index_id,))
 
     async def savepoint(self, name: str) -> None:
-        self._exec(f'SAVEPOINT "{name}"', ())
+        _execute(self._db, f'SAVEPOINT "{name}"')
 
     async def release_savepoint(self, name: str) -> None:
-        self._exec(f'RELEASE SAVEPOINT "{name}"', ())
+        _execute(self._db, f'RELEASE SAVEPOINT "{name}"')
 
     async def rollback_to_savepoint(self, name: str) -> None:
-        self._exec(f'ROLLBACK TO SAVEPOINT "{name}"', ())
-        self._exec(f'RELEASE SAVEPOINT "{name}"', ())
+        _execute(self._db, f'ROLLBACK TO SAVEPOINT "{name}"')
+        _execute(self._db, f'RELEASE SAVEPOINT "{name}"')
+
+
+class _ReadTransaction:
+    """`async with engine.read()`: a deferred transaction on a pooled reader connection."""
+
+    __slots__ = ("_connection", "_engine")
+
+    def __init__(self, engine: SqliteEngine) -> None:
+        self._engine = engine
+        self._connection: sqlite3.Connection | None = None
+
+    async def __aenter__(self) -> SqliteReader:
+        engine = self._engine
+        connection = engine._idle_readers.pop() if engine._idle_readers else engine._new_reader()
+        try:
+            connection.execute("BEGIN")
+        except sqlite3.Error as error:
+            engine._idle_readers.append(connection)
+            raise EngineError(f"SQLite: {error}") from error
+        self._connection = connection
+        return SqliteReader(connection, engine._sql)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection = self._connection
+        assert connection is not None
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.Error as failure:
+            raise EngineError(f"SQLite: {failure}") from failure
+        finally:
+            self._engine._idle_readers.append(connection)
+
+
+class _WriteTransaction:
+    """`async with engine.write()`: `BEGIN IMMEDIATE` on the writer, one at a time."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: SqliteEngine) -> None:
+        self._engine = engine
+
+    async def __aenter__(self) -> SqliteWriter:
+        engine = self._engine
+        if engine._writer is None:
+            raise EngineError("SQLite engine is not open")
+        await engine._write_lock.acquire()
+        try:
+            engine._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as error:
+            engine._write_lock.release()
+            raise EngineError(f"SQLite: cannot begin a write: {error}") from error
+        return SqliteWriter(engine._writer, engine._sql)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        engine = self._engine
+        connection = engine._writer
+        assert connection is not None
+        try:
+            if error is not None:
+                connection.execute("ROLLBACK")
+                return
+            try:
+                connection.execute("COMMIT")
+            except sqlite3.Error as failure:
+                connection.execute("ROLLBACK")
+                raise EngineError(f"SQLite: commit failed: {failure}") from failure
+        finally:
+            engine._write_lock.release()
 
 
 class SqliteEngine:
@@ -159,8 +236,10 @@ class SqliteEngine:
         writer = self._connect()
         try:
             writer.execute("PRAGMA journal_mode = WAL")
+            writer.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
             writer.executescript(self._sql.create_schema)
         except sqlite3.Error as error:
+            writer.close()
             raise EngineError(f"SQLite: cannot initialise {self.path}: {error}") from error
         self._writer = writer
 
@@ -173,42 +252,13 @@ class SqliteEngine:
             self._writer.close()
             self._writer = None
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[SqliteReader]:
-        connection = self._idle_readers.pop() if self._idle_readers else self._new_reader()
-        try:
-            connection.execute("BEGIN")
-            try:
-                yield SqliteReader(connection, self._sql)
-            finally:
-                connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            raise EngineError(f"SQLite: {error}") from error
-        finally:
-            self._idle_readers.append(connection)
+    def read(self) -> _ReadTransaction:
+        return _ReadTransaction(self)
 
     def _new_reader(self) -> sqlite3.Connection:
         connection = self._connect()
         self._all_readers.append(connection)
         return connection
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[SqliteWriter]:
-        if self._writer is None:
-            raise EngineError("SQLite engine is not open")
-        connection = self._writer
-        async with self._write_lock:
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as error:
-                raise EngineError(f"SQLite: cannot begin a write: {error}") from error
-            try:
-                yield SqliteWriter(connection, self._sql)
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            try:
-                connection.execute("COMMIT")
-            except sqlite3.Error as error:
-                connection.execute("ROLLBACK")
-                raise EngineError(f"SQLite: commit failed: {error}") from error
+    def write(self) -> _WriteTransaction:
+        return _WriteTransaction(self)

@@ -32,6 +32,9 @@ from owlat.runtime.values import convex_to_json, dumps, json_to_convex, loads
 
 _savepoint_names = itertools.count()
 
+# A document revision and its index keys, in the order of its table's indexes.
+_Revision = tuple[Document, tuple[bytes, ...]]
+
 
 class Transaction:
     """A query's snapshot or a mutation's read-write transaction."""
@@ -53,8 +56,8 @@ class Transaction:
         self.writable = writable
         self.limits = limits or TransactionLimits()
         self.read_set = ReadSet()
-        self._original: dict[str, tuple[TableInfo, Document | None]] = {}
-        self._current: dict[str, Document | None] = {}
+        self._original: dict[str, tuple[TableInfo, _Revision | None]] = {}
+        self._current: dict[str, _Revision | None] = {}
         self.documents_read = 0
         self.bytes_read = 0
         self.index_ranges_read = 0
@@ -142,11 +145,22 @@ class Transaction:
         return value
 
     def _track(
-        self, table: TableInfo, document_id: str, old: Document | None, new: Document | None
+        self, table: TableInfo, document_id: str, old: _Revision | None, new: _Revision | None
     ) -> None:
         if document_id not in self._original:
             self._original[document_id] = (table, old)
         self._current[document_id] = new
+
+    def _revision(self, table: TableInfo, document: Document) -> _Revision:
+        """A document with its index keys (in `table.indexes` order), computed once."""
+        return document, tuple(index.key(document) for index in table.indexes.values())
+
+    def _stored_revision(self, table: TableInfo, document: Document) -> _Revision:
+        """The revision of a document read from the engine, reusing keys computed here."""
+        tracked = self._current.get(document["_id"])
+        if tracked is not None and tracked[0] == document:
+            return tracked
+        return self._revision(table, document)
 
     async def insert(self, table: TableInfo, fields: Document) -> str:
         """Store a new document with validated `fields`; returns its id."""
@@ -155,9 +169,10 @@ class Transaction:
         document = {"_id": document_id, "_creationTime": self.clock.next_creation_time()}
         document.update(fields)
         await writer.insert_document(document_id, table.number, self._encode(table, document))
-        for index in table.indexes.values():
-            await writer.insert_index_entry(index.index_id, index.key(document), document_id)
-        self._track(table, document_id, None, document)
+        revision = self._revision(table, document)
+        for index, key in zip(table.indexes.values(), revision[1], strict=True):
+            await writer.insert_index_entry(index.index_id, key, document_id)
+        self._track(table, document_id, None, revision)
         return document_id
 
     async def update(self, table: TableInfo, old: Document, new: Document) -> None:
@@ -165,21 +180,24 @@ class Transaction:
         writer = self._writer()
         document_id = old["_id"]
         await writer.update_document(document_id, self._encode(table, new))
-        for index in table.indexes.values():
-            old_key, new_key = index.key(old), index.key(new)
+        before, after = self._stored_revision(table, old), self._revision(table, new)
+        for index, old_key, new_key in zip(
+            table.indexes.values(), before[1], after[1], strict=True
+        ):
             if old_key != new_key:
                 await writer.delete_index_entry(index.index_id, old_key)
                 await writer.insert_index_entry(index.index_id, new_key, document_id)
-        self._track(table, document_id, old, new)
+        self._track(table, document_id, before, after)
 
     async def delete(self, table: TableInfo, old: Document) -> None:
         """Remove a live document and its index entries."""
         writer = self._writer()
         document_id = old["_id"]
-        for index in table.indexes.values():
-            await writer.delete_index_entry(index.index_id, index.key(old))
+        before = self._stored_revision(table, old)
+        for index, key in zip(table.indexes.values(), before[1], strict=True):
+            await writer.delete_index_entry(index.index_id, key)
         await writer.delete_document(document_id)
-        self._track(table, document_id, old, None)
+        self._track(table, document_id, before, None)
 
     @asynccontextmanager
     async def nested(self) -> AsyncIterator[None]:
@@ -207,20 +225,22 @@ class Transaction:
         keys: list[IndexKeyChange] = []
         for document_id, (table, old) in self._original.items():
             new = self._current[document_id]
-            if old == new:
+            old_document = None if old is None else old[0]
+            new_document = None if new is None else new[0]
+            if old_document == new_document:
                 continue
-            documents.append(DocumentChange(table.name, document_id, old, new))
+            documents.append(DocumentChange(table.name, document_id, old_document, new_document))
             key = id_key(document_id)
             keys.append(
                 IndexKeyChange(table.name, BY_ID, key if old else None, key if new else None)
             )
-            for index in table.indexes.values():
+            for position, index in enumerate(table.indexes.values()):
                 keys.append(
                     IndexKeyChange(
                         table.name,
                         index.name,
-                        index.key(old) if old is not None else None,
-                        index.key(new) if new is not None else None,
+                        None if old is None else old[1][position],
+                        None if new is None else new[1][position],
                     )
                 )
         return WriteSet(tuple(documents), tuple(keys))
