@@ -7,8 +7,11 @@ Every tunable lives here with a comment saying what it bounds; command-line opti
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
+
+from owlat.runtime.auth import TrustedIssuer
 
 
 def _int(name: str, default: int) -> int:
@@ -19,6 +22,19 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _issuers(name: str) -> tuple[TrustedIssuer, ...]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ()
+    try:
+        entries = json.loads(raw)
+        if not isinstance(entries, list):
+            raise ValueError("expected a JSON list of issuer objects")
+        return tuple(TrustedIssuer.from_config(entry) for entry in entries)
+    except ValueError as error:  # json.JSONDecodeError is a ValueError
+        raise SystemExit(f"{name} is not valid: {error}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +52,34 @@ class Settings:
     port: int = 3210
     # HTTP actions (REST API, webhooks, public pages).
     site_port: int = 3211
+    # Origin of the file URLs the runtime hands out (ctx.storage.get_url and
+    # generate_upload_url): where browsers reach the client API. Empty: http://<host>:<port>
+    # of the client API, i.e. http://127.0.0.1:3210 by default; set it behind a proxy.
+    public_url: str = ""
+    # Key that signs upload URLs (any string of 16+ characters; nodes must share it).
+    # Empty: generated on first use and kept in <data_dir>/storage_key.
+    storage_signing_key: str = ""
+    # File contents go to <data_dir>/storage unless a bucket of S3-compatible object storage
+    # is named. Endpoint empty: AWS; credentials empty: boto3's default chain (AWS_* env
+    # vars, profiles, instance roles); prefix: prepended to every object key.
+    storage_bucket: str = ""
+    storage_endpoint: str = ""
+    storage_region: str = ""
+    storage_access_key_id: str = ""
+    storage_secret_access_key: str = ""
+    storage_prefix: str = ""
+    # Issuers whose user JWTs are accepted (`Authorization: Bearer`, sync `Authenticate`).
+    # OWLAT_AUTH_ISSUERS is a JSON list of objects with the fields of `TrustedIssuer`:
+    #   [{"issuer": "https://auth.example.com", "audience": "owlat",
+    #     "jwks_url": "https://auth.example.com/.well-known/jwks.json"}]
+    # Keys come from one of "jwks" (inline JWKS object), "jwks_url" or "public_key_pem";
+    # "algorithms" defaults to ["RS256", "ES256", "EdDSA"]. Empty: no user tokens accepted.
+    auth_issuers: tuple[TrustedIssuer, ...] = ()
+    # The deployment's admin key. Empty: generated on first start and kept in
+    # <data_dir>/admin_key (set it explicitly when several nodes must share one key).
+    admin_key: str = ""
+    # Scheduled functions and crons run at most this many at a time per server process.
+    scheduler_parallelism: int = 8
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -48,6 +92,17 @@ class Settings:
             host=env.get("OWLAT_HOST") or cls.host,
             port=_int("OWLAT_PORT", cls.port),
             site_port=_int("OWLAT_SITE_PORT", cls.site_port),
+            public_url=env.get("OWLAT_PUBLIC_URL", "").strip(),
+            storage_signing_key=env.get("OWLAT_STORAGE_SIGNING_KEY", "").strip(),
+            storage_bucket=env.get("OWLAT_STORAGE_BUCKET", "").strip(),
+            storage_endpoint=env.get("OWLAT_STORAGE_ENDPOINT", "").strip(),
+            storage_region=env.get("OWLAT_STORAGE_REGION", "").strip(),
+            storage_access_key_id=env.get("OWLAT_STORAGE_ACCESS_KEY_ID", "").strip(),
+            storage_secret_access_key=env.get("OWLAT_STORAGE_SECRET_ACCESS_KEY", "").strip(),
+            storage_prefix=env.get("OWLAT_STORAGE_PREFIX", "").strip(),
+            auth_issuers=_issuers("OWLAT_AUTH_ISSUERS"),
+            admin_key=env.get("OWLAT_ADMIN_KEY", "").strip(),
+            scheduler_parallelism=_int("OWLAT_SCHEDULER_PARALLELISM", cls.scheduler_parallelism),
         )
 
     @property

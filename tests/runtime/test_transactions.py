@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from owlat.runtime.errors import WriteConflictError
@@ -50,7 +52,7 @@ def test_clock_is_strictly_increasing_even_if_the_wall_clock_is_behind() -> None
     clock.advance(first)
     assert clock.next_ts() == first + 1
     creation = [clock.next_creation_time() for _ in range(1000)]
-    assert all(a < b for a, b in zip(creation, creation[1:], strict=False))
+    assert all(a < b for a, b in itertools.pairwise(creation))
 
 
 def test_intervals_are_half_open_and_empty_ones_are_dropped() -> None:

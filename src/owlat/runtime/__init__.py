@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from owlat.runtime.auth import Auth, UserIdentity
 from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
+from owlat.runtime.crons import CronJobs, cron_jobs
 from owlat.runtime.errors import ConvexError
 from owlat.runtime.functions import (
     FunctionReference,
@@ -20,6 +21,7 @@ from owlat.runtime.functions import (
     mutation,
     query,
 )
+from owlat.runtime.http_router import HttpRouter, http_action
 from owlat.runtime.schema import define_schema, define_table
 from owlat.runtime.types import UNDEFINED, Int64
 from owlat.runtime.values import Validator, v
@@ -29,7 +31,9 @@ __all__ = [
     "ActionCtx",
     "Auth",
     "ConvexError",
+    "CronJobs",
     "FunctionReference",
+    "HttpRouter",
     "Int64",
     "MutationCtx",
     "QueryCtx",
@@ -37,8 +41,10 @@ __all__ = [
     "Validator",
     "action",
     "api",
+    "cron_jobs",
     "define_schema",
     "define_table",
+    "http_action",
     "internal",
     "internal_action",
     "internal_mutation",

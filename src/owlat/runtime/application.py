@@ -15,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from owlat.runtime import logs
+from owlat.runtime import _system_tables, logs
+from owlat.runtime._scheduler_worker import SchedulerWorker
 from owlat.runtime.app_package import AppPackage
 from owlat.runtime.auth import Auth, UserIdentity
 from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
@@ -28,28 +29,33 @@ from owlat.runtime.database.engine import Engine, EngineReader
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import ArgumentValidationError, ValidationError
 from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike, path_of
+from owlat.runtime.storage import FileStorage
 from owlat.runtime.transactions import (
     LAST_TS_GLOBAL,
     Clock,
     Commit,
     CommitListener,
+    MutationHook,
     ReadSet,
     RetryPolicy,
     TransactionLimits,
+    WriteSet,
 )
 from owlat.runtime.types import UNDEFINED
 from owlat.runtime.values import normalize_value
 
 logger = logging.getLogger("owlat.runtime")
+assert _system_tables.LOADED  # importing it registers the runtime's system tables
+_T = TypeVar("_T")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class FunctionResult:
     """The outcome of a successful call."""
 
     value: Any
     ts: int | None = None  # query: snapshot ts; mutation: commit ts; action: None
-    read_set: ReadSet | None = None  # queries only
+    read_set: ReadSet | None = None  # queries and mutations
     log_lines: tuple[str, ...] = ()
 
 
@@ -64,6 +70,12 @@ def log_lines_of(error: BaseException) -> tuple[str, ...]:
     """The log lines of the call that raised `error` (empty if unknown)."""
     lines: tuple[str, ...] = getattr(error, "owlat_log_lines", ())
     return lines
+
+
+def read_set_of(error: BaseException) -> ReadSet:
+    """What a failed query had read when it raised (a failure is reactive too)."""
+    read_set: ReadSet | None = getattr(error, "owlat_read_set", None)
+    return read_set if read_set is not None else ReadSet()
 
 
 class Snapshot:
@@ -98,14 +110,25 @@ class Application:
         *,
         limits: TransactionLimits | None = None,
         retry: RetryPolicy | None = None,
+        scheduler_parallelism: int | None = None,
+        storage: FileStorage | None = None,
     ) -> None:
+        """`scheduler_parallelism`: run scheduled functions and crons with this many jobs
+        at a time while started (None: this process runs no scheduler, e.g. `owlat run`).
+        `storage`: where `ctx.storage` keeps files (None: file storage is unavailable)."""
         self.package = package
         self.engine = engine
+        self.storage = storage
         self.limits = limits or TransactionLimits()
         self.retry = retry or RetryPolicy()
         self.clock = Clock()
         self._catalog: Catalog | None = None
         self._listeners: list[CommitListener] = []
+        self._scheduler = (
+            None
+            if scheduler_parallelism is None
+            else SchedulerWorker(self, parallelism=scheduler_parallelism)
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -117,9 +140,15 @@ class Application:
             self._catalog = await sync_catalog(writer, self.package.schema)
             last_ts = await writer.get_global(LAST_TS_GLOBAL) or 0
         self.clock = Clock(last_ts)
+        if self._scheduler is not None:
+            await self._scheduler.start()
 
     async def close(self) -> None:
+        if self._scheduler is not None:
+            await self._scheduler.stop()
         await self.engine.close()
+        if self.storage is not None:
+            await self.storage.close()
 
     @property
     def catalog(self) -> Catalog:
@@ -190,9 +219,16 @@ class Application:
         *,
         identity: UserIdentity | None = None,
         internal: bool = False,
+        hook: MutationHook | None = None,
     ) -> FunctionResult:
         """Call a function. `internal=True` (admin, scheduler, other functions) may call
-        internal functions; `kind=None` runs whatever kind the function is."""
+        internal functions; `kind=None` runs whatever kind the function is.
+
+        `hook` runs inside a mutation's transaction, before and after its handler: it may
+        answer with a recorded outcome instead of running (idempotent sync requests,
+        session_requests.py) or commit its own writes with the mutation's (the scheduler
+        marking a job done).
+        """
         definition = self.resolve(function, kind, internal)
         auth = Auth(identity)
         with logs.capture() as buffer:
@@ -202,13 +238,14 @@ class Application:
                         ts = await reader.get_global(LAST_TS_GLOBAL) or 0
                         result = await self._query_in(reader, ts, definition, args, auth)
                 elif definition.kind is FunctionKind.MUTATION:
-                    result = await self._mutation(definition, args, auth)
+                    result = await self._mutation(definition, args, auth, hook)
                 else:
                     result = await self._action(definition, args, auth)
             except Exception as error:
                 attach_log_lines(error, buffer.finish())
                 raise
-        return dataclasses.replace(result, log_lines=buffer.finish())
+        result.log_lines = buffer.finish()
+        return result
 
     async def run_query(
         self, function: FunctionLike, args: Any = None, **options: Any
@@ -239,8 +276,15 @@ class Application:
         txn = Transaction(
             reader, self.catalog, self.clock, ts=ts, writable=False, limits=self.limits
         )
-        value = await definition.handler(QueryCtx(self, txn, auth), validated)
-        return FunctionResult(self._validate_result(definition, value), ts, txn.read_set)
+        try:
+            value = await definition.handler(QueryCtx(self, txn, auth), validated)
+            value = self._validate_result(definition, value)
+        except Exception as error:
+            if not hasattr(error, "owlat_read_set"):
+                with contextlib.suppress(AttributeError):
+                    error.owlat_read_set = txn.read_set  # type: ignore[attr-defined]
+            raise
+        return FunctionResult(value, ts, txn.read_set)
 
     async def _query_in_snapshot(
         self, reader: EngineReader, ts: int, definition: FunctionDefinition, args: Any, auth: Auth
@@ -251,34 +295,97 @@ class Application:
             except Exception as error:
                 attach_log_lines(error, buffer.finish())
                 raise
-        return dataclasses.replace(result, log_lines=buffer.finish())
+        result.log_lines = buffer.finish()
+        return result
 
     async def _mutation(
-        self, definition: FunctionDefinition, args: Any, auth: Auth
+        self,
+        definition: FunctionDefinition,
+        args: Any,
+        auth: Auth,
+        hook: MutationHook | None = None,
     ) -> FunctionResult:
         validated = self._validate_args(definition, args)
 
-        async def attempt() -> tuple[Any, Commit]:
+        async def body(txn: Transaction, ts: int) -> tuple[Any, int | None]:
+            if hook is not None:
+                previous = await hook.before(txn)
+                if previous is not None:
+                    return previous.value, previous.ts
+            value = await definition.handler(MutationCtx(self, txn, auth), validated)
+            value = self._validate_result(definition, value)
+            if hook is not None:
+                await hook.after(txn, value, ts)
+            return value, None
+
+        (value, replayed_ts), commit, read_set = await self._write(body)
+        return FunctionResult(value, commit.ts if replayed_ts is None else replayed_ts, read_set)
+
+    async def _write(
+        self, body: Callable[[Transaction, int], Awaitable[_T]]
+    ) -> tuple[_T, Commit, ReadSet]:
+        """Run `body(txn, ts)` in a serializable write transaction, retried on conflict;
+        if it wrote anything it commits at `ts` (a new timestamp) and is published."""
+
+        async def attempt() -> tuple[_T, Commit, ReadSet, Transaction]:
             async with self.engine.write() as writer:
                 last_ts = await writer.get_global(LAST_TS_GLOBAL) or 0
                 self.clock.advance(last_ts)
                 txn = Transaction(
                     writer, self.catalog, self.clock, ts=last_ts, writable=True, limits=self.limits
                 )
-                value = await definition.handler(MutationCtx(self, txn, auth), validated)
-                value = self._validate_result(definition, value)
+                ts = self.clock.next_ts()
+                value = await body(txn, ts)
                 write_set = txn.write_set()
-                ts = last_ts
                 if write_set:
-                    ts = self.clock.next_ts()
                     await writer.set_global(LAST_TS_GLOBAL, ts)
-            return value, Commit(ts, write_set)
+                else:
+                    ts = last_ts
+            return value, Commit(ts, write_set), txn.read_set, txn
 
-        value, commit = await self.retry.run(attempt)
+        value, commit, read_set, txn = await self.retry.run(attempt)
         if commit.write_set:
             self.clock.advance(commit.ts)
             self._publish(commit)
-        return FunctionResult(value, commit.ts)
+        await txn.run_after_commit()  # e.g. removing deleted files' blobs
+        return value, commit, read_set
+
+    async def run_system_read(self, body: Callable[[Transaction], Awaitable[_T]]) -> _T:
+        """Run runtime code that is not an app function (the scheduler looking for due jobs)
+        on a snapshot at the latest timestamp."""
+        async with self.engine.read() as reader:
+            ts = await reader.get_global(LAST_TS_GLOBAL) or 0
+            txn = Transaction(
+                reader, self.catalog, self.clock, ts=ts, writable=False, limits=self.limits
+            )
+            return await body(txn)
+
+    async def run_system_write(self, body: Callable[[Transaction], Awaitable[_T]]) -> _T:
+        """Run runtime code that is not an app function (pruning a system table, ...) in a
+        write transaction that commits and publishes like a mutation's."""
+
+        async def without_ts(txn: Transaction, ts: int) -> _T:
+            return await body(txn)
+
+        value, _, _ = await self._write(without_ts)
+        return value
+
+    async def advance_ts(self, ts: int) -> int:
+        """Make every later snapshot and commit come at or after `ts`; returns the latest ts.
+
+        For a client that observed `ts` before this server's data went back in time (a
+        restored or reset data folder): serving it older snapshots would break
+        linearizability. Publishes an empty commit at `ts`.
+        """
+        async with self.engine.write() as writer:
+            last_ts = await writer.get_global(LAST_TS_GLOBAL) or 0
+            if ts > last_ts:
+                await writer.set_global(LAST_TS_GLOBAL, ts)
+        if ts <= last_ts:
+            return last_ts
+        self.clock.advance(ts)
+        self._publish(Commit(ts, WriteSet()))
+        return ts
 
     async def _action(
         self, definition: FunctionDefinition, args: Any, auth: Auth

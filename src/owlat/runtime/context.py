@@ -1,10 +1,13 @@
 """The `ctx` handed to functions: QueryCtx, MutationCtx, ActionCtx.
 
-Queries get read-only `db` and `auth`; mutations get a writable `db`; actions get no `db`
+Queries get read-only `db` and `auth`; mutations get a writable `db` and a `scheduler`
+whose jobs commit with them; actions get a `scheduler` (jobs commit at once) but no `db`
 and reach the database only through `run_query` / `run_mutation` / `run_action`, each its
 own transaction. Inside a query or mutation, `ctx.run_query` and `ctx.run_mutation` call
 another function *in the same transaction*: a nested mutation is a sub-transaction whose
 writes are undone if it raises (the caller may catch the error and go on).
+`ctx.storage` (storage.py) follows the same split: queries get file URLs, mutations may
+also issue upload URLs and delete files, actions may also store and read file contents.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from owlat.runtime.auth import Auth
 from owlat.runtime.database.api import DatabaseReader, DatabaseWriter
 from owlat.runtime.functions import FunctionKind, FunctionLike
+from owlat.runtime.scheduler import Scheduler
+from owlat.runtime.storage import StorageActions, StorageReader, StorageWriter
 
 if TYPE_CHECKING:
     from owlat.runtime.application import Application
@@ -28,6 +33,7 @@ class QueryCtx:
         self._txn = transaction
         self.auth = auth
         self.db: DatabaseReader = DatabaseReader(transaction)
+        self.storage: StorageReader = StorageReader(app, transaction)
 
     async def run_query(self, function: FunctionLike, args: dict[str, Any] | None = None) -> Any:
         """Run a query in this transaction and return its result."""
@@ -40,6 +46,8 @@ class MutationCtx(QueryCtx):
     def __init__(self, app: Application, transaction: Transaction, auth: Auth) -> None:
         super().__init__(app, transaction, auth)
         self.db: DatabaseWriter = DatabaseWriter(transaction)
+        self.scheduler = Scheduler(app, transaction)
+        self.storage: StorageWriter = StorageWriter(app, transaction)
 
     async def run_mutation(self, function: FunctionLike, args: dict[str, Any] | None = None) -> Any:
         """Run a mutation as a sub-transaction of this one and return its result."""
@@ -54,6 +62,8 @@ class ActionCtx:
     def __init__(self, app: Application, auth: Auth) -> None:
         self._app = app
         self.auth = auth
+        self.scheduler = Scheduler(app, None)
+        self.storage = StorageActions(app)
 
     async def run_query(self, function: FunctionLike, args: dict[str, Any] | None = None) -> Any:
         """Run a query (its own snapshot) and return its result."""

@@ -23,7 +23,8 @@
 
 Each class carries a stable short `code` (what tests and the wire's `{code, message}` use);
 `http_status` maps codes to statuses for protocol-level errors (function errors travel
-inside a 200 `{"status": "error"}` body instead).
+inside a 200 `{"status": "error"}` body instead), and `websocket_close_code` maps them to
+the close code of a sync socket they end.
 """
 
 from __future__ import annotations
@@ -169,6 +170,8 @@ class WriteConflictError(OperatorError):
 # One code → HTTP status table for errors that surface as protocol errors ({code, message}).
 _HTTP_STATUS_BY_CODE: dict[str, int] = {
     "BadRequest": 400,
+    "BadJsonBody": 400,
+    "SnapshotUnavailable": 400,
     "InvalidValue": 400,
     "ValidationError": 400,
     "ArgumentValidationError": 400,
@@ -183,6 +186,8 @@ _HTTP_STATUS_BY_CODE: dict[str, int] = {
     "WrongFunctionKind": 400,
     "Unauthenticated": 401,
     "Forbidden": 403,
+    "MethodNotAllowed": 405,
+    "PayloadTooLarge": 413,
     "RateLimited": 429,
     "OptimisticConcurrencyControlFailure": 503,
     "StorageError": 500,
@@ -193,3 +198,19 @@ _HTTP_STATUS_BY_CODE: dict[str, int] = {
 def http_status(code: str) -> int:
     """The HTTP status of a protocol error with this code (500 when unknown)."""
     return _HTTP_STATUS_BY_CODE.get(code, 500)
+
+
+# One code → WebSocket close code table for errors that end a sync socket (the close frame's
+# reason is "<code>: <message>"; clients reconnect after every close).
+_CLOSE_CODE_BY_CODE: dict[str, int] = {
+    "BadClientMessage": 1008,  # policy violation: the client broke the protocol
+    "ClientTimestampAhead": 1008,
+    "Unauthenticated": 1000,  # sent after an AuthError message, which says why
+    "TooManyConcurrentRequests": 1013,  # try again later
+    "InternalServerError": 1011,
+}
+
+
+def websocket_close_code(code: str) -> int:
+    """The WebSocket close code for an error with this code (1011 when unknown)."""
+    return _CLOSE_CODE_BY_CODE.get(code, 1011)

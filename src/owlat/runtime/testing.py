@@ -13,12 +13,25 @@ from pathlib import Path
 from owlat.runtime.app_package import load_app_package
 from owlat.runtime.application import Application
 from owlat.runtime.engines import create_engine
+from owlat.runtime.storage import open_file_storage
+
+# Where the file URLs of a test app point (no server listens there unless a test starts one).
+TEST_PUBLIC_URL = "http://127.0.0.1:3210"
 
 
 @asynccontextmanager
-async def open_test_app(app: str, data_dir: Path) -> AsyncIterator[Application]:
-    """A started `Application` of app package `app` on SQLite in `data_dir`, closed after."""
-    application = Application(load_app_package(app), create_engine(data_dir))
+async def open_test_app(
+    app: str, data_dir: Path, *, scheduler_parallelism: int | None = 8
+) -> AsyncIterator[Application]:
+    """A started `Application` of app package `app` on SQLite in `data_dir` (running its
+    scheduled functions and crons unless `scheduler_parallelism` is None), with files in
+    `data_dir/storage`, closed after."""
+    application = Application(
+        load_app_package(app),
+        create_engine(data_dir),
+        scheduler_parallelism=scheduler_parallelism,
+        storage=open_file_storage(data_dir, public_url=TEST_PUBLIC_URL),
+    )
     await application.start()
     try:
         yield application

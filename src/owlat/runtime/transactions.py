@@ -22,10 +22,13 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from owlat.runtime.errors import WriteConflictError
 from owlat.runtime.types import Document
+
+if TYPE_CHECKING:
+    from owlat.runtime.database.transaction import Transaction
 
 _T = TypeVar("_T")
 logger = logging.getLogger("owlat.runtime")
@@ -189,3 +192,21 @@ class RetryPolicy:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
         raise AssertionError("unreachable")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordedOutcome:
+    """A mutation's result and commit timestamp, as recorded earlier."""
+
+    value: Any
+    ts: int
+
+
+class MutationHook(Protocol):
+    """Runtime code that runs inside a mutation's transaction, around its handler."""
+
+    async def before(self, txn: Transaction) -> RecordedOutcome | None:
+        """Return an earlier outcome to answer with instead of running (or raise to abort)."""
+
+    async def after(self, txn: Transaction, value: Any, ts: int) -> None:
+        """Write what must commit with the mutation (`ts` is its commit timestamp)."""

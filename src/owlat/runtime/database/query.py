@@ -4,8 +4,9 @@ An index range is equalities on a prefix of the index's fields, then at most one
 one upper bound on the next field. With the order-preserving encoding (keys.py) it becomes
 one byte interval [low, high): equalities give a key prefix P; `gte v` starts at P+enc(v),
 `gt v` at P+enc(v)+0xFF (above every key whose value is exactly v); `lt v` ends before
-P+enc(v), `lte v` before P+enc(v)+0xFF. The scan walks the interval in batches and records in the read set
-only the part it actually walked, so documents beyond a `take(n)` don't invalidate it.
+P+enc(v), `lte v` before P+enc(v)+0xFF. The scan walks the interval in batches and records
+in the read set only the part it actually walked, so documents beyond a `take(n)` don't
+invalidate it.
 
 Pagination cursors are opaque strings: the key of the last document returned, or the end
 of the range. A page resumes strictly after its cursor's key, so documents inserted or

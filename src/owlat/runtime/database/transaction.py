@@ -4,12 +4,20 @@ read-set recording, write tracking and per-transaction limits.
 Writes go straight into the engine transaction (so reads see the transaction's own writes
 and a rollback undoes them); the transaction also remembers each written document's
 revision before its first write, which is what the commit's write set is made of.
+
+After-commit callbacks (`after_commit`) are side effects outside the database that must
+happen only if the transaction commits, such as removing a deleted file's blob. They are
+dropped with the transaction when it rolls back, and with a sub-transaction (`nested`) when
+that is rolled back; the Application runs them once the commit has succeeded
+(`run_after_commit`), in registration order, logging rather than raising their errors: the
+commit stands whatever they do.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from owlat.runtime.database.catalog import Catalog, IndexInfo, TableInfo, id_key
@@ -30,10 +38,13 @@ from owlat.runtime.transactions import (
 from owlat.runtime.types import Document
 from owlat.runtime.values import convex_to_json, dumps, json_to_convex, loads
 
+logger = logging.getLogger("owlat.runtime")
 _savepoint_names = itertools.count()
 
 # A document revision and its index keys, in the order of its table's indexes.
 _Revision = tuple[Document, tuple[bytes, ...]]
+# A side effect to run once the transaction has committed.
+AfterCommit = Callable[[], Awaitable[None]]
 
 
 class Transaction:
@@ -63,6 +74,9 @@ class Transaction:
         self.index_ranges_read = 0
         self.documents_written = 0
         self.bytes_written = 0
+        self._after_commit: list[AfterCommit] = []
+        self.scheduled_jobs = 0  # counted by ctx.scheduler against its per-transaction limits
+        self.scheduled_bytes = 0
 
     # -- reads -------------------------------------------------------------------------
 
@@ -208,16 +222,44 @@ class Transaction:
             return
         name = f"owlat_{next(_savepoint_names)}"
         original, current = dict(self._original), dict(self._current)
-        counters = (self.documents_written, self.bytes_written)
+        counters = (
+            self.documents_written,
+            self.bytes_written,
+            self.scheduled_jobs,
+            self.scheduled_bytes,
+        )
+        callbacks = len(self._after_commit)
         await writer.savepoint(name)
         try:
             yield
         except BaseException:
             await writer.rollback_to_savepoint(name)
             self._original, self._current = original, current
-            self.documents_written, self.bytes_written = counters
+            (
+                self.documents_written,
+                self.bytes_written,
+                self.scheduled_jobs,
+                self.scheduled_bytes,
+            ) = counters
+            del self._after_commit[callbacks:]
             raise
         await writer.release_savepoint(name)
+
+    # -- after commit --------------------------------------------------------------------
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        """Run `callback()` once this transaction has committed (never if it rolls back)."""
+        self._writer()
+        self._after_commit.append(callback)
+
+    async def run_after_commit(self) -> None:
+        """Run the after-commit callbacks; called by the Application after the commit."""
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception:
+                logger.exception("an after-commit callback failed (the commit stands)")
 
     def write_set(self) -> WriteSet:
         """What this transaction changed, with old and new keys for every index."""

@@ -1,0 +1,357 @@
+"""The scheduler's worker loop: runs due jobs of `_scheduled_functions` and crons.
+
+- Wakes when a commit touches `_scheduled_functions` or `_cron_jobs`, and when the next
+  job or cron falls due (no polling delay for `run_after(0, ...)`).
+- Runs due jobs in scheduled order, at most `parallelism` at a time; one worker never
+  starts a job twice.
+- A scheduled **mutation runs exactly once**: its job moves to `success` inside the
+  mutation's own transaction, which first checks the job is still pending. A failure rolls
+  the mutation back, then marks the job `failed` with the error; write conflicts are
+  retried by the transaction layer; engine failures leave the job pending for a later try.
+- A scheduled **action runs at most once**: `inProgress` commits before it starts; at
+  start-up, jobs still `inProgress` (the process died during them) become `failed` with
+  "Transient error while executing action" and are never re-run.
+- Crons: each declared cron has a row in `_cron_jobs` with its next run time. When due, the
+  run is one job; if the previous run is still pending or in progress the occurrence is
+  skipped, and the next run time is always the next occurrence after *now*, so runs missed
+  while the server was down are skipped, not queued.
+- Completed jobs are deleted `RETENTION_MS` after completion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Final
+
+from owlat.runtime import scheduler as jobs
+from owlat.runtime.crons import CronJob, CronJobs
+from owlat.runtime.database.query import Query
+from owlat.runtime.database.transaction import Transaction
+from owlat.runtime.error_text import describe_error
+from owlat.runtime.errors import OperatorError
+from owlat.runtime.functions import FunctionKind
+from owlat.runtime.schema import define_table, register_system_table
+from owlat.runtime.transactions import Commit
+from owlat.runtime.types import Document
+from owlat.runtime.values import v
+
+if TYPE_CHECKING:
+    from owlat.runtime.application import Application
+
+logger = logging.getLogger("owlat.scheduler")
+
+CRON_TABLE: Final = "_cron_jobs"
+CRON_TABLE_NUMBER: Final = 4
+BY_NAME: Final = "by_name"
+BY_NEXT_RUN: Final = "by_next_run"
+RETENTION_MS: Final = 7 * 24 * 3600 * 1000
+CLEANUP_EVERY_MS: Final = 3600 * 1000
+MAX_SLEEP_SECONDS: Final = 60.0
+TRANSIENT_ACTION_ERROR: Final = "Transient error while executing action"
+
+register_system_table(
+    CRON_TABLE,
+    CRON_TABLE_NUMBER,
+    define_table(
+        {
+            "name": v.string(),
+            "schedule": v.string(),
+            "function": v.string(),
+            "args": v.any(),
+            "anchorTime": v.number(),
+            "nextRun": v.number(),
+            "jobId": v.optional(v.id(jobs.TABLE)),
+        }
+    )
+    .index(BY_NAME, ["name"])
+    .index(BY_NEXT_RUN, ["nextRun"]),
+)
+
+
+class _NotPending(Exception):
+    """The job was canceled, or already run, before this worker got to it."""
+
+
+class _ScheduledJobHook:
+    """Commits the job's `success` in the transaction of the scheduled mutation."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self._job: Document | None = None
+
+    async def before(self, txn: Transaction) -> None:
+        job = await jobs.get_job(txn, self.job_id)
+        if job is None or job["state"]["kind"] != jobs.PENDING:
+            raise _NotPending(self.job_id)
+        self._job = job
+        return None
+
+    async def after(self, txn: Transaction, value: Any, ts: int) -> None:
+        assert self._job is not None
+        await jobs.set_state(txn, self._job, jobs.SUCCESS)
+
+
+class SchedulerWorker:
+    """Runs the scheduled functions and crons of one Application."""
+
+    def __init__(self, app: Application, *, parallelism: int = 8) -> None:
+        if parallelism < 1:
+            raise ValueError("The scheduler needs a parallelism of at least 1")
+        self._app = app
+        self.parallelism = parallelism
+        self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self._crons: dict[str, CronJob] = {}
+        self._last_cleanup = -math.inf
+
+    async def start(self) -> None:
+        """Recover from a crash, register crons, and start the loop."""
+        await self._app.run_system_write(self._fail_interrupted_actions)
+        crons = self._app.package.crons
+        if crons is not None:
+            if not isinstance(crons, CronJobs):
+                raise TypeError("crons.py must define `crons = cron_jobs()`")
+            self._crons = dict(crons.jobs)
+        await self._app.run_system_write(self._sync_crons)
+        self._app.on_commit(self._on_commit)
+        self._loop_task = asyncio.create_task(self._loop(), name="owlat-scheduler")
+
+    async def stop(self) -> None:
+        """Stop the loop and cancel running jobs (mutations roll back; interrupted actions
+        are failed at the next start)."""
+        with contextlib.suppress(ValueError):
+            self._app.remove_commit_listener(self._on_commit)
+        tasks = [task for task in (self._loop_task, *self._running.values()) if task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loop_task = None
+
+    def _on_commit(self, commit: Commit) -> None:
+        if any(change.table in (jobs.TABLE, CRON_TABLE) for change in commit.write_set.documents):
+            self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                next_due = await self._tick()
+            except Exception:
+                logger.exception("scheduler tick failed; retrying in a second")
+                next_due = jobs.now_ms() + 1000
+            timeout = MAX_SLEEP_SECONDS
+            if next_due is not None:
+                timeout = min(timeout, max(0.0, (next_due - jobs.now_ms()) / 1000))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the event is set, and the loop would never stop.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+
+    async def _tick(self) -> float | None:
+        now = jobs.now_ms()
+        next_times = [await self._run_due_crons(now)]
+        next_times.append(await self._start_due_jobs(now))
+        if now - self._last_cleanup > CLEANUP_EVERY_MS:
+            self._last_cleanup = now
+            await self._app.run_system_write(self._delete_old_jobs)
+        due = [time for time in next_times if time is not None]
+        return min(due) if due else None
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    async def _start_due_jobs(self, now: float) -> float | None:
+        """Start due jobs up to the parallelism; returns when the next pending job is due."""
+        wanted = self.parallelism + len(self._running)
+
+        async def read(txn: Transaction) -> tuple[list[Document], Document | None]:
+            table = txn.catalog.table(jobs.TABLE)
+            due = (
+                await Query(txn, table)
+                .with_index(
+                    jobs.BY_STATE,
+                    lambda q: q.eq("state.kind", jobs.PENDING).lte("scheduledTime", now),
+                )
+                .take(wanted)
+            )
+            later = (
+                await Query(txn, table)
+                .with_index(
+                    jobs.BY_STATE,
+                    lambda q: q.eq("state.kind", jobs.PENDING).gt("scheduledTime", now),
+                )
+                .first()
+            )
+            return due, later
+
+        due, later = await self._app.run_system_read(read)
+        for job in due:
+            if len(self._running) >= self.parallelism:
+                break
+            if job["_id"] not in self._running:
+                self._start(job)
+        return None if later is None else float(later["scheduledTime"])
+
+    def _start(self, job: Document) -> None:
+        job_id = job["_id"]
+        task = asyncio.create_task(self._run_job(job), name=f"owlat-job-{job_id}")
+        self._running[job_id] = task
+
+        def finished(_: asyncio.Task[None]) -> None:
+            self._running.pop(job_id, None)
+            self._wake.set()
+
+        task.add_done_callback(finished)
+
+    async def _run_job(self, job: Document) -> None:
+        job_id, path = job["_id"], jobs.job_path(job)
+        definition = self._app.package.functions.get(path)
+        if definition is None or definition.kind is FunctionKind.QUERY:
+            await self._finish(job_id, jobs.FAILED, f"Could not find function for '{path}'.")
+            return
+        if definition.kind is FunctionKind.MUTATION:
+            await self._run_mutation(job_id, path, jobs.job_args(job))
+        else:
+            await self._run_action(job_id, path, jobs.job_args(job))
+
+    async def _run_mutation(self, job_id: str, path: str, args: dict[str, Any]) -> None:
+        try:
+            await self._app.run(
+                FunctionKind.MUTATION, path, args, internal=True, hook=_ScheduledJobHook(job_id)
+            )
+        except _NotPending:
+            return
+        except OperatorError:
+            logger.exception("scheduled mutation %s (%s) could not run; will retry", path, job_id)
+            await asyncio.sleep(1)
+        except Exception as error:
+            logger.info("scheduled mutation %s (%s) failed: %s", path, job_id, error)
+            await self._finish(job_id, jobs.FAILED, describe_error(error))
+
+    async def _run_action(self, job_id: str, path: str, args: dict[str, Any]) -> None:
+        async def claim(txn: Transaction) -> bool:
+            job = await jobs.get_job(txn, job_id)
+            if job is None or job["state"]["kind"] != jobs.PENDING:
+                return False
+            await jobs.set_state(txn, job, jobs.IN_PROGRESS)
+            return True
+
+        if not await self._app.run_system_write(claim):
+            return
+        try:
+            await self._app.run(FunctionKind.ACTION, path, args, internal=True)
+        except Exception as error:
+            logger.info("scheduled action %s (%s) failed: %s", path, job_id, error)
+            await self._finish(job_id, jobs.FAILED, describe_error(error))
+        else:
+            await self._finish(job_id, jobs.SUCCESS)
+
+    async def _finish(self, job_id: str, kind: str, error: str | None = None) -> None:
+        async def finish(txn: Transaction) -> None:
+            job = await jobs.get_job(txn, job_id)
+            if job is not None and job["state"]["kind"] in (jobs.PENDING, jobs.IN_PROGRESS):
+                await jobs.set_state(txn, job, kind, error)
+
+        await self._app.run_system_write(finish)
+
+    async def _fail_interrupted_actions(self, txn: Transaction) -> None:
+        table = txn.catalog.table(jobs.TABLE)
+        interrupted = (
+            await Query(txn, table)
+            .with_index(jobs.BY_STATE, lambda q: q.eq("state.kind", jobs.IN_PROGRESS))
+            .collect()
+        )
+        for job in interrupted:
+            logger.warning(
+                "scheduled action %s (%s) was interrupted by a restart; failed",
+                job["name"],
+                job["_id"],
+            )
+            await jobs.set_state(txn, job, jobs.FAILED, TRANSIENT_ACTION_ERROR)
+
+    async def _delete_old_jobs(self, txn: Transaction) -> None:
+        table = txn.catalog.table(jobs.TABLE)
+        cutoff = jobs.now_ms() - RETENTION_MS
+        old = (
+            await Query(txn, table)
+            .with_index(
+                jobs.BY_COMPLETION,
+                lambda q: q.gte("completedTime", -math.inf).lt("completedTime", cutoff),
+            )
+            .take(1000)
+        )
+        for job in old:
+            await txn.delete(table, job)
+
+    # -- crons ---------------------------------------------------------------------------
+
+    async def _sync_crons(self, txn: Transaction) -> None:
+        """Make `_cron_jobs` match the declared crons; skip runs missed while down."""
+        table = txn.catalog.table(CRON_TABLE)
+        now = jobs.now_ms()
+        stored = {row["name"]: row for row in await Query(txn, table).collect()}
+        for name, cron in self._crons.items():
+            self._app.resolve(cron.function, None, internal=True)
+            row = stored.pop(name, None)
+            fields: dict[str, Any] = {
+                "name": name,
+                "schedule": cron.schedule.describe(),
+                "function": cron.function,
+                "args": cron.args,
+            }
+            if row is None or any(row[key] != value for key, value in fields.items()):
+                anchor = now
+                new: dict[str, Any] = {
+                    **fields,
+                    "anchorTime": anchor,
+                    "nextRun": cron.schedule.next_after(now, anchor),
+                }
+                if row is None:
+                    await txn.insert(table, table.definition.validate(CRON_TABLE, new, None))
+                    continue
+            else:
+                new = {key: value for key, value in row.items() if not key.startswith("_")}
+                if new["nextRun"] < now:
+                    new["nextRun"] = cron.schedule.next_after(now, new["anchorTime"])
+            validated = table.definition.validate(CRON_TABLE, new, None)
+            await txn.update(
+                table, row, {"_id": row["_id"], "_creationTime": row["_creationTime"], **validated}
+            )
+        for row in stored.values():
+            await txn.delete(table, row)
+
+    async def _run_due_crons(self, now: float) -> float | None:
+        """Schedule the crons that are due; returns when the next cron is due."""
+
+        async def run(txn: Transaction) -> float | None:
+            table = txn.catalog.table(CRON_TABLE)
+            due = (
+                await Query(txn, table)
+                .with_index(BY_NEXT_RUN, lambda q: q.lte("nextRun", now))
+                .collect()
+            )
+            for row in due:
+                cron = self._crons.get(row["name"])
+                if cron is None:
+                    continue
+                updated = {**row, "nextRun": cron.schedule.next_after(now, row["anchorTime"])}
+                previous = await jobs.get_job(txn, row["jobId"]) if "jobId" in row else None
+                if previous is not None and previous["state"]["kind"] in (
+                    jobs.PENDING,
+                    jobs.IN_PROGRESS,
+                ):
+                    logger.info("cron %r: previous run still going; skipping this one", cron.name)
+                else:
+                    updated["jobId"] = await jobs.insert_job(txn, cron.function, cron.args, now)
+                await txn.update(table, row, updated)
+            following = await Query(txn, table).with_index(BY_NEXT_RUN).first()
+            return None if following is None else float(following["nextRun"])
+
+        if not self._crons:
+            return None
+        result: float | None = await self._app.run_system_write(run)
+        return result

@@ -1,0 +1,96 @@
+"""Upload tokens: what makes an upload URL (`/api/storage/upload?token=...`) valid.
+
+    token = base64url(expiry (8 bytes, big-endian Unix seconds) ++ nonce (16 bytes)
+                      ++ HMAC-SHA256(key, "owlat-upload\\0" ++ expiry ++ nonce))
+
+A token is valid until its expiry, `TOKEN_TTL` (1 hour) after it was issued, and may be used
+**several times** until then, as Convex's: checking one needs no shared state, so every
+node holding the key accepts it; each upload creates a new file. The key is the setting
+`OWLAT_STORAGE_SIGNING_KEY` (several nodes must share one) or else 32 random bytes kept in
+`<data_dir>/storage_key`, created on first use, readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Final
+
+from owlat.runtime.errors import AuthenticationError, OperatorError
+
+TOKEN_TTL: Final = 3600.0
+KEY_FILE: Final = "storage_key"
+_CONTEXT: Final = b"owlat-upload\0"
+_EXPIRY_BYTES, _NONCE_BYTES, _MAC_BYTES = 8, 16, 32
+
+
+class UploadTokenError(AuthenticationError):
+    """The upload URL is not valid."""
+
+
+class UploadTokens:
+    """Issues and checks upload tokens with one key."""
+
+    def __init__(self, key: bytes, ttl: float = TOKEN_TTL) -> None:
+        if len(key) < 16:
+            raise OperatorError("The storage signing key must be at least 16 bytes long")
+        self._key = key
+        self.ttl = ttl
+
+    def _mac(self, signed: bytes) -> bytes:
+        return hmac.new(self._key, _CONTEXT + signed, hashlib.sha256).digest()
+
+    def issue(self, now: float | None = None) -> str:
+        expiry = int((time.time() if now is None else now) + self.ttl)
+        signed = expiry.to_bytes(_EXPIRY_BYTES, "big") + secrets.token_bytes(_NONCE_BYTES)
+        return base64.urlsafe_b64encode(signed + self._mac(signed)).rstrip(b"=").decode()
+
+    def check(self, token: str | None, now: float | None = None) -> None:
+        """Raise `UploadTokenError` with the reason unless `token` is valid now."""
+        if not token:
+            raise UploadTokenError(
+                "The upload URL has no token: use the URL from ctx.storage.generate_upload_url()"
+            )
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except (binascii.Error, ValueError):
+            raw = b""
+        signed, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
+        if len(signed) != _EXPIRY_BYTES + _NONCE_BYTES or not hmac.compare_digest(
+            mac, self._mac(signed)
+        ):
+            raise UploadTokenError(
+                "The upload URL's token is not valid (malformed, or not signed by this "
+                "deployment): generate a new URL with ctx.storage.generate_upload_url()"
+            )
+        expiry = int.from_bytes(signed[:_EXPIRY_BYTES], "big")
+        if (time.time() if now is None else now) >= expiry:
+            when = datetime.datetime.fromtimestamp(expiry, tz=datetime.UTC).isoformat()
+            raise UploadTokenError(
+                f"The upload URL expired at {when} (upload URLs are valid for "
+                f"{self.ttl / 60:g} minutes): generate a new one"
+            )
+
+
+def load_or_create_signing_key(data_dir: Path) -> bytes:
+    """The signing key kept in `data_dir`, created (owner-only) if missing."""
+    path = Path(data_dir) / KEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        text = path.read_text().strip()
+        if not text:
+            raise OperatorError(f"{path} is empty; delete it to generate a new key") from None
+        return text.encode()
+    text = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as file:
+        file.write(text + "\n")
+    return text.encode()

@@ -1,0 +1,18 @@
+"""The deployment over ASGI (Starlette): the HTTP function API, the sync WebSocket, file
+storage and HTTP actions.
+
+`create_app(application, authenticator)` builds the client API; `create_server_app(...)`
+serves it together with the site port (HTTP actions), as `owlat dev` / `owlat serve` do.
+"""
+
+from __future__ import annotations
+
+from owlat.runtime.server.app import (
+    PortRouter,
+    create_app,
+    create_server_app,
+    create_site_app,
+    listen_socket,
+)
+
+__all__ = ["PortRouter", "create_app", "create_server_app", "create_site_app", "listen_socket"]

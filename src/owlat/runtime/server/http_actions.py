@@ -1,0 +1,121 @@
+"""HTTP actions over ASGI: the app's `HttpRouter` (http_router.py) answering requests.
+
+The same endpoint serves the site port (the path is the request's path) and `/http/...` on
+the client port (the path is what follows `/http`).
+
+* **Who calls.** An `Authorization: Bearer <JWT>` that the deployment trusts becomes
+  `ctx.auth`'s identity. Any other header (an API key, a webhook signature) leaves the
+  handler anonymous rather than refusing the request: the handler reads it itself.
+* **Answers.** The handler's Starlette `Response`; for HEAD, the GET route's response
+  without its body. No route: 404 `No HttpAction routed for <path>`. A handler that raises,
+  or returns something other than a `Response`: 500 with
+  `[Request ID: <id>] Server Error` and what went wrong, logged with the traceback.
+* **No CORS headers are added**: HTTP actions answer preflights with their own OPTIONS
+  routes, as on Convex.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Message, Receive, Scope, Send
+
+from owlat.runtime.application import Application
+from owlat.runtime.auth import Auth, Authenticator, UserIdentity
+from owlat.runtime.context import ActionCtx
+from owlat.runtime.error_text import describe_error
+from owlat.runtime.errors import AuthenticationError, DeveloperError
+from owlat.runtime.http_router import ROUTABLE_METHODS, HttpRouter
+from owlat.runtime.server.outcome import new_request_id
+
+logger = logging.getLogger("owlat.server")
+
+CLIENT_PORT_PREFIX = "/http"
+
+
+class HttpActions:
+    """The HTTP actions of one application."""
+
+    def __init__(self, application: Application, authenticator: Authenticator) -> None:
+        router = application.package.http
+        if router is not None and not isinstance(router, HttpRouter):
+            raise DeveloperError(
+                f"`http` in {application.package.name}/http.py must be an HttpRouter, "
+                f"got {type(router).__name__}"
+            )
+        self.router = router
+        self.application = application
+        self.authenticator = authenticator
+
+    def site_routes(self) -> list[BaseRoute]:
+        """Every path of the site port."""
+        return [Route("/{path:path}", self._endpoint, methods=list(ROUTABLE_METHODS))]
+
+    def client_routes(self) -> list[BaseRoute]:
+        """`/http/...` on the client port."""
+        return [
+            Route(
+                CLIENT_PORT_PREFIX + "/{path:path}", self._endpoint, methods=list(ROUTABLE_METHODS)
+            )
+        ]
+
+    async def _endpoint(self, request: Request) -> Response:
+        path = "/" + request.path_params["path"]
+        response = await self.handle(request, path)
+        if request.method == "HEAD":
+            return _WithoutBody(response)
+        return response
+
+    async def handle(self, request: Request, path: str) -> Response:
+        match = None if self.router is None else self.router.lookup(path, request.method)
+        if match is None:
+            return PlainTextResponse(f"No HttpAction routed for {path}", status_code=404)
+        ctx = ActionCtx(self.application, Auth(await self._identity(request)))
+        try:
+            response = await match.action(ctx, request)
+            if not isinstance(response, Response):
+                raise DeveloperError(
+                    f"The HTTP action for {match.method} {match.route} returned "
+                    f"{type(response).__name__}; it must return a Starlette Response "
+                    "(e.g. JSONResponse, PlainTextResponse)"
+                )
+        except Exception as error:
+            request_id = new_request_id()
+            logger.error(
+                "[Request ID: %s] HTTP action %s %s failed",
+                request_id,
+                request.method,
+                path,
+                exc_info=error,
+            )
+            text = f"[Request ID: {request_id}] Server Error\n{describe_error(error)}"
+            return PlainTextResponse(text, status_code=500)
+        return response
+
+    async def _identity(self, request: Request) -> UserIdentity | None:
+        try:
+            caller = await self.authenticator.authenticate_header(
+                request.headers.get("authorization")
+            )
+        except AuthenticationError:
+            return None
+        return caller.identity
+
+
+class _WithoutBody(Response):
+    """Another response's status and headers, with its body left out (HEAD)."""
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                await send(message)
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await self._response(scope, receive, headers_only)

@@ -1,0 +1,111 @@
+"""The sync WebSocket endpoint: `/api/sync` (Rust/Python clients) and `/api/{version}/sync`
+(npm clients put their version in the path).
+
+A thin adapter: it accepts the socket, moves text frames between it and a `SyncWorker`,
+and when the worker ends with an error closes the socket with that error's close code and a
+`"<code>: <message>"` reason (errors.py maps the codes). Everything else is in `sync/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from owlat.runtime.errors import OwlatError, websocket_close_code
+from owlat.runtime.sync.worker import SocketClosed, SyncConfig, SyncService, SyncWorker
+
+if TYPE_CHECKING:
+    from owlat.runtime.application import Application
+    from owlat.runtime.auth import Authenticator
+
+logger = logging.getLogger("owlat.runtime.sync")
+
+MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
+
+
+class _SocketTransport:
+    """A Starlette WebSocket as the worker's `Transport`."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self.closed = False
+
+    async def receive(self) -> str | None:
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            self.closed = True
+            return None
+        text = message.get("text")
+        if text is None:
+            data: bytes = message.get("bytes") or b""
+            text = data.decode("utf-8", errors="replace")
+        return str(text)
+
+    async def send(self, text: str) -> None:
+        if self.closed:
+            raise SocketClosed()
+        try:
+            await self.websocket.send_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError) as error:
+            self.closed = True
+            raise SocketClosed() from error
+
+    async def close(self, code: int, reason: str = "") -> None:
+        if self.closed or self.websocket.application_state is WebSocketState.DISCONNECTED:
+            return
+        self.closed = True
+        with contextlib.suppress(RuntimeError, OSError):  # the client was already gone
+            await self.websocket.close(code, reason)
+
+
+def _truncate(reason: str) -> str:
+    encoded = reason.encode()
+    if len(encoded) <= MAX_CLOSE_REASON_BYTES:
+        return reason
+    return encoded[: MAX_CLOSE_REASON_BYTES - 3].decode(errors="ignore") + "..."
+
+
+def close_frame(error: OwlatError) -> tuple[int, str]:
+    """The close code and reason (cut to fit a close frame) for a worker that ended with
+    `error`."""
+    return websocket_close_code(error.code), _truncate(f"{error.code}: {error.message}")
+
+
+async def serve_socket(service: SyncService, websocket: WebSocket) -> None:
+    """Run the sync protocol on one accepted socket until it ends."""
+    await websocket.accept()
+    transport = _SocketTransport(websocket)
+    try:
+        error = await SyncWorker(service, transport).run()
+    except Exception:
+        logger.exception("sync worker failed")
+        await transport.close(1011, "InternalServerError: the sync worker failed")
+        return
+    if error is not None:
+        code, reason = close_frame(error)
+        await transport.close(code, reason)
+    else:
+        await transport.close(1000)
+
+
+def service_routes(service: SyncService) -> list[BaseRoute]:
+    """The sync WebSocket routes served by `service`."""
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await serve_socket(service, websocket)
+
+    return [
+        WebSocketRoute("/api/sync", endpoint),
+        WebSocketRoute("/api/{version}/sync", endpoint),
+    ]
+
+
+def sync_routes(
+    application: Application, authenticator: Authenticator, config: SyncConfig | None = None
+) -> list[BaseRoute]:
+    """The sync WebSocket routes of `application` (one `SyncService` shared by them)."""
+    return service_routes(SyncService(application, authenticator, config))

@@ -1,0 +1,292 @@
+"""File storage: the `_storage` system table, `ctx.storage`, and storing and reading files.
+
+* A file is a `_storage` document `{sha256, size, contentType?, key}` plus a blob stored
+  under `key` in the deployment's blob store (blobstores/). `sha256` is the base64 of the
+  content's SHA-256, `size` its length in bytes, and `key` a random UUID that names the
+  blob and the file's URL, `<public url>/api/storage/<key>`. Apps keep the document id
+  (`v.id("_storage")`) and read the metadata with `ctx.db.system.get(id)` or
+  `ctx.db.system.query("_storage")`.
+* **Storing** writes the blob first (streamed, measured and checked while it streams),
+  then inserts the document in its own transaction: a file is visible only once its
+  content is complete. A crash in between leaves an orphan blob, never a file without
+  content.
+* **Deleting** removes the document in the caller's transaction and the blob only after
+  that transaction commits (`Transaction.after_commit`): a mutation that deletes a file and
+  then fails, or a nested mutation that is rolled back, keeps the file.
+* **Uploading** goes through an upload URL whose token is signed and valid for an hour
+  (`_upload_tokens.py`), posted to the client API (`server/storage_api.py`).
+
+`ctx.storage` by kind of function: queries `get_url`; mutations also
+`generate_upload_url` and `delete`; actions all of those (each call its own transaction)
+plus `store` and `get`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from owlat.runtime._upload_tokens import UploadTokens, load_or_create_signing_key
+from owlat.runtime.blobstores import BlobStore, S3Settings, create_blob_store
+from owlat.runtime.database.query import Query
+from owlat.runtime.database.transaction import Transaction
+from owlat.runtime.errors import (
+    DocumentNotFoundError,
+    InvalidIdError,
+    InvalidValueError,
+    OperatorError,
+    ReadOnlyError,
+)
+from owlat.runtime.ids import table_number_of
+from owlat.runtime.schema import define_table, register_system_table
+from owlat.runtime.types import Document
+from owlat.runtime.values import v
+
+if TYPE_CHECKING:
+    from owlat.runtime.application import Application
+
+TABLE: Final = "_storage"
+TABLE_NUMBER: Final = 2
+BY_KEY: Final = "by_key"
+
+register_system_table(
+    TABLE,
+    TABLE_NUMBER,
+    define_table(
+        {
+            "sha256": v.string(),  # base64 of the content's SHA-256
+            "size": v.number(),  # bytes
+            "contentType": v.optional(v.string()),
+            "key": v.string(),  # the blob's name and the file's URL path
+        }
+    ).index(BY_KEY, ["key"]),
+)
+
+FileData = bytes | bytearray | memoryview | AsyncIterable[bytes]
+
+
+class FileStorage:
+    """The file storage of one deployment: its blob store, the key that signs upload URLs,
+    and the public origin its URLs start with (`public_url` may be set once a server
+    knows its port)."""
+
+    def __init__(self, blobs: BlobStore, signing_key: bytes, public_url: str) -> None:
+        self.blobs = blobs
+        self.tokens = UploadTokens(signing_key)
+        self.public_url = public_url
+
+    def upload_url(self) -> str:
+        return f"{self.public_url.rstrip('/')}/api/storage/upload?token={self.tokens.issue()}"
+
+    def file_url(self, key: str) -> str:
+        return f"{self.public_url.rstrip('/')}/api/storage/{key}"
+
+    async def close(self) -> None:
+        await self.blobs.close()
+
+
+def open_file_storage(
+    data_dir: Path, *, public_url: str, signing_key: str = "", s3: S3Settings | None = None
+) -> FileStorage:
+    """The file storage configured by settings: blobs in `<data_dir>/storage` or S3, upload
+    URLs signed with `signing_key` (default: the data folder's `storage_key`)."""
+    key = signing_key.encode() if signing_key else load_or_create_signing_key(data_dir)
+    return FileStorage(create_blob_store(data_dir, s3), key, public_url)
+
+
+def file_storage_of(app: Application) -> FileStorage:
+    if app.storage is None:
+        raise OperatorError(
+            "File storage is not configured: create the Application with "
+            "storage=open_file_storage(...) (owlat dev/serve and open_test_app do)"
+        )
+    return app.storage
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+async def _document(txn: Transaction, op: str, storage_id: object) -> Document | None:
+    """The `_storage` document of `storage_id` (a recorded read), or None."""
+    table = txn.catalog.table(TABLE)
+    if not isinstance(storage_id, str) or table_number_of(storage_id) != table.number:
+        raise InvalidIdError(
+            f"ctx.storage.{op}(): {storage_id!r} is not a storage id (an id of table "
+            f'"{TABLE}", as an upload or ctx.storage.store() returns)'
+        )
+    return await txn.get(table, storage_id)
+
+
+async def find_by_key(txn: Transaction, key: str) -> Document | None:
+    """The `_storage` document of the blob `key` (what a file URL names), or None."""
+    table = txn.catalog.table(TABLE)
+    query = Query(txn, table).with_index(BY_KEY, lambda q: q.eq("key", key))
+    document: Document | None = await query.first()
+    return document
+
+
+async def store_file(
+    app: Application,
+    data: FileData,
+    *,
+    content_type: str | None = None,
+    sha256: bytes | None = None,
+) -> str:
+    """Store `data` (bytes or an async stream of bytes) as a new file; returns its id.
+    With `sha256`, content of another digest is refused (`DigestMismatchError`)."""
+    if content_type is not None and not isinstance(content_type, str):
+        raise TypeError(f"content_type must be a string, got {type(content_type).__name__}")
+    files = file_storage_of(app)
+    key = str(uuid.uuid4())
+    info = await files.blobs.put(key, _chunks(data), sha256=sha256)
+    fields: Document = {
+        "sha256": base64.b64encode(info.sha256).decode(),
+        "size": float(info.size),
+        "key": key,
+    }
+    if content_type:
+        fields["contentType"] = content_type
+
+    async def insert(txn: Transaction) -> str:
+        return await txn.insert(txn.catalog.table(TABLE), fields)
+
+    try:
+        return await app.run_system_write(insert)
+    except BaseException:
+        await files.blobs.delete(key)
+        raise
+
+
+async def _chunks(data: FileData) -> AsyncIterator[bytes]:
+    if isinstance(data, bytes | bytearray | memoryview):
+        yield bytes(data)
+        return
+    if not isinstance(data, AsyncIterable):
+        raise TypeError(
+            f"ctx.storage.store() takes bytes or an async iterator of bytes, "
+            f"got {type(data).__name__}"
+        )
+    async for chunk in data:
+        yield chunk
+
+
+# -- ctx.storage -------------------------------------------------------------------------------
+
+# Which kinds of function may call each ctx.storage method that is not everywhere.
+_ONLY_IN = {
+    "generate_upload_url": "mutations and actions",
+    "delete": "mutations and actions",
+    "store": "actions",
+    "get": "actions",
+}
+
+
+class StorageReader:
+    """`ctx.storage` in queries."""
+
+    def __init__(self, app: Application, transaction: Transaction) -> None:
+        self._app = app
+        self._txn = transaction
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _ONLY_IN:
+            raise ReadOnlyError(
+                f"ctx.storage.{name}() is only available in {_ONLY_IN[name]}, not here"
+            )
+        raise AttributeError(name)
+
+    async def get_url(self, storage_id: str) -> str | None:
+        """The URL the file can be downloaded from, or None if there is no such file."""
+        document = await _document(self._txn, "get_url", storage_id)
+        if document is None:
+            return None
+        return file_storage_of(self._app).file_url(document["key"])
+
+
+class StorageWriter(StorageReader):
+    """`ctx.storage` in mutations."""
+
+    async def generate_upload_url(self) -> str:
+        """A URL to POST a file's bytes to, valid for an hour; the reply is
+        `{"storageId": <id>}`."""
+        return file_storage_of(self._app).upload_url()
+
+    async def delete(self, storage_id: str) -> None:
+        """Delete a file: its document now, its content once this transaction commits."""
+        files = file_storage_of(self._app)
+        document = await _document(self._txn, "delete", storage_id)
+        if document is None:
+            raise DocumentNotFoundError(
+                f'ctx.storage.delete(): there is no stored file with id "{storage_id}" '
+                "(it was never stored, or was already deleted)"
+            )
+        await self._txn.delete(self._txn.catalog.table(TABLE), document)
+        key = document["key"]
+
+        async def delete_blob() -> None:
+            await files.blobs.delete(key)
+
+        self._txn.after_commit(delete_blob)
+
+
+class StorageActions:
+    """`ctx.storage` in actions: each call runs in its own transaction."""
+
+    def __init__(self, app: Application) -> None:
+        self._app = app
+
+    async def get_url(self, storage_id: str) -> str | None:
+        """The URL the file can be downloaded from, or None if there is no such file."""
+
+        async def body(txn: Transaction) -> str | None:
+            return await StorageReader(self._app, txn).get_url(storage_id)
+
+        return await self._app.run_system_read(body)
+
+    async def generate_upload_url(self) -> str:
+        """A URL to POST a file's bytes to, valid for an hour."""
+        return file_storage_of(self._app).upload_url()
+
+    async def delete(self, storage_id: str) -> None:
+        """Delete a file (an error if there is none)."""
+
+        async def body(txn: Transaction) -> None:
+            await StorageWriter(self._app, txn).delete(storage_id)
+
+        await self._app.run_system_write(body)
+
+    async def store(
+        self, data: FileData, content_type: str | None = None, *, sha256: str | None = None
+    ) -> str:
+        """Store bytes, or an async iterator of bytes, as a new file; returns its id.
+        `sha256` (base64), if given, must match the content."""
+        expected = None if sha256 is None else _digest(sha256)
+        return await store_file(self._app, data, content_type=content_type, sha256=expected)
+
+    async def get(self, storage_id: str) -> bytes | None:
+        """The content of a file, or None if there is no such file."""
+
+        async def body(txn: Transaction) -> Document | None:
+            return await _document(txn, "get", storage_id)
+
+        document = await self._app.run_system_read(body)
+        if document is None:
+            return None
+        async with file_storage_of(self._app).blobs.read(document["key"]) as chunks:
+            return b"".join([chunk async for chunk in chunks])
+
+
+def _digest(sha256: str) -> bytes:
+    try:
+        digest = base64.b64decode(sha256, validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != 32:
+        raise InvalidValueError(
+            f"ctx.storage.store(): sha256 must be the base64 of a 32-byte digest, got {sha256!r}"
+        )
+    return digest
