@@ -17,12 +17,12 @@ import binascii
 import datetime
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from pathlib import Path
 from typing import Final
 
+from owlat.runtime._secrets import load_or_create_secret
 from owlat.runtime.errors import AuthenticationError, OperatorError
 
 TOKEN_TTL: Final = 3600.0
@@ -81,16 +81,4 @@ class UploadTokens:
 
 def load_or_create_signing_key(data_dir: Path) -> bytes:
     """The signing key kept in `data_dir`, created (owner-only) if missing."""
-    path = Path(data_dir) / KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        text = path.read_text().strip()
-        if not text:
-            raise OperatorError(f"{path} is empty; delete it to generate a new key") from None
-        return text.encode()
-    text = secrets.token_hex(32)
-    with os.fdopen(fd, "w") as file:
-        file.write(text + "\n")
-    return text.encode()
+    return load_or_create_secret(Path(data_dir) / KEY_FILE, lambda: secrets.token_hex(32)).encode()

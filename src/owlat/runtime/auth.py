@@ -20,7 +20,6 @@ import asyncio
 import dataclasses
 import datetime
 import hmac
-import os
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -34,7 +33,8 @@ from owlat.runtime._identity_claims import (
     identity_from_claims,
 )
 from owlat.runtime._jwks import KeySet
-from owlat.runtime.errors import AuthenticationError, OperatorError
+from owlat.runtime._secrets import load_or_create_secret, read_secret
+from owlat.runtime.errors import AuthenticationError
 
 UserIdentity = dict[str, Any]
 
@@ -319,29 +319,9 @@ def generate_admin_key() -> str:
 
 def read_admin_key(data_dir: Path) -> str | None:
     """The admin key stored in `data_dir`, or None when there is none yet."""
-    try:
-        key = (Path(data_dir) / ADMIN_KEY_FILE).read_text().strip()
-    except FileNotFoundError:
-        return None
-    if not key:
-        raise OperatorError(
-            f"{Path(data_dir) / ADMIN_KEY_FILE} is empty; delete it to generate a new admin key"
-        )
-    return key
+    return read_secret(Path(data_dir) / ADMIN_KEY_FILE)
 
 
 def load_or_create_admin_key(data_dir: Path) -> str:
     """The admin key of `data_dir`, created (readable by its owner only) if missing."""
-    path = Path(data_dir) / ADMIN_KEY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = read_admin_key(data_dir)
-        assert key is not None
-        return key
-    key = generate_admin_key()
-    with os.fdopen(fd, "w") as file:
-        os.fchmod(file.fileno(), 0o600)
-        file.write(key + "\n")
-    return key
+    return load_or_create_secret(Path(data_dir) / ADMIN_KEY_FILE, generate_admin_key)

@@ -168,6 +168,11 @@ def _number(
     return int(value)
 
 
+def _time_of_day(spec: Mapping[str, Any]) -> str:
+    """The minute and hour fields of `{"hourUTC": h, "minuteUTC": m}` (minute defaults to 0)."""
+    return f"{_number(spec, 'minuteUTC', 0, 59, 0)} {_number(spec, 'hourUTC', 0, 23)}"
+
+
 class CronJobs:
     """The crons of an app (`crons = cron_jobs()` in its `crons.py`)."""
 
@@ -240,8 +245,7 @@ class CronJobs:
         args: Mapping[str, Any] | None = None,
     ) -> None:
         """Every day at `{"hourUTC": h, "minuteUTC": m}`."""
-        hour, minute = _number(spec, "hourUTC", 0, 23), _number(spec, "minuteUTC", 0, 59, 0)
-        self._add(name, CronExpression(f"{minute} {hour} * * *"), function, args)
+        self._add(name, CronExpression(f"{_time_of_day(spec)} * * *"), function, args)
 
     def weekly(
         self,
@@ -254,8 +258,7 @@ class CronJobs:
         day = spec.get("dayOfWeek")
         if not isinstance(day, str) or day.lower() not in _DAYS:
             raise DeveloperError(f"Cron {name!r}: dayOfWeek must be one of {', '.join(_DAYS)}")
-        hour, minute = _number(spec, "hourUTC", 0, 23), _number(spec, "minuteUTC", 0, 59, 0)
-        expression = f"{minute} {hour} * * {_DAYS.index(day.lower())}"
+        expression = f"{_time_of_day(spec)} * * {_DAYS.index(day.lower())}"
         self._add(name, CronExpression(expression), function, args)
 
     def monthly(
@@ -268,8 +271,7 @@ class CronJobs:
         """Every month on `{"day": d, "hourUTC": h, "minuteUTC": m}` (days 29–31 skip short
         months, as cron does)."""
         day = _number(spec, "day", 1, 31)
-        hour, minute = _number(spec, "hourUTC", 0, 23), _number(spec, "minuteUTC", 0, 59, 0)
-        self._add(name, CronExpression(f"{minute} {hour} {day} * *"), function, args)
+        self._add(name, CronExpression(f"{_time_of_day(spec)} {day} * *"), function, args)
 
 
 def cron_jobs() -> CronJobs:
