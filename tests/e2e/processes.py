@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import sys
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OWLAT_APP": "tests.fixtures.app"}
@@ -51,3 +55,49 @@ async def started_with_site(
     assert match and site, line + (await process.stderr.read()).decode()  # type: ignore[union-attr]
     assert match.group(2) == ("production" if command == "serve" else "development")
     return process, match.group(1), site.group(1)
+
+
+_SERVING = re.compile(r"Owlat is serving (http://127\.0\.0\.1:\d+)")
+
+
+class LoggedServer:
+    """`owlat dev` with its output in a file (a pipe nobody reads would fill and block it)."""
+
+    def __init__(self, data_dir: Path, name: str = "server") -> None:
+        self.data_dir = data_dir
+        self.log = data_dir.parent / f"{data_dir.name}-{name}.log"
+        self.process: asyncio.subprocess.Process | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        with self.log.open("ab") as output:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "owlat.cli", "dev", "--port", "0", "--site-port", "0",
+                "--data-dir", str(self.data_dir), env=ENV, cwd=ROOT,
+                stdout=output, stderr=output,
+            )  # fmt: skip
+        for _ in range(300):
+            match = _SERVING.search(self.log.read_text(errors="replace").split("KILLED")[-1])
+            if match:
+                self.url = match.group(1)
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("server did not start:\n" + self.log.read_text())
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+        with self.log.open("a") as output:
+            output.write("\nKILLED\n")
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.process.wait(), 30)
+
+    async def call(self, kind: str, path: str, args: dict[str, Any]) -> Any:
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as client:
+            body = (await client.post(f"/api/{kind}", json={"path": path, "args": args})).json()
+        assert body["status"] == "success", body
+        return body["value"]

@@ -1,69 +1,21 @@
-"""The scheduler across a crash: a server process is killed with SIGKILL while scheduled
-jobs are in flight, then restarted on the same data folder. Scheduled mutations must run
-exactly once, scheduled actions at most once."""
+"""The scheduler across processes: a server killed with SIGKILL while scheduled jobs are in
+flight and restarted on the same data folder, and two servers whose workers race for the
+same due jobs. Scheduled mutations must run exactly once, scheduled actions at most once."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
-import signal
-import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.e2e.processes import ENV, ROOT, finished
+from tests.e2e.processes import LoggedServer, finished
 
 pytestmark = pytest.mark.timeout(120)
-
-_BANNER = re.compile(r"Owlat is serving (http://127\.0\.0\.1:\d+)")
-
-
-class Server:
-    """`owlat dev` with its output in a file (a pipe nobody reads would fill and block it)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.log = data_dir.parent / f"{data_dir.name}.log"
-        self.process: asyncio.subprocess.Process | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        with self.log.open("ab") as output:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "owlat.cli", "dev", "--port", "0", "--site-port", "0",
-                "--data-dir", str(self.data_dir), env=ENV, cwd=ROOT,
-                stdout=output, stderr=output,
-            )  # fmt: skip
-        for _ in range(300):
-            match = _BANNER.search(self.log.read_text(errors="replace").split("KILLED")[-1])
-            if match:
-                self.url = match.group(1)
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("server did not start:\n" + self.log.read_text())
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-        with self.log.open("a") as output:
-            output.write("\nKILLED\n")
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(self.process.wait(), 30)
-
-    async def call(self, kind: str, path: str, args: dict[str, Any]) -> Any:
-        async with httpx.AsyncClient(base_url=self.url, timeout=30) as client:
-            body = (await client.post(f"/api/{kind}", json={"path": path, "args": args})).json()
-        assert body["status"] == "success", body
-        return body["value"]
 
 
 async def local_query(data_dir: Path, path: str) -> Any:
@@ -73,7 +25,7 @@ async def local_query(data_dir: Path, path: str) -> Any:
     return json.loads(out)
 
 
-async def wait_until_done(server: Server) -> list[dict[str, Any]]:
+async def wait_until_done(server: LoggedServer) -> list[dict[str, Any]]:
     for _ in range(600):
         jobs: list[dict[str, Any]] = await server.call("query", "jobs:jobs", {})
         if all(job["state"]["kind"] not in ("pending", "inProgress") for job in jobs):
@@ -83,7 +35,7 @@ async def wait_until_done(server: Server) -> list[dict[str, Any]]:
 
 
 async def test_scheduled_mutations_run_exactly_once_across_sigkill(tmp_path: Path) -> None:
-    server = Server(tmp_path / "data")
+    server = LoggedServer(tmp_path / "data")
     await server.start()
     keys = [f"m{i:03}" for i in range(300)]
     try:
@@ -107,7 +59,7 @@ async def test_scheduled_mutations_run_exactly_once_across_sigkill(tmp_path: Pat
 
 
 async def test_scheduled_actions_run_at_most_once_across_sigkill(tmp_path: Path) -> None:
-    server = Server(tmp_path / "data")
+    server = LoggedServer(tmp_path / "data")
     side_effects = tmp_path / "side-effects.log"
     side_effects.touch()
     keys = [f"a{i}" for i in range(4)]
@@ -132,3 +84,27 @@ async def test_scheduled_actions_run_at_most_once_across_sigkill(tmp_path: Path)
     assert {(job["state"]["kind"], job["state"].get("error")) for job in jobs} == {
         ("failed", "Transient error while executing action")
     }
+
+
+async def test_two_workers_racing_for_the_same_jobs_run_each_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first, second = LoggedServer(data_dir, "first"), LoggedServer(data_dir, "second")
+    await first.start()
+    await second.start()
+    keys = [f"r{i:03}" for i in range(200)]
+    try:
+        due = time.time() * 1000 + 1500
+        # each server schedules half, so both workers know the shared due time
+        await first.call("mutation", "jobs:scheduleRecordsAt", {"keys": keys[:100], "at_ms": due})
+        await second.call("mutation", "jobs:scheduleRecordsAt", {"keys": keys[100:], "at_ms": due})
+        jobs = await wait_until_done(first)
+        runs = await first.call("query", "jobs:runs", {})
+        runners = await first.call("query", "jobs:runners", {})
+    finally:
+        await first.stop()
+        await second.stop()
+    assert len(runners) == 2, "both workers must have taken part in the race"
+    assert sorted(runs) == keys, [key for key, seen in Counter(runs).items() if seen > 1]
+    assert {job["state"]["kind"] for job in jobs} == {"success"}
+    logs = first.log.read_text() + second.log.read_text()
+    assert "Traceback" not in logs, logs
