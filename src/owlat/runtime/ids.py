@@ -27,6 +27,7 @@ which `bytes.translate` maps group values to characters. Decoding runs the steps
 
 from __future__ import annotations
 
+import functools
 import os
 from functools import lru_cache
 from itertools import accumulate
@@ -196,6 +197,13 @@ def table_number_of(text: str) -> int | None:
     """The table number of id `text`, or None when `text` is not a valid id. Never raises."""
     if not isinstance(text, str):
         return None
+    return _cached_table_number(text)
+
+
+@functools.lru_cache(maxsize=8192)
+def _cached_table_number(text: str) -> int | None:
+    # One call decodes an id several times (argument validator, db.get, ...): cache the
+    # answer of this pure function for recently seen ids.
     try:
         return decode_id(text)[0]
     except InvalidIdError:
