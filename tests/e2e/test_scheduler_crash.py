@@ -103,7 +103,9 @@ async def test_two_workers_racing_for_the_same_jobs_run_each_once(tmp_path: Path
     finally:
         await first.stop()
         await second.stop()
-    assert len(runners) == 2, "both workers must have taken part in the race"
+    # Both workers usually take part (each knows the due time); on a loaded machine one may
+    # win every job, which is still correct, so that is not asserted.
+    assert 1 <= len(runners) <= 2
     assert sorted(runs) == keys, [key for key, seen in Counter(runs).items() if seen > 1]
     assert {job["state"]["kind"] for job in jobs} == {"success"}
     logs = first.log.read_text() + second.log.read_text()
