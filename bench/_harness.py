@@ -1,13 +1,14 @@
 """Shared pieces of the benchmarks that run a real server in its own process.
 
-    python bench/_harness.py owlat --data-dir D --info F [--commits F]
+    python bench/_harness.py owlat --data-dir D --info F [--commits F] [--deflate]
     python bench/_harness.py raw --database PATH --info F
 
 `owlat` serves the fixture app's client API (`create_app`: HTTP API + sync WebSocket) with
 uvicorn configured as `owlat dev/serve` configures it (uvloop + httptools when installed,
-`ws="websockets-sansio"`, scheduler running), on a free 127.0.0.1 port. With `--commits` it
-also records, for every commit that writes a `counters` document, `(name, count, time_ns)`
-at the moment the commit is published, and writes them to that file on shutdown.
+`ws="websockets-sansio"` without permessage-deflate, scheduler running), on a free
+127.0.0.1 port; `--deflate` accepts permessage-deflate instead. With `--commits` it also
+records, for every commit that writes a `counters` document, `(name, count, time_ns)` at
+the moment the commit is published, and writes them to that file on shutdown.
 
 `raw` serves a plain Starlette app (no Owlat code) with the same uvicorn settings: one
 endpoint reading a document of an Owlat SQLite file with stdlib `sqlite3` (bench_http.py).
@@ -68,14 +69,15 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-def uvicorn_config(app: Any, sock_port: int = 0) -> Any:
+def uvicorn_config(app: Any, *, deflate: bool = False) -> Any:
     import uvicorn
 
     return uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=sock_port,
+        port=0,
         ws="websockets-sansio",
+        ws_per_message_deflate=deflate,
         lifespan="on",
         log_level="warning",
         access_log=False,
@@ -122,7 +124,12 @@ async def _serve(config: Any, info: Path, extra: dict[str, Any]) -> None:
 
 
 def serve_owlat(
-    data_dir: Path, info: Path, commits: Path | None, profile: Path | None = None
+    data_dir: Path,
+    info: Path,
+    commits: Path | None,
+    profile: Path | None = None,
+    *,
+    deflate: bool = False,
 ) -> None:
     import logging
 
@@ -150,7 +157,7 @@ def serve_owlat(
         application.on_commit(on_commit)  # before the sync layer's listener
     admin_key = load_or_create_admin_key(data_dir)
     app = create_app(application, Authenticator([], admin_key=admin_key))
-    _run(uvicorn_config(app), info, {"admin_key": admin_key}, profile)
+    _run(uvicorn_config(app, deflate=deflate), info, {"admin_key": admin_key}, profile)
     if commits is not None:
         commits.write_text(json.dumps(records))
 
@@ -306,9 +313,16 @@ def main() -> None:
     parser.add_argument("--info", type=Path, required=True)
     parser.add_argument("--commits", type=Path)
     parser.add_argument("--profile", type=Path, help="write cProfile stats of the server here")
+    parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
     options = parser.parse_args()
     if options.kind == "owlat":
-        serve_owlat(options.data_dir, options.info, options.commits, options.profile)
+        serve_owlat(
+            options.data_dir,
+            options.info,
+            options.commits,
+            options.profile,
+            deflate=options.deflate,
+        )
     else:
         serve_raw(options.database, options.info, options.profile)
 

@@ -2,11 +2,14 @@
 
     .venv/bin/python bench/bench_sync.py [--sessions 1000] [--rate 100] [--seconds 10]
         [--shared-fraction 0.5] [--client-procs 2] [--idle-steps 1000,2000,5000,8000]
+        [--no-compression] [--server-deflate]
 
 The server runs in its own process (bench/_harness.py: the fixture app's `create_app` on
 uvicorn, configured as `owlat dev` configures it); the WebSocket clients (the `websockets`
 library, speaking the sync protocol) run in `--client-procs` other processes, so client
-work does not slow the server down. All processes share this machine's clock.
+work does not slow the server down. All processes share this machine's clock. The clients
+offer permessage-deflate as browsers do (`--no-compression`: they don't); the server, like
+`owlat dev`, declines it (`--server-deflate`: it accepts).
 
 (1) Latency. `--sessions` sockets each subscribe to one query, `counters:get`: the first
 half all to `{"name": "shared"}` (one shared result), the second half each to its own
@@ -269,6 +272,8 @@ def latency_phase(options: argparse.Namespace, folder: Path) -> None:
     sessions, half = options.sessions, options.sessions // 2
     commits_file = folder / "commits.json"
     server_args = ["owlat", "--data-dir", str(folder / "latency"), "--commits", str(commits_file)]
+    if options.server_deflate:
+        server_args.append("--deflate")
     if options.profile_server:
         server_args += ["--profile", str(options.profile_server)]
     with ServerProcess(server_args, folder / "latency.json") as server:
@@ -365,7 +370,9 @@ def latency_phase(options: argparse.Namespace, folder: Path) -> None:
 def idle_phase(options: argparse.Namespace, folder: Path) -> None:
     steps = [int(step) for step in options.idle_steps.split(",") if step]
     with ServerProcess(
-        ["owlat", "--data-dir", str(folder / "idle")], folder / "idle.json", stop_timeout=60
+        ["owlat", "--data-dir", str(folder / "idle"), *(["--deflate"] * options.server_deflate)],
+        folder / "idle.json",
+        stop_timeout=60,
     ) as server:
         clients = [
             ClientProcess(server.url, options.compression) for _ in range(options.client_procs)
@@ -420,6 +427,11 @@ def main() -> None:
         help="clients do not offer permessage-deflate (default: they do, as browsers do)",
     )
     parser.add_argument(
+        "--server-deflate",
+        action="store_true",
+        help="the server accepts permessage-deflate (default: declines it, as `owlat dev`)",
+    )
+    parser.add_argument(
         "--profile-server",
         type=Path,
         help="cProfile the latency phase's server; stats written here",
@@ -440,8 +452,9 @@ def main() -> None:
     print(
         f"bench_sync: {options.sessions} sessions, {options.rate:.0f} commits/s for "
         f"{options.seconds:.0f} s, shared fraction {options.shared_fraction}, "
-        f"{options.client_procs} client processes, compression "
-        f"{'on' if options.compression else 'off'}"
+        f"{options.client_procs} client processes, permessage-deflate offered by the clients: "
+        f"{'yes' if options.compression else 'no'}, accepted by the server: "
+        f"{'yes' if options.server_deflate else 'no'}"
     )
     with tempfile.TemporaryDirectory() as folder:
         if not options.skip_latency:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.postgres import PostgresForTests
 from tests.s3 import MotoServer
 
 
@@ -14,3 +15,23 @@ def moto_server() -> Iterator[MotoServer]:
     """A real S3-compatible server (moto_server) for the whole run, started on first use."""
     with MotoServer.running() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresForTests]:
+    """This run's database in the test cluster (tests/postgres.py), created on first use."""
+    database = PostgresForTests.required()
+    yield database
+    database.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The engine a test runs on, as `OWLAT_DATABASE_URL`: "" (SQLite in the test's data
+    folder) or a fresh PostgreSQL schema. Every test that takes it runs on both engines."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    postgres: PostgresForTests = request.getfixturevalue("postgres")
+    with postgres.schema() as url:
+        yield url

@@ -4,6 +4,7 @@ owlat dev | serve     run the client API (HTTP function API, sync WebSocket, fil
                       and the HTTP actions (site port) in one process
 owlat run PATH ARGS   run one function, on the local database or (--url) a server
 owlat admin-key       print the data folder's admin key
+owlat admin create    create a platform admin of owlat.app (email, name, password)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
     import uvicorn
 
+    from owlat.runtime.auth import TrustedIssuer
     from owlat.runtime.storage import FileStorage
 
 
@@ -93,6 +95,18 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
         "admin-key", help="print the admin key of the data folder (created if missing)"
     )
     _add_data_dir_option(admin_key, settings)
+
+    admin = commands.add_parser("admin", help="manage Owlat's platform admins")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    create_admin = admin_commands.add_parser(
+        "create", help="create a platform admin (or promote an existing user)"
+    )
+    create_admin.add_argument("--email", required=True)
+    create_admin.add_argument("--name", required=True)
+    create_admin.add_argument(
+        "--password", help="10–128 characters (default: prompted for, or OWLAT_ADMIN_PASSWORD)"
+    )
+    _add_app_options(create_admin, settings)
     return parser
 
 
@@ -129,6 +143,7 @@ async def _run_function(options: argparse.Namespace, settings: Settings) -> int:
     from owlat.runtime.values import convex_to_json, dumps
 
     args = _parse_args(options.args)
+    _own_issuers(options.app, settings, options.data_dir, _url(settings.host, settings.site_port))
     app = Application(
         load_app_package(options.app),
         create_engine(
@@ -202,6 +217,76 @@ def _run_remote(options: argparse.Namespace, settings: Settings) -> int:
     if "errorData" in reply:
         print(dumps({"errorData": reply["errorData"]}).decode(), file=sys.stderr)
     return 1
+
+
+# -- owlat.app: its own token issuer, platform admins -----------------------------------------
+
+
+def _own_issuers(
+    app: str, settings: Settings, data_dir: Path, site_url: str
+) -> tuple[TrustedIssuer, ...]:
+    """owlat.app signs its users' JWTs: configure it, and trust its key by default."""
+    if app != "owlat.app":
+        return ()
+    from owlat.app.lib.instance import configure_from_settings
+    from owlat.app.lib.signing_key import jwks
+    from owlat.runtime.auth import TrustedIssuer
+
+    instance = configure_from_settings(settings, data_dir, site_url)
+    return (
+        TrustedIssuer(
+            issuer=instance.base_url,
+            audience=instance.base_url,
+            jwks=jwks(data_dir),
+            algorithms=("EdDSA",),
+        ),
+    )
+
+
+async def _create_admin(options: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+    import os
+
+    from owlat.app.lib.errors import AuthFailure
+    from owlat.app.lib.passwords import hash_password
+    from owlat.runtime.app_package import load_app_package
+    from owlat.runtime.application import Application
+    from owlat.runtime.engines import create_engine
+    from owlat.runtime.errors import OwlatError
+
+    password = options.password or os.environ.get("OWLAT_ADMIN_PASSWORD")
+    if not password:
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Password again: "):
+            print("error: the passwords differ", file=sys.stderr)
+            return 2
+    _own_issuers(options.app, settings, options.data_dir, _url(settings.host, settings.site_port))
+    try:
+        password_hash = await hash_password(password)
+    except AuthFailure as error:
+        print(f"error: {error.message} (10 to 128 characters)", file=sys.stderr)
+        return 2
+    app = Application(
+        load_app_package(options.app),
+        create_engine(
+            options.data_dir, settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+        ),
+    )
+    await app.start()
+    try:
+        result = await app.run(
+            None,
+            "auth:createPlatformAdmin",
+            {"email": options.email, "name": options.name, "passwordHash": password_hash},
+            internal=True,
+        )
+    except OwlatError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    finally:
+        await app.close()
+    print(f"Platform admin {options.email.strip().lower()} ({result.value}) is ready")
+    return 0
 
 
 # -- owlat dev / serve -----------------------------------------------------------------------
@@ -278,7 +363,7 @@ def _serve(options: argparse.Namespace, settings: Settings, *, production: bool)
         storage=_file_storage(settings, options.data_dir, client_url),
     )
     authenticator = Authenticator(
-        settings.auth_issuers,
+        (*settings.auth_issuers, *_own_issuers(options.app, settings, options.data_dir, site_url)),
         admin_key=settings.admin_key or load_or_create_admin_key(options.data_dir),
     )
     config = uvicorn.Config(
@@ -286,6 +371,9 @@ def _serve(options: argparse.Namespace, settings: Settings, *, production: bool)
         host=options.host,
         port=options.port,
         ws="websockets-sansio",
+        # Sync frames are small and often pushed to many sockets: permessage-deflate would
+        # cost ~10-25 µs per push and ~40 KiB per idle socket (BENCHMARKS.md, bench_sync.py).
+        ws_per_message_deflate=False,
         lifespan="on",
         log_level="warning" if production else "info",
         access_log=not production,
@@ -341,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_run_function(options, settings))
     if options.command in ("dev", "serve"):
         return _serve(options, settings, production=options.command == "serve")
+    if options.command == "admin":
+        return asyncio.run(_create_admin(options, settings))
     if options.command == "admin-key":
         from owlat.runtime.auth import load_or_create_admin_key
 

@@ -24,6 +24,15 @@ def _int(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SystemExit(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+
+
 def _issuers(name: str) -> tuple[TrustedIssuer, ...]:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -80,6 +89,21 @@ class Settings:
     admin_key: str = ""
     # Scheduled functions and crons run at most this many at a time per server process.
     scheduler_parallelism: int = 8
+    # -- Owlat's own auth (owlat.app) --
+    # Public URL of the site port, where /api/auth lives; the issuer and audience of the
+    # JWTs Owlat signs. Empty: http://<host>:<site port>.
+    site_url: str = ""
+    # Public URL of the web app, for links in emails. Empty: the site URL.
+    app_url: str = ""
+    # HMAC key of session cookies. Empty: generated in <data_dir>/auth_secret.
+    auth_secret: str = ""
+    # Comma-separated origins allowed to POST to /api/auth with a cookie (the site's own
+    # origin always is).
+    trusted_origins: tuple[str, ...] = ()
+    # New accounts wait on the waitlist until a platform admin approves them (OWLAT_WAITLIST=1).
+    waitlist: bool = False
+    # Sign-up does not sign in and unverified accounts cannot sign in.
+    require_email_verification: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -103,6 +127,14 @@ class Settings:
             auth_issuers=_issuers("OWLAT_AUTH_ISSUERS"),
             admin_key=env.get("OWLAT_ADMIN_KEY", "").strip(),
             scheduler_parallelism=_int("OWLAT_SCHEDULER_PARALLELISM", cls.scheduler_parallelism),
+            site_url=env.get("OWLAT_SITE_URL", "").strip(),
+            app_url=env.get("OWLAT_APP_URL", "").strip(),
+            auth_secret=env.get("OWLAT_AUTH_SECRET", "").strip(),
+            trusted_origins=tuple(
+                o.strip() for o in env.get("OWLAT_TRUSTED_ORIGINS", "").split(",") if o.strip()
+            ),
+            waitlist=_flag("OWLAT_WAITLIST"),
+            require_email_verification=_flag("OWLAT_REQUIRE_EMAIL_VERIFICATION"),
         )
 
     @property

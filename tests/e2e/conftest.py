@@ -110,13 +110,14 @@ def issuers() -> Issuers:
 
 @contextlib.asynccontextmanager
 async def start_server(
-    data_dir: Path, issuers: Issuers, storage: FileStorage | None = None
+    data_dir: Path, issuers: Issuers, storage: FileStorage | None = None, database_url: str = ""
 ) -> AsyncIterator[RunningServer]:
-    """The fixture app served on both ports; files in `storage` (default: the data folder),
-    whose public URL is set to the client port's once it is known."""
+    """The fixture app served on both ports, on `database_url` (default: SQLite in the data
+    folder); files in `storage` (default: the data folder), whose public URL is set to the
+    client port's once it is known."""
     storage = storage or open_file_storage(data_dir, public_url="")
     application = Application(
-        load_app_package(FIXTURE_APP), create_engine(data_dir), storage=storage
+        load_app_package(FIXTURE_APP), create_engine(data_dir, database_url), storage=storage
     )
     admin_key = load_or_create_admin_key(data_dir)
     authenticator = Authenticator(
@@ -140,8 +141,10 @@ async def start_server(
 
 
 @pytest.fixture
-async def server(tmp_path: Path, issuers: Issuers) -> AsyncIterator[RunningServer]:
-    async with start_server(tmp_path, issuers) as running:
+async def server(
+    tmp_path: Path, issuers: Issuers, database_url: str
+) -> AsyncIterator[RunningServer]:
+    async with start_server(tmp_path, issuers, database_url=database_url) as running:
         yield running
 
 

@@ -18,13 +18,14 @@ _BANNER = re.compile(r"Owlat is serving (http://127\.0\.0\.1:\d+) \((\w+);")
 _SITE = re.compile(r"HTTP actions on (http://127\.0\.0\.1:\d+)\)")
 
 
-async def owlat(*args: str) -> asyncio.subprocess.Process:
+async def owlat(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    """`owlat <args>` with the fixture app (`env`: extra environment variables)."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "owlat.cli",
         *args,
-        env=ENV,
+        env={**ENV, **(env or {})},
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -45,10 +46,12 @@ async def started(command: str, data_dir: Path) -> tuple[asyncio.subprocess.Proc
 
 
 async def started_with_site(
-    command: str, data_dir: Path
+    command: str, data_dir: Path, env: dict[str, str] | None = None
 ) -> tuple[asyncio.subprocess.Process, str, str]:
     """Start `owlat <command>` on free ports; the process, its client URL and its site URL."""
-    process = await owlat(command, "--port", "0", "--site-port", "0", "--data-dir", str(data_dir))
+    process = await owlat(
+        command, "--port", "0", "--site-port", "0", "--data-dir", str(data_dir), env=env
+    )
     assert process.stdout is not None
     line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
     match, site = _BANNER.match(line), _SITE.search(line)

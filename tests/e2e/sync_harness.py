@@ -107,9 +107,10 @@ class SyncServer:
 
 @contextlib.asynccontextmanager
 async def sync_server(
-    data_dir: Path, issuers: Issuers, config: SyncConfig | None = None
+    data_dir: Path, issuers: Issuers, config: SyncConfig | None = None, database_url: str = ""
 ) -> AsyncIterator[SyncServer]:
-    application = Application(load_app_package(FIXTURE_APP), create_engine(data_dir))
+    engine = create_engine(data_dir, database_url)
+    application = Application(load_app_package(FIXTURE_APP), engine)
     for path, definition in EXTRA_FUNCTIONS.items():
         application.package.functions.add(path, definition)
     authenticator = Authenticator([issuers.rs256.trusted()], admin_key=ADMIN_KEY)

@@ -233,6 +233,11 @@ async def test_cors_preflight_and_simple_requests(client: httpx.AsyncClient) -> 
     )
     assert response.headers["access-control-allow-origin"] == origin
     assert response.headers["access-control-allow-credentials"] == "true"
+    response = await client.post(  # no Origin: no CORS headers, but caches are told to vary
+        "/api/query", json={"path": "messages:list", "args": {"channel": "x"}}
+    )
+    assert "access-control-allow-origin" not in response.headers
+    assert response.headers["vary"] == "Origin"
 
 
 async def test_duplicate_slashes_and_unknown_routes(

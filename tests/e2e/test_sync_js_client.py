@@ -18,8 +18,8 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-async def server(tmp_path: Path, issuers: Issuers) -> AsyncIterator[SyncServer]:
-    async with sync_server(tmp_path, issuers) as running:
+async def server(tmp_path: Path, issuers: Issuers, database_url: str) -> AsyncIterator[SyncServer]:
+    async with sync_server(tmp_path, issuers, database_url=database_url) as running:
         yield running
 
 

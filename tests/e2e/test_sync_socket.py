@@ -52,11 +52,11 @@ def mutation(request_id: int, path: str, args: dict[str, Any]) -> dict[str, Any]
 
 
 @pytest.fixture
-async def server(tmp_path: Path, issuers: Issuers) -> AsyncIterator[SyncServer]:
+async def server(tmp_path: Path, issuers: Issuers, database_url: str) -> AsyncIterator[SyncServer]:
     config = SyncConfig(
         max_args_bytes=4096, ping_interval=0.3, max_pending_mutations=3, max_inflight_actions=2
     )
-    async with sync_server(tmp_path, issuers, config) as running:
+    async with sync_server(tmp_path, issuers, config, database_url=database_url) as running:
         yield running
 
 

@@ -16,8 +16,8 @@ _adhoc = itertools.count()
 
 
 @pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[Application]:
-    async with open_test_app(FIXTURE_APP, tmp_path) as application:
+async def app(tmp_path: Path, database_url: str) -> AsyncIterator[Application]:
+    async with open_test_app(FIXTURE_APP, tmp_path, database_url=database_url) as application:
         yield application
 
 

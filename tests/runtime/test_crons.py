@@ -89,8 +89,10 @@ async def count(app: object, name: str) -> float:
     return value
 
 
-async def test_crons_run_one_at_a_time_and_skip_missed_runs(tmp_path: Path) -> None:
-    async with open_test_app(APP, tmp_path) as app:
+async def test_crons_run_one_at_a_time_and_skip_missed_runs(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with open_test_app(APP, tmp_path, database_url=database_url) as app:
         await asyncio.sleep(1.3)
         fast = await count(app, "fast")
         assert fast >= 3, "an interval cron of 0.2 s runs repeatedly"
@@ -103,8 +105,22 @@ async def test_crons_run_one_at_a_time_and_skip_missed_runs(tmp_path: Path) -> N
         assert sum(job["state"]["kind"] == "inProgress" for job in slow_jobs) <= 1
         assert await count(app, "nightly") == 0
     await asyncio.sleep(1.0)  # five runs of "fast" are missed while nothing runs
-    async with open_test_app(APP, tmp_path) as app:
+    async with open_test_app(APP, tmp_path, database_url=database_url) as app:
         await asyncio.sleep(0.1)
         assert await count(app, "fast") <= fast + 1, "missed runs are not replayed"
         await asyncio.sleep(0.5)
         assert await count(app, "fast") >= fast + 2, "the cron goes on after a restart"
+
+
+async def test_two_nodes_on_one_database_run_each_cron_occurrence_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with (
+        open_test_app(APP, tmp_path, database_url=database_url) as first,
+        open_test_app(APP, tmp_path, database_url=database_url) as second,
+    ):
+        await asyncio.sleep(1.3)
+        runs = await count(first, "fast")
+        assert runs == await count(second, "fast")
+    # an interval of 0.2 s fits at most 7 times in 1.3 s, however many nodes run crons
+    assert 3 <= runs <= 7

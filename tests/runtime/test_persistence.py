@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import textwrap
 from pathlib import Path
@@ -15,13 +16,16 @@ from owlat.runtime.testing import open_test_app
 from tests.runtime.conftest import in_query
 
 APP = "tests.fixtures.app"
+SQL_FOLDER = Path(__file__).parents[2] / "src" / "owlat" / "runtime" / "database" / "sql"
 
 
-async def test_documents_and_timestamps_survive_a_restart(tmp_path: Path) -> None:
-    async with open_test_app(APP, tmp_path) as app:
+async def test_documents_and_timestamps_survive_a_restart(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with open_test_app(APP, tmp_path, database_url=database_url) as app:
         first = await app.run_mutation("messages:send", {"channel": "p", "body": "kept"})
         number = app.catalog.table("messages").number
-    async with open_test_app(APP, tmp_path) as app:
+    async with open_test_app(APP, tmp_path, database_url=database_url) as app:
         assert app.latest_ts == first.ts
         listed = await app.run_query("messages:list", {"channel": "p"})
         assert [m["body"] for m in listed.value] == ["kept"]
@@ -66,14 +70,16 @@ def app_root(tmp_path: Path) -> Any:
         del sys.modules[module]
 
 
-async def test_adding_an_index_backfills_existing_documents(tmp_path: Path, app_root: Path) -> None:
+async def test_adding_an_index_backfills_existing_documents(
+    tmp_path: Path, app_root: Path, database_url: str
+) -> None:
     data = tmp_path / "data"
     before = write_app(app_root, "evolving_v1", "")
     after = write_app(app_root, "evolving_v2", '.index("by_rank", ["rank"])')
-    async with open_test_app(before, data) as app:
+    async with open_test_app(before, data, database_url=database_url) as app:
         for title, rank in (("b", 2), ("a", 1), ("c", 3)):
             await app.run_mutation("notes:add", {"title": title, "rank": rank})
-    async with open_test_app(after, data) as app:
+    async with open_test_app(after, data, database_url=database_url) as app:
 
         async def ranked(ctx: Any) -> Any:
             return [
@@ -86,7 +92,7 @@ async def test_adding_an_index_backfills_existing_documents(tmp_path: Path, app_
         assert await in_query(app, ranked) == ["b", "c"]
         await app.run_mutation("notes:add", {"title": "d", "rank": 2.5})
         assert await in_query(app, ranked) == ["b", "d", "c"]
-    async with open_test_app(before, data) as app:
+    async with open_test_app(before, data, database_url=database_url) as app:
 
         async def all_titles(ctx: Any) -> Any:
             return [n["title"] for n in await ctx.db.query("notes").collect()]
@@ -101,10 +107,20 @@ async def _stored_indexes(app: Any) -> set[tuple[str, str]]:
         return {(index.table, index.name) for index in await reader.list_indexes()}
 
 
-def test_statement_files_define_exactly_the_statements() -> None:
-    statements = load_statements("sqlite")
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_statement_files_define_exactly_the_statements(engine: str) -> None:
+    statements = load_statements(engine)
     assert isinstance(statements, Statements)
     assert "owlat_index_entries" in statements.scan_asc
+
+
+def test_both_engines_define_the_same_statement_names() -> None:
+    def names(engine: str) -> list[str]:
+        text = (SQL_FOLDER / f"{engine}.sql").read_text()
+        return sorted(parse_statements(text))
+
+    assert names("sqlite") == names("postgres")
+    assert set(names("sqlite")) == {field.name for field in dataclasses.fields(Statements)}
     with pytest.raises(ValueError, match="defined twice"):
         parse_statements("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;")
 

@@ -137,19 +137,21 @@ async def test_scheduling_limits_and_misuse(app: Application) -> None:
         await in_mutation(app, schedule_bad_time)
 
 
-async def test_jobs_survive_a_restart(tmp_path: Path) -> None:
-    async with open_test_app(APP, tmp_path, scheduler_parallelism=None) as app:
+async def test_jobs_survive_a_restart(tmp_path: Path, database_url: str) -> None:
+    async with open_test_app(
+        APP, tmp_path, scheduler_parallelism=None, database_url=database_url
+    ) as app:
         await app.run_mutation("jobs:scheduleRecords", {"keys": ["x", "y"], "delay_ms": 0})
         await asyncio.sleep(0.05)
         assert await runs(app) == [], "no scheduler runs in this process"
-    async with open_test_app(APP, tmp_path) as app:
+    async with open_test_app(APP, tmp_path, database_url=database_url) as app:
         await eventually(lambda: all_done(app))
         assert sorted(await runs(app)) == ["x", "y"]
 
 
-async def test_interrupted_actions_fail_and_never_rerun(tmp_path: Path) -> None:
+async def test_interrupted_actions_fail_and_never_rerun(tmp_path: Path, database_url: str) -> None:
     log = tmp_path / "side-effects.log"
-    async with open_test_app(APP, tmp_path) as app:
+    async with open_test_app(APP, tmp_path, database_url=database_url) as app:
         await app.run_action(
             "jobs:scheduleActions", {"keys": ["slow"], "sleep_ms": 60_000, "log": str(log)}
         )
@@ -157,7 +159,7 @@ async def test_interrupted_actions_fail_and_never_rerun(tmp_path: Path) -> None:
             lambda: _state_is(app, "inProgress"),
         )
     # closing the application stopped the worker mid-action, like a crash would
-    async with open_test_app(APP, tmp_path) as app:
+    async with open_test_app(APP, tmp_path, database_url=database_url) as app:
         (job,) = (await jobs(app)).values()
         assert job["state"] == {"kind": "failed", "error": "Transient error while executing action"}
         await asyncio.sleep(0.1)
@@ -169,9 +171,11 @@ async def _state_is(app: Application, kind: str) -> bool:
     return set((await states(app)).values()) == {kind}
 
 
-async def test_parallelism_is_bounded(tmp_path: Path) -> None:
+async def test_parallelism_is_bounded(tmp_path: Path, database_url: str) -> None:
     log = tmp_path / "side-effects.log"
-    async with open_test_app(APP, tmp_path, scheduler_parallelism=2) as app:
+    async with open_test_app(
+        APP, tmp_path, scheduler_parallelism=2, database_url=database_url
+    ) as app:
         await app.run_action(
             "jobs:scheduleActions",
             {"keys": [f"p{i}" for i in range(5)], "sleep_ms": 200, "log": str(log)},

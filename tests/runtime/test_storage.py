@@ -158,8 +158,9 @@ async def test_after_commit_callbacks_run_after_the_commit_only(
     assert ran == ["first"]
 
 
-async def test_without_file_storage_calls_say_so(tmp_path: Path) -> None:
-    application = Application(load_app_package(FIXTURE_APP), create_engine(tmp_path))
+async def test_without_file_storage_calls_say_so(tmp_path: Path, database_url: str) -> None:
+    engine = create_engine(tmp_path, database_url)
+    application = Application(load_app_package(FIXTURE_APP), engine)
     await application.start()
     try:
         with pytest.raises(OperatorError, match="File storage is not configured"):

@@ -44,13 +44,8 @@ async def test_other_errors_are_not_retried() -> None:
     assert attempts == 1
 
 
-def test_clock_is_strictly_increasing_even_if_the_wall_clock_is_behind() -> None:
-    far_future = 4_000_000_000_000_000_000
-    clock = Clock(far_future)
-    first = clock.next_ts()
-    assert first == far_future + 1
-    clock.advance(first)
-    assert clock.next_ts() == first + 1
+def test_creation_times_are_strictly_increasing_even_if_the_wall_clock_is_behind() -> None:
+    clock = Clock(4_000_000_000_000_000_000)
     creation = [clock.next_creation_time() for _ in range(1000)]
     assert all(a < b for a, b in itertools.pairwise(creation))
 

@@ -8,9 +8,12 @@
   mutation's own transaction, which first checks the job is still pending. A failure rolls
   the mutation back, then marks the job `failed` with the error; write conflicts are
   retried by the transaction layer; engine failures leave the job pending for a later try.
-- A scheduled **action runs at most once**: `inProgress` commits before it starts; at
-  start-up, jobs still `inProgress` (the process died during them) become `failed` with
-  "Transient error while executing action" and are never re-run.
+- A scheduled **action runs at most once**: `inProgress` commits before it starts, with a
+  claim naming this worker's node and a lease it renews while the action runs
+  (`_scheduler_claims.py`); jobs still `inProgress` whose claim is missing or expired (the
+  node died during them; checked at start and at every heartbeat) become `failed` with
+  "Transient error while executing action" and are never re-run. Another live node's
+  actions are left alone.
 - Crons: each declared cron has a row in `_cron_jobs` with its next run time. When due, the
   run is one job; if the previous run is still pending or in progress the occurrence is
   skipped, and the next run time is always the next occurrence after *now*, so runs missed
@@ -24,14 +27,16 @@ import asyncio
 import contextlib
 import logging
 import math
+import uuid
 from typing import TYPE_CHECKING, Any, Final
 
+from owlat.runtime import _scheduler_claims as claims
 from owlat.runtime import scheduler as jobs
 from owlat.runtime.crons import CronJob, CronJobs
 from owlat.runtime.database.query import Query
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.error_text import describe_error
-from owlat.runtime.errors import OperatorError
+from owlat.runtime.errors import OperatorError, OwlatError
 from owlat.runtime.functions import FunctionKind
 from owlat.runtime.schema import define_table, register_system_table
 from owlat.runtime.transactions import Commit
@@ -107,10 +112,13 @@ class SchedulerWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._crons: dict[str, CronJob] = {}
         self._last_cleanup = -math.inf
+        self.node = uuid.uuid4().hex  # this worker, in `_scheduler_claims`
+        self._last_heartbeat = -math.inf
+        self._look_again = math.inf  # next heartbeat, or when another node's claim expires
 
     async def start(self) -> None:
         """Recover from a crash, register crons, and start the loop."""
-        await self._app.run_system_write(self._fail_interrupted_actions)
+        await self._recover()
         crons = self._app.package.crons
         if crons is not None:
             if not isinstance(crons, CronJobs):
@@ -122,7 +130,7 @@ class SchedulerWorker:
 
     async def stop(self) -> None:
         """Stop the loop and cancel running jobs (mutations roll back; interrupted actions
-        are failed at the next start)."""
+        lose their claims, so the next worker to look fails them)."""
         with contextlib.suppress(ValueError):
             self._app.remove_commit_listener(self._on_commit)
         tasks = [task for task in (self._loop_task, *self._running.values()) if task]
@@ -130,6 +138,14 @@ class SchedulerWorker:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._loop_task = None
+
+        async def release(txn: Transaction) -> None:
+            await claims.release_all(txn, self.node)
+
+        try:  # interrupted actions are failed at once by whoever looks next
+            await self._app.run_system_write(release)
+        except OwlatError:
+            logger.exception("could not release this node's scheduler claims")
 
     def _on_commit(self, commit: Commit) -> None:
         if any(change.table in (jobs.TABLE, CRON_TABLE) for change in commit.write_set.documents):
@@ -156,6 +172,10 @@ class SchedulerWorker:
         now = jobs.now_ms()
         next_times = [await self._run_due_crons(now)]
         next_times.append(await self._start_due_jobs(now))
+        if now - self._last_heartbeat >= claims.HEARTBEAT_MS or now >= self._look_again:
+            self._last_heartbeat = now
+            self._look_again = await self._heartbeat()
+        next_times.append(self._look_again)
         if now - self._last_cleanup > CLEANUP_EVERY_MS:
             self._last_cleanup = now
             await self._app.run_system_write(self._delete_old_jobs)
@@ -238,6 +258,7 @@ class SchedulerWorker:
             if job is None or job["state"]["kind"] != jobs.PENDING:
                 return False
             await jobs.set_state(txn, job, jobs.IN_PROGRESS)
+            await claims.claim(txn, job, self.node)
             return True
 
         if not await self._app.run_system_write(claim):
@@ -255,16 +276,32 @@ class SchedulerWorker:
             job = await jobs.get_job(txn, job_id)
             if job is not None and job["state"]["kind"] in (jobs.PENDING, jobs.IN_PROGRESS):
                 await jobs.set_state(txn, job, kind, error)
+            await claims.release(txn, job_id)
 
         await self._app.run_system_write(finish)
 
+    async def _heartbeat(self) -> float:
+        """Renew this node's leases, fail dead nodes' actions; when to look again."""
+        if self._running:
+
+            async def renew(txn: Transaction) -> None:
+                await claims.renew(txn, self.node)
+
+            await self._app.run_system_write(renew)
+        next_expiry = await self._recover()
+        if self._running:
+            return jobs.now_ms() + claims.HEARTBEAT_MS
+        return math.inf if next_expiry is None else next_expiry
+
+    async def _recover(self) -> float | None:
+        """Fail the actions of dead nodes; returns when the next live claim expires."""
+        orphaned, next_expiry = await self._app.run_system_read(claims.orphans)
+        if orphaned:
+            await self._app.run_system_write(self._fail_interrupted_actions)
+        return next_expiry
+
     async def _fail_interrupted_actions(self, txn: Transaction) -> None:
-        table = txn.catalog.table(jobs.TABLE)
-        interrupted = (
-            await Query(txn, table)
-            .with_index(jobs.BY_STATE, lambda q: q.eq("state.kind", jobs.IN_PROGRESS))
-            .collect()
-        )
+        interrupted, _ = await claims.orphans(txn)
         for job in interrupted:
             logger.warning(
                 "scheduled action %s (%s) was interrupted by a restart; failed",
@@ -272,6 +309,7 @@ class SchedulerWorker:
                 job["_id"],
             )
             await jobs.set_state(txn, job, jobs.FAILED, TRANSIENT_ACTION_ERROR)
+            await claims.release(txn, job["_id"])
 
     async def _delete_old_jobs(self, txn: Transaction) -> None:
         table = txn.catalog.table(jobs.TABLE)

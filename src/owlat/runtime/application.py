@@ -25,13 +25,13 @@ from owlat.runtime.app_package import AppPackage
 from owlat.runtime.auth import Auth, UserIdentity
 from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
 from owlat.runtime.database.catalog import Catalog, sync_catalog
+from owlat.runtime.database.commit_feed import CommitFeed
 from owlat.runtime.database.engine import Engine, EngineReader
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import ArgumentValidationError, ValidationError
 from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike, path_of
 from owlat.runtime.storage import FileStorage
 from owlat.runtime.transactions import (
-    LAST_TS_GLOBAL,
     Clock,
     Commit,
     CommitListener,
@@ -120,10 +120,13 @@ class Application:
         self.engine = engine
         self.storage = storage
         self.limits = limits or TransactionLimits()
-        self.retry = retry or RetryPolicy()
+        # A retry runs exclusively (see `_write`): no other writer can make it conflict
+        # again, so there is nothing to wait for before it.
+        self.retry = retry or RetryPolicy(first_backoff=0.001)
         self.clock = Clock()
         self._catalog: Catalog | None = None
         self._listeners: list[CommitListener] = []
+        self._feed: CommitFeed | None = None
         self._scheduler = (
             None
             if scheduler_parallelism is None
@@ -136,16 +139,23 @@ class Application:
         """Open the engine and bring the catalog in line with the schema."""
         logs.install()
         await self.engine.open()
-        async with self.engine.write() as writer:
-            self._catalog = await sync_catalog(writer, self.package.schema)
-            last_ts = await writer.get_global(LAST_TS_GLOBAL) or 0
-        self.clock = Clock(last_ts)
+
+        async def sync() -> Catalog:
+            async with self.engine.write() as writer:
+                return await sync_catalog(writer, self.package.schema)
+
+        self._catalog = await self.retry.run(sync)  # nodes starting together may conflict
+        self.clock = Clock(await self._read_last_ts())
+        self._feed = self.engine.commit_feed()  # every node's commits, in order
+        await self._feed.start(self.clock.last_ts, self._publish)
         if self._scheduler is not None:
             await self._scheduler.start()
 
     async def close(self) -> None:
         if self._scheduler is not None:
             await self._scheduler.stop()
+        if self._feed is not None:
+            await self._feed.close()
         await self.engine.close()
         if self.storage is not None:
             await self.storage.close()
@@ -162,13 +172,15 @@ class Application:
         return self.clock.last_ts
 
     def on_commit(self, listener: CommitListener) -> None:
-        """Call `listener(commit)` after every commit of this process."""
+        """Call `listener(commit)` after every commit, of this process or of another node
+        on the same database, in timestamp order (see database/commit_feed.py)."""
         self._listeners.append(listener)
 
     def remove_commit_listener(self, listener: CommitListener) -> None:
         self._listeners.remove(listener)
 
     def _publish(self, commit: Commit) -> None:
+        self.clock.advance(commit.ts)
         for listener in list(self._listeners):
             try:
                 listener(commit)
@@ -235,7 +247,7 @@ class Application:
             try:
                 if definition.kind is FunctionKind.QUERY:
                     async with self.engine.read() as reader:
-                        ts = await reader.get_global(LAST_TS_GLOBAL) or 0
+                        ts = await reader.last_ts()
                         result = await self._query_in(reader, ts, definition, args, auth)
                 elif definition.kind is FunctionKind.MUTATION:
                     result = await self._mutation(definition, args, auth, hook)
@@ -266,8 +278,7 @@ class Application:
     async def snapshot(self) -> AsyncIterator[Snapshot]:
         """Run several queries at one timestamp."""
         async with self.engine.read() as reader:
-            ts = await reader.get_global(LAST_TS_GLOBAL) or 0
-            yield Snapshot(self, reader, ts)
+            yield Snapshot(self, reader, await reader.last_ts())
 
     async def _query_in(
         self, reader: EngineReader, ts: int, definition: FunctionDefinition, args: Any, auth: Auth
@@ -307,7 +318,7 @@ class Application:
     ) -> FunctionResult:
         validated = self._validate_args(definition, args)
 
-        async def body(txn: Transaction, ts: int) -> tuple[Any, int | None]:
+        async def body(txn: Transaction) -> tuple[Any, int | None]:
             if hook is not None:
                 previous = await hook.before(txn)
                 if previous is not None:
@@ -315,38 +326,42 @@ class Application:
             value = await definition.handler(MutationCtx(self, txn, auth), validated)
             value = self._validate_result(definition, value)
             if hook is not None:
-                await hook.after(txn, value, ts)
+                await hook.after(txn, value, await txn.commit_ts())
             return value, None
 
         (value, replayed_ts), commit, read_set = await self._write(body)
         return FunctionResult(value, commit.ts if replayed_ts is None else replayed_ts, read_set)
 
     async def _write(
-        self, body: Callable[[Transaction, int], Awaitable[_T]]
+        self, body: Callable[[Transaction], Awaitable[_T]]
     ) -> tuple[_T, Commit, ReadSet]:
-        """Run `body(txn, ts)` in a serializable write transaction, retried on conflict;
-        if it wrote anything it commits at `ts` (a new timestamp) and is published."""
+        """Run `body(txn)` in a serializable write transaction, retried on conflict; if it
+        wrote anything it commits at a new timestamp (drawn by the engine at the end, or
+        earlier by `txn.commit_ts()`) and is published. A transaction that wrote nothing
+        answers with the latest timestamp read after it (its snapshot is no newer)."""
+
+        attempts = 0
 
         async def attempt() -> tuple[_T, Commit, ReadSet, Transaction]:
-            async with self.engine.write() as writer:
-                last_ts = await writer.get_global(LAST_TS_GLOBAL) or 0
-                self.clock.advance(last_ts)
+            nonlocal attempts
+            attempts += 1  # a retry runs exclusively: it cannot conflict again
+            async with self.engine.write(exclusive=attempts > 1) as writer:
                 txn = Transaction(
-                    writer, self.catalog, self.clock, ts=last_ts, writable=True, limits=self.limits
+                    writer, self.catalog, self.clock, ts=0, writable=True, limits=self.limits
                 )
-                ts = self.clock.next_ts()
-                value = await body(txn, ts)
+                value = await body(txn)
                 write_set = txn.write_set()
-                if write_set:
-                    await writer.set_global(LAST_TS_GLOBAL, ts)
-                else:
-                    ts = last_ts
+                ts = 0
+                if write_set or txn.has_commit_ts:
+                    ts = await txn.commit_ts()
+                    await writer.record_commit(ts, write_set)
             return value, Commit(ts, write_set), txn.read_set, txn
 
         value, commit, read_set, txn = await self.retry.run(attempt)
+        if not commit.ts:
+            commit = Commit(await self._read_last_ts(), commit.write_set)
         if commit.write_set:
-            self.clock.advance(commit.ts)
-            self._publish(commit)
+            await self._announce(commit)
         await txn.run_after_commit()  # e.g. removing deleted files' blobs
         return value, commit, read_set
 
@@ -354,7 +369,7 @@ class Application:
         """Run runtime code that is not an app function (the scheduler looking for due jobs)
         on a snapshot at the latest timestamp."""
         async with self.engine.read() as reader:
-            ts = await reader.get_global(LAST_TS_GLOBAL) or 0
+            ts = await reader.last_ts()
             txn = Transaction(
                 reader, self.catalog, self.clock, ts=ts, writable=False, limits=self.limits
             )
@@ -364,10 +379,7 @@ class Application:
         """Run runtime code that is not an app function (pruning a system table, ...) in a
         write transaction that commits and publishes like a mutation's."""
 
-        async def without_ts(txn: Transaction, ts: int) -> _T:
-            return await body(txn)
-
-        value, _, _ = await self._write(without_ts)
+        value, _, _ = await self._write(body)
         return value
 
     async def advance_ts(self, ts: int) -> int:
@@ -375,17 +387,29 @@ class Application:
 
         For a client that observed `ts` before this server's data went back in time (a
         restored or reset data folder): serving it older snapshots would break
-        linearizability. Publishes an empty commit at `ts`.
+        linearizability. Publishes an empty commit at `ts`. Exclusive: it sees the latest
+        commit and no concurrent writer can make it conflict.
         """
-        async with self.engine.write() as writer:
-            last_ts = await writer.get_global(LAST_TS_GLOBAL) or 0
+        async with self.engine.write(exclusive=True) as writer:
+            last_ts = await writer.last_ts()
             if ts > last_ts:
-                await writer.set_global(LAST_TS_GLOBAL, ts)
+                ts = await writer.allocate_ts(at_least=ts)
+                await writer.record_commit(ts, WriteSet())
         if ts <= last_ts:
             return last_ts
-        self.clock.advance(ts)
-        self._publish(Commit(ts, WriteSet()))
+        await self._announce(Commit(ts, WriteSet()))
         return ts
+
+    async def _announce(self, commit: Commit) -> None:
+        """Publish a commit of this process (through the feed: after every earlier one)."""
+        if self._feed is None:
+            self._publish(commit)
+        else:
+            await self._feed.committed(commit)
+
+    async def _read_last_ts(self) -> int:
+        async with self.engine.read() as reader:
+            return await reader.last_ts()
 
     async def _action(
         self, definition: FunctionDefinition, args: Any, auth: Auth

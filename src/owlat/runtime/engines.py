@@ -1,5 +1,5 @@
 """Choosing a storage engine from settings: SQLite in the data folder unless a database URL
-names another engine."""
+names PostgreSQL (`postgresql://` or `postgres://`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from owlat.runtime.database.sqlite import SqliteEngine
 from owlat.runtime.errors import OperatorError
 
 SQLITE_FILE = "owlat.sqlite3"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def create_engine(
@@ -17,9 +18,13 @@ def create_engine(
 ) -> Engine:
     """The engine for `database_url`, or embedded SQLite under `data_dir` when it is empty."""
     if database_url:
-        scheme = database_url.split(":", 1)[0]
-        raise OperatorError(
-            f"Unsupported database URL scheme {scheme!r}: this build only has "
-            "the embedded SQLite engine (leave OWLAT_DATABASE_URL empty)"
-        )
+        scheme = database_url.split(":", 1)[0].lower()
+        if scheme not in POSTGRES_SCHEMES:
+            raise OperatorError(
+                f"Unsupported database URL scheme {scheme!r}: use postgresql://... for "
+                "PostgreSQL, or leave OWLAT_DATABASE_URL empty for the embedded SQLite engine"
+            )
+        from owlat.runtime.database.postgres import PostgresEngine  # psycopg only when used
+
+        return PostgresEngine(database_url)
     return SqliteEngine(Path(data_dir) / SQLITE_FILE, synchronous=sqlite_synchronous)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, overload
+from typing import Any, Protocol, overload
 
 from owlat.runtime.errors import FunctionNotFoundError, WrongFunctionKindError
 from owlat.runtime.values import ObjectValidator, Validator, v
@@ -64,7 +64,22 @@ def _args_validator(
     raise TypeError(f"args must be a dict of validators or v.object(...), got {args!r}")
 
 
-def _decorator(kind: FunctionKind, internal: bool) -> Any:
+class FunctionDecorator(Protocol):
+    """`@query`, `@mutation`, ...: bare, or called with `args=` / `returns=` first."""
+
+    @overload
+    def __call__(self, handler: Handler, /) -> FunctionDefinition: ...
+
+    @overload
+    def __call__(
+        self,
+        *,
+        args: Mapping[str, Validator] | ObjectValidator | None = None,
+        returns: Validator | None = None,
+    ) -> Callable[[Handler], FunctionDefinition]: ...
+
+
+def _decorator(kind: FunctionKind, internal: bool) -> FunctionDecorator:
     @overload
     def define(handler: Handler, /) -> FunctionDefinition: ...
 

@@ -12,7 +12,9 @@ The cache. Queries are deterministic, so a result is shared by every subscriber 
 while the key has subscribers. A result is `valid_at(T)` when it was computed at or before
 `T` and no processed commit up to `T` touched it; a sync session needing a query at its
 snapshot `T` reuses a valid result or computes a new one (at most one computation per key
-and snapshot runs at a time; concurrent askers wait for it).
+and snapshot runs at a time; concurrent askers wait for it). `cached_result` answers without
+touching the engine when it can, so the sessions woken by one commit run a shared query
+once and the others reuse its result.
 
 Matching a commit. Checking each commit against every live result would cost
 O(subscriptions) per commit. Instead, each (table, index) has an `IntervalIndex`: the
@@ -166,8 +168,9 @@ class QueryResult:
     """One execution of a query at snapshot `ts`: its value or error, and what it read.
 
     `invalid_from` is None while the result is valid at every processed timestamp; else
-    the first timestamp at which it may be out of date. `digest` is filled in by the sync
-    layer (the hash of what it sends for this result) and shared by every session.
+    the first timestamp at which it may be out of date. `encoded` and `digest` are filled
+    in by the sync layer (what it sends for this result, encoded once, and its hash) and
+    shared by every session.
     """
 
     key: QueryKey
@@ -178,6 +181,7 @@ class QueryResult:
     journal: str | None
     read_set: ReadSet
     invalid_from: int | None = None
+    encoded: bytes | None = None
     digest: bytes | None = None
     spans: tuple[tuple[Space, Interval], ...] = ()
 
@@ -319,6 +323,20 @@ class SubscriptionManager:
         self._install(result)
         return result
 
+    async def cached_result(self, key: QueryKey, ts: int) -> QueryResult | None:
+        """The result of `key` at `ts` without reading the engine: the cached one, or the
+        one being computed at `ts` (awaited); None when it would have to be computed."""
+        current = self._cache.get(key)
+        if current is not None and self.valid_at(current, ts):
+            return current
+        pending = self._inflight.get((key, ts))
+        if pending is None:
+            return None
+        try:
+            return await asyncio.shield(pending)
+        except _Abandoned:
+            return None
+
     async def _compute(self, snapshot: Snapshot, key: QueryKey) -> QueryResult:
         self.computations += 1
         value: Value = None
@@ -352,7 +370,7 @@ class SubscriptionManager:
         current = self._cache.get(key)
         if current is not None and self.valid_at(current, result.ts):
             return current
-        copy = dataclasses.replace(result, key=key, spans=(), digest=None)
+        copy = dataclasses.replace(result, key=key, spans=(), encoded=None, digest=None)
         self._install(copy)
         return copy
 

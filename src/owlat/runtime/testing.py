@@ -2,6 +2,9 @@
 
 async with open_test_app("tests.fixtures.app", tmp_path) as app:
     contact_id = (await app.run_mutation("contacts:create", {...})).value
+
+`database_url` selects the engine as `OWLAT_DATABASE_URL` does (empty: SQLite in the data
+folder); the runtime's own tests run on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ TEST_PUBLIC_URL = "http://127.0.0.1:3210"
 
 @asynccontextmanager
 async def open_test_app(
-    app: str, data_dir: Path, *, scheduler_parallelism: int | None = 8
+    app: str, data_dir: Path, *, scheduler_parallelism: int | None = 8, database_url: str = ""
 ) -> AsyncIterator[Application]:
-    """A started `Application` of app package `app` on SQLite in `data_dir` (running its
-    scheduled functions and crons unless `scheduler_parallelism` is None), with files in
-    `data_dir/storage`, closed after."""
+    """A started `Application` of app package `app` on `database_url`, or on SQLite in
+    `data_dir` (running its scheduled functions and crons unless `scheduler_parallelism` is
+    None), with files in `data_dir/storage`, closed after."""
     application = Application(
         load_app_package(app),
-        create_engine(data_dir),
+        create_engine(data_dir, database_url),
         scheduler_parallelism=scheduler_parallelism,
         storage=open_file_storage(data_dir, public_url=TEST_PUBLIC_URL),
     )

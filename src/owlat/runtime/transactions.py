@@ -10,9 +10,10 @@ index of its table the old and new index key. A commit *touches* a read set when
 those keys lies in one of its intervals; that single test drives reactivity (subscriptions)
 and, on engines with concurrent writers, optimistic concurrency control.
 
-*Timestamps*: 64-bit nanoseconds since the epoch, strictly increasing, persisted as the
-`last_ts` global in the same transaction as the commit, so they stay monotonic across
-restarts.
+*Timestamps*: 64-bit nanoseconds since the epoch, strictly increasing in commit order. The
+engine draws them at the end of a writing transaction and persists them with the commit
+(`EngineWriter.allocate_ts`, `record_commit`), so they stay monotonic across restarts and,
+on PostgreSQL, across nodes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -32,8 +34,6 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 logger = logging.getLogger("owlat.runtime")
-
-LAST_TS_GLOBAL = "last_ts"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -141,7 +141,7 @@ class TransactionLimits:
 
 
 class Clock:
-    """Strictly increasing commit timestamps and document creation times."""
+    """The newest commit timestamp this process knows of, and document creation times."""
 
     # Creation times are float milliseconds (~0.25 µs resolution today): step ≥ 1 µs.
     CREATION_STEP_NS = 1_000
@@ -149,10 +149,6 @@ class Clock:
     def __init__(self, last_ts: int = 0) -> None:
         self.last_ts = last_ts
         self._last_creation_ns = last_ts
-
-    def next_ts(self) -> int:
-        """A commit timestamp greater than every earlier one (not yet taken)."""
-        return max(time.time_ns(), self.last_ts + 1)
 
     def advance(self, ts: int) -> None:
         """Record a committed timestamp."""
@@ -170,7 +166,10 @@ CommitListener = Callable[[Commit], None]
 
 
 class RetryPolicy:
-    """Bounded retries of conflicting transactions, as Convex's (4 retries, 100 ms → 2 s)."""
+    """Bounded retries of conflicting transactions, as Convex's (4 retries, 100 ms → 2 s).
+
+    Each wait is drawn between half and one and a half times the backoff, so that writers
+    that conflicted together (PostgreSQL) do not all come back at the same moment."""
 
     def __init__(self, retries: int = 4, first_backoff: float = 0.1, max_backoff: float = 2.0):
         self.retries = retries
@@ -188,8 +187,9 @@ class RetryPolicy:
                         f"Transaction still conflicted after {self.retries} retries: "
                         f"{error.message}"
                     ) from error
-                logger.info("write conflict, retrying in %.2fs", backoff)
-                await asyncio.sleep(backoff)
+                wait = backoff * random.uniform(0.5, 1.5)
+                logger.info("write conflict, retrying in %.2fs", wait)
+                await asyncio.sleep(wait)
                 backoff = min(backoff * 2, self.max_backoff)
         raise AssertionError("unreachable")
 

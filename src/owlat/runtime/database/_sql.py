@@ -22,6 +22,13 @@ class Statements:
     create_schema: str
     get_global: str
     set_global: str
+    last_ts: str
+    lock_commits: str
+    allocate_ts: str
+    record_commit: str
+    commit_channel: str
+    commits_after: str
+    prune_commits: str
     list_tables: str
     insert_table: str
     list_indexes: str

@@ -9,13 +9,23 @@ Concurrency is the engine's business: `write()` yields a writer inside one seria
 transaction (SQLite: one writer at a time; PostgreSQL: SERIALIZABLE, raising
 `WriteConflictError` on a conflict so that the runtime re-runs the mutation); `read()`
 yields a reader on one consistent snapshot.
+
+Commit timestamps are the engine's business too, because only the engine can order them
+with its commits. A writer that changed something calls `allocate_ts()` once, at the end,
+then `record_commit()`: the engine guarantees that timestamps are strictly increasing in
+commit order, so that a snapshot that sees the commit at T sees every commit before T, and
+`last_ts()` (the newest commit a snapshot sees) names the snapshot.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from owlat.runtime.database.commit_feed import CommitFeed
+    from owlat.runtime.transactions import WriteSet
 
 # An exclusive upper bound above every index key: keys start with a type tag ≤ 0x15.
 KEY_MAX = b"\xff"
@@ -37,6 +47,9 @@ class EngineReader(Protocol):
     async def get_global(self, name: str) -> int | None:
         """A persisted integer, or None if never set."""
 
+    async def last_ts(self) -> int:
+        """The timestamp of the newest commit this snapshot sees (0: none yet)."""
+
     async def get_document(self, document_id: str) -> bytes | None:
         """The stored value of a live document, or None."""
 
@@ -57,6 +70,14 @@ class EngineWriter(EngineReader, Protocol):
 
     async def set_global(self, name: str, value: int) -> None:
         """Persist an integer."""
+
+    async def allocate_ts(self, at_least: int = 0) -> int:
+        """This transaction's commit timestamp: greater than every committed one and at
+        least `at_least`. Call it once, after the last read; until this transaction ends no
+        other transaction can commit (so timestamps follow commit order)."""
+
+    async def record_commit(self, ts: int, write_set: WriteSet) -> None:
+        """Record the commit at `ts` (from `allocate_ts`) with what it changed."""
 
     async def insert_document(self, document_id: str, table_number: int, value: bytes) -> None:
         """Store a new document."""
@@ -109,5 +130,11 @@ class Engine(Protocol):
     def read(self) -> AbstractAsyncContextManager[EngineReader]:
         """A read-only transaction on one snapshot."""
 
-    def write(self) -> AbstractAsyncContextManager[EngineWriter]:
-        """A serializable read-write transaction, committed when the block exits normally."""
+    def commit_feed(self) -> CommitFeed:
+        """A new feed of the commits of every process that shares this database."""
+
+    def write(self, *, exclusive: bool = False) -> AbstractAsyncContextManager[EngineWriter]:
+        """A serializable read-write transaction, committed when the block exits normally.
+        `exclusive`: no other transaction may write until this one ends, and it sees every
+        earlier commit, so no concurrent writer can make it conflict (the runtime asks for
+        it when retrying a conflicted transaction; SQLite's writes are always exclusive)."""

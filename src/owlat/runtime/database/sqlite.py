@@ -1,8 +1,10 @@
 """The embedded SQLite engine (stdlib `sqlite3`, WAL).
 
 One writer connection serves every write transaction, one at a time (`BEGIN IMMEDIATE`
-under an asyncio lock); queries read on a small pool of reader connections, each inside a
-deferred transaction so that a query sees one snapshot while writers commit. SQLite calls
+under an asyncio lock), so every write is exclusive and a commit timestamp needs no more
+than `last_ts + 1` (or now, in ns, if later), persisted as the `last_ts` global with the
+commit. Queries read on a small pool of reader connections, each inside a deferred
+transaction so that a query sees one snapshot while writers commit. SQLite calls
 are fast and local, so they run on the event loop thread: no thread hop per statement.
 `sqlite3.Error` stops here and becomes `EngineError`.
 """
@@ -12,13 +14,18 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from owlat.runtime.database._sql import Statements, load_statements
+from owlat.runtime.database.commit_feed import InProcessCommitFeed
 from owlat.runtime.database.engine import StoredIndex
 from owlat.runtime.errors import EngineError
+
+if TYPE_CHECKING:
+    from owlat.runtime.transactions import WriteSet
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 # WAL pages between automatic checkpoints (SQLite's default is 1000): fewer, larger
@@ -47,6 +54,9 @@ class SqliteReader:
     async def get_global(self, name: str) -> int | None:
         row = _execute(self._db, self._sql.get_global, (name,)).fetchone()
         return None if row is None else int(row[0])
+
+    async def last_ts(self) -> int:
+        return int(_execute(self._db, self._sql.last_ts).fetchone()[0])
 
     async def get_document(self, document_id: str) -> bytes | None:
         row = _execute(self._db, self._sql.get_document, (document_id,)).fetchone()
@@ -80,6 +90,13 @@ class SqliteWriter(SqliteReader):
 
     async def set_global(self, name: str, value: int) -> None:
         _execute(self._db, self._sql.set_global, (name, value))
+
+    async def allocate_ts(self, at_least: int = 0) -> int:
+        params = (time.time_ns(), at_least)
+        return int(_execute(self._db, self._sql.allocate_ts, params).fetchone()[0])
+
+    async def record_commit(self, ts: int, write_set: WriteSet) -> None:
+        _execute(self._db, self._sql.record_commit, (ts,))
 
     async def insert_document(self, document_id: str, table_number: int, value: bytes) -> None:
         _execute(self._db, self._sql.insert_document, (document_id, table_number, value))
@@ -260,5 +277,8 @@ class SqliteEngine:
         self._all_readers.append(connection)
         return connection
 
-    def write(self) -> _WriteTransaction:
+    def commit_feed(self) -> InProcessCommitFeed:
+        return InProcessCommitFeed()
+
+    def write(self, *, exclusive: bool = False) -> _WriteTransaction:
         return _WriteTransaction(self)

@@ -77,6 +77,7 @@ class Transaction:
         self._after_commit: list[AfterCommit] = []
         self.scheduled_jobs = 0  # counted by ctx.scheduler against its per-transaction limits
         self.scheduled_bytes = 0
+        self._commit_ts: int | None = None
 
     # -- reads -------------------------------------------------------------------------
 
@@ -244,6 +245,19 @@ class Transaction:
             del self._after_commit[callbacks:]
             raise
         await writer.release_savepoint(name)
+
+    # -- commit --------------------------------------------------------------------------
+
+    async def commit_ts(self) -> int:
+        """The timestamp this transaction will commit at, drawn from the engine on the first
+        call (late: the engine orders commits from then on, see `EngineWriter.allocate_ts`)."""
+        if self._commit_ts is None:
+            self._commit_ts = await self._writer().allocate_ts()
+        return self._commit_ts
+
+    @property
+    def has_commit_ts(self) -> bool:
+        return self._commit_ts is not None
 
     # -- after commit --------------------------------------------------------------------
 

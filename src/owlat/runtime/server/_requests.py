@@ -13,7 +13,7 @@ import struct
 from collections.abc import Mapping
 from typing import Any, Final
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from owlat.runtime.errors import InvalidValueError
 from owlat.runtime.server.outcome import RequestError, ValueFormat
@@ -35,19 +35,36 @@ class FunctionCall:
     value_format: ValueFormat
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """The request header `name` (lowercase), found without building Starlette's `Headers`."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
 async def read_json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object (`{}` when empty), at most `MAX_BODY_BYTES`."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    """The request body as a JSON object (`{}` when empty), at most `MAX_BODY_BYTES`.
+
+    Read straight from the ASGI `receive` channel (the body is read once)."""
+    declared = header(request, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _too_large()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise _too_large()
         chunks.append(chunk)
-    raw = b"".join(chunks)
+        if not message.get("more_body", False):
+            break
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if not raw.strip():
         return {}
     return _object(parse_json(raw, "The request body"), "The request body")

@@ -1,7 +1,7 @@
 """The ASGI apps of a deployment: the client API and the site (HTTP actions).
 
     app = create_app(application, authenticator)             # client port only
-    uvicorn.run(app, ws="websockets-sansio")
+    uvicorn.run(app, ws="websockets-sansio", ws_per_message_deflate=False)
 
 The client app serves the HTTP function API, the sync WebSocket, file upload/download
 (`/api/storage/...`) and the HTTP actions under `/http/...`. Its lifespan starts the
@@ -33,7 +33,7 @@ from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator
 from owlat.runtime.server.http_actions import HttpActions
 from owlat.runtime.server.http_api import HttpApi
-from owlat.runtime.server.middleware import CollapseSlashesMiddleware, cors_middleware
+from owlat.runtime.server.middleware import ClientApiMiddleware
 from owlat.runtime.server.outcome import json_response
 from owlat.runtime.server.storage_api import StorageApi
 from owlat.runtime.server.websocket import sync_routes
@@ -55,14 +55,11 @@ def create_app(
     its own); `instance_name` is what `/instance_name` answers.
     """
     api = HttpApi(application, authenticator, instance_name=instance_name)
-    middleware = [Middleware(CollapseSlashesMiddleware)]
-    if cors:
-        middleware.insert(0, cors_middleware())
     storage = [] if application.storage is None else StorageApi(application).routes()
     actions = HttpActions(application, authenticator).client_routes()
     return Starlette(
         routes=[*api.routes(), *storage, *actions, *sync_routes(application, authenticator)],
-        middleware=middleware,
+        middleware=[Middleware(ClientApiMiddleware, cors=cors)],
         exception_handlers={HTTPException: _http_exception},
         lifespan=_lifespan(application),
     )

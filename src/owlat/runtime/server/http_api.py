@@ -43,6 +43,7 @@ from owlat.runtime.server._requests import (
     decode_ts,
     encode_ts,
     function_call,
+    header,
     object_list,
     parse_json,
     read_json_object,
@@ -95,13 +96,13 @@ class HttpApi:
         self.instance_name = instance_name
 
     def routes(self) -> list[BaseRoute]:
-        return [
-            Route("/", self.health, methods=["GET"]),
-            Route("/instance_name", self.name, methods=["GET"]),
-            Route("/instance_version", self.version, methods=["GET"]),
+        return [  # the router tries routes in order: the busiest first
             Route("/api/query", self.query, methods=["GET", "POST"]),
             Route("/api/mutation", self.mutation, methods=["POST"]),
             Route("/api/action", self.action, methods=["POST"]),
+            Route("/", self.health, methods=["GET"]),
+            Route("/instance_name", self.name, methods=["GET"]),
+            Route("/instance_version", self.version, methods=["GET"]),
             Route("/api/function", self.function, methods=["POST"]),
             Route("/api/run/{path:path}", self.run, methods=["POST"]),
             Route("/api/query_ts", self.query_ts, methods=["POST"]),
@@ -214,8 +215,8 @@ class HttpApi:
     async def _caller(self, request: Request) -> tuple[Caller, ValueFormat]:
         """Who calls (raises on bad credentials), and the response format they expect
         when the request names none."""
-        client = parse_client_version(request.headers.get("convex-client"))
-        caller = await self.authenticator.authenticate_header(request.headers.get("authorization"))
+        client = parse_client_version(header(request, b"convex-client"))
+        caller = await self.authenticator.authenticate_header(header(request, b"authorization"))
         default = ValueFormat.ENCODED if client.wants_encoded_by_default else ValueFormat.CLEAN
         return caller, default
 

@@ -1,52 +1,75 @@
-"""ASGI middleware of the client API: permissive CORS (except for the HTTP actions under
-`/http/`, which answer CORS themselves as on the site port), and tolerance of `//` in paths."""
+"""The ASGI middleware of the client API, one layer: tolerance of `//` in paths, and
+permissive CORS (except for the HTTP actions under `/http/`, which answer CORS themselves as
+on the site port).
+
+Every request passes here, so the common case is cheap: a path without `//` is left as is,
+and a request without an `Origin` header skips Starlette's CORS machinery; its response only
+gets the `Vary: Origin` that CORS would have added.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Final
 
-from starlette.middleware import Middleware
+from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _SLASHES: Final = re.compile(r"//+")
 
 CORS_METHODS: Final = ("GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT")
 
 
-def cors_middleware() -> Middleware:
-    """CORS as Convex serves it: any origin and any request headers are mirrored back,
+class ClientApiMiddleware:
+    """Route `//api/query` as `/api/query` (the npm client appends `/api/...` to the
+    deployment URL as given, so a URL ending in `/` yields doubled slashes), then, with
+    `cors`, answer CORS as Convex does: any origin and any request headers are mirrored back,
     credentials are allowed, and preflights are cached for a day."""
-    return Middleware(
-        _ClientApiCorsMiddleware,
-        allow_origins=["*"],
-        allow_credentials=True,  # with "*", this makes Starlette mirror the Origin
-        allow_methods=CORS_METHODS,
-        allow_headers=["*"],
-        allow_private_network=True,
-        max_age=86400,
-    )
 
-
-class _ClientApiCorsMiddleware(CORSMiddleware):
-    """CORS for everything but `/http/...`: HTTP actions route their own OPTIONS."""
+    def __init__(self, app: ASGIApp, *, cors: bool = True) -> None:
+        self.app = app
+        self._cors: ASGIApp | None = None
+        if cors:
+            self._cors = CORSMiddleware(
+                app,
+                allow_origins=["*"],
+                allow_credentials=True,  # with "*", this makes Starlette mirror the Origin
+                allow_methods=CORS_METHODS,
+                allow_headers=["*"],
+                allow_private_network=True,
+                max_age=86400,
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/http/"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        path: str = scope["path"]
+        if "//" in path:
+            path = _SLASHES.sub("/", path)
+            scope = {**scope, "path": path}
+        if self._cors is None or kind != "http" or path.startswith("/http/"):
+            await self.app(scope, receive, send)
+        elif any(name == b"origin" for name, _ in scope["headers"]):
+            await self._cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, _varying_on_origin(send))
 
 
-class CollapseSlashesMiddleware:
-    """Route `//api/query` as `/api/query`: the npm client appends `/api/...` to the
-    deployment URL as given, so a URL ending in `/` yields doubled slashes."""
+def _varying_on_origin(send: Send) -> Send:
+    """`send` adding `Origin` to the response's `Vary`, as CORS does for a request without
+    an `Origin` header (so that caches keep CORS and non-CORS answers apart)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    async def send_varying(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = message.get("headers", [])
+            if any(name == b"vary" for name, _ in headers):
+                mutable = MutableHeaders(scope=message)
+                mutable["Vary"] = ", ".join([*mutable.getlist("Vary"), "Origin"])
+            else:
+                message["headers"] = [*headers, (b"vary", b"Origin")]
+        await send(message)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and "//" in scope["path"]:
-            scope = {**scope, "path": _SLASHES.sub("/", scope["path"])}
-        await self.app(scope, receive, send)
+    return send_varying

@@ -9,7 +9,9 @@ Decoding is lenient the way Convex's serde parsers are: unknown fields are ignor
 optional fields may be missing. A frame that is not JSON, has an unknown `type` or lacks a
 required field raises `ProtocolError`. Function arguments stay encoded JSON here (they are
 checked per request, so a bad argument fails that request, not the socket); values the
-server sends are Convex values, encoded by `encode_server_message`.
+server sends are Convex values, encoded by `encode_server_message`. A Transition is
+assembled from encoded pieces: a query's modification without its `queryId`
+(`encode_modification_fields`) can be encoded once and reused by every socket it goes to.
 
 Timestamps travel as `EncodedTs`: base64 (standard, padded) of the u64 little-endian.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import struct
 from collections.abc import Callable
 from typing import Any, Literal, NewType, TypeAlias, TypeVar
@@ -175,19 +178,26 @@ class StateVersion:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class QueryUpdated:
+    """`encoded`, when known, is `encode_modification_fields(self)`: a result pushed to many
+    sockets is encoded once and each Transition reuses the bytes."""
+
     query_id: QueryId
     value: Value
     log_lines: tuple[str, ...] = ()
     journal: str | None = None
+    encoded: bytes | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class QueryFailed:
+    """`encoded`: as `QueryUpdated.encoded`."""
+
     query_id: QueryId
     error_message: str
     log_lines: tuple[str, ...] = ()
     journal: str | None = None
     error_data: Value | Absent = ABSENT
+    encoded: bytes | None = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -416,12 +426,13 @@ def decode_client_message(text: str | bytes) -> ClientMessage:
 # -- encoding ----------------------------------------------------------------------------
 
 
-def _version_json(version: StateVersion) -> dict[str, Any]:
-    return {
-        "querySet": version.query_set,
-        "identity": version.identity,
-        "ts": encode_ts(version.ts),
-    }
+@functools.lru_cache(maxsize=256)  # the sockets woken by one commit share their versions
+def _version_bytes(version: StateVersion) -> bytes:
+    return b'{"querySet":%d,"identity":%d,"ts":"%b"}' % (
+        version.query_set,
+        version.identity,
+        encode_ts(version.ts).encode("ascii"),
+    )
 
 
 def _with_error_data(body: dict[str, Any], error_data: Value | Absent) -> dict[str, Any]:
@@ -430,45 +441,60 @@ def _with_error_data(body: dict[str, Any], error_data: Value | Absent) -> dict[s
     return body
 
 
-def _modification_json(modification: StateModification) -> dict[str, Any]:
+def encode_modification_fields(modification: QueryUpdated | QueryFailed) -> bytes:
+    """A `QueryUpdated` / `QueryFailed` encoded without its `queryId`: the members of its
+    JSON object after `{"queryId":<id>,`, up to the closing brace. Every socket sent the same
+    result sends these bytes."""
     if isinstance(modification, QueryUpdated):
-        return {
+        body: dict[str, Any] = {
             "type": "QueryUpdated",
-            "queryId": modification.query_id,
             "value": convex_to_json(modification.value),
             "logLines": list(modification.log_lines),
             "journal": modification.journal,
         }
-    if isinstance(modification, QueryFailed):
-        return _with_error_data(
+    else:
+        body = _with_error_data(
             {
                 "type": "QueryFailed",
-                "queryId": modification.query_id,
                 "errorMessage": modification.error_message,
                 "logLines": list(modification.log_lines),
                 "journal": modification.journal,
             },
             modification.error_data,
         )
-    return {"type": "QueryRemoved", "queryId": modification.query_id}
+    return dumps(body)[1:]
 
 
-def server_message_json(message: ServerMessage) -> dict[str, Any]:
-    """The JSON object of a server message (before serialization)."""
-    if isinstance(message, Transition):
-        body: dict[str, Any] = {
-            "type": "Transition",
-            "startVersion": _version_json(message.start_version),
-            "endVersion": _version_json(message.end_version),
-            "modifications": [_modification_json(item) for item in message.modifications],
-        }
-        if message.client_clock_skew is not None:
-            body["clientClockSkew"] = message.client_clock_skew
-        if message.server_ts is not None:
-            body["serverTs"] = message.server_ts
-        return body
+def _modification_bytes(modification: StateModification) -> bytes:
+    if isinstance(modification, QueryRemoved):
+        return b'{"type":"QueryRemoved","queryId":%d}' % modification.query_id
+    fields = modification.encoded
+    if fields is None:
+        fields = encode_modification_fields(modification)
+    return b'{"queryId":%d,%b' % (modification.query_id, fields)
+
+
+def _encode_transition(message: Transition) -> bytes:
+    """A Transition assembled from encoded pieces (the modifications' fields are reused)."""
+    extra = b""
+    if message.client_clock_skew is not None:
+        extra += b',"clientClockSkew":%d' % message.client_clock_skew
+    if message.server_ts is not None:
+        extra += b',"serverTs":%d' % message.server_ts
+    return b'{"type":"Transition","startVersion":%b,"endVersion":%b,"modifications":[%b]%b}' % (
+        _version_bytes(message.start_version),
+        _version_bytes(message.end_version),
+        b",".join([_modification_bytes(item) for item in message.modifications]),
+        extra,
+    )
+
+
+def _message_json(
+    message: MutationResponse | ActionResponse | AuthError | FatalError | Ping,
+) -> dict[str, Any]:
+    """The JSON object of a server message other than a Transition."""
     if isinstance(message, MutationResponse | ActionResponse):
-        body = {
+        body: dict[str, Any] = {
             "type": type(message).__name__,
             "requestId": message.request_id,
             "success": message.success,
@@ -494,4 +520,6 @@ def server_message_json(message: ServerMessage) -> dict[str, Any]:
 
 def encode_server_message(message: ServerMessage) -> str:
     """The text frame of a server message."""
-    return dumps(server_message_json(message)).decode()
+    if isinstance(message, Transition):
+        return _encode_transition(message).decode()
+    return dumps(_message_json(message)).decode()

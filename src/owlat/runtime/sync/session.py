@@ -50,7 +50,7 @@ from owlat.runtime.sync.protocol import (
     StateModification,
     StateVersion,
     Transition,
-    server_message_json,
+    encode_modification_fields,
 )
 from owlat.runtime.types import Value
 from owlat.runtime.values import convex_to_json, dumps
@@ -114,22 +114,35 @@ class KeyChange:
     new: QueryKey | None
 
 
-def modification_for(query_id: QueryId, result: QueryResult) -> StateModification:
-    """The QueryUpdated / QueryFailed telling a client about `result`."""
+def _modification(
+    query_id: QueryId, result: QueryResult, encoded: bytes | None
+) -> QueryUpdated | QueryFailed:
     if result.error is None:
-        return QueryUpdated(query_id, result.value, result.log_lines, result.journal)
+        return QueryUpdated(query_id, result.value, result.log_lines, result.journal, encoded)
     failure = failure_of(result.error)
-    return QueryFailed(query_id, failure.message, result.log_lines, result.journal, failure.data)
+    return QueryFailed(
+        query_id, failure.message, result.log_lines, result.journal, failure.data, encoded
+    )
+
+
+def encoded_of(result: QueryResult) -> bytes:
+    """What is sent for `result`, but its queryId (memoized on the shared result: the
+    sessions subscribed to one query encode its result once)."""
+    if result.encoded is None:
+        result.encoded = encode_modification_fields(_modification(QueryId(0), result, None))
+    return result.encoded
 
 
 def digest_of(result: QueryResult) -> bytes:
     """The hash of what is sent for `result` (memoized on the shared result)."""
     if result.digest is None:
-        body = server_message_json(
-            Transition(StateVersion(), StateVersion(), (modification_for(QueryId(0), result),))
-        )
-        result.digest = hashlib.blake2b(dumps(body["modifications"]), digest_size=16).digest()
+        result.digest = hashlib.blake2b(encoded_of(result), digest_size=16).digest()
     return result.digest
+
+
+def modification_for(query_id: QueryId, result: QueryResult) -> QueryUpdated | QueryFailed:
+    """The QueryUpdated / QueryFailed telling a client about `result`, its encoding shared."""
+    return _modification(query_id, result, encoded_of(result))
 
 
 class SyncSession:

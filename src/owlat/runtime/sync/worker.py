@@ -6,7 +6,9 @@ One worker per socket, modelled on Convex's `sync/src/worker.rs` (protocol doc Â
 * the *worker loop* handles queued messages in arrival order (so an `Authenticate` applies
   to the mutations sent after it) and, whenever the session has work, computes **one**
   Transition at **one** snapshot, re-running only new and invalidated queries (the shared
-  `SubscriptionManager` supplies cached results and wakes the worker on invalidation);
+  `SubscriptionManager` supplies cached results and wakes the worker on invalidation).
+  When the cache holds every result needed at the latest processed commit, the Transition
+  is made at that commit's ts without opening a snapshot at all;
 * a *mutation* task runs the socket's mutations one at a time, in order (at most
   `max_pending_mutations` queued, else the socket is closed as overloaded); each is
   idempotent per (sessionId, requestId) through `_session_requests`;
@@ -31,6 +33,7 @@ import dataclasses
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from owlat.runtime import session_requests
@@ -229,6 +232,12 @@ class SyncWorker:
     def _valid_now(self, result: QueryResult) -> bool:
         return self.subscriptions.valid_at(result, self.subscriptions.processed_ts)
 
+    def _valid_at(self, ts: int) -> Callable[[QueryResult], bool]:
+        def valid(result: QueryResult) -> bool:
+            return self.subscriptions.valid_at(result, ts)
+
+        return valid
+
     async def _loop(self) -> OwlatError | None:
         while True:
             busy = self.session.has_work(self._valid_now)
@@ -323,19 +332,35 @@ class SyncWorker:
                 query.result = self.subscriptions.adopt(query.result, change.new)
 
     async def _update(self) -> None:
-        async with self.application.snapshot() as snapshot:
-            ts = snapshot.ts
-
-            def valid(result: QueryResult) -> bool:
-                return self.subscriptions.valid_at(result, ts)
-
-            results: dict[QueryId, QueryResult] = {}
-            for query_id, key in self.session.plan_update(valid):
-                results[query_id] = await self.subscriptions.result_at(snapshot, key)
+        ts = self.subscriptions.processed_ts
+        results = None
+        if ts == self.application.latest_ts and ts >= self.session.version.ts:
+            results = await self._cached_results(ts)
+        if results is None:
+            async with self.application.snapshot() as snapshot:
+                ts = snapshot.ts
+                results = {}
+                for query_id, key in self.session.plan_update(self._valid_at(ts)):
+                    results[query_id] = await self.subscriptions.result_at(snapshot, key)
         transition = self.session.complete_update(ts, results)
         self._apply_key_changes()
         if transition is not None:
             await self._send(transition)
+
+    async def _cached_results(self, ts: int) -> dict[QueryId, QueryResult] | None:
+        """The results an update needs at `ts` (every commit up to it processed) when the
+        cache has them all, so no snapshot is opened; None when one must be computed.
+
+        The sockets woken by one commit thus read the engine once between them: the first
+        computes the invalidated query, the others find its result here.
+        """
+        results: dict[QueryId, QueryResult] = {}
+        for query_id, key in self.session.plan_update(self._valid_at(ts)):
+            result = await self.subscriptions.cached_result(key, ts)
+            if result is None:
+                return None
+            results[query_id] = result
+        return results
 
     # -- messages ----------------------------------------------------------------------
 

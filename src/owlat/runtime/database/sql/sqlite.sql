@@ -42,6 +42,35 @@ SELECT value FROM owlat_globals WHERE name = ?;
 INSERT INTO owlat_globals (name, value) VALUES (?, ?)
 ON CONFLICT (name) DO UPDATE SET value = excluded.value;
 
+-- name: last_ts
+-- The newest commit timestamp (one writer at a time: the last one written).
+SELECT coalesce((SELECT value FROM owlat_globals WHERE name = 'last_ts'), 0);
+
+-- name: lock_commits
+-- Nothing to do: `BEGIN IMMEDIATE` already made this the only writer.
+SELECT 1;
+
+-- name: allocate_ts
+-- A commit timestamp greater than the last one, at least now (ns) and at least a bound.
+SELECT max(?, ?, coalesce((SELECT value FROM owlat_globals WHERE name = 'last_ts'), 0) + 1);
+
+-- name: record_commit
+-- Persist the commit's timestamp (the write set is only published in process).
+INSERT INTO owlat_globals (name, value) VALUES ('last_ts', ?)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value;
+
+-- name: commit_channel
+-- SQLite announces nothing: its feed is in-process (commit_feed.py).
+SELECT NULL;
+
+-- name: commits_after
+-- SQLite keeps no commit log: one process writes the file, and hears its own commits.
+SELECT NULL, NULL WHERE 0 AND ? AND ?;
+
+-- name: prune_commits
+-- Nothing to prune (no commit log).
+SELECT ? WHERE 0;
+
 -- name: list_tables
 -- The table catalog: name and table number (the number is part of every id).
 SELECT name, number FROM owlat_tables;

@@ -1,0 +1,161 @@
+"""Organization API keys for the REST API: create (admins; shown once), list (masked),
+rename, revoke; `authenticate` is what `lib/api_key_auth.py` calls for each request.
+
+A key is `lm_live_` + 32 alphanumerics; only its SHA-256 is stored, with its first 16
+characters for display. Scopes are a non-empty subset of `SCOPES`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.permissions import require_permission
+from owlat.app.lib.rate_limits import take_token
+from owlat.app.lib.session_functions import session_mutation, session_query
+from owlat.app.lib.session_organization import get_mutation_context, now_ms
+from owlat.app.lib.tokens import random_token, token_hash
+from owlat.runtime import internal_mutation, v
+
+PREFIX = "lm_live_"
+SCOPES = ("contacts:read", "contacts:write", "events:write", "transactional:send", "topics:write")
+RATE_PER_SECOND = 10.0
+BUCKET_CAPACITY = 15.0
+LAST_USED_PRECISION_MS = 60_000
+
+
+def _clean_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise AuthFailure("INVALID_NAME", "Name must be 1 to 200 characters")
+    return name
+
+
+def masked(key: dict[str, Any]) -> dict[str, Any]:
+    """What listing shows of a key: never its hash."""
+    return {
+        "_id": key["_id"],
+        "name": key["name"],
+        "keyPrefix": key["keyPrefix"],
+        "maskedKey": key["keyPrefix"] + "•" * 24,
+        "scopes": key["scopes"],
+        "isActive": key["isActive"],
+        "lastUsedAt": key.get("lastUsedAt"),
+        "revokedAt": key.get("revokedAt"),
+        "expiresAt": key.get("expiresAt"),
+        "createdAt": key["createdAt"],
+    }
+
+
+async def _admin_key(ctx: Any, key_id: str) -> tuple[Any, dict[str, Any]]:
+    context = await get_mutation_context(ctx)
+    require_permission(context.role, "organization:manage")
+    normalized = ctx.db.normalize_id("apiKeys", key_id)
+    key = None if normalized is None else await ctx.db.get(normalized)
+    if key is None or key["organizationId"] != context.team_id:
+        raise AuthFailure("NOT_FOUND", "API key not found")
+    return context, dict(key)
+
+
+async def _create(ctx: Any, args: Any) -> dict[str, Any]:
+    context = await get_mutation_context(ctx)
+    require_permission(context.role, "organization:manage")
+    name = _clean_name(args["name"])
+    scopes = list(dict.fromkeys(args["scopes"]))
+    if not scopes:
+        raise AuthFailure("INVALID_SCOPES", "An API key needs at least one scope")
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        raise AuthFailure(
+            "INVALID_SCOPES", f"Unknown scopes: {', '.join(unknown)} (known: {', '.join(SCOPES)})"
+        )
+    now = now_ms()
+    expires_at = args.get("expiresAt")
+    if expires_at is not None and expires_at <= now:
+        raise AuthFailure("INVALID_EXPIRY", "expiresAt must be in the future")
+    api_key = PREFIX + random_token(32)
+    record = {
+        "organizationId": context.team_id,
+        "name": name,
+        "keyHash": token_hash(api_key),
+        "keyPrefix": api_key[:16],
+        "scopes": scopes,
+        "createdBy": context.user_id,
+        "isActive": True,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    if expires_at is not None:
+        record["expiresAt"] = expires_at
+    key_id = await ctx.db.insert("apiKeys", record)
+    return {"keyId": key_id, "apiKey": api_key, "keyPrefix": api_key[:16], "name": name}
+
+
+create, create_via_session = session_mutation(
+    args={"name": v.string(), "scopes": v.array(v.string()), "expiresAt": v.optional(v.number())}
+)(_create)
+
+
+async def _list(ctx: Any, args: Any) -> list[dict[str, Any]]:
+    context = await get_mutation_context(ctx)
+    require_permission(context.role, "organization:manage")
+    keys = (
+        await ctx.db.query("apiKeys")
+        .with_index("by_org", lambda q: q.eq("organizationId", context.team_id))
+        .collect()
+    )
+    return [masked(key) for key in keys]
+
+
+list_by_team, list_by_team_via_session = session_query(args={})(_list)
+
+
+async def _update_name(ctx: Any, args: Any) -> dict[str, Any]:
+    _, key = await _admin_key(ctx, args["keyId"])
+    await ctx.db.patch(key["_id"], {"name": _clean_name(args["name"]), "updatedAt": now_ms()})
+    return masked(await ctx.db.get(key["_id"]))
+
+
+update_name, update_name_via_session = session_mutation(
+    args={"keyId": v.string(), "name": v.string()}
+)(_update_name)
+
+
+async def _revoke(ctx: Any, args: Any) -> dict[str, Any]:
+    _, key = await _admin_key(ctx, args["keyId"])
+    if not key["isActive"]:
+        raise AuthFailure("ALREADY_REVOKED", "API key is already revoked")
+    now = now_ms()
+    await ctx.db.patch(key["_id"], {"isActive": False, "revokedAt": now, "updatedAt": now})
+    return masked(await ctx.db.get(key["_id"]))
+
+
+revoke, revoke_via_session = session_mutation(args={"keyId": v.string()})(_revoke)
+
+
+@internal_mutation(args={"keyHash": v.string()})
+async def authenticate(ctx: Any, args: Any) -> dict[str, Any]:
+    """Validate a key (by hash) and take a token from its bucket, in one step."""
+    key = (
+        await ctx.db.query("apiKeys")
+        .with_index("by_key_hash", lambda q: q.eq("keyHash", args["keyHash"]))
+        .unique()
+    )
+    now = now_ms()
+    if (
+        key is None
+        or not key["isActive"]
+        or (key.get("expiresAt") is not None and key["expiresAt"] <= now)
+    ):
+        return {"status": "invalid"}
+    wait = await take_token(ctx, f"api-key:{key['_id']}", RATE_PER_SECOND, BUCKET_CAPACITY)
+    if wait is not None:
+        return {"status": "rate_limited", "retryAfter": wait}
+    if now - (key.get("lastUsedAt") or 0) >= LAST_USED_PRECISION_MS:
+        await ctx.db.patch(key["_id"], {"lastUsedAt": now})
+    return {
+        "status": "ok",
+        "organizationId": key["organizationId"],
+        "keyId": key["_id"],
+        "scopes": key["scopes"],
+    }

@@ -1,0 +1,258 @@
+"""Email and password: sign-up, sign-in, sign-out, password change and reset, email
+verification (BetterAuth's `emailAndPassword` endpoints).
+
+No enumeration: a wrong password and an unknown email get the same answer after the same
+work (a full argon2 verification either way); a reset request is answered the same for
+any address; a sign-up with a taken address answers 200 without a session and mails the
+owner instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from owlat.app.auth_routes.wire import (
+    BadRequest,
+    clear_session_cookie,
+    client_ip,
+    current_session,
+    endpoint,
+    error,
+    field,
+    json_body,
+    new_session_token,
+    ok,
+    require_session,
+    set_session_cookie,
+    user_json,
+)
+from owlat.app.lib import mailer
+from owlat.app.lib.emails import normalize_email
+from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.instance import current
+from owlat.app.lib.passwords import check_rules, hash_password, verify_password
+from owlat.app.lib.tokens import random_token, token_hash
+from owlat.runtime import internal
+
+INVALID_CREDENTIALS = ("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password", 401)
+# Reset and verification mails per address per window (answers stay the same beyond it).
+MAILS_PER_ADDRESS = 3
+MAIL_WINDOW_MS = 15 * 60 * 1000
+
+
+async def _may_mail(ctx: Any, purpose: str, email: str) -> bool:
+    return bool(
+        await ctx.run_mutation(
+            internal.auth.allow_mail,
+            {"key": f"{purpose}:{email}", "limit": MAILS_PER_ADDRESS, "windowMs": MAIL_WINDOW_MS},
+        )
+    )
+
+
+async def _start_session(ctx: Any, request: Request, user_id: str) -> tuple[str, dict[str, Any]]:
+    token, hashed = new_session_token()
+    session = await ctx.run_mutation(
+        internal.auth.create_session,
+        {
+            "userId": user_id,
+            "tokenHash": hashed,
+            "ipAddress": client_ip(request),
+            "userAgent": request.headers.get("user-agent", ""),
+        },
+    )
+    return token, session
+
+
+async def send_verification(ctx: Any, user: dict[str, Any], callback_url: str | None) -> None:
+    if not await _may_mail(ctx, "verify-email", user["email"]):
+        return
+    token = random_token(40)
+    await ctx.run_mutation(
+        internal.auth.create_verification,
+        {"userId": user["_id"], "purpose": "verify-email", "tokenHash": token_hash(token)},
+    )
+    link = mailer.verify_email_link(token, callback_url)
+    await mailer.send(
+        user["email"],
+        "Verify your email address",
+        f"Hello {user['name']},\n\nconfirm your email address for Owlat:\n{link}\n",
+    )
+
+
+@endpoint
+async def sign_up(ctx: Any, request: Request) -> Response:
+    body = await json_body(request)
+    email, password, name = field(body, "email"), field(body, "password"), field(body, "name")
+    image = field(body, "image", required=False)
+    normalize_email(email)
+    password_hash = await hash_password(password)  # checks 10–128 characters
+    result = await ctx.run_mutation(
+        internal.auth.create_user,
+        {"email": email, "name": name, "passwordHash": password_hash}
+        | ({"image": image} if image else {}),
+    )
+    user = result["user"]
+    if not result["created"]:
+        await mailer.send(
+            user["email"],
+            "Someone tried to sign up with your address",
+            "An Owlat account already exists for this address. If this was you, sign in or "
+            "reset your password.\n",
+        )
+        fake = user_json(user) | {"name": name, "emailVerified": False, "image": image}
+        return ok({"token": None, "user": fake})
+    if current().require_email_verification:
+        await send_verification(ctx, user, field(body, "callbackURL", required=False))
+        return ok({"token": None, "user": user_json(user)})
+    token, _ = await _start_session(ctx, request, result["userId"])
+    response = ok({"token": token, "user": user_json(user)})
+    set_session_cookie(response, token)
+    return response
+
+
+@endpoint
+async def sign_in(ctx: Any, request: Request) -> Response:
+    body = await json_body(request)
+    email, password = field(body, "email"), field(body, "password")
+    remember = body.get("rememberMe") is not False
+    wait = await ctx.run_mutation(
+        internal.auth.sign_in_gate, {"ip": client_ip(request), "email": email}
+    )
+    if wait is not None:
+        refusal = error("TOO_MANY_REQUESTS", "Too many requests. Please try again later.", 429)
+        refusal.headers["x-retry-after"] = str(int(wait))
+        return refusal
+    credential = await ctx.run_query(internal.auth.find_credential, {"email": email})
+    stored = None if credential is None else credential["passwordHash"]
+    valid = await verify_password(stored, password)
+    await ctx.run_mutation(internal.auth.sign_in_result, {"email": email, "succeeded": valid})
+    if not valid or credential is None:
+        return error(*INVALID_CREDENTIALS)
+    user = credential["user"]
+    if current().require_email_verification and not user["emailVerified"]:
+        await send_verification(ctx, user, field(body, "callbackURL", required=False))
+        return error("EMAIL_NOT_VERIFIED", "Email not verified", 403)
+    token, _ = await _start_session(ctx, request, user["_id"])
+    response = ok({"redirect": False, "token": token, "user": user_json(user)})
+    set_session_cookie(response, token, remember=remember)
+    return response
+
+
+@endpoint
+async def sign_out(ctx: Any, request: Request) -> Response:
+    found = await current_session(ctx, request)
+    if found is not None:
+        await ctx.run_mutation(
+            internal.auth.delete_session, {"userId": found[1]["_id"], "sessionId": found[0]["_id"]}
+        )
+    response = ok({"success": True})
+    clear_session_cookie(response)
+    return response
+
+
+@endpoint
+async def change_password(ctx: Any, request: Request) -> Response:
+    session, user, token = require_session(await current_session(ctx, request))
+    body = await json_body(request)
+    new_password = field(body, "newPassword")
+    current_password = field(body, "currentPassword")
+    check_rules(new_password)
+    credential = await ctx.run_query(internal.auth.find_credential, {"email": user["email"]})
+    if not await verify_password(credential and credential["passwordHash"], current_password):
+        return error("INVALID_PASSWORD", "Invalid password", 400)
+    revoke = body.get("revokeOtherSessions") is True
+    await ctx.run_mutation(
+        internal.auth.set_password,
+        {
+            "userId": user["_id"],
+            "passwordHash": await hash_password(new_password),
+            "revokeSessions": revoke,
+            "keepSessionId": session["_id"],
+        },
+    )
+    return ok({"token": token if revoke else None, "user": user_json(user)})
+
+
+@endpoint
+async def request_password_reset(ctx: Any, request: Request) -> Response:
+    body = await json_body(request)
+    email = field(body, "email")
+    normalize_email(email)
+    credential = await ctx.run_query(internal.auth.find_credential, {"email": email})
+    if credential is not None and await _may_mail(
+        ctx, "reset-password", credential["user"]["email"]
+    ):
+        token = random_token(40)
+        user = credential["user"]
+        await ctx.run_mutation(
+            internal.auth.create_verification,
+            {"userId": user["_id"], "purpose": "reset-password", "tokenHash": token_hash(token)},
+        )
+        link = mailer.reset_password_link(token)
+        await mailer.send(
+            user["email"],
+            "Reset your password",
+            f"Hello {user['name']},\n\nset a new Owlat password (the link works for one "
+            f"hour):\n{link}\n\nIf you did not ask for this, ignore this email.\n",
+        )
+    return ok(
+        {
+            "status": True,
+            "message": "If this email exists in our system, check your email for the reset link",
+        }
+    )
+
+
+@endpoint
+async def reset_password(ctx: Any, request: Request) -> Response:
+    body = await json_body(request)
+    token = field(body, "token", required=False) or request.query_params.get("token")
+    new_password = field(body, "newPassword")
+    if not token:
+        raise BadRequest("token is required")
+    password_hash = await hash_password(new_password)
+    user_id = await ctx.run_mutation(
+        internal.auth.consume_verification,
+        {"purpose": "reset-password", "tokenHash": token_hash(token)},
+    )
+    if user_id is None:
+        return error("INVALID_TOKEN", "Invalid token", 400)
+    await ctx.run_mutation(
+        internal.auth.set_password,
+        {"userId": user_id, "passwordHash": password_hash, "revokeSessions": True},
+    )
+    return ok({"status": True})
+
+
+@endpoint
+async def send_verification_email(ctx: Any, request: Request) -> Response:
+    body = await json_body(request)
+    email = field(body, "email")
+    normalize_email(email)
+    found = await current_session(ctx, request)
+    credential = await ctx.run_query(internal.auth.find_credential, {"email": email})
+    if found is not None and found[1]["email"] != normalize_email(email):
+        raise AuthFailure("EMAIL_MISMATCH", "Email mismatch")
+    if credential is not None and not credential["user"]["emailVerified"]:
+        await send_verification(ctx, credential["user"], field(body, "callbackURL", required=False))
+    return ok({"status": True})
+
+
+@endpoint
+async def verify_email(ctx: Any, request: Request) -> Response:
+    token = request.query_params.get("token")
+    if not token:
+        raise BadRequest("token is required")
+    user_id = await ctx.run_mutation(
+        internal.auth.consume_verification,
+        {"purpose": "verify-email", "tokenHash": token_hash(token)},
+    )
+    if user_id is None:
+        return error("INVALID_TOKEN", "Invalid token", 400)
+    callback = request.query_params.get("callbackURL")
+    if callback and callback.startswith("/"):
+        return Response(status_code=302, headers={"location": callback})
+    return ok({"status": True, "user": None})

@@ -1,0 +1,247 @@
+"""What every `/api/auth` endpoint shares: JSON bodies, `{code, message}` errors, the
+signed session cookie, the Origin check and the caller's session.
+
+Cookie: `better-auth.session_token=<token>.<base64 HMAC-SHA256(token, secret)>`
+(URL-encoded; `__Secure-` prefixed on https), `Max-Age=604800; Path=/; HttpOnly;
+SameSite=Lax`. Only SHA-256(token) is stored.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote, unquote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.instance import current
+from owlat.app.lib.tokens import random_token, sign, token_hash, unsign
+from owlat.runtime import http_action, internal
+
+COOKIE = "better-auth.session_token"
+_CALLER_ERRORS = frozenset(
+    {"ArgumentValidationError", "ValidationError", "InvalidValue", "InvalidId"}
+)
+MAX_AGE = 604800
+Handler = Callable[[Any, Request], Awaitable[Response]]
+
+
+def cookie_name() -> str:
+    return ("__Secure-" if current().base_url.startswith("https://") else "") + COOKIE
+
+
+def iso(ms: float | None) -> str | None:
+    if ms is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def user_json(user: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": user["_id"],
+        "name": user["name"],
+        "email": user["email"],
+        "emailVerified": user["emailVerified"],
+        "image": user.get("image"),
+        "createdAt": iso(user["createdAt"]),
+        "updatedAt": iso(user["updatedAt"]),
+    }
+
+
+def session_json(session: dict[str, Any], token: str | None) -> dict[str, Any]:
+    return {
+        "id": session["_id"],
+        "token": token if token is not None else session["_id"],
+        "userId": session["userId"],
+        "expiresAt": iso(session["expiresAt"]),
+        "createdAt": iso(session["createdAt"]),
+        "updatedAt": iso(session["updatedAt"]),
+        "ipAddress": session.get("ipAddress"),
+        "userAgent": session.get("userAgent"),
+        "activeOrganizationId": session.get("activeOrganizationId"),
+    }
+
+
+def error(code: str, message: str, status: int) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status_code=status)
+
+
+def failure(exc: AuthFailure) -> JSONResponse:
+    return error(exc.error_code, exc.message, exc.status)
+
+
+def ok(body: Any, status: int = 200) -> Response:
+    # JSONResponse cannot send a bare `null`; BetterAuth's get-session answers it.
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
+        headers={"cache-control": "no-store"},
+    )
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BadRequest("Invalid JSON body") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object")
+    return body
+
+
+def field(body: dict[str, Any], name: str, *, required: bool = True) -> Any:
+    value = body.get(name)
+    if value is None and required:
+        raise BadRequest(f"{name} is required")
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    return value
+
+
+# -- cookies -------------------------------------------------------------------------------
+
+
+def new_session_token() -> tuple[str, str]:
+    """A new session token and its stored hash."""
+    token = random_token(32)
+    return token, token_hash(token)
+
+
+def set_session_cookie(response: Response, token: str, *, remember: bool = True) -> None:
+    value = quote(sign(token, current().secret), safe="")
+    parts = [f"{cookie_name()}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
+    if remember:
+        parts.insert(1, f"Max-Age={MAX_AGE}")
+    if current().base_url.startswith("https://"):
+        parts.append("Secure")
+    response.headers.append("set-cookie", "; ".join(parts))
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.headers.append(
+        "set-cookie", f"{cookie_name()}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
+    )
+
+
+def cookie_token(request: Request) -> str | None:
+    """The session token of the request's cookie when its signature is valid."""
+    raw = request.cookies.get(cookie_name())
+    if not raw:
+        return None
+    return unsign(unquote(raw), current().secret)
+
+
+async def current_session(
+    ctx: Any, request: Request
+) -> tuple[dict[str, Any], dict[str, Any], str] | None:
+    """(session, user, token) of the request's cookie, or None."""
+    token = cookie_token(request)
+    if token is None:
+        return None
+    found = await ctx.run_query(internal.auth.session_by_token, {"tokenHash": token_hash(token)})
+    if found is None:
+        return None
+    return found["session"], found["user"], token
+
+
+def client_ip(request: Request) -> str:
+    """The peer address; behind a reverse proxy, uvicorn has already replaced it with the
+    X-Forwarded-For client when the proxy is trusted (FORWARDED_ALLOW_IPS, default
+    127.0.0.1)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+# -- origin check and the endpoint wrapper -------------------------------------------------
+
+
+def _origin_refusal(request: Request) -> Response | None:
+    """BetterAuth's CSRF rule: a POST carrying a cookie or a `sec-fetch-*` header needs a
+    trusted `Origin`."""
+    if request.method != "POST":
+        return None
+    carries = "cookie" in request.headers or any(
+        h.startswith("sec-fetch-") for h in request.headers
+    )
+    if not carries:
+        return None
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin or origin == "null":
+        return error("MISSING_OR_NULL_ORIGIN", "Missing or null Origin", 403)
+    scheme, _, rest = origin.partition("://")
+    if f"{scheme}://{rest.split('/', 1)[0]}".lower() not in current().origins():
+        return error("INVALID_ORIGIN", "Invalid origin", 403)
+    return None
+
+
+def cors_headers(request: Request) -> dict[str, str]:
+    origin = request.headers.get("origin")
+    if not origin or origin.lower() not in current().origins():
+        return {}
+    return {
+        "access-control-allow-origin": origin,
+        "access-control-allow-credentials": "true",
+        "access-control-expose-headers": "set-auth-jwt",
+        "vary": "Origin",
+    }
+
+
+def endpoint(handler: Handler) -> Any:
+    """An `/api/auth` HTTP action: Origin check, `{code, message}` errors, CORS headers."""
+
+    async def run(ctx: Any, request: Request) -> Response:
+        refusal = _origin_refusal(request)
+        if refusal is not None:
+            return refusal
+        try:
+            response = await handler(ctx, request)
+        except AuthFailure as exc:
+            response = failure(exc)
+        except BadRequest as exc:
+            response = error("BAD_REQUEST", exc.message, 400)
+        except Exception as exc:
+            if getattr(exc, "code", None) not in _CALLER_ERRORS:
+                raise
+            # arguments refused by a function's validators: the caller's mistake
+            response = error("BAD_REQUEST", str(exc).split("\n", 1)[0], 400)
+        response.headers.update(cors_headers(request))
+        return response
+
+    run.__name__ = run.__qualname__ = handler.__name__
+    return http_action(run)
+
+
+@http_action
+async def preflight(ctx: Any, request: Request) -> Response:
+    headers = cors_headers(request)
+    if headers:
+        headers.update(
+            {
+                "access-control-allow-methods": "GET, POST, OPTIONS",
+                "access-control-allow-headers": "Content-Type, Authorization",
+                "access-control-max-age": "86400",
+            }
+        )
+    return Response(status_code=204, headers=headers)
+
+
+def require_session(
+    found: tuple[dict[str, Any], dict[str, Any], str] | None,
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    if found is None:
+        raise AuthFailure("UNAUTHORIZED", "Unauthorized")
+    return found

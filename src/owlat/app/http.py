@@ -1,0 +1,54 @@
+"""Owlat's HTTP routes on the site port: one table.
+
+/api/auth/*   BetterAuth-compatible accounts, sessions, organizations and JWT endpoints
+"""
+
+from __future__ import annotations
+
+from owlat.app.auth_routes import accounts, organizations, sessions, wire
+from owlat.runtime import HttpRouter
+
+http = HttpRouter()
+
+AUTH = "/api/auth"
+_ROUTES = (
+    # path                                    method  handler
+    ("/sign-up/email", "POST", accounts.sign_up),
+    ("/sign-in/email", "POST", accounts.sign_in),
+    ("/sign-out", "POST", accounts.sign_out),
+    ("/change-password", "POST", accounts.change_password),
+    ("/request-password-reset", "POST", accounts.request_password_reset),
+    ("/forget-password", "POST", accounts.request_password_reset),
+    ("/reset-password", "POST", accounts.reset_password),
+    ("/send-verification-email", "POST", accounts.send_verification_email),
+    ("/verify-email", "GET", accounts.verify_email),
+    ("/get-session", "GET", sessions.get_session),
+    ("/list-sessions", "GET", sessions.list_sessions),
+    ("/revoke-session", "POST", sessions.revoke_session),
+    ("/revoke-sessions", "POST", sessions.revoke_sessions),
+    ("/revoke-other-sessions", "POST", sessions.revoke_other_sessions),
+    ("/token", "GET", sessions.token),
+    ("/jwks", "GET", sessions.jwks),
+    ("/organization/create", "POST", organizations.create),
+    ("/organization/update", "POST", organizations.update),
+    ("/organization/delete", "POST", organizations.delete),
+    ("/organization/list", "GET", organizations.list_organizations),
+    ("/organization/set-active", "POST", organizations.set_active),
+    ("/organization/get-full-organization", "GET", organizations.get_full_organization),
+    ("/organization/list-members", "GET", organizations.list_members),
+    ("/organization/get-active-member", "GET", organizations.get_active_member),
+    ("/organization/invite-member", "POST", organizations.invite_member),
+    ("/organization/accept-invitation", "POST", organizations.accept_invitation),
+    ("/organization/reject-invitation", "POST", organizations.reject_invitation),
+    ("/organization/cancel-invitation", "POST", organizations.cancel_invitation),
+    ("/organization/get-invitation", "GET", organizations.get_invitation),
+    ("/organization/list-invitations", "GET", organizations.list_invitations),
+    ("/organization/list-user-invitations", "GET", organizations.list_user_invitations),
+    ("/organization/update-member-role", "POST", organizations.update_member_role),
+    ("/organization/remove-member", "POST", organizations.remove_member),
+    ("/organization/leave", "POST", organizations.leave),
+)
+
+for path, method, handler in _ROUTES:
+    http.route(path=AUTH + path, method=method, handler=handler)
+http.route(path_prefix=AUTH + "/", method="OPTIONS", handler=wire.preflight)

@@ -1,0 +1,119 @@
+"""The settings of this Owlat instance that app code needs at run time.
+
+The server factory (`owlat dev/serve`, `owlat run`, `owlat admin ...`) calls `configure`
+once with the data folder and the public URL of the site port; tests do the same. The
+instance holds what auth needs: the data folder (signing key, cookie secret, outbox), the
+base URL that is the JWT issuer and audience, the origins trusted for cookie POSTs, the
+waitlist default, and the brute-force limits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from owlat.config import Settings
+
+SECRET_FILE = "auth_secret"
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    data_dir: Path
+    # Public URL of the site port (where /api/auth lives): the JWT issuer and audience.
+    base_url: str
+    # Public URL of the web app: links in emails (reset password, accept invitation).
+    app_url: str
+    # HMAC key of session cookies (generated in <data_dir>/auth_secret when not given).
+    secret: bytes
+    # Origins (scheme://host[:port]) allowed to POST with a cookie, besides base_url's own.
+    trusted_origins: tuple[str, ...] = ()
+    # New accounts wait for a platform admin's approval (runtime toggle overrides it).
+    waitlist: bool = False
+    # Sign-up does not sign in; unverified accounts cannot sign in (no enumeration at all).
+    require_email_verification: bool = False
+    # Failed sign-ins per account per window, and sign-in attempts per IP per window.
+    sign_in_failures_per_account: int = 5
+    sign_in_attempts_per_ip: int = 30
+    sign_in_window_seconds: int = 900
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    def origins(self) -> frozenset[str]:
+        return frozenset({_origin(self.base_url), *map(_origin, self.trusted_origins)})
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}".lower()
+
+
+_current: Instance | None = None
+
+
+def configure(
+    data_dir: Path,
+    base_url: str,
+    *,
+    app_url: str = "",
+    secret: str = "",
+    **options: object,
+) -> Instance:
+    """Set (and return) the instance; the secret is loaded or created in `data_dir`."""
+    global _current
+    data_dir = Path(data_dir)
+    key = secret.encode() if secret else load_or_create_secret(data_dir)
+    base = base_url.rstrip("/")
+    _current = Instance(
+        data_dir=data_dir,
+        base_url=base,
+        app_url=(app_url or base).rstrip("/"),
+        secret=key,
+        **options,  # type: ignore[arg-type]
+    )
+    return _current
+
+
+def current() -> Instance:
+    if _current is None:
+        raise RuntimeError(
+            "owlat.app is not configured: call owlat.app.lib.instance.configure(...) first"
+        )
+    return _current
+
+
+def load_or_create_secret(data_dir: Path) -> bytes:
+    """The cookie-signing secret of `data_dir` (created, owner-readable only, if missing)."""
+    path = data_dir / SECRET_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        text = path.read_text().strip()
+        if not text:
+            raise RuntimeError(f"{path} is empty; delete it to generate a new secret") from None
+        return text.encode()
+    value = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as file:
+        file.write(value + "\n")
+    return value.encode()
+
+
+def configure_from_settings(settings: Settings, data_dir: Path, site_url: str) -> Instance:
+    """`configure` from `owlat.config` settings (`site_url`: where the site port listens,
+    used when `OWLAT_SITE_URL` is not set)."""
+    return configure(
+        data_dir,
+        settings.site_url or site_url,
+        app_url=settings.app_url,
+        secret=settings.auth_secret,
+        trusted_origins=settings.trusted_origins,
+        waitlist=settings.waitlist,
+        require_email_verification=settings.require_email_verification,
+    )

@@ -1,0 +1,64 @@
+"""Roles (owner, admin, editor) and what each may do.
+
+Start: upstream's permission map (reference §1.3). One change, on purpose: **editors do
+not send or schedule campaigns** (`campaigns:send`, `campaigns:schedule`). Upstream's code
+grants them, its docs do not; a send to a whole list cannot be undone, so it needs an
+admin. Editors still draft and edit campaigns (`campaigns:manage`), annotate contacts and
+send test emails. `organization:delete` is the owner's alone.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from owlat.app.lib.errors import AuthFailure
+
+Role = Literal["owner", "admin", "editor"]
+ROLES: Final = ("owner", "admin", "editor")
+
+_ALL: Final = frozenset({"owner", "admin", "editor"})
+_ADMINS: Final = frozenset({"owner", "admin"})
+_OWNER: Final = frozenset({"owner"})
+
+PERMISSIONS: Final[dict[str, frozenset[str]]] = {
+    "campaigns:manage": _ALL,
+    "campaigns:send": _ADMINS,
+    "campaigns:schedule": _ADMINS,
+    "templates:manage": _ADMINS,
+    "automations:manage": _ADMINS,
+    "topics:manage": _ADMINS,
+    "segments:manage": _ADMINS,
+    "media:manage": _ADMINS,
+    "shareLinks:manage": _ADMINS,
+    "imports:manage": _ADMINS,
+    "contacts:manage": _ADMINS,
+    "contacts:annotate": _ALL,
+    "organization:manage": _ADMINS,
+    "settings:manage": _ADMINS,
+    "organization:delete": _OWNER,
+    "emails:test": _ALL,
+    # the seed's shorthand: requirePermission(role, 'admin')
+    "admin": _ADMINS,
+    "owner": _OWNER,
+}
+
+
+def is_admin_role(role: str | None) -> bool:
+    return role in _ADMINS
+
+
+def has_permission(role: str | None, permission: str) -> bool:
+    if permission not in PERMISSIONS:
+        raise ValueError(f"Unknown permission {permission!r}; known: {sorted(PERMISSIONS)}")
+    return role in PERMISSIONS[permission]
+
+
+def require_permission(role: str | None, permission: str) -> None:
+    """Raise unless `role` has `permission` ("Admin access required" for admin rights)."""
+    if has_permission(role, permission):
+        return
+    if PERMISSIONS[permission] == _ADMINS:
+        raise AuthFailure("ADMIN_ACCESS_REQUIRED", "Admin access required")
+    if PERMISSIONS[permission] == _OWNER:
+        raise AuthFailure("OWNER_ACCESS_REQUIRED", "Owner access required")
+    raise AuthFailure("FORBIDDEN", f"Permission denied: {permission}")

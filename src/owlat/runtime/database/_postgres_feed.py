@@ -1,0 +1,168 @@
+"""PostgreSQL's commit feed: every node's commits from the commit log, in timestamp order.
+
+(The rules of commit feeds are in commit_feed.py.) Each committing transaction appends
+`(ts, write set)` to `owlat_commits` and `NOTIFY`s the schema's channel with its ts. Every
+node runs:
+- a listener: one dedicated connection that `LISTEN`s and wakes the fetcher on each
+  announcement (and once after each (re)connection, to catch up on what it missed);
+- a fetcher: woken by the listener, or every `POLL_SECONDS` as a safety net, it reads the
+  commits after the last one it delivered with one autocommit statement and delivers them
+  in order. A commit of this node is fetched at once by the committing task itself
+  (`committed`), under the same lock, so fetches never overlap or reorder. One statement
+  sees a prefix of the commits in timestamp order (see postgres.py), so a commit is never
+  skipped: a commit the fetcher does not see yet has a greater ts than every one it saw.
+The node's own commits are delivered as the Application made them (full documents), by the
+committing task itself: the fetcher stops before such a commit (`HOLD_SECONDS` at most),
+so that, as with SQLite, a mutation's listeners have run before its caller (a sync socket)
+is answered. Other nodes' commits are decoded from the log. Every `PRUNE_EVERY_SECONDS`
+the fetcher deletes commits older than `RETENTION_NS` (always keeping the newest, which
+names the latest snapshot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from owlat.runtime.database._sql import Statements
+from owlat.runtime.database.commit_feed import Deliver, decode_write_set
+from owlat.runtime.errors import EngineError
+from owlat.runtime.transactions import Commit
+
+logger = logging.getLogger("owlat.runtime")
+
+BATCH = 500
+POLL_SECONDS = 1.0
+RECONNECT_SECONDS = 1.0
+# How long a commit of this node may take to come back through the feed before the
+# mutation returns anyway (the feed delivers it later).
+OWN_COMMIT_WAIT_SECONDS = 5.0
+# How long the fetcher leaves a commit of this process to its committing task (so that the
+# commit's listeners run in that task, before the mutation's caller is answered).
+HOLD_SECONDS = 2.0
+RETENTION_NS = 10 * 60 * 10**9
+PRUNE_EVERY_SECONDS = 60.0
+
+Connect = Callable[[], Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]]
+Fetch = Callable[[str, tuple[Any, ...]], Awaitable[list[tuple[Any, ...]]]]
+
+
+class PostgresCommitFeed:
+    """Delivers every node's commits in order (see the module doc)."""
+
+    def __init__(
+        self, connect: Connect, fetch: Fetch, statements: Statements, recorded: dict[int, float]
+    ) -> None:
+        self._connect = connect
+        self._fetch = fetch
+        self._sql = statements
+        self._recorded = recorded  # ts → when this process's writer recorded it
+        self._deliver: Deliver | None = None
+        self._delivered = 0
+        self._wake = asyncio.Event()
+        self._own: dict[int, Commit] = {}
+        self._fetching = asyncio.Lock()  # one fetch at a time, in order
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_prune = time.monotonic()
+
+    async def start(self, after_ts: int, deliver: Deliver) -> None:
+        self._delivered, self._deliver = after_ts, deliver
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="owlat-commit-listener"),
+            asyncio.create_task(self._fetch_loop(), name="owlat-commit-fetcher"),
+        ]
+
+    async def committed(self, commit: Commit) -> None:
+        """Fetch and deliver up to `commit` in the caller's task: like SQLite's in-process
+        publication, the commit's listeners have run when the mutation returns, before
+        anything else (e.g. its sync socket) gets to run."""
+        if commit.ts <= self._delivered:
+            return
+        self._own[commit.ts] = commit
+        try:
+            async with asyncio.timeout(OWN_COMMIT_WAIT_SECONDS), self._fetching:
+                while self._delivered < commit.ts:
+                    await self._deliver_next(hold=False)
+        except (TimeoutError, EngineError) as error:
+            logger.warning("commit %d not delivered yet (%r): the feed will", commit.ts, error)
+            self._wake.set()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    # -- fetching ------------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_SECONDS):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                async with self._fetching:
+                    more = await self._deliver_next(hold=True)
+                await self._prune_now_and_then()
+            except EngineError as error:
+                logger.warning("commit feed: %s; retrying", error)
+                await asyncio.sleep(RECONNECT_SECONDS)
+                self._wake.set()
+                continue
+            if more:
+                self._wake.set()
+
+    async def _deliver_next(self, *, hold: bool) -> bool:
+        """Deliver the next batch of commits; whether there may be more. `hold`: stop at a
+        commit of this process, which its committing task delivers (`committed`), unless
+        that task has not come for it within `HOLD_SECONDS`."""
+        rows = await self._fetch(self._sql.commits_after, (self._delivered, BATCH))
+        assert self._deliver is not None
+        for ts, data in rows:
+            ts = int(ts)
+            recorded = self._recorded.get(ts)
+            if hold and recorded is not None and time.monotonic() - recorded < HOLD_SECONDS:
+                return False
+            self._recorded.pop(ts, None)
+            commit = self._own.pop(ts, None)
+            if commit is None:
+                commit = Commit(ts, decode_write_set(bytes(data)))
+            self._delivered = ts
+            self._deliver(commit)
+        for ts in [ts for ts in self._own if ts <= self._delivered]:
+            del self._own[ts]  # rolled into a batch before `committed` was called
+        for ts in [ts for ts in self._recorded if ts <= self._delivered]:
+            del self._recorded[ts]  # its transaction failed after recording it
+        return len(rows) == BATCH
+
+    async def _prune_now_and_then(self) -> None:
+        if time.monotonic() - self._last_prune < PRUNE_EVERY_SECONDS:
+            return
+        self._last_prune = time.monotonic()
+        await self._fetch(self._sql.prune_commits, (self._delivered - RETENTION_NS,))
+
+    # -- listening -----------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                connection = await self._connect()
+                async with connection:
+                    cursor = await connection.execute(self._sql.commit_channel)
+                    row = await cursor.fetchone()
+                    assert row is not None
+                    await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(row[0])))
+                    self._wake.set()  # catch up on commits made while not listening
+                    async for _ in connection.notifies():
+                        self._wake.set()
+            except (psycopg.Error, EngineError) as error:
+                logger.warning("commit feed: listener lost (%s); reconnecting", error)
+            await asyncio.sleep(RECONNECT_SECONDS)

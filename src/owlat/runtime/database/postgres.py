@@ -1,0 +1,383 @@
+"""The PostgreSQL engine: several server nodes on one database.
+
+**Driver: psycopg 3 (async).** It ships type information (`py.typed`, so mypy strict checks
+this module), binary results (`bytea` keys and values arrive as `bytes` with no hex
+decoding), server-side prepared statements (`prepare_threshold=0`: every named statement is
+prepared on a connection the first time it runs), and `LISTEN`/`NOTIFY` on an async
+connection (`notifies()`), which the commit feed needs. asyncpg is somewhat faster per
+statement but untyped, and its prepared-statement cache and custom protocol would be a
+second dialect of SQL to maintain; our statements are few and short, so round-trips, not
+driver CPU, dominate.
+
+**Storage** is the SQLite layout (sql/postgres.sql): live documents, index entries keyed by
+`bytea` (memcmp order = Convex order), the catalog, a few globals, plus the commit log
+`owlat_commits(ts, write_set)`, the sequence `owlat_commit_ts` and the empty table
+`owlat_commit_lock`.
+
+**Isolation.**
+- A write transaction runs at SERIALIZABLE (PostgreSQL's SSI). A serialization failure or
+  a deadlock (SQLSTATE 40001, 40P01), on any statement or at COMMIT, becomes
+  `WriteConflictError`, which the runtime's RetryPolicy answers by re-running the mutation
+  from scratch; any other driver error becomes `EngineError`.
+- A read transaction runs at REPEATABLE READ READ ONLY: one snapshot for all its
+  statements, never blocked and never failing for concurrency.
+
+**The commit lock.** `LOCK TABLE owlat_commit_lock IN EXCLUSIVE MODE` (statement
+`lock_commits`): a lock that conflicts only with itself, held until the transaction ends. A
+writer takes it before its first write statement; reads before that run concurrently with
+every other transaction. So a transaction holds row locks only while it holds the commit
+lock, and a wait for a row lock can never close a cycle with a wait for the commit lock.
+A *retry* (`write(exclusive=True)`) takes the commit lock as its first statement: LOCK
+TABLE takes no snapshot, so the snapshot starts after every earlier commit, no other
+transaction can write until it ends, and it cannot conflict again (at most one retry per
+mutation under contention, instead of a storm of them on a hot document).
+
+**Commit timestamps and the ordering argument.** A serializable transaction reads its
+start snapshot, so it cannot read "the latest timestamp", and a counter row that every
+writer updated would make all writers conflict. Instead, a writing transaction, after its
+last read, calls `owlat_allocate_ts()`, which takes the commit lock (if not yet held) and
+draws `ts = greatest(nextval, now in ns, bound)` from the sequence `owlat_commit_ts`
+(sequences are not transactional: the draw sees every earlier draw, committed or not);
+the transaction then appends `(ts, write set)` to `owlat_commits` and commits, releasing
+the lock. Hence:
+- *Strictly increasing, in commit order.* Two writers hold the lock one after the other;
+  the later one draws from a sequence the earlier one already advanced, and PostgreSQL
+  releases a transaction's locks only after its commit is visible to new snapshots
+  (`ProcArrayEndTransaction` runs before the lock manager's release), so the commit with
+  the greater ts is also the later commit. A transaction that fails after drawing leaves a
+  gap, never a reuse.
+- *A snapshot is a prefix.* If a snapshot S sees the commit at T, S was taken after T
+  committed; every commit T' < T was visible before T even drew its ts (T waited for T''s
+  lock to be released), so S sees T' too. Therefore `max(ts)` of the commit log that S sees
+  (`last_ts`) names exactly the set of commits in S: "the snapshot at ts".
+- A transaction that wrote nothing takes no lock and draws no ts (the runtime answers with
+  the latest committed ts, read after it).
+- Caveat (SSI, not timestamps): PostgreSQL's serial order of two concurrent mutations may
+  differ from their timestamp order when one read what the other later wrote and neither
+  saw the other; each mutation is still serializable and every snapshot a prefix of commits.
+
+**Isolating several apps in one database**: tables are created unqualified, in the first
+schema of the connection's `search_path` (set `options=-csearch_path=<schema>` in the URL);
+the commit lock's key includes the sequence's oid, so schemas do not share it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from owlat.runtime.database._postgres_feed import PostgresCommitFeed
+from owlat.runtime.database._sql import Statements, load_statements
+from owlat.runtime.database.commit_feed import encode_write_set
+from owlat.runtime.database.engine import StoredIndex
+from owlat.runtime.errors import EngineError, WriteConflictError
+
+if TYPE_CHECKING:
+    from owlat.runtime.transactions import WriteSet
+
+DEFAULT_POOL_SIZE = 16
+_CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+_Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+
+
+def _translate(error: psycopg.Error) -> Exception:
+    """A driver error as the runtime's: conflicts are retried, the rest is the operator's."""
+    if isinstance(error, _CONFLICTS):
+        return WriteConflictError(f"PostgreSQL: {error.sqlstate}: {error}")
+    return EngineError(f"PostgreSQL: {error}")
+
+
+async def _fetch(
+    db: _Connection, statement: str, params: tuple[Any, ...] = ()
+) -> list[tuple[Any, ...]]:
+    try:
+        cursor = await db.execute(statement, params, binary=True)
+        return await cursor.fetchall() if cursor.description is not None else []
+    except psycopg.Error as error:
+        raise _translate(error) from error
+
+
+async def _command(db: _Connection, statement: str) -> None:
+    """A statement without parameters or results (BEGIN, COMMIT, SAVEPOINT ...)."""
+    try:
+        await db.execute(statement, prepare=False)
+    except psycopg.Error as error:
+        raise _translate(error) from error
+
+
+class PostgresReader:
+    """Reads through one connection inside an open transaction."""
+
+    __slots__ = ("_db", "_sql")
+
+    def __init__(self, connection: _Connection, sql: Statements) -> None:
+        self._db = connection
+        self._sql = sql
+
+    async def get_global(self, name: str) -> int | None:
+        rows = await _fetch(self._db, self._sql.get_global, (name,))
+        return int(rows[0][0]) if rows else None
+
+    async def last_ts(self) -> int:
+        rows = await _fetch(self._db, self._sql.last_ts)
+        return int(rows[0][0])
+
+    async def get_document(self, document_id: str) -> bytes | None:
+        rows = await _fetch(self._db, self._sql.get_document, (document_id,))
+        return bytes(rows[0][0]) if rows else None
+
+    async def scan(
+        self, index_id: int, low: bytes, high: bytes, descending: bool, limit: int
+    ) -> list[tuple[bytes, bytes]]:
+        statement = self._sql.scan_desc if descending else self._sql.scan_asc
+        rows = await _fetch(self._db, statement, (index_id, low, high, limit))
+        return [(bytes(key), bytes(value)) for key, value in rows]
+
+    async def list_tables(self) -> dict[str, int]:
+        rows = await _fetch(self._db, self._sql.list_tables)
+        return {name: int(number) for name, number in rows}
+
+    async def list_indexes(self) -> list[StoredIndex]:
+        rows = await _fetch(self._db, self._sql.list_indexes)
+        return [
+            StoredIndex(int(index_id), table, name, tuple(json.loads(fields)))
+            for index_id, table, name, fields in rows
+        ]
+
+
+class PostgresWriter(PostgresReader):
+    """Reads and writes through one connection inside a SERIALIZABLE transaction."""
+
+    __slots__ = ("_locked", "_locked_before", "_recorded")
+
+    def __init__(
+        self, connection: _Connection, sql: Statements, recorded: dict[int, float]
+    ) -> None:
+        super().__init__(connection, sql)
+        self._recorded = recorded  # this process's commits about to be committed
+        self._locked = False
+        self._locked_before: list[bool] = []  # per open savepoint (a rollback drops locks)
+
+    async def lock_commits(self) -> None:
+        """Take the commit lock (once): before the first write, so that a transaction holds
+        row locks only while it holds the commit lock, and no lock waits form a cycle."""
+        if not self._locked:
+            await _fetch(self._db, self._sql.lock_commits)
+            self._locked = True
+
+    async def _write(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        await self.lock_commits()
+        return await _fetch(self._db, statement, params)
+
+    async def set_global(self, name: str, value: int) -> None:
+        await self._write(self._sql.set_global, (name, value))
+
+    async def allocate_ts(self, at_least: int = 0) -> int:
+        self._locked = True  # owlat_allocate_ts takes the commit lock
+        rows = await _fetch(self._db, self._sql.allocate_ts, (at_least,))
+        return int(rows[0][0])
+
+    async def record_commit(self, ts: int, write_set: WriteSet) -> None:
+        await _fetch(self._db, self._sql.record_commit, (ts, encode_write_set(write_set)))
+        self._recorded[ts] = time.monotonic()
+
+    async def insert_document(self, document_id: str, table_number: int, value: bytes) -> None:
+        await self._write(self._sql.insert_document, (document_id, table_number, value))
+
+    async def update_document(self, document_id: str, value: bytes) -> None:
+        await self._write(self._sql.update_document, (value, document_id))
+
+    async def delete_document(self, document_id: str) -> None:
+        await self._write(self._sql.delete_document, (document_id,))
+
+    async def insert_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
+        await self._write(self._sql.insert_index_entry, (index_id, key, document_id))
+
+    async def delete_index_entry(self, index_id: int, key: bytes) -> None:
+        await self._write(self._sql.delete_index_entry, (index_id, key))
+
+    async def table_documents(self, table_number: int) -> list[bytes]:
+        rows = await _fetch(self._db, self._sql.table_documents, (table_number,))
+        return [bytes(row[0]) for row in rows]
+
+    async def insert_table(self, name: str, number: int) -> None:
+        await self._write(self._sql.insert_table, (name, number))
+
+    async def insert_index(self, table: str, name: str, fields: tuple[str, ...]) -> int:
+        params = (table, name, json.dumps(list(fields)))
+        rows = await self._write(self._sql.insert_index, params)
+        return int(rows[0][0])
+
+    async def delete_index(self, index_id: int) -> None:
+        await self._write(self._sql.delete_index_entries, (index_id,))
+        await self._write(self._sql.delete_index, (index_id,))
+
+    async def savepoint(self, name: str) -> None:
+        await _command(self._db, f'SAVEPOINT "{name}"')
+        self._locked_before.append(self._locked)
+
+    async def release_savepoint(self, name: str) -> None:
+        await _command(self._db, f'RELEASE SAVEPOINT "{name}"')
+        self._locked_before.pop()
+
+    async def rollback_to_savepoint(self, name: str) -> None:
+        await _command(self._db, f'ROLLBACK TO SAVEPOINT "{name}"')
+        await _command(self._db, f'RELEASE SAVEPOINT "{name}"')
+        self._locked = self._locked_before.pop()  # locks taken since the savepoint are gone
+
+
+_Access = TypeVar("_Access", bound=PostgresReader)
+
+
+class _Transaction(Generic[_Access]):
+    """`async with engine.read()` / `engine.write()`: BEGIN on a pooled connection; COMMIT
+    when the block exits normally, ROLLBACK when it raises."""
+
+    __slots__ = ("_access", "_begin", "_connection", "_engine", "_exclusive")
+
+    def __init__(
+        self,
+        engine: PostgresEngine,
+        begin: str,
+        access: Callable[[_Connection], _Access],
+        exclusive: bool = False,
+    ) -> None:
+        self._engine = engine
+        self._begin = begin
+        self._access = access
+        self._exclusive = exclusive
+        self._connection: _Connection | None = None
+
+    async def __aenter__(self) -> _Access:
+        connection = await self._engine._acquire()
+        access = self._access(connection)
+        try:
+            await _command(connection, self._begin)
+            if self._exclusive and isinstance(access, PostgresWriter):
+                await access.lock_commits()  # before the snapshot: it sees every commit
+        except BaseException:
+            if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                await connection.close()
+            await self._engine._release(connection)
+            raise
+        self._connection = connection
+        return access
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection = self._connection
+        assert connection is not None
+        self._connection = None
+        try:
+            if error is not None:
+                if not connection.closed:
+                    try:
+                        await connection.execute("ROLLBACK", prepare=False)
+                    except psycopg.Error:
+                        await connection.close()  # broken: the pool drops it
+                return
+            await _command(connection, "COMMIT")
+        finally:
+            await self._engine._release(connection)
+
+
+class PostgresEngine:
+    """PostgreSQL storage behind a small pool of connections."""
+
+    name = "postgres"
+
+    def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+        if pool_size < 1:
+            raise ValueError("The PostgreSQL pool needs at least one connection")
+        self.url = url
+        self._sql = load_statements("postgres")
+        self._slots = asyncio.Semaphore(pool_size)
+        self._idle: list[_Connection] = []
+        self._open = False
+        self._recorded: dict[int, float] = {}  # see PostgresCommitFeed
+
+    async def _connect(self) -> _Connection:
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, prepare_threshold=0
+            )
+        except psycopg.Error as error:
+            raise EngineError(f"PostgreSQL: cannot connect: {error}") from error
+
+    async def _acquire(self) -> _Connection:
+        if not self._open:
+            raise EngineError("PostgreSQL engine is not open")
+        await self._slots.acquire()
+        try:
+            return self._idle.pop() if self._idle else await self._connect()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _release(self, connection: _Connection) -> None:
+        try:
+            healthy = (
+                self._open
+                and not connection.closed
+                and connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+            )
+            if healthy:
+                self._idle.append(connection)
+            else:
+                await connection.close()
+        finally:
+            self._slots.release()
+
+    async def open(self) -> None:
+        connection = await self._connect()
+        try:
+            await _command(connection, "BEGIN")
+            await _command(connection, self._sql.create_schema)
+            await _command(connection, "COMMIT")
+        finally:
+            await connection.close()
+        self._open = True
+
+    async def close(self) -> None:
+        self._open = False
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.close()
+
+    def commit_feed(self) -> PostgresCommitFeed:
+        return PostgresCommitFeed(
+            self._connect, self._fetch_outside_transaction, self._sql, self._recorded
+        )
+
+    async def _fetch_outside_transaction(
+        self, statement: str, params: tuple[Any, ...]
+    ) -> list[tuple[Any, ...]]:
+        """One autocommit statement on a pooled connection (its own snapshot)."""
+        connection = await self._acquire()
+        try:
+            return await _fetch(connection, statement, params)
+        finally:
+            await self._release(connection)
+
+    def read(self) -> _Transaction[PostgresReader]:
+        def reader(connection: _Connection) -> PostgresReader:
+            return PostgresReader(connection, self._sql)
+
+        return _Transaction(self, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", reader)
+
+    def write(self, *, exclusive: bool = False) -> _Transaction[PostgresWriter]:
+        def writer(connection: _Connection) -> PostgresWriter:
+            return PostgresWriter(connection, self._sql, self._recorded)
+
+        return _Transaction(self, "BEGIN ISOLATION LEVEL SERIALIZABLE", writer, exclusive=exclusive)

@@ -1,0 +1,160 @@
+"""Fixtures for owlat.app tests.
+
+- `owlat`: the app in process (no server) on a fresh data folder, with the instance
+  configured; `Caller`s made by `signed_in(...)` call its functions as a user with a
+  session (identity as an Owlat JWT would give it), no password hashing involved.
+- `site`: the real server on both ports (`owlat dev`'s wiring: Owlat trusted as its own
+  issuer), with an httpx client per browser (`site.browser()`) that keeps cookies and
+  sends the site's Origin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import email
+import email.policy
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from owlat.app.lib import instance
+from owlat.app.lib.signing_key import jwks
+from owlat.runtime.application import Application
+from owlat.runtime.auth import Authenticator, TrustedIssuer, load_or_create_admin_key
+from owlat.runtime.engines import create_engine
+from owlat.runtime.server import create_server_app, listen_socket
+from owlat.runtime.storage import open_file_storage
+from owlat.runtime.testing import open_test_app
+from tests.e2e.conftest import serve_in_process
+
+BASE_URL = "http://owlat.test"
+FAST = {"sign_in_attempts_per_ip": 1000}
+
+
+@dataclasses.dataclass
+class Caller:
+    """A signed-in user of the in-process app."""
+
+    app: Application
+    user_id: str
+    session_id: str
+    email: str
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        base = instance.current().base_url
+        return {
+            "tokenIdentifier": f"{base}|{self.user_id}",
+            "subject": self.user_id,
+            "issuer": base,
+            "sid": self.session_id,
+        }
+
+    async def query(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        return (await self.app.run_query(path, args or {}, identity=self.identity)).value
+
+    async def mutation(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        return (await self.app.run_mutation(path, args or {}, identity=self.identity)).value
+
+
+async def signed_in(app: Application, email_address: str, name: str = "Test User") -> Caller:
+    created = await app.run_mutation(
+        "auth:createUser",
+        {"email": email_address, "name": name, "passwordHash": "not-a-real-hash"},
+        internal=True,
+    )
+    session = await app.run_mutation(
+        "auth:createSession",
+        {"userId": created.value["userId"], "tokenHash": f"hash-{email_address}"},
+        internal=True,
+    )
+    return Caller(app, created.value["userId"], session.value["_id"], email_address.lower())
+
+
+async def with_organization(caller: Caller, slug: str) -> str:
+    organization = await caller.mutation(
+        "organizations:create", {"name": slug.title(), "slug": slug}
+    )
+    return str(organization["_id"])
+
+
+@pytest.fixture
+async def owlat(tmp_path: Path) -> AsyncIterator[Application]:
+    instance.configure(tmp_path, BASE_URL, **FAST)  # type: ignore[arg-type]
+    async with open_test_app("owlat.app", tmp_path) as application:
+        yield application
+
+
+def outbox(data_dir: Path) -> list[email.message.EmailMessage]:
+    folder = data_dir / "outbox"
+    if not folder.exists():
+        return []
+    return [
+        email.message_from_bytes(path.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        for path in sorted(folder.glob("*.eml"))
+    ]
+
+
+def mail_text(message: email.message.EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+@dataclasses.dataclass
+class Site:
+    url: str  # client port (Convex API)
+    site_url: str  # site port (/api/auth)
+    application: Application
+    data_dir: Path
+
+    @contextlib.asynccontextmanager
+    async def browser(self, origin: str | None = None) -> AsyncIterator[httpx.AsyncClient]:
+        headers = {"origin": origin or self.site_url}
+        async with httpx.AsyncClient(base_url=self.site_url + "/api/auth", headers=headers) as http:
+            yield http
+
+    def outbox(self) -> list[email.message.EmailMessage]:
+        return outbox(self.data_dir)
+
+
+@contextlib.asynccontextmanager
+async def start_site(data_dir: Path, **options: Any) -> AsyncIterator[Site]:
+    sockets = [listen_socket("127.0.0.1", 0), listen_socket("127.0.0.1", 0)]
+    site_url = f"http://127.0.0.1:{sockets[1].getsockname()[1]}"
+    configured = instance.configure(data_dir, site_url, **{**FAST, **options})
+    storage = open_file_storage(data_dir, public_url="")
+    application = Application(
+        load_app("owlat.app"), create_engine(data_dir), storage=storage, scheduler_parallelism=8
+    )
+    authenticator = Authenticator(
+        [
+            TrustedIssuer(
+                issuer=configured.base_url,
+                audience=configured.base_url,
+                jwks=jwks(data_dir),
+                algorithms=("EdDSA",),
+            )
+        ],
+        admin_key=load_or_create_admin_key(data_dir),
+    )
+    app = create_server_app(application, authenticator, site_port=sockets[1].getsockname()[1])
+    async with serve_in_process(app, sockets) as url:
+        storage.public_url = url
+        yield Site(url, site_url, application, data_dir)
+
+
+def load_app(name: str) -> Any:
+    from owlat.runtime.app_package import load_app_package
+
+    return load_app_package(name)
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    async with start_site(tmp_path) as running:
+        yield running

@@ -1,0 +1,311 @@
+"""/api/auth on the site port: BetterAuth's shapes, cookies and errors; brute force,
+enumeration, password reset and email verification through the outbox."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from owlat.app.lib.signing_key import jwks
+from tests.app.conftest import Site, mail_text, start_site
+
+PASSWORD = "correct-horse-1"
+
+
+async def _sign_up(browser: httpx.AsyncClient, email: str = "ann@example.com") -> dict:  # type: ignore[type-arg]
+    response = await browser.post(
+        "/sign-up/email", json={"email": email, "password": PASSWORD, "name": "Ann"}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def test_sign_up_sign_in_session_and_sign_out(site: Site) -> None:
+    async with site.browser() as browser:
+        body = await _sign_up(browser, " Ann@Example.com ")
+        assert body["user"]["email"] == "ann@example.com"
+        assert body["user"]["emailVerified"] is False
+        cookie = browser.cookies.get("better-auth.session_token")
+        assert cookie and cookie.startswith(body["token"] + ".")
+        session = await browser.get("/get-session")
+        assert session.headers["cache-control"] == "no-store"
+        assert session.json()["session"]["token"] == body["token"]
+        assert session.json()["session"]["activeOrganizationId"] is None
+        claims = jwt.decode(
+            session.headers["set-auth-jwt"],
+            jwt.PyJWK(jwks(site.data_dir)["keys"][0]).key,
+            algorithms=["EdDSA"],
+            audience=site.site_url,
+        )
+        assert claims["sub"] == body["user"]["id"] and claims["iss"] == site.site_url
+        assert claims["exp"] - claims["iat"] == 900
+        assert claims["sid"] == session.json()["session"]["id"]
+        assert (await browser.post("/sign-out", json={})).json() == {"success": True}
+        assert (await browser.get("/get-session")).text == "null"
+        assert (await browser.get("/token")).status_code == 401
+        signed_in = await browser.post(
+            "/sign-in/email", json={"email": "ANN@example.com", "password": PASSWORD}
+        )
+        assert signed_in.json()["redirect"] is False
+        assert "Max-Age=604800" in signed_in.headers["set-cookie"]
+
+
+async def test_signed_out_cookie_replayed_gets_null(site: Site) -> None:
+    async with site.browser() as browser:
+        await _sign_up(browser)
+        stolen = dict(browser.cookies)
+        await browser.post("/sign-out", json={})
+    async with site.browser() as replay:
+        replay.cookies.update(stolen)
+        assert (await replay.get("/get-session")).text == "null"
+
+
+async def test_tampered_cookie_is_ignored(site: Site) -> None:
+    async with site.browser() as browser:
+        body = await _sign_up(browser)
+    async with site.browser() as forger:
+        forger.cookies.set("better-auth.session_token", body["token"] + ".AAAA")
+        assert (await forger.get("/get-session")).text == "null"
+        forger.cookies.set("better-auth.session_token", body["token"])
+        assert (await forger.get("/get-session")).text == "null"
+
+
+async def test_no_enumeration(site: Site) -> None:
+    async with site.browser() as browser:
+        await _sign_up(browser)
+    async with site.browser() as browser:
+        wrong = await browser.post(
+            "/sign-in/email", json={"email": "ann@example.com", "password": "x" * 12}
+        )
+        unknown = await browser.post(
+            "/sign-in/email", json={"email": "zed@example.com", "password": "x" * 12}
+        )
+        assert wrong.status_code == unknown.status_code == 401
+        assert (
+            wrong.json()
+            == unknown.json()
+            == {
+                "code": "INVALID_EMAIL_OR_PASSWORD",
+                "message": "Invalid email or password",
+            }
+        )
+        again = await browser.post(
+            "/sign-up/email",
+            json={"email": "ann@example.com", "password": "other-password", "name": "Eve"},
+        )
+        assert again.status_code == 200 and again.json()["token"] is None
+        assert "set-cookie" not in again.headers
+        assert (await browser.get("/get-session")).text == "null"
+        reset_known = await browser.post(
+            "/request-password-reset", json={"email": "ann@example.com"}
+        )
+        reset_unknown = await browser.post(
+            "/request-password-reset", json={"email": "zed@example.com"}
+        )
+        assert reset_known.json() == reset_unknown.json()
+    subjects = [m["Subject"] for m in site.outbox()]
+    assert subjects == ["Someone tried to sign up with your address", "Reset your password"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"email": "a@example.com", "password": "short", "name": "A"}, 400, "PASSWORD_TOO_SHORT"),
+        ({"email": "a@example.com", "password": "x" * 129, "name": "A"}, 400, "PASSWORD_TOO_LONG"),
+        ({"email": "not-an-email", "password": PASSWORD, "name": "A"}, 400, "INVALID_EMAIL"),
+        ({"email": "a@example.com", "password": PASSWORD, "name": " "}, 400, "INVALID_NAME"),
+        ({"email": "a@example.com", "password": PASSWORD}, 400, "BAD_REQUEST"),
+        ({"email": 5, "password": PASSWORD, "name": "A"}, 400, "BAD_REQUEST"),
+    ],
+)
+async def test_sign_up_refusals_create_nothing(
+    site: Site, body: dict, status: int, code: str
+) -> None:  # type: ignore[type-arg]
+    async with site.browser() as browser:
+        response = await browser.post("/sign-up/email", json=body)
+        assert (response.status_code, response.json()["code"]) == (status, code)
+        assert set(response.json()) == {"code", "message"}
+
+    async def users(ctx: object) -> int:
+        return len(await ctx.db.query("users").collect())  # type: ignore[attr-defined]
+
+    from tests.runtime.conftest import in_query
+
+    assert await in_query(site.application, users) == 0
+
+
+async def test_bad_json_body(site: Site) -> None:
+    async with site.browser() as browser:
+        response = await browser.post(
+            "/sign-in/email", content=b"{nope", headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 400
+        assert response.json() == {"code": "BAD_REQUEST", "message": "Invalid JSON body"}
+
+
+async def test_origin_check(site: Site) -> None:
+    async with site.browser() as browser:
+        await _sign_up(browser)
+        bad = await browser.post("/sign-out", json={}, headers={"origin": "https://evil.test"})
+        assert (bad.status_code, bad.json()["code"]) == (403, "INVALID_ORIGIN")
+        browser.headers.pop("origin")
+        missing = await browser.post("/sign-out", json={})
+        assert (missing.status_code, missing.json()["code"]) == (403, "MISSING_OR_NULL_ORIGIN")
+        browser.headers["origin"] = site.site_url
+        assert (await browser.get("/get-session")).json() is not None  # nothing was revoked
+
+
+async def test_sign_in_rate_limits(tmp_path: Path) -> None:
+    async with (
+        start_site(tmp_path, sign_in_failures_per_account=3, sign_in_attempts_per_ip=6) as site,
+        site.browser() as browser,
+    ):
+        await _sign_up(browser)
+        for _ in range(3):
+            wrong = await browser.post(
+                "/sign-in/email", json={"email": "ann@example.com", "password": "x" * 12}
+            )
+            assert wrong.status_code == 401
+        locked = await browser.post(
+            "/sign-in/email", json={"email": "ann@example.com", "password": PASSWORD}
+        )
+        assert locked.status_code == 429
+        assert locked.json() == {
+            "code": "TOO_MANY_REQUESTS",
+            "message": "Too many requests. Please try again later.",
+        }
+        assert int(locked.headers["x-retry-after"]) > 0
+        other = await browser.post(
+            "/sign-in/email", json={"email": "zed@example.com", "password": "x" * 12}
+        )
+        assert other.status_code == 401  # the per-account limit is per account
+        for _ in range(2):
+            await browser.post(
+                "/sign-in/email", json={"email": "zed@example.com", "password": "x" * 12}
+            )
+        by_ip = await browser.post(
+            "/sign-in/email", json={"email": "new@example.com", "password": "x" * 12}
+        )
+        assert by_ip.status_code == 429  # the 7th attempt from this IP
+
+
+async def test_password_reset_through_the_outbox(site: Site) -> None:
+    async with site.browser() as browser:
+        await _sign_up(browser)
+        await browser.post("/request-password-reset", json={"email": "ann@example.com"})
+        (mail,) = site.outbox()
+        token = re.search(r"reset-password\?token=(\w+)", mail_text(mail)).group(1)  # type: ignore[union-attr]
+        short = await browser.post("/reset-password", json={"token": token, "newPassword": "short"})
+        assert short.json()["code"] == "PASSWORD_TOO_SHORT"
+        done = await browser.post(
+            "/reset-password", json={"token": token, "newPassword": "brand-new-pass"}
+        )
+        assert done.json() == {"status": True}
+        reused = await browser.post(
+            "/reset-password", json={"token": token, "newPassword": "brand-new-pass"}
+        )
+        assert (reused.status_code, reused.json()["code"]) == (400, "INVALID_TOKEN")
+        assert (await browser.get("/get-session")).text == "null"  # sessions revoked
+        old = await browser.post(
+            "/sign-in/email", json={"email": "ann@example.com", "password": PASSWORD}
+        )
+        assert old.status_code == 401
+        new = await browser.post(
+            "/sign-in/email", json={"email": "ann@example.com", "password": "brand-new-pass"}
+        )
+        assert new.status_code == 200
+
+
+async def test_email_verification(site: Site) -> None:
+    async with site.browser() as browser:
+        await _sign_up(browser)
+        assert (
+            await browser.post("/send-verification-email", json={"email": "ann@example.com"})
+        ).json() == {"status": True}
+        (mail,) = site.outbox()
+        token = re.search(r"verify-email\?token=(\w+)", mail_text(mail)).group(1)  # type: ignore[union-attr]
+        assert (await browser.get("/verify-email", params={"token": "wrong"})).json()[
+            "code"
+        ] == "INVALID_TOKEN"
+        assert (await browser.get("/verify-email", params={"token": token})).json()[
+            "status"
+        ] is True
+        assert (await browser.get("/get-session")).json()["user"]["emailVerified"] is True
+
+
+async def test_require_email_verification(tmp_path: Path) -> None:
+    async with (
+        start_site(tmp_path, require_email_verification=True) as site,
+        site.browser() as browser,
+    ):
+        body = await _sign_up(browser)
+        assert body["token"] is None and "better-auth.session_token" not in browser.cookies
+        refused = await browser.post(
+            "/sign-in/email", json={"email": "ann@example.com", "password": PASSWORD}
+        )
+        assert (refused.status_code, refused.json()["code"]) == (403, "EMAIL_NOT_VERIFIED")
+
+
+async def test_change_password_and_sessions(site: Site) -> None:
+    async with site.browser() as first, site.browser() as second:
+        await _sign_up(first)
+        await second.post("/sign-in/email", json={"email": "ann@example.com", "password": PASSWORD})
+        sessions = (await first.get("/list-sessions")).json()
+        assert len(sessions) == 2
+        wrong = await first.post(
+            "/change-password",
+            json={"currentPassword": "not-it-at-all", "newPassword": "another-pass-1"},
+        )
+        assert (wrong.status_code, wrong.json()["code"]) == (400, "INVALID_PASSWORD")
+        changed = await first.post(
+            "/change-password",
+            json={
+                "currentPassword": PASSWORD,
+                "newPassword": "another-pass-1",
+                "revokeOtherSessions": True,
+            },
+        )
+        assert changed.status_code == 200
+        assert (await second.get("/get-session")).text == "null"
+        assert len((await first.get("/list-sessions")).json()) == 1
+        await second.post(
+            "/sign-in/email", json={"email": "ann@example.com", "password": "another-pass-1"}
+        )
+        other = [
+            s
+            for s in (await first.get("/list-sessions")).json()
+            if s["token"] != first.cookies["better-auth.session_token"].split(".")[0]
+        ]
+        assert (await first.post("/revoke-session", json={"token": other[0]["token"]})).json() == {
+            "status": True
+        }
+        assert (await second.get("/get-session")).text == "null"
+        assert (await first.get("/get-session")).json() is not None
+
+
+async def test_jwt_stops_working_when_its_session_is_revoked(site: Site) -> None:
+    async with site.browser() as browser, httpx.AsyncClient(base_url=site.url) as api:
+        await _sign_up(browser)
+        token = (await browser.get("/token")).json()["token"]
+        call = {"path": "auth:getCurrentUser", "args": {}, "format": "json"}
+        headers = {"authorization": f"Bearer {token}"}
+        ok = (await api.post("/api/query", json=call, headers=headers)).json()
+        assert ok["value"]["email"] == "ann@example.com"
+        await browser.post("/revoke-sessions", json={})
+        refused = (await api.post("/api/query", json=call, headers=headers)).json()
+        assert refused["status"] == "error" and refused["errorData"] == "Not authenticated"
+
+
+async def test_jwks_and_preflight(site: Site) -> None:
+    async with site.browser() as browser:
+        keys = (await browser.get("/jwks")).json()["keys"]
+        assert [set(k) for k in keys] == [{"kty", "crv", "alg", "x", "kid"}]
+        preflight = await browser.options("/sign-in/email")
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == site.site_url
+        other = await browser.options("/sign-in/email", headers={"origin": "https://evil.test"})
+        assert "access-control-allow-origin" not in other.headers

@@ -1,0 +1,36 @@
+"""Revoking a session takes the identity away from live sync sockets within a second: the
+subscribed session-scoped queries read the session row, so they re-run and fail."""
+
+from __future__ import annotations
+
+import time
+
+from tests.app.conftest import Site
+from tests.e2e.sync_harness import RawSocket
+from tests.e2e.test_sync_socket import add, modify
+
+
+async def test_revoked_session_fails_live_subscriptions(site: Site) -> None:
+    async with site.browser() as browser, site.browser() as other_device:
+        credentials = {"email": "live@example.com", "password": "live-password", "name": "Live"}
+        assert (await browser.post("/sign-up/email", json=credentials)).status_code == 200
+        token = (await browser.get("/token")).json()["token"]
+        socket_url = site.url.replace("http://", "ws://") + "/api/sync"
+        async with RawSocket.open(socket_url) as socket:
+            await socket.send(
+                {"type": "Authenticate", "baseVersion": 0, "tokenType": "User", "value": token}
+            )
+            await socket.receive()
+            await socket.send(modify(0, 1, add(0, "auth:getCurrentUser", {})))
+            (subscribed,) = (await socket.receive())["modifications"]
+            assert subscribed["value"]["email"] == "live@example.com"
+
+            await other_device.post(
+                "/sign-in/email", json={k: credentials[k] for k in ("email", "password")}
+            )
+            revoked_at = time.monotonic()
+            assert (await other_device.post("/revoke-other-sessions", json={})).status_code == 200
+            (failed,) = (await socket.receive(within=1.0))["modifications"]
+            assert time.monotonic() - revoked_at < 1.0
+            assert failed["type"] == "QueryFailed"
+            assert failed["errorData"] == "Not authenticated"

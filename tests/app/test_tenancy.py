@@ -1,0 +1,166 @@
+"""Tenancy, for every public function of owlat.app (new modules are covered as they land).
+
+A member of organization A (owner there, so every admin check passes) calls each public
+query, mutation and action, once per document of organization B, passing that document's
+id (and B's slug and member emails) in every string or id argument. Whatever the call
+answers, B's documents must be unchanged, the answer must not contain any of them, and the
+caller must not have become a member of, or active in, B.
+
+The schema side: every table with an `organizationId` field is listed in `ORG_TABLES`
+(deleted with its organization, walked here) and has a `by_org` index on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from owlat.app.schema import ORG_TABLES, schema
+from owlat.runtime.application import Application
+from owlat.runtime.errors import OwlatError
+from owlat.runtime.functions import FunctionKind
+from owlat.runtime.values import (
+    ArrayValidator,
+    BooleanValidator,
+    FloatValidator,
+    LiteralValidator,
+    ObjectValidator,
+    OptionalValidator,
+    UnionValidator,
+    Validator,
+)
+from tests.app.conftest import Caller, signed_in, with_organization
+from tests.runtime.conftest import in_mutation, in_query
+
+FUTURE_MS = 4_000_000_000_000.0
+
+
+def test_every_org_scoped_table_is_known_and_indexed() -> None:
+    scoped = {
+        name
+        for name, table in schema.tables.items()
+        if table.validator is not None and "organizationId" in table.validator.fields
+    }
+    assert scoped == set(ORG_TABLES)
+    for name in ORG_TABLES:
+        assert schema.tables[name].indexes.get("by_org") == ("organizationId",), name
+
+
+def _values(validator: Validator, text: str) -> Any:
+    """An argument value for `validator`, with `text` wherever a string goes."""
+    if isinstance(validator, OptionalValidator):
+        return _values(validator.inner, text)
+    if isinstance(validator, LiteralValidator):
+        return validator.value
+    if isinstance(validator, UnionValidator):
+        strings = [m for m in validator.members if not isinstance(m, LiteralValidator)]
+        return _values(strings[0] if strings else validator.members[-1], text)
+    if isinstance(validator, BooleanValidator):
+        return True
+    if isinstance(validator, FloatValidator):
+        return FUTURE_MS
+    if isinstance(validator, ArrayValidator):
+        return [_values(validator.item, text)]
+    if isinstance(validator, ObjectValidator):
+        return {name: _values(field, text) for name, field in validator.fields.items()}
+    return text  # strings, ids (a wrong table's id is refused by the validator: fine)
+
+
+async def _organization_b(owlat: Application) -> tuple[Caller, str]:
+    owner = await signed_in(owlat, "b-owner@example.com")
+    organization_id = await with_organization(owner, "org-b")
+    member = await signed_in(owlat, "b-member@example.com")
+    invitation = await owner.mutation(
+        "invitations:invite", {"email": member.email, "role": "editor"}
+    )
+    await member.mutation("invitations:accept", {"invitationId": invitation["_id"]})
+    await owner.mutation("invitations:invite", {"email": "b-later@example.com", "role": "admin"})
+    await owner.mutation("apiKeys:create", {"name": "B key", "scopes": ["contacts:read"]})
+    return owner, organization_id
+
+
+async def _owned_by(owlat: Application, organization_id: str) -> dict[str, Any]:
+    async def snapshot(ctx: Any) -> dict[str, Any]:
+        documents: dict[str, Any] = {organization_id: await ctx.db.get(organization_id)}
+        for table in ORG_TABLES:
+            rows = (
+                await ctx.db.query(table)
+                .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
+                .collect()
+            )
+            documents.update({row["_id"]: row for row in rows})
+        return documents
+
+    return dict(await in_query(owlat, snapshot))
+
+
+def _texts(owned: dict[str, Any]) -> Iterator[str]:
+    yield from owned
+    yield "org-b"
+    yield "b-member@example.com"
+    yield "b-owner@example.com"
+
+
+REFERENCES = ("_id", "id", "organizationId", "userId", "inviterId", "keyId", "createdBy")
+
+
+def _references(value: Any, secrets: set[str]) -> Iterator[Any]:
+    """B's documents (or users) referenced by id fields anywhere in `value`; echoed
+    arguments in other fields (a name) are not leaks."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in REFERENCES and item in secrets:
+                yield value
+            else:
+                yield from _references(item, secrets)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item, secrets)
+
+
+async def test_a_member_of_a_cannot_read_or_change_b(owlat: Application) -> None:
+    attacker = await signed_in(owlat, "a-owner@example.com")
+    organization_a = await with_organization(attacker, "org-a")
+    _, organization_b = await _organization_b(owlat)
+    before = await _owned_by(owlat, organization_b)
+    secrets = {*before, *(row["userId"] for row in before.values() if "userId" in row)}
+    public = [d for d in owlat.package.functions if not d.internal]
+    assert len(public) >= 20
+
+    async def reset_active(ctx: Any) -> None:
+        await ctx.db.patch(attacker.session_id, {"activeOrganizationId": organization_a})
+
+    calls = 0
+    for definition in public:
+        fields = definition.args.fields if definition.args is not None else {}
+        for text in _texts(before):
+            await in_mutation(owlat, reset_active)
+            args = {name: _values(field, text) for name, field in fields.items()}
+            kind = definition.kind
+            try:
+                result = await owlat.run(kind, definition.path, args, identity=attacker.identity)
+            except OwlatError:
+                answer: Any = None
+            else:
+                answer = result.value
+            calls += 1
+            leaked = list(_references(answer, secrets))
+            assert not leaked, f"{definition.path}({args}) returned B's documents: {leaked}"
+            after = await _owned_by(owlat, organization_b)
+            assert after == before, f"{definition.path}({args}) changed organization B"
+            if kind is not FunctionKind.QUERY:
+                before = after
+            if not fields:
+                break  # no argument to vary
+    assert calls > 5 * len(public), calls
+
+    async def attacker_sessions(ctx: Any) -> list[Any]:
+        return [
+            s.get("activeOrganizationId")
+            for s in await ctx.db.query("sessions").collect()
+            if s["userId"] == attacker.user_id
+        ]
+
+    assert organization_b not in await in_query(owlat, attacker_sessions)
+    memberships = await attacker.query("organizations:listMine")
+    assert organization_b not in [o["_id"] for o in memberships]
