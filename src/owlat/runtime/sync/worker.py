@@ -192,6 +192,7 @@ class SyncWorker:
         )
         self._actions: set[asyncio.Task[None]] = set()
         self._woken = False
+        self._mutation_running = False
         self._last_send = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -238,10 +239,15 @@ class SyncWorker:
 
         return valid
 
+    def _update_due(self) -> bool:
+        # While a mutation of this socket runs, its commit may already be published: hold
+        # updates back until its MutationResponse is queued, so the response always comes
+        # before the Transition that shows the mutation's writes.
+        return not self._mutation_running and self.session.has_work(self._valid_now)
+
     async def _loop(self) -> OwlatError | None:
         while True:
-            busy = self.session.has_work(self._valid_now)
-            item = await self._next(block=not busy)
+            item = await self._next(block=not self._update_due())
             while item is not None:
                 if item is _CLOSED or item is _DROP:
                     return None
@@ -249,7 +255,7 @@ class SyncWorker:
                 if error is not None:
                     return error
                 item = self._items.get_nowait() if not self._items.empty() else None
-            if self.session.has_work(self._valid_now):
+            if self._update_due():
                 await self._update()
                 await asyncio.sleep(0)  # let commits be published before looking again
 
@@ -428,7 +434,11 @@ class SyncWorker:
     async def _mutation_loop(self) -> None:
         while True:
             message, caller, size = await self._mutations.get()
-            response = await self._run_mutation(message, caller, size)
+            self._mutation_running = True
+            try:
+                response = await self._run_mutation(message, caller, size)
+            finally:
+                self._mutation_running = False
             self._items.put_nowait(_Reply(response, response.ts or 0))
 
     def _decode_args(self, args: Any, size: int) -> Any:
