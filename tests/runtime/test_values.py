@@ -23,6 +23,7 @@ from owlat.runtime.values import (
     Validator,
     convex_to_clean_json,
     convex_to_json,
+    decode_stored,
     dumps,
     json_to_convex,
     loads,
@@ -168,6 +169,18 @@ def test_encoded_json_roundtrips(value: Any) -> None:
 
 
 @settings(max_examples=100, deadline=None)
+@given(convex_values)
+def test_stored_values_decode_to_themselves(value: Any) -> None:
+    assert same(decode_stored(dumps(convex_to_json(value))), value)
+
+
+def test_stored_strings_that_look_like_special_objects_stay_strings() -> None:
+    value = {"text": '{"$integer": "AQAAAAAAAAA="}', "n": 3.0, "big": Int64(1)}
+    assert same(decode_stored(dumps(convex_to_json(value))), value)
+    plain = {"text": '{"$bytes": ""}', "nested": [{"a": 1.5}]}
+    assert same(decode_stored(dumps(convex_to_json(plain))), plain)
+
+
 @given(convex_values)
 def test_canonical_values_are_fixed_points_of_normalize(value: Any) -> None:
     assert same(normalize_value(value), value)

@@ -480,6 +480,16 @@ def _decode_base64(key: str, item: JSONValue, length: int | None) -> bytes:
 # --- clean JSON ----------------------------------------------------------------------------
 
 
+def decode_stored(data: bytes) -> Value:
+    """Decode a value the runtime itself encoded (`dumps(convex_to_json(v))`): trusted, so
+    keys are not re-checked, and the walk for `$integer`/`$bytes`/`$float` objects is skipped
+    when the text has none. A `"` inside a JSON string is always escaped, so the bytes
+    `{"$` can only start such an object; floats are written with a fraction or exponent,
+    so orjson returns floats for them."""
+    parsed = orjson.loads(data)
+    return parsed if b'{"$' not in data else json_to_convex(parsed)
+
+
 def convex_to_clean_json(value: Value) -> JSONValue:
     """Convex's lossy "json" export: int64 → decimal string, bytes → base64 string,
     NaN/±Infinity → "NaN"/"Infinity"/"-Infinity"; everything else as is."""

@@ -24,7 +24,7 @@ from owlat.runtime.schema import (
     system_tables,
 )
 from owlat.runtime.types import UNDEFINED, Document
-from owlat.runtime.values import json_to_convex, loads
+from owlat.runtime.values import decode_stored
 
 NEXT_TABLE_NUMBER_GLOBAL = "next_table_number"
 
@@ -155,5 +155,5 @@ async def sync_catalog(writer: EngineWriter, schema: SchemaDefinition) -> Catalo
 
 async def _backfill(writer: EngineWriter, table_number: int, index: IndexInfo) -> None:
     for value in await writer.table_documents(table_number):
-        document = json_to_convex(loads(value))
+        document = decode_stored(value)
         await writer.insert_index_entry(index.index_id, index.key(document), document["_id"])

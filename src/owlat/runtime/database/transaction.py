@@ -36,7 +36,7 @@ from owlat.runtime.transactions import (
     point_interval,
 )
 from owlat.runtime.types import Document
-from owlat.runtime.values import convex_to_json, dumps, json_to_convex, loads
+from owlat.runtime.values import convex_to_json, decode_stored, dumps
 
 logger = logging.getLogger("owlat.runtime")
 _savepoint_names = itertools.count()
@@ -116,7 +116,7 @@ class Transaction:
         if value is None:
             return None
         self._count_read(len(value))
-        document: Document = json_to_convex(loads(value))
+        document: Document = decode_stored(value)
         return document
 
     async def scan(
@@ -127,7 +127,7 @@ class Transaction:
         result: list[tuple[bytes, Document]] = []
         for key, value in rows:
             self._count_read(len(value))
-            result.append((key, json_to_convex(loads(value))))
+            result.append((key, decode_stored(value)))
         return result
 
     # -- writes ------------------------------------------------------------------------
