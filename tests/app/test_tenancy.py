@@ -76,6 +76,20 @@ async def _organization_b(owlat: Application) -> tuple[Caller, str]:
     await member.mutation("invitations:accept", {"invitationId": invitation["_id"]})
     await owner.mutation("invitations:invite", {"email": "b-later@example.com", "role": "admin"})
     await owner.mutation("apiKeys:create", {"name": "B key", "scopes": ["contacts:read"]})
+    await owner.mutation(
+        "contactProperties:create", {"key": "plan", "label": "Plan", "type": "string"}
+    )
+    contact_id = await owner.mutation(
+        "contacts:createFromSession",
+        {"email": "b-contact@example.com", "firstName": "Bea", "properties": {"plan": "pro"}},
+    )
+    await owner.mutation("contacts:update", {"contactId": contact_id, "lastName": "B"})
+    gone = await owner.mutation("contacts:createFromSession", {"email": "b-gone@example.com"})
+    await owner.mutation("contacts:delete", {"contactId": gone})
+    await owner.mutation(
+        "blockedEmails:add", {"email": "b-blocked@example.com", "reason": "manual"}
+    )
+    await owner.mutation("organizationSettings:update", {"postalAddress": "B Street 1"})
     return owner, organization_id
 
 
@@ -99,9 +113,22 @@ def _texts(owned: dict[str, Any]) -> Iterator[str]:
     yield "org-b"
     yield "b-member@example.com"
     yield "b-owner@example.com"
+    yield "b-contact@example.com"
+    yield "b-blocked@example.com"
 
 
-REFERENCES = ("_id", "id", "organizationId", "userId", "inviterId", "keyId", "createdBy")
+REFERENCES = (
+    "_id",
+    "id",
+    "organizationId",
+    "userId",
+    "inviterId",
+    "keyId",
+    "createdBy",
+    "contactId",
+    "deletedBy",
+    "updatedBy",
+)
 
 
 def _references(value: Any, secrets: set[str]) -> Iterator[Any]:

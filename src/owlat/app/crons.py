@@ -7,3 +7,5 @@ from owlat.runtime import cron_jobs, internal
 crons = cron_jobs()
 # Expired sessions and emailed tokens, stale rate-limit rows.
 crons.hourly("purge expired auth records", {"minuteUTC": 7}, internal.auth.purge_expired, {})
+# Contacts soft-deleted more than 30 days ago, with their timelines.
+crons.hourly("purge deleted contacts", {"minuteUTC": 23}, internal.contacts.purge_deleted, {})

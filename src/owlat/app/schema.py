@@ -12,9 +12,32 @@ from owlat.runtime import define_schema, define_table, v
 
 # Tables whose documents belong to one organization (deleted with it, walked by the
 # tenancy test); each has `organizationId` and a `by_org` index.
-ORG_TABLES = ("members", "invitations", "apiKeys")
+ORG_TABLES = (
+    "members",
+    "invitations",
+    "apiKeys",
+    "contacts",
+    "contactActivities",
+    "contactProperties",
+    "organizationSettings",
+    "blockedEmails",
+)
 
 ROLE = v.union(v.literal("owner"), v.literal("admin"), v.literal("editor"))
+CONTACT_SOURCE = v.union(
+    v.literal("api"),
+    v.literal("import"),
+    v.literal("form"),
+    v.literal("transactional"),
+    v.literal("inbound"),
+)
+PROPERTY_TYPE = v.union(
+    v.literal("string"), v.literal("number"), v.literal("boolean"), v.literal("date")
+)
+PROPERTY_VALUE = v.union(v.string(), v.number(), v.boolean())
+BLOCK_REASON = v.union(
+    v.literal("bounced"), v.literal("complained"), v.literal("manual"), v.literal("unengaged")
+)
 
 schema = define_schema(
     {
@@ -151,5 +174,100 @@ schema = define_schema(
         )
         .index("by_org", ["organizationId"])
         .index("by_key_hash", ["keyHash"]),
+        # -- audience ----------------------------------------------------------------------
+        "contacts": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "email": v.string(),  # normalized: trimmed, lower case
+                "firstName": v.optional(v.string()),
+                "lastName": v.optional(v.string()),
+                # lower-case "first last" and "last", for search by name prefix
+                "nameKey": v.optional(v.string()),
+                "lastNameKey": v.optional(v.string()),
+                "source": CONTACT_SOURCE,
+                "language": v.optional(v.string()),
+                "timezone": v.optional(v.string()),
+                # custom property values by property key (typed by contactProperties;
+                # dates are epoch milliseconds)
+                "properties": v.record(v.string(), PROPERTY_VALUE),
+                "unsubscribedAt": v.optional(v.number()),
+                "deletedAt": v.optional(v.number()),  # soft delete; purged after 30 days
+                "deletedBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_email", ["organizationId", "email"])
+        .index("by_org_created", ["organizationId", "createdAt"])
+        .index("by_deleted_at", ["deletedAt"]),
+        "contactActivities": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "contactId": v.id("contacts"),
+                "activityType": v.union(
+                    v.literal("created"),
+                    v.literal("updated"),
+                    v.literal("property_updated"),
+                    v.literal("unsubscribed"),
+                    v.literal("deleted"),
+                    v.literal("subscribed"),
+                ),
+                "metadata": v.optional(v.record(v.string(), v.string())),
+                "userId": v.optional(v.id("users")),
+                "occurredAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_contact", ["contactId", "occurredAt"]),
+        "contactProperties": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "key": v.string(),  # immutable: lower-case letters, digits, underscores
+                "label": v.string(),
+                "type": PROPERTY_TYPE,  # immutable
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_key", ["organizationId", "key"]),
+        "organizationSettings": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "defaultFromName": v.optional(v.string()),
+                "defaultFromEmail": v.optional(v.string()),
+                "replyToEmail": v.optional(v.string()),
+                "postalAddress": v.optional(v.string()),
+                "timezone": v.optional(v.string()),  # IANA name
+                "brandTheme": v.optional(
+                    v.object(
+                        {
+                            "primaryColor": v.optional(v.string()),
+                            "backgroundColor": v.optional(v.string()),
+                            "textColor": v.optional(v.string()),
+                            "logoUrl": v.optional(v.string()),
+                        }
+                    )
+                ),
+                "updatedBy": v.optional(v.id("users")),
+                "updatedAt": v.number(),
+            }
+        ).index("by_org", ["organizationId"]),
+        # The suppression list: no marketing mail goes to these addresses.
+        "blockedEmails": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "email": v.string(),  # normalized
+                "reason": BLOCK_REASON,
+                "bounceType": v.optional(v.union(v.literal("hard"), v.literal("soft"))),
+                "notes": v.optional(v.string()),
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_email", ["organizationId", "email"])
+        .index("by_org_reason", ["organizationId", "reason"]),
     }
 )

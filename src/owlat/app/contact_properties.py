@@ -1,0 +1,120 @@
+"""Custom contact properties: definitions per organization (key, label, type).
+
+`key` (lower-case letters, digits, underscores; unique per organization) and `type`
+(string, number, boolean, date) are fixed at creation; `rename` changes the label.
+Deleting a definition removes its value from every contact. Values live on the contact
+(`contacts.properties[key]`) and are checked against the type (`lib/audience.py`).
+Reads: any member; writes: `contacts:manage`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from owlat.app.lib.audience import (
+    MAX_LABEL,
+    PROPERTY_KEY,
+    RESERVED_KEYS,
+    invalid,
+    property_definitions,
+)
+from owlat.app.lib.errors import not_found
+from owlat.app.lib.permissions import require_permission
+from owlat.app.lib.session_organization import (
+    MutationContext,
+    get_mutation_context,
+    get_team_id_from_session,
+    now_ms,
+)
+from owlat.app.schema import PROPERTY_TYPE
+from owlat.runtime import mutation, query, v
+
+
+def _clean_label(label: str) -> str:
+    label = label.strip()
+    if not label or len(label) > MAX_LABEL:
+        raise invalid("INVALID_LABEL", f"Label must be 1 to {MAX_LABEL} characters")
+    return label
+
+
+async def _manager(ctx: Any) -> MutationContext:
+    context = await get_mutation_context(ctx)
+    require_permission(context.role, "contacts:manage")
+    return context
+
+
+async def _definition(ctx: Any, organization_id: str, property_id: str) -> dict[str, Any]:
+    normalized = ctx.db.normalize_id("contactProperties", property_id)
+    found = None if normalized is None else await ctx.db.get(normalized)
+    if found is None or found["organizationId"] != organization_id:
+        raise not_found("Contact property")
+    return dict(found)
+
+
+@query(args={})
+async def list_from_session(ctx: Any, args: Any) -> list[dict[str, Any]]:
+    organization_id = await get_team_id_from_session(ctx)
+    definitions = await property_definitions(ctx, organization_id)
+    return [definitions[key] for key in sorted(definitions)]
+
+
+@mutation(args={"key": v.string(), "label": v.string(), "type": PROPERTY_TYPE})
+async def create(ctx: Any, args: Any) -> str:
+    context = await _manager(ctx)
+    key = args["key"].strip()
+    if not PROPERTY_KEY.match(key):
+        raise invalid(
+            "INVALID_PROPERTY_KEY",
+            "Property key must start with a lower-case letter and hold at most 64 "
+            "lower-case letters, digits and underscores",
+        )
+    if key in RESERVED_KEYS:
+        raise invalid("INVALID_PROPERTY_KEY", f'Property key "{key}" is a built-in contact field')
+    label = _clean_label(args["label"])
+    existing = await property_definitions(ctx, context.team_id)
+    if key in existing:
+        raise invalid("PROPERTY_EXISTS", f'A property with key "{key}" already exists')
+    now = now_ms()
+    return str(
+        await ctx.db.insert(
+            "contactProperties",
+            {
+                "organizationId": context.team_id,
+                "key": key,
+                "label": label,
+                "type": args["type"],
+                "createdAt": now,
+                "updatedAt": now,
+            },
+        )
+    )
+
+
+@mutation(args={"propertyId": v.string(), "label": v.string()})
+async def rename(ctx: Any, args: Any) -> dict[str, Any]:
+    context = await _manager(ctx)
+    definition = await _definition(ctx, context.team_id, args["propertyId"])
+    label = _clean_label(args["label"])
+    await ctx.db.patch(definition["_id"], {"label": label, "updatedAt": now_ms()})
+    return dict(await ctx.db.get(definition["_id"]))
+
+
+@mutation(args={"propertyId": v.string()})
+async def remove(ctx: Any, args: Any) -> int:
+    """Delete a definition and its value on every contact; returns contacts changed."""
+    context = await _manager(ctx)
+    definition = await _definition(ctx, context.team_id, args["propertyId"])
+    key = definition["key"]
+    changed = 0
+    contacts = (
+        await ctx.db.query("contacts")
+        .with_index("by_org", lambda q: q.eq("organizationId", context.team_id))
+        .collect()
+    )
+    for contact in contacts:
+        if key in contact["properties"]:
+            properties = {k: val for k, val in contact["properties"].items() if k != key}
+            await ctx.db.patch(contact["_id"], {"properties": properties})
+            changed += 1
+    await ctx.db.delete(definition["_id"])
+    return changed
