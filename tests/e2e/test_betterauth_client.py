@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -21,10 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.processes import ENV, ROOT
+from tests.e2e.processes import ENV, ROOT, started_with_site
 
 JS_DIR = Path(__file__).parent / "js-auth"
-_BANNER = re.compile(r"Owlat is serving (\S+) .*HTTP actions on (\S+)\)")
 PY_CLIENT = Path(__file__).parent / "clients" / "convex_owlat_client.py"
 
 
@@ -54,18 +52,9 @@ async def _run(*command: str, cwd: Path = ROOT) -> tuple[int, str, str]:
 @contextlib.asynccontextmanager
 async def _owlat_dev(data_dir: Path) -> AsyncIterator[tuple[str, str]]:
     """`owlat dev` serving owlat.app on free ports: (client URL, site URL)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "owlat.cli", "dev", "--port", "0", "--site-port", "0",
-        "--data-dir", str(data_dir),
-        env={**ENV, "OWLAT_APP": "owlat.app"}, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    process, url, site = await started_with_site("dev", data_dir, env={"OWLAT_APP": "owlat.app"})
     try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        match = _BANNER.search(line)
-        assert match, line
-        yield match.group(1), match.group(2)
+        yield url, site
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 30)

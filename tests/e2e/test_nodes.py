@@ -26,6 +26,7 @@ import pytest
 
 from tests.e2e.processes import started_with_site
 from tests.e2e.sync_harness import RawSocket
+from tests.e2e.sync_messages import add, modify
 from tests.postgres import PostgresForTests
 
 pytestmark = pytest.mark.timeout(120)
@@ -81,10 +82,7 @@ def ws(base: str) -> str:
 
 
 async def subscribe(socket: RawSocket, path: str, args: dict[str, Any]) -> None:
-    add = {"type": "Add", "queryId": 0, "udfPath": path, "args": [args]}
-    await socket.send(
-        {"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": [add]}
-    )
+    await socket.send(modify(0, 1, add(0, path, args)))
 
 
 async def next_value(socket: RawSocket, within: float = 10.0) -> Any:

@@ -4,33 +4,19 @@ on the site port authenticates calls on the client port, with no OWLAT_AUTH_ISSU
 from __future__ import annotations
 
 import asyncio
-import re
-import sys
 from pathlib import Path
 
 import httpx
 
-from tests.e2e.processes import ENV, ROOT
-
-_BANNER = re.compile(
-    r"Owlat is serving (http://127\.0\.0\.1:\d+) .*HTTP actions on (http://127\.0\.0\.1:\d+)\)"
-)
+from tests.e2e.processes import started_with_site
 
 
 async def test_owlat_dev_issues_and_trusts_its_own_tokens(tmp_path: Path) -> None:
-    env = {**ENV, "OWLAT_APP": "owlat.app"}
-    env.pop("OWLAT_AUTH_ISSUERS", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "owlat.cli", "dev", "--port", "0", "--site-port", "0",
-        "--data-dir", str(tmp_path),
-        env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    # No configured issuer at all: Owlat's own tokens must still be trusted.
+    process, url, site = await started_with_site(
+        "dev", tmp_path, env={"OWLAT_APP": "owlat.app", "OWLAT_AUTH_ISSUERS": ""}
+    )
     try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        match = _BANNER.search(line)
-        assert match, line
-        url, site = match.groups()
         async with httpx.AsyncClient(base_url=site, headers={"origin": site}) as browser:
             signed_up = await browser.post(
                 "/api/auth/sign-up/email",

@@ -18,6 +18,7 @@ import pytest
 
 from tests.e2e.conftest import Issuers
 from tests.e2e.sync_harness import RawSocket, SyncServer, sync_server
+from tests.e2e.sync_messages import add, modify, mutation
 
 WRITERS = 5
 MUTATIONS_PER_WRITER = 20
@@ -33,23 +34,12 @@ async def server(tmp_path: Path, issuers: Issuers, database_url: str) -> AsyncIt
         yield running
 
 
-def add(query_id: int, path: str, args: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "Add", "queryId": query_id, "udfPath": path, "args": [args]}
-
-
 async def write(server: SyncServer, pipelined: bool) -> None:
     """Send MUTATIONS_PER_WRITER bumps, all at once or each after the previous answer."""
     async with RawSocket.open(server.ws_url) as socket:
         answered = 0
         for request_id in range(MUTATIONS_PER_WRITER):
-            await socket.send(
-                {
-                    "type": "Mutation",
-                    "requestId": request_id,
-                    "udfPath": "syncTest:bumpPair",
-                    "args": [{"prefix": "r"}],
-                }
-            )
+            await socket.send(mutation(request_id, "syncTest:bumpPair", {"prefix": "r"}))
             while answered < (request_id + 1 if not pipelined else 0):
                 answered += await answer(socket)
         while answered < MUTATIONS_PER_WRITER:
@@ -69,25 +59,12 @@ async def subscribe(server: SyncServer, ready: asyncio.Event) -> list[dict[int, 
     states: list[dict[int, Any]] = []
     async with RawSocket.open(server.ws_url) as socket:
         await socket.send(
-            {
-                "type": "ModifyQuerySet",
-                "baseVersion": 0,
-                "newVersion": 1,
-                "modifications": [
-                    {
-                        "type": "Add",
-                        "queryId": 0,
-                        "udfPath": "syncTest:pair",
-                        "args": [{"prefix": "r"}],
-                    },
-                    {
-                        "type": "Add",
-                        "queryId": 1,
-                        "udfPath": "counters:get",
-                        "args": [{"name": "r-a"}],
-                    },
-                ],
-            }
+            modify(
+                0,
+                1,
+                add(0, "syncTest:pair", {"prefix": "r"}),
+                add(1, "counters:get", {"name": "r-a"}),
+            )
         )
         version: dict[str, Any] = {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="}
         values: dict[int, Any] = {}

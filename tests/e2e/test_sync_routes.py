@@ -8,6 +8,7 @@ import pytest
 
 from tests.e2e.conftest import RunningServer
 from tests.e2e.sync_harness import RawSocket
+from tests.e2e.sync_messages import add, modify
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -18,21 +19,7 @@ async def test_create_app_serves_sync_on_every_client_path(
 ) -> None:
     url = server.url.replace("http://", "ws://") + path
     async with RawSocket.open(url) as socket:
-        await socket.send(
-            {
-                "type": "ModifyQuerySet",
-                "baseVersion": 0,
-                "newVersion": 1,
-                "modifications": [
-                    {
-                        "type": "Add",
-                        "queryId": 0,
-                        "udfPath": "messages:list",
-                        "args": [{"channel": "h"}],
-                    }
-                ],
-            }
-        )
+        await socket.send(modify(0, 1, add(0, "messages:list", {"channel": "h"})))
         assert (await socket.receive())["modifications"][0]["value"] == []
         response = await client.post(
             "/api/mutation",

@@ -20,6 +20,7 @@ import pytest
 from owlat.runtime.sync.worker import SyncConfig
 from tests.e2e.conftest import Issuers
 from tests.e2e.sync_harness import ADMIN_KEY, RawSocket, SyncServer, sync_server
+from tests.e2e.sync_messages import add, modify, mutation
 from tests.runtime.conftest import in_mutation
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,23 +33,6 @@ def ts_of(encoded: str) -> int:
 
 def encode_ts(ts: int) -> str:
     return base64.b64encode(struct.pack("<Q", ts)).decode()
-
-
-def add(query_id: int, path: str, args: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"type": "Add", "queryId": query_id, "udfPath": path, "args": [args], **extra}
-
-
-def modify(base: int, new: int, *modifications: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "ModifyQuerySet",
-        "baseVersion": base,
-        "newVersion": new,
-        "modifications": list(modifications),
-    }
-
-
-def mutation(request_id: int, path: str, args: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "Mutation", "requestId": request_id, "udfPath": path, "args": [args]}
 
 
 @pytest.fixture
