@@ -386,10 +386,18 @@ class SchedulerWorker:
                 else:
                     updated["jobId"] = await jobs.insert_job(txn, cron.function, cron.args, now)
                 await txn.update(table, row, updated)
-            following = await Query(txn, table).with_index(BY_NEXT_RUN).first()
-            return None if following is None else float(following["nextRun"])
+            return await next_run(txn)
+
+        async def next_run(txn: Transaction) -> float | None:
+            first = await Query(txn, txn.catalog.table(CRON_TABLE)).with_index(BY_NEXT_RUN).first()
+            return None if first is None else float(first["nextRun"])
 
         if not self._crons:
             return None
+        # Most ticks find no cron due: look on a snapshot first, and only then take the
+        # write transaction (on SQLite the single writer; on PostgreSQL the commit lock).
+        upcoming = await self._app.run_system_read(next_run)
+        if upcoming is None or upcoming > now:
+            return upcoming
         result: float | None = await self._app.run_system_write(run)
         return result
