@@ -21,6 +21,12 @@ ORG_TABLES = (
     "contactProperties",
     "organizationSettings",
     "blockedEmails",
+    "mailingLists",
+    "mailingListMembers",
+    "segments",
+    "contactImports",
+    "contactImportErrors",
+    "events",
 )
 
 ROLE = v.union(v.literal("owner"), v.literal("admin"), v.literal("editor"))
@@ -35,6 +41,16 @@ PROPERTY_TYPE = v.union(
     v.literal("string"), v.literal("number"), v.literal("boolean"), v.literal("date")
 )
 PROPERTY_VALUE = v.union(v.string(), v.number(), v.boolean())
+DOI_STATUS = v.union(v.literal("not_required"), v.literal("pending"), v.literal("confirmed"))
+SUBSCRIBE_SOURCE = v.union(
+    v.literal("admin"),
+    v.literal("form"),
+    v.literal("import"),
+    v.literal("public_api"),
+    v.literal("automation"),
+    v.literal("preferences_page"),
+)
+EVENT_PROPERTY_VALUE = v.union(v.string(), v.number(), v.boolean(), v.null())
 BLOCK_REASON = v.union(
     v.literal("bounced"), v.literal("complained"), v.literal("manual"), v.literal("unengaged")
 )
@@ -191,6 +207,17 @@ schema = define_schema(
                 # dates are epoch milliseconds)
                 "properties": v.record(v.string(), PROPERTY_VALUE),
                 "unsubscribedAt": v.optional(v.number()),
+                # double opt-in: absent means "not_required"; the token is stored hashed
+                "doiStatus": v.optional(DOI_STATUS),
+                "doiTokenHash": v.optional(v.string()),
+                "doiTokenExpiresAt": v.optional(v.number()),
+                "doiConfirmedAt": v.optional(v.number()),
+                # ids of the mailing lists the contact is a member of (a copy of
+                # mailingListMembers kept in the same transaction, for segment filters)
+                "mailingListIds": v.optional(v.array(v.id("mailingLists"))),
+                # monotonic engagement flags (set by open/click tracking)
+                "hasOpened": v.optional(v.boolean()),
+                "hasClicked": v.optional(v.boolean()),
                 "deletedAt": v.optional(v.number()),  # soft delete; purged after 30 days
                 "deletedBy": v.optional(v.id("users")),
                 "createdAt": v.number(),
@@ -212,6 +239,14 @@ schema = define_schema(
                     v.literal("unsubscribed"),
                     v.literal("deleted"),
                     v.literal("subscribed"),
+                    v.literal("list_subscribed"),
+                    v.literal("list_unsubscribed"),
+                    v.literal("list_confirmed"),
+                    v.literal("doi_attested"),
+                    v.literal("imported"),
+                    v.literal("event_received"),
+                    v.literal("email_opened"),
+                    v.literal("email_clicked"),
                 ),
                 "metadata": v.optional(v.record(v.string(), v.string())),
                 "userId": v.optional(v.id("users")),
@@ -269,5 +304,111 @@ schema = define_schema(
         .index("by_org", ["organizationId"])
         .index("by_org_email", ["organizationId", "email"])
         .index("by_org_reason", ["organizationId", "reason"]),
+        "mailingLists": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "name": v.string(),
+                "description": v.optional(v.string()),
+                "requireDoubleOptIn": v.boolean(),  # defaults to true on create
+                "isDefault": v.optional(v.boolean()),
+                "displayOrder": v.optional(v.number()),
+                # live members (confirmed or not requiring DOI), kept in each membership
+                # change's own transaction
+                "memberCount": v.number(),
+                "pendingCount": v.number(),  # memberships waiting for DOI confirmation
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_name", ["organizationId", "name"]),
+        "mailingListMembers": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "listId": v.id("mailingLists"),
+                "contactId": v.id("contacts"),
+                "status": v.union(v.literal("subscribed"), v.literal("pending")),
+                "source": SUBSCRIBE_SOURCE,
+                "addedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_list", ["listId", "addedAt"])
+        .index("by_list_contact", ["listId", "contactId"])
+        .index("by_contact", ["contactId"]),
+        "segments": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "name": v.string(),
+                "description": v.optional(v.string()),
+                # the condition tree (segment_filters.py validates it; nested AND/OR)
+                "filters": v.any(),
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_name", ["organizationId", "name"]),
+        # CSV imports: one document per run, progress updated per batch
+        "contactImports": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "storageId": v.id("_storage"),
+                "fileName": v.optional(v.string()),
+                # CSV column name -> "email" | "firstName" | ... | "property:<key>" | "skip"
+                "mapping": v.record(v.string(), v.string()),
+                "listId": v.optional(v.id("mailingLists")),
+                "onDuplicate": v.union(v.literal("skip"), v.literal("update")),
+                "status": v.union(
+                    v.literal("queued"),
+                    v.literal("running"),
+                    v.literal("completed"),
+                    v.literal("failed"),
+                    v.literal("canceled"),
+                ),
+                "totalRows": v.optional(v.number()),
+                "rowsDone": v.number(),
+                "byteOffset": v.number(),  # where the next batch starts in the file
+                "imported": v.number(),
+                "updated": v.number(),
+                "skipped": v.number(),
+                "failed": v.number(),
+                "error": v.optional(v.string()),
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+                "finishedAt": v.optional(v.number()),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_created", ["organizationId", "createdAt"]),
+        "contactImportErrors": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "importId": v.id("contactImports"),
+                "row": v.number(),  # 1-based data row (the header is row 0)
+                "column": v.optional(v.string()),
+                "reason": v.string(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_import", ["importId", "row"]),
+        # Events sent through POST /api/v1/events (stored; automations read them later)
+        "events": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "eventId": v.string(),  # "evt_<base36 ms><8 base36>"
+                "contactId": v.id("contacts"),
+                "eventName": v.string(),
+                "eventProperties": v.record(v.string(), EVENT_PROPERTY_VALUE),
+                "source": v.union(v.literal("api"), v.literal("dashboard")),
+                "occurredAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_event", ["organizationId", "eventName", "occurredAt"])
+        .index("by_contact", ["contactId", "occurredAt"])
+        .index("by_event_id", ["eventId"]),
     }
 )
