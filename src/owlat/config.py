@@ -12,6 +12,10 @@ import os
 from pathlib import Path
 
 from owlat.runtime.auth import TrustedIssuer
+from owlat.runtime.engines import DEFAULT_POOL_SIZE
+
+# A larger pool would only queue transactions inside PostgreSQL instead of in the process.
+MAX_DATABASE_POOL_SIZE = 1000
 
 
 def _int(name: str, default: int) -> int:
@@ -22,6 +26,13 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _int_between(name: str, default: int, low: int, high: int) -> int:
+    value = _int(name, default)
+    if not low <= value <= high:
+        raise SystemExit(f"{name} must be between {low} and {high}, got {value}")
+    return value
 
 
 def _flag(name: str) -> bool:
@@ -54,6 +65,9 @@ class Settings:
     data_dir: Path = Path(".owlat")
     # PostgreSQL URL (postgresql://...); empty means the embedded SQLite engine.
     database_url: str = ""
+    # PostgreSQL connections per server process (each running transaction holds one; SQLite
+    # ignores it). Mind the server's max_connections: nodes × pool size must stay below it.
+    database_pool_size: int = DEFAULT_POOL_SIZE
     # SQLite `synchronous` mode: NORMAL survives process crashes, FULL also power loss.
     sqlite_synchronous: str = "NORMAL"
     # Client API (Convex HTTP API + sync WebSocket).
@@ -112,6 +126,9 @@ class Settings:
             app=env.get("OWLAT_APP") or cls.app,
             data_dir=Path(env.get("OWLAT_DATA_DIR") or cls.data_dir),
             database_url=env.get("OWLAT_DATABASE_URL", ""),
+            database_pool_size=_int_between(
+                "OWLAT_DATABASE_POOL_SIZE", cls.database_pool_size, 1, MAX_DATABASE_POOL_SIZE
+            ),
             sqlite_synchronous=env.get("OWLAT_SQLITE_SYNCHRONOUS") or cls.sqlite_synchronous,
             host=env.get("OWLAT_HOST") or cls.host,
             port=_int("OWLAT_PORT", cls.port),

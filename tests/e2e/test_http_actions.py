@@ -47,6 +47,9 @@ async def test_head_unrouted_paths_and_methods(base: str, client: httpx.AsyncCli
     for method, path in (("GET", "/nothing"), ("DELETE", "/files/special"), ("GET", "/")):
         reply = await client.request(method, f"{base}{path}")
         assert (reply.status_code, reply.text) == (404, f"No HttpAction routed for {path}")
+    # an encoded newline still reaches the router
+    reply = await client.get(f"{base}/no%0Athing")
+    assert (reply.status_code, reply.text) == (404, "No HttpAction routed for /no\nthing")
 
 
 async def test_handlers_call_functions(

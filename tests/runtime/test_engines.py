@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from owlat.config import Settings
 from owlat.runtime.application import Application
 from owlat.runtime.database.commit_feed import decode_write_set, encode_write_set
 from owlat.runtime.database.postgres import PostgresEngine
@@ -16,6 +17,7 @@ from owlat.runtime.database.sqlite import SqliteEngine
 from owlat.runtime.engines import create_engine
 from owlat.runtime.errors import EngineError, OperatorError
 from owlat.runtime.transactions import Commit, DocumentChange, IndexKeyChange, WriteSet
+from tests.postgres import PostgresForTests
 
 WRITERS = 20
 
@@ -65,6 +67,36 @@ def test_the_database_url_selects_the_engine(tmp_path: Path) -> None:
     assert isinstance(create_engine(tmp_path, "postgres://u@h/db"), PostgresEngine)
     with pytest.raises(OperatorError, match="Unsupported database URL scheme 'mysql'"):
         create_engine(tmp_path, "mysql://u@h/db")
+
+
+def test_the_pool_size_setting_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OWLAT_DATABASE_POOL_SIZE", raising=False)
+    assert Settings.from_env().database_pool_size == 16
+    monkeypatch.setenv("OWLAT_DATABASE_POOL_SIZE", "4")
+    assert Settings.from_env().database_pool_size == 4
+    for wrong, message in (("0", "between 1 and 1000, got 0"), ("many", "whole number")):
+        monkeypatch.setenv("OWLAT_DATABASE_POOL_SIZE", wrong)
+        with pytest.raises(SystemExit, match=f"OWLAT_DATABASE_POOL_SIZE must be .*{message}"):
+            Settings.from_env()
+    with pytest.raises(OperatorError, match="at least one connection"):
+        PostgresEngine("postgresql://u@h/db", pool_size=0)
+
+
+async def test_the_pool_size_bounds_open_transactions(
+    tmp_path: Path, postgres: PostgresForTests
+) -> None:
+    with postgres.schema() as url:
+        engine = create_engine(tmp_path, url, pool_size=2)
+        await engine.open()
+        try:
+            async with engine.read(), engine.read():
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.2), engine.read():
+                        pass  # a third transaction waits for a connection
+            async with asyncio.timeout(5), engine.read() as reader:
+                assert await reader.last_ts() == 0
+        finally:
+            await engine.close()
 
 
 async def test_an_unreachable_database_is_an_engine_error() -> None:

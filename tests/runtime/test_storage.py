@@ -167,3 +167,14 @@ async def test_without_file_storage_calls_say_so(tmp_path: Path, database_url: s
             await application.run_mutation("files:generateUploadUrl", {})
     finally:
         await application.close()
+
+
+async def test_actions_read_a_range_of_a_file(app: Application) -> None:
+    from owlat.runtime.storage import StorageActions
+
+    storage_id = await store(app, "0123456789")
+    storage = StorageActions(app)
+    assert await storage.read_range(storage_id, 2, 5) == b"234"
+    assert await storage.read_range(storage_id, 8, 100) == b"89"
+    await app.run_mutation("files:delete", {"storageId": storage_id})
+    assert await storage.read_range(storage_id, 0, 1) is None

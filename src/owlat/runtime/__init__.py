@@ -9,7 +9,8 @@ from __future__ import annotations
 from owlat.runtime.auth import Auth, UserIdentity
 from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
 from owlat.runtime.crons import CronJobs, cron_jobs
-from owlat.runtime.errors import ConvexError
+from owlat.runtime.database.query import END_CURSOR
+from owlat.runtime.errors import ConvexError, QueryBuildError
 from owlat.runtime.functions import (
     FunctionReference,
     action,
@@ -21,21 +22,25 @@ from owlat.runtime.functions import (
     mutation,
     query,
 )
-from owlat.runtime.http_router import HttpRouter, http_action
+from owlat.runtime.http_router import ROUTABLE_METHODS, HttpAction, HttpRouter, http_action
 from owlat.runtime.schema import define_schema, define_table
 from owlat.runtime.types import UNDEFINED, Int64
 from owlat.runtime.values import Validator, v
 
 __all__ = [
+    "END_CURSOR",
+    "ROUTABLE_METHODS",
     "UNDEFINED",
     "ActionCtx",
     "Auth",
     "ConvexError",
     "CronJobs",
     "FunctionReference",
+    "HttpAction",
     "HttpRouter",
     "Int64",
     "MutationCtx",
+    "QueryBuildError",
     "QueryCtx",
     "UserIdentity",
     "Validator",

@@ -12,6 +12,7 @@ the commit (timestamp + write set) to listeners.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -24,9 +25,9 @@ from owlat.runtime._scheduler_worker import SchedulerWorker
 from owlat.runtime.app_package import AppPackage
 from owlat.runtime.auth import Auth, UserIdentity
 from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
-from owlat.runtime.database.catalog import Catalog, sync_catalog
+from owlat.runtime.database.catalog import Catalog, load_catalog, sync_catalog
 from owlat.runtime.database.commit_feed import CommitFeed
-from owlat.runtime.database.engine import Engine, EngineReader
+from owlat.runtime.database.engine import CatalogChangedError, Engine, EngineReader
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import ArgumentValidationError, ValidationError
 from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike, path_of
@@ -125,6 +126,7 @@ class Application:
         self.retry = retry or RetryPolicy(first_backoff=0.001)
         self.clock = Clock()
         self._catalog: Catalog | None = None
+        self._catalog_reload = asyncio.Lock()
         self._listeners: list[CommitListener] = []
         self._feed: CommitFeed | None = None
         self._scheduler = (
@@ -139,12 +141,7 @@ class Application:
         """Open the engine and bring the catalog in line with the schema."""
         logs.install()
         await self.engine.open()
-
-        async def sync() -> Catalog:
-            async with self.engine.write() as writer:
-                return await sync_catalog(writer, self.package.schema)
-
-        self._catalog = await self.retry.run(sync)  # nodes starting together may conflict
+        self._catalog = await sync_catalog(self.engine, self.package.schema, self.retry)
         self.clock = Clock(await self._read_last_ts())
         self._feed = self.engine.commit_feed()  # every node's commits, in order
         await self._feed.start(self.clock.last_ts, self._publish)
@@ -165,6 +162,14 @@ class Application:
         if self._catalog is None:
             raise RuntimeError("Application.start() has not been called")
         return self._catalog
+
+    async def _reload_catalog(self, stale_version: int) -> None:
+        """Load the stored catalog after a writer found `stale_version` outdated (once for
+        all the writers that found it together)."""
+        async with self._catalog_reload:
+            if self.catalog.version == stale_version:
+                self._catalog = await load_catalog(self.engine, self.package.schema)
+                logger.info("catalog changed by another node: reloaded")
 
     @property
     def latest_ts(self) -> int:
@@ -345,16 +350,21 @@ class Application:
         async def attempt() -> tuple[_T, Commit, ReadSet, Transaction]:
             nonlocal attempts
             attempts += 1  # a retry runs exclusively: it cannot conflict again
-            async with self.engine.write(exclusive=attempts > 1) as writer:
-                txn = Transaction(
-                    writer, self.catalog, self.clock, ts=0, writable=True, limits=self.limits
-                )
-                value = await body(txn)
-                write_set = txn.write_set()
-                ts = 0
-                if write_set or txn.has_commit_ts:
-                    ts = await txn.commit_ts()
-                    await writer.record_commit(ts, write_set)
+            catalog = self.catalog
+            try:
+                async with self.engine.write(exclusive=attempts > 1) as writer:
+                    txn = Transaction(
+                        writer, catalog, self.clock, ts=0, writable=True, limits=self.limits
+                    )
+                    value = await body(txn)
+                    write_set = txn.write_set()
+                    ts = 0
+                    if write_set or txn.has_commit_ts:
+                        ts = await txn.commit_ts()
+                        await writer.record_commit(ts, write_set)
+            except CatalogChangedError:
+                await self._reload_catalog(catalog.version)  # then retried on the new one
+                raise
             return value, Commit(ts, write_set), txn.read_set, txn
 
         value, commit, read_set, txn = await self.retry.run(attempt)

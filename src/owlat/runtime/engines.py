@@ -10,13 +10,19 @@ from owlat.runtime.database.sqlite import SqliteEngine
 from owlat.runtime.errors import OperatorError
 
 SQLITE_FILE = "owlat.sqlite3"
+DEFAULT_POOL_SIZE = 16  # PostgreSQL connections per process (OWLAT_DATABASE_POOL_SIZE)
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def create_engine(
-    data_dir: Path, database_url: str = "", *, sqlite_synchronous: str = "NORMAL"
+    data_dir: Path,
+    database_url: str = "",
+    *,
+    sqlite_synchronous: str = "NORMAL",
+    pool_size: int = DEFAULT_POOL_SIZE,
 ) -> Engine:
-    """The engine for `database_url`, or embedded SQLite under `data_dir` when it is empty."""
+    """The engine for `database_url`, or embedded SQLite under `data_dir` when it is empty.
+    `pool_size`: connections of the PostgreSQL engine (SQLite has one writer)."""
     if database_url:
         scheme = database_url.split(":", 1)[0].lower()
         if scheme not in POSTGRES_SCHEMES:
@@ -26,5 +32,5 @@ def create_engine(
             )
         from owlat.runtime.database.postgres import PostgresEngine  # psycopg only when used
 
-        return PostgresEngine(database_url)
+        return PostgresEngine(database_url, pool_size=pool_size)
     return SqliteEngine(Path(data_dir) / SQLITE_FILE, synchronous=sqlite_synchronous)

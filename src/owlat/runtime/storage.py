@@ -279,6 +279,19 @@ class StorageActions:
         async with file_storage_of(self._app).blobs.read(document["key"]) as chunks:
             return b"".join([chunk async for chunk in chunks])
 
+    async def read_range(self, storage_id: str, start: int, end: int) -> bytes | None:
+        """Bytes `[start, end)` of a file, or None if there is no such file (an Owlat
+        extension: a large file is read in parts, never whole)."""
+
+        async def body(txn: Transaction) -> Document | None:
+            return await _document(txn, "read_range", storage_id)
+
+        document = await self._app.run_system_read(body)
+        if document is None:
+            return None
+        async with file_storage_of(self._app).blobs.read(document["key"], start, end) as chunks:
+            return b"".join([chunk async for chunk in chunks])
+
 
 def _digest(sha256: str) -> bytes:
     try:

@@ -39,11 +39,25 @@ class Statements:
     insert_document: str
     update_document: str
     delete_document: str
-    table_documents: str
     insert_index_entry: str
     delete_index_entry: str
     scan_asc: str
     scan_desc: str
+    scan_where_asc: str
+    scan_where_desc: str
+    count_where: str
+    unknown_where: str
+    count_range: str
+    # the catalog version and index backfills (catalog.py)
+    create_catalog_schema: str
+    allocate_ts_versioned: str
+    catalog_version: str
+    bump_catalog_version: str
+    list_backfilling: str
+    set_backfilling: str
+    set_ready: str
+    documents_after: str
+    backfill_index_entry: str
 
 
 def parse_statements(text: str) -> dict[str, str]:

@@ -15,6 +15,10 @@ with its commits. A writer that changed something calls `allocate_ts()` once, at
 then `record_commit()`: the engine guarantees that timestamps are strictly increasing in
 commit order, so that a snapshot that sees the commit at T sees every commit before T, and
 `last_ts()` (the newest commit a snapshot sees) names the snapshot.
+
+The engine also keeps the catalog (tables, indexes, which indexes are still being
+backfilled) and its version; `allocate_ts(catalog_version=...)` is where a writer learns that
+another node changed the catalog since it loaded it (catalog.py).
 """
 
 from __future__ import annotations
@@ -23,12 +27,20 @@ import dataclasses
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
+from owlat.runtime.errors import WriteConflictError
+
 if TYPE_CHECKING:
     from owlat.runtime.database.commit_feed import CommitFeed
+    from owlat.runtime.database.pushdown import Dialect, Predicate
     from owlat.runtime.transactions import WriteSet
 
 # An exclusive upper bound above every index key: keys start with a type tag ≤ 0x15.
 KEY_MAX = b"\xff"
+
+
+class CatalogChangedError(WriteConflictError):
+    """The stored catalog changed since the writer loaded its own (another node added or
+    removed an index): the transaction is rolled back and re-run on the reloaded catalog."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,10 +51,15 @@ class StoredIndex:
     table: str
     name: str
     fields: tuple[str, ...]
+    ready: bool = True  # False while its backfill runs (writers maintain it already)
 
 
 class EngineReader(Protocol):
     """Reads at one snapshot."""
+
+    @property
+    def dialect(self) -> Dialect:
+        """How filters are written in this engine's SQL (pushdown.py)."""
 
     async def get_global(self, name: str) -> int | None:
         """A persisted integer, or None if never set."""
@@ -58,11 +75,34 @@ class EngineReader(Protocol):
     ) -> list[tuple[bytes, bytes]]:
         """Up to `limit` (key, document value) pairs of index range [low, high), in order."""
 
+    async def scan_where(
+        self,
+        index_id: int,
+        low: bytes,
+        high: bytes,
+        descending: bool,
+        limit: int,
+        predicate: Predicate,
+    ) -> list[tuple[bytes, bytes]]:
+        """`scan`, skipping rows where the pushed-down predicate is FALSE."""
+
+    async def count_where(
+        self, index_id: int, low: bytes, high: bytes, predicate: Predicate | None
+    ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """Rows of [low, high) where the predicate is TRUE (all rows if None), and the rows
+        where it is NULL (for Python to decide)."""
+
     async def list_tables(self) -> dict[str, int]:
         """The table catalog: name → table number."""
 
     async def list_indexes(self) -> list[StoredIndex]:
         """The index catalog."""
+
+    async def documents_after(
+        self, table_number: int, after_id: str, limit: int
+    ) -> list[tuple[str, bytes]]:
+        """Up to `limit` (id, value) of a table's live documents with ids after `after_id`,
+        in id order (index backfill, validation of stored documents)."""
 
 
 class EngineWriter(EngineReader, Protocol):
@@ -71,10 +111,26 @@ class EngineWriter(EngineReader, Protocol):
     async def set_global(self, name: str, value: int) -> None:
         """Persist an integer."""
 
-    async def allocate_ts(self, at_least: int = 0) -> int:
+    async def allocate_ts(self, at_least: int = 0, *, catalog_version: int | None = None) -> int:
         """This transaction's commit timestamp: greater than every committed one and at
         least `at_least`. Call it once, after the last read; until this transaction ends no
-        other transaction can commit (so timestamps follow commit order)."""
+        other transaction can commit (so timestamps follow commit order).
+        `catalog_version`: the version of the catalog this transaction maintained indexes
+        for; raises `CatalogChangedError` if the stored catalog has another one (checked
+        where no catalog change can commit until this transaction ends)."""
+
+    async def catalog_version(self) -> int:
+        """The stored catalog's version (a write transaction sees the latest)."""
+
+    async def bump_catalog_version(self) -> None:
+        """Give the catalog a new version: part of every catalog change, so that writers on
+        an older catalog reload it before they commit."""
+
+    async def set_index_ready(self, index_id: int, ready: bool) -> None:
+        """Mark an index as being backfilled (False) or complete (True)."""
+
+    async def backfill_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
+        """Add an index entry unless it is already there."""
 
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
         """Record the commit at `ts` (from `allocate_ts`) with what it changed."""
@@ -93,9 +149,6 @@ class EngineWriter(EngineReader, Protocol):
 
     async def delete_index_entry(self, index_id: int, key: bytes) -> None:
         """Remove an index entry."""
-
-    async def table_documents(self, table_number: int) -> list[bytes]:
-        """Every live document of a table (index backfill)."""
 
     async def insert_table(self, name: str, number: int) -> None:
         """Register a table."""

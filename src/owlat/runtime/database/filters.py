@@ -4,7 +4,16 @@
 values (so `1.0` and `Int64(1)` are different, and a missing field is less than `None`);
 `and_`/`or_`/`not_` combine booleans; `add`, `sub`, `mul`, `div`, `mod`, `neg` do
 arithmetic on two numbers of the same type. A document is kept when its expression is
-exactly `True`. Expressions are plain data, so an engine may push them down later.
+exactly `True`.
+
+Beyond Convex (Owlat's extensions, for segment-style filters): `lower` (a string in lower
+case; other values unchanged), `contains` / `starts_with` (substring tests, False unless
+both sides are strings), `includes` (an array holds a value), `is_type` (the value's
+type: "undefined", "null", "int64", "number", "boolean", "string", "bytes", "array",
+"object").
+
+Expressions are plain data: `pushdown.py` translates them into the engine's SQL, so the
+database skips documents that cannot match (and counts matches without loading them).
 """
 
 from __future__ import annotations
@@ -45,7 +54,8 @@ class Field(Expression):
 
 class Literal(Expression):
     def __init__(self, value: Any) -> None:
-        self.value = normalize_value(value)
+        # UNDEFINED compares as a missing field (`q.eq(q.field("x"), UNDEFINED)`)
+        self.value = value if value is UNDEFINED else normalize_value(value)
 
     def evaluate(self, document: Document) -> Any:
         return self.value
@@ -56,7 +66,7 @@ def _as_expression(value: Any) -> Expression:
 
 
 class Compare(Expression):
-    _TESTS: ClassVar[dict[str, Callable[[int], bool]]] = {
+    TESTS: ClassVar[dict[str, Callable[[int], bool]]] = {
         "eq": lambda c: c == 0,
         "neq": lambda c: c != 0,
         "lt": lambda c: c < 0,
@@ -68,7 +78,7 @@ class Compare(Expression):
     def __init__(self, op: str, left: Any, right: Any) -> None:
         self.op = op
         self.left, self.right = _as_expression(left), _as_expression(right)
-        self._test = self._TESTS[op]
+        self._test = self.TESTS[op]
 
     def evaluate(self, document: Document) -> bool:
         return self._test(
@@ -142,6 +152,83 @@ class Negate(Expression):
         raise QueryBuildError(f"Cannot negate {type(value).__name__} in a filter")
 
 
+class Lower(Expression):
+    def __init__(self, operand: Any) -> None:
+        self.operand = _as_expression(operand)
+
+    def evaluate(self, document: Document) -> Any:
+        value = self.operand.evaluate(document)
+        return value.lower() if isinstance(value, str) else value
+
+
+class StringTest(Expression):
+    """`contains` or `starts_with`: False unless both sides are strings."""
+
+    def __init__(self, op: str, text: Any, part: Any) -> None:
+        self.op = op
+        self.text, self.part = _as_expression(text), _as_expression(part)
+
+    def evaluate(self, document: Document) -> bool:
+        text, part = self.text.evaluate(document), self.part.evaluate(document)
+        if not isinstance(text, str) or not isinstance(part, str):
+            return False
+        return part in text if self.op == "contains" else text.startswith(part)
+
+
+class Includes(Expression):
+    def __init__(self, array: Any, value: Any) -> None:
+        self.array, self.value = _as_expression(array), _as_expression(value)
+
+    def evaluate(self, document: Document) -> bool:
+        array, value = self.array.evaluate(document), self.value.evaluate(document)
+        if not isinstance(array, list):
+            return False
+        return any(compare_values(item, value) == 0 for item in array)
+
+
+TYPE_NAMES = (
+    "undefined",
+    "null",
+    "int64",
+    "number",
+    "boolean",
+    "string",
+    "bytes",
+    "array",
+    "object",
+)
+
+
+def type_name(value: Any) -> str:
+    """The Convex type of a value, as `is_type` names it."""
+    if value is UNDEFINED:
+        return "undefined"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, Int64):
+        return "int64"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bytes):
+        return "bytes"
+    return "array" if isinstance(value, list) else "object"
+
+
+class IsType(Expression):
+    def __init__(self, operand: Any, name: str) -> None:
+        if name not in TYPE_NAMES:
+            raise QueryBuildError(f"is_type() takes one of {', '.join(TYPE_NAMES)}, got {name!r}")
+        self.operand = _as_expression(operand)
+        self.name = name
+
+    def evaluate(self, document: Document) -> bool:
+        return type_name(self.operand.evaluate(document)) == self.name
+
+
 class FilterBuilder:
     """The `q` given to `query.filter(lambda q: ...)`."""
 
@@ -192,3 +279,18 @@ class FilterBuilder:
 
     def neg(self, operand: Any) -> Expression:
         return Negate(operand)
+
+    def lower(self, operand: Any) -> Expression:
+        return Lower(operand)
+
+    def contains(self, text: Any, part: Any) -> Expression:
+        return StringTest("contains", text, part)
+
+    def starts_with(self, text: Any, prefix: Any) -> Expression:
+        return StringTest("starts_with", text, prefix)
+
+    def includes(self, array: Any, value: Any) -> Expression:
+        return Includes(array, value)
+
+    def is_type(self, operand: Any, name: str) -> Expression:
+        return IsType(operand, name)

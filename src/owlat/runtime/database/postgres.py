@@ -56,6 +56,25 @@ the lock. Hence:
   differ from their timestamp order when one read what the other later wrote and neither
   saw the other; each mutation is still serializable and every snapshot a prefix of commits.
 
+**Catalog version** (catalog.py): the sequence `owlat_catalog_version`, bumped under the
+commit lock by every catalog change and read by `owlat_allocate_ts_versioned` right after
+it takes the commit lock (sequences ignore snapshots, so the read sees the latest value, and
+no bump can be half-way while the lock is held). A writer whose catalog is older fails with
+`CatalogChangedError` in the same round trip that draws its timestamp.
+
+**Deferred writes.** Document and index-entry writes, and the commit-log row, return
+nothing the runtime reads, so a writer queues them (after the commit lock, when the queue
+starts) and sends them in one psycopg pipeline with the next statement on its connection: a
+read (so reads still see the transaction's own writes), the timestamp draw, or COMMIT. A
+mutation that reads, writes and commits then costs BEGIN, its reads, one round trip for
+lock + writes + timestamp, and one for commit-log row + COMMIT, and holds the commit lock
+for about two round trips. An error of a queued write (a conflict: 40001) is raised by the
+statement it was sent with; the transaction is rolled back and retried as before.
+
+**Pool size**: at most `pool_size` connections (`OWLAT_DATABASE_POOL_SIZE`, default 16),
+one per running transaction; more callers wait for a free one. The commit feed's LISTEN
+connection is extra.
+
 **Isolating several apps in one database**: tables are created unqualified, in the first
 schema of the connection's `search_path` (set `options=-csearch_path=<schema>` in the URL);
 the commit lock's key includes the sequence's oid, so schemas do not share it.
@@ -64,8 +83,10 @@ the commit lock's key includes the sequence's oid, so schemas do not share it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+import weakref
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -76,8 +97,9 @@ from psycopg import errors as pg_errors
 from owlat.runtime.database._postgres_feed import PostgresCommitFeed
 from owlat.runtime.database._sql import Statements, load_statements
 from owlat.runtime.database.commit_feed import encode_write_set
-from owlat.runtime.database.engine import StoredIndex
-from owlat.runtime.errors import EngineError, WriteConflictError
+from owlat.runtime.database.engine import CatalogChangedError, StoredIndex
+from owlat.runtime.database.pushdown import PostgresDialect, Predicate
+from owlat.runtime.errors import EngineError, OperatorError, WriteConflictError
 
 if TYPE_CHECKING:
     from owlat.runtime.transactions import WriteSet
@@ -94,11 +116,34 @@ def _translate(error: psycopg.Error) -> Exception:
     return EngineError(f"PostgreSQL: {error}")
 
 
+# Writes whose results nobody reads wait here, per connection, for the next statement on
+# it (a read, the timestamp, COMMIT ...), and go to the server in one pipeline with it: one
+# round trip instead of one per write (see "Deferred writes" in the module doc).
+_deferred: weakref.WeakKeyDictionary[_Connection, list[tuple[str, tuple[Any, ...]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _execute(
+    db: _Connection, statement: str, params: tuple[Any, ...] | None, prepare: bool | None
+) -> psycopg.AsyncCursor[tuple[Any, ...]]:
+    """Run a statement after the connection's deferred writes, in the same round trip.
+    `params` None: a command, sent as text (it may hold several statements)."""
+    binary = params is not None
+    deferred = _deferred.pop(db, None)
+    if not deferred:
+        return await db.execute(statement, params, prepare=prepare, binary=binary)
+    async with db.pipeline():
+        for queued, queued_params in deferred:
+            await db.execute(queued, queued_params, binary=True)
+        return await db.execute(statement, params, prepare=prepare, binary=binary)
+
+
 async def _fetch(
     db: _Connection, statement: str, params: tuple[Any, ...] = ()
 ) -> list[tuple[Any, ...]]:
     try:
-        cursor = await db.execute(statement, params, binary=True)
+        cursor = await _execute(db, statement, params, None)
         return await cursor.fetchall() if cursor.description is not None else []
     except psycopg.Error as error:
         raise _translate(error) from error
@@ -107,13 +152,15 @@ async def _fetch(
 async def _command(db: _Connection, statement: str) -> None:
     """A statement without parameters or results (BEGIN, COMMIT, SAVEPOINT ...)."""
     try:
-        await db.execute(statement, prepare=False)
+        await _execute(db, statement, None, False)
     except psycopg.Error as error:
         raise _translate(error) from error
 
 
 class PostgresReader:
     """Reads through one connection inside an open transaction."""
+
+    dialect = PostgresDialect()
 
     __slots__ = ("_db", "_sql")
 
@@ -140,16 +187,54 @@ class PostgresReader:
         rows = await _fetch(self._db, statement, (index_id, low, high, limit))
         return [(bytes(key), bytes(value)) for key, value in rows]
 
+    async def scan_where(
+        self,
+        index_id: int,
+        low: bytes,
+        high: bytes,
+        descending: bool,
+        limit: int,
+        predicate: Predicate,
+    ) -> list[tuple[bytes, bytes]]:
+        template = self._sql.scan_where_desc if descending else self._sql.scan_where_asc
+        statement = template.replace("{predicate}", predicate.sql)
+        rows = await _fetch(self._db, statement, (index_id, low, high, *predicate.params, limit))
+        return [(bytes(key), bytes(value)) for key, value in rows]
+
+    async def count_where(
+        self, index_id: int, low: bytes, high: bytes, predicate: Predicate | None
+    ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        if predicate is None:
+            rows = await _fetch(self._db, self._sql.count_range, (index_id, low, high))
+            return int(rows[0][0]), []
+        statement = self._sql.count_where.replace("{predicate}", predicate.sql)
+        groups = dict(await _fetch(self._db, statement, (*predicate.params, index_id, low, high)))
+        unknown: list[tuple[bytes, bytes]] = []
+        if groups.get(None):
+            statement = self._sql.unknown_where.replace("{predicate}", predicate.sql)
+            rows = await _fetch(self._db, statement, (index_id, low, high, *predicate.params))
+            unknown = [(bytes(key), bytes(value)) for key, value in rows]
+        return int(groups.get(True, 0)), unknown
+
     async def list_tables(self) -> dict[str, int]:
         rows = await _fetch(self._db, self._sql.list_tables)
         return {name: int(number) for name, number in rows}
 
     async def list_indexes(self) -> list[StoredIndex]:
         rows = await _fetch(self._db, self._sql.list_indexes)
+        backfilling = {row[0] for row in await _fetch(self._db, self._sql.list_backfilling)}
         return [
-            StoredIndex(int(index_id), table, name, tuple(json.loads(fields)))
+            StoredIndex(
+                int(index_id), table, name, tuple(json.loads(fields)), index_id not in backfilling
+            )
             for index_id, table, name, fields in rows
         ]
+
+    async def documents_after(
+        self, table_number: int, after_id: str, limit: int
+    ) -> list[tuple[str, bytes]]:
+        rows = await _fetch(self._db, self._sql.documents_after, (table_number, after_id, limit))
+        return [(str(document_id), bytes(value)) for document_id, value in rows]
 
 
 class PostgresWriter(PostgresReader):
@@ -176,36 +261,62 @@ class PostgresWriter(PostgresReader):
         await self.lock_commits()
         return await _fetch(self._db, statement, params)
 
+    def _defer(self, statement: str, params: tuple[Any, ...]) -> None:
+        """A write without results, sent with the next statement (after the commit lock)."""
+        queue = _deferred.setdefault(self._db, [])
+        if not self._locked:
+            queue.append((self._sql.lock_commits, ()))
+            self._locked = True
+        queue.append((statement, params))
+
     async def set_global(self, name: str, value: int) -> None:
         await self._write(self._sql.set_global, (name, value))
 
-    async def allocate_ts(self, at_least: int = 0) -> int:
+    async def allocate_ts(self, at_least: int = 0, *, catalog_version: int | None = None) -> int:
         self._locked = True  # owlat_allocate_ts takes the commit lock
-        rows = await _fetch(self._db, self._sql.allocate_ts, (at_least,))
+        if catalog_version is None:
+            rows = await _fetch(self._db, self._sql.allocate_ts, (at_least,))
+            return int(rows[0][0])
+        rows = await _fetch(self._db, self._sql.allocate_ts_versioned, (at_least,))
+        ts, stored = rows[0]
+        if stored != catalog_version:
+            raise CatalogChangedError(
+                f"The catalog changed (version {catalog_version} → {stored}); reloading it"
+            )
+        return int(ts)
+
+    async def catalog_version(self) -> int:
+        await self.lock_commits()  # the sequence is read outside snapshots: under the lock
+        rows = await _fetch(self._db, self._sql.catalog_version)
         return int(rows[0][0])
 
+    async def bump_catalog_version(self) -> None:
+        await self._write(self._sql.bump_catalog_version, ())
+
+    async def set_index_ready(self, index_id: int, ready: bool) -> None:
+        await self._write(self._sql.set_ready if ready else self._sql.set_backfilling, (index_id,))
+
+    async def backfill_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
+        self._defer(self._sql.backfill_index_entry, (index_id, key, document_id))
+
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
-        await _fetch(self._db, self._sql.record_commit, (ts, encode_write_set(write_set)))
+        self._defer(self._sql.record_commit, (ts, encode_write_set(write_set)))  # with COMMIT
         self._recorded[ts] = time.monotonic()
 
     async def insert_document(self, document_id: str, table_number: int, value: bytes) -> None:
-        await self._write(self._sql.insert_document, (document_id, table_number, value))
+        self._defer(self._sql.insert_document, (document_id, table_number, value))
 
     async def update_document(self, document_id: str, value: bytes) -> None:
-        await self._write(self._sql.update_document, (value, document_id))
+        self._defer(self._sql.update_document, (value, document_id))
 
     async def delete_document(self, document_id: str) -> None:
-        await self._write(self._sql.delete_document, (document_id,))
+        self._defer(self._sql.delete_document, (document_id,))
 
     async def insert_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
-        await self._write(self._sql.insert_index_entry, (index_id, key, document_id))
+        self._defer(self._sql.insert_index_entry, (index_id, key, document_id))
 
     async def delete_index_entry(self, index_id: int, key: bytes) -> None:
-        await self._write(self._sql.delete_index_entry, (index_id, key))
-
-    async def table_documents(self, table_number: int) -> list[bytes]:
-        rows = await _fetch(self._db, self._sql.table_documents, (table_number,))
-        return [bytes(row[0]) for row in rows]
+        self._defer(self._sql.delete_index_entry, (index_id, key))
 
     async def insert_table(self, name: str, number: int) -> None:
         await self._write(self._sql.insert_table, (name, number))
@@ -218,6 +329,7 @@ class PostgresWriter(PostgresReader):
     async def delete_index(self, index_id: int) -> None:
         await self._write(self._sql.delete_index_entries, (index_id,))
         await self._write(self._sql.delete_index, (index_id,))
+        await self._write(self._sql.set_ready, (index_id,))
 
     async def savepoint(self, name: str) -> None:
         await _command(self._db, f'SAVEPOINT "{name}"')
@@ -281,13 +393,23 @@ class _Transaction(Generic[_Access]):
         self._connection = None
         try:
             if error is not None:
+                _deferred.pop(connection, None)  # never sent: the transaction is abandoned
                 if not connection.closed:
                     try:
                         await connection.execute("ROLLBACK", prepare=False)
                     except psycopg.Error:
                         await connection.close()  # broken: the pool drops it
                 return
-            await _command(connection, "COMMIT")
+            try:
+                await _command(connection, "COMMIT")
+            except WriteConflictError:
+                # A deferred write sent with COMMIT failed, so COMMIT never ran: end the
+                # aborted transaction here and keep the connection.
+                aborted = psycopg.pq.TransactionStatus.INERROR
+                if not connection.closed and connection.info.transaction_status == aborted:
+                    with contextlib.suppress(psycopg.Error):
+                        await connection.execute("ROLLBACK", prepare=False)
+                raise
         finally:
             await self._engine._release(connection)
 
@@ -299,7 +421,10 @@ class PostgresEngine:
 
     def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         if pool_size < 1:
-            raise ValueError("The PostgreSQL pool needs at least one connection")
+            raise OperatorError(
+                f"The PostgreSQL pool needs at least one connection (pool size {pool_size}); "
+                "set OWLAT_DATABASE_POOL_SIZE to 1 or more"
+            )
         self.url = url
         self._sql = load_statements("postgres")
         self._slots = asyncio.Semaphore(pool_size)
@@ -326,6 +451,7 @@ class PostgresEngine:
             raise
 
     async def _release(self, connection: _Connection) -> None:
+        _deferred.pop(connection, None)
         try:
             healthy = (
                 self._open
@@ -344,6 +470,7 @@ class PostgresEngine:
         try:
             await _command(connection, "BEGIN")
             await _command(connection, self._sql.create_schema)
+            await _command(connection, self._sql.create_catalog_schema)
             await _command(connection, "COMMIT")
         finally:
             await connection.close()

@@ -24,6 +24,7 @@ from owlat.runtime.database.catalog import IndexInfo, TableInfo
 from owlat.runtime.database.engine import KEY_MAX
 from owlat.runtime.database.filters import Expression, FilterBuilder
 from owlat.runtime.database.keys import encode_value
+from owlat.runtime.database.pushdown import Predicate, compile_filters
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import QueryBuildError
 from owlat.runtime.schema import BY_CREATION_TIME
@@ -137,6 +138,11 @@ def encode_cursor(key: bytes | None) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# The cursor at the end of any range: a finished page's continueCursor, and the endCursor
+# that lets a page run to the end of its range.
+END_CURSOR = encode_cursor(None)
+
+
 def decode_cursor(cursor: str) -> bytes | None:
     """The key a cursor points after (None: the end of the range)."""
     try:
@@ -162,6 +168,8 @@ class Query:
         self._filters: list[Expression] = []
         self._index_chosen = False
         self._order_chosen = False
+        self._predicate: Predicate | None = None
+        self._compiled = False
 
     # -- building ----------------------------------------------------------------------
 
@@ -212,6 +220,13 @@ class Query:
     def _keep(self, document: Document) -> bool:
         return all(expression.evaluate(document) is True for expression in self._filters)
 
+    def _pushed_down(self) -> Predicate | None:
+        """The filters as the engine's SQL predicate (None: nothing to push down)."""
+        if not self._compiled:
+            self._predicate = compile_filters(self._txn.engine.dialect, self._filters)
+            self._compiled = True
+        return self._predicate
+
     async def _run(
         self, limit: int | None, interval: Interval
     ) -> tuple[list[tuple[bytes, Document]], bool]:
@@ -221,8 +236,14 @@ class Query:
         batch = _FIRST_BATCH if limit is None else max(1, min(limit + 1, _MAX_BATCH))
         walked: bytes | None = None
         exhausted = False
+        predicate = self._pushed_down()
         while low < high:
-            rows = await self._txn.scan(self._index, low, high, self._descending, batch)
+            if predicate is None:
+                rows = await self._txn.scan(self._index, low, high, self._descending, batch)
+            else:
+                rows = await self._txn.scan_where(
+                    self._index, low, high, self._descending, batch, predicate
+                )
             for key, document in rows:
                 walked = key
                 if self._keep(document):
@@ -264,6 +285,24 @@ class Query:
             return []
         results, _ = await self._run(int(n), self._interval)
         return [document for _, document in results]
+
+    async def count(self) -> int:
+        """How many documents match; the whole range is in the read set.
+
+        The database counts the index range itself, and the documents the pushed-down
+        filter accepts, without loading them; only documents it cannot decide come back
+        to be evaluated here.
+        """
+        predicate = self._pushed_down()
+        if self._filters and predicate is None:
+            results, _ = await self._run(None, self._interval)
+            return len(results)
+        interval = self._interval
+        count, undecided = await self._txn.count_where(
+            self._index, interval.low, interval.high, predicate
+        )
+        self._txn.record_range(self._index, interval)
+        return count + sum(1 for document in undecided if self._keep(document))
 
     async def first(self) -> Document | None:
         """The first matching document, or None."""

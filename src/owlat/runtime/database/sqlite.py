@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from owlat.runtime.database._sql import Statements, load_statements
 from owlat.runtime.database.commit_feed import InProcessCommitFeed
-from owlat.runtime.database.engine import StoredIndex
+from owlat.runtime.database.engine import CatalogChangedError, StoredIndex
+from owlat.runtime.database.pushdown import Predicate, SqliteDialect
 from owlat.runtime.errors import EngineError
 
 if TYPE_CHECKING:
@@ -42,8 +43,15 @@ def _execute(
         raise EngineError(f"SQLite: {error}") from error
 
 
+def _lower(value: str | bytes | int | float | None) -> str | bytes | int | float | None:
+    """`owlat_lower(x)` for pushed-down filters: Python's own lower-casing of strings."""
+    return value.lower() if isinstance(value, str) else value
+
+
 class SqliteReader:
     """Reads through one connection inside an open transaction."""
+
+    dialect = SqliteDialect()
 
     __slots__ = ("_db", "_sql")
 
@@ -71,16 +79,59 @@ class SqliteReader:
         ).fetchall()
         return rows
 
+    async def scan_where(
+        self,
+        index_id: int,
+        low: bytes,
+        high: bytes,
+        descending: bool,
+        limit: int,
+        predicate: Predicate,
+    ) -> list[tuple[bytes, bytes]]:
+        template = self._sql.scan_where_desc if descending else self._sql.scan_where_asc
+        statement = template.replace("{predicate}", predicate.sql)
+        params = (index_id, low, high, *predicate.params, limit)
+        rows: list[tuple[bytes, bytes]] = _execute(self._db, statement, params).fetchall()
+        return rows
+
+    async def count_where(
+        self, index_id: int, low: bytes, high: bytes, predicate: Predicate | None
+    ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        if predicate is None:
+            (count,) = _execute(self._db, self._sql.count_range, (index_id, low, high)).fetchone()
+            return int(count), []
+        statement = self._sql.count_where.replace("{predicate}", predicate.sql)
+        groups = dict(
+            _execute(self._db, statement, (*predicate.params, index_id, low, high)).fetchall()
+        )
+        unknown: list[tuple[bytes, bytes]] = []
+        if groups.get(None):
+            statement = self._sql.unknown_where.replace("{predicate}", predicate.sql)
+            unknown = _execute(
+                self._db, statement, (index_id, low, high, *predicate.params)
+            ).fetchall()
+        return int(groups.get(1, 0)), unknown
+
     async def list_tables(self) -> dict[str, int]:
         rows = _execute(self._db, self._sql.list_tables).fetchall()
         return {name: int(number) for name, number in rows}
 
     async def list_indexes(self) -> list[StoredIndex]:
         rows = _execute(self._db, self._sql.list_indexes).fetchall()
+        backfilling = {row[0] for row in _execute(self._db, self._sql.list_backfilling)}
         return [
-            StoredIndex(int(index_id), table, name, tuple(json.loads(fields)))
+            StoredIndex(
+                int(index_id), table, name, tuple(json.loads(fields)), index_id not in backfilling
+            )
             for index_id, table, name, fields in rows
         ]
+
+    async def documents_after(
+        self, table_number: int, after_id: str, limit: int
+    ) -> list[tuple[str, bytes]]:
+        params = (table_number, after_id, limit)
+        rows = _execute(self._db, self._sql.documents_after, params).fetchall()
+        return [(str(document_id), bytes(value)) for document_id, value in rows]
 
 
 class SqliteWriter(SqliteReader):
@@ -91,9 +142,29 @@ class SqliteWriter(SqliteReader):
     async def set_global(self, name: str, value: int) -> None:
         _execute(self._db, self._sql.set_global, (name, value))
 
-    async def allocate_ts(self, at_least: int = 0) -> int:
+    async def allocate_ts(self, at_least: int = 0, *, catalog_version: int | None = None) -> int:
         params = (time.time_ns(), at_least)
-        return int(_execute(self._db, self._sql.allocate_ts, params).fetchone()[0])
+        if catalog_version is None:
+            return int(_execute(self._db, self._sql.allocate_ts, params).fetchone()[0])
+        ts, stored = _execute(self._db, self._sql.allocate_ts_versioned, params).fetchone()
+        if stored != catalog_version:
+            raise CatalogChangedError(
+                f"The catalog changed (version {catalog_version} → {stored}); reloading it"
+            )
+        return int(ts)
+
+    async def catalog_version(self) -> int:
+        return int(_execute(self._db, self._sql.catalog_version).fetchone()[0])
+
+    async def bump_catalog_version(self) -> None:
+        _execute(self._db, self._sql.bump_catalog_version).fetchall()
+
+    async def set_index_ready(self, index_id: int, ready: bool) -> None:
+        statement = self._sql.set_ready if ready else self._sql.set_backfilling
+        _execute(self._db, statement, (index_id,))
+
+    async def backfill_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
+        _execute(self._db, self._sql.backfill_index_entry, (index_id, key, document_id))
 
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
         _execute(self._db, self._sql.record_commit, (ts,))
@@ -113,10 +184,6 @@ class SqliteWriter(SqliteReader):
     async def delete_index_entry(self, index_id: int, key: bytes) -> None:
         _execute(self._db, self._sql.delete_index_entry, (index_id, key))
 
-    async def table_documents(self, table_number: int) -> list[bytes]:
-        rows = _execute(self._db, self._sql.table_documents, (table_number,)).fetchall()
-        return [bytes(row[0]) for row in rows]
-
     async def insert_table(self, name: str, number: int) -> None:
         _execute(self._db, self._sql.insert_table, (name, number))
 
@@ -128,6 +195,7 @@ class SqliteWriter(SqliteReader):
     async def delete_index(self, index_id: int) -> None:
         _execute(self._db, self._sql.delete_index_entries, (index_id,))
         _execute(self._db, self._sql.delete_index, (index_id,))
+        _execute(self._db, self._sql.set_ready, (index_id,))
 
     async def savepoint(self, name: str) -> None:
         _execute(self._db, f'SAVEPOINT "{name}"')
@@ -243,6 +311,7 @@ class SqliteEngine:
                 self.path, isolation_level=None, check_same_thread=False, cached_statements=256
             )
             connection.execute("PRAGMA busy_timeout = 10000")
+            connection.create_function("owlat_lower", 1, _lower, deterministic=True)
             connection.execute(f"PRAGMA synchronous = {self.synchronous}")
         except sqlite3.Error as error:
             raise EngineError(f"SQLite: cannot open {self.path}: {error}") from error
@@ -255,6 +324,7 @@ class SqliteEngine:
             writer.execute("PRAGMA journal_mode = WAL")
             writer.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
             writer.executescript(self._sql.create_schema)
+            writer.executescript(self._sql.create_catalog_schema)
         except sqlite3.Error as error:
             writer.close()
             raise EngineError(f"SQLite: cannot initialise {self.path}: {error}") from error

@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 
 from owlat.runtime.database.catalog import Catalog, IndexInfo, TableInfo, id_key
 from owlat.runtime.database.engine import EngineReader, EngineWriter
+from owlat.runtime.database.pushdown import Predicate
 from owlat.runtime.errors import LimitExceededError, ReadOnlyError
 from owlat.runtime.ids import new_id
 from owlat.runtime.schema import BY_ID
@@ -129,6 +130,36 @@ class Transaction:
             self._count_read(len(value))
             result.append((key, decode_stored(value)))
         return result
+
+    async def scan_where(
+        self,
+        index: IndexInfo,
+        low: bytes,
+        high: bytes,
+        descending: bool,
+        limit: int,
+        predicate: Predicate,
+    ) -> list[tuple[bytes, Document]]:
+        """`scan` without the rows the pushed-down predicate rules out (the database
+        skips them; only returned documents count toward the read limits)."""
+        rows = await self.engine.scan_where(index.index_id, low, high, descending, limit, predicate)
+        result: list[tuple[bytes, Document]] = []
+        for key, value in rows:
+            self._count_read(len(value))
+            result.append((key, decode_stored(value)))
+        return result
+
+    async def count_where(
+        self, index: IndexInfo, low: bytes, high: bytes, predicate: Predicate | None
+    ) -> tuple[int, list[Document]]:
+        """Rows of the range the predicate accepts (all if None) counted in the database,
+        and the documents it cannot decide; the caller records the range read."""
+        count, rows = await self.engine.count_where(index.index_id, low, high, predicate)
+        undecided = []
+        for _, value in rows:
+            self._count_read(len(value))
+            undecided.append(decode_stored(value))
+        return count, undecided
 
     # -- writes ------------------------------------------------------------------------
 
@@ -252,7 +283,8 @@ class Transaction:
         """The timestamp this transaction will commit at, drawn from the engine on the first
         call (late: the engine orders commits from then on, see `EngineWriter.allocate_ts`)."""
         if self._commit_ts is None:
-            self._commit_ts = await self._writer().allocate_ts()
+            writer = self._writer()  # checks that the stored catalog is still ours
+            self._commit_ts = await writer.allocate_ts(catalog_version=self.catalog.version)
         return self._commit_ts
 
     @property

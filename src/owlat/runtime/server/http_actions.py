@@ -17,6 +17,7 @@ the client port (the path is what follows `/http`).
 from __future__ import annotations
 
 import logging
+import re
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -52,15 +53,18 @@ class HttpActions:
 
     def site_routes(self) -> list[BaseRoute]:
         """Every path of the site port."""
-        return [Route("/{path:path}", self._endpoint, methods=list(ROUTABLE_METHODS))]
+        return [self._every_path("")]
 
     def client_routes(self) -> list[BaseRoute]:
         """`/http/...` on the client port."""
-        return [
-            Route(
-                CLIENT_PORT_PREFIX + "/{path:path}", self._endpoint, methods=list(ROUTABLE_METHODS)
-            )
-        ]
+        return [self._every_path(CLIENT_PORT_PREFIX)]
+
+    def _every_path(self, prefix: str) -> Route:
+        route = Route(prefix + "/{path:path}", self._endpoint, methods=list(ROUTABLE_METHODS))
+        # Starlette's `path` convertor is `.*`: without DOTALL a decoded %0A in the path
+        # would miss the route and get Starlette's own 404 instead of the router's answer.
+        route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+        return route
 
     async def _endpoint(self, request: Request) -> Response:
         path = "/" + request.path_params["path"]

@@ -147,10 +147,6 @@ UPDATE owlat_documents SET value = %s WHERE id = %s;
 -- Remove a document.
 DELETE FROM owlat_documents WHERE id = %s;
 
--- name: table_documents
--- Every document of one table (used to backfill a new index; owlat_documents_by_table).
-SELECT value FROM owlat_documents WHERE table_number = %s;
-
 -- name: insert_index_entry
 -- Add an index entry (keys are unique: they end with _creationTime and _id).
 INSERT INTO owlat_index_entries (index_id, key, document_id) VALUES (%s, %s, %s);
@@ -174,3 +170,115 @@ SELECT e.key, d.value FROM owlat_index_entries AS e
 JOIN owlat_documents AS d ON d.id = e.document_id
 WHERE e.index_id = %s AND e.key >= %s AND e.key < %s
 ORDER BY e.key DESC LIMIT %s;
+
+-- name: scan_where_asc
+-- scan_asc keeping only rows whose pushed-down filter (pushdown.py) is not FALSE; params:
+-- index_id, low, high, the predicate's params, limit. The document is parsed once per row
+-- into x.j (NULL when it holds a \u0000 escape, which jsonb cannot store: such rows are
+-- left to Python).
+SELECT e.key, d.value FROM owlat_index_entries AS e
+JOIN owlat_documents AS d ON d.id = e.document_id
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN strpos(t, '\u0000') = 0 THEN t::jsonb END AS j
+    FROM convert_from(d.value, 'UTF8') AS t
+) AS x
+WHERE e.index_id = %s AND e.key >= %s AND e.key < %s
+AND (CASE WHEN x.j IS NOT NULL THEN ({predicate}) END) IS NOT FALSE
+ORDER BY e.key ASC LIMIT %s;
+
+-- name: scan_where_desc
+-- The same in reverse key order.
+SELECT e.key, d.value FROM owlat_index_entries AS e
+JOIN owlat_documents AS d ON d.id = e.document_id
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN strpos(t, '\u0000') = 0 THEN t::jsonb END AS j
+    FROM convert_from(d.value, 'UTF8') AS t
+) AS x
+WHERE e.index_id = %s AND e.key >= %s AND e.key < %s
+AND (CASE WHEN x.j IS NOT NULL THEN ({predicate}) END) IS NOT FALSE
+ORDER BY e.key DESC LIMIT %s;
+
+-- name: count_where
+-- Rows of a range grouped by the predicate's value (true, false, NULL) in one pass;
+-- params: the predicate's params, index_id, low, high.
+SELECT r, count(*) FROM (
+    SELECT (CASE WHEN x.j IS NOT NULL THEN ({predicate}) END) AS r
+    FROM owlat_index_entries AS e
+    JOIN owlat_documents AS d ON d.id = e.document_id
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN strpos(t, '\u0000') = 0 THEN t::jsonb END AS j
+        FROM convert_from(d.value, 'UTF8') AS t
+    ) AS x
+    WHERE e.index_id = %s AND e.key >= %s AND e.key < %s
+) AS rows GROUP BY r;
+
+-- name: unknown_where
+-- The rows of a range where the predicate is NULL (Python decides them).
+SELECT e.key, d.value FROM owlat_index_entries AS e
+JOIN owlat_documents AS d ON d.id = e.document_id
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN strpos(t, '\u0000') = 0 THEN t::jsonb END AS j
+    FROM convert_from(d.value, 'UTF8') AS t
+) AS x
+WHERE e.index_id = %s AND e.key >= %s AND e.key < %s
+AND (CASE WHEN x.j IS NOT NULL THEN ({predicate}) END) IS NULL
+ORDER BY e.key ASC;
+
+-- name: count_range
+-- The number of entries of an index range (an index-only scan; no document is read).
+SELECT count(*) FROM owlat_index_entries WHERE index_id = %s AND key >= %s AND key < %s;
+
+-- name: create_catalog_schema
+-- The catalog version and index backfill state (catalog.py), run with create_schema. The
+-- version is a sequence: a writer reads it under the commit lock, where a snapshot would
+-- hide a newer value, and every bump happens under that lock too (so a value read under
+-- the lock belongs to a finished transaction). An index with a row in owlat_index_backfills
+-- is maintained by every writer but not yet complete.
+SELECT pg_advisory_xact_lock(1869707617, 1);
+CREATE TABLE IF NOT EXISTS owlat_index_backfills (
+    index_id bigint PRIMARY KEY
+);
+CREATE SEQUENCE IF NOT EXISTS owlat_catalog_version;
+CREATE OR REPLACE FUNCTION owlat_allocate_ts_versioned(
+    at_least bigint, OUT ts bigint, OUT catalog_version bigint
+) LANGUAGE plpgsql AS $$
+BEGIN
+    ts := owlat_allocate_ts(at_least);
+    SELECT last_value INTO catalog_version FROM owlat_catalog_version;
+END
+$$;
+
+-- name: allocate_ts_versioned
+-- allocate_ts, plus the catalog version read under the commit lock it takes (one round
+-- trip: the writer compares it with the version of the catalog it wrote index entries for).
+SELECT ts, catalog_version FROM owlat_allocate_ts_versioned(%s);
+
+-- name: catalog_version
+-- The current catalog version (not transactional: read it under the commit lock).
+SELECT last_value FROM owlat_catalog_version;
+
+-- name: bump_catalog_version
+-- A new catalog version (call under the commit lock, in the transaction that changes the
+-- catalog); not undone by a rollback, which only costs other writers a catalog reload.
+SELECT setval('owlat_catalog_version', last_value + 1) FROM owlat_catalog_version;
+
+-- name: list_backfilling
+-- The indexes whose backfill has not finished.
+SELECT index_id FROM owlat_index_backfills;
+
+-- name: set_backfilling
+-- Mark an index as being backfilled (writers maintain it, queries may not use it yet).
+INSERT INTO owlat_index_backfills (index_id) VALUES (%s) ON CONFLICT DO NOTHING;
+
+-- name: set_ready
+-- Mark an index as complete.
+DELETE FROM owlat_index_backfills WHERE index_id = %s;
+
+-- name: documents_after
+-- The next batch of a table's documents after an id, in id order (backfill, validation).
+SELECT id, value FROM owlat_documents WHERE table_number = %s AND id > %s ORDER BY id LIMIT %s;
+
+-- name: backfill_index_entry
+-- Add an index entry unless present (a writer may have added it since the backfill began).
+INSERT INTO owlat_index_entries (index_id, key, document_id) VALUES (%s, %s, %s)
+ON CONFLICT (index_id, key) DO NOTHING;

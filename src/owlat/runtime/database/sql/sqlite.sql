@@ -2,7 +2,9 @@
 -- one-line description; `database/_sql.py` loads them into a frozen dataclass.
 -- Documents hold the current state (no MVCC): one row per live document, plus one row per
 -- (index, key) in index_entries. Index keys are order-preserving byte strings (keys.py),
--- so SQLite's memcmp order on BLOBs is Convex's order.
+-- so SQLite's memcmp order on BLOBs is Convex's order. Document values are stored as TEXT
+-- (the JSON) and read back as BLOB: json1 caches the parse of a TEXT argument, so a pushed-down
+-- filter reading several fields of a row parses it once.
 
 -- name: create_schema
 -- Tables of the storage engine (idempotent).
@@ -97,23 +99,19 @@ DELETE FROM owlat_index_entries WHERE index_id = ?;
 
 -- name: get_document
 -- Point read of a live document by id.
-SELECT value FROM owlat_documents WHERE id = ?;
+SELECT CAST(value AS BLOB) FROM owlat_documents WHERE id = ?;
 
 -- name: insert_document
 -- A new document (value is its encoded JSON including _id and _creationTime).
-INSERT INTO owlat_documents (id, table_number, value) VALUES (?, ?, ?);
+INSERT INTO owlat_documents (id, table_number, value) VALUES (?, ?, CAST(? AS TEXT));
 
 -- name: update_document
 -- Replace the stored value of a live document.
-UPDATE owlat_documents SET value = ? WHERE id = ?;
+UPDATE owlat_documents SET value = CAST(? AS TEXT) WHERE id = ?;
 
 -- name: delete_document
 -- Remove a document.
 DELETE FROM owlat_documents WHERE id = ?;
-
--- name: table_documents
--- Every document of one table (used to backfill a new index).
-SELECT value FROM owlat_documents WHERE table_number = ?;
 
 -- name: insert_index_entry
 -- Add an index entry (keys are unique: they end with _creationTime and _id).
@@ -126,14 +124,92 @@ DELETE FROM owlat_index_entries WHERE index_id = ? AND key = ?;
 -- name: scan_asc
 -- Documents of an index range [low, high) in key order. The primary key (index_id, key)
 -- makes this a single b-tree range walk; the join is a primary-key lookup per row.
-SELECT e.key, d.value FROM owlat_index_entries AS e
+SELECT e.key, CAST(d.value AS BLOB) FROM owlat_index_entries AS e
 JOIN owlat_documents AS d ON d.id = e.document_id
 WHERE e.index_id = ? AND e.key >= ? AND e.key < ?
 ORDER BY e.key ASC LIMIT ?;
 
 -- name: scan_desc
 -- The same range in reverse key order.
-SELECT e.key, d.value FROM owlat_index_entries AS e
+SELECT e.key, CAST(d.value AS BLOB) FROM owlat_index_entries AS e
 JOIN owlat_documents AS d ON d.id = e.document_id
 WHERE e.index_id = ? AND e.key >= ? AND e.key < ?
 ORDER BY e.key DESC LIMIT ?;
+
+-- name: scan_where_asc
+-- scan_asc keeping only rows whose pushed-down filter (pushdown.py) is not FALSE; params:
+-- index_id, low, high, the predicate's params, limit. {predicate} is filled in per query.
+SELECT e.key, CAST(d.value AS BLOB) FROM owlat_index_entries AS e
+JOIN owlat_documents AS d ON d.id = e.document_id
+WHERE e.index_id = ? AND e.key >= ? AND e.key < ? AND ({predicate}) IS NOT FALSE
+ORDER BY e.key ASC LIMIT ?;
+
+-- name: scan_where_desc
+-- The same in reverse key order.
+SELECT e.key, CAST(d.value AS BLOB) FROM owlat_index_entries AS e
+JOIN owlat_documents AS d ON d.id = e.document_id
+WHERE e.index_id = ? AND e.key >= ? AND e.key < ? AND ({predicate}) IS NOT FALSE
+ORDER BY e.key DESC LIMIT ?;
+
+-- name: count_where
+-- Rows of a range grouped by the predicate's value (1, 0, NULL) in one pass; params: the
+-- predicate's params, index_id, low, high.
+SELECT r, count(*) FROM (
+    SELECT ({predicate}) AS r FROM owlat_index_entries AS e
+    JOIN owlat_documents AS d ON d.id = e.document_id
+    WHERE e.index_id = ? AND e.key >= ? AND e.key < ?
+) GROUP BY r;
+
+-- name: unknown_where
+-- The rows of a range where the predicate is NULL (Python decides them).
+SELECT e.key, CAST(d.value AS BLOB) FROM owlat_index_entries AS e
+JOIN owlat_documents AS d ON d.id = e.document_id
+WHERE e.index_id = ? AND e.key >= ? AND e.key < ? AND ({predicate}) IS NULL
+ORDER BY e.key ASC;
+
+-- name: count_range
+-- The number of entries of an index range (no document is read).
+SELECT count(*) FROM owlat_index_entries WHERE index_id = ? AND key >= ? AND key < ?;
+
+-- name: create_catalog_schema
+-- Index backfill state (catalog.py), created with create_schema. An index with a row in
+-- owlat_index_backfills is maintained by every writer but not yet complete.
+CREATE TABLE IF NOT EXISTS owlat_index_backfills (
+    index_id INTEGER PRIMARY KEY
+);
+
+-- name: allocate_ts_versioned
+-- allocate_ts, plus the catalog version (read inside BEGIN IMMEDIATE: the latest).
+SELECT max(?, ?, coalesce((SELECT value FROM owlat_globals WHERE name = 'last_ts'), 0) + 1),
+    coalesce((SELECT value FROM owlat_globals WHERE name = 'catalog_version'), 0);
+
+-- name: catalog_version
+-- The current catalog version (0 until the first catalog change).
+SELECT coalesce((SELECT value FROM owlat_globals WHERE name = 'catalog_version'), 0);
+
+-- name: bump_catalog_version
+-- A new catalog version, in the transaction that changes the catalog.
+INSERT INTO owlat_globals (name, value) VALUES ('catalog_version', 1)
+ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value;
+
+-- name: list_backfilling
+-- The indexes whose backfill has not finished.
+SELECT index_id FROM owlat_index_backfills;
+
+-- name: set_backfilling
+-- Mark an index as being backfilled (writers maintain it, queries may not use it yet).
+INSERT INTO owlat_index_backfills (index_id) VALUES (?) ON CONFLICT DO NOTHING;
+
+-- name: set_ready
+-- Mark an index as complete.
+DELETE FROM owlat_index_backfills WHERE index_id = ?;
+
+-- name: documents_after
+-- The next batch of a table's documents after an id, in id order (backfill, validation).
+SELECT id, CAST(value AS BLOB) FROM owlat_documents
+WHERE table_number = ? AND id > ? ORDER BY id LIMIT ?;
+
+-- name: backfill_index_entry
+-- Add an index entry unless present (a writer may have added it since the backfill began).
+INSERT INTO owlat_index_entries (index_id, key, document_id) VALUES (?, ?, ?)
+ON CONFLICT (index_id, key) DO NOTHING;
