@@ -5,6 +5,7 @@ owlat dev | serve     run the client API (HTTP function API, sync WebSocket, fil
 owlat run PATH ARGS   run one function, on the local database or (--url) a server
 owlat admin-key       print the data folder's admin key
 owlat admin create    create a platform admin of owlat.app (email, name, password)
+owlat contacts import|export   CSV in and out of a running server (cli_contacts.py)
 """
 
 from __future__ import annotations
@@ -107,6 +108,10 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
         "--password", help="10–128 characters (default: prompted for, or OWLAT_ADMIN_PASSWORD)"
     )
     _add_app_options(create_admin, settings)
+
+    from owlat import cli_contacts
+
+    cli_contacts.add_parser(commands, settings, _add_data_dir_option)
     return parser
 
 
@@ -147,7 +152,10 @@ async def _run_function(options: argparse.Namespace, settings: Settings) -> int:
     app = Application(
         load_app_package(options.app),
         create_engine(
-            options.data_dir, settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+            options.data_dir,
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            pool_size=settings.database_pool_size,
         ),
         storage=_file_storage(settings, options.data_dir, _url(settings.host, settings.port)),
     )
@@ -269,7 +277,10 @@ async def _create_admin(options: argparse.Namespace, settings: Settings) -> int:
     app = Application(
         load_app_package(options.app),
         create_engine(
-            options.data_dir, settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+            options.data_dir,
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            pool_size=settings.database_pool_size,
         ),
     )
     await app.start()
@@ -357,7 +368,10 @@ def _serve(options: argparse.Namespace, settings: Settings, *, production: bool)
     application = Application(
         load_app_package(options.app),
         create_engine(
-            options.data_dir, settings.database_url, sqlite_synchronous=settings.sqlite_synchronous
+            options.data_dir,
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            pool_size=settings.database_pool_size,
         ),
         scheduler_parallelism=settings.scheduler_parallelism,
         storage=_file_storage(settings, options.data_dir, client_url),
@@ -431,6 +445,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(options, settings, production=options.command == "serve")
     if options.command == "admin":
         return asyncio.run(_create_admin(options, settings))
+    if options.command == "contacts":
+        from owlat import cli_contacts
+
+        return cli_contacts.run(options, settings, _url(settings.host, settings.port))
     if options.command == "admin-key":
         from owlat.runtime.auth import load_or_create_admin_key
 

@@ -278,7 +278,7 @@ async def test_list_newest_first_paginated_and_searchable(owlat: Application) ->
         )
         return [c["email"] for c in page["page"]]
 
-    assert await search("AD") == ["adele@example.com", "ada@example.com"]
+    assert await search("AD") == ["ada@example.com", "adele@example.com"]  # by email
     one = await editor.query(
         "contacts:listFromSession",
         {"paginationOpts": {"numItems": 1, "cursor": None}, "search": "ad"},
@@ -288,8 +288,8 @@ async def test_list_newest_first_paginated_and_searchable(owlat: Application) ->
         {"paginationOpts": {"numItems": 1, "cursor": one["continueCursor"]}, "search": "ad"},
     )
     assert [c["email"] for c in one["page"] + two["page"]] == [
-        "adele@example.com",
         "ada@example.com",
+        "adele@example.com",
     ]
     assert await search("grace h") == ["grace@navy.mil"]
     assert await search("hop") == ["grace@navy.mil"]

@@ -12,6 +12,7 @@ The schema side: every table with an `organizationId` field is listed in `ORG_TA
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from owlat.app.schema import ORG_TABLES, schema
 from owlat.runtime.application import Application
 from owlat.runtime.errors import OwlatError
 from owlat.runtime.functions import FunctionKind
+from owlat.runtime.storage import store_file
 from owlat.runtime.values import (
     ArrayValidator,
     BooleanValidator,
@@ -90,7 +92,40 @@ async def _organization_b(owlat: Application) -> tuple[Caller, str]:
         "blockedEmails:add", {"email": "b-blocked@example.com", "reason": "manual"}
     )
     await owner.mutation("organizationSettings:update", {"postalAddress": "B Street 1"})
+    b_list = await owner.mutation(
+        "mailingLists:create", {"name": "B list", "requireDoubleOptIn": False}
+    )
+    await owner.mutation("mailingLists:addContact", {"listId": b_list, "contactId": contact_id})
+    event = {"email": "b-contact@example.com", "eventName": "b_event", "eventProperties": {}}
+    await owlat.run_mutation(
+        "restApi/events:record",
+        {**event, "organizationId": organization_id, "createContactIfNotExists": False},
+        internal=True,
+    )
+    pro = {"kind": "contact_property", "field": "plan", "operator": "equals", "value": "pro"}
+    listed = {"kind": "list_membership", "listId": b_list, "operator": "equals"}
+    await owner.mutation(
+        "segments:create",
+        {"name": "B pro", "filters": {"logic": "AND", "conditions": [pro, listed]}},
+    )
+    await _finished_import(owlat, owner, b_list)
     return owner, organization_id
+
+
+async def _finished_import(owlat: Application, owner: Caller, list_id: str) -> None:
+    """A completed CSV import of B (with a row error), into B's list."""
+    storage_id = await store_file(owlat, b"Email\nb-imported@example.com\nbad\n")
+    import_id = await owner.mutation(
+        "contactImports:start",
+        {"storageId": storage_id, "mapping": {"Email": "email"}, "onDuplicate": "update"}
+        | {"listId": list_id},
+    )
+    async with asyncio.timeout(30):
+        while True:
+            found = await owner.query("contactImports:get", {"importId": import_id})
+            if found["status"] == "completed":
+                return
+            await asyncio.sleep(0.02)
 
 
 async def _owned_by(owlat: Application, organization_id: str) -> dict[str, Any]:
@@ -126,6 +161,10 @@ REFERENCES = (
     "keyId",
     "createdBy",
     "contactId",
+    "listId",
+    "importId",
+    "storageId",
+    "membershipId",
     "deletedBy",
     "updatedBy",
 )

@@ -2,8 +2,11 @@
 
 `key` (lower-case letters, digits, underscores; unique per organization) and `type`
 (string, number, boolean, date) are fixed at creation; `rename` changes the label.
-Deleting a definition removes its value from every contact. Values live on the contact
-(`contacts.properties[key]`) and are checked against the type (`lib/audience.py`).
+Deleting a definition hides it at once and removes its value from every contact in
+batches of `PURGE_BATCH` (one scheduled mutation per batch, so an audience of any size stays
+within a transaction's limits); its key can be reused when the last batch is done. Values
+live on the contact (`contacts.properties[key]`) and are checked against the type
+(`lib/audience.py`).
 Reads: any member; writes: `contacts:manage`.
 """
 
@@ -27,7 +30,9 @@ from owlat.app.lib.session_organization import (
     now_ms,
 )
 from owlat.app.schema import PROPERTY_TYPE
-from owlat.runtime import mutation, query, v
+from owlat.runtime import UNDEFINED, internal, internal_mutation, mutation, query, v
+
+PURGE_BATCH = 500
 
 
 def _clean_label(label: str) -> str:
@@ -46,7 +51,7 @@ async def _manager(ctx: Any) -> MutationContext:
 async def _definition(ctx: Any, organization_id: str, property_id: str) -> dict[str, Any]:
     normalized = ctx.db.normalize_id("contactProperties", property_id)
     found = None if normalized is None else await ctx.db.get(normalized)
-    if found is None or found["organizationId"] != organization_id:
+    if found is None or found["organizationId"] != organization_id or found.get("purging"):
         raise not_found("Contact property")
     return dict(found)
 
@@ -71,7 +76,12 @@ async def create(ctx: Any, args: Any) -> str:
     if key in RESERVED_KEYS:
         raise invalid("INVALID_PROPERTY_KEY", f'Property key "{key}" is a built-in contact field')
     label = _clean_label(args["label"])
-    existing = await property_definitions(ctx, context.team_id)
+    existing = await property_definitions(ctx, context.team_id, purging=True)
+    if existing.get(key, {}).get("purging"):
+        raise invalid(
+            "PROPERTY_BEING_REMOVED",
+            f'Property "{key}" is still being removed from contacts; try again in a minute',
+        )
     if key in existing:
         raise invalid("PROPERTY_EXISTS", f'A property with key "{key}" already exists')
     now = now_ms()
@@ -101,20 +111,37 @@ async def rename(ctx: Any, args: Any) -> dict[str, Any]:
 
 @mutation(args={"propertyId": v.string()})
 async def remove(ctx: Any, args: Any) -> int:
-    """Delete a definition and its value on every contact; returns contacts changed."""
+    """Delete a definition and its value on every contact; returns the contacts changed
+    now (the first batch; larger audiences are cleared by scheduled batches)."""
     context = await _manager(ctx)
     definition = await _definition(ctx, context.team_id, args["propertyId"])
-    key = definition["key"]
-    changed = 0
-    contacts = (
+    await ctx.db.patch(definition["_id"], {"purging": True, "updatedAt": now_ms()})
+    return await _purge_batch(ctx, definition)
+
+
+@internal_mutation(args={"propertyId": v.id("contactProperties")})
+async def purge_values(ctx: Any, args: Any) -> None:
+    definition = await ctx.db.get(args["propertyId"])
+    if definition is not None and definition.get("purging"):
+        await _purge_batch(ctx, dict(definition))
+
+
+async def _purge_batch(ctx: Any, definition: dict[str, Any]) -> int:
+    """Clear up to PURGE_BATCH contacts' values; delete the definition after the last."""
+    key = definition["key"]  # PROPERTY_KEY: safe as a field path
+    holders = (
         await ctx.db.query("contacts")
-        .with_index("by_org", lambda q: q.eq("organizationId", context.team_id))
-        .collect()
+        .with_index("by_org", lambda q: q.eq("organizationId", definition["organizationId"]))
+        .filter(lambda q: q.neq(q.field(f"properties.{key}"), UNDEFINED))
+        .take(PURGE_BATCH)
     )
-    for contact in contacts:
-        if key in contact["properties"]:
-            properties = {k: val for k, val in contact["properties"].items() if k != key}
-            await ctx.db.patch(contact["_id"], {"properties": properties})
-            changed += 1
-    await ctx.db.delete(definition["_id"])
-    return changed
+    for contact in holders:
+        properties = {k: val for k, val in contact["properties"].items() if k != key}
+        await ctx.db.patch(contact["_id"], {"properties": properties})
+    if len(holders) < PURGE_BATCH:
+        await ctx.db.delete(definition["_id"])
+    else:
+        await ctx.scheduler.run_after(
+            0, internal.contactProperties.purgeValues, {"propertyId": definition["_id"]}
+        )
+    return len(holders)

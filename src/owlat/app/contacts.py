@@ -23,7 +23,9 @@ from owlat.app.lib.audience import (
     page_options,
     property_definitions,
 )
+from owlat.app.lib.contact_search import search_page
 from owlat.app.lib.errors import not_found
+from owlat.app.lib.list_subscriptions import remove_memberships_of_contact
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
     MutationContext,
@@ -40,7 +42,6 @@ MAX_SEARCH = 254
 RETENTION_MS = 30 * 24 * 60 * 60 * 1000
 PURGE_BATCH = 200
 LANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
-_TOP = "\U0010ffff"
 _INTERNAL_FIELDS = ("nameKey", "lastNameKey")
 
 PROPERTY_INPUT = v.record(v.string(), v.union(v.string(), v.number(), v.boolean(), v.null()))
@@ -74,7 +75,7 @@ def _clean_language(value: str) -> str | None:
     return value or None
 
 
-def _name_keys(first: str | None, last: str | None) -> dict[str, Any]:
+def name_keys(first: str | None, last: str | None) -> dict[str, Any]:
     full = " ".join(part for part in (first, last) if part).lower()
     return {
         "nameKey": full or UNDEFINED,
@@ -98,7 +99,7 @@ async def _manager(ctx: Any) -> MutationContext:
     return context
 
 
-async def _contact(
+async def organization_contact(
     ctx: Any, organization_id: str, contact_id: str, *, deleted: bool = False
 ) -> dict[str, Any]:
     """The organization's contact (live unless `deleted`), or "Contact not found"."""
@@ -125,7 +126,7 @@ async def live_by_email(ctx: Any, organization_id: str, email: str) -> dict[str,
     return dict(live[0]) if live else None
 
 
-async def _activity(
+async def record_activity(
     ctx: Any,
     contact: dict[str, Any],
     activity_type: str,
@@ -165,7 +166,7 @@ async def _properties(
     return result
 
 
-def _fields(args: dict[str, Any]) -> dict[str, Any]:
+def clean_fields(args: dict[str, Any]) -> dict[str, Any]:
     """Cleaned built-in fields present in `args` (None: clear the field)."""
     cleaned: dict[str, Any] = {}
     for field, label in (("firstName", "First name"), ("lastName", "Last name")):
@@ -185,28 +186,30 @@ def _fields(args: dict[str, Any]) -> dict[str, Any]:
 
 @query(args={"paginationOpts": PAGINATION_OPTS, "search": v.optional(v.string())})
 async def list_from_session(ctx: Any, args: Any) -> dict[str, Any]:
-    """A page of live contacts, newest first; `search` keeps those whose email, full name
-    ("first last") or last name starts with it (case-insensitive)."""
+    """A page of live contacts, newest first; with `search`, those whose email, full name
+    ("first last") or last name starts with it (case-insensitive): email matches by
+    email, then name matches (index ranges, lib/contact_search.py)."""
     organization_id = await get_team_id_from_session(ctx)
     options = page_options(args["paginationOpts"])
-    search = (args.get("search") or "").strip().lower()[:MAX_SEARCH]
-    contacts = (
-        ctx.db.query("contacts")
-        .with_index("by_org_created", lambda q: q.eq("organizationId", organization_id))
-        .order("desc")
-        # live only: an absent field sorts before null in Convex's order
-        .filter(lambda q: q.lt(q.field("deletedAt"), None))
-    )
-    if search:
-        upper = search + _TOP
+    return await list_contacts(ctx, organization_id, options, args.get("search"))
 
-        def starts(q: Any, field: str) -> Any:
-            return q.and_(q.gte(q.field(field), search), q.lt(q.field(field), upper))
 
-        contacts = contacts.filter(
-            lambda q: q.or_(starts(q, "email"), starts(q, "nameKey"), starts(q, "lastNameKey"))
+async def list_contacts(
+    ctx: Any, organization_id: str, options: dict[str, Any], search: str | None
+) -> dict[str, Any]:
+    """`contacts:listFromSession` for an organization (the REST API's list too)."""
+    search = (search or "").strip().lower()[:MAX_SEARCH]
+    if search:  # index prefix ranges (lib/contact_search.py)
+        result = await search_page(ctx, organization_id, search, options)
+    else:
+        result = await (
+            ctx.db.query("contacts")
+            .with_index("by_org_created", lambda q: q.eq("organizationId", organization_id))
+            .order("desc")
+            # live only: an absent field sorts before null in Convex's order
+            .filter(lambda q: q.lt(q.field("deletedAt"), None))
+            .paginate(options)
         )
-    result = await contacts.paginate(options)
     return {**result, "page": [public(dict(c)) for c in result["page"]]}
 
 
@@ -225,7 +228,7 @@ async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
 async def activities(ctx: Any, args: Any) -> dict[str, Any]:
     """The contact's timeline, newest first (also for a soft-deleted contact)."""
     organization_id = await get_team_id_from_session(ctx)
-    contact = await _contact(ctx, organization_id, args["contactId"], deleted=True)
+    contact = await organization_contact(ctx, organization_id, args["contactId"], deleted=True)
     options = page_options(args["paginationOpts"])
     return dict(
         await ctx.db.query("contactActivities")
@@ -247,27 +250,37 @@ async def activities(ctx: Any, args: Any) -> dict[str, Any]:
 )
 async def create_from_session(ctx: Any, args: Any) -> str:
     context = await _manager(ctx)
+    source = args.get("source") or "api"
+    contact = await create_contact(ctx, context.team_id, args, source, context.user_id)
+    return str(contact["_id"])
+
+
+async def create_contact(
+    ctx: Any, organization_id: str, args: dict[str, Any], source: str, user_id: str | None
+) -> dict[str, Any]:
+    """Insert a contact from `email` and the `FIELDS` of `args` (checked), with its
+    "created" activity; returns it. The REST API creates contacts through this too."""
     email = clean_email(args["email"])
-    fields = _fields(args)
-    if await live_by_email(ctx, context.team_id, email) is not None:
+    fields = clean_fields(args)
+    if await live_by_email(ctx, organization_id, email) is not None:
         raise invalid("CONTACT_EXISTS", f"A contact with email {email} already exists")
-    properties = await _properties(ctx, context.team_id, {}, args.get("properties") or {})
+    properties = await _properties(ctx, organization_id, {}, args.get("properties") or {})
     now = now_ms()
     record: dict[str, Any] = {
-        "organizationId": context.team_id,
+        "organizationId": organization_id,
         "email": email,
-        "source": args.get("source") or "api",
+        "source": source,
         "properties": properties,
         "createdAt": now,
         "updatedAt": now,
         **{k: val for k, val in fields.items() if val is not None},
     }
-    keys = _name_keys(record.get("firstName"), record.get("lastName"))
+    keys = name_keys(record.get("firstName"), record.get("lastName"))
     record.update({k: val for k, val in keys.items() if val is not UNDEFINED})
     contact_id = await ctx.db.insert("contacts", record)
     contact = {**record, "_id": contact_id}
-    await _activity(ctx, contact, "created", {"source": record["source"]}, context.user_id, now)
-    return str(contact_id)
+    await record_activity(ctx, contact, "created", {"source": source}, user_id, now)
+    return contact
 
 
 @mutation(
@@ -282,22 +295,31 @@ async def update(ctx: Any, args: Any) -> dict[str, Any]:
     """Change fields (None or "" clears an optional one), properties (None removes a
     value) and the global unsubscribe flag; returns the contact."""
     context = await _manager(ctx)
-    contact = await _contact(ctx, context.team_id, args["contactId"])
+    contact = await organization_contact(ctx, context.team_id, args["contactId"])
+    return await update_contact(ctx, contact, args, context.user_id)
+
+
+async def update_contact(
+    ctx: Any, contact: dict[str, Any], args: dict[str, Any], user_id: str | None
+) -> dict[str, Any]:
+    """Apply `contacts:update`'s changes in `args` to a live contact (activities included)
+    and return it; the REST API updates contacts through this too."""
+    organization_id = contact["organizationId"]
     changes: dict[str, Any] = {}
     if args.get("email") is not None:
         email = clean_email(args["email"])
         if email != contact["email"]:
-            other = await live_by_email(ctx, context.team_id, email)
+            other = await live_by_email(ctx, organization_id, email)
             if other is not None:
                 raise invalid("CONTACT_EXISTS", f"A contact with email {email} already exists")
             changes["email"] = email
-    for field, value in _fields(args).items():
+    for field, value in clean_fields(args).items():
         if value != contact.get(field):
             changes[field] = UNDEFINED if value is None else value
     now = now_ms()
     old_properties = contact["properties"]
     properties = await _properties(
-        ctx, context.team_id, old_properties, args.get("properties") or {}
+        ctx, organization_id, old_properties, args.get("properties") or {}
     )
     changed_keys = sorted(
         key
@@ -319,24 +341,24 @@ async def update(ctx: Any, args: Any) -> dict[str, Any]:
         first = changes.get("firstName", contact.get("firstName"))
         last = changes.get("lastName", contact.get("lastName"))
         changes.update(
-            _name_keys(None if first is UNDEFINED else first, None if last is UNDEFINED else last)
+            name_keys(None if first is UNDEFINED else first, None if last is UNDEFINED else last)
         )
     changes["updatedAt"] = now
     await ctx.db.patch(contact["_id"], changes)
     fields = [f for f in ("email", "firstName", "lastName", "language", "timezone") if f in changes]
     if fields:
-        await _activity(ctx, contact, "updated", {"fields": ",".join(fields)}, context.user_id, now)
+        await record_activity(ctx, contact, "updated", {"fields": ",".join(fields)}, user_id, now)
     for key in changed_keys:
         metadata = {
             "propertyKey": key,
             "oldValue": _text(old_properties.get(key)),
             "newValue": _text(properties.get(key)),
         }
-        await _activity(ctx, contact, "property_updated", metadata, context.user_id, now)
+        await record_activity(ctx, contact, "property_updated", metadata, user_id, now)
     if unsubscribed_now:
-        await _activity(ctx, contact, "unsubscribed", {"source": "admin"}, context.user_id, now)
+        await record_activity(ctx, contact, "unsubscribed", {"source": "admin"}, user_id, now)
     if subscribed_now:
-        await _activity(ctx, contact, "subscribed", {"source": "admin"}, context.user_id, now)
+        await record_activity(ctx, contact, "subscribed", {"source": "admin"}, user_id, now)
     return public(dict(await ctx.db.get(contact["_id"])))
 
 
@@ -345,17 +367,21 @@ async def _soft_delete(ctx: Any, context: MutationContext, contact: dict[str, An
     await ctx.db.patch(
         contact["_id"], {"deletedAt": now, "deletedBy": context.user_id, "updatedAt": now}
     )
-    await _activity(ctx, contact, "deleted", None, context.user_id, now)
+    await record_activity(ctx, contact, "deleted", None, context.user_id, now)
+    await remove_memberships_of_contact(ctx, contact)
 
 
-async def _hard_delete(ctx: Any, contact_id: str) -> None:
-    rows = (
-        await ctx.db.query("contactActivities")
-        .with_index("by_contact", lambda q: q.eq("contactId", contact_id))
-        .collect()
-    )
-    for row in rows:
-        await ctx.db.delete(row["_id"])
+async def hard_delete_contact(ctx: Any, contact_id: str) -> None:
+    """Delete a contact with its timeline and events now (also the REST API's delete)."""
+    await remove_memberships_of_contact(ctx, {"_id": contact_id})
+    for table in ("contactActivities", "events"):
+        rows = (
+            await ctx.db.query(table)
+            .with_index("by_contact", lambda q: q.eq("contactId", contact_id))
+            .collect()
+        )
+        for row in rows:
+            await ctx.db.delete(row["_id"])
     await ctx.db.delete(contact_id)
 
 
@@ -363,7 +389,7 @@ async def _hard_delete(ctx: Any, contact_id: str) -> None:
 async def delete(ctx: Any, args: Any) -> None:
     """Soft delete: hidden now, purged with its timeline after 30 days."""
     context = await _manager(ctx)
-    contact = await _contact(ctx, context.team_id, args["contactId"])
+    contact = await organization_contact(ctx, context.team_id, args["contactId"])
     await _soft_delete(ctx, context, contact)
 
 
@@ -371,8 +397,8 @@ async def delete(ctx: Any, args: Any) -> None:
 async def hard_delete(ctx: Any, args: Any) -> None:
     """Delete a contact (live or soft-deleted) and its timeline now."""
     context = await _manager(ctx)
-    contact = await _contact(ctx, context.team_id, args["contactId"], deleted=True)
-    await _hard_delete(ctx, contact["_id"])
+    contact = await organization_contact(ctx, context.team_id, args["contactId"], deleted=True)
+    await hard_delete_contact(ctx, contact["_id"])
 
 
 @mutation(args={"contactIds": v.array(v.string())})
@@ -412,7 +438,7 @@ async def purge_deleted(ctx: Any, args: Any) -> int:
         .take(PURGE_BATCH)
     )
     for contact in batch:
-        await _hard_delete(ctx, contact["_id"])
+        await hard_delete_contact(ctx, contact["_id"])
     if len(batch) == PURGE_BATCH:
         await ctx.scheduler.run_after(0, internal.contacts.purge_deleted, {})
     return len(batch)

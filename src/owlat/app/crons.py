@@ -9,3 +9,7 @@ crons = cron_jobs()
 crons.hourly("purge expired auth records", {"minuteUTC": 7}, internal.auth.purge_expired, {})
 # Contacts soft-deleted more than 30 days ago, with their timelines.
 crons.hourly("purge deleted contacts", {"minuteUTC": 23}, internal.contacts.purge_deleted, {})
+# CSV imports whose worker stopped (a restart interrupts a scheduled action) resume.
+crons.interval(
+    "resume stalled imports", {"minutes": 1}, internal.contact_imports.resume_stalled, {}
+)

@@ -1,11 +1,15 @@
 """Owlat's HTTP routes on the site port: one table.
 
 /api/auth/*   BetterAuth-compatible accounts, sessions, organizations and JWT endpoints
+/unsub/*, /prefs/*, /confirm/doi*, /unsubscribe, /preferences, /confirm
+              public subscription links (tokens from mails; no session)
 """
 
 from __future__ import annotations
 
+from owlat.app import subscription_pages, subscription_routes
 from owlat.app.auth_routes import accounts, organizations, sessions, wire
+from owlat.app.rest_api import routes as rest_api_routes
 from owlat.runtime import HttpRouter
 
 http = HttpRouter()
@@ -52,3 +56,14 @@ _ROUTES = (
 for path, method, handler in _ROUTES:
     http.route(path=AUTH + path, method=method, handler=handler)
 http.route(path_prefix=AUTH + "/", method="OPTIONS", handler=wire.preflight)
+
+# /api/v1/*   the public REST API (API keys): contacts, events, mailing-list membership
+rest_api_routes.register(http)
+
+# /unsub/*, /prefs/*, /confirm/doi*   public subscription token endpoints (JSON)
+# /unsubscribe, /preferences, /confirm   the pages recipients land on from their mail
+for route, method, handler in (*subscription_routes.routes(), *subscription_pages.routes()):
+    if route.endswith("/"):
+        http.route(path_prefix=route, method=method, handler=handler)
+    else:
+        http.route(path=route, method=method, handler=handler)

@@ -227,7 +227,10 @@ schema = define_schema(
         .index("by_org", ["organizationId"])
         .index("by_org_email", ["organizationId", "email"])
         .index("by_org_created", ["organizationId", "createdAt"])
-        .index("by_deleted_at", ["deletedAt"]),
+        .index("by_org_name_key", ["organizationId", "nameKey"])
+        .index("by_org_last_name_key", ["organizationId", "lastNameKey"])
+        .index("by_deleted_at", ["deletedAt"])
+        .index("by_doi_token", ["doiTokenHash"]),
         "contactActivities": define_table(
             {
                 "organizationId": v.id("organizations"),
@@ -261,6 +264,9 @@ schema = define_schema(
                 "key": v.string(),  # immutable: lower-case letters, digits, underscores
                 "label": v.string(),
                 "type": PROPERTY_TYPE,  # immutable
+                # set by remove while values are cleared from contacts in batches; the
+                # definition is then hidden, and deleted with the last batch
+                "purging": v.optional(v.boolean()),
                 "createdAt": v.number(),
                 "updatedAt": v.number(),
             }
@@ -316,6 +322,8 @@ schema = define_schema(
                 # change's own transaction
                 "memberCount": v.number(),
                 "pendingCount": v.number(),  # memberships waiting for DOI confirmation
+                # set when deleted: hidden at once, memberships removed in batches
+                "deletedAt": v.optional(v.number()),
                 "createdAt": v.number(),
                 "updatedAt": v.number(),
             }
@@ -382,7 +390,9 @@ schema = define_schema(
             }
         )
         .index("by_org", ["organizationId"])
-        .index("by_org_created", ["organizationId", "createdAt"]),
+        .index("by_org_created", ["organizationId", "createdAt"])
+        .index("by_storage", ["storageId"])
+        .index("by_status_updated", ["status", "updatedAt"]),
         "contactImportErrors": define_table(
             {
                 "organizationId": v.id("organizations"),

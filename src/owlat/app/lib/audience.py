@@ -107,13 +107,17 @@ def _date_ms(key: str, value: Any) -> float:
     return float(int(parsed.timestamp() * 1000))
 
 
-async def property_definitions(ctx: Any, organization_id: str) -> dict[str, dict[str, Any]]:
+async def property_definitions(
+    ctx: Any, organization_id: str, *, purging: bool = False
+) -> dict[str, dict[str, Any]]:
+    """The organization's property definitions by key (with those being removed if
+    `purging`)."""
     rows = (
         await ctx.db.query("contactProperties")
         .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
         .collect()
     )
-    return {row["key"]: dict(row) for row in rows}
+    return {row["key"]: dict(row) for row in rows if purging or not row.get("purging")}
 
 
 async def blocked_entry(ctx: Any, organization_id: str, email: str) -> dict[str, Any] | None:

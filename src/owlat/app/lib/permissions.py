@@ -27,6 +27,8 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
     "templates:manage": _ADMINS,
     "automations:manage": _ADMINS,
     "topics:manage": _ADMINS,
+    # mailing lists and their memberships: every role (editors curate lists too)
+    "lists:manage": _ALL,
     "segments:manage": _ADMINS,
     "media:manage": _ADMINS,
     "shareLinks:manage": _ADMINS,

@@ -1,0 +1,408 @@
+"""Audience at scale (issue 7): N contacts in one organization vs raw sqlite3, same run.
+
+    .venv/bin/python bench/bench_audience.py [--rows N] [--repeat N] [--database-url URL]
+
+With N contacts (default 1,000,000) carrying 3 custom properties (plan: string, score:
+number, signup: date), all members of one mailing list (no double opt-in):
+(a) import a generated N-row CSV end to end through the real import (upload → start →
+the worker action's batches, contact + `imported` activity + list membership per row);
+rows/s and the peak RSS of the process (the CSV is generated to disk and streamed into
+storage, so it is not held in memory);
+(b) the first page (25) of `contacts:listFromSession`, and of a search (email prefix and
+name prefix), as the dashboard calls them;
+(c) the live member count of the list read through `mailingLists:get` (memberCount is kept
+in each membership change's transaction);
+(d) a 3-condition count on custom properties, `ctx.db.query("contacts").with_index(
+"by_org", ...).filter(and(plan == "pro", score >= 50, signup >= 2024-01-01)).count()`.
+Next to each: raw sqlite3 doing the equivalent on an equivalent table (a row per contact
+with the same indexes, the properties as columns; the import inserts the contact, an
+activity and a membership per row and bumps the list's count, per batch of 1,000 rows in
+one transaction, in WAL mode with synchronous=NORMAL). Latencies are the median of
+`--repeat` runs after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import resource
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.app.conftest import BASE_URL, FAST, Caller, signed_in, with_organization
+from tests.runtime.conftest import run_adhoc
+
+from owlat.app.lib import instance
+from owlat.runtime.functions import FunctionKind
+from owlat.runtime.storage import store_file
+from owlat.runtime.testing import open_test_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import rss_mb
+
+PLANS = ("free", "pro", "team", "enterprise")
+SIGNUP_2024 = 1_704_067_200_000.0  # 2024-01-01T00:00:00Z
+DAY_MS = 86_400_000
+PAGE = {"numItems": 25, "cursor": None}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def row_of(i: int) -> tuple[str, str, str, str, int, str]:
+    """Contact i: email, first, last, plan, score, signup (ISO date)."""
+    day = 1_672_531_200 + (i % 730) * 86_400  # 2023-01-01 + up to two years
+    signup = time.strftime("%Y-%m-%d", time.gmtime(day))
+    return (
+        f"user{i:07d}@example.com",
+        f"First{i}",
+        f"Last{i % 5000}",
+        PLANS[i % 4],
+        i % 100,
+        signup,
+    )
+
+
+def write_csv(path: Path, rows: int) -> None:
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.writer(file)
+        writer.writerow(["email", "first_name", "last_name", "plan", "score", "signup"])
+        for start in range(0, rows, 10_000):
+            writer.writerows(row_of(i) for i in range(start, min(rows, start + 10_000)))
+
+
+async def file_chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            yield chunk
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+async def timed(call: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float, Any]:
+    result = await call()  # warm-up
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = await call()
+        samples.append(time.perf_counter() - start)
+    return median_ms(samples), result
+
+
+def timed_sync(call: Callable[[], Any], repeat: int) -> tuple[float, Any]:
+    result = call()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = call()
+        samples.append(time.perf_counter() - start)
+    return median_ms(samples), result
+
+
+# -- Owlat ------------------------------------------------------------------------------------
+
+
+async def owlat_side(
+    folder: Path, source: Path, rows: int, repeat: int, database_url: str
+) -> dict[str, Any]:
+    instance.configure(folder, BASE_URL, **FAST)  # type: ignore[arg-type]
+    async with open_test_app("owlat.app", folder, database_url=database_url) as app:
+        owner = await signed_in(app, "owner@example.com")
+        await with_organization(owner, "bench")
+        for key, kind in (("plan", "string"), ("score", "number"), ("signup", "date")):
+            await owner.mutation(
+                "contactProperties:create", {"key": key, "label": key, "type": kind}
+            )
+        list_id = await owner.mutation(
+            "mailingLists:create", {"name": "Everyone", "requireDoubleOptIn": False}
+        )
+        result: dict[str, Any] = {}
+        rss_before = rss_mb(os.getpid())
+        start = time.perf_counter()
+        storage_id = await store_file(app, file_chunks(source))
+        import_id = await owner.mutation(
+            "contactImports:start",
+            {
+                "storageId": storage_id,
+                "fileName": source.name,
+                "listId": list_id,
+                "onDuplicate": "skip",
+                "mapping": {
+                    "email": "email",
+                    "first_name": "firstName",
+                    "last_name": "lastName",
+                    "plan": "property:plan",
+                    "score": "property:score",
+                    "signup": "property:signup",
+                },
+            },
+        )
+        done, largest = await wait_for_import(owner, import_id)
+        seconds = time.perf_counter() - start
+        assert done["status"] == "completed", done
+        assert done["imported"] == rows, done
+        result["import_s"] = seconds
+        result["import_rows_s"] = rows / seconds
+        result["import_rss_mb"] = largest
+        result["rss_before_mb"] = rss_before
+
+        async def page() -> Any:
+            return await owner.query("contacts:listFromSession", {"paginationOpts": PAGE})
+
+        async def search(term: str) -> Any:
+            return await owner.query(
+                "contacts:listFromSession", {"paginationOpts": PAGE, "search": term}
+            )
+
+        result["list_ms"], first = await timed(page, repeat)
+        assert len(first["page"]) == 25
+        result["search_email_ms"], found = await timed(lambda: search("user00123"), repeat)
+        assert 0 < len(found["page"]) <= 25 or rows < 12_300
+        result["search_name_ms"], _ = await timed(lambda: search("first1234"), repeat)
+        result["member_count_ms"], got = await timed(
+            lambda: owner.query("mailingLists:get", {"listId": list_id}), repeat
+        )
+        assert got["memberCount"] == rows, got
+
+        organization_id = first["page"][0]["organizationId"]
+
+        async def three(ctx: Any, args: Any) -> Any:
+            query = (
+                ctx.db.query("contacts")
+                .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
+                .filter(
+                    lambda q: q.and_(
+                        q.eq(q.field("properties.plan"), "pro"),
+                        q.gte(q.field("properties.score"), 50),
+                        q.gte(q.field("properties.signup"), SIGNUP_2024),
+                    )
+                )
+            )
+            if hasattr(query, "count"):
+                return await query.count()
+            return len(await query.collect())
+
+        async def count() -> Any:
+            return (await run_adhoc(app, FunctionKind.QUERY, three)).value
+
+        result["count_ms"], result["count"] = await timed(count, max(1, repeat // 5))
+        return result
+
+
+async def wait_for_import(owner: Caller, import_id: str) -> tuple[dict[str, Any], float]:
+    """The finished import, and the largest RSS (MiB) seen while it ran."""
+    last, largest = -1.0, 0.0
+    while True:
+        found = await owner.query("contactImports:get", {"importId": import_id})
+        largest = max(largest, rss_mb(os.getpid()))
+        if found["status"] not in ("queued", "running"):
+            print(file=sys.stderr)
+            return dict(found), largest
+        if found["rowsDone"] != last:
+            last = found["rowsDone"]
+            sys.stderr.write(f"\r  import: {int(last):,}/{int(found.get('totalRows') or 0):,}")
+            sys.stderr.flush()
+        await asyncio.sleep(0.5)
+
+
+# -- raw sqlite3 ------------------------------------------------------------------------------
+
+SCHEMA = """
+CREATE TABLE contacts (id INTEGER PRIMARY KEY, org TEXT, email TEXT, first TEXT, last TEXT,
+  name_key TEXT, last_name_key TEXT, source TEXT, plan TEXT, score REAL, signup REAL,
+  created REAL, updated REAL, deleted REAL, doc TEXT);
+CREATE INDEX c_org ON contacts (org, id);
+CREATE INDEX c_org_email ON contacts (org, email, id);
+CREATE INDEX c_org_created ON contacts (org, created, id);
+CREATE INDEX c_org_name ON contacts (org, name_key, id);
+CREATE INDEX c_org_last ON contacts (org, last_name_key, id);
+CREATE TABLE activities (id INTEGER PRIMARY KEY, org TEXT, contact INTEGER, type TEXT,
+  occurred REAL);
+CREATE INDEX a_org ON activities (org, id);
+CREATE INDEX a_contact ON activities (contact, occurred, id);
+CREATE TABLE lists (id INTEGER PRIMARY KEY, org TEXT, member_count INTEGER);
+CREATE TABLE members (id INTEGER PRIMARY KEY, org TEXT, list INTEGER, contact INTEGER,
+  added REAL);
+CREATE INDEX m_org ON members (org, id);
+CREATE INDEX m_list ON members (list, added, id);
+CREATE INDEX m_list_contact ON members (list, contact, id);
+CREATE INDEX m_contact ON members (contact, id);
+"""
+
+
+def raw_side(path: Path, source: Path, rows: int, repeat: int) -> dict[str, Any]:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.executescript(SCHEMA)
+    db.execute("INSERT INTO lists VALUES (1, 'org', 0)")
+    result: dict[str, Any] = {}
+    start = time.perf_counter()
+    with source.open(newline="", encoding="utf-8") as file:
+        reader = csv.reader(file)
+        next(reader)
+        batch: list[list[str]] = []
+        for row in reader:
+            batch.append(row)
+            if len(batch) == 1000:
+                raw_batch(db, batch)
+                batch = []
+        if batch:
+            raw_batch(db, batch)
+    result["import_s"] = time.perf_counter() - start
+    result["import_rows_s"] = rows / result["import_s"]
+
+    def page() -> list[Any]:
+        return db.execute(
+            "SELECT doc FROM contacts WHERE org = 'org' AND deleted IS NULL "
+            "ORDER BY created DESC, id DESC LIMIT 25"
+        ).fetchall()
+
+    def search(term: str) -> list[Any]:
+        upper = term + "\U0010ffff"
+        found = db.execute(
+            "SELECT id, doc FROM contacts WHERE org = 'org' AND email >= ? AND email < ? "
+            "AND deleted IS NULL ORDER BY email LIMIT 25",
+            (term, upper),
+        ).fetchall()
+        if len(found) < 25:
+            found += db.execute(
+                "SELECT id, doc FROM contacts WHERE org = 'org' AND name_key >= ? "
+                "AND name_key < ? AND deleted IS NULL AND NOT (email >= ? AND email < ?) "
+                "ORDER BY name_key LIMIT ?",
+                (term, upper, term, upper, 25 - len(found)),
+            ).fetchall()
+        return found
+
+    result["list_ms"], _ = timed_sync(page, repeat)
+    result["search_email_ms"], _ = timed_sync(lambda: search("user00123"), repeat)
+    result["search_name_ms"], _ = timed_sync(lambda: search("first1234"), repeat)
+    result["member_count_ms"], _ = timed_sync(
+        lambda: db.execute("SELECT member_count FROM lists WHERE id = 1").fetchone(), repeat
+    )
+    result["count_ms"], counted = timed_sync(
+        lambda: db.execute(
+            "SELECT count(*) FROM contacts WHERE org = 'org' AND plan = 'pro' AND score >= 50 "
+            "AND signup >= ?",
+            (SIGNUP_2024,),
+        ).fetchone()[0],
+        max(1, repeat // 5),
+    )
+    result["count"] = counted
+    db.close()
+    return result
+
+
+def raw_batch(db: sqlite3.Connection, batch: list[list[str]]) -> None:
+    now = time.time() * 1000
+    db.execute("BEGIN")
+    added = 0
+    for email, first, last, plan, score, signup in batch:
+        email = email.strip().lower()
+        exists = db.execute(
+            "SELECT id FROM contacts WHERE org = 'org' AND email = ? AND deleted IS NULL",
+            (email,),
+        ).fetchone()
+        if exists:
+            continue
+        signup_ms = time.mktime(time.strptime(signup, "%Y-%m-%d")) * 1000
+        doc = f'{{"email":"{email}","firstName":"{first}","lastName":"{last}"}}'
+        cursor = db.execute(
+            "INSERT INTO contacts (org, email, first, last, name_key, last_name_key, source, "
+            "plan, score, signup, created, updated, doc) "
+            "VALUES ('org', ?, ?, ?, ?, ?, 'import', ?, ?, ?, ?, ?, ?)",
+            (
+                email,
+                first,
+                last,
+                f"{first} {last}".lower(),
+                last.lower(),
+                plan,
+                float(score),
+                signup_ms,
+                now,
+                now,
+                doc,
+            ),
+        )
+        contact = cursor.lastrowid
+        db.execute(
+            "INSERT INTO activities (org, contact, type, occurred) "
+            "VALUES ('org', ?, 'imported', ?)",
+            (contact, now),
+        )
+        db.execute(
+            "INSERT INTO members (org, list, contact, added) VALUES ('org', 1, ?, ?)",
+            (contact, now),
+        )
+        added += 1
+    db.execute("UPDATE lists SET member_count = member_count + ? WHERE id = 1", (added,))
+    db.execute("COMMIT")
+
+
+# -- report -----------------------------------------------------------------------------------
+
+LINES = (
+    ("import_s", "(a) import, seconds", "s"),
+    ("import_rows_s", "(a) import, rows/s", ""),
+    ("list_ms", "(b) first page (25) of the contact list", "ms"),
+    ("search_email_ms", "(b) first page of a search, email prefix", "ms"),
+    ("search_name_ms", "(b) first page of a search, name prefix", "ms"),
+    ("member_count_ms", "(c) list member count (query)", "ms"),
+    ("count_ms", "(d) 3-condition count on custom properties", "ms"),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--database-url", default="", help="PostgreSQL URL (default: SQLite)")
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        source = folder / "contacts.csv"
+        write_csv(source, options.rows)
+        size_mb = source.stat().st_size / 1e6
+        print(f"{options.rows:,} contacts, CSV {size_mb:.1f} MB", flush=True)
+        raw = raw_side(folder / "raw.sqlite", source, options.rows, options.repeat)
+        (folder / "owlat").mkdir()
+        owlat = asyncio.run(
+            owlat_side(folder / "owlat", source, options.rows, options.repeat, options.database_url)
+        )
+    engine = "PostgreSQL" if options.database_url else "SQLite"
+    print(f"{'':48} {'Owlat (' + engine + ')':>18} {'raw sqlite3':>14}")
+    for key, label, unit in LINES:
+        print(f"{label:48} {owlat[key]:>16.2f}{unit:>2} {raw[key]:>12.2f}{unit:>2}")
+    print(
+        f"(a) RSS of the process while importing (sampled every 0.5 s): at most "
+        f"{owlat['import_rss_mb']:.0f} MiB (before: {owlat['rss_before_mb']:.0f} MiB; "
+        f"peak of the whole run, CSV generation and raw side included: {peak_rss_mb():.0f} MiB)"
+    )
+    print(
+        f"(d) matching contacts: Owlat {owlat['count']}, raw {raw['count']}; "
+        f"Query.count(): {'yes' if owlat_has_count() else 'no (len(collect()))'}"
+    )
+
+
+def owlat_has_count() -> bool:
+    from owlat.runtime.database.query import Query
+
+    return hasattr(Query, "count")
+
+
+if __name__ == "__main__":
+    main()

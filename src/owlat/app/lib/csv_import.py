@@ -1,0 +1,215 @@
+"""CSV for contact imports and exports: reading a stored file in byte ranges, splitting
+whole records out of a chunk, the column mapping, cell conversion and export rows.
+
+Records are found without a per-character loop: a chunk is split on newlines and lines are
+joined while their count of `"` is odd (a quoted field runs on), so a record cut at the
+end of a chunk is left for the next read, and a quoted field may hold newlines. Complete
+records are then parsed by the `csv` module. Files are UTF-8, with or without a BOM.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable
+from typing import Any
+
+from owlat.app.lib.audience import invalid
+
+BOM = b"\xef\xbb\xbf"
+CHUNK_BYTES = 1 << 20  # what the worker reads at once
+MAX_RECORD_BYTES = 1 << 22  # a longer record is refused
+FIELDS = ("email", "firstName", "lastName", "language", "timezone")
+SKIP = "skip"
+PROPERTY_PREFIX = "property:"
+EXPORT_COLUMNS = ("email", "firstName", "lastName", "language", "timezone", "source", "createdAt")
+_TRUE = frozenset({"true", "yes", "1", "y"})
+_FALSE = frozenset({"false", "no", "0", "n"})
+
+
+# -- reading the stored file --------------------------------------------------------------
+
+
+async def read_range(ctx: Any, storage_id: str, start: int, end: int) -> bytes:
+    """Bytes `[start, end)` of the stored file (read as a range, never the whole file)."""
+    data = await ctx.storage.read_range(storage_id, int(start), int(end))
+    if data is None:
+        raise FileNotFoundError("The uploaded file was deleted")
+    return bytes(data)
+
+
+def split_records(data: bytes, *, at_end: bool) -> tuple[list[bytes], int]:
+    """The complete records at the start of `data` and how many bytes they take (with
+    their newlines). Unless `at_end` (`data` runs to the end of the file), the last,
+    possibly cut, record is left out."""
+    lines = data.split(b"\n")
+    if not at_end:
+        lines.pop()  # after the last newline: cut, or empty
+    records: list[bytes] = []
+    used = 0
+    pending: list[bytes] = []
+    quotes = 0
+    for line in lines:
+        pending.append(line)
+        quotes += line.count(b'"')
+        if quotes % 2 == 0:
+            record = b"\n".join(pending)
+            records.append(record)
+            used += len(record) + 1
+            pending, quotes = [], 0
+    if at_end and pending:  # an unterminated quote: the rest of the file is one record
+        record = b"\n".join(pending)
+        records.append(record)
+        used += len(record) + 1
+    return records, min(used, len(data))
+
+
+def parse_records(records: Iterable[bytes]) -> list[list[str]]:
+    """Each record's cells (a record holding only a line break gives []). Raises
+    `UnicodeDecodeError` for bytes that are not UTF-8."""
+    text = b"\n".join(records).decode("utf-8")
+    return [row for row in csv.reader(io.StringIO(text, newline=""), strict=False)]
+
+
+def header_of(data: bytes) -> tuple[list[str], int] | None:
+    """The header row of a file starting with `data` and where the first data row starts,
+    or None if `data` holds no complete first record."""
+    start = len(BOM) if data.startswith(BOM) else 0
+    records, _ = split_records(data[start:], at_end=False)
+    if not records:
+        return None
+    header = (parse_records(records[:1]) or [[]])[0]
+    first = start + len(records[0]) + 1
+    return [cell.strip() for cell in header], first
+
+
+class RecordCounter:
+    """Counts the non-empty records of a file fed to it chunk by chunk (the progress
+    denominator), keeping only a cut record between chunks."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._rest = b""
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._rest + chunk
+        records, used = split_records(data, at_end=False)
+        self.count += sum(1 for record in records if record.strip(b"\r"))
+        self._rest = data[used:]
+        if len(self._rest) > MAX_RECORD_BYTES:
+            self._rest = b""  # an unterminated quote: the import reports it
+
+    def finish(self) -> int:
+        if self._rest.strip(b"\r\n"):
+            self.count += 1
+        return self.count
+
+
+# -- the mapping --------------------------------------------------------------------------
+
+
+def check_mapping(mapping: dict[str, str], property_keys: Iterable[str]) -> str:
+    """Check a mapping (CSV column -> field, `property:<key>` or `skip`); returns the email
+    column."""
+    keys = set(property_keys)
+    emails = [column for column, target in mapping.items() if target == "email"]
+    for column, target in mapping.items():
+        if not column.strip():
+            raise invalid("INVALID_MAPPING", "Mapping column names must not be empty")
+        if target in FIELDS or target == SKIP:
+            continue
+        if target.startswith(PROPERTY_PREFIX):
+            key = target[len(PROPERTY_PREFIX) :]
+            if key not in keys:
+                raise invalid(
+                    "UNKNOWN_PROPERTY",
+                    f'Column "{column}" maps to unknown property "{key}": define it in '
+                    "contact properties first",
+                )
+            continue
+        raise invalid(
+            "INVALID_MAPPING",
+            f'Column "{column}" maps to {target!r}: use one of {", ".join(FIELDS)}, '
+            f"property:<key> or skip",
+        )
+    if len(emails) != 1:
+        found = ", ".join(f'"{c}"' for c in emails) or "none"
+        raise invalid("INVALID_MAPPING", f"Map exactly one column to email (found {found})")
+    targets = [t for t in mapping.values() if t != SKIP]
+    doubled = sorted({t for t in targets if targets.count(t) > 1})
+    if doubled:
+        raise invalid("INVALID_MAPPING", f"More than one column maps to {', '.join(doubled)}")
+    return emails[0]
+
+
+def column_positions(header: list[str], mapping: dict[str, str]) -> dict[str, int]:
+    """Where each mapped (not skipped) column is in `header`; a clear error otherwise."""
+    positions: dict[str, int] = {}
+    for column, target in mapping.items():
+        if target == SKIP:
+            continue
+        found = [index for index, name in enumerate(header) if name == column]
+        if not found:
+            raise ValueError(
+                f'The file has no column "{column}" (its header: {", ".join(header)[:300]})'
+            )
+        if len(found) > 1:
+            raise ValueError(f'The file has more than one column named "{column}"')
+        positions[column] = found[0]
+    return positions
+
+
+def property_cell(kind: str, text: str) -> Any:
+    """A CSV cell as the value `clean_property_value` checks (numbers and booleans are
+    parsed; a cell that is not one is passed on as text and refused there)."""
+    if kind == "number":
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if kind == "boolean":
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        return text
+    return text
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+def export_header(property_keys: list[str]) -> list[str]:
+    return [*EXPORT_COLUMNS, *property_keys, "unsubscribedAt"]
+
+
+def _iso(ms: float | None) -> str:
+    if ms is None:
+        return ""
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _cell(value: Any, kind: str | None) -> str:
+    if value is None:
+        return ""
+    if kind == "date":
+        return _iso(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def export_row(contact: dict[str, Any], property_types: dict[str, str]) -> list[str]:
+    """A contact as an export row (columns of `export_header(list(property_types))`)."""
+    properties = contact.get("properties") or {}
+    return [
+        *(_cell(contact.get(field), None) for field in EXPORT_COLUMNS[:-1]),
+        _iso(contact.get("createdAt")),
+        *(_cell(properties.get(key), kind) for key, kind in property_types.items()),
+        _iso(contact.get("unsubscribedAt")),
+    ]

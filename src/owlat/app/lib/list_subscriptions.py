@@ -1,0 +1,345 @@
+"""The single writer of mailing-list memberships (reference §7.2), run inside a mutation.
+
+Every membership change keeps three copies exact in the same transaction:
+- `mailingListMembers`: one row per (list, contact), status `subscribed` or `pending`
+  (waiting for the contact's double opt-in confirmation);
+- `mailingLists.memberCount` (subscribed rows) and `pendingCount` (pending rows);
+- `contacts.mailingListIds`: the ids of the lists where the contact has a membership,
+  subscribed **or pending** (segment filters use it; a sender must still check the
+  membership's status).
+and writes the contact's timeline (`list_subscribed`, `list_unsubscribed`,
+`list_confirmed`, with metadata listId, listName, source).
+
+Double opt-in: a subscription needs confirmation iff the list requires it, the caller
+did not pass `skip_doi`, and the contact is not already `confirmed`. The contact then
+becomes `pending` with a fresh 32-character token (only its SHA-256 is stored, valid
+7 days) and a scheduled job mails `<site>/confirm?token=…`. `confirm_doi` turns every
+pending membership of the contact into a subscription. The token hash is kept after
+confirmation (until it expires) so a second click answers "already confirmed".
+
+Callers pass documents they loaded and checked belong to the caller's organization.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from owlat.app.lib.errors import AuthFailure, not_found
+from owlat.app.lib.session_organization import now_ms
+from owlat.app.lib.tokens import random_token, token_hash
+from owlat.runtime import UNDEFINED, internal
+
+DOI_TOKEN_LENGTH = 32
+DOI_TTL_MS = 7 * 24 * 60 * 60 * 1000
+
+Outcome = Literal["subscribed", "pending_doi", "already_member"]
+DoiStatus = Literal["not_required", "pending", "confirmed"]
+
+
+@dataclass(frozen=True)
+class SubscribeResult:
+    membership_id: str
+    outcome: Outcome
+    doi_status: DoiStatus
+
+
+@dataclass(frozen=True)
+class ConfirmResult:
+    contact_id: str
+    email: str
+    already_confirmed: bool
+    confirmed_lists: int
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+
+async def membership(ctx: Any, list_id: str, contact_id: str) -> dict[str, Any] | None:
+    found = (
+        await ctx.db.query("mailingListMembers")
+        .with_index(
+            "by_list_contact", lambda q: q.eq("listId", list_id).eq("contactId", contact_id)
+        )
+        .unique()
+    )
+    return None if found is None else dict(found)
+
+
+async def memberships_of_contact(ctx: Any, contact_id: str) -> list[dict[str, Any]]:
+    rows = (
+        await ctx.db.query("mailingListMembers")
+        .with_index("by_contact", lambda q: q.eq("contactId", contact_id))
+        .collect()
+    )
+    return [dict(row) for row in rows]
+
+
+async def contact_by_doi_token(ctx: Any, token: str) -> dict[str, Any] | None:
+    found = (
+        await ctx.db.query("contacts")
+        .with_index("by_doi_token", lambda q: q.eq("doiTokenHash", token_hash(token)))
+        .first()
+    )
+    return None if found is None else dict(found)
+
+
+def doi_status(contact: dict[str, Any]) -> DoiStatus:
+    status: DoiStatus = contact.get("doiStatus") or "not_required"
+    return status
+
+
+# -- the pieces every change shares ------------------------------------------------------------
+
+
+async def _fresh(ctx: Any, document: dict[str, Any], what: str) -> dict[str, Any]:
+    """The current version of `document` (callers' copies may be stale within a batch)."""
+    found = await ctx.db.get(document["_id"])
+    if found is None or found.get("deletedAt") is not None:
+        raise not_found(what)
+    return dict(found)
+
+
+async def _move_counts(ctx: Any, list_id: str, subscribed: int, pending: int) -> None:
+    found = await ctx.db.get(list_id)
+    if found is None:
+        return
+    await ctx.db.patch(
+        list_id,
+        {
+            "memberCount": found["memberCount"] + subscribed,
+            "pendingCount": found["pendingCount"] + pending,
+        },
+    )
+
+
+def _count_delta(status: str, sign: int) -> tuple[int, int]:
+    return (sign, 0) if status == "subscribed" else (0, sign)
+
+
+async def _record(
+    ctx: Any,
+    contact: dict[str, Any],
+    activity_type: str,
+    metadata: dict[str, str],
+    user_id: str | None,
+    at: float,
+) -> None:
+    record: dict[str, Any] = {
+        "organizationId": contact["organizationId"],
+        "contactId": contact["_id"],
+        "activityType": activity_type,
+        "metadata": metadata,
+        "occurredAt": at,
+    }
+    if user_id is not None:
+        record["userId"] = user_id
+    await ctx.db.insert("contactActivities", record)
+
+
+def _list_metadata(mailing_list: dict[str, Any], source: str) -> dict[str, str]:
+    return {"listId": mailing_list["_id"], "listName": mailing_list["name"], "source": source}
+
+
+def _list_ids(contact: dict[str, Any], *, add: str | None = None, drop: str | None = None) -> Any:
+    ids = [i for i in contact.get("mailingListIds") or [] if i != drop]
+    if add is not None and add not in ids:
+        ids.append(add)
+    return ids or UNDEFINED
+
+
+def _same_organization(mailing_list: dict[str, Any], contact: dict[str, Any]) -> None:
+    """A caller's bug, never a user's input: raised even under `python -O`."""
+    if mailing_list["organizationId"] != contact["organizationId"]:
+        raise AssertionError("mailing list and contact belong to different organizations")
+
+
+async def start_doi(ctx: Any, contact: dict[str, Any], at: float) -> dict[str, Any]:
+    """Changes that make `contact` pending with a fresh token; schedules the mail."""
+    token = random_token(DOI_TOKEN_LENGTH)
+    await ctx.scheduler.run_after(
+        0,
+        internal.mailing_lists.send_confirmation,
+        {"contactId": contact["_id"], "token": token},
+    )
+    return {
+        "doiStatus": "pending",
+        "doiTokenHash": token_hash(token),
+        "doiTokenExpiresAt": at + DOI_TTL_MS,
+    }
+
+
+# -- subscribe / unsubscribe --------------------------------------------------------------------
+
+
+async def subscribe(
+    ctx: Any,
+    *,
+    mailing_list: dict[str, Any],
+    contact: dict[str, Any],
+    source: str,
+    skip_doi: bool = False,
+    user_id: str | None = None,
+) -> SubscribeResult:
+    """Add `contact` to `mailing_list` (§7.2's algorithm); no effect if already a member."""
+    _same_organization(mailing_list, contact)
+    mailing_list = await _fresh(ctx, mailing_list, "Mailing list")
+    contact = await _fresh(ctx, contact, "Contact")
+    existing = await membership(ctx, mailing_list["_id"], contact["_id"])
+    if existing is not None:
+        return SubscribeResult(existing["_id"], "already_member", doi_status(contact))
+    now = now_ms()
+    required = (
+        mailing_list["requireDoubleOptIn"] and not skip_doi and doi_status(contact) != "confirmed"
+    )
+    status = "pending" if required else "subscribed"
+    membership_id = await ctx.db.insert(
+        "mailingListMembers",
+        {
+            "organizationId": contact["organizationId"],
+            "listId": mailing_list["_id"],
+            "contactId": contact["_id"],
+            "status": status,
+            "source": source,
+            "addedAt": now,
+        },
+    )
+    await _move_counts(ctx, mailing_list["_id"], *_count_delta(status, +1))
+    changes: dict[str, Any] = {
+        "mailingListIds": _list_ids(contact, add=mailing_list["_id"]),
+        "updatedAt": now,
+    }
+    if required:
+        changes.update(await start_doi(ctx, contact, now))
+    else:
+        changes["unsubscribedAt"] = UNDEFINED
+    await ctx.db.patch(contact["_id"], changes)
+    metadata = _list_metadata(mailing_list, source)
+    if required:
+        metadata["status"] = "pending"
+    await _record(ctx, contact, "list_subscribed", metadata, user_id, now)
+    if required:
+        return SubscribeResult(str(membership_id), "pending_doi", "pending")
+    return SubscribeResult(str(membership_id), "subscribed", doi_status(contact))
+
+
+async def _drop(ctx: Any, row: dict[str, Any]) -> None:
+    await ctx.db.delete(row["_id"])
+    await _move_counts(ctx, row["listId"], *_count_delta(row["status"], -1))
+
+
+async def unsubscribe(
+    ctx: Any,
+    *,
+    mailing_list: dict[str, Any],
+    contact: dict[str, Any],
+    source: str,
+    user_id: str | None = None,
+) -> bool:
+    """Remove `contact` from `mailing_list`; True if it was a member (subscribed or
+    pending)."""
+    _same_organization(mailing_list, contact)
+    row = await membership(ctx, mailing_list["_id"], contact["_id"])
+    if row is None:
+        return False
+    contact = await _fresh(ctx, contact, "Contact")
+    now = now_ms()
+    await _drop(ctx, row)
+    await ctx.db.patch(
+        contact["_id"],
+        {"mailingListIds": _list_ids(contact, drop=mailing_list["_id"]), "updatedAt": now},
+    )
+    metadata = _list_metadata(mailing_list, source)
+    await _record(ctx, contact, "list_unsubscribed", metadata, user_id, now)
+    return True
+
+
+async def unsubscribe_all(ctx: Any, *, contact: dict[str, Any], source: str) -> int:
+    """Remove every membership of `contact` and opt it out of marketing mail
+    (`unsubscribedAt`); returns how many memberships were removed."""
+    contact = await _fresh(ctx, contact, "Contact")
+    now = now_ms()
+    rows = await memberships_of_contact(ctx, contact["_id"])
+    for row in rows:
+        await _drop(ctx, row)
+        found = await ctx.db.get(row["listId"])
+        name = found["name"] if found is not None else ""
+        metadata = {"listId": row["listId"], "listName": name, "source": source}
+        await _record(ctx, contact, "list_unsubscribed", metadata, None, now)
+    changes: dict[str, Any] = {"mailingListIds": UNDEFINED, "updatedAt": now}
+    if contact.get("unsubscribedAt") is None:
+        changes["unsubscribedAt"] = now
+        await _record(ctx, contact, "unsubscribed", {"source": source}, None, now)
+    await ctx.db.patch(contact["_id"], changes)
+    return len(rows)
+
+
+async def remove_memberships_of_contact(ctx: Any, contact: dict[str, Any]) -> None:
+    """Drop every membership of a contact being deleted (soft or hard), fixing counts."""
+    for row in await memberships_of_contact(ctx, contact["_id"]):
+        await _drop(ctx, row)
+    if await ctx.db.get(contact["_id"]) is not None:
+        await ctx.db.patch(contact["_id"], {"mailingListIds": UNDEFINED})
+
+
+async def remove_memberships_of_list(ctx: Any, list_id: str, limit: int) -> int:
+    """Delete up to `limit` memberships of a deleted list (each member's
+    `mailingListIds` loses the list); returns how many were deleted."""
+    rows = (
+        await ctx.db.query("mailingListMembers")
+        .with_index("by_list", lambda q: q.eq("listId", list_id))
+        .take(limit)
+    )
+    for row in rows:
+        await _drop(ctx, dict(row))
+        found = await ctx.db.get(row["contactId"])
+        if found is not None:
+            await ctx.db.patch(found["_id"], {"mailingListIds": _list_ids(found, drop=list_id)})
+    return len(rows)
+
+
+# -- double opt-in ------------------------------------------------------------------------------
+
+
+def doi_token_error(reason: str) -> AuthFailure:
+    message = {
+        "token_not_found": "Invalid or expired confirmation token",
+        "token_expired": "This confirmation link has expired",
+    }[reason]
+    return AuthFailure(reason.upper(), message)
+
+
+async def contact_for_doi_token(ctx: Any, token: str) -> dict[str, Any]:
+    """The live contact holding DOI `token`, or `token_not_found` / `token_expired`."""
+    contact = await contact_by_doi_token(ctx, token) if token else None
+    if contact is None or contact.get("deletedAt") is not None:
+        raise doi_token_error("token_not_found")
+    if contact.get("doiTokenExpiresAt", 0) <= now_ms():
+        raise doi_token_error("token_expired")
+    return contact
+
+
+async def confirm_doi(ctx: Any, token: str) -> ConfirmResult:
+    """Confirm the contact of `token`: every pending membership becomes subscribed.
+    Idempotent: a confirmed contact answers `already_confirmed`."""
+    contact = await contact_for_doi_token(ctx, token)
+    if doi_status(contact) == "confirmed":
+        return ConfirmResult(contact["_id"], contact["email"], True, 0)
+    now = now_ms()
+    confirmed = 0
+    for row in await memberships_of_contact(ctx, contact["_id"]):
+        mailing_list = await ctx.db.get(row["listId"])
+        if row["status"] != "pending" or mailing_list is None:
+            continue
+        if mailing_list.get("deletedAt") is not None:
+            continue  # the list's batched deletion removes this row
+        await ctx.db.patch(row["_id"], {"status": "subscribed"})
+        await _move_counts(ctx, row["listId"], +1, -1)
+        metadata = _list_metadata(dict(mailing_list), row["source"])
+        await _record(ctx, contact, "list_confirmed", metadata, None, now)
+        confirmed += 1
+    changes: dict[str, Any] = {"doiStatus": "confirmed", "doiConfirmedAt": now, "updatedAt": now}
+    if confirmed:
+        changes["unsubscribedAt"] = UNDEFINED
+    await ctx.db.patch(contact["_id"], changes)
+    return ConfirmResult(contact["_id"], contact["email"], False, confirmed)

@@ -1,0 +1,243 @@
+"""What every REST v1 endpoint shares (reference §1.4, §3.1–3.2).
+
+    @endpoint("contacts:read")
+    async def get_contact(ctx, request, caller) -> Response: ...
+
+`endpoint` authenticates the API key (401/429 from `lib/api_key_auth.py`), checks the scope
+before anything reads the body (403), turns an `ApiError` (or a `ConvexError` from the shared
+contact code) into the error envelope `{"error": {"category", "message"}}`, any other
+exception into 500 `Internal server error`, and adds the rate and CORS headers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import unquote_to_bytes, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from owlat.app.lib.api_key_auth import ApiKeyCaller, api_error, authenticate_api_key
+from owlat.app.lib.emails import normalize_email
+from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.instance import current
+from owlat.runtime import ConvexError, HttpAction, http_action
+
+logger = logging.getLogger(__name__)
+
+ID_FORMAT = re.compile(r"^[A-Za-z0-9_-]{10,}$")
+CATEGORIES = {
+    400: "invalid_input",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    409: "already_exists",
+    422: "invalid_state",
+    429: "rate_limited",
+    500: "internal",
+}
+ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
+ALLOWED_HEADERS = "Content-Type, Authorization"
+MAX_BODY = 1_000_000  # bytes
+
+Handler = Callable[[Any, Request, ApiKeyCaller], Awaitable[Response]]
+
+
+class ApiError(Exception):
+    """A refusal answered as `{"error": {"category", "message"}}` with `status`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def response(self) -> JSONResponse:
+        return api_error(CATEGORIES[self.status], self.message, self.status)
+
+
+def data(body: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse({"data": body}, status_code=status)
+
+
+def iso(ms: float) -> str:
+    """Epoch milliseconds as ISO 8601 with milliseconds and `Z`."""
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- CORS ------------------------------------------------------------------------------------
+
+
+def cors_headers(request: Request) -> dict[str, str]:
+    """The private API's CORS headers: the request's Origin when trusted, else the site's."""
+    settings = current()
+    origin = request.headers.get("origin")
+    if origin not in settings.origins():
+        parts = urlsplit(settings.base_url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": ALLOWED_METHODS,
+        "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+        "Access-Control-Allow-Credentials": "true",
+        "Vary": "Origin",
+    }
+
+
+def with_cors(request: Request, response: Response) -> Response:
+    response.headers.update(cors_headers(request))
+    return response
+
+
+@http_action
+async def preflight(ctx: Any, request: Request) -> Response:
+    """OPTIONS on any v1 path: 204 with the CORS headers (no authentication)."""
+    return Response(
+        status_code=204, headers={**cors_headers(request), "Access-Control-Max-Age": "86400"}
+    )
+
+
+# -- endpoints -------------------------------------------------------------------------------
+
+
+def _failure(error: Exception) -> Response:
+    if isinstance(error, ApiError):
+        return error.response()
+    if isinstance(error, AuthFailure) and error.status == 404:
+        return api_error("not_found", error.message, 404)
+    if isinstance(error, ConvexError) and isinstance(error.data, str):
+        return api_error("invalid_input", error.data, 400)
+    logger.error("REST API handler failed", exc_info=error)
+    return api_error("internal", "Internal server error", 500)
+
+
+def endpoint(scope: str) -> Callable[[Handler], HttpAction]:
+    """An authenticated v1 endpoint needing `scope` (see the module docstring)."""
+
+    def wrap(handler: Handler) -> HttpAction:
+        async def run(ctx: Any, request: Request) -> Response:
+            try:
+                caller = await authenticate_api_key(ctx, request)
+            except Exception as error:
+                return with_cors(request, _failure(error))
+            if isinstance(caller, Response):
+                return with_cors(request, caller)
+            refusal = caller.require_scope(scope)
+            if refusal is not None:
+                return with_cors(request, refusal)
+            try:
+                response = await handler(ctx, request, caller)
+            except Exception as error:
+                response = _failure(error)
+            return with_cors(request, caller.respond(response))
+
+        run.__qualname__ = handler.__qualname__
+        run.__module__ = handler.__module__
+        return http_action(run)
+
+    return wrap
+
+
+def unauthenticated(handler: Callable[[Any, Request], Awaitable[Response]]) -> HttpAction:
+    """A v1 endpoint without an API key (health, the OpenAPI document, fallbacks)."""
+
+    async def run(ctx: Any, request: Request) -> Response:
+        try:
+            response = await handler(ctx, request)
+        except Exception as error:
+            response = _failure(error)
+        return with_cors(request, response)
+
+    run.__qualname__ = handler.__qualname__
+    run.__module__ = handler.__module__
+    return http_action(run)
+
+
+# -- request parts ---------------------------------------------------------------------------
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, or 400 `Invalid JSON in request body`."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ApiError(400, f"Request body must be at most {MAX_BODY} bytes")
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+        # lone surrogates ("\\ud800") are JSON but not text a document can hold
+        json.dumps(body, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):
+        raise ApiError(400, "Invalid JSON in request body") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    return body
+
+
+_PERCENT = re.compile(r"^(?:[^%]|%[0-9A-Fa-f]{2})*$")
+
+
+def path_segments(request: Request, prefix: str) -> list[str | None]:
+    """The raw path after `prefix` split at `/`, each segment percent-decoded as UTF-8
+    (None for a segment whose encoding is malformed)."""
+    raw_path = request.scope.get("raw_path")
+    raw = raw_path.decode("latin-1") if raw_path else request.url.path
+    raw = raw[raw.find(prefix) + len(prefix) :] if prefix in raw else ""
+    segments: list[str | None] = []
+    for segment in raw.split("/"):
+        try:
+            if not _PERCENT.match(segment):
+                raise ValueError(segment)
+            segments.append(unquote_to_bytes(segment).decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError included
+            segments.append(None)
+    return segments
+
+
+def email_or_id(value: str, message: str) -> dict[str, str]:
+    """`{"email": normalized}` when `value` is an address, `{"id": value}` when it looks like
+    an id, else 400 `message`."""
+    try:
+        return {"email": normalize_email(value)}
+    except AuthFailure:
+        pass
+    if ID_FORMAT.match(value):
+        return {"id": value}
+    raise ApiError(400, message)
+
+
+def checked_email(body: dict[str, Any], name: str, label: str) -> str:
+    """`body[name]` as a normalized address: `<label> is required`, `<label> must be a
+    string`, `Invalid email format`."""
+    value = body.get(name)
+    if value is None:
+        raise ApiError(400, f"{label} is required")
+    if not isinstance(value, str):
+        raise ApiError(400, f"{label} must be a string")
+    try:
+        return normalize_email(value)
+    except AuthFailure:
+        raise ApiError(400, "Invalid email format") from None
+
+
+def primitive(value: Any, label: str) -> str | float | bool | None:
+    """A flat JSON primitive a document can hold, or 400 naming `label`."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number) or (isinstance(value, int) and number != value):
+            raise ApiError(400, f"{label} must be a number a 64-bit float holds exactly")
+        return number
+    raise ApiError(400, f"{label} must be a string, number, boolean or null")
