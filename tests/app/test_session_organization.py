@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from owlat.app import auth
+from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from tests.app.conftest import signed_in, with_organization
@@ -121,3 +124,25 @@ async def test_expired_records_are_purged_and_sessions_refreshed(owlat: Applicat
         "auth:refreshSession", {"sessionId": other.session_id}, internal=True
     )
     assert again.value is False
+
+
+async def test_a_backlog_of_stale_rate_limit_rows_is_purged_in_scheduled_batches(
+    owlat: Application,
+) -> None:
+    backlog = auth.PURGE_BATCH * 2 + 17
+
+    async def fill(ctx: Any) -> None:
+        for n in range(backlog):
+            await ctx.db.insert("rateLimits", {"key": f"ip:{n}", "value": 1.0, "since": 1.0})
+        await ctx.db.insert("rateLimits", {"key": "fresh", "value": 1.0, "since": now_ms()})
+
+    async def keys(ctx: Any) -> list[str]:
+        return [row["key"] for row in await ctx.db.query("rateLimits").collect()]
+
+    await in_mutation(owlat, fill)
+    first = await owlat.run_mutation("auth:purgeExpired", {}, internal=True)
+    assert first.value == auth.PURGE_BATCH
+    async with asyncio.timeout(20):
+        while (remaining := await in_query(owlat, keys)) != ["fresh"]:
+            assert "fresh" in remaining
+            await asyncio.sleep(0.02)

@@ -175,27 +175,28 @@ async def refresh_session(ctx: Any, args: Any) -> bool:
 
 @internal_mutation(args={})
 async def purge_expired(ctx: Any, args: Any) -> float:
-    """Delete expired sessions and tokens and stale rate-limit rows (hourly, in batches);
-    how many were deleted."""
+    """Delete expired sessions and tokens and stale rate-limit rows (hourly, in batches of
+    PURGE_BATCH per table, the next batch scheduled at once while one was full); how many
+    were deleted."""
     now = now_ms()
-    removed = 0
-    for table in ("sessions", "verifications"):
+    removed, full = 0, False
+    for table, index, bound in (
+        ("sessions", "by_expires", ("expiresAt", now)),
+        ("verifications", "by_expires", ("expiresAt", now)),
+        ("rateLimits", "by_since", ("since", now - STALE_RATE_LIMIT_MS)),
+    ):
         rows = (
             await ctx.db.query(table)
-            .with_index("by_expires", lambda q: q.lt("expiresAt", now))
+            .with_index(index, lambda q, bound=bound: q.lt(*bound))
             .take(PURGE_BATCH)
         )
         for row in rows:
             await ctx.db.delete(row["_id"])
         removed += len(rows)
-    stale = (
-        await ctx.db.query("rateLimits")
-        .with_index("by_since", lambda q: q.lt("since", now - STALE_RATE_LIMIT_MS))
-        .take(PURGE_BATCH)
-    )
-    for row in stale:
-        await ctx.db.delete(row["_id"])
-    return float(removed + len(stale))
+        full = full or len(rows) == PURGE_BATCH
+    if full:
+        await ctx.scheduler.run_after(0, internal.auth.purge_expired, {})
+    return float(removed)
 
 
 @internal_query(args={"userId": v.id("users")})
