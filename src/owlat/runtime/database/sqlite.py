@@ -32,6 +32,7 @@ SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 # WAL pages between automatic checkpoints (SQLite's default is 1000): fewer, larger
 # checkpoints cost less per commit; the WAL file is truncated back after each one.
 WAL_AUTOCHECKPOINT_PAGES = 4000
+MMAP_BYTES = 1 << 30  # the largest memory map of the database file per connection
 
 
 def _execute(
@@ -313,6 +314,9 @@ class SqliteEngine:
             connection.execute("PRAGMA busy_timeout = 10000")
             connection.create_function("owlat_lower", 1, _lower, deterministic=True)
             connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+            # Read pages through a memory map instead of read() into a 2 MiB page cache:
+            # halves the cost of the index-entry → document lookups of a long scan.
+            connection.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         except sqlite3.Error as error:
             raise EngineError(f"SQLite: cannot open {self.path}: {error}") from error
         return connection
