@@ -31,6 +31,7 @@ from owlat.app.lib.audience import (
     clean_email,
     clean_property_value,
     invalid,
+    live_document,
     page_options,
     property_definitions,
 )
@@ -128,13 +129,8 @@ async def _create(ctx: Any, organization_id: str, user_id: str | None, args: dic
 
 
 async def _list_id(ctx: Any, organization_id: str, list_id: str) -> str:
-    normalized = ctx.db.normalize_id("mailingLists", list_id)
-    found = None if normalized is None else await ctx.db.get(normalized)
-    if (
-        found is None
-        or found["organizationId"] != organization_id
-        or found.get("deletedAt") is not None
-    ):
+    found = await live_document(ctx, "mailingLists", organization_id, list_id)
+    if found is None:
         raise not_found("List")
     return str(found["_id"])
 

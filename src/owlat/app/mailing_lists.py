@@ -15,7 +15,13 @@ from typing import Any
 
 from owlat.app.lib import list_subscriptions as subs
 from owlat.app.lib import mailer
-from owlat.app.lib.audience import PAGINATION_OPTS, invalid, is_suppressed, page_options
+from owlat.app.lib.audience import (
+    PAGINATION_OPTS,
+    invalid,
+    is_suppressed,
+    live_document,
+    page_options,
+)
 from owlat.app.lib.errors import AuthFailure, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
@@ -56,24 +62,15 @@ async def _manager(ctx: Any) -> MutationContext:
     return context
 
 
-async def _document(ctx: Any, table: str, organization_id: str, document_id: str) -> Any:
-    """The organization's live document of `table`, or None."""
-    normalized = ctx.db.normalize_id(table, document_id)
-    found = None if normalized is None else await ctx.db.get(normalized)
-    if found is None or found["organizationId"] != organization_id or found.get("deletedAt"):
-        return None
-    return dict(found)
-
-
 async def _list(ctx: Any, organization_id: str, list_id: str) -> dict[str, Any]:
-    found = await _document(ctx, "mailingLists", organization_id, list_id)
+    found = await live_document(ctx, "mailingLists", organization_id, list_id)
     if found is None:
         raise not_found("Mailing list")
     return dict(found)
 
 
 async def _contact(ctx: Any, organization_id: str, contact_id: str) -> dict[str, Any]:
-    found = await _document(ctx, "contacts", organization_id, contact_id)
+    found = await live_document(ctx, "contacts", organization_id, contact_id)
     if found is None:
         raise not_found("Contact")
     return dict(found)
@@ -145,7 +142,7 @@ async def list_(ctx: Any, args: Any) -> list[dict[str, Any]]:
 async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
     """The list, or None when it does not exist, is deleted or is another organization's."""
     organization_id = await get_team_id_from_session(ctx)
-    found = await _document(ctx, "mailingLists", organization_id, args["listId"])
+    found = await live_document(ctx, "mailingLists", organization_id, args["listId"])
     return None if found is None else dict(found)
 
 
@@ -320,7 +317,7 @@ async def _for_each_contact(ctx: Any, args: Any, change: MemberChange) -> list[d
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     results: list[dict[str, Any]] = []
     for contact_id in _bulk_ids(args["contactIds"]):
-        contact = await _document(ctx, "contacts", context.team_id, contact_id)
+        contact = await live_document(ctx, "contacts", context.team_id, contact_id)
         if contact is None:
             results.append({"contactId": contact_id, "error": "Contact not found"})
             continue

@@ -193,3 +193,15 @@ def page_options(options: dict[str, Any]) -> dict[str, Any]:
     if options.get("endCursor") is not None:
         cleaned["endCursor"] = options["endCursor"]
     return cleaned
+
+
+async def live_document(
+    ctx: Any, table: str, organization_id: str, document_id: str
+) -> dict[str, Any] | None:
+    """The organization's live (not deleted) document of `table` by id, or None (also for
+    a malformed id or another organization's document)."""
+    normalized = ctx.db.normalize_id(table, document_id)
+    found = None if normalized is None else await ctx.db.get(normalized)
+    if found is None or found["organizationId"] != organization_id or found.get("deletedAt"):
+        return None
+    return dict(found)

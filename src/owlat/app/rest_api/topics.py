@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from owlat.app.lib.api_key_auth import ApiKeyCaller
+from owlat.app.lib.audience import live_document
 from owlat.app.lib.emails import normalize_email
 from owlat.app.lib.errors import AuthFailure, not_found
 from owlat.app.lib.list_subscriptions import subscribe as subscribe_contact
@@ -52,15 +53,10 @@ def _path(request: Request, members: int) -> tuple[str, list[str]]:
 
 
 async def _mailing_list(ctx: Any, organization_id: str, list_id: str) -> dict[str, Any]:
-    normalized = ctx.db.normalize_id("mailingLists", list_id)
-    found = None if normalized is None else await ctx.db.get(normalized)
-    if (
-        found is None
-        or found["organizationId"] != organization_id
-        or found.get("deletedAt") is not None
-    ):
+    found = await live_document(ctx, "mailingLists", organization_id, list_id)
+    if found is None:
         raise not_found("Topic")
-    return dict(found)
+    return found
 
 
 async def _member(ctx: Any, organization_id: str, key: dict[str, str]) -> dict[str, Any]:
