@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import uvicorn
 
     from owlat.runtime.auth import TrustedIssuer
+    from owlat.runtime.database.engine import Engine
     from owlat.runtime.storage import FileStorage
 
 
@@ -143,7 +144,6 @@ def _print_log_lines(lines: Sequence[str]) -> None:
 async def _run_function(options: argparse.Namespace, settings: Settings) -> int:
     from owlat.runtime.app_package import load_app_package
     from owlat.runtime.application import Application, log_lines_of
-    from owlat.runtime.engines import create_engine
     from owlat.runtime.errors import ConvexError, OwlatError
     from owlat.runtime.values import convex_to_json, dumps
 
@@ -151,12 +151,7 @@ async def _run_function(options: argparse.Namespace, settings: Settings) -> int:
     _own_issuers(options.app, settings, options.data_dir, _url(settings.host, settings.site_port))
     app = Application(
         load_app_package(options.app),
-        create_engine(
-            options.data_dir,
-            settings.database_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            pool_size=settings.database_pool_size,
-        ),
+        _engine(settings, options.data_dir),
         storage=_file_storage(settings, options.data_dir, _url(settings.host, settings.port)),
     )
     await app.start()
@@ -259,7 +254,6 @@ async def _create_admin(options: argparse.Namespace, settings: Settings) -> int:
     from owlat.app.lib.passwords import hash_password
     from owlat.runtime.app_package import load_app_package
     from owlat.runtime.application import Application
-    from owlat.runtime.engines import create_engine
     from owlat.runtime.errors import OwlatError
 
     password = options.password or os.environ.get("OWLAT_ADMIN_PASSWORD")
@@ -276,12 +270,7 @@ async def _create_admin(options: argparse.Namespace, settings: Settings) -> int:
         return 2
     app = Application(
         load_app_package(options.app),
-        create_engine(
-            options.data_dir,
-            settings.database_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            pool_size=settings.database_pool_size,
-        ),
+        _engine(settings, options.data_dir),
     )
     await app.start()
     try:
@@ -307,6 +296,18 @@ def _url(host: str, port: int) -> str:
     """The URL of a listening address (a wildcard address is reached on loopback)."""
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _engine(settings: Settings, data_dir: Path) -> Engine:
+    """The configured database engine (SQLite in `data_dir` unless a database URL is set)."""
+    from owlat.runtime.engines import create_engine
+
+    return create_engine(
+        data_dir,
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        pool_size=settings.database_pool_size,
+    )
 
 
 def _file_storage(settings: Settings, data_dir: Path, client_url: str) -> FileStorage:
@@ -354,7 +355,6 @@ def _serve(options: argparse.Namespace, settings: Settings, *, production: bool)
     from owlat.runtime.app_package import load_app_package
     from owlat.runtime.application import Application
     from owlat.runtime.auth import Authenticator, load_or_create_admin_key
-    from owlat.runtime.engines import create_engine
     from owlat.runtime.server import create_server_app
 
     # Before the application installs its log capture: server errors (with tracebacks)
@@ -367,12 +367,7 @@ def _serve(options: argparse.Namespace, settings: Settings, *, production: bool)
     client_url, site_url = (_url(options.host, sock.getsockname()[1]) for sock in sockets)
     application = Application(
         load_app_package(options.app),
-        create_engine(
-            options.data_dir,
-            settings.database_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            pool_size=settings.database_pool_size,
-        ),
+        _engine(settings, options.data_dir),
         scheduler_parallelism=settings.scheduler_parallelism,
         storage=_file_storage(settings, options.data_dir, client_url),
     )
