@@ -155,9 +155,8 @@ async def test_interrupted_actions_fail_and_never_rerun(tmp_path: Path, database
         await app.run_action(
             "jobs:scheduleActions", {"keys": ["slow"], "sleep_ms": 60_000, "log": str(log)}
         )
-        await eventually(
-            lambda: _state_is(app, "inProgress"),
-        )
+        # in progress, and its side effect has happened (the state commits first)
+        await eventually(lambda: _side_effect_started(app, log))
     # closing the application stopped the worker mid-action, like a crash would
     async with open_test_app(APP, tmp_path, database_url=database_url) as app:
         (job,) = (await jobs(app)).values()
@@ -169,6 +168,11 @@ async def test_interrupted_actions_fail_and_never_rerun(tmp_path: Path, database
 
 async def _state_is(app: Application, kind: str) -> bool:
     return set((await states(app)).values()) == {kind}
+
+
+async def _side_effect_started(app: Application, log: Path) -> bool:
+    text = await asyncio.to_thread(lambda: log.read_text() if log.exists() else "")
+    return "start slow" in text and await _state_is(app, "inProgress")
 
 
 async def test_parallelism_is_bounded(tmp_path: Path, database_url: str) -> None:
