@@ -82,6 +82,19 @@ async def with_organization(caller: Caller, slug: str) -> str:
     return str(organization["_id"])
 
 
+async def owner_and_editor(owlat: Application, slug: str = "acme") -> tuple[Caller, Caller, str]:
+    """An owner (admin rights) and an editor, active in one new organization; its id."""
+    owner = await signed_in(owlat, f"owner@{slug}.example")
+    organization_id = await with_organization(owner, slug)
+    editor = await signed_in(owlat, f"editor@{slug}.example")
+    invitation = await owner.mutation(
+        "invitations:invite", {"email": editor.email, "role": "editor"}
+    )
+    await editor.mutation("invitations:accept", {"invitationId": invitation["_id"]})
+    await editor.mutation("organizations:setActive", {"organizationId": organization_id})
+    return owner, editor, organization_id
+
+
 @pytest.fixture
 async def owlat(tmp_path: Path) -> AsyncIterator[Application]:
     instance.configure(tmp_path, BASE_URL, **FAST)  # type: ignore[arg-type]

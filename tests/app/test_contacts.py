@@ -9,23 +9,10 @@ import pytest
 from owlat.app.contacts import RETENTION_MS
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
-from tests.app.conftest import Caller, signed_in, with_organization
+from tests.app.conftest import Caller, owner_and_editor, signed_in, with_organization
 from tests.runtime.conftest import in_mutation, in_query
 
 PAGE = {"numItems": 10, "cursor": None}
-
-
-async def _team(owlat: Application) -> tuple[Caller, Caller, str]:
-    """An owner (admin rights) and an editor of one organization."""
-    owner = await signed_in(owlat, "owner@example.com")
-    organization_id = await with_organization(owner, "acme")
-    editor = await signed_in(owlat, "editor@example.com")
-    invitation = await owner.mutation(
-        "invitations:invite", {"email": editor.email, "role": "editor"}
-    )
-    await editor.mutation("invitations:accept", {"invitationId": invitation["_id"]})
-    await editor.mutation("organizations:setActive", {"organizationId": organization_id})
-    return owner, editor, organization_id
 
 
 async def _rows(owlat: Application, table: str) -> list[dict[str, Any]]:
@@ -44,7 +31,7 @@ async def _timeline(caller: Caller, contact_id: str) -> list[dict[str, Any]]:
 
 
 async def test_create_get_and_timeline(owlat: Application) -> None:
-    owner, editor, organization_id = await _team(owlat)
+    owner, editor, organization_id = await owner_and_editor(owlat)
     contact_id = await owner.mutation(
         "contacts:createFromSession",
         {
@@ -97,7 +84,7 @@ async def test_create_get_and_timeline(owlat: Application) -> None:
 async def test_create_refuses_bad_input(
     owlat: Application, args: dict[str, Any], message: str
 ) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     await owner.mutation("contacts:createFromSession", {"email": "dup@example.com"})
     before = await _rows(owlat, "contacts")
     with pytest.raises(ConvexError, match=message):
@@ -106,7 +93,7 @@ async def test_create_refuses_bad_input(
 
 
 async def test_editors_read_but_do_not_write(owlat: Application) -> None:
-    owner, editor, _ = await _team(owlat)
+    owner, editor, _ = await owner_and_editor(owlat)
     contact_id = await owner.mutation("contacts:createFromSession", {"email": "a@example.com"})
     before = await _rows(owlat, "contacts")
     for path, args in [
@@ -126,7 +113,7 @@ async def test_editors_read_but_do_not_write(owlat: Application) -> None:
 
 
 async def test_update_fields_properties_and_unsubscribe(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     await owner.mutation(
         "contactProperties:create", {"key": "plan", "label": "Plan", "type": "string"}
     )
@@ -201,7 +188,7 @@ async def test_update_fields_properties_and_unsubscribe(owlat: Application) -> N
 async def test_update_refuses_bad_input(
     owlat: Application, args: dict[str, Any], message: str
 ) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     for key, kind in [("plan", "string"), ("seats", "number"), ("vip", "boolean")]:
         await owner.mutation(
             "contactProperties:create", {"key": key, "label": key.title(), "type": kind}
@@ -221,7 +208,7 @@ async def test_update_refuses_bad_input(
 
 
 async def test_date_properties_accept_iso_and_epoch(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     await owner.mutation(
         "contactProperties:create", {"key": "since", "label": "Since", "type": "date"}
     )
@@ -239,7 +226,7 @@ async def test_date_properties_accept_iso_and_epoch(owlat: Application) -> None:
 
 
 async def test_list_newest_first_paginated_and_searchable(owlat: Application) -> None:
-    owner, editor, _ = await _team(owlat)
+    owner, editor, _ = await owner_and_editor(owlat)
     names = [
         ("ada@example.com", "Ada", "Lovelace"),
         ("grace@navy.mil", "Grace", "Hopper"),
@@ -308,7 +295,7 @@ async def test_list_newest_first_paginated_and_searchable(owlat: Application) ->
 
 
 async def test_soft_delete_frees_the_address_and_hides_the_contact(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     contact_id = await owner.mutation("contacts:createFromSession", {"email": "a@example.com"})
     await owner.mutation("contacts:delete", {"contactId": contact_id})
     assert await owner.query("contacts:get", {"contactId": contact_id}) is None
@@ -325,7 +312,7 @@ async def test_soft_delete_frees_the_address_and_hides_the_contact(owlat: Applic
 
 
 async def test_hard_delete_cascades_to_activities(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     keep = await owner.mutation("contacts:createFromSession", {"email": "k@example.com"})
     contact_id = await owner.mutation("contacts:createFromSession", {"email": "a@example.com"})
     await owner.mutation("contacts:update", {"contactId": contact_id, "firstName": "A"})
@@ -339,7 +326,7 @@ async def test_hard_delete_cascades_to_activities(owlat: Application) -> None:
 
 
 async def test_bulk_delete(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     ids = [
         await owner.mutation("contacts:createFromSession", {"email": f"c{i}@example.com"})
         for i in range(3)
@@ -360,7 +347,7 @@ async def test_bulk_delete(owlat: Application) -> None:
 
 
 async def test_purge_removes_contacts_deleted_over_30_days_ago(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     old = await owner.mutation("contacts:createFromSession", {"email": "old@example.com"})
     recent = await owner.mutation("contacts:createFromSession", {"email": "new@example.com"})
     live = await owner.mutation("contacts:createFromSession", {"email": "live@example.com"})
@@ -378,7 +365,7 @@ async def test_purge_removes_contacts_deleted_over_30_days_ago(owlat: Applicatio
 
 
 async def test_properties_define_rename_delete(owlat: Application) -> None:
-    owner, editor, _ = await _team(owlat)
+    owner, editor, _ = await owner_and_editor(owlat)
     plan = await owner.mutation(
         "contactProperties:create", {"key": "plan", "label": " Plan ", "type": "string"}
     )
@@ -427,7 +414,7 @@ async def test_properties_define_rename_delete(owlat: Application) -> None:
 async def test_property_definitions_refuse_bad_input(
     owlat: Application, args: dict[str, Any], message: str
 ) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     await owner.mutation(
         "contactProperties:create", {"key": "taken", "label": "Taken", "type": "string"}
     )
@@ -438,7 +425,7 @@ async def test_property_definitions_refuse_bad_input(
 
 
 async def test_contacts_are_private_to_their_organization(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     contact_id = await owner.mutation("contacts:createFromSession", {"email": "a@example.com"})
     stranger = await signed_in(owlat, "s@example.com")
     await with_organization(stranger, "other")

@@ -14,23 +14,17 @@ import pytest
 from owlat.app.lib import list_subscriptions as subs
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
-from tests.app.conftest import Caller, mail_text, outbox, signed_in, with_organization
+from tests.app.conftest import (
+    Caller,
+    mail_text,
+    outbox,
+    owner_and_editor,
+    signed_in,
+    with_organization,
+)
 from tests.runtime.conftest import in_mutation, in_query
 
 PAGE = {"numItems": 10, "cursor": None}
-
-
-async def _team(owlat: Application) -> tuple[Caller, Caller, str]:
-    """An owner and an editor of one organization."""
-    owner = await signed_in(owlat, "owner@example.com")
-    organization_id = await with_organization(owner, "acme")
-    editor = await signed_in(owlat, "editor@example.com")
-    invitation = await owner.mutation(
-        "invitations:invite", {"email": editor.email, "role": "editor"}
-    )
-    await editor.mutation("invitations:accept", {"invitationId": invitation["_id"]})
-    await editor.mutation("organizations:setActive", {"organizationId": organization_id})
-    return owner, editor, organization_id
 
 
 async def _contact(caller: Caller, email: str, **fields: Any) -> str:
@@ -95,7 +89,7 @@ async def _counts(caller: Caller, list_id: str) -> tuple[int, int]:
 
 
 async def test_create_update_and_names(owlat: Application) -> None:
-    owner, editor, organization_id = await _team(owlat)
+    owner, editor, organization_id = await owner_and_editor(owlat)
     list_id = await editor.mutation(
         "mailingLists:create", {"name": " News ", "description": "Weekly", "displayOrder": 2}
     )
@@ -127,7 +121,7 @@ async def test_create_update_and_names(owlat: Application) -> None:
 
 
 async def test_editor_may_manage_lists_and_members(owlat: Application) -> None:
-    owner, editor, _ = await _team(owlat)
+    owner, editor, _ = await owner_and_editor(owlat)
     list_id = await editor.mutation(
         "mailingLists:create", {"name": "Editors", "requireDoubleOptIn": False}
     )
@@ -152,7 +146,7 @@ async def test_editor_may_manage_lists_and_members(owlat: Application) -> None:
 
 
 async def test_counts_stay_exact_through_the_lifecycle(owlat: Application, tmp_path: Path) -> None:
-    owner, editor, _ = await _team(owlat)
+    owner, editor, _ = await owner_and_editor(owlat)
     plain = await owner.mutation(
         "mailingLists:create", {"name": "Plain", "requireDoubleOptIn": False}
     )
@@ -227,7 +221,7 @@ async def test_counts_stay_exact_through_the_lifecycle(owlat: Application, tmp_p
 
 
 async def test_bulk_delete_of_contacts_fixes_counts(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     list_id = await owner.mutation(
         "mailingLists:create", {"name": "L", "requireDoubleOptIn": False}
     )
@@ -240,7 +234,7 @@ async def test_bulk_delete_of_contacts_fixes_counts(owlat: Application) -> None:
 
 
 async def test_deleting_a_large_list_in_batches(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     keep = await owner.mutation(
         "mailingLists:create", {"name": "Keep", "requireDoubleOptIn": False}
     )
@@ -294,7 +288,7 @@ async def test_deleting_a_large_list_in_batches(owlat: Application) -> None:
 
 
 async def test_bulk_limits_and_per_id_outcomes(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     list_id = await owner.mutation(
         "mailingLists:create", {"name": "L", "requireDoubleOptIn": False}
     )
@@ -324,7 +318,7 @@ async def test_bulk_limits_and_per_id_outcomes(owlat: Application) -> None:
 
 
 async def test_another_organizations_ids_are_refused(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     mine = await owner.mutation("mailingLists:create", {"name": "Mine"})
     my_contact = await _contact(owner, "ada@example.com")
     other = await signed_in(owlat, "other@example.com")
@@ -368,7 +362,7 @@ async def test_another_organizations_ids_are_refused(owlat: Application) -> None
 async def test_members_page_lists_for_contact_and_resend(
     owlat: Application, tmp_path: Path
 ) -> None:
-    owner, editor, _ = await _team(owlat)
+    owner, editor, _ = await owner_and_editor(owlat)
     news = await owner.mutation("mailingLists:create", {"name": "News"})
     plain = await owner.mutation(
         "mailingLists:create", {"name": "Plain", "requireDoubleOptIn": False}
@@ -414,7 +408,7 @@ async def test_members_page_lists_for_contact_and_resend(
 
 
 async def test_doi_tokens_expire(owlat: Application, tmp_path: Path) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     news = await owner.mutation("mailingLists:create", {"name": "News"})
     ada = await _contact(owner, "ada@example.com")
     await owner.mutation("mailingLists:addContact", {"listId": news, "contactId": ada})
@@ -433,7 +427,7 @@ async def test_doi_tokens_expire(owlat: Application, tmp_path: Path) -> None:
 
 
 async def test_no_confirmation_mail_to_a_suppressed_address(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     news = await owner.mutation("mailingLists:create", {"name": "News"})
     ada = await _contact(owner, "ada@example.com")
     bob = await _contact(owner, "bob@example.com")

@@ -20,7 +20,7 @@ from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.subscriptions import QueryKey, SubscriptionManager, canonical_json
-from tests.app.conftest import Caller, Site, signed_in, with_organization
+from tests.app.conftest import Caller, Site, owner_and_editor
 from tests.e2e.sync_harness import RawSocket
 from tests.e2e.sync_messages import add, modify, mutation
 from tests.runtime.conftest import in_mutation, in_query
@@ -46,14 +46,7 @@ NEGATIVE = {"not_equals": "equals", "not_contains": "contains", "not_in_last": "
 
 async def _team(owlat: Application, slug: str = "acme") -> tuple[Caller, Caller, str]:
     """An owner (admin rights) and an editor of one organization with four properties."""
-    owner = await signed_in(owlat, f"owner@{slug}.example")
-    organization_id = await with_organization(owner, slug)
-    editor = await signed_in(owlat, f"editor@{slug}.example")
-    invitation = await owner.mutation(
-        "invitations:invite", {"email": editor.email, "role": "editor"}
-    )
-    await editor.mutation("invitations:accept", {"invitationId": invitation["_id"]})
-    await editor.mutation("organizations:setActive", {"organizationId": organization_id})
+    owner, editor, organization_id = await owner_and_editor(owlat, slug)
     for key, kind in PROPERTIES.items():
         await owner.mutation(
             "contactProperties:create", {"key": key, "label": key.title(), "type": kind}

@@ -278,14 +278,14 @@ async def export_page(ctx: Any, args: Any) -> dict[str, Any]:
 
 @internal_query(args={"importId": v.id("contactImports")})
 async def worker_state(ctx: Any, args: Any) -> dict[str, Any] | None:
-    """The import with its file's blob key and size (None if the file is gone)."""
+    """The import with its file's size (`size` None when the file is gone)."""
     found = await ctx.db.get(args["importId"])
     if found is None:
         return None
     stored = await ctx.db.system.get(found["storageId"])
     if stored is None:
-        return {**found, "blobKey": None, "size": 0}
-    return {**found, "blobKey": stored["key"], "size": int(stored["size"])}
+        return {**found, "size": None}
+    return {**found, "size": int(stored["size"])}
 
 
 @internal_mutation(args={"importId": v.id("contactImports"), "error": v.string()})
@@ -576,9 +576,9 @@ class _ImportFailed(Exception):
 
 async def _work(ctx: Any, state: dict[str, Any]) -> bool:
     """Apply batches until the time slice ends (True: more to do) or the file does."""
-    import_id, key, size = state["_id"], state["storageId"], int(state["size"])
-    if state["blobKey"] is None:
+    if state["size"] is None:
         raise _ImportFailed("The uploaded file was deleted")
+    import_id, key, size = state["_id"], state["storageId"], int(state["size"])
     header, first_row = await _header(ctx, key, size)
     mapping = state["mapping"]
     try:

@@ -270,33 +270,49 @@ def _subscribe_json(result: subs.SubscribeResult) -> dict[str, Any]:
     }
 
 
+async def _add(
+    ctx: Any,
+    mailing_list: dict[str, Any],
+    contact: dict[str, Any],
+    context: MutationContext,
+    skip_doi: bool,
+) -> dict[str, Any]:
+    result = await subs.subscribe(
+        ctx,
+        mailing_list=mailing_list,
+        contact=contact,
+        source="admin",
+        skip_doi=skip_doi,
+        user_id=context.user_id,
+    )
+    return _subscribe_json(result)
+
+
+async def _remove(
+    ctx: Any, mailing_list: dict[str, Any], contact: dict[str, Any], context: MutationContext
+) -> dict[str, Any]:
+    removed = await subs.unsubscribe(
+        ctx, mailing_list=mailing_list, contact=contact, source="admin", user_id=context.user_id
+    )
+    return {"removed": removed}
+
+
 @mutation(args={"listId": v.string(), "contactId": v.string(), "skipDoi": v.optional(v.boolean())})
 async def add_contact(ctx: Any, args: Any) -> dict[str, Any]:
     """Subscribe a contact (source `admin`): `{membershipId, outcome, doiStatus}`."""
     context = await _manager(ctx)
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     contact = await _contact(ctx, context.team_id, args["contactId"])
-    result = await subs.subscribe(
-        ctx,
-        mailing_list=mailing_list,
-        contact=contact,
-        source="admin",
-        skip_doi=bool(args.get("skipDoi")),
-        user_id=context.user_id,
-    )
-    return _subscribe_json(result)
+    return await _add(ctx, mailing_list, contact, context, bool(args.get("skipDoi")))
 
 
 @mutation(args={"listId": v.string(), "contactId": v.string()})
-async def remove_contact(ctx: Any, args: Any) -> dict[str, bool]:
+async def remove_contact(ctx: Any, args: Any) -> dict[str, Any]:
     """`{removed}`: whether the contact was a member (subscribed or pending)."""
     context = await _manager(ctx)
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     contact = await _contact(ctx, context.team_id, args["contactId"])
-    removed = await subs.unsubscribe(
-        ctx, mailing_list=mailing_list, contact=contact, source="admin", user_id=context.user_id
-    )
-    return {"removed": removed}
+    return await _remove(ctx, mailing_list, contact, context)
 
 
 def _bulk_ids(contact_ids: list[str]) -> list[str]:
@@ -337,36 +353,22 @@ async def _for_each_contact(ctx: Any, args: Any, change: MemberChange) -> list[d
 async def add_contacts(ctx: Any, args: Any) -> list[dict[str, Any]]:
     """Subscribe up to 100 contacts: one `{contactId, outcome, doiStatus, membershipId}`
     or `{contactId, error}` per distinct id, in order."""
-
-    async def add(
-        mailing_list: dict[str, Any], contact: dict[str, Any], context: MutationContext
-    ) -> dict[str, Any]:
-        result = await subs.subscribe(
-            ctx,
-            mailing_list=mailing_list,
-            contact=contact,
-            source="admin",
-            skip_doi=bool(args.get("skipDoi")),
-            user_id=context.user_id,
-        )
-        return _subscribe_json(result)
-
-    return await _for_each_contact(ctx, args, add)
+    skip_doi = bool(args.get("skipDoi"))
+    return await _for_each_contact(
+        ctx,
+        args,
+        lambda mailing_list, contact, context: _add(ctx, mailing_list, contact, context, skip_doi),
+    )
 
 
 @mutation(args={"listId": v.string(), "contactIds": v.array(v.string())})
 async def remove_contacts(ctx: Any, args: Any) -> list[dict[str, Any]]:
     """Remove up to 100 contacts: `{contactId, removed}` or `{contactId, error}` per id."""
-
-    async def remove(
-        mailing_list: dict[str, Any], contact: dict[str, Any], context: MutationContext
-    ) -> dict[str, Any]:
-        removed = await subs.unsubscribe(
-            ctx, mailing_list=mailing_list, contact=contact, source="admin", user_id=context.user_id
-        )
-        return {"removed": removed}
-
-    return await _for_each_contact(ctx, args, remove)
+    return await _for_each_contact(
+        ctx,
+        args,
+        lambda mailing_list, contact, context: _remove(ctx, mailing_list, contact, context),
+    )
 
 
 @mutation(args={"contactId": v.string()})
