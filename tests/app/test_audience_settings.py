@@ -10,7 +10,8 @@ import pytest
 from owlat.app.lib.audience import is_suppressed, require_postal_address
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
-from tests.app.test_contacts import _rows, _team
+from tests.app.conftest import owner_and_editor
+from tests.app.test_contacts import _rows
 from tests.runtime.conftest import in_query
 
 PAGE = {"numItems": 10, "cursor": None}
@@ -18,7 +19,7 @@ EMPTY_THEME = {"primaryColor": None, "backgroundColor": None, "textColor": None,
 
 
 async def test_settings_get_and_update(owlat: Application) -> None:
-    owner, editor, organization_id = await _team(owlat)
+    owner, editor, organization_id = await owner_and_editor(owlat)
     empty = await editor.query("organizationSettings:get")
     assert empty == {
         "organizationId": organization_id,
@@ -65,7 +66,7 @@ async def test_settings_get_and_update(owlat: Application) -> None:
 
 
 async def test_editors_cannot_change_settings(owlat: Application) -> None:
-    _, editor, _ = await _team(owlat)
+    _, editor, _ = await owner_and_editor(owlat)
     with pytest.raises(ConvexError, match="^Admin access required$"):
         await editor.mutation("organizationSettings:update", {"postalAddress": "x"})
     assert await _rows(owlat, "organizationSettings") == []
@@ -102,7 +103,7 @@ async def test_editors_cannot_change_settings(owlat: Application) -> None:
 async def test_settings_refuse_bad_input(
     owlat: Application, args: dict[str, Any], message: str
 ) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     await owner.mutation("organizationSettings:update", {"defaultFromName": "Acme"})
     before = await _rows(owlat, "organizationSettings")
     with pytest.raises(ConvexError, match=message):
@@ -111,7 +112,7 @@ async def test_settings_refuse_bad_input(
 
 
 async def test_postal_address_is_required_before_marketing(owlat: Application) -> None:
-    owner, _, organization_id = await _team(owlat)
+    owner, _, organization_id = await owner_and_editor(owlat)
 
     async def postal(ctx: Any) -> str:
         return await require_postal_address(ctx, organization_id)
@@ -126,7 +127,7 @@ async def test_postal_address_is_required_before_marketing(owlat: Application) -
 
 
 async def test_block_check_list_remove(owlat: Application) -> None:
-    owner, editor, organization_id = await _team(owlat)
+    owner, editor, organization_id = await owner_and_editor(owlat)
     first = await owner.mutation(
         "blockedEmails:add",
         {"email": " Bounce@Example.com", "reason": "bounced", "bounceType": "hard"},
@@ -181,7 +182,7 @@ async def test_block_check_list_remove(owlat: Application) -> None:
 
 
 async def test_block_never_downgrades_but_upgrades_unengaged(owlat: Application) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     await owner.mutation("blockedEmails:add", {"email": "a@example.com", "reason": "complained"})
     with pytest.raises(ConvexError, match=r"^a@example.com is already blocked \(complained\)$"):
         await owner.mutation("blockedEmails:add", {"email": "a@example.com", "reason": "manual"})
@@ -213,14 +214,14 @@ async def test_block_never_downgrades_but_upgrades_unengaged(owlat: Application)
 async def test_block_refuses_bad_input(
     owlat: Application, args: dict[str, Any], message: str
 ) -> None:
-    owner, _, _ = await _team(owlat)
+    owner, _, _ = await owner_and_editor(owlat)
     with pytest.raises(ConvexError, match=message):
         await owner.mutation("blockedEmails:add", args)
     assert await _rows(owlat, "blockedEmails") == []
 
 
 async def test_editors_cannot_change_the_suppression_list(owlat: Application) -> None:
-    owner, editor, _ = await _team(owlat)
+    owner, editor, _ = await owner_and_editor(owlat)
     await owner.mutation("blockedEmails:add", {"email": "a@example.com", "reason": "manual"})
     before = await _rows(owlat, "blockedEmails")
     for path, args in [
@@ -233,7 +234,7 @@ async def test_editors_cannot_change_the_suppression_list(owlat: Application) ->
 
 
 async def test_organization_delete_removes_its_audience(owlat: Application) -> None:
-    owner, _, organization_id = await _team(owlat)
+    owner, _, organization_id = await owner_and_editor(owlat)
     await owner.mutation(
         "contactProperties:create", {"key": "plan", "label": "Plan", "type": "string"}
     )
