@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from owlat.app import segment_counts
 from owlat.app.lib.audience import (
     MAX_LABEL,
     PROPERTY_KEY,
@@ -85,19 +86,20 @@ async def create(ctx: Any, args: Any) -> str:
     if key in existing:
         raise invalid("PROPERTY_EXISTS", f'A property with key "{key}" already exists')
     now = now_ms()
-    return str(
-        await ctx.db.insert(
-            "contactProperties",
-            {
-                "organizationId": context.team_id,
-                "key": key,
-                "label": label,
-                "type": args["type"],
-                "createdAt": now,
-                "updatedAt": now,
-            },
-        )
+    property_id = await ctx.db.insert(
+        "contactProperties",
+        {
+            "organizationId": context.team_id,
+            "key": key,
+            "label": label,
+            "type": args["type"],
+            "createdAt": now,
+            "updatedAt": now,
+        },
     )
+    # segments that named an earlier property with this key are counted afresh
+    await segment_counts.restart_for_property(ctx, context.team_id, key)
+    return str(property_id)
 
 
 @mutation(args={"propertyId": v.string(), "label": v.string()})

@@ -13,3 +13,5 @@ crons.hourly("purge deleted contacts", {"minuteUTC": 23}, internal.contacts.purg
 crons.interval(
     "resume stalled imports", {"minutes": 1}, internal.contact_imports.resume_stalled, {}
 )
+# Maintained segment counts: recorded changes folded into their base.
+crons.interval("fold segment counts", {"minutes": 1}, internal.segment_counts.fold, {})

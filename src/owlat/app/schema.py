@@ -16,6 +16,10 @@ ORG_TABLES = (
     "members",
     "invitations",
     "apiKeys",
+    # before contacts: deleting contacts then records no segment count changes
+    "segmentCounts",
+    "segmentCountTotals",
+    "segmentCountDeltas",
     "contacts",
     "contactActivities",
     "contactProperties",
@@ -358,6 +362,47 @@ schema = define_schema(
         )
         .index("by_org", ["organizationId"])
         .index("by_org_name", ["organizationId", "name"]),
+        # Maintained segment counts (segment_counts.py). A segment without relative dates
+        # has one segmentCounts row (what triggers read: rarely written, so contact writes
+        # do not conflict with counting), one segmentCountTotals row (the counted base and
+        # the backfill's position) and segmentCountDeltas rows (written blind by the
+        # contacts trigger, folded into the base by the backfill and a cron).
+        "segmentCounts": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "segmentId": v.id("segments"),
+                "filters": v.any(),
+                "state": v.union(v.literal("counting"), v.literal("ready")),
+                "createdAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_segment", ["segmentId"]),
+        "segmentCountTotals": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "countId": v.id("segmentCounts"),
+                "base": v.number(),
+                # while counting: contacts created at or after this were counted
+                # (the backfill walks from the newest down); absent: none yet
+                "cursor": v.optional(v.number()),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_count", ["countId"]),
+        "segmentCountDeltas": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "countId": v.id("segmentCounts"),
+                "delta": v.number(),
+                # while counting: the changed contact's _creationTime (the backfill
+                # applies the delta only if it had already counted that contact)
+                "contactCreated": v.optional(v.number()),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_count", ["countId"]),
         # CSV imports: one document per run, progress updated per batch
         "contactImports": define_table(
             {

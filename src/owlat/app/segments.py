@@ -2,7 +2,9 @@
 
 The language lives in `lib/segment_filters.py`; every read compiles the tree into one
 database filter on the organization's contacts, so counts and pages are computed by the
-database and, being queries, update live when a contact changes. Relative dates
+database and, being queries, update live when a contact changes. A saved segment's count
+is also kept up to date by the contacts trigger (segment_counts.py), so `count` reads a
+few rows instead of scanning once that count is ready. Relative dates
 (`in_last`) are evaluated when the query runs: a subscribed result re-runs when the data
 it read changes, not merely as time passes. A stored tree that a later property change
 broke (deleted or retyped property) is reported by name rather than counted as zero.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from owlat.app import segment_counts
 from owlat.app.contacts import public
 from owlat.app.lib.audience import PAGINATION_OPTS, invalid, page_options, property_definitions
 from owlat.app.lib.errors import AuthFailure, not_found
@@ -162,10 +165,14 @@ async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 @query(args={"segmentId": v.string()})
 async def count(ctx: Any, args: Any) -> int:
-    """How many live contacts the segment matches now."""
+    """How many live contacts the segment matches now: the maintained count
+    (segment_counts.py) once it is ready, else counted by the database."""
     organization_id = await get_team_id_from_session(ctx)
     segment = await _segment(ctx, organization_id, args["segmentId"])
     predicate = await _segment_predicate(ctx, organization_id, segment)
+    stored = await segment_counts.stored_count(ctx, segment["_id"])
+    if stored is not None:
+        return stored
     return int(await _contacts(ctx, organization_id, predicate).count())
 
 
@@ -252,7 +259,9 @@ async def create(ctx: Any, args: Any) -> str:
     }
     if description:
         record["description"] = description
-    return str(await ctx.db.insert("segments", record))
+    segment_id = await ctx.db.insert("segments", record)
+    await segment_counts.start(ctx, {**record, "_id": segment_id})
+    return str(segment_id)
 
 
 @mutation(
@@ -281,7 +290,10 @@ async def update(ctx: Any, args: Any) -> dict[str, Any]:
     if changes:
         changes["updatedAt"] = now_ms()
         await ctx.db.patch(segment["_id"], changes)
-    return dict(await ctx.db.get(segment["_id"]))
+    updated = dict(await ctx.db.get(segment["_id"]))
+    if "filters" in changes and changes["filters"] != segment["filters"]:
+        await segment_counts.start(ctx, updated)
+    return updated
 
 
 @mutation(args={"segmentId": v.string()})
@@ -289,4 +301,5 @@ async def delete(ctx: Any, args: Any) -> None:
     """Delete the segment (campaigns keep the filters they froze when they were sent)."""
     context = await _manager(ctx)
     segment = await _segment(ctx, context.team_id, args["segmentId"])
+    await segment_counts.stop(ctx, segment["_id"])
     await ctx.db.delete(segment["_id"])

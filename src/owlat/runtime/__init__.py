@@ -9,6 +9,7 @@ from __future__ import annotations
 from owlat.runtime.auth import Auth, UserIdentity
 from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
 from owlat.runtime.crons import CronJobs, cron_jobs
+from owlat.runtime.database.filters import document_filter
 from owlat.runtime.database.query import END_CURSOR
 from owlat.runtime.errors import ConvexError, QueryBuildError
 from owlat.runtime.functions import (
@@ -24,6 +25,7 @@ from owlat.runtime.functions import (
 )
 from owlat.runtime.http_router import ROUTABLE_METHODS, HttpAction, HttpRouter, http_action
 from owlat.runtime.schema import define_schema, define_table
+from owlat.runtime.triggers import Change, Triggers
 from owlat.runtime.types import UNDEFINED, Int64
 from owlat.runtime.values import Validator, v
 
@@ -33,6 +35,7 @@ __all__ = [
     "UNDEFINED",
     "ActionCtx",
     "Auth",
+    "Change",
     "ConvexError",
     "CronJobs",
     "FunctionReference",
@@ -42,6 +45,7 @@ __all__ = [
     "MutationCtx",
     "QueryBuildError",
     "QueryCtx",
+    "Triggers",
     "UserIdentity",
     "Validator",
     "action",
@@ -49,6 +53,7 @@ __all__ = [
     "cron_jobs",
     "define_schema",
     "define_table",
+    "document_filter",
     "http_action",
     "internal",
     "internal_action",

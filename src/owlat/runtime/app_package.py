@@ -1,10 +1,11 @@
-"""Loading an app package: its schema, its functions, and optionally `http` and `crons`.
+"""Loading an app package: its schema, its functions, and optionally http, crons, triggers.
 
 An app package is any importable Python package with a `schema.py` exposing `schema`
 (from `define_schema`), function modules (module-level `@query`/`@mutation`/`@action`
-definitions), and optionally `http.py` exposing `http` (an HttpRouter) and `crons.py`
-exposing `crons`. Each function is registered once, under the module that defines its
-handler, so re-exporting a function elsewhere does not give it a second path.
+definitions), and optionally `http.py` exposing `http` (an HttpRouter), `crons.py`
+exposing `crons` and `triggers.py` exposing `triggers` (runtime/triggers.py). Each function
+is registered once, under the module that defines its handler, so re-exporting a function
+elsewhere does not give it a second path.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from owlat.runtime.errors import SchemaError
 from owlat.runtime.functions import FunctionDefinition, FunctionRegistry, function_path
 from owlat.runtime.schema import SchemaDefinition
+from owlat.runtime.triggers import Triggers, check_triggers
 
 
 @dataclasses.dataclass
@@ -29,6 +31,7 @@ class AppPackage:
     functions: FunctionRegistry
     http: Any = None
     crons: Any = None
+    triggers: Triggers | None = None
 
 
 def _modules(package: ModuleType) -> list[ModuleType]:
@@ -70,4 +73,7 @@ def load_app_package(name: str) -> AppPackage:
         )
     http = getattr(found.get("http"), "http", None)
     crons = getattr(found.get("crons"), "crons", None)
-    return AppPackage(name, schema, registry, http, crons)
+    triggers = check_triggers(
+        getattr(found.get("triggers"), "triggers", None), frozenset(schema.tables)
+    )
+    return AppPackage(name, schema, registry, http, crons, triggers)

@@ -19,6 +19,7 @@ from owlat.runtime.database.api import DatabaseReader, DatabaseWriter
 from owlat.runtime.functions import FunctionKind, FunctionLike
 from owlat.runtime.scheduler import Scheduler
 from owlat.runtime.storage import StorageActions, StorageReader, StorageWriter
+from owlat.runtime.triggers import TriggerRunner
 
 if TYPE_CHECKING:
     from owlat.runtime.application import Application
@@ -45,7 +46,9 @@ class MutationCtx(QueryCtx):
 
     def __init__(self, app: Application, transaction: Transaction, auth: Auth) -> None:
         super().__init__(app, transaction, auth)
-        self.db: DatabaseWriter = DatabaseWriter(transaction)
+        triggers = app.package.triggers
+        runner = None if triggers is None else TriggerRunner(triggers, self)
+        self.db: DatabaseWriter = DatabaseWriter(transaction, triggers=runner)
         self.scheduler = Scheduler(app, transaction)
         self.storage: StorageWriter = StorageWriter(app, transaction)
 

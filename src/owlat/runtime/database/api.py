@@ -7,6 +7,9 @@ newer Convex clients do: `ctx.db.get("contacts", contact_id)`.
 
 Patch spelling in Python: `ctx.db.patch(id, {"a": 1, "b": None, "c": UNDEFINED})` sets `a`,
 sets `b` to null, and removes `c` (`UNDEFINED` is exported by `owlat.runtime`).
+
+A mutation's writer fires the app's triggers (triggers.py) after each write to a table
+that has some.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from owlat.runtime.errors import (
 )
 from owlat.runtime.ids import table_number_of
 from owlat.runtime.schema import SYSTEM_FIELDS
+from owlat.runtime.triggers import Change, TriggerRunner
 from owlat.runtime.types import UNDEFINED, Document
 
 _WRITE_METHODS = frozenset({"insert", "patch", "replace", "delete"})
@@ -119,6 +123,15 @@ class DatabaseReader:
 class DatabaseWriter(DatabaseReader):
     """Read and write access for mutations."""
 
+    def __init__(self, transaction: Transaction, *, triggers: TriggerRunner | None = None) -> None:
+        super().__init__(transaction)
+        self._triggers = triggers
+
+    async def _fire(self, table: TableInfo, document_id: str, old: Document | None) -> None:
+        if self._triggers is not None and self._triggers.watches(table.name):
+            new = self._txn.written(document_id)
+            await self._triggers.fire(Change(table.name, document_id, old, new))
+
     def _fields(self, op: str, value: Any) -> Document:
         if not isinstance(value, dict):
             raise TypeError(f"{op}() takes a dict of fields, got {type(value).__name__}")
@@ -132,7 +145,9 @@ class DatabaseWriter(DatabaseReader):
             if name in fields:
                 raise SchemaError(f"db.insert(): {name} is a system field and cannot be set")
         validated = info.definition.validate(info.name, fields, self._txn.catalog.table_name_of_id)
-        return await self._txn.insert(info, validated)
+        document_id = await self._txn.insert(info, validated)
+        await self._fire(info, document_id, None)
+        return document_id
 
     async def _existing(
         self, op: str, args: tuple[Any, ...], arity: int
@@ -169,14 +184,17 @@ class DatabaseWriter(DatabaseReader):
                 merged[name] = item
         new = self._store("db.patch", table, old, merged)
         await self._txn.update(table, old, new)
+        await self._fire(table, old["_id"], old)
 
     async def replace(self, *args: Any) -> None:
         """Replace a document's fields (keeps `_id` and `_creationTime`)."""
         table, old, (value,) = await self._existing("db.replace", args, 2)
         new = self._store("db.replace", table, old, dict(self._fields("db.replace", value)))
         await self._txn.update(table, old, new)
+        await self._fire(table, old["_id"], old)
 
     async def delete(self, *args: Any) -> None:
         """Delete a document: `delete(id)` or `delete(table, id)`."""
         table, old, _ = await self._existing("db.delete", args, 1)
         await self._txn.delete(table, old)
+        await self._fire(table, old["_id"], old)

@@ -294,3 +294,19 @@ class FilterBuilder:
 
     def is_type(self, operand: Any, name: str) -> Expression:
         return IsType(operand, name)
+
+
+def document_filter(predicate: Callable[[FilterBuilder], Expression]) -> Callable[[Document], bool]:
+    """`predicate` (as given to `query.filter`) as a test of one document in Python: what
+    the filter would keep, for code that must judge a document it already holds (a
+    trigger comparing a document before and after a write)."""
+    expression = predicate(FilterBuilder())
+    if not isinstance(expression, Expression):
+        raise QueryBuildError(
+            f"A filter must return an expression built from q, got {expression!r}"
+        )
+
+    def keeps(document: Document) -> bool:
+        return expression.evaluate(document) is True
+
+    return keeps

@@ -221,6 +221,11 @@ class Transaction:
         self._track(table, document_id, None, revision)
         return document_id
 
+    def written(self, document_id: str) -> Document | None:
+        """The document as this transaction last wrote it (None: deleted or not written)."""
+        revision = self._current.get(document_id)
+        return None if revision is None else revision[0]
+
     async def update(self, table: TableInfo, old: Document, new: Document) -> None:
         """Replace a live document (same `_id` and `_creationTime`) by `new`."""
         writer = self._writer()
