@@ -102,6 +102,15 @@ async def owlat(tmp_path: Path) -> AsyncIterator[Application]:
         yield application
 
 
+@pytest.fixture
+async def owlat_on_both_engines(tmp_path: Path, database_url: str) -> AsyncIterator[Application]:
+    """`owlat` on SQLite and on PostgreSQL; a test module whose behaviour depends on the
+    engine (pushed-down filters, counts) runs on both by redefining `owlat` as this."""
+    instance.configure(tmp_path, BASE_URL, **FAST)  # type: ignore[arg-type]
+    async with open_test_app("owlat.app", tmp_path, database_url=database_url) as application:
+        yield application
+
+
 def outbox(data_dir: Path) -> list[email.message.EmailMessage]:
     folder = data_dir / "outbox"
     if not folder.exists():

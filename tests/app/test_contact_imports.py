@@ -266,8 +266,11 @@ async def test_import_into_a_list(owlat: Application) -> None:
     assert contacts["new@example.com"]["mailingListIds"] == [list_id]
 
 
-async def _queued(owlat: Application, caller: Caller, data: bytes, byte_offset: int = 0) -> str:
-    """A running import created without a worker (the test drives the batches)."""
+async def _queued(
+    owlat: Application, caller: Caller, data: bytes, byte_offset: int = 0, **fields: Any
+) -> str:
+    """A running import created without a worker (the test drives the batches); `fields`
+    override its defaults (e.g. `listId`, `onDuplicate`)."""
     storage_id = await store_file(owlat, data)
     organization = await caller.query("organizations:getActive")
 
@@ -290,6 +293,7 @@ async def _queued(owlat: Application, caller: Caller, data: bytes, byte_offset: 
                     "failed": 0,
                     "createdAt": now,
                     "updatedAt": now,
+                    **fields,
                 },
             )
         )

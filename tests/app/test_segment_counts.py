@@ -14,10 +14,24 @@ from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.functions import FunctionKind
 from tests.app.conftest import Caller
-from tests.app.test_segments import _contacts, _lists, _prop, _reference, _team, _where
-from tests.runtime.conftest import in_query
+from tests.app.test_segments import (
+    _contacts,
+    _lists,
+    _prop,
+    _reference,
+    _team,
+    _where,
+    count_ready,
+)
+from tests.runtime.conftest import in_mutation, in_query
 
 PRO_HIGH = _where(_prop("plan", "equals", "pro"), _prop("score", "gte", 50))
+
+
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on both engines (the filters are pushed down into each one's SQL)."""
+    return owlat_on_both_engines
 
 
 async def _state(owlat: Application, segment_id: str) -> str | None:
@@ -31,14 +45,6 @@ async def _state(owlat: Application, segment_id: str) -> str | None:
 
     state: str | None = await in_query(owlat, read)
     return state
-
-
-async def _ready(owlat: Application, segment_id: str) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            if await _state(owlat, segment_id) == "ready":
-                return
-            await asyncio.sleep(0.02)
 
 
 async def _stored(owlat: Application, segment_id: str) -> int | None:
@@ -113,7 +119,7 @@ async def test_the_count_follows_every_write_path(owlat: Application) -> None:
         {"kind": "list_membership", "listId": list_id, "operator": "not_equals"},
     )
     segment_id = await owner.mutation("segments:create", {"name": "Pro", "filters": filters})
-    await _ready(owlat, segment_id)
+    await count_ready(owlat, segment_id)
     assert await _check(owlat, owner, organization_id, segment_id, filters) > 0
 
     created = await owner.mutation(
@@ -186,10 +192,10 @@ async def test_changed_filters_count_again_and_delete_removes_the_count(
     owner, _, organization_id = await _team(owlat)
     await _contacts(owlat, organization_id, _people(30, 4))
     segment_id = await owner.mutation("segments:create", {"name": "Pro", "filters": PRO_HIGH})
-    await _ready(owlat, segment_id)
+    await count_ready(owlat, segment_id)
     free = _where(_prop("plan", "equals", "free"))
     await owner.mutation("segments:update", {"segmentId": segment_id, "filters": free})
-    await _ready(owlat, segment_id)
+    await count_ready(owlat, segment_id)
     await _check(owlat, owner, organization_id, segment_id, free)
     await owner.mutation("segments:update", {"segmentId": segment_id, "name": "Free"})
     assert await _state(owlat, segment_id) == "ready"  # a rename keeps the count
@@ -215,7 +221,7 @@ async def test_a_property_removed_and_created_again_is_counted_afresh(owlat: App
     owner, _, organization_id = await _team(owlat)
     await _contacts(owlat, organization_id, _people(25, 6))
     segment_id = await owner.mutation("segments:create", {"name": "Pro", "filters": PRO_HIGH})
-    await _ready(owlat, segment_id)
+    await count_ready(owlat, segment_id)
     properties = await owner.query("contactProperties:listFromSession", {})
     score = next(p for p in properties if p["key"] == "score")
     await owner.mutation("contactProperties:remove", {"propertyId": score["_id"]})
@@ -224,7 +230,7 @@ async def test_a_property_removed_and_created_again_is_counted_afresh(owlat: App
     await owner.mutation(
         "contactProperties:create", {"key": "score", "label": "Score", "type": "number"}
     )
-    await _ready(owlat, segment_id)
+    await count_ready(owlat, segment_id)
     assert await _check(owlat, owner, organization_id, segment_id, PRO_HIGH) == 0
     await _contacts(
         owlat, organization_id, [{"email": "back@x.io", "properties": {"plan": "pro", "score": 60}}]
@@ -253,3 +259,69 @@ def test_a_backfill_batch_settles_recorded_changes_by_where_their_contact_was() 
     ]
     first_batch = segment_counts._settle(deltas, float("inf"), 5.0)
     assert first_batch == (0, done)
+
+
+async def test_fold_walks_every_count_in_small_steps(
+    owlat: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, _, organization_id = await _team(owlat)
+    await _contacts(owlat, organization_id, _people(10, 7))
+    filters = [PRO_HIGH, _where(_prop("plan", "equals", "free")), _where(_prop("score", "lt", 30))]
+    segments = []
+    for number, tree in enumerate(filters):
+        segments.append(
+            await owner.mutation("segments:create", {"name": f"S{number}", "filters": tree})
+        )
+    for segment_id in segments:
+        await count_ready(owlat, segment_id)
+    for step in range(6):  # one recorded change row per transaction and count
+        await _contacts(owlat, organization_id, _people(4, 100 + step))
+
+    async def pending(ctx: Any) -> int:
+        return len(await ctx.db.query("segmentCountDeltas").collect())
+
+    assert await in_query(owlat, pending) >= 6
+    monkeypatch.setattr(segment_counts, "FOLD_BATCH", 2)
+    monkeypatch.setattr(segment_counts, "FOLD_COUNTS", 1)
+    assert 0 < await _fold(owlat) <= 2  # the rest follows in scheduled steps
+    async with asyncio.timeout(30):
+        while True:
+            if await in_query(owlat, pending) == 0:
+                break
+            await asyncio.sleep(0.02)
+    for segment_id, tree in zip(segments, filters, strict=True):
+        await _check(owlat, owner, organization_id, segment_id, tree)
+
+
+async def test_a_stalled_backfill_is_resumed(owlat: Application) -> None:
+    owner, _, organization_id = await _team(owlat)
+    await _contacts(owlat, organization_id, _people(15, 8))
+    segment_id = await owner.mutation("segments:create", {"name": "Pro", "filters": PRO_HIGH})
+    await count_ready(owlat, segment_id)
+
+    async def lose_the_backfill(ctx: Any) -> None:  # as if its job had failed at the start
+        row = await (
+            ctx.db.query("segmentCounts")
+            .with_index("by_segment", lambda q: q.eq("segmentId", segment_id))
+            .unique()
+        )
+        await ctx.db.patch(row["_id"], {"state": "counting"})
+        totals = await (
+            ctx.db.query("segmentCountTotals")
+            .with_index("by_count", lambda q: q.eq("countId", row["_id"]))
+            .unique()
+        )
+        await ctx.db.patch(totals["_id"], {"base": 0, "updatedAt": 0})
+
+    await in_mutation(owlat, lose_the_backfill)
+
+    async def resume() -> int:
+        result = await owlat.run(
+            FunctionKind.MUTATION, "segmentCounts:resumeBackfills", {}, internal=True
+        )
+        return int(result.value)
+
+    assert await resume() == 1
+    assert await resume() == 0  # it just moved
+    await count_ready(owlat, segment_id)
+    await _check(owlat, owner, organization_id, segment_id, PRO_HIGH)

@@ -41,6 +41,12 @@ UNIT = {"minutes": 60_000.0, "hours": HOUR, "days": DAY, "weeks": 7 * DAY}
 NEGATIVE = {"not_equals": "equals", "not_contains": "contains", "not_in_last": "in_last"}
 
 
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on both engines (the filters are pushed down into each one's SQL)."""
+    return owlat_on_both_engines
+
+
 # -- setup --------------------------------------------------------------------------------
 
 
@@ -97,6 +103,24 @@ async def _contacts(
         return ids
 
     return list(await in_mutation(owlat, insert))
+
+
+async def count_ready(owlat: Application, segment_id: str) -> None:
+    """Wait until the segment's maintained count (segment_counts.py) is ready."""
+
+    async def state(ctx: Any) -> Any:
+        row = await (
+            ctx.db.query("segmentCounts")
+            .with_index("by_segment", lambda q: q.eq("segmentId", segment_id))
+            .unique()
+        )
+        return None if row is None else row["state"]
+
+    async with asyncio.timeout(30):
+        while True:
+            if await in_query(owlat, state) == "ready":
+                return
+            await asyncio.sleep(0.02)
 
 
 def _where(*conditions: dict[str, Any], logic: str = "AND") -> dict[str, Any]:
@@ -830,6 +854,7 @@ async def test_a_subscribed_count_is_invalidated_by_contact_changes_only(
     segment_id = await owner.mutation(
         "segments:create", {"name": "Pro", "filters": _where(_prop("plan", "equals", "pro"))}
     )
+    await count_ready(owlat, segment_id)  # its backfill's commits would wake the query too
     manager = SubscriptionManager(owlat)
     manager.catch_up()
     key = QueryKey(

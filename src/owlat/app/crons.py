@@ -13,5 +13,11 @@ crons.hourly("purge deleted contacts", {"minuteUTC": 23}, internal.contacts.purg
 crons.interval(
     "resume stalled imports", {"minutes": 1}, internal.contact_imports.resume_stalled, {}
 )
-# Maintained segment counts: recorded changes folded into their base.
+# Maintained segment counts: recorded changes folded into their base; stalled backfills.
 crons.interval("fold segment counts", {"minutes": 1}, internal.segment_counts.fold, {})
+crons.interval(
+    "resume segment count backfills",
+    {"minutes": 1},
+    internal.segment_counts.resume_backfills,
+    {},
+)

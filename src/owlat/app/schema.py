@@ -377,7 +377,8 @@ schema = define_schema(
             }
         )
         .index("by_org", ["organizationId"])
-        .index("by_segment", ["segmentId"]),
+        .index("by_segment", ["segmentId"])
+        .index("by_state", ["state"]),
         "segmentCountTotals": define_table(
             {
                 "organizationId": v.id("organizations"),

@@ -44,9 +44,11 @@ from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import Change, document_filter, internal, internal_mutation, v
 
 BACKFILL_BATCH = 1000
-FOLD_BATCH = 2000
+FOLD_BATCH = 4000  # changes folded per count per transaction
+FOLD_COUNTS = 200  # counts visited per transaction
 DROP_BATCH = 1000
-FOLD_COUNTS = 500  # counts folded per cron run
+MAX_UNFOLDED = 20_000  # a count with more changes not yet folded is answered by a scan
+STALLED_MS = 60_000  # a backfill that has not advanced for this long is started again
 _RELATIVE = frozenset({"in_last", "not_in_last"})
 
 Test = Callable[[Mapping[str, Any]], bool]
@@ -187,7 +189,9 @@ async def stored_count(ctx: Any, segment_id: str) -> int | None:
     if row is None or row["state"] != "ready":
         return None
     totals = await _totals(ctx, row["_id"])
-    deltas = await _deltas(ctx, row["_id"]).collect()
+    deltas = await _deltas(ctx, row["_id"]).take(MAX_UNFOLDED)
+    if len(deltas) == MAX_UNFOLDED:
+        return None  # the fold is far behind: scanning reads less
     return int(totals["base"] + sum(delta["delta"] for delta in deltas))
 
 
@@ -328,25 +332,72 @@ async def backfill(ctx: Any, args: Any) -> None:
     await ctx.scheduler.run_after(0, internal.segment_counts.backfill, {"countId": row["_id"]})
 
 
-@internal_mutation(args={})
+@internal_mutation(
+    args={"from": v.optional(v.id("segmentCounts")), "after": v.optional(v.id("segmentCounts"))}
+)
 async def fold(ctx: Any, args: Any) -> int:
-    """Move the recorded changes of ready counts into their base (a cron runs this every
-    minute so that reading a count stays a few rows); returns how many rows it folded."""
+    """Move the recorded changes of ready counts into their base, so that reading a count
+    stays a few rows (a cron runs this every minute). Walks the counts that have changes
+    in id order (`from` one, or `after` one), at most `FOLD_COUNTS` counts and
+    `FOLD_BATCH` changes per count per transaction, and schedules itself again where it
+    stopped; returns how many rows it folded."""
+    position, inclusive = args.get("from") or args.get("after"), "from" in args
     folded = 0
-    rows = await ctx.db.query("segmentCounts").take(FOLD_COUNTS)
-    for row in rows:
-        if row["state"] != "ready":
-            continue
-        deltas = await _deltas(ctx, row["_id"]).take(FOLD_BATCH)
-        if not deltas:
-            continue
-        totals = await _totals(ctx, row["_id"])
+    for _ in range(FOLD_COUNTS):
+        first = await _next_delta(ctx, position, inclusive)
+        if first is None:
+            return folded
+        count_id, position, inclusive = first["countId"], first["countId"], False
+        row = await ctx.db.get(count_id)
+        if row is not None and row["state"] != "ready":
+            continue  # its backfill settles these
+        deltas = await _deltas(ctx, count_id).take(FOLD_BATCH)
         for delta in deltas:
             await ctx.db.delete(delta["_id"])
-        total = sum(delta["delta"] for delta in deltas)
-        await ctx.db.patch(totals["_id"], {"base": totals["base"] + total, "updatedAt": now_ms()})
         folded += len(deltas)
+        if row is not None:  # else a stopped count's leftovers
+            totals = await _totals(ctx, count_id)
+            total = sum(delta["delta"] for delta in deltas)
+            changes = {"base": totals["base"] + total, "updatedAt": now_ms()}
+            await ctx.db.patch(totals["_id"], changes)
+        if len(deltas) == FOLD_BATCH:
+            await ctx.scheduler.run_after(0, internal.segment_counts.fold, {"from": count_id})
+            return folded
+    await ctx.scheduler.run_after(0, internal.segment_counts.fold, {"after": position})
     return folded
+
+
+async def _next_delta(ctx: Any, position: str | None, inclusive: bool) -> dict[str, Any] | None:
+    """The first recorded change of the first count at or after (`inclusive`) or after
+    `position` (by id; None: from the start)."""
+
+    def start(q: Any) -> Any:
+        if position is None:
+            return q
+        return q.gte("countId", position) if inclusive else q.gt("countId", position)
+
+    found = await ctx.db.query("segmentCountDeltas").with_index("by_count", start).first()
+    return None if found is None else dict(found)
+
+
+@internal_mutation(args={})
+async def resume_backfills(ctx: Any, args: Any) -> int:
+    """Schedule the backfill again for counts that have not advanced for `STALLED_MS`
+    (a scheduled mutation that kept conflicting with contact writes, or a lost job);
+    returns how many. A batch applies at most once, so a second runner does no harm."""
+    resumed = 0
+    stale = now_ms() - STALLED_MS
+    for row in await (
+        ctx.db.query("segmentCounts").with_index("by_state", lambda q: q.eq("state", "counting"))
+    ).take(FOLD_COUNTS):
+        totals = await _totals(ctx, row["_id"])
+        if totals["updatedAt"] < stale:
+            await ctx.db.patch(totals["_id"], {"updatedAt": now_ms()})
+            await ctx.scheduler.run_after(
+                0, internal.segment_counts.backfill, {"countId": row["_id"]}
+            )
+            resumed += 1
+    return resumed
 
 
 @internal_mutation(args={"countId": v.id("segmentCounts")})

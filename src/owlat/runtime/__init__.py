@@ -11,7 +11,7 @@ from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
 from owlat.runtime.crons import CronJobs, cron_jobs
 from owlat.runtime.database.filters import document_filter
 from owlat.runtime.database.query import END_CURSOR
-from owlat.runtime.errors import ConvexError, QueryBuildError
+from owlat.runtime.errors import ConvexError, LimitExceededError, QueryBuildError
 from owlat.runtime.functions import (
     FunctionReference,
     action,
@@ -42,6 +42,7 @@ __all__ = [
     "HttpAction",
     "HttpRouter",
     "Int64",
+    "LimitExceededError",
     "MutationCtx",
     "QueryBuildError",
     "QueryCtx",

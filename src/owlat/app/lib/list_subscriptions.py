@@ -8,7 +8,9 @@ Every membership change keeps three copies exact in the same transaction:
   subscribed **or pending** (segment filters use it; a sender must still check the
   membership's status).
 and writes the contact's timeline (`list_subscribed`, `list_unsubscribed`,
-`list_confirmed`, with metadata listId, listName, source).
+`list_confirmed`, with metadata listId, listName, source). `ListBatch` subscribes many
+contacts to one list in one transaction (imports): the counts move once per batch, and a
+contact it creates is inserted already a member, with no `list_subscribed` activity.
 
 Double opt-in: a subscription needs confirmation iff the list requires it, the caller
 did not pass `skip_doi`, and the contact is not already `confirmed`. The contact then
@@ -188,23 +190,49 @@ async def subscribe(
     existing = await membership(ctx, mailing_list["_id"], contact["_id"])
     if existing is not None:
         return SubscribeResult(existing["_id"], "already_member", doi_status(contact))
+    result, _, delta = await _join(
+        ctx, mailing_list, contact, source=source, skip_doi=skip_doi, user_id=user_id
+    )
+    await _move_counts(ctx, mailing_list["_id"], *delta)
+    return result
+
+
+async def _insert_membership(
+    ctx: Any, mailing_list: dict[str, Any], contact_id: str, status: str, source: str, at: float
+) -> str:
+    membership_id = await ctx.db.insert(
+        "mailingListMembers",
+        {
+            "organizationId": mailing_list["organizationId"],
+            "listId": mailing_list["_id"],
+            "contactId": contact_id,
+            "status": status,
+            "source": source,
+            "addedAt": at,
+        },
+    )
+    return str(membership_id)
+
+
+async def _join(
+    ctx: Any,
+    mailing_list: dict[str, Any],
+    contact: dict[str, Any],
+    *,
+    source: str,
+    skip_doi: bool,
+    user_id: str | None,
+) -> tuple[SubscribeResult, dict[str, Any], tuple[int, int]]:
+    """Make `contact` (current, not a member) a member: its membership, contact changes
+    (starting double opt-in if needed) and `list_subscribed` activity. Returns the result,
+    the contact as it now is, and the (subscribed, pending) deltas the caller applies to
+    the list's counts."""
     now = now_ms()
     required = (
         mailing_list["requireDoubleOptIn"] and not skip_doi and doi_status(contact) != "confirmed"
     )
     status = "pending" if required else "subscribed"
-    membership_id = await ctx.db.insert(
-        "mailingListMembers",
-        {
-            "organizationId": contact["organizationId"],
-            "listId": mailing_list["_id"],
-            "contactId": contact["_id"],
-            "status": status,
-            "source": source,
-            "addedAt": now,
-        },
-    )
-    await _move_counts(ctx, mailing_list["_id"], *_count_delta(status, +1))
+    membership_id = await _insert_membership(ctx, mailing_list, contact["_id"], status, source, now)
     changes: dict[str, Any] = {
         "mailingListIds": _list_ids(contact, add=mailing_list["_id"]),
         "updatedAt": now,
@@ -218,9 +246,102 @@ async def subscribe(
     if required:
         metadata["status"] = "pending"
     await _record(ctx, contact, "list_subscribed", metadata, user_id, now)
+    updated = {k: val for k, val in {**contact, **changes}.items() if val is not UNDEFINED}
+    delta = _count_delta(status, +1)
     if required:
-        return SubscribeResult(str(membership_id), "pending_doi", "pending")
-    return SubscribeResult(str(membership_id), "subscribed", doi_status(contact))
+        return SubscribeResult(membership_id, "pending_doi", "pending"), updated, delta
+    return SubscribeResult(membership_id, "subscribed", doi_status(contact)), updated, delta
+
+
+class ListBatch:
+    """Many subscriptions to one list in one mutation (a contact import's batch).
+
+    Each contact is subscribed as `subscribe` does it, but the list's counts move once,
+    by the batch's sum, in `flush` (call it before the mutation returns; the counts are
+    exact at every commit). A contact created by the batch (`insert_contact`) is written
+    once, already a member. Pass contacts as they are in this transaction: the batch does
+    not re-read them (use the copies `add` and `insert_contact` return)."""
+
+    def __init__(
+        self, ctx: Any, mailing_list: dict[str, Any], *, source: str, user_id: str | None
+    ) -> None:
+        self._ctx = ctx
+        self.mailing_list = mailing_list
+        self._source = source
+        self._user_id = user_id
+        self._members: set[str] = set()  # contacts known to be members
+        self._new_subscribed = 0
+        self._new_pending = 0
+
+    @classmethod
+    async def open(
+        cls, ctx: Any, list_id: str, *, source: str, user_id: str | None
+    ) -> ListBatch | None:
+        """A batch for the list, or None when it is gone (deleted)."""
+        found = await ctx.db.get(list_id)
+        if found is None or found.get("deletedAt") is not None:
+            return None
+        return cls(ctx, dict(found), source=source, user_id=user_id)
+
+    async def insert_contact(
+        self, record: dict[str, Any], activity_type: str, metadata: dict[str, str]
+    ) -> dict[str, Any]:
+        """Insert a new contact (`record`, its fields) as a member, with its creation
+        activity (`activity_type`, `metadata` plus the `listId`); returns it with its id.
+
+        With no double opt-in to ask for, the contact is inserted once with its final
+        `mailingListIds`, next to its membership, and no `list_subscribed` activity (the
+        creation activity names the list). A list asking for double opt-in then subscribes
+        it as `add` does: pending, with a confirmation mail."""
+        _same_organization(self.mailing_list, record)
+        list_id = self.mailing_list["_id"]
+        direct = not self.mailing_list["requireDoubleOptIn"]
+        contact = {**record, "mailingListIds": [list_id]} if direct else dict(record)
+        contact["_id"] = await self._ctx.db.insert("contacts", contact)
+        now = now_ms()
+        metadata = {**metadata, "listId": list_id}
+        await _record(self._ctx, contact, activity_type, metadata, self._user_id, now)
+        if not direct:
+            return await self._subscribe(contact)
+        await _insert_membership(
+            self._ctx, self.mailing_list, contact["_id"], "subscribed", self._source, now
+        )
+        self._members.add(contact["_id"])
+        self._new_subscribed += 1
+        return contact
+
+    async def add(self, contact: dict[str, Any]) -> dict[str, Any]:
+        """Subscribe an existing `contact` (no effect if it is a member); returns the
+        contact as it now is."""
+        _same_organization(self.mailing_list, contact)
+        if contact["_id"] in self._members:
+            return contact
+        if await membership(self._ctx, self.mailing_list["_id"], contact["_id"]) is not None:
+            self._members.add(contact["_id"])
+            return contact
+        return await self._subscribe(contact)
+
+    async def _subscribe(self, contact: dict[str, Any]) -> dict[str, Any]:
+        _, contact, (subscribed, pending) = await _join(
+            self._ctx,
+            self.mailing_list,
+            contact,
+            source=self._source,
+            skip_doi=False,
+            user_id=self._user_id,
+        )
+        self._members.add(contact["_id"])
+        self._new_subscribed += subscribed
+        self._new_pending += pending
+        return contact
+
+    async def flush(self) -> None:
+        """Move the list's counts by what the batch added so far."""
+        if self._new_subscribed or self._new_pending:
+            await _move_counts(
+                self._ctx, self.mailing_list["_id"], self._new_subscribed, self._new_pending
+            )
+        self._new_subscribed = self._new_pending = 0
 
 
 async def _drop(ctx: Any, row: dict[str, Any]) -> None:

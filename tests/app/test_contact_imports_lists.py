@@ -1,0 +1,261 @@
+"""contactImports:* into a mailing list: each new contact written once, already a member;
+existing contacts subscribed as `mailingLists:addContact` does; the list's counts bumped
+once per batch and exact after every batch (lib/list_subscriptions.ListBatch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from owlat.app import contact_imports
+from owlat.runtime.application import Application
+from tests.app.conftest import Caller
+from tests.app.test_contact_imports import _contacts, _import, _owner, _queued
+from tests.app.test_mailing_lists import _assert_exact, _wait_for_mail
+from tests.runtime.conftest import in_mutation, in_query
+
+EMAIL = {"Email": "email", "First": "firstName"}
+
+
+async def _list(caller: Caller, *, doi: bool = False) -> str:
+    return str(
+        await caller.mutation("mailingLists:create", {"name": "News", "requireDoubleOptIn": doi})
+    )
+
+
+async def _activities(owlat: Application) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Every contact's activities `(type, metadata)` by email, oldest first."""
+
+    async def read(ctx: Any) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        emails = {c["_id"]: c["email"] for c in await ctx.db.query("contacts").collect()}
+        found: dict[str, list[tuple[str, dict[str, Any]]]] = {e: [] for e in emails.values()}
+        for row in await ctx.db.query("contactActivities").collect():
+            found[emails[row["contactId"]]].append(
+                (row["activityType"], dict(row.get("metadata") or {}))
+            )
+        return found
+
+    found = await in_query(owlat, read)  # (values come back as JSON: tuples as lists)
+    return {email: [(kind, meta) for kind, meta in rows] for email, rows in found.items()}
+
+
+def _csv(*rows: str) -> bytes:
+    return ("Email,First\n" + "".join(f"{row}\n" for row in rows)).encode()
+
+
+def _batch(import_id: str, rows: list[list[str]], start: float = 0.0) -> dict[str, Any]:
+    return {
+        "importId": import_id,
+        "startOffset": start,
+        "endOffset": start + 1,
+        "columns": ["Email", "First"],
+        "rows": rows,
+    }
+
+
+async def test_new_contacts_are_written_once_and_the_count_once_per_batch(
+    owlat: Application,
+) -> None:
+    owner, _ = await _owner(owlat)
+    list_id = await _list(owner)
+    import_id = await _queued(owlat, owner, b"", listId=list_id)
+    reads = {}
+    for size, start in ((1, 0.0), (40, 1.0)):
+        rows = [[f"n{start:.0f}-{i}@example.com", f"N{i}"] for i in range(size)]
+        result = await owlat.run_mutation(
+            "contactImports:applyBatch", _batch(import_id, rows, start), internal=True
+        )
+        assert result.read_set is not None
+        # no contact is read back or patched after its insert
+        assert result.read_set.intervals("contacts", "by_id") == []
+        reads[size] = (
+            len(result.read_set.intervals("mailingLists", "by_id")),
+            len(result.read_set),
+        )
+    # the list is read as often for 40 rows as for 1; a new row reads its email lookup only
+    assert reads[40][0] == reads[1][0]
+    assert reads[40][1] == reads[1][1] + 39
+    state = await _assert_exact(owlat)
+    assert state["mailingLists"][list_id]["memberCount"] == 41
+    contacts = list(state["contacts"].values())
+    assert all(c["mailingListIds"] == [list_id] for c in contacts)
+    assert {(r["status"], r["source"]) for r in state["mailingListMembers"].values()} == {
+        ("subscribed", "import")
+    }
+    activities = await _activities(owlat)
+    assert all(
+        found == [("imported", {"importId": import_id, "listId": list_id})]
+        for found in activities.values()
+    )
+
+
+@pytest.mark.parametrize("rows_per_batch", [3, contact_imports.BATCH_ROWS])
+async def test_skip_then_update_into_a_list_keeps_counts_exact(
+    owlat: Application, monkeypatch: pytest.MonkeyPatch, rows_per_batch: int
+) -> None:
+    """Duplicates in the file (also across batches), an existing member, an existing
+    unsubscribed non-member, a blocked address and a bad row."""
+    monkeypatch.setattr(contact_imports, "BATCH_ROWS", rows_per_batch)
+    owner, _ = await _owner(owlat)
+    list_id = await _list(owner)
+    member = await owner.mutation("contacts:createFromSession", {"email": "member@example.com"})
+    await owner.mutation("mailingLists:addContact", {"listId": list_id, "contactId": member})
+    other = await owner.mutation("contacts:createFromSession", {"email": "other@example.com"})
+    await owner.mutation("contacts:update", {"contactId": other, "unsubscribed": True})
+    await owner.mutation("blockedEmails:add", {"email": "blocked@example.com", "reason": "bounced"})
+    data = _csv(
+        "new1@example.com,One",
+        "member@example.com,Member",
+        "NEW1@example.com,Again",
+        "other@example.com,Other",
+        "blocked@example.com,Blocked",
+        "bad,X",
+        "new2@example.com,Two",
+        "new1@example.com,Third",
+    )
+    skipped = await _import(owner, data, mapping=EMAIL, listId=list_id)
+    assert (skipped["imported"], skipped["skipped"], skipped["failed"]) == (3, 4, 1)
+    state = await _assert_exact(owlat)
+    assert state["mailingLists"][list_id]["memberCount"] == 5
+    contacts = await _contacts(owner)
+    assert contacts["new1@example.com"]["firstName"] == "One"
+    assert "unsubscribedAt" not in contacts["other@example.com"]  # as addContact does
+    activities = await _activities(owlat)
+    created = [("imported", {"importId": skipped["_id"], "listId": list_id})]
+    # blocked addresses are imported like any other (suppression applies when sending)
+    for email in ("new1@example.com", "new2@example.com", "blocked@example.com"):
+        assert activities[email] == created, email
+    assert [a for a in activities["other@example.com"] if a[0] == "list_subscribed"] == [
+        ("list_subscribed", {"listId": list_id, "listName": "News", "source": "import"})
+    ]
+    assert [a for a, _ in activities["member@example.com"]] == ["created", "list_subscribed"]
+
+    updated = await _import(
+        owner,
+        data + b"new3@example.com,Three\n",
+        mapping=EMAIL,
+        listId=list_id,
+        onDuplicate="update",
+    )
+    # updated: member, NEW1 (One → Again), other, new1 (Again → Third); unchanged: new1's
+    # first row, blocked, new2
+    assert (updated["imported"], updated["updated"], updated["skipped"]) == (1, 4, 3)
+    assert updated["failed"] == 1
+    state = await _assert_exact(owlat)
+    assert state["mailingLists"][list_id]["memberCount"] == 6
+    contacts = await _contacts(owner)
+    assert contacts["new1@example.com"]["firstName"] == "Third"
+    assert contacts["new3@example.com"]["mailingListIds"] == [list_id]
+    assert len(state["mailingListMembers"]) == 6
+
+
+async def test_double_opt_in_list_gets_pending_members_and_mails(
+    owlat: Application, tmp_path: Path
+) -> None:
+    owner, _ = await _owner(owlat)
+    list_id = await _list(owner, doi=True)
+    pending = await owner.mutation("contacts:createFromSession", {"email": "pending@example.com"})
+    await owner.mutation("mailingLists:addContact", {"listId": list_id, "contactId": pending})
+    confirmed = await owner.mutation(
+        "contacts:createFromSession", {"email": "confirmed@example.com"}
+    )
+
+    async def confirm(ctx: Any) -> None:
+        await ctx.db.patch(confirmed, {"doiStatus": "confirmed"})
+
+    await in_mutation(owlat, confirm)
+    data = _csv("new@example.com,New", "confirmed@example.com,", "pending@example.com,")
+    done = await _import(owner, data, mapping=EMAIL, listId=list_id)
+    assert (done["imported"], done["skipped"]) == (1, 2)
+    state = await _assert_exact(owlat)
+    assert (
+        state["mailingLists"][list_id]["memberCount"],
+        state["mailingLists"][list_id]["pendingCount"],
+    ) == (1, 2)
+    contacts = await _contacts(owner)
+    assert contacts["new@example.com"]["doiStatus"] == "pending"
+    statuses = {r["contactId"]: r["status"] for r in state["mailingListMembers"].values()}
+    assert statuses == {
+        contacts["new@example.com"]["_id"]: "pending",
+        confirmed: "subscribed",
+        pending: "pending",
+    }
+    activities = await _activities(owlat)
+    assert activities["new@example.com"] == [
+        ("imported", {"importId": done["_id"], "listId": list_id}),
+        (
+            "list_subscribed",
+            {"listId": list_id, "listName": "News", "source": "import", "status": "pending"},
+        ),
+    ]
+    mails = await _wait_for_mail(tmp_path, 2)
+    assert sorted(m["To"] for m in mails) == ["new@example.com", "pending@example.com"]
+
+
+async def test_the_costliest_batch_fits_in_one_transaction(owlat: Application) -> None:
+    """BATCH_ROWS existing contacts, each changed by `update` and new to the list: the
+    per-row reads the BATCH_ROWS comment counts (4) stay within the transaction's limit."""
+    owner, organization_id = await _owner(owlat)
+    list_id = await _list(owner)
+    rows = contact_imports.BATCH_ROWS
+
+    async def existing(ctx: Any) -> None:
+        for i in range(rows):
+            await ctx.db.insert(
+                "contacts",
+                {
+                    "organizationId": organization_id,
+                    "email": f"c{i}@example.com",
+                    "source": "api",
+                    "properties": {},
+                    "createdAt": 1.0,
+                    "updatedAt": 1.0,
+                },
+            )
+
+    await in_mutation(owlat, existing)
+    import_id = await _queued(owlat, owner, b"", listId=list_id, onDuplicate="update")
+    batch = _batch(import_id, [[f"c{i}@example.com", f"C{i}"] for i in range(rows)])
+    result = await owlat.run_mutation("contactImports:applyBatch", batch, internal=True)
+    assert result.read_set is not None and len(result.read_set) <= 4 * rows + 10
+    found = await owner.query("contactImports:get", {"importId": import_id})
+    assert (found["updated"], found["rowsDone"]) == (rows, rows)
+    state = await _assert_exact(owlat)
+    assert state["mailingLists"][list_id]["memberCount"] == rows
+
+
+async def test_a_deleted_list_fails_the_import(owlat: Application) -> None:
+    owner, _ = await _owner(owlat)
+    list_id = await _list(owner)
+    import_id = await _queued(owlat, owner, b"", listId=list_id)
+    await owner.mutation("mailingLists:delete", {"listId": list_id})
+    result = await owlat.run_mutation(
+        "contactImports:applyBatch", _batch(import_id, [["a@example.com", "A"]]), internal=True
+    )
+    assert result.value == {"byteOffset": 0, "stop": True}
+    found = await owner.query("contactImports:get", {"importId": import_id})
+    assert (found["status"], found["error"]) == ("failed", "The mailing list was deleted")
+    assert found["rowsDone"] == 0 and await _contacts(owner) == {}
+
+
+async def test_a_batch_over_a_transaction_limit_is_split(
+    owlat: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5,000 new rows read 5,000 index ranges (the limit is 4,096): the worker retries
+    the batch in halves, and every row is applied once."""
+    monkeypatch.setattr(contact_imports, "BATCH_ROWS", 5000)
+    owner, _ = await _owner(owlat)
+    list_id = await _list(owner)
+    data = _csv(*(f"u{i}@example.com,U{i}" for i in range(5000)))
+    done = await _import(owner, data, mapping=EMAIL, listId=list_id)
+    assert (done["status"], done["imported"], done["rowsDone"]) == ("completed", 5000, 5000)
+
+    async def recount(ctx: Any) -> list[int]:
+        members = await ctx.db.query("mailingListMembers").collect()
+        contacts = await ctx.db.query("contacts").collect()
+        listed = [c for c in contacts if c.get("mailingListIds") == [list_id]]
+        return [(await ctx.db.get(list_id))["memberCount"], len(members), len(listed)]
+
+    assert await in_query(owlat, recount) == [5000, 5000, 5000]
