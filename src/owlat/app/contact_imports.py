@@ -30,7 +30,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from owlat.app.contacts import clean_fields, live_by_email, name_keys, record_activity
 from owlat.app.lib import csv_import
 from owlat.app.lib.audience import (
     PAGINATION_OPTS,
@@ -41,6 +40,7 @@ from owlat.app.lib.audience import (
     page_options,
     property_definitions,
 )
+from owlat.app.lib.contacts import clean_fields, live_by_email, name_keys, record_activity
 from owlat.app.lib.errors import AuthFailure, not_found
 from owlat.app.lib.list_subscriptions import ListBatch
 from owlat.app.lib.permissions import require_permission

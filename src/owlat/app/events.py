@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.contacts import organization_contact
 from owlat.app.lib.audience import PAGINATION_OPTS, page_options
+from owlat.app.lib.contacts import organization_contact
 from owlat.app.lib.session_organization import get_team_id_from_session
 from owlat.runtime import query, v
 

@@ -51,7 +51,7 @@ MAX_UNFOLDED = 20_000  # a count with more changes not yet folded is answered by
 STALLED_MS = 60_000  # a backfill that has not advanced for this long is started again
 _RELATIVE = frozenset({"in_last", "not_in_last"})
 
-Test = Callable[[Mapping[str, Any]], bool]
+Test = Callable[[dict[str, Any]], bool]
 
 
 @dataclasses.dataclass

@@ -18,8 +18,8 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app import segment_counts
-from owlat.app.contacts import public
 from owlat.app.lib.audience import PAGINATION_OPTS, invalid, page_options, property_definitions
+from owlat.app.lib.contacts import public
 from owlat.app.lib.errors import AuthFailure, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.segment_filters import Predicate, compile, validate

@@ -1,7 +1,7 @@
 """`/api/v1/contacts` (reference §3.4–3.7): list, create, get, update, hard delete.
 
 Each endpoint checks the request's shape, then runs one internal function with the API
-key's organization; that function uses the dashboard's contact code (`owlat.app.contacts`).
+key's organization; that function uses the shared contact code (`owlat.app.lib.contacts`).
 `{idOrEmail}` is looked up by normalized address when it is one, else as a contact id; a
 contact of another organization, a soft-deleted one or an id of another table is
 `Contact not found`.
@@ -15,7 +15,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from owlat.app.contacts import (
+from owlat.app.lib.api_key_auth import ApiKeyCaller
+from owlat.app.lib.contacts import (
     MAX_NAME,
     create_contact,
     hard_delete_contact,
@@ -24,7 +25,6 @@ from owlat.app.contacts import (
     organization_contact,
     update_contact,
 )
-from owlat.app.lib.api_key_auth import ApiKeyCaller
 from owlat.app.lib.errors import AuthFailure, not_found
 from owlat.app.rest_api.wire import (
     ApiError,

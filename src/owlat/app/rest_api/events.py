@@ -14,8 +14,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from owlat.app.contacts import create_contact, live_by_email, record_activity
 from owlat.app.lib.api_key_auth import ApiKeyCaller
+from owlat.app.lib.contacts import create_contact, live_by_email, record_activity
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.rest_api.wire import ApiError, checked_email, data, endpoint, json_object, primitive
 from owlat.app.schema import EVENT_PROPERTY_VALUE
