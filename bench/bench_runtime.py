@@ -1,6 +1,7 @@
 """Runtime core throughput vs raw sqlite3, measured in the same run.
 
-    .venv/bin/python bench/bench_runtime.py [--inserts N] [--points N] [--ranges N] [--repeat N]
+    .venv/bin/python bench/bench_runtime.py [--inserts N] [--points N] [--ranges N]
+        [--bulk N] [--bulk-runs N] [--repeat N]
 
 (1) single-insert mutations/s through the runtime (`messages:send`: argument validation,
 schema validation, id, two index entries, commit timestamp) vs raw sqlite3 inserting the
@@ -8,7 +9,12 @@ same row into an equivalent table (primary key + one secondary index), each inse
 own transaction, both in WAL mode with synchronous=NORMAL;
 (2) indexed point reads/s (`messages:get`) and 100-document range reads/s
 (`messages:list` on a channel of 100 messages) vs raw sqlite3 reading the same rows into
-dicts.
+dicts;
+(3) bulk mutations: one mutation inserting `--bulk` contacts (bench/bulkapp: a table with
+six declared indexes, seven stored with `by_creation_time`) then one patching two indexed
+fields of each of them, in documents/s, vs raw sqlite3 inserting the same rows into a
+table with six secondary indexes with `executemany` in one transaction, then updating them
+the same way.
 Each side runs `--repeat` times on a fresh database (the first run doubles as warm-up); the
 best rate of each is printed, with the durability settings read back from both databases.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sqlite3
 import sys
 import tempfile
@@ -26,10 +33,21 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bulkapp.bulk import contact
 from owlat.runtime.testing import open_test_app
 
 APP = "tests.fixtures.app"
+BULK_APP = "bulkapp"
+BULK_INDEXES = (
+    ("org", "org, creation, id"),
+    ("org_email", "org, email, creation, id"),
+    ("org_created", "org, createdAt, creation, id"),
+    ("org_name_key", "org, nameKey, creation, id"),
+    ("org_last_name_key", "org, lastNameKey, creation, id"),
+    ("deleted_at", "deletedAt, creation, id"),
+)
 
 
 def rate(count: int, seconds: float) -> float:
@@ -125,6 +143,82 @@ async def runtime(data_dir: Path, inserts: int, points: int, ranges: int) -> dic
     }
 
 
+def raw_bulk(path: Path, count: int, runs: int) -> dict[str, Any]:
+    """Bulk inserts then updates of contacts rows, `executemany` in one transaction each."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute(
+        "CREATE TABLE contacts (id TEXT PRIMARY KEY, creation REAL, org TEXT, email TEXT, "
+        "firstName TEXT, lastName TEXT, nameKey TEXT, lastNameKey TEXT, source TEXT, "
+        "properties TEXT, subscribed INTEGER, deletedAt REAL, createdAt REAL, updatedAt REAL"
+        ") WITHOUT ROWID"
+    )
+    for name, columns in BULK_INDEXES:
+        db.execute(f"CREATE INDEX by_{name} ON contacts ({columns})")
+    org = uuid.uuid4().hex
+    insert_seconds = patch_seconds = 0.0
+    for run in range(runs):
+        start = time.perf_counter()
+        rows = []
+        for index in range(run * count, (run + 1) * count):
+            fields = contact(org, index, 1.7e12 + index)
+            rows.append(
+                (
+                    uuid.uuid4().hex,
+                    time.time() * 1000,
+                    org,
+                    fields["email"],
+                    fields["firstName"],
+                    fields["lastName"],
+                    fields["nameKey"],
+                    fields["lastNameKey"],
+                    fields["source"],
+                    json.dumps(fields["properties"]),
+                    1,
+                    None,
+                    fields["createdAt"],
+                    fields["updatedAt"],
+                )
+            )
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(f"INSERT INTO contacts VALUES ({', '.join('?' * 14)})", rows)
+        db.execute("COMMIT")
+        insert_seconds += time.perf_counter() - start
+        start = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "UPDATE contacts SET lastName = ?, lastNameKey = ? WHERE id = ?",
+            [("Renamed", "renamed", row[0]) for row in rows],
+        )
+        db.execute("COMMIT")
+        patch_seconds += time.perf_counter() - start
+    db.close()
+    return {
+        "bulk_insert": rate(count * runs, insert_seconds),
+        "bulk_patch": rate(count * runs, patch_seconds),
+    }
+
+
+async def runtime_bulk(data_dir: Path, count: int, runs: int) -> dict[str, Any]:
+    """`bulk:insert` of `count` contacts per mutation, then `bulk:patch` of them."""
+    async with open_test_app(BULK_APP, data_dir) as app:
+        org = (await app.run_mutation("bulk:org", {})).value
+        insert_seconds = patch_seconds = 0.0
+        for run in range(runs):
+            start = time.perf_counter()
+            args = {"orgId": org, "first": float(run * count), "count": float(count)}
+            ids = (await app.run_mutation("bulk:insert", args)).value
+            insert_seconds += time.perf_counter() - start
+            start = time.perf_counter()
+            await app.run_mutation("bulk:patch", {"ids": ids})
+            patch_seconds += time.perf_counter() - start
+    return {
+        "bulk_insert": rate(count * runs, insert_seconds),
+        "bulk_patch": rate(count * runs, patch_seconds),
+    }
+
+
 def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         key: max(run[key] for run in runs) if key != "settings" else runs[0][key] for key in runs[0]
@@ -136,6 +230,8 @@ def main() -> None:
     parser.add_argument("--inserts", type=int, default=5000)
     parser.add_argument("--points", type=int, default=10000)
     parser.add_argument("--ranges", type=int, default=1000)
+    parser.add_argument("--bulk", type=int, default=1000, help="documents per bulk mutation")
+    parser.add_argument("--bulk-runs", type=int, default=5, help="bulk mutations per run")
     parser.add_argument("--repeat", type=int, default=2)
     options = parser.parse_args()
     raws, ourses = [], []
@@ -149,6 +245,9 @@ def main() -> None:
                     options.ranges,
                 )
             )
+            raws[-1].update(
+                raw_bulk(Path(folder) / f"rawbulk{run}.sqlite3", options.bulk, options.bulk_runs)
+            )
             ourses.append(
                 asyncio.run(
                     runtime(
@@ -157,6 +256,11 @@ def main() -> None:
                         options.points,
                         options.ranges,
                     )
+                )
+            )
+            ourses[-1].update(
+                asyncio.run(
+                    runtime_bulk(Path(folder) / f"owlatbulk{run}", options.bulk, options.bulk_runs)
                 )
             )
     raw, ours = best(raws), best(ourses)
@@ -169,6 +273,8 @@ def main() -> None:
         "insert": "single-insert mutation",
         "point": "indexed point query (by id)",
         "range": "100-document range query",
+        "bulk_insert": f"bulk insert ({options.bulk}/mutation)",
+        "bulk_patch": f"bulk patch ({options.bulk}/mutation)",
     }
     for key, label in labels.items():
         print(f"{label:<34}{ours[key]:>12,.0f}{raw[key]:>16,.0f}{ours[key] / raw[key]:>8.2f}")

@@ -54,7 +54,7 @@ async def _import(
 
 
 async def _finished(caller: Caller, import_id: str) -> dict[str, Any]:
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(60):  # a 5,000-row import on PostgreSQL under load: ~10 s
         while True:
             found = await caller.query("contactImports:get", {"importId": import_id})
             if found["status"] not in ("queued", "running"):

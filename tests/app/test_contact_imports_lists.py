@@ -16,6 +16,13 @@ from tests.app.test_contact_imports import _contacts, _import, _owner, _queued
 from tests.app.test_mailing_lists import _assert_exact, _wait_for_mail
 from tests.runtime.conftest import in_mutation, in_query
 
+
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on SQLite and PostgreSQL."""
+    return owlat_on_both_engines
+
+
 EMAIL = {"Email": "email", "First": "firstName"}
 
 

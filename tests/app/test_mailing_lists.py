@@ -24,6 +24,13 @@ from tests.app.conftest import (
 )
 from tests.runtime.conftest import in_mutation, in_query
 
+
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on SQLite and PostgreSQL."""
+    return owlat_on_both_engines
+
+
 PAGE = {"numItems": 10, "cursor": None}
 
 

@@ -32,6 +32,7 @@ from owlat.runtime.errors import DeveloperError, ValidationError
 from owlat.runtime.types import UNDEFINED, Int64, Value
 from owlat.runtime.values import (
     MAX_ARRAY_LENGTH,
+    MAX_FIELD_NAME_LENGTH,
     MAX_NESTING,
     MAX_OBJECT_FIELDS,
     _check_int64,
@@ -51,6 +52,11 @@ IdResolver: TypeAlias = Callable[[str], "str | None"]
 """Given an id string, the name of the table it belongs to, or None if it is not a valid id."""
 
 _SHOW_LIMIT: Final = 100
+# The exact Python types of canonical values. A validator reports which of them it may
+# accept (`_types`); a union tries a value of one of these types only on those members.
+_KINDS: Final[frozenset[type]] = frozenset(
+    {str, float, int, bool, type(None), Int64, bytes, list, dict}
+)
 
 
 # --- faults with Convex-shaped messages -----------------------------------------------------
@@ -210,6 +216,16 @@ class Validator:
     def _check(self, value: Any, ids: IdResolver | None, depth: int) -> Value:
         raise NotImplementedError
 
+    def _types(self) -> frozenset[type]:
+        """The types in `_KINDS` whose values this validator may accept; it refuses every
+        value of the others (by default: it may accept any)."""
+        return _KINDS
+
+    def max_depth(self) -> int | None:
+        """The deepest nesting of containers a value it accepts can have (`[[1.0]]`: 2);
+        None when only the value model's limit bounds it (`v.any()`)."""
+        return None
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -232,7 +248,15 @@ class StringValidator(Validator):
     __slots__ = ()
 
     def _check(self, value: Any, ids: IdResolver | None, depth: int) -> Value:
+        if type(value) is str and value.isascii():
+            return value
         return _check_string(value, self)
+
+    def _types(self) -> frozenset[type]:
+        return _STR_TYPES
+
+    def max_depth(self) -> int | None:
+        return 0
 
     def describe(self) -> str:
         return "v.string()"
@@ -261,6 +285,12 @@ class FloatValidator(Validator):
             return _int_to_float(int(value))
         raise _Mismatch(value, self)
 
+    def _types(self) -> frozenset[type]:
+        return _NUMBER_TYPES
+
+    def max_depth(self) -> int | None:
+        return 0
+
     def describe(self) -> str:
         return f"v.{self._name}()"
 
@@ -279,6 +309,12 @@ class Int64Validator(Validator):
             return value if type(value) is Int64 else Int64(value)
         raise _Mismatch(value, self)
 
+    def _types(self) -> frozenset[type]:
+        return _INT64_TYPES
+
+    def max_depth(self) -> int | None:
+        return 0
+
     def describe(self) -> str:
         return "v.int64()"
 
@@ -294,6 +330,12 @@ class BooleanValidator(Validator):
             return value
         raise _Mismatch(value, self)
 
+    def _types(self) -> frozenset[type]:
+        return _BOOL_TYPES
+
+    def max_depth(self) -> int | None:
+        return 0
+
     def describe(self) -> str:
         return "v.boolean()"
 
@@ -308,6 +350,12 @@ class NullValidator(Validator):
         if value is None:
             return None
         raise _Mismatch(value, self)
+
+    def _types(self) -> frozenset[type]:
+        return _NULL_TYPES
+
+    def max_depth(self) -> int | None:
+        return 0
 
     def describe(self) -> str:
         return "v.null()"
@@ -325,6 +373,12 @@ class BytesValidator(Validator):
         if isinstance(value, (bytes, bytearray, memoryview)):
             return bytes(value)
         raise _Mismatch(value, self)
+
+    def _types(self) -> frozenset[type]:
+        return _BYTES_TYPES
+
+    def max_depth(self) -> int | None:
+        return 0
 
     def describe(self) -> str:
         return "v.bytes()"
@@ -352,6 +406,12 @@ class IdValidator(Validator):
             if found != self.table:
                 raise _WrongTable(text, found, self.table)
         return text
+
+    def _types(self) -> frozenset[type]:
+        return _STR_TYPES
+
+    def max_depth(self) -> int | None:
+        return 0
 
     def describe(self) -> str:
         return f'v.id("{self.table}")'
@@ -393,6 +453,17 @@ class LiteralValidator(Validator):
             return literal
         raise _LiteralMismatch(value, self)
 
+    def _types(self) -> frozenset[type]:
+        kind = type(self.value)
+        if kind is str:
+            return _STR_TYPES
+        if kind is bool:
+            return _BOOL_TYPES
+        return _NUMBER_TYPES if kind is float else _INT64_TYPES
+
+    def max_depth(self) -> int | None:
+        return 0
+
     def describe(self) -> str:
         return f"v.literal({_display(self.value, _SHOW_LIMIT)})"
 
@@ -413,6 +484,12 @@ class OptionalValidator(Validator):
         if value is UNDEFINED:
             return UNDEFINED
         return self.inner._check(value, ids, depth)
+
+    def _types(self) -> frozenset[type]:
+        return self.inner._types()
+
+    def max_depth(self) -> int | None:
+        return self.inner.max_depth()
 
     def describe(self) -> str:
         return f"v.optional({self.inner.describe()})"
@@ -448,6 +525,12 @@ class ArrayValidator(Validator):
                 raise
         return out
 
+    def _types(self) -> frozenset[type]:
+        return _LIST_TYPES
+
+    def max_depth(self) -> int | None:
+        return _deeper(self.item.max_depth())
+
     def describe(self) -> str:
         return f"v.array({self.item.describe()})"
 
@@ -468,10 +551,13 @@ class ObjectValidator(Validator):
                     f"v.object() field {name!r} needs a validator, not {type(validator).__name__}"
                 )
             self.fields[_definition(_checked_key, name)] = validator
-        # (name, validator of a present value, optional) in declaration order
-        self._plan: tuple[tuple[str, Validator, bool], ...] = tuple(
-            (name, val.inner if isinstance(val, OptionalValidator) else val, val.is_optional)
+        # (name, validator of a present value, optional, the type its check returns as is
+        # when the value is exactly of it: `v.string()` ASCII str, float, bool, None; or
+        # `_NO_SHORTCUT`) in declaration order
+        self._plan: tuple[tuple[str, Validator, bool, type], ...] = tuple(
+            (name, present, val.is_optional, _shortcut(present))
             for name, val in self.fields.items()
+            for present in [val.inner if isinstance(val, OptionalValidator) else val]
         )
 
     def _check(self, value: Any, ids: IdResolver | None, depth: int) -> Value:
@@ -482,13 +568,18 @@ class ObjectValidator(Validator):
         depth += 1
         out: dict[str, Value] = {}
         present = 0
-        for name, validator, optional in self._plan:
+        item: Any
+        for name, validator, optional, shortcut in self._plan:
             item = value.get(name, UNDEFINED)
             if item is UNDEFINED:
                 if optional:
                     continue
                 raise _FieldFault(value, name, self, missing=True)
             present += 1
+            kind = type(item)
+            if kind is shortcut and (kind is not str or item.isascii()):
+                out[name] = item
+                continue
             try:
                 out[name] = validator._check(item, ids, depth)
             except _Fault as fault:
@@ -500,6 +591,13 @@ class ObjectValidator(Validator):
                     field = key if isinstance(key, str) else repr(key)
                     raise _FieldFault(value, field, self, missing=False)
         return out
+
+    def _types(self) -> frozenset[type]:
+        return _DICT_TYPES
+
+    def max_depth(self) -> int | None:
+        depths = [val.max_depth() for val in self.fields.values()]
+        return _deeper(_deepest(depths))
 
     def describe(self) -> str:
         inner = ", ".join(f"{name}: {val.describe()}" for name, val in self.fields.items())
@@ -518,7 +616,7 @@ class ObjectValidator(Validator):
 class RecordValidator(Validator):
     """`v.record(keys, values)`: an object with any valid field names that `keys` accepts."""
 
-    __slots__ = ("keys", "values")
+    __slots__ = ("_any_string_key", "keys", "values")
 
     def __init__(self, keys: Validator, values: Validator) -> None:
         if not _is_key_validator(keys):
@@ -528,6 +626,7 @@ class RecordValidator(Validator):
             )
         self.keys = keys
         self.values = _required(values, "v.record()")
+        self._any_string_key = type(keys) is StringValidator
 
     def _check(self, value: Any, ids: IdResolver | None, depth: int) -> Value:
         if not isinstance(value, dict):
@@ -535,17 +634,25 @@ class RecordValidator(Validator):
         if depth >= MAX_NESTING:
             raise _Fault(f"value is nested more than {MAX_NESTING} levels deep")
         depth += 1
-        check_key = self.keys._check
+        check_key = None if self._any_string_key else self.keys._check
         check_value = self.values._check
         out: dict[str, Value] = {}
         for key, item in value.items():
             if item is UNDEFINED:
                 continue
-            key = _checked_key(key)
-            try:
-                key = check_key(key, ids, depth)
-            except _Fault:
-                raise _BadRecordKey(key, self.keys) from None
+            if not (
+                type(key) is str
+                and key.isascii()
+                and key.isprintable()
+                and not key.startswith("$")
+                and len(key) <= MAX_FIELD_NAME_LENGTH
+            ):
+                key = _checked_key(key)
+            if check_key is not None:  # (a valid field name is a valid `v.string()`)
+                try:
+                    key = check_key(key, ids, depth)
+                except _Fault:
+                    raise _BadRecordKey(key, self.keys) from None
             try:
                 out[key] = check_value(item, ids, depth)
             except _Fault as fault:
@@ -556,6 +663,12 @@ class RecordValidator(Validator):
                 f"object has {len(out)} fields, more than the maximum of {MAX_OBJECT_FIELDS}"
             )
         return out
+
+    def _types(self) -> frozenset[type]:
+        return _DICT_TYPES
+
+    def max_depth(self) -> int | None:
+        return _deeper(self.values.max_depth())
 
     def describe(self) -> str:
         return f"v.record({self.keys.describe()}, {self.values.describe()})"
@@ -571,7 +684,7 @@ class RecordValidator(Validator):
 class UnionValidator(Validator):
     """`v.union(a, b, ...)`: the first member that accepts the value wins."""
 
-    __slots__ = ("_strings", "members")
+    __slots__ = ("_candidates", "_strings", "members")
 
     def __init__(self, *members: Validator) -> None:
         self.members = tuple(_required(member, "v.union()") for member in members)
@@ -584,6 +697,12 @@ class UnionValidator(Validator):
         self._strings: frozenset[str] | None = (
             frozenset(strings) if strings and len(strings) == len(self.members) else None
         )
+        # per type in _KINDS: the members that may accept a value of it, in order (the
+        # others would refuse it, so trying only these picks the same member)
+        self._candidates: dict[type, tuple[Validator, ...]] = {
+            kind: tuple(member for member in self.members if kind in member._types())
+            for kind in _KINDS
+        }
 
     def _check(self, value: Any, ids: IdResolver | None, depth: int) -> Value:
         strings = self._strings
@@ -593,12 +712,18 @@ class UnionValidator(Validator):
             raise _Mismatch(value, self)
         if len(self.members) == 1:
             return self.members[0]._check(value, ids, depth)
-        for member in self.members:
+        for member in self._candidates.get(type(value), self.members):
             try:
                 return member._check(value, ids, depth)
             except _Fault:
                 pass
         raise _Mismatch(value, self)
+
+    def _types(self) -> frozenset[type]:
+        return frozenset().union(*(member._types() for member in self.members))
+
+    def max_depth(self) -> int | None:
+        return _deepest([member.max_depth() for member in self.members])
 
     def describe(self) -> str:
         return f"v.union({', '.join(member.describe() for member in self.members)})"
@@ -620,6 +745,48 @@ class AnyValidator(Validator):
 
     def to_json(self) -> dict[str, Any]:
         return {"type": "any"}
+
+
+_STR_TYPES: Final = frozenset({str})
+_NUMBER_TYPES: Final = frozenset({float, int})
+_INT64_TYPES: Final = frozenset({int, Int64})
+_BOOL_TYPES: Final = frozenset({bool})
+_NULL_TYPES: Final = frozenset({type(None)})
+_BYTES_TYPES: Final = frozenset({bytes})
+_LIST_TYPES: Final = frozenset({list})
+_DICT_TYPES: Final = frozenset({dict})
+
+
+class _NoShortcut:
+    """The type of no value: an object field whose check has no shortcut."""
+
+
+_NO_SHORTCUT: Final = _NoShortcut
+
+
+def _shortcut(validator: Validator) -> type:
+    """The type whose values `validator` returns unchanged without a fault (str: when ASCII;
+    see ObjectValidator._check), or `_NO_SHORTCUT`."""
+    kind = type(validator)
+    if kind is StringValidator:
+        return str
+    if kind is FloatValidator:
+        return float
+    if kind is BooleanValidator:
+        return bool
+    if kind is NullValidator:
+        return type(None)
+    return _NO_SHORTCUT
+
+
+def _deeper(depth: int | None) -> int | None:
+    return None if depth is None else depth + 1
+
+
+def _deepest(depths: list[int | None]) -> int | None:
+    """The largest of `depths` (0 if none), None if any is None (unbounded)."""
+    bounded = [depth for depth in depths if depth is not None]
+    return None if len(bounded) < len(depths) else max(bounded, default=0)
 
 
 def _required(validator: Validator, where: str) -> Validator:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import os
 from functools import lru_cache
-from itertools import accumulate
+from operator import mul
 from typing import Final
 
 from owlat.runtime.errors import InvalidIdError
@@ -105,8 +105,10 @@ def _vint(n: int) -> bytes:
 
 
 def _fletcher16(data: bytes) -> int:
-    running = list(accumulate(data))  # c0 after each byte; c1 is their sum
-    return ((sum(running) & 0xFF) << 8) | (running[-1] & 0xFF)
+    # c0 is the sum of the bytes; c1 the sum of c0 after each byte, in which byte i
+    # (0-based) of n counts n - i times
+    c1: int = sum(map(mul, data, range(len(data), 0, -1)))
+    return ((c1 & 0xFF) << 8) | (sum(data) & 0xFF)
 
 
 @lru_cache(maxsize=1024)

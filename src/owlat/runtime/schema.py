@@ -25,6 +25,7 @@ MAX_FIELDS_PER_INDEX = 16
 MAX_DOCUMENT_DEPTH = 16
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_is_str = str.__instancecheck__
 # User tables are numbered from here on, as on modern Convex deployments (32-char ids).
 FIRST_USER_TABLE_NUMBER = 10001
 
@@ -58,6 +59,15 @@ class TableDefinition:
                 f"define_table() takes a dict of validators or v.object(...), got {fields!r}"
             )
         self.indexes: dict[str, tuple[str, ...]] = {}
+        # field names `validate` accepts without checking them again: the validator's
+        # (valid identifiers not starting with '_'; others are checked and refused)
+        self._valid_names = frozenset(
+            name
+            for name in (() if self.validator is None else self.validator.fields)
+            if _IDENTIFIER.fullmatch(name) and not name.startswith("_")
+        )
+        # how deep a valid document nests (None: unbounded, measured per document)
+        self._max_depth = None if self.validator is None else self.validator.max_depth()
 
     def index(self, name: str, fields: Sequence[str]) -> TableDefinition:
         """Add an index over `fields` (in order); returns the table for chaining."""
@@ -92,6 +102,30 @@ class TableDefinition:
 
     def validate(self, table: str, fields: Document, ids: IdResolver | None) -> Document:
         """Check and normalize a document's user fields (system fields excluded)."""
+        if not (self._valid_names.issuperset(fields) and all(map(_is_str, fields))):
+            self._check_names(table, fields)
+        try:
+            if self.validator is None:
+                normalized: Document = normalize_value(fields)
+            else:
+                normalized = self.validator.validate(fields, "", ids)
+        except ValidationError as error:
+            raise DocumentValidationError(
+                f"Failed to insert or update a document in table {table!r} because it does "
+                f"not match the schema: {error.message}"
+            ) from None
+        bound = self._max_depth
+        if bound is None or bound > MAX_DOCUMENT_DEPTH:
+            depth = _depth(normalized)
+            if depth > MAX_DOCUMENT_DEPTH:
+                raise DocumentValidationError(
+                    f"Document in table {table!r} is nested {depth} levels deep; "
+                    f"the limit is {MAX_DOCUMENT_DEPTH}"
+                )
+        return normalized
+
+    @staticmethod
+    def _check_names(table: str, fields: Document) -> None:
         for name in fields:
             if not isinstance(name, str) or name.startswith("_"):
                 raise DocumentValidationError(
@@ -104,23 +138,6 @@ class TableDefinition:
                     f"{name!r} is not a valid identifier (letters, digits and underscores, "
                     "at most 64 characters)"
                 )
-        try:
-            if self.validator is None:
-                normalized: Document = normalize_value(fields)
-            else:
-                normalized = self.validator.validate(fields, "", ids)
-        except ValidationError as error:
-            raise DocumentValidationError(
-                f"Failed to insert or update a document in table {table!r} because it does "
-                f"not match the schema: {error.message}"
-            ) from None
-        depth = _depth(normalized)
-        if depth > MAX_DOCUMENT_DEPTH:
-            raise DocumentValidationError(
-                f"Document in table {table!r} is nested {depth} levels deep; "
-                f"the limit is {MAX_DOCUMENT_DEPTH}"
-            )
-        return normalized
 
 
 def _depth(value: Any) -> int:

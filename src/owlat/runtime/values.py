@@ -77,6 +77,7 @@ __all__ = [
     "convex_to_clean_json",
     "convex_to_json",
     "dumps",
+    "encode_stored",
     "json_to_convex",
     "loads",
     "normalize_value",
@@ -478,6 +479,32 @@ def _decode_base64(key: str, item: JSONValue, length: int | None) -> bytes:
 
 
 # --- clean JSON ----------------------------------------------------------------------------
+
+
+def encode_stored(value: Value) -> bytes:
+    """`dumps(convex_to_json(value))`, the form documents are stored in; a value made of JSON
+    types only (str, bool, None, finite floats but -0.0, dicts and lists of them: most
+    documents) is serialized as it is, without building its encoded-JSON copy first."""
+    if (type(value) is dict or type(value) is list) and _json_native(value):
+        return dumps(value)
+    return dumps(convex_to_json(value))
+
+
+def _json_native(value: dict[str, Value] | list[Value]) -> bool:
+    """Whether `convex_to_json(value)` would equal `value`."""
+    item: Any
+    for item in value.values() if type(value) is dict else value:
+        t = type(item)
+        if t is str or t is bool or item is None:
+            continue
+        if t is float:
+            if item - item == 0.0 and (item != 0.0 or _copysign(1.0, item) > 0.0):
+                continue
+            return False
+        if (t is dict or t is list) and _json_native(item):
+            continue
+        return False
+    return True
 
 
 def decode_stored(data: bytes) -> Value:

@@ -41,6 +41,8 @@ class Statements:
     delete_document: str
     insert_index_entry: str
     delete_index_entry: str
+    insert_index_entries: str
+    delete_index_keys: str
     scan_asc: str
     scan_desc: str
     scan_where_asc: str

@@ -41,10 +41,10 @@ import asyncio
 import dataclasses
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from owlat.runtime.database.engine import Engine, EngineReader, EngineWriter, StoredIndex
-from owlat.runtime.database.keys import encode_key
+from owlat.runtime.database.keys import encode_key, encode_value
 from owlat.runtime.errors import DocumentValidationError, SchemaError
 from owlat.runtime.ids import table_number_of
 from owlat.runtime.schema import (
@@ -82,6 +82,28 @@ class IndexInfo:
         return encode_key(values)
 
 
+def compile_index_keys(indexes: Sequence[IndexInfo]) -> Callable[[Document], tuple[bytes, ...]]:
+    """`document -> (indexes[0].key(document), indexes[1].key(document), ...)`, fast: each
+    indexed field is read and encoded once however many indexes list it, and the
+    `_creationTime`, `_id` suffix once for all of them."""
+    paths = list(dict.fromkeys(field for index in indexes for field in index.fields))
+    top_level = tuple("." not in path for path in paths)
+    layouts = [tuple(paths.index(field) for field in index.fields) for index in indexes]
+
+    def index_keys(document: Document) -> tuple[bytes, ...]:
+        get = document.get
+        encoded = [
+            encode_value(get(path, UNDEFINED) if plain else field_value(document, path))
+            for path, plain in zip(paths, top_level, strict=True)
+        ]
+        suffix = encode_value(document["_creationTime"]) + encode_value(document["_id"])
+        return tuple(
+            b"".join([encoded[position] for position in layout]) + suffix for layout in layouts
+        )
+
+    return index_keys
+
+
 def field_value(document: Document, path: str) -> object:
     """The value at a dotted field path, or UNDEFINED when absent."""
     value: object = document
@@ -106,6 +128,20 @@ class TableInfo:
     number: int
     definition: TableDefinition
     indexes: dict[str, IndexInfo]
+    # set from `indexes`, in their order: ids, names, None for each (no key), and the
+    # function that computes a document's key in each of them
+    index_ids: tuple[int, ...] = dataclasses.field(init=False, repr=False, compare=False)
+    index_names: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
+    index_absent: tuple[None, ...] = dataclasses.field(init=False, repr=False, compare=False)
+    index_keys: Callable[[Document], tuple[bytes, ...]] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        self.index_ids = tuple(index.index_id for index in self.indexes.values())
+        self.index_names = tuple(index.name for index in self.indexes.values())
+        self.index_absent = (None,) * len(self.indexes)
+        self.index_keys = compile_index_keys(tuple(self.indexes.values()))
 
     @property
     def is_system(self) -> bool:

@@ -24,6 +24,7 @@ another node changed the catalog since it loaded it (catalog.py).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
@@ -149,6 +150,13 @@ class EngineWriter(EngineReader, Protocol):
 
     async def delete_index_entry(self, index_id: int, key: bytes) -> None:
         """Remove an index entry."""
+
+    async def insert_index_entries(self, entries: Sequence[tuple[int, bytes, str]]) -> None:
+        """Add index entries `(index_id, key, document_id)` in one call (SQLite: one
+        executemany; PostgreSQL: one multi-row statement)."""
+
+    async def delete_index_entries(self, entries: Sequence[tuple[int, bytes]]) -> None:
+        """Remove index entries `(index_id, key)` in one call, likewise."""
 
     async def insert_table(self, name: str, number: int) -> None:
         """Register a table."""

@@ -84,10 +84,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import json
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -155,6 +157,12 @@ async def _command(db: _Connection, statement: str) -> None:
         await _execute(db, statement, None, False)
     except psycopg.Error as error:
         raise _translate(error) from error
+
+
+@functools.lru_cache(maxsize=256)
+def _with_rows(template: str, row: str, count: int) -> str:
+    """`template` with its `{rows}` placeholder filled with `count` times `row`."""
+    return template.replace("{rows}", ", ".join([row] * count))
 
 
 class PostgresReader:
@@ -317,6 +325,20 @@ class PostgresWriter(PostgresReader):
 
     async def delete_index_entry(self, index_id: int, key: bytes) -> None:
         self._defer(self._sql.delete_index_entry, (index_id, key))
+
+    async def insert_index_entries(self, entries: Sequence[tuple[int, bytes, str]]) -> None:
+        if len(entries) == 1:
+            self._defer(self._sql.insert_index_entry, entries[0])
+        elif entries:
+            statement = _with_rows(self._sql.insert_index_entries, "(%s, %s, %s)", len(entries))
+            self._defer(statement, tuple(itertools.chain.from_iterable(entries)))
+
+    async def delete_index_entries(self, entries: Sequence[tuple[int, bytes]]) -> None:
+        if len(entries) == 1:
+            self._defer(self._sql.delete_index_entry, entries[0])
+        elif entries:
+            statement = _with_rows(self._sql.delete_index_keys, "(%s, %s)", len(entries))
+            self._defer(statement, tuple(itertools.chain.from_iterable(entries)))
 
     async def insert_table(self, name: str, number: int) -> None:
         await self._write(self._sql.insert_table, (name, number))

@@ -15,6 +15,7 @@ import asyncio
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,13 @@ def _execute(
 ) -> sqlite3.Cursor:
     try:
         return db.execute(statement, params)
+    except sqlite3.Error as error:
+        raise EngineError(f"SQLite: {error}") from error
+
+
+def _execute_many(db: sqlite3.Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    try:
+        db.executemany(statement, rows)
     except sqlite3.Error as error:
         raise EngineError(f"SQLite: {error}") from error
 
@@ -184,6 +192,12 @@ class SqliteWriter(SqliteReader):
 
     async def delete_index_entry(self, index_id: int, key: bytes) -> None:
         _execute(self._db, self._sql.delete_index_entry, (index_id, key))
+
+    async def insert_index_entries(self, entries: Sequence[tuple[int, bytes, str]]) -> None:
+        _execute_many(self._db, self._sql.insert_index_entries, entries)
+
+    async def delete_index_entries(self, entries: Sequence[tuple[int, bytes]]) -> None:
+        _execute_many(self._db, self._sql.delete_index_keys, entries)
 
     async def insert_table(self, name: str, number: int) -> None:
         _execute(self._db, self._sql.insert_table, (name, number))

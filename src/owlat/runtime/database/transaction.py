@@ -3,7 +3,11 @@ read-set recording, write tracking and per-transaction limits.
 
 Writes go straight into the engine transaction (so reads see the transaction's own writes
 and a rollback undoes them); the transaction also remembers each written document's
-revision before its first write, which is what the commit's write set is made of.
+revision before its first write, which is what the commit's write set is made of, and the
+value it last wrote, which answers a point read of that document without asking the engine
+for the same bytes. A document's index entries are written with one engine call, and a
+point read is recorded in the read set (and counted against `max_index_ranges`) once per
+document however often it is repeated.
 
 After-commit callbacks (`after_commit`) are side effects outside the database that must
 happen only if the transaction commits, such as removing a deleted file's blob. They are
@@ -37,7 +41,7 @@ from owlat.runtime.transactions import (
     point_interval,
 )
 from owlat.runtime.types import Document
-from owlat.runtime.values import convex_to_json, decode_stored, dumps
+from owlat.runtime.values import decode_stored, encode_stored
 
 logger = logging.getLogger("owlat.runtime")
 _savepoint_names = itertools.count()
@@ -68,8 +72,12 @@ class Transaction:
         self.writable = writable
         self.limits = limits or TransactionLimits()
         self.read_set = ReadSet()
+        self._point_reads: set[str] = set()  # ids whose by_id point the read set holds
         self._original: dict[str, tuple[TableInfo, _Revision | None]] = {}
         self._current: dict[str, _Revision | None] = {}
+        # the stored value of each document this transaction wrote (None: deleted), which
+        # is what the engine would return for it: `get` answers from here
+        self._written_values: dict[str, bytes | None] = {}
         self.documents_read = 0
         self.bytes_read = 0
         self.index_ranges_read = 0
@@ -110,10 +118,16 @@ class Transaction:
             )
 
     async def get(self, table: TableInfo, document_id: str) -> Document | None:
-        """Point read by id; recorded even when the document does not exist."""
-        self._count_range()
-        self.read_set.add(table.name, BY_ID, point_interval(id_key(document_id)))
-        value = await self.engine.get_document(document_id)
+        """Point read by id; recorded even when the document does not exist, once per id
+        (reading the same document again adds no range to the read set or the limit)."""
+        if document_id not in self._point_reads:
+            self._count_range()
+            self.read_set.add(table.name, BY_ID, point_interval(id_key(document_id)))
+            self._point_reads.add(document_id)
+        if document_id in self._written_values:
+            value = self._written_values[document_id]
+        else:
+            value = await self.engine.get_document(document_id)
         if value is None:
             return None
         self._count_read(len(value))
@@ -170,7 +184,7 @@ class Transaction:
         return engine
 
     def _encode(self, table: TableInfo, document: Document) -> bytes:
-        value = dumps(convex_to_json(document))
+        value = encode_stored(document)
         if len(value) > self.limits.max_document_bytes:
             raise LimitExceededError(
                 f"Document in table {table.name!r} is {len(value)} bytes; the limit is "
@@ -199,7 +213,7 @@ class Transaction:
 
     def _revision(self, table: TableInfo, document: Document) -> _Revision:
         """A document with its index keys (in `table.indexes` order), computed once."""
-        return document, tuple(index.key(document) for index in table.indexes.values())
+        return document, table.index_keys(document)
 
     def _stored_revision(self, table: TableInfo, document: Document) -> _Revision:
         """The revision of a document read from the engine, reusing keys computed here."""
@@ -214,10 +228,13 @@ class Transaction:
         document_id = new_id(table.number)
         document = {"_id": document_id, "_creationTime": self.clock.next_creation_time()}
         document.update(fields)
-        await writer.insert_document(document_id, table.number, self._encode(table, document))
+        value = self._encode(table, document)
+        await writer.insert_document(document_id, table.number, value)
+        self._written_values[document_id] = value
         revision = self._revision(table, document)
-        for index, key in zip(table.indexes.values(), revision[1], strict=True):
-            await writer.insert_index_entry(index.index_id, key, document_id)
+        await writer.insert_index_entries(
+            list(zip(table.index_ids, revision[1], itertools.repeat(document_id)))
+        )
         self._track(table, document_id, None, revision)
         return document_id
 
@@ -230,14 +247,20 @@ class Transaction:
         """Replace a live document (same `_id` and `_creationTime`) by `new`."""
         writer = self._writer()
         document_id = old["_id"]
-        await writer.update_document(document_id, self._encode(table, new))
+        value = self._encode(table, new)
+        await writer.update_document(document_id, value)
+        self._written_values[document_id] = value
         before, after = self._stored_revision(table, old), self._revision(table, new)
-        for index, old_key, new_key in zip(
-            table.indexes.values(), before[1], after[1], strict=True
-        ):
-            if old_key != new_key:
-                await writer.delete_index_entry(index.index_id, old_key)
-                await writer.insert_index_entry(index.index_id, new_key, document_id)
+        changed = [
+            (index_id, old_key, new_key)
+            for index_id, old_key, new_key in zip(table.index_ids, before[1], after[1], strict=True)
+            if old_key != new_key
+        ]
+        if changed:
+            await writer.delete_index_entries([(index_id, key) for index_id, key, _ in changed])
+            await writer.insert_index_entries(
+                [(index_id, key, document_id) for index_id, _, key in changed]
+            )
         self._track(table, document_id, before, after)
 
     async def delete(self, table: TableInfo, old: Document) -> None:
@@ -245,9 +268,9 @@ class Transaction:
         writer = self._writer()
         document_id = old["_id"]
         before = self._stored_revision(table, old)
-        for index, key in zip(table.indexes.values(), before[1], strict=True):
-            await writer.delete_index_entry(index.index_id, key)
+        await writer.delete_index_entries(list(zip(table.index_ids, before[1], strict=True)))
         await writer.delete_document(document_id)
+        self._written_values[document_id] = None
         self._track(table, document_id, before, None)
 
     @asynccontextmanager
@@ -259,6 +282,7 @@ class Transaction:
             return
         name = f"owlat_{next(_savepoint_names)}"
         original, current = dict(self._original), dict(self._current)
+        written_values = dict(self._written_values)
         counters = (
             self.documents_written,
             self.bytes_written,
@@ -272,6 +296,7 @@ class Transaction:
         except BaseException:
             await writer.rollback_to_savepoint(name)
             self._original, self._current = original, current
+            self._written_values = written_values
             (
                 self.documents_written,
                 self.bytes_written,
@@ -322,18 +347,19 @@ class Transaction:
             new_document = None if new is None else new[0]
             if old_document == new_document:
                 continue
-            documents.append(DocumentChange(table.name, document_id, old_document, new_document))
+            name = table.name
+            documents.append(DocumentChange(name, document_id, old_document, new_document))
             key = id_key(document_id)
-            keys.append(
-                IndexKeyChange(table.name, BY_ID, key if old else None, key if new else None)
-            )
-            for position, index in enumerate(table.indexes.values()):
-                keys.append(
-                    IndexKeyChange(
-                        table.name,
-                        index.name,
-                        None if old is None else old[1][position],
-                        None if new is None else new[1][position],
+            keys.append(IndexKeyChange(name, BY_ID, key if old else None, key if new else None))
+            absent = table.index_absent
+            old_keys = absent if old is None else old[1]
+            new_keys = absent if new is None else new[1]
+            keys.extend(
+                [
+                    IndexKeyChange(name, index, old_key, new_key)
+                    for index, old_key, new_key in zip(
+                        table.index_names, old_keys, new_keys, strict=True
                     )
-                )
+                ]
+            )
         return WriteSet(tuple(documents), tuple(keys))

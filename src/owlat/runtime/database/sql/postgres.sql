@@ -155,6 +155,16 @@ INSERT INTO owlat_index_entries (index_id, key, document_id) VALUES (%s, %s, %s)
 -- Remove one index entry.
 DELETE FROM owlat_index_entries WHERE index_id = %s AND key = %s;
 
+-- name: insert_index_entries
+-- Add index entries in one statement; {rows} is filled per call with one `(%s, %s, %s)` per
+-- entry (index_id, key, document_id). Scalar parameters: psycopg dumps arrays far slower.
+INSERT INTO owlat_index_entries (index_id, key, document_id) VALUES {rows};
+
+-- name: delete_index_keys
+-- Remove index entries in one statement; {rows} is filled per call with one `(%s, %s)` per
+-- entry (index_id, key).
+DELETE FROM owlat_index_entries WHERE (index_id, key) IN ({rows});
+
 -- name: scan_asc
 -- Documents of an index range [low, high) in key order. With index_id fixed by equality,
 -- ORDER BY key matches the primary key (index_id, key), so the plan is one ordered index

@@ -121,6 +121,14 @@ INSERT INTO owlat_index_entries (index_id, key, document_id) VALUES (?, ?, ?);
 -- Remove one index entry.
 DELETE FROM owlat_index_entries WHERE index_id = ? AND key = ?;
 
+-- name: insert_index_entries
+-- Add index entries: run with executemany, once per (index_id, key, document_id).
+INSERT INTO owlat_index_entries (index_id, key, document_id) VALUES (?, ?, ?);
+
+-- name: delete_index_keys
+-- Remove index entries: run with executemany, once per (index_id, key).
+DELETE FROM owlat_index_entries WHERE index_id = ? AND key = ?;
+
 -- name: scan_asc
 -- Documents of an index range [low, high) in key order. The primary key (index_id, key)
 -- makes this a single b-tree range walk; the join is a primary-key lookup per row.
