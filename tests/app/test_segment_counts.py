@@ -22,6 +22,7 @@ from tests.app.test_segments import (
     _team,
     _where,
     count_ready,
+    count_state,
 )
 from tests.runtime.conftest import in_mutation, in_query
 
@@ -32,19 +33,6 @@ PRO_HIGH = _where(_prop("plan", "equals", "pro"), _prop("score", "gte", 50))
 async def owlat(owlat_on_both_engines: Application) -> Application:
     """These tests run on both engines (the filters are pushed down into each one's SQL)."""
     return owlat_on_both_engines
-
-
-async def _state(owlat: Application, segment_id: str) -> str | None:
-    async def read(ctx: Any) -> Any:
-        row = await (
-            ctx.db.query("segmentCounts")
-            .with_index("by_segment", lambda q: q.eq("segmentId", segment_id))
-            .unique()
-        )
-        return None if row is None else row["state"]
-
-    state: str | None = await in_query(owlat, read)
-    return state
 
 
 async def _stored(owlat: Application, segment_id: str) -> int | None:
@@ -166,7 +154,7 @@ async def test_writes_while_the_backfill_runs_are_counted_once(
     segment_id = await owner.mutation("segments:create", {"name": "Pro", "filters": PRO_HIGH})
     rng = random.Random(3)
     steps = 0
-    while await _state(owlat, segment_id) != "ready":
+    while await count_state(owlat, segment_id) != "ready":
         steps += 1
         choice = rng.random()
         if choice < 0.4:  # old contacts, on both sides of the backfill's cursor
@@ -198,9 +186,9 @@ async def test_changed_filters_count_again_and_delete_removes_the_count(
     await count_ready(owlat, segment_id)
     await _check(owlat, owner, organization_id, segment_id, free)
     await owner.mutation("segments:update", {"segmentId": segment_id, "name": "Free"})
-    assert await _state(owlat, segment_id) == "ready"  # a rename keeps the count
+    assert await count_state(owlat, segment_id) == "ready"  # a rename keeps the count
     await owner.mutation("segments:delete", {"segmentId": segment_id})
-    assert await _state(owlat, segment_id) is None
+    assert await count_state(owlat, segment_id) is None
 
     async def leftovers(ctx: Any) -> int:
         return len(await ctx.db.query("segmentCountTotals").collect())
@@ -213,7 +201,7 @@ async def test_relative_dates_are_counted_by_scanning(owlat: Application) -> Non
     await _contacts(owlat, organization_id, _people(5, 5))
     recent = _where(_prop("createdAt", "in_last", {"amount": 1, "unit": "days"}))
     segment_id = await owner.mutation("segments:create", {"name": "New", "filters": recent})
-    assert await _state(owlat, segment_id) is None
+    assert await count_state(owlat, segment_id) is None
     assert await owner.query("segments:count", {"segmentId": segment_id}) == 5
 
 

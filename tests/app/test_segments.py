@@ -105,10 +105,10 @@ async def _contacts(
     return list(await in_mutation(owlat, insert))
 
 
-async def count_ready(owlat: Application, segment_id: str) -> None:
-    """Wait until the segment's maintained count (segment_counts.py) is ready."""
+async def count_state(owlat: Application, segment_id: str) -> str | None:
+    """The state of the segment's maintained count (segment_counts.py), None if none."""
 
-    async def state(ctx: Any) -> Any:
+    async def read(ctx: Any) -> Any:
         row = await (
             ctx.db.query("segmentCounts")
             .with_index("by_segment", lambda q: q.eq("segmentId", segment_id))
@@ -116,9 +116,15 @@ async def count_ready(owlat: Application, segment_id: str) -> None:
         )
         return None if row is None else row["state"]
 
+    state: str | None = await in_query(owlat, read)
+    return state
+
+
+async def count_ready(owlat: Application, segment_id: str) -> None:
+    """Wait until the segment's maintained count is ready."""
     async with asyncio.timeout(30):
         while True:
-            if await in_query(owlat, state) == "ready":
+            if await count_state(owlat, segment_id) == "ready":
                 return
             await asyncio.sleep(0.02)
 
