@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.subscriptions import QueryKey, SubscriptionManager, canonical_json
 from tests.app.conftest import Caller, Site, owner_and_editor
+from tests.app.test_mailing_lists import _confirm, _doi_token, _wait_for_mail
 from tests.e2e.sync_harness import RawSocket
 from tests.e2e.sync_messages import add, modify, mutation
 from tests.runtime.conftest import in_mutation, in_query
@@ -381,7 +383,9 @@ async def test_email_activity_list_membership_and_soft_deletes(owlat: Applicatio
         assert await _emails(owner, filters) == expected, filters
 
 
-async def test_list_membership_follows_the_mailing_lists_module(owlat: Application) -> None:
+async def test_list_membership_follows_the_mailing_lists_module(
+    owlat: Application, tmp_path: Path
+) -> None:
     owner, _, _ = await _team(owlat)
     news = await owner.mutation(
         "mailingLists:create", {"name": "News", "requireDoubleOptIn": False}
@@ -399,6 +403,23 @@ async def test_list_membership_follows_the_mailing_lists_module(owlat: Applicati
     assert await owner.query("segments:count", {"segmentId": segment_id}) == 1
     assert await owner.query("segments:matches", {"segmentId": segment_id, "contactId": ann})
     assert not await owner.query("segments:matches", {"segmentId": segment_id, "contactId": bob})
+    # a double opt-in list's member counts once confirmed, not while pending
+    confirm = await owner.mutation(
+        "mailingLists:create", {"name": "Confirm", "requireDoubleOptIn": True}
+    )
+    confirmed = _where({"kind": "list_membership", "listId": confirm, "operator": "equals"})
+    pending_segment = await owner.mutation(
+        "segments:create", {"name": "Confirm", "filters": confirmed}
+    )
+    added = await owner.mutation("mailingLists:addContact", {"listId": confirm, "contactId": bob})
+    assert added["outcome"] == "pending_doi"
+    assert await owner.query("segments:count", {"segmentId": pending_segment}) == 0
+    assert await owner.query("segments:countFilters", {"filters": confirmed}) == 0
+
+    (mail,) = await _wait_for_mail(tmp_path, 1)
+    assert (await _confirm(owlat, _doi_token(mail))).confirmed_lists == 1
+    assert await owner.query("segments:count", {"segmentId": pending_segment}) == 1
+    assert await owner.query("segments:countFilters", {"filters": confirmed}) == 1
     await owner.mutation("mailingLists:delete", {"listId": news})
     with pytest.raises(ConvexError, match=f'^conditions\\[0\\].listId: mailing list "{news}"'):
         await owner.query("segments:countFilters", {"filters": member})

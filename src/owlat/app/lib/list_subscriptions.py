@@ -4,9 +4,9 @@ Every membership change keeps three copies exact in the same transaction:
 - `mailingListMembers`: one row per (list, contact), status `subscribed` or `pending`
   (waiting for the contact's double opt-in confirmation);
 - `mailingLists.memberCount` (subscribed rows) and `pendingCount` (pending rows);
-- `contacts.mailingListIds`: the ids of the lists where the contact has a membership,
-  subscribed **or pending** (segment filters use it; a sender must still check the
-  membership's status).
+- `contacts.mailingListIds`: the ids of the lists where the contact is **subscribed**
+  (a pending membership joins it on confirmation), so a segment's list-membership
+  condition never selects a contact who has not confirmed.
 and writes the contact's timeline (`list_subscribed`, `list_unsubscribed`,
 `list_confirmed`, with metadata listId, listName, source). `ListBatch` subscribes many
 contacts to one list in one transaction (imports): the counts move once per batch, and a
@@ -233,13 +233,11 @@ async def _join(
     )
     status = "pending" if required else "subscribed"
     membership_id = await _insert_membership(ctx, mailing_list, contact["_id"], status, source, now)
-    changes: dict[str, Any] = {
-        "mailingListIds": _list_ids(contact, add=mailing_list["_id"]),
-        "updatedAt": now,
-    }
+    changes: dict[str, Any] = {"updatedAt": now}
     if required:
         changes.update(await start_doi(ctx, contact, now))
     else:
+        changes["mailingListIds"] = _list_ids(contact, add=mailing_list["_id"])
         changes["unsubscribedAt"] = UNDEFINED
     await ctx.db.patch(contact["_id"], changes)
     metadata = _list_metadata(mailing_list, source)
@@ -447,7 +445,7 @@ async def confirm_doi(ctx: Any, token: str) -> ConfirmResult:
     if doi_status(contact) == "confirmed":
         return ConfirmResult(contact["_id"], contact["email"], True, 0)
     now = now_ms()
-    confirmed = 0
+    confirmed: list[str] = []
     for row in await memberships_of_contact(ctx, contact["_id"]):
         mailing_list = await ctx.db.get(row["listId"])
         if row["status"] != "pending" or mailing_list is None:
@@ -458,9 +456,11 @@ async def confirm_doi(ctx: Any, token: str) -> ConfirmResult:
         await _move_counts(ctx, row["listId"], +1, -1)
         metadata = _list_metadata(dict(mailing_list), row["source"])
         await _record(ctx, contact, "list_confirmed", metadata, None, now)
-        confirmed += 1
+        confirmed.append(row["listId"])
     changes: dict[str, Any] = {"doiStatus": "confirmed", "doiConfirmedAt": now, "updatedAt": now}
     if confirmed:
+        listed = contact.get("mailingListIds") or []
+        changes["mailingListIds"] = [*listed, *(i for i in confirmed if i not in listed)]
         changes["unsubscribedAt"] = UNDEFINED
     await ctx.db.patch(contact["_id"], changes)
-    return ConfirmResult(contact["_id"], contact["email"], False, confirmed)
+    return ConfirmResult(contact["_id"], contact["email"], False, len(confirmed))
