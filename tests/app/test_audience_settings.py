@@ -14,6 +14,13 @@ from tests.app.conftest import owner_and_editor
 from tests.app.test_contacts import _rows
 from tests.runtime.conftest import in_query
 
+
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on SQLite and PostgreSQL."""
+    return owlat_on_both_engines
+
+
 PAGE = {"numItems": 10, "cursor": None}
 EMPTY_THEME = {"primaryColor": None, "backgroundColor": None, "textColor": None, "logoUrl": None}
 

@@ -13,6 +13,13 @@ from owlat.runtime.errors import ConvexError
 from tests.app.conftest import signed_in, with_organization
 from tests.runtime.conftest import in_mutation, in_query
 
+
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on SQLite and PostgreSQL."""
+    return owlat_on_both_engines
+
+
 CONTACTS = 2 * PURGE_BATCH + 37
 
 

@@ -10,6 +10,13 @@ from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from tests.app.conftest import Caller, signed_in, with_organization
 
+
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on SQLite and PostgreSQL."""
+    return owlat_on_both_engines
+
+
 PEOPLE = [
     ("anna@example.com", "Zoe", "Smith"),  # email match "an"
     ("zz@example.com", "Anna", "Karenina"),  # full-name match "an"

@@ -12,6 +12,13 @@ from owlat.runtime.application import Application
 from tests.app.conftest import Caller, owner_and_editor, signed_in, with_organization
 from tests.runtime.conftest import in_mutation, in_query
 
+
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on SQLite and PostgreSQL."""
+    return owlat_on_both_engines
+
+
 PAGE = {"numItems": 10, "cursor": None}
 
 
