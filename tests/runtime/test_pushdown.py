@@ -17,7 +17,7 @@ import pytest
 
 from owlat.runtime import Int64
 from owlat.runtime.application import Application
-from owlat.runtime.database.filters import Expression, FilterBuilder
+from owlat.runtime.database.filters import TYPE_NAMES, Expression, FilterBuilder
 from owlat.runtime.database.pushdown import (
     UNKNOWN,
     PostgresDialect,
@@ -114,17 +114,7 @@ def _expressions() -> list[tuple[str, Build]]:
                     lambda q, p=path, t=text: q.starts_with(q.field(p), t),
                 ),
             ]
-        for name in (
-            "undefined",
-            "null",
-            "int64",
-            "number",
-            "boolean",
-            "string",
-            "bytes",
-            "array",
-            "object",
-        ):
+        for name in TYPE_NAMES:
             cases.append(
                 (f"is_type({path}, {name})", lambda q, p=path, n=name: q.is_type(q.field(p), n))
             )

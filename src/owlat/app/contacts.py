@@ -16,6 +16,7 @@ from typing import Any
 from owlat.app.lib.audience import PAGINATION_OPTS, invalid, page_options
 from owlat.app.lib.contacts import (
     FIELDS,
+    contact_rows_page,
     create_contact,
     hard_delete_contact,
     list_contacts,
@@ -73,15 +74,7 @@ async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
 @query(args={"contactId": v.string(), "paginationOpts": PAGINATION_OPTS})
 async def activities(ctx: Any, args: Any) -> dict[str, Any]:
     """The contact's timeline, newest first (also for a soft-deleted contact)."""
-    organization_id = await get_team_id_from_session(ctx)
-    contact = await organization_contact(ctx, organization_id, args["contactId"], deleted=True)
-    options = page_options(args["paginationOpts"])
-    return dict(
-        await ctx.db.query("contactActivities")
-        .with_index("by_contact", lambda q: q.eq("contactId", contact["_id"]))
-        .order("desc")
-        .paginate(options)
-    )
+    return await contact_rows_page(ctx, "contactActivities", args)
 
 
 # -- writes -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app.lib.audience import PAGINATION_OPTS, page_options
-from owlat.app.lib.contacts import organization_contact
+from owlat.app.lib.contacts import contact_rows_page
 from owlat.app.lib.session_organization import get_team_id_from_session
 from owlat.runtime import query, v
 
@@ -16,15 +16,7 @@ from owlat.runtime import query, v
 @query(args={"contactId": v.string(), "paginationOpts": PAGINATION_OPTS})
 async def list_for_contact(ctx: Any, args: Any) -> dict[str, Any]:
     """The contact's events, newest first (also for a soft-deleted contact)."""
-    organization_id = await get_team_id_from_session(ctx)
-    contact = await organization_contact(ctx, organization_id, args["contactId"], deleted=True)
-    options = page_options(args["paginationOpts"])
-    return dict(
-        await ctx.db.query("events")
-        .with_index("by_contact", lambda q: q.eq("contactId", contact["_id"]))
-        .order("desc")
-        .paginate(options)
-    )
+    return await contact_rows_page(ctx, "events", args)
 
 
 @query(args={"eventName": v.optional(v.string()), "paginationOpts": PAGINATION_OPTS})

@@ -20,6 +20,7 @@ from owlat.app.lib.audience import (
     invalid,
     is_suppressed,
     live_document,
+    live_lists,
     page_options,
 )
 from owlat.app.lib.errors import AuthFailure, not_found
@@ -76,15 +77,6 @@ async def _contact(ctx: Any, organization_id: str, contact_id: str) -> dict[str,
     return dict(found)
 
 
-async def _live_lists(ctx: Any, organization_id: str) -> list[dict[str, Any]]:
-    rows = (
-        await ctx.db.query("mailingLists")
-        .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
-        .collect()
-    )
-    return [dict(row) for row in rows if row.get("deletedAt") is None]
-
-
 def _clean_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME:
@@ -104,7 +96,7 @@ def _clean_description(description: str | None) -> str | None:
 async def _unique_name(
     ctx: Any, organization_id: str, name: str, except_id: str | None = None
 ) -> None:
-    for row in await _live_lists(ctx, organization_id):
+    for row in await live_lists(ctx, organization_id):
         if row["_id"] != except_id and row["name"].lower() == name.lower():
             raise invalid("LIST_EXISTS", f'A mailing list named "{row["name"]}" already exists')
 
@@ -135,7 +127,7 @@ def _sorted(lists: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def list_(ctx: Any, args: Any) -> list[dict[str, Any]]:
     """The organization's lists by display order, then name."""
     organization_id = await get_team_id_from_session(ctx)
-    return _sorted(await _live_lists(ctx, organization_id))
+    return _sorted(await live_lists(ctx, organization_id))
 
 
 @query(args={"listId": v.string()})

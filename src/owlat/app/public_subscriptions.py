@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from owlat.app.lib import list_subscriptions as subs
-from owlat.app.lib.audience import organization_settings
+from owlat.app.lib.audience import live_lists, organization_settings
 from owlat.app.lib.errors import AuthFailure
 from owlat.app.lib.rate_limits import window_count
 from owlat.app.lib.session_organization import now_ms
@@ -54,12 +54,7 @@ def _is_refusal(value: dict[str, Any]) -> bool:
 
 
 async def _organization_lists(ctx: Any, organization_id: str) -> list[dict[str, Any]]:
-    rows = (
-        await ctx.db.query("mailingLists")
-        .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
-        .collect()
-    )
-    lists = [dict(row) for row in rows if row.get("deletedAt") is None]
+    lists = await live_lists(ctx, organization_id)
     return sorted(lists, key=lambda row: (row.get("displayOrder", math.inf), row["name"]))
 
 

@@ -37,7 +37,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from owlat.app.lib.audience import property_definitions
+from owlat.app.lib.audience import organization_rows, property_definitions
 from owlat.app.lib.errors import AuthFailure
 from owlat.app.lib.segment_filters import compile
 from owlat.app.lib.session_organization import now_ms
@@ -171,11 +171,7 @@ async def stop(ctx: Any, segment_id: str) -> None:
 async def restart_for_property(ctx: Any, organization_id: str, key: str) -> None:
     """Count again the segments whose conditions name property `key` (it was created or
     removed: their conditions mean something else now)."""
-    rows = (
-        await ctx.db.query("segmentCounts")
-        .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
-        .collect()
-    )
+    rows = await organization_rows(ctx, "segmentCounts", organization_id)
     for row in rows:
         if any(item.get("field") == key for item in _conditions(row["filters"])):
             segment = await ctx.db.get(row["segmentId"])
@@ -203,11 +199,7 @@ async def _counted(ctx: Any, organization_id: str) -> list[_Counted]:
     found = cache.counted.get(organization_id)
     if found is not None:
         return found
-    rows = (
-        await ctx.db.query("segmentCounts")
-        .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
-        .collect()
-    )
+    rows = await organization_rows(ctx, "segmentCounts", organization_id)
     found = []
     if rows:
         definitions = await property_definitions(ctx, organization_id)

@@ -18,7 +18,14 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app import segment_counts
-from owlat.app.lib.audience import PAGINATION_OPTS, invalid, page_options, property_definitions
+from owlat.app.lib.audience import (
+    PAGINATION_OPTS,
+    invalid,
+    live_lists,
+    organization_rows,
+    page_options,
+    property_definitions,
+)
 from owlat.app.lib.contacts import public
 from owlat.app.lib.errors import AuthFailure, not_found
 from owlat.app.lib.permissions import require_permission
@@ -52,23 +59,9 @@ async def _segment(ctx: Any, organization_id: str, segment_id: str) -> dict[str,
     return dict(found)
 
 
-async def _segments(ctx: Any, organization_id: str) -> list[dict[str, Any]]:
-    rows = (
-        await ctx.db.query("segments")
-        .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
-        .collect()
-    )
-    return [dict(row) for row in rows]
-
-
 async def _list_ids(ctx: Any, organization_id: str) -> set[str]:
     """The organization's live mailing lists (a condition may name only these)."""
-    rows = (
-        await ctx.db.query("mailingLists")
-        .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
-        .collect()
-    )
-    return {str(row["_id"]) for row in rows if row.get("deletedAt") is None}
+    return {str(row["_id"]) for row in await live_lists(ctx, organization_id)}
 
 
 async def _checked_filters(ctx: Any, organization_id: str, filters: Any) -> dict[str, Any]:
@@ -96,7 +89,7 @@ def _clean_description(description: str) -> str:
 async def _require_free_name(
     ctx: Any, organization_id: str, name: str, segment_id: str | None = None
 ) -> None:
-    for other in await _segments(ctx, organization_id):
+    for other in await organization_rows(ctx, "segments", organization_id):
         if other["_id"] != segment_id and other["name"].lower() == name.lower():
             raise invalid("SEGMENT_EXISTS", f'A segment named "{other["name"]}" already exists')
 
@@ -149,7 +142,7 @@ def _contacts(ctx: Any, organization_id: str, predicate: Predicate) -> Any:
 async def list_(ctx: Any, args: Any) -> list[dict[str, Any]]:
     """The organization's segments by name."""
     organization_id = await get_team_id_from_session(ctx)
-    segments = await _segments(ctx, organization_id)
+    segments = await organization_rows(ctx, "segments", organization_id)
     return sorted(segments, key=lambda segment: segment["name"].lower())
 
 

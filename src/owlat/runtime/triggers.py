@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from owlat.runtime.errors import DeveloperError
@@ -77,9 +77,13 @@ class Triggers:
     def tables(self) -> frozenset[str]:
         return frozenset(self._by_table)
 
-    def of(self, table: str) -> tuple[Trigger, ...]:
+    def watches(self, table: str) -> bool:
+        """Whether `table` has triggers (asked on every write: a dict lookup)."""
+        return table in self._by_table
+
+    def of(self, table: str) -> Sequence[Trigger]:
         """The triggers of `table`, in registration order."""
-        return tuple(self._by_table.get(table, ()))
+        return self._by_table.get(table, ())
 
 
 class TriggerRunner:
@@ -98,7 +102,7 @@ class TriggerRunner:
         self._depth = 0
 
     def watches(self, table: str) -> bool:
-        return table in self._triggers.tables
+        return self._triggers.watches(table)
 
     async def fire(self, change: Change) -> None:
         functions = self._triggers.of(change.table)

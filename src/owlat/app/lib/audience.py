@@ -107,17 +107,29 @@ def _date_ms(key: str, value: Any) -> float:
     return float(int(parsed.timestamp() * 1000))
 
 
+async def organization_rows(ctx: Any, table: str, organization_id: str) -> list[dict[str, Any]]:
+    """Every document of `table` that belongs to the organization (its `by_org` index)."""
+    rows = (
+        await ctx.db.query(table)
+        .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
+        .collect()
+    )
+    return [dict(row) for row in rows]
+
+
+async def live_lists(ctx: Any, organization_id: str) -> list[dict[str, Any]]:
+    """The organization's mailing lists that are not deleted."""
+    rows = await organization_rows(ctx, "mailingLists", organization_id)
+    return [row for row in rows if row.get("deletedAt") is None]
+
+
 async def property_definitions(
     ctx: Any, organization_id: str, *, purging: bool = False
 ) -> dict[str, dict[str, Any]]:
     """The organization's property definitions by key (with those being removed if
     `purging`)."""
-    rows = (
-        await ctx.db.query("contactProperties")
-        .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
-        .collect()
-    )
-    return {row["key"]: dict(row) for row in rows if purging or not row.get("purging")}
+    rows = await organization_rows(ctx, "contactProperties", organization_id)
+    return {row["key"]: row for row in rows if purging or not row.get("purging")}
 
 
 async def blocked_entry(ctx: Any, organization_id: str, email: str) -> dict[str, Any] | None:

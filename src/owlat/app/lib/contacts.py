@@ -14,12 +14,13 @@ from owlat.app.lib.audience import (
     clean_property_value,
     clean_timezone,
     invalid,
+    page_options,
     property_definitions,
 )
 from owlat.app.lib.contact_search import search_page
 from owlat.app.lib.errors import not_found
 from owlat.app.lib.list_subscriptions import remove_memberships_of_contact
-from owlat.app.lib.session_organization import now_ms
+from owlat.app.lib.session_organization import get_team_id_from_session, now_ms
 from owlat.runtime import UNDEFINED, v
 
 MAX_NAME = 200
@@ -279,3 +280,16 @@ async def hard_delete_contact(ctx: Any, contact_id: str) -> None:
         for row in rows:
             await ctx.db.delete(row["_id"])
     await ctx.db.delete(contact_id)
+
+
+async def contact_rows_page(ctx: Any, table: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A page of `table`'s rows about the caller's organization's contact `contactId` (by
+    its `by_contact` index), newest first; also for a soft-deleted contact."""
+    organization_id = await get_team_id_from_session(ctx)
+    contact = await organization_contact(ctx, organization_id, args["contactId"], deleted=True)
+    return dict(
+        await ctx.db.query(table)
+        .with_index("by_contact", lambda q: q.eq("contactId", contact["_id"]))
+        .order("desc")
+        .paginate(page_options(args["paginationOpts"]))
+    )
