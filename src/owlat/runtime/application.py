@@ -357,6 +357,7 @@ class Application:
                         writer, catalog, self.clock, ts=0, writable=True, limits=self.limits
                     )
                     value = await body(txn)
+                    await txn.flush()
                     write_set = txn.write_set()
                     ts = 0
                     if write_set or txn.has_commit_ts:

@@ -36,7 +36,7 @@ class Statements:
     delete_index: str
     delete_index_entries: str
     get_document: str
-    insert_document: str
+    insert_documents: str
     update_document: str
     delete_document: str
     insert_index_entry: str

@@ -136,8 +136,9 @@ class EngineWriter(EngineReader, Protocol):
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
         """Record the commit at `ts` (from `allocate_ts`) with what it changed."""
 
-    async def insert_document(self, document_id: str, table_number: int, value: bytes) -> None:
-        """Store a new document."""
+    async def insert_documents(self, documents: Sequence[tuple[str, int, bytes]]) -> None:
+        """Store new documents `(id, table_number, value)` in one call (SQLite: one
+        executemany; PostgreSQL: multi-row statements)."""
 
     async def update_document(self, document_id: str, value: bytes) -> None:
         """Replace a live document's stored value."""

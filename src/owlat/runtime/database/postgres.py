@@ -107,6 +107,8 @@ if TYPE_CHECKING:
     from owlat.runtime.transactions import WriteSet
 
 DEFAULT_POOL_SIZE = 16
+# rows per multi-row INSERT: 3 parameters each, well under PostgreSQL's 65,535 per statement
+ROWS_PER_STATEMENT = 5000
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 _Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -311,8 +313,8 @@ class PostgresWriter(PostgresReader):
         self._defer(self._sql.record_commit, (ts, encode_write_set(write_set)))  # with COMMIT
         self._recorded[ts] = time.monotonic()
 
-    async def insert_document(self, document_id: str, table_number: int, value: bytes) -> None:
-        self._defer(self._sql.insert_document, (document_id, table_number, value))
+    async def insert_documents(self, documents: Sequence[tuple[str, int, bytes]]) -> None:
+        self._defer_rows(self._sql.insert_documents, documents)
 
     async def update_document(self, document_id: str, value: bytes) -> None:
         self._defer(self._sql.update_document, (value, document_id))
@@ -329,9 +331,15 @@ class PostgresWriter(PostgresReader):
     async def insert_index_entries(self, entries: Sequence[tuple[int, bytes, str]]) -> None:
         if len(entries) == 1:
             self._defer(self._sql.insert_index_entry, entries[0])
-        elif entries:
-            statement = _with_rows(self._sql.insert_index_entries, "(%s, %s, %s)", len(entries))
-            self._defer(statement, tuple(itertools.chain.from_iterable(entries)))
+        else:
+            self._defer_rows(self._sql.insert_index_entries, entries)
+
+    def _defer_rows(self, template: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Multi-row statements of `template` for 3-value rows, `ROWS_PER_STATEMENT` each."""
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            statement = _with_rows(template, "(%s, %s, %s)", len(chunk))
+            self._defer(statement, tuple(itertools.chain.from_iterable(chunk)))
 
     async def delete_index_entries(self, entries: Sequence[tuple[int, bytes]]) -> None:
         if len(entries) == 1:

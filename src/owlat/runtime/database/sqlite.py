@@ -178,8 +178,8 @@ class SqliteWriter(SqliteReader):
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
         _execute(self._db, self._sql.record_commit, (ts,))
 
-    async def insert_document(self, document_id: str, table_number: int, value: bytes) -> None:
-        _execute(self._db, self._sql.insert_document, (document_id, table_number, value))
+    async def insert_documents(self, documents: Sequence[tuple[str, int, bytes]]) -> None:
+        _execute_many(self._db, self._sql.insert_documents, documents)
 
     async def update_document(self, document_id: str, value: bytes) -> None:
         _execute(self._db, self._sql.update_document, (value, document_id))

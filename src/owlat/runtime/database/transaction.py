@@ -1,8 +1,10 @@
 """One transaction's access to the engine: decoded documents, index maintenance,
 read-set recording, write tracking and per-transaction limits.
 
-Writes go straight into the engine transaction (so reads see the transaction's own writes
-and a rollback undoes them); the transaction also remembers each written document's
+Writes go into the engine transaction (so reads see the transaction's own writes and a
+rollback undoes them); new documents are held back and handed over together
+(`pending.PendingInserts`) when a read could see them, at a savepoint and before the
+commit (`flush`). The transaction also remembers each written document's
 revision before its first write, which is what the commit's write set is made of, and the
 value it last wrote, which answers a point read of that document without asking the engine
 for the same bytes. A document's index entries are written with one engine call, and a
@@ -26,6 +28,7 @@ from contextlib import asynccontextmanager
 
 from owlat.runtime.database.catalog import Catalog, IndexInfo, TableInfo, id_key
 from owlat.runtime.database.engine import EngineReader, EngineWriter
+from owlat.runtime.database.pending import PendingInserts
 from owlat.runtime.database.pushdown import Predicate
 from owlat.runtime.errors import LimitExceededError, ReadOnlyError
 from owlat.runtime.ids import new_id
@@ -78,6 +81,7 @@ class Transaction:
         # the stored value of each document this transaction wrote (None: deleted), which
         # is what the engine would return for it: `get` answers from here
         self._written_values: dict[str, bytes | None] = {}
+        self._pending = PendingInserts()  # inserted documents not yet in the engine
         self.documents_read = 0
         self.bytes_read = 0
         self.index_ranges_read = 0
@@ -138,6 +142,7 @@ class Transaction:
         self, index: IndexInfo, low: bytes, high: bytes, descending: bool, limit: int
     ) -> list[tuple[bytes, Document]]:
         """Up to `limit` documents of an index range; the caller records the range read."""
+        await self._flush_for(index, low, high)
         rows = await self.engine.scan(index.index_id, low, high, descending, limit)
         result: list[tuple[bytes, Document]] = []
         for key, value in rows:
@@ -156,6 +161,7 @@ class Transaction:
     ) -> list[tuple[bytes, Document]]:
         """`scan` without the rows the pushed-down predicate rules out (the database
         skips them; only returned documents count toward the read limits)."""
+        await self._flush_for(index, low, high)
         rows = await self.engine.scan_where(index.index_id, low, high, descending, limit, predicate)
         result: list[tuple[bytes, Document]] = []
         for key, value in rows:
@@ -168,6 +174,7 @@ class Transaction:
     ) -> tuple[int, list[Document]]:
         """Rows of the range the predicate accepts (all if None) counted in the database,
         and the documents it cannot decide; the caller records the range read."""
+        await self._flush_for(index, low, high)
         count, rows = await self.engine.count_where(index.index_id, low, high, predicate)
         undecided = []
         for _, value in rows:
@@ -222,19 +229,30 @@ class Transaction:
             return tracked
         return self._revision(table, document)
 
+    async def _flush_for(self, index: IndexInfo, low: bytes, high: bytes) -> None:
+        """Hand the held inserts to the engine if a read of `[low, high)` could see one."""
+        if self._pending and self._pending.in_range(index.index_id, low, high):
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the held inserts into the engine transaction (before committing it)."""
+        if self._pending:
+            documents, entries = self._pending.drain()
+            writer = self._writer()
+            await writer.insert_documents(documents)
+            await writer.insert_index_entries(entries)
+
     async def insert(self, table: TableInfo, fields: Document) -> str:
         """Store a new document with validated `fields`; returns its id."""
-        writer = self._writer()
+        self._writer()
         document_id = new_id(table.number)
         document = {"_id": document_id, "_creationTime": self.clock.next_creation_time()}
         document.update(fields)
         value = self._encode(table, document)
-        await writer.insert_document(document_id, table.number, value)
         self._written_values[document_id] = value
         revision = self._revision(table, document)
-        await writer.insert_index_entries(
-            list(zip(table.index_ids, revision[1], itertools.repeat(document_id)))
-        )
+        entries = list(zip(table.index_ids, revision[1], strict=True))
+        self._pending.add(document_id, table.number, value, entries)
         self._track(table, document_id, None, revision)
         return document_id
 
@@ -248,7 +266,6 @@ class Transaction:
         writer = self._writer()
         document_id = old["_id"]
         value = self._encode(table, new)
-        await writer.update_document(document_id, value)
         self._written_values[document_id] = value
         before, after = self._stored_revision(table, old), self._revision(table, new)
         changed = [
@@ -256,6 +273,11 @@ class Transaction:
             for index_id, old_key, new_key in zip(table.index_ids, before[1], after[1], strict=True)
             if old_key != new_key
         ]
+        if document_id in self._pending:
+            self._pending.replace(document_id, value, changed)
+            self._track(table, document_id, before, after)
+            return
+        await writer.update_document(document_id, value)
         if changed:
             await writer.delete_index_entries([(index_id, key) for index_id, key, _ in changed])
             await writer.insert_index_entries(
@@ -268,8 +290,11 @@ class Transaction:
         writer = self._writer()
         document_id = old["_id"]
         before = self._stored_revision(table, old)
-        await writer.delete_index_entries(list(zip(table.index_ids, before[1], strict=True)))
-        await writer.delete_document(document_id)
+        if document_id in self._pending:
+            self._pending.discard(document_id)
+        else:
+            await writer.delete_index_entries(list(zip(table.index_ids, before[1], strict=True)))
+            await writer.delete_document(document_id)
         self._written_values[document_id] = None
         self._track(table, document_id, before, None)
 
@@ -290,10 +315,12 @@ class Transaction:
             self.scheduled_bytes,
         )
         callbacks = len(self._after_commit)
+        await self.flush()  # from here on, what is held was inserted inside the block
         await writer.savepoint(name)
         try:
             yield
         except BaseException:
+            self._pending = PendingInserts()
             await writer.rollback_to_savepoint(name)
             self._original, self._current = original, current
             self._written_values = written_values

@@ -135,9 +135,10 @@ DELETE FROM owlat_index_entries WHERE index_id = %s;
 -- Point read of a live document by id.
 SELECT value FROM owlat_documents WHERE id = %s;
 
--- name: insert_document
--- A new document (value is its encoded JSON including _id and _creationTime).
-INSERT INTO owlat_documents (id, table_number, value) VALUES (%s, %s, %s);
+-- name: insert_documents
+-- New documents in one statement; {rows} is filled per call with one `(%s, %s, %s)` per
+-- document (id, table_number, value: its encoded JSON including _id and _creationTime).
+INSERT INTO owlat_documents (id, table_number, value) VALUES {rows};
 
 -- name: update_document
 -- Replace the stored value of a live document.

@@ -101,8 +101,9 @@ DELETE FROM owlat_index_entries WHERE index_id = ?;
 -- Point read of a live document by id.
 SELECT CAST(value AS BLOB) FROM owlat_documents WHERE id = ?;
 
--- name: insert_document
--- A new document (value is its encoded JSON including _id and _creationTime).
+-- name: insert_documents
+-- New documents: run with executemany, once per (id, table_number, value), the value being
+-- the encoded JSON including _id and _creationTime.
 INSERT INTO owlat_documents (id, table_number, value) VALUES (?, ?, CAST(? AS TEXT));
 
 -- name: update_document
