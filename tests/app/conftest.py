@@ -6,6 +6,8 @@
 - `site`: the real server on both ports (`owlat dev`'s wiring: Owlat trusted as its own
   issuer), with an httpx client per browser (`site.browser()`) that keeps cookies and
   sends the site's Origin.
+- `owlat_on_both_engines`, `site_on_both_engines`: the same on SQLite and on PostgreSQL; a
+  module runs on both engines by redefining `owlat` (or `site`) as one of them.
 """
 
 from __future__ import annotations
@@ -145,13 +147,20 @@ class Site:
 
 
 @contextlib.asynccontextmanager
-async def start_site(data_dir: Path, **options: Any) -> AsyncIterator[Site]:
+async def start_site(
+    data_dir: Path, *, database_url: str = "", **options: Any
+) -> AsyncIterator[Site]:
+    """The real server on `database_url` (SQLite in `data_dir` when empty); `options`
+    configure the instance (`instance.configure`)."""
     sockets = [listen_socket("127.0.0.1", 0), listen_socket("127.0.0.1", 0)]
     site_url = f"http://127.0.0.1:{sockets[1].getsockname()[1]}"
     configured = instance.configure(data_dir, site_url, **{**FAST, **options})
     storage = open_file_storage(data_dir, public_url="")
     application = Application(
-        load_app("owlat.app"), create_engine(data_dir), storage=storage, scheduler_parallelism=8
+        load_app("owlat.app"),
+        create_engine(data_dir, database_url),
+        storage=storage,
+        scheduler_parallelism=8,
     )
     authenticator = Authenticator(
         [
@@ -179,4 +188,12 @@ def load_app(name: str) -> Any:
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     async with start_site(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def site_on_both_engines(tmp_path: Path, database_url: str) -> AsyncIterator[Site]:
+    """`site` on SQLite and on PostgreSQL; a test module runs on both by redefining `site`
+    as this (like `owlat_on_both_engines`)."""
+    async with start_site(tmp_path, database_url=database_url) as running:
         yield running

@@ -15,6 +15,13 @@ from owlat.runtime.application import Application
 from tests.app.conftest import Caller, signed_in, with_organization
 from tests.runtime.conftest import in_mutation, in_query
 
+
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on SQLite and PostgreSQL."""
+    return owlat_on_both_engines
+
+
 MISSING = "Missing or invalid Authorization header. Use: Authorization: Bearer <api_key>"
 
 

@@ -13,6 +13,13 @@ import pytest
 from owlat.app.lib.signing_key import jwks
 from tests.app.conftest import Site, mail_text, start_site
 
+
+@pytest.fixture
+async def site(site_on_both_engines: Site) -> Site:
+    """These tests run on SQLite and PostgreSQL."""
+    return site_on_both_engines
+
+
 PASSWORD = "correct-horse-1"
 
 
@@ -159,9 +166,10 @@ async def test_origin_check(site: Site) -> None:
         assert (await browser.get("/get-session")).json() is not None  # nothing was revoked
 
 
-async def test_sign_in_rate_limits(tmp_path: Path) -> None:
+async def test_sign_in_rate_limits(tmp_path: Path, database_url: str) -> None:
+    limits = {"sign_in_failures_per_account": 3, "sign_in_attempts_per_ip": 6}
     async with (
-        start_site(tmp_path, sign_in_failures_per_account=3, sign_in_attempts_per_ip=6) as site,
+        start_site(tmp_path, database_url=database_url, **limits) as site,
         site.browser() as browser,
     ):
         await _sign_up(browser)
@@ -237,9 +245,9 @@ async def test_email_verification(site: Site) -> None:
         assert (await browser.get("/get-session")).json()["user"]["emailVerified"] is True
 
 
-async def test_require_email_verification(tmp_path: Path) -> None:
+async def test_require_email_verification(tmp_path: Path, database_url: str) -> None:
     async with (
-        start_site(tmp_path, require_email_verification=True) as site,
+        start_site(tmp_path, database_url=database_url, require_email_verification=True) as site,
         site.browser() as browser,
     ):
         body = await _sign_up(browser)

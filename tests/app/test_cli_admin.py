@@ -11,11 +11,20 @@ from owlat.app.lib.passwords import verify_password
 from owlat.cli import main
 
 
-def _users(data_dir: Path) -> list[dict]:  # type: ignore[type-arg]
+@pytest.fixture
+def database(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The CLI runs on SQLite and on PostgreSQL (OWLAT_DATABASE_URL, as in production)."""
+    monkeypatch.setenv("OWLAT_DATABASE_URL", database_url)
+    return database_url
+
+
+def _users(data_dir: Path, database_url: str) -> list[dict]:  # type: ignore[type-arg]
     from owlat.runtime.testing import open_test_app
 
     async def read() -> list[dict]:  # type: ignore[type-arg]
-        async with open_test_app("owlat.app", data_dir, scheduler_parallelism=None) as app:
+        async with open_test_app(
+            "owlat.app", data_dir, scheduler_parallelism=None, database_url=database_url
+        ) as app:
             result = await app.run_query(
                 "auth:findCredential", {"email": "root@example.com"}, internal=True
             )
@@ -24,7 +33,9 @@ def _users(data_dir: Path) -> list[dict]:  # type: ignore[type-arg]
     return asyncio.run(read())
 
 
-def test_create_with_password_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_create_with_password_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], database: str
+) -> None:
     args = ["admin", "create", "--data-dir", str(tmp_path), "--app", "owlat.app"]
     assert (
         main(
@@ -33,7 +44,7 @@ def test_create_with_password_option(tmp_path: Path, capsys: pytest.CaptureFixtu
         == 0
     )
     assert "Platform admin root@example.com" in capsys.readouterr().out
-    (credential,) = _users(tmp_path)
+    (credential,) = _users(tmp_path, database)
     assert (
         credential["user"]["isPlatformAdmin"] is True
         and credential["user"]["emailVerified"] is True
@@ -46,13 +57,16 @@ def test_create_with_password_option(tmp_path: Path, capsys: pytest.CaptureFixtu
         )
         == 0
     )
-    (credential,) = _users(tmp_path)
+    (credential,) = _users(tmp_path, database)
     assert asyncio.run(verify_password(credential["passwordHash"], "other-password"))
     assert (tmp_path / "auth_signing_key.pem").exists() and (tmp_path / "auth_secret").exists()
 
 
 def test_refusals(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    database: str,
 ) -> None:
     args = ["admin", "create", "--data-dir", str(tmp_path), "--app", "owlat.app", "--name", "Root"]
     assert main([*args, "--email", "root@example.com", "--password", "short"]) == 2
@@ -63,6 +77,6 @@ def test_refusals(
     monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
     assert main([*args, "--email", "root@example.com"]) == 2
     assert "the passwords differ" in capsys.readouterr().err
-    assert _users(tmp_path) == []
+    assert _users(tmp_path, database) == []
     monkeypatch.setattr("getpass.getpass", lambda prompt: "typed-password")
     assert main([*args, "--email", "root@example.com"]) == 0

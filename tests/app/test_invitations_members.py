@@ -13,6 +13,12 @@ from tests.app.conftest import Caller, outbox, signed_in, with_organization
 from tests.runtime.conftest import in_mutation
 
 
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on SQLite and PostgreSQL."""
+    return owlat_on_both_engines
+
+
 async def _team(owlat: Application) -> tuple[Caller, Caller, str]:
     owner = await signed_in(owlat, "owner@example.com")
     organization_id = await with_organization(owner, "acme")

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.app.conftest import Site
 from tests.e2e.sync_harness import RawSocket
 from tests.e2e.test_sync_socket import add, modify
+
+
+@pytest.fixture
+async def site(site_on_both_engines: Site) -> Site:
+    """These tests run on SQLite and PostgreSQL."""
+    return site_on_both_engines
 
 
 async def test_revoked_session_fails_live_subscriptions(site: Site) -> None:

@@ -6,8 +6,16 @@ import asyncio
 import re
 
 import httpx
+import pytest
 
 from tests.app.conftest import Site, mail_text
+
+
+@pytest.fixture
+async def site(site_on_both_engines: Site) -> Site:
+    """These tests run on SQLite and PostgreSQL."""
+    return site_on_both_engines
+
 
 PASSWORD = "team-password-1"
 

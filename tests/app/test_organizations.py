@@ -12,6 +12,12 @@ from tests.app.conftest import Caller, signed_in, with_organization
 from tests.runtime.conftest import in_query
 
 
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on SQLite and PostgreSQL."""
+    return owlat_on_both_engines
+
+
 async def _count(owlat: Application, table: str) -> int:
     async def count(ctx: Any) -> int:
         return len(await ctx.db.query(table).collect())

@@ -16,6 +16,13 @@ from owlat.app.api_keys import SCOPES
 from tests.app.conftest import Caller, Site, signed_in, with_organization
 from tests.runtime.conftest import in_query
 
+
+@pytest.fixture
+async def site(site_on_both_engines: Site) -> Site:
+    """These tests run on SQLite and PostgreSQL."""
+    return site_on_both_engines
+
+
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 RATE = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
 

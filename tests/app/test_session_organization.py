@@ -15,6 +15,12 @@ from tests.app.conftest import signed_in, with_organization
 from tests.runtime.conftest import in_mutation, in_query
 
 
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on SQLite and PostgreSQL."""
+    return owlat_on_both_engines
+
+
 async def test_not_authenticated_without_identity(owlat: Application) -> None:
     with pytest.raises(ConvexError, match="^Not authenticated$"):
         await owlat.run_query("organizations:getActive", {})

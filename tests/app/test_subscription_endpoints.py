@@ -28,6 +28,12 @@ from tests.app.conftest import Caller, Site, mail_text, signed_in, with_organiza
 from tests.runtime.conftest import in_mutation, in_query
 
 
+@pytest.fixture
+async def site(site_on_both_engines: Site) -> Site:
+    """These tests run on SQLite and PostgreSQL."""
+    return site_on_both_engines
+
+
 @contextlib.asynccontextmanager
 async def _client(site: Site) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=site.site_url) as client:

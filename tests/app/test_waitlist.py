@@ -12,6 +12,12 @@ from owlat.runtime.application import Application
 from tests.app.conftest import Caller, outbox, signed_in, with_organization
 
 
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on SQLite and PostgreSQL."""
+    return owlat_on_both_engines
+
+
 async def _platform_admin(owlat: Application) -> Caller:
     user_id = (
         await owlat.run_mutation(
@@ -80,12 +86,12 @@ async def test_rejected_users_cannot_join_organizations(owlat: Application) -> N
     assert (await user.query("organizations:getActive"))["_id"] == organization_id
 
 
-async def test_config_flag(tmp_path: Path) -> None:
+async def test_config_flag(tmp_path: Path, database_url: str) -> None:
     from owlat.app.lib import instance
     from owlat.runtime.testing import open_test_app
 
     instance.configure(tmp_path, "http://owlat.test", waitlist=True)
-    async with open_test_app("owlat.app", tmp_path) as owlat:
+    async with open_test_app("owlat.app", tmp_path, database_url=database_url) as owlat:
         user = await signed_in(owlat, "a@example.com")
         assert await user.query("waitlist:status") == {"enabled": True, "status": "waiting"}
         admin = await _platform_admin(owlat)
