@@ -2,14 +2,14 @@
 read-set recording, write tracking and per-transaction limits.
 
 Writes go into the engine transaction (so reads see the transaction's own writes and a
-rollback undoes them); new documents are held back and handed over together
-(`pending.PendingInserts`) when a read could see them, at a savepoint and before the
-commit (`flush`). The transaction also remembers each written document's
+rollback undoes them). New documents are held back (`pending.PendingInserts`) and handed
+over together, with all their index entries, when a range read could see one of them, at a
+savepoint and before the commit (`flush`); an update writes a document's changed index
+entries with one engine call. The transaction also remembers each written document's
 revision before its first write, which is what the commit's write set is made of, and the
 value it last wrote, which answers a point read of that document without asking the engine
-for the same bytes. A document's index entries are written with one engine call, and a
-point read is recorded in the read set (and counted against `max_index_ranges`) once per
-document however often it is repeated.
+for the same bytes. A point read is recorded in the read set (and counted against
+`max_index_ranges`) once per document however often it is repeated.
 
 After-commit callbacks (`after_commit`) are side effects outside the database that must
 happen only if the transaction commits, such as removing a deleted file's blob. They are
