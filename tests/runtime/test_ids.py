@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 from hypothesis import given
@@ -103,6 +104,20 @@ def test_new_id() -> None:
     ids = {new_id(10001) for _ in range(1000)}
     assert len(ids) == 1000
     assert all(table_number_of(text) == 10001 for text in ids)
+
+
+def test_new_ids_start_with_the_time_and_sort_by_it() -> None:
+    before = time.time_ns() // 1_000_000
+    first = [new_id(10001) for _ in range(200)]
+    time.sleep(0.003)
+    second = [new_id(10001) for _ in range(200)]
+    after = time.time_ns() // 1_000_000
+    internals = [decode_id(text)[1] for text in first + second]
+    assert all(before <= int.from_bytes(i[:6], "big") <= after for i in internals)
+    assert len({i[6:] for i in internals}) == 400  # 80 random bits each
+    # ids of a later millisecond sort after, as text (the engines' order) and as bytes
+    assert max(first) < min(second)
+    assert max(internals[:200]) < min(internals[200:])
 
 
 @pytest.mark.parametrize("table_number", [0, -1, 2**32])
