@@ -1,6 +1,7 @@
 """Audience at scale (issue 7): N contacts in one organization vs raw sqlite3, same run.
 
     .venv/bin/python bench/bench_audience.py [--rows N] [--repeat N] [--database-url URL]
+        [--shuffled-emails]
 
 With N contacts (default 1,000,000) carrying 3 custom properties (plan: string, score:
 number, signup: date), all members of one mailing list (no double opt-in):
@@ -78,12 +79,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def row_of(i: int) -> tuple[str, str, str, str, int, str]:
-    """Contact i: email, first, last, plan, score, signup (ISO date)."""
+def row_of(i: int, shuffled: bool = False) -> tuple[str, str, str, str, int, str]:
+    """Contact i: email, first, last, plan, score, signup (ISO date). Emails ascend with i,
+    or with `shuffled` are spread over user0000000…user9999999 in no order (i × 7919 mod
+    10⁷ is a permutation: 7919 is prime to 10)."""
     day = 1_672_531_200 + (i % 730) * 86_400  # 2023-01-01 + up to two years
     signup = time.strftime("%Y-%m-%d", time.gmtime(day))
+    number = i * 7919 % 10_000_000 if shuffled else i
     return (
-        f"user{i:07d}@example.com",
+        f"user{number:07d}@example.com",
         f"First{i}",
         f"Last{i % 5000}",
         PLANS[i % 4],
@@ -92,12 +96,19 @@ def row_of(i: int) -> tuple[str, str, str, str, int, str]:
     )
 
 
-def write_csv(path: Path, rows: int) -> None:
+def email_term(shuffled: bool) -> str:
+    """The email prefix (b) searches for: the first 9 characters of row 12,345's email
+    ("user00123": rows 12,300–12,399 when emails ascend)."""
+    return row_of(12_345, shuffled)[0][:9]
+
+
+def write_csv(path: Path, rows: int, shuffled: bool = False) -> None:
     with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
         writer.writerow(["email", "first_name", "last_name", "plan", "score", "signup"])
         for start in range(0, rows, 10_000):
-            writer.writerows(row_of(i) for i in range(start, min(rows, start + 10_000)))
+            end = min(rows, start + 10_000)
+            writer.writerows(row_of(i, shuffled) for i in range(start, end))
 
 
 async def file_chunks(path: Path) -> AsyncIterator[bytes]:
@@ -134,7 +145,7 @@ def timed_sync(call: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 async def owlat_side(
-    folder: Path, source: Path, rows: int, repeat: int, database_url: str
+    folder: Path, source: Path, rows: int, repeat: int, database_url: str, term: str
 ) -> dict[str, Any]:
     instance.configure(folder, BASE_URL, **FAST)  # type: ignore[arg-type]
     async with open_test_app("owlat.app", folder, database_url=database_url) as app:
@@ -190,8 +201,8 @@ async def owlat_side(
 
         result["list_ms"], first = await timed(page, repeat)
         assert len(first["page"]) == 25
-        result["search_email_ms"], found = await timed(lambda: search("user00123"), repeat)
-        assert 0 < len(found["page"]) <= 25 or rows < 12_300
+        result["search_email_ms"], found = await timed(lambda: search(term), repeat)
+        assert 0 < len(found["page"]) <= 25 or rows <= 12_345
         result["search_name_ms"], _ = await timed(lambda: search("first1234"), repeat)
         result["member_count_ms"], got = await timed(
             lambda: owner.query("mailingLists:get", {"listId": list_id}), repeat
@@ -298,7 +309,7 @@ CREATE INDEX m_contact ON members (contact, id);
 """
 
 
-def raw_side(path: Path, source: Path, rows: int, repeat: int) -> dict[str, Any]:
+def raw_side(path: Path, source: Path, rows: int, repeat: int, term: str) -> dict[str, Any]:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
@@ -343,7 +354,7 @@ def raw_side(path: Path, source: Path, rows: int, repeat: int) -> dict[str, Any]
         return found
 
     result["list_ms"], _ = timed_sync(page, repeat)
-    result["search_email_ms"], _ = timed_sync(lambda: search("user00123"), repeat)
+    result["search_email_ms"], _ = timed_sync(lambda: search(term), repeat)
     result["search_name_ms"], _ = timed_sync(lambda: search("first1234"), repeat)
     result["member_count_ms"], _ = timed_sync(
         lambda: db.execute("SELECT member_count FROM lists WHERE id = 1").fetchone(), repeat
@@ -490,18 +501,32 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--database-url", default="", help="PostgreSQL URL (default: SQLite)")
+    parser.add_argument(
+        "--shuffled-emails",
+        action="store_true",
+        help="emails in no order (default: ascending, which lets both sides append to the "
+        "email index)",
+    )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         source = folder / "contacts.csv"
-        write_csv(source, options.rows)
+        write_csv(source, options.rows, options.shuffled_emails)
         size_mb = source.stat().st_size / 1e6
         print(f"{options.rows:,} contacts, CSV {size_mb:.1f} MB", flush=True)
-        raw = raw_side(folder / "raw.sqlite", source, options.rows, options.repeat)
+        term = email_term(options.shuffled_emails)
+        raw = raw_side(folder / "raw.sqlite", source, options.rows, options.repeat, term)
         raw_bulk_s = raw_bulk_import(folder / "raw-bulk.sqlite", source)
         (folder / "owlat").mkdir()
         owlat = asyncio.run(
-            owlat_side(folder / "owlat", source, options.rows, options.repeat, options.database_url)
+            owlat_side(
+                folder / "owlat",
+                source,
+                options.rows,
+                options.repeat,
+                options.database_url,
+                term,
+            )
         )
     engine = "PostgreSQL" if options.database_url else "SQLite"
     print(f"{'':48} {'Owlat (' + engine + ')':>18} {'raw sqlite3':>14}")
