@@ -275,14 +275,11 @@ class Transaction:
         ]
         if document_id in self._pending:
             self._pending.replace(document_id, value, changed)
-            self._track(table, document_id, before, after)
-            return
-        await writer.update_document(document_id, value)
-        if changed:
-            await writer.delete_index_entries([(index_id, key) for index_id, key, _ in changed])
-            await writer.insert_index_entries(
-                [(index_id, key, document_id) for index_id, _, key in changed]
-            )
+        else:
+            await writer.update_document(document_id, value)
+            if changed:
+                await writer.delete_index_entries([(i, key) for i, key, _ in changed])
+                await writer.insert_index_entries([(i, key, document_id) for i, _, key in changed])
         self._track(table, document_id, before, after)
 
     async def delete(self, table: TableInfo, old: Document) -> None:
