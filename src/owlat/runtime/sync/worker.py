@@ -318,13 +318,17 @@ class SyncWorker:
         return None
 
     def _apply_key_changes(self) -> None:
+        """Move the session's subscriptions to its queries' new keys.
+
+        A paginated query's first result is computed under the key the client sent and
+        moves to the key with its journal: the result is adopted under the new key while
+        the old key is still subscribed (so it is still tracked, and still invalidated by
+        commits); only then is the old key released, which closes its cached result.
+        """
         changes = self.session.take_key_changes()
         for change in changes:
             if change.new is not None:
                 self.subscriptions.subscribe(change.new, self)
-        for change in changes:
-            if change.old is not None:
-                self.subscriptions.unsubscribe(change.old, self)
         for change in changes:
             query = self.session.queries.get(change.query_id)
             if (
@@ -336,6 +340,11 @@ class SyncWorker:
                 and change.old.with_journal(change.new.journal) == change.new
             ):
                 query.result = self.subscriptions.adopt(query.result, change.new)
+                if query.result.invalid_from is not None:
+                    self.query_invalidated()  # stale already: no commit will wake us for it
+        for change in changes:
+            if change.old is not None:
+                self.subscriptions.unsubscribe(change.old, self)
 
     async def _update(self) -> None:
         ts = self.subscriptions.processed_ts
