@@ -16,7 +16,7 @@ from owlat.runtime.errors import (
     ReadOnlyError,
     SchemaError,
 )
-from owlat.runtime.ids import encode_id
+from owlat.runtime.values.ids import encode_id
 from tests.runtime.conftest import in_mutation, in_query
 
 

@@ -1,4 +1,4 @@
-"""Tests for owlat.runtime.ids: Convex v6 document ids."""
+"""Tests for owlat.runtime.values.ids: Convex v6 document ids."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from owlat.runtime.errors import InvalidIdError
-from owlat.runtime.ids import ALPHABET, decode_id, encode_id, new_id, table_number_of
+from owlat.runtime.values.ids import ALPHABET, decode_id, encode_id, new_id, table_number_of
 
 table_numbers = st.integers(min_value=1, max_value=2**32 - 1)
 internal_ids = st.binary(min_size=16, max_size=16)

@@ -26,10 +26,10 @@ from owlat.runtime.errors import (
     LimitExceededError,
 )
 from owlat.runtime.functions import FunctionKind, FunctionLike
-from owlat.runtime.ids import table_number_of
 from owlat.runtime.schema import define_table, register_system_table
 from owlat.runtime.types import Document
 from owlat.runtime.values import normalize_value, v, value_size
+from owlat.runtime.values.ids import table_number_of
 
 if TYPE_CHECKING:
     from owlat.runtime.application import Application

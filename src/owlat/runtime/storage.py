@@ -41,10 +41,10 @@ from owlat.runtime.errors import (
     OperatorError,
     ReadOnlyError,
 )
-from owlat.runtime.ids import table_number_of
 from owlat.runtime.schema import define_table, register_system_table
 from owlat.runtime.types import Document
 from owlat.runtime.values import v
+from owlat.runtime.values.ids import table_number_of
 
 if TYPE_CHECKING:
     from owlat.runtime.application import Application

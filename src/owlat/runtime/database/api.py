@@ -25,10 +25,10 @@ from owlat.runtime.errors import (
     ReadOnlyError,
     SchemaError,
 )
-from owlat.runtime.ids import table_number_of
 from owlat.runtime.schema import SYSTEM_FIELDS
 from owlat.runtime.triggers import Change, TriggerRunner
 from owlat.runtime.types import UNDEFINED, Document
+from owlat.runtime.values.ids import table_number_of
 
 _WRITE_METHODS = frozenset({"insert", "patch", "replace", "delete"})
 

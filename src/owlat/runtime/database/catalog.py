@@ -46,7 +46,6 @@ from collections.abc import Callable, Sequence
 from owlat.runtime.database.engine import Engine, EngineReader, EngineWriter, StoredIndex
 from owlat.runtime.database.keys import encode_key, encode_value
 from owlat.runtime.errors import DocumentValidationError, SchemaError
-from owlat.runtime.ids import table_number_of
 from owlat.runtime.schema import (
     BY_ID,
     FIRST_USER_TABLE_NUMBER,
@@ -57,6 +56,7 @@ from owlat.runtime.schema import (
 from owlat.runtime.transactions import RetryPolicy
 from owlat.runtime.types import UNDEFINED, Document
 from owlat.runtime.values import decode_stored
+from owlat.runtime.values.ids import table_number_of
 
 NEXT_TABLE_NUMBER_GLOBAL = "next_table_number"
 VALIDATOR_GLOBAL_PREFIX = "validator:"  # + table name: fingerprint of the checked validator

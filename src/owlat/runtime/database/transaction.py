@@ -31,7 +31,6 @@ from owlat.runtime.database.engine import EngineReader, EngineWriter
 from owlat.runtime.database.pending import PendingInserts
 from owlat.runtime.database.pushdown import Predicate
 from owlat.runtime.errors import LimitExceededError, ReadOnlyError
-from owlat.runtime.ids import new_id
 from owlat.runtime.schema import BY_ID
 from owlat.runtime.transactions import (
     Clock,
@@ -45,6 +44,7 @@ from owlat.runtime.transactions import (
 )
 from owlat.runtime.types import Document
 from owlat.runtime.values import decode_stored, encode_stored
+from owlat.runtime.values.ids import new_id
 
 logger = logging.getLogger("owlat.runtime")
 _savepoint_names = itertools.count()

@@ -1,12 +1,11 @@
 """Validators (`v.string()`, `v.object({...})`, ...): check Python input against a shape.
 
-Import them from `owlat.runtime.values`, which re-exports this module (it builds on that
-module's helpers, so it cannot be imported first).
+Import them from `owlat.runtime.values`, which re-exports this module.
 
 `validator.validate(value)` returns the canonical value, as `normalize_value` would build it
 (`v.number()` turns an exact int into a float, `v.int64()` an int into `Int64`, `v.object`
 drops absent optional fields), or raises `ValidationError`. Internally each validator's
-`_check` raises a `_Fault`; containers add their path segment while it unwinds, and
+`_check` raises a `Fault`; containers add their path segment while it unwinds, and
 `validate()` renders it once. Mismatch faults keep the value and the validator and only format
 them when rendered, so a union that tries several members pays little for the failures.
 
@@ -30,22 +29,21 @@ from typing import Any, ClassVar, Final, TypeAlias
 
 from owlat.runtime.errors import DeveloperError, ValidationError
 from owlat.runtime.types import UNDEFINED, Int64, Value
-from owlat.runtime.values import (
+from owlat.runtime.values.json import convex_to_json, dumps
+from owlat.runtime.values.model import (
     MAX_ARRAY_LENGTH,
     MAX_FIELD_NAME_LENGTH,
     MAX_NESTING,
     MAX_OBJECT_FIELDS,
-    _check_int64,
-    _check_unicode,
-    _checked_key,
-    _Fault,
-    _int_text,
-    _int_to_float,
-    _normalize,
-    _quote,
-    _short,
-    convex_to_json,
-    dumps,
+    Fault,
+    check_int64,
+    check_unicode,
+    checked_key,
+    int_text,
+    int_to_float,
+    normalize_at,
+    quote,
+    short,
 )
 
 IdResolver: TypeAlias = Callable[[str], "str | None"]
@@ -62,7 +60,7 @@ _KINDS: Final[frozenset[type]] = frozenset(
 # --- faults with Convex-shaped messages -----------------------------------------------------
 
 
-class _Mismatch(_Fault):
+class _Mismatch(Fault):
     def __init__(self, value: object, validator: Validator) -> None:
         super().__init__()
         self.value = value
@@ -83,7 +81,7 @@ class _LiteralMismatch(_Mismatch):
         )
 
 
-class _FieldFault(_Fault):
+class _FieldFault(Fault):
     def __init__(
         self, obj: Mapping[Any, Any], field: str, validator: ObjectValidator, *, missing: bool
     ) -> None:
@@ -107,7 +105,7 @@ class _FieldFault(_Fault):
         )
 
 
-class _WrongTable(_Fault):
+class _WrongTable(Fault):
     def __init__(self, id_: str, found: str, table: str) -> None:
         super().__init__()
         self.id, self.found, self.table = id_, found, table
@@ -119,7 +117,7 @@ class _WrongTable(_Fault):
         )
 
 
-class _BadRecordKey(_Fault):
+class _BadRecordKey(Fault):
     def __init__(self, key: str, validator: Validator) -> None:
         super().__init__()
         self.key = key
@@ -127,14 +125,14 @@ class _BadRecordKey(_Fault):
 
     def render(self, path: str) -> str:
         return (
-            f"Record key {_quote(_short(self.key))} does not match the key validator.\n"
+            f"Record key {quote(short(self.key))} does not match the key validator.\n"
             f"Path: {path or '.'}\nValidator: {self.validator.describe()}"
         )
 
 
 def _show(value: object) -> str:
     """A value as Convex displays it, cut to about 100 characters."""
-    return _short(_display(value, _SHOW_LIMIT), _SHOW_LIMIT)
+    return short(_display(value, _SHOW_LIMIT), _SHOW_LIMIT)
 
 
 def _display(value: object, budget: int) -> str:
@@ -148,14 +146,14 @@ def _display(value: object, budget: int) -> str:
         try:
             number = float(value)
         except OverflowError:
-            return _int_text(value, budget + 1)
+            return int_text(value, budget + 1)
         return repr(number) if number == value else str(value)
     if isinstance(value, float):
         if math.isfinite(value):
             return repr(float(value))
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, str):
-        return _quote(value[: budget + 1])
+        return quote(value[: budget + 1])
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(value)} bytes>"
     if value is UNDEFINED:
@@ -165,7 +163,7 @@ def _display(value: object, budget: int) -> str:
         return "{" + _display_items(pairs, budget) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + _display_items((("", item) for item in value), budget) + "]"
-    return _short(repr(value), budget + 1)
+    return short(repr(value), budget + 1)
 
 
 def _display_items(items: Any, budget: int) -> str:
@@ -184,7 +182,7 @@ def _display_items(items: Any, budget: int) -> str:
 def _check_string(value: object, validator: Validator) -> str:
     if type(value) is str:
         if not value.isascii():
-            _check_unicode(value)
+            check_unicode(value)
         return value
     if isinstance(value, str):
         return _check_string(str.__str__(value), validator)
@@ -210,7 +208,7 @@ class Validator:
     def validate(self, value: object, path: str = "", ids: IdResolver | None = None) -> Value:
         try:
             return self._check(value, ids, 0)
-        except _Fault as fault:
+        except Fault as fault:
             raise ValidationError(fault.render(fault.path(path))) from None
 
     def _check(self, value: Any, ids: IdResolver | None, depth: int) -> Value:
@@ -278,11 +276,11 @@ class FloatValidator(Validator):
         if t is float:
             return value
         if t is int:
-            return _int_to_float(value)
+            return int_to_float(value)
         if isinstance(value, float):
             return float(value)
         if isinstance(value, int) and not isinstance(value, (bool, Int64)):
-            return _int_to_float(int(value))
+            return int_to_float(int(value))
         raise _Mismatch(value, self)
 
     def _types(self) -> frozenset[type]:
@@ -305,7 +303,7 @@ class Int64Validator(Validator):
 
     def _check(self, value: Any, ids: IdResolver | None, depth: int) -> Value:
         if isinstance(value, int) and value is not True and value is not False:
-            _check_int64(value)
+            check_int64(value)
             return value if type(value) is Int64 else Int64(value)
         raise _Mismatch(value, self)
 
@@ -508,9 +506,9 @@ class ArrayValidator(Validator):
         if not isinstance(value, (list, tuple)):
             raise _Mismatch(value, self)
         if depth >= MAX_NESTING:
-            raise _Fault(f"value is nested more than {MAX_NESTING} levels deep")
+            raise Fault(f"value is nested more than {MAX_NESTING} levels deep")
         if len(value) > MAX_ARRAY_LENGTH:
-            raise _Fault(
+            raise Fault(
                 f"array has {len(value)} elements, more than the maximum of {MAX_ARRAY_LENGTH}"
             )
         check = self.item._check
@@ -520,7 +518,7 @@ class ArrayValidator(Validator):
         for index, item in enumerate(value):
             try:
                 append(check(item, ids, depth))
-            except _Fault as fault:
+            except Fault as fault:
                 fault.segments.append(f"[{index}]")
                 raise
         return out
@@ -550,7 +548,7 @@ class ObjectValidator(Validator):
                 raise DeveloperError(
                     f"v.object() field {name!r} needs a validator, not {type(validator).__name__}"
                 )
-            self.fields[_definition(_checked_key, name)] = validator
+            self.fields[_definition(checked_key, name)] = validator
         # (name, validator of a present value, optional, the type its check returns as is
         # when the value is exactly of it: `v.string()` ASCII str, float, bool, None; or
         # `_NO_SHORTCUT`) in declaration order
@@ -564,7 +562,7 @@ class ObjectValidator(Validator):
         if not isinstance(value, dict):
             raise _Mismatch(value, self)
         if depth >= MAX_NESTING:
-            raise _Fault(f"value is nested more than {MAX_NESTING} levels deep")
+            raise Fault(f"value is nested more than {MAX_NESTING} levels deep")
         depth += 1
         out: dict[str, Value] = {}
         present = 0
@@ -582,7 +580,7 @@ class ObjectValidator(Validator):
                 continue
             try:
                 out[name] = validator._check(item, ids, depth)
-            except _Fault as fault:
+            except Fault as fault:
                 fault.segments.append("." + name)
                 raise
         if present != len(value):  # extra fields, or fields set to UNDEFINED (absent)
@@ -632,7 +630,7 @@ class RecordValidator(Validator):
         if not isinstance(value, dict):
             raise _Mismatch(value, self)
         if depth >= MAX_NESTING:
-            raise _Fault(f"value is nested more than {MAX_NESTING} levels deep")
+            raise Fault(f"value is nested more than {MAX_NESTING} levels deep")
         depth += 1
         check_key = None if self._any_string_key else self.keys._check
         check_value = self.values._check
@@ -647,19 +645,19 @@ class RecordValidator(Validator):
                 and not key.startswith("$")
                 and len(key) <= MAX_FIELD_NAME_LENGTH
             ):
-                key = _checked_key(key)
+                key = checked_key(key)
             if check_key is not None:  # (a valid field name is a valid `v.string()`)
                 try:
                     key = check_key(key, ids, depth)
-                except _Fault:
+                except Fault:
                     raise _BadRecordKey(key, self.keys) from None
             try:
                 out[key] = check_value(item, ids, depth)
-            except _Fault as fault:
+            except Fault as fault:
                 fault.segments.append("." + key)
                 raise
         if len(out) > MAX_OBJECT_FIELDS:
-            raise _Fault(
+            raise Fault(
                 f"object has {len(out)} fields, more than the maximum of {MAX_OBJECT_FIELDS}"
             )
         return out
@@ -715,7 +713,7 @@ class UnionValidator(Validator):
         for member in self._candidates.get(type(value), self.members):
             try:
                 return member._check(value, ids, depth)
-            except _Fault:
+            except Fault:
                 pass
         raise _Mismatch(value, self)
 
@@ -738,7 +736,7 @@ class AnyValidator(Validator):
     __slots__ = ()
 
     def _check(self, value: Any, ids: IdResolver | None, depth: int) -> Value:
-        return _normalize(value, depth)
+        return normalize_at(value, depth)
 
     def describe(self) -> str:
         return "v.any()"
@@ -811,14 +809,14 @@ def _is_key_validator(validator: Validator) -> bool:
 
 
 def _normalize_root(value: object) -> Value:
-    return _normalize(value, 0)
+    return normalize_at(value, 0)
 
 
 def _definition(check: Callable[[Any], Any], value: object) -> Any:
     """Run a value check on part of a validator's definition; a problem is the developer's."""
     try:
         return check(value)
-    except _Fault as fault:
+    except Fault as fault:
         raise DeveloperError(f"Invalid validator definition: {fault.message}") from None
 
 
