@@ -9,6 +9,7 @@ from owlat.app.lib.email_providers.outbox import OutboxProvider
 from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
 from owlat.app.lib.instance import current
 from owlat.app.lib.redirects import absolute_url
+from owlat.app.lib.tokens import derived_token
 
 
 def provider() -> EmailProvider:
@@ -32,8 +33,15 @@ def verify_email_link(token: str, callback_url: str | None) -> str:
     return link + (f"&callbackURL={quote(callback_url)}" if callback_url else "")
 
 
-def invitation_link(invitation_id: str) -> str:
-    return f"{current().app_url}/invite/accept?id={quote(invitation_id)}"
+def invitation_token(invitation_id: str, email: str) -> str:
+    """The secret of an invitation's link: whoever presents it has read the mail sent to
+    `email`, which verifies that address (`invitations.py`)."""
+    return derived_token(current().secret, "invitation", invitation_id, email)
+
+
+def invitation_link(invitation_id: str, email: str) -> str:
+    token = invitation_token(invitation_id, email)
+    return f"{current().app_url}/invite/accept?id={quote(invitation_id)}&token={token}"
 
 
 def app_link(path: str) -> str:
