@@ -112,7 +112,8 @@ class Settings:
     # HMAC key of session cookies. Empty: generated in <data_dir>/auth_secret.
     auth_secret: str = ""
     # Comma-separated origins allowed to POST to /api/auth with a cookie (the site's own
-    # origin always is).
+    # origin always is) and that callback URLs in mails and redirects may lead to (besides
+    # the site's and the web app's).
     trusted_origins: tuple[str, ...] = ()
     # New accounts wait on the waitlist until a platform admin approves them (OWLAT_WAITLIST=1).
     waitlist: bool = False

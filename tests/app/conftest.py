@@ -63,10 +63,18 @@ class Caller:
         return (await self.app.run_mutation(path, args or {}, identity=self.identity)).value
 
 
-async def signed_in(app: Application, email_address: str, name: str = "Test User") -> Caller:
+async def signed_in(
+    app: Application, email_address: str, name: str = "Test User", *, verified: bool = True
+) -> Caller:
+    """A new user with a session; their email is verified unless `verified=False`."""
     created = await app.run_mutation(
         "auth:createUser",
-        {"email": email_address, "name": name, "passwordHash": "not-a-real-hash"},
+        {
+            "email": email_address,
+            "name": name,
+            "passwordHash": "not-a-real-hash",
+            "emailVerified": verified,
+        },
         internal=True,
     )
     session = await app.run_mutation(

@@ -317,3 +317,90 @@ async def test_jwks_and_preflight(site: Site) -> None:
         assert preflight.headers["access-control-allow-origin"] == site.site_url
         other = await browser.options("/sign-in/email", headers={"origin": "https://evil.test"})
         assert "access-control-allow-origin" not in other.headers
+
+
+async def _users(site: Site) -> int:
+    async def count(ctx: object) -> int:
+        return len(await ctx.db.query("users").collect())  # type: ignore[attr-defined]
+
+    from tests.runtime.conftest import in_query
+
+    return await in_query(site.application, count)
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example/phish", "/\\evil.example", "https://evil.example", "/%2F%2Fevil"]
+)
+async def test_foreign_callback_urls_are_refused_everywhere(site: Site, target: str) -> None:
+    """No endpoint mails or redirects to a foreign URL: each refuses it with 400 and
+    changes nothing (no user, no mail, the verification token still unused)."""
+    refusal = {
+        "code": "INVALID_CALLBACK_URL",
+        "message": "Invalid callbackURL: give a path on this site (/...) or a URL on a "
+        "trusted origin",
+    }
+    async with site.browser() as browser:
+        signed_up = await browser.post(
+            "/sign-up/email",
+            json={
+                "email": "ann@example.com",
+                "password": PASSWORD,
+                "name": "A",
+                "callbackURL": target,
+            },
+        )
+        assert (signed_up.status_code, signed_up.json()) == (400, refusal)
+        assert await _users(site) == 0
+        await _sign_up(browser)
+        signed_in = await browser.post(
+            "/sign-in/email",
+            json={"email": "ann@example.com", "password": PASSWORD, "callbackURL": target},
+        )
+        assert (signed_in.status_code, signed_in.json()) == (400, refusal)
+        mailed = await browser.post(
+            "/send-verification-email", json={"email": "ann@example.com", "callbackURL": target}
+        )
+        assert (mailed.status_code, mailed.json()) == (400, refusal)
+        reset = await browser.post(
+            "/request-password-reset", json={"email": "ann@example.com", "redirectTo": target}
+        )
+        assert (reset.status_code, reset.json()["code"]) == (400, "INVALID_REDIRECT_URL")
+        assert site.outbox() == []
+        await browser.post("/send-verification-email", json={"email": "ann@example.com"})
+        (mail,) = site.outbox()
+        token = re.search(r"verify-email\?token=(\w+)", mail_text(mail)).group(1)  # type: ignore[union-attr]
+        crafted = await browser.get("/verify-email", params={"token": token, "callbackURL": target})
+        assert (crafted.status_code, crafted.json()) == (400, refusal)
+        assert (await browser.get("/get-session")).json()["user"]["emailVerified"] is False
+        assert (await browser.get("/verify-email", params={"token": token})).status_code == 200
+
+
+async def test_callback_urls_lead_to_the_web_app_or_a_trusted_origin(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A path leads to the web app (OWLAT_APP_URL), an absolute URL only to a trusted
+    origin; the verification link redirects there, the reset link goes there."""
+    options = {"app_url": "https://app.example.com", "trusted_origins": ("https://partner.test",)}
+    async with start_site(tmp_path, database_url=database_url, **options) as site:
+        for email, callback, location in (
+            ("ann@example.com", "/dashboard?x=1", "https://app.example.com/dashboard?x=1"),
+            ("bob@example.com", "https://partner.test/welcome", "https://partner.test/welcome"),
+        ):
+            async with site.browser() as browser:
+                await _sign_up(browser, email)
+                await browser.post(
+                    "/send-verification-email", json={"email": email, "callbackURL": callback}
+                )
+                text = mail_text(site.outbox()[-1])
+                link = re.search(r"http\S*/verify-email\?\S+", text).group(0)  # type: ignore[union-attr]
+                followed = await browser.get(link)
+                assert (followed.status_code, followed.headers["location"]) == (302, location)
+                assert (await browser.get("/get-session")).json()["user"]["emailVerified"]
+        async with site.browser() as browser:
+            await browser.post(
+                "/request-password-reset",
+                json={"email": "ann@example.com", "redirectTo": "/reset#form"},
+            )
+        assert re.search(
+            r"https://app\.example\.com/reset\?token=\w+#form", mail_text(site.outbox()[-1])
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.errors import ArgumentValidationError
-from tests.app.conftest import Caller, outbox, signed_in, with_organization
+from tests.app.conftest import Caller, mail_text, outbox, signed_in, with_organization
 from tests.runtime.conftest import in_mutation
 
 
@@ -43,8 +45,6 @@ async def test_invite_sends_a_mail_with_the_link(owlat: Application, tmp_path: A
         "pending",
     )
     assert invitation["expiresAt"] - invitation["createdAt"] == 7 * 24 * 3600 * 1000
-    import asyncio
-
     for _ in range(100):
         if outbox(tmp_path):
             break
@@ -59,6 +59,72 @@ async def test_invite_sends_a_mail_with_the_link(owlat: Application, tmp_path: A
     assert (await member.query("organizations:getActive"))["_id"] == organization_id
     with pytest.raises(ConvexError, match="^Invitation not found$"):
         await member.mutation("invitations:accept", {"invitationId": invitation["_id"]})
+
+
+async def _mailed_link(data_dir: Any, email: str) -> tuple[str, str]:
+    """(invitation id, token) of the link in the invitation mail sent to `email`."""
+    for _ in range(200):
+        for mail in outbox(data_dir):
+            text = mail_text(mail)
+            found = re.search(r"/invite/accept\?id=(\w+)&token=([\w-]+)", text)
+            if mail["To"] == email and found:
+                return found.group(1), found.group(2)
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"no invitation mail to {email}")
+
+
+VIEW_REFUSED = "^Email verification required to view invitations$"
+RESPONSE_REFUSED = "^Email verification required before accepting or rejecting invitation$"
+
+
+async def test_an_unverified_account_cannot_take_over_an_invitation(owlat: Application) -> None:
+    """The issue's attack with the defaults: an admin invites an address that has no
+    account; someone signs up with it (no verification) and tries to list, see and accept
+    the invitation. Everything is refused and nothing changes."""
+    owner = await signed_in(owlat, "owner@example.com")
+    organization_id = await with_organization(owner, "acme")
+    invitation = await owner.mutation(
+        "invitations:invite", {"email": "newhire@corp.com", "role": "admin"}
+    )
+    squatter = await signed_in(owlat, "newhire@corp.com", verified=False)
+    with pytest.raises(ConvexError, match=VIEW_REFUSED):
+        await squatter.query("invitations:listMine")
+    with pytest.raises(ConvexError, match=VIEW_REFUSED):
+        await squatter.query("invitations:get", {"invitationId": invitation["_id"]})
+    for path in ("invitations:accept", "invitations:reject"):
+        for token in ({}, {"token": "guessed"}, {"token": "ünïcode"}, {"token": ""}):
+            with pytest.raises(ConvexError, match=RESPONSE_REFUSED):
+                await squatter.mutation(path, {"invitationId": invitation["_id"], **token})
+    (pending,) = await owner.query("invitations:listForOrganization", {})
+    assert (pending["_id"], pending["status"]) == (invitation["_id"], "pending")
+    members = await owner.query("organizations:listMembers", {"organizationId": organization_id})
+    assert [m["userId"] for m in members] == [owner.user_id]
+    assert (await squatter.query("auth:getCurrentUser"))["emailVerified"] is False
+
+
+@pytest.mark.parametrize(("path", "status"), [("accept", "accepted"), ("reject", "rejected")])
+async def test_the_invitation_link_verifies_the_address(
+    owlat: Application, tmp_path: Any, path: str, status: str
+) -> None:
+    """Whoever has the mail's link has read the mail: with its token the recipient sees
+    the invitation, and answering it verifies their address."""
+    owner = await signed_in(owlat, "owner@example.com")
+    await with_organization(owner, "acme")
+    invitation = await owner.mutation(
+        "invitations:invite", {"email": "newhire@corp.com", "role": "editor"}
+    )
+    newhire = await signed_in(owlat, "newhire@corp.com", verified=False)
+    invitation_id, token = await _mailed_link(tmp_path, "newhire@corp.com")
+    assert invitation_id == invitation["_id"]
+    seen = await newhire.query("invitations:get", {"invitationId": invitation_id, "token": token})
+    assert seen["organizationName"] == "Acme"
+    assert (await newhire.query("auth:getCurrentUser"))["emailVerified"] is False
+    answered = await newhire.mutation(
+        f"invitations:{path}", {"invitationId": invitation_id, "token": token}
+    )
+    assert answered["invitation"]["status"] == status
+    assert (await newhire.query("auth:getCurrentUser"))["emailVerified"] is True
+    assert await newhire.query("invitations:listMine") == []
 
 
 async def test_invite_refusals(owlat: Application) -> None:

@@ -28,12 +28,13 @@ async def _sign_up(browser: httpx.AsyncClient, email: str) -> str:
     return str(response.json()["user"]["id"])
 
 
-async def _invitation_link(site: Site, email: str) -> str:
+async def _invitation_link(site: Site, email: str) -> tuple[str, str]:
+    """(invitation id, token) of the link in the invitation mail sent to `email`."""
     for _ in range(200):
         for mail in site.outbox():
-            match = re.search(r"/invite/accept\?id=(\w+)", mail_text(mail))
+            match = re.search(r"/invite/accept\?id=(\w+)&token=([\w-]+)", mail_text(mail))
             if mail["To"] == email and match:
-                return match.group(1)
+                return match.group(1), match.group(2)
         await asyncio.sleep(0.01)
     raise AssertionError(f"no invitation mail to {email}")
 
@@ -55,16 +56,33 @@ async def test_team_management_endpoints(site: Site) -> None:
             "/organization/invite-member", json={"email": "member@example.com", "role": "admin"}
         )
         assert invited.json()["status"] == "pending"
-        link = await _invitation_link(site, "member@example.com")
+        link, token = await _invitation_link(site, "member@example.com")
         assert link == invited.json()["id"]
         listed = (await owner.get("/organization/list-invitations")).json()
         assert [i["email"] for i in listed] == ["member@example.com"]
-        assert [
-            i["id"] for i in (await member.get("/organization/list-user-invitations")).json()
-        ] == [link]
-        accepted = await member.post("/organization/accept-invitation", json={"invitationId": link})
+        # the member's email is not verified: the link's token stands for it
+        unverified = await member.get("/organization/list-user-invitations")
+        assert (unverified.status_code, unverified.json()) == (
+            403,
+            {
+                "code": "EMAIL_VERIFICATION_REQUIRED_FOR_INVITATION",
+                "message": "Email verification required to view invitations",
+            },
+        )
+        refused = await member.post("/organization/accept-invitation", json={"invitationId": link})
+        assert (refused.status_code, refused.json()["code"]) == (
+            403,
+            "EMAIL_VERIFICATION_REQUIRED_BEFORE_ACCEPTING_OR_REJECTING_INVITATION",
+        )
+        seen = await member.get("/organization/get-invitation", params={"id": link, "token": token})
+        assert seen.json()["organizationName"] == "Acme Inc"
+        accepted = await member.post(
+            "/organization/accept-invitation", json={"invitationId": link, "token": token}
+        )
         assert accepted.json()["member"]["role"] == "admin"
         assert "set-cookie" in accepted.headers
+        assert (await member.get("/get-session")).json()["user"]["emailVerified"] is True
+        assert (await member.get("/organization/list-user-invitations")).json() == []
         active = (await member.get("/organization/get-active-member")).json()
         assert (active["userId"], active["role"]) == (member_user, "admin")
 

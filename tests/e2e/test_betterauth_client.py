@@ -2,7 +2,8 @@
 "done means"): `owlat admin create` makes a platform admin, `owlat dev` serves → BetterAuth's
 own npm client (better-auth 1.7.25 with the organization and JWT plugins) signs up a second
 user, the admin creates an organization and invites them, the invitation is accepted
-through the outbox link → the PyPI `convex` client, authenticated with the user's JWT,
+through the outbox link (whose token verifies the unverified address; without it the
+invitation is out of reach) → the PyPI `convex` client, authenticated with the user's JWT,
 calls a session-scoped function and gets that organization; after sign-out, the admin's
 JWT stops working."""
 
@@ -109,6 +110,14 @@ async def test_done_means_flow(tmp_path: Path, better_auth_dir: Path) -> None:
 
         assert out["invited"]["data"]["role"] == "editor"
         assert out["invitationId"] == out["invited"]["data"]["id"]
+        verification = "EMAIL_VERIFICATION_REQUIRED"
+        for step, status, code in (
+            ("unverifiedList", 403, f"{verification}_FOR_INVITATION"),
+            ("unverifiedAccept", 403, f"{verification}_BEFORE_ACCEPTING_OR_REJECTING_INVITATION"),
+            ("phishingCallback", 400, "INVALID_CALLBACK_URL"),
+        ):
+            assert out[step]["data"] is None
+            assert (out[step]["error"]["status"], out[step]["error"]["code"]) == (status, code)
         assert out["invitation"]["data"]["organizationName"] == "Acme Mail"
         accepted = out["accepted"]["data"]
         assert accepted["invitation"]["status"] == "accepted"

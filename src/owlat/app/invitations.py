@@ -1,17 +1,26 @@
 """Invitations: invite by email with a role (7-day expiry; resend at most once a minute),
 accept, reject, cancel, get, list. The invitation mail is sent by a scheduled action
-(`mail_jobs.py`) that runs only if the invitation committed."""
+(`mail_jobs.py`) that runs only if the invitation committed.
+
+An invitation belongs to whoever controls its address, not to whoever signs up with it
+first: the recipient may see, accept or reject it, and list their invitations, only once
+their email is verified, whatever OWLAT_REQUIRE_EMAIL_VERIFICATION says. The mail's link
+carries a token (`mailer.invitation_token`) that proves the mail was read: seeing the
+invitation with it needs no verification, and accepting or rejecting with it verifies the
+address."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from owlat.app.lib import mailer
 from owlat.app.lib.emails import normalize_email
 from owlat.app.lib.errors import AuthFailure, admin_required
 from owlat.app.lib.organizations import organization_of
 from owlat.app.lib.permissions import is_admin_role
 from owlat.app.lib.session_functions import session_mutation, session_query
-from owlat.app.lib.session_organization import get_membership, get_session, now_ms
+from owlat.app.lib.session_organization import get_membership, get_session, get_user, now_ms
+from owlat.app.lib.tokens import same_secret
 from owlat.app.lib.waitlist import require_off_waitlist
 from owlat.app.schema import ROLE
 from owlat.runtime import internal, v
@@ -25,6 +34,19 @@ def invitation_not_found() -> AuthFailure:
     return AuthFailure("INVITATION_NOT_FOUND", "Invitation not found")
 
 
+def verification_required(responding: bool = False) -> AuthFailure:
+    """BetterAuth's refusals of an unverified recipient: to answer, or to see."""
+    if responding:
+        return AuthFailure(
+            "EMAIL_VERIFICATION_REQUIRED_BEFORE_ACCEPTING_OR_REJECTING_INVITATION",
+            "Email verification required before accepting or rejecting invitation",
+        )
+    return AuthFailure(
+        "EMAIL_VERIFICATION_REQUIRED_FOR_INVITATION",
+        "Email verification required to view invitations",
+    )
+
+
 async def _invitation(ctx: Any, invitation_id: str) -> dict[str, Any]:
     normalized = ctx.db.normalize_id("invitations", invitation_id)
     invitation = None if normalized is None else await ctx.db.get(normalized)
@@ -34,11 +56,13 @@ async def _invitation(ctx: Any, invitation_id: str) -> dict[str, Any]:
 
 
 async def _as_recipient(
-    ctx: Any, invitation_id: str
+    ctx: Any, args: Any, *, responding: bool
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(session, user, invitation) when the caller is the recipient of a pending one."""
+    """(session, user, invitation) when the caller is the recipient of a pending one with
+    a verified email, or presents the token of its link: then, when `responding` (accept,
+    reject: a mutation), the email is marked verified."""
     session = await get_session(ctx)
-    invitation = await _invitation(ctx, invitation_id)
+    invitation = await _invitation(ctx, args["invitationId"])
     user = await ctx.db.get(session["userId"])
     if user is None or user["email"] != invitation["email"]:
         raise AuthFailure(
@@ -47,6 +71,13 @@ async def _as_recipient(
         )
     if invitation["status"] != "pending" or invitation["expiresAt"] <= now_ms():
         raise invitation_not_found()
+    if not user["emailVerified"]:
+        link_token = mailer.invitation_token(invitation["_id"], invitation["email"])
+        if not same_secret(args.get("token") or "", link_token):
+            raise verification_required(responding)
+        if responding:
+            await ctx.db.patch(user["_id"], {"emailVerified": True, "updatedAt": now_ms()})
+            user = await ctx.db.get(user["_id"])
     return session, dict(user), invitation
 
 
@@ -143,7 +174,7 @@ invite, invite_via_session = session_mutation(
 
 
 async def _accept(ctx: Any, args: Any) -> dict[str, Any]:
-    session, user, invitation = await _as_recipient(ctx, args["invitationId"])
+    session, user, invitation = await _as_recipient(ctx, args, responding=True)
     await require_off_waitlist(ctx, user["_id"])
     organization_id = invitation["organizationId"]
     member = await get_membership(ctx, organization_id, user["_id"])
@@ -165,16 +196,19 @@ async def _accept(ctx: Any, args: Any) -> dict[str, Any]:
     return {"invitation": dict(await ctx.db.get(invitation["_id"])), "member": member}
 
 
-accept, accept_via_session = session_mutation(args={"invitationId": v.string()})(_accept)
+# `token`: the one of the invitation mail's link (see the module docstring).
+RECIPIENT_ARGS = {"invitationId": v.string(), "token": v.optional(v.string())}
+
+accept, accept_via_session = session_mutation(args=RECIPIENT_ARGS)(_accept)
 
 
 async def _reject(ctx: Any, args: Any) -> dict[str, Any]:
-    _, _, invitation = await _as_recipient(ctx, args["invitationId"])
+    _, _, invitation = await _as_recipient(ctx, args, responding=True)
     await ctx.db.patch(invitation["_id"], {"status": "rejected"})
     return {"invitation": dict(await ctx.db.get(invitation["_id"])), "member": None}
 
 
-reject, reject_via_session = session_mutation(args={"invitationId": v.string()})(_reject)
+reject, reject_via_session = session_mutation(args=RECIPIENT_ARGS)(_reject)
 
 
 async def _cancel(ctx: Any, args: Any) -> dict[str, Any]:
@@ -198,7 +232,7 @@ cancel, cancel_via_session = session_mutation(args={"invitationId": v.string()})
 
 async def _get(ctx: Any, args: Any) -> dict[str, Any]:
     """A pending invitation addressed to the caller, with its organization's name."""
-    _, _, invitation = await _as_recipient(ctx, args["invitationId"])
+    _, _, invitation = await _as_recipient(ctx, args, responding=False)
     organization = await ctx.db.get(invitation["organizationId"])
     inviter = await ctx.db.get(invitation["inviterId"])
     return {
@@ -209,7 +243,7 @@ async def _get(ctx: Any, args: Any) -> dict[str, Any]:
     }
 
 
-get, get_via_session = session_query(args={"invitationId": v.string()})(_get)
+get, get_via_session = session_query(args=RECIPIENT_ARGS)(_get)
 
 
 async def _list(ctx: Any, args: Any) -> list[dict[str, Any]]:
@@ -229,8 +263,9 @@ list_for_organization, list_for_organization_via_session = session_query(
 
 
 async def _list_mine(ctx: Any, args: Any) -> list[dict[str, Any]]:
-    session = await get_session(ctx)
-    user = await ctx.db.get(session["userId"])
+    user = await get_user(ctx)
+    if not user["emailVerified"]:
+        raise verification_required()
     rows = (
         await ctx.db.query("invitations")
         .with_index("by_email", lambda q: q.eq("email", user["email"]))

@@ -31,7 +31,7 @@ async def send_invitation(ctx: Any, args: Any) -> None:
     )
     if details is None:
         return
-    link = mailer.invitation_link(args["invitationId"])
+    link = mailer.invitation_link(args["invitationId"], details["email"])
     await mailer.send(
         details["email"],
         f"You are invited to join {details['organizationName']} on Owlat",

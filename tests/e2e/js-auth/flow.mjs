@@ -2,8 +2,9 @@
 // jwtClient) against Owlat's /api/auth. Usage:
 //   node flow.mjs SITE_URL OUTBOX_DIR ADMIN_EMAIL ADMIN_PASSWORD
 // The admin (created by `owlat admin create`) signs in, creates an organization and invites
-// a second user, who signs up, finds the invitation link in the outbox, accepts it and
-// takes a JWT. Prints one JSON object with what each step answered.
+// a second user, who signs up (email not verified), finds the invitation link in the outbox,
+// accepts it with the link's token (which verifies the address) and takes a JWT. Prints one
+// JSON object with what each step answered.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createAuthClient } from "better-auth/client";
@@ -57,19 +58,31 @@ out.invited = await admin.organization.inviteMember({ email: userEmail, role: "e
 
 // The invitation mail is sent by a scheduled job: wait for it in the outbox.
 let link = null;
+let linkToken = null;
 for (let i = 0; i < 100 && !link; i++) {
   let files = [];
   try { files = readdirSync(outboxDir).filter((f) => f.endsWith(".eml")); } catch {}
   for (const file of files) {
-    const text = readFileSync(join(outboxDir, file), "utf8");
-    const match = text.match(/https?:\/\/\S*\/invite\/accept\?id=([A-Za-z0-9_-]+)/);
-    if (text.includes(`To: ${userEmail}`) && match) link = match[1];
+    // Lines over 78 characters (a link with its token) come quoted-printable: undo it.
+    const text = readFileSync(join(outboxDir, file), "utf8")
+      .replace(/=\r?\n/g, "")
+      .replace(/=([0-9A-F]{2})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
+    const match = text.match(/\/invite\/accept\?id=([A-Za-z0-9_-]+)&token=([A-Za-z0-9_-]+)/);
+    if (text.includes(`To: ${userEmail}`) && match) [link, linkToken] = [match[1], match[2]];
   }
   if (!link) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 out.invitationId = link;
-out.invitation = await user.organization.getInvitation({ query: { id: link } });
-out.accepted = await user.organization.acceptInvitation({ invitationId: link });
+// Without a verified email or the link's token, the invitation stays out of reach.
+out.unverifiedList = await user.organization.listUserInvitations();
+out.unverifiedAccept = await user.organization.acceptInvitation({ invitationId: link });
+// A verification mail may only lead back to this site or a trusted origin.
+out.phishingCallback = await user.sendVerificationEmail({
+  email: userEmail,
+  callbackURL: "//evil.example/phish",
+});
+out.invitation = await user.organization.getInvitation({ query: { id: link, token: linkToken } });
+out.accepted = await user.organization.acceptInvitation({ invitationId: link, token: linkToken });
 out.userOrganizations = await user.organization.list();
 out.full = await user.organization.getFullOrganization();
 out.userSession = await user.getSession();

@@ -34,6 +34,7 @@ from owlat.app.lib.emails import normalize_email
 from owlat.app.lib.errors import AuthFailure
 from owlat.app.lib.instance import current
 from owlat.app.lib.passwords import check_rules, hash_password, verify_password
+from owlat.app.lib.redirects import absolute_url, checked_redirect
 from owlat.app.lib.tokens import random_token, token_hash
 from owlat.runtime import internal
 
@@ -66,6 +67,11 @@ async def _start_session(ctx: Any, request: Request, user_id: str) -> tuple[str,
     return token, session
 
 
+def _callback_url(body: dict[str, Any]) -> str | None:
+    """The body's `callbackURL`, refused (400) unless it is a safe redirect target."""
+    return checked_redirect(field(body, "callbackURL", required=False))
+
+
 async def send_verification(ctx: Any, user: dict[str, Any], callback_url: str | None) -> None:
     if not await _may_mail(ctx, "verify-email", user["email"]):
         return
@@ -87,6 +93,7 @@ async def sign_up(ctx: Any, request: Request) -> Response:
     body = await json_body(request)
     email, password, name = field(body, "email"), field(body, "password"), field(body, "name")
     image = field(body, "image", required=False)
+    callback_url = _callback_url(body)
     normalize_email(email)
     password_hash = await hash_password(password)  # checks 10–128 characters
     result = await ctx.run_mutation(
@@ -105,7 +112,7 @@ async def sign_up(ctx: Any, request: Request) -> Response:
         fake = user_json(user) | {"name": name, "emailVerified": False, "image": image}
         return ok({"token": None, "user": fake})
     if current().require_email_verification:
-        await send_verification(ctx, user, field(body, "callbackURL", required=False))
+        await send_verification(ctx, user, callback_url)
         return ok({"token": None, "user": user_json(user)})
     token, _ = await _start_session(ctx, request, result["userId"])
     response = ok({"token": token, "user": user_json(user)})
@@ -117,6 +124,7 @@ async def sign_up(ctx: Any, request: Request) -> Response:
 async def sign_in(ctx: Any, request: Request) -> Response:
     body = await json_body(request)
     email, password = field(body, "email"), field(body, "password")
+    callback_url = _callback_url(body)
     remember = body.get("rememberMe") is not False
     wait = await ctx.run_mutation(
         internal.auth.sign_in_gate, {"ip": client_ip(request), "email": email}
@@ -133,7 +141,7 @@ async def sign_in(ctx: Any, request: Request) -> Response:
         return error(*INVALID_CREDENTIALS)
     user = credential["user"]
     if current().require_email_verification and not user["emailVerified"]:
-        await send_verification(ctx, user, field(body, "callbackURL", required=False))
+        await send_verification(ctx, user, callback_url)
         return error("EMAIL_NOT_VERIFIED", "Email not verified", 403)
     token, _ = await _start_session(ctx, request, user["_id"])
     response = ok({"redirect": False, "token": token, "user": user_json(user)})
@@ -181,6 +189,7 @@ async def request_password_reset(ctx: Any, request: Request) -> Response:
     body = await json_body(request)
     email = field(body, "email")
     normalize_email(email)
+    redirect_to = checked_redirect(field(body, "redirectTo", required=False), "redirectTo")
     credential = await ctx.run_query(internal.auth.find_credential, {"email": email})
     if credential is not None and await _may_mail(
         ctx, "reset-password", credential["user"]["email"]
@@ -191,7 +200,7 @@ async def request_password_reset(ctx: Any, request: Request) -> Response:
             internal.auth.create_verification,
             {"userId": user["_id"], "purpose": "reset-password", "tokenHash": token_hash(token)},
         )
-        link = mailer.reset_password_link(token)
+        link = mailer.reset_password_link(token, redirect_to)
         await mailer.send(
             user["email"],
             "Reset your password",
@@ -232,12 +241,13 @@ async def send_verification_email(ctx: Any, request: Request) -> Response:
     body = await json_body(request)
     email = field(body, "email")
     normalize_email(email)
+    callback_url = _callback_url(body)
     found = await current_session(ctx, request)
     credential = await ctx.run_query(internal.auth.find_credential, {"email": email})
     if found is not None and found[1]["email"] != normalize_email(email):
         raise AuthFailure("EMAIL_MISMATCH", "Email mismatch")
     if credential is not None and not credential["user"]["emailVerified"]:
-        await send_verification(ctx, credential["user"], field(body, "callbackURL", required=False))
+        await send_verification(ctx, credential["user"], callback_url)
     return ok({"status": True})
 
 
@@ -246,13 +256,13 @@ async def verify_email(ctx: Any, request: Request) -> Response:
     token = request.query_params.get("token")
     if not token:
         raise BadRequest("token is required")
+    callback_url = checked_redirect(request.query_params.get("callbackURL"))
     user_id = await ctx.run_mutation(
         internal.auth.consume_verification,
         {"purpose": "verify-email", "tokenHash": token_hash(token)},
     )
     if user_id is None:
         return error("INVALID_TOKEN", "Invalid token", 400)
-    callback = request.query_params.get("callbackURL")
-    if callback and callback.startswith("/"):
-        return Response(status_code=302, headers={"location": callback})
+    if callback_url:
+        return Response(status_code=302, headers={"location": absolute_url(callback_url)})
     return ok({"status": True, "user": None})

@@ -168,10 +168,13 @@ invite_member = route(
     invitation_json,
     fields=("email", "role", "organizationId", "resend"),
 )
+# `token`: the one of the invitation mail's link, which stands for a verified email.
 accept_invitation = route(
-    invitations.accept_via_session, _accepted, fields=("invitationId",), resend_cookie=True
+    invitations.accept_via_session, _accepted, fields=("invitationId", "token"), resend_cookie=True
 )
-reject_invitation = route(invitations.reject_via_session, _accepted, fields=("invitationId",))
+reject_invitation = route(
+    invitations.reject_via_session, _accepted, fields=("invitationId", "token")
+)
 cancel_invitation = route(invitations.cancel_via_session, invitation_json, fields=("invitationId",))
 list_invitations = route(
     invitations.list_for_organization_via_session,
@@ -198,10 +201,11 @@ get_active_member = route(members.get_active_member_via_session, member_json, me
 
 async def _get_invitation(ctx: Any, request: Request) -> Response:
     session, _, _ = require_session(await current_session(ctx, request))
-    invitation_id = request.query_params.get("id", "")
-    result = await ctx.run_query(
-        invitations.get_via_session, {"invitationId": invitation_id, "sessionId": session["_id"]}
-    )
+    query = request.query_params
+    args = {"invitationId": query.get("id", ""), "sessionId": session["_id"]}
+    if "token" in query:
+        args["token"] = query["token"]
+    result = await ctx.run_query(invitations.get_via_session, args)
     return ok(_invitation_details(result))
 
 

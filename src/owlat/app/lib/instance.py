@@ -30,7 +30,8 @@ class Instance:
     app_url: str
     # HMAC key of session cookies (generated in <data_dir>/auth_secret when not given).
     secret: bytes
-    # Origins (scheme://host[:port]) allowed to POST with a cookie, besides base_url's own.
+    # Origins (scheme://host[:port]) allowed to POST with a cookie, besides base_url's own,
+    # and that callback URLs may lead to (`lib/redirects.py`).
     trusted_origins: tuple[str, ...] = ()
     # New accounts wait for a platform admin's approval (runtime toggle overrides it).
     waitlist: bool = False
@@ -47,6 +48,10 @@ class Instance:
 
     def origins(self) -> frozenset[str]:
         return frozenset({_origin(self.base_url), *map(_origin, self.trusted_origins)})
+
+    def redirect_origins(self) -> frozenset[str]:
+        """Origins a callback URL may lead to: the trusted ones and the web app's."""
+        return self.origins() | {_origin(self.app_url)}
 
 
 def _origin(url: str) -> str:

@@ -8,6 +8,8 @@ from urllib.parse import quote
 from owlat.app.lib.email_providers.outbox import OutboxProvider
 from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
 from owlat.app.lib.instance import current
+from owlat.app.lib.redirects import absolute_url
+from owlat.app.lib.tokens import derived_token
 
 
 def provider() -> EmailProvider:
@@ -18,8 +20,12 @@ async def send(to: str, subject: str, text: str, key: str | None = None) -> None
     await provider().send(EmailMessage(to=to, subject=subject, text=text, idempotency_key=key))
 
 
-def reset_password_link(token: str) -> str:
-    return f"{current().app_url}/auth/reset-password?token={quote(token)}"
+def reset_password_link(token: str, redirect_to: str | None = None) -> str:
+    """The reset page with the token: `redirect_to` (a checked target) or the web app's."""
+    page = absolute_url(redirect_to) if redirect_to else f"{current().app_url}/auth/reset-password"
+    before_fragment, hash_, fragment = page.partition("#")
+    separator = "&" if "?" in before_fragment else "?"
+    return f"{before_fragment}{separator}token={quote(token)}{hash_}{fragment}"
 
 
 def verify_email_link(token: str, callback_url: str | None) -> str:
@@ -27,8 +33,15 @@ def verify_email_link(token: str, callback_url: str | None) -> str:
     return link + (f"&callbackURL={quote(callback_url)}" if callback_url else "")
 
 
-def invitation_link(invitation_id: str) -> str:
-    return f"{current().app_url}/invite/accept?id={quote(invitation_id)}"
+def invitation_token(invitation_id: str, email: str) -> str:
+    """The secret of an invitation's link: whoever presents it has read the mail sent to
+    `email`, which verifies that address (`invitations.py`)."""
+    return derived_token(current().secret, "invitation", invitation_id, email)
+
+
+def invitation_link(invitation_id: str, email: str) -> str:
+    token = invitation_token(invitation_id, email)
+    return f"{current().app_url}/invite/accept?id={quote(invitation_id)}&token={token}"
 
 
 def app_link(path: str) -> str:
