@@ -12,7 +12,8 @@ from tests.s3 import MotoServer
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
-    """A real S3-compatible server (moto_server) for the whole run, started on first use."""
+    """A real AWS-compatible server (moto_server: S3, SES) for the whole run, started on
+    first use."""
     with MotoServer.running() as server:
         yield server
 

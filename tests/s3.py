@@ -1,7 +1,8 @@
-"""A real S3-compatible server for tests: `moto_server` on a free loopback port.
+"""A real AWS-compatible server for tests: `moto_server` on a free loopback port.
 
-`MotoServer.start()` runs it as a subprocess and waits until it answers; `new_bucket()`
-creates an empty bucket and returns the `S3Settings` that reach it (dummy credentials).
+`MotoServer.running()` runs it as a subprocess and waits until it answers; `new_bucket()`
+creates an empty bucket and returns the `S3Settings` that reach it (dummy credentials);
+`client(service)` is a boto3 client of any service moto serves (S3, SES, ...).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from owlat.runtime.blobstores import S3Settings
 _buckets = itertools.count()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -42,7 +43,7 @@ class MotoServer:
         executable = shutil.which("moto_server") or str(
             Path(sys.executable).with_name("moto_server")
         )
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [executable, "-H", "127.0.0.1", "-p", str(port)],
             stdout=subprocess.DEVNULL,
@@ -78,12 +79,12 @@ class MotoServer:
         )
 
     @contextlib.contextmanager
-    def client(self) -> Iterator[Any]:
-        """A boto3 S3 client of this server (closed after the block)."""
+    def client(self, service: str = "s3") -> Iterator[Any]:
+        """A boto3 client of this server (closed after the block)."""
         import boto3
 
         client = boto3.client(
-            "s3",
+            service,
             endpoint_url=self.endpoint_url,
             region_name="us-east-1",
             aws_access_key_id="test",

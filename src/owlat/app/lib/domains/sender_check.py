@@ -1,0 +1,59 @@
+"""May an organization send From this address? (§12.3, enforcement at send)
+
+Only when the address's exact domain is one of the organization's sending domains and is
+verified: a verified `example.com` does not cover `news.example.com` (the subdomain has its
+own DKIM, SPF and DMARC records, and receivers check them there), nor the reverse. The
+local outbox delivers nothing beyond the data folder, so it is exempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from email.utils import parseaddr
+from typing import Any
+
+from owlat.app.lib.domains.names import normalize_domain
+from owlat.app.lib.domains.states import DomainStatus
+from owlat.app.lib.errors import AuthFailure
+
+EXEMPT_PROVIDERS = frozenset({"outbox"})
+
+_ADVICE = {
+    DomainStatus.REGISTERING: "it is still being registered; verify it once its records are shown",
+    DomainStatus.PENDING: "publish its DNS records, then verify it",
+    DomainStatus.FAILED: "its DNS records did not verify; fix them and verify it again",
+}
+
+
+def ensure_sender_allowed(
+    from_address: str, domains: Iterable[Mapping[str, Any]], provider_kind: str
+) -> None:
+    """Nothing, or a `SENDER_DOMAIN_NOT_VERIFIED` / `INVALID_SENDER` error saying why and
+    what to do. `domains` are the organization's `domains` rows (`domain`, `status`)."""
+    if provider_kind in EXEMPT_PROVIDERS:
+        return
+    address = parseaddr(from_address)[1]
+    local, at, domain_part = address.rpartition("@")
+    if not at or not local:
+        raise AuthFailure("INVALID_SENDER", f"The From address {from_address!r} has no domain")
+    try:
+        domain = normalize_domain(domain_part)
+    except AuthFailure as error:
+        raise AuthFailure("INVALID_SENDER", f"Cannot send from {address}: {error}") from None
+    statuses = {row["domain"]: DomainStatus(row["status"]) for row in domains}
+    status = statuses.get(domain)
+    if status is DomainStatus.VERIFIED:
+        return
+    if status is not None:
+        reason = f"the sending domain {domain} is {status}, not verified: {_ADVICE[status]}"
+    else:
+        parents = sorted(
+            name
+            for name, other in statuses.items()
+            if other is DomainStatus.VERIFIED and domain.endswith("." + name)
+        )
+        reason = f"{domain} is not a sending domain of this organization"
+        if parents:
+            reason += f" ({parents[-1]} is verified, but each subdomain is verified on its own)"
+        reason += "; add it under Domains and publish its DNS records"
+    raise AuthFailure("SENDER_DOMAIN_NOT_VERIFIED", f"Cannot send from {address}: {reason}")

@@ -1,0 +1,82 @@
+"""Sending From an address needs its exact domain verified (§12.3); the outbox is exempt."""
+
+from __future__ import annotations
+
+import pytest
+
+from owlat.app.lib.domains.sender_check import ensure_sender_allowed
+from owlat.app.lib.errors import AuthFailure
+
+DOMAINS = [
+    {"domain": "example.com", "status": "verified"},
+    {"domain": "pending.example.org", "status": "pending"},
+    {"domain": "broken.example.org", "status": "failed"},
+    {"domain": "new.example.org", "status": "registering"},
+    {"domain": "xn--bcher-kva.de", "status": "verified"},
+]
+
+
+@pytest.mark.parametrize(
+    "sender",
+    ["news@example.com", '"Shop" <News@EXAMPLE.com>', "Owlat <hi@example.com.>", "a@Bücher.de"],
+)
+def test_a_verified_exact_domain_may_send(sender: str) -> None:
+    ensure_sender_allowed(sender, DOMAINS, "ses")
+
+
+@pytest.mark.parametrize(
+    ("sender", "message"),
+    [
+        (
+            "news@mail.example.com",
+            "Cannot send from news@mail.example.com: mail.example.com is not a sending domain "
+            "of this organization (example.com is verified, but each subdomain is verified on "
+            "its own); add it under Domains and publish its DNS records",
+        ),
+        (
+            "a@other.com",
+            "Cannot send from a@other.com: other.com is not a sending domain of this "
+            "organization; add it under Domains and publish its DNS records",
+        ),
+        (
+            "a@pending.example.org",
+            "Cannot send from a@pending.example.org: the sending domain pending.example.org is "
+            "pending, not verified: publish its DNS records, then verify it",
+        ),
+        (
+            "a@broken.example.org",
+            "the sending domain broken.example.org is failed, not verified: its DNS records "
+            "did not verify; fix them and verify it again",
+        ),
+        ("a@new.example.org", "is registering, not verified: it is still being registered"),
+        # The parent of a verified subdomain is not covered either.
+        ("a@example.org", "example.org is not a sending domain of this organization;"),
+    ],
+)
+def test_anything_else_is_refused_with_the_reason(sender: str, message: str) -> None:
+    with pytest.raises(AuthFailure) as error:
+        ensure_sender_allowed(sender, DOMAINS, "smtp")
+    assert error.value.error_code == "SENDER_DOMAIN_NOT_VERIFIED"
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("sender", "message"),
+    [
+        ("nobody", "The From address 'nobody' has no domain"),
+        ("Owlat <>", "The From address 'Owlat <>' has no domain"),
+        ("a@localhost", "Cannot send from a@localhost: Invalid domain 'localhost': .localhost"),
+    ],
+)
+def test_a_from_address_without_a_usable_domain_is_invalid(sender: str, message: str) -> None:
+    with pytest.raises(AuthFailure) as error:
+        ensure_sender_allowed(sender, DOMAINS, "ses")
+    assert error.value.error_code == "INVALID_SENDER"
+    assert message in str(error.value)
+
+
+def test_the_outbox_delivers_nowhere_and_is_exempt() -> None:
+    ensure_sender_allowed("noreply@owlat.local", [], "outbox")
+    ensure_sender_allowed("a@other.com", DOMAINS, "outbox")
+    with pytest.raises(AuthFailure):
+        ensure_sender_allowed("a@other.com", DOMAINS, "resend")
