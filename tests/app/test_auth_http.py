@@ -123,6 +123,17 @@ async def test_no_enumeration(site: Site) -> None:
     [
         ({"email": "a@example.com", "password": "short", "name": "A"}, 400, "PASSWORD_TOO_SHORT"),
         ({"email": "a@example.com", "password": "x" * 129, "name": "A"}, 400, "PASSWORD_TOO_LONG"),
+        (
+            {"email": "a@example.com", "password": "\0" * 10, "name": "A"},
+            400,
+            "PASSWORD_INVALID_CHARACTERS",
+        ),
+        ({"email": "a@example.com", "password": "a" * 10, "name": "A"}, 400, "PASSWORD_TOO_COMMON"),
+        (
+            {"email": "jo.smith@example.com", "password": "Jo.Smith-1", "name": "A"},
+            400,
+            "PASSWORD_TOO_SIMILAR_TO_EMAIL",
+        ),
         ({"email": "not-an-email", "password": PASSWORD, "name": "A"}, 400, "INVALID_EMAIL"),
         ({"email": "a@example.com", "password": PASSWORD, "name": " "}, 400, "INVALID_NAME"),
         ({"email": "a@example.com", "password": PASSWORD}, 400, "BAD_REQUEST"),
@@ -209,6 +220,10 @@ async def test_password_reset_through_the_outbox(site: Site) -> None:
         token = re.search(r"reset-password\?token=(\w+)", mail_text(mail)).group(1)  # type: ignore[union-attr]
         short = await browser.post("/reset-password", json={"token": token, "newPassword": "short"})
         assert short.json()["code"] == "PASSWORD_TOO_SHORT"
+        like_email = await browser.post(
+            "/reset-password", json={"token": token, "newPassword": "ann@example.com"}
+        )
+        assert like_email.json()["code"] == "PASSWORD_TOO_SIMILAR_TO_EMAIL"
         done = await browser.post(
             "/reset-password", json={"token": token, "newPassword": "brand-new-pass"}
         )
@@ -269,6 +284,10 @@ async def test_change_password_and_sessions(site: Site) -> None:
             json={"currentPassword": "not-it-at-all", "newPassword": "another-pass-1"},
         )
         assert (wrong.status_code, wrong.json()["code"]) == (400, "INVALID_PASSWORD")
+        common = await first.post(
+            "/change-password", json={"currentPassword": PASSWORD, "newPassword": "1234567890"}
+        )
+        assert (common.status_code, common.json()["code"]) == (400, "PASSWORD_TOO_COMMON")
         changed = await first.post(
             "/change-password",
             json={

@@ -289,15 +289,32 @@ async def create_verification(ctx: Any, args: Any) -> None:
     )
 
 
+async def _verification(ctx: Any, purpose: str, hashed: str) -> dict[str, Any] | None:
+    """The stored token of `purpose` with this hash (expired or not), or None."""
+    row = await (
+        ctx.db.query("verifications")
+        .with_index("by_token_hash", lambda q: q.eq("tokenHash", hashed))
+        .unique()
+    )
+    return None if row is None or row["purpose"] != purpose else dict(row)
+
+
+@internal_query(args={"purpose": PURPOSE, "tokenHash": v.string()})
+async def verification_email(ctx: Any, args: Any) -> str | None:
+    """The email of the user of a valid token, which stays unused; None when invalid or
+    expired (a new password is checked against the email before the token is spent)."""
+    row = await _verification(ctx, args["purpose"], args["tokenHash"])
+    if row is None or row["expiresAt"] <= now_ms():
+        return None
+    user = await ctx.db.get(row["userId"])
+    return None if user is None else str(user["email"])
+
+
 @internal_mutation(args={"purpose": PURPOSE, "tokenHash": v.string()})
 async def consume_verification(ctx: Any, args: Any) -> str | None:
     """The user id of a valid token, which is used up; None when invalid or expired."""
-    row = await (
-        ctx.db.query("verifications")
-        .with_index("by_token_hash", lambda q: q.eq("tokenHash", args["tokenHash"]))
-        .unique()
-    )
-    if row is None or row["purpose"] != args["purpose"]:
+    row = await _verification(ctx, args["purpose"], args["tokenHash"])
+    if row is None:
         return None
     await ctx.db.delete(row["_id"])
     if row["expiresAt"] <= now_ms():

@@ -87,8 +87,7 @@ async def sign_up(ctx: Any, request: Request) -> Response:
     body = await json_body(request)
     email, password, name = field(body, "email"), field(body, "password"), field(body, "name")
     image = field(body, "image", required=False)
-    normalize_email(email)
-    password_hash = await hash_password(password)  # checks 10–128 characters
+    password_hash = await hash_password(password, normalize_email(email))
     result = await ctx.run_mutation(
         internal.auth.create_user,
         {"email": email, "name": name, "passwordHash": password_hash}
@@ -159,7 +158,7 @@ async def change_password(ctx: Any, request: Request) -> Response:
     body = await json_body(request)
     new_password = field(body, "newPassword")
     current_password = field(body, "currentPassword")
-    check_rules(new_password)
+    check_rules(new_password, user["email"])
     credential = await ctx.run_query(internal.auth.find_credential, {"email": user["email"]})
     if not await verify_password(credential and credential["passwordHash"], current_password):
         return error("INVALID_PASSWORD", "Invalid password", 400)
@@ -168,7 +167,7 @@ async def change_password(ctx: Any, request: Request) -> Response:
         internal.auth.set_password,
         {
             "userId": user["_id"],
-            "passwordHash": await hash_password(new_password),
+            "passwordHash": await hash_password(new_password, user["email"]),
             "revokeSessions": revoke,
             "keepSessionId": session["_id"],
         },
@@ -213,11 +212,12 @@ async def reset_password(ctx: Any, request: Request) -> Response:
     new_password = field(body, "newPassword")
     if not token:
         raise BadRequest("token is required")
-    password_hash = await hash_password(new_password)
-    user_id = await ctx.run_mutation(
-        internal.auth.consume_verification,
-        {"purpose": "reset-password", "tokenHash": token_hash(token)},
-    )
+    reset = {"purpose": "reset-password", "tokenHash": token_hash(token)}
+    email = await ctx.run_query(internal.auth.verification_email, reset)
+    if email is None:
+        return error("INVALID_TOKEN", "Invalid token", 400)
+    password_hash = await hash_password(new_password, email)
+    user_id = await ctx.run_mutation(internal.auth.consume_verification, reset)
     if user_id is None:
         return error("INVALID_TOKEN", "Invalid token", 400)
     await ctx.run_mutation(
