@@ -3,6 +3,7 @@ enumeration, password reset and email verification through the outbox."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -177,39 +178,86 @@ async def test_origin_check(site: Site) -> None:
         assert (await browser.get("/get-session")).json() is not None  # nothing was revoked
 
 
-async def test_sign_in_rate_limits(tmp_path: Path, database_url: str) -> None:
-    limits = {"sign_in_failures_per_account": 3, "sign_in_attempts_per_ip": 6}
-    async with (
-        start_site(tmp_path, database_url=database_url, **limits) as site,
-        site.browser() as browser,
-    ):
-        await _sign_up(browser)
-        for _ in range(3):
-            wrong = await browser.post(
-                "/sign-in/email", json={"email": "ann@example.com", "password": "x" * 12}
-            )
-            assert wrong.status_code == 401
-        locked = await browser.post(
-            "/sign-in/email", json={"email": "ann@example.com", "password": PASSWORD}
-        )
+async def _sign_in_from(
+    browser: httpx.AsyncClient, address: str, password: str, email: str = "ann@example.com"
+) -> httpx.Response:
+    """A sign-in as if from `address` (uvicorn trusts X-Forwarded-For from 127.0.0.1)."""
+    return await browser.post(
+        "/sign-in/email",
+        json={"email": email, "password": password},
+        headers={"x-forwarded-for": address},
+    )
+
+
+async def test_strangers_cannot_lock_the_owner_out(site: Site) -> None:
+    """Defaults: 5 failures per (account, address); 20 per account slow it down."""
+    async with site.browser() as owner, site.browser() as attacker, site.browser() as stranger:
+        await _sign_up(owner)  # this device signed in: it is known to Ann's account
+        for address in ("198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"):
+            for _ in range(5):
+                assert (await _sign_in_from(attacker, address, "x" * 12)).status_code == 401
+        # each attacking address is stopped for Ann's account only
+        locked = await _sign_in_from(attacker, "198.51.100.1", PASSWORD)
         assert locked.status_code == 429
         assert locked.json() == {
             "code": "TOO_MANY_REQUESTS",
             "message": "Too many requests. Please try again later.",
         }
-        assert int(locked.headers["x-retry-after"]) > 0
-        other = await browser.post(
-            "/sign-in/email", json={"email": "zed@example.com", "password": "x" * 12}
-        )
-        assert other.status_code == 401  # the per-account limit is per account
-        for _ in range(2):
-            await browser.post(
-                "/sign-in/email", json={"email": "zed@example.com", "password": "x" * 12}
-            )
-        by_ip = await browser.post(
-            "/sign-in/email", json={"email": "new@example.com", "password": "x" * 12}
-        )
-        assert by_ip.status_code == 429  # the 7th attempt from this IP
+        assert 800 < int(locked.headers["x-retry-after"]) <= 900
+        other = await _sign_in_from(attacker, "198.51.100.1", "x" * 12, "zed@example.com")
+        assert other.status_code == 401
+        # 20 failures: the account is slowed for unknown devices, one attempt per 10 s
+        first = await _sign_in_from(attacker, "198.51.100.5", "x" * 12)
+        assert first.status_code == 401
+        slowed = await _sign_in_from(stranger, "203.0.113.9", PASSWORD)
+        assert slowed.status_code == 429
+        assert 0 < int(slowed.headers["x-retry-after"]) <= 10
+        # the owner's known device, from anywhere, is not slowed and never locked
+        for address in ("203.0.113.7", "192.0.2.1"):
+            signed_in = await _sign_in_from(owner, address, PASSWORD)
+            assert signed_in.status_code == 200, signed_in.text
+
+
+async def test_a_slowed_account_lets_one_attempt_through_per_interval(
+    tmp_path: Path, database_url: str
+) -> None:
+    limits = {"sign_in_failures_per_account": 2, "sign_in_slow_seconds": 1}
+    async with (
+        start_site(tmp_path, database_url=database_url, **limits) as site,
+        site.browser() as owner,
+        site.browser() as stranger,
+    ):
+        await _sign_up(owner)
+        for address in ("198.51.100.1", "198.51.100.2"):
+            await _sign_in_from(stranger, address, "x" * 12)
+        assert (await _sign_in_from(stranger, "203.0.113.9", "x" * 12)).status_code == 401
+        slowed = await _sign_in_from(stranger, "203.0.113.9", PASSWORD)
+        assert (slowed.status_code, slowed.headers["x-retry-after"]) == (429, "1")
+        await asyncio.sleep(1.05)
+        assert (await _sign_in_from(stranger, "203.0.113.9", PASSWORD)).status_code == 200
+
+
+async def test_sign_in_attempts_per_address(tmp_path: Path, database_url: str) -> None:
+    async with (
+        start_site(tmp_path, database_url=database_url, sign_in_attempts_per_ip=3) as site,
+        site.browser() as browser,
+    ):
+        for email in ("a@example.com", "b@example.com", "c@example.com"):
+            wrong = await _sign_in_from(browser, "198.51.100.1", "x" * 12, email)
+            assert wrong.status_code == 401
+        by_ip = await _sign_in_from(browser, "198.51.100.1", "x" * 12, "d@example.com")
+        assert by_ip.status_code == 429  # the 4th attempt from this address
+        assert (await _sign_in_from(browser, "198.51.100.2", "x" * 12)).status_code == 401
+
+
+async def test_a_crafted_email_cannot_count_against_another_address(site: Site) -> None:
+    """Rate-limit keys are built from normalized emails, which hold no `:`."""
+    async with site.browser() as owner, site.browser() as attacker:
+        await _sign_up(owner)
+        for _ in range(6):
+            crafted = "ann@example.com:ip:203.0.113.7"
+            await _sign_in_from(attacker, "198.51.100.1", "x" * 12, crafted)
+        assert (await _sign_in_from(owner, "203.0.113.7", PASSWORD)).status_code == 200
 
 
 async def test_password_reset_through_the_outbox(site: Site) -> None:

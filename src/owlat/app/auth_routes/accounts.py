@@ -5,6 +5,9 @@ No enumeration: a wrong password and an unknown email get the same answer after 
 work (a full argon2 verification either way); a reset request is answered the same for
 any address; a sign-up with a taken address answers 200 without a session and mails the
 owner instead.
+
+Brute force: see `auth.sign_in_gate`; a device that proved the account's password (a sign-in,
+a sign-up that signs in, a password reset) gets the known-device cookie.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from owlat.app.auth_routes.wire import (
     clear_session_cookie,
     client_ip,
     current_session,
+    device_user_id,
     endpoint,
     error,
     field,
@@ -26,6 +30,7 @@ from owlat.app.auth_routes.wire import (
     new_session_token,
     ok,
     require_session,
+    set_device_cookie,
     set_session_cookie,
     user_json,
 )
@@ -64,6 +69,15 @@ async def _start_session(ctx: Any, request: Request, user_id: str) -> tuple[str,
         },
     )
     return token, session
+
+
+def _signed_in(body: dict[str, Any], token: str, user_id: str, remember: bool = True) -> Response:
+    """The answer that signs a device in: `body`, the session cookie and the known-device
+    cookie."""
+    response = ok(body)
+    set_session_cookie(response, token, remember=remember)
+    set_device_cookie(response, user_id)
+    return response
 
 
 async def send_verification(ctx: Any, user: dict[str, Any], callback_url: str | None) -> None:
@@ -107,9 +121,7 @@ async def sign_up(ctx: Any, request: Request) -> Response:
         await send_verification(ctx, user, field(body, "callbackURL", required=False))
         return ok({"token": None, "user": user_json(user)})
     token, _ = await _start_session(ctx, request, result["userId"])
-    response = ok({"token": token, "user": user_json(user)})
-    set_session_cookie(response, token)
-    return response
+    return _signed_in({"token": token, "user": user_json(user)}, token, result["userId"])
 
 
 @endpoint
@@ -117,8 +129,10 @@ async def sign_in(ctx: Any, request: Request) -> Response:
     body = await json_body(request)
     email, password = field(body, "email"), field(body, "password")
     remember = body.get("rememberMe") is not False
+    ip, device = client_ip(request), device_user_id(request)
     wait = await ctx.run_mutation(
-        internal.auth.sign_in_gate, {"ip": client_ip(request), "email": email}
+        internal.auth.sign_in_gate,
+        {"ip": ip, "email": email} | ({"deviceUserId": device} if device else {}),
     )
     if wait is not None:
         refusal = error("TOO_MANY_REQUESTS", "Too many requests. Please try again later.", 429)
@@ -127,7 +141,9 @@ async def sign_in(ctx: Any, request: Request) -> Response:
     credential = await ctx.run_query(internal.auth.find_credential, {"email": email})
     stored = None if credential is None else credential["passwordHash"]
     valid = await verify_password(stored, password)
-    await ctx.run_mutation(internal.auth.sign_in_result, {"email": email, "succeeded": valid})
+    await ctx.run_mutation(
+        internal.auth.sign_in_result, {"ip": ip, "email": email, "succeeded": valid}
+    )
     if not valid or credential is None:
         return error(*INVALID_CREDENTIALS)
     user = credential["user"]
@@ -135,9 +151,9 @@ async def sign_in(ctx: Any, request: Request) -> Response:
         await send_verification(ctx, user, field(body, "callbackURL", required=False))
         return error("EMAIL_NOT_VERIFIED", "Email not verified", 403)
     token, _ = await _start_session(ctx, request, user["_id"])
-    response = ok({"redirect": False, "token": token, "user": user_json(user)})
-    set_session_cookie(response, token, remember=remember)
-    return response
+    return _signed_in(
+        {"redirect": False, "token": token, "user": user_json(user)}, token, user["_id"], remember
+    )
 
 
 @endpoint
@@ -224,7 +240,9 @@ async def reset_password(ctx: Any, request: Request) -> Response:
         internal.auth.set_password,
         {"userId": user_id, "passwordHash": password_hash, "revokeSessions": True},
     )
-    return ok({"status": True})
+    response = ok({"status": True})
+    set_device_cookie(response, user_id)  # the mailbox is proven: this device is known
+    return response
 
 
 @endpoint
