@@ -101,13 +101,6 @@ async def test_no_enumeration(site: Site) -> None:
                 "message": "Invalid email or password",
             }
         )
-        again = await browser.post(
-            "/sign-up/email",
-            json={"email": "ann@example.com", "password": "other-password", "name": "Eve"},
-        )
-        assert again.status_code == 200 and again.json()["token"] is None
-        assert "set-cookie" not in again.headers
-        assert (await browser.get("/get-session")).text == "null"
         reset_known = await browser.post(
             "/request-password-reset", json={"email": "ann@example.com"}
         )
@@ -115,8 +108,75 @@ async def test_no_enumeration(site: Site) -> None:
             "/request-password-reset", json={"email": "zed@example.com"}
         )
         assert reset_known.json() == reset_unknown.json()
-    subjects = [m["Subject"] for m in site.outbox()]
-    assert subjects == ["Someone tried to sign up with your address", "Reset your password"]
+    assert [m["Subject"] for m in site.outbox()] == ["Reset your password"]
+
+
+def _shape(response: httpx.Response) -> tuple[object, ...]:
+    """What a sign-up answer shows besides its values: status, body and user keys, the
+    cookies it sets (names and attributes, not values)."""
+    body = response.json()
+    cookies = sorted(
+        (line.split("=", 1)[0], line.split(";", 1)[1])
+        for line in response.headers.get_list("set-cookie")
+    )
+    return response.status_code, sorted(body), sorted(body["user"]), cookies
+
+
+async def _user_count(site: Site) -> int:
+    async def users(ctx: object) -> int:
+        return len(await ctx.db.query("users").collect())  # type: ignore[attr-defined]
+
+    from tests.runtime.conftest import in_query
+
+    return int(await in_query(site.application, users))
+
+
+async def test_sign_up_with_a_taken_address_answers_as_a_new_one(site: Site) -> None:
+    async with site.browser() as browser:
+        ann = await _sign_up(browser)
+    async with site.browser() as newcomer, site.browser() as eve:
+        fresh = await newcomer.post(
+            "/sign-up/email", json={"email": "bob@example.com", "password": PASSWORD, "name": "Bob"}
+        )
+        again = await eve.post(
+            "/sign-up/email",
+            json={"email": " ANN@example.com", "password": "other-password", "name": " Eve "},
+        )
+        assert _shape(again) == _shape(fresh)
+        assert set(again.headers) == set(fresh.headers)
+        token, user = again.json()["token"], again.json()["user"]
+        assert len(token) == len(fresh.json()["token"])
+        assert {k: user[k] for k in ("name", "email", "emailVerified", "image")} == {
+            "name": "Eve",
+            "email": "ann@example.com",
+            "emailVerified": False,
+            "image": None,
+        }
+        # nothing of Ann's: a fresh id of the users table, this moment's timestamps
+        assert user["id"] != ann["user"]["id"]
+        assert site.application.catalog.table_name_of_id(user["id"]) == "users"
+        assert user["createdAt"] > ann["user"]["createdAt"]
+        assert user["createdAt"] == user["updatedAt"]
+        # the cookie signs nobody in, and Ann's account is as it was
+        assert (await eve.get("/get-session")).text == "null"
+        assert (await newcomer.get("/get-session")).json()["user"]["email"] == "bob@example.com"
+    assert await _user_count(site) == 2
+    async with site.browser() as browser:
+        signed_in = await browser.post(
+            "/sign-in/email", json={"email": "ann@example.com", "password": PASSWORD}
+        )
+        assert signed_in.json()["user"]["name"] == "Ann"
+    (notice,) = site.outbox()
+    assert notice["To"] == "ann@example.com"
+    assert notice["Subject"] == "Someone tried to sign up with your address"
+
+
+async def test_sign_up_notices_to_the_owner_are_limited(site: Site) -> None:
+    async with site.browser() as browser:
+        await _sign_up(browser)
+        for _ in range(5):
+            await _sign_up(browser)
+    assert len(site.outbox()) == 3
 
 
 @pytest.mark.parametrize(
@@ -319,6 +379,23 @@ async def test_require_email_verification(tmp_path: Path, database_url: str) -> 
             "/sign-in/email", json={"email": "ann@example.com", "password": PASSWORD}
         )
         assert (refused.status_code, refused.json()["code"]) == (403, "EMAIL_NOT_VERIFIED")
+        # a taken address answers as a new one: token null, no cookie, a decoy user
+        fresh = await browser.post(
+            "/sign-up/email", json={"email": "bob@example.com", "password": PASSWORD, "name": "Bob"}
+        )
+        again = await browser.post(
+            "/sign-up/email", json={"email": "ann@example.com", "password": PASSWORD, "name": "Ann"}
+        )
+        assert _shape(again) == _shape(fresh)
+        assert again.json()["token"] is None and "set-cookie" not in again.headers
+        assert again.json()["user"]["id"] != body["user"]["id"]
+        assert again.json()["user"]["createdAt"] != body["user"]["createdAt"]
+    assert [(m["To"], m["Subject"]) for m in site.outbox()] == [
+        ("ann@example.com", "Verify your email address"),
+        ("ann@example.com", "Verify your email address"),
+        ("bob@example.com", "Verify your email address"),
+        ("ann@example.com", "Someone tried to sign up with your address"),
+    ]
 
 
 async def test_change_password_and_sessions(site: Site) -> None:

@@ -86,14 +86,13 @@ async def find_credential(ctx: Any, args: Any) -> dict[str, Any] | None:
     }
 )
 async def create_user(ctx: Any, args: Any) -> dict[str, Any]:
-    """Create a user with a credential; `{created: False}` if the email is taken."""
+    """Create a user with a credential: `{created, userId, user}`. When the email is taken,
+    `created` is False, `user` is the existing user and `decoy` the user a new account would
+    have been (a fresh id, nothing written) for an answer that does not tell."""
     email = normalize_email(args["email"])
     name = args["name"].strip()
     if not name or len(name) > 200:
         raise AuthFailure("INVALID_NAME", "Name must be 1 to 200 characters")
-    existing = await _user_by_email(ctx, email)
-    if existing is not None:
-        return {"created": False, "userId": existing["_id"], "user": existing}
     now = now_ms()
     user = {
         "email": email,
@@ -104,6 +103,10 @@ async def create_user(ctx: Any, args: Any) -> dict[str, Any]:
     }
     if args.get("image"):
         user["image"] = args["image"]
+    existing = await _user_by_email(ctx, email)
+    if existing is not None:
+        decoy = {"_id": ctx.db.new_id("users"), **user}
+        return {"created": False, "userId": existing["_id"], "user": existing, "decoy": decoy}
     if args.get("isPlatformAdmin"):
         user["isPlatformAdmin"] = True
     user_id = await ctx.db.insert("users", user)

@@ -3,8 +3,14 @@ verification (BetterAuth's `emailAndPassword` endpoints).
 
 No enumeration: a wrong password and an unknown email get the same answer after the same
 work (a full argon2 verification either way); a reset request is answered the same for
-any address; a sign-up with a taken address answers 200 without a session and mails the
-owner instead.
+any address. A sign-up with a taken address mails the owner and answers as a new address
+would be answered, with a decoy user (a fresh id, the submitted fields, nothing stored):
+`token: null` when email verification is required, as for every sign-up then (BetterAuth's
+own answer with `requireEmailVerification`); otherwise a token and a session cookie as
+usual, but for a session that does not exist. Without required verification a follow-up
+call (get-session) can still tell, since a real new account is signed in: only
+`OWLAT_REQUIRE_EMAIL_VERIFICATION` closes that. (BetterAuth answers 422
+`USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL` there instead.)
 
 Brute force: see `auth.sign_in_gate`; a device that proved the account's password (a sign-in,
 a sign-up that signs in, a password reset) gets the known-device cookie.
@@ -43,7 +49,8 @@ from owlat.app.lib.tokens import random_token, token_hash
 from owlat.runtime import internal
 
 INVALID_CREDENTIALS = ("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password", 401)
-# Reset and verification mails per address per window (answers stay the same beyond it).
+# Reset, verification and sign-up-attempt mails per address per window (answers stay the
+# same beyond it).
 MAILS_PER_ADDRESS = 3
 MAIL_WINDOW_MS = 15 * 60 * 1000
 
@@ -107,21 +114,31 @@ async def sign_up(ctx: Any, request: Request) -> Response:
         {"email": email, "name": name, "passwordHash": password_hash}
         | ({"image": image} if image else {}),
     )
-    user = result["user"]
-    if not result["created"]:
-        await mailer.send(
-            user["email"],
-            "Someone tried to sign up with your address",
-            "An Owlat account already exists for this address. If this was you, sign in or "
-            "reset your password.\n",
-        )
-        fake = user_json(user) | {"name": name, "emailVerified": False, "image": image}
-        return ok({"token": None, "user": fake})
+    if result["created"]:
+        user = result["user"]
+    else:
+        await _tell_owner_of_sign_up(ctx, result["user"])
+        user = result["decoy"]
     if current().require_email_verification:
-        await send_verification(ctx, user, field(body, "callbackURL", required=False))
+        if result["created"]:
+            await send_verification(ctx, user, field(body, "callbackURL", required=False))
         return ok({"token": None, "user": user_json(user)})
-    token, _ = await _start_session(ctx, request, result["userId"])
-    return _signed_in({"token": token, "user": user_json(user)}, token, result["userId"])
+    if result["created"]:
+        token, _ = await _start_session(ctx, request, user["_id"])
+    else:
+        token, _ = new_session_token()  # stored nowhere: it signs nobody in
+    return _signed_in({"token": token, "user": user_json(user)}, token, user["_id"])
+
+
+async def _tell_owner_of_sign_up(ctx: Any, owner: dict[str, Any]) -> None:
+    if await _may_mail(ctx, "sign-up-attempt", owner["email"]):
+        await mailer.send(
+            owner["email"],
+            "Someone tried to sign up with your address",
+            f"Hello {owner['name']},\n\nsomeone tried to create an Owlat account with this "
+            "address, which already has one. If this was you, sign in or reset your "
+            "password; otherwise you can ignore this email.\n",
+        )
 
 
 @endpoint
