@@ -264,9 +264,10 @@ async def _create_admin(options: argparse.Namespace, settings: Settings) -> int:
             return 2
     _own_issuers(options.app, settings, options.data_dir, _url(settings.host, settings.site_port))
     try:
-        password_hash = await hash_password(password)
+        password_hash = await hash_password(password, options.email)
     except AuthFailure as error:
-        print(f"error: {error.message} (10 to 128 characters)", file=sys.stderr)
+        rules = "10 to 128 characters, no control characters, not a common one nor like the email"
+        print(f"error: {error.message} ({rules})", file=sys.stderr)
         return 2
     app = Application(
         load_app_package(options.app),

@@ -3,6 +3,7 @@ enumeration, password reset and email verification through the outbox."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -100,13 +101,6 @@ async def test_no_enumeration(site: Site) -> None:
                 "message": "Invalid email or password",
             }
         )
-        again = await browser.post(
-            "/sign-up/email",
-            json={"email": "ann@example.com", "password": "other-password", "name": "Eve"},
-        )
-        assert again.status_code == 200 and again.json()["token"] is None
-        assert "set-cookie" not in again.headers
-        assert (await browser.get("/get-session")).text == "null"
         reset_known = await browser.post(
             "/request-password-reset", json={"email": "ann@example.com"}
         )
@@ -114,8 +108,75 @@ async def test_no_enumeration(site: Site) -> None:
             "/request-password-reset", json={"email": "zed@example.com"}
         )
         assert reset_known.json() == reset_unknown.json()
-    subjects = [m["Subject"] for m in site.outbox()]
-    assert subjects == ["Someone tried to sign up with your address", "Reset your password"]
+    assert [m["Subject"] for m in site.outbox()] == ["Reset your password"]
+
+
+def _shape(response: httpx.Response) -> tuple[object, ...]:
+    """What a sign-up answer shows besides its values: status, body and user keys, the
+    cookies it sets (names and attributes, not values)."""
+    body = response.json()
+    cookies = sorted(
+        (line.split("=", 1)[0], line.split(";", 1)[1])
+        for line in response.headers.get_list("set-cookie")
+    )
+    return response.status_code, sorted(body), sorted(body["user"]), cookies
+
+
+async def _user_count(site: Site) -> int:
+    async def users(ctx: object) -> int:
+        return len(await ctx.db.query("users").collect())  # type: ignore[attr-defined]
+
+    from tests.runtime.conftest import in_query
+
+    return int(await in_query(site.application, users))
+
+
+async def test_sign_up_with_a_taken_address_answers_as_a_new_one(site: Site) -> None:
+    async with site.browser() as browser:
+        ann = await _sign_up(browser)
+    async with site.browser() as newcomer, site.browser() as eve:
+        fresh = await newcomer.post(
+            "/sign-up/email", json={"email": "bob@example.com", "password": PASSWORD, "name": "Bob"}
+        )
+        again = await eve.post(
+            "/sign-up/email",
+            json={"email": " ANN@example.com", "password": "other-password", "name": " Eve "},
+        )
+        assert _shape(again) == _shape(fresh)
+        assert set(again.headers) == set(fresh.headers)
+        token, user = again.json()["token"], again.json()["user"]
+        assert len(token) == len(fresh.json()["token"])
+        assert {k: user[k] for k in ("name", "email", "emailVerified", "image")} == {
+            "name": "Eve",
+            "email": "ann@example.com",
+            "emailVerified": False,
+            "image": None,
+        }
+        # nothing of Ann's: a fresh id of the users table, this moment's timestamps
+        assert user["id"] != ann["user"]["id"]
+        assert site.application.catalog.table_name_of_id(user["id"]) == "users"
+        assert user["createdAt"] > ann["user"]["createdAt"]
+        assert user["createdAt"] == user["updatedAt"]
+        # the cookie signs nobody in, and Ann's account is as it was
+        assert (await eve.get("/get-session")).text == "null"
+        assert (await newcomer.get("/get-session")).json()["user"]["email"] == "bob@example.com"
+    assert await _user_count(site) == 2
+    async with site.browser() as browser:
+        signed_in = await browser.post(
+            "/sign-in/email", json={"email": "ann@example.com", "password": PASSWORD}
+        )
+        assert signed_in.json()["user"]["name"] == "Ann"
+    (notice,) = site.outbox()
+    assert notice["To"] == "ann@example.com"
+    assert notice["Subject"] == "Someone tried to sign up with your address"
+
+
+async def test_sign_up_notices_to_the_owner_are_limited(site: Site) -> None:
+    async with site.browser() as browser:
+        await _sign_up(browser)
+        for _ in range(5):
+            await _sign_up(browser)
+    assert len(site.outbox()) == 3
 
 
 @pytest.mark.parametrize(
@@ -123,6 +184,17 @@ async def test_no_enumeration(site: Site) -> None:
     [
         ({"email": "a@example.com", "password": "short", "name": "A"}, 400, "PASSWORD_TOO_SHORT"),
         ({"email": "a@example.com", "password": "x" * 129, "name": "A"}, 400, "PASSWORD_TOO_LONG"),
+        (
+            {"email": "a@example.com", "password": "\0" * 10, "name": "A"},
+            400,
+            "PASSWORD_INVALID_CHARACTERS",
+        ),
+        ({"email": "a@example.com", "password": "a" * 10, "name": "A"}, 400, "PASSWORD_TOO_COMMON"),
+        (
+            {"email": "jo.smith@example.com", "password": "Jo.Smith-1", "name": "A"},
+            400,
+            "PASSWORD_TOO_SIMILAR_TO_EMAIL",
+        ),
         ({"email": "not-an-email", "password": PASSWORD, "name": "A"}, 400, "INVALID_EMAIL"),
         ({"email": "a@example.com", "password": PASSWORD, "name": " "}, 400, "INVALID_NAME"),
         ({"email": "a@example.com", "password": PASSWORD}, 400, "BAD_REQUEST"),
@@ -166,39 +238,86 @@ async def test_origin_check(site: Site) -> None:
         assert (await browser.get("/get-session")).json() is not None  # nothing was revoked
 
 
-async def test_sign_in_rate_limits(tmp_path: Path, database_url: str) -> None:
-    limits = {"sign_in_failures_per_account": 3, "sign_in_attempts_per_ip": 6}
-    async with (
-        start_site(tmp_path, database_url=database_url, **limits) as site,
-        site.browser() as browser,
-    ):
-        await _sign_up(browser)
-        for _ in range(3):
-            wrong = await browser.post(
-                "/sign-in/email", json={"email": "ann@example.com", "password": "x" * 12}
-            )
-            assert wrong.status_code == 401
-        locked = await browser.post(
-            "/sign-in/email", json={"email": "ann@example.com", "password": PASSWORD}
-        )
+async def _sign_in_from(
+    browser: httpx.AsyncClient, address: str, password: str, email: str = "ann@example.com"
+) -> httpx.Response:
+    """A sign-in as if from `address` (uvicorn trusts X-Forwarded-For from 127.0.0.1)."""
+    return await browser.post(
+        "/sign-in/email",
+        json={"email": email, "password": password},
+        headers={"x-forwarded-for": address},
+    )
+
+
+async def test_strangers_cannot_lock_the_owner_out(site: Site) -> None:
+    """Defaults: 5 failures per (account, address); 20 per account slow it down."""
+    async with site.browser() as owner, site.browser() as attacker, site.browser() as stranger:
+        await _sign_up(owner)  # this device signed in: it is known to Ann's account
+        for address in ("198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"):
+            for _ in range(5):
+                assert (await _sign_in_from(attacker, address, "x" * 12)).status_code == 401
+        # each attacking address is stopped for Ann's account only
+        locked = await _sign_in_from(attacker, "198.51.100.1", PASSWORD)
         assert locked.status_code == 429
         assert locked.json() == {
             "code": "TOO_MANY_REQUESTS",
             "message": "Too many requests. Please try again later.",
         }
-        assert int(locked.headers["x-retry-after"]) > 0
-        other = await browser.post(
-            "/sign-in/email", json={"email": "zed@example.com", "password": "x" * 12}
-        )
-        assert other.status_code == 401  # the per-account limit is per account
-        for _ in range(2):
-            await browser.post(
-                "/sign-in/email", json={"email": "zed@example.com", "password": "x" * 12}
-            )
-        by_ip = await browser.post(
-            "/sign-in/email", json={"email": "new@example.com", "password": "x" * 12}
-        )
-        assert by_ip.status_code == 429  # the 7th attempt from this IP
+        assert 800 < int(locked.headers["x-retry-after"]) <= 900
+        other = await _sign_in_from(attacker, "198.51.100.1", "x" * 12, "zed@example.com")
+        assert other.status_code == 401
+        # 20 failures: the account is slowed for unknown devices, one attempt per 10 s
+        first = await _sign_in_from(attacker, "198.51.100.5", "x" * 12)
+        assert first.status_code == 401
+        slowed = await _sign_in_from(stranger, "203.0.113.9", PASSWORD)
+        assert slowed.status_code == 429
+        assert 0 < int(slowed.headers["x-retry-after"]) <= 10
+        # the owner's known device, from anywhere, is not slowed and never locked
+        for address in ("203.0.113.7", "192.0.2.1"):
+            signed_in = await _sign_in_from(owner, address, PASSWORD)
+            assert signed_in.status_code == 200, signed_in.text
+
+
+async def test_a_slowed_account_lets_one_attempt_through_per_interval(
+    tmp_path: Path, database_url: str
+) -> None:
+    limits = {"sign_in_failures_per_account": 2, "sign_in_slow_seconds": 1}
+    async with (
+        start_site(tmp_path, database_url=database_url, **limits) as site,
+        site.browser() as owner,
+        site.browser() as stranger,
+    ):
+        await _sign_up(owner)
+        for address in ("198.51.100.1", "198.51.100.2"):
+            await _sign_in_from(stranger, address, "x" * 12)
+        assert (await _sign_in_from(stranger, "203.0.113.9", "x" * 12)).status_code == 401
+        slowed = await _sign_in_from(stranger, "203.0.113.9", PASSWORD)
+        assert (slowed.status_code, slowed.headers["x-retry-after"]) == (429, "1")
+        await asyncio.sleep(1.05)
+        assert (await _sign_in_from(stranger, "203.0.113.9", PASSWORD)).status_code == 200
+
+
+async def test_sign_in_attempts_per_address(tmp_path: Path, database_url: str) -> None:
+    async with (
+        start_site(tmp_path, database_url=database_url, sign_in_attempts_per_ip=3) as site,
+        site.browser() as browser,
+    ):
+        for email in ("a@example.com", "b@example.com", "c@example.com"):
+            wrong = await _sign_in_from(browser, "198.51.100.1", "x" * 12, email)
+            assert wrong.status_code == 401
+        by_ip = await _sign_in_from(browser, "198.51.100.1", "x" * 12, "d@example.com")
+        assert by_ip.status_code == 429  # the 4th attempt from this address
+        assert (await _sign_in_from(browser, "198.51.100.2", "x" * 12)).status_code == 401
+
+
+async def test_a_crafted_email_cannot_count_against_another_address(site: Site) -> None:
+    """Rate-limit keys are built from normalized emails, which hold no `:`."""
+    async with site.browser() as owner, site.browser() as attacker:
+        await _sign_up(owner)
+        for _ in range(6):
+            crafted = "ann@example.com:ip:203.0.113.7"
+            await _sign_in_from(attacker, "198.51.100.1", "x" * 12, crafted)
+        assert (await _sign_in_from(owner, "203.0.113.7", PASSWORD)).status_code == 200
 
 
 async def test_password_reset_through_the_outbox(site: Site) -> None:
@@ -209,6 +328,10 @@ async def test_password_reset_through_the_outbox(site: Site) -> None:
         token = re.search(r"reset-password\?token=(\w+)", mail_text(mail)).group(1)  # type: ignore[union-attr]
         short = await browser.post("/reset-password", json={"token": token, "newPassword": "short"})
         assert short.json()["code"] == "PASSWORD_TOO_SHORT"
+        like_email = await browser.post(
+            "/reset-password", json={"token": token, "newPassword": "ann@example.com"}
+        )
+        assert like_email.json()["code"] == "PASSWORD_TOO_SIMILAR_TO_EMAIL"
         done = await browser.post(
             "/reset-password", json={"token": token, "newPassword": "brand-new-pass"}
         )
@@ -256,6 +379,23 @@ async def test_require_email_verification(tmp_path: Path, database_url: str) -> 
             "/sign-in/email", json={"email": "ann@example.com", "password": PASSWORD}
         )
         assert (refused.status_code, refused.json()["code"]) == (403, "EMAIL_NOT_VERIFIED")
+        # a taken address answers as a new one: token null, no cookie, a decoy user
+        fresh = await browser.post(
+            "/sign-up/email", json={"email": "bob@example.com", "password": PASSWORD, "name": "Bob"}
+        )
+        again = await browser.post(
+            "/sign-up/email", json={"email": "ann@example.com", "password": PASSWORD, "name": "Ann"}
+        )
+        assert _shape(again) == _shape(fresh)
+        assert again.json()["token"] is None and "set-cookie" not in again.headers
+        assert again.json()["user"]["id"] != body["user"]["id"]
+        assert again.json()["user"]["createdAt"] != body["user"]["createdAt"]
+    assert [(m["To"], m["Subject"]) for m in site.outbox()] == [
+        ("ann@example.com", "Verify your email address"),
+        ("ann@example.com", "Verify your email address"),
+        ("bob@example.com", "Verify your email address"),
+        ("ann@example.com", "Someone tried to sign up with your address"),
+    ]
 
 
 async def test_change_password_and_sessions(site: Site) -> None:
@@ -269,6 +409,10 @@ async def test_change_password_and_sessions(site: Site) -> None:
             json={"currentPassword": "not-it-at-all", "newPassword": "another-pass-1"},
         )
         assert (wrong.status_code, wrong.json()["code"]) == (400, "INVALID_PASSWORD")
+        common = await first.post(
+            "/change-password", json={"currentPassword": PASSWORD, "newPassword": "1234567890"}
+        )
+        assert (common.status_code, common.json()["code"]) == (400, "PASSWORD_TOO_COMMON")
         changed = await first.post(
             "/change-password",
             json={

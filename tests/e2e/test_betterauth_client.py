@@ -107,6 +107,11 @@ async def test_done_means_flow(tmp_path: Path, better_auth_dir: Path) -> None:
         assert out["tooShort"]["error"]["code"] == "PASSWORD_TOO_SHORT"
         assert out["signUp"]["data"]["user"]["email"] == "second@example.com"
         assert out["signUp"]["data"]["token"]
+        taken = out["takenSignUp"]["data"]
+        assert taken["token"] and taken["user"]["name"] == "Eve"
+        assert taken["user"]["id"] != out["signUp"]["data"]["user"]["id"]
+        assert out["takenSession"] == {"data": None, "error": None}
+        assert out["tooCommon"]["error"]["code"] == "PASSWORD_TOO_COMMON"
 
         assert out["invited"]["data"]["role"] == "editor"
         assert out["invitationId"] == out["invited"]["data"]["id"]

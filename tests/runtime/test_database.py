@@ -352,3 +352,20 @@ async def test_normalize_id(app: Application) -> None:
         )
 
     assert await in_query(app, read) == [message_id, None, None]
+
+
+async def test_new_id_is_an_id_of_the_table_that_no_document_has(app: Application) -> None:
+    async def mint(ctx: Any) -> Any:
+        made = [ctx.db.new_id("messages") for _ in range(3)]
+        return made, [await ctx.db.get(made_id) for made_id in made]
+
+    made, documents = await in_mutation(app, mint)
+    assert len(set(made)) == 3 and documents == [None, None, None]
+    assert {app.catalog.table_name_of_id(made_id) for made_id in made} == {"messages"}
+    assert await count(app, "messages") == 0
+
+    async def in_a_query(ctx: Any) -> Any:
+        return ctx.db.new_id("messages")
+
+    with pytest.raises(ReadOnlyError, match="queries are read-only"):
+        await in_query(app, in_a_query)

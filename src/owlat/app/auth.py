@@ -13,7 +13,7 @@ from typing import Any
 from owlat.app.lib.emails import normalize_email
 from owlat.app.lib.errors import AuthFailure
 from owlat.app.lib.instance import current
-from owlat.app.lib.rate_limits import clear, window_count
+from owlat.app.lib.rate_limits import clear, take_token, window_count
 from owlat.app.lib.session_organization import get_user, now_ms
 from owlat.app.lib.waitlist import is_waitlist_enabled
 from owlat.runtime import internal, internal_mutation, internal_query, query, v
@@ -44,6 +44,14 @@ async def _account_of(ctx: Any, user_id: str) -> dict[str, Any] | None:
     return None if account is None else dict(account)
 
 
+async def _user_of(ctx: Any, email: str) -> dict[str, Any] | None:
+    """The user of an email as typed (None when unknown or malformed)."""
+    try:
+        return await _user_by_email(ctx, normalize_email(email))
+    except AuthFailure:
+        return None
+
+
 @query(args={})
 async def get_current_user(ctx: Any, args: Any) -> dict[str, Any]:
     """The signed-in user (any session; no organization needed)."""
@@ -60,11 +68,7 @@ async def get_current_user(ctx: Any, args: Any) -> dict[str, Any]:
 @internal_query(args={"email": v.string()})
 async def find_credential(ctx: Any, args: Any) -> dict[str, Any] | None:
     """The user of an email and its password hash (None when unknown or malformed)."""
-    try:
-        email = normalize_email(args["email"])
-    except AuthFailure:
-        return None
-    user = await _user_by_email(ctx, email)
+    user = await _user_of(ctx, args["email"])
     if user is None:
         return None
     account = await _account_of(ctx, user["_id"])
@@ -82,14 +86,13 @@ async def find_credential(ctx: Any, args: Any) -> dict[str, Any] | None:
     }
 )
 async def create_user(ctx: Any, args: Any) -> dict[str, Any]:
-    """Create a user with a credential; `{created: False}` if the email is taken."""
+    """Create a user with a credential: `{created, userId, user}`. When the email is taken,
+    `created` is False, `user` is the existing user and `decoy` the user a new account would
+    have been (a fresh id, nothing written) for an answer that does not tell."""
     email = normalize_email(args["email"])
     name = args["name"].strip()
     if not name or len(name) > 200:
         raise AuthFailure("INVALID_NAME", "Name must be 1 to 200 characters")
-    existing = await _user_by_email(ctx, email)
-    if existing is not None:
-        return {"created": False, "userId": existing["_id"], "user": existing}
     now = now_ms()
     user = {
         "email": email,
@@ -100,6 +103,10 @@ async def create_user(ctx: Any, args: Any) -> dict[str, Any]:
     }
     if args.get("image"):
         user["image"] = args["image"]
+    existing = await _user_by_email(ctx, email)
+    if existing is not None:
+        decoy = {"_id": ctx.db.new_id("users"), **user}
+        return {"created": False, "userId": existing["_id"], "user": existing, "decoy": decoy}
     if args.get("isPlatformAdmin"):
         user["isPlatformAdmin"] = True
     user_id = await ctx.db.insert("users", user)
@@ -289,15 +296,32 @@ async def create_verification(ctx: Any, args: Any) -> None:
     )
 
 
+async def _verification(ctx: Any, purpose: str, hashed: str) -> dict[str, Any] | None:
+    """The stored token of `purpose` with this hash (expired or not), or None."""
+    row = await (
+        ctx.db.query("verifications")
+        .with_index("by_token_hash", lambda q: q.eq("tokenHash", hashed))
+        .unique()
+    )
+    return None if row is None or row["purpose"] != purpose else dict(row)
+
+
+@internal_query(args={"purpose": PURPOSE, "tokenHash": v.string()})
+async def verification_email(ctx: Any, args: Any) -> str | None:
+    """The email of the user of a valid token, which stays unused; None when invalid or
+    expired (a new password is checked against the email before the token is spent)."""
+    row = await _verification(ctx, args["purpose"], args["tokenHash"])
+    if row is None or row["expiresAt"] <= now_ms():
+        return None
+    user = await ctx.db.get(row["userId"])
+    return None if user is None else str(user["email"])
+
+
 @internal_mutation(args={"purpose": PURPOSE, "tokenHash": v.string()})
 async def consume_verification(ctx: Any, args: Any) -> str | None:
     """The user id of a valid token, which is used up; None when invalid or expired."""
-    row = await (
-        ctx.db.query("verifications")
-        .with_index("by_token_hash", lambda q: q.eq("tokenHash", args["tokenHash"]))
-        .unique()
-    )
-    if row is None or row["purpose"] != args["purpose"]:
+    row = await _verification(ctx, args["purpose"], args["tokenHash"])
+    if row is None:
         return None
     await ctx.db.delete(row["_id"])
     if row["expiresAt"] <= now_ms():
@@ -308,31 +332,66 @@ async def consume_verification(ctx: Any, args: Any) -> str | None:
     return user_id
 
 
-@internal_mutation(args={"ip": v.string(), "email": v.string()})
+def _account_key(email: str) -> str | None:
+    """The rate-limit key of an account's failed sign-ins (None for a malformed email, which
+    no account has: a normalized address has no `:`, so keys cannot collide)."""
+    try:
+        return f"sign-in:account:{normalize_email(email)}"
+    except AuthFailure:
+        return None
+
+
+@internal_mutation(
+    args={"ip": v.string(), "email": v.string(), "deviceUserId": v.optional(v.string())}
+)
 async def sign_in_gate(ctx: Any, args: Any) -> float | None:
-    """Count a sign-in attempt; seconds to wait when the IP or the account is over its
-    limit (attempts per IP, failures per account), else None."""
+    """Count a sign-in attempt; seconds to wait, or None to go ahead.
+
+    Nobody can lock an account's owner out by failing on purpose:
+    - an address over `sign_in_attempts_per_ip` attempts (any account) waits;
+    - an address with `sign_in_failures_per_address` failures on this account waits, but
+      only that address and only for this account;
+    - an account with `sign_in_failures_per_account` failures from all addresses together
+      is slowed, not locked: one attempt per `sign_in_slow_seconds` from devices that never
+      signed in to it, while a device that did (`deviceUserId`, from its signed cookie, is
+      this account's user) goes ahead at once.
+    """
     instance = current()
     window = instance.sign_in_window_seconds * 1000
-    attempts, ip_reset = await window_count(ctx, f"sign-in:ip:{args['ip']}", window)
-    failures, account_reset = await window_count(
-        ctx, f"sign-in:account:{args['email'].strip().lower()}", window, add=0
-    )
     now = now_ms()
+    attempts, ip_reset = await window_count(ctx, f"sign-in:ip:{args['ip']}", window)
     if attempts > instance.sign_in_attempts_per_ip:
         return max(1.0, (ip_reset - now) / 1000)
-    if failures >= instance.sign_in_failures_per_account:
-        return max(1.0, (account_reset - now) / 1000)
-    return None
+    account = _account_key(args["email"])
+    if account is None:
+        return None
+    failures, pair_reset = await window_count(ctx, f"{account}:ip:{args['ip']}", window, add=0)
+    if failures >= instance.sign_in_failures_per_address:
+        return max(1.0, (pair_reset - now) / 1000)
+    failures, _ = await window_count(ctx, account, window, add=0)
+    if failures < instance.sign_in_failures_per_account:
+        return None
+    if args.get("deviceUserId"):
+        user = await _user_of(ctx, args["email"])
+        if user is not None and user["_id"] == args["deviceUserId"]:
+            return None
+    return await take_token(ctx, f"{account}:slow", 1 / instance.sign_in_slow_seconds, 1)
 
 
-@internal_mutation(args={"email": v.string(), "succeeded": v.boolean()})
+@internal_mutation(args={"ip": v.string(), "email": v.string(), "succeeded": v.boolean()})
 async def sign_in_result(ctx: Any, args: Any) -> None:
-    key = f"sign-in:account:{args['email'].strip().lower()}"
+    """Count a failure against the (account, address) pair and the account; a success
+    clears the pair's (the account's count runs out with its window: a correct password
+    from one address says nothing about the others)."""
+    account = _account_key(args["email"])
+    if account is None:
+        return
     if args["succeeded"]:
-        await clear(ctx, key)
-    else:
-        await window_count(ctx, key, current().sign_in_window_seconds * 1000)
+        await clear(ctx, f"{account}:ip:{args['ip']}")
+        return
+    window = current().sign_in_window_seconds * 1000
+    await window_count(ctx, f"{account}:ip:{args['ip']}", window)
+    await window_count(ctx, account, window)
 
 
 @internal_mutation(args={"key": v.string(), "limit": v.number(), "windowMs": v.number()})

@@ -54,6 +54,11 @@ out.created = await admin.organization.create({ name: "Acme Mail", slug: "acme-m
 out.duplicate = await admin.organization.create({ name: "Again", slug: "acme-mail" });
 out.tooShort = await user.signUp.email({ email: userEmail, password: "short", name: "Second" });
 out.signUp = await user.signUp.email({ email: userEmail, password: "second-password", name: "Second" });
+// The taken address again, from another browser: answered as a new one, signed in to nothing.
+const eve = browser();
+out.takenSignUp = await eve.signUp.email({ email: userEmail, password: "eves-password", name: "Eve" });
+out.takenSession = await eve.getSession();
+out.tooCommon = await eve.signUp.email({ email: "third@example.com", password: "1234567890", name: "Third" });
 out.invited = await admin.organization.inviteMember({ email: userEmail, role: "editor" });
 
 // The invitation mail is sent by a scheduled job: wait for it in the outbox.

@@ -3,8 +3,17 @@ verification (BetterAuth's `emailAndPassword` endpoints).
 
 No enumeration: a wrong password and an unknown email get the same answer after the same
 work (a full argon2 verification either way); a reset request is answered the same for
-any address; a sign-up with a taken address answers 200 without a session and mails the
-owner instead.
+any address. A sign-up with a taken address mails the owner and answers as a new address
+would be answered, with a decoy user (a fresh id, the submitted fields, nothing stored):
+`token: null` when email verification is required, as for every sign-up then (BetterAuth's
+own answer with `requireEmailVerification`); otherwise a token and a session cookie as
+usual, but for a session that does not exist. Without required verification a follow-up
+call (get-session) can still tell, since a real new account is signed in: only
+`OWLAT_REQUIRE_EMAIL_VERIFICATION` closes that. (BetterAuth answers 422
+`USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL` there instead.)
+
+Brute force: see `auth.sign_in_gate`; a device that proved the account's password (a sign-in,
+a sign-up that signs in, a password reset) gets the known-device cookie.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from owlat.app.auth_routes.wire import (
     clear_session_cookie,
     client_ip,
     current_session,
+    device_user_id,
     endpoint,
     error,
     field,
@@ -26,6 +36,7 @@ from owlat.app.auth_routes.wire import (
     new_session_token,
     ok,
     require_session,
+    set_device_cookie,
     set_session_cookie,
     user_json,
 )
@@ -39,7 +50,8 @@ from owlat.app.lib.tokens import random_token, token_hash
 from owlat.runtime import internal
 
 INVALID_CREDENTIALS = ("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password", 401)
-# Reset and verification mails per address per window (answers stay the same beyond it).
+# Reset, verification and sign-up-attempt mails per address per window (answers stay the
+# same beyond it).
 MAILS_PER_ADDRESS = 3
 MAIL_WINDOW_MS = 15 * 60 * 1000
 
@@ -72,6 +84,15 @@ def _callback_url(body: dict[str, Any]) -> str | None:
     return checked_redirect(field(body, "callbackURL", required=False))
 
 
+def _signed_in(body: dict[str, Any], token: str, user_id: str, remember: bool = True) -> Response:
+    """The answer that signs a device in: `body`, the session cookie and the known-device
+    cookie."""
+    response = ok(body)
+    set_session_cookie(response, token, remember=remember)
+    set_device_cookie(response, user_id)
+    return response
+
+
 async def send_verification(ctx: Any, user: dict[str, Any], callback_url: str | None) -> None:
     if not await _may_mail(ctx, "verify-email", user["email"]):
         return
@@ -94,30 +115,37 @@ async def sign_up(ctx: Any, request: Request) -> Response:
     email, password, name = field(body, "email"), field(body, "password"), field(body, "name")
     image = field(body, "image", required=False)
     callback_url = _callback_url(body)
-    normalize_email(email)
-    password_hash = await hash_password(password)  # checks 10–128 characters
+    password_hash = await hash_password(password, normalize_email(email))
     result = await ctx.run_mutation(
         internal.auth.create_user,
         {"email": email, "name": name, "passwordHash": password_hash}
         | ({"image": image} if image else {}),
     )
-    user = result["user"]
-    if not result["created"]:
-        await mailer.send(
-            user["email"],
-            "Someone tried to sign up with your address",
-            "An Owlat account already exists for this address. If this was you, sign in or "
-            "reset your password.\n",
-        )
-        fake = user_json(user) | {"name": name, "emailVerified": False, "image": image}
-        return ok({"token": None, "user": fake})
+    if result["created"]:
+        user = result["user"]
+    else:
+        await _tell_owner_of_sign_up(ctx, result["user"])
+        user = result["decoy"]
     if current().require_email_verification:
-        await send_verification(ctx, user, callback_url)
+        if result["created"]:
+            await send_verification(ctx, user, callback_url)
         return ok({"token": None, "user": user_json(user)})
-    token, _ = await _start_session(ctx, request, result["userId"])
-    response = ok({"token": token, "user": user_json(user)})
-    set_session_cookie(response, token)
-    return response
+    if result["created"]:
+        token, _ = await _start_session(ctx, request, user["_id"])
+    else:
+        token, _ = new_session_token()  # stored nowhere: it signs nobody in
+    return _signed_in({"token": token, "user": user_json(user)}, token, user["_id"])
+
+
+async def _tell_owner_of_sign_up(ctx: Any, owner: dict[str, Any]) -> None:
+    if await _may_mail(ctx, "sign-up-attempt", owner["email"]):
+        await mailer.send(
+            owner["email"],
+            "Someone tried to sign up with your address",
+            f"Hello {owner['name']},\n\nsomeone tried to create an Owlat account with this "
+            "address, which already has one. If this was you, sign in or reset your "
+            "password; otherwise you can ignore this email.\n",
+        )
 
 
 @endpoint
@@ -126,8 +154,10 @@ async def sign_in(ctx: Any, request: Request) -> Response:
     email, password = field(body, "email"), field(body, "password")
     callback_url = _callback_url(body)
     remember = body.get("rememberMe") is not False
+    ip, device = client_ip(request), device_user_id(request)
     wait = await ctx.run_mutation(
-        internal.auth.sign_in_gate, {"ip": client_ip(request), "email": email}
+        internal.auth.sign_in_gate,
+        {"ip": ip, "email": email} | ({"deviceUserId": device} if device else {}),
     )
     if wait is not None:
         refusal = error("TOO_MANY_REQUESTS", "Too many requests. Please try again later.", 429)
@@ -136,7 +166,9 @@ async def sign_in(ctx: Any, request: Request) -> Response:
     credential = await ctx.run_query(internal.auth.find_credential, {"email": email})
     stored = None if credential is None else credential["passwordHash"]
     valid = await verify_password(stored, password)
-    await ctx.run_mutation(internal.auth.sign_in_result, {"email": email, "succeeded": valid})
+    await ctx.run_mutation(
+        internal.auth.sign_in_result, {"ip": ip, "email": email, "succeeded": valid}
+    )
     if not valid or credential is None:
         return error(*INVALID_CREDENTIALS)
     user = credential["user"]
@@ -144,9 +176,9 @@ async def sign_in(ctx: Any, request: Request) -> Response:
         await send_verification(ctx, user, callback_url)
         return error("EMAIL_NOT_VERIFIED", "Email not verified", 403)
     token, _ = await _start_session(ctx, request, user["_id"])
-    response = ok({"redirect": False, "token": token, "user": user_json(user)})
-    set_session_cookie(response, token, remember=remember)
-    return response
+    return _signed_in(
+        {"redirect": False, "token": token, "user": user_json(user)}, token, user["_id"], remember
+    )
 
 
 @endpoint
@@ -167,7 +199,7 @@ async def change_password(ctx: Any, request: Request) -> Response:
     body = await json_body(request)
     new_password = field(body, "newPassword")
     current_password = field(body, "currentPassword")
-    check_rules(new_password)
+    check_rules(new_password, user["email"])
     credential = await ctx.run_query(internal.auth.find_credential, {"email": user["email"]})
     if not await verify_password(credential and credential["passwordHash"], current_password):
         return error("INVALID_PASSWORD", "Invalid password", 400)
@@ -176,7 +208,7 @@ async def change_password(ctx: Any, request: Request) -> Response:
         internal.auth.set_password,
         {
             "userId": user["_id"],
-            "passwordHash": await hash_password(new_password),
+            "passwordHash": await hash_password(new_password, user["email"]),
             "revokeSessions": revoke,
             "keepSessionId": session["_id"],
         },
@@ -222,18 +254,21 @@ async def reset_password(ctx: Any, request: Request) -> Response:
     new_password = field(body, "newPassword")
     if not token:
         raise BadRequest("token is required")
-    password_hash = await hash_password(new_password)
-    user_id = await ctx.run_mutation(
-        internal.auth.consume_verification,
-        {"purpose": "reset-password", "tokenHash": token_hash(token)},
-    )
+    reset = {"purpose": "reset-password", "tokenHash": token_hash(token)}
+    email = await ctx.run_query(internal.auth.verification_email, reset)
+    if email is None:
+        return error("INVALID_TOKEN", "Invalid token", 400)
+    password_hash = await hash_password(new_password, email)
+    user_id = await ctx.run_mutation(internal.auth.consume_verification, reset)
     if user_id is None:
         return error("INVALID_TOKEN", "Invalid token", 400)
     await ctx.run_mutation(
         internal.auth.set_password,
         {"userId": user_id, "passwordHash": password_hash, "revokeSessions": True},
     )
-    return ok({"status": True})
+    response = ok({"status": True})
+    set_device_cookie(response, user_id)  # the mailbox is proven: this device is known
+    return response
 
 
 @endpoint

@@ -4,6 +4,11 @@ signed session cookie, the Origin check and the caller's session.
 Cookie: `better-auth.session_token=<token>.<base64 HMAC-SHA256(token, secret)>`
 (URL-encoded; `__Secure-` prefixed on https), `Max-Age=604800; Path=/; HttpOnly;
 SameSite=Lax`. Only SHA-256(token) is stored.
+
+Known device: `owlat.known_device=device:<user id>.<base64 HMAC>`, set for 400 days (the
+most browsers keep a cookie) when a password is proven, so that a sign-in from the device
+is not slowed when strangers hammer the account (`auth.sign_in_gate`). It names the last
+user who signed in there; it grants nothing but that.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from owlat.app.lib.tokens import random_token, sign, token_hash, unsign
 from owlat.runtime import http_action, internal
 
 COOKIE = "better-auth.session_token"
+DEVICE_COOKIE = "owlat.known_device"
+DEVICE_MAX_AGE = 400 * 24 * 3600
 _CALLER_ERRORS = frozenset(
     {"ArgumentValidationError", "ValidationError", "InvalidValue", "InvalidId"}
 )
@@ -30,8 +37,8 @@ MAX_AGE = 604800
 Handler = Callable[[Any, Request], Awaitable[Response]]
 
 
-def cookie_name() -> str:
-    return ("__Secure-" if current().base_url.startswith("https://") else "") + COOKIE
+def cookie_name(name: str = COOKIE) -> str:
+    return ("__Secure-" if current().base_url.startswith("https://") else "") + name
 
 
 def iso(ms: float | None) -> str | None:
@@ -122,14 +129,37 @@ def new_session_token() -> tuple[str, str]:
     return token, token_hash(token)
 
 
-def set_session_cookie(response: Response, token: str, *, remember: bool = True) -> None:
-    value = quote(sign(token, current().secret), safe="")
-    parts = [f"{cookie_name()}={value}", "Path=/", "HttpOnly", "SameSite=Lax"]
-    if remember:
-        parts.insert(1, f"Max-Age={MAX_AGE}")
+def _set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
+    signed = quote(sign(value, current().secret), safe="")
+    parts = [f"{cookie_name(name)}={signed}", "Path=/", "HttpOnly", "SameSite=Lax"]
+    if max_age is not None:
+        parts.insert(1, f"Max-Age={max_age}")
     if current().base_url.startswith("https://"):
         parts.append("Secure")
     response.headers.append("set-cookie", "; ".join(parts))
+
+
+def _signed_cookie(request: Request, name: str) -> str | None:
+    raw = request.cookies.get(cookie_name(name))
+    if not raw:
+        return None
+    return unsign(unquote(raw), current().secret)
+
+
+def set_session_cookie(response: Response, token: str, *, remember: bool = True) -> None:
+    _set_cookie(response, COOKIE, token, MAX_AGE if remember else None)
+
+
+def set_device_cookie(response: Response, user_id: str) -> None:
+    """Mark the caller's device as one that proved the password of `user_id`."""
+    _set_cookie(response, DEVICE_COOKIE, f"device:{user_id}", DEVICE_MAX_AGE)
+
+
+def device_user_id(request: Request) -> str | None:
+    """The user whose password the caller's device last proved (its signed cookie)."""
+    value = _signed_cookie(request, DEVICE_COOKIE)
+    prefix, _, user_id = (value or "").partition(":")
+    return user_id if prefix == "device" and user_id else None
 
 
 def clear_session_cookie(response: Response) -> None:
@@ -140,10 +170,7 @@ def clear_session_cookie(response: Response) -> None:
 
 def cookie_token(request: Request) -> str | None:
     """The session token of the request's cookie when its signature is valid."""
-    raw = request.cookies.get(cookie_name())
-    if not raw:
-        return None
-    return unsign(unquote(raw), current().secret)
+    return _signed_cookie(request, COOKIE)
 
 
 async def current_session(

@@ -37,9 +37,15 @@ class Instance:
     waitlist: bool = False
     # Sign-up does not sign in; unverified accounts cannot sign in (no enumeration at all).
     require_email_verification: bool = False
-    # Failed sign-ins per account per window, and sign-in attempts per IP per window.
-    sign_in_failures_per_account: int = 5
+    # Brute force, per window of sign_in_window_seconds (see auth.sign_in_gate): failed
+    # sign-ins on one account from one address before that address waits for that account;
+    # sign-in attempts from one address (any account) before it waits; failed sign-ins on
+    # one account from all addresses before the account is slowed (never locked) to one
+    # attempt per sign_in_slow_seconds from devices that never signed in to it.
+    sign_in_failures_per_address: int = 5
     sign_in_attempts_per_ip: int = 30
+    sign_in_failures_per_account: int = 20
+    sign_in_slow_seconds: int = 10
     sign_in_window_seconds: int = 900
 
     @property

@@ -2,8 +2,8 @@
 
 `DatabaseReader` (queries) has `get`, `query`, `normalize_id` and `system` (read-only access
 to system tables such as `_storage`); `DatabaseWriter` (mutations) adds `insert`, `patch`,
-`replace` and `delete`. Every method that takes an id also accepts the table name first, as
-newer Convex clients do: `ctx.db.get("contacts", contact_id)`.
+`replace`, `delete` and `new_id`. Every method that takes an id also accepts the table name
+first, as newer Convex clients do: `ctx.db.get("contacts", contact_id)`.
 
 Patch spelling in Python: `ctx.db.patch(id, {"a": 1, "b": None, "c": UNDEFINED})` sets `a`,
 sets `b` to null, and removes `c` (`UNDEFINED` is exported by `owlat.runtime`).
@@ -28,9 +28,9 @@ from owlat.runtime.errors import (
 from owlat.runtime.schema import SYSTEM_FIELDS
 from owlat.runtime.triggers import Change, TriggerRunner
 from owlat.runtime.types import UNDEFINED, Document
-from owlat.runtime.values.ids import table_number_of
+from owlat.runtime.values.ids import new_id, table_number_of
 
-_WRITE_METHODS = frozenset({"insert", "patch", "replace", "delete"})
+_WRITE_METHODS = frozenset({"insert", "patch", "replace", "delete", "new_id"})
 
 
 class DatabaseReader:
@@ -148,6 +148,13 @@ class DatabaseWriter(DatabaseReader):
         document_id = await self._txn.insert(info, validated)
         await self._fire(info, document_id, None)
         return document_id
+
+    def new_id(self, table: str) -> str:
+        """A fresh id of `table` that no document has, made as `insert` makes one (the time,
+        then 80 random bits), without writing anything. For answers that must look like a new
+        document's without creating one, e.g. a sign-up that must not tell that an email is
+        taken."""
+        return new_id(self._table(table).number)
 
     async def _existing(
         self, op: str, args: tuple[Any, ...], arity: int
