@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -60,6 +61,21 @@ async def api(site: Site, slug: str = "acme") -> AsyncIterator[httpx.AsyncClient
 def error(response: httpx.Response) -> tuple[int, str, str]:
     body = response.json()["error"]
     return response.status_code, body["category"], body["message"]
+
+
+def integral_floats(text: str) -> list[str]:
+    """The numbers of a JSON text written with a fraction or an exponent although they are
+    integers below 10^21, which JavaScript's `JSON.stringify` writes without (`120`)."""
+    found: list[str] = []
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        if value.is_integer() and abs(value) < 1e21:
+            found.append(literal)
+        return value
+
+    json.loads(text, parse_float=number)
+    return found
 
 
 async def create(http: httpx.AsyncClient, email: str, **names: Any) -> dict[str, Any]:
@@ -352,6 +368,19 @@ async def test_pagination_walk(site: Site) -> None:
         for cursor_text in ("!!", "Zm9v", "x"):
             response = await http.get("/contacts", params={"cursor": cursor_text})
             assert error(response) == (400, "invalid_input", "Invalid cursor"), cursor_text
+
+
+async def test_numbers_are_written_as_javascript_writes_them(site: Site) -> None:
+    async with api(site) as http:
+        await create(http, "ada@example.com")
+        listed = await http.get("/contacts")
+        assert listed.json()["pagination"]["totalItems"] == 1
+        assert '"totalItems":1,' in listed.text
+        sent = await http.post("/events", json={"email": "ada@example.com", "eventName": "x"})
+        assert sent.status_code == 201 and '"triggeredAutomations":0,' in sent.text
+        document = await http.get("/openapi.json")
+        for response in (listed, sent, document):
+            assert integral_floats(response.text) == [], response.text
 
 
 @pytest.mark.usefixtures("no_rate_limit")

@@ -30,7 +30,7 @@ from starlette.responses import Response
 from owlat.app.auth_routes.wire import client_ip
 from owlat.app.lib.tokens import token_hash
 from owlat.app.public_subscriptions import check_updates
-from owlat.runtime import ROUTABLE_METHODS, HttpAction, http_action, internal
+from owlat.runtime import ROUTABLE_METHODS, HttpAction, JSONResponse, http_action, internal
 
 MAX_BODY = 100 * 1024
 WINDOW_MS = 60_000
@@ -53,11 +53,8 @@ class Refused(Exception):
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")),
-        status_code=status,
-        media_type="application/json",
-        headers={"cache-control": "no-store", **(headers or {})},
+    return JSONResponse(
+        body, status_code=status, headers={"cache-control": "no-store", **(headers or {})}
     )
 
 

@@ -21,13 +21,13 @@ from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from owlat.app.lib.api_key_auth import ApiKeyCaller, api_error, authenticate_api_key
 from owlat.app.lib.emails import normalize_email
 from owlat.app.lib.errors import AuthFailure
 from owlat.app.lib.instance import current
-from owlat.runtime import ConvexError, HttpAction, http_action
+from owlat.runtime import ConvexError, HttpAction, JSONResponse, http_action
 
 logger = logging.getLogger(__name__)
 
