@@ -616,3 +616,23 @@ async def test_an_unexpected_failure_is_a_json_500(
     assert error(response) == (500, "internal", "Internal server error")
     assert "disk on fire" not in response.text
     assert all(name in response.headers for name in RATE)
+
+
+async def test_a_client_gone_before_its_body_is_nobodys_error(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that disconnects (or is cut off for sending too slowly) mid-body is not
+    logged as a failing handler."""
+    owner, _ = await organization(site, "acme")
+    key = await api_key(owner)
+    host, port = site.site_url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /api/v1/contacts HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"authorization: Bearer " + key.encode() + b"\r\ncontent-length: 100\r\n\r\n{"
+    )
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.close()
+    await asyncio.sleep(0.3)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
