@@ -155,9 +155,8 @@ async def current_session(
 
 
 def client_ip(request: Request) -> str:
-    """The peer address; behind a reverse proxy, uvicorn has already replaced it with the
-    X-Forwarded-For client when the proxy is trusted (FORWARDED_ALLOW_IPS, default
-    127.0.0.1)."""
+    """The peer address, or the X-Forwarded-For client that uvicorn put in its place when
+    the peer is a trusted proxy (OWLAT_TRUSTED_PROXIES, empty by default)."""
     return request.client.host if request.client is not None else "unknown"
 
 
