@@ -356,7 +356,7 @@ def _serve(options: argparse.Namespace, settings: Settings, *, production: bool)
     from owlat.runtime.app_package import load_app_package
     from owlat.runtime.application import Application
     from owlat.runtime.auth import Authenticator, load_or_create_admin_key
-    from owlat.runtime.server import create_server_app
+    from owlat.runtime.server import ConnectionLimits, create_server_app, server_config
 
     # Before the application installs its log capture: server errors (with tracebacks)
     # go to stderr.
@@ -376,14 +376,17 @@ def _serve(options: argparse.Namespace, settings: Settings, *, production: bool)
         (*settings.auth_issuers, *_own_issuers(options.app, settings, options.data_dir, site_url)),
         admin_key=settings.admin_key or load_or_create_admin_key(options.data_dir),
     )
-    config = uvicorn.Config(
+    limits = ConnectionLimits(
+        header_timeout=settings.http_header_timeout,
+        body_timeout=settings.http_body_timeout,
+        per_address=settings.max_connections_per_address,
+        trusted_proxies=settings.trusted_proxies,
+    )
+    config = server_config(
         create_server_app(application, authenticator, site_port=sockets[1].getsockname()[1]),
+        limits,
         host=options.host,
         port=options.port,
-        ws="websockets-sansio",
-        # Sync frames are small and often pushed to many sockets: permessage-deflate would
-        # cost ~10-25 µs per push and ~40 KiB per idle socket (BENCHMARKS.md, bench_sync.py).
-        ws_per_message_deflate=False,
         lifespan="on",
         log_level="warning" if production else "info",
         access_log=not production,

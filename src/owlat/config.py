@@ -7,6 +7,7 @@ Every tunable lives here with a comment saying what it bounds; command-line opti
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -57,6 +58,21 @@ def _issuers(name: str) -> tuple[TrustedIssuer, ...]:
         raise SystemExit(f"{name} is not valid: {error}") from None
 
 
+def _networks(name: str) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses or networks, each written as a network."""
+    entries = [e.strip() for e in os.environ.get(name, "").split(",") if e.strip()]
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise SystemExit(
+                f"{name} must list IP addresses or networks (e.g. 10.0.0.5, 10.0.0.0/8), "
+                f"got {entry!r}"
+            ) from None
+    return tuple(networks)
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     # Python package of the app to serve (schema.py + function modules).
@@ -75,6 +91,19 @@ class Settings:
     port: int = 3210
     # HTTP actions (REST API, webhooks, public pages).
     site_port: int = 3211
+    # -- HTTP connections, both ports (runtime/server/connections.py) --
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated
+    # addresses or networks (10.0.0.5, 10.0.0.0/8, ::1). Empty: nobody's, loopback included;
+    # the client is the TCP peer. Listed proxies are exempt from the connection cap below.
+    trusted_proxies: tuple[str, ...] = ()
+    # Seconds to send a request line and headers, from connecting (or from the first byte of
+    # the next request on a kept-alive connection); then 408 and the connection is closed.
+    http_header_timeout: int = 10
+    # Seconds to send a request body, plus one per 500 bytes received; then it is closed.
+    http_body_timeout: int = 20
+    # Open connections (HTTP and WebSocket) per client address; more are refused with 503.
+    # 0: no cap.
+    max_connections_per_address: int = 100
     # Origin of the file URLs the runtime hands out (ctx.storage.get_url and
     # generate_upload_url): where browsers reach the client API. Empty: http://<host>:<port>
     # of the client API, i.e. http://127.0.0.1:3210 by default; set it behind a proxy.
@@ -134,6 +163,16 @@ class Settings:
             host=env.get("OWLAT_HOST") or cls.host,
             port=_int("OWLAT_PORT", cls.port),
             site_port=_int("OWLAT_SITE_PORT", cls.site_port),
+            trusted_proxies=_networks("OWLAT_TRUSTED_PROXIES"),
+            http_header_timeout=_int_between(
+                "OWLAT_HTTP_HEADER_TIMEOUT", cls.http_header_timeout, 1, 3600
+            ),
+            http_body_timeout=_int_between(
+                "OWLAT_HTTP_BODY_TIMEOUT", cls.http_body_timeout, 1, 3600
+            ),
+            max_connections_per_address=_int_between(
+                "OWLAT_MAX_CONNECTIONS_PER_ADDRESS", cls.max_connections_per_address, 0, 1_000_000
+            ),
             public_url=env.get("OWLAT_PUBLIC_URL", "").strip(),
             storage_signing_key=env.get("OWLAT_STORAGE_SIGNING_KEY", "").strip(),
             storage_bucket=env.get("OWLAT_STORAGE_BUCKET", "").strip(),

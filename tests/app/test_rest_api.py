@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -60,6 +61,21 @@ async def api(site: Site, slug: str = "acme") -> AsyncIterator[httpx.AsyncClient
 def error(response: httpx.Response) -> tuple[int, str, str]:
     body = response.json()["error"]
     return response.status_code, body["category"], body["message"]
+
+
+def integral_floats(text: str) -> list[str]:
+    """The numbers of a JSON text written with a fraction or an exponent although they are
+    integers below 10^21, which JavaScript's `JSON.stringify` writes without (`120`)."""
+    found: list[str] = []
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        if value.is_integer() and abs(value) < 1e21:
+            found.append(literal)
+        return value
+
+    json.loads(text, parse_float=number)
+    return found
 
 
 async def create(http: httpx.AsyncClient, email: str, **names: Any) -> dict[str, Any]:
@@ -354,6 +370,19 @@ async def test_pagination_walk(site: Site) -> None:
             assert error(response) == (400, "invalid_input", "Invalid cursor"), cursor_text
 
 
+async def test_numbers_are_written_as_javascript_writes_them(site: Site) -> None:
+    async with api(site) as http:
+        await create(http, "ada@example.com")
+        listed = await http.get("/contacts")
+        assert listed.json()["pagination"]["totalItems"] == 1
+        assert '"totalItems":1,' in listed.text
+        sent = await http.post("/events", json={"email": "ada@example.com", "eventName": "x"})
+        assert sent.status_code == 201 and '"triggeredAutomations":0,' in sent.text
+        document = await http.get("/openapi.json")
+        for response in (listed, sent, document):
+            assert integral_floats(response.text) == [], response.text
+
+
 @pytest.mark.usefixtures("no_rate_limit")
 async def test_search_is_the_dashboard_search(site: Site) -> None:
     owner, _ = await organization(site, "acme")
@@ -587,3 +616,23 @@ async def test_an_unexpected_failure_is_a_json_500(
     assert error(response) == (500, "internal", "Internal server error")
     assert "disk on fire" not in response.text
     assert all(name in response.headers for name in RATE)
+
+
+async def test_a_client_gone_before_its_body_is_nobodys_error(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that disconnects (or is cut off for sending too slowly) mid-body is not
+    logged as a failing handler."""
+    owner, _ = await organization(site, "acme")
+    key = await api_key(owner)
+    host, port = site.site_url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /api/v1/contacts HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"authorization: Bearer " + key.encode() + b"\r\ncontent-length: 100\r\n\r\n{"
+    )
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.close()
+    await asyncio.sleep(0.3)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []

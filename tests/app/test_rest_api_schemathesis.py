@@ -1,7 +1,9 @@
 """Schemathesis against the live REST API: every operation of the served OpenAPI document,
 with valid and invalid generated requests and a key holding every scope. No answer may be a
 5xx, and every answer must match the document (status code, content type, body schema,
-headers)."""
+headers) and write its numbers as JavaScript does: an integer never has a fraction (`120`,
+not `120.0`), so a field the document types `integer` holds one a typed client can read
+(the schema check alone accepts `120.0` as an integer)."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from schemathesis.generation import GenerationMode
 from owlat.app.api_keys import SCOPES
 from owlat.app.rest_api.openapi import DOCUMENT
 from tests.app.conftest import Site
-from tests.app.test_rest_api import api_key, organization
+from tests.app.test_rest_api import api_key, integral_floats, organization
 
 MAX_EXAMPLES = 25
 CHECKS = [
@@ -52,6 +54,9 @@ class _Fuzzer:
         if valid:
             self.statuses.setdefault(case.operation.label, set()).add(response.status_code)
         case.validate_response(response, checks=CHECKS, headers=self.headers)
+        if response.headers.get("content-type", [""])[0].startswith("application/json"):
+            written = integral_floats(response.content.decode())
+            assert not written, f"{case.operation.label}: integers written as {written}"
 
     def happy_path(self, operation: Any, example: dict[str, Any]) -> None:
         parameters = {k: val for k, val in example.items() if k != "body"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +15,8 @@ from urllib.parse import quote, unquote
 import httpx
 import pytest
 
+from owlat.app.lib import instance
+from owlat.app.lib.address_limits import AddressLimiter
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.subscription_tokens import (
     TOKEN_TTL_MS,
@@ -408,3 +411,69 @@ async def test_rate_limits_per_ip_and_token(site: Site) -> None:
         for _ in range(20):
             assert (await http.post("/confirm/doi", params={"token": "y" * 32})).status_code == 400
         assert (await http.post("/confirm/doi", params={"token": "y" * 32})).status_code == 429
+
+
+async def _rate_limit_rows(site: Site) -> int:
+    async def count(ctx: Any) -> int:
+        return len(await ctx.db.query("rateLimits").collect())
+
+    return int(await in_query(site.application, count))
+
+
+async def test_junk_tokens_write_nothing_and_an_address_is_limited_in_memory(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token whose signature is wrong is refused before any database work (no rate-limit
+    row per junk token); every request of an address counts against its in-memory limit
+    (20 per minute here), which answers 429 before the database too."""
+    small = dataclasses.replace(instance.current(), public_requests=AddressLimiter(20))
+    monkeypatch.setattr(instance, "_current", small)
+    owner = await _owner(site)
+    news = await _list(owner, "News")
+    ada = await _contact(owner, "ada@example.com")
+    await owner.mutation("mailingLists:addContact", {"listId": news, "contactId": ada})
+    forged = f"{ada}:{int(now_ms())}:{'A' * 43}"
+    async with _client(site) as http:
+        for n in range(4):
+            junk = quote(f"{ada}:{n}:junk{n}", safe="")
+            page = await http.get("/unsubscribe", params={"token": f"junk-{n}"})
+            assert page.status_code == 400 and "invalid or has expired" in page.text
+            assert (await http.get(f"/unsub/verify/{junk}")).json() == {
+                "ok": False,
+                "reason": "invalid_signature",
+            }
+            refused = await http.post(f"/prefs/update/{junk}", json={"globalUnsubscribe": True})
+            assert refused.json()["error"]["data"] == {"reason": "invalid_token"}
+            assert (await http.post(f"/unsub/{quote(forged, safe='')}")).status_code == 400
+        assert await _member_lists(site, ada) == {news: "subscribed"}
+        assert await _rate_limit_rows(site) == 0
+        # one real token is counted in the database (per IP + token) as before
+        token = quote(make_token("unsubscribe", ada), safe="")
+        for _ in range(4):
+            assert (await http.get(f"/unsub/verify/{token}")).json()["ok"] is True
+        assert await _rate_limit_rows(site) == 1
+        # 16 + 4 requests from 127.0.0.1: its share of the minute; then 429, junk or not
+        limited = await http.get("/unsub/verify/more-junk")
+        assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 60
+        assert limited.json()["error"]["category"] == "rate_limited"
+        assert (await http.get(f"/unsub/verify/{token}")).status_code == 429
+        page = await http.get("/preferences", params={"token": "junk"})
+        assert page.status_code == 429 and page.headers["retry-after"]
+    assert await _rate_limit_rows(site) == 1
+    # another address has its own share
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=site.site_url, transport=transport) as other:
+        assert (await other.get(f"/unsub/verify/{token}")).json()["ok"] is True
+
+
+def test_the_address_limiter_forgets_each_window_and_bounds_its_memory() -> None:
+    now = [0.0]
+    limiter = AddressLimiter(2, 60.0, max_addresses=3, clock=lambda: now[0])
+    assert [limiter.take("a") for _ in range(3)] == [None, None, 60]
+    now[0] = 59.2
+    assert limiter.take("a") == 1
+    now[0] = 60.0  # a new window
+    assert [limiter.take("a"), limiter.take("b"), limiter.take("c")] == [None, None, None]
+    # the table is full: addresses not yet counted share one count
+    assert [limiter.take("d"), limiter.take("e"), limiter.take("f")] == [None, None, 60]
+    assert [limiter.take("a"), limiter.take("a")] == [None, 60]  # counted ones keep theirs

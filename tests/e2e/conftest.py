@@ -29,7 +29,12 @@ from owlat.runtime.app_package import load_app_package
 from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator, load_or_create_admin_key
 from owlat.runtime.engines import create_engine
-from owlat.runtime.server import create_server_app, listen_socket
+from owlat.runtime.server import (
+    ConnectionLimits,
+    create_server_app,
+    listen_socket,
+    server_config,
+)
 from owlat.runtime.storage import FileStorage, open_file_storage
 from tests.tokens import TokenIssuer
 
@@ -70,20 +75,19 @@ class _InProcessServer(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def serve_in_process(
-    app: ASGIApp, sockets: list[socket.socket] | None = None
+    app: ASGIApp,
+    sockets: list[socket.socket] | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> AsyncIterator[str]:
     """Serve `app` with uvicorn on a free 127.0.0.1 port (or on `sockets`) until the block
     ends; yields the base URL of the (first) socket. Shutdown is uvicorn's graceful one (the
-    lifespan's shutdown runs)."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        ws="websockets-sansio",
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-    )
+    lifespan's shutdown runs). With `limits`, uvicorn is configured as `owlat serve` does
+    it (`server_config`); without, it keeps uvicorn's own connection handling."""
+    options = {"host": "127.0.0.1", "port": 0, "lifespan": "on", "log_config": None}
+    if limits is None:
+        config = uvicorn.Config(app, ws="websockets-sansio", access_log=False, **options)
+    else:
+        config = server_config(app, limits, access_log=False, **options)
     server = _InProcessServer(config)
     serving = asyncio.create_task(server.serve(sockets=sockets))
     try:

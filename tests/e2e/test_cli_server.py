@@ -1,16 +1,21 @@
 """`owlat dev` / `owlat serve` as real processes: they print the URL, serve the HTTP API,
-answer `owlat run --url`, and stop gracefully (status 0) on SIGINT and SIGTERM."""
+answer `owlat run --url`, stop gracefully (status 0) on SIGINT and SIGTERM, and guard their
+connections (slow clients, the per-address cap, forwarded headers)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from tests.e2e.processes import finished, started
+from tests.e2e.processes import finished, started, started_with_site
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -59,3 +64,98 @@ async def test_serve_dev_run_url_and_admin_key(tmp_path: Path) -> None:
         "run", "messages:list", '{"channel": "cli"}', "--data-dir", str(serve_dir)
     )
     assert code == 0 and [m["body"] for m in json.loads(out)] == ["over http"]
+
+
+# -- connections: slow clients, the per-address cap, forwarded headers ------------------------
+
+
+async def _connection(url: str, local: str = "127.0.0.1") -> tuple[asyncio.StreamReader, Any]:
+    host, port = url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port), local_addr=(local, 0))
+
+
+async def _until_closed(reader: asyncio.StreamReader) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and how long that took."""
+    began = time.monotonic()
+    data = await asyncio.wait_for(reader.read(), 10)
+    return data, time.monotonic() - began
+
+
+async def _trickle(reader: asyncio.StreamReader, writer: Any, head: bytes, piece: bytes) -> None:
+    """Send `head`, then `piece` every 0.25 s until the server closes the connection."""
+    writer.write(head)
+    with contextlib.suppress(ConnectionError):
+        while not reader.at_eof():
+            await asyncio.sleep(0.25)
+            writer.write(piece)
+            await writer.drain()
+
+
+async def _client_address(site: str, local: str, forwarded: str) -> str:
+    transport = httpx.AsyncHTTPTransport(local_address=local)
+    async with httpx.AsyncClient(transport=transport) as http:
+        answer = await http.get(site + "/client", headers={"x-forwarded-for": forwarded})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json())
+
+
+async def test_serve_times_out_slow_clients_and_caps_connections(tmp_path: Path) -> None:
+    """A request's headers and body must arrive in time (1 s here); an address holds at most
+    3 connections here; X-Forwarded-For counts only from OWLAT_TRUSTED_PROXIES (none by
+    default, loopback included)."""
+    quick = {
+        "OWLAT_HTTP_HEADER_TIMEOUT": "1",
+        "OWLAT_HTTP_BODY_TIMEOUT": "1",
+        "OWLAT_TRUSTED_PROXIES": "127.0.0.2",
+    }
+    (fast, _, fast_site), (capped, _, capped_site) = await asyncio.gather(
+        started_with_site("serve", tmp_path / "fast", quick),
+        started_with_site("serve", tmp_path / "capped", {"OWLAT_MAX_CONNECTIONS_PER_ADDRESS": "3"}),
+    )
+    writers: list[Any] = []
+
+    async def connection(url: str) -> tuple[asyncio.StreamReader, Any]:
+        reader, writer = await _connection(url)
+        writers.append(writer)
+        return reader, writer
+
+    try:
+        # nothing sent, headers a line at a time, a body a byte at a time: all cut after ~1 s
+        idle, _ = await connection(fast_site)
+        slow_head, head_writer = await connection(fast_site)
+        slow_body, body_writer = await connection(fast_site)
+        request = b"POST /messages HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n"
+        tasks = [
+            asyncio.create_task(
+                _trickle(slow_head, head_writer, b"GET /client HTTP/1.1\r\n", b"x-a: b\r\n")
+            ),
+            asyncio.create_task(_trickle(slow_body, body_writer, request, b"{")),
+        ]
+        (nothing, idle_for), (refusal, head_for), (cut, body_for) = await asyncio.gather(
+            _until_closed(idle), _until_closed(slow_head), _until_closed(slow_body)
+        )
+        await asyncio.gather(*tasks)
+        assert nothing == b"" and 0.8 < idle_for < 4, idle_for
+        assert refusal.startswith(b"HTTP/1.1 408 ") and 0.8 < head_for < 4, (refusal, head_for)
+        assert cut == b"" and 0.8 < body_for < 4, body_for
+        # forwarded headers: believed from the listed proxy only
+        assert await _client_address(fast_site, "127.0.0.1", "203.0.113.7") == "127.0.0.1"
+        assert await _client_address(fast_site, "127.0.0.2", "203.0.113.7") == "203.0.113.7"
+        assert await _client_address(capped_site, "127.0.0.1", "203.0.113.7") == "127.0.0.1"
+
+        # three connections from 127.0.0.1 are its share; a fourth is refused, 127.0.0.2 is not
+        held = [await connection(capped_site) for _ in range(3)]
+        answer, _ = await _until_closed((await connection(capped_site))[0])
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"Too many connections" in answer
+        assert await _client_address(capped_site, "127.0.0.2", "") == "127.0.0.2"
+        held[0][1].close()
+        await asyncio.sleep(0.2)  # the server sees the close
+        assert await _client_address(capped_site, "127.0.0.1", "") == "127.0.0.1"
+    finally:
+        for writer in writers:
+            writer.close()
+        fast_log, capped_log = await asyncio.gather(
+            stopped(fast, signal.SIGTERM), stopped(capped, signal.SIGTERM)
+        )
+    assert "Traceback" not in fast_log, fast_log
+    assert "Refusing connections from 127.0.0.1" in capped_log

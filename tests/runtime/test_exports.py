@@ -48,3 +48,18 @@ def test_runtime_does_not_import_the_app() -> None:
                 else []
             )
             assert not any(name.startswith("owlat.app") for name in names), path
+
+
+def test_app_answers_json_with_the_runtime_json_response() -> None:
+    """Starlette's JSONResponse writes `120.0`; owlat.runtime's writes `120`, as Convex's
+    HTTP actions (JavaScript) do."""
+    offenders = []
+    for path in (SRC / "app").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and (node.module or "").startswith("starlette")
+                and any(alias.name == "JSONResponse" for alias in node.names)
+            ):
+                offenders.append(str(path.relative_to(SRC)))
+    assert offenders == []

@@ -36,12 +36,33 @@ def ok(data: dict[str, Any]) -> Answer:
     return {"ok": True, "data": data}
 
 
-async def _token_contact(ctx: Any, kind: Kind, token: str) -> dict[str, Any] | Answer:
-    """The live contact of a `kind` token, or a refusal (`Answer`)."""
+def _contact_id(kind: Kind, token: str) -> str | Answer:
+    """The contact id a `kind` token names, or its refusal."""
     try:
-        contact_id = verify_token(kind, token)
+        return verify_token(kind, token)
     except TokenError as exc:
         return refused(exc.reason, INVALID_LINK)
+
+
+def token_refusal(kind: Kind, token: str) -> Answer | None:
+    """The refusal of a `kind` token whose shape, signature (compared in constant time) or
+    age is wrong, decided without the database; None for a token Owlat issued."""
+    checked = _contact_id(kind, token)
+    return None if isinstance(checked, str) else checked
+
+
+def update_refusal(token: str) -> Answer | None:
+    """`update_preferences`' refusal of a token that is not ours (reason `invalid_token`),
+    decided without the database."""
+    refusal = token_refusal("preferences", token)
+    return None if refusal is None else {**refusal, "reason": "invalid_token"}
+
+
+async def _token_contact(ctx: Any, kind: Kind, token: str) -> dict[str, Any] | Answer:
+    """The live contact of a `kind` token, or a refusal (`Answer`)."""
+    contact_id = _contact_id(kind, token)
+    if not isinstance(contact_id, str):
+        return contact_id
     normalized = ctx.db.normalize_id("contacts", contact_id)
     found = None if normalized is None else await ctx.db.get(normalized)
     if found is None or found.get("deletedAt") is not None:
@@ -186,9 +207,12 @@ async def update_preferences(ctx: Any, args: Any) -> Answer:
     Subscribing from the preferences page skips double opt-in (the token came by mail)."""
     if len(args.get("topicUpdates") or []) > MAX_TOPIC_UPDATES:
         return refused("too_many_topic_updates", TOO_MANY_UPDATES)
+    refusal = update_refusal(args["token"])
+    if refusal is not None:
+        return refusal
     contact = await _token_contact(ctx, "preferences", args["token"])
     if _is_refusal(contact):
-        return {**contact, "reason": "invalid_token"} if contact["status"] == 400 else contact
+        return contact
     if args.get("globalUnsubscribe"):
         await subs.unsubscribe_all(ctx, contact=contact, source="preferences_page")
         return ok({"message": "Preferences updated successfully"})

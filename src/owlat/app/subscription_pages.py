@@ -8,12 +8,14 @@
                               it and shows the page again
     GET /confirm?token=       the double opt-in confirmation; a button POSTs to confirm
 
-Same shell as the JSON endpoints (token, body cap, rate limits per IP + token); every
-value shown is HTML-escaped; pages are not cached, framed, or sent as referrers.
+Same shell as the JSON endpoints (token, body cap, `admit`: the per-address limit, a signed
+token's signature before any database work, the limit per IP + token); every value shown is
+HTML-escaped; pages are not cached, framed, or sent as referrers.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,8 +24,9 @@ from urllib.parse import parse_qs, quote
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from owlat.app.public_subscriptions import MAX_TOPIC_UPDATES
-from owlat.app.subscription_routes import Bucket, Refused, check_rate, read_body
+from owlat.app.lib.subscription_tokens import Kind
+from owlat.app.public_subscriptions import MAX_TOPIC_UPDATES, token_refusal
+from owlat.app.subscription_routes import Bucket, Refused, admit, read_body
 from owlat.runtime import ROUTABLE_METHODS, HttpAction, http_action, internal
 
 PUBLIC = internal.public_subscriptions
@@ -176,7 +179,12 @@ async def _confirm(ctx: Any, method: str, token: str, fields: dict[str, list[str
 # -- the shell ---------------------------------------------------------------------------------
 
 
-def _page_handler(bucket: Bucket, render: Page) -> HttpAction:
+def _page_handler(bucket: Bucket, kind: Kind | None, render: Page) -> HttpAction:
+    """`render` behind the shell; a `kind` page refuses a token not signed as `kind` before
+    any database work (`kind` None: the DOI page, whose tokens are not signed)."""
+    check = None if kind is None else functools.partial(token_refusal, kind)
+    what = kind or "confirmation"
+
     async def handle(ctx: Any, request: Request) -> Response:
         try:
             body = await read_body(request)
@@ -184,12 +192,14 @@ def _page_handler(bucket: Bucket, render: Page) -> HttpAction:
             token = request.query_params.get("token") or (fields.get("token") or [""])[0]
             if not token:
                 raise Refused(400, "Missing token")
-            await check_rate(ctx, request, bucket, token)
+            refusal = await admit(ctx, request, bucket, check, token)
         except Refused as exc:
             response = page("Request refused", f"<p>{e(exc.message)}</p>", exc.status)
             if exc.retry_after is not None:
                 response.headers["retry-after"] = str(int(exc.retry_after))
             return response
+        if refusal is not None:
+            return invalid_link(what)
         return await render(ctx, request.method, token, fields)
 
     return http_action(handle)
@@ -199,10 +209,10 @@ async def _not_allowed(ctx: Any, request: Request) -> Response:
     return page("Method not allowed", "<p>Use the link from your email.</p>", 405)
 
 
-PAGES: tuple[tuple[str, Bucket, Page], ...] = (
-    ("/unsubscribe", "subscriptions", _unsubscribe),
-    ("/preferences", "subscriptions", _preferences),
-    ("/confirm", "doi", _confirm),
+PAGES: tuple[tuple[str, Bucket, Kind | None, Page], ...] = (
+    ("/unsubscribe", "subscriptions", "unsubscribe", _unsubscribe),
+    ("/preferences", "subscriptions", "preferences", _preferences),
+    ("/confirm", "doi", None, _confirm),
 )
 
 
@@ -210,8 +220,8 @@ def routes() -> list[tuple[str, str, HttpAction]]:
     """(path, method, handler): GET and POST render, other methods answer 405."""
     refuse = http_action(_not_allowed)
     table = []
-    for path, bucket, render in PAGES:
-        handler = _page_handler(bucket, render)
+    for path, bucket, kind, render in PAGES:
+        handler = _page_handler(bucket, kind, render)
         for method in ROUTABLE_METHODS:
             table.append((path, method, handler if method in ("GET", "POST") else refuse))
     return table

@@ -8,8 +8,13 @@
     POST /confirm/doi?token=       confirm double opt-in (action)
 
 Common shell: OPTIONS → 204 with public CORS; other methods → 405; the token from the path
-or `?token=` (missing → 400 "Missing token"); bodies over 100 KB → 400; a fixed-window
-limit per client IP + token (30/min, DOI 20/min) → 429 with Retry-After. Modes: *action*
+or `?token=` (missing → 400 "Missing token"); bodies over 100 KB → 400; then `admit`, the
+cheapest check first: requests per client address counted in memory (300/min, the
+instance's `public_requests`) → 429 with Retry-After; a signed (unsubscribe, preferences)
+token's signature → its refusal, without any database work; a fixed-window limit per
+client IP + token kept in the database (30/min, DOI 20/min) → 429 with Retry-After. So a
+junk token costs no `rateLimits` row, and a flood of them from one address is refused in
+memory. DOI tokens are random, not signed: only the two limits guard them. Modes: *action*
 answers `{ok: true, data}` or the error envelope `{error: {category, message, data:
 {reason}}}` with its status; *outcome* always answers 200, `{ok: true, data}` or
 `{ok: false, reason}`. The work happens in `public_subscriptions.py`; the HTML pages
@@ -19,6 +24,7 @@ answers `{ok: true, data}` or the error envelope `{error: {category, message, da
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
@@ -28,9 +34,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from owlat.app.auth_routes.wire import client_ip
+from owlat.app.lib.instance import current
 from owlat.app.lib.tokens import token_hash
-from owlat.app.public_subscriptions import check_updates
-from owlat.runtime import ROUTABLE_METHODS, HttpAction, http_action, internal
+from owlat.app.public_subscriptions import Answer, check_updates, token_refusal, update_refusal
+from owlat.runtime import ROUTABLE_METHODS, HttpAction, JSONResponse, http_action, internal
 
 MAX_BODY = 100 * 1024
 WINDOW_MS = 60_000
@@ -39,6 +46,8 @@ LIMITS: dict[str, int] = {"subscriptions": 30, "doi": 20}
 CATEGORIES = {400: "invalid_input", 404: "not_found", 429: "rate_limited"}
 RATE_LIMITED = "Rate limit exceeded. Please try again later."
 Run = Callable[[Any, str, bytes], Awaitable[dict[str, Any]]]
+# A signed token's refusal as the endpoint answers it, decided without the database.
+Check = Callable[[str], Answer | None]
 
 
 class Refused(Exception):
@@ -53,11 +62,8 @@ class Refused(Exception):
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, separators=(",", ":")),
-        status_code=status,
-        media_type="application/json",
-        headers={"cache-control": "no-store", **(headers or {})},
+    return JSONResponse(
+        body, status_code=status, headers={"cache-control": "no-store", **(headers or {})}
     )
 
 
@@ -81,18 +87,30 @@ async def read_body(request: Request) -> bytes:
     return body
 
 
-async def check_rate(ctx: Any, request: Request, bucket: Bucket, token: str) -> None:
-    """Count the request against `bucket` for this client IP + token (`Refused` 429)."""
+async def admit(
+    ctx: Any, request: Request, bucket: Bucket, check: Check | None, token: str
+) -> Answer | None:
+    """Let a request through to the database (see the module docstring): `Refused` 429 past
+    a limit; `check`'s refusal of a signed token that is not ours (the answer, no database
+    touched); else None."""
+    address = client_ip(request)
+    wait = current().public_requests.take(address)
+    if wait is not None:
+        raise Refused(429, RATE_LIMITED, retry_after=wait)
+    refusal = None if check is None else check(token)
+    if refusal is not None:
+        return refusal
     wait = await ctx.run_mutation(
         internal.public_subscriptions.take,
         {
-            "key": f"{bucket}:{client_ip(request)}:{token_hash(token)[:32]}",
+            "key": f"{bucket}:{address}:{token_hash(token)[:32]}",
             "limit": LIMITS[bucket],
             "windowMs": WINDOW_MS,
         },
     )
     if wait is not None:
         raise Refused(429, RATE_LIMITED, retry_after=wait)
+    return None
 
 
 def refusal_response(exc: Refused) -> Response:
@@ -135,6 +153,7 @@ class Endpoint:
     bucket: Bucket
     mode: Literal["action", "outcome"]
     run: Run
+    check: Check | None  # None: a DOI token (random, not signed)
     cors: bool = True
 
     def token(self, request: Request) -> str:
@@ -151,8 +170,9 @@ def _handler(endpoint: Endpoint) -> HttpAction:
             if not token:
                 raise Refused(400, "Missing token")
             body = await read_body(request)
-            await check_rate(ctx, request, endpoint.bucket, token)
-            answer = await endpoint.run(ctx, token, body)
+            answer = await admit(ctx, request, endpoint.bucket, endpoint.check, token)
+            if answer is None:
+                answer = await endpoint.run(ctx, token, body)
         except Refused as exc:
             response = refusal_response(exc)
         else:
@@ -183,7 +203,7 @@ def _with_token(kind: Literal["query", "mutation"], function: Any) -> Run:
     return run
 
 
-async def _update_preferences(ctx: Any, token: str, raw: bytes) -> dict[str, Any]:
+async def _update_prefs(ctx: Any, token: str, raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw) if raw.strip() else {}
     except ValueError:
@@ -210,14 +230,16 @@ _UNSUBSCRIBE_DETAILS = _with_token("query", _PUBLIC.unsubscribe_details)
 _PREFERENCES = _with_token("query", _PUBLIC.preferences)
 _DOI_DETAILS = _with_token("query", _PUBLIC.doi_details)
 _CONFIRM_DOI = _with_token("mutation", _PUBLIC.confirm_doi)
+_UNSUB: Check = functools.partial(token_refusal, "unsubscribe")
+_PREFS: Check = functools.partial(token_refusal, "preferences")
 
 ENDPOINTS = (
-    Endpoint("/unsub/", "POST", "subscriptions", "action", _ONE_CLICK, cors=False),
-    Endpoint("/unsub/verify/", "GET", "subscriptions", "outcome", _UNSUBSCRIBE_DETAILS),
-    Endpoint("/prefs/verify/", "GET", "subscriptions", "outcome", _PREFERENCES),
-    Endpoint("/prefs/update/", "POST", "subscriptions", "action", _update_preferences),
-    Endpoint("/confirm/doi/verify", "GET", "doi", "action", _DOI_DETAILS),
-    Endpoint("/confirm/doi", "POST", "doi", "action", _CONFIRM_DOI),
+    Endpoint("/unsub/", "POST", "subscriptions", "action", _ONE_CLICK, _UNSUB, cors=False),
+    Endpoint("/unsub/verify/", "GET", "subscriptions", "outcome", _UNSUBSCRIBE_DETAILS, _UNSUB),
+    Endpoint("/prefs/verify/", "GET", "subscriptions", "outcome", _PREFERENCES, _PREFS),
+    Endpoint("/prefs/update/", "POST", "subscriptions", "action", _update_prefs, update_refusal),
+    Endpoint("/confirm/doi/verify", "GET", "doi", "action", _DOI_DETAILS, None),
+    Endpoint("/confirm/doi", "POST", "doi", "action", _CONFIRM_DOI, None),
 )
 
 

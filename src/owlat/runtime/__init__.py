@@ -24,6 +24,7 @@ from owlat.runtime.functions import (
     query,
 )
 from owlat.runtime.http_router import ROUTABLE_METHODS, HttpAction, HttpRouter, http_action
+from owlat.runtime.responses import JSONResponse
 from owlat.runtime.schema import define_schema, define_table
 from owlat.runtime.triggers import Change, Triggers
 from owlat.runtime.types import UNDEFINED, Int64
@@ -42,6 +43,7 @@ __all__ = [
     "HttpAction",
     "HttpRouter",
     "Int64",
+    "JSONResponse",
     "LimitExceededError",
     "MutationCtx",
     "QueryBuildError",

@@ -12,8 +12,10 @@ An app's `http.py` exposes `http = HttpRouter()` and adds routes:
     http.route(path_prefix="/files/", method="GET", handler=serve_file)
 
 Requests and responses are **Starlette's** `Request` and `Response` types (any subclass:
-`JSONResponse`, `PlainTextResponse`, `StreamingResponse`, ...); `ctx` is an action's ctx
-(`run_query`, `run_mutation`, `run_action`, `auth`, `storage`, `scheduler`).
+`PlainTextResponse`, `StreamingResponse`, ...); answer JSON with `owlat.runtime.JSONResponse`
+(responses.py), which writes numbers as JavaScript's `JSON.stringify` does (`120`, not
+`120.0`). `ctx` is an action's ctx (`run_query`, `run_mutation`, `run_action`, `auth`,
+`storage`, `scheduler`).
 
 Routing rules:
 * Methods are GET, POST, PUT, DELETE, OPTIONS and PATCH; a HEAD request runs the GET route

@@ -20,12 +20,12 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from owlat.app.lib.errors import AuthFailure
 from owlat.app.lib.instance import current
 from owlat.app.lib.tokens import random_token, sign, token_hash, unsign
-from owlat.runtime import http_action, internal
+from owlat.runtime import JSONResponse, http_action, internal
 
 COOKIE = "better-auth.session_token"
 DEVICE_COOKIE = "owlat.known_device"
@@ -83,13 +83,8 @@ def failure(exc: AuthFailure) -> JSONResponse:
 
 
 def ok(body: Any, status: int = 200) -> Response:
-    # JSONResponse cannot send a bare `null`; BetterAuth's get-session answers it.
-    return Response(
-        json.dumps(body, separators=(",", ":")),
-        status_code=status,
-        media_type="application/json",
-        headers={"cache-control": "no-store"},
-    )
+    """`body` (a bare `null` too: BetterAuth's get-session answers it), never cached."""
+    return JSONResponse(body, status_code=status, headers={"cache-control": "no-store"})
 
 
 class BadRequest(Exception):
@@ -187,9 +182,8 @@ async def current_session(
 
 
 def client_ip(request: Request) -> str:
-    """The peer address; behind a reverse proxy, uvicorn has already replaced it with the
-    X-Forwarded-For client when the proxy is trusted (FORWARDED_ALLOW_IPS, default
-    127.0.0.1)."""
+    """The peer address, or the X-Forwarded-For client that uvicorn put in its place when
+    the peer is a trusted proxy (OWLAT_TRUSTED_PROXIES, empty by default)."""
     return request.client.host if request.client is not None else "unknown"
 
 

@@ -21,10 +21,10 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from owlat.app.lib.tokens import token_hash
-from owlat.runtime import internal
+from owlat.runtime import JSONResponse, internal
 
 KEY_FORMAT = re.compile(r"^lm_live_[a-zA-Z0-9]+$")
 MISSING = "Missing or invalid Authorization header. Use: Authorization: Bearer <api_key>"

@@ -4,7 +4,7 @@ The server factory (`owlat dev/serve`, `owlat run`, `owlat admin ...`) calls `co
 once with the data folder and the public URL of the site port; tests do the same. The
 instance holds what auth needs: the data folder (signing key, cookie secret, outbox), the
 base URL that is the JWT issuer and audience, the origins trusted for cookie POSTs, the
-waitlist default, and the brute-force limits.
+waitlist default, the brute-force limits, and the per-address count of public token requests.
 """
 
 from __future__ import annotations
@@ -15,10 +15,14 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from owlat.app.lib.address_limits import AddressLimiter
+
 if TYPE_CHECKING:
     from owlat.config import Settings
 
 SECRET_FILE = "auth_secret"
+# Generous: mailbox providers send RFC 8058 one-click unsubscribes from a few addresses.
+PUBLIC_REQUESTS_PER_MINUTE = 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +51,11 @@ class Instance:
     sign_in_failures_per_account: int = 20
     sign_in_slow_seconds: int = 10
     sign_in_window_seconds: int = 900
+    # Requests per client address per minute to the public token endpoints and pages
+    # (unsubscribe, preferences, double opt-in), counted in memory before any database work.
+    public_requests: AddressLimiter = dataclasses.field(
+        default_factory=lambda: AddressLimiter(PUBLIC_REQUESTS_PER_MINUTE), compare=False
+    )
 
     @property
     def outbox_dir(self) -> Path:

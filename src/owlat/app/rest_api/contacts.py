@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from owlat.app.lib.api_key_auth import ApiKeyCaller
 from owlat.app.lib.contacts import (
@@ -36,7 +36,15 @@ from owlat.app.rest_api.wire import (
     json_object,
     path_segments,
 )
-from owlat.runtime import UNDEFINED, QueryBuildError, internal, internal_mutation, internal_query, v
+from owlat.runtime import (
+    UNDEFINED,
+    JSONResponse,
+    QueryBuildError,
+    internal,
+    internal_mutation,
+    internal_query,
+    v,
+)
 
 PREFIX = "/api/v1/contacts/"
 DEFAULT_LIMIT = 25

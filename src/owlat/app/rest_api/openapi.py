@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from owlat.app.rest_api.contacts import MAX_LIMIT
 from owlat.app.rest_api.events import EVENT_NAME, MAX_PROPERTIES, MAX_STRING
+from owlat.runtime import JSONResponse
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 EMAIL = {"type": "string", "format": "email", "maxLength": 254}

@@ -11,12 +11,12 @@ import re
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from owlat.app.lib.api_key_auth import api_error
 from owlat.app.rest_api import contacts, events, openapi, topics
 from owlat.app.rest_api.wire import iso, preflight, unauthenticated
-from owlat.runtime import HttpRouter
+from owlat.runtime import HttpRouter, JSONResponse
 
 V1 = "/api/v1"
 _KNOWN_PATHS = re.compile(

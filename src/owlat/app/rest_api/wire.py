@@ -20,14 +20,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 from owlat.app.lib.api_key_auth import ApiKeyCaller, api_error, authenticate_api_key
 from owlat.app.lib.emails import normalize_email
 from owlat.app.lib.errors import AuthFailure
 from owlat.app.lib.instance import current
-from owlat.runtime import ConvexError, HttpAction, http_action
+from owlat.runtime import ConvexError, HttpAction, JSONResponse, http_action
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,8 @@ async def preflight(ctx: Any, request: Request) -> Response:
 
 
 def _failure(error: Exception) -> Response:
+    if isinstance(error, ClientDisconnect):
+        raise error  # the runtime's concern: nobody is left to answer
     if isinstance(error, ApiError):
         return error.response()
     if isinstance(error, AuthFailure) and error.status == 404:

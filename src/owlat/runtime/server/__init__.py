@@ -2,7 +2,8 @@
 storage and HTTP actions.
 
 `create_app(application, authenticator)` builds the client API; `create_server_app(...)`
-serves it together with the site port (HTTP actions), as `owlat dev` / `owlat serve` do.
+serves it together with the site port (HTTP actions), as `owlat dev` / `owlat serve` do,
+with uvicorn configured by `server_config(app, ConnectionLimits(...))` (connections.py).
 """
 
 from __future__ import annotations
@@ -14,5 +15,14 @@ from owlat.runtime.server.app import (
     create_site_app,
     listen_socket,
 )
+from owlat.runtime.server.connections import ConnectionLimits, server_config
 
-__all__ = ["PortRouter", "create_app", "create_server_app", "create_site_app", "listen_socket"]
+__all__ = [
+    "ConnectionLimits",
+    "PortRouter",
+    "create_app",
+    "create_server_app",
+    "create_site_app",
+    "listen_socket",
+    "server_config",
+]

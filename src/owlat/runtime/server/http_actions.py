@@ -9,7 +9,9 @@ the client port (the path is what follows `/http`).
 * **Answers.** The handler's Starlette `Response`; for HEAD, the GET route's response
   without its body. No route: 404 `No HttpAction routed for <path>`. A handler that raises,
   or returns something other than a `Response`: 500 with
-  `[Request ID: <id>] Server Error` and what went wrong, logged with the traceback.
+  `[Request ID: <id>] Server Error` and what went wrong, logged with the traceback. A
+  client that went away while the handler read its body (`ClientDisconnect`, also when the
+  server cut it off for sending too slowly) is nobody's error: nothing is logged.
 * **No CORS headers are added**: HTTP actions answer preflights with their own OPTIONS
   routes, as on Convex.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
@@ -86,6 +88,8 @@ class HttpActions:
                     f"{type(response).__name__}; it must return a Starlette Response "
                     "(e.g. JSONResponse, PlainTextResponse)"
                 )
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is left to read it
         except Exception as error:
             request_id = new_request_id()
             logger.error(
