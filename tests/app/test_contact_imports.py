@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from owlat.app import contact_imports
-from owlat.app.lib import csv_import
+from owlat.app.lib import csv_import, instance
 from owlat.runtime import ConvexError
+from owlat.runtime._upload_tokens import UploadGrant
 from owlat.runtime.application import Application
 from owlat.runtime.storage import store_file
-from tests.app.conftest import Caller, signed_in, with_organization
+from tests.app.conftest import Caller, signed_in, uploaded, with_organization
 from tests.runtime.conftest import in_mutation
 
 
@@ -46,7 +47,8 @@ async def _owner(owlat: Application, slug: str = "acme") -> tuple[Caller, str]:
 async def _import(
     caller: Caller, data: bytes, mapping: dict[str, str] | None = None, **options: Any
 ) -> dict[str, Any]:
-    storage_id = await store_file(caller.app, data)
+    organization = await caller.query("organizations:getActive")
+    storage_id = await uploaded(caller.app, organization["_id"], data)
     import_id = await caller.mutation(
         "contactImports:start",
         {
@@ -205,8 +207,8 @@ async def test_file_level_failures(owlat: Application) -> None:
 async def test_start_refuses_bad_mappings(
     owlat: Application, mapping: dict[str, str], message: str
 ) -> None:
-    owner, _ = await _owner(owlat)
-    storage_id = await store_file(owlat, b"A\n")
+    owner, organization_id = await _owner(owlat)
+    storage_id = await uploaded(owlat, organization_id, b"A\n")
     with pytest.raises(ConvexError, match=message):
         await owner.mutation(
             "contactImports:start",
@@ -223,7 +225,7 @@ async def test_permissions_and_other_organizations(owlat: Application) -> None:
     )
     await editor.mutation("invitations:accept", {"invitationId": invitation["_id"]})
     await editor.mutation("organizations:setActive", {"organizationId": organization_id})
-    storage_id = await store_file(owlat, b"Email\na@example.com\n")
+    storage_id = await uploaded(owlat, organization_id, b"Email\na@example.com\n")
     args = {"storageId": storage_id, "mapping": {"Email": "email"}, "onDuplicate": "skip"}
     with pytest.raises(ConvexError, match="^Admin access required$"):
         await editor.mutation("contactImports:start", args)
@@ -231,10 +233,13 @@ async def test_permissions_and_other_organizations(owlat: Application) -> None:
         await editor.mutation("contactImports:generateUploadUrl")
     url = await owner.mutation("contactImports:generateUploadUrl")
     assert "/api/storage/upload?token=" in url
+    # the file was uploaded for acme: another organization cannot import it, before or
+    # after acme does, nor see the import
+    with pytest.raises(ConvexError, match="^File not found$"):
+        await other.mutation("contactImports:start", args)
     import_id = await owner.mutation("contactImports:start", args)
     await _finished(owner, import_id)
     assert (await editor.query("contactImports:get", {"importId": import_id}))["imported"] == 1
-    # the file is now acme's: another organization cannot import it, nor see the import
     with pytest.raises(ConvexError, match="^File not found$"):
         await other.mutation("contactImports:start", args)
     assert await other.query("contactImports:get", {"importId": import_id}) is None
@@ -250,6 +255,41 @@ async def test_permissions_and_other_organizations(owlat: Application) -> None:
         await owner.mutation(
             "contactImports:start", {**args, "listId": await _list_of(owlat, other)}
         )
+
+
+async def test_an_import_file_is_bound_to_the_organization_it_was_uploaded_for(
+    owlat: Application,
+) -> None:
+    """The upload URL names the organization (and the size limit) in its signed token; a
+    file uploaded for another organization, or for none, is not found."""
+    owner, organization_id = await _owner(owlat)
+    _, other_id = await _owner(owlat, "other")
+    url = await owner.mutation("contactImports:generateUploadUrl")
+    storage = owlat.storage
+    assert storage is not None
+    grant = storage.tokens.check(url.partition("?token=")[2])
+    assert grant == UploadGrant(
+        max_bytes=instance.current().import_max_bytes, owner=organization_id
+    )
+    cli = await owlat.run_mutation(
+        "contactImports:uploadUrlForOrganization", {"organizationId": other_id}, internal=True
+    )
+    assert cli.value["maxBytes"] == instance.current().import_max_bytes
+    assert storage.tokens.check(cli.value["uploadUrl"].partition("?token=")[2]).owner == other_id
+    args = {"mapping": {"Email": "email"}, "onDuplicate": "skip"}
+    for storage_id in (
+        await uploaded(owlat, other_id, b"Email\na@example.com\n"),
+        await store_file(owlat, b"Email\na@example.com\n"),  # stored with no owner
+    ):
+        with pytest.raises(ConvexError, match="^File not found$"):
+            await owner.mutation("contactImports:start", {"storageId": storage_id, **args})
+        with pytest.raises(ConvexError, match="^File not found$"):
+            await owlat.run_mutation(
+                "contactImports:startForOrganization",
+                {"organizationId": organization_id, "storageId": storage_id, **args},
+                internal=True,
+            )
+    assert (await owner.query("contactImports:list", {"paginationOpts": PAGE}))["page"] == []
 
 
 async def _list_of(owlat: Application, caller: Caller) -> str:
@@ -278,8 +318,8 @@ async def _queued(
 ) -> str:
     """A running import created without a worker (the test drives the batches); `fields`
     override its defaults (e.g. `listId`, `onDuplicate`)."""
-    storage_id = await store_file(owlat, data)
     organization = await caller.query("organizations:getActive")
+    storage_id = await uploaded(owlat, organization["_id"], data)
 
     async def insert(ctx: Any) -> str:
         now = 1.0
@@ -392,7 +432,7 @@ async def test_cancel_stops_the_worker(owlat: Application) -> None:
 async def test_progress_is_visible_while_running_and_memory_stays_bounded(
     owlat: Application, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    owner, _ = await _owner(owlat)
+    owner, organization_id = await _owner(owlat)
     reads: list[int] = []
     real = csv_import.read_range
 
@@ -408,7 +448,7 @@ async def test_progress_is_visible_while_running_and_memory_stays_bounded(
         b"user%d@example.com,First%d,Lastname,plan-%d,%d,some notes\n" % (i, i, i % 3, i)
         for i in range(rows)
     )
-    storage_id = await store_file(owlat, data)
+    storage_id = await uploaded(owlat, organization_id, data)
     import_id = await owner.mutation(
         "contactImports:start",
         {"storageId": storage_id, "mapping": MAPPING, "onDuplicate": "skip"},

@@ -19,8 +19,11 @@ list asks for double opt-in (then it is subscribed as pending, with its confirma
 mail); existing contacts are subscribed as `mailingLists:addContact` does (no effect on
 members); the list's counts move once per batch. A list deleted mid-import fails it.
 
-Tenancy: a file becomes an import's when it is started; another organization's import
-file is "File not found". Reads: any member; writes: `contacts:manage`. The internal
+Tenancy and size: an upload URL names the organization it was generated for as the file's
+owner (`_storage.owner`), so an import starts only from a file uploaded for its own
+organization (any other is "File not found"), and refuses a file over
+`OWLAT_IMPORT_MAX_BYTES` while it streams (413). Reads: any member; writes:
+`contacts:manage`. The internal
 `*ForOrganization`/`organizationOf`/`progress`/`exportPage` functions serve the CLI
 (`owlat contacts import|export`), which calls them with the admin key.
 """
@@ -30,7 +33,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from owlat.app.lib import csv_import
+from owlat.app.lib import csv_import, instance
 from owlat.app.lib.audience import (
     PAGINATION_OPTS,
     clean_email,
@@ -103,14 +106,8 @@ async def _import_of(ctx: Any, organization_id: str, import_id: str) -> dict[str
 async def _create(ctx: Any, organization_id: str, user_id: str | None, args: dict[str, Any]) -> str:
     """Check the arguments and create the queued import; schedules the worker."""
     storage_id = args["storageId"]
-    if await ctx.db.system.get(storage_id) is None:
-        raise not_found("File")
-    claimed = (
-        await ctx.db.query("contactImports")
-        .with_index("by_storage", lambda q: q.eq("storageId", storage_id))
-        .first()
-    )
-    if claimed is not None and claimed["organizationId"] != organization_id:
+    stored = await ctx.db.system.get(storage_id)
+    if stored is None or stored.get("owner") != organization_id:
         raise not_found("File")
     definitions = await property_definitions(ctx, organization_id)
     mapping = {column.strip(): target.strip() for column, target in args["mapping"].items()}
@@ -142,6 +139,15 @@ async def _create(ctx: Any, organization_id: str, user_id: str | None, args: dic
     return str(import_id)
 
 
+async def _upload_url(ctx: Any, organization_id: str) -> str:
+    """An upload URL for an import file of the organization (bound to it, size-limited)."""
+    return str(
+        await ctx.storage.generate_upload_url(
+            max_bytes=instance.current().import_max_bytes, owner=organization_id
+        )
+    )
+
+
 async def _list_id(ctx: Any, organization_id: str, list_id: str) -> str:
     found = await live_document(ctx, "mailingLists", organization_id, list_id)
     if found is None:
@@ -155,8 +161,8 @@ async def _list_id(ctx: Any, organization_id: str, list_id: str) -> str:
 @mutation(args={})
 async def generate_upload_url(ctx: Any, args: Any) -> str:
     """A URL to POST the CSV file to (the reply holds its `storageId`)."""
-    await _manager(ctx)
-    return str(await ctx.storage.generate_upload_url())
+    context = await _manager(ctx)
+    return await _upload_url(ctx, context.team_id)
 
 
 @mutation(args=START_ARGS)
@@ -234,9 +240,15 @@ async def organization_of(ctx: Any, args: Any) -> dict[str, Any] | None:
     return {"organizationId": found["_id"], "propertyKeys": sorted(definitions)}
 
 
-@internal_mutation(args={})
-async def upload_url_for_organization(ctx: Any, args: Any) -> str:
-    return str(await ctx.storage.generate_upload_url())
+@internal_mutation(args={"organizationId": v.id("organizations")})
+async def upload_url_for_organization(ctx: Any, args: Any) -> dict[str, Any]:
+    """`{uploadUrl, maxBytes}`: where the CLI posts an import file, and its size limit."""
+    if await ctx.db.get(args["organizationId"]) is None:
+        raise not_found("Organization")
+    return {
+        "uploadUrl": await _upload_url(ctx, args["organizationId"]),
+        "maxBytes": instance.current().import_max_bytes,
+    }
 
 
 @internal_mutation(args={"organizationId": v.id("organizations"), **START_ARGS})

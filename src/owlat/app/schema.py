@@ -437,7 +437,6 @@ schema = define_schema(
         )
         .index("by_org", ["organizationId"])
         .index("by_org_created", ["organizationId", "createdAt"])
-        .index("by_storage", ["storageId"])
         .index("by_status_updated", ["status", "updatedAt"]),
         "contactImportErrors": define_table(
             {

@@ -4,7 +4,7 @@ The server factory (`owlat dev/serve`, `owlat run`, `owlat admin ...`) calls `co
 once with the data folder and the public URL of the site port; tests do the same. The
 instance holds what auth needs: the data folder (signing key, cookie secret, outbox), the
 base URL that is the JWT issuer and audience, the origins trusted for cookie POSTs, the
-waitlist default, and the brute-force limits.
+waitlist default, the brute-force limits and the size limit of import files.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import os
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from owlat.config import IMPORT_MAX_BYTES
 
 if TYPE_CHECKING:
     from owlat.config import Settings
@@ -40,6 +42,8 @@ class Instance:
     sign_in_failures_per_account: int = 5
     sign_in_attempts_per_ip: int = 30
     sign_in_window_seconds: int = 900
+    # The largest CSV file a contact import accepts (OWLAT_IMPORT_MAX_BYTES).
+    import_max_bytes: int = IMPORT_MAX_BYTES
 
     @property
     def outbox_dir(self) -> Path:
@@ -116,4 +120,5 @@ def configure_from_settings(settings: Settings, data_dir: Path, site_url: str) -
         trusted_origins=settings.trusted_origins,
         waitlist=settings.waitlist,
         require_email_verification=settings.require_email_verification,
+        import_max_bytes=settings.import_max_bytes,
     )
