@@ -503,3 +503,69 @@ async def test_export_page_round_trip(owlat: Application) -> None:
         internal=True,
     )
     assert [r[0] for r in rest.value["rows"]] == ["b@example.com"] and rest.value["isDone"]
+
+
+@pytest.mark.parametrize(
+    ("value", "exported"),
+    [
+        ('=HYPERLINK("http://evil.example","x")', '\'=HYPERLINK("http://evil.example","x")'),
+        ("+1+1", "'+1+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("'=x", "''=x"),  # already quoted: one more, so the import gives it back
+        ("-5", "-5"),  # plain numbers stay numbers
+        ("+1.5", "+1.5"),
+        ("-2e3", "-2e3"),
+        ("'quoted'", "'quoted'"),
+        ("Ada", "Ada"),
+        ("", ""),
+    ],
+)
+def test_formulas_are_escaped_on_export_and_unescaped_on_import(value: str, exported: str) -> None:
+    assert csv_import.escape_formula(value) == exported
+    assert csv_import.unescape_formula(exported) == value
+
+
+def test_unescape_takes_the_quote_off_any_formula_character() -> None:
+    """Files from tools that quote every cell starting so, numbers too."""
+    assert csv_import.unescape_formula("'-5") == "-5"
+    assert csv_import.unescape_formula("'abc") == "'abc"
+
+
+async def test_an_export_escapes_formulas_and_imports_back_unchanged(owlat: Application) -> None:
+    owner, organization_id = await _owner(owlat)
+    names = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)"]
+    data = "Email,First,Last,Plan,Score,Notes\n" + "".join(
+        f"p{i}@example.com,{_quoted(name)},'=x,-1+1,-5,\n" for i, name in enumerate(names)
+    )
+    done = await _import(owner, data.encode())
+    assert (done["imported"], done["failed"]) == (4, 0)
+    page = await owlat.run_query(
+        "contactImports:exportPage",
+        {"organizationId": organization_id, "cursor": None, "numItems": 10},
+        internal=True,
+    )
+    rows = page.value["rows"]
+    # columns: email, firstName, lastName, ..., plan, score, unsubscribedAt
+    assert [row[1] for row in rows] == ["'" + name for name in names]
+    assert {(row[2], row[7], row[8]) for row in rows} == {("'=x", "'-1+1", "-5")}
+    contacts = await _contacts(owner)
+    assert contacts["p0@example.com"]["lastName"] == "=x"  # a quoted formula in the file
+    assert contacts["p0@example.com"]["properties"] == {"plan": "-1+1", "score": -5.0}
+    header = page.value["header"]
+    exported = "\n".join(",".join(_quoted(cell) for cell in line) for line in [header, *rows])
+    mapping = {"email": "email", "firstName": "firstName", "lastName": "lastName"}
+    again = await _import(
+        owner,
+        exported.encode(),
+        {**mapping, "plan": "property:plan", "score": "property:score"},
+        onDuplicate="update",
+    )
+    assert (again["updated"], again["skipped"], again["failed"]) == (0, 4, 0)
+    assert await _contacts(owner) == contacts
+
+
+def _quoted(cell: str) -> str:
+    return '"' + cell.replace('"', '""') + '"'

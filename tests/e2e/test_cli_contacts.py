@@ -165,3 +165,25 @@ async def test_an_import_file_over_the_limit_is_refused(server: Server, tmp_path
         assert refused.status_code == 413, refused.text
         accepted = await http.post(upload["uploadUrl"], content=data[:IMPORT_LIMIT])
         assert accepted.status_code == 200, accepted.text
+
+
+async def test_export_escapes_formulas_and_imports_back(server: Server, tmp_path: Path) -> None:
+    source = _write(
+        tmp_path / "formulas.csv",
+        b"email,first_name,last_name\n"
+        b'evil@example.com,"=HYPERLINK(""http://evil.example"",""x"")",@SUM(A1)\n'
+        b"plus@example.com,+1+1,-2+3\n",
+    )
+    status, _, err = await server.cli("import", str(source), "--org", "acme")
+    assert status == 0, err
+    exported = tmp_path / "out.csv"
+    status, _, err = await server.cli("export", "--org", "acme", "-o", str(exported))
+    assert status == 0, err
+    text = exported.read_text(encoding="utf-8")
+    assert '"\'=HYPERLINK(""http://evil.example"",""x"")",\'@SUM(A1),' in text
+    assert "plus@example.com,'+1+1,'-2+3," in text
+    status, out, err = await server.cli(
+        "import", str(exported), "--org", "acme", "--on-duplicate", "update"
+    )
+    assert status == 0, err
+    assert "0 imported, 0 updated, 2 skipped, 0 failed" in out

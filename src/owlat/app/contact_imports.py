@@ -454,7 +454,7 @@ class _Batch:
         fields: dict[str, Any] = {}
         properties: dict[str, Any] = {}
         for column, target, cell in zip(self.columns, self.targets, cells, strict=False):
-            text = cell.strip()
+            text = csv_import.unescape_formula(cell.strip())
             try:
                 if target == "email":
                     email = clean_email(text) if text else ""

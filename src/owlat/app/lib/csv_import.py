@@ -5,6 +5,15 @@ Records are found without a per-character loop: a chunk is split on newlines and
 joined while their count of `"` is odd (a quoted field runs on), so a record cut at the
 end of a chunk is left for the next read, and a quoted field may hold newlines. Complete
 records are then parsed by the `csv` module. Files are UTF-8, with or without a BOM.
+
+Formula injection (OWASP's "CSV injection"): a spreadsheet runs a cell that starts with
+`=`, `+`, `-`, `@`, a tab or a carriage return as a formula, so a contact named
+`=HYPERLINK(...)` could act in whoever opens an export. Every exported cell starting with
+one of them, after any leading `'`s, gets one more `'` in front (`escape_formula`), which
+spreadsheets show as text. A plain number (`-5`, `+1.5`, `-2e3`) is left alone: it cannot
+be a formula, and a negative number stays a number. Imports take one `'` off a cell that
+is `'`s then one of those characters (`unescape_formula`), so an export imports back
+exactly as it was, and so do files that prefixed their numbers too.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,6 +34,8 @@ FIELDS = ("email", "firstName", "lastName", "language", "timezone")
 SKIP = "skip"
 PROPERTY_PREFIX = "property:"
 EXPORT_COLUMNS = ("email", "firstName", "lastName", "language", "timezone", "source", "createdAt")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _TRUE = frozenset({"true", "yes", "1", "y"})
 _FALSE = frozenset({"false", "no", "0", "n"})
 
@@ -181,8 +193,24 @@ def property_cell(kind: str, text: str) -> Any:
 # -- export -------------------------------------------------------------------------------
 
 
+def escape_formula(cell: str) -> str:
+    """`cell` as a spreadsheet shows it as text: with a `'` in front if it starts with a
+    formula character after any `'`s (a plain number is left alone)."""
+    if cell.lstrip("'").startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def unescape_formula(cell: str) -> str:
+    """A cell of an imported file without the `'` that `escape_formula` (or another tool
+    following OWASP's rule) put in front of a formula character."""
+    if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_STARTS):
+        return cell[1:]
+    return cell
+
+
 def export_header(property_keys: list[str]) -> list[str]:
-    return [*EXPORT_COLUMNS, *property_keys, "unsubscribedAt"]
+    return [escape_formula(name) for name in (*EXPORT_COLUMNS, *property_keys, "unsubscribedAt")]
 
 
 def _iso(ms: float | None) -> str:
@@ -205,11 +233,13 @@ def _cell(value: Any, kind: str | None) -> str:
 
 
 def export_row(contact: dict[str, Any], property_types: dict[str, str]) -> list[str]:
-    """A contact as an export row (columns of `export_header(list(property_types))`)."""
+    """A contact as an export row (columns of `export_header(list(property_types))`),
+    formulas escaped."""
     properties = contact.get("properties") or {}
-    return [
+    cells = [
         *(_cell(contact.get(field), None) for field in EXPORT_COLUMNS[:-1]),
         _iso(contact.get("createdAt")),
         *(_cell(properties.get(key), kind) for key, kind in property_types.items()),
         _iso(contact.get("unsubscribedAt")),
     ]
+    return [escape_formula(cell) for cell in cells]
