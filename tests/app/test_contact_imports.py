@@ -471,15 +471,79 @@ async def test_progress_is_visible_while_running_and_memory_stays_bounded(
 
 def test_split_records_keeps_a_cut_row_for_the_next_chunk() -> None:
     data = b'a,b\n"x\ny",z\n"cut'
-    records, used = csv_import.split_records(data, at_end=False)
-    assert records == [b"a,b", b'"x\ny",z'] and used == len(data) - 4
+    records, used, unclosed = csv_import.split_records(data, at_end=False)
+    assert records == [b"a,b", b'"x\ny",z'] and used == len(data) - 4 and not unclosed
     assert csv_import.parse_records(records) == [["a", "b"], ["x\ny", "z"]]
-    records, used = csv_import.split_records(b'"cut", no newline', at_end=True)
-    assert records == [b'"cut", no newline'] and used == 17
+    split = csv_import.split_records(b'"cut", no newline', at_end=True)
+    assert split == ([b'"cut", no newline'], 17, frozenset())
     counter = csv_import.RecordCounter()
     for chunk in (b'h\n"a\n', b'b"\n\nc', b"\n"):
         counter.feed(chunk)
     assert counter.finish() == 3  # h, "a\nb", c
+
+
+@pytest.mark.parametrize(
+    ("data", "at_end", "records", "unclosed"),
+    [
+        # never closed before the end of the file: that line alone, then the next ones
+        (b'a,"b\nc,d\ne,f', True, [b'a,"b', b"c,d", b"e,f"], {0}),
+        # ... or not yet known: left for the next chunk
+        (b'a,b\nc,"d\ne,f\n', False, [b"a,b"], set()),
+        # closed only by a stray quote further down: not one record, so no row is lost
+        (b'a,"b\nc,d\ne,5" tall\nf,g\n', True, [b'a,"b', b"c,d", b'e,5" tall', b"f,g", b""], {0}),
+        # a quote inside an unquoted field is not a quoted field
+        (b'x,5" tall\ny,z', True, [b'x,5" tall', b"y,z"], set()),
+        # closed on a later line, with a line break inside the field: one record
+        (b'a,"b\nc"\nd\n', True, [b'a,"b\nc"', b"d", b""], set()),
+    ],
+)
+def test_split_records_never_lets_an_unclosed_quote_swallow_rows(
+    data: bytes, at_end: bool, records: list[bytes], unclosed: set[int]
+) -> None:
+    split = csv_import.split_records(data, at_end=at_end)
+    assert (split.records, set(split.unclosed)) == (records, unclosed)
+    assert split.used == min(len(data), sum(len(record) + 1 for record in records))
+
+
+def test_a_quoted_field_runs_over_at_most_max_record_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(csv_import, "MAX_RECORD_LINES", 3)
+    three = b'a,"1\n2\n3"\n'
+    assert csv_import.split_records(three, at_end=False).records == [b'a,"1\n2\n3"']
+    four = b'a,"1\n2\n3\n4"\nb,c\n'
+    split = csv_import.split_records(four, at_end=False)
+    assert split.records == [b'a,"1', b"2", b"3"] and split.unclosed == {0}
+    assert csv_import.parse_records(split.records, split.unclosed) == [None, ["2"], ["3"]]
+
+
+@pytest.mark.parametrize("chunk", [csv_import.CHUNK_BYTES, 7])
+async def test_a_row_with_a_quote_never_closed_fails_alone(
+    owlat: Application, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Row 2 opens a quoted field that never closes: it is a row error, and the 20 rows
+    after it are imported (they were one swallowed row)."""
+    monkeypatch.setattr(csv_import, "CHUNK_BYTES", chunk)
+    owner, _ = await _owner(owlat)
+    rows = b"".join(b"p%d@example.com,P%d\n" % (i, i) for i in range(20))
+    data = b'Email,First\na@example.com,A\nb@example.com,"Bob\n' + rows
+    done = await _import(owner, data, mapping={"Email": "email", "First": "firstName"})
+    assert done["status"] == "completed"
+    assert (done["totalRows"], done["rowsDone"], done["imported"], done["failed"]) == (
+        22,
+        22,
+        21,
+        1,
+    )
+    assert await _errors(owner, done["_id"]) == [(2, None, csv_import.UNCLOSED)]
+    assert len(await _contacts(owner)) == 21
+
+
+async def test_a_header_with_a_quote_never_closed_fails_the_import(owlat: Application) -> None:
+    owner, _ = await _owner(owlat)
+    done = await _import(owner, b'Email,"First\na@example.com,A\n', mapping={"Email": "email"})
+    assert done["status"] == "failed"
+    assert done["error"] == "A quoted field in the header row is never closed"
 
 
 async def test_export_page_round_trip(owlat: Application) -> None:

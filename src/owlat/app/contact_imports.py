@@ -9,9 +9,11 @@ parsed rows to ONE mutation (`apply_batch`) that upserts the contacts by normali
 writes per-row errors (the first `MAX_STORED_ERRORS` failed rows) and `imported`
 activities, and advances `byteOffset`, `rowsDone` and the counters, all in one
 transaction: a batch applies once (its start offset must be the document's), so a crash or
-a re-run resumes exactly where the last committed batch ended. Empty cells never clear a
-value; an update that changes nothing counts as skipped. Imports do not fire
-`contact.created` webhooks or automations (reference §16 6b).
+a re-run resumes exactly where the last committed batch ended. A row whose quoted field
+is never closed is a row error, and the lines after it are still read as rows
+(lib/csv_import.py). Empty cells never clear a value; an update that changes nothing
+counts as skipped. Imports do not fire `contact.created` webhooks or automations
+(reference §16 6b).
 
 With a list (lib/list_subscriptions.ListBatch): a new contact is written once, already a
 member (3 writes: contact, membership, `imported` activity naming the list), unless the
@@ -365,12 +367,14 @@ async def finish(ctx: Any, args: Any) -> None:
         "endOffset": v.number(),
         "columns": v.array(v.string()),
         "rows": v.array(v.array(v.string())),
+        "unclosed": v.optional(v.array(v.number())),
     }
 )
 async def apply_batch(ctx: Any, args: Any) -> dict[str, Any]:
     """Apply one batch of rows (cells in `columns` order) read from the file's bytes
-    `[startOffset, endOffset)`. Returns `{"byteOffset", "stop"}`; a batch whose start is
-    not the import's `byteOffset` was already applied and changes nothing."""
+    `[startOffset, endOffset)`; the rows at the `unclosed` positions have a quote never
+    closed and only count as failed. Returns `{"byteOffset", "stop"}`; a batch whose start
+    is not the import's `byteOffset` was already applied and changes nothing."""
     found = await ctx.db.get(args["importId"])
     if found is None or found["status"] != "running":
         return {"byteOffset": 0, "stop": True}
@@ -380,8 +384,13 @@ async def apply_batch(ctx: Any, args: Any) -> dict[str, Any]:
     if not await batch.prepare():
         await _mark_failed(ctx, found["_id"], "The mailing list was deleted")
         return {"byteOffset": found["byteOffset"], "stop": True}
+    unclosed = {int(index) for index in args.get("unclosed") or ()}
     for index, cells in enumerate(args["rows"]):
-        await batch.row(int(found["rowsDone"]) + index + 1, cells)
+        number = int(found["rowsDone"]) + index + 1
+        if index in unclosed:
+            await batch.failed(number, None, csv_import.UNCLOSED)
+        else:
+            await batch.row(number, cells)
     await batch.finish()
     counts = batch.counts
     await ctx.db.patch(
@@ -437,17 +446,21 @@ class _Batch:
             email, fields, properties = self._values(cells)
             await self._upsert(email, fields, properties)
         except _RowError as error:
-            if self.found["failed"] + self.counts["failed"] < MAX_STORED_ERRORS:
-                record: dict[str, Any] = {
-                    "organizationId": self.organization_id,
-                    "importId": self.found["_id"],
-                    "row": float(number),
-                    "reason": error.reason,
-                }
-                if error.column is not None:
-                    record["column"] = error.column
-                await self.ctx.db.insert("contactImportErrors", record)
-            self.counts["failed"] += 1
+            await self.failed(number, error.column, error.reason)
+
+    async def failed(self, number: int, column: str | None, reason: str) -> None:
+        """Count row `number` as failed (its error stored while under the cap)."""
+        if self.found["failed"] + self.counts["failed"] < MAX_STORED_ERRORS:
+            record: dict[str, Any] = {
+                "organizationId": self.organization_id,
+                "importId": self.found["_id"],
+                "row": float(number),
+                "reason": reason,
+            }
+            if column is not None:
+                record["column"] = column
+            await self.ctx.db.insert("contactImportErrors", record)
+        self.counts["failed"] += 1
 
     def _values(self, cells: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         email = ""
@@ -631,14 +644,21 @@ async def _work(ctx: Any, state: dict[str, Any]) -> bool:
         if offset >= size:
             await ctx.run_mutation(internal.contact_imports.finish, {"importId": import_id})
             return False
-        records, used = await _next_records(ctx, key, offset, size, batch_rows)
+        records, used, unclosed = await _next_records(ctx, key, offset, size, batch_rows)
         try:
-            parsed = csv_import.parse_records(records)
+            parsed = csv_import.parse_records(records, unclosed)
         except UnicodeDecodeError:
             raise _ImportFailed(
                 f"The file is not UTF-8 text (bytes {offset}-{offset + used})"
             ) from None
-        rows = [[_at(row, positions[c]) for c in columns] for row in parsed if _filled(row)]
+        rows: list[list[str]] = []
+        unclosed_rows: list[int] = []
+        for row in parsed:
+            if row is None:
+                unclosed_rows.append(len(rows))
+                rows.append([])
+            elif _filled(row):
+                rows.append([_at(row, positions[c]) for c in columns])
         try:
             result = await ctx.run_mutation(
                 internal.contact_imports.apply_batch,
@@ -648,6 +668,7 @@ async def _work(ctx: Any, state: dict[str, Any]) -> bool:
                     "endOffset": offset + used,
                     "columns": columns,
                     "rows": rows,
+                    "unclosed": unclosed_rows,
                 },
             )
         except LimitExceededError:
@@ -678,9 +699,11 @@ async def _header(ctx: Any, key: str, size: int) -> tuple[list[str], int]:
     while True:
         data = await csv_import.read_range(ctx, key, 0, min(length, size))
         try:
-            found = csv_import.header_of(data + (b"\n" if length >= size else b""))
+            found = csv_import.header_of(data, at_end=length >= size)
         except UnicodeDecodeError:
             raise _ImportFailed("The file is not UTF-8 text (its header row)") from None
+        except ValueError as error:
+            raise _ImportFailed(str(error)) from None
         if found is not None and any(found[0]):
             return found[0], min(found[1], size)
         if length >= size or length >= csv_import.MAX_RECORD_BYTES:
@@ -698,18 +721,19 @@ async def _count_rows(ctx: Any, key: str, start: int, size: int) -> int:
 
 async def _next_records(
     ctx: Any, key: str, offset: int, size: int, batch_rows: int
-) -> tuple[list[bytes], int]:
-    """Up to `batch_rows` whole records starting at `offset`, and their length in bytes."""
+) -> csv_import.Split:
+    """Up to `batch_rows` whole records starting at `offset`."""
     length = csv_import.CHUNK_BYTES
     while True:
         end = min(size, offset + length)
         data = await csv_import.read_range(ctx, key, offset, end)
-        records, used = csv_import.split_records(data, at_end=end >= size)
+        records, used, unclosed = csv_import.split_records(data, at_end=end >= size)
         if records:
             if len(records) > batch_rows:
                 records = records[:batch_rows]
                 used = sum(len(record) + 1 for record in records)
-            return records, min(used, end - offset)
+                unclosed = frozenset(index for index in unclosed if index < batch_rows)
+            return csv_import.Split(records, min(used, end - offset), unclosed)
         if end >= size or length >= csv_import.MAX_RECORD_BYTES:
             raise _ImportFailed(
                 f"A row at byte {offset} is longer than {csv_import.MAX_RECORD_BYTES} bytes "
