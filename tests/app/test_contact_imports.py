@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from owlat.app import contact_imports
 from owlat.app.lib import csv_import, instance
+from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import ConvexError
 from owlat.runtime._upload_tokens import UploadGrant
 from owlat.runtime.application import Application
 from owlat.runtime.storage import store_file
-from tests.app.conftest import Caller, signed_in, uploaded, with_organization
+from owlat.runtime.testing import open_test_app
+from tests.app.conftest import BASE_URL, FAST, Caller, signed_in, uploaded, with_organization
 from tests.runtime.conftest import in_mutation
 
 
@@ -411,6 +415,57 @@ async def test_a_stalled_import_is_resumed(owlat: Application) -> None:
     assert (await owlat.run_mutation(resume, {}, internal=True)).value == 0  # just resumed
     done = await _finished(owner, import_id)
     assert (done["status"], done["imported"], done["failed"]) == ("completed", 2, 0)
+
+
+async def test_a_replaced_worker_stops(owlat: Application) -> None:
+    """Resuming gives the import a worker of the next generation; the one it replaces (alive
+    after all, e.g. on another node) changes nothing and stops."""
+    owner, _ = await _owner(owlat)
+    data = b"Email,First\na@example.com,A\n"
+    start = float(len(b"Email,First\n"))
+    import_id = await _queued(owlat, owner, data, byte_offset=int(start), worker=3.0)
+    await owlat.run_action(
+        "contactImports:run", {"importId": import_id, "worker": 2.0}, internal=True
+    )
+    batch = {
+        "importId": import_id,
+        "worker": 2.0,
+        "startOffset": start,
+        "endOffset": float(len(data)),
+        "columns": ["Email", "First"],
+        "rows": [["a@example.com", "A"]],
+    }
+    stale = await owlat.run_mutation("contactImports:applyBatch", batch, internal=True)
+    assert stale.value == {"byteOffset": start, "stop": True}
+    found = await owner.query("contactImports:get", {"importId": import_id})
+    assert (found["status"], found["rowsDone"], found["byteOffset"]) == ("running", 0, start)
+    assert await _contacts(owner) == {}
+    await owlat.run_action(
+        "contactImports:run", {"importId": import_id, "worker": 3.0}, internal=True
+    )
+    done = await _finished(owner, import_id)
+    assert (done["status"], done["imported"]) == ("completed", 1)
+
+
+async def test_an_import_interrupted_by_a_restart_resumes_when_the_server_starts(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A server killed mid-import (its worker gone, the import advanced just before): the
+    next server start resumes it at once, not after the minute-long stall check."""
+    instance.configure(tmp_path, BASE_URL, **FAST)  # type: ignore[arg-type]
+    data = b"Email,First\n" + b"".join(b"p%d@example.com,P%d\n" % (i, i) for i in range(50))
+    async with open_test_app(
+        "owlat.app", tmp_path, database_url=database_url, scheduler_parallelism=None
+    ) as down:  # nothing runs the import
+        owner, _ = await _owner(down)
+        import_id = await _queued(
+            down, owner, data, byte_offset=len(b"Email,First\n"), updatedAt=float(now_ms())
+        )
+    async with open_test_app("owlat.app", tmp_path, database_url=database_url) as restarted:
+        owner = dataclasses.replace(owner, app=restarted)
+        async with asyncio.timeout(30):  # the stall check would take over a minute
+            done = await _finished(owner, import_id)
+    assert (done["status"], done["imported"], done["worker"]) == ("completed", 50, 1)
 
 
 async def test_cancel_stops_the_worker(owlat: Application) -> None:

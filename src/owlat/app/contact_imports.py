@@ -137,8 +137,19 @@ async def _create(ctx: Any, organization_id: str, user_id: str | None, args: dic
     now = now_ms()
     record.update(createdAt=now, updatedAt=now)
     import_id = await ctx.db.insert("contactImports", record)
-    await ctx.scheduler.run_after(0, internal.contact_imports.run, {"importId": import_id})
+    await _schedule_worker(ctx, import_id, 0)
     return str(import_id)
+
+
+async def _schedule_worker(ctx: Any, import_id: str, worker: int) -> None:
+    await ctx.scheduler.run_after(
+        0, internal.contact_imports.run, {"importId": import_id, "worker": worker}
+    )
+
+
+def _worker_of(found: dict[str, Any]) -> int:
+    """The generation of the worker that may advance the import (0 until resumed)."""
+    return int(found.get("worker", 0))
 
 
 async def _upload_url(ctx: Any, organization_id: str) -> str:
@@ -363,6 +374,7 @@ async def finish(ctx: Any, args: Any) -> None:
 @internal_mutation(
     args={
         "importId": v.id("contactImports"),
+        "worker": v.optional(v.number()),
         "startOffset": v.number(),
         "endOffset": v.number(),
         "columns": v.array(v.string()),
@@ -374,10 +386,13 @@ async def apply_batch(ctx: Any, args: Any) -> dict[str, Any]:
     """Apply one batch of rows (cells in `columns` order) read from the file's bytes
     `[startOffset, endOffset)`; the rows at the `unclosed` positions have a quote never
     closed and only count as failed. Returns `{"byteOffset", "stop"}`; a batch whose start
-    is not the import's `byteOffset` was already applied and changes nothing."""
+    is not the import's `byteOffset` was already applied and changes nothing; a worker
+    that was replaced (`resume_stalled`) is told to stop."""
     found = await ctx.db.get(args["importId"])
     if found is None or found["status"] != "running":
         return {"byteOffset": 0, "stop": True}
+    if _worker_of(found) != args.get("worker", 0):
+        return {"byteOffset": found["byteOffset"], "stop": True}
     if found["byteOffset"] != args["startOffset"]:
         return {"byteOffset": found["byteOffset"], "stop": False}
     batch = _Batch(ctx, dict(found), args["columns"])
@@ -563,13 +578,14 @@ class _Batch:
         return updated, True
 
 
-@internal_action(args={"importId": v.id("contactImports")})
+@internal_action(args={"importId": v.id("contactImports"), "worker": v.optional(v.number())})
 async def run(ctx: Any, args: Any) -> None:
     """The worker: applies batches for a couple of seconds, then schedules itself again
-    until the file is done (resumes from the import's `byteOffset`)."""
-    import_id = args["importId"]
+    until the file is done (resumes from the import's `byteOffset`). `worker` is its
+    generation: a worker replaced by `resume_stalled` stops."""
+    import_id, worker = args["importId"], int(args.get("worker", 0))
     state = await ctx.run_query(internal.contact_imports.worker_state, {"importId": import_id})
-    if state is None or state["status"] not in _ACTIVE:
+    if state is None or state["status"] not in _ACTIVE or _worker_of(state) != worker:
         return
     try:
         more = await _work(ctx, state)
@@ -580,16 +596,21 @@ async def run(ctx: Any, args: Any) -> None:
         await _fail(ctx, import_id, f"The import stopped on an internal error: {error}")
         raise
     if more:
-        await ctx.scheduler.run_after(0, internal.contact_imports.run, {"importId": import_id})
+        await ctx.scheduler.run_after(
+            0, internal.contact_imports.run, {"importId": import_id, "worker": worker}
+        )
 
 
-@internal_mutation(args={})
+@internal_mutation(args={"idleMs": v.optional(v.number())})
 async def resume_stalled(ctx: Any, args: Any) -> int:
-    """Schedule a worker again for queued or running imports that have not advanced for
-    `STALL_MS` (their worker was lost to a crash or restart; a scheduled action that is
-    interrupted is not retried). Returns how many. Run it from a cron; a worker that was
-    only slow does no harm, as a batch applies once."""
-    cutoff = now_ms() - STALL_MS
+    """Give a new worker to queued or running imports that have not advanced for `idleMs`
+    (default `STALL_MS`): their worker was lost to a crash or restart (a scheduled action
+    that is interrupted is not retried). Returns how many. A cron runs it every minute, and
+    a server runs it with `idleMs` 0 when it starts (its own workers died with the last
+    process). The new worker's generation is one more: a worker that was only slow, on this
+    node or another, stops at its next batch, so one import never has two."""
+    idle = STALL_MS if args.get("idleMs") is None else args["idleMs"]
+    cutoff = now_ms() - idle
     resumed = 0
     for status in _ACTIVE:
         stalled = (
@@ -600,10 +621,9 @@ async def resume_stalled(ctx: Any, args: Any) -> int:
             .take(100)
         )
         for found in stalled:
-            await ctx.db.patch(found["_id"], {"updatedAt": now_ms()})
-            await ctx.scheduler.run_after(
-                0, internal.contact_imports.run, {"importId": found["_id"]}
-            )
+            worker = _worker_of(found) + 1
+            await ctx.db.patch(found["_id"], {"updatedAt": now_ms(), "worker": worker})
+            await _schedule_worker(ctx, found["_id"], worker)
             resumed += 1
     return resumed
 
@@ -664,6 +684,7 @@ async def _work(ctx: Any, state: dict[str, Any]) -> bool:
                 internal.contact_imports.apply_batch,
                 {
                     "importId": import_id,
+                    "worker": _worker_of(state),
                     "startOffset": offset,
                     "endOffset": offset + used,
                     "columns": columns,
