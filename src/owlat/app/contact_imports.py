@@ -23,11 +23,16 @@ members); the list's counts move once per batch. A list deleted mid-import fails
 
 Tenancy and size: an upload URL names the organization it was generated for as the file's
 owner (`_storage.owner`), so an import starts only from a file uploaded for its own
-organization (any other is "File not found"), and refuses a file over
+organization (any other is "File not found"); the URL refuses a file over
 `OWLAT_IMPORT_MAX_BYTES` while it streams (413). Reads: any member; writes:
-`contacts:manage`. The internal
-`*ForOrganization`/`organizationOf`/`progress`/`exportPage` functions serve the CLI
-(`owlat contacts import|export`), which calls them with the admin key.
+`contacts:manage`. The internal `*ForOrganization`/`organizationOf`/`progress`/`exportPage`
+functions serve the CLI (`owlat contacts import|export`), which calls them with the admin
+key.
+
+Workers: a server start resumes every queued or running import at once (a restart killed
+its worker), and a cron any that has not advanced for `STALL_MS`; each resume gives the
+import a worker of the next generation (`worker`), and an older one stops at its next
+batch.
 """
 
 from __future__ import annotations
