@@ -44,12 +44,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.app.conftest import BASE_URL, FAST, Caller, signed_in, with_organization
+from tests.app.conftest import BASE_URL, FAST, Caller, signed_in, uploaded, with_organization
 from tests.runtime.conftest import run_adhoc
 
 from owlat.app.lib import instance
 from owlat.runtime.functions import FunctionKind
-from owlat.runtime.storage import store_file
 from owlat.runtime.testing import open_test_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -150,7 +149,7 @@ async def owlat_side(
     instance.configure(folder, BASE_URL, **FAST)  # type: ignore[arg-type]
     async with open_test_app("owlat.app", folder, database_url=database_url) as app:
         owner = await signed_in(app, "owner@example.com")
-        await with_organization(owner, "bench")
+        organization_id = await with_organization(owner, "bench")
         for key, kind in (("plan", "string"), ("score", "number"), ("signup", "date")):
             await owner.mutation(
                 "contactProperties:create", {"key": key, "label": key, "type": kind}
@@ -164,7 +163,7 @@ async def owlat_side(
         result: dict[str, Any] = {}
         rss_before = rss_mb(os.getpid())
         start = time.perf_counter()
-        storage_id = await store_file(app, file_chunks(source))
+        storage_id = await uploaded(app, organization_id, file_chunks(source))
         import_id = await owner.mutation(
             "contactImports:start",
             {

@@ -221,9 +221,19 @@ def _import(server: _Server, options: argparse.Namespace) -> int:
     header = _header(path)
     organization = _organization(server, options.org)
     mapping = _mapping(header, options.map, organization["propertyKeys"])
-    upload_url = server.call("contactImports:uploadUrlForOrganization", {})
+    upload = server.call(
+        "contactImports:uploadUrlForOrganization",
+        {"organizationId": organization["organizationId"]},
+    )
+    size = path.stat().st_size
+    if size > upload["maxBytes"]:
+        raise CliError(
+            f"{path} is {size:,} bytes; the server takes import files of at most "
+            f"{int(upload['maxBytes']):,} bytes (OWLAT_IMPORT_MAX_BYTES)",
+            2,
+        )
     with path.open("rb") as file:
-        storage_id = server.upload(upload_url, file, path.stat().st_size)
+        storage_id = server.upload(upload["uploadUrl"], file, size)
     args: dict[str, Any] = {
         "organizationId": organization["organizationId"],
         "storageId": storage_id,

@@ -17,6 +17,7 @@ from owlat.runtime.engines import DEFAULT_POOL_SIZE
 
 # A larger pool would only queue transactions inside PostgreSQL instead of in the process.
 MAX_DATABASE_POOL_SIZE = 1000
+IMPORT_MAX_BYTES = 256 * 1024 * 1024
 
 
 def _int(name: str, default: int) -> int:
@@ -148,6 +149,9 @@ class Settings:
     waitlist: bool = False
     # Sign-up does not sign in and unverified accounts cannot sign in.
     require_email_verification: bool = False
+    # The largest CSV file a contact import's upload URL accepts, in bytes (a larger upload
+    # is refused with 413 as it streams). 256 MiB: about 2.5 million rows of six columns.
+    import_max_bytes: int = IMPORT_MAX_BYTES
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -192,6 +196,9 @@ class Settings:
             ),
             waitlist=_flag("OWLAT_WAITLIST"),
             require_email_verification=_flag("OWLAT_REQUIRE_EMAIL_VERIFICATION"),
+            import_max_bytes=_int_between(
+                "OWLAT_IMPORT_MAX_BYTES", cls.import_max_bytes, 1, 1 << 62
+            ),
         )
 
     @property

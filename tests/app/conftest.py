@@ -25,11 +25,12 @@ import pytest
 
 from owlat.app.lib import instance
 from owlat.app.lib.signing_key import jwks
+from owlat.runtime._upload_tokens import UploadGrant
 from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator, TrustedIssuer, load_or_create_admin_key
 from owlat.runtime.engines import create_engine
 from owlat.runtime.server import create_server_app, listen_socket
-from owlat.runtime.storage import open_file_storage
+from owlat.runtime.storage import FileData, open_file_storage, store_file
 from owlat.runtime.testing import open_test_app
 from tests.e2e.conftest import serve_in_process
 
@@ -90,6 +91,11 @@ async def with_organization(caller: Caller, slug: str) -> str:
         "organizations:create", {"name": slug.title(), "slug": slug}
     )
     return str(organization["_id"])
+
+
+async def uploaded(app: Application, organization_id: str, data: FileData) -> str:
+    """A file stored as an upload URL generated for `organization_id` stores it."""
+    return await store_file(app, data, grant=UploadGrant(owner=organization_id))
 
 
 async def owner_and_editor(owlat: Application, slug: str = "acme") -> tuple[Caller, Caller, str]:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from owlat.app import contact_imports
-from owlat.app.lib import csv_import
+from owlat.app.lib import csv_import, instance
+from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import ConvexError
+from owlat.runtime._upload_tokens import UploadGrant
 from owlat.runtime.application import Application
 from owlat.runtime.storage import store_file
-from tests.app.conftest import Caller, signed_in, with_organization
+from owlat.runtime.testing import open_test_app
+from tests.app.conftest import BASE_URL, FAST, Caller, signed_in, uploaded, with_organization
 from tests.runtime.conftest import in_mutation
 
 
@@ -46,7 +51,8 @@ async def _owner(owlat: Application, slug: str = "acme") -> tuple[Caller, str]:
 async def _import(
     caller: Caller, data: bytes, mapping: dict[str, str] | None = None, **options: Any
 ) -> dict[str, Any]:
-    storage_id = await store_file(caller.app, data)
+    organization = await caller.query("organizations:getActive")
+    storage_id = await uploaded(caller.app, organization["_id"], data)
     import_id = await caller.mutation(
         "contactImports:start",
         {
@@ -205,8 +211,8 @@ async def test_file_level_failures(owlat: Application) -> None:
 async def test_start_refuses_bad_mappings(
     owlat: Application, mapping: dict[str, str], message: str
 ) -> None:
-    owner, _ = await _owner(owlat)
-    storage_id = await store_file(owlat, b"A\n")
+    owner, organization_id = await _owner(owlat)
+    storage_id = await uploaded(owlat, organization_id, b"A\n")
     with pytest.raises(ConvexError, match=message):
         await owner.mutation(
             "contactImports:start",
@@ -223,7 +229,7 @@ async def test_permissions_and_other_organizations(owlat: Application) -> None:
     )
     await editor.mutation("invitations:accept", {"invitationId": invitation["_id"]})
     await editor.mutation("organizations:setActive", {"organizationId": organization_id})
-    storage_id = await store_file(owlat, b"Email\na@example.com\n")
+    storage_id = await uploaded(owlat, organization_id, b"Email\na@example.com\n")
     args = {"storageId": storage_id, "mapping": {"Email": "email"}, "onDuplicate": "skip"}
     with pytest.raises(ConvexError, match="^Admin access required$"):
         await editor.mutation("contactImports:start", args)
@@ -231,10 +237,13 @@ async def test_permissions_and_other_organizations(owlat: Application) -> None:
         await editor.mutation("contactImports:generateUploadUrl")
     url = await owner.mutation("contactImports:generateUploadUrl")
     assert "/api/storage/upload?token=" in url
+    # the file was uploaded for acme: another organization cannot import it, before or
+    # after acme does, nor see the import
+    with pytest.raises(ConvexError, match="^File not found$"):
+        await other.mutation("contactImports:start", args)
     import_id = await owner.mutation("contactImports:start", args)
     await _finished(owner, import_id)
     assert (await editor.query("contactImports:get", {"importId": import_id}))["imported"] == 1
-    # the file is now acme's: another organization cannot import it, nor see the import
     with pytest.raises(ConvexError, match="^File not found$"):
         await other.mutation("contactImports:start", args)
     assert await other.query("contactImports:get", {"importId": import_id}) is None
@@ -250,6 +259,41 @@ async def test_permissions_and_other_organizations(owlat: Application) -> None:
         await owner.mutation(
             "contactImports:start", {**args, "listId": await _list_of(owlat, other)}
         )
+
+
+async def test_an_import_file_is_bound_to_the_organization_it_was_uploaded_for(
+    owlat: Application,
+) -> None:
+    """The upload URL names the organization (and the size limit) in its signed token; a
+    file uploaded for another organization, or for none, is not found."""
+    owner, organization_id = await _owner(owlat)
+    _, other_id = await _owner(owlat, "other")
+    url = await owner.mutation("contactImports:generateUploadUrl")
+    storage = owlat.storage
+    assert storage is not None
+    grant = storage.tokens.check(url.partition("?token=")[2])
+    assert grant == UploadGrant(
+        max_bytes=instance.current().import_max_bytes, owner=organization_id
+    )
+    cli = await owlat.run_mutation(
+        "contactImports:uploadUrlForOrganization", {"organizationId": other_id}, internal=True
+    )
+    assert cli.value["maxBytes"] == instance.current().import_max_bytes
+    assert storage.tokens.check(cli.value["uploadUrl"].partition("?token=")[2]).owner == other_id
+    args = {"mapping": {"Email": "email"}, "onDuplicate": "skip"}
+    for storage_id in (
+        await uploaded(owlat, other_id, b"Email\na@example.com\n"),
+        await store_file(owlat, b"Email\na@example.com\n"),  # stored with no owner
+    ):
+        with pytest.raises(ConvexError, match="^File not found$"):
+            await owner.mutation("contactImports:start", {"storageId": storage_id, **args})
+        with pytest.raises(ConvexError, match="^File not found$"):
+            await owlat.run_mutation(
+                "contactImports:startForOrganization",
+                {"organizationId": organization_id, "storageId": storage_id, **args},
+                internal=True,
+            )
+    assert (await owner.query("contactImports:list", {"paginationOpts": PAGE}))["page"] == []
 
 
 async def _list_of(owlat: Application, caller: Caller) -> str:
@@ -278,8 +322,8 @@ async def _queued(
 ) -> str:
     """A running import created without a worker (the test drives the batches); `fields`
     override its defaults (e.g. `listId`, `onDuplicate`)."""
-    storage_id = await store_file(owlat, data)
     organization = await caller.query("organizations:getActive")
+    storage_id = await uploaded(owlat, organization["_id"], data)
 
     async def insert(ctx: Any) -> str:
         now = 1.0
@@ -373,6 +417,57 @@ async def test_a_stalled_import_is_resumed(owlat: Application) -> None:
     assert (done["status"], done["imported"], done["failed"]) == ("completed", 2, 0)
 
 
+async def test_a_replaced_worker_stops(owlat: Application) -> None:
+    """Resuming gives the import a worker of the next generation; the one it replaces (alive
+    after all, e.g. on another node) changes nothing and stops."""
+    owner, _ = await _owner(owlat)
+    data = b"Email,First\na@example.com,A\n"
+    start = float(len(b"Email,First\n"))
+    import_id = await _queued(owlat, owner, data, byte_offset=int(start), worker=3.0)
+    await owlat.run_action(
+        "contactImports:run", {"importId": import_id, "worker": 2.0}, internal=True
+    )
+    batch = {
+        "importId": import_id,
+        "worker": 2.0,
+        "startOffset": start,
+        "endOffset": float(len(data)),
+        "columns": ["Email", "First"],
+        "rows": [["a@example.com", "A"]],
+    }
+    stale = await owlat.run_mutation("contactImports:applyBatch", batch, internal=True)
+    assert stale.value == {"byteOffset": start, "stop": True}
+    found = await owner.query("contactImports:get", {"importId": import_id})
+    assert (found["status"], found["rowsDone"], found["byteOffset"]) == ("running", 0, start)
+    assert await _contacts(owner) == {}
+    await owlat.run_action(
+        "contactImports:run", {"importId": import_id, "worker": 3.0}, internal=True
+    )
+    done = await _finished(owner, import_id)
+    assert (done["status"], done["imported"]) == ("completed", 1)
+
+
+async def test_an_import_interrupted_by_a_restart_resumes_when_the_server_starts(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A server killed mid-import (its worker gone, the import advanced just before): the
+    next server start resumes it at once, not after the minute-long stall check."""
+    instance.configure(tmp_path, BASE_URL, **FAST)  # type: ignore[arg-type]
+    data = b"Email,First\n" + b"".join(b"p%d@example.com,P%d\n" % (i, i) for i in range(50))
+    async with open_test_app(
+        "owlat.app", tmp_path, database_url=database_url, scheduler_parallelism=None
+    ) as down:  # nothing runs the import
+        owner, _ = await _owner(down)
+        import_id = await _queued(
+            down, owner, data, byte_offset=len(b"Email,First\n"), updatedAt=float(now_ms())
+        )
+    async with open_test_app("owlat.app", tmp_path, database_url=database_url) as restarted:
+        owner = dataclasses.replace(owner, app=restarted)
+        async with asyncio.timeout(30):  # the stall check would take over a minute
+            done = await _finished(owner, import_id)
+    assert (done["status"], done["imported"], done["worker"]) == ("completed", 50, 1)
+
+
 async def test_cancel_stops_the_worker(owlat: Application) -> None:
     owner, _ = await _owner(owlat)
     import_id = await _queued(owlat, owner, b"Email,First\na@example.com,A\n")
@@ -392,7 +487,7 @@ async def test_cancel_stops_the_worker(owlat: Application) -> None:
 async def test_progress_is_visible_while_running_and_memory_stays_bounded(
     owlat: Application, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    owner, _ = await _owner(owlat)
+    owner, organization_id = await _owner(owlat)
     reads: list[int] = []
     real = csv_import.read_range
 
@@ -408,7 +503,7 @@ async def test_progress_is_visible_while_running_and_memory_stays_bounded(
         b"user%d@example.com,First%d,Lastname,plan-%d,%d,some notes\n" % (i, i, i % 3, i)
         for i in range(rows)
     )
-    storage_id = await store_file(owlat, data)
+    storage_id = await uploaded(owlat, organization_id, data)
     import_id = await owner.mutation(
         "contactImports:start",
         {"storageId": storage_id, "mapping": MAPPING, "onDuplicate": "skip"},
@@ -431,15 +526,79 @@ async def test_progress_is_visible_while_running_and_memory_stays_bounded(
 
 def test_split_records_keeps_a_cut_row_for_the_next_chunk() -> None:
     data = b'a,b\n"x\ny",z\n"cut'
-    records, used = csv_import.split_records(data, at_end=False)
-    assert records == [b"a,b", b'"x\ny",z'] and used == len(data) - 4
+    records, used, unclosed = csv_import.split_records(data, at_end=False)
+    assert records == [b"a,b", b'"x\ny",z'] and used == len(data) - 4 and not unclosed
     assert csv_import.parse_records(records) == [["a", "b"], ["x\ny", "z"]]
-    records, used = csv_import.split_records(b'"cut", no newline', at_end=True)
-    assert records == [b'"cut", no newline'] and used == 17
+    split = csv_import.split_records(b'"cut", no newline', at_end=True)
+    assert split == ([b'"cut", no newline'], 17, frozenset())
     counter = csv_import.RecordCounter()
     for chunk in (b'h\n"a\n', b'b"\n\nc', b"\n"):
         counter.feed(chunk)
     assert counter.finish() == 3  # h, "a\nb", c
+
+
+@pytest.mark.parametrize(
+    ("data", "at_end", "records", "unclosed"),
+    [
+        # never closed before the end of the file: that line alone, then the next ones
+        (b'a,"b\nc,d\ne,f', True, [b'a,"b', b"c,d", b"e,f"], {0}),
+        # ... or not yet known: left for the next chunk
+        (b'a,b\nc,"d\ne,f\n', False, [b"a,b"], set()),
+        # closed only by a stray quote further down: not one record, so no row is lost
+        (b'a,"b\nc,d\ne,5" tall\nf,g\n', True, [b'a,"b', b"c,d", b'e,5" tall', b"f,g", b""], {0}),
+        # a quote inside an unquoted field is not a quoted field
+        (b'x,5" tall\ny,z', True, [b'x,5" tall', b"y,z"], set()),
+        # closed on a later line, with a line break inside the field: one record
+        (b'a,"b\nc"\nd\n', True, [b'a,"b\nc"', b"d", b""], set()),
+    ],
+)
+def test_split_records_never_lets_an_unclosed_quote_swallow_rows(
+    data: bytes, at_end: bool, records: list[bytes], unclosed: set[int]
+) -> None:
+    split = csv_import.split_records(data, at_end=at_end)
+    assert (split.records, set(split.unclosed)) == (records, unclosed)
+    assert split.used == min(len(data), sum(len(record) + 1 for record in records))
+
+
+def test_a_quoted_field_runs_over_at_most_max_record_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(csv_import, "MAX_RECORD_LINES", 3)
+    three = b'a,"1\n2\n3"\n'
+    assert csv_import.split_records(three, at_end=False).records == [b'a,"1\n2\n3"']
+    four = b'a,"1\n2\n3\n4"\nb,c\n'
+    split = csv_import.split_records(four, at_end=False)
+    assert split.records == [b'a,"1', b"2", b"3"] and split.unclosed == {0}
+    assert csv_import.parse_records(split.records, split.unclosed) == [None, ["2"], ["3"]]
+
+
+@pytest.mark.parametrize("chunk", [csv_import.CHUNK_BYTES, 7])
+async def test_a_row_with_a_quote_never_closed_fails_alone(
+    owlat: Application, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Row 2 opens a quoted field that never closes: it is a row error, and the 20 rows
+    after it are imported (they were one swallowed row)."""
+    monkeypatch.setattr(csv_import, "CHUNK_BYTES", chunk)
+    owner, _ = await _owner(owlat)
+    rows = b"".join(b"p%d@example.com,P%d\n" % (i, i) for i in range(20))
+    data = b'Email,First\na@example.com,A\nb@example.com,"Bob\n' + rows
+    done = await _import(owner, data, mapping={"Email": "email", "First": "firstName"})
+    assert done["status"] == "completed"
+    assert (done["totalRows"], done["rowsDone"], done["imported"], done["failed"]) == (
+        22,
+        22,
+        21,
+        1,
+    )
+    assert await _errors(owner, done["_id"]) == [(2, None, csv_import.UNCLOSED)]
+    assert len(await _contacts(owner)) == 21
+
+
+async def test_a_header_with_a_quote_never_closed_fails_the_import(owlat: Application) -> None:
+    owner, _ = await _owner(owlat)
+    done = await _import(owner, b'Email,"First\na@example.com,A\n', mapping={"Email": "email"})
+    assert done["status"] == "failed"
+    assert done["error"] == "A quoted field in the header row is never closed"
 
 
 async def test_export_page_round_trip(owlat: Application) -> None:
@@ -463,3 +622,69 @@ async def test_export_page_round_trip(owlat: Application) -> None:
         internal=True,
     )
     assert [r[0] for r in rest.value["rows"]] == ["b@example.com"] and rest.value["isDone"]
+
+
+@pytest.mark.parametrize(
+    ("value", "exported"),
+    [
+        ('=HYPERLINK("http://evil.example","x")', '\'=HYPERLINK("http://evil.example","x")'),
+        ("+1+1", "'+1+1"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1:A2)", "'@SUM(A1:A2)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("'=x", "''=x"),  # already quoted: one more, so the import gives it back
+        ("-5", "-5"),  # plain numbers stay numbers
+        ("+1.5", "+1.5"),
+        ("-2e3", "-2e3"),
+        ("'quoted'", "'quoted'"),
+        ("Ada", "Ada"),
+        ("", ""),
+    ],
+)
+def test_formulas_are_escaped_on_export_and_unescaped_on_import(value: str, exported: str) -> None:
+    assert csv_import.escape_formula(value) == exported
+    assert csv_import.unescape_formula(exported) == value
+
+
+def test_unescape_takes_the_quote_off_any_formula_character() -> None:
+    """Files from tools that quote every cell starting so, numbers too."""
+    assert csv_import.unescape_formula("'-5") == "-5"
+    assert csv_import.unescape_formula("'abc") == "'abc"
+
+
+async def test_an_export_escapes_formulas_and_imports_back_unchanged(owlat: Application) -> None:
+    owner, organization_id = await _owner(owlat)
+    names = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@SUM(A1)"]
+    data = "Email,First,Last,Plan,Score,Notes\n" + "".join(
+        f"p{i}@example.com,{_quoted(name)},'=x,-1+1,-5,\n" for i, name in enumerate(names)
+    )
+    done = await _import(owner, data.encode())
+    assert (done["imported"], done["failed"]) == (4, 0)
+    page = await owlat.run_query(
+        "contactImports:exportPage",
+        {"organizationId": organization_id, "cursor": None, "numItems": 10},
+        internal=True,
+    )
+    rows = page.value["rows"]
+    # columns: email, firstName, lastName, ..., plan, score, unsubscribedAt
+    assert [row[1] for row in rows] == ["'" + name for name in names]
+    assert {(row[2], row[7], row[8]) for row in rows} == {("'=x", "'-1+1", "-5")}
+    contacts = await _contacts(owner)
+    assert contacts["p0@example.com"]["lastName"] == "=x"  # a quoted formula in the file
+    assert contacts["p0@example.com"]["properties"] == {"plan": "-1+1", "score": -5.0}
+    header = page.value["header"]
+    exported = "\n".join(",".join(_quoted(cell) for cell in line) for line in [header, *rows])
+    mapping = {"email": "email", "firstName": "firstName", "lastName": "lastName"}
+    again = await _import(
+        owner,
+        exported.encode(),
+        {**mapping, "plan": "property:plan", "score": "property:score"},
+        onDuplicate="update",
+    )
+    assert (again["updated"], again["skipped"], again["failed"]) == (0, 4, 0)
+    assert await _contacts(owner) == contacts
+
+
+def _quoted(cell: str) -> str:
+    return '"' + cell.replace('"', '""') + '"'

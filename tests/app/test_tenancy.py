@@ -21,7 +21,6 @@ import pytest
 from owlat.app.schema import ORG_TABLES, schema
 from owlat.runtime.application import Application
 from owlat.runtime.errors import OwlatError
-from owlat.runtime.storage import store_file
 from owlat.runtime.transactions import Commit
 from owlat.runtime.values import (
     ArrayValidator,
@@ -33,7 +32,7 @@ from owlat.runtime.values import (
     UnionValidator,
     Validator,
 )
-from tests.app.conftest import Caller, signed_in, with_organization
+from tests.app.conftest import Caller, signed_in, uploaded, with_organization
 from tests.runtime.conftest import in_mutation, in_query
 
 
@@ -123,7 +122,8 @@ async def _organization_b(owlat: Application) -> tuple[Caller, str]:
 
 async def _finished_import(owlat: Application, owner: Caller, list_id: str) -> None:
     """A completed CSV import of B (with a row error), into B's list."""
-    storage_id = await store_file(owlat, b"Email\nb-imported@example.com\nbad\n")
+    organization = await owner.query("organizations:getActive")
+    storage_id = await uploaded(owlat, organization["_id"], b"Email\nb-imported@example.com\nbad\n")
     import_id = await owner.mutation(
         "contactImports:start",
         {"storageId": storage_id, "mapping": {"Email": "email"}, "onDuplicate": "update"}

@@ -14,6 +14,8 @@ import pytest
 from owlat.app.lib.csv_import import BOM
 from tests.e2e.processes import finished, started_with_site
 
+IMPORT_LIMIT = 400_000  # bytes (OWLAT_IMPORT_MAX_BYTES of these tests' server)
+
 
 class Server:
     def __init__(self, url: str, data_dir: Path) -> None:
@@ -41,7 +43,8 @@ class Server:
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
     data_dir = tmp_path / "data"
-    process, url, _ = await started_with_site("dev", data_dir, env={"OWLAT_APP": "owlat.app"})
+    env = {"OWLAT_APP": "owlat.app", "OWLAT_IMPORT_MAX_BYTES": str(IMPORT_LIMIT)}
+    process, url, _ = await started_with_site("dev", data_dir, env=env)
     try:
         running = Server(url, data_dir)
         user = await running.call(
@@ -138,3 +141,49 @@ async def test_unreadable_file(server: Server, tmp_path: Path) -> None:
     code, _, err = await server.cli("import", str(tmp_path / "missing.csv"), "--org", "acme")
     assert code == 2
     assert err.startswith("error: cannot read ") and "No such file or directory" in err
+
+
+async def test_an_import_file_over_the_limit_is_refused(server: Server, tmp_path: Path) -> None:
+    """The CLI refuses it before uploading; a client posting it anyway to an import upload
+    URL gets a 413 and nothing is stored."""
+    data = b"Email\n" + b"".join(b"person%d@example.com\n" % i for i in range(20_000))
+    assert len(data) > IMPORT_LIMIT
+    source = _write(tmp_path / "big.csv", data)
+    code, out, err = await server.cli("import", str(source), "--org", "acme")
+    assert (code, out) == (2, "")
+    assert err.strip() == (
+        f"error: {source} is {len(data):,} bytes; the server takes import files of at most "
+        f"{IMPORT_LIMIT:,} bytes (OWLAT_IMPORT_MAX_BYTES)"
+    )
+    organization = await server.call("contactImports:organizationOf", {"organization": "acme"})
+    upload = await server.call(
+        "contactImports:uploadUrlForOrganization",
+        {"organizationId": organization["organizationId"]},
+    )
+    async with httpx.AsyncClient() as http:
+        refused = await http.post(upload["uploadUrl"], content=data)
+        assert refused.status_code == 413, refused.text
+        accepted = await http.post(upload["uploadUrl"], content=data[:IMPORT_LIMIT])
+        assert accepted.status_code == 200, accepted.text
+
+
+async def test_export_escapes_formulas_and_imports_back(server: Server, tmp_path: Path) -> None:
+    source = _write(
+        tmp_path / "formulas.csv",
+        b"email,first_name,last_name\n"
+        b'evil@example.com,"=HYPERLINK(""http://evil.example"",""x"")",@SUM(A1)\n'
+        b"plus@example.com,+1+1,-2+3\n",
+    )
+    status, _, err = await server.cli("import", str(source), "--org", "acme")
+    assert status == 0, err
+    exported = tmp_path / "out.csv"
+    status, _, err = await server.cli("export", "--org", "acme", "-o", str(exported))
+    assert status == 0, err
+    text = exported.read_text(encoding="utf-8")
+    assert '"\'=HYPERLINK(""http://evil.example"",""x"")",\'@SUM(A1),' in text
+    assert "plus@example.com,'+1+1,'-2+3," in text
+    status, out, err = await server.cli(
+        "import", str(exported), "--org", "acme", "--on-duplicate", "update"
+    )
+    assert status == 0, err
+    assert "0 imported, 0 updated, 2 skipped, 0 failed" in out

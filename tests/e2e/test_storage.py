@@ -212,3 +212,45 @@ async def test_http_actions_can_store_files(
     assert reply.status_code == 200, reply.text
     download = await client.get(reply.json()["url"])
     assert (download.content, download.headers["content-type"]) == (b"from a webhook", "a/b")
+
+
+async def test_an_upload_over_its_urls_limit_is_refused_with_413(
+    server: RunningServer, client: httpx.AsyncClient
+) -> None:
+    """The limit signed into the URL: a Content-Length over it is refused before the body
+    is read, a body streaming past it (chunked, no length) as soon as it does; nothing is
+    stored either way, and the owner named with the URL is recorded on the file."""
+    limit = 3 * MiB
+    url = await call(
+        client, "mutation", "files:generateUploadUrl", {"maxBytes": limit, "owner": "team-a"}
+    )
+    exact = await client.post(url, content=b"x" * limit)
+    assert exact.status_code == 200, exact.text
+    stored = await call(client, "query", "files:metadata", {"storageId": exact.json()["storageId"]})
+    assert (stored["size"], stored["owner"]) == (limit, "team-a")
+
+    announced = await client.post(url, content=b"x" * (limit + 1))
+    assert announced.status_code == 413
+    assert announced.json() == {
+        "code": "PayloadTooLarge",
+        "message": f"The file is larger than this upload's limit of {limit:,} bytes; "
+        "nothing was stored",
+    }
+    # a chunked body with no length: answered once past the limit, the rest never sent
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        path = url.removeprefix(server.url)
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        piece = b"y" * MiB
+        for _ in range(4):
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        await writer.drain()
+        async with asyncio.timeout(10):
+            status_line = await reader.readline()
+    finally:
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 413 ")
+    assert await stored_count(client) == 1

@@ -83,6 +83,12 @@ def test_definitions_are_checked() -> None:
         crons.weekly("x", {"dayOfWeek": "someday", "hourUTC": 1}, internal.x.y)
     with pytest.raises(DeveloperError, match="'hourUTC' must be a whole number in 0-23"):
         crons.daily("d", {"hourUTC": 25}, internal.x.y)
+    crons.at_start("s", internal.x.y, {"n": 2})
+    assert crons.start_jobs["s"].function == "x:y" and crons.start_jobs["s"].args == {"n": 2.0}
+    with pytest.raises(DeveloperError, match="defined twice"):
+        crons.at_start("w", internal.x.y)
+    with pytest.raises(DeveloperError, match="defined twice"):
+        crons.hourly("s", {"minuteUTC": 0}, internal.x.y)
 
 
 async def count(app: object, name: str) -> float:
@@ -113,6 +119,24 @@ async def test_crons_run_one_at_a_time_and_skip_missed_runs(
         # five runs were missed: replaying them would add five at once
         assert await count(app, "fast") <= fast + 2, "missed runs are not replayed"
         await eventually(lambda: _at_least(app, "fast", fast + 2))  # it goes on after a restart
+
+
+async def test_start_jobs_run_once_each_time_the_scheduler_starts(
+    tmp_path: Path, database_url: str
+) -> None:
+    for starts in (1, 2):
+        async with open_test_app(APP, tmp_path, database_url=database_url) as app:
+            await eventually(lambda app=app, starts=starts: _at_least(app, "started", starts))
+            await asyncio.sleep(0.5)
+            assert await count(app, "started") == starts
+    async with open_test_app(
+        APP, tmp_path, database_url=database_url, scheduler_parallelism=None
+    ) as app:  # a process that runs no scheduler (`owlat run`) schedules none
+        assert not [
+            job
+            for job in (await app.run_query("ticks:jobs", {})).value
+            if job["state"]["kind"] == "pending" and job["args"] == [{"name": "started"}]
+        ]
 
 
 async def _at_least(app: Any, name: str, runs: int) -> bool:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from owlat.runtime._upload_tokens import UploadGrant
 from owlat.runtime.app_package import load_app_package
 from owlat.runtime.application import Application
 from owlat.runtime.blobstores import DigestMismatchError
@@ -23,8 +25,10 @@ from owlat.runtime.errors import (
     InvalidIdError,
     InvalidValueError,
     OperatorError,
+    PayloadTooLargeError,
     ReadOnlyError,
 )
+from owlat.runtime.storage import store_file
 from owlat.runtime.testing import TEST_PUBLIC_URL
 from tests.runtime.conftest import FIXTURE_APP, in_mutation, in_query
 
@@ -71,6 +75,32 @@ async def test_store_from_a_stream_with_a_digest(app: Application) -> None:
     with pytest.raises(InvalidValueError, match="base64 of a 32-byte digest"):
         await app.run_action("files:storeStream", {"parts": ["abc"], "sha256": "abc"})
     assert len((await app.run_query("files:allMetadata", {})).value) == 1
+
+
+async def test_a_files_owner_is_recorded(app: Application) -> None:
+    owned = (await app.run_action("files:storeText", {"text": "x", "owner": "team-a"})).value
+    assert (await app.run_query("files:metadata", {"storageId": owned})).value["owner"] == "team-a"
+    anyone = await store(app, "y")
+    assert "owner" not in (await app.run_query("files:metadata", {"storageId": anyone})).value
+
+
+async def test_content_over_the_limit_is_refused_while_it_streams(app: Application) -> None:
+    taken: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for index in range(100):
+            taken.append(index)
+            yield b"0123456789"
+
+    limit = UploadGrant(max_bytes=25)
+    with pytest.raises(PayloadTooLargeError, match="limit of 25 bytes; nothing was stored"):
+        await store_file(app, chunks(), grant=limit)
+    assert taken == [0, 1, 2]  # refused at the chunk that passed the limit
+    with pytest.raises(PayloadTooLargeError):
+        await store_file(app, b"x" * 26, grant=limit)
+    assert (await app.run_query("files:allMetadata", {})).value == []
+    exact = await store_file(app, b"x" * 25, grant=limit)
+    assert (await app.run_query("files:metadata", {"storageId": exact})).value["size"] == 25
 
 
 async def test_delete_commits_with_its_mutation(app: Application, tmp_path: Path) -> None:

@@ -1,7 +1,11 @@
-"""Upload tokens: signed, valid for an hour, reusable until then; the key file."""
+"""Upload tokens: signed, valid for an hour, reusable until then, carrying the grant of the
+function that issued them; the key file."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import time
 from pathlib import Path
 
@@ -9,11 +13,13 @@ import pytest
 
 from owlat.runtime._upload_tokens import (
     KEY_FILE,
+    MAX_OWNER_BYTES,
+    UploadGrant,
     UploadTokenError,
     UploadTokens,
     load_or_create_signing_key,
 )
-from owlat.runtime.errors import OperatorError
+from owlat.runtime.errors import DeveloperError, OperatorError
 
 KEY = b"k" * 32
 
@@ -44,11 +50,52 @@ def test_forged_or_malformed_tokens_are_refused(token: str | None) -> None:
         UploadTokens(KEY).check(token)
 
 
-def test_a_tampered_token_is_refused() -> None:
-    token = UploadTokens(KEY).issue()
-    tampered = token[:5] + ("A" if token[5] != "A" else "B") + token[6:]
+@pytest.mark.parametrize(
+    "grant",
+    [
+        UploadGrant(),
+        UploadGrant(max_bytes=1),
+        UploadGrant(max_bytes=300 * 1024 * 1024, owner="jd7abc"),
+        UploadGrant(owner="é" * (MAX_OWNER_BYTES // 2)),
+    ],
+)
+def test_a_token_carries_its_grant(grant: UploadGrant) -> None:
+    tokens = UploadTokens(KEY)
+    assert tokens.check(tokens.issue(grant=grant)) == grant
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"max_bytes": 0}, "max_bytes must be a positive whole number"),
+        ({"max_bytes": 1.5}, "max_bytes must be a positive whole number"),
+        ({"max_bytes": True}, "max_bytes must be a positive whole number"),
+        ({"owner": ""}, "owner must be a non-empty string"),
+        ({"owner": "x" * (MAX_OWNER_BYTES + 1)}, "at most 256 UTF-8 bytes"),
+        ({"owner": "\ud800"}, "owner must be a non-empty string"),
+        ({"owner": 7}, "owner must be a non-empty string"),
+    ],
+)
+def test_bad_grants_are_refused(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(DeveloperError, match=message):
+        UploadGrant(**fields)  # type: ignore[arg-type]
+
+
+def test_a_token_without_a_grant_is_refused() -> None:
+    """The layout before grants (expiry and nonce only), even correctly signed."""
+    signed = int(time.time() + 60).to_bytes(8, "big") + b"n" * 16
+    mac = hmac.new(KEY, b"owlat-upload\0" + signed, hashlib.sha256).digest()
+    token = base64.urlsafe_b64encode(signed + mac).rstrip(b"=").decode()
     with pytest.raises(UploadTokenError, match="not valid"):
-        UploadTokens(KEY).check(tampered)
+        UploadTokens(KEY).check(token)
+
+
+def test_a_tampered_token_is_refused() -> None:
+    token = UploadTokens(KEY).issue(grant=UploadGrant(max_bytes=1000, owner="a"))
+    for at in (5, 40, 43):  # the expiry, the size limit, the owner
+        tampered = token[:at] + ("A" if token[at] != "A" else "B") + token[at + 1 :]
+        with pytest.raises(UploadTokenError, match="not valid"):
+            UploadTokens(KEY).check(tampered)
 
 
 def test_the_key_file_is_created_once_owner_only(tmp_path: Path) -> None:

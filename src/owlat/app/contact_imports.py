@@ -9,9 +9,11 @@ parsed rows to ONE mutation (`apply_batch`) that upserts the contacts by normali
 writes per-row errors (the first `MAX_STORED_ERRORS` failed rows) and `imported`
 activities, and advances `byteOffset`, `rowsDone` and the counters, all in one
 transaction: a batch applies once (its start offset must be the document's), so a crash or
-a re-run resumes exactly where the last committed batch ended. Empty cells never clear a
-value; an update that changes nothing counts as skipped. Imports do not fire
-`contact.created` webhooks or automations (reference §16 6b).
+a re-run resumes exactly where the last committed batch ended. A row whose quoted field
+is never closed is a row error, and the lines after it are still read as rows
+(lib/csv_import.py). Empty cells never clear a value; an update that changes nothing
+counts as skipped. Imports do not fire `contact.created` webhooks or automations
+(reference §16 6b).
 
 With a list (lib/list_subscriptions.ListBatch): a new contact is written once, already a
 member (3 writes: contact, membership, `imported` activity naming the list), unless the
@@ -19,10 +21,18 @@ list asks for double opt-in (then it is subscribed as pending, with its confirma
 mail); existing contacts are subscribed as `mailingLists:addContact` does (no effect on
 members); the list's counts move once per batch. A list deleted mid-import fails it.
 
-Tenancy: a file becomes an import's when it is started; another organization's import
-file is "File not found". Reads: any member; writes: `contacts:manage`. The internal
-`*ForOrganization`/`organizationOf`/`progress`/`exportPage` functions serve the CLI
-(`owlat contacts import|export`), which calls them with the admin key.
+Tenancy and size: an upload URL names the organization it was generated for as the file's
+owner (`_storage.owner`), so an import starts only from a file uploaded for its own
+organization (any other is "File not found"); the URL refuses a file over
+`OWLAT_IMPORT_MAX_BYTES` while it streams (413). Reads: any member; writes:
+`contacts:manage`. The internal `*ForOrganization`/`organizationOf`/`progress`/`exportPage`
+functions serve the CLI (`owlat contacts import|export`), which calls them with the admin
+key.
+
+Workers: a server start resumes every queued or running import at once (a restart killed
+its worker), and a cron any that has not advanced for `STALL_MS`; each resume gives the
+import a worker of the next generation (`worker`), and an older one stops at its next
+batch.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from owlat.app.lib import csv_import
+from owlat.app.lib import csv_import, instance
 from owlat.app.lib.audience import (
     PAGINATION_OPTS,
     clean_email,
@@ -103,14 +113,8 @@ async def _import_of(ctx: Any, organization_id: str, import_id: str) -> dict[str
 async def _create(ctx: Any, organization_id: str, user_id: str | None, args: dict[str, Any]) -> str:
     """Check the arguments and create the queued import; schedules the worker."""
     storage_id = args["storageId"]
-    if await ctx.db.system.get(storage_id) is None:
-        raise not_found("File")
-    claimed = (
-        await ctx.db.query("contactImports")
-        .with_index("by_storage", lambda q: q.eq("storageId", storage_id))
-        .first()
-    )
-    if claimed is not None and claimed["organizationId"] != organization_id:
+    stored = await ctx.db.system.get(storage_id)
+    if stored is None or stored.get("owner") != organization_id:
         raise not_found("File")
     definitions = await property_definitions(ctx, organization_id)
     mapping = {column.strip(): target.strip() for column, target in args["mapping"].items()}
@@ -138,8 +142,28 @@ async def _create(ctx: Any, organization_id: str, user_id: str | None, args: dic
     now = now_ms()
     record.update(createdAt=now, updatedAt=now)
     import_id = await ctx.db.insert("contactImports", record)
-    await ctx.scheduler.run_after(0, internal.contact_imports.run, {"importId": import_id})
+    await _schedule_worker(ctx, import_id, 0)
     return str(import_id)
+
+
+async def _schedule_worker(ctx: Any, import_id: str, worker: int) -> None:
+    await ctx.scheduler.run_after(
+        0, internal.contact_imports.run, {"importId": import_id, "worker": worker}
+    )
+
+
+def _worker_of(found: dict[str, Any]) -> int:
+    """The generation of the worker that may advance the import (0 until resumed)."""
+    return int(found.get("worker", 0))
+
+
+async def _upload_url(ctx: Any, organization_id: str) -> str:
+    """An upload URL for an import file of the organization (bound to it, size-limited)."""
+    return str(
+        await ctx.storage.generate_upload_url(
+            max_bytes=instance.current().import_max_bytes, owner=organization_id
+        )
+    )
 
 
 async def _list_id(ctx: Any, organization_id: str, list_id: str) -> str:
@@ -155,8 +179,8 @@ async def _list_id(ctx: Any, organization_id: str, list_id: str) -> str:
 @mutation(args={})
 async def generate_upload_url(ctx: Any, args: Any) -> str:
     """A URL to POST the CSV file to (the reply holds its `storageId`)."""
-    await _manager(ctx)
-    return str(await ctx.storage.generate_upload_url())
+    context = await _manager(ctx)
+    return await _upload_url(ctx, context.team_id)
 
 
 @mutation(args=START_ARGS)
@@ -234,9 +258,15 @@ async def organization_of(ctx: Any, args: Any) -> dict[str, Any] | None:
     return {"organizationId": found["_id"], "propertyKeys": sorted(definitions)}
 
 
-@internal_mutation(args={})
-async def upload_url_for_organization(ctx: Any, args: Any) -> str:
-    return str(await ctx.storage.generate_upload_url())
+@internal_mutation(args={"organizationId": v.id("organizations")})
+async def upload_url_for_organization(ctx: Any, args: Any) -> dict[str, Any]:
+    """`{uploadUrl, maxBytes}`: where the CLI posts an import file, and its size limit."""
+    if await ctx.db.get(args["organizationId"]) is None:
+        raise not_found("Organization")
+    return {
+        "uploadUrl": await _upload_url(ctx, args["organizationId"]),
+        "maxBytes": instance.current().import_max_bytes,
+    }
 
 
 @internal_mutation(args={"organizationId": v.id("organizations"), **START_ARGS})
@@ -349,27 +379,38 @@ async def finish(ctx: Any, args: Any) -> None:
 @internal_mutation(
     args={
         "importId": v.id("contactImports"),
+        "worker": v.optional(v.number()),
         "startOffset": v.number(),
         "endOffset": v.number(),
         "columns": v.array(v.string()),
         "rows": v.array(v.array(v.string())),
+        "unclosed": v.optional(v.array(v.number())),
     }
 )
 async def apply_batch(ctx: Any, args: Any) -> dict[str, Any]:
     """Apply one batch of rows (cells in `columns` order) read from the file's bytes
-    `[startOffset, endOffset)`. Returns `{"byteOffset", "stop"}`; a batch whose start is
-    not the import's `byteOffset` was already applied and changes nothing."""
+    `[startOffset, endOffset)`; the rows at the `unclosed` positions have a quote never
+    closed and only count as failed. Returns `{"byteOffset", "stop"}`; a batch whose start
+    is not the import's `byteOffset` was already applied and changes nothing; a worker
+    that was replaced (`resume_stalled`) is told to stop."""
     found = await ctx.db.get(args["importId"])
     if found is None or found["status"] != "running":
         return {"byteOffset": 0, "stop": True}
+    if _worker_of(found) != args.get("worker", 0):
+        return {"byteOffset": found["byteOffset"], "stop": True}
     if found["byteOffset"] != args["startOffset"]:
         return {"byteOffset": found["byteOffset"], "stop": False}
     batch = _Batch(ctx, dict(found), args["columns"])
     if not await batch.prepare():
         await _mark_failed(ctx, found["_id"], "The mailing list was deleted")
         return {"byteOffset": found["byteOffset"], "stop": True}
+    unclosed = {int(index) for index in args.get("unclosed") or ()}
     for index, cells in enumerate(args["rows"]):
-        await batch.row(int(found["rowsDone"]) + index + 1, cells)
+        number = int(found["rowsDone"]) + index + 1
+        if index in unclosed:
+            await batch.failed(number, None, csv_import.UNCLOSED)
+        else:
+            await batch.row(number, cells)
     await batch.finish()
     counts = batch.counts
     await ctx.db.patch(
@@ -425,24 +466,28 @@ class _Batch:
             email, fields, properties = self._values(cells)
             await self._upsert(email, fields, properties)
         except _RowError as error:
-            if self.found["failed"] + self.counts["failed"] < MAX_STORED_ERRORS:
-                record: dict[str, Any] = {
-                    "organizationId": self.organization_id,
-                    "importId": self.found["_id"],
-                    "row": float(number),
-                    "reason": error.reason,
-                }
-                if error.column is not None:
-                    record["column"] = error.column
-                await self.ctx.db.insert("contactImportErrors", record)
-            self.counts["failed"] += 1
+            await self.failed(number, error.column, error.reason)
+
+    async def failed(self, number: int, column: str | None, reason: str) -> None:
+        """Count row `number` as failed (its error stored while under the cap)."""
+        if self.found["failed"] + self.counts["failed"] < MAX_STORED_ERRORS:
+            record: dict[str, Any] = {
+                "organizationId": self.organization_id,
+                "importId": self.found["_id"],
+                "row": float(number),
+                "reason": reason,
+            }
+            if column is not None:
+                record["column"] = column
+            await self.ctx.db.insert("contactImportErrors", record)
+        self.counts["failed"] += 1
 
     def _values(self, cells: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         email = ""
         fields: dict[str, Any] = {}
         properties: dict[str, Any] = {}
         for column, target, cell in zip(self.columns, self.targets, cells, strict=False):
-            text = cell.strip()
+            text = csv_import.unescape_formula(cell.strip())
             try:
                 if target == "email":
                     email = clean_email(text) if text else ""
@@ -538,13 +583,14 @@ class _Batch:
         return updated, True
 
 
-@internal_action(args={"importId": v.id("contactImports")})
+@internal_action(args={"importId": v.id("contactImports"), "worker": v.optional(v.number())})
 async def run(ctx: Any, args: Any) -> None:
     """The worker: applies batches for a couple of seconds, then schedules itself again
-    until the file is done (resumes from the import's `byteOffset`)."""
-    import_id = args["importId"]
+    until the file is done (resumes from the import's `byteOffset`). `worker` is its
+    generation: a worker replaced by `resume_stalled` stops."""
+    import_id, worker = args["importId"], int(args.get("worker", 0))
     state = await ctx.run_query(internal.contact_imports.worker_state, {"importId": import_id})
-    if state is None or state["status"] not in _ACTIVE:
+    if state is None or state["status"] not in _ACTIVE or _worker_of(state) != worker:
         return
     try:
         more = await _work(ctx, state)
@@ -555,16 +601,21 @@ async def run(ctx: Any, args: Any) -> None:
         await _fail(ctx, import_id, f"The import stopped on an internal error: {error}")
         raise
     if more:
-        await ctx.scheduler.run_after(0, internal.contact_imports.run, {"importId": import_id})
+        await ctx.scheduler.run_after(
+            0, internal.contact_imports.run, {"importId": import_id, "worker": worker}
+        )
 
 
-@internal_mutation(args={})
+@internal_mutation(args={"idleMs": v.optional(v.number())})
 async def resume_stalled(ctx: Any, args: Any) -> int:
-    """Schedule a worker again for queued or running imports that have not advanced for
-    `STALL_MS` (their worker was lost to a crash or restart; a scheduled action that is
-    interrupted is not retried). Returns how many. Run it from a cron; a worker that was
-    only slow does no harm, as a batch applies once."""
-    cutoff = now_ms() - STALL_MS
+    """Give a new worker to queued or running imports that have not advanced for `idleMs`
+    (default `STALL_MS`): their worker was lost to a crash or restart (a scheduled action
+    that is interrupted is not retried). Returns how many. A cron runs it every minute, and
+    a server runs it with `idleMs` 0 when it starts (its own workers died with the last
+    process). The new worker's generation is one more: a worker that was only slow, on this
+    node or another, stops at its next batch, so one import never has two."""
+    idle = STALL_MS if args.get("idleMs") is None else args["idleMs"]
+    cutoff = now_ms() - idle
     resumed = 0
     for status in _ACTIVE:
         stalled = (
@@ -575,10 +626,9 @@ async def resume_stalled(ctx: Any, args: Any) -> int:
             .take(100)
         )
         for found in stalled:
-            await ctx.db.patch(found["_id"], {"updatedAt": now_ms()})
-            await ctx.scheduler.run_after(
-                0, internal.contact_imports.run, {"importId": found["_id"]}
-            )
+            worker = _worker_of(found) + 1
+            await ctx.db.patch(found["_id"], {"updatedAt": now_ms(), "worker": worker})
+            await _schedule_worker(ctx, found["_id"], worker)
             resumed += 1
     return resumed
 
@@ -619,23 +669,32 @@ async def _work(ctx: Any, state: dict[str, Any]) -> bool:
         if offset >= size:
             await ctx.run_mutation(internal.contact_imports.finish, {"importId": import_id})
             return False
-        records, used = await _next_records(ctx, key, offset, size, batch_rows)
+        records, used, unclosed = await _next_records(ctx, key, offset, size, batch_rows)
         try:
-            parsed = csv_import.parse_records(records)
+            parsed = csv_import.parse_records(records, unclosed)
         except UnicodeDecodeError:
             raise _ImportFailed(
                 f"The file is not UTF-8 text (bytes {offset}-{offset + used})"
             ) from None
-        rows = [[_at(row, positions[c]) for c in columns] for row in parsed if _filled(row)]
+        rows: list[list[str]] = []
+        unclosed_rows: list[int] = []
+        for row in parsed:
+            if row is None:
+                unclosed_rows.append(len(rows))
+                rows.append([])
+            elif _filled(row):
+                rows.append([_at(row, positions[c]) for c in columns])
         try:
             result = await ctx.run_mutation(
                 internal.contact_imports.apply_batch,
                 {
                     "importId": import_id,
+                    "worker": _worker_of(state),
                     "startOffset": offset,
                     "endOffset": offset + used,
                     "columns": columns,
                     "rows": rows,
+                    "unclosed": unclosed_rows,
                 },
             )
         except LimitExceededError:
@@ -666,9 +725,11 @@ async def _header(ctx: Any, key: str, size: int) -> tuple[list[str], int]:
     while True:
         data = await csv_import.read_range(ctx, key, 0, min(length, size))
         try:
-            found = csv_import.header_of(data + (b"\n" if length >= size else b""))
+            found = csv_import.header_of(data, at_end=length >= size)
         except UnicodeDecodeError:
             raise _ImportFailed("The file is not UTF-8 text (its header row)") from None
+        except ValueError as error:
+            raise _ImportFailed(str(error)) from None
         if found is not None and any(found[0]):
             return found[0], min(found[1], size)
         if length >= size or length >= csv_import.MAX_RECORD_BYTES:
@@ -686,18 +747,19 @@ async def _count_rows(ctx: Any, key: str, start: int, size: int) -> int:
 
 async def _next_records(
     ctx: Any, key: str, offset: int, size: int, batch_rows: int
-) -> tuple[list[bytes], int]:
-    """Up to `batch_rows` whole records starting at `offset`, and their length in bytes."""
+) -> csv_import.Split:
+    """Up to `batch_rows` whole records starting at `offset`."""
     length = csv_import.CHUNK_BYTES
     while True:
         end = min(size, offset + length)
         data = await csv_import.read_range(ctx, key, offset, end)
-        records, used = csv_import.split_records(data, at_end=end >= size)
+        records, used, unclosed = csv_import.split_records(data, at_end=end >= size)
         if records:
             if len(records) > batch_rows:
                 records = records[:batch_rows]
                 used = sum(len(record) + 1 for record in records)
-            return records, min(used, end - offset)
+                unclosed = frozenset(index for index in unclosed if index < batch_rows)
+            return csv_import.Split(records, min(used, end - offset), unclosed)
         if end >= size or length >= csv_import.MAX_RECORD_BYTES:
             raise _ImportFailed(
                 f"A row at byte {offset} is longer than {csv_import.MAX_RECORD_BYTES} bytes "

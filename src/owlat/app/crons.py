@@ -9,7 +9,9 @@ crons = cron_jobs()
 crons.hourly("purge expired auth records", {"minuteUTC": 7}, internal.auth.purge_expired, {})
 # Contacts soft-deleted more than 30 days ago, with their timelines.
 crons.hourly("purge deleted contacts", {"minuteUTC": 23}, internal.contacts.purge_deleted, {})
-# CSV imports whose worker stopped (a restart interrupts a scheduled action) resume.
+# CSV imports whose worker stopped (a restart interrupts a scheduled action) resume: all
+# of them as soon as a server starts, and any that stalls for a minute on a running one.
+crons.at_start("resume imports at start", internal.contact_imports.resume_stalled, {"idleMs": 0})
 crons.interval(
     "resume stalled imports", {"minutes": 1}, internal.contact_imports.resume_stalled, {}
 )

@@ -424,6 +424,9 @@ schema = define_schema(
                 "totalRows": v.optional(v.number()),
                 "rowsDone": v.number(),
                 "byteOffset": v.number(),  # where the next batch starts in the file
+                # the generation of the worker that may advance it (absent: 0); resuming an
+                # import starts the next one, and an older worker stops
+                "worker": v.optional(v.number()),
                 "imported": v.number(),
                 "updated": v.number(),
                 "skipped": v.number(),
@@ -437,7 +440,6 @@ schema = define_schema(
         )
         .index("by_org", ["organizationId"])
         .index("by_org_created", ["organizationId", "createdAt"])
-        .index("by_storage", ["storageId"])
         .index("by_status_updated", ["status", "updatedAt"]),
         "contactImportErrors": define_table(
             {

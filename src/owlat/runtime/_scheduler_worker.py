@@ -14,6 +14,8 @@
   node died during them; checked at start and at every heartbeat) become `failed` with
   "Transient error while executing action" and are never re-run. Another live node's
   actions are left alone.
+- Start jobs (`crons.at_start`): scheduled once each time this worker starts, after it
+  has failed the actions of dead nodes, as ordinary jobs due now.
 - Crons: each declared cron has a row in `_cron_jobs` with its next run time. When due, the
   run is one job; if the previous run is still pending or in progress the occurrence is
   skipped, and the next run time is always the next occurrence after *now*, so runs missed
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from owlat.runtime import _scheduler_claims as claims
 from owlat.runtime import scheduler as jobs
-from owlat.runtime.crons import CronJob, CronJobs
+from owlat.runtime.crons import CronJob, CronJobs, StartJob
 from owlat.runtime.database.query import Query
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.error_text import describe_error
@@ -111,20 +113,24 @@ class SchedulerWorker:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._crons: dict[str, CronJob] = {}
+        self._start_jobs: list[StartJob] = []
         self._last_cleanup = -math.inf
         self.node = uuid.uuid4().hex  # this worker, in `_scheduler_claims`
         self._last_heartbeat = -math.inf
         self._look_again = math.inf  # next heartbeat, or when another node's claim expires
 
     async def start(self) -> None:
-        """Recover from a crash, register crons, and start the loop."""
+        """Recover from a crash, register crons, schedule start jobs, and start the loop."""
         await self._recover()
         crons = self._app.package.crons
         if crons is not None:
             if not isinstance(crons, CronJobs):
                 raise TypeError("crons.py must define `crons = cron_jobs()`")
             self._crons = dict(crons.jobs)
+            self._start_jobs = list(crons.start_jobs.values())
         await self._app.run_system_write(self._sync_crons)
+        if self._start_jobs:
+            await self._app.run_system_write(self._schedule_start_jobs)
         self._app.on_commit(self._on_commit)
         self._loop_task = asyncio.create_task(self._loop(), name="owlat-scheduler")
 
@@ -361,6 +367,12 @@ class SchedulerWorker:
             )
         for row in stored.values():
             await txn.delete(table, row)
+
+    async def _schedule_start_jobs(self, txn: Transaction) -> None:
+        now = jobs.now_ms()
+        for job in self._start_jobs:
+            self._app.resolve(job.function, None, internal=True)
+            await jobs.insert_job(txn, job.function, job.args, now)
 
     async def _run_due_crons(self, now: float) -> float | None:
         """Schedule the crons that are due; returns when the next cron is due."""

@@ -4,6 +4,7 @@
     crons.interval("purge deleted contacts", {"hours": 1}, internal.contacts.purge, {})
     crons.cron("nightly digest", "30 2 * * *", internal.digest.send)
     crons.daily("domain checks", {"hourUTC": 4, "minuteUTC": 0}, internal.domains.recheck)
+    crons.at_start("resume imports", internal.imports.resume)
 
 Schedules are in UTC. `cron` takes the classic five fields — minute, hour, day of month,
 month, day of week (0 or 7 = Sunday) — each `*`, a number, a range `a-b`, a list `a,b`, or a
@@ -11,6 +12,11 @@ step `*/n` / `a-b/n`; when both day fields are restricted a day matches either (
 Vixie cron). `interval` runs every N seconds/minutes/hours counted from when the cron was
 first registered. At most one run of a cron is in flight; runs missed while the server was
 down or while the previous run was still going are skipped, never queued.
+
+`at_start` (an Owlat extension) schedules a function once every time a server process
+starts its scheduler (each node, with several), right after the scheduler has failed the
+actions a crash interrupted: for work a restart interrupted, which should not wait for the
+next run of a cron.
 """
 
 from __future__ import annotations
@@ -152,6 +158,15 @@ class CronJob:
     args: dict[str, Any]
 
 
+@dataclasses.dataclass(frozen=True)
+class StartJob:
+    """A function scheduled each time a scheduler starts: name, function path, arguments."""
+
+    name: str
+    function: str
+    args: dict[str, Any]
+
+
 def _number(
     spec: Mapping[str, Any], key: str, low: int, high: int, default: int | None = None
 ) -> int:
@@ -178,6 +193,7 @@ class CronJobs:
 
     def __init__(self) -> None:
         self.jobs: dict[str, CronJob] = {}
+        self.start_jobs: dict[str, StartJob] = {}
 
     def _add(
         self,
@@ -186,15 +202,25 @@ class CronJobs:
         function: FunctionLike,
         args: Mapping[str, Any] | None,
     ) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise DeveloperError("A cron needs a non-empty name")
-        if name in self.jobs:
-            raise DeveloperError(f"Cron {name!r} is defined twice")
-        if args is not None and not isinstance(args, Mapping):
-            raise DeveloperError(f"Cron {name!r}: args must be a dict")
+        self._check(name, args)
         self.jobs[name] = CronJob(
             name, schedule, path_of(function), normalize_value(dict(args or {}))
         )
+
+    def _check(self, name: str, args: Mapping[str, Any] | None) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise DeveloperError("A cron needs a non-empty name")
+        if name in self.jobs or name in self.start_jobs:
+            raise DeveloperError(f"Cron {name!r} is defined twice")
+        if args is not None and not isinstance(args, Mapping):
+            raise DeveloperError(f"Cron {name!r}: args must be a dict")
+
+    def at_start(
+        self, name: str, function: FunctionLike, args: Mapping[str, Any] | None = None
+    ) -> None:
+        """Run once each time a server process starts its scheduler (see the module)."""
+        self._check(name, args)
+        self.start_jobs[name] = StartJob(name, path_of(function), normalize_value(dict(args or {})))
 
     def interval(
         self,

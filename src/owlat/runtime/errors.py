@@ -12,7 +12,8 @@
     │   ├── FunctionNotFoundError     "Could not find public function for '<path>'."
     │   ├── WrongFunctionKindError    "Trying to execute X as Query, but it is defined as Mutation."
     │   ├── AuthenticationError       bad, expired or unverifiable credentials
-    │   └── LimitExceededError        a transaction or value limit (reads, writes, sizes)
+    │   ├── LimitExceededError        a transaction or value limit (reads, writes, sizes)
+    │   └── PayloadTooLargeError      an upload over the limit its upload URL carries
     ├── DeveloperError (also RuntimeError)   the app developer misused the runtime
     │   ├── ReadOnlyError             a write attempted from a query
     │   ├── SchemaError               an invalid schema or an unknown table/index
@@ -123,6 +124,12 @@ class LimitExceededError(UserError):
     """A limit of the runtime was exceeded."""
 
     code = "LimitExceeded"
+
+
+class PayloadTooLargeError(UserError):
+    """The upload is larger than its upload URL allows; nothing was stored."""
+
+    code = "PayloadTooLarge"
 
 
 class DeveloperError(OwlatError, RuntimeError):

@@ -1,11 +1,13 @@
 """File storage: the `_storage` system table, `ctx.storage`, and storing and reading files.
 
-* A file is a `_storage` document `{sha256, size, contentType?, key}` plus a blob stored
-  under `key` in the deployment's blob store (blobstores/). `sha256` is the base64 of the
-  content's SHA-256, `size` its length in bytes, and `key` a random UUID that names the
-  blob and the file's URL, `<public url>/api/storage/<key>`. Apps keep the document id
-  (`v.id("_storage")`) and read the metadata with `ctx.db.system.get(id)` or
-  `ctx.db.system.query("_storage")`.
+* A file is a `_storage` document `{sha256, size, contentType?, owner?, key}` plus a blob
+  stored under `key` in the deployment's blob store (blobstores/). `sha256` is the base64
+  of the content's SHA-256, `size` its length in bytes, `owner` what the function that
+  generated its upload URL (or stored it) named as its owner, and `key` a random UUID that
+  names the blob and the file's URL, `<public url>/api/storage/<key>`. Apps keep the
+  document id (`v.id("_storage")`) and read the metadata with `ctx.db.system.get(id)` or
+  `ctx.db.system.query("_storage")`; a function handed a storage id by a caller compares
+  the file's `owner` with the caller's (the runtime gives it no meaning).
 * **Storing** writes the blob first (streamed, measured and checked while it streams),
   then inserts the document in its own transaction: a file is visible only once its
   content is complete. A crash in between leaves an orphan blob, never a file without
@@ -14,7 +16,10 @@
   that transaction commits (`Transaction.after_commit`): a mutation that deletes a file and
   then fails, or a nested mutation that is rolled back, keeps the file.
 * **Uploading** goes through an upload URL whose token is signed and valid for an hour
-  (`_upload_tokens.py`), posted to the client API (`server/storage_api.py`).
+  (`_upload_tokens.py`), posted to the client API (`server/storage_api.py`). The function
+  generating the URL may sign into it the most bytes an upload may have (`max_bytes`,
+  enforced while the body streams: one byte more and nothing is stored, HTTP 413) and the
+  file's `owner`.
 
 `ctx.storage` by kind of function: queries `get_url`; mutations also
 `generate_upload_url` and `delete`; actions all of those (each call its own transaction)
@@ -30,7 +35,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from owlat.runtime._upload_tokens import UploadTokens, load_or_create_signing_key
+from owlat.runtime._upload_tokens import UploadGrant, UploadTokens, load_or_create_signing_key
 from owlat.runtime.blobstores import BlobStore, S3Settings, create_blob_store
 from owlat.runtime.database.query import Query
 from owlat.runtime.database.transaction import Transaction
@@ -39,6 +44,7 @@ from owlat.runtime.errors import (
     InvalidIdError,
     InvalidValueError,
     OperatorError,
+    PayloadTooLargeError,
     ReadOnlyError,
 )
 from owlat.runtime.schema import define_table, register_system_table
@@ -61,6 +67,7 @@ register_system_table(
             "sha256": v.string(),  # base64 of the content's SHA-256
             "size": v.number(),  # bytes
             "contentType": v.optional(v.string()),
+            "owner": v.optional(v.string()),  # as the upload URL (or store()) named it
             "key": v.string(),  # the blob's name and the file's URL path
         }
     ).index(BY_KEY, ["key"]),
@@ -79,8 +86,9 @@ class FileStorage:
         self.tokens = UploadTokens(signing_key)
         self.public_url = public_url
 
-    def upload_url(self) -> str:
-        return f"{self.public_url.rstrip('/')}/api/storage/upload?token={self.tokens.issue()}"
+    def upload_url(self, grant: UploadGrant) -> str:
+        token = self.tokens.issue(grant=grant)
+        return f"{self.public_url.rstrip('/')}/api/storage/upload?token={token}"
 
     def file_url(self, key: str) -> str:
         return f"{self.public_url.rstrip('/')}/api/storage/{key}"
@@ -135,14 +143,18 @@ async def store_file(
     *,
     content_type: str | None = None,
     sha256: bytes | None = None,
+    grant: UploadGrant | None = None,
 ) -> str:
     """Store `data` (bytes or an async stream of bytes) as a new file; returns its id.
-    With `sha256`, content of another digest is refused (`DigestMismatchError`)."""
+    With `sha256`, content of another digest is refused (`DigestMismatchError`); content
+    over the grant's `max_bytes` is refused as it streams (`PayloadTooLargeError`); the
+    grant's `owner` is recorded."""
     if content_type is not None and not isinstance(content_type, str):
         raise TypeError(f"content_type must be a string, got {type(content_type).__name__}")
+    grant = grant or UploadGrant()
     files = file_storage_of(app)
     key = str(uuid.uuid4())
-    info = await files.blobs.put(key, _chunks(data), sha256=sha256)
+    info = await files.blobs.put(key, _chunks(data, grant.max_bytes), sha256=sha256)
     fields: Document = {
         "sha256": base64.b64encode(info.sha256).decode(),
         "size": float(info.size),
@@ -150,6 +162,8 @@ async def store_file(
     }
     if content_type:
         fields["contentType"] = content_type
+    if grant.owner is not None:
+        fields["owner"] = grant.owner
 
     async def insert(txn: Transaction) -> str:
         return await txn.insert(txn.catalog.table(TABLE), fields)
@@ -161,17 +175,31 @@ async def store_file(
         raise
 
 
-async def _chunks(data: FileData) -> AsyncIterator[bytes]:
+async def _chunks(data: FileData, max_bytes: int | None) -> AsyncIterator[bytes]:
+    """`data` as chunks, refused once it passes `max_bytes` (before that chunk is stored)."""
     if isinstance(data, bytes | bytearray | memoryview):
-        yield bytes(data)
-        return
-    if not isinstance(data, AsyncIterable):
+        data = _once(bytes(data))
+    elif not isinstance(data, AsyncIterable):
         raise TypeError(
             f"ctx.storage.store() takes bytes or an async iterator of bytes, "
             f"got {type(data).__name__}"
         )
+    size = 0
     async for chunk in data:
+        size += len(chunk)
+        if max_bytes is not None and size > max_bytes:
+            raise too_large(max_bytes)
         yield chunk
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def too_large(max_bytes: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"The file is larger than this upload's limit of {max_bytes:,} bytes; nothing was stored"
+    )
 
 
 # -- ctx.storage -------------------------------------------------------------------------------
@@ -210,10 +238,13 @@ class StorageReader:
 class StorageWriter(StorageReader):
     """`ctx.storage` in mutations."""
 
-    async def generate_upload_url(self) -> str:
+    async def generate_upload_url(
+        self, *, max_bytes: int | None = None, owner: str | None = None
+    ) -> str:
         """A URL to POST a file's bytes to, valid for an hour; the reply is
-        `{"storageId": <id>}`."""
-        return file_storage_of(self._app).upload_url()
+        `{"storageId": <id>}`. An upload of more than `max_bytes` is refused (HTTP 413,
+        nothing stored); `owner` (an Owlat extension) is recorded as the file's `owner`."""
+        return file_storage_of(self._app).upload_url(UploadGrant(max_bytes, owner))
 
     async def delete(self, storage_id: str) -> None:
         """Delete a file: its document now, its content once this transaction commits."""
@@ -247,9 +278,11 @@ class StorageActions:
 
         return await self._app.run_system_read(body)
 
-    async def generate_upload_url(self) -> str:
-        """A URL to POST a file's bytes to, valid for an hour."""
-        return file_storage_of(self._app).upload_url()
+    async def generate_upload_url(
+        self, *, max_bytes: int | None = None, owner: str | None = None
+    ) -> str:
+        """A URL to POST a file's bytes to, valid for an hour (see the mutations' one)."""
+        return file_storage_of(self._app).upload_url(UploadGrant(max_bytes, owner))
 
     async def delete(self, storage_id: str) -> None:
         """Delete a file (an error if there is none)."""
@@ -260,12 +293,23 @@ class StorageActions:
         await self._app.run_system_write(body)
 
     async def store(
-        self, data: FileData, content_type: str | None = None, *, sha256: str | None = None
+        self,
+        data: FileData,
+        content_type: str | None = None,
+        *,
+        sha256: str | None = None,
+        owner: str | None = None,
     ) -> str:
         """Store bytes, or an async iterator of bytes, as a new file; returns its id.
-        `sha256` (base64), if given, must match the content."""
+        `sha256` (base64), if given, must match the content; `owner` is recorded."""
         expected = None if sha256 is None else _digest(sha256)
-        return await store_file(self._app, data, content_type=content_type, sha256=expected)
+        return await store_file(
+            self._app,
+            data,
+            content_type=content_type,
+            sha256=expected,
+            grant=UploadGrant(owner=owner),
+        )
 
     async def get(self, storage_id: str) -> bytes | None:
         """The content of a file, or None if there is no such file."""

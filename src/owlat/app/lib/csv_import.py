@@ -5,6 +5,23 @@ Records are found without a per-character loop: a chunk is split on newlines and
 joined while their count of `"` is odd (a quoted field runs on), so a record cut at the
 end of a chunk is left for the next read, and a quoted field may hold newlines. Complete
 records are then parsed by the `csv` module. Files are UTF-8, with or without a BOM.
+
+A quote that is never closed must not swallow the rows after it. Lines joined into one
+record are kept only if they are one well-formed record (the `csv` module, strict, finds
+exactly one row: every line break is inside a quoted field) within `MAX_RECORD_LINES`
+lines. Otherwise (the quotes never balance before the end of the file or within that many
+lines, or balance only at a stray `"` further down) the first line is a record on its own
+and splitting resumes at the next line: the first line is *unclosed* (a row error of the
+import) unless it is well-formed alone (a `"` inside an unquoted field, `5" tall`).
+
+Formula injection (OWASP's "CSV injection"): a spreadsheet runs a cell that starts with
+`=`, `+`, `-`, `@`, a tab or a carriage return as a formula, so a contact named
+`=HYPERLINK(...)` could act in whoever opens an export. Every exported cell starting with
+one of them, after any leading `'`s, gets one more `'` in front (`escape_formula`), which
+spreadsheets show as text. A plain number (`-5`, `+1.5`, `-2e3`) is left alone: it cannot
+be a formula, and a negative number stays a number. Imports take one `'` off a cell that
+is `'`s then one of those characters (`unescape_formula`), so an export imports back
+exactly as it was, and so do files that prefixed their numbers too.
 """
 
 from __future__ import annotations
@@ -12,18 +29,23 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from owlat.app.lib.audience import invalid
 
 BOM = b"\xef\xbb\xbf"
 CHUNK_BYTES = 1 << 20  # what the worker reads at once
 MAX_RECORD_BYTES = 1 << 22  # a longer record is refused
+MAX_RECORD_LINES = 100  # a quoted field running over more lines is taken as never closed
+UNCLOSED = 'A quoted field in this row is never closed (a " without its closing ")'
 FIELDS = ("email", "firstName", "lastName", "language", "timezone")
 SKIP = "skip"
 PROPERTY_PREFIX = "property:"
 EXPORT_COLUMNS = ("email", "firstName", "lastName", "language", "timezone", "source", "createdAt")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _TRUE = frozenset({"true", "yes", "1", "y"})
 _FALSE = frozenset({"false", "no", "0", "n"})
 
@@ -39,47 +61,87 @@ async def read_range(ctx: Any, storage_id: str, start: int, end: int) -> bytes:
     return bytes(data)
 
 
-def split_records(data: bytes, *, at_end: bool) -> tuple[list[bytes], int]:
-    """The complete records at the start of `data` and how many bytes they take (with
-    their newlines). Unless `at_end` (`data` runs to the end of the file), the last,
-    possibly cut, record is left out."""
+class Split(NamedTuple):
+    """Whole records split out of the start of a chunk."""
+
+    records: list[bytes]  # without their final newline
+    used: int  # the bytes they take, with their newlines
+    unclosed: frozenset[int]  # the records (one line each) with a quote never closed
+
+
+def split_records(data: bytes, *, at_end: bool) -> Split:
+    """The complete records at the start of `data` (see the module's docstring). Unless
+    `at_end` (`data` runs to the end of the file), a record that may run on past the end
+    of `data` is left out."""
     lines = data.split(b"\n")
     if not at_end:
         lines.pop()  # after the last newline: cut, or empty
     records: list[bytes] = []
-    used = 0
-    pending: list[bytes] = []
-    quotes = 0
-    for line in lines:
-        pending.append(line)
-        quotes += line.count(b'"')
-        if quotes % 2 == 0:
-            record = b"\n".join(pending)
+    unclosed: set[int] = set()
+    start = 0
+    while start < len(lines):
+        line = lines[start]
+        quotes = line.count(b'"')
+        if quotes % 2 == 0:  # most records: one line
+            records.append(line)
+            start += 1
+            continue
+        end = start + 1
+        while quotes % 2 and end < len(lines) and end - start < MAX_RECORD_LINES:
+            quotes += lines[end].count(b'"')
+            end += 1
+        if quotes % 2 and end == len(lines) and not at_end and end - start < MAX_RECORD_LINES:
+            break  # the quoted field may close in the next chunk
+        record = b"\n".join(lines[start:end])
+        if quotes % 2 == 0 and _one_record(record):
             records.append(record)
-            used += len(record) + 1
-            pending, quotes = [], 0
-    if at_end and pending:  # an unterminated quote: the rest of the file is one record
-        record = b"\n".join(pending)
-        records.append(record)
-        used += len(record) + 1
-    return records, min(used, len(data))
+            start = end
+            continue
+        if not _one_record(line):
+            unclosed.add(len(records))
+        records.append(line)
+        start += 1
+    used = sum(len(record) + 1 for record in records)
+    return Split(records, min(used, len(data)), frozenset(unclosed))
 
 
-def parse_records(records: Iterable[bytes]) -> list[list[str]]:
-    """Each record's cells (a record holding only a line break gives []). Raises
-    `UnicodeDecodeError` for bytes that are not UTF-8."""
-    text = b"\n".join(records).decode("utf-8")
-    return [row for row in csv.reader(io.StringIO(text, newline=""), strict=False)]
+def _one_record(data: bytes) -> bool:
+    """Whether `data` is exactly one well-formed CSV record."""
+    text = data.decode("utf-8", "replace")
+    try:
+        return len(list(csv.reader(io.StringIO(text, newline=""), strict=True))) == 1
+    except csv.Error:
+        return False
 
 
-def header_of(data: bytes) -> tuple[list[str], int] | None:
-    """The header row of a file starting with `data` and where the first data row starts,
-    or None if `data` holds no complete first record."""
+def parse_records(
+    records: list[bytes], unclosed: frozenset[int] = frozenset()
+) -> list[list[str] | None]:
+    """Each record's cells (a record holding only a line break gives []), None for an
+    unclosed one. Raises `UnicodeDecodeError` for bytes that are not UTF-8."""
+    rows: list[list[str] | None] = []
+    start = 0
+    for end in [*sorted(unclosed), len(records)]:
+        if end > start:  # the records between two unclosed ones parse together
+            text = b"\n".join(records[start:end]).decode("utf-8")
+            rows.extend(csv.reader(io.StringIO(text, newline=""), strict=False))
+        if end < len(records):
+            rows.append(None)
+        start = end + 1
+    return rows
+
+
+def header_of(data: bytes, *, at_end: bool) -> tuple[list[str], int] | None:
+    """The header row of a file starting with `data` (`at_end`: all of it) and where the
+    first data row starts, or None if `data` holds no complete first record. Raises
+    ValueError if the header has a quote never closed."""
     start = len(BOM) if data.startswith(BOM) else 0
-    records, _ = split_records(data[start:], at_end=False)
+    records, _, unclosed = split_records(data[start:], at_end=at_end)
     if not records:
         return None
-    header = (parse_records(records[:1]) or [[]])[0]
+    if 0 in unclosed:
+        raise ValueError("A quoted field in the header row is never closed")
+    header = next(iter(parse_records(records[:1])), None) or []
     first = start + len(records[0]) + 1
     return [cell.strip() for cell in header], first
 
@@ -94,16 +156,18 @@ class RecordCounter:
 
     def feed(self, chunk: bytes) -> None:
         data = self._rest + chunk
-        records, used = split_records(data, at_end=False)
-        self.count += sum(1 for record in records if record.strip(b"\r"))
-        self._rest = data[used:]
+        self._count(data, at_end=False)
         if len(self._rest) > MAX_RECORD_BYTES:
-            self._rest = b""  # an unterminated quote: the import reports it
+            self._rest = b""  # a record too long: the import reports it
 
     def finish(self) -> int:
-        if self._rest.strip(b"\r\n"):
-            self.count += 1
+        self._count(self._rest, at_end=True)
         return self.count
+
+    def _count(self, data: bytes, *, at_end: bool) -> None:
+        records, used, _ = split_records(data, at_end=at_end)
+        self.count += sum(1 for record in records if record.strip(b"\r"))
+        self._rest = data[used:]
 
 
 # -- the mapping --------------------------------------------------------------------------
@@ -181,8 +245,24 @@ def property_cell(kind: str, text: str) -> Any:
 # -- export -------------------------------------------------------------------------------
 
 
+def escape_formula(cell: str) -> str:
+    """`cell` as a spreadsheet shows it as text: with a `'` in front if it starts with a
+    formula character after any `'`s (a plain number is left alone)."""
+    if cell.lstrip("'").startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def unescape_formula(cell: str) -> str:
+    """A cell of an imported file without the `'` that `escape_formula` (or another tool
+    following OWASP's rule) put in front of a formula character."""
+    if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_STARTS):
+        return cell[1:]
+    return cell
+
+
 def export_header(property_keys: list[str]) -> list[str]:
-    return [*EXPORT_COLUMNS, *property_keys, "unsubscribedAt"]
+    return [escape_formula(name) for name in (*EXPORT_COLUMNS, *property_keys, "unsubscribedAt")]
 
 
 def _iso(ms: float | None) -> str:
@@ -205,11 +285,13 @@ def _cell(value: Any, kind: str | None) -> str:
 
 
 def export_row(contact: dict[str, Any], property_types: dict[str, str]) -> list[str]:
-    """A contact as an export row (columns of `export_header(list(property_types))`)."""
+    """A contact as an export row (columns of `export_header(list(property_types))`),
+    formulas escaped."""
     properties = contact.get("properties") or {}
-    return [
+    cells = [
         *(_cell(contact.get(field), None) for field in EXPORT_COLUMNS[:-1]),
         _iso(contact.get("createdAt")),
         *(_cell(properties.get(key), kind) for key, kind in property_types.items()),
         _iso(contact.get("unsubscribedAt")),
     ]
+    return [escape_formula(cell) for cell in cells]

@@ -4,7 +4,8 @@ The server factory (`owlat dev/serve`, `owlat run`, `owlat admin ...`) calls `co
 once with the data folder and the public URL of the site port; tests do the same. The
 instance holds what auth needs: the data folder (signing key, cookie secret, outbox), the
 base URL that is the JWT issuer and audience, the origins trusted for cookie POSTs, the
-waitlist default, the brute-force limits, and the per-address count of public token requests.
+waitlist default, the brute-force limits, the per-address count of public token requests and
+the size limit of import files.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from owlat.app.lib.address_limits import AddressLimiter
+from owlat.config import IMPORT_MAX_BYTES
 
 if TYPE_CHECKING:
     from owlat.config import Settings
@@ -56,6 +58,8 @@ class Instance:
     public_requests: AddressLimiter = dataclasses.field(
         default_factory=lambda: AddressLimiter(PUBLIC_REQUESTS_PER_MINUTE), compare=False
     )
+    # The largest CSV file a contact import accepts (OWLAT_IMPORT_MAX_BYTES).
+    import_max_bytes: int = IMPORT_MAX_BYTES
 
     @property
     def outbox_dir(self) -> Path:
@@ -136,4 +140,5 @@ def configure_from_settings(settings: Settings, data_dir: Path, site_url: str) -
         trusted_origins=settings.trusted_origins,
         waitlist=settings.waitlist,
         require_email_verification=settings.require_email_verification,
+        import_max_bytes=settings.import_max_bytes,
     )

@@ -4,9 +4,11 @@
     GET|HEAD  /api/storage/{key}              the file (the URL ctx.storage.get_url gives)
 
 Upload: the token must be valid (storage.py, _upload_tokens.py; else 401). The body is
-streamed to the blob store, never held whole; `Content-Type` is recorded. An optional
-`Digest: sha-256=<base64>` header is checked against what arrived: a mismatch is a 400 and
-nothing is stored.
+streamed to the blob store, never held whole; `Content-Type` is recorded, and the owner
+the token names. A token with a size limit refuses a `Content-Length` over it before
+reading anything, and a body that streams past it (chunked, or longer than announced) as
+soon as it does: 413, nothing stored. An optional `Digest: sha-256=<base64>` header is
+checked against what arrived: a mismatch is a 400 and nothing is stored.
 
 Download: `Content-Type`, `Content-Length`, `Accept-Ranges: bytes`,
 `Cache-Control: private, max-age=2592000`, and `Digest: sha-256=<base64>` on whole-file
@@ -31,9 +33,9 @@ from starlette.types import Message, Receive, Scope, Send
 from owlat.runtime.application import Application
 from owlat.runtime.blobstores import BlobNotFoundError, BlobStore, DigestMismatchError
 from owlat.runtime.database.transaction import Transaction
-from owlat.runtime.errors import AuthenticationError, OperatorError
+from owlat.runtime.errors import AuthenticationError, OperatorError, PayloadTooLargeError
 from owlat.runtime.server.outcome import json_response, protocol_error_response
-from owlat.runtime.storage import file_storage_of, find_by_key, store_file
+from owlat.runtime.storage import file_storage_of, find_by_key, store_file, too_large
 from owlat.runtime.types import Document
 
 logger = logging.getLogger("owlat.server")
@@ -105,15 +107,21 @@ class StorageApi:
 
     async def upload(self, request: Request) -> Response:
         try:
-            file_storage_of(self.application).tokens.check(request.query_params.get("token"))
+            grant = file_storage_of(self.application).tokens.check(
+                request.query_params.get("token")
+            )
+            limit, announced = grant.max_bytes, request.headers.get("content-length", "")
+            if limit is not None and announced.isdigit() and int(announced) > limit:
+                raise too_large(limit)
             expected = parse_digest(request.headers.get("digest"))
             storage_id = await store_file(
                 self.application,
                 request.stream(),
                 content_type=request.headers.get("content-type") or None,
                 sha256=expected,
+                grant=grant,
             )
-        except AuthenticationError as error:
+        except (AuthenticationError, PayloadTooLargeError) as error:
             return protocol_error_response(error.code, error.message)
         except (ValueError, DigestMismatchError) as error:
             return protocol_error_response("BadRequest", str(error))
