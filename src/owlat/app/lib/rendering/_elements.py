@@ -471,7 +471,7 @@ def list_block(block: Block, ctx: Context) -> str:
             mark = _BULLETS.get(kind, _BULLETS["bullet"])
         pad = f";padding-bottom:{spacing}" if spacing != "0" else ""
         rows.append(
-            f'<tr><td style="{bullet_css}{pad}">{mark}</td>'
+            f'<tr><td width="1" style="{bullet_css}{pad}">{mark}</td>'
             f'<td{_tx(ctx)} style="{text_css}{pad}">{sanitize_html(item)}</td></tr>'
         )
     return f'<table {TABLE} width="100%">{"".join(rows)}</table>'

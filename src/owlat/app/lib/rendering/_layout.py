@@ -47,7 +47,9 @@ def render_block(block: Block, ctx: Context, *, full_width: bool = False) -> str
     border_width = p.num("borderWidth", 0) if p.text("borderStyle", "solid") != "none" else 0
     background_key = "blockBackgroundColor" if block.type == "button" else "backgroundColor"
     background = p.text(background_key)
+    # a button's own colour, gradient and radius belong to the button, not to its box
     gradient = None if block.type == "button" else _gradient(p)
+    rounded = "borderRadius" in p and block.type != "button"
     dark_class = _dark_class(p, ctx)
     inner_width = ctx.width - pad[1] - pad[3] - margin[1] - margin[3] - 2 * border_width
     own_background = bool(background or gradient) and "darkBackgroundColor" not in p
@@ -64,7 +66,7 @@ def render_block(block: Block, ctx: Context, *, full_width: bool = False) -> str
             if border_width
             else None,
         ),
-        ("border-radius", px(p.num("borderRadius", 0)) if "borderRadius" in p else None),
+        ("border-radius", px(p.num("borderRadius", 0)) if rounded else None),
     )
     td_class = f' class="{dark_class}"' if dark_class else ""
     bgcolor = f' bgcolor="{background}"' if background else ""

@@ -85,6 +85,7 @@ def _document(
     body: str, theme: Theme, rules: Rules, *, subject: str, preheader: str, lang: str
 ) -> str:
     background = theme.background_color
+    page = escape(f"padding:0;font-family:{theme.font_family};color:{theme.text_color}")
     hidden_preheader = (
         '<div style="display:none;font-size:1px;line-height:1px;max-height:0;max-width:0;'
         f'opacity:0;overflow:hidden;mso-hide:all">{escape(preheader)}{_PREHEADER_FILL}</div>'
@@ -112,7 +113,7 @@ def _document(
         f"{hidden_preheader}"
         f'<table role="presentation" class="owlat-bg" width="100%" cellpadding="0" cellspacing="0"'
         f' border="0" bgcolor="{background}" style="background-color:{background}">'
-        f'<tr><td align="center" style="padding:0">{body}</td></tr></table>'
+        f'<tr><td align="center" style="{page}">{body}</td></tr></table>'
         "</body></html>"
     )
 
@@ -125,7 +126,6 @@ def _inline_css(theme: Theme) -> str:
         f"a{{color:{theme.link_color}}}"
         "ul,ol{margin:0 0 12px;padding-left:24px}"
         "img{border:0;outline:none;text-decoration:none;-ms-interpolation-mode:bicubic}"
-        "table,td{mso-table-lspace:0pt;mso-table-rspace:0pt}"
     )
 
 
@@ -141,6 +141,7 @@ def _head_css(theme: Theme, rules: Rules) -> str:
     )
     return (
         "body,table,td,a{-webkit-text-size-adjust:100%;-ms-text-size-adjust:100%}"
+        "table,td{mso-table-lspace:0pt;mso-table-rspace:0pt}"
         "table,td,th{mso-line-height-rule:exactly}"
         "a[x-apple-data-detectors]{color:inherit!important;text-decoration:none!important;"
         "font-size:inherit!important;font-family:inherit!important;"

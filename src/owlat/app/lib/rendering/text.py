@@ -114,7 +114,8 @@ def _block_text(block: Block) -> str:
         parts = []
         for section in block.sections:
             title = section.title
-            parts.append(f"{title}\n{'-' * min(len(title), 60)}\n\n{blocks_to_text(section.items)}")
+            body = blocks_to_text(section.items).strip()
+            parts.append(f"{title}\n{'-' * min(len(title), 60)}\n\n{body}")
         return "\n\n".join(parts)
     children = block.items or tuple(b for column in block.columns for b in column)
     return blocks_to_text(children)
