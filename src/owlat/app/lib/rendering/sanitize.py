@@ -3,11 +3,11 @@ allowlist suited to email.
 
 Kept: text formatting, links, images, lists and tables, with presentational attributes and
 a `style` attribute limited to typographic and box properties (no `background-image`,
-`position`, `behavior`, …). Dropped: every other tag (`<script>`, `<style>`, `<iframe>`,
-`<form>`, `<svg>`, … with their content), event handlers, `id`, comments (so author HTML cannot
-forge the conditional-block markers), and any `href`/`src` that is not http(s), mailto: or
-tel: (images: http(s)) unless it starts with a placeholder, which the personalizer checks at
-send time.
+`position`, `behavior`, …) whose values hold no `url(`, `expression`, escapes or comments.
+Dropped: every other tag (`<script>`, `<style>`, `<iframe>`, `<form>`, `<svg>`, … with their
+content), event handlers, `id`, comments (so author HTML cannot forge the conditional-block
+markers), and any `href`/`src` that is not http(s), mailto: or tel: (images: http(s)) unless
+it starts with a placeholder, which the personalizer checks at send time.
 """
 
 from __future__ import annotations
@@ -50,11 +50,24 @@ _STYLE_PROPERTIES = {
     *("border-color", "border-style", "border-width", "border-radius", "border-collapse"),
     "mso-line-height-rule",
 }
+_UNSAFE_STYLE_VALUE = re.compile(r"expression|url\s*\(|script:|[\\<>@]|/\*", re.IGNORECASE)
 _LINK = re.compile(r"(?:https?://[^/?#\s]|mailto:.|tel:.)", re.IGNORECASE)
 _IMAGE = re.compile(r"https?://[^/?#\s]", re.IGNORECASE)
 
 
-def _urls(tag: str, attribute: str, value: str) -> str | None:
+def _style(value: str) -> str | None:
+    kept = []
+    for declaration in value.split(";"):
+        name, colon, setting = declaration.partition(":")
+        name = name.strip().lower()
+        if colon and name in _STYLE_PROPERTIES and not _UNSAFE_STYLE_VALUE.search(setting):
+            kept.append(f"{name}:{setting.strip()}")
+    return ";".join(kept) or None
+
+
+def _filter(tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "style":
+        return _style(value)
     if attribute not in ("href", "src"):
         return value
     if TOKEN.match(value):
@@ -70,7 +83,7 @@ def sanitize_html(html: str) -> str:
         tags=_TAGS,
         clean_content_tags=_CLEAN_CONTENT,
         attributes=_ATTRIBUTES,
-        attribute_filter=_urls,
+        attribute_filter=_filter,
         tag_attribute_values={"a": {"target": {"_blank", "_self"}}},
         url_schemes={"http", "https", "mailto", "tel"},
         filter_style_properties=_STYLE_PROPERTIES,

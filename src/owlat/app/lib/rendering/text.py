@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 
 from owlat.app.lib.rendering._schema import SOCIAL_PLATFORMS
 from owlat.app.lib.rendering.blocks import Block
+from owlat.app.lib.rendering.sanitize import sanitize_html
 from owlat.app.lib.rendering.variables import marker
 
 _BLOCK_TAGS = frozenset(
@@ -63,9 +64,10 @@ class _TextParser(HTMLParser):
 
 
 def html_to_text(html: str) -> str:
-    """Readable text of an HTML fragment (entities decoded, links kept as `text (url)`)."""
+    """Readable text of an HTML fragment, sanitized first (entities decoded, links kept as
+    `text (url)`)."""
     parser = _TextParser()
-    parser.feed(html)
+    parser.feed(sanitize_html(html))
     parser.close()
     lines = [line.strip() for line in "".join(parser.out).split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
