@@ -36,6 +36,7 @@ ATTACKS = [
     "<style>body{background:url(javascript:alert(1))}</style>",
     '<p style="background-image:url(javascript:alert(1));position:fixed;behavior:url(x.htc)">p</p>',
     '<div style="width:expression(alert(1))">w</div>',
+    '<div style="color:{{c}};width:1px">css injection through a value</div>',
     '<noscript><p title="</noscript><img src=x onerror=alert(1)>"></noscript>',
     "<scr<script>ipt>alert(1)</scr</script>ipt>",
     '<a href="https://ok.example" onclick="alert(1)" onmouseover="alert(1)">h</a>',
@@ -70,6 +71,7 @@ def _assert_harmless(document: str) -> None:
                 assert lowered.startswith(("https://", "http://", "mailto:", "tel:")) or not value
             if name == "style":
                 assert "url(" not in lowered or element.tag == "td", value
+                assert "position" not in lowered and "{{" not in lowered
                 assert "expression(" not in lowered and "behavior" not in lowered
                 assert "position" not in lowered
 
@@ -84,7 +86,8 @@ def test_author_html_is_sanitized_everywhere_it_goes(attack: str) -> None:
     ]
     rendered = render(blocks)
     _assert_harmless(rendered.html)
-    _assert_harmless(personalize(compile_template(rendered), {"firstName": "Ann"}).html)
+    variables = {"firstName": "Ann", "c": "red;position:fixed;top:0"}
+    _assert_harmless(personalize(compile_template(rendered), variables).html)
     assert "javascript:" not in rendered.text.lower() and "<script" not in rendered.text.lower()
 
 
@@ -100,6 +103,14 @@ def test_sanitizer_keeps_formatting_and_placeholders() -> None:
         ' <a href="https://x.example/{{id}}" target="_blank" rel="noopener noreferrer">x</a>'
         '<br><img src="https://x.example/a.png" alt="a" width="20"></p><ul><li>one</li></ul>'
     )
+
+
+def test_style_values_cannot_hold_urls_expressions_or_placeholders() -> None:
+    dirty = (
+        '<p style="color:{{c}};width:1px;background-color:url(x);height:expression(1);'
+        'margin:1px/**/;font-size:12px">x</p>'
+    )
+    assert sanitize_html(dirty) == '<p style="width:1px;font-size:12px">x</p>'
 
 
 def test_author_html_cannot_forge_condition_markers() -> None:

@@ -1,9 +1,10 @@
 """Personalization: compile a rendered template once, then fill it in per recipient.
 
-`compile_template` cuts each part (subject, HTML, text) into a tuple of literal strings and
-slots: placeholders, and conditional/repeated sections read from their markers. `personalize`
-walks those tuples with one recipient's variables and joins the pieces, so a send renders
-once and costs a few dictionary look-ups and one join per part per recipient.
+`compile_template` cuts each part (subject, HTML, text) into runs of text between the
+conditional/repeated sections read from their markers; a run is its literal texts and the
+placeholders between them. `personalize` resolves each run's distinct placeholders once for
+one recipient and joins texts and values, so a send renders once and costs a few dictionary
+look-ups and one join per run per recipient.
 
 Rules (upstream §8.2, plus custom properties and per-recipient conditions):
 - A value that is missing, null or "" gives the placeholder's fallback, or "" (the name is
@@ -48,6 +49,16 @@ class _Slot:
 
 
 @dataclass(frozen=True, slots=True)
+class _Run:
+    """Literal text with slots: `texts` around the fields (one more text than fields);
+    field i holds `slots[fields[i]]` (a slot used twice is resolved once)."""
+
+    texts: tuple[str, ...]
+    fields: tuple[int, ...]
+    slots: tuple[_Slot, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _If:
     rule: dict[str, Any]
     body: tuple[_Node, ...]
@@ -59,7 +70,8 @@ class _Each:
     body: tuple[_Node, ...]
 
 
-_Node = Union[str, _Slot, _If, _Each]  # noqa: UP007 (a runtime alias)
+_Node = Union[_Run, _If, _Each]  # noqa: UP007 (a runtime alias)
+_Piece = Union[str, _Slot, _If, _Each]  # noqa: UP007
 
 
 @dataclass(frozen=True)
@@ -93,9 +105,9 @@ def compile_template(rendered: RenderedTemplate) -> CompiledTemplate:
 
 
 def _compile(source: str, *, markers: bool, html: bool) -> tuple[_Node, ...]:
-    """`source` as a tree of literals, slots and sections. A marker whose JSON does not parse
-    stays literal text, a stray closing marker too; an unclosed section ends with the part."""
-    stack: list[tuple[str, dict[str, Any], list[_Node]]] = [("", {}, [])]
+    """`source` as a tree of runs and sections. A marker whose JSON does not parse stays
+    literal text, a stray closing marker too; an unclosed section ends with the part."""
+    stack: list[tuple[str, dict[str, Any], list[_Piece]]] = [("", {}, [])]
     last = 0
     for match in MARKER.finditer(source) if markers else ():
         kind, encoded, closing = match.groups()
@@ -117,33 +129,50 @@ def _compile(source: str, *, markers: bool, html: bool) -> tuple[_Node, ...]:
     _add_text(stack[-1][2], source[last:], html)
     while len(stack) > 1:
         _close(stack)
-    return tuple(stack[0][2])
+    return _pack(stack[0][2])
 
 
-def _close(stack: list[tuple[str, dict[str, Any], list[_Node]]]) -> None:
+def _close(stack: list[tuple[str, dict[str, Any], list[_Piece]]]) -> None:
     kind, rule, body = stack.pop()
-    section = _If(rule, tuple(body)) if kind == "if" else _Each(rule, tuple(body))
+    section = _If(rule, _pack(body)) if kind == "if" else _Each(rule, _pack(body))
     stack[-1][2].append(section)
 
 
-def _add_text(out: list[_Node], text: str, html: bool) -> None:
+def _add_text(out: list[_Piece], text: str, html: bool) -> None:
     last = 0
     for match in TOKEN.finditer(text):
-        before = text[last : match.start()]
-        if before:
-            _add_literal(out, before)
+        out.append(text[last : match.start()])
         url = html and text[: match.start()].endswith(_URL_ATTRIBUTES)
         out.append(_Slot(match.group(1), match.group(2), url))
         last = match.end()
-    if text[last:]:
-        _add_literal(out, text[last:])
+    out.append(text[last:])
 
 
-def _add_literal(out: list[_Node], text: str) -> None:
-    if out and isinstance(out[-1], str):
-        out[-1] += text
-    else:
-        out.append(text)
+def _pack(pieces: list[_Piece]) -> tuple[_Node, ...]:
+    """Consecutive literals and slots as one `_Run` each."""
+    nodes: list[_Node] = []
+    texts: list[str] = [""]
+    fields: list[int] = []
+    slots: dict[_Slot, int] = {}
+
+    def flush() -> None:
+        if fields or texts[0]:
+            nodes.append(_Run(tuple(texts), tuple(fields), tuple(slots)))
+        texts[:] = [""]
+        fields.clear()
+        slots.clear()
+
+    for piece in pieces:
+        if isinstance(piece, str):
+            texts[-1] += piece
+        elif isinstance(piece, _Slot):
+            fields.append(slots.setdefault(piece, len(slots)))
+            texts.append("")
+        else:
+            flush()
+            nodes.append(piece)
+    flush()
+    return tuple(nodes)
 
 
 def as_text(value: Any) -> str | None:
@@ -193,21 +222,29 @@ class _Filler:
                 return item.get(key) if isinstance(item, dict) else None
         return self.variables.get(name)
 
+    def slot(self, slot: _Slot, local: Mapping[str, Any] | None) -> str:
+        value = as_text(self.lookup(slot.name, local))
+        if value is not None and slot.url and not _SAFE_URL.match(value):
+            value = None
+        if value is not None:
+            return self.escape(value)
+        if slot.fallback is not None:
+            return slot.fallback if self.escape is _escape_html else self.escape(slot.fallback)
+        if slot.name not in self.missing:
+            self.missing.append(slot.name)
+        return ""
+
     def fill(self, nodes: Iterable[_Node], out: list[str], local: Mapping[str, Any] | None) -> None:
         for node in nodes:
-            if type(node) is str:
-                out.append(node)
-            elif type(node) is _Slot:
-                value = as_text(self.lookup(node.name, local))
-                if value is not None and node.url and not _SAFE_URL.match(value):
-                    value = None
-                if value is not None:
-                    out.append(self.escape(value))
-                elif node.fallback is not None:
-                    fallback = node.fallback
-                    out.append(fallback if self.escape is _escape_html else self.escape(fallback))
-                elif node.name not in self.missing:
-                    self.missing.append(node.name)
+            if type(node) is _Run:
+                if not node.fields:
+                    out.append(node.texts[0])
+                    continue
+                values = [self.slot(s, local) for s in node.slots]
+                pieces: list[str] = [""] * (2 * len(node.fields) + 1)
+                pieces[0::2] = node.texts
+                pieces[1::2] = [values[i] for i in node.fields]
+                out.append("".join(pieces))
             elif type(node) is _If:
                 if self.holds(node.rule, local):
                     self.fill(node.body, out, local)

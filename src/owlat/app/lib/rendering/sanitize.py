@@ -3,11 +3,12 @@ allowlist suited to email.
 
 Kept: text formatting, links, images, lists and tables, with presentational attributes and
 a `style` attribute limited to typographic and box properties (no `background-image`,
-`position`, `behavior`, …) whose values hold no `url(`, `expression`, escapes or comments.
-Dropped: every other tag (`<script>`, `<style>`, `<iframe>`, `<form>`, `<svg>`, … with their
-content), event handlers, `id`, comments (so author HTML cannot forge the conditional-block
-markers), and any `href`/`src` that is not http(s), mailto: or tel: (images: http(s)) unless
-it starts with a placeholder, which the personalizer checks at send time.
+`position`, `behavior`, …) whose values hold no `url(`, `expression`, escapes, comments or
+placeholders. Dropped: every other tag (`<script>`, `<style>`, `<iframe>`, `<form>`, `<svg>`,
+… with their content), event handlers, `id`, comments (so author HTML cannot forge the
+conditional-block markers), and any `href`/`src` that is not http(s), mailto: or tel:
+(images: http(s)) unless it starts with a placeholder, which the personalizer checks at send
+time.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ _STYLE_PROPERTIES = {
     *("border-color", "border-style", "border-width", "border-radius", "border-collapse"),
     "mso-line-height-rule",
 }
-_UNSAFE_STYLE_VALUE = re.compile(r"expression|url\s*\(|script:|[\\<>@]|/\*", re.IGNORECASE)
+_UNSAFE_STYLE_VALUE = re.compile(r"expression|url\s*\(|script:|[\\<>@]|/\*|\{\{", re.IGNORECASE)
 _LINK = re.compile(r"(?:https?://[^/?#\s]|mailto:.|tel:.)", re.IGNORECASE)
 _IMAGE = re.compile(r"https?://[^/?#\s]", re.IGNORECASE)
 
@@ -76,16 +77,18 @@ def _filter(tag: str, attribute: str, value: str) -> str | None:
     return value if allowed.match(value.strip()) else None
 
 
+_CLEANER = nh3.Cleaner(
+    tags=_TAGS,
+    clean_content_tags=_CLEAN_CONTENT,
+    attributes=_ATTRIBUTES,
+    attribute_filter=_filter,
+    tag_attribute_values={"a": {"target": {"_blank", "_self"}}},
+    url_schemes={"http", "https", "mailto", "tel"},
+    filter_style_properties=_STYLE_PROPERTIES,
+    strip_comments=True,
+)
+
+
 def sanitize_html(html: str) -> str:
     """`html` with only the allowlisted tags, attributes, styles and URLs left."""
-    return nh3.clean(
-        html,
-        tags=_TAGS,
-        clean_content_tags=_CLEAN_CONTENT,
-        attributes=_ATTRIBUTES,
-        attribute_filter=_filter,
-        tag_attribute_values={"a": {"target": {"_blank", "_self"}}},
-        url_schemes={"http", "https", "mailto", "tel"},
-        filter_style_properties=_STYLE_PROPERTIES,
-        strip_comments=True,
-    )
+    return _CLEANER.clean(html)

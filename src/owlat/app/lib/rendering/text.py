@@ -66,6 +66,8 @@ class _TextParser(HTMLParser):
 def html_to_text(html: str) -> str:
     """Readable text of an HTML fragment, sanitized first (entities decoded, links kept as
     `text (url)`)."""
+    if "<" not in html and "&" not in html:
+        return _SPACES.sub(" ", html.replace("\n", " ")).strip()
     parser = _TextParser()
     parser.feed(sanitize_html(html))
     parser.close()
