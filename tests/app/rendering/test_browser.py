@@ -1,7 +1,9 @@
 """The rendered mail in real headless Chromium (Debian's `chromium`, driven by Playwright):
 at 600 px (desktop) and 375 px (mobile) it never scrolls sideways, hidden-on-mobile blocks
 are hidden at 375 and shown at 600, hidden-on-desktop blocks the other way round, stacked
-columns sit one above the other on mobile. Screenshots go to `.artifacts/rendering/`.
+columns sit one above the other on mobile; with a dark colour scheme the page and its text
+take the dark palette and blocks their own dark colours. Screenshots go to
+`.artifacts/rendering/`.
 
 Skips when chromium or Playwright is missing, except under CI=true, where it fails.
 Images are answered by the test itself (a small PNG), so the page makes no real request.
@@ -75,8 +77,8 @@ def mail() -> str:
     return personalize(compiled, variables).html
 
 
-def _open(browser: Any, html: str, width: int) -> Any:
-    page = browser.new_page(viewport={"width": width, "height": 900})
+def _open(browser: Any, html: str, width: int, scheme: str = "light") -> Any:
+    page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)
     image = _png(40, 24, (148, 163, 184))
     page.route(
         "**/*",
@@ -115,5 +117,22 @@ def test_layout_at_width(browser: Any, mail: str, width: int) -> None:
         assert len(columns) == 2
         stacked = columns[1] > columns[0] + 10
         assert stacked is mobile, f"columns stacked={stacked} at {width}px"
+    finally:
+        page.close()
+
+
+def test_dark_mode(browser: Any, mail: str) -> None:
+    page = _open(browser, mail, 600, scheme="dark")
+    try:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "kitchen-sink-600-dark.png"), full_page=True)
+        color = "e => getComputedStyle(e).color"
+        background = "e => getComputedStyle(e).backgroundColor"
+        assert page.eval_on_selector("body", background) == "rgb(18, 18, 18)"
+        assert page.eval_on_selector(".owlat-text", color) == "rgb(228, 228, 231)"
+        # the container's own dark colours (darkBackgroundColor / darkTextColor)
+        boxed = page.locator("td[class^=owlat-b]", has_text="Inside a container").first
+        assert boxed.evaluate(background) == "rgb(30, 27, 75)"
+        assert boxed.locator(".owlat-text").evaluate(color) == "rgb(224, 231, 255)"
     finally:
         page.close()

@@ -276,8 +276,14 @@ def table(block: Block, ctx: Context) -> str:
             ("font-size", "14px"),
             *extra,
         )
-        hide = ' class="owlat-hide-mobile"' if index in hidden else ""
-        return f'<{tag}{hide} style="{css}">{sanitize_html(content)}</{tag}>'
+        # text on the page background (no header, stripe or cell colour) follows dark mode
+        shaded = any(k == "background-color" and v for k, v in extra)
+        plain = ctx.on_page and tag == "td" and not shaded
+        names = " ".join(
+            n for n, on in (("owlat-hide-mobile", index in hidden), ("owlat-tx", plain)) if on
+        )
+        classes = f' class="{names}"' if names else ""
+        return f'<{tag}{classes} style="{css}">{sanitize_html(content)}</{tag}>'
 
     header_css = [
         ("background-color", p.text("headerBackgroundColor", "#f3f4f6")),
@@ -286,7 +292,8 @@ def table(block: Block, ctx: Context) -> str:
     ]
     parts = []
     if "captionText" in p:
-        parts.append(f'<caption style="padding:{pad}">{escape(p.text("captionText"))}</caption>')
+        caption = escape(p.text("captionText"))
+        parts.append(f'<caption{_tx(ctx)} style="padding:{pad}">{caption}</caption>')
     headers = p.get("headers") or []
     if headers:
         ths = "".join(cell("th", h, i, header_css) for i, h in enumerate(headers))
@@ -387,12 +394,15 @@ def menu(block: Block, ctx: Context) -> str:
     cells = []
     for i, item in enumerate(p.get("items") or []):
         if i and separator:
-            hide = ' class="owlat-hide-mobile"' if stack else ""
-            cells.append(f'<td{hide} style="{sep_css}">{escape(separator)}</td>')
+            names = " ".join(
+                n for n, on in (("owlat-hide-mobile", stack), ("owlat-tx", ctx.on_page)) if on
+            )
+            classes = f' class="{names}"' if names else ""
+            cells.append(f'<td{classes} style="{sep_css}">{escape(separator)}</td>')
         link = style(*font, ("text-decoration", "none"))
         cls = f' class="{stack}"' if stack else ""
         cells.append(
-            f'<td{cls} style="padding:4px {spacing}"><a href="{attr(item["url"])}"'
+            f'<td{cls} style="padding:4px {spacing}"><a{_tx(ctx)} href="{attr(item["url"])}"'
             f' target="_blank" style="{link}">{escape(item["label"])}</a></td>'
         )
     align = p.text("align", "center")
@@ -506,7 +516,7 @@ def progress_bar(block: Block, ctx: Context) -> str:
     if p.flag("showLabel") and not inside:
         html = (
             f'<table {TABLE} width="100%"><tr><td width="100%">{html}</td>'
-            f'<td style="padding-left:8px;{label_css}">{percent}%</td></tr></table>'
+            f'<td{_tx(ctx)} style="padding-left:8px;{label_css}">{percent}%</td></tr></table>'
         )
     return html
 
