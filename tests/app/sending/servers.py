@@ -94,13 +94,13 @@ class _FaultySMTP(SMTP):
     async def smtp_DATA(self, arg: str) -> None:
         sink: Sink = self.event_handler
         envelope = self.envelope
-        if envelope is not None and envelope.rcpt_tos:
-            if sink.next_fault(envelope.rcpt_tos[0], "DROP") is not None:
-                await self.push("354 End data with <CR><LF>.<CR><LF>")
-                await self._reader.readuntil(b"\r\n")
-                assert self.transport is not None
-                self.transport.close()
-                return
+        recipients = envelope.rcpt_tos if envelope is not None else []
+        if recipients and sink.next_fault(recipients[0], "DROP") is not None:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            await self._reader.readuntil(b"\r\n")
+            assert self.transport is not None
+            self.transport.close()
+            return
         await super().smtp_DATA(arg)
 
 
@@ -250,7 +250,7 @@ def _shape_problem(body: Any) -> str | None:
         ("to", lambda v: isinstance(v, list) and 1 <= len(v) <= 50
             and all(isinstance(a, str) for a in v)),
         ("subject", lambda v: isinstance(v, str)),
-    ]  # fmt: skip
+    ]
     for field, valid in checks:
         if not valid(body.get(field)):
             return f"Invalid `{field}` field"

@@ -28,7 +28,7 @@ def message(to: str, key: str | None = None) -> EmailMessage:
     return EmailMessage(
         to=to, subject=f"Hello {to}", text=f"Hi {to}", html=f"<p>Hi {to}</p>",
         from_address=FROM, idempotency_key=key or f"send:{to}",
-    )  # fmt: skip
+    )
 
 
 def plain(port: int, **options: object) -> SmtpSettings:
@@ -138,7 +138,7 @@ async def test_no_answer_to_data_is_unknown_and_never_retried(sink: tuple[Sink, 
     try:
         with pytest.raises(ProviderError) as raised:
             await deliver(message("slow@example.org"), route, {"smtp": provider}, Health(),
-                          sleep=_no_sleep)  # fmt: skip
+                          sleep=_no_sleep)
     finally:
         await provider.close()
     assert raised.value.kind is ErrorKind.UNKNOWN
@@ -164,7 +164,7 @@ async def test_under_faults_every_message_arrives_exactly_once(sink: tuple[Sink,
         deliveries = await asyncio.gather(
             *(deliver(message(to), route, {"smtp": provider}, health, sleep=sleep)
               for to in recipients)
-        )  # fmt: skip
+        )
     finally:
         await provider.close()
     assert sorted(served.recipients()) == sorted(recipients)
@@ -207,7 +207,7 @@ async def test_starttls_with_auth(tmp_path: Path) -> None:
                          ca_file=str(ca_file)),
             SmtpSettings(host="127.0.0.1", port=port, username="owlat", password="s3cret"),
             SmtpSettings(host="127.0.0.1", port=port, security="none"),
-        ):  # fmt: skip
+        ):
             provider = SmtpProvider(wrong)
             with pytest.raises(ProviderError) as raised:
                 await provider.send(message("b@example.org"))
@@ -259,7 +259,7 @@ async def test_an_unreachable_relay_is_a_server_error() -> None:
         ("DATA", 535, "5.7.8 Username and Password not accepted", ErrorKind.AUTH_FAILED),
         ("CONNECT", 554, "No SMTP service here", ErrorKind.UNKNOWN),
     ],
-)  # fmt: skip
+)
 def test_reply_classification(phase: str, code: int, text: str, kind: ErrorKind) -> None:
     error = classify_reply(phase, code, text)  # type: ignore[arg-type]
     assert error.kind is kind

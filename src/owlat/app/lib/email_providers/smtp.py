@@ -39,7 +39,9 @@ from owlat.app.lib.sending.dkim import DkimSigner
 Phase = Literal["CONNECT", "MAIL", "RCPT", "DATA"]
 _ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 _TLS_WORDS = re.compile(r"STARTTLS|SSL|TLS|CERTIFICATE")
-_RATE_WORDS = re.compile(r"rate|too many|too quickly|throttl|slow down|try again later", re.IGNORECASE)
+_RATE_WORDS = re.compile(
+    r"rate|too many|too quickly|throttl|slow down|try again later", re.IGNORECASE
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,7 @@ RFC 2047-encode a long URL in List-Unsubscribe, which breaks it.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import email.policy
 import enum
 import hashlib
@@ -34,7 +35,7 @@ import uuid
 from collections.abc import Iterable
 from email.headerregistry import Address
 from email.message import EmailMessage as MimeMessage
-from email.utils import formatdate
+from email.utils import format_datetime
 from typing import TYPE_CHECKING
 
 from owlat.app.lib.email_providers.types import EmailMessage
@@ -50,7 +51,7 @@ RESERVED = frozenset(
         "mime-version", "content-type", "content-transfer-encoding", "content-disposition",
         "dkim-signature", "return-path", "sender",
     }
-)  # fmt: skip
+)
 _FIELD_NAME = re.compile(r"[!-9;-~]+\Z")  # RFC 5322 ftext
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*\Z")
 _ID_PART = re.compile(r"[A-Za-z0-9_-]+\Z")
@@ -138,10 +139,10 @@ def mailbox(value: str, field: str) -> Address:
     _refuse_line_breaks(field, value)
     header = POLICY.header_factory(field, value)
     addresses: tuple[Address, ...] = getattr(header, "addresses", ())
+    if len(addresses) == 1 and not addresses[0].addr_spec.isascii():
+        raise CompositionError(f"{field} address must be ASCII, got {value!r}")
     if header.defects or len(addresses) != 1 or not addresses[0].domain:
         raise CompositionError(f"{field} must be one email address, got {value!r}")
-    if not addresses[0].addr_spec.isascii():
-        raise CompositionError(f"{field} address must be ASCII, got {value!r}")
     return addresses[0]
 
 
@@ -224,10 +225,15 @@ def _standard_headers(message: EmailMessage, now: float | None) -> Iterable[tupl
         yield "Reply-To", message.reply_to
     _refuse_line_breaks("Subject", message.subject)
     yield "Subject", message.subject
-    yield "Date", formatdate(now, usegmt=True)
+    when = datetime.datetime.now(datetime.UTC) if now is None else _utc(now)
+    yield "Date", format_datetime(when)
     message_id = message_id_for(message)
     _refuse_line_breaks("Message-ID", message_id)
     yield "Message-ID", f"<{message_id}>"
+
+
+def _utc(epoch_seconds: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(epoch_seconds, datetime.UTC)
 
 
 def _check_custom_header(name: str, value: str) -> None:

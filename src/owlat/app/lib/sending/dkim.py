@@ -29,7 +29,7 @@ SIGNED = frozenset(
         b"content-type", b"content-transfer-encoding", b"list-id", b"list-unsubscribe",
         b"list-unsubscribe-post", b"feedback-id", b"precedence", b"auto-submitted",
     }
-)  # fmt: skip
+)
 OVERSIGNED = (b"from", b"subject", b"list-unsubscribe", b"list-unsubscribe-post")
 _RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 _HEADER = b"DKIM-Signature"
