@@ -1,11 +1,13 @@
 """SMTP provider: a pool of persistent `aiosmtplib` connections to one relay.
 
-At most `max_connections` messages are in flight (the provider's concurrency); each takes
-an idle connection or opens one (implicit TLS, or STARTTLS, then AUTH when a username is
-set) and runs MAIL, RCPT, DATA. A connection goes back to the pool after a success or a
-refusal it survives (RSET clears the envelope); one the server closed or timed out is
-dropped, and the next message opens a new one. A pooled connection found dead at MAIL
-(the relay's idle timeout) is replaced once without a failure: nothing was sent on it.
+`send` queues the message and waits for its outcome. Up to `max_connections` workers (the
+provider's concurrency), started as the queue needs them, each own one connection
+(implicit TLS, or STARTTLS, then AUTH when a username is set) and take message after
+message from the queue, running MAIL, RCPT, DATA: a busy connection goes straight on to
+the next message, as listmonk's smtppool does. A connection survives a refusal (RSET
+clears the envelope); one the server closed or timed out is dropped and the worker opens
+a new one for its next message. A connection found closed at MAIL (the relay's idle
+timeout) is replaced at once, without a failure: nothing was sent on it.
 
 Classification (`classify_reply`) reads the phase, the reply code and its enhanced status
 code (RFC 3463). A connection lost before the reply to the end of DATA is SERVER_ERROR:
@@ -33,10 +35,12 @@ from owlat.app.lib.email_providers.types import (
     ProviderError,
     SendResult,
 )
-from owlat.app.lib.sending.composition import envelope, mailbox, wire
+from owlat.app.lib.sending.composition import envelope, mailbox, prepare, wire
 from owlat.app.lib.sending.dkim import DkimSigner
 
 Phase = Literal["CONNECT", "MAIL", "RCPT", "DATA"]
+# (envelope sender, recipient, MIME bytes, the future its sender waits on)
+_Job = tuple[str, str, bytes, "asyncio.Future[None]"]
 _ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 _TLS_WORDS = re.compile(r"STARTTLS|SSL|TLS|CERTIFICATE")
 _RATE_WORDS = re.compile(
@@ -72,46 +76,87 @@ class SmtpProvider:
             raise ValueError("max_connections must be at least 1")
         self.settings = settings
         self._dkim = {domain.lower(): signer for domain, signer in (dkim or {}).items()}
-        self._slots = asyncio.Semaphore(settings.max_connections)
-        self._idle: list[aiosmtplib.SMTP] = []
+        self._jobs: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._waiting = 0  # workers waiting for a job
         self._tls = None
         if settings.security != "none":
             self._tls = ssl.create_default_context(cafile=settings.ca_file or None)
 
     async def send(self, message: EmailMessage) -> SendResult:
-        signer = self._dkim.get(mailbox(message.from_address, "From").domain.lower())
-        message_id, raw = wire(message, dkim=signer)
+        if message.raw is None:
+            domain = mailbox(message.from_address, "From").domain.lower()
+            message = prepare(message, dkim=self._dkim.get(domain))
+        message_id, raw = wire(message)
         sender, recipient = envelope(message)
         await self.send_raw(sender, recipient, raw)
         return SendResult(message_id)
 
     async def send_raw(self, sender: str, recipient: str, raw: bytes) -> None:
         """Send composed bytes: one MAIL/RCPT/DATA transaction on a pooled connection."""
-        async with self._slots:
-            if self._idle:
-                connection = self._idle.pop()
-                try:
-                    await self._transaction(connection, sender, recipient, raw)
-                except _StaleConnection:
-                    pass  # closed while idle: nothing was sent, open a new one
-                else:
-                    self._idle.append(connection)
-                    return
-            connection = await self._connect()
-            try:
-                await self._transaction(connection, sender, recipient, raw)
-            except _StaleConnection:
-                raise self._error("MAIL", "connection lost before MAIL was answered") from None
-            self._idle.append(connection)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._jobs.put_nowait((sender, recipient, raw, done))
+        if self._waiting == 0 and len(self._workers) < self.settings.max_connections:
+            worker = asyncio.create_task(self._work())
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
+        await done
 
     async def close(self) -> None:
-        """QUIT every idle connection (best effort)."""
-        idle, self._idle = self._idle, []
-        for connection in idle:
-            try:
+        """Finish the queued messages, then QUIT every connection."""
+        workers = list(self._workers)
+        for _ in workers:
+            self._jobs.put_nowait(None)
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        """One connection's loop: take the next message, send it, answer its sender."""
+        connection: aiosmtplib.SMTP | None = None
+        try:
+            while True:
+                self._waiting += 1
+                try:
+                    job = await self._jobs.get()
+                finally:
+                    self._waiting -= 1
+                if job is None:
+                    break
+                sender, recipient, raw, done = job
+                if done.done():
+                    continue  # its sender gave up waiting
+                connection, error = await self._run(connection, sender, recipient, raw)
+                if done.done():
+                    continue
+                if error is None:
+                    done.set_result(None)
+                else:
+                    done.set_exception(error)
+            if connection is not None:
                 await connection.quit()
-            except (aiosmtplib.SMTPException, OSError):
+        except (aiosmtplib.SMTPException, OSError):
+            pass  # QUIT failed: the connection is closed below
+        finally:
+            if connection is not None:
                 connection.close()
+
+    async def _run(
+        self, connection: aiosmtplib.SMTP | None, sender: str, recipient: str, raw: bytes
+    ) -> tuple[aiosmtplib.SMTP | None, ProviderError | None]:
+        """Send on `connection` (a new one when None, or when it was found closed before
+        anything was sent); returns the connection to go on with, and the failure."""
+        fresh = connection is None
+        try:
+            if connection is None:
+                connection = await self._connect()
+            await self._transaction(connection, sender, recipient, raw)
+        except _StaleConnection:
+            if fresh:
+                return None, self._error("MAIL", "connection lost before MAIL was answered")
+            return await self._run(None, sender, recipient, raw)
+        except ProviderError as error:
+            alive = connection is not None and connection.is_connected
+            return (connection if alive else None), error
+        return connection, None
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -151,9 +196,9 @@ class SmtpProvider:
             phase = "DATA"
             await connection.data(raw)
         except aiosmtplib.SMTPResponseException as error:
-            error_class = classify_reply(phase, error.code, error.message)
-            await self._reset_or_drop(connection, keep=error.code != 421)
-            raise error_class from None
+            refusal = classify_reply(phase, error.code, error.message)
+            await _reset(connection, keep=error.code != 421)
+            raise refusal from None
         except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as error:
             connection.close()
             if phase == "MAIL":
@@ -171,16 +216,6 @@ class SmtpProvider:
                 raise self._error(phase, unknown, ErrorKind.UNKNOWN) from None
             raise self._error(phase, f"no answer to {phase} within {timeout:g} s") from None
 
-    async def _reset_or_drop(self, connection: aiosmtplib.SMTP, *, keep: bool) -> None:
-        if keep:
-            try:
-                await connection.rset()
-                self._idle.append(connection)
-                return
-            except (aiosmtplib.SMTPException, OSError):
-                pass
-        connection.close()
-
     def _connect_error(self, error: BaseException) -> ProviderError:
         where = f"{self.settings.host}:{self.settings.port}"
         if isinstance(error, ssl.SSLError) or _TLS_WORDS.search(str(error)):
@@ -194,6 +229,17 @@ class SmtpProvider:
         self, phase: Phase, text: str, kind: ErrorKind = ErrorKind.SERVER_ERROR
     ) -> ProviderError:
         return ProviderError(kind, f"{phase}: {text}", provider=self.name)
+
+
+async def _reset(connection: aiosmtplib.SMTP, *, keep: bool) -> None:
+    """RSET after a refusal, so the connection serves the next message; else close it."""
+    if keep:
+        try:
+            await connection.rset()
+            return
+        except (aiosmtplib.SMTPException, OSError):
+            pass
+    connection.close()
 
 
 class _StaleConnection(Exception):

@@ -202,9 +202,11 @@ def wire(message: EmailMessage, *, dkim: DkimSigner | None = None) -> tuple[str,
 
 
 def envelope(message: EmailMessage) -> tuple[str, str]:
-    """(sender, recipient) addresses of the SMTP envelope: From's and To's addr-specs."""
-    sender = mailbox(message.from_address, "From").addr_spec
-    return sender, mailbox(message.to, "To").addr_spec
+    """(sender, recipient) addresses of the SMTP envelope: From's and To's addr-specs.
+    A prepared message was checked when composed: its addresses are only split here."""
+    if message.raw is not None:
+        return _addr_spec(message.from_address), _addr_spec(message.to)
+    return mailbox(message.from_address, "From").addr_spec, mailbox(message.to, "To").addr_spec
 
 
 def check_headers(message: EmailMessage) -> None:
@@ -230,6 +232,11 @@ def _standard_headers(message: EmailMessage, now: float | None) -> Iterable[tupl
     message_id = message_id_for(message)
     _refuse_line_breaks("Message-ID", message_id)
     yield "Message-ID", f"<{message_id}>"
+
+
+def _addr_spec(checked: str) -> str:
+    """The address of a checked single-mailbox value: `Name <addr>` or `addr`."""
+    return checked[checked.rindex("<") + 1 : -1] if checked.endswith(">") else checked
 
 
 def _utc(epoch_seconds: float) -> datetime.datetime:
