@@ -273,3 +273,17 @@ async def _no_sleep(seconds: float) -> None:
 def test_pool_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_connections"):
         SmtpProvider(SmtpSettings(host="x", max_connections=0))
+
+
+async def test_an_unforeseen_failure_still_answers_its_sender(sink: tuple[Sink, int]) -> None:
+    served, port = sink
+    provider = SmtpProvider(plain(port, max_connections=1))
+    try:
+        with pytest.raises(ProviderError) as raised:  # aiosmtplib refuses the NUL itself
+            await asyncio.wait_for(provider.send_raw("a@sender.test", "x\0@example.org", b"x"), 5)
+        await provider.send(message("after@example.org"))
+    finally:
+        await provider.close()
+    assert raised.value.kind is ErrorKind.UNKNOWN
+    assert "prohibited control character" in raised.value.message
+    assert served.recipients() == ["after@example.org"]

@@ -112,6 +112,7 @@ class SmtpProvider:
     async def _work(self) -> None:
         """One connection's loop: take the next message, send it, answer its sender."""
         connection: aiosmtplib.SMTP | None = None
+        done: asyncio.Future[None] | None = None
         try:
             while True:
                 self._waiting += 1
@@ -124,7 +125,13 @@ class SmtpProvider:
                 sender, recipient, raw, done = job
                 if done.done():
                     continue  # its sender gave up waiting
-                connection, error = await self._run(connection, sender, recipient, raw)
+                try:
+                    connection, error = await self._run(connection, sender, recipient, raw)
+                except Exception as unexpected:  # never leave a sender waiting
+                    if connection is not None:
+                        connection.close()
+                    connection = None
+                    error = self._error("MAIL", repr(unexpected), ErrorKind.UNKNOWN)
                 if done.done():
                     continue
                 if error is None:
@@ -136,6 +143,9 @@ class SmtpProvider:
         except (aiosmtplib.SMTPException, OSError):
             pass  # QUIT failed: the connection is closed below
         finally:
+            if done is not None and not done.done():
+                stopped = "the connection's worker stopped during the transaction"
+                done.set_exception(self._error("DATA", stopped, ErrorKind.UNKNOWN))
             if connection is not None:
                 connection.close()
 
