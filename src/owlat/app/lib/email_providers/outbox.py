@@ -2,20 +2,18 @@
 
 The development provider and the tests' fake: nothing leaves the machine. File names
 start with a sortable timestamp; a message with an idempotency key that was already
-written is not written again.
+written is not written again. The file holds the bytes SMTP would send (`composition`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import time
 import uuid
-from email.message import EmailMessage as MimeMessage
-from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from owlat.app.lib.email_providers.types import EmailMessage, SendResult
+from owlat.app.lib.sending.composition import wire
 
 
 class OutboxProvider:
@@ -32,20 +30,10 @@ class OutboxProvider:
             existing = next(self.folder.glob(f"*-{_safe(key)}.eml"), None)
             if existing is not None:
                 return SendResult(existing.stem)
-        mime = MimeMessage(policy=email.policy.SMTP)
-        mime["From"] = message.from_address
-        mime["To"] = message.to
-        mime["Subject"] = message.subject
-        mime["Date"] = formatdate(localtime=False)
-        mime["Message-ID"] = make_msgid(domain="owlat.local")
-        for name, value in message.headers.items():
-            mime[name] = value
-        mime.set_content(message.text)
-        if message.html is not None:
-            mime.add_alternative(message.html, subtype="html")
+        _, raw = wire(message)
         stem = f"{time.time_ns():020d}-{_safe(key) if key else uuid.uuid4().hex}"
         partial = self.folder / f".{stem}.tmp"
-        partial.write_bytes(mime.as_bytes())
+        partial.write_bytes(raw)
         partial.rename(self.folder / f"{stem}.eml")
         return SendResult(stem)
 

@@ -1,9 +1,28 @@
-"""The one interface every email provider implements (outbox, SES, Resend, SMTP, ...)."""
+"""The one interface every email provider implements (outbox, SMTP, SES, Resend), and the
+classified error every provider raises.
+
+    ProviderError(kind, message, retry_after)
+      kind RATE_LIMIT, SERVER_ERROR      the provider certainly did not take the message
+                                         (or dedupes a retry): retried with back-off
+      kind INVALID_RECIPIENT, INVALID_SENDER, AUTH_FAILED, CONTENT_REJECTED
+                                         terminal: retrying cannot help
+      kind UNKNOWN                       terminal, including "no answer in time": the
+                                         provider may have taken the message, and a retry
+                                         could send it twice
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Protocol
+
+
+@dataclasses.dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    content_type: str = "application/octet-stream"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,6 +35,12 @@ class EmailMessage:
     # Identifies one (recipient, message): a provider must not send the same key twice.
     idempotency_key: str | None = None
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    reply_to: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    # Set by `sending.composition.prepare`: the Message-ID (without <>) and the composed
+    # (possibly DKIM-signed) MIME bytes, which providers that speak MIME send as they are.
+    message_id: str | None = None
+    raw: bytes | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,3 +50,49 @@ class SendResult:
 
 class EmailProvider(Protocol):
     async def send(self, message: EmailMessage) -> SendResult: ...
+
+
+class ErrorKind(enum.Enum):
+    RATE_LIMIT = "RATE_LIMIT"
+    SERVER_ERROR = "SERVER_ERROR"
+    INVALID_RECIPIENT = "INVALID_RECIPIENT"
+    INVALID_SENDER = "INVALID_SENDER"
+    AUTH_FAILED = "AUTH_FAILED"
+    CONTENT_REJECTED = "CONTENT_REJECTED"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def retryable(self) -> bool:
+        return self in (ErrorKind.RATE_LIMIT, ErrorKind.SERVER_ERROR)
+
+    @property
+    def provider_fault(self) -> bool:
+        """Whether the failure speaks about the provider (counts against its health)
+        rather than about this one message."""
+        return self in (ErrorKind.RATE_LIMIT, ErrorKind.SERVER_ERROR, ErrorKind.AUTH_FAILED)
+
+
+class ProviderError(Exception):
+    """A provider refused or failed to take a message; `kind` says whether to retry,
+    `retry_after` (seconds) is the provider's own hint when it gave one."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        provider: str = "",
+    ) -> None:
+        super().__init__(f"{provider}: {message}" if provider else message)
+        self.kind = kind
+        self.message = message
+        self.retry_after = retry_after
+        self.provider = provider
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind.retryable
+
+    def __repr__(self) -> str:
+        return f"ProviderError({self.kind.name}, {str(self)!r}, retry_after={self.retry_after})"

@@ -1,0 +1,273 @@
+"""The MIME message of an `EmailMessage`: the bytes the SMTP and SES providers and the
+outbox send (Resend takes the same fields as JSON).
+
+Structure: text/plain alone; multipart/alternative (text, then HTML) when there is HTML;
+either one first in a multipart/mixed when there are attachments.
+
+Headers: From, To, Reply-To, Subject, Date, Message-ID, MIME-Version, then the message's
+own `headers`, for which `kind_headers` gives those of each send kind (reference §8.3):
+
+    campaign       Precedence: bulk, Auto-Submitted: auto-generated,
+                   List-Unsubscribe + List-Unsubscribe-Post (RFC 8058, required),
+                   List-Id (list audiences), Feedback-ID
+    automation     Auto-Submitted, the RFC 8058 pair when an unsubscribe URL is given,
+                   Feedback-ID
+    transactional  Auto-Submitted, Feedback-ID
+    test           none (the subject gets "[TEST] ")
+
+The Message-ID is `<id@domain of From>`, where id is a hash of the idempotency key (so a
+retry of one (recipient, message) carries the same Message-ID) or random without one.
+Header injection is refused: a CR or LF in any header value (addresses and subject
+included) raises `CompositionError`, as does a header the composition sets itself.
+Header lines are folded at 998 octets, not 78: the email package would otherwise
+RFC 2047-encode a long URL in List-Unsubscribe, which breaks it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import email.policy
+import enum
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from email.message import EmailMessage as MimeMessage
+from email.utils import format_datetime
+from typing import TYPE_CHECKING
+
+from owlat.app.lib.email_providers.types import EmailMessage
+
+if TYPE_CHECKING:
+    from owlat.app.lib.sending.dkim import DkimSigner
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The email package's registry, keeping the header class it makes for each name:
+    `HeaderRegistry.__getitem__` builds a new class (`type(...)`) for every header it
+    handles, which was half of the composition's time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        if key not in self._classes:
+            self._classes[key] = super().__getitem__(name)
+        return self._classes[key]
+
+
+POLICY = email.policy.SMTP.clone(max_line_length=998, header_factory=_HeaderClasses())
+# Set by `compose` itself (or meaningless per message): never taken from `headers`.
+RESERVED = frozenset(
+    {
+        "from", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id",
+        "mime-version", "content-type", "content-transfer-encoding", "content-disposition",
+        "dkim-signature", "return-path", "sender",
+    }
+)
+_FIELD_NAME = re.compile(r"[!-9;-~]+\Z")  # RFC 5322 ftext
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*\Z")
+_ID_PART = re.compile(r"[A-Za-z0-9_-]+\Z")
+
+
+class CompositionError(ValueError):
+    """The message cannot be composed as given (the text says which field and why)."""
+
+
+class SendKind(enum.StrEnum):
+    CAMPAIGN = "campaign"
+    TRANSACTIONAL = "transactional"
+    AUTOMATION = "automation"
+    TEST = "test"
+
+
+def kind_headers(
+    kind: SendKind,
+    *,
+    unsubscribe_url: str | None = None,
+    list_id: str | None = None,
+    feedback_id: str | None = None,
+) -> dict[str, str]:
+    """The headers a message of `kind` carries (table above). `unsubscribe_url` is the
+    one-click endpoint (`POST /unsub/<token>`), required for campaigns and refused where
+    the kind has no List-Unsubscribe; `list_id` is a `list_id_header` value."""
+    takes_unsubscribe = kind in (SendKind.CAMPAIGN, SendKind.AUTOMATION)
+    if kind is SendKind.CAMPAIGN and not unsubscribe_url:
+        raise CompositionError("a campaign message needs an unsubscribe URL (RFC 8058)")
+    if unsubscribe_url and not takes_unsubscribe:
+        raise CompositionError(f"{kind} messages carry no List-Unsubscribe header")
+    if list_id and kind is not SendKind.CAMPAIGN:
+        raise CompositionError(f"{kind} messages carry no List-Id header")
+    if feedback_id and kind is SendKind.TEST:
+        raise CompositionError("test messages carry no Feedback-ID header")
+    headers: dict[str, str] = {}
+    if kind is SendKind.CAMPAIGN:
+        headers["Precedence"] = "bulk"
+    if kind is not SendKind.TEST:
+        headers["Auto-Submitted"] = "auto-generated"
+    if unsubscribe_url:
+        if not unsubscribe_url.startswith(("https://", "http://")):
+            raise CompositionError(f"unsubscribe URL must be http(s): {unsubscribe_url!r}")
+        headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if list_id:
+        headers["List-Id"] = list_id
+    if feedback_id:
+        headers["Feedback-ID"] = feedback_id
+    return headers
+
+
+def tagged_test_subject(subject: str) -> str:
+    """The subject of a test send."""
+    return f"[TEST] {subject}"
+
+
+def list_id_header(name: str, list_id: str, domain: str) -> str:
+    """RFC 2919 List-Id of a mailing list: `"<name>" <list-<id>.<sending domain>>`."""
+    if not _ID_PART.match(list_id):
+        raise CompositionError(f"list id must be letters, digits, _ or -: {list_id!r}")
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <list-{list_id}.{domain.lower()}>'
+
+
+def feedback_id(source_id: str, organization_id: str, kind: SendKind) -> str:
+    """Google's Feedback-ID (`a:b:c:SenderId`): the campaign/template, the organization,
+    the send kind, and "owlat"."""
+    for part in (source_id, organization_id):
+        if not _ID_PART.match(part):
+            raise CompositionError(f"Feedback-ID part must be letters, digits, _ or -: {part!r}")
+    return f"{source_id}:{organization_id}:{kind}:owlat"
+
+
+def format_address(name: str, address: str) -> str:
+    """`"Name" <address>` (quoted and encoded as needed), or the bare address."""
+    _refuse_line_breaks("address", name + address)
+    if not name:
+        return address
+    return str(Address(display_name=name, addr_spec=address))
+
+
+def mailbox(value: str, field: str) -> Address:
+    """The one mailbox of an address header value, else `CompositionError`."""
+    _refuse_line_breaks(field, value)
+    header = POLICY.header_factory(field, value)
+    addresses: tuple[Address, ...] = getattr(header, "addresses", ())
+    if len(addresses) == 1 and not addresses[0].addr_spec.isascii():
+        raise CompositionError(f"{field} address must be ASCII, got {value!r}")
+    if header.defects or len(addresses) != 1 or not addresses[0].domain:
+        raise CompositionError(f"{field} must be one email address, got {value!r}")
+    return addresses[0]
+
+
+def message_id_for(message: EmailMessage) -> str:
+    """The Message-ID (without <>) of `message`: its own, else derived (module docstring)."""
+    if message.message_id is not None:
+        return message.message_id
+    key = message.idempotency_key
+    left = hashlib.sha256(key.encode()).hexdigest()[:32] if key else uuid.uuid4().hex
+    return f"{left}@{mailbox(message.from_address, 'From').domain.lower()}"
+
+
+def compose(message: EmailMessage, *, now: float | None = None) -> bytes:
+    """The MIME bytes of `message` (CRLF line ends); `now` (epoch seconds) dates it."""
+    mime = MimeMessage(policy=POLICY)
+    for name, value in _standard_headers(message, now):
+        mime[name] = value
+    for name, value in message.headers.items():
+        _check_custom_header(name, value)
+        mime[name] = value
+    mime.set_content(message.text)
+    if message.html is not None:
+        mime.add_alternative(message.html, subtype="html")
+    for attachment in message.attachments:
+        _refuse_line_breaks("attachment filename", attachment.filename)
+        if not _CONTENT_TYPE.match(attachment.content_type):
+            raise CompositionError(f"invalid attachment type {attachment.content_type!r}")
+        maintype, subtype = attachment.content_type.split("/")
+        mime.add_attachment(
+            attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
+    for part in mime.walk():
+        if part is not mime:
+            del part["MIME-Version"]  # the email package repeats it on converted parts
+    return mime.as_bytes()
+
+
+def prepare(
+    message: EmailMessage, *, dkim: DkimSigner | None = None, now: float | None = None
+) -> EmailMessage:
+    """`message` with its Message-ID and MIME bytes (`raw`) set, DKIM-signed by `dkim`."""
+    message_id = message_id_for(message)
+    message = dataclasses.replace(message, message_id=message_id)
+    raw = compose(message, now=now)
+    if dkim is not None:
+        raw = dkim.sign(raw, now=now)
+    return dataclasses.replace(message, raw=raw)
+
+
+def wire(message: EmailMessage, *, dkim: DkimSigner | None = None) -> tuple[str, bytes]:
+    """(Message-ID, MIME bytes) of `message`: the prepared ones, else prepared now."""
+    if message.raw is None:
+        message = prepare(message, dkim=dkim)
+    if message.message_id is None or message.raw is None:
+        raise ValueError("raw is set without message_id: use composition.prepare")
+    return message.message_id, message.raw
+
+
+def envelope(message: EmailMessage) -> tuple[str, str]:
+    """(sender, recipient) addresses of the SMTP envelope: From's and To's addr-specs.
+    A prepared message was checked when composed: its addresses are only split here."""
+    if message.raw is not None:
+        return _addr_spec(message.from_address), _addr_spec(message.to)
+    return mailbox(message.from_address, "From").addr_spec, mailbox(message.to, "To").addr_spec
+
+
+def check_headers(message: EmailMessage) -> None:
+    """Refuse what `compose` would refuse in the headers (for providers that take fields)."""
+    for _ in _standard_headers(message, 0.0):
+        pass
+    for name, value in message.headers.items():
+        _check_custom_header(name, value)
+
+
+def _standard_headers(message: EmailMessage, now: float | None) -> Iterable[tuple[str, str]]:
+    mailbox(message.from_address, "From")
+    mailbox(message.to, "To")
+    yield "From", message.from_address
+    yield "To", message.to
+    if message.reply_to is not None:
+        mailbox(message.reply_to, "Reply-To")
+        yield "Reply-To", message.reply_to
+    _refuse_line_breaks("Subject", message.subject)
+    yield "Subject", message.subject
+    when = datetime.datetime.now(datetime.UTC) if now is None else _utc(now)
+    yield "Date", format_datetime(when)
+    message_id = message_id_for(message)
+    _refuse_line_breaks("Message-ID", message_id)
+    yield "Message-ID", f"<{message_id}>"
+
+
+def _addr_spec(checked: str) -> str:
+    """The address of a checked single-mailbox value: `Name <addr>` or `addr`."""
+    return checked[checked.rindex("<") + 1 : -1] if checked.endswith(">") else checked
+
+
+def _utc(epoch_seconds: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(epoch_seconds, datetime.UTC)
+
+
+def _check_custom_header(name: str, value: str) -> None:
+    if not _FIELD_NAME.match(name):
+        raise CompositionError(f"invalid header name {name!r}")
+    if name.lower() in RESERVED:
+        raise CompositionError(f"header {name} is set by the composition, not by headers")
+    _refuse_line_breaks(name, value)
+
+
+def _refuse_line_breaks(field: str, value: str) -> None:
+    if "\r" in value or "\n" in value:
+        raise CompositionError(f"{field} contains a line break (CR or LF): refused")

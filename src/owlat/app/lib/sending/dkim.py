@@ -1,0 +1,107 @@
+"""DKIM signatures (RFC 6376: rsa-sha256, relaxed/relaxed) and the key pairs of domains.
+
+Signing follows dkimpy's `DKIM.sign` step for step, with dkimpy's own message parser,
+canonicalization, header selection and folding; only the RSA operation is OpenSSL's
+(through `cryptography`): dkimpy computes it in pure Python, some 25 ms a message
+against about 1 ms. Receivers (and the tests) verify with dkimpy itself.
+
+Signed headers (`h=`): those of `SIGNED` the message has, in its order, then From,
+Subject and the RFC 8058 pair once more when present ("over-signing", §8.15: a copy added
+in transit breaks the signature). RFC 8058 requires List-Unsubscribe and
+List-Unsubscribe-Post to be covered by the signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import time
+
+import dkim
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from dkim.canonicalization import CanonicalizationPolicy
+
+SIGNED = frozenset(
+    {
+        b"from", b"to", b"reply-to", b"subject", b"date", b"message-id", b"mime-version",
+        b"content-type", b"content-transfer-encoding", b"list-id", b"list-unsubscribe",
+        b"list-unsubscribe-post", b"feedback-id", b"precedence", b"auto-submitted",
+    }
+)
+OVERSIGNED = (b"from", b"subject", b"list-unsubscribe", b"list-unsubscribe-post")
+_RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+_HEADER = b"DKIM-Signature"
+
+
+@dataclasses.dataclass(frozen=True)
+class DkimKeyPair:
+    private_key_pem: str
+    # base64 of the DER SubjectPublicKeyInfo: the p= tag of the DNS record
+    public_key: str
+
+    @property
+    def dns_value(self) -> str:
+        """The TXT record at `dns_name(selector, domain)`."""
+        return f"v=DKIM1; k=rsa; p={self.public_key}"
+
+
+def generate_key_pair(bits: int = 2048) -> DkimKeyPair:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return DkimKeyPair(pem.decode(), base64.b64encode(der).decode())
+
+
+def dns_name(selector: str, domain: str) -> str:
+    return f"{selector}._domainkey.{domain}"
+
+
+class DkimSigner:
+    """Signs messages for `domain` with the key published at `selector`."""
+
+    def __init__(self, domain: str, selector: str, private_key_pem: str) -> None:
+        key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+        if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 1024:
+            raise ValueError("a DKIM key must be an RSA private key of at least 1024 bits")
+        self.domain = domain.lower()
+        self.selector = selector
+        self._key = key
+
+    def sign(self, message: bytes, *, now: float | None = None) -> bytes:
+        """`message` with its DKIM-Signature header field prepended."""
+        headers, body = dkim.rfc822_parse(message)
+        names = [name.lower() for name, _ in headers if name.lower() in SIGNED]
+        include = names + [name for name in OVERSIGNED if name in names]
+        body_hash = hashlib.sha256(_RELAXED.canonicalize_body(body)).digest()
+        fields = [
+            (b"v", b"1"),
+            (b"a", b"rsa-sha256"),
+            (b"c", b"relaxed/relaxed"),
+            (b"d", self.domain.encode()),
+            (b"s", self.selector.encode()),
+            (b"t", str(int(time.time() if now is None else now)).encode()),
+            (b"h", b" : ".join(include)),
+            (b"bh", base64.b64encode(body_hash)),
+            (b"b", b""),
+        ]
+        hasher = hashlib.sha256()
+        unsigned = (_HEADER, b" " + _fold(fields))
+        canonical = _RELAXED.canonicalize_headers(headers)
+        dkim.hash_headers(hasher, _RELAXED, canonical, include, unsigned, None)
+        signature = self._key.sign(
+            hasher.digest(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
+        )
+        fields[-1] = (b"b", base64.b64encode(signature))
+        return _HEADER + b": " + _fold(fields) + b"\r\n" + message
+
+
+def _fold(fields: list[tuple[bytes, bytes]]) -> bytes:
+    return bytes(dkim.fold(b"; ".join(b"=".join(field) for field in fields), len(_HEADER)))

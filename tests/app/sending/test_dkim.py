@@ -1,0 +1,94 @@
+"""DKIM: messages signed here verify with dkimpy against the published key; altering a
+signed header or the body, or adding a second From or List-Unsubscribe, breaks them."""
+
+from __future__ import annotations
+
+import base64
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from owlat.app.lib.email_providers.types import EmailMessage
+from owlat.app.lib.sending.composition import SendKind, kind_headers, prepare
+from owlat.app.lib.sending.dkim import DkimSigner, dns_name, generate_key_pair
+
+PAIR = generate_key_pair()
+SIGNER = DkimSigner("Sender.test", "owlat2024", PAIR.private_key_pem)
+
+
+def dns(name: bytes, timeout: float = 5) -> bytes:
+    """The DNS of the test: only the selector's TXT record exists."""
+    return PAIR.dns_value.encode() if name == b"owlat2024._domainkey.sender.test." else b""
+
+
+def signed(now: float = 1_700_000_000) -> bytes:
+    message = EmailMessage(
+        to="Ada <ada@example.org>", subject="Spring news", text="Hello\n.\nBye", html="<p>Hi</p>",
+        from_address="Owlat <news@sender.test>", idempotency_key="send:1",
+        headers=kind_headers(SendKind.CAMPAIGN, unsubscribe_url="https://s.test/unsub/tok"),
+    )
+    raw = prepare(message, dkim=SIGNER, now=now).raw
+    assert raw is not None
+    return raw
+
+
+def test_a_signed_message_verifies_with_dkimpy() -> None:
+    raw = signed()
+    assert dkim.verify(raw, dnsfunc=dns)
+    verifier = dkim.DKIM(raw)
+    assert verifier.verify(dnsfunc=dns)
+    tags = verifier.signature_fields
+    assert tags[b"a"] == b"rsa-sha256"
+    assert tags[b"c"] == b"relaxed/relaxed"
+    assert (tags[b"d"], tags[b"s"], tags[b"t"]) == (b"sender.test", b"owlat2024", b"1700000000")
+    signed_names = [name.strip() for name in tags[b"h"].split(b":")]
+    for name in (b"from", b"to", b"subject", b"date", b"message-id", b"list-unsubscribe",
+                 b"list-unsubscribe-post", b"mime-version", b"content-type"):
+        assert name in signed_names
+    assert signed_names.count(b"from") == 2  # over-signed
+    assert signed_names.count(b"list-unsubscribe") == 2
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda raw: raw.replace(b"Subject: Spring news", b"Subject: Spring sale"),
+        lambda raw: raw.replace(b"<p>Hi</p>", b"<p>Ho</p>"),
+        lambda raw: raw.replace(b"\r\n\r\n", b"\r\nFrom: evil@attacker.test\r\n\r\n", 1),
+        lambda raw: raw.replace(
+            b"\r\n\r\n", b"\r\nList-Unsubscribe: <https://attacker.test/>\r\n\r\n", 1
+        ),
+        lambda raw: raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n", b""),
+    ],
+)
+def test_tampering_breaks_the_signature(tamper: object) -> None:
+    raw = signed()
+    changed = tamper(raw)  # type: ignore[operator]
+    assert changed != raw
+    assert not dkim.verify(changed, dnsfunc=dns)
+
+
+def test_relaxed_canonicalization_survives_refolding() -> None:
+    raw = signed().replace(b"Subject: Spring news", b"Subject:  Spring\r\n  news")
+    assert dkim.verify(raw, dnsfunc=dns)
+
+
+def test_a_key_pair_is_2048_bit_rsa_published_as_p() -> None:
+    pair = generate_key_pair()
+    private = serialization.load_pem_private_key(pair.private_key_pem.encode(), None)
+    assert isinstance(private, rsa.RSAPrivateKey) and private.key_size == 2048
+    public = serialization.load_der_public_key(base64.b64decode(pair.public_key))
+    assert public.public_numbers() == private.public_key().public_numbers()  # type: ignore[union-attr]
+    assert pair.dns_value == f"v=DKIM1; k=rsa; p={pair.public_key}"
+    assert dns_name("owlat2024", "sender.test") == "owlat2024._domainkey.sender.test"
+
+
+def test_a_non_rsa_key_is_refused() -> None:
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    with pytest.raises(ValueError, match="RSA private key"):
+        DkimSigner("sender.test", "s", pem)
