@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import percentile
 from benchapp import noop
+from owlat.runtime.database.commits import Commit
 from owlat.runtime.scheduler import SUCCESS, TABLE
 from owlat.runtime.testing import open_test_app
-from owlat.runtime.transactions import Commit
 
 APP = "benchapp"
 PARALLELISM = 8

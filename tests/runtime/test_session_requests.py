@@ -8,10 +8,10 @@ import pytest
 
 from owlat.runtime import session_requests
 from owlat.runtime.application import Application
+from owlat.runtime.database.commits import Commit
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import ConvexError
 from owlat.runtime.session_requests import SessionRequest
-from owlat.runtime.transactions import Commit
 
 
 async def count(app: Application, channel: str) -> int:

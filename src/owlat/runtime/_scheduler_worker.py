@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any, Final
 from owlat.runtime import _scheduler_claims as claims
 from owlat.runtime import scheduler as jobs
 from owlat.runtime.crons import CronJob, CronJobs
+from owlat.runtime.database.commits import Commit
 from owlat.runtime.database.query import Query
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.error_text import describe_error
 from owlat.runtime.errors import OperatorError, OwlatError
 from owlat.runtime.functions import FunctionKind
 from owlat.runtime.schema import define_table, register_system_table
-from owlat.runtime.transactions import Commit
 from owlat.runtime.types import Document
 from owlat.runtime.values import v
 

@@ -26,22 +26,18 @@ from owlat.runtime.app_package import AppPackage
 from owlat.runtime.auth import Auth, UserIdentity
 from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
 from owlat.runtime.database.catalog import Catalog, load_catalog, sync_catalog
-from owlat.runtime.database.commit_feed import CommitFeed
-from owlat.runtime.database.engine import CatalogChangedError, Engine, EngineReader
-from owlat.runtime.database.transaction import Transaction
+from owlat.runtime.database.commits import Commit, CommitListener, ReadSet, WriteSet
+from owlat.runtime.database.engine import CatalogChangedError, CommitFeed, Engine, EngineReader
+from owlat.runtime.database.transaction import (
+    Clock,
+    MutationHook,
+    RetryPolicy,
+    Transaction,
+    TransactionLimits,
+)
 from owlat.runtime.errors import ArgumentValidationError, ValidationError
 from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike, path_of
 from owlat.runtime.storage import FileStorage
-from owlat.runtime.transactions import (
-    Clock,
-    Commit,
-    CommitListener,
-    MutationHook,
-    ReadSet,
-    RetryPolicy,
-    TransactionLimits,
-    WriteSet,
-)
 from owlat.runtime.types import UNDEFINED
 from owlat.runtime.values import normalize_value
 

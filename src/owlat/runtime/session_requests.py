@@ -22,9 +22,8 @@ import time
 from typing import Final
 
 from owlat.runtime.database.query import Query
-from owlat.runtime.database.transaction import Transaction
+from owlat.runtime.database.transaction import RecordedOutcome, Transaction
 from owlat.runtime.schema import BY_CREATION_TIME, define_table, register_system_table
-from owlat.runtime.transactions import RecordedOutcome
 from owlat.runtime.types import Int64, Value
 from owlat.runtime.values import convex_to_json, dumps, json_to_convex, loads, v
 

@@ -41,8 +41,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from owlat.runtime.application import log_lines_of, read_set_of
+from owlat.runtime.database.commits import Commit, Interval, ReadSet, WriteSet
 from owlat.runtime.errors import InvalidValueError
-from owlat.runtime.transactions import Commit, Interval, ReadSet, WriteSet
 from owlat.runtime.types import JSONValue, Value
 from owlat.runtime.values import convex_to_json, dumps, json_to_convex, loads
 

@@ -41,7 +41,8 @@ import asyncio
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
 from owlat.runtime.database.engine import Engine, EngineReader, EngineWriter, StoredIndex
 from owlat.runtime.database.keys import encode_key, encode_value
@@ -53,7 +54,6 @@ from owlat.runtime.schema import (
     TableDefinition,
     system_tables,
 )
-from owlat.runtime.transactions import RetryPolicy
 from owlat.runtime.types import UNDEFINED, Document
 from owlat.runtime.values import decode_stored
 from owlat.runtime.values.ids import table_number_of
@@ -62,6 +62,15 @@ NEXT_TABLE_NUMBER_GLOBAL = "next_table_number"
 VALIDATOR_GLOBAL_PREFIX = "validator:"  # + table name: fingerprint of the checked validator
 BACKFILL_BATCH = 500
 MISMATCHES_SHOWN = 3
+_T = TypeVar("_T")
+
+
+class Retry(Protocol):
+    """How catalog changes are re-run when the engine refuses them with a write conflict
+    (`transaction.RetryPolicy`)."""
+
+    async def run(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """`attempt()`, re-run on a write conflict a bounded number of times."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -203,7 +212,7 @@ def _wanted_tables(schema: SchemaDefinition) -> dict[str, tuple[int | None, Tabl
     return wanted
 
 
-async def sync_catalog(engine: Engine, schema: SchemaDefinition, retry: RetryPolicy) -> Catalog:
+async def sync_catalog(engine: Engine, schema: SchemaDefinition, retry: Retry) -> Catalog:
     """Bring the stored catalog in line with `schema` (plus system tables), backfilling new
     indexes while other nodes keep writing, and check stored documents against changed
     validators; return the catalog as stored."""
@@ -290,9 +299,7 @@ async def _register(
     return backfilling
 
 
-async def _backfill(
-    engine: Engine, table_number: int, index: StoredIndex, retry: RetryPolicy
-) -> None:
+async def _backfill(engine: Engine, table_number: int, index: StoredIndex, retry: Retry) -> None:
     """Steps 2 and 3: add the entries of the documents that existed when the index was
     registered (later writes maintain it themselves), then mark it ready."""
     info = IndexInfo(index.index_id, index.table, index.name, index.fields)
@@ -334,7 +341,7 @@ def validator_fingerprint(definition: TableDefinition) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def _check_documents(engine: Engine, catalog: Catalog, retry: RetryPolicy) -> None:
+async def _check_documents(engine: Engine, catalog: Catalog, retry: Retry) -> None:
     """Step 4: for each app table whose validator changed since the last check, validate
     every stored document; raise SchemaError naming the documents that do not match."""
     changed: dict[str, int] = {}
