@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import percentile
 from benchapp import noop
 from owlat.runtime.database.commits import Commit
-from owlat.runtime.scheduler import SUCCESS, TABLE
+from owlat.runtime.system_tables import SCHEDULED_FUNCTIONS, SUCCESS
 from owlat.runtime.testing import open_test_app
 
 APP = "benchapp"
@@ -53,7 +53,7 @@ async def throughput(data_dir: Path, jobs: int) -> dict[str, float]:
             nonlocal finished
             for change in commit.write_set.documents:
                 if (
-                    change.table == TABLE
+                    change.table == SCHEDULED_FUNCTIONS
                     and change.new is not None
                     and change.new["state"]["kind"] == SUCCESS
                 ):

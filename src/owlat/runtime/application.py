@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from owlat.runtime import _system_tables, logs
+from owlat.runtime import logs
 from owlat.runtime._scheduler_worker import SchedulerWorker
 from owlat.runtime.app_package import AppPackage
 from owlat.runtime.auth import Auth, UserIdentity
@@ -38,11 +38,11 @@ from owlat.runtime.database.transaction import (
 from owlat.runtime.errors import ArgumentValidationError, ValidationError
 from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike, path_of
 from owlat.runtime.storage import FileStorage
+from owlat.runtime.system_tables import SYSTEM_TABLES
 from owlat.runtime.types import UNDEFINED
 from owlat.runtime.values import normalize_value
 
 logger = logging.getLogger("owlat.runtime")
-assert _system_tables.LOADED  # importing it registers the runtime's system tables
 _T = TypeVar("_T")
 
 
@@ -137,7 +137,9 @@ class Application:
         """Open the engine and bring the catalog in line with the schema."""
         logs.install()
         await self.engine.open()
-        self._catalog = await sync_catalog(self.engine, self.package.schema, self.retry)
+        self._catalog = await sync_catalog(
+            self.engine, self.package.schema, SYSTEM_TABLES, self.retry
+        )
         self.clock = Clock(await self._read_last_ts())
         self._feed = self.engine.commit_feed()  # every node's commits, in order
         await self._feed.start(self.clock.last_ts, self._publish)
@@ -164,7 +166,7 @@ class Application:
         all the writers that found it together)."""
         async with self._catalog_reload:
             if self.catalog.version == stale_version:
-                self._catalog = await load_catalog(self.engine, self.package.schema)
+                self._catalog = await load_catalog(self.engine, self.package.schema, SYSTEM_TABLES)
                 logger.info("catalog changed by another node: reloaded")
 
     @property

@@ -28,7 +28,7 @@ import binascii
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from owlat.runtime._upload_tokens import UploadTokens, load_or_create_signing_key
 from owlat.runtime.blobstores import BlobStore, S3Settings, create_blob_store
@@ -41,30 +41,13 @@ from owlat.runtime.errors import (
     OperatorError,
     ReadOnlyError,
 )
-from owlat.runtime.schema import define_table, register_system_table
+from owlat.runtime.system_tables import FILES_BY_KEY as BY_KEY
+from owlat.runtime.system_tables import STORAGE as TABLE
 from owlat.runtime.types import Document
-from owlat.runtime.values import v
 from owlat.runtime.values.ids import table_number_of
 
 if TYPE_CHECKING:
     from owlat.runtime.application import Application
-
-TABLE: Final = "_storage"
-TABLE_NUMBER: Final = 2
-BY_KEY: Final = "by_key"
-
-register_system_table(
-    TABLE,
-    TABLE_NUMBER,
-    define_table(
-        {
-            "sha256": v.string(),  # base64 of the content's SHA-256
-            "size": v.number(),  # bytes
-            "contentType": v.optional(v.string()),
-            "key": v.string(),  # the blob's name and the file's URL path
-        }
-    ).index(BY_KEY, ["key"]),
-)
 
 FileData = bytes | bytearray | memoryview | AsyncIterable[bytes]
 

@@ -51,8 +51,8 @@ from owlat.runtime.schema import (
     BY_ID,
     FIRST_USER_TABLE_NUMBER,
     SchemaDefinition,
+    SystemTable,
     TableDefinition,
-    system_tables,
 )
 from owlat.runtime.types import UNDEFINED, Document
 from owlat.runtime.values import decode_stored
@@ -203,20 +203,27 @@ class Catalog:
         return index
 
 
-def _wanted_tables(schema: SchemaDefinition) -> dict[str, tuple[int | None, TableDefinition]]:
+def _wanted_tables(
+    schema: SchemaDefinition, system_tables: Sequence[SystemTable]
+) -> dict[str, tuple[int | None, TableDefinition]]:
     """System tables (with their fixed numbers) and the schema's tables."""
     wanted: dict[str, tuple[int | None, TableDefinition]] = {
-        name: (number, table) for name, (number, table) in system_tables().items()
+        table.name: (table.number, table.definition) for table in system_tables
     }
     wanted.update({name: (None, table) for name, table in schema.tables.items()})
     return wanted
 
 
-async def sync_catalog(engine: Engine, schema: SchemaDefinition, retry: Retry) -> Catalog:
-    """Bring the stored catalog in line with `schema` (plus system tables), backfilling new
+async def sync_catalog(
+    engine: Engine,
+    schema: SchemaDefinition,
+    system_tables: Sequence[SystemTable],
+    retry: Retry,
+) -> Catalog:
+    """Bring the stored catalog in line with `schema` and `system_tables`, backfilling new
     indexes while other nodes keep writing, and check stored documents against changed
     validators; return the catalog as stored."""
-    wanted = _wanted_tables(schema)
+    wanted = _wanted_tables(schema, system_tables)
 
     async def register() -> list[tuple[int, StoredIndex]]:
         async with engine.write(exclusive=True) as writer:
@@ -224,12 +231,14 @@ async def sync_catalog(engine: Engine, schema: SchemaDefinition, retry: Retry) -
 
     for table_number, index in await retry.run(register):
         await _backfill(engine, table_number, index, retry)
-    catalog = await load_catalog(engine, schema)
+    catalog = await load_catalog(engine, schema, system_tables)
     await _check_documents(engine, catalog, retry)
     return catalog
 
 
-async def load_catalog(engine: Engine, schema: SchemaDefinition) -> Catalog:
+async def load_catalog(
+    engine: Engine, schema: SchemaDefinition, system_tables: Sequence[SystemTable]
+) -> Catalog:
     """The stored catalog and its version, for the tables this node knows. Read in an
     exclusive write transaction: no catalog change is half-way while it runs."""
     async with engine.write(exclusive=True) as writer:
@@ -237,7 +246,7 @@ async def load_catalog(engine: Engine, schema: SchemaDefinition) -> Catalog:
         numbers = await writer.list_tables()
         stored = await writer.list_indexes()
     tables: list[TableInfo] = []
-    for name, (_, definition) in _wanted_tables(schema).items():
+    for name, (_, definition) in _wanted_tables(schema, system_tables).items():
         if name not in numbers:
             continue
         indexes = {

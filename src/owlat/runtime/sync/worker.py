@@ -68,6 +68,7 @@ from owlat.runtime.sync.protocol import (
     encode_server_message,
 )
 from owlat.runtime.sync.session import Failure, SyncSession, failure_of
+from owlat.runtime.system_tables import SESSION_REQUESTS
 from owlat.runtime.values import dumps, json_to_convex
 
 if TYPE_CHECKING:
@@ -139,7 +140,7 @@ class SyncService:
             try:
                 await self.application.run_system_write(session_requests.prune)
             except Exception:
-                logger.exception("could not prune %s", session_requests.TABLE)
+                logger.exception("could not prune %s", SESSION_REQUESTS)
 
     def drop_connections(self) -> None:
         """Close every socket now, as if the network dropped (tests; shutdown)."""
