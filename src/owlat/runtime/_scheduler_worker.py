@@ -28,12 +28,13 @@ import contextlib
 import logging
 import math
 import uuid
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from owlat.runtime import _scheduler_claims as claims
 from owlat.runtime import scheduler as jobs
+from owlat.runtime.calls import Runtime
 from owlat.runtime.crons import CronJob, CronJobs
-from owlat.runtime.database.commits import Commit
+from owlat.runtime.database.commits import Commit, CommitListener
 from owlat.runtime.database.query import Query
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.error_text import describe_error
@@ -52,15 +53,22 @@ from owlat.runtime.system_tables import (
 )
 from owlat.runtime.types import Document
 
-if TYPE_CHECKING:
-    from owlat.runtime.application import Application
-
 logger = logging.getLogger("owlat.scheduler")
 
 RETENTION_MS: Final = 7 * 24 * 3600 * 1000
 CLEANUP_EVERY_MS: Final = 3600 * 1000
 MAX_SLEEP_SECONDS: Final = 60.0
 TRANSIENT_ACTION_ERROR: Final = "Transient error while executing action"
+
+
+class WorkerRuntime(Runtime, Protocol):
+    """The runtime as the worker sees it: `Runtime`, and the commits it publishes."""
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Call `listener(commit)` after every commit, in timestamp order."""
+
+    def remove_commit_listener(self, listener: CommitListener) -> None:
+        """Stop calling `listener`."""
 
 
 class _NotPending(Exception):
@@ -89,7 +97,7 @@ class _ScheduledJobHook:
 class SchedulerWorker:
     """Runs the scheduled functions and crons of one Application."""
 
-    def __init__(self, app: Application, *, parallelism: int = 8) -> None:
+    def __init__(self, app: WorkerRuntime, *, parallelism: int = 8) -> None:
         if parallelism < 1:
             raise ValueError("The scheduler needs a parallelism of at least 1")
         self._app = app

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,6 +23,7 @@ from owlat.runtime import logs
 from owlat.runtime._scheduler_worker import SchedulerWorker
 from owlat.runtime.app_package import AppPackage
 from owlat.runtime.auth import Auth, UserIdentity
+from owlat.runtime.calls import FunctionOutcome
 from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
 from owlat.runtime.database.catalog import Catalog, load_catalog, sync_catalog
 from owlat.runtime.database.commits import Commit, CommitListener, ReadSet, WriteSet
@@ -36,24 +36,14 @@ from owlat.runtime.database.transaction import (
     TransactionLimits,
 )
 from owlat.runtime.errors import ArgumentValidationError, ValidationError
+from owlat.runtime.file_storage import FileStorage
 from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike, path_of
-from owlat.runtime.storage import FileStorage
 from owlat.runtime.system_tables import SYSTEM_TABLES
 from owlat.runtime.types import UNDEFINED
 from owlat.runtime.values import normalize_value
 
 logger = logging.getLogger("owlat.runtime")
 _T = TypeVar("_T")
-
-
-@dataclasses.dataclass(slots=True)
-class FunctionResult:
-    """The outcome of a successful call."""
-
-    value: Any
-    ts: int | None = None  # query: snapshot ts; mutation: commit ts; action: None
-    read_set: ReadSet | None = None  # queries and mutations
-    log_lines: tuple[str, ...] = ()
 
 
 def attach_log_lines(error: BaseException, lines: tuple[str, ...]) -> None:
@@ -90,7 +80,7 @@ class Snapshot:
         *,
         identity: UserIdentity | None = None,
         internal: bool = False,
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         definition = self._app.resolve(function, FunctionKind.QUERY, internal)
         return await self._app._query_in_snapshot(
             self._reader, self.ts, definition, args, Auth(identity)
@@ -235,7 +225,7 @@ class Application:
         identity: UserIdentity | None = None,
         internal: bool = False,
         hook: MutationHook | None = None,
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         """Call a function. `internal=True` (admin, scheduler, other functions) may call
         internal functions; `kind=None` runs whatever kind the function is.
 
@@ -264,17 +254,17 @@ class Application:
 
     async def run_query(
         self, function: FunctionLike, args: Any = None, **options: Any
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         return await self.run(FunctionKind.QUERY, function, args, **options)
 
     async def run_mutation(
         self, function: FunctionLike, args: Any = None, **options: Any
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         return await self.run(FunctionKind.MUTATION, function, args, **options)
 
     async def run_action(
         self, function: FunctionLike, args: Any = None, **options: Any
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         return await self.run(FunctionKind.ACTION, function, args, **options)
 
     @asynccontextmanager
@@ -285,7 +275,7 @@ class Application:
 
     async def _query_in(
         self, reader: EngineReader, ts: int, definition: FunctionDefinition, args: Any, auth: Auth
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         validated = self._validate_args(definition, args)
         txn = Transaction(
             reader, self.catalog, self.clock, ts=ts, writable=False, limits=self.limits
@@ -298,11 +288,11 @@ class Application:
                 with contextlib.suppress(AttributeError):
                     error.owlat_read_set = txn.read_set  # type: ignore[attr-defined]
             raise
-        return FunctionResult(value, ts, txn.read_set)
+        return FunctionOutcome(value, ts, txn.read_set)
 
     async def _query_in_snapshot(
         self, reader: EngineReader, ts: int, definition: FunctionDefinition, args: Any, auth: Auth
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         with logs.capture() as buffer:
             try:
                 result = await self._query_in(reader, ts, definition, args, auth)
@@ -318,7 +308,7 @@ class Application:
         args: Any,
         auth: Auth,
         hook: MutationHook | None = None,
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         validated = self._validate_args(definition, args)
 
         async def body(txn: Transaction) -> tuple[Any, int | None]:
@@ -333,7 +323,7 @@ class Application:
             return value, None
 
         (value, replayed_ts), commit, read_set = await self._write(body)
-        return FunctionResult(value, commit.ts if replayed_ts is None else replayed_ts, read_set)
+        return FunctionOutcome(value, commit.ts if replayed_ts is None else replayed_ts, read_set)
 
     async def _write(
         self, body: Callable[[Transaction], Awaitable[_T]]
@@ -422,10 +412,10 @@ class Application:
 
     async def _action(
         self, definition: FunctionDefinition, args: Any, auth: Auth
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         validated = self._validate_args(definition, args)
         value = await definition.handler(ActionCtx(self, auth), validated)
-        return FunctionResult(self._validate_result(definition, value))
+        return FunctionOutcome(self._validate_result(definition, value))
 
     async def run_nested(
         self, txn: Transaction, kind: FunctionKind, function: FunctionLike, args: Any, auth: Auth

@@ -16,8 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+from owlat.runtime.calls import Runtime
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import (
     DeveloperError,
@@ -37,9 +38,6 @@ from owlat.runtime.system_tables import (
 from owlat.runtime.types import Document
 from owlat.runtime.values import normalize_value, value_size
 from owlat.runtime.values.ids import table_number_of
-
-if TYPE_CHECKING:
-    from owlat.runtime.application import Application
 
 MAX_JOBS_PER_TRANSACTION: Final = 1000
 MAX_ARGS_BYTES: Final = 4 * 1024 * 1024
@@ -94,7 +92,7 @@ async def get_job(txn: Transaction, job_id: str) -> Document | None:
 class Scheduler:
     """`ctx.scheduler` of a mutation (writes in its transaction) or an action."""
 
-    def __init__(self, app: Application, transaction: Transaction | None) -> None:
+    def __init__(self, app: Runtime, transaction: Transaction | None) -> None:
         self._app = app
         self._txn = transaction
 

@@ -27,11 +27,9 @@ import base64
 import binascii
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from owlat.runtime._upload_tokens import UploadTokens, load_or_create_signing_key
-from owlat.runtime.blobstores import BlobStore, S3Settings, create_blob_store
+from owlat.runtime.calls import Runtime
 from owlat.runtime.database.query import Query
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import (
@@ -41,47 +39,17 @@ from owlat.runtime.errors import (
     OperatorError,
     ReadOnlyError,
 )
+from owlat.runtime.file_storage import FileStorage as FileStorage
+from owlat.runtime.file_storage import open_file_storage as open_file_storage
 from owlat.runtime.system_tables import FILES_BY_KEY as BY_KEY
 from owlat.runtime.system_tables import STORAGE as TABLE
 from owlat.runtime.types import Document
 from owlat.runtime.values.ids import table_number_of
 
-if TYPE_CHECKING:
-    from owlat.runtime.application import Application
-
 FileData = bytes | bytearray | memoryview | AsyncIterable[bytes]
 
 
-class FileStorage:
-    """The file storage of one deployment: its blob store, the key that signs upload URLs,
-    and the public origin its URLs start with (`public_url` may be set once a server
-    knows its port)."""
-
-    def __init__(self, blobs: BlobStore, signing_key: bytes, public_url: str) -> None:
-        self.blobs = blobs
-        self.tokens = UploadTokens(signing_key)
-        self.public_url = public_url
-
-    def upload_url(self) -> str:
-        return f"{self.public_url.rstrip('/')}/api/storage/upload?token={self.tokens.issue()}"
-
-    def file_url(self, key: str) -> str:
-        return f"{self.public_url.rstrip('/')}/api/storage/{key}"
-
-    async def close(self) -> None:
-        await self.blobs.close()
-
-
-def open_file_storage(
-    data_dir: Path, *, public_url: str, signing_key: str = "", s3: S3Settings | None = None
-) -> FileStorage:
-    """The file storage configured by settings: blobs in `<data_dir>/storage` or S3, upload
-    URLs signed with `signing_key` (default: the data folder's `storage_key`)."""
-    key = signing_key.encode() if signing_key else load_or_create_signing_key(data_dir)
-    return FileStorage(create_blob_store(data_dir, s3), key, public_url)
-
-
-def file_storage_of(app: Application) -> FileStorage:
+def file_storage_of(app: Runtime) -> FileStorage:
     if app.storage is None:
         raise OperatorError(
             "File storage is not configured: create the Application with "
@@ -113,7 +81,7 @@ async def find_by_key(txn: Transaction, key: str) -> Document | None:
 
 
 async def store_file(
-    app: Application,
+    app: Runtime,
     data: FileData,
     *,
     content_type: str | None = None,
@@ -171,7 +139,7 @@ _ONLY_IN = {
 class StorageReader:
     """`ctx.storage` in queries."""
 
-    def __init__(self, app: Application, transaction: Transaction) -> None:
+    def __init__(self, app: Runtime, transaction: Transaction) -> None:
         self._app = app
         self._txn = transaction
 
@@ -219,7 +187,7 @@ class StorageWriter(StorageReader):
 class StorageActions:
     """`ctx.storage` in actions: each call runs in its own transaction."""
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Runtime) -> None:
         self._app = app
 
     async def get_url(self, storage_id: str) -> str | None:

@@ -29,7 +29,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from owlat.runtime.application import FunctionResult, log_lines_of
+from owlat.runtime.application import log_lines_of
+from owlat.runtime.calls import FunctionOutcome
 from owlat.runtime.error_text import describe_error
 from owlat.runtime.errors import (
     ConvexError,
@@ -87,7 +88,7 @@ def new_request_id() -> str:
     return secrets.token_hex(8)
 
 
-def success_body(result: FunctionResult, value_format: ValueFormat) -> dict[str, Any]:
+def success_body(result: FunctionOutcome, value_format: ValueFormat) -> dict[str, Any]:
     return {
         "status": "success",
         "value": value_format.encode(result.value),
