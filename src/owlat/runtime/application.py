@@ -13,7 +13,6 @@ the commit (timestamp + write set) to listeners.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -46,25 +45,6 @@ logger = logging.getLogger("owlat.runtime")
 _T = TypeVar("_T")
 
 
-def attach_log_lines(error: BaseException, lines: tuple[str, ...]) -> None:
-    """Keep a failed call's log lines on its exception (`log_lines_of` reads them)."""
-    if not hasattr(error, "owlat_log_lines"):
-        with contextlib.suppress(AttributeError):
-            error.owlat_log_lines = lines  # type: ignore[attr-defined]
-
-
-def log_lines_of(error: BaseException) -> tuple[str, ...]:
-    """The log lines of the call that raised `error` (empty if unknown)."""
-    lines: tuple[str, ...] = getattr(error, "owlat_log_lines", ())
-    return lines
-
-
-def read_set_of(error: BaseException) -> ReadSet:
-    """What a failed query had read when it raised (a failure is reactive too)."""
-    read_set: ReadSet | None = getattr(error, "owlat_read_set", None)
-    return read_set if read_set is not None else ReadSet()
-
-
 class Snapshot:
     """Several queries at one timestamp (a batch, or one sync Transition)."""
 
@@ -73,7 +53,7 @@ class Snapshot:
         self._reader = reader
         self.ts = ts
 
-    async def run_query(
+    async def execute_query(
         self,
         function: FunctionLike,
         args: Any,
@@ -81,10 +61,15 @@ class Snapshot:
         identity: UserIdentity | None = None,
         internal: bool = False,
     ) -> FunctionOutcome:
-        definition = self._app.resolve(function, FunctionKind.QUERY, internal)
-        return await self._app._query_in_snapshot(
-            self._reader, self.ts, definition, args, Auth(identity)
-        )
+        """Run a query at this snapshot; its outcome, failed or not (`Application.execute`)."""
+
+        async def call() -> FunctionOutcome:
+            definition = self._app.resolve(function, FunctionKind.QUERY, internal)
+            return await self._app._query_in(
+                self._reader, self.ts, definition, args, Auth(identity)
+            )
+
+        return await _outcome_of(call)
 
 
 class Application:
@@ -216,6 +201,41 @@ class Application:
                 ) from None
         return normalize_value(value)
 
+    async def execute(
+        self,
+        kind: FunctionKind | None,
+        function: FunctionLike,
+        args: Any = None,
+        *,
+        identity: UserIdentity | None = None,
+        internal: bool = False,
+        hook: MutationHook | None = None,
+    ) -> FunctionOutcome:
+        """Call a function and return its outcome, failed or not: whatever the call raised
+        (an unknown function, invalid arguments, the function's own error, an engine
+        failure) is the outcome's `error`, with the lines logged until then and, for a
+        query, what it had read. `internal=True` (admin, scheduler, other functions) may
+        call internal functions; `kind=None` runs whatever kind the function is.
+
+        `hook` runs inside a mutation's transaction, before and after its handler: it may
+        answer with a recorded outcome instead of running (idempotent sync requests,
+        session_requests.py) or commit its own writes with the mutation's (the scheduler
+        marking a job done).
+        """
+
+        async def call() -> FunctionOutcome:
+            definition = self.resolve(function, kind, internal)
+            auth = Auth(identity)
+            if definition.kind is FunctionKind.QUERY:
+                async with self.engine.read() as reader:
+                    ts = await reader.last_ts()
+                    return await self._query_in(reader, ts, definition, args, auth)
+            if definition.kind is FunctionKind.MUTATION:
+                return await self._mutation(definition, args, auth, hook)
+            return await self._action(definition, args, auth)
+
+        return await _outcome_of(call)
+
     async def run(
         self,
         kind: FunctionKind | None,
@@ -226,31 +246,15 @@ class Application:
         internal: bool = False,
         hook: MutationHook | None = None,
     ) -> FunctionOutcome:
-        """Call a function. `internal=True` (admin, scheduler, other functions) may call
-        internal functions; `kind=None` runs whatever kind the function is.
-
-        `hook` runs inside a mutation's transaction, before and after its handler: it may
-        answer with a recorded outcome instead of running (idempotent sync requests,
-        session_requests.py) or commit its own writes with the mutation's (the scheduler
-        marking a job done).
-        """
-        definition = self.resolve(function, kind, internal)
-        auth = Auth(identity)
-        with logs.capture() as buffer:
-            try:
-                if definition.kind is FunctionKind.QUERY:
-                    async with self.engine.read() as reader:
-                        ts = await reader.last_ts()
-                        result = await self._query_in(reader, ts, definition, args, auth)
-                elif definition.kind is FunctionKind.MUTATION:
-                    result = await self._mutation(definition, args, auth, hook)
-                else:
-                    result = await self._action(definition, args, auth)
-            except Exception as error:
-                attach_log_lines(error, buffer.finish())
-                raise
-        result.log_lines = buffer.finish()
-        return result
+        """`execute`, raising the error of a failed call (for callers that report no
+        failed call's log lines or read set: functions calling functions, the scheduler,
+        tests)."""
+        outcome = await self.execute(
+            kind, function, args, identity=identity, internal=internal, hook=hook
+        )
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome
 
     async def run_query(
         self, function: FunctionLike, args: Any = None, **options: Any
@@ -276,6 +280,8 @@ class Application:
     async def _query_in(
         self, reader: EngineReader, ts: int, definition: FunctionDefinition, args: Any, auth: Auth
     ) -> FunctionOutcome:
+        """A query's outcome at `ts`; when the query itself fails, its error with what it
+        had read (a failure is reactive too)."""
         validated = self._validate_args(definition, args)
         txn = Transaction(
             reader, self.catalog, self.clock, ts=ts, writable=False, limits=self.limits
@@ -284,23 +290,8 @@ class Application:
             value = await definition.handler(QueryCtx(self, txn, auth), validated)
             value = self._validate_result(definition, value)
         except Exception as error:
-            if not hasattr(error, "owlat_read_set"):
-                with contextlib.suppress(AttributeError):
-                    error.owlat_read_set = txn.read_set  # type: ignore[attr-defined]
-            raise
-        return FunctionOutcome(value, ts, txn.read_set)
-
-    async def _query_in_snapshot(
-        self, reader: EngineReader, ts: int, definition: FunctionDefinition, args: Any, auth: Auth
-    ) -> FunctionOutcome:
-        with logs.capture() as buffer:
-            try:
-                result = await self._query_in(reader, ts, definition, args, auth)
-            except Exception as error:
-                attach_log_lines(error, buffer.finish())
-                raise
-        result.log_lines = buffer.finish()
-        return result
+            return FunctionOutcome(error=error, read_set=txn.read_set)
+        return FunctionOutcome(value, ts=ts, read_set=txn.read_set)
 
     async def _mutation(
         self,
@@ -323,7 +314,8 @@ class Application:
             return value, None
 
         (value, replayed_ts), commit, read_set = await self._write(body)
-        return FunctionOutcome(value, commit.ts if replayed_ts is None else replayed_ts, read_set)
+        ts = commit.ts if replayed_ts is None else replayed_ts
+        return FunctionOutcome(value, ts=ts, read_set=read_set)
 
     async def _write(
         self, body: Callable[[Transaction], Awaitable[_T]]
@@ -431,3 +423,14 @@ class Application:
         async with txn.nested():
             value = await definition.handler(MutationCtx(self, txn, auth), validated)
             return self._validate_result(definition, value)
+
+
+async def _outcome_of(call: Callable[[], Awaitable[FunctionOutcome]]) -> FunctionOutcome:
+    """`call()`'s outcome, or the error it raised as one; with the lines it logged."""
+    with logs.capture() as buffer:
+        try:
+            outcome = await call()
+        except Exception as error:
+            outcome = FunctionOutcome(error=error)
+        outcome.log_lines = buffer.finish()
+    return outcome

@@ -1,7 +1,10 @@
 """A function call, seen from both sides of `ctx`.
 
-`FunctionOutcome` is what running a function gives back: the value it returned, the
-timestamp it ran at, what it read and the lines it logged.
+`FunctionOutcome` is what running a function gives back, as Convex's `UdfOutcome`: the
+value it returned or the error it raised, the timestamp it ran at, what it read and the
+lines it logged. Transports that report failures (the HTTP API, sync sessions, the CLI, the
+subscription cache) take it from `Application.execute`; a failed query's read set is in it
+too, since its result changes when what it read changes.
 
 `Runtime` is what the code running inside a call may ask of the runtime that runs it: the
 ctx classes (context.py), `ctx.scheduler`, `ctx.storage` and the scheduler's worker are
@@ -27,11 +30,12 @@ _T = TypeVar("_T")
 
 @dataclasses.dataclass(slots=True)
 class FunctionOutcome:
-    """What one call gave: its `value`, and what it read and logged."""
+    """What one call gave: its `value`, or the `error` it raised; what it read and logged."""
 
     value: Any = None
-    ts: int | None = None  # query: snapshot ts; mutation: commit ts; action: None
-    read_set: ReadSet | None = None  # queries and mutations
+    error: Exception | None = None
+    ts: int | None = None  # query: snapshot ts; mutation: commit ts; action, failure: None
+    read_set: ReadSet | None = None  # queries (failed ones too) and mutations
     log_lines: tuple[str, ...] = ()
 
 
