@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from owlat.runtime.app_package import AppPackage
-from owlat.runtime.auth import Auth, UserIdentity
-from owlat.runtime.database.commits import ReadSet
-from owlat.runtime.database.transaction import MutationHook, Transaction
-from owlat.runtime.file_storage import FileStorage
-from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike
+if TYPE_CHECKING:
+    from owlat.runtime.app_package import AppPackage
+    from owlat.runtime.auth import Auth, UserIdentity
+    from owlat.runtime.database.commits import ReadSet
+    from owlat.runtime.database.transaction import MutationHook, Transaction
+    from owlat.runtime.file_storage import FileStorage
+    from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike
 
 _T = TypeVar("_T")
 
