@@ -146,7 +146,7 @@ def serve_owlat(
     from owlat.runtime.application import Application
     from owlat.runtime.auth import Authenticator, load_or_create_admin_key
     from owlat.runtime.database.commits import Commit
-    from owlat.runtime.engines import create_engine
+    from owlat.runtime.database.engines import create_engine
     from owlat.runtime.server import create_app
 
     logging.basicConfig(level=logging.WARNING)

@@ -303,7 +303,7 @@ def _url(host: str, port: int) -> str:
 
 def _engine(settings: Settings, data_dir: Path) -> Engine:
     """The configured database engine (SQLite in `data_dir` unless a database URL is set)."""
-    from owlat.runtime.engines import create_engine
+    from owlat.runtime.database.engines import create_engine
 
     return create_engine(
         data_dir,
@@ -314,8 +314,8 @@ def _engine(settings: Settings, data_dir: Path) -> Engine:
 
 
 def _file_storage(settings: Settings, data_dir: Path, client_url: str) -> FileStorage:
-    from owlat.runtime.blobstores import S3Settings
     from owlat.runtime.storage import open_file_storage
+    from owlat.runtime.storage.blobstores import S3Settings
 
     s3 = None
     if settings.storage_bucket:

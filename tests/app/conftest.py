@@ -27,7 +27,7 @@ from owlat.app.lib import instance
 from owlat.app.lib.signing_key import jwks
 from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator, TrustedIssuer, load_or_create_admin_key
-from owlat.runtime.engines import create_engine
+from owlat.runtime.database.engines import create_engine
 from owlat.runtime.server import create_server_app, listen_socket
 from owlat.runtime.storage import open_file_storage
 from owlat.runtime.testing import open_test_app

@@ -22,7 +22,7 @@ from owlat.runtime.app_package import AppPackage
 from owlat.runtime.application import Application
 from owlat.runtime.database import catalog as catalog_module
 from owlat.runtime.database.engine import KEY_MAX
-from owlat.runtime.engines import SQLITE_FILE, create_engine
+from owlat.runtime.database.engines import SQLITE_FILE, create_engine
 from owlat.runtime.errors import SchemaError
 from owlat.runtime.functions import FunctionRegistry, internal_mutation, internal_query
 from owlat.runtime.values import Validator, decode_stored, encode_stored

@@ -13,9 +13,8 @@ import pytest
 
 from owlat.runtime.app_package import load_app_package
 from owlat.runtime.application import Application
-from owlat.runtime.blobstores import DigestMismatchError
+from owlat.runtime.database.engines import create_engine
 from owlat.runtime.database.transaction import Transaction
-from owlat.runtime.engines import create_engine
 from owlat.runtime.errors import (
     ArgumentValidationError,
     ConvexError,
@@ -25,6 +24,7 @@ from owlat.runtime.errors import (
     OperatorError,
     ReadOnlyError,
 )
+from owlat.runtime.storage.blobstores import DigestMismatchError
 from owlat.runtime.testing import TEST_PUBLIC_URL
 from tests.runtime.conftest import FIXTURE_APP, in_mutation, in_query
 

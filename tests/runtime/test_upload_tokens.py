@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from owlat.runtime._upload_tokens import (
+from owlat.runtime.errors import OperatorError
+from owlat.runtime.storage.upload_tokens import (
     KEY_FILE,
     UploadTokenError,
     UploadTokens,
     load_or_create_signing_key,
 )
-from owlat.runtime.errors import OperatorError
 
 KEY = b"k" * 32
 

@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from owlat.runtime import logs
-from owlat.runtime._scheduler_worker import SchedulerWorker
 from owlat.runtime.app_package import AppPackage
 from owlat.runtime.auth import Auth, UserIdentity
 from owlat.runtime.calls import FunctionOutcome
@@ -35,8 +34,9 @@ from owlat.runtime.database.transaction import (
     TransactionLimits,
 )
 from owlat.runtime.errors import ArgumentValidationError, ValidationError
-from owlat.runtime.file_storage import FileStorage
 from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike, path_of
+from owlat.runtime.scheduler.worker import SchedulerWorker
+from owlat.runtime.storage.file_storage import FileStorage
 from owlat.runtime.system_tables import SYSTEM_TABLES
 from owlat.runtime.types import UNDEFINED
 from owlat.runtime.values import normalize_value
@@ -219,7 +219,7 @@ class Application:
 
         `hook` runs inside a mutation's transaction, before and after its handler: it may
         answer with a recorded outcome instead of running (idempotent sync requests,
-        session_requests.py) or commit its own writes with the mutation's (the scheduler
+        sync/session_requests.py) or commit its own writes with the mutation's (the scheduler
         marking a job done).
         """
 

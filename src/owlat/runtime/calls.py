@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from owlat.runtime.auth import Auth, UserIdentity
     from owlat.runtime.database.commits import ReadSet
     from owlat.runtime.database.transaction import MutationHook, Transaction
-    from owlat.runtime.file_storage import FileStorage
     from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike
+    from owlat.runtime.storage.file_storage import FileStorage
 
 _T = TypeVar("_T")
 

@@ -6,7 +6,7 @@ and reach the database only through `run_query` / `run_mutation` / `run_action`,
 own transaction. Inside a query or mutation, `ctx.run_query` and `ctx.run_mutation` call
 another function *in the same transaction*: a nested mutation is a sub-transaction whose
 writes are undone if it raises (the caller may catch the error and go on).
-`ctx.storage` (storage.py) follows the same split: queries get file URLs, mutations may
+`ctx.storage` (storage/) follows the same split: queries get file URLs, mutations may
 also issue upload URLs and delete files, actions may also store and read file contents.
 
 Every ctx has `state`, a dict for what an app's own helpers keep for the rest of one call

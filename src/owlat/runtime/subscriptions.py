@@ -4,7 +4,7 @@ The rule. A query's result computed at snapshot `ts` stays the result at every l
 timestamp `T` until a commit with `ts < commit.ts <= T` changes a key inside the query's
 read set: the commit's write set names, for every index of every document it changed, the
 key of the old and of the new revision, and the read set names the index intervals the
-query scanned (transactions.py). One key of a commit inside one interval of a result ⇒
+query scanned (database/commits.py). One key of a commit inside one interval of a result ⇒
 that result is *invalidated from* `commit.ts`; nothing else ever invalidates it.
 
 The cache. Queries are deterministic, so a result is shared by every subscriber of the same

@@ -17,7 +17,7 @@ from typing import Final
 from owlat.runtime.schema import SystemTable, define_table
 from owlat.runtime.values import v
 
-# `_scheduled_functions` (scheduler.py): one job per scheduled call, with its state.
+# `_scheduled_functions` (scheduler/scheduler.py): one job per scheduled call, with its state.
 SCHEDULED_FUNCTIONS: Final = "_scheduled_functions"
 JOBS_BY_STATE: Final = "by_state_and_time"
 JOBS_BY_COMPLETION: Final = "by_completed_time"
@@ -27,11 +27,11 @@ SUCCESS: Final = "success"
 FAILED: Final = "failed"
 CANCELED: Final = "canceled"
 
-# `_storage` (storage.py): one document per stored file.
+# `_storage` (storage/storage.py): one document per stored file.
 STORAGE: Final = "_storage"
 FILES_BY_KEY: Final = "by_key"
 
-# `_session_requests` (session_requests.py): outcomes of mutations sent over a sync session.
+# `_session_requests` (sync/session_requests.py): outcomes of mutations sent over a sync session.
 SESSION_REQUESTS: Final = "_session_requests"
 REQUESTS_BY_SESSION: Final = "by_session_request"
 

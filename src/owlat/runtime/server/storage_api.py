@@ -3,7 +3,7 @@
     POST|PUT  /api/storage/upload?token=...   raw bytes → {"storageId": <_storage id>}
     GET|HEAD  /api/storage/{key}              the file (the URL ctx.storage.get_url gives)
 
-Upload: the token must be valid (storage.py, _upload_tokens.py; else 401). The body is
+Upload: the token must be valid (storage/upload_tokens.py; else 401). The body is
 streamed to the blob store, never held whole; `Content-Type` is recorded. An optional
 `Digest: sha-256=<base64>` header is checked against what arrived: a mismatch is a 400 and
 nothing is stored.
@@ -29,11 +29,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from owlat.runtime.application import Application
-from owlat.runtime.blobstores import BlobNotFoundError, BlobStore, DigestMismatchError
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import AuthenticationError, OperatorError
 from owlat.runtime.server.outcome import json_response, protocol_error_response
 from owlat.runtime.storage import file_storage_of, find_by_key, store_file
+from owlat.runtime.storage.blobstores import BlobNotFoundError, BlobStore, DigestMismatchError
 from owlat.runtime.types import Document
 
 logger = logging.getLogger("owlat.server")

@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from owlat.runtime import session_requests
 from owlat.runtime.auth import ANONYMOUS_CALLER, Authenticator, Caller
 from owlat.runtime.calls import FunctionOutcome
 from owlat.runtime.errors import (
@@ -47,8 +46,8 @@ from owlat.runtime.errors import (
     UserError,
 )
 from owlat.runtime.functions import FunctionKind, canonical_path
-from owlat.runtime.session_requests import SessionRequest
 from owlat.runtime.subscriptions import QueryResult, SubscriptionManager
+from owlat.runtime.sync import session_requests
 from owlat.runtime.sync.protocol import (
     Action,
     ActionResponse,
@@ -68,6 +67,7 @@ from owlat.runtime.sync.protocol import (
     encode_server_message,
 )
 from owlat.runtime.sync.session import Failure, SyncSession, failure_of
+from owlat.runtime.sync.session_requests import SessionRequest
 from owlat.runtime.system_tables import SESSION_REQUESTS
 from owlat.runtime.values import dumps, json_to_convex
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from owlat.runtime._upload_tokens import UploadTokens, load_or_create_signing_key
-from owlat.runtime.blobstores import BlobStore, S3Settings, create_blob_store
+from owlat.runtime.storage.blobstores import BlobStore, S3Settings, create_blob_store
+from owlat.runtime.storage.upload_tokens import UploadTokens, load_or_create_signing_key
 
 
 class FileStorage:

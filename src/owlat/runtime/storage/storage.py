@@ -14,7 +14,7 @@
   that transaction commits (`Transaction.after_commit`): a mutation that deletes a file and
   then fails, or a nested mutation that is rolled back, keeps the file.
 * **Uploading** goes through an upload URL whose token is signed and valid for an hour
-  (`_upload_tokens.py`), posted to the client API (`server/storage_api.py`).
+  (`upload_tokens.py`), posted to the client API (`server/storage_api.py`).
 
 `ctx.storage` by kind of function: queries `get_url`; mutations also
 `generate_upload_url` and `delete`; actions all of those (each call its own transaction)
@@ -39,8 +39,7 @@ from owlat.runtime.errors import (
     OperatorError,
     ReadOnlyError,
 )
-from owlat.runtime.file_storage import FileStorage as FileStorage
-from owlat.runtime.file_storage import open_file_storage as open_file_storage
+from owlat.runtime.storage.file_storage import FileStorage
 from owlat.runtime.system_tables import FILES_BY_KEY as BY_KEY
 from owlat.runtime.system_tables import STORAGE as TABLE
 from owlat.runtime.types import Document

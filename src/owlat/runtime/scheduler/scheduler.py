@@ -8,7 +8,7 @@ Rules (Convex's):
 - `cancel(id)` turns a pending job into `canceled` (it never runs); a running action is
   left to finish but is recorded as canceled; a finished job is left as it is.
 - Jobs carry no auth: scheduled functions run without a user identity.
-The worker that runs due jobs is in `_scheduler_worker.py`.
+The worker that runs due jobs is in `worker.py`.
 """
 
 from __future__ import annotations

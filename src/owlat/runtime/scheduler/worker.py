@@ -10,7 +10,7 @@
   retried by the transaction layer; engine failures leave the job pending for a later try.
 - A scheduled **action runs at most once**: `inProgress` commits before it starts, with a
   claim naming this worker's node and a lease it renews while the action runs
-  (`_scheduler_claims.py`); jobs still `inProgress` whose claim is missing or expired (the
+  (`claims.py`); jobs still `inProgress` whose claim is missing or expired (the
   node died during them; checked at start and at every heartbeat) become `failed` with
   "Transient error while executing action" and are never re-run. Another live node's
   actions are left alone.
@@ -30,16 +30,16 @@ import math
 import uuid
 from typing import Any, Final, Protocol
 
-from owlat.runtime import _scheduler_claims as claims
-from owlat.runtime import scheduler as jobs
 from owlat.runtime.calls import Runtime
-from owlat.runtime.crons import CronJob, CronJobs
 from owlat.runtime.database.commits import Commit, CommitListener
 from owlat.runtime.database.query import Query
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.error_text import describe_error
 from owlat.runtime.errors import OperatorError, OwlatError
 from owlat.runtime.functions import FunctionKind
+from owlat.runtime.scheduler import claims
+from owlat.runtime.scheduler import scheduler as jobs
+from owlat.runtime.scheduler.crons import CronJob, CronJobs
 from owlat.runtime.system_tables import (
     CRON_JOBS,
     CRONS_BY_NEXT_RUN,
