@@ -145,9 +145,9 @@ def serve_owlat(
     from owlat.runtime.app_package import load_app_package
     from owlat.runtime.application import Application
     from owlat.runtime.auth import Authenticator, load_or_create_admin_key
-    from owlat.runtime.engines import create_engine
+    from owlat.runtime.database.commits import Commit
+    from owlat.runtime.database.engines import create_engine
     from owlat.runtime.server import create_app
-    from owlat.runtime.transactions import Commit
 
     logging.basicConfig(level=logging.WARNING)
     raise_fd_limit()

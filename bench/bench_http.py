@@ -191,7 +191,7 @@ def main() -> None:
     if options.role == "load":
         load_main(options)
         return
-    from owlat.runtime.engines import SQLITE_FILE
+    from owlat.runtime.database.engines import SQLITE_FILE
 
     print(
         f"bench_http: messages:get by id over {options.documents} documents, "

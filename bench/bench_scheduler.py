@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import percentile
 from benchapp import noop
-from owlat.runtime.scheduler import SUCCESS, TABLE
+from owlat.runtime.database.commits import Commit
+from owlat.runtime.system_tables import SCHEDULED_FUNCTIONS, SUCCESS
 from owlat.runtime.testing import open_test_app
-from owlat.runtime.transactions import Commit
 
 APP = "benchapp"
 PARALLELISM = 8
@@ -53,7 +53,7 @@ async def throughput(data_dir: Path, jobs: int) -> dict[str, float]:
             nonlocal finished
             for change in commit.write_set.documents:
                 if (
-                    change.table == TABLE
+                    change.table == SCHEDULED_FUNCTIONS
                     and change.new is not None
                     and change.new["state"]["kind"] == SUCCESS
                 ):

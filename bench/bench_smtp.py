@@ -178,8 +178,10 @@ def prepare_messages(count: int) -> tuple[list[Any], float]:
 async def send_raw(port: int, envelopes: list[tuple[str, str, bytes]], connections: int) -> float:
     import aiosmtplib
 
-    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
-               for _ in range(connections)]
+    clients = [
+        aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+        for _ in range(connections)
+    ]
     await asyncio.gather(*(client.connect() for client in clients))
     queue: Iterator[tuple[str, str, bytes]] = iter(envelopes)
 
@@ -213,8 +215,10 @@ async def bench(options: argparse.Namespace) -> None:
     print(f"preparing {options.messages} messages ...", flush=True)
     messages, preparing = prepare_messages(options.messages)
     size = sum(len(m.raw) for m in messages) / len(messages)
-    print(f"  {preparing:.1f} s on {os.cpu_count()} cores "
-          f"({len(messages) / preparing:.0f} msg/s), {size / 1024:.1f} KiB each")
+    print(
+        f"  {preparing:.1f} s on {os.cpu_count()} cores "
+        f"({len(messages) / preparing:.0f} msg/s), {size / 1024:.1f} KiB each"
+    )
     envelopes = [(*envelope(m), m.raw) for m in messages]
     best: dict[str, float] = {"raw": 0.0, "owlat": 0.0}
     sender_cpu: dict[str, float] = {"raw": float("inf"), "owlat": float("inf")}
@@ -235,17 +239,24 @@ async def bench(options: argparse.Namespace) -> None:
                     rate = len(messages) / elapsed
                     best[name] = max(best[name], rate)
                     sender_cpu[name] = min(sender_cpu[name], per_message)
-                    print(f"round {round_number} {name:>5}: {rate:6.0f} msg/s ({elapsed:5.2f} s)"
-                          f"   sender {per_message:4.0f} us/msg   sink {sink_per_message:4.0f}"
-                          " us/msg", flush=True)
+                    print(
+                        f"round {round_number} {name:>5}: {rate:6.0f} msg/s ({elapsed:5.2f} s)"
+                        f"   sender {per_message:4.0f} us/msg   sink {sink_per_message:4.0f}"
+                        " us/msg",
+                        flush=True,
+                    )
             counted = await sink.count()
         finally:
             sink.stop()
     print(f"sink counted {counted} of {expected} messages sent")
-    print(f"raw aiosmtplib: {best['raw']:.0f} msg/s   owlat SmtpProvider: {best['owlat']:.0f} "
-          f"msg/s   ratio {best['owlat'] / best['raw']:.2f}   ({options.connections} connections)")
-    print(f"sender CPU per message: raw {sender_cpu['raw']:.0f} us, owlat "
-          f"{sender_cpu['owlat']:.0f} us (raw/owlat {sender_cpu['raw'] / sender_cpu['owlat']:.2f})")
+    print(
+        f"raw aiosmtplib: {best['raw']:.0f} msg/s   owlat SmtpProvider: {best['owlat']:.0f} "
+        f"msg/s   ratio {best['owlat'] / best['raw']:.2f}   ({options.connections} connections)"
+    )
+    print(
+        f"sender CPU per message: raw {sender_cpu['raw']:.0f} us, owlat "
+        f"{sender_cpu['owlat']:.0f} us (raw/owlat {sender_cpu['raw'] / sender_cpu['owlat']:.2f})"
+    )
     if counted != expected:
         raise SystemExit("the sink did not receive every message exactly once")
 

@@ -5,7 +5,8 @@
 
 By default only imports that run when a module is imported count: module-level `import`
 and `from ... import` statements, outside `if TYPE_CHECKING:` blocks (imports inside
-functions run later, when called). `--all` counts every import, type-only and deferred ones
+functions run later, when called), and the packages whose `__init__` such an import runs
+first (`import a.b.c` runs `a.b`). `--all` counts every import, type-only and deferred ones
 too: the cycles a reader meets, not only the ones Python runs. Prints each strongly
 connected group of two or more modules and exits 1 when there is one.
 """
@@ -72,6 +73,12 @@ def imported(name: str, node: ast.Import | ast.ImportFrom, modules: set[str]) ->
     return found
 
 
+def packages_of(module: str, modules: set[str]) -> set[str]:
+    """The packages above `module` (`a` and `a.b` for `a.b.c`) that are owlat modules."""
+    parts = module.split(".")
+    return {".".join(parts[:end]) for end in range(1, len(parts))} & modules
+
+
 def graph(every: bool) -> dict[str, set[str]]:
     files = {module_name(path): path for path in (SOURCE / PACKAGE).rglob("*.py")}
     modules = set(files)
@@ -81,6 +88,10 @@ def graph(every: bool) -> dict[str, set[str]]:
         edges[name] = set()
         for node in import_nodes(tree, every):
             edges[name] |= imported(name, node, modules)
+        if not every:  # importing a.b.c runs the __init__ of a.b (and a) first
+            edges[name] |= {
+                package for target in edges[name] for package in packages_of(target, modules)
+            }
         # importing a.b.c runs a and a.b first: a package's __init__ is not a cycle of its own
         edges[name] = {target for target in edges[name] if not name.startswith(target + ".")}
     return edges

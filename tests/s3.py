@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from owlat.runtime.blobstores import S3Settings
+from owlat.runtime.storage.blobstores import S3Settings
 
 _buckets = itertools.count()
 

@@ -143,7 +143,7 @@ def _print_log_lines(lines: Sequence[str]) -> None:
 
 async def _run_function(options: argparse.Namespace, settings: Settings) -> int:
     from owlat.runtime.app_package import load_app_package
-    from owlat.runtime.application import Application, log_lines_of
+    from owlat.runtime.application import Application
     from owlat.runtime.errors import ConvexError, OwlatError
     from owlat.runtime.values import convex_to_json, dumps
 
@@ -156,15 +156,18 @@ async def _run_function(options: argparse.Namespace, settings: Settings) -> int:
     )
     await app.start()
     try:
-        result = await app.run(None, options.path, args, internal=True)
-    except OwlatError as error:
-        _print_log_lines(log_lines_of(error))
+        result = await app.execute(None, options.path, args, internal=True)
+    finally:
+        await app.close()
+    error = result.error
+    if isinstance(error, OwlatError):
+        _print_log_lines(result.log_lines)
         print(f"error: {error.message}", file=sys.stderr)
         if isinstance(error, ConvexError):
             print(dumps({"errorData": convex_to_json(error.data)}).decode(), file=sys.stderr)
         return 1
-    finally:
-        await app.close()
+    if error is not None:
+        raise error
     _print_log_lines(result.log_lines)
     print(dumps(convex_to_json(result.value)).decode())
     return 0
@@ -301,7 +304,7 @@ def _url(host: str, port: int) -> str:
 
 def _engine(settings: Settings, data_dir: Path) -> Engine:
     """The configured database engine (SQLite in `data_dir` unless a database URL is set)."""
-    from owlat.runtime.engines import create_engine
+    from owlat.runtime.database.engines import create_engine
 
     return create_engine(
         data_dir,
@@ -312,8 +315,8 @@ def _engine(settings: Settings, data_dir: Path) -> Engine:
 
 
 def _file_storage(settings: Settings, data_dir: Path, client_url: str) -> FileStorage:
-    from owlat.runtime.blobstores import S3Settings
     from owlat.runtime.storage import open_file_storage
+    from owlat.runtime.storage.blobstores import S3Settings
 
     s3 = None
     if settings.storage_bucket:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from owlat.runtime.auth import TrustedIssuer
-from owlat.runtime.engines import DEFAULT_POOL_SIZE
+from owlat.runtime.database.engines import DEFAULT_POOL_SIZE
 
 # A larger pool would only queue transactions inside PostgreSQL instead of in the process.
 MAX_DATABASE_POOL_SIZE = 1000

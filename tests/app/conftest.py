@@ -25,12 +25,12 @@ import pytest
 
 from owlat.app.lib import instance
 from owlat.app.lib.signing_key import jwks
-from owlat.runtime._upload_tokens import UploadGrant
 from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator, TrustedIssuer, load_or_create_admin_key
-from owlat.runtime.engines import create_engine
+from owlat.runtime.database.engines import create_engine
 from owlat.runtime.server import create_server_app, listen_socket
 from owlat.runtime.storage import FileData, open_file_storage, store_file
+from owlat.runtime.storage.upload_tokens import UploadGrant
 from owlat.runtime.testing import open_test_app
 from tests.e2e.conftest import serve_in_process
 

@@ -13,9 +13,9 @@ from owlat.app import contact_imports
 from owlat.app.lib import csv_import, instance
 from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import ConvexError
-from owlat.runtime._upload_tokens import UploadGrant
 from owlat.runtime.application import Application
 from owlat.runtime.storage import store_file
+from owlat.runtime.storage.upload_tokens import UploadGrant
 from owlat.runtime.testing import open_test_app
 from tests.app.conftest import BASE_URL, FAST, Caller, signed_in, uploaded, with_organization
 from tests.runtime.conftest import in_mutation

@@ -20,8 +20,8 @@ import pytest
 
 from owlat.app.schema import ORG_TABLES, schema
 from owlat.runtime.application import Application
+from owlat.runtime.database.commits import Commit
 from owlat.runtime.errors import OwlatError
-from owlat.runtime.transactions import Commit
 from owlat.runtime.values import (
     ArrayValidator,
     BooleanValidator,

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp
 from owlat.runtime.app_package import load_app_package
 from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator, load_or_create_admin_key
-from owlat.runtime.engines import create_engine
+from owlat.runtime.database.engines import create_engine
 from owlat.runtime.server import (
     ConnectionLimits,
     create_server_app,

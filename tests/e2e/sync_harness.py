@@ -25,7 +25,7 @@ from owlat.runtime import action, mutation, query, v
 from owlat.runtime.app_package import load_app_package
 from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator
-from owlat.runtime.engines import create_engine
+from owlat.runtime.database.engines import create_engine
 from owlat.runtime.server.websocket import service_routes
 from owlat.runtime.sync.worker import SyncConfig, SyncService
 from tests.e2e.conftest import FIXTURE_APP, Issuers, serve_in_process

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from owlat.runtime._upload_tokens import UploadTokens
 from owlat.runtime.storage import FileStorage, open_file_storage
+from owlat.runtime.storage.upload_tokens import UploadTokens
 from tests.e2e.conftest import Issuers, RunningServer, start_server
 from tests.s3 import MotoServer
 

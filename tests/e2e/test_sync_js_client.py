@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from owlat.runtime.transactions import Commit
+from owlat.runtime.database.commits import Commit
 from tests.e2e.conftest import Issuers
 from tests.e2e.sync_harness import SyncServer, sync_server
 from tests.e2e.test_http_official_clients import node_client_dir, run_client

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from owlat.runtime.application import Application, FunctionResult
+from owlat.runtime.application import Application
+from owlat.runtime.calls import FunctionOutcome
 from owlat.runtime.functions import FunctionKind, internal_mutation, internal_query
 from owlat.runtime.testing import open_test_app
 
@@ -26,7 +27,7 @@ async def run_adhoc(
     kind: FunctionKind,
     handler: Callable[[Any, Any], Awaitable[Any]],
     args: dict[str, Any] | None = None,
-) -> FunctionResult:
+) -> FunctionOutcome:
     """Register `handler` as an internal function of the running app and call it."""
     decorator = internal_query if kind is FunctionKind.QUERY else internal_mutation
     path = f"adhoc:fn{next(_adhoc)}"
@@ -54,7 +55,7 @@ async def in_query(application: Application, handler: Callable[[Any], Awaitable[
 
 async def query_result(
     application: Application, handler: Callable[[Any], Awaitable[Any]]
-) -> FunctionResult:
+) -> FunctionOutcome:
     """Run `handler(ctx)` as a query; returns the whole result (value, ts, read set)."""
 
     async def wrapped(ctx: Any, args: Any) -> Any:

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from owlat.runtime.blobstores import (
+from owlat.runtime.errors import DeveloperError
+from owlat.runtime.storage.blobstores import (
     BlobNotFoundError,
     BlobStore,
     DigestMismatchError,
     LocalBlobStore,
     create_blob_store,
 )
-from owlat.runtime.blobstores import s3 as s3_module
-from owlat.runtime.blobstores.s3 import S3BlobStore
-from owlat.runtime.errors import DeveloperError
+from owlat.runtime.storage.blobstores import s3 as s3_module
+from owlat.runtime.storage.blobstores.s3 import S3BlobStore
 from tests.s3 import MotoServer
 
 

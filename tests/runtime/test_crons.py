@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from owlat.runtime import cron_jobs, internal
-from owlat.runtime.crons import CronExpression, IntervalSchedule
 from owlat.runtime.errors import DeveloperError
+from owlat.runtime.scheduler.crons import CronExpression, IntervalSchedule
 from owlat.runtime.testing import open_test_app
 from tests.runtime.test_scheduler import eventually
 

@@ -12,11 +12,11 @@ import pytest
 from owlat.config import Settings
 from owlat.runtime.application import Application
 from owlat.runtime.database.commit_feed import decode_write_set, encode_write_set
+from owlat.runtime.database.commits import Commit, DocumentChange, IndexKeyChange, WriteSet
+from owlat.runtime.database.engines import create_engine
 from owlat.runtime.database.postgres import PostgresEngine
 from owlat.runtime.database.sqlite import SqliteEngine
-from owlat.runtime.engines import create_engine
 from owlat.runtime.errors import EngineError, OperatorError
-from owlat.runtime.transactions import Commit, DocumentChange, IndexKeyChange, WriteSet
 from tests.postgres import PostgresForTests
 
 WRITERS = 20

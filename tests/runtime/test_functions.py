@@ -21,6 +21,7 @@ from owlat.runtime.functions import (
     camel_case,
     canonical_path,
     function_path,
+    internal_mutation,
     path_of,
     query,
 )
@@ -170,3 +171,44 @@ async def test_log_lines_capture_print(app: Application) -> None:
     app.package.functions.add("adhoc:chatty", chatty)
     result = await app.run_query("adhoc:chatty", {})
     assert result.log_lines == ("[LOG] hello 42", "[LOG] second line")
+
+
+async def test_a_failed_call_has_an_outcome_with_its_log_lines_and_read_set(
+    app: Application,
+) -> None:
+    @query(args={})
+    async def fails(ctx: Any, args: object) -> None:
+        print("looking")
+        await ctx.db.query("messages").collect()
+        raise ConvexError("nope")
+
+    app.package.functions.add("adhoc:fails", fails)
+    outcome = await app.execute(FunctionKind.QUERY, "adhoc:fails", {})
+    assert isinstance(outcome.error, ConvexError) and outcome.value is None
+    assert outcome.log_lines == ("[LOG] looking",)
+    assert outcome.read_set is not None
+    assert outcome.read_set.intervals("messages", "by_creation_time")
+    with pytest.raises(ConvexError, match="nope"):
+        await app.run_query("adhoc:fails", {})
+    unknown = await app.execute(None, "adhoc:missing", {})
+    assert isinstance(unknown.error, FunctionNotFoundError) and unknown.log_lines == ()
+
+
+async def test_ctx_state_lasts_one_call_and_is_not_shared_with_nested_calls(
+    app: Application,
+) -> None:
+    @internal_mutation
+    async def inner(ctx: Any, args: object) -> Any:
+        return sorted(ctx.state)
+
+    @internal_mutation
+    async def outer(ctx: Any, args: object) -> Any:
+        seen = sorted(ctx.state)
+        ctx.state["mark"] = 1
+        return [seen, await ctx.run_mutation("adhoc:inner", {}), sorted(ctx.state)]
+
+    app.package.functions.add("adhoc:inner", inner)
+    app.package.functions.add("adhoc:outer", outer)
+    for _ in range(2):
+        outcome = await app.run_mutation("adhoc:outer", {}, internal=True)
+        assert outcome.value == [[], [], ["mark"]]

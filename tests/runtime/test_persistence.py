@@ -12,6 +12,7 @@ import pytest
 
 from owlat.runtime.database._sql import Statements, load_statements, parse_statements
 from owlat.runtime.database.sqlite import SqliteEngine
+from owlat.runtime.system_tables import SYSTEM_TABLES
 from owlat.runtime.testing import open_test_app
 from tests.runtime.conftest import in_query
 
@@ -33,6 +34,17 @@ async def test_documents_and_timestamps_survive_a_restart(
         second = await app.run_mutation("messages:send", {"channel": "p", "body": "new"})
         assert second.ts is not None and first.ts is not None and second.ts > first.ts
         assert app.catalog.table("messages").number == number
+
+
+async def test_every_system_table_is_stored_under_its_own_number(
+    tmp_path: Path, database_url: str
+) -> None:
+    assert len({table.name for table in SYSTEM_TABLES}) == len(SYSTEM_TABLES)
+    assert len({table.number for table in SYSTEM_TABLES}) == len(SYSTEM_TABLES)
+    async with open_test_app(APP, tmp_path, database_url=database_url) as app:
+        for table in SYSTEM_TABLES:
+            stored = app.catalog.table(table.name)
+            assert (stored.number, stored.definition) == (table.number, table.definition)
 
 
 def write_app(root: Path, name: str, indexes: str) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from owlat.runtime.application import Application
 from owlat.runtime.database.catalog import id_key
-from owlat.runtime.transactions import Commit, ReadSet
+from owlat.runtime.database.commits import Commit, ReadSet
 from tests.runtime.conftest import in_mutation, query_result
 
 

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from owlat.runtime import session_requests
 from owlat.runtime.application import Application
+from owlat.runtime.database.commits import Commit
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import ConvexError
-from owlat.runtime.session_requests import SessionRequest
-from owlat.runtime.transactions import Commit
+from owlat.runtime.sync import session_requests
+from owlat.runtime.sync.session_requests import SessionRequest
 
 
 async def count(app: Application, channel: str) -> int:

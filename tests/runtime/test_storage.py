@@ -12,12 +12,10 @@ from typing import Any
 
 import pytest
 
-from owlat.runtime._upload_tokens import UploadGrant
 from owlat.runtime.app_package import load_app_package
 from owlat.runtime.application import Application
-from owlat.runtime.blobstores import DigestMismatchError
+from owlat.runtime.database.engines import create_engine
 from owlat.runtime.database.transaction import Transaction
-from owlat.runtime.engines import create_engine
 from owlat.runtime.errors import (
     ArgumentValidationError,
     ConvexError,
@@ -29,6 +27,8 @@ from owlat.runtime.errors import (
     ReadOnlyError,
 )
 from owlat.runtime.storage import store_file
+from owlat.runtime.storage.blobstores import DigestMismatchError
+from owlat.runtime.storage.upload_tokens import UploadGrant
 from owlat.runtime.testing import TEST_PUBLIC_URL
 from tests.runtime.conftest import FIXTURE_APP, in_mutation, in_query
 

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from owlat.runtime.application import Application
+from owlat.runtime.database.commits import Interval, ReadSet
 from owlat.runtime.subscriptions import (
     IntervalIndex,
     QueryKey,
@@ -18,7 +19,6 @@ from owlat.runtime.subscriptions import (
     canonical_json,
     journal_of,
 )
-from owlat.runtime.transactions import Interval, ReadSet
 
 
 class Recorder:

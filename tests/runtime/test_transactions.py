@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
+from owlat.runtime.database.commits import Interval, ReadSet, point_interval
+from owlat.runtime.database.transaction import Clock, RetryPolicy
 from owlat.runtime.errors import WriteConflictError
-from owlat.runtime.transactions import Clock, Interval, ReadSet, RetryPolicy, point_interval
 
 
 async def test_conflicts_are_retried_then_reported_clearly() -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from owlat.runtime._upload_tokens import (
+from owlat.runtime.errors import DeveloperError, OperatorError
+from owlat.runtime.storage.upload_tokens import (
     KEY_FILE,
     MAX_OWNER_BYTES,
     UploadGrant,
@@ -19,7 +20,6 @@ from owlat.runtime._upload_tokens import (
     UploadTokens,
     load_or_create_signing_key,
 )
-from owlat.runtime.errors import DeveloperError, OperatorError
 
 KEY = b"k" * 32
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -69,19 +68,19 @@ class _TransactionCache:
     delta_rows: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-_caches: weakref.WeakKeyDictionary[Any, _TransactionCache] = weakref.WeakKeyDictionary()
+_CACHE = "segment_counts"  # key of ctx.state
 
 
 def _cache(ctx: Any) -> _TransactionCache:
-    cache = _caches.get(ctx.db)
+    cache: _TransactionCache | None = ctx.state.get(_CACHE)
     if cache is None:
-        cache = _caches[ctx.db] = _TransactionCache()
+        cache = ctx.state[_CACHE] = _TransactionCache()
     return cache
 
 
 def _forget(ctx: Any) -> None:
     """Drop the cached counted segments (their rows were just written)."""
-    cache = _caches.get(ctx.db)
+    cache: _TransactionCache | None = ctx.state.get(_CACHE)
     if cache is not None:
         cache.counted.clear()
 

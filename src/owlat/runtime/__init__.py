@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from owlat.runtime.auth import Auth, UserIdentity
 from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
-from owlat.runtime.crons import CronJobs, cron_jobs
 from owlat.runtime.database.filters import document_filter
 from owlat.runtime.database.query import END_CURSOR
 from owlat.runtime.errors import ConvexError, LimitExceededError, QueryBuildError
@@ -25,6 +24,7 @@ from owlat.runtime.functions import (
 )
 from owlat.runtime.http_router import ROUTABLE_METHODS, HttpAction, HttpRouter, http_action
 from owlat.runtime.responses import JSONResponse
+from owlat.runtime.scheduler import CronJobs, cron_jobs
 from owlat.runtime.schema import define_schema, define_table
 from owlat.runtime.triggers import Change, Triggers
 from owlat.runtime.types import UNDEFINED, Int64

@@ -13,70 +13,36 @@ the commit (timestamp + write set) to listeners.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from owlat.runtime import _system_tables, logs
-from owlat.runtime._scheduler_worker import SchedulerWorker
+from owlat.runtime import logs
 from owlat.runtime.app_package import AppPackage
 from owlat.runtime.auth import Auth, UserIdentity
+from owlat.runtime.calls import FunctionOutcome
 from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
 from owlat.runtime.database.catalog import Catalog, load_catalog, sync_catalog
-from owlat.runtime.database.commit_feed import CommitFeed
-from owlat.runtime.database.engine import CatalogChangedError, Engine, EngineReader
-from owlat.runtime.database.transaction import Transaction
+from owlat.runtime.database.commits import Commit, CommitListener, ReadSet, WriteSet
+from owlat.runtime.database.engine import CatalogChangedError, CommitFeed, Engine, EngineReader
+from owlat.runtime.database.transaction import (
+    Clock,
+    MutationHook,
+    RetryPolicy,
+    Transaction,
+    TransactionLimits,
+)
 from owlat.runtime.errors import ArgumentValidationError, ValidationError
 from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike, path_of
-from owlat.runtime.storage import FileStorage
-from owlat.runtime.transactions import (
-    Clock,
-    Commit,
-    CommitListener,
-    MutationHook,
-    ReadSet,
-    RetryPolicy,
-    TransactionLimits,
-    WriteSet,
-)
+from owlat.runtime.scheduler.worker import SchedulerWorker
+from owlat.runtime.storage.file_storage import FileStorage
+from owlat.runtime.system_tables import SYSTEM_TABLES
 from owlat.runtime.types import UNDEFINED
 from owlat.runtime.values import normalize_value
 
 logger = logging.getLogger("owlat.runtime")
-assert _system_tables.LOADED  # importing it registers the runtime's system tables
 _T = TypeVar("_T")
-
-
-@dataclasses.dataclass(slots=True)
-class FunctionResult:
-    """The outcome of a successful call."""
-
-    value: Any
-    ts: int | None = None  # query: snapshot ts; mutation: commit ts; action: None
-    read_set: ReadSet | None = None  # queries and mutations
-    log_lines: tuple[str, ...] = ()
-
-
-def attach_log_lines(error: BaseException, lines: tuple[str, ...]) -> None:
-    """Keep a failed call's log lines on its exception (`log_lines_of` reads them)."""
-    if not hasattr(error, "owlat_log_lines"):
-        with contextlib.suppress(AttributeError):
-            error.owlat_log_lines = lines  # type: ignore[attr-defined]
-
-
-def log_lines_of(error: BaseException) -> tuple[str, ...]:
-    """The log lines of the call that raised `error` (empty if unknown)."""
-    lines: tuple[str, ...] = getattr(error, "owlat_log_lines", ())
-    return lines
-
-
-def read_set_of(error: BaseException) -> ReadSet:
-    """What a failed query had read when it raised (a failure is reactive too)."""
-    read_set: ReadSet | None = getattr(error, "owlat_read_set", None)
-    return read_set if read_set is not None else ReadSet()
 
 
 class Snapshot:
@@ -87,18 +53,23 @@ class Snapshot:
         self._reader = reader
         self.ts = ts
 
-    async def run_query(
+    async def execute_query(
         self,
         function: FunctionLike,
         args: Any,
         *,
         identity: UserIdentity | None = None,
         internal: bool = False,
-    ) -> FunctionResult:
-        definition = self._app.resolve(function, FunctionKind.QUERY, internal)
-        return await self._app._query_in_snapshot(
-            self._reader, self.ts, definition, args, Auth(identity)
-        )
+    ) -> FunctionOutcome:
+        """Run a query at this snapshot; its outcome, failed or not (`Application.execute`)."""
+
+        async def call() -> FunctionOutcome:
+            definition = self._app.resolve(function, FunctionKind.QUERY, internal)
+            return await self._app._query_in(
+                self._reader, self.ts, definition, args, Auth(identity)
+            )
+
+        return await _outcome_of(call)
 
 
 class Application:
@@ -141,7 +112,9 @@ class Application:
         """Open the engine and bring the catalog in line with the schema."""
         logs.install()
         await self.engine.open()
-        self._catalog = await sync_catalog(self.engine, self.package.schema, self.retry)
+        self._catalog = await sync_catalog(
+            self.engine, self.package.schema, SYSTEM_TABLES, self.retry
+        )
         self.clock = Clock(await self._read_last_ts())
         self._feed = self.engine.commit_feed()  # every node's commits, in order
         await self._feed.start(self.clock.last_ts, self._publish)
@@ -168,7 +141,7 @@ class Application:
         all the writers that found it together)."""
         async with self._catalog_reload:
             if self.catalog.version == stale_version:
-                self._catalog = await load_catalog(self.engine, self.package.schema)
+                self._catalog = await load_catalog(self.engine, self.package.schema, SYSTEM_TABLES)
                 logger.info("catalog changed by another node: reloaded")
 
     @property
@@ -228,6 +201,41 @@ class Application:
                 ) from None
         return normalize_value(value)
 
+    async def execute(
+        self,
+        kind: FunctionKind | None,
+        function: FunctionLike,
+        args: Any = None,
+        *,
+        identity: UserIdentity | None = None,
+        internal: bool = False,
+        hook: MutationHook | None = None,
+    ) -> FunctionOutcome:
+        """Call a function and return its outcome, failed or not: whatever the call raised
+        (an unknown function, invalid arguments, the function's own error, an engine
+        failure) is the outcome's `error`, with the lines logged until then and, for a
+        query, what it had read. `internal=True` (admin, scheduler, other functions) may
+        call internal functions; `kind=None` runs whatever kind the function is.
+
+        `hook` runs inside a mutation's transaction, before and after its handler: it may
+        answer with a recorded outcome instead of running (idempotent sync requests,
+        sync/session_requests.py) or commit its own writes with the mutation's (the scheduler
+        marking a job done).
+        """
+
+        async def call() -> FunctionOutcome:
+            definition = self.resolve(function, kind, internal)
+            auth = Auth(identity)
+            if definition.kind is FunctionKind.QUERY:
+                async with self.engine.read() as reader:
+                    ts = await reader.last_ts()
+                    return await self._query_in(reader, ts, definition, args, auth)
+            if definition.kind is FunctionKind.MUTATION:
+                return await self._mutation(definition, args, auth, hook)
+            return await self._action(definition, args, auth)
+
+        return await _outcome_of(call)
+
     async def run(
         self,
         kind: FunctionKind | None,
@@ -237,46 +245,30 @@ class Application:
         identity: UserIdentity | None = None,
         internal: bool = False,
         hook: MutationHook | None = None,
-    ) -> FunctionResult:
-        """Call a function. `internal=True` (admin, scheduler, other functions) may call
-        internal functions; `kind=None` runs whatever kind the function is.
-
-        `hook` runs inside a mutation's transaction, before and after its handler: it may
-        answer with a recorded outcome instead of running (idempotent sync requests,
-        session_requests.py) or commit its own writes with the mutation's (the scheduler
-        marking a job done).
-        """
-        definition = self.resolve(function, kind, internal)
-        auth = Auth(identity)
-        with logs.capture() as buffer:
-            try:
-                if definition.kind is FunctionKind.QUERY:
-                    async with self.engine.read() as reader:
-                        ts = await reader.last_ts()
-                        result = await self._query_in(reader, ts, definition, args, auth)
-                elif definition.kind is FunctionKind.MUTATION:
-                    result = await self._mutation(definition, args, auth, hook)
-                else:
-                    result = await self._action(definition, args, auth)
-            except Exception as error:
-                attach_log_lines(error, buffer.finish())
-                raise
-        result.log_lines = buffer.finish()
-        return result
+    ) -> FunctionOutcome:
+        """`execute`, raising the error of a failed call (for callers that report no
+        failed call's log lines or read set: functions calling functions, the scheduler,
+        tests)."""
+        outcome = await self.execute(
+            kind, function, args, identity=identity, internal=internal, hook=hook
+        )
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome
 
     async def run_query(
         self, function: FunctionLike, args: Any = None, **options: Any
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         return await self.run(FunctionKind.QUERY, function, args, **options)
 
     async def run_mutation(
         self, function: FunctionLike, args: Any = None, **options: Any
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         return await self.run(FunctionKind.MUTATION, function, args, **options)
 
     async def run_action(
         self, function: FunctionLike, args: Any = None, **options: Any
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         return await self.run(FunctionKind.ACTION, function, args, **options)
 
     @asynccontextmanager
@@ -287,7 +279,9 @@ class Application:
 
     async def _query_in(
         self, reader: EngineReader, ts: int, definition: FunctionDefinition, args: Any, auth: Auth
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
+        """A query's outcome at `ts`; when the query itself fails, its error with what it
+        had read (a failure is reactive too)."""
         validated = self._validate_args(definition, args)
         txn = Transaction(
             reader, self.catalog, self.clock, ts=ts, writable=False, limits=self.limits
@@ -296,23 +290,8 @@ class Application:
             value = await definition.handler(QueryCtx(self, txn, auth), validated)
             value = self._validate_result(definition, value)
         except Exception as error:
-            if not hasattr(error, "owlat_read_set"):
-                with contextlib.suppress(AttributeError):
-                    error.owlat_read_set = txn.read_set  # type: ignore[attr-defined]
-            raise
-        return FunctionResult(value, ts, txn.read_set)
-
-    async def _query_in_snapshot(
-        self, reader: EngineReader, ts: int, definition: FunctionDefinition, args: Any, auth: Auth
-    ) -> FunctionResult:
-        with logs.capture() as buffer:
-            try:
-                result = await self._query_in(reader, ts, definition, args, auth)
-            except Exception as error:
-                attach_log_lines(error, buffer.finish())
-                raise
-        result.log_lines = buffer.finish()
-        return result
+            return FunctionOutcome(error=error, read_set=txn.read_set)
+        return FunctionOutcome(value, ts=ts, read_set=txn.read_set)
 
     async def _mutation(
         self,
@@ -320,7 +299,7 @@ class Application:
         args: Any,
         auth: Auth,
         hook: MutationHook | None = None,
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         validated = self._validate_args(definition, args)
 
         async def body(txn: Transaction) -> tuple[Any, int | None]:
@@ -335,7 +314,8 @@ class Application:
             return value, None
 
         (value, replayed_ts), commit, read_set = await self._write(body)
-        return FunctionResult(value, commit.ts if replayed_ts is None else replayed_ts, read_set)
+        ts = commit.ts if replayed_ts is None else replayed_ts
+        return FunctionOutcome(value, ts=ts, read_set=read_set)
 
     async def _write(
         self, body: Callable[[Transaction], Awaitable[_T]]
@@ -424,10 +404,10 @@ class Application:
 
     async def _action(
         self, definition: FunctionDefinition, args: Any, auth: Auth
-    ) -> FunctionResult:
+    ) -> FunctionOutcome:
         validated = self._validate_args(definition, args)
         value = await definition.handler(ActionCtx(self, auth), validated)
-        return FunctionResult(self._validate_result(definition, value))
+        return FunctionOutcome(self._validate_result(definition, value))
 
     async def run_nested(
         self, txn: Transaction, kind: FunctionKind, function: FunctionLike, args: Any, auth: Auth
@@ -443,3 +423,14 @@ class Application:
         async with txn.nested():
             value = await definition.handler(MutationCtx(self, txn, auth), validated)
             return self._validate_result(definition, value)
+
+
+async def _outcome_of(call: Callable[[], Awaitable[FunctionOutcome]]) -> FunctionOutcome:
+    """`call()`'s outcome, or the error it raised as one; with the lines it logged."""
+    with logs.capture() as buffer:
+        try:
+            outcome = await call()
+        except Exception as error:
+            outcome = FunctionOutcome(error=error)
+        outcome.log_lines = buffer.finish()
+    return outcome

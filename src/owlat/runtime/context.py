@@ -6,33 +6,40 @@ and reach the database only through `run_query` / `run_mutation` / `run_action`,
 own transaction. Inside a query or mutation, `ctx.run_query` and `ctx.run_mutation` call
 another function *in the same transaction*: a nested mutation is a sub-transaction whose
 writes are undone if it raises (the caller may catch the error and go on).
-`ctx.storage` (storage.py) follows the same split: queries get file URLs, mutations may
+`ctx.storage` (storage/) follows the same split: queries get file URLs, mutations may
 also issue upload URLs and delete files, actions may also store and read file contents.
+
+Every ctx has `state`, a dict for what an app's own helpers keep for the rest of one call
+(the session a session-scoped function runs for, a cache of what the call already read):
+it starts empty, lives as long as the ctx, and is not shared with the functions the call
+runs through `ctx.run_*` (they get their own ctx); triggers get the ctx of the mutation
+whose write fired them, so they share its `state`.
+
+The ctx classes reach the runtime only through the `Runtime` protocol (calls.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from owlat.runtime.auth import Auth
+from owlat.runtime.calls import Runtime
 from owlat.runtime.database.api import DatabaseReader, DatabaseWriter
+from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.functions import FunctionKind, FunctionLike
 from owlat.runtime.scheduler import Scheduler
 from owlat.runtime.storage import StorageActions, StorageReader, StorageWriter
 from owlat.runtime.triggers import TriggerRunner
 
-if TYPE_CHECKING:
-    from owlat.runtime.application import Application
-    from owlat.runtime.database.transaction import Transaction
-
 
 class QueryCtx:
     """Context of a query: read-only database access."""
 
-    def __init__(self, app: Application, transaction: Transaction, auth: Auth) -> None:
+    def __init__(self, app: Runtime, transaction: Transaction, auth: Auth) -> None:
         self._app = app
         self._txn = transaction
         self.auth = auth
+        self.state: dict[str, Any] = {}  # per-call state of the app (module doc)
         self.db: DatabaseReader = DatabaseReader(transaction)
         self.storage: StorageReader = StorageReader(app, transaction)
 
@@ -44,7 +51,7 @@ class QueryCtx:
 class MutationCtx(QueryCtx):
     """Context of a mutation: one ACID transaction."""
 
-    def __init__(self, app: Application, transaction: Transaction, auth: Auth) -> None:
+    def __init__(self, app: Runtime, transaction: Transaction, auth: Auth) -> None:
         super().__init__(app, transaction, auth)
         triggers = app.package.triggers
         runner = None if triggers is None else TriggerRunner(triggers, self)
@@ -62,9 +69,10 @@ class MutationCtx(QueryCtx):
 class ActionCtx:
     """Context of an action: side effects allowed, no transaction."""
 
-    def __init__(self, app: Application, auth: Auth) -> None:
+    def __init__(self, app: Runtime, auth: Auth) -> None:
         self._app = app
         self.auth = auth
+        self.state: dict[str, Any] = {}  # per-call state of the app (module doc)
         self.scheduler = Scheduler(app, None)
         self.storage = StorageActions(app)
 

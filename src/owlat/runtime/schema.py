@@ -3,11 +3,12 @@
 `define_schema({"contacts": define_table({...}).index("by_org", ["organizationId"])})`.
 Every table also has the system indexes `by_id` and `by_creation_time`, and every index
 implicitly ends with `_creationTime` then `_id`. Tables whose names start with `_` are
-system tables, defined by the runtime itself (`register_system_table`).
+system tables, defined by the runtime itself (`SystemTable`, listed in system_tables.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -173,20 +174,17 @@ def define_schema(tables: Mapping[str, TableDefinition]) -> SchemaDefinition:
     return SchemaDefinition(tables)
 
 
-# System tables (`_storage`, `_scheduled_functions`, ...), defined by runtime modules at
-# import time with fixed table numbers so that their ids never change.
-_SYSTEM_TABLES: dict[str, tuple[int, TableDefinition]] = {}
+@dataclasses.dataclass(frozen=True, slots=True)
+class SystemTable:
+    """A table of the runtime itself (name starting with `_`) under a fixed table number,
+    so that its ids never change (system_tables.py lists them all)."""
 
+    name: str
+    number: int
+    definition: TableDefinition
 
-def register_system_table(name: str, number: int, table: TableDefinition) -> None:
-    """Define a system table (name starting with `_`) with a fixed table number."""
-    if not name.startswith("_"):
-        raise SchemaError(f"System table {name!r} must start with '_'")
-    if not 0 < number < FIRST_USER_TABLE_NUMBER:
-        raise SchemaError(f"System table number {number} is out of range")
-    _SYSTEM_TABLES[name] = (number, table)
-
-
-def system_tables() -> dict[str, tuple[int, TableDefinition]]:
-    """Every system table: name → (table number, definition)."""
-    return dict(_SYSTEM_TABLES)
+    def __post_init__(self) -> None:
+        if not self.name.startswith("_"):
+            raise SchemaError(f"System table {self.name!r} must start with '_'")
+        if not 0 < self.number < FIRST_USER_TABLE_NUMBER:
+            raise SchemaError(f"System table number {self.number} is out of range")

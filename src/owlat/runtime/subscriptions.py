@@ -4,7 +4,7 @@ The rule. A query's result computed at snapshot `ts` stays the result at every l
 timestamp `T` until a commit with `ts < commit.ts <= T` changes a key inside the query's
 read set: the commit's write set names, for every index of every document it changed, the
 key of the old and of the new revision, and the read set names the index intervals the
-query scanned (transactions.py). One key of a commit inside one interval of a result ⇒
+query scanned (database/commits.py). One key of a commit inside one interval of a result ⇒
 that result is *invalidated from* `commit.ts`; nothing else ever invalidates it.
 
 The cache. Queries are deterministic, so a result is shared by every subscriber of the same
@@ -40,9 +40,9 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from owlat.runtime.application import log_lines_of, read_set_of
+from owlat.runtime.calls import FunctionOutcome
+from owlat.runtime.database.commits import Commit, Interval, ReadSet, WriteSet
 from owlat.runtime.errors import InvalidValueError
-from owlat.runtime.transactions import Commit, Interval, ReadSet, WriteSet
 from owlat.runtime.types import JSONValue, Value
 from owlat.runtime.values import convex_to_json, dumps, json_to_convex, loads
 
@@ -339,30 +339,25 @@ class SubscriptionManager:
 
     async def _compute(self, snapshot: Snapshot, key: QueryKey) -> QueryResult:
         self.computations += 1
-        value: Value = None
-        error: Exception | None = None
         args: Any = None
         try:
             args = apply_journal(json_to_convex(loads(key.args)), key.journal)
             identity = None if key.identity is None else loads(key.identity)
-            outcome = await snapshot.run_query(
+        except Exception as failure:
+            outcome = FunctionOutcome(error=failure)
+        else:
+            outcome = await snapshot.execute_query(
                 key.path, args, identity=identity, internal=key.internal
             )
-        except Exception as failure:
-            error = failure
-            log_lines = log_lines_of(failure)
-            read_set = read_set_of(failure)
-        else:
-            value, log_lines = outcome.value, outcome.log_lines
-            read_set = outcome.read_set if outcome.read_set is not None else ReadSet()
+        error = outcome.error
         return QueryResult(
             key=key,
             ts=snapshot.ts,
-            value=value,
+            value=outcome.value,
             error=error,
-            log_lines=log_lines,
-            journal=None if error is not None else journal_of(args, value),
-            read_set=read_set,
+            log_lines=outcome.log_lines,
+            journal=None if error is not None else journal_of(args, outcome.value),
+            read_set=outcome.read_set if outcome.read_set is not None else ReadSet(),
         )
 
     def adopt(self, result: QueryResult, key: QueryKey) -> QueryResult:

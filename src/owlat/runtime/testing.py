@@ -15,8 +15,8 @@ from pathlib import Path
 
 from owlat.runtime.app_package import load_app_package
 from owlat.runtime.application import Application
-from owlat.runtime.engines import create_engine
-from owlat.runtime.storage import open_file_storage
+from owlat.runtime.database.engines import create_engine
+from owlat.runtime.storage.file_storage import open_file_storage
 
 # Where the file URLs of a test app point (no server listens there unless a test starts one).
 TEST_PUBLIC_URL = "http://127.0.0.1:3210"

@@ -24,13 +24,10 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from owlat.runtime.errors import DeveloperError
 from owlat.runtime.types import Document
-
-if TYPE_CHECKING:
-    from owlat.runtime.context import MutationCtx
 
 MAX_DEPTH = 8
 
@@ -53,7 +50,9 @@ class Change:
         return "delete" if self.new is None else "update"
 
 
-Trigger = Callable[["MutationCtx", Change], Awaitable[None]]
+# `async def trigger(ctx: MutationCtx, change: Change) -> None`; the ctx is typed `Any`
+# here because context.py, which defines MutationCtx, builds on this module.
+Trigger = Callable[[Any, Change], Awaitable[None]]
 
 
 class Triggers:
@@ -96,7 +95,7 @@ class TriggerRunner:
 
     __slots__ = ("_ctx", "_depth", "_triggers")
 
-    def __init__(self, triggers: Triggers, ctx: MutationCtx) -> None:
+    def __init__(self, triggers: Triggers, ctx: object) -> None:
         self._triggers = triggers
         self._ctx = weakref.ref(ctx)
         self._depth = 0

@@ -137,9 +137,7 @@ async def smtp_server(
             authenticator=authenticate if password is not None else None,
         )
 
-    server = await loop.create_server(
-        protocol, "127.0.0.1", 0, ssl=tls if implicit_tls else None
-    )
+    server = await loop.create_server(protocol, "127.0.0.1", 0, ssl=tls if implicit_tls else None)
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
@@ -247,8 +245,12 @@ def _shape_problem(body: Any) -> str | None:
         return f"unknown fields {sorted(unknown)}"
     checks: list[tuple[str, Callable[[Any], bool]]] = [
         ("from", lambda v: isinstance(v, str) and "@" in v),
-        ("to", lambda v: isinstance(v, list) and 1 <= len(v) <= 50
-            and all(isinstance(a, str) for a in v)),
+        (
+            "to",
+            lambda v: (
+                isinstance(v, list) and 1 <= len(v) <= 50 and all(isinstance(a, str) for a in v)
+            ),
+        ),
         ("subject", lambda v: isinstance(v, str)),
     ]
     for field, valid in checks:

@@ -90,8 +90,10 @@ def test_a_campaign_message_has_every_header_and_part() -> None:
 
 
 def test_attachments_make_it_multipart_mixed() -> None:
-    files = (Attachment("report.pdf", b"%PDF-1.7\x00\xff", "application/pdf"),
-             Attachment("données.csv", b"a;b\n1;2\n", "text/csv"))
+    files = (
+        Attachment("report.pdf", b"%PDF-1.7\x00\xff", "application/pdf"),
+        Attachment("données.csv", b"a;b\n1;2\n", "text/csv"),
+    )
     parsed = parse(compose(campaign(attachments=files), now=NOW))
     assert parsed.get_content_type() == "multipart/mixed"
     body, *attached = parsed.iter_parts()
@@ -123,16 +125,31 @@ def test_the_message_id_follows_the_idempotency_key() -> None:
 @pytest.mark.parametrize(
     ("kind", "options", "expected"),
     [
-        (SendKind.CAMPAIGN, {"unsubscribe_url": UNSUB}, {
-            "Precedence": "bulk", "Auto-Submitted": "auto-generated",
-            "List-Unsubscribe": f"<{UNSUB}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}),
-        (SendKind.AUTOMATION, {"unsubscribe_url": UNSUB}, {
-            "Auto-Submitted": "auto-generated", "List-Unsubscribe": f"<{UNSUB}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}),
+        (
+            SendKind.CAMPAIGN,
+            {"unsubscribe_url": UNSUB},
+            {
+                "Precedence": "bulk",
+                "Auto-Submitted": "auto-generated",
+                "List-Unsubscribe": f"<{UNSUB}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+        ),
+        (
+            SendKind.AUTOMATION,
+            {"unsubscribe_url": UNSUB},
+            {
+                "Auto-Submitted": "auto-generated",
+                "List-Unsubscribe": f"<{UNSUB}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+        ),
         (SendKind.AUTOMATION, {}, {"Auto-Submitted": "auto-generated"}),
-        (SendKind.TRANSACTIONAL, {"feedback_id": "t1:o1:transactional:owlat"}, {
-            "Auto-Submitted": "auto-generated", "Feedback-ID": "t1:o1:transactional:owlat"}),
+        (
+            SendKind.TRANSACTIONAL,
+            {"feedback_id": "t1:o1:transactional:owlat"},
+            {"Auto-Submitted": "auto-generated", "Feedback-ID": "t1:o1:transactional:owlat"},
+        ),
         (SendKind.TEST, {}, {}),
     ],
 )

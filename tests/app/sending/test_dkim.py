@@ -25,8 +25,12 @@ def dns(name: bytes, timeout: float = 5) -> bytes:
 
 def signed(now: float = 1_700_000_000) -> bytes:
     message = EmailMessage(
-        to="Ada <ada@example.org>", subject="Spring news", text="Hello\n.\nBye", html="<p>Hi</p>",
-        from_address="Owlat <news@sender.test>", idempotency_key="send:1",
+        to="Ada <ada@example.org>",
+        subject="Spring news",
+        text="Hello\n.\nBye",
+        html="<p>Hi</p>",
+        from_address="Owlat <news@sender.test>",
+        idempotency_key="send:1",
         headers=kind_headers(SendKind.CAMPAIGN, unsubscribe_url="https://s.test/unsub/tok"),
     )
     raw = prepare(message, dkim=SIGNER, now=now).raw
@@ -44,8 +48,17 @@ def test_a_signed_message_verifies_with_dkimpy() -> None:
     assert tags[b"c"] == b"relaxed/relaxed"
     assert (tags[b"d"], tags[b"s"], tags[b"t"]) == (b"sender.test", b"owlat2024", b"1700000000")
     signed_names = [name.strip() for name in tags[b"h"].split(b":")]
-    for name in (b"from", b"to", b"subject", b"date", b"message-id", b"list-unsubscribe",
-                 b"list-unsubscribe-post", b"mime-version", b"content-type"):
+    for name in (
+        b"from",
+        b"to",
+        b"subject",
+        b"date",
+        b"message-id",
+        b"list-unsubscribe",
+        b"list-unsubscribe-post",
+        b"mime-version",
+        b"content-type",
+    ):
         assert name in signed_names
     assert signed_names.count(b"from") == 2  # over-signed
     assert signed_names.count(b"list-unsubscribe") == 2
@@ -86,9 +99,14 @@ def test_a_key_pair_is_2048_bit_rsa_published_as_p() -> None:
 
 
 def test_a_non_rsa_key_is_refused() -> None:
-    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
     with pytest.raises(ValueError, match="RSA private key"):
         DkimSigner("sender.test", "s", pem)

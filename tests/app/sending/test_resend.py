@@ -27,14 +27,18 @@ async def resend() -> AsyncIterator[tuple[FakeResend, str]]:
 
 
 def provider(url: str, **options: Any) -> ResendProvider:
-    return ResendProvider(ResendSettings(api_key=options.pop("api_key", "re_test_key"),
-                                         base_url=url, **options))
+    return ResendProvider(
+        ResendSettings(api_key=options.pop("api_key", "re_test_key"), base_url=url, **options)
+    )
 
 
 def message(to: str = "reader@example.org", **fields: Any) -> EmailMessage:
     values: dict[str, Any] = {
-        "subject": "Welcome", "text": "Hello", "from_address": "Owlat <hi@sender.test>",
-        "idempotency_key": f"send:{to}", **fields,
+        "subject": "Welcome",
+        "text": "Hello",
+        "from_address": "Owlat <hi@sender.test>",
+        "idempotency_key": f"send:{to}",
+        **fields,
     }
     return EmailMessage(to=to, **values)
 
@@ -44,10 +48,14 @@ async def test_sends_the_documented_request(resend: tuple[FakeResend, str]) -> N
     sender = provider(url)
     headers = kind_headers(SendKind.AUTOMATION, unsubscribe_url="https://s.test/unsub/t")
     try:
-        result = await sender.send(message(
-            html="<p>Hello</p>", reply_to="help@sender.test", headers=headers,
-            attachments=(Attachment("a.txt", b"attached", "text/plain"),),
-        ))
+        result = await sender.send(
+            message(
+                html="<p>Hello</p>",
+                reply_to="help@sender.test",
+                headers=headers,
+                attachments=(Attachment("a.txt", b"attached", "text/plain"),),
+            )
+        )
     finally:
         await sender.close()
     [sent] = fake.sent
@@ -61,8 +69,11 @@ async def test_sends_the_documented_request(resend: tuple[FakeResend, str]) -> N
         "reply_to": ["help@sender.test"],
         "headers": headers,
         "attachments": [
-            {"filename": "a.txt", "content": base64.b64encode(b"attached").decode(),
-             "content_type": "text/plain"}
+            {
+                "filename": "a.txt",
+                "content": base64.b64encode(b"attached").decode(),
+                "content_type": "text/plain",
+            }
         ],
         "id": sent["id"],
         "idempotency_key": "send:reader@example.org",
@@ -113,25 +124,75 @@ async def test_a_timeout_with_a_key_is_retried_without_a_second_email(
 @pytest.mark.parametrize(
     ("answer", "kind", "retry_after"),
     [
-        ((429, {"statusCode": 429, "name": "rate_limit_exceeded", "message": "Too many requests"},
-          {"retry-after": "2"}), ErrorKind.RATE_LIMIT, 2.0),
-        ((429, {"statusCode": 429, "name": "daily_quota_exceeded", "message": "Quota"}, {}),
-         ErrorKind.RATE_LIMIT, None),
-        ((500, {"statusCode": 500, "name": "application_error", "message": "Oops"}, {}),
-         ErrorKind.SERVER_ERROR, None),
+        (
+            (
+                429,
+                {"statusCode": 429, "name": "rate_limit_exceeded", "message": "Too many requests"},
+                {"retry-after": "2"},
+            ),
+            ErrorKind.RATE_LIMIT,
+            2.0,
+        ),
+        (
+            (429, {"statusCode": 429, "name": "daily_quota_exceeded", "message": "Quota"}, {}),
+            ErrorKind.RATE_LIMIT,
+            None,
+        ),
+        (
+            (500, {"statusCode": 500, "name": "application_error", "message": "Oops"}, {}),
+            ErrorKind.SERVER_ERROR,
+            None,
+        ),
         ((503, "upstream down", {}), ErrorKind.SERVER_ERROR, None),
-        ((422, {"statusCode": 422, "name": "invalid_from_address", "message": "Invalid from"},
-          {}), ErrorKind.INVALID_SENDER, None),
-        ((422, {"statusCode": 422, "name": "validation_error",
-                "message": "Invalid `to` field. The email address needs to follow the format"},
-          {}), ErrorKind.INVALID_RECIPIENT, None),
-        ((422, {"statusCode": 422, "name": "invalid_attachment", "message": "Bad file"}, {}),
-         ErrorKind.CONTENT_REJECTED, None),
-        ((403, {"statusCode": 403, "name": "validation_error",
-                "message": "The sender.test domain is not verified"}, {}),
-         ErrorKind.INVALID_SENDER, None),
-        ((409, {"statusCode": 409, "name": "invalid_idempotent_request", "message": "Same key"},
-          {}), ErrorKind.UNKNOWN, None),
+        (
+            (
+                422,
+                {"statusCode": 422, "name": "invalid_from_address", "message": "Invalid from"},
+                {},
+            ),
+            ErrorKind.INVALID_SENDER,
+            None,
+        ),
+        (
+            (
+                422,
+                {
+                    "statusCode": 422,
+                    "name": "validation_error",
+                    "message": "Invalid `to` field. The email address needs to follow the format",
+                },
+                {},
+            ),
+            ErrorKind.INVALID_RECIPIENT,
+            None,
+        ),
+        (
+            (422, {"statusCode": 422, "name": "invalid_attachment", "message": "Bad file"}, {}),
+            ErrorKind.CONTENT_REJECTED,
+            None,
+        ),
+        (
+            (
+                403,
+                {
+                    "statusCode": 403,
+                    "name": "validation_error",
+                    "message": "The sender.test domain is not verified",
+                },
+                {},
+            ),
+            ErrorKind.INVALID_SENDER,
+            None,
+        ),
+        (
+            (
+                409,
+                {"statusCode": 409, "name": "invalid_idempotent_request", "message": "Same key"},
+                {},
+            ),
+            ErrorKind.UNKNOWN,
+            None,
+        ),
     ],
 )
 async def test_errors_are_classified(

@@ -54,8 +54,12 @@ def test_priority_failover_skips_a_provider_while_it_cools_down() -> None:
 
 def test_faults_of_one_message_say_nothing_about_the_provider() -> None:
     health = Health(threshold=2)
-    for kind in (ErrorKind.INVALID_RECIPIENT, ErrorKind.CONTENT_REJECTED,
-                 ErrorKind.INVALID_SENDER, ErrorKind.UNKNOWN) * 3:
+    for kind in (
+        ErrorKind.INVALID_RECIPIENT,
+        ErrorKind.CONTENT_REJECTED,
+        ErrorKind.INVALID_SENDER,
+        ErrorKind.UNKNOWN,
+    ) * 3:
         health.record_failure("a", kind, 0)
     assert health.is_up("a", 0)
 
@@ -71,8 +75,10 @@ def test_a_success_clears_the_count_of_consecutive_faults() -> None:
 
 
 def test_workload_split_follows_the_weights_among_providers_that_are_up() -> None:
-    route = Route(Strategy.WORKLOAD_SPLIT, (RouteTarget("a", 3), RouteTarget("b", 1),
-                                            RouteTarget("c", 5, enabled=False)))
+    route = Route(
+        Strategy.WORKLOAD_SPLIT,
+        (RouteTarget("a", 3), RouteTarget("b", 1), RouteTarget("c", 5, enabled=False)),
+    )
     rng = random.Random(7)
     counts = Counter(choose(route, Health(), 0, rng) for _ in range(4000))
     assert set(counts) == {"a", "b"}
@@ -93,8 +99,10 @@ def test_when_every_provider_is_down_the_error_says_when_to_come_back() -> None:
 
 
 def test_a_message_type_without_an_enabled_route_fails_closed() -> None:
-    routes = {MessageType.CAMPAIGN: FAILOVER,
-              MessageType.AUTOMATION: Route(Strategy.SINGLE, (RouteTarget("a", enabled=False),))}
+    routes = {
+        MessageType.CAMPAIGN: FAILOVER,
+        MessageType.AUTOMATION: Route(Strategy.SINGLE, (RouteTarget("a", enabled=False),)),
+    }
     assert route_for(routes, MessageType.CAMPAIGN) is FAILOVER
     for missing in (MessageType.TRANSACTIONAL, MessageType.AUTOMATION):
         with pytest.raises(NoDeliveryProvider, match=f"for {missing} messages"):
@@ -125,8 +133,14 @@ def error(kind: ErrorKind, retry_after: float | None = None) -> ProviderError:
 
 
 async def test_retryable_errors_are_retried_after_the_delays_or_the_providers_hint() -> None:
-    provider = Scripted("a", [error(ErrorKind.SERVER_ERROR), error(ErrorKind.RATE_LIMIT, 12.0),
-                              error(ErrorKind.SERVER_ERROR)])
+    provider = Scripted(
+        "a",
+        [
+            error(ErrorKind.SERVER_ERROR),
+            error(ErrorKind.RATE_LIMIT, 12.0),
+            error(ErrorKind.SERVER_ERROR),
+        ],
+    )
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -154,8 +168,9 @@ async def test_failover_moves_to_the_next_provider_once_the_first_is_down() -> N
     first = Scripted("a", [error(ErrorKind.SERVER_ERROR)] * 2)
     second = Scripted("b")
     health = Health(threshold=2)
-    delivery = await deliver(MESSAGE, FAILOVER, {"a": first, "b": second}, health,
-                             sleep=_no_sleep, clock=lambda: 100.0)
+    delivery = await deliver(
+        MESSAGE, FAILOVER, {"a": first, "b": second}, health, sleep=_no_sleep, clock=lambda: 100.0
+    )
     assert (delivery.provider, delivery.attempts, first.calls) == ("b", 3, 2)
     assert not health.is_up("a", 100.0)
 

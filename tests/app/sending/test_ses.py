@@ -37,8 +37,11 @@ def ses_settings(endpoint_url: str, **options: Any) -> SesSettings:
 @pytest.fixture
 def moto(moto_server: MotoServer) -> MotoServer:
     client = boto3.client(
-        "sesv2", region_name="eu-west-1", endpoint_url=moto_server.endpoint_url,
-        aws_access_key_id="test", aws_secret_access_key="test",
+        "sesv2",
+        region_name="eu-west-1",
+        endpoint_url=moto_server.endpoint_url,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
     )
     client.create_email_identity(EmailIdentity="verified.test")
     client.close()
@@ -55,9 +58,13 @@ def sent_raw_messages(moto: MotoServer) -> list[dict[str, Any]]:
 async def test_sends_the_raw_message(moto: MotoServer) -> None:
     provider = SesProvider(ses_settings(moto.endpoint_url))
     message = EmailMessage(
-        to="Reader <reader@example.org>", subject="Report", text="See attached",
-        html="<p>See attached</p>", from_address="Owlat <news@verified.test>",
-        idempotency_key="send:ses:1", headers={"Feedback-ID": "c1:o1:transactional:owlat"},
+        to="Reader <reader@example.org>",
+        subject="Report",
+        text="See attached",
+        html="<p>See attached</p>",
+        from_address="Owlat <news@verified.test>",
+        idempotency_key="send:ses:1",
+        headers={"Feedback-ID": "c1:o1:transactional:owlat"},
         attachments=(Attachment("r.csv", b"a,b\n1,2\n", "text/csv"),),
     )
     try:

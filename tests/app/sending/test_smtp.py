@@ -26,8 +26,12 @@ FROM = "Owlat Tests <news@sender.test>"
 
 def message(to: str, key: str | None = None) -> EmailMessage:
     return EmailMessage(
-        to=to, subject=f"Hello {to}", text=f"Hi {to}", html=f"<p>Hi {to}</p>",
-        from_address=FROM, idempotency_key=key or f"send:{to}",
+        to=to,
+        subject=f"Hello {to}",
+        text=f"Hi {to}",
+        html=f"<p>Hi {to}</p>",
+        from_address=FROM,
+        idempotency_key=key or f"send:{to}",
     )
 
 
@@ -137,8 +141,9 @@ async def test_no_answer_to_data_is_unknown_and_never_retried(sink: tuple[Sink, 
     route = Route(Strategy.SINGLE, (RouteTarget("smtp"),))
     try:
         with pytest.raises(ProviderError) as raised:
-            await deliver(message("slow@example.org"), route, {"smtp": provider}, Health(),
-                          sleep=_no_sleep)
+            await deliver(
+                message("slow@example.org"), route, {"smtp": provider}, Health(), sleep=_no_sleep
+            )
     finally:
         await provider.close()
     assert raised.value.kind is ErrorKind.UNKNOWN
@@ -162,8 +167,10 @@ async def test_under_faults_every_message_arrives_exactly_once(sink: tuple[Sink,
 
     try:
         deliveries = await asyncio.gather(
-            *(deliver(message(to), route, {"smtp": provider}, health, sleep=sleep)
-              for to in recipients)
+            *(
+                deliver(message(to), route, {"smtp": provider}, health, sleep=sleep)
+                for to in recipients
+            )
         )
     finally:
         await provider.close()
@@ -203,8 +210,9 @@ async def test_starttls_with_auth(tmp_path: Path) -> None:
             await good.close()
         errors = []
         for wrong in (
-            SmtpSettings(host="127.0.0.1", port=port, username="owlat", password="nope",
-                         ca_file=str(ca_file)),
+            SmtpSettings(
+                host="127.0.0.1", port=port, username="owlat", password="nope", ca_file=str(ca_file)
+            ),
             SmtpSettings(host="127.0.0.1", port=port, username="owlat", password="s3cret"),
             SmtpSettings(host="127.0.0.1", port=port, security="none"),
         ):
@@ -253,8 +261,12 @@ async def test_an_unreachable_relay_is_a_server_error() -> None:
         ("MAIL", 530, "5.7.0 Authentication required", ErrorKind.AUTH_FAILED),
         ("RCPT", 550, "5.7.1 Relaying denied by policy", ErrorKind.CONTENT_REJECTED),
         ("RCPT", 553, "mailbox name not allowed", ErrorKind.INVALID_RECIPIENT),
-        ("RCPT", 450, "4.2.1 The user you are trying to contact is receiving mail too quickly",
-         ErrorKind.RATE_LIMIT),
+        (
+            "RCPT",
+            450,
+            "4.2.1 The user you are trying to contact is receiving mail too quickly",
+            ErrorKind.RATE_LIMIT,
+        ),
         ("DATA", 421, "4.7.28 Our system has detected an unusual rate", ErrorKind.RATE_LIMIT),
         ("DATA", 535, "5.7.8 Username and Password not accepted", ErrorKind.AUTH_FAILED),
         ("CONNECT", 554, "No SMTP service here", ErrorKind.UNKNOWN),

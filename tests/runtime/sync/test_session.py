@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from owlat.runtime.auth import Caller
+from owlat.runtime.database.commits import ReadSet
 from owlat.runtime.errors import ConvexError
 from owlat.runtime.subscriptions import QueryKey, QueryResult
 from owlat.runtime.sync.protocol import (
@@ -27,7 +28,6 @@ from owlat.runtime.sync.protocol import (
     Transition,
 )
 from owlat.runtime.sync.session import SyncSession
-from owlat.runtime.transactions import ReadSet
 
 
 def connected(**options: Any) -> SyncSession:

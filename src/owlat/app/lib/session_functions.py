@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from owlat.app.lib.session_organization import SESSION_ID_ATTRIBUTE
+from owlat.app.lib.session_organization import SESSION_ID
 from owlat.runtime import Validator, internal_mutation, internal_query, mutation, query, v
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
@@ -24,7 +24,7 @@ def _twins(public: Any, internal: Any, args: Mapping[str, Validator]) -> Callabl
     def wrap(handler: Handler) -> Twins:
         async def via_session(ctx: Any, arguments: Any) -> Any:
             arguments = dict(arguments)
-            setattr(ctx, SESSION_ID_ATTRIBUTE, arguments.pop("sessionId"))
+            ctx.state[SESSION_ID] = arguments.pop("sessionId")
             return await handler(ctx, arguments)
 
         via_session.__module__ = handler.__module__

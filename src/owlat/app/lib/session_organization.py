@@ -4,7 +4,7 @@ A call is authenticated by an Owlat JWT (`ctx.auth`): its `sid` claim names the 
 which must still exist and not be expired, so revoking a session revokes its tokens (and
 reactive queries re-run when the session row changes). The `/api/auth` endpoints call the
 internal twins of these functions with the session id from the cookie instead
-(`session_functions.py` sets `SESSION_ID_ATTRIBUTE` on the ctx).
+(`session_functions.py` sets `SESSION_ID` in `ctx.state`).
 
 Errors: "Not authenticated", "No active organization", "Not a member of this
 organization", "Admin access required".
@@ -25,7 +25,7 @@ from owlat.app.lib.errors import (
 from owlat.app.lib.instance import current
 from owlat.app.lib.permissions import is_admin_role
 
-SESSION_ID_ATTRIBUTE = "owlat_session_id"
+SESSION_ID = "owlat_session_id"  # key of ctx.state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +42,7 @@ def now_ms() -> float:
 
 async def get_session(ctx: Any) -> dict[str, Any]:
     """The caller's live session document, or "Not authenticated"."""
-    session_id = getattr(ctx, SESSION_ID_ATTRIBUTE, None)
+    session_id = ctx.state.get(SESSION_ID)
     subject = None
     if session_id is None:
         identity = await ctx.auth.get_user_identity()

@@ -1,6 +1,6 @@
 """PostgreSQL's commit feed: every node's commits from the commit log, in timestamp order.
 
-(The rules of commit feeds are in commit_feed.py.) Each committing transaction appends
+(The rule of commit feeds is `engine.CommitFeed`'s.) Each committing transaction appends
 `(ts, write set)` to `owlat_commits` and `NOTIFY`s the schema's channel with its ts. Every
 node runs:
 - a listener: one dedicated connection that `LISTEN`s and wakes the fetcher on each
@@ -32,9 +32,10 @@ import psycopg
 from psycopg import sql
 
 from owlat.runtime.database._sql import Statements
-from owlat.runtime.database.commit_feed import Deliver, decode_write_set
+from owlat.runtime.database.commit_feed import decode_write_set
+from owlat.runtime.database.commits import Commit
+from owlat.runtime.database.engine import Deliver
 from owlat.runtime.errors import EngineError
-from owlat.runtime.transactions import Commit
 
 logger = logging.getLogger("owlat.runtime")
 

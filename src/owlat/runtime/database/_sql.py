@@ -39,8 +39,6 @@ class Statements:
     insert_documents: str
     update_document: str
     delete_document: str
-    insert_index_entry: str
-    delete_index_entry: str
     insert_index_entries: str
     delete_index_keys: str
     scan_asc: str

@@ -41,7 +41,8 @@ import asyncio
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
 from owlat.runtime.database.engine import Engine, EngineReader, EngineWriter, StoredIndex
 from owlat.runtime.database.keys import encode_key, encode_value
@@ -50,10 +51,9 @@ from owlat.runtime.schema import (
     BY_ID,
     FIRST_USER_TABLE_NUMBER,
     SchemaDefinition,
+    SystemTable,
     TableDefinition,
-    system_tables,
 )
-from owlat.runtime.transactions import RetryPolicy
 from owlat.runtime.types import UNDEFINED, Document
 from owlat.runtime.values import decode_stored
 from owlat.runtime.values.ids import table_number_of
@@ -62,6 +62,15 @@ NEXT_TABLE_NUMBER_GLOBAL = "next_table_number"
 VALIDATOR_GLOBAL_PREFIX = "validator:"  # + table name: fingerprint of the checked validator
 BACKFILL_BATCH = 500
 MISMATCHES_SHOWN = 3
+_T = TypeVar("_T")
+
+
+class Retry(Protocol):
+    """How catalog changes are re-run when the engine refuses them with a write conflict
+    (`transaction.RetryPolicy`)."""
+
+    async def run(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """`attempt()`, re-run on a write conflict a bounded number of times."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -194,20 +203,27 @@ class Catalog:
         return index
 
 
-def _wanted_tables(schema: SchemaDefinition) -> dict[str, tuple[int | None, TableDefinition]]:
+def _wanted_tables(
+    schema: SchemaDefinition, system_tables: Sequence[SystemTable]
+) -> dict[str, tuple[int | None, TableDefinition]]:
     """System tables (with their fixed numbers) and the schema's tables."""
     wanted: dict[str, tuple[int | None, TableDefinition]] = {
-        name: (number, table) for name, (number, table) in system_tables().items()
+        table.name: (table.number, table.definition) for table in system_tables
     }
     wanted.update({name: (None, table) for name, table in schema.tables.items()})
     return wanted
 
 
-async def sync_catalog(engine: Engine, schema: SchemaDefinition, retry: RetryPolicy) -> Catalog:
-    """Bring the stored catalog in line with `schema` (plus system tables), backfilling new
+async def sync_catalog(
+    engine: Engine,
+    schema: SchemaDefinition,
+    system_tables: Sequence[SystemTable],
+    retry: Retry,
+) -> Catalog:
+    """Bring the stored catalog in line with `schema` and `system_tables`, backfilling new
     indexes while other nodes keep writing, and check stored documents against changed
     validators; return the catalog as stored."""
-    wanted = _wanted_tables(schema)
+    wanted = _wanted_tables(schema, system_tables)
 
     async def register() -> list[tuple[int, StoredIndex]]:
         async with engine.write(exclusive=True) as writer:
@@ -215,12 +231,14 @@ async def sync_catalog(engine: Engine, schema: SchemaDefinition, retry: RetryPol
 
     for table_number, index in await retry.run(register):
         await _backfill(engine, table_number, index, retry)
-    catalog = await load_catalog(engine, schema)
+    catalog = await load_catalog(engine, schema, system_tables)
     await _check_documents(engine, catalog, retry)
     return catalog
 
 
-async def load_catalog(engine: Engine, schema: SchemaDefinition) -> Catalog:
+async def load_catalog(
+    engine: Engine, schema: SchemaDefinition, system_tables: Sequence[SystemTable]
+) -> Catalog:
     """The stored catalog and its version, for the tables this node knows. Read in an
     exclusive write transaction: no catalog change is half-way while it runs."""
     async with engine.write(exclusive=True) as writer:
@@ -228,7 +246,7 @@ async def load_catalog(engine: Engine, schema: SchemaDefinition) -> Catalog:
         numbers = await writer.list_tables()
         stored = await writer.list_indexes()
     tables: list[TableInfo] = []
-    for name, (_, definition) in _wanted_tables(schema).items():
+    for name, (_, definition) in _wanted_tables(schema, system_tables).items():
         if name not in numbers:
             continue
         indexes = {
@@ -290,9 +308,7 @@ async def _register(
     return backfilling
 
 
-async def _backfill(
-    engine: Engine, table_number: int, index: StoredIndex, retry: RetryPolicy
-) -> None:
+async def _backfill(engine: Engine, table_number: int, index: StoredIndex, retry: Retry) -> None:
     """Steps 2 and 3: add the entries of the documents that existed when the index was
     registered (later writes maintain it themselves), then mark it ready."""
     info = IndexInfo(index.index_id, index.table, index.name, index.fields)
@@ -334,7 +350,7 @@ def validator_fingerprint(definition: TableDefinition) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def _check_documents(engine: Engine, catalog: Catalog, retry: RetryPolicy) -> None:
+async def _check_documents(engine: Engine, catalog: Catalog, retry: Retry) -> None:
     """Step 4: for each app table whose validator changed since the last check, validate
     every stored document; raise SchemaError naming the documents that do not match."""
     changed: dict[str, int] = {}

@@ -1,10 +1,7 @@
 """Commit feeds: how an Application learns of commits, its own and other nodes', in order.
 
-The rule. A feed delivers every commit exactly once, in increasing timestamp order, to one
-`deliver(commit)` callback (the Application's publication to its commit listeners: the
-subscription cache, the scheduler). `committed(commit)` is called by the Application after
-each commit of its own and returns once that commit, and every earlier one, has been
-delivered; so when a mutation returns, its commit has been published in this process.
+The rule a feed follows is `engine.CommitFeed`'s: every commit exactly once, in timestamp
+order, and an own commit delivered before `committed(commit)` returns.
 
 - `InProcessCommitFeed` (SQLite: one process writes the file at a time through its own
   Application, so there is nobody else to hear from): delivers each own commit at once.
@@ -22,27 +19,11 @@ table, id and whether it existed before and after. A decoded document revision i
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
-from typing import Protocol
 
 import orjson
 
-from owlat.runtime.transactions import Commit, DocumentChange, IndexKeyChange, WriteSet
-
-Deliver = Callable[[Commit], None]
-
-
-class CommitFeed(Protocol):
-    """Delivers the commits of every node sharing the database, in timestamp order."""
-
-    async def start(self, after_ts: int, deliver: Deliver) -> None:
-        """Deliver every commit after `after_ts` from now on."""
-
-    async def committed(self, commit: Commit) -> None:
-        """A commit of this process: return once it has been delivered."""
-
-    async def close(self) -> None:
-        """Stop delivering."""
+from owlat.runtime.database.commits import Commit, DocumentChange, IndexKeyChange, WriteSet
+from owlat.runtime.database.engine import Deliver
 
 
 class InProcessCommitFeed:

@@ -19,21 +19,22 @@ commit order, so that a snapshot that sees the commit at T sees every commit bef
 The engine also keeps the catalog (tables, indexes, which indexes are still being
 backfilled) and its version; `allocate_ts(catalog_version=...)` is where a writer learns that
 another node changed the catalog since it loaded it (catalog.py).
+
+Besides the engine itself, the contract names what an engine hands back: a `CommitFeed`
+(how commits of every process sharing the database reach this one) and the `Dialect` its
+SQL reads documents in, with which pushdown.py writes filters as `Predicate`s. Commits,
+read sets and write sets are in commits.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
+from owlat.runtime.database.commits import Commit, WriteSet
 from owlat.runtime.errors import WriteConflictError
-
-if TYPE_CHECKING:
-    from owlat.runtime.database.commit_feed import CommitFeed
-    from owlat.runtime.database.pushdown import Dialect, Predicate
-    from owlat.runtime.transactions import WriteSet
 
 # An exclusive upper bound above every index key: keys start with a type tag ≤ 0x15.
 KEY_MAX = b"\xff"
@@ -55,6 +56,78 @@ class StoredIndex:
     ready: bool = True  # False while its backfill runs (writers maintain it already)
 
 
+# -- filters pushed down into the engine's SQL (pushdown.py) ---------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Predicate:
+    """A SQL boolean expression (TRUE/FALSE/NULL per row) and its parameters in order."""
+
+    sql: str
+    params: tuple[Any, ...]
+
+
+class Dialect(Protocol):
+    """How one engine's SQL reads a field of a stored document (pushdown.py).
+
+    `branches` and results are `Predicate`s; `*_sql` arguments and results are SQL text
+    whose parameters are the caller's (one `placeholder` per parameter)."""
+
+    placeholder: str
+
+    def by_type(self, field: str, branches: dict[str, Predicate]) -> Predicate:
+        """CASE over the field's JSON type; `branches` has every type (pushdown.py)."""
+
+    def text(self, field: str) -> str:
+        """The field's string value."""
+
+    def number(self, field: str) -> str:
+        """The field's number value."""
+
+    def lower(self, text_sql: str) -> str:
+        """Lower-cased text exactly as Python's str.lower, or NULL where it may differ."""
+
+    def string_test(self, test_sql: str) -> str:
+        """A test on a string field's text, NULL where the text may be cut short."""
+
+    def contains(self, text_sql: str) -> str:
+        """Whether the text contains the parameter."""
+
+    def starts_with(self, text_sql: str) -> str:
+        """Whether the text starts with the parameter."""
+
+    def array_includes(self, field: str, value: Any) -> Predicate | None:
+        """Whether the array field holds `value` (None: cannot be said in SQL)."""
+
+
+# -- commit feeds (commit_feed.py, _postgres_feed.py) -----------------------------------------
+
+Deliver = Callable[[Commit], None]
+
+
+class CommitFeed(Protocol):
+    """Delivers the commits of every node sharing the database, in timestamp order.
+
+    The rule: a feed delivers every commit exactly once, in increasing timestamp order, to
+    one `deliver(commit)` callback (the Application's publication to its commit listeners:
+    the subscription cache, the scheduler). `committed(commit)` is called by the
+    Application after each commit of its own and returns once that commit, and every
+    earlier one, has been delivered; so when a mutation returns, its commit has been
+    published in this process."""
+
+    async def start(self, after_ts: int, deliver: Deliver) -> None:
+        """Deliver every commit after `after_ts` from now on."""
+
+    async def committed(self, commit: Commit) -> None:
+        """A commit of this process: return once it has been delivered."""
+
+    async def close(self) -> None:
+        """Stop delivering."""
+
+
+# -- the engine --------------------------------------------------------------------------------
+
+
 class EngineReader(Protocol):
     """Reads at one snapshot."""
 
@@ -72,20 +145,16 @@ class EngineReader(Protocol):
         """The stored value of a live document, or None."""
 
     async def scan(
-        self, index_id: int, low: bytes, high: bytes, descending: bool, limit: int
-    ) -> list[tuple[bytes, bytes]]:
-        """Up to `limit` (key, document value) pairs of index range [low, high), in order."""
-
-    async def scan_where(
         self,
         index_id: int,
         low: bytes,
         high: bytes,
         descending: bool,
         limit: int,
-        predicate: Predicate,
+        predicate: Predicate | None,
     ) -> list[tuple[bytes, bytes]]:
-        """`scan`, skipping rows where the pushed-down predicate is FALSE."""
+        """Up to `limit` (key, document value) pairs of index range [low, high), in order,
+        skipping rows where the pushed-down `predicate` (if any) is FALSE."""
 
     async def count_where(
         self, index_id: int, low: bytes, high: bytes, predicate: Predicate | None
@@ -107,7 +176,10 @@ class EngineReader(Protocol):
 
 
 class EngineWriter(EngineReader, Protocol):
-    """Reads and writes inside one transaction; reads see the transaction's own writes."""
+    """Reads and writes inside one transaction; reads see the transaction's own writes.
+
+    A document and its index entries are written by one call: index entries are
+    `(index_id, key, document_id)` to add and `(index_id, key)` to remove."""
 
     async def set_global(self, name: str, value: int) -> None:
         """Persist an integer."""
@@ -120,44 +192,40 @@ class EngineWriter(EngineReader, Protocol):
         for; raises `CatalogChangedError` if the stored catalog has another one (checked
         where no catalog change can commit until this transaction ends)."""
 
+    async def record_commit(self, ts: int, write_set: WriteSet) -> None:
+        """Record the commit at `ts` (from `allocate_ts`) with what it changed."""
+
+    async def insert_documents(
+        self,
+        documents: Sequence[tuple[str, int, bytes]],
+        entries: Sequence[tuple[int, bytes, str]],
+    ) -> None:
+        """Store new documents `(id, table_number, value)` and their index entries in one
+        call (SQLite: executemany; PostgreSQL: multi-row statements)."""
+
+    async def update_document(
+        self,
+        document_id: str,
+        value: bytes,
+        removed: Sequence[tuple[int, bytes]],
+        added: Sequence[tuple[int, bytes, str]],
+    ) -> None:
+        """Replace a live document's stored value, and the index entries that changed."""
+
+    async def delete_document(self, document_id: str, entries: Sequence[tuple[int, bytes]]) -> None:
+        """Remove a document and its index entries."""
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested sub-transaction: its writes are undone if the block raises."""
+
+    # -- the catalog (catalog.py) --
+
     async def catalog_version(self) -> int:
         """The stored catalog's version (a write transaction sees the latest)."""
 
     async def bump_catalog_version(self) -> None:
         """Give the catalog a new version: part of every catalog change, so that writers on
         an older catalog reload it before they commit."""
-
-    async def set_index_ready(self, index_id: int, ready: bool) -> None:
-        """Mark an index as being backfilled (False) or complete (True)."""
-
-    async def backfill_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
-        """Add an index entry unless it is already there."""
-
-    async def record_commit(self, ts: int, write_set: WriteSet) -> None:
-        """Record the commit at `ts` (from `allocate_ts`) with what it changed."""
-
-    async def insert_documents(self, documents: Sequence[tuple[str, int, bytes]]) -> None:
-        """Store new documents `(id, table_number, value)` in one call (SQLite: one
-        executemany; PostgreSQL: multi-row statements)."""
-
-    async def update_document(self, document_id: str, value: bytes) -> None:
-        """Replace a live document's stored value."""
-
-    async def delete_document(self, document_id: str) -> None:
-        """Remove a document."""
-
-    async def insert_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
-        """Add an index entry."""
-
-    async def delete_index_entry(self, index_id: int, key: bytes) -> None:
-        """Remove an index entry."""
-
-    async def insert_index_entries(self, entries: Sequence[tuple[int, bytes, str]]) -> None:
-        """Add index entries `(index_id, key, document_id)` in one call (SQLite: one
-        executemany; PostgreSQL: one multi-row statement)."""
-
-    async def delete_index_entries(self, entries: Sequence[tuple[int, bytes]]) -> None:
-        """Remove index entries `(index_id, key)` in one call, likewise."""
 
     async def insert_table(self, name: str, number: int) -> None:
         """Register a table."""
@@ -168,20 +236,15 @@ class EngineWriter(EngineReader, Protocol):
     async def delete_index(self, index_id: int) -> None:
         """Drop an index and all its entries."""
 
-    async def savepoint(self, name: str) -> None:
-        """Open a nested sub-transaction."""
+    async def set_index_ready(self, index_id: int, ready: bool) -> None:
+        """Mark an index as being backfilled (False) or complete (True)."""
 
-    async def release_savepoint(self, name: str) -> None:
-        """Keep the sub-transaction's writes."""
-
-    async def rollback_to_savepoint(self, name: str) -> None:
-        """Undo the sub-transaction's writes."""
+    async def backfill_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
+        """Add an index entry unless it is already there."""
 
 
 class Engine(Protocol):
     """A storage engine: opened once, then read and written through transactions."""
-
-    name: str
 
     async def open(self) -> None:
         """Connect and create the storage tables if needed."""
@@ -192,11 +255,11 @@ class Engine(Protocol):
     def read(self) -> AbstractAsyncContextManager[EngineReader]:
         """A read-only transaction on one snapshot."""
 
-    def commit_feed(self) -> CommitFeed:
-        """A new feed of the commits of every process that shares this database."""
-
     def write(self, *, exclusive: bool = False) -> AbstractAsyncContextManager[EngineWriter]:
         """A serializable read-write transaction, committed when the block exits normally.
         `exclusive`: no other transaction may write until this one ends, and it sees every
         earlier commit, so no concurrent writer can make it conflict (the runtime asks for
         it when retrying a conflicted transaction; SQLite's writes are always exclusive)."""
+
+    def commit_feed(self) -> CommitFeed:
+        """A new feed of the commits of every process that shares this database."""

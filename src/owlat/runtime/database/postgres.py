@@ -89,9 +89,10 @@ import itertools
 import json
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -99,12 +100,10 @@ from psycopg import errors as pg_errors
 from owlat.runtime.database._postgres_feed import PostgresCommitFeed
 from owlat.runtime.database._sql import Statements, load_statements
 from owlat.runtime.database.commit_feed import encode_write_set
-from owlat.runtime.database.engine import CatalogChangedError, StoredIndex
-from owlat.runtime.database.pushdown import PostgresDialect, Predicate
+from owlat.runtime.database.commits import WriteSet
+from owlat.runtime.database.engine import CatalogChangedError, Predicate, StoredIndex
+from owlat.runtime.database.pushdown import PostgresDialect
 from owlat.runtime.errors import EngineError, OperatorError, WriteConflictError
-
-if TYPE_CHECKING:
-    from owlat.runtime.transactions import WriteSet
 
 DEFAULT_POOL_SIZE = 16
 # rows per multi-row INSERT: 3 parameters each, well under PostgreSQL's 65,535 per statement
@@ -191,24 +190,22 @@ class PostgresReader:
         return bytes(rows[0][0]) if rows else None
 
     async def scan(
-        self, index_id: int, low: bytes, high: bytes, descending: bool, limit: int
-    ) -> list[tuple[bytes, bytes]]:
-        statement = self._sql.scan_desc if descending else self._sql.scan_asc
-        rows = await _fetch(self._db, statement, (index_id, low, high, limit))
-        return [(bytes(key), bytes(value)) for key, value in rows]
-
-    async def scan_where(
         self,
         index_id: int,
         low: bytes,
         high: bytes,
         descending: bool,
         limit: int,
-        predicate: Predicate,
+        predicate: Predicate | None,
     ) -> list[tuple[bytes, bytes]]:
-        template = self._sql.scan_where_desc if descending else self._sql.scan_where_asc
-        statement = template.replace("{predicate}", predicate.sql)
-        rows = await _fetch(self._db, statement, (index_id, low, high, *predicate.params, limit))
+        if predicate is None:
+            statement = self._sql.scan_desc if descending else self._sql.scan_asc
+            params: tuple[Any, ...] = (index_id, low, high, limit)
+        else:
+            template = self._sql.scan_where_desc if descending else self._sql.scan_where_asc
+            statement = template.replace("{predicate}", predicate.sql)
+            params = (index_id, low, high, *predicate.params, limit)
+        rows = await _fetch(self._db, statement, params)
         return [(bytes(key), bytes(value)) for key, value in rows]
 
     async def count_where(
@@ -250,7 +247,7 @@ class PostgresReader:
 class PostgresWriter(PostgresReader):
     """Reads and writes through one connection inside a SERIALIZABLE transaction."""
 
-    __slots__ = ("_locked", "_locked_before", "_recorded")
+    __slots__ = ("_locked", "_recorded")
 
     def __init__(
         self, connection: _Connection, sql: Statements, recorded: dict[int, float]
@@ -258,7 +255,6 @@ class PostgresWriter(PostgresReader):
         super().__init__(connection, sql)
         self._recorded = recorded  # this process's commits about to be committed
         self._locked = False
-        self._locked_before: list[bool] = []  # per open savepoint (a rollback drops locks)
 
     async def lock_commits(self) -> None:
         """Take the commit lock (once): before the first write, so that a transaction holds
@@ -313,26 +309,28 @@ class PostgresWriter(PostgresReader):
         self._defer(self._sql.record_commit, (ts, encode_write_set(write_set)))  # with COMMIT
         self._recorded[ts] = time.monotonic()
 
-    async def insert_documents(self, documents: Sequence[tuple[str, int, bytes]]) -> None:
+    async def insert_documents(
+        self,
+        documents: Sequence[tuple[str, int, bytes]],
+        entries: Sequence[tuple[int, bytes, str]],
+    ) -> None:
         self._defer_rows(self._sql.insert_documents, documents)
+        self._defer_rows(self._sql.insert_index_entries, entries)
 
-    async def update_document(self, document_id: str, value: bytes) -> None:
+    async def update_document(
+        self,
+        document_id: str,
+        value: bytes,
+        removed: Sequence[tuple[int, bytes]],
+        added: Sequence[tuple[int, bytes, str]],
+    ) -> None:
         self._defer(self._sql.update_document, (value, document_id))
+        self._defer_removals(removed)
+        self._defer_rows(self._sql.insert_index_entries, added)
 
-    async def delete_document(self, document_id: str) -> None:
+    async def delete_document(self, document_id: str, entries: Sequence[tuple[int, bytes]]) -> None:
+        self._defer_removals(entries)
         self._defer(self._sql.delete_document, (document_id,))
-
-    async def insert_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
-        self._defer(self._sql.insert_index_entry, (index_id, key, document_id))
-
-    async def delete_index_entry(self, index_id: int, key: bytes) -> None:
-        self._defer(self._sql.delete_index_entry, (index_id, key))
-
-    async def insert_index_entries(self, entries: Sequence[tuple[int, bytes, str]]) -> None:
-        if len(entries) == 1:
-            self._defer(self._sql.insert_index_entry, entries[0])
-        else:
-            self._defer_rows(self._sql.insert_index_entries, entries)
 
     def _defer_rows(self, template: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Multi-row statements of `template` for 3-value rows, `ROWS_PER_STATEMENT` each."""
@@ -341,10 +339,9 @@ class PostgresWriter(PostgresReader):
             statement = _with_rows(template, "(%s, %s, %s)", len(chunk))
             self._defer(statement, tuple(itertools.chain.from_iterable(chunk)))
 
-    async def delete_index_entries(self, entries: Sequence[tuple[int, bytes]]) -> None:
-        if len(entries) == 1:
-            self._defer(self._sql.delete_index_entry, entries[0])
-        elif entries:
+    def _defer_removals(self, entries: Sequence[tuple[int, bytes]]) -> None:
+        """One statement removing the index entries `(index_id, key)`."""
+        if entries:
             statement = _with_rows(self._sql.delete_index_keys, "(%s, %s)", len(entries))
             self._defer(statement, tuple(itertools.chain.from_iterable(entries)))
 
@@ -361,18 +358,19 @@ class PostgresWriter(PostgresReader):
         await self._write(self._sql.delete_index, (index_id,))
         await self._write(self._sql.set_ready, (index_id,))
 
-    async def savepoint(self, name: str) -> None:
-        await _command(self._db, f'SAVEPOINT "{name}"')
-        self._locked_before.append(self._locked)
-
-    async def release_savepoint(self, name: str) -> None:
-        await _command(self._db, f'RELEASE SAVEPOINT "{name}"')
-        self._locked_before.pop()
-
-    async def rollback_to_savepoint(self, name: str) -> None:
-        await _command(self._db, f'ROLLBACK TO SAVEPOINT "{name}"')
-        await _command(self._db, f'RELEASE SAVEPOINT "{name}"')
-        self._locked = self._locked_before.pop()  # locks taken since the savepoint are gone
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        # Nested savepoints may share a name: each statement acts on the innermost one.
+        await _command(self._db, "SAVEPOINT owlat_nested")
+        locked = self._locked
+        try:
+            yield
+        except BaseException:
+            await _command(self._db, "ROLLBACK TO SAVEPOINT owlat_nested")
+            await _command(self._db, "RELEASE SAVEPOINT owlat_nested")
+            self._locked = locked  # locks taken since the savepoint are gone
+            raise
+        await _command(self._db, "RELEASE SAVEPOINT owlat_nested")
 
 
 _Access = TypeVar("_Access", bound=PostgresReader)
@@ -446,8 +444,6 @@ class _Transaction(Generic[_Access]):
 
 class PostgresEngine:
     """PostgreSQL storage behind a small pool of connections."""
-
-    name = "postgres"
 
     def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         if pool_size < 1:

@@ -17,11 +17,11 @@ false, string, array, object (object = unknown unless the test is about strings/
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from typing import Any
 
+from owlat.runtime.database.engine import Dialect, Predicate
 from owlat.runtime.database.filters import (
     Compare,
     Expression,
@@ -44,53 +44,6 @@ _TESTS = Compare.TESTS
 # or a representative of its Convex type (for comparisons with literals of another type).
 _EXACT = {"missing": UNDEFINED, "null": None, "true": True, "false": False}
 _REPRESENTATIVE = {"number": 0.0, "string": "", "array": []}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Predicate:
-    """A SQL boolean expression (TRUE/FALSE/NULL per row) and its parameters in order."""
-
-    sql: str
-    params: tuple[Any, ...]
-
-
-class Dialect:
-    """How one engine reads a field of the stored document."""
-
-    placeholder = "?"
-
-    def path(self, field: str) -> Any:
-        raise NotImplementedError
-
-    def by_type(self, field: str, branches: dict[str, Predicate]) -> Predicate:
-        """CASE over the field's JSON type; `branches` has every type of the docstring."""
-        raise NotImplementedError
-
-    def text(self, field: str) -> str:
-        raise NotImplementedError
-
-    def number(self, field: str) -> str:
-        raise NotImplementedError
-
-    def lower(self, text_sql: str) -> str:
-        """Lower-cased text exactly as Python's str.lower, or NULL where it may differ."""
-        raise NotImplementedError
-
-    def string_test(self, test_sql: str) -> str:
-        """A test on a string field's text, NULL where the text may be cut short."""
-        return test_sql
-
-    def text_compare(self, text_sql: str, op: str) -> str:
-        return f"{text_sql} {_SQL_OP[op]} {self.placeholder}"
-
-    def contains(self, text_sql: str) -> str:
-        raise NotImplementedError
-
-    def starts_with(self, text_sql: str) -> str:
-        raise NotImplementedError
-
-    def array_includes(self, field: str, value: Any) -> Predicate | None:
-        raise NotImplementedError
 
 
 def _const(value: bool) -> Predicate:
@@ -200,10 +153,8 @@ class Compiler:
             elif json_type == "string" and "\x00" in literal:
                 branches[json_type] = _UNKNOWN  # PostgreSQL text cannot hold NUL
             elif json_type == "string":
-                branches[json_type] = Predicate(
-                    self.d.string_test(self.d.text_compare(self._text(path, lowered), op)),
-                    (literal,),
-                )
+                compared = f"{self._text(path, lowered)} {_SQL_OP[op]} {self.d.placeholder}"
+                branches[json_type] = Predicate(self.d.string_test(compared), (literal,))
             elif json_type == "number" and math.isfinite(literal) and literal != 0.0:
                 branches[json_type] = Predicate(
                     f"{self.d.number(path)} {_SQL_OP[op]} {self.d.placeholder}", (literal,)
@@ -307,7 +258,7 @@ class _Unsupported(Exception):
     """A field path the dialect cannot quote: the condition stays in Python."""
 
 
-class SqliteDialect(Dialect):
+class SqliteDialect:
     """SQLite's json1 over `d.value` (the document's JSON text).
 
     json_type: null, true, false, integer, real, text, array, object (NULL when missing).
@@ -369,7 +320,7 @@ class SqliteDialect(Dialect):
         return Predicate(f"EXISTS ({each}e.type IN ('integer', 'real') AND e.value = ?)", (value,))
 
 
-class PostgresDialect(Dialect):
+class PostgresDialect:
     """PostgreSQL jsonb over `x.j` (the document parsed once per row by the statement).
 
     jsonb_typeof: object, array, string, number, boolean, null (NULL when missing). Text
@@ -417,6 +368,9 @@ class PostgresDialect(Dialect):
             f"(CASE WHEN octet_length({text_sql}) = char_length({text_sql}) "
             f'THEN lower({text_sql}) END COLLATE "C")'
         )
+
+    def string_test(self, test_sql: str) -> str:
+        return test_sql  # PostgreSQL text holds every string whole
 
     def contains(self, text_sql: str) -> str:
         return f"strpos({text_sql}, %s) > 0"

@@ -21,14 +21,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from owlat.runtime.database.catalog import IndexInfo, TableInfo
-from owlat.runtime.database.engine import KEY_MAX
+from owlat.runtime.database.commits import Interval
+from owlat.runtime.database.engine import KEY_MAX, Predicate
 from owlat.runtime.database.filters import Expression, FilterBuilder
 from owlat.runtime.database.keys import encode_value
-from owlat.runtime.database.pushdown import Predicate, compile_filters
+from owlat.runtime.database.pushdown import compile_filters
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import QueryBuildError
 from owlat.runtime.schema import BY_CREATION_TIME
-from owlat.runtime.transactions import Interval
 from owlat.runtime.types import Document
 from owlat.runtime.values import normalize_value
 
@@ -238,12 +238,7 @@ class Query:
         exhausted = False
         predicate = self._pushed_down()
         while low < high:
-            if predicate is None:
-                rows = await self._txn.scan(self._index, low, high, self._descending, batch)
-            else:
-                rows = await self._txn.scan_where(
-                    self._index, low, high, self._descending, batch, predicate
-                )
+            rows = await self._txn.scan(self._index, low, high, self._descending, batch, predicate)
             for key, document in rows:
                 walked = key
                 if self._keep(document):

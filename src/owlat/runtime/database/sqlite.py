@@ -15,19 +15,18 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from owlat.runtime.database._sql import Statements, load_statements
 from owlat.runtime.database.commit_feed import InProcessCommitFeed
-from owlat.runtime.database.engine import CatalogChangedError, StoredIndex
-from owlat.runtime.database.pushdown import Predicate, SqliteDialect
+from owlat.runtime.database.commits import WriteSet
+from owlat.runtime.database.engine import CatalogChangedError, Predicate, StoredIndex
+from owlat.runtime.database.pushdown import SqliteDialect
 from owlat.runtime.errors import EngineError
-
-if TYPE_CHECKING:
-    from owlat.runtime.transactions import WriteSet
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 # WAL pages between automatic checkpoints (SQLite's default is 1000): fewer, larger
@@ -80,26 +79,21 @@ class SqliteReader:
         return None if row is None else bytes(row[0])
 
     async def scan(
-        self, index_id: int, low: bytes, high: bytes, descending: bool, limit: int
-    ) -> list[tuple[bytes, bytes]]:
-        statement = self._sql.scan_desc if descending else self._sql.scan_asc
-        rows: list[tuple[bytes, bytes]] = _execute(
-            self._db, statement, (index_id, low, high, limit)
-        ).fetchall()
-        return rows
-
-    async def scan_where(
         self,
         index_id: int,
         low: bytes,
         high: bytes,
         descending: bool,
         limit: int,
-        predicate: Predicate,
+        predicate: Predicate | None,
     ) -> list[tuple[bytes, bytes]]:
-        template = self._sql.scan_where_desc if descending else self._sql.scan_where_asc
-        statement = template.replace("{predicate}", predicate.sql)
-        params = (index_id, low, high, *predicate.params, limit)
+        if predicate is None:
+            statement = self._sql.scan_desc if descending else self._sql.scan_asc
+            params: tuple[Any, ...] = (index_id, low, high, limit)
+        else:
+            template = self._sql.scan_where_desc if descending else self._sql.scan_where_asc
+            statement = template.replace("{predicate}", predicate.sql)
+            params = (index_id, low, high, *predicate.params, limit)
         rows: list[tuple[bytes, bytes]] = _execute(self._db, statement, params).fetchall()
         return rows
 
@@ -178,26 +172,30 @@ class SqliteWriter(SqliteReader):
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
         _execute(self._db, self._sql.record_commit, (ts,))
 
-    async def insert_documents(self, documents: Sequence[tuple[str, int, bytes]]) -> None:
+    async def insert_documents(
+        self,
+        documents: Sequence[tuple[str, int, bytes]],
+        entries: Sequence[tuple[int, bytes, str]],
+    ) -> None:
         _execute_many(self._db, self._sql.insert_documents, documents)
-
-    async def update_document(self, document_id: str, value: bytes) -> None:
-        _execute(self._db, self._sql.update_document, (value, document_id))
-
-    async def delete_document(self, document_id: str) -> None:
-        _execute(self._db, self._sql.delete_document, (document_id,))
-
-    async def insert_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
-        _execute(self._db, self._sql.insert_index_entry, (index_id, key, document_id))
-
-    async def delete_index_entry(self, index_id: int, key: bytes) -> None:
-        _execute(self._db, self._sql.delete_index_entry, (index_id, key))
-
-    async def insert_index_entries(self, entries: Sequence[tuple[int, bytes, str]]) -> None:
         _execute_many(self._db, self._sql.insert_index_entries, entries)
 
-    async def delete_index_entries(self, entries: Sequence[tuple[int, bytes]]) -> None:
+    async def update_document(
+        self,
+        document_id: str,
+        value: bytes,
+        removed: Sequence[tuple[int, bytes]],
+        added: Sequence[tuple[int, bytes, str]],
+    ) -> None:
+        _execute(self._db, self._sql.update_document, (value, document_id))
+        if removed:
+            _execute_many(self._db, self._sql.delete_index_keys, removed)
+        if added:
+            _execute_many(self._db, self._sql.insert_index_entries, added)
+
+    async def delete_document(self, document_id: str, entries: Sequence[tuple[int, bytes]]) -> None:
         _execute_many(self._db, self._sql.delete_index_keys, entries)
+        _execute(self._db, self._sql.delete_document, (document_id,))
 
     async def insert_table(self, name: str, number: int) -> None:
         _execute(self._db, self._sql.insert_table, (name, number))
@@ -212,15 +210,17 @@ class SqliteWriter(SqliteReader):
         _execute(self._db, self._sql.delete_index, (index_id,))
         _execute(self._db, self._sql.set_ready, (index_id,))
 
-    async def savepoint(self, name: str) -> None:
-        _execute(self._db, f'SAVEPOINT "{name}"')
-
-    async def release_savepoint(self, name: str) -> None:
-        _execute(self._db, f'RELEASE SAVEPOINT "{name}"')
-
-    async def rollback_to_savepoint(self, name: str) -> None:
-        _execute(self._db, f'ROLLBACK TO SAVEPOINT "{name}"')
-        _execute(self._db, f'RELEASE SAVEPOINT "{name}"')
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        # Nested savepoints may share a name: each statement acts on the innermost one.
+        _execute(self._db, "SAVEPOINT owlat_nested")
+        try:
+            yield
+        except BaseException:
+            _execute(self._db, "ROLLBACK TO SAVEPOINT owlat_nested")
+            _execute(self._db, "RELEASE SAVEPOINT owlat_nested")
+            raise
+        _execute(self._db, "RELEASE SAVEPOINT owlat_nested")
 
 
 class _ReadTransaction:
@@ -303,8 +303,6 @@ class _WriteTransaction:
 
 class SqliteEngine:
     """SQLite storage in one database file, WAL mode."""
-
-    name = "sqlite"
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         if synchronous.upper() not in SYNCHRONOUS_MODES:

@@ -17,42 +17,128 @@ dropped with the transaction when it rolls back, and with a sub-transaction (`ne
 that is rolled back; the Application runs them once the commit has succeeded
 (`run_after_commit`), in registration order, logging rather than raising their errors: the
 commit stands whatever they do.
+
+Around the transaction: its `TransactionLimits`, the `Clock` it draws creation times from,
+the `RetryPolicy` that re-runs a transaction the engine refused with a write conflict, and
+the `MutationHook` runtime code may run inside a mutation's transaction.
 """
 
 from __future__ import annotations
 
-import itertools
+import asyncio
+import dataclasses
 import logging
+import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any, Protocol, TypeVar
 
 from owlat.runtime.database.catalog import Catalog, IndexInfo, TableInfo, id_key
-from owlat.runtime.database.engine import EngineReader, EngineWriter
-from owlat.runtime.database.pending import PendingInserts
-from owlat.runtime.database.pushdown import Predicate
-from owlat.runtime.errors import LimitExceededError, ReadOnlyError
-from owlat.runtime.schema import BY_ID
-from owlat.runtime.transactions import (
-    Clock,
+from owlat.runtime.database.commits import (
     DocumentChange,
     IndexKeyChange,
     Interval,
     ReadSet,
-    TransactionLimits,
     WriteSet,
     point_interval,
 )
+from owlat.runtime.database.engine import EngineReader, EngineWriter, Predicate
+from owlat.runtime.database.pending import PendingInserts
+from owlat.runtime.errors import LimitExceededError, ReadOnlyError, WriteConflictError
+from owlat.runtime.schema import BY_ID
 from owlat.runtime.types import Document
 from owlat.runtime.values import decode_stored, encode_stored
 from owlat.runtime.values.ids import new_id
 
 logger = logging.getLogger("owlat.runtime")
-_savepoint_names = itertools.count()
+_T = TypeVar("_T")
 
 # A document revision and its index keys, in the order of its table's indexes.
 _Revision = tuple[Document, tuple[bytes, ...]]
 # A side effect to run once the transaction has committed.
 AfterCommit = Callable[[], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TransactionLimits:
+    """Per-transaction limits, as Convex's."""
+
+    max_documents_read: int = 32_000
+    max_bytes_read: int = 16 * 1024 * 1024
+    max_index_ranges: int = 4_096
+    max_documents_written: int = 16_000
+    max_bytes_written: int = 16 * 1024 * 1024
+    max_document_bytes: int = 1024 * 1024
+
+
+class Clock:
+    """The newest commit timestamp this process knows of, and document creation times."""
+
+    # Creation times are float milliseconds (~0.25 µs resolution today): step ≥ 1 µs.
+    CREATION_STEP_NS = 1_000
+
+    def __init__(self, last_ts: int = 0) -> None:
+        self.last_ts = last_ts
+        self._last_creation_ns = last_ts
+
+    def advance(self, ts: int) -> None:
+        """Record a committed timestamp."""
+        if ts > self.last_ts:
+            self.last_ts = ts
+
+    def next_creation_time(self) -> float:
+        """`_creationTime` for a new document: ms since the epoch, distinct and increasing."""
+        ns = max(time.time_ns(), self._last_creation_ns + self.CREATION_STEP_NS)
+        self._last_creation_ns = ns
+        return ns / 1_000_000
+
+
+class RetryPolicy:
+    """Bounded retries of conflicting transactions, as Convex's (4 retries, 100 ms → 2 s).
+
+    Each wait is drawn between half and one and a half times the backoff, so that writers
+    that conflicted together (PostgreSQL) do not all come back at the same moment."""
+
+    def __init__(self, retries: int = 4, first_backoff: float = 0.1, max_backoff: float = 2.0):
+        self.retries = retries
+        self.first_backoff = first_backoff
+        self.max_backoff = max_backoff
+
+    async def run(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        backoff = self.first_backoff
+        for retry in range(self.retries + 1):
+            try:
+                return await attempt()
+            except WriteConflictError as error:
+                if retry == self.retries:
+                    raise WriteConflictError(
+                        f"Transaction still conflicted after {self.retries} retries: "
+                        f"{error.message}"
+                    ) from error
+                wait = backoff * random.uniform(0.5, 1.5)
+                logger.info("write conflict, retrying in %.2fs", wait)
+                await asyncio.sleep(wait)
+                backoff = min(backoff * 2, self.max_backoff)
+        raise AssertionError("unreachable")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordedOutcome:
+    """A mutation's result and commit timestamp, as recorded earlier."""
+
+    value: Any
+    ts: int
+
+
+class MutationHook(Protocol):
+    """Runtime code that runs inside a mutation's transaction, around its handler."""
+
+    async def before(self, txn: Transaction) -> RecordedOutcome | None:
+        """Return an earlier outcome to answer with instead of running (or raise to abort)."""
+
+    async def after(self, txn: Transaction, value: Any, ts: int) -> None:
+        """Write what must commit with the mutation (`ts` is its commit timestamp)."""
 
 
 class Transaction:
@@ -139,30 +225,19 @@ class Transaction:
         return document
 
     async def scan(
-        self, index: IndexInfo, low: bytes, high: bytes, descending: bool, limit: int
-    ) -> list[tuple[bytes, Document]]:
-        """Up to `limit` documents of an index range; the caller records the range read."""
-        await self._flush_for(index, low, high)
-        rows = await self.engine.scan(index.index_id, low, high, descending, limit)
-        result: list[tuple[bytes, Document]] = []
-        for key, value in rows:
-            self._count_read(len(value))
-            result.append((key, decode_stored(value)))
-        return result
-
-    async def scan_where(
         self,
         index: IndexInfo,
         low: bytes,
         high: bytes,
         descending: bool,
         limit: int,
-        predicate: Predicate,
+        predicate: Predicate | None = None,
     ) -> list[tuple[bytes, Document]]:
-        """`scan` without the rows the pushed-down predicate rules out (the database
-        skips them; only returned documents count toward the read limits)."""
+        """Up to `limit` documents of an index range, without the rows a pushed-down
+        `predicate` rules out (the database skips them; only returned documents count
+        toward the read limits); the caller records the range read."""
         await self._flush_for(index, low, high)
-        rows = await self.engine.scan_where(index.index_id, low, high, descending, limit, predicate)
+        rows = await self.engine.scan(index.index_id, low, high, descending, limit, predicate)
         result: list[tuple[bytes, Document]] = []
         for key, value in rows:
             self._count_read(len(value))
@@ -238,9 +313,7 @@ class Transaction:
         """Write the held inserts into the engine transaction (before committing it)."""
         if self._pending:
             documents, entries = self._pending.drain()
-            writer = self._writer()
-            await writer.insert_documents(documents)
-            await writer.insert_index_entries(entries)
+            await self._writer().insert_documents(documents, entries)
 
     async def insert(self, table: TableInfo, fields: Document) -> str:
         """Store a new document with validated `fields`; returns its id."""
@@ -276,10 +349,12 @@ class Transaction:
         if document_id in self._pending:
             self._pending.replace(document_id, value, changed)
         else:
-            await writer.update_document(document_id, value)
-            if changed:
-                await writer.delete_index_entries([(i, key) for i, key, _ in changed])
-                await writer.insert_index_entries([(i, key, document_id) for i, _, key in changed])
+            await writer.update_document(
+                document_id,
+                value,
+                [(i, key) for i, key, _ in changed],
+                [(i, key, document_id) for i, _, key in changed],
+            )
         self._track(table, document_id, before, after)
 
     async def delete(self, table: TableInfo, old: Document) -> None:
@@ -290,8 +365,9 @@ class Transaction:
         if document_id in self._pending:
             self._pending.discard(document_id)
         else:
-            await writer.delete_index_entries(list(zip(table.index_ids, before[1], strict=True)))
-            await writer.delete_document(document_id)
+            await writer.delete_document(
+                document_id, list(zip(table.index_ids, before[1], strict=True))
+            )
         self._written_values[document_id] = None
         self._track(table, document_id, before, None)
 
@@ -302,7 +378,6 @@ class Transaction:
         if writer is None:
             yield
             return
-        name = f"owlat_{next(_savepoint_names)}"
         original, current = dict(self._original), dict(self._current)
         written_values = dict(self._written_values)
         counters = (
@@ -313,12 +388,11 @@ class Transaction:
         )
         callbacks = len(self._after_commit)
         await self.flush()  # from here on, what is held was inserted inside the block
-        await writer.savepoint(name)
         try:
-            yield
+            async with writer.savepoint():
+                yield
         except BaseException:
             self._pending = PendingInserts()
-            await writer.rollback_to_savepoint(name)
             self._original, self._current = original, current
             self._written_values = written_values
             (
@@ -329,7 +403,6 @@ class Transaction:
             ) = counters
             del self._after_commit[callbacks:]
             raise
-        await writer.release_savepoint(name)
 
     # -- commit --------------------------------------------------------------------------
 

@@ -228,20 +228,21 @@ class HttpApi:
         snapshot: Snapshot | None = None,
     ) -> dict[str, Any]:
         """Run one call; its outcome as a `UdfResponse` body (operator errors propagate)."""
-        try:
-            if snapshot is None:
-                result = await self.application.run(
-                    kind, call.path, call.args, identity=caller.identity, internal=caller.admin
-                )
-            else:
-                result = await snapshot.run_query(
-                    call.path, call.args, identity=caller.identity, internal=caller.admin
-                )
-        except OperatorError:
-            raise
-        except Exception as error:
-            return error_body(error, call.value_format, new_request_id(), call.path)
-        return success_body(result, call.value_format)
+        if snapshot is None:
+            outcome = await self.application.execute(
+                kind, call.path, call.args, identity=caller.identity, internal=caller.admin
+            )
+        else:
+            outcome = await snapshot.execute_query(
+                call.path, call.args, identity=caller.identity, internal=caller.admin
+            )
+        if isinstance(outcome.error, OperatorError):
+            raise outcome.error
+        if outcome.error is not None:
+            return error_body(
+                outcome.error, outcome.log_lines, call.value_format, new_request_id(), call.path
+            )
+        return success_body(outcome, call.value_format)
 
 
 def _unavailable(ts: int, latest: int) -> str:

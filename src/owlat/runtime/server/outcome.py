@@ -29,7 +29,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from owlat.runtime.application import FunctionResult, log_lines_of
+from owlat.runtime.calls import FunctionOutcome
 from owlat.runtime.error_text import describe_error
 from owlat.runtime.errors import (
     ConvexError,
@@ -87,7 +87,7 @@ def new_request_id() -> str:
     return secrets.token_hex(8)
 
 
-def success_body(result: FunctionResult, value_format: ValueFormat) -> dict[str, Any]:
+def success_body(result: FunctionOutcome, value_format: ValueFormat) -> dict[str, Any]:
     return {
         "status": "success",
         "value": value_format.encode(result.value),
@@ -96,16 +96,21 @@ def success_body(result: FunctionResult, value_format: ValueFormat) -> dict[str,
 
 
 def error_body(
-    error: Exception, value_format: ValueFormat, request_id: str, path: str
+    error: Exception,
+    log_lines: tuple[str, ...],
+    value_format: ValueFormat,
+    request_id: str,
+    path: str,
 ) -> dict[str, Any]:
-    """The `UdfResponse` of a failed call. Errors the developer must look at (a Python
-    exception from the function, a misuse of the runtime) are logged with their traceback."""
+    """The `UdfResponse` of a failed call (`log_lines`: what it logged). Errors the developer
+    must look at (a Python exception from the function, a misuse of the runtime) are logged
+    with their traceback."""
     if not isinstance(error, OwlatError) or isinstance(error, DeveloperError):
         logger.error("[Request ID: %s] %s failed", request_id, path, exc_info=error)
     body: dict[str, Any] = {
         "status": "error",
         "errorMessage": f"[Request ID: {request_id}] Server Error\n{describe_error(error)}",
-        "logLines": list(log_lines_of(error)),
+        "logLines": list(log_lines),
     }
     if isinstance(error, ConvexError):
         body["errorData"] = value_format.encode(error.data)

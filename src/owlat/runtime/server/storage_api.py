@@ -3,12 +3,12 @@
     POST|PUT  /api/storage/upload?token=...   raw bytes → {"storageId": <_storage id>}
     GET|HEAD  /api/storage/{key}              the file (the URL ctx.storage.get_url gives)
 
-Upload: the token must be valid (storage.py, _upload_tokens.py; else 401). The body is
-streamed to the blob store, never held whole; `Content-Type` is recorded, and the owner
-the token names. A token with a size limit refuses a `Content-Length` over it before
-reading anything, and a body that streams past it (chunked, or longer than announced) as
-soon as it does: 413, nothing stored. An optional `Digest: sha-256=<base64>` header is
-checked against what arrived: a mismatch is a 400 and nothing is stored.
+Upload: the token must be valid (storage/storage.py, storage/upload_tokens.py; else 401).
+The body is streamed to the blob store, never held whole; `Content-Type` is recorded, and
+the owner the token names. A token with a size limit refuses a `Content-Length` over it
+before reading anything, and a body that streams past it (chunked, or longer than
+announced) as soon as it does: 413, nothing stored. An optional `Digest: sha-256=<base64>`
+header is checked against what arrived: a mismatch is a 400 and nothing is stored.
 
 Download: `Content-Type`, `Content-Length`, `Accept-Ranges: bytes`,
 `Cache-Control: private, max-age=2592000`, and `Digest: sha-256=<base64>` on whole-file
@@ -31,11 +31,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from owlat.runtime.application import Application
-from owlat.runtime.blobstores import BlobNotFoundError, BlobStore, DigestMismatchError
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import AuthenticationError, OperatorError, PayloadTooLargeError
 from owlat.runtime.server.outcome import json_response, protocol_error_response
 from owlat.runtime.storage import file_storage_of, find_by_key, store_file, too_large
+from owlat.runtime.storage.blobstores import BlobNotFoundError, BlobStore, DigestMismatchError
 from owlat.runtime.types import Document
 
 logger = logging.getLogger("owlat.server")

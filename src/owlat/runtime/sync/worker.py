@@ -36,9 +36,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from owlat.runtime import session_requests
-from owlat.runtime.application import log_lines_of
 from owlat.runtime.auth import ANONYMOUS_CALLER, Authenticator, Caller
+from owlat.runtime.calls import FunctionOutcome
 from owlat.runtime.errors import (
     AuthenticationError,
     DeveloperError,
@@ -47,8 +46,8 @@ from owlat.runtime.errors import (
     UserError,
 )
 from owlat.runtime.functions import FunctionKind, canonical_path
-from owlat.runtime.session_requests import SessionRequest
 from owlat.runtime.subscriptions import QueryResult, SubscriptionManager
+from owlat.runtime.sync import session_requests
 from owlat.runtime.sync.protocol import (
     Action,
     ActionResponse,
@@ -68,6 +67,8 @@ from owlat.runtime.sync.protocol import (
     encode_server_message,
 )
 from owlat.runtime.sync.session import Failure, SyncSession, failure_of
+from owlat.runtime.sync.session_requests import SessionRequest
+from owlat.runtime.system_tables import SESSION_REQUESTS
 from owlat.runtime.values import dumps, json_to_convex
 
 if TYPE_CHECKING:
@@ -139,7 +140,7 @@ class SyncService:
             try:
                 await self.application.run_system_write(session_requests.prune)
             except Exception:
-                logger.exception("could not prune %s", session_requests.TABLE)
+                logger.exception("could not prune %s", SESSION_REQUESTS)
 
     def drop_connections(self) -> None:
         """Close every socket now, as if the network dropped (tests; shutdown)."""
@@ -460,38 +461,47 @@ class SyncWorker:
                 )
         return json_to_convex(args)
 
+    async def _execute(
+        self,
+        kind: FunctionKind,
+        message: Mutation | Action,
+        caller: Caller,
+        size: int,
+        hook: SessionRequest | None = None,
+    ) -> FunctionOutcome:
+        """The outcome of a client's mutation or action (arguments it cannot decode too)."""
+        try:
+            args = self._decode_args(message.args, size)
+        except Exception as error:
+            return FunctionOutcome(error=error)
+        return await self.application.execute(
+            kind,
+            canonical_path(message.udf_path),
+            args,
+            identity=caller.identity,
+            internal=caller.admin,
+            hook=hook,
+        )
+
     async def _run_mutation(self, message: Mutation, caller: Caller, size: int) -> MutationResponse:
         request = SessionRequest(self.session.session_id, message.request_id)
-        try:
-            result = await self.application.run(
-                FunctionKind.MUTATION,
-                canonical_path(message.udf_path),
-                self._decode_args(message.args, size),
-                identity=caller.identity,
-                internal=caller.admin,
-                hook=request,
-            )
-        except Exception as error:
-            failure = _failure(error, message.udf_path)
+        outcome = await self._execute(FunctionKind.MUTATION, message, caller, size, request)
+        if outcome.error is not None:
+            failure = _failure(outcome.error, message.udf_path)
             return MutationResponse(
-                message.request_id, False, failure.message, None, log_lines_of(error), failure.data
+                message.request_id, False, failure.message, None, outcome.log_lines, failure.data
             )
-        return MutationResponse(message.request_id, True, result.value, result.ts, result.log_lines)
+        return MutationResponse(
+            message.request_id, True, outcome.value, outcome.ts, outcome.log_lines
+        )
 
     async def _run_action(self, message: Action, caller: Caller, size: int) -> None:
-        try:
-            result = await self.application.run(
-                FunctionKind.ACTION,
-                canonical_path(message.udf_path),
-                self._decode_args(message.args, size),
-                identity=caller.identity,
-                internal=caller.admin,
-            )
-        except Exception as error:
-            failure = _failure(error, message.udf_path)
-            response = _action_failure(message, failure, log_lines_of(error))
+        outcome = await self._execute(FunctionKind.ACTION, message, caller, size)
+        if outcome.error is not None:
+            failure = _failure(outcome.error, message.udf_path)
+            response = _action_failure(message, failure, outcome.log_lines)
         else:
-            response = ActionResponse(message.request_id, True, result.value, result.log_lines)
+            response = ActionResponse(message.request_id, True, outcome.value, outcome.log_lines)
         self._items.put_nowait(_Reply(response, 0))
 
 

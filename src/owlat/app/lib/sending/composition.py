@@ -64,9 +64,21 @@ POLICY = email.policy.SMTP.clone(max_line_length=998, header_factory=_HeaderClas
 # Set by `compose` itself (or meaningless per message): never taken from `headers`.
 RESERVED = frozenset(
     {
-        "from", "to", "cc", "bcc", "reply-to", "subject", "date", "message-id",
-        "mime-version", "content-type", "content-transfer-encoding", "content-disposition",
-        "dkim-signature", "return-path", "sender",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply-to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "content-disposition",
+        "dkim-signature",
+        "return-path",
+        "sender",
     }
 )
 _FIELD_NAME = re.compile(r"[!-9;-~]+\Z")  # RFC 5322 ftext

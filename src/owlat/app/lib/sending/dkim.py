@@ -25,9 +25,21 @@ from dkim.canonicalization import CanonicalizationPolicy
 
 SIGNED = frozenset(
     {
-        b"from", b"to", b"reply-to", b"subject", b"date", b"message-id", b"mime-version",
-        b"content-type", b"content-transfer-encoding", b"list-id", b"list-unsubscribe",
-        b"list-unsubscribe-post", b"feedback-id", b"precedence", b"auto-submitted",
+        b"from",
+        b"to",
+        b"reply-to",
+        b"subject",
+        b"date",
+        b"message-id",
+        b"mime-version",
+        b"content-type",
+        b"content-transfer-encoding",
+        b"list-id",
+        b"list-unsubscribe",
+        b"list-unsubscribe-post",
+        b"feedback-id",
+        b"precedence",
+        b"auto-submitted",
     }
 )
 OVERSIGNED = (b"from", b"subject", b"list-unsubscribe", b"list-unsubscribe-post")

@@ -148,14 +148,6 @@ UPDATE owlat_documents SET value = %s WHERE id = %s;
 -- Remove a document.
 DELETE FROM owlat_documents WHERE id = %s;
 
--- name: insert_index_entry
--- Add an index entry (keys are unique: they end with _creationTime and _id).
-INSERT INTO owlat_index_entries (index_id, key, document_id) VALUES (%s, %s, %s);
-
--- name: delete_index_entry
--- Remove one index entry.
-DELETE FROM owlat_index_entries WHERE index_id = %s AND key = %s;
-
 -- name: insert_index_entries
 -- Add index entries in one statement; {rows} is filled per call with one `(%s, %s, %s)` per
 -- entry (index_id, key, document_id). Scalar parameters: psycopg dumps arrays far slower.

@@ -114,14 +114,6 @@ UPDATE owlat_documents SET value = CAST(? AS TEXT) WHERE id = ?;
 -- Remove a document.
 DELETE FROM owlat_documents WHERE id = ?;
 
--- name: insert_index_entry
--- Add an index entry (keys are unique: they end with _creationTime and _id).
-INSERT INTO owlat_index_entries (index_id, key, document_id) VALUES (?, ?, ?);
-
--- name: delete_index_entry
--- Remove one index entry.
-DELETE FROM owlat_index_entries WHERE index_id = ? AND key = ?;
-
 -- name: insert_index_entries
 -- Add index entries: run with executemany, once per (index_id, key, document_id).
 INSERT INTO owlat_index_entries (index_id, key, document_id) VALUES (?, ?, ?);

@@ -20,27 +20,20 @@ from __future__ import annotations
 import time
 from typing import Final
 
-from owlat.runtime import scheduler as jobs
 from owlat.runtime.database.query import Query
 from owlat.runtime.database.transaction import Transaction
-from owlat.runtime.schema import define_table, register_system_table
+from owlat.runtime.system_tables import (
+    CLAIMS_BY_JOB,
+    CLAIMS_BY_NODE,
+    IN_PROGRESS,
+    JOBS_BY_STATE,
+    SCHEDULED_FUNCTIONS,
+    SCHEDULER_CLAIMS,
+)
 from owlat.runtime.types import Document
-from owlat.runtime.values import v
 
-TABLE: Final = "_scheduler_claims"
-TABLE_NUMBER: Final = 5
-BY_JOB: Final = "by_job"
-BY_NODE: Final = "by_node"
 LEASE_MS: Final = 6_000.0
 HEARTBEAT_MS: Final = 1_500.0
-
-register_system_table(
-    TABLE,
-    TABLE_NUMBER,
-    define_table({"jobId": v.id(jobs.TABLE), "node": v.string(), "expires": v.number()})
-    .index(BY_JOB, ["jobId"])
-    .index(BY_NODE, ["node"]),
-)
 
 
 def _now_ms() -> float:
@@ -49,15 +42,15 @@ def _now_ms() -> float:
 
 async def claim(txn: Transaction, job: Document, node: str) -> None:
     """Record that `node` runs `job` (in the transaction that moves it to inProgress)."""
-    table = txn.catalog.table(TABLE)
+    table = txn.catalog.table(SCHEDULER_CLAIMS)
     fields = {"jobId": job["_id"], "node": node, "expires": _now_ms() + LEASE_MS}
-    await txn.insert(table, table.definition.validate(TABLE, fields, None))
+    await txn.insert(table, table.definition.validate(SCHEDULER_CLAIMS, fields, None))
 
 
 async def _claim_of(txn: Transaction, job_id: str) -> Document | None:
-    table = txn.catalog.table(TABLE)
+    table = txn.catalog.table(SCHEDULER_CLAIMS)
     claimed: Document | None = await (
-        Query(txn, table).with_index(BY_JOB, lambda q: q.eq("jobId", job_id)).first()
+        Query(txn, table).with_index(CLAIMS_BY_JOB, lambda q: q.eq("jobId", job_id)).first()
     )
     return claimed
 
@@ -66,20 +59,20 @@ async def release(txn: Transaction, job_id: str) -> None:
     """Forget the claim on a job (it finished, or was failed by recovery)."""
     claimed = await _claim_of(txn, job_id)
     if claimed is not None:
-        await txn.delete(txn.catalog.table(TABLE), claimed)
+        await txn.delete(txn.catalog.table(SCHEDULER_CLAIMS), claimed)
 
 
 async def _own(txn: Transaction, node: str) -> list[Document]:
-    table = txn.catalog.table(TABLE)
+    table = txn.catalog.table(SCHEDULER_CLAIMS)
     owned: list[Document] = await (
-        Query(txn, table).with_index(BY_NODE, lambda q: q.eq("node", node)).collect()
+        Query(txn, table).with_index(CLAIMS_BY_NODE, lambda q: q.eq("node", node)).collect()
     )
     return owned
 
 
 async def renew(txn: Transaction, node: str) -> None:
     """Extend the lease of every claim of `node`."""
-    table = txn.catalog.table(TABLE)
+    table = txn.catalog.table(SCHEDULER_CLAIMS)
     expires = _now_ms() + LEASE_MS
     for claimed in await _own(txn, node):
         await txn.update(table, claimed, {**claimed, "expires": expires})
@@ -87,7 +80,7 @@ async def renew(txn: Transaction, node: str) -> None:
 
 async def release_all(txn: Transaction, node: str) -> None:
     """Drop every claim of `node` (it stops: its actions are interrupted)."""
-    table = txn.catalog.table(TABLE)
+    table = txn.catalog.table(SCHEDULER_CLAIMS)
     for claimed in await _own(txn, node):
         await txn.delete(table, claimed)
 
@@ -95,10 +88,10 @@ async def release_all(txn: Transaction, node: str) -> None:
 async def orphans(txn: Transaction) -> tuple[list[Document], float | None]:
     """In-progress jobs whose claim is missing or expired, and when the next live claim of
     another job expires (None: no live claim)."""
-    table = txn.catalog.table(jobs.TABLE)
+    table = txn.catalog.table(SCHEDULED_FUNCTIONS)
     running = await (
         Query(txn, table)
-        .with_index(jobs.BY_STATE, lambda q: q.eq("state.kind", jobs.IN_PROGRESS))
+        .with_index(JOBS_BY_STATE, lambda q: q.eq("state.kind", IN_PROGRESS))
         .collect()
     )
     now, orphaned, next_expiry = _now_ms(), [], None

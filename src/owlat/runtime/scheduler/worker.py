@@ -10,7 +10,7 @@
   retried by the transaction layer; engine failures leave the job pending for a later try.
 - A scheduled **action runs at most once**: `inProgress` commits before it starts, with a
   claim naming this worker's node and a lease it renews while the action runs
-  (`_scheduler_claims.py`); jobs still `inProgress` whose claim is missing or expired (the
+  (`claims.py`); jobs still `inProgress` whose claim is missing or expired (the
   node died during them; checked at start and at every heartbeat) become `failed` with
   "Transient error while executing action" and are never re-run. Another live node's
   actions are left alone.
@@ -30,52 +30,47 @@ import contextlib
 import logging
 import math
 import uuid
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
-from owlat.runtime import _scheduler_claims as claims
-from owlat.runtime import scheduler as jobs
-from owlat.runtime.crons import CronJob, CronJobs, StartJob
+from owlat.runtime.calls import Runtime
+from owlat.runtime.database.commits import Commit, CommitListener
 from owlat.runtime.database.query import Query
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.error_text import describe_error
 from owlat.runtime.errors import OperatorError, OwlatError
 from owlat.runtime.functions import FunctionKind
-from owlat.runtime.schema import define_table, register_system_table
-from owlat.runtime.transactions import Commit
+from owlat.runtime.scheduler import claims
+from owlat.runtime.scheduler import scheduler as jobs
+from owlat.runtime.scheduler.crons import CronJob, CronJobs, StartJob
+from owlat.runtime.system_tables import (
+    CRON_JOBS,
+    CRONS_BY_NEXT_RUN,
+    FAILED,
+    IN_PROGRESS,
+    JOBS_BY_COMPLETION,
+    JOBS_BY_STATE,
+    PENDING,
+    SCHEDULED_FUNCTIONS,
+    SUCCESS,
+)
 from owlat.runtime.types import Document
-from owlat.runtime.values import v
-
-if TYPE_CHECKING:
-    from owlat.runtime.application import Application
 
 logger = logging.getLogger("owlat.scheduler")
 
-CRON_TABLE: Final = "_cron_jobs"
-CRON_TABLE_NUMBER: Final = 4
-BY_NAME: Final = "by_name"
-BY_NEXT_RUN: Final = "by_next_run"
 RETENTION_MS: Final = 7 * 24 * 3600 * 1000
 CLEANUP_EVERY_MS: Final = 3600 * 1000
 MAX_SLEEP_SECONDS: Final = 60.0
 TRANSIENT_ACTION_ERROR: Final = "Transient error while executing action"
 
-register_system_table(
-    CRON_TABLE,
-    CRON_TABLE_NUMBER,
-    define_table(
-        {
-            "name": v.string(),
-            "schedule": v.string(),
-            "function": v.string(),
-            "args": v.any(),
-            "anchorTime": v.number(),
-            "nextRun": v.number(),
-            "jobId": v.optional(v.id(jobs.TABLE)),
-        }
-    )
-    .index(BY_NAME, ["name"])
-    .index(BY_NEXT_RUN, ["nextRun"]),
-)
+
+class WorkerRuntime(Runtime, Protocol):
+    """The runtime as the worker sees it: `Runtime`, and the commits it publishes."""
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Call `listener(commit)` after every commit, in timestamp order."""
+
+    def remove_commit_listener(self, listener: CommitListener) -> None:
+        """Stop calling `listener`."""
 
 
 class _NotPending(Exception):
@@ -91,20 +86,20 @@ class _ScheduledJobHook:
 
     async def before(self, txn: Transaction) -> None:
         job = await jobs.get_job(txn, self.job_id)
-        if job is None or job["state"]["kind"] != jobs.PENDING:
+        if job is None or job["state"]["kind"] != PENDING:
             raise _NotPending(self.job_id)
         self._job = job
         return None
 
     async def after(self, txn: Transaction, value: Any, ts: int) -> None:
         assert self._job is not None
-        await jobs.set_state(txn, self._job, jobs.SUCCESS)
+        await jobs.set_state(txn, self._job, SUCCESS)
 
 
 class SchedulerWorker:
     """Runs the scheduled functions and crons of one Application."""
 
-    def __init__(self, app: Application, *, parallelism: int = 8) -> None:
+    def __init__(self, app: WorkerRuntime, *, parallelism: int = 8) -> None:
         if parallelism < 1:
             raise ValueError("The scheduler needs a parallelism of at least 1")
         self._app = app
@@ -154,7 +149,10 @@ class SchedulerWorker:
             logger.exception("could not release this node's scheduler claims")
 
     def _on_commit(self, commit: Commit) -> None:
-        if any(change.table in (jobs.TABLE, CRON_TABLE) for change in commit.write_set.documents):
+        if any(
+            change.table in (SCHEDULED_FUNCTIONS, CRON_JOBS)
+            for change in commit.write_set.documents
+        ):
             self._wake.set()
 
     async def _loop(self) -> None:
@@ -195,20 +193,20 @@ class SchedulerWorker:
         wanted = self.parallelism + len(self._running)
 
         async def read(txn: Transaction) -> tuple[list[Document], Document | None]:
-            table = txn.catalog.table(jobs.TABLE)
+            table = txn.catalog.table(SCHEDULED_FUNCTIONS)
             due = (
                 await Query(txn, table)
                 .with_index(
-                    jobs.BY_STATE,
-                    lambda q: q.eq("state.kind", jobs.PENDING).lte("scheduledTime", now),
+                    JOBS_BY_STATE,
+                    lambda q: q.eq("state.kind", PENDING).lte("scheduledTime", now),
                 )
                 .take(wanted)
             )
             later = (
                 await Query(txn, table)
                 .with_index(
-                    jobs.BY_STATE,
-                    lambda q: q.eq("state.kind", jobs.PENDING).gt("scheduledTime", now),
+                    JOBS_BY_STATE,
+                    lambda q: q.eq("state.kind", PENDING).gt("scheduledTime", now),
                 )
                 .first()
             )
@@ -237,7 +235,7 @@ class SchedulerWorker:
         job_id, path = job["_id"], jobs.job_path(job)
         definition = self._app.package.functions.get(path)
         if definition is None or definition.kind is FunctionKind.QUERY:
-            await self._finish(job_id, jobs.FAILED, f"Could not find function for '{path}'.")
+            await self._finish(job_id, FAILED, f"Could not find function for '{path}'.")
             return
         if definition.kind is FunctionKind.MUTATION:
             await self._run_mutation(job_id, path, jobs.job_args(job))
@@ -256,14 +254,14 @@ class SchedulerWorker:
             await asyncio.sleep(1)
         except Exception as error:
             logger.info("scheduled mutation %s (%s) failed: %s", path, job_id, error)
-            await self._finish(job_id, jobs.FAILED, describe_error(error))
+            await self._finish(job_id, FAILED, describe_error(error))
 
     async def _run_action(self, job_id: str, path: str, args: dict[str, Any]) -> None:
         async def claim(txn: Transaction) -> bool:
             job = await jobs.get_job(txn, job_id)
-            if job is None or job["state"]["kind"] != jobs.PENDING:
+            if job is None or job["state"]["kind"] != PENDING:
                 return False
-            await jobs.set_state(txn, job, jobs.IN_PROGRESS)
+            await jobs.set_state(txn, job, IN_PROGRESS)
             await claims.claim(txn, job, self.node)
             return True
 
@@ -273,14 +271,14 @@ class SchedulerWorker:
             await self._app.run(FunctionKind.ACTION, path, args, internal=True)
         except Exception as error:
             logger.info("scheduled action %s (%s) failed: %s", path, job_id, error)
-            await self._finish(job_id, jobs.FAILED, describe_error(error))
+            await self._finish(job_id, FAILED, describe_error(error))
         else:
-            await self._finish(job_id, jobs.SUCCESS)
+            await self._finish(job_id, SUCCESS)
 
     async def _finish(self, job_id: str, kind: str, error: str | None = None) -> None:
         async def finish(txn: Transaction) -> None:
             job = await jobs.get_job(txn, job_id)
-            if job is not None and job["state"]["kind"] in (jobs.PENDING, jobs.IN_PROGRESS):
+            if job is not None and job["state"]["kind"] in (PENDING, IN_PROGRESS):
                 await jobs.set_state(txn, job, kind, error)
             await claims.release(txn, job_id)
 
@@ -314,16 +312,16 @@ class SchedulerWorker:
                 job["name"],
                 job["_id"],
             )
-            await jobs.set_state(txn, job, jobs.FAILED, TRANSIENT_ACTION_ERROR)
+            await jobs.set_state(txn, job, FAILED, TRANSIENT_ACTION_ERROR)
             await claims.release(txn, job["_id"])
 
     async def _delete_old_jobs(self, txn: Transaction) -> None:
-        table = txn.catalog.table(jobs.TABLE)
+        table = txn.catalog.table(SCHEDULED_FUNCTIONS)
         cutoff = jobs.now_ms() - RETENTION_MS
         old = (
             await Query(txn, table)
             .with_index(
-                jobs.BY_COMPLETION,
+                JOBS_BY_COMPLETION,
                 lambda q: q.gte("completedTime", -math.inf).lt("completedTime", cutoff),
             )
             .take(1000)
@@ -335,7 +333,7 @@ class SchedulerWorker:
 
     async def _sync_crons(self, txn: Transaction) -> None:
         """Make `_cron_jobs` match the declared crons; skip runs missed while down."""
-        table = txn.catalog.table(CRON_TABLE)
+        table = txn.catalog.table(CRON_JOBS)
         now = jobs.now_ms()
         stored = {row["name"]: row for row in await Query(txn, table).collect()}
         for name, cron in self._crons.items():
@@ -355,13 +353,13 @@ class SchedulerWorker:
                     "nextRun": cron.schedule.next_after(now, anchor),
                 }
                 if row is None:
-                    await txn.insert(table, table.definition.validate(CRON_TABLE, new, None))
+                    await txn.insert(table, table.definition.validate(CRON_JOBS, new, None))
                     continue
             else:
                 new = {key: value for key, value in row.items() if not key.startswith("_")}
                 if new["nextRun"] < now:
                     new["nextRun"] = cron.schedule.next_after(now, new["anchorTime"])
-            validated = table.definition.validate(CRON_TABLE, new, None)
+            validated = table.definition.validate(CRON_JOBS, new, None)
             await txn.update(
                 table, row, {"_id": row["_id"], "_creationTime": row["_creationTime"], **validated}
             )
@@ -378,10 +376,10 @@ class SchedulerWorker:
         """Schedule the crons that are due; returns when the next cron is due."""
 
         async def run(txn: Transaction) -> float | None:
-            table = txn.catalog.table(CRON_TABLE)
+            table = txn.catalog.table(CRON_JOBS)
             due = (
                 await Query(txn, table)
-                .with_index(BY_NEXT_RUN, lambda q: q.lte("nextRun", now))
+                .with_index(CRONS_BY_NEXT_RUN, lambda q: q.lte("nextRun", now))
                 .collect()
             )
             for row in due:
@@ -391,8 +389,8 @@ class SchedulerWorker:
                 updated = {**row, "nextRun": cron.schedule.next_after(now, row["anchorTime"])}
                 previous = await jobs.get_job(txn, row["jobId"]) if "jobId" in row else None
                 if previous is not None and previous["state"]["kind"] in (
-                    jobs.PENDING,
-                    jobs.IN_PROGRESS,
+                    PENDING,
+                    IN_PROGRESS,
                 ):
                     logger.info("cron %r: previous run still going; skipping this one", cron.name)
                 else:
@@ -401,7 +399,9 @@ class SchedulerWorker:
             return await next_run(txn)
 
         async def next_run(txn: Transaction) -> float | None:
-            first = await Query(txn, txn.catalog.table(CRON_TABLE)).with_index(BY_NEXT_RUN).first()
+            first = (
+                await Query(txn, txn.catalog.table(CRON_JOBS)).with_index(CRONS_BY_NEXT_RUN).first()
+            )
             return None if first is None else float(first["nextRun"])
 
         if not self._crons:

@@ -22,32 +22,16 @@ import time
 from typing import Final
 
 from owlat.runtime.database.query import Query
-from owlat.runtime.database.transaction import Transaction
-from owlat.runtime.schema import BY_CREATION_TIME, define_table, register_system_table
-from owlat.runtime.transactions import RecordedOutcome
+from owlat.runtime.database.transaction import RecordedOutcome, Transaction
+from owlat.runtime.schema import BY_CREATION_TIME
+from owlat.runtime.system_tables import REQUESTS_BY_SESSION, SESSION_REQUESTS
 from owlat.runtime.types import Int64, Value
-from owlat.runtime.values import convex_to_json, dumps, json_to_convex, loads, v
+from owlat.runtime.values import convex_to_json, dumps, json_to_convex, loads
 
 logger = logging.getLogger("owlat.runtime")
 
-TABLE: Final = "_session_requests"
-TABLE_NUMBER: Final = 3
-INDEX: Final = "by_session_request"
 RETENTION_MS: Final = 24 * 3600 * 1000
 PRUNE_BATCH: Final = 1000
-
-register_system_table(
-    TABLE,
-    TABLE_NUMBER,
-    define_table(
-        {
-            "sessionId": v.string(),
-            "requestId": v.number(),
-            "ts": v.int64(),  # the commit timestamp of the mutation
-            "result": v.string(),  # the result, as Convex's encoded JSON text
-        }
-    ).index(INDEX, ["sessionId", "requestId"]),
-)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,11 +50,11 @@ class SessionRequest:
 
 async def find(txn: Transaction, request: SessionRequest) -> RecordedOutcome | None:
     """The recorded outcome of `request`, if it already succeeded."""
-    table = txn.catalog.table(TABLE)
+    table = txn.catalog.table(SESSION_REQUESTS)
     document = await (
         Query(txn, table)
         .with_index(
-            INDEX,
+            REQUESTS_BY_SESSION,
             lambda q: q.eq("sessionId", request.session_id).eq(
                 "requestId", float(request.request_id)
             ),
@@ -84,7 +68,7 @@ async def find(txn: Transaction, request: SessionRequest) -> RecordedOutcome | N
 
 async def record(txn: Transaction, request: SessionRequest, value: Value, ts: int) -> None:
     """Record a successful mutation's outcome in its own transaction."""
-    table = txn.catalog.table(TABLE)
+    table = txn.catalog.table(SESSION_REQUESTS)
     encoded = dumps(convex_to_json(value)).decode()
     if len(encoded) > txn.limits.max_document_bytes // 2:
         logger.warning(
@@ -107,7 +91,7 @@ async def record(txn: Transaction, request: SessionRequest, value: Value, ts: in
 
 async def prune(txn: Transaction, *, now_ms: float | None = None, limit: int = PRUNE_BATCH) -> int:
     """Delete up to `limit` records older than `RETENTION_MS`; returns how many."""
-    table = txn.catalog.table(TABLE)
+    table = txn.catalog.table(SESSION_REQUESTS)
     cutoff = (time.time() * 1000 if now_ms is None else now_ms) - RETENTION_MS
     old = await (
         Query(txn, table)

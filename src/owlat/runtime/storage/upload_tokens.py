@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Final
 
-from owlat.runtime._secrets import load_or_create_secret
 from owlat.runtime.errors import AuthenticationError, DeveloperError, OperatorError
+from owlat.runtime.secret_files import load_or_create_secret
 
 TOKEN_TTL: Final = 3600.0
 KEY_FILE: Final = "storage_key"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from owlat.runtime.blobstores.local import LocalBlobStore
-from owlat.runtime.blobstores.s3 import S3Settings
-from owlat.runtime.blobstores.types import (
+from owlat.runtime.storage.blobstores.local import LocalBlobStore
+from owlat.runtime.storage.blobstores.s3 import S3Settings
+from owlat.runtime.storage.blobstores.types import (
     BlobInfo,
     BlobNotFoundError,
     BlobStore,
@@ -33,7 +33,7 @@ LOCAL_FOLDER = "storage"
 def create_blob_store(data_dir: Path, s3: S3Settings | None = None) -> BlobStore:
     """S3-compatible storage when `s3` is given, else the folder `<data_dir>/storage`."""
     if s3 is not None:
-        from owlat.runtime.blobstores.s3 import S3BlobStore
+        from owlat.runtime.storage.blobstores.s3 import S3BlobStore
 
         return S3BlobStore(s3)
     return LocalBlobStore(Path(data_dir) / LOCAL_FOLDER)

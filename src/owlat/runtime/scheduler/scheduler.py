@@ -1,4 +1,4 @@
-"""Scheduled functions: `ctx.scheduler` and the `_scheduled_functions` system table.
+"""Scheduled functions: `ctx.scheduler` and the jobs of the `_scheduled_functions` table.
 
 Rules (Convex's):
 - `run_after(delay_ms, fn, args)` / `run_at(ms, fn, args)` insert a *pending* job. From a
@@ -8,7 +8,7 @@ Rules (Convex's):
 - `cancel(id)` turns a pending job into `canceled` (it never runs); a running action is
   left to finish but is recorded as canceled; a finished job is left as it is.
 - Jobs carry no auth: scheduled functions run without a user identity.
-The worker that runs due jobs is in `_scheduler_worker.py`.
+The worker that runs due jobs is in `worker.py`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+from owlat.runtime.calls import Runtime
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import (
     DeveloperError,
@@ -26,54 +27,21 @@ from owlat.runtime.errors import (
     LimitExceededError,
 )
 from owlat.runtime.functions import FunctionKind, FunctionLike
-from owlat.runtime.schema import define_table, register_system_table
+from owlat.runtime.system_tables import (
+    CANCELED,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    SCHEDULED_FUNCTIONS,
+    SUCCESS,
+)
 from owlat.runtime.types import Document
-from owlat.runtime.values import normalize_value, v, value_size
+from owlat.runtime.values import normalize_value, value_size
 from owlat.runtime.values.ids import table_number_of
 
-if TYPE_CHECKING:
-    from owlat.runtime.application import Application
-
-TABLE: Final = "_scheduled_functions"
-TABLE_NUMBER: Final = 1
-BY_STATE: Final = "by_state_and_time"
-BY_COMPLETION: Final = "by_completed_time"
-PENDING, IN_PROGRESS, SUCCESS, FAILED, CANCELED = (
-    "pending",
-    "inProgress",
-    "success",
-    "failed",
-    "canceled",
-)
 MAX_JOBS_PER_TRANSACTION: Final = 1000
 MAX_ARGS_BYTES: Final = 4 * 1024 * 1024
 MAX_TOTAL_ARGS_BYTES: Final = 16 * 1024 * 1024
-
-register_system_table(
-    TABLE,
-    TABLE_NUMBER,
-    define_table(
-        {
-            "name": v.string(),
-            "args": v.array(v.any()),
-            "scheduledTime": v.number(),
-            "completedTime": v.optional(v.number()),
-            "state": v.object(
-                {
-                    "kind": v.union(
-                        *(
-                            v.literal(kind)
-                            for kind in (PENDING, IN_PROGRESS, SUCCESS, FAILED, CANCELED)
-                        )
-                    ),
-                    "error": v.optional(v.string()),
-                }
-            ),
-        }
-    )
-    .index(BY_STATE, ["state.kind", "scheduledTime"])
-    .index(BY_COMPLETION, ["completedTime"]),
-)
 
 
 def now_ms() -> float:
@@ -92,19 +60,19 @@ def _timestamp_ms(when: Any) -> float:
 
 async def insert_job(txn: Transaction, name: str, args: dict[str, Any], scheduled_ms: float) -> str:
     """Insert a pending job in `txn` (arguments already normalized)."""
-    table = txn.catalog.table(TABLE)
+    table = txn.catalog.table(SCHEDULED_FUNCTIONS)
     fields = {
         "name": name,
         "args": [args],
         "scheduledTime": scheduled_ms,
         "state": {"kind": PENDING},
     }
-    return await txn.insert(table, table.definition.validate(TABLE, fields, None))
+    return await txn.insert(table, table.definition.validate(SCHEDULED_FUNCTIONS, fields, None))
 
 
 async def set_state(txn: Transaction, job: Document, kind: str, error: str | None = None) -> None:
     """Move a job to state `kind` (completed states also get `completedTime`)."""
-    table = txn.catalog.table(TABLE)
+    table = txn.catalog.table(SCHEDULED_FUNCTIONS)
     state: dict[str, Any] = {"kind": kind}
     if error is not None:
         state["error"] = error
@@ -115,7 +83,7 @@ async def set_state(txn: Transaction, job: Document, kind: str, error: str | Non
 
 
 async def get_job(txn: Transaction, job_id: str) -> Document | None:
-    table = txn.catalog.table(TABLE)
+    table = txn.catalog.table(SCHEDULED_FUNCTIONS)
     if table_number_of(job_id) != table.number:
         raise InvalidIdError(f'"{job_id}" is not an id of a scheduled function')
     return await txn.get(table, job_id)
@@ -124,7 +92,7 @@ async def get_job(txn: Transaction, job_id: str) -> Document | None:
 class Scheduler:
     """`ctx.scheduler` of a mutation (writes in its transaction) or an action."""
 
-    def __init__(self, app: Application, transaction: Transaction | None) -> None:
+    def __init__(self, app: Runtime, transaction: Transaction | None) -> None:
         self._app = app
         self._txn = transaction
 

@@ -17,14 +17,14 @@ from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
-from owlat.runtime.blobstores.types import (
+from owlat.runtime.errors import EngineError
+from owlat.runtime.storage.blobstores.types import (
     READ_CHUNK_SIZE,
     BlobInfo,
     BlobNotFoundError,
     BlobStore,
     Measured,
 )
-from owlat.runtime.errors import EngineError
 
 logger = logging.getLogger("owlat.runtime")
 

@@ -18,14 +18,14 @@ from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from owlat.runtime.blobstores.types import (
+from owlat.runtime.errors import DeveloperError
+from owlat.runtime.storage.blobstores.types import (
     READ_CHUNK_SIZE,
     BlobInfo,
     BlobNotFoundError,
     BlobStore,
     Measured,
 )
-from owlat.runtime.errors import DeveloperError
 
 PIECE_SIZE = 1024 * 1024
 PARTIAL_FOLDER = ".partial"

@@ -16,7 +16,7 @@
   that transaction commits (`Transaction.after_commit`): a mutation that deletes a file and
   then fails, or a nested mutation that is rolled back, keeps the file.
 * **Uploading** goes through an upload URL whose token is signed and valid for an hour
-  (`_upload_tokens.py`), posted to the client API (`server/storage_api.py`). The function
+  (`upload_tokens.py`), posted to the client API (`server/storage_api.py`). The function
   generating the URL may sign into it the most bytes an upload may have (`max_bytes`,
   enforced while the body streams: one byte more and nothing is stored, HTTP 413) and the
   file's `owner`.
@@ -32,11 +32,9 @@ import base64
 import binascii
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any
 
-from owlat.runtime._upload_tokens import UploadGrant, UploadTokens, load_or_create_signing_key
-from owlat.runtime.blobstores import BlobStore, S3Settings, create_blob_store
+from owlat.runtime.calls import Runtime
 from owlat.runtime.database.query import Query
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import (
@@ -47,66 +45,17 @@ from owlat.runtime.errors import (
     PayloadTooLargeError,
     ReadOnlyError,
 )
-from owlat.runtime.schema import define_table, register_system_table
+from owlat.runtime.storage.file_storage import FileStorage
+from owlat.runtime.storage.upload_tokens import UploadGrant
+from owlat.runtime.system_tables import FILES_BY_KEY as BY_KEY
+from owlat.runtime.system_tables import STORAGE as TABLE
 from owlat.runtime.types import Document
-from owlat.runtime.values import v
 from owlat.runtime.values.ids import table_number_of
-
-if TYPE_CHECKING:
-    from owlat.runtime.application import Application
-
-TABLE: Final = "_storage"
-TABLE_NUMBER: Final = 2
-BY_KEY: Final = "by_key"
-
-register_system_table(
-    TABLE,
-    TABLE_NUMBER,
-    define_table(
-        {
-            "sha256": v.string(),  # base64 of the content's SHA-256
-            "size": v.number(),  # bytes
-            "contentType": v.optional(v.string()),
-            "owner": v.optional(v.string()),  # as the upload URL (or store()) named it
-            "key": v.string(),  # the blob's name and the file's URL path
-        }
-    ).index(BY_KEY, ["key"]),
-)
 
 FileData = bytes | bytearray | memoryview | AsyncIterable[bytes]
 
 
-class FileStorage:
-    """The file storage of one deployment: its blob store, the key that signs upload URLs,
-    and the public origin its URLs start with (`public_url` may be set once a server
-    knows its port)."""
-
-    def __init__(self, blobs: BlobStore, signing_key: bytes, public_url: str) -> None:
-        self.blobs = blobs
-        self.tokens = UploadTokens(signing_key)
-        self.public_url = public_url
-
-    def upload_url(self, grant: UploadGrant) -> str:
-        token = self.tokens.issue(grant=grant)
-        return f"{self.public_url.rstrip('/')}/api/storage/upload?token={token}"
-
-    def file_url(self, key: str) -> str:
-        return f"{self.public_url.rstrip('/')}/api/storage/{key}"
-
-    async def close(self) -> None:
-        await self.blobs.close()
-
-
-def open_file_storage(
-    data_dir: Path, *, public_url: str, signing_key: str = "", s3: S3Settings | None = None
-) -> FileStorage:
-    """The file storage configured by settings: blobs in `<data_dir>/storage` or S3, upload
-    URLs signed with `signing_key` (default: the data folder's `storage_key`)."""
-    key = signing_key.encode() if signing_key else load_or_create_signing_key(data_dir)
-    return FileStorage(create_blob_store(data_dir, s3), key, public_url)
-
-
-def file_storage_of(app: Application) -> FileStorage:
+def file_storage_of(app: Runtime) -> FileStorage:
     if app.storage is None:
         raise OperatorError(
             "File storage is not configured: create the Application with "
@@ -138,7 +87,7 @@ async def find_by_key(txn: Transaction, key: str) -> Document | None:
 
 
 async def store_file(
-    app: Application,
+    app: Runtime,
     data: FileData,
     *,
     content_type: str | None = None,
@@ -216,7 +165,7 @@ _ONLY_IN = {
 class StorageReader:
     """`ctx.storage` in queries."""
 
-    def __init__(self, app: Application, transaction: Transaction) -> None:
+    def __init__(self, app: Runtime, transaction: Transaction) -> None:
         self._app = app
         self._txn = transaction
 
@@ -267,7 +216,7 @@ class StorageWriter(StorageReader):
 class StorageActions:
     """`ctx.storage` in actions: each call runs in its own transaction."""
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Runtime) -> None:
         self._app = app
 
     async def get_url(self, storage_id: str) -> str | None:

@@ -6,7 +6,7 @@ result, through `ctx.auth`. Credentials are of two kinds:
 
 - a **user token**: a JWT signed by a `TrustedIssuer` (RS256, ES256 or EdDSA), with the
   claims `sub`, `iss`, `exp` and `iat`. Its claims become the `UserIdentity` (reference
-  §4.7; the mapping is in `_identity_claims`). A token that fails any check raises
+  §4.7; the mapping is in `claims.py`). A token that fails any check raises
   `AuthenticationError` saying which check; it never degrades to an anonymous call.
 - the **admin key** of the deployment (`owlat admin-key` prints it): admin callers may run
   internal functions, optionally acting as a user identity they supply.
@@ -27,14 +27,14 @@ from typing import Any, Final
 
 import jwt
 
-from owlat.runtime._identity_claims import (
+from owlat.runtime.auth.claims import (
     acting_identity,
     decode_acting_identity,
     identity_from_claims,
 )
-from owlat.runtime._jwks import KeySet
-from owlat.runtime._secrets import load_or_create_secret, read_secret
+from owlat.runtime.auth.jwks import KeySet
 from owlat.runtime.errors import AuthenticationError
+from owlat.runtime.secret_files import load_or_create_secret, read_secret
 
 UserIdentity = dict[str, Any]
 
