@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import re
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from owlat.app.lib.csv_import import BOM
-from tests.e2e.processes import LoggedServer, finished
+from tests.e2e.processes import LoggedServer, finished, owlat
 
 IMPORT_LIMIT = 400_000  # bytes (OWLAT_IMPORT_MAX_BYTES of these tests' server)
 
@@ -160,6 +161,34 @@ async def test_following_survives_a_server_restart(server: Server, tmp_path: Pat
     assert status == 0, err
     assert out.startswith("completed: 10000 rows, 10000 imported, 0 updated, 0 skipped"), out
     assert "100% 10,000/10,000 rows" in err
+
+
+async def test_ctrl_c_stops_following_not_the_import(server: Server, tmp_path: Path) -> None:
+    """Ctrl-C ends the CLI with status 130, naming the import, which completes anyway."""
+    source = _write(
+        tmp_path / "long.csv",
+        b"Email\n" + b"".join(b"long%d@example.com\n" % i for i in range(10_000)),
+    )
+    logged = server.log.stat().st_size
+    cli = await owlat(
+        "contacts", "import", str(source), "--org", "acme",
+        "--url", server.url, "--data-dir", str(server.data_dir),
+    )  # fmt: skip
+    await server.log_shows('sync" [accepted]', logged)  # following
+    cli.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(cli.communicate(), 30)
+    assert cli.returncode == 130, err
+    match = re.search(rb"stopped following import (\w+); it keeps running on the server", err)
+    assert match, err
+    async with asyncio.timeout(30):
+        while True:
+            state = await server.call(
+                "contactImports:progress", {"importId": match[1].decode(), "errorLimit": 0}
+            )
+            if state["status"] not in ("queued", "running"):
+                break
+            await asyncio.sleep(0.1)
+    assert (state["status"], state["imported"]) == ("completed", 10_000)
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,12 @@ class Remote:
         self.key = key
         self.http = httpx.Client(timeout=TIMEOUT, headers={"Convex-Client": CLIENT_ID})
 
+    def __enter__(self) -> Remote:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.http.close()
+
     def function(self, path: str, args: dict[str, Any]) -> dict[str, Any]:
         """The server's reply to a call: `{status, value | errorMessage, errorData?,
         logLines}` with values in Convex's encoded JSON."""

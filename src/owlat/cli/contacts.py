@@ -148,17 +148,18 @@ def import_(
 
     The summary goes to stdout, the progress bar and row errors to stderr.
     """
-    with refusals_reported():
-        server = _remote(url, admin_key, data_dir)
-        import_id = _start_import(server, file, org, list_id, on_duplicate.value, map_ or [])
-        try:
+    import_id = None
+    try:
+        with refusals_reported(), _remote(url, admin_key, data_dir) as server:
+            import_id = _start_import(server, file, org, list_id, on_duplicate.value, map_ or [])
             state = asyncio.run(_follow(server, import_id, file.name))
-        except KeyboardInterrupt:
+    except KeyboardInterrupt:
+        if import_id is not None:
             print(
                 f"stopped following import {import_id}; it keeps running on the server",
                 file=sys.stderr,
             )
-            raise typer.Exit(ExitCode.INTERRUPTED) from None
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     raise typer.Exit(_report(import_id, state))
 
 
@@ -351,8 +352,7 @@ def export(
 ) -> None:
     """Write an organization's contacts as CSV (formula-like cells escaped), one row per
     contact; the count goes to stderr."""
-    with refusals_reported():
-        server = _remote(url, admin_key, data_dir)
+    with refusals_reported(), _remote(url, admin_key, data_dir) as server:
         organization = _organization(server, org)
         try:
             file = sys.stdout if output is None else output.open("w", newline="", encoding="utf-8")

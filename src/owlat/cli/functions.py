@@ -126,8 +126,8 @@ def _run_remote(
     from owlat.cli._remote import Remote
     from owlat.runtime.values import dumps
 
-    with refusals_reported():
-        reply = Remote(server_url, admin_key(key, settings, data_dir)).function(path, args)
+    with refusals_reported(), Remote(server_url, admin_key(key, settings, data_dir)) as remote:
+        reply = remote.function(path, args)
     _print_log_lines(reply.get("logLines", []))
     if reply.get("status") == "success":
         print(dumps(reply["value"]).decode())
