@@ -64,19 +64,24 @@ _SERVING = re.compile(r"Owlat is serving (http://127\.0\.0\.1:\d+)")
 
 
 class LoggedServer:
-    """`owlat dev` with its output in a file (a pipe nobody reads would fill and block it)."""
+    """`owlat dev` with its output in a file (a pipe nobody reads would fill and block it);
+    `env`: extra environment variables."""
 
-    def __init__(self, data_dir: Path, name: str = "server") -> None:
+    def __init__(
+        self, data_dir: Path, name: str = "server", env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.log = data_dir.parent / f"{data_dir.name}-{name}.log"
+        self.env = {**ENV, **(env or {})}
         self.process: asyncio.subprocess.Process | None = None
         self.url = ""
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
+        """Start it on the client port `port` (0: a free one) and a free site port."""
         with self.log.open("ab") as output:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "owlat.cli", "dev", "--port", "0", "--site-port", "0",
-                "--data-dir", str(self.data_dir), env=ENV, cwd=ROOT,
+                sys.executable, "-m", "owlat.cli", "dev", "--port", str(port), "--site-port", "0",
+                "--data-dir", str(self.data_dir), env=self.env, cwd=ROOT,
                 stdout=output, stderr=output,
             )  # fmt: skip
         for _ in range(300):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import re
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,16 +14,18 @@ import httpx
 import pytest
 
 from owlat.app.lib.csv_import import BOM
-from tests.e2e.processes import finished, started_with_site
+from tests.e2e.processes import LoggedServer, finished, owlat
 
 IMPORT_LIMIT = 400_000  # bytes (OWLAT_IMPORT_MAX_BYTES of these tests' server)
 
 
 class Server:
-    def __init__(self, url: str, data_dir: Path) -> None:
-        self.url = url
-        self.data_dir = data_dir
-        self.key = (data_dir / "admin_key").read_text().strip()
+    def __init__(self, process: LoggedServer) -> None:
+        self.process = process
+        self.url = process.url
+        self.data_dir = process.data_dir
+        self.log = process.log  # the server's output (uvicorn's access log among it)
+        self.key = (self.data_dir / "admin_key").read_text().strip()
 
     async def call(self, path: str, args: dict[str, Any]) -> Any:
         async with httpx.AsyncClient(base_url=self.url) as http:
@@ -39,14 +43,21 @@ class Server:
             "contacts", *args, "--url", self.url, "--data-dir", str(self.data_dir)
         )
 
+    async def log_shows(self, text: str, after: int) -> int:
+        """Wait until the server's log shows `text` past its first `after` bytes; where."""
+        async with asyncio.timeout(30):
+            while (found := self.log.read_bytes().find(text.encode(), after)) < 0:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        return found
+
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    data_dir = tmp_path / "data"
     env = {"OWLAT_APP": "owlat.app", "OWLAT_IMPORT_MAX_BYTES": str(IMPORT_LIMIT)}
-    process, url, _ = await started_with_site("dev", data_dir, env=env)
+    process = LoggedServer(tmp_path / "data", env=env)
+    await process.start()
     try:
-        running = Server(url, data_dir)
+        running = Server(process)
         user = await running.call(
             "auth:createUser",
             {"email": "owner@acme.example", "name": "Owner", "passwordHash": "x"},
@@ -60,9 +71,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
         )
         yield running
     finally:
-        process.terminate()
-        async with asyncio.timeout(30):
-            await process.wait()
+        await process.stop()
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -86,7 +95,7 @@ async def test_import_shows_progress_and_errors_then_export_round_trips(
     status, out, err = await server.cli("import", str(source), "--org", "acme")
     assert status == 3, err  # finished with a row error
     assert out.strip().startswith("completed: 3003 rows, 3001 imported, 0 updated, 1 skipped")
-    assert "\r[" in err and "100% 3,003/3,003 rows" in err
+    assert "100% 3,003/3,003 rows" in err  # the progress bar's last state
     assert "row 2, column E-Mail: Invalid email address: 'not-an-email'" in err
 
     again = _write(tmp_path / "again.csv", b"email,first_name\nada@example.com,Adele\n")
@@ -112,6 +121,74 @@ async def test_import_shows_progress_and_errors_then_export_round_trips(
     status, out, err = await server.cli("import", str(exported), "--org", "acme")
     assert status == 0, err
     assert "0 imported, 0 updated, 3001 skipped, 0 failed" in out
+
+
+async def test_the_import_is_followed_through_a_subscription(
+    server: Server, tmp_path: Path
+) -> None:
+    """Once the import has started, the CLI calls no function over HTTP: it subscribes to
+    `contactImports:progress` on the sync socket and the server pushes each state (a polling
+    CLI would call the query over HTTP until the import ended)."""
+    source = _write(
+        tmp_path / "many.csv",
+        b"Email\n" + b"".join(b"many%d@example.com\n" % i for i in range(2500)),
+    )
+    logged = server.log.stat().st_size
+    status, out, err = await server.cli("import", str(source), "--org", "acme")
+    assert status == 0, err
+    assert out.startswith("completed: 2500 rows, 2500 imported"), out
+    log = server.log.read_bytes()[logged:].decode()
+    # organizationOf, uploadUrlForOrganization, startForOrganization; then the socket
+    assert log.count('"POST /api/function HTTP/1.1" 200') == 3, log
+    assert re.search(r'"WebSocket /api/([\w.]+/)?sync" \[accepted\]', log), log
+
+
+async def test_following_survives_a_server_restart(server: Server, tmp_path: Path) -> None:
+    """Killed while the CLI follows an import, the server restarts on its port and resumes
+    the import; the subscription reconnects and the CLI reports the import completed (a
+    polling CLI failed at its next poll: the server could not be reached)."""
+    source = _write(
+        tmp_path / "restart.csv",
+        b"Email\n" + b"".join(b"restart%d@example.com\n" % i for i in range(10_000)),
+    )
+    logged = server.log.stat().st_size
+    cli = asyncio.create_task(server.cli("import", str(source), "--org", "acme"))
+    uploaded = await server.log_shows('"POST /api/storage/upload', logged)
+    await server.log_shows('"POST /api/function HTTP/1.1" 200', uploaded)  # started
+    await server.process.kill()
+    await server.process.start(port=int(server.url.rsplit(":", 1)[1]))
+    status, out, err = await cli
+    assert status == 0, err
+    assert out.startswith("completed: 10000 rows, 10000 imported, 0 updated, 0 skipped"), out
+    assert "100% 10,000/10,000 rows" in err
+
+
+async def test_ctrl_c_stops_following_not_the_import(server: Server, tmp_path: Path) -> None:
+    """Ctrl-C ends the CLI with status 130, naming the import, which completes anyway."""
+    source = _write(
+        tmp_path / "long.csv",
+        b"Email\n" + b"".join(b"long%d@example.com\n" % i for i in range(10_000)),
+    )
+    logged = server.log.stat().st_size
+    cli = await owlat(
+        "contacts", "import", str(source), "--org", "acme",
+        "--url", server.url, "--data-dir", str(server.data_dir),
+    )  # fmt: skip
+    await server.log_shows('sync" [accepted]', logged)  # following
+    cli.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(cli.communicate(), 30)
+    assert cli.returncode == 130, err
+    match = re.search(rb"stopped following import (\w+); it keeps running on the server", err)
+    assert match, err
+    async with asyncio.timeout(30):
+        while True:
+            state = await server.call(
+                "contactImports:progress", {"importId": match[1].decode(), "errorLimit": 0}
+            )
+            if state["status"] not in ("queued", "running"):
+                break
+            await asyncio.sleep(0.1)
+    assert (state["status"], state["imported"]) == ("completed", 10_000)
 
 
 @pytest.mark.parametrize(

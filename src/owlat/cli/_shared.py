@@ -1,0 +1,165 @@
+"""What the commands share: exit codes, refusals, common options, help epilogs, and the
+pieces of a deployment a command opens (settings, engine, file storage, Owlat's issuer)."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from owlat.config import Settings
+
+if TYPE_CHECKING:
+    from owlat.runtime.auth import TrustedIssuer
+    from owlat.runtime.database.engine import Engine
+    from owlat.runtime.storage import FileStorage
+
+
+class ExitCode(enum.IntEnum):
+    """The exit status of every `owlat` command (each command's help says which it uses)."""
+
+    OK = 0
+    FAILED = 1  # the function, the server or the import failed; the server refused
+    USAGE = 2  # bad usage or refused input: options, arguments, files, passwords
+    ROW_ERRORS = 3  # `contacts import`: finished, but some rows failed
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+
+
+class CliError(Exception):
+    """A refusal to print as `error: ...`, ending the command with `status`."""
+
+    def __init__(self, message: str, status: ExitCode = ExitCode.FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def fail(message: str, status: ExitCode = ExitCode.FAILED) -> NoReturn:
+    """Print `error: message` on stderr and end the command with `status`."""
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(status)
+
+
+@contextmanager
+def refusals_reported() -> Iterator[None]:
+    """A `CliError` raised in the block ends the command as `fail` does."""
+    try:
+        yield
+    except CliError as error:
+        fail(str(error), error.status)
+
+
+def epilog(examples: Sequence[str], exits: Mapping[ExitCode, str], notes: str = "") -> str:
+    """A command's help epilog (markdown): examples, what each exit status means, notes."""
+    status = "; ".join(f"**{int(code)}** {meaning}" for code, meaning in exits.items())
+    text = "**Examples**\n\n```\n" + "\n".join(examples) + f"\n```\n\n**Exit status**: {status}."
+    return f"{text}\n\n{notes}" if notes else text
+
+
+# -- options every command spells the same way (None: the setting from the environment) --
+
+AppOption = Annotated[
+    str | None,
+    typer.Option(
+        "--app", help=f"app package (env OWLAT_APP; default {Settings.app})", show_default=False
+    ),
+]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help=f"data folder (env OWLAT_DATA_DIR; default {Settings.data_dir})",
+        show_default=False,
+    ),
+]
+AdminKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--admin-key",
+        help="admin key for the server (default: env OWLAT_ADMIN_KEY, then the data folder's)",
+        show_default=False,
+    ),
+]
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def admin_key(given: str | None, settings: Settings, data_dir: Path) -> str:
+    """The admin key for calls to a server: the option, OWLAT_ADMIN_KEY, the data folder's."""
+    from owlat.runtime.auth import read_admin_key
+
+    key = given or settings.admin_key or read_admin_key(data_dir)
+    if not key:
+        raise CliError(
+            f"no admin key: pass --admin-key, set OWLAT_ADMIN_KEY, or run where "
+            f"{data_dir}/admin_key exists",
+            ExitCode.USAGE,
+        )
+    return key
+
+
+def url(host: str, port: int) -> str:
+    """The URL of a listening address (a wildcard address is reached on loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def engine(settings: Settings, data_dir: Path) -> Engine:
+    """The configured database engine (SQLite in `data_dir` unless a database URL is set)."""
+    from owlat.runtime.database.engines import create_engine
+
+    return create_engine(
+        data_dir,
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        pool_size=settings.database_pool_size,
+    )
+
+
+def file_storage(settings: Settings, data_dir: Path, client_url: str) -> FileStorage:
+    from owlat.runtime.storage import open_file_storage
+    from owlat.runtime.storage.blobstores import S3Settings
+
+    s3 = None
+    if settings.storage_bucket:
+        s3 = S3Settings(
+            bucket=settings.storage_bucket,
+            endpoint_url=settings.storage_endpoint,
+            region=settings.storage_region,
+            access_key_id=settings.storage_access_key_id,
+            secret_access_key=settings.storage_secret_access_key,
+            prefix=settings.storage_prefix,
+        )
+    return open_file_storage(
+        data_dir,
+        public_url=settings.public_url or client_url,
+        signing_key=settings.storage_signing_key,
+        s3=s3,
+    )
+
+
+def own_issuers(
+    app: str, settings: Settings, data_dir: Path, site_url: str
+) -> tuple[TrustedIssuer, ...]:
+    """owlat.app signs its users' JWTs: configure it, and trust its key by default."""
+    if app != "owlat.app":
+        return ()
+    from owlat.app.lib.instance import configure_from_settings
+    from owlat.app.lib.signing_key import jwks
+    from owlat.runtime.auth import TrustedIssuer
+
+    instance = configure_from_settings(settings, data_dir, site_url)
+    return (
+        TrustedIssuer(
+            issuer=instance.base_url,
+            audience=instance.base_url,
+            jwks=jwks(data_dir),
+            algorithms=("EdDSA",),
+        ),
+    )

@@ -1,0 +1,221 @@
+"""`owlat dev | serve`: the client API (HTTP function API, sync WebSocket, file storage)
+and the HTTP actions (site port) in one process, with the scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from owlat.cli._shared import (
+    AppOption,
+    DataDirOption,
+    ExitCode,
+    engine,
+    epilog,
+    file_storage,
+    own_issuers,
+    settings,
+    url,
+)
+from owlat.config import Settings
+
+if TYPE_CHECKING:
+    import socket
+
+    import uvicorn
+
+commands = typer.Typer()
+
+HostOption = Annotated[
+    str | None,
+    typer.Option(
+        help=f"address to listen on (env OWLAT_HOST; default {Settings.host})", show_default=False
+    ),
+]
+PortOption = Annotated[
+    int | None,
+    typer.Option(
+        help=f"client API port (env OWLAT_PORT; default {Settings.port}; 0 picks a free one)",
+        show_default=False,
+    ),
+]
+SitePortOption = Annotated[
+    int | None,
+    typer.Option(
+        help=f"HTTP actions port (env OWLAT_SITE_PORT; default {Settings.site_port}; "
+        "0 picks a free one)",
+        show_default=False,
+    ),
+]
+
+_MORE = (
+    "Connections are guarded by OWLAT_HTTP_HEADER_TIMEOUT, OWLAT_HTTP_BODY_TIMEOUT, "
+    "OWLAT_MAX_CONNECTIONS_PER_ADDRESS and OWLAT_TRUSTED_PROXIES; all settings are in "
+    "src/owlat/config.py."
+)
+_EXITS = {
+    ExitCode.OK: "stopped by SIGINT or SIGTERM",
+    ExitCode.FAILED: "cannot listen on a port, or the server failed",
+}
+
+
+@commands.command(
+    epilog=epilog(
+        [
+            "owlat dev                          # http://127.0.0.1:3210, HTTP actions on :3211",
+            "owlat dev --port 0 --site-port 0   # free ports, printed in the first line",
+        ],
+        _EXITS,
+        _MORE,
+    )
+)
+def dev(
+    app: AppOption = None,
+    data_dir: DataDirOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    site_port: SitePortOption = None,
+) -> None:
+    """Run Owlat for development (verbose logs, an access log); the first line printed
+    says where it serves."""
+    _serve(settings(), app, data_dir, host, port, site_port, production=False)
+
+
+@commands.command(
+    epilog=epilog(
+        [
+            "OWLAT_DATABASE_URL=postgresql://owlat@db/owlat owlat serve --host 0.0.0.0",
+            "owlat serve --data-dir /var/lib/owlat --port 8000 --site-port 8001",
+        ],
+        _EXITS,
+        _MORE,
+    )
+)
+def serve(
+    app: AppOption = None,
+    data_dir: DataDirOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    site_port: SitePortOption = None,
+) -> None:
+    """Run Owlat in production (warnings and errors only); several processes may serve
+    one PostgreSQL database behind a load balancer."""
+    _serve(settings(), app, data_dir, host, port, site_port, production=True)
+
+
+def _serve(
+    settings: Settings,
+    app: str | None,
+    data_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    site_port: int | None,
+    *,
+    production: bool,
+) -> None:
+    import logging
+
+    import uvicorn
+
+    from owlat.runtime.app_package import load_app_package
+    from owlat.runtime.application import Application
+    from owlat.runtime.auth import Authenticator, load_or_create_admin_key
+    from owlat.runtime.server import ConnectionLimits, create_server_app, server_config
+
+    app = app or settings.app
+    data_dir = data_dir or settings.data_dir
+    host = host or settings.host
+    # Before the application installs its log capture: server errors (with tracebacks)
+    # go to stderr.
+    logging.basicConfig(
+        level=logging.WARNING if production else logging.INFO,
+        format="%(levelname)s:     %(name)s: %(message)s",
+    )
+    ports = (
+        settings.port if port is None else port,
+        settings.site_port if site_port is None else site_port,
+    )
+    sockets = _listen(host, ports)
+    client_url, site_url = (url(host, sock.getsockname()[1]) for sock in sockets)
+    application = Application(
+        load_app_package(app),
+        engine(settings, data_dir),
+        scheduler_parallelism=settings.scheduler_parallelism,
+        storage=file_storage(settings, data_dir, client_url),
+    )
+    authenticator = Authenticator(
+        (*settings.auth_issuers, *own_issuers(app, settings, data_dir, site_url)),
+        admin_key=settings.admin_key or load_or_create_admin_key(data_dir),
+    )
+    limits = ConnectionLimits(
+        header_timeout=settings.http_header_timeout,
+        body_timeout=settings.http_body_timeout,
+        per_address=settings.max_connections_per_address,
+        trusted_proxies=settings.trusted_proxies,
+    )
+    config = server_config(
+        create_server_app(application, authenticator, site_port=sockets[1].getsockname()[1]),
+        limits,
+        host=host,
+        port=sockets[0].getsockname()[1],
+        lifespan="on",
+        log_level="warning" if production else "info",
+        access_log=not production,
+    )
+    server = uvicorn.Server(config)
+    mode = "production" if production else "development"
+    with _quiet_signal_reraise(), asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        banner = (
+            f"Owlat is serving {client_url} ({mode}; app {app}, {data_dir}; "
+            f"HTTP actions on {site_url})"
+        )
+        runner.run(_serve_with_banner(server, sockets, banner))
+
+
+def _listen(host: str, ports: Sequence[int]) -> list[socket.socket]:
+    """A bound socket per port, or exit with a clear message."""
+    from owlat.runtime.server import listen_socket
+
+    sockets: list[socket.socket] = []
+    try:
+        for port in ports:
+            sockets.append(listen_socket(host, port))
+    except OSError as error:
+        for sock in sockets:
+            sock.close()
+        raise SystemExit(f"error: cannot listen on {host}:{port}: {error.strerror}") from None
+    return sockets
+
+
+async def _serve_with_banner(
+    server: uvicorn.Server, sockets: list[socket.socket], banner: str
+) -> None:
+    """Serve on `sockets` until SIGINT/SIGTERM (uvicorn then shuts down gracefully: in-flight
+    requests finish, the lifespan closes the application); print `banner` once listening."""
+    serving = asyncio.create_task(server.serve(sockets=sockets))
+    while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no event)
+        await asyncio.sleep(0.02)
+    if server.started:
+        print(banner, flush=True)
+    await serving
+
+
+@contextmanager
+def _quiet_signal_reraise() -> Iterator[None]:
+    """uvicorn handles SIGINT/SIGTERM while it serves, then re-raises the signal to the
+    previous handler; a no-op handler lets a graceful stop end the process with status 0."""
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
