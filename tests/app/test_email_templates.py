@@ -190,8 +190,9 @@ async def test_publishing_needs_a_subject(owlat: Application) -> None:
 
 
 async def test_delete_takes_versions_and_share_links(owlat: Application) -> None:
-    _, editor, _ = await owner_and_editor(owlat)
+    owner, editor, _ = await owner_and_editor(owlat)
     template_id = await create(editor, [text_block("<p>x</p>")])
+    await owner.mutation("shareLinks:create", {"templateId": template_id})
     await editor.mutation("emailTemplates:remove", {"templateId": template_id})
 
     async def left(ctx: Any) -> list[int]:
