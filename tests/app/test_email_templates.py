@@ -290,3 +290,18 @@ async def test_preview_personalizes_for_a_contact_of_the_organization(owlat: App
         )
     with pytest.raises(ConvexError, match="^Template not found$"):
         await stranger.query("emailTemplates:preview", {"templateId": template_id})
+
+
+async def test_a_template_too_large_to_store_is_refused_with_a_clear_error(
+    owlat: Application,
+) -> None:
+    """Content, rendered HTML and translations share one document (at most 1 MiB)."""
+    owner, editor, _ = await owner_and_editor(owlat)
+    words = " ".join(f"word{i}" for i in range(4_500))  # ~45 KB a block, 360 KB in all
+    template_id = await create(editor, [text_block(f"<p>{words}</p>", f"t{i}") for i in range(8)])
+    before = await get(owner, template_id)
+    with pytest.raises(ConvexError, match="^content: too large to store with its rendered HTML"):
+        await editor.mutation(
+            "emailTemplates:addTranslation", {"templateId": template_id, "language": "de"}
+        )
+    assert await get(owner, template_id) == before

@@ -47,7 +47,7 @@ from owlat.app.lib.rendering import (
 from owlat.app.lib.rendering.variables import malformed_placeholder
 from owlat.app.lib.session_organization import MutationContext, get_mutation_context, now_ms
 from owlat.app.lib.template_versions import capture_version
-from owlat.runtime import UNDEFINED, v
+from owlat.runtime import UNDEFINED, LimitExceededError, v
 
 CONTENT_BLOCK_VERSION = 1  # the block model's version (upstream's contentBlockVersion)
 RENDERER_VERSION = 1  # bumped when the renderer's output changes
@@ -328,6 +328,20 @@ async def _adjust_usage(ctx: Any, before: Iterable[str], after: Iterable[str]) -
             await ctx.db.patch(block_id, {"usageCount": max(0, block["usageCount"] + step)})
 
 
+async def _write(ctx: Any, template_id: str | None, fields: dict[str, Any]) -> str:
+    """Insert (`template_id` None) or patch a template; one too large to store (content,
+    rendered HTML and translations together past the document limit) is `InvalidContent`."""
+    try:
+        if template_id is None:
+            return str(await ctx.db.insert("emailTemplates", fields))
+        await ctx.db.patch(template_id, fields)
+    except LimitExceededError as error:
+        raise InvalidContent(
+            "content", f"too large to store with its rendered HTML and translations ({error})"
+        ) from None
+    return template_id
+
+
 def _stored(patch: dict[str, Any]) -> dict[str, Any]:
     """`patch` for `db.patch`: None removes an optional field."""
     return {k: UNDEFINED if v is None else v for k, v in patch.items()}
@@ -362,10 +376,10 @@ async def save(
     if template is None:
         merged.update(createdBy=user_id, createdAt=now)
         fields = {k: v for k, v in merged.items() if v is not None}
-        merged["_id"] = await ctx.db.insert("emailTemplates", fields)
+        merged["_id"] = await _write(ctx, None, fields)
     else:
         patch = {k: v for k, v in merged.items() if not k.startswith("_")}
-        await ctx.db.patch(template["_id"], _stored(patch))
+        await _write(ctx, template["_id"], _stored(patch))
     await capture_version(ctx, merged, trigger, user_id)
     return {k: v for k, v in merged.items() if v is not None}
 
@@ -376,6 +390,7 @@ async def rerender(ctx: Any, template: dict[str, Any]) -> bool:
     try:
         content, linked = await _content(ctx, template, strict=False)
         patch = render_fields(template, content, await theme_of(ctx, template["organizationId"]))
+        await _write(ctx, template["_id"], _stored({**patch, "linkedBlockIds": linked}))
     except InvalidContent as error:
         state = template.get("htmlRenderState") or {}
         await ctx.db.patch(
@@ -391,8 +406,6 @@ async def rerender(ctx: Any, template: dict[str, Any]) -> bool:
         )
         return False
     await _adjust_usage(ctx, template.get("linkedBlockIds") or (), linked)
-    patch["linkedBlockIds"] = linked
-    await ctx.db.patch(template["_id"], _stored(patch))
     return True
 
 
