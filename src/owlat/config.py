@@ -18,6 +18,7 @@ from owlat.runtime.database.engines import DEFAULT_POOL_SIZE
 # A larger pool would only queue transactions inside PostgreSQL instead of in the process.
 MAX_DATABASE_POOL_SIZE = 1000
 IMPORT_MAX_BYTES = 256 * 1024 * 1024
+MEDIA_MAX_BYTES = 50 * 1024 * 1024
 
 
 def _int(name: str, default: int) -> int:
@@ -152,6 +153,8 @@ class Settings:
     # The largest CSV file a contact import's upload URL accepts, in bytes (a larger upload
     # is refused with 413 as it streams). 256 MiB: about 2.5 million rows of six columns.
     import_max_bytes: int = IMPORT_MAX_BYTES
+    # The largest image a media upload URL accepts, in bytes (413 past it, as it streams).
+    media_max_bytes: int = MEDIA_MAX_BYTES
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -199,6 +202,7 @@ class Settings:
             import_max_bytes=_int_between(
                 "OWLAT_IMPORT_MAX_BYTES", cls.import_max_bytes, 1, 1 << 62
             ),
+            media_max_bytes=_int_between("OWLAT_MEDIA_MAX_BYTES", cls.media_max_bytes, 1, 1 << 40),
         )
 
     @property

@@ -13,6 +13,7 @@ The schema side: every table with an `organizationId` field is listed in `ORG_TA
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,8 @@ from owlat.app.schema import ORG_TABLES, schema
 from owlat.runtime.application import Application
 from owlat.runtime.database.commits import Commit
 from owlat.runtime.errors import OwlatError
+from owlat.runtime.storage import store_file
+from owlat.runtime.storage.upload_tokens import UploadGrant
 from owlat.runtime.values import (
     ArrayValidator,
     BooleanValidator,
@@ -33,6 +36,7 @@ from owlat.runtime.values import (
     Validator,
 )
 from tests.app.conftest import Caller, signed_in, uploaded, with_organization
+from tests.app.template_samples import png
 from tests.runtime.conftest import in_mutation, in_query
 
 
@@ -117,7 +121,36 @@ async def _organization_b(owlat: Application) -> tuple[Caller, str]:
         {"name": "B pro", "filters": {"logic": "AND", "conditions": [pro, listed]}},
     )
     await _finished_import(owlat, owner, b_list)
+    await _templates(owlat, owner, organization_id)
     return owner, organization_id
+
+
+async def _templates(owlat: Application, owner: Caller, organization_id: str) -> None:
+    """B's saved block, a template linking it (two versions, a translation, published), a
+    share link and a media asset."""
+    footer = [{"id": "f", "type": "text", "content": {"html": "<p>B footer</p>"}}]
+    block_id = await owner.mutation(
+        "emailBlocks:create", {"name": "B footer", "content": json.dumps(footer)}
+    )
+    linked = {**footer[0], "savedBlockRef": {"blockId": block_id, "groupId": "g"}}
+    template_id = await owner.mutation(
+        "emailTemplates:create",
+        {"name": "B news", "type": "marketing", "subject": "B", "content": json.dumps([linked])},
+    )
+    await owner.mutation("emailTemplates:update", {"templateId": template_id, "subject": "B2"})
+    await owner.mutation(
+        "emailTemplates:addTranslation", {"templateId": template_id, "language": "de"}
+    )
+    await owner.mutation("emailTemplates:publish", {"templateId": template_id})
+    await owner.mutation("shareLinks:create", {"templateId": template_id})
+    storage_id = await store_file(
+        owlat, png(), content_type="image/png", grant=UploadGrant(owner=organization_id)
+    )
+    await owlat.run_action(
+        "mediaAssets:create",
+        {"storageId": storage_id, "filename": "b.png"},
+        identity=owner.identity,
+    )
 
 
 async def _finished_import(owlat: Application, owner: Caller, list_id: str) -> None:
@@ -176,6 +209,9 @@ REFERENCES = (
     "membershipId",
     "deletedBy",
     "updatedBy",
+    "templateId",
+    "emailTemplateId",
+    "uploadedBy",
 )
 
 

@@ -23,3 +23,10 @@ crons.interval(
     internal.segment_counts.resume_backfills,
     {},
 )
+# Saved-block changes whose propagation into templates stopped (a step failed) restart.
+crons.interval(
+    "resume saved block propagations",
+    {"minutes": 1},
+    internal.email_blocks.resume_stalled_propagations,
+    {},
+)

@@ -3,11 +3,12 @@
 /api/auth/*   BetterAuth-compatible accounts, sessions, organizations and JWT endpoints
 /unsub/*, /prefs/*, /confirm/doi*, /unsubscribe, /preferences, /confirm
               public subscription links (tokens from mails; no session)
+/share/*, /preview/*   share links of templates: the snapshot as JSON, and as a page
 """
 
 from __future__ import annotations
 
-from owlat.app import subscription_pages, subscription_routes
+from owlat.app import share_routes, subscription_pages, subscription_routes
 from owlat.app.auth_routes import accounts, organizations, sessions, wire
 from owlat.app.rest_api import routes as rest_api_routes
 from owlat.runtime import HttpRouter
@@ -62,7 +63,12 @@ rest_api_routes.register(http)
 
 # /unsub/*, /prefs/*, /confirm/doi*   public subscription token endpoints (JSON)
 # /unsubscribe, /preferences, /confirm   the pages recipients land on from their mail
-for route, method, handler in (*subscription_routes.routes(), *subscription_pages.routes()):
+# /share/{token}, /preview/{token}   share links (JSON, page)
+for route, method, handler in (
+    *subscription_routes.routes(),
+    *subscription_pages.routes(),
+    *share_routes.routes(),
+):
     if route.endswith("/"):
         http.route(path_prefix=route, method=method, handler=handler)
     else:

@@ -31,6 +31,11 @@ ORG_TABLES = (
     "contactImports",
     "contactImportErrors",
     "events",
+    "emailTemplates",
+    "emailTemplateVersions",
+    "emailBlocks",
+    "mediaAssets",
+    "shareLinks",
 )
 
 ROLE = v.union(v.literal("owner"), v.literal("admin"), v.literal("editor"))
@@ -55,6 +60,9 @@ SUBSCRIBE_SOURCE = v.union(
     v.literal("preferences_page"),
 )
 EVENT_PROPERTY_VALUE = v.union(v.string(), v.number(), v.boolean(), v.null())
+TEMPLATE_TYPE = v.union(v.literal("marketing"), v.literal("transactional"))
+TEMPLATE_STATUS = v.union(v.literal("draft"), v.literal("published"))
+VERSION_TRIGGER = v.union(v.literal("save"), v.literal("publish"), v.literal("send"))
 BLOCK_REASON = v.union(
     v.literal("bounced"), v.literal("complained"), v.literal("manual"), v.literal("unengaged")
 )
@@ -452,6 +460,156 @@ schema = define_schema(
         )
         .index("by_org", ["organizationId"])
         .index("by_import", ["importId", "row"]),
+        # -- templates, saved blocks, media, share links (reference §2.3) ------------------
+        # `content` is the JSON of upstream's EditorBlock[] (lib/rendering validates it);
+        # `htmlContent`/`plainTextContent` are rendered from it on every save, with the
+        # organization's theme (placeholders and condition markers kept: personalized per
+        # recipient). Translations are JSON too: {lang: {subject, previewText?, blocks:
+        # {blockId: {html?, buttonText?, alt?}}}}, rendered into `htmlTranslations`.
+        "emailTemplates": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "name": v.string(),
+                "subject": v.string(),
+                "previewText": v.optional(v.string()),
+                "content": v.string(),
+                "htmlContent": v.optional(v.string()),
+                "plainTextContent": v.optional(v.string()),
+                "plainTextOverride": v.optional(v.string()),
+                "type": TEMPLATE_TYPE,
+                "status": TEMPLATE_STATUS,
+                "publishedAt": v.optional(v.number()),
+                "showUnsubscribe": v.optional(v.boolean()),
+                "defaultLanguage": v.optional(v.string()),
+                "supportedLanguages": v.optional(v.array(v.string())),
+                "translations": v.optional(v.string()),
+                # {lang: {htmlContent, plainTextContent, subject, previewText?}}
+                "htmlTranslations": v.optional(v.string()),
+                # saved blocks the content links (savedBlockRef), derived on every save
+                "linkedBlockIds": v.optional(v.array(v.id("emailBlocks"))),
+                "contentBlockVersion": v.optional(v.number()),
+                "rendererVersion": v.optional(v.number()),
+                # stale: a linked saved block changed and the HTML is not rendered yet
+                # (lib/saved_blocks.py); failureCount: re-renders that failed since
+                "htmlRenderState": v.optional(
+                    v.object(
+                        {
+                            "stale": v.boolean(),
+                            "failureCount": v.number(),
+                            "lastFailureAt": v.optional(v.number()),
+                            "error": v.optional(v.string()),
+                        }
+                    )
+                ),
+                # top-level variables the rendered template reads (for senders)
+                "variables": v.optional(v.array(v.string())),
+                "searchableText": v.optional(v.string()),  # name and subject, lower case
+                "createdBy": v.optional(v.id("users")),
+                "updatedBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_updated", ["organizationId", "updatedAt"])
+        .index("by_org_type_updated", ["organizationId", "type", "updatedAt"])
+        .index("by_org_status_updated", ["organizationId", "status", "updatedAt"]),
+        # Snapshots of a template: at most 50 per template (the oldest go), a capture
+        # identical to the latest one under the same trigger is skipped (contentHash).
+        "emailTemplateVersions": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "templateId": v.id("emailTemplates"),
+                "trigger": VERSION_TRIGGER,
+                "content": v.string(),
+                "name": v.string(),
+                "subject": v.string(),
+                "previewText": v.optional(v.string()),
+                "contentBlockVersion": v.optional(v.number()),
+                "contentBytes": v.number(),
+                "contentHash": v.string(),
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_template", ["templateId", "createdAt"]),
+        # Saved blocks: blocks a template embeds by reference (savedBlockRef); changing
+        # one re-renders every template that links it, in batches (lib/saved_blocks.py).
+        "emailBlocks": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "name": v.string(),
+                "description": v.optional(v.string()),
+                "content": v.string(),  # JSON of EditorBlock[]
+                "usageCount": v.number(),  # templates linking it
+                # bumped by every change, deletion and resumed propagation: a propagation
+                # step carries the revision it belongs to and stops once it moved on
+                "revision": v.number(),
+                # the change being carried into the linking templates (absent: none)
+                "propagation": v.optional(
+                    v.object(
+                        {
+                            "kind": v.union(v.literal("sync"), v.literal("detach")),
+                            "phase": v.union(v.literal("mark"), v.literal("render")),
+                            "cursor": v.union(v.string(), v.null()),
+                            "updatedAt": v.number(),
+                        }
+                    )
+                ),
+                # set by remove: hidden at once, deleted when detached from every template
+                "deletedAt": v.optional(v.number()),
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_updated", ["organizationId", "updatedAt"])
+        .index("by_propagation", ["propagation.updatedAt"]),
+        # Uploaded images (checked by their bytes) for templates.
+        "mediaAssets": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "storageId": v.id("_storage"),
+                "filename": v.string(),
+                "mimeType": v.string(),
+                "fileSize": v.number(),
+                "width": v.optional(v.number()),
+                "height": v.optional(v.number()),
+                "url": v.string(),
+                "alt": v.optional(v.string()),
+                "tags": v.optional(v.array(v.string())),
+                "uploadedBy": v.id("users"),
+                "searchableText": v.string(),  # filename, alt and tags, lower case
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_created", ["organizationId", "createdAt"])
+        .index("by_storage_id", ["storageId"]),
+        # Public preview links: a snapshot of a template's HTML for 48 hours. Only the
+        # token's SHA-256 is stored (the link is shown once, when created).
+        "shareLinks": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "targetType": v.literal("emailTemplate"),
+                "emailTemplateId": v.id("emailTemplates"),
+                "tokenHash": v.string(),
+                "htmlContent": v.string(),
+                "rendererVersion": v.optional(v.number()),
+                "subject": v.string(),
+                "previewText": v.optional(v.string()),
+                "expiresAt": v.number(),
+                "createdBy": v.id("users"),
+                "revokedAt": v.optional(v.number()),
+                "createdAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_token_hash", ["tokenHash"])
+        .index("by_template", ["emailTemplateId", "createdAt"]),
         # Events sent through POST /api/v1/events (stored; automations read them later)
         "events": define_table(
             {

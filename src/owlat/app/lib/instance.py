@@ -5,7 +5,7 @@ once with the data folder and the public URL of the site port; tests do the same
 instance holds what auth needs: the data folder (signing key, cookie secret, outbox), the
 base URL that is the JWT issuer and audience, the origins trusted for cookie POSTs, the
 waitlist default, the brute-force limits, the per-address count of public token requests and
-the size limit of import files.
+the size limits of import files and media uploads.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from owlat.app.lib.address_limits import AddressLimiter
-from owlat.config import IMPORT_MAX_BYTES
+from owlat.config import IMPORT_MAX_BYTES, MEDIA_MAX_BYTES
 
 if TYPE_CHECKING:
     from owlat.config import Settings
@@ -60,6 +60,8 @@ class Instance:
     )
     # The largest CSV file a contact import accepts (OWLAT_IMPORT_MAX_BYTES).
     import_max_bytes: int = IMPORT_MAX_BYTES
+    # The largest image a media upload accepts (OWLAT_MEDIA_MAX_BYTES).
+    media_max_bytes: int = MEDIA_MAX_BYTES
 
     @property
     def outbox_dir(self) -> Path:
@@ -141,4 +143,5 @@ def configure_from_settings(settings: Settings, data_dir: Path, site_url: str) -
         waitlist=settings.waitlist,
         require_email_verification=settings.require_email_verification,
         import_max_bytes=settings.import_max_bytes,
+        media_max_bytes=settings.media_max_bytes,
     )

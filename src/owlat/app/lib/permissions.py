@@ -5,6 +5,12 @@ not send or schedule campaigns** (`campaigns:send`, `campaigns:schedule`). Upstr
 grants them, its docs do not; a send to a whole list cannot be undone, so it needs an
 admin. Editors still draft and edit campaigns (`campaigns:manage`), annotate contacts and
 send test emails. `organization:delete` is the owner's alone.
+
+A second change: **editors edit draft templates** (`templates:edit`: create, update,
+translate, duplicate, restore a version, delete, all while a template is a draft).
+Publishing, unpublishing, any change to a published template and saved blocks (a change
+re-renders every template that links the block, published ones too) stay
+`templates:manage`, the admins'.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
     "campaigns:send": _ADMINS,
     "campaigns:schedule": _ADMINS,
     "templates:manage": _ADMINS,
+    "templates:edit": _ALL,
     "automations:manage": _ADMINS,
     "topics:manage": _ADMINS,
     # mailing lists and their memberships: every role (editors curate lists too)
