@@ -3,11 +3,12 @@
 /api/auth/*   BetterAuth-compatible accounts, sessions, organizations and JWT endpoints
 /unsub/*, /prefs/*, /confirm/doi*, /unsubscribe, /preferences, /confirm
               public subscription links (tokens from mails; no session)
+/dev/outbox   the local outbox's messages (`owlat dev` only)
 """
 
 from __future__ import annotations
 
-from owlat.app import subscription_pages, subscription_routes
+from owlat.app import outbox_pages, subscription_pages, subscription_routes
 from owlat.app.auth_routes import accounts, organizations, sessions, wire
 from owlat.app.rest_api import routes as rest_api_routes
 from owlat.runtime import HttpRouter
@@ -63,6 +64,13 @@ rest_api_routes.register(http)
 # /unsub/*, /prefs/*, /confirm/doi*   public subscription token endpoints (JSON)
 # /unsubscribe, /preferences, /confirm   the pages recipients land on from their mail
 for route, method, handler in (*subscription_routes.routes(), *subscription_pages.routes()):
+    if route.endswith("/"):
+        http.route(path_prefix=route, method=method, handler=handler)
+    else:
+        http.route(path=route, method=method, handler=handler)
+
+# /dev/outbox, /dev/outbox/<name>[/html]   the local outbox (404 unless `owlat dev`)
+for route, method, handler in outbox_pages.routes():
     if route.endswith("/"):
         http.route(path_prefix=route, method=method, handler=handler)
     else:
