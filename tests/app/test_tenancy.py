@@ -33,6 +33,7 @@ from owlat.runtime.values import (
     Validator,
 )
 from tests.app.conftest import Caller, signed_in, uploaded, with_organization
+from tests.app.mail_setup import settled
 from tests.runtime.conftest import in_mutation, in_query
 
 
@@ -117,7 +118,23 @@ async def _organization_b(owlat: Application) -> tuple[Caller, str]:
         {"name": "B pro", "filters": {"logic": "AND", "conditions": [pro, listed]}},
     )
     await _finished_import(owlat, owner, b_list)
+    await _sending_setup(owner)
     return owner, organization_id
+
+
+async def _sending_setup(owner: Caller) -> None:
+    """B's provider settings, route, sending and tracking domains, and a delivered send."""
+    await owner.mutation("emailProviders:saveResend", {"apiKey": "re_b_secret_key"})
+    await owner.mutation(
+        "providerRoutes:set",
+        {"messageType": "test", "strategy": "single", "providers": [{"provider": "outbox"}]},
+    )
+    await owner.mutation("domains:create", {"domain": "b-mail.example.com", "providerKind": "smtp"})
+    await owner.mutation("trackingDomains:add", {"domain": "track.b-mail.example.com"})
+    send_id = await owner.mutation(
+        "emails:sendTest", {"to": "b-contact@example.com", "subject": "B", "html": "<p>B</p>"}
+    )
+    assert (await settled(owner, send_id))["status"] == "sent"
 
 
 async def _finished_import(owlat: Application, owner: Caller, list_id: str) -> None:
