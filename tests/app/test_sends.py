@@ -16,6 +16,7 @@ import dkim
 import pytest
 from dns.resolver import Resolver
 
+from owlat.app import emails
 from owlat.app.lib.email_providers.outbox import OutboxProvider
 from owlat.app.lib.email_providers.resend import ResendProvider
 from owlat.app.lib.email_providers.smtp import SmtpProvider
@@ -124,6 +125,21 @@ async def test_a_test_send_goes_to_the_outbox_when_nothing_is_configured(
     )
     assert [row["_id"] for row in listed["page"]] == [send_id]
     assert "html" not in listed["page"][0]
+
+
+async def test_test_sends_are_limited_per_member(
+    team: tuple[Caller, Caller, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, editor, _ = team
+    monkeypatch.setattr(emails, "TEST_SENDS", 2)
+    test = {"to": "me@example.com", "subject": "Hi", "html": "<p>Hi</p>"}
+    for _ in range(2):
+        await editor.mutation("emails:sendTest", test)
+    with pytest.raises(ConvexError, match="^At most 2 test sends per 10 minutes; try again in"):
+        await editor.mutation("emails:sendTest", test)
+    await owner.mutation("emails:sendTest", test)  # per member
+    with pytest.raises(ConvexError, match="^Give either content \\(blocks\\) or html, not both$"):
+        await owner.mutation("emails:sendTest", {**test, "content": BLOCKS})
 
 
 async def test_a_from_domain_must_be_verified_unless_the_route_is_the_outbox(

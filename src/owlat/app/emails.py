@@ -1,10 +1,10 @@
 """`emails:*`: test sends from the dashboard (permission `emails:test`: every role).
 
 `sendTest` renders blocks (`content`, a JSON array of blocks, with the organization's brand
-theme) or takes ready `html`, personalizes it with `variables` (over `{email: to}`) and
-sends it as kind `test` through the `test` route (`lib/sending/sends.py`): subject tagged
-"[TEST] ", no suppression check and no effect on anyone's suppression or statistics. A
-member may send `TEST_SENDS` of them per `TEST_WINDOW_MS`.
+theme) personalized with `variables` (over `{email: to}`), or takes ready `html` as it is,
+and sends it as kind `test` through the `test` route (`lib/sending/sends.py`): subject
+tagged "[TEST] ", no suppression check and no effect on anyone's suppression or
+statistics. A member may send `TEST_SENDS` of them per `TEST_WINDOW_MS`.
 """
 
 from __future__ import annotations
