@@ -75,6 +75,33 @@ def _networks(name: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
+def _nameservers(name: str) -> tuple[tuple[str, int], ...]:
+    """Comma-separated `address[:port]` entries (IPv6 as `[::1]:53`), one port for all."""
+    entries = [e.strip() for e in os.environ.get(name, "").split(",") if e.strip()]
+    servers = []
+    for entry in entries:
+        host, port = entry, "53"
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            port = rest.removeprefix(":") or port
+        elif entry.count(":") == 1:
+            host, port = entry.split(":")
+        try:
+            address = str(ipaddress.ip_address(host))
+            number = int(port)
+            if not 0 < number < 65536:
+                raise ValueError
+        except ValueError:
+            raise SystemExit(
+                f"{name} must list DNS server addresses with an optional port "
+                f"(e.g. 10.0.0.2, 127.0.0.1:5353, [::1]:53), got {entry!r}"
+            ) from None
+        servers.append((address, number))
+    if len({port for _, port in servers}) > 1:
+        raise SystemExit(f"{name}: every DNS server must use the same port")
+    return tuple(servers)
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     # Python package of the app to serve (schema.py + function modules).
@@ -155,6 +182,15 @@ class Settings:
     import_max_bytes: int = IMPORT_MAX_BYTES
     # The largest image a media upload URL accepts, in bytes (413 past it, as it streams).
     media_max_bytes: int = MEDIA_MAX_BYTES
+    # -- sending domains and email providers (owlat.app) --
+    # DNS servers that sending and tracking domains are verified against, as
+    # "address[:port],..." (one port for all). Empty: the system's resolvers.
+    dns_nameservers: tuple[tuple[str, int], ...] = ()
+    # Resend's API and Amazon SES's endpoint, for every organization (another
+    # SES-compatible endpoint, a proxy). Empty: Resend's and AWS's own. Operator settings,
+    # never an organization's: a URL chosen by a tenant would let it reach internal hosts.
+    resend_api_url: str = ""
+    ses_endpoint_url: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -203,6 +239,9 @@ class Settings:
                 "OWLAT_IMPORT_MAX_BYTES", cls.import_max_bytes, 1, 1 << 62
             ),
             media_max_bytes=_int_between("OWLAT_MEDIA_MAX_BYTES", cls.media_max_bytes, 1, 1 << 40),
+            dns_nameservers=_nameservers("OWLAT_DNS_NAMESERVERS"),
+            resend_api_url=env.get("OWLAT_RESEND_API_URL", "").strip(),
+            ses_endpoint_url=env.get("OWLAT_SES_ENDPOINT_URL", "").strip(),
         )
 
     @property

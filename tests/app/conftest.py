@@ -63,6 +63,9 @@ class Caller:
     async def mutation(self, path: str, args: dict[str, Any] | None = None) -> Any:
         return (await self.app.run_mutation(path, args or {}, identity=self.identity)).value
 
+    async def action(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        return (await self.app.run_action(path, args or {}, identity=self.identity)).value
+
 
 async def signed_in(
     app: Application, email_address: str, name: str = "Test User", *, verified: bool = True

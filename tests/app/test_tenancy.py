@@ -36,6 +36,7 @@ from owlat.runtime.values import (
     Validator,
 )
 from tests.app.conftest import Caller, signed_in, uploaded, with_organization
+from tests.app.mail_setup import settled
 from tests.app.template_samples import png
 from tests.runtime.conftest import in_mutation, in_query
 
@@ -122,6 +123,7 @@ async def _organization_b(owlat: Application) -> tuple[Caller, str]:
     )
     await _finished_import(owlat, owner, b_list)
     await _templates(owlat, owner, organization_id)
+    await _sending_setup(owner)
     return owner, organization_id
 
 
@@ -151,6 +153,21 @@ async def _templates(owlat: Application, owner: Caller, organization_id: str) ->
         {"storageId": storage_id, "filename": "b.png"},
         identity=owner.identity,
     )
+
+
+async def _sending_setup(owner: Caller) -> None:
+    """B's provider settings, route, sending and tracking domains, and a delivered send."""
+    await owner.mutation("emailProviders:saveResend", {"apiKey": "re_b_secret_key"})
+    await owner.mutation(
+        "providerRoutes:set",
+        {"messageType": "test", "strategy": "single", "providers": [{"provider": "outbox"}]},
+    )
+    await owner.mutation("domains:create", {"domain": "b-mail.example.com", "providerKind": "smtp"})
+    await owner.mutation("trackingDomains:add", {"domain": "track.b-mail.example.com"})
+    send_id = await owner.mutation(
+        "emails:sendTest", {"to": "b-contact@example.com", "subject": "B", "html": "<p>B</p>"}
+    )
+    assert (await settled(owner, send_id))["status"] == "sent"
 
 
 async def _finished_import(owlat: Application, owner: Caller, list_id: str) -> None:

@@ -30,3 +30,10 @@ crons.interval(
     internal.email_blocks.resume_stalled_propagations,
     {},
 )
+# Sends left `queued` or `sending` by a crash: sent again only where the provider dedupes
+# (lib/sending/sends.py), otherwise failed as DELIVERY_UNCERTAIN.
+crons.interval(
+    "recover stalled sends", {"minutes": 1}, internal.transactional_sends.recover_stalled, {}
+)
+# Sending and tracking domains whose next check has come (lib/domains/states.py back-off).
+crons.interval("recheck domains", {"minutes": 5}, internal.dns_verification.recheck_due, {})

@@ -4,11 +4,12 @@
 /unsub/*, /prefs/*, /confirm/doi*, /unsubscribe, /preferences, /confirm
               public subscription links (tokens from mails; no session)
 /share/*, /preview/*   share links of templates: the snapshot as JSON, and as a page
+/dev/outbox   the local outbox's messages (`owlat dev` only)
 """
 
 from __future__ import annotations
 
-from owlat.app import share_routes, subscription_pages, subscription_routes
+from owlat.app import outbox_pages, share_routes, subscription_pages, subscription_routes
 from owlat.app.auth_routes import accounts, organizations, sessions, wire
 from owlat.app.rest_api import routes as rest_api_routes
 from owlat.runtime import HttpRouter
@@ -69,6 +70,13 @@ for route, method, handler in (
     *subscription_pages.routes(),
     *share_routes.routes(),
 ):
+    if route.endswith("/"):
+        http.route(path_prefix=route, method=method, handler=handler)
+    else:
+        http.route(path=route, method=method, handler=handler)
+
+# /dev/outbox, /dev/outbox/<name>[/html]   the local outbox (404 unless `owlat dev`)
+for route, method, handler in outbox_pages.routes():
     if route.endswith("/"):
         http.route(path_prefix=route, method=method, handler=handler)
     else:

@@ -36,6 +36,12 @@ ORG_TABLES = (
     "emailBlocks",
     "mediaAssets",
     "shareLinks",
+    "domains",
+    "trackingDomains",
+    "emailProviders",
+    "providerRoutes",
+    "providerHealth",
+    "transactionalSends",
 )
 
 ROLE = v.union(v.literal("owner"), v.literal("admin"), v.literal("editor"))
@@ -65,6 +71,35 @@ TEMPLATE_STATUS = v.union(v.literal("draft"), v.literal("published"))
 VERSION_TRIGGER = v.union(v.literal("save"), v.literal("publish"), v.literal("send"))
 BLOCK_REASON = v.union(
     v.literal("bounced"), v.literal("complained"), v.literal("manual"), v.literal("unengaged")
+)
+PROVIDER_KIND = v.union(
+    v.literal("outbox"), v.literal("smtp"), v.literal("ses"), v.literal("resend")
+)
+DOMAIN_STATUS = v.union(
+    v.literal("registering"), v.literal("pending"), v.literal("verified"), v.literal("failed")
+)
+DMARC_MODE = v.union(v.literal("none"), v.literal("quarantine"), v.literal("reject"))
+MESSAGE_TYPE = v.union(
+    v.literal("campaign"), v.literal("transactional"), v.literal("automation"), v.literal("test")
+)
+ROUTE_STRATEGY = v.union(
+    v.literal("single"), v.literal("priority_failover"), v.literal("workload_split")
+)
+SEND_STATUSES = (
+    "queued", "sending", "sent", "delivered", "opened", "clicked", "bounced", "complained",
+    "failed",
+)  # fmt: skip
+SEND_STATUS = v.union(*(v.literal(status) for status in SEND_STATUSES))
+BOUNCE_TYPE = v.union(v.literal("hard"), v.literal("soft"))
+# One record of a domain's `dnsRecords` document (lib/domains/records.py).
+DNS_RECORD = v.object(
+    {
+        "type": v.union(v.literal("TXT"), v.literal("CNAME"), v.literal("MX")),
+        "host": v.string(),
+        "value": v.string(),
+        "priority": v.optional(v.number()),
+        "note": v.optional(v.string()),
+    }
 )
 
 schema = define_schema(
@@ -626,5 +661,200 @@ schema = define_schema(
         .index("by_org_event", ["organizationId", "eventName", "occurredAt"])
         .index("by_contact", ["contactId", "occurredAt"])
         .index("by_event_id", ["eventId"]),
+        # -- sending ---------------------------------------------------------------------
+        # Sending domains (reference §2.6, §12; lib/domains/): the records to publish for
+        # the provider kind, the lifecycle of lib/domains/states.py, the key material.
+        "domains": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "domain": v.string(),  # lower-case ASCII (lib/domains/names.py)
+                "providerKind": PROVIDER_KIND,
+                "status": DOMAIN_STATUS,
+                "dnsRecords": v.object(
+                    {
+                        "verification": v.optional(DNS_RECORD),
+                        "spf": v.optional(DNS_RECORD),
+                        "dkim": v.optional(v.array(DNS_RECORD)),
+                        "dmarc": v.optional(DNS_RECORD),
+                        "mailFrom": v.optional(v.array(DNS_RECORD)),
+                    }
+                ),
+                # bumped whenever dnsRecords change: a check of older records is not applied
+                "recordsVersion": v.number(),
+                "dmarcPolicy": DMARC_MODE,
+                "dmarcSubdomainPolicy": v.optional(DMARC_MODE),
+                "dmarcPct": v.optional(v.number()),
+                "dmarcRua": v.optional(v.string()),
+                "returnPathHost": v.optional(v.string()),  # SES MAIL FROM domain
+                # DKIM key Owlat signs with (smtp, outbox): private key sealed at rest
+                "dkimSelector": v.optional(v.string()),
+                "dkimPublicKey": v.optional(v.string()),
+                "dkimPrivateKey": v.optional(v.string()),
+                # the value of the `_owlat` TXT record proving control (resend)
+                "ownershipToken": v.optional(v.string()),
+                # SES identity (ses)
+                "sesVerificationToken": v.optional(v.string()),
+                "sesDkimTokens": v.optional(v.array(v.string())),
+                "sesRegion": v.optional(v.string()),
+                "lastRegistrationError": v.optional(v.string()),
+                # last verification run: one entry per record (and the provider's check)
+                "verificationResults": v.optional(
+                    v.array(
+                        v.object(
+                            {
+                                "key": v.string(),
+                                "name": v.string(),
+                                "status": v.string(),
+                                "verified": v.boolean(),
+                                "error": v.optional(v.string()),
+                                "foundValue": v.optional(v.string()),
+                                "lastChecked": v.number(),
+                            }
+                        )
+                    )
+                ),
+                "lastCheckSummary": v.optional(v.string()),
+                "lastCheckedAt": v.optional(v.number()),
+                # lifecycle (DomainState.to_fields)
+                "pendingSince": v.optional(v.number()),
+                "verifiedAt": v.optional(v.number()),
+                "lastVerifiedAt": v.optional(v.number()),
+                "unverifiedChecks": v.number(),
+                "nextCheckAt": v.optional(v.number()),
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_domain", ["organizationId", "domain"])
+        .index("by_next_check", ["nextCheckAt"]),
+        # Tracking domains: a CNAME to the site's host, for open and click links.
+        "trackingDomains": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "domain": v.string(),
+                "cnameTarget": v.string(),
+                "status": v.union(v.literal("pending"), v.literal("verified"), v.literal("failed")),
+                "verifiedAt": v.optional(v.number()),
+                "lastCheckedAt": v.optional(v.number()),
+                "lastError": v.optional(v.string()),
+                "nextCheckAt": v.optional(v.number()),
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_domain", ["organizationId", "domain"])
+        .index("by_next_check", ["nextCheckAt"]),
+        # Configured email providers (lib/email_providers/configured.py): settings in the
+        # clear, secrets sealed (AES-GCM, bound to the organization and kind).
+        "emailProviders": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "kind": v.union(v.literal("smtp"), v.literal("ses"), v.literal("resend")),
+                "settings": v.record(v.string(), v.union(v.string(), v.number())),
+                "credentials": v.string(),  # sealed
+                "secretNames": v.array(v.string()),
+                "updatedBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_kind", ["organizationId", "kind"]),
+        # Routes per message type (lib/sending/routes.py); none: the default route.
+        "providerRoutes": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "messageType": MESSAGE_TYPE,
+                "strategy": ROUTE_STRATEGY,
+                "providers": v.array(
+                    v.object(
+                        {"provider": PROVIDER_KIND, "weight": v.number(), "enabled": v.boolean()}
+                    )
+                ),
+                "updatedBy": v.optional(v.id("users")),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_type", ["organizationId", "messageType"]),
+        # Provider health per organization (routing.Health, stored): consecutive faults,
+        # the end of a cool-down, totals and the last error.
+        "providerHealth": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "provider": PROVIDER_KIND,
+                "consecutiveFaults": v.number(),
+                "downUntil": v.optional(v.number()),
+                "sent": v.number(),
+                "failed": v.number(),
+                "lastSuccessAt": v.optional(v.number()),
+                "lastFailureAt": v.optional(v.number()),
+                "lastErrorKind": v.optional(v.string()),
+                "lastError": v.optional(v.string()),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_provider", ["organizationId", "provider"]),
+        # Every non-campaign send (reference §2.3), moved through lib/sending/send_states.py
+        # by lib/sending/sends.py: recorded `queued`, claimed `sending` before the provider
+        # call (with the key the provider dedupes by), then `sent` or `failed`.
+        "transactionalSends": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "kind": MESSAGE_TYPE,
+                "transactionalEmailId": v.optional(v.string()),
+                "automationId": v.optional(v.string()),
+                "contactId": v.optional(v.id("contacts")),
+                "email": v.string(),  # the recipient, normalized
+                "fromAddress": v.string(),  # as the From header shows it
+                "replyTo": v.optional(v.string()),
+                "subject": v.string(),
+                "html": v.optional(v.string()),
+                "text": v.string(),
+                "headers": v.record(v.string(), v.string()),  # the kind's (§8.3)
+                "language": v.optional(v.string()),
+                "dataVariables": v.optional(v.record(v.string(), EVENT_PROPERTY_VALUE)),
+                "idempotencyKey": v.optional(v.string()),  # the caller's, unique per org
+                "deliveryKey": v.string(),  # what providers dedupe by (random, fixed)
+                "messageId": v.string(),  # Message-ID without <>, fixed at enqueue
+                "status": SEND_STATUS,
+                "attempts": v.number(),  # claims so far
+                "claimedAt": v.optional(v.number()),
+                # the enabled providers of the route of the last claim
+                "routeProviders": v.optional(v.array(PROVIDER_KIND)),
+                "queuedAt": v.number(),
+                "sentAt": v.optional(v.number()),
+                "failedAt": v.optional(v.number()),
+                "deliveredAt": v.optional(v.number()),
+                "openedAt": v.optional(v.number()),
+                "clickedAt": v.optional(v.number()),
+                "bouncedAt": v.optional(v.number()),
+                "complainedAt": v.optional(v.number()),
+                "bounceType": v.optional(BOUNCE_TYPE),
+                "openCount": v.optional(v.number()),
+                "clickedLinks": v.optional(
+                    v.array(v.object({"url": v.string(), "clickedAt": v.number()}))
+                ),
+                "errorCode": v.optional(v.string()),
+                "errorMessage": v.optional(v.string()),
+                "providerType": v.optional(PROVIDER_KIND),
+                "providerMessageId": v.optional(v.string()),
+                "createdBy": v.optional(v.id("users")),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_queued", ["organizationId", "queuedAt"])
+        .index("by_org_key", ["organizationId", "idempotencyKey"])
+        .index("by_org_email", ["organizationId", "email"])
+        .index("by_org_transactional_email", ["organizationId", "transactionalEmailId"])
+        .index("by_contact", ["contactId"])
+        .index("by_provider_message_id", ["providerMessageId"])
+        .index("by_status_updated", ["status", "updatedAt"]),
     }
 )

@@ -145,16 +145,17 @@ def file_storage(settings: Settings, data_dir: Path, client_url: str) -> FileSto
 
 
 def own_issuers(
-    app: str, settings: Settings, data_dir: Path, site_url: str
+    app: str, settings: Settings, data_dir: Path, site_url: str, *, development: bool = False
 ) -> tuple[TrustedIssuer, ...]:
-    """owlat.app signs its users' JWTs: configure it, and trust its key by default."""
+    """owlat.app signs its users' JWTs: configure it (`development`: for `owlat dev`), and
+    trust its key by default."""
     if app != "owlat.app":
         return ()
     from owlat.app.lib.instance import configure_from_settings
     from owlat.app.lib.signing_key import jwks
     from owlat.runtime.auth import TrustedIssuer
 
-    instance = configure_from_settings(settings, data_dir, site_url)
+    instance = configure_from_settings(settings, data_dir, site_url, development=development)
     return (
         TrustedIssuer(
             issuer=instance.base_url,

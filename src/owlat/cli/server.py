@@ -150,7 +150,10 @@ def _serve(
         storage=file_storage(settings, data_dir, client_url),
     )
     authenticator = Authenticator(
-        (*settings.auth_issuers, *own_issuers(app, settings, data_dir, site_url)),
+        (
+            *settings.auth_issuers,
+            *own_issuers(app, settings, data_dir, site_url, development=not production),
+        ),
         admin_key=settings.admin_key or load_or_create_admin_key(data_dir),
     )
     limits = ConnectionLimits(

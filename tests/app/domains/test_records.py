@@ -183,3 +183,11 @@ def test_selectors_are_dated_and_unique() -> None:
     assert new_selector(now) == "owlat20260101"
     assert new_selector(now - 1) == "owlat20251231"
     assert new_selector(now, {"owlat20260101", "owlat20260101-2"}) == "owlat20260101-3"
+
+
+def test_a_stored_priority_read_back_as_a_float_is_published_whole() -> None:
+    document = {"type": "MX", "host": "mail", "value": "feedback.example.net", "priority": 10.0}
+    record = DnsRecord.from_json("mailFrom", document)
+    assert record.zone_line("example.com") == (
+        "mail.example.com. 3600 IN MX 10 feedback.example.net."
+    )

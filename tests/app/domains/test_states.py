@@ -134,3 +134,11 @@ def test_the_state_round_trips_through_the_row_fields() -> None:
     }
     assert DomainState.from_fields(fields) == state
     assert DomainState.from_fields({"status": "pending"}) == DomainState(P)
+
+
+def test_a_row_read_back_with_float_numbers_gives_whole_milliseconds() -> None:
+    """A database returns stored numbers as floats; the back-off step indexes a tuple."""
+    row = {"status": "pending", "pendingSince": float(NOW), "unverifiedChecks": 2.0}
+    state = DomainState.from_fields(row)
+    assert (state.pending_since, state.unverified_checks) == (NOW, 2)
+    assert decide(state, [MISSING], NOW).state.next_check_at == NOW + BACKOFF_MS[2]

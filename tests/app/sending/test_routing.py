@@ -177,3 +177,13 @@ async def test_failover_moves_to_the_next_provider_once_the_first_is_down() -> N
 
 async def _no_sleep(seconds: float) -> None:
     return None
+
+
+def test_health_is_restored_from_stored_state() -> None:
+    health = Health(threshold=3, cool_down=60)
+    health.restore("a", 3, 160.0)
+    assert (health.faults("a"), health.is_up("a", 159.0), health.is_up("a", 160.0)) == (
+        3, False, True,
+    )  # fmt: skip
+    health.restore("a", 0, None)
+    assert (health.faults("a"), health.down_until("a")) == (0, None)

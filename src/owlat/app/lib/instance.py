@@ -62,6 +62,14 @@ class Instance:
     import_max_bytes: int = IMPORT_MAX_BYTES
     # The largest image a media upload accepts (OWLAT_MEDIA_MAX_BYTES).
     media_max_bytes: int = MEDIA_MAX_BYTES
+    # DNS servers (address, port) that domains are verified against; empty: the system's.
+    dns_nameservers: tuple[tuple[str, int], ...] = ()
+    # Resend's API and SES's endpoint (OWLAT_RESEND_API_URL, OWLAT_SES_ENDPOINT_URL);
+    # empty: the providers' own.
+    resend_api_url: str = ""
+    ses_endpoint_url: str = ""
+    # `owlat dev`: development-only pages (the outbox at /dev/outbox) are served.
+    development: bool = False
 
     @property
     def outbox_dir(self) -> Path:
@@ -131,9 +139,11 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     return value.encode()
 
 
-def configure_from_settings(settings: Settings, data_dir: Path, site_url: str) -> Instance:
+def configure_from_settings(
+    settings: Settings, data_dir: Path, site_url: str, *, development: bool = False
+) -> Instance:
     """`configure` from `owlat.config` settings (`site_url`: where the site port listens,
-    used when `OWLAT_SITE_URL` is not set)."""
+    used when `OWLAT_SITE_URL` is not set; `development`: run by `owlat dev`)."""
     return configure(
         data_dir,
         settings.site_url or site_url,
@@ -144,4 +154,8 @@ def configure_from_settings(settings: Settings, data_dir: Path, site_url: str) -
         require_email_verification=settings.require_email_verification,
         import_max_bytes=settings.import_max_bytes,
         media_max_bytes=settings.media_max_bytes,
+        dns_nameservers=settings.dns_nameservers,
+        resend_api_url=settings.resend_api_url,
+        ses_endpoint_url=settings.ses_endpoint_url,
+        development=development,
     )

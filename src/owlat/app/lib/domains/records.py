@@ -71,9 +71,10 @@ class DnsRecord:
 
     @classmethod
     def from_json(cls, key: str, document: dict[str, Any]) -> DnsRecord:
+        priority = document.get("priority")  # a stored number may come back as a float
         return cls(
             key, document["type"], document["host"], document["value"],
-            document.get("priority"), document.get("note"),
+            None if priority is None else int(priority), document.get("note"),
         )  # fmt: skip
 
 

@@ -88,14 +88,19 @@ class DomainState:
 
     @classmethod
     def from_fields(cls, row: Mapping[str, Any]) -> DomainState:
+        """The state of a row (stored numbers may come back as floats)."""
         return cls(
             status=DomainStatus(row["status"]),
-            pending_since=row.get("pendingSince"),
-            verified_at=row.get("verifiedAt"),
-            last_verified_at=row.get("lastVerifiedAt"),
-            unverified_checks=row.get("unverifiedChecks") or 0,
-            next_check_at=row.get("nextCheckAt"),
+            pending_since=_ms(row.get("pendingSince")),
+            verified_at=_ms(row.get("verifiedAt")),
+            last_verified_at=_ms(row.get("lastVerifiedAt")),
+            unverified_checks=int(row.get("unverifiedChecks") or 0),
+            next_check_at=_ms(row.get("nextCheckAt")),
         )
+
+
+def _ms(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 @dataclasses.dataclass(frozen=True)

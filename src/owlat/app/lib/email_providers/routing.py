@@ -37,6 +37,7 @@ class MessageType(enum.StrEnum):
     CAMPAIGN = "campaign"
     TRANSACTIONAL = "transactional"
     AUTOMATION = "automation"
+    TEST = "test"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +84,19 @@ class Health:
 
     def down_until(self, provider: str) -> float | None:
         return self._down_until.get(provider)
+
+    def faults(self, provider: str) -> int:
+        """Consecutive provider faults since its last success."""
+        return self._faults.get(provider, 0)
+
+    def restore(self, provider: str, faults: int, down_until: float | None) -> None:
+        """Set a provider's state as stored elsewhere (the app keeps it in the database)."""
+        self._faults.pop(provider, None)
+        self._down_until.pop(provider, None)
+        if faults:
+            self._faults[provider] = faults
+        if down_until is not None:
+            self._down_until[provider] = down_until
 
 
 def route_for(routes: Mapping[MessageType, Route], message_type: MessageType) -> Route:

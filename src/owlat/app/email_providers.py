@@ -1,0 +1,171 @@
+"""`emailProviders:*`: an organization's SMTP, Amazon SES and Resend settings
+(`lib/email_providers/configured.py`).
+
+`saveSmtp`, `saveSes`, `saveResend` (`organization:manage`) create or replace the kind's
+configuration: settings are checked, secrets sealed at rest (an omitted secret keeps the
+stored one). `list` (any member) answers masked summaries: settings, the names of the
+secrets that are set, and the provider's health; never a secret or a part of one. `remove`
+refuses a provider a route still uses. The local outbox needs no configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from owlat.app.lib.audience import invalid, organization_rows
+from owlat.app.lib.email_providers import configured
+from owlat.app.lib.email_providers.credentials import CredentialsError
+from owlat.app.lib.errors import not_found
+from owlat.app.lib.permissions import require_permission
+from owlat.app.lib.sending.routes import health_rows, health_status
+from owlat.app.lib.session_organization import (
+    get_mutation_context,
+    get_team_id_from_session,
+    now_ms,
+)
+from owlat.runtime import MutationCtx, QueryCtx, internal_query, mutation, query, v
+
+Cleaner = Callable[[Mapping[str, Any]], tuple[dict[str, Any], dict[str, str]]]
+KIND = v.union(v.literal("smtp"), v.literal("ses"), v.literal("resend"))
+SECRET = v.optional(v.string())
+
+
+async def _row(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str, Any] | None:
+    found = await (
+        ctx.db.query("emailProviders")
+        .with_index(
+            "by_org_kind", lambda q: q.eq("organizationId", organization_id).eq("kind", kind)
+        )
+        .unique()
+    )
+    return None if found is None else dict(found)
+
+
+async def _save(
+    ctx: MutationCtx, kind: str, args: Mapping[str, Any], clean: Cleaner
+) -> dict[str, Any]:
+    context = await get_mutation_context(ctx)
+    require_permission(context.role, "organization:manage")
+    settings, secrets = clean(args)
+    stored = await _row(ctx, context.team_id, kind)
+    if stored is not None:
+        try:
+            kept = configured.open_secrets(context.team_id, kind, stored["credentials"])
+        except CredentialsError:
+            kept = {}  # sealed under another key: every secret must be entered again
+        secrets = {**kept, **secrets}
+    configured.required_secrets(kind, secrets)
+    now = now_ms()
+    fields = {
+        "settings": settings,
+        "credentials": configured.seal_secrets(context.team_id, kind, secrets),
+        "secretNames": sorted(secrets),
+        "updatedBy": context.user_id,
+        "updatedAt": now,
+    }
+    if stored is None:
+        row_id = await ctx.db.insert(
+            "emailProviders",
+            {"organizationId": context.team_id, "kind": kind, "createdAt": now, **fields},
+        )
+    else:
+        row_id = stored["_id"]
+        await ctx.db.patch(row_id, fields)
+    saved = await ctx.db.get(row_id)
+    assert saved is not None  # written in this transaction
+    return configured.summary(saved)
+
+
+@mutation(
+    args={
+        "host": v.string(),
+        "port": v.optional(v.number()),
+        "security": v.optional(v.union(v.literal("starttls"), v.literal("tls"), v.literal("none"))),
+        "username": v.optional(v.string()),
+        "password": SECRET,
+        "spfInclude": v.optional(v.string()),
+    }
+)
+async def save_smtp(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """Configure the SMTP relay (`spfInclude`: the relay's SPF include, if it has one)."""
+    return await _save(ctx, "smtp", args, configured.clean_smtp)
+
+
+@mutation(
+    args={
+        "region": v.string(),
+        "accessKeyId": SECRET,
+        "secretAccessKey": SECRET,
+        "configurationSet": v.optional(v.string()),
+    }
+)
+async def save_ses(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    return await _save(ctx, "ses", args, configured.clean_ses)
+
+
+@mutation(args={"apiKey": SECRET})
+async def save_resend(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    return await _save(ctx, "resend", args, configured.clean_resend)
+
+
+@query(args={})
+async def list_(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The configured providers (masked) with their health; oldest first."""
+    organization_id = await get_team_id_from_session(ctx)
+    rows = sorted(
+        await organization_rows(ctx, "emailProviders", organization_id),
+        key=lambda row: row["createdAt"],
+    )
+    health = await health_rows(ctx, organization_id)
+    now = now_ms()
+    answer = []
+    for row in rows:
+        stored = health.get(row["kind"])
+        answer.append(
+            {
+                **configured.summary(row),
+                "health": None
+                if stored is None
+                else {
+                    "status": health_status(stored, now),
+                    **{
+                        k: stored.get(k)
+                        for k in (
+                            "consecutiveFaults",
+                            "sent",
+                            "failed",
+                            "lastSuccessAt",
+                            "lastFailureAt",
+                            "lastErrorKind",
+                            "lastError",
+                        )
+                    },
+                },
+            }
+        )
+    return answer
+
+
+@mutation(args={"kind": KIND})
+async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    context = await get_mutation_context(ctx)
+    require_permission(context.role, "organization:manage")
+    kind = args["kind"]
+    stored = await _row(ctx, context.team_id, kind)
+    if stored is None:
+        raise not_found("Email provider")
+    for route in await organization_rows(ctx, "providerRoutes", context.team_id):
+        if any(target["provider"] == kind for target in route["providers"]):
+            raise invalid(
+                "PROVIDER_IN_USE",
+                f"The {route['messageType']} route uses {kind}; change the route first",
+            )
+    await ctx.db.delete(stored["_id"])
+
+
+@internal_query(args={"organizationId": v.id("organizations"), "kind": KIND})
+async def sealed(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
+    """The settings and sealed credentials of a kind (for actions that open them)."""
+    row = await _row(ctx, args["organizationId"], args["kind"])
+    return None if row is None else {"settings": row["settings"], "credentials": row["credentials"]}

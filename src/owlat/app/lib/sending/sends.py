@@ -1,0 +1,612 @@
+"""The one send path: every message Owlat sends to an organization's recipients (the
+transactional API, automation steps, test sends) is a `transactionalSends` row moved
+through `send_states` by this module.
+
+    send_id = await enqueue_send(ctx, SendRequest(...))      in the caller's mutation
+        Checks the request and the From domain (below), records the row `queued` with a
+        random delivery key and the Message-ID derived from it, and schedules
+        `transactionalSends:deliver` in the same transaction: row and delivery commit or
+        roll back together. An `idempotency_key` the organization already used answers
+        that send's id and sends nothing.
+
+    transactionalSends:deliver(sendIds)                      internal action, `deliver`
+        Loads the route of each send's kind and its providers once, then per send:
+        claim (mutation): suppression (`suppression.py`) and the From domain again, since a
+          block or a lost verification since enqueueing still holds: refused → `failed`
+          with its code; else `sending`, `claimedAt`, `attempts + 1` and the route's
+          providers. This commits BEFORE the provider is called.
+        compose: the MIME message with the row's Message-ID, DKIM-signed with the key Owlat
+          holds for the From domain, if any.
+        deliver: `email_providers.dispatch` (route choice, health, retries of RATE_LIMIT and
+          SERVER_ERROR) with the delivery key as the provider's idempotency key.
+        record (mutation): `sent` (provider, its message id) or `failed` (the error kind as
+          `errorCode`, its message), and each attempt into the providers' health.
+
+The From domain: its exact domain must be a verified sending domain of the organization
+(`domains.sender_check`), unless every provider of the route is the local outbox.
+
+At most once. A crash, or any error nobody classified, between claim and record leaves
+the row `sending`; `recover_stalled` (a cron) looks at rows left so for `LEASE_MS`:
+- when every provider of the claim's route dedupes by key (the outbox, Resend), the row is
+  claimed again and sent again with the same delivery key and Message-ID: the provider
+  answers with the first send (the outbox finds its file, Resend its key for 24 hours), so
+  the recipient gets it once;
+- otherwise (SMTP, SES: no idempotency key) it becomes `failed` with DELIVERY_UNCERTAIN:
+  the relay may have accepted it before the crash, and receivers do not dedupe by
+  Message-ID, so sending it again could deliver it twice. Owlat never does;
+- after `MAX_ATTEMPTS` claims, `failed` as well.
+Rows left `queued` as long (their delivery job was lost) are scheduled again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from owlat.app.lib.audience import clean_email, invalid, organization_rows, organization_settings
+from owlat.app.lib.domains.sender_check import ensure_sender_allowed
+from owlat.app.lib.email_providers.configured import (
+    build_provider,
+    close_provider,
+    dkim_signer,
+    open_secrets,
+)
+from owlat.app.lib.email_providers.credentials import CredentialsError
+from owlat.app.lib.email_providers.dispatch import deliver
+from owlat.app.lib.email_providers.routing import Health, MessageType, NoDeliveryProvider, Route
+from owlat.app.lib.email_providers.types import (
+    EmailMessage,
+    EmailProvider,
+    ProviderError,
+    SendResult,
+)
+from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.rendering.text import html_to_text
+from owlat.app.lib.sending.composition import (
+    CompositionError,
+    SendKind,
+    check_headers,
+    format_address,
+    kind_headers,
+    mailbox,
+    message_id_for,
+    prepare,
+    tagged_test_subject,
+)
+from owlat.app.lib.sending.routes import (
+    Attempt,
+    enabled_providers,
+    health_rows,
+    is_idempotent,
+    record_attempts,
+    restored_health,
+    route_document,
+    route_for,
+    route_from_document,
+)
+from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
+from owlat.app.lib.sending.suppression import suppressed
+from owlat.app.lib.session_organization import now_ms
+from owlat.runtime import UNDEFINED, internal
+
+# Far above one delivery's worst case: 4 attempts of at most 30 s, 3 waits of at most 60 s.
+LEASE_MS = 15 * 60_000
+MAX_ATTEMPTS = 3
+MAX_RETRY_WAIT = 60.0  # seconds: a provider's longer Retry-After is not waited for
+MAX_SUBJECT = 1000
+MAX_KEY = 256
+MAX_CONTENT = 800_000  # characters of HTML + text (a document holds at most 1 MiB)
+CONCURRENCY = 8  # sends of one delivery job in flight at once
+BATCH = 50  # sends per delivery job scheduled by `recover_stalled`
+DEFAULT_FROM_EMAIL = "no-reply@owlat.local"  # the outbox's sender when none is set
+
+
+@dataclasses.dataclass(frozen=True)
+class SendRequest:
+    """One message to one recipient. `text` empty: derived from `html`. From: the given
+    address, else the organization's default sender (settings), else `DEFAULT_FROM_EMAIL`.
+    `unsubscribe_url`, `list_id`, `feedback_id`: the kind's headers (`kind_headers`)."""
+
+    organization_id: str
+    kind: SendKind
+    to: str
+    subject: str
+    text: str = ""
+    html: str | None = None
+    from_email: str | None = None
+    from_name: str | None = None
+    reply_to: str | None = None
+    contact_id: str | None = None
+    idempotency_key: str | None = None
+    unsubscribe_url: str | None = None
+    list_id: str | None = None
+    feedback_id: str | None = None
+    transactional_email_id: str | None = None
+    automation_id: str | None = None
+    language: str | None = None
+    data_variables: Mapping[str, Any] | None = None
+    created_by: str | None = None
+
+
+# -- enqueue ---------------------------------------------------------------------------------
+
+
+async def enqueue_send(ctx: Any, request: SendRequest) -> str:
+    """Record `request` as a `queued` send and schedule its delivery (module docstring);
+    its id. Refusals are `AuthFailure`s naming the field and what to do."""
+    organization_id = request.organization_id
+    key = request.idempotency_key
+    if key is not None:
+        if not 1 <= len(key) <= MAX_KEY:
+            raise invalid(
+                "INVALID_IDEMPOTENCY_KEY", f"Idempotency key must be 1 to {MAX_KEY} characters"
+            )
+        existing = await by_idempotency_key(ctx, organization_id, key)
+        if existing is not None:
+            return str(existing["_id"])
+    to = clean_email(request.to)
+    from_address = await _from_address(ctx, request)
+    subject = " ".join(request.subject.split())
+    if not subject or len(subject) > MAX_SUBJECT:
+        raise invalid("INVALID_SUBJECT", f"Subject must be 1 to {MAX_SUBJECT} characters")
+    if request.kind is SendKind.TEST and not subject.startswith(tagged_test_subject("")):
+        subject = tagged_test_subject(subject)
+    text = request.text or html_to_text(request.html or "")
+    if not text.strip() and not request.html:
+        raise invalid("INVALID_CONTENT", "A message needs a text or an HTML body")
+    if len(text) + len(request.html or "") > MAX_CONTENT:
+        raise invalid(
+            "MESSAGE_TOO_LARGE", f"HTML and text together exceed {MAX_CONTENT:,} characters"
+        )
+    reply_to = None if request.reply_to is None else clean_email(request.reply_to)
+    delivery_key = secrets.token_hex(16)
+    try:
+        headers = kind_headers(
+            request.kind,
+            unsubscribe_url=request.unsubscribe_url,
+            list_id=request.list_id,
+            feedback_id=request.feedback_id,
+        )
+        message = EmailMessage(
+            to=to,
+            subject=subject,
+            text=text,
+            html=request.html,
+            from_address=from_address,
+            idempotency_key=delivery_key,
+            headers=headers,
+            reply_to=reply_to,
+        )
+        check_headers(message)
+    except CompositionError as error:
+        raise invalid("INVALID_MESSAGE", f"The message cannot be sent: {error}") from None
+    route = await route_for(ctx, organization_id, MessageType(request.kind))
+    await check_sender(ctx, organization_id, from_address, enabled_providers(route))
+    now = now_ms()
+    row: dict[str, Any] = {
+        "organizationId": organization_id,
+        "kind": str(request.kind),
+        "email": to,
+        "fromAddress": from_address,
+        "subject": subject,
+        "text": text,
+        "headers": headers,
+        "deliveryKey": delivery_key,
+        "messageId": message_id_for(message),
+        "status": str(SendStatus.QUEUED),
+        "attempts": 0,
+        "queuedAt": now,
+        "updatedAt": now,
+    }
+    optional = {
+        "html": request.html,
+        "replyTo": reply_to,
+        "contactId": request.contact_id,
+        "idempotencyKey": key,
+        "transactionalEmailId": request.transactional_email_id,
+        "automationId": request.automation_id,
+        "language": request.language,
+        "dataVariables": None if request.data_variables is None else dict(request.data_variables),
+        "createdBy": request.created_by,
+    }
+    row.update({name: value for name, value in optional.items() if value is not None})
+    send_id = await ctx.db.insert("transactionalSends", row)
+    await ctx.scheduler.run_after(0, internal.transactional_sends.deliver, {"sendIds": [send_id]})
+    return str(send_id)
+
+
+async def by_idempotency_key(ctx: Any, organization_id: str, key: str) -> dict[str, Any] | None:
+    found = (
+        await ctx.db.query("transactionalSends")
+        .with_index(
+            "by_org_key",
+            lambda q: q.eq("organizationId", organization_id).eq("idempotencyKey", key),
+        )
+        .first()
+    )
+    return None if found is None else dict(found)
+
+
+async def _from_address(ctx: Any, request: SendRequest) -> str:
+    settings = await organization_settings(ctx, request.organization_id) or {}
+    email = request.from_email or settings.get("defaultFromEmail") or DEFAULT_FROM_EMAIL
+    name = request.from_name if request.from_email else settings.get("defaultFromName")
+    try:
+        address = mailbox(format_address(name or "", email.strip()), "From")
+    except CompositionError as error:
+        raise invalid("INVALID_SENDER", str(error)) from None
+    return str(address)
+
+
+async def check_sender(
+    ctx: Any, organization_id: str, from_address: str, providers: Sequence[str]
+) -> None:
+    """Refuse a From address whose exact domain is not a verified sending domain of the
+    organization, unless every provider of the route is the local outbox."""
+    outside = [provider for provider in providers if provider != "outbox"]
+    domains = await organization_rows(ctx, "domains", organization_id)
+    ensure_sender_allowed(from_address, domains, outside[0] if outside else "outbox")
+
+
+# -- claim and record (the delivery's mutations) ---------------------------------------------
+
+
+async def claim(
+    ctx: Any, send_id: str, route_providers: Sequence[str], now: float, lease_ms: float
+) -> dict[str, Any] | None:
+    """Move a send to `sending` before its provider call; what to send, or None when
+    there is nothing to send (refused: recorded `failed`; claimed or finished already)."""
+    row = await ctx.db.get(send_id)
+    if row is None:
+        return None
+    status = SendStatus(row["status"])
+    if status is SendStatus.SENDING:
+        if now - (row.get("claimedAt") or 0) < lease_ms:
+            return None  # another delivery holds it
+        earlier = row.get("routeProviders") or []
+        if not (is_idempotent(earlier) and set(route_providers) <= set(earlier)):
+            await _fail(ctx, row, "DELIVERY_UNCERTAIN", _UNCERTAIN, now)
+            return None
+    elif status is not SendStatus.QUEUED:
+        return None
+    refusal = await _refusal(ctx, row, route_providers)
+    if refusal is not None:
+        await _fail(ctx, row, *refusal, now)
+        return None
+    await ctx.db.patch(
+        row["_id"],
+        {
+            "status": str(SendStatus.SENDING),
+            "claimedAt": now,
+            "attempts": row["attempts"] + 1,
+            "routeProviders": list(route_providers),
+            "updatedAt": now,
+        },
+    )
+    fields = ("email", "fromAddress", "replyTo", "subject", "html", "text", "headers")
+    claimed = {name: row.get(name) for name in fields}
+    claimed.update(sendId=row["_id"], deliveryKey=row["deliveryKey"], messageId=row["messageId"])
+    claimed["dkim"] = await _dkim_key(ctx, row)
+    return claimed
+
+
+_UNCERTAIN = (
+    "Delivery was interrupted after the message was handed to a provider that cannot "
+    "tell whether it already took it; it is not sent again, so it is never sent twice"
+)
+
+
+async def _refusal(
+    ctx: Any, row: Mapping[str, Any], route_providers: Sequence[str]
+) -> tuple[str, str] | None:
+    """(code, message) of why the send must not go out now, or None."""
+    kind = SendKind(row["kind"])
+    reason = await suppressed(ctx, row["organizationId"], kind, row["email"], row.get("contactId"))
+    if reason is not None:
+        return "RECIPIENT_SUPPRESSED", reason
+    try:
+        await check_sender(ctx, row["organizationId"], row["fromAddress"], route_providers)
+    except AuthFailure as error:
+        return error.error_code, str(error.data)
+    if row["attempts"] >= MAX_ATTEMPTS:
+        return "TOO_MANY_ATTEMPTS", _interrupted(row["attempts"])
+    return None
+
+
+async def _dkim_key(ctx: Any, row: Mapping[str, Any]) -> dict[str, str] | None:
+    """The From domain's DKIM key Owlat holds (sealed), if any."""
+    domain = str(mailbox(row["fromAddress"], "From").domain).lower()
+    found = (
+        await ctx.db.query("domains")
+        .with_index(
+            "by_org_domain",
+            lambda q: q.eq("organizationId", row["organizationId"]).eq("domain", domain),
+        )
+        .first()
+    )
+    if found is None or not found.get("dkimPrivateKey"):
+        return None
+    return {
+        "domain": domain,
+        "selector": found["dkimSelector"],
+        "privateKey": found["dkimPrivateKey"],
+    }
+
+
+def _interrupted(attempts: int) -> str:
+    return f"Delivery was interrupted {attempts} times"
+
+
+async def _fail(ctx: Any, row: Mapping[str, Any], code: str, message: str, now: float) -> None:
+    """A send that did not go out: `failed` (only from `queued` or `sending`: `sent →
+    failed` is a provider's later refusal, never a delivery's own outcome)."""
+    current = SendStatus(row["status"])
+    if current in (SendStatus.QUEUED, SendStatus.SENDING):
+        await ctx.db.patch(
+            row["_id"],
+            {
+                "status": str(SendStatus.FAILED),
+                "failedAt": now,
+                "errorCode": code,
+                "errorMessage": message[:2000],
+                "updatedAt": now,
+            },
+        )
+
+
+async def record(
+    ctx: Any, send_id: str, outcome: Mapping[str, Any], attempts: Sequence[Attempt], now: float
+) -> None:
+    """Record a delivery's outcome: `{status: sent, provider, providerMessageId}` or
+    `{status: failed, errorCode, errorMessage}`, and its attempts into provider health."""
+    row = await ctx.db.get(send_id)
+    if row is None:
+        return
+    if attempts:
+        await record_attempts(ctx, row["organizationId"], attempts, now)
+    if outcome["status"] == "failed":
+        await _fail(ctx, row, outcome["errorCode"], outcome["errorMessage"], now)
+        return
+    if transition(SendStatus(row["status"]), SendStatus.SENT) is Outcome.APPLY:
+        await ctx.db.patch(
+            row["_id"],
+            {
+                "status": str(SendStatus.SENT),
+                "sentAt": now,
+                "providerType": outcome["provider"],
+                "providerMessageId": outcome["providerMessageId"],
+                "errorCode": UNDEFINED,
+                "errorMessage": UNDEFINED,
+                "updatedAt": now,
+            },
+        )
+
+
+async def recover_stalled(ctx: Any, now: float, lease_ms: float, limit: int = 200) -> int:
+    """Re-drive sends left `queued` or `sending` for `lease_ms` (module docstring); how many
+    rows were handled."""
+    redo: list[str] = []
+    handled = 0
+    for status in (SendStatus.QUEUED, SendStatus.SENDING):
+        rows = await (
+            ctx.db.query("transactionalSends")
+            .with_index(
+                "by_status_updated",
+                lambda q, s=status: q.eq("status", str(s)).lte("updatedAt", now - lease_ms),
+            )
+            .take(limit)
+        )
+        for row in rows:
+            handled += 1
+            resendable = status is SendStatus.QUEUED or (
+                is_idempotent(row.get("routeProviders") or []) and row["attempts"] < MAX_ATTEMPTS
+            )
+            if resendable:
+                await ctx.db.patch(row["_id"], {"updatedAt": now})
+                redo.append(row["_id"])
+            elif row["attempts"] >= MAX_ATTEMPTS:
+                await _fail(ctx, row, "TOO_MANY_ATTEMPTS", _interrupted(row["attempts"]), now)
+            else:
+                await _fail(ctx, row, "DELIVERY_UNCERTAIN", _UNCERTAIN, now)
+    for start in range(0, len(redo), BATCH):
+        await ctx.scheduler.run_after(
+            0,
+            internal.transactional_sends.deliver,
+            {"sendIds": redo[start : start + BATCH], "leaseMs": lease_ms},
+        )
+    return handled
+
+
+# -- the delivery action ---------------------------------------------------------------------
+
+
+async def plan(ctx: Any, send_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The sends grouped by organization and kind, each group with its route, the sealed
+    settings of its providers and their health (read by the delivery action)."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for send_id in send_ids:
+        row = await ctx.db.get(send_id)
+        if row is None:
+            continue
+        key = (row["organizationId"], row["kind"])
+        if key not in groups:
+            groups[key] = await _group(ctx, *key)
+        groups[key]["sendIds"].append(row["_id"])
+    return list(groups.values())
+
+
+async def _group(ctx: Any, organization_id: str, kind: str) -> dict[str, Any]:
+    route = await route_for(ctx, organization_id, MessageType(kind))
+    providers: dict[str, Any] = {}
+    for provider in enabled_providers(route):
+        if provider == "outbox":
+            providers[provider] = {"settings": {}}
+            continue
+        row = await (
+            ctx.db.query("emailProviders")
+            .with_index(
+                "by_org_kind",
+                lambda q, p=provider: q.eq("organizationId", organization_id).eq("kind", p),
+            )
+            .unique()
+        )
+        if row is not None:
+            providers[provider] = {"settings": row["settings"], "credentials": row["credentials"]}
+    return {
+        "organizationId": organization_id,
+        "kind": kind,
+        "sendIds": [],
+        "route": route_document(route),
+        "providers": providers,
+        "health": list((await health_rows(ctx, organization_id)).values()),
+    }
+
+
+class _Recorded:
+    """A provider whose calls are written down as `Attempt`s (for provider health)."""
+
+    def __init__(self, name: str, provider: EmailProvider, attempts: list[Attempt]) -> None:
+        self._name, self._provider, self._attempts = name, provider, attempts
+
+    async def send(self, message: EmailMessage) -> SendResult:
+        try:
+            result = await self._provider.send(message)
+        except ProviderError as error:
+            self._attempts.append(Attempt(self._name, error.kind, error.message))
+            raise
+        self._attempts.append(Attempt(self._name))
+        return result
+
+
+async def deliver_sends(ctx: Any, send_ids: Sequence[str], lease_ms: float = LEASE_MS) -> None:
+    """The delivery action's work (module docstring): every send of `send_ids`."""
+    for group in await ctx.run_query(
+        internal.transactional_sends.plan, {"sendIds": list(send_ids)}
+    ):
+        await _deliver_group(ctx, group, lease_ms)
+
+
+async def _deliver_group(ctx: Any, group: Mapping[str, Any], lease_ms: float) -> None:
+    organization_id = group["organizationId"]
+    route = route_from_document(group["route"])
+    route_providers = enabled_providers(route)
+    providers: dict[str, EmailProvider] = {}
+    unavailable = None
+    for name in route_providers:
+        config = group["providers"].get(name)
+        try:
+            if config is None:
+                raise CredentialsError(f"{name} is no longer configured")
+            opened = (
+                {}
+                if name == "outbox"
+                else open_secrets(organization_id, name, config["credentials"])
+            )
+            providers[name] = build_provider(name, config["settings"], opened)
+        except CredentialsError as error:
+            unavailable = f"The {name} provider cannot be used: {error}; configure it again"
+            break
+    health = restored_health(group["health"])
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(send_id: str) -> None:
+        async with gate:
+            claimed = await ctx.run_mutation(
+                internal.transactional_sends.claim,
+                {"sendId": send_id, "routeProviders": route_providers, "leaseMs": lease_ms},
+            )
+            if claimed is None:
+                return
+            attempts: list[Attempt] = []
+            outcome = (
+                {
+                    "status": "failed",
+                    "errorCode": "PROVIDER_UNAVAILABLE",
+                    "errorMessage": unavailable,
+                }
+                if unavailable is not None
+                else await _send(organization_id, claimed, route, providers, health, attempts)
+            )
+            await ctx.run_mutation(
+                internal.transactional_sends.record,
+                {
+                    "sendId": send_id,
+                    "outcome": outcome,
+                    "attempts": [a.to_json() for a in attempts],
+                },
+            )
+
+    try:
+        # Every send runs to its end; an unexpected error is raised after the others.
+        results = await asyncio.gather(*map(one, group["sendIds"]), return_exceptions=True)
+    finally:
+        for provider in providers.values():
+            await close_provider(provider)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+async def _send(
+    organization_id: str,
+    claimed: Mapping[str, Any],
+    route: Route,
+    providers: Mapping[str, EmailProvider],
+    health: Health,
+    attempts: list[Attempt],
+) -> dict[str, Any]:
+    """Compose and deliver one claimed send; its outcome. Errors nobody classified
+    propagate: the row stays `sending` for `recover_stalled`."""
+    try:
+        message = compose(organization_id, claimed)
+        delivery = await deliver(
+            message,
+            route,
+            {n: _Recorded(n, p, attempts) for n, p in providers.items()},
+            health,
+            clock=time.time,
+            sleep=_capped_sleep,
+        )
+    except CompositionError as error:
+        return {"status": "failed", "errorCode": "INVALID_MESSAGE", "errorMessage": str(error)}
+    except ProviderError as error:
+        return {"status": "failed", "errorCode": error.kind.name, "errorMessage": str(error)}
+    except NoDeliveryProvider as error:
+        return {"status": "failed", "errorCode": "NO_DELIVERY_PROVIDER", "errorMessage": str(error)}
+    return {
+        "status": "sent",
+        "provider": delivery.provider,
+        "providerMessageId": delivery.result.message_id,
+    }
+
+
+def compose(organization_id: str, claimed: Mapping[str, Any]) -> EmailMessage:
+    """The claimed send as a prepared message: its Message-ID and delivery key, MIME bytes
+    DKIM-signed with the From domain's key Owlat holds (if any)."""
+    message = EmailMessage(
+        to=claimed["email"],
+        subject=claimed["subject"],
+        text=claimed["text"],
+        html=claimed.get("html"),
+        from_address=claimed["fromAddress"],
+        idempotency_key=claimed["deliveryKey"],
+        headers=dict(claimed["headers"]),
+        reply_to=claimed.get("replyTo"),
+        message_id=claimed["messageId"],
+    )
+    dkim = claimed.get("dkim")
+    try:
+        signer = None if dkim is None else dkim_signer(organization_id, dkim)
+    except CredentialsError as error:
+        raise CompositionError(
+            f"the DKIM key of {dkim and dkim['domain']} does not open: {error}"
+        ) from None
+    return prepare(message, dkim=signer)
+
+
+async def _capped_sleep(seconds: float) -> None:
+    await asyncio.sleep(min(seconds, MAX_RETRY_WAIT))

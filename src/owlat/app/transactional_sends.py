@@ -1,0 +1,101 @@
+"""`transactionalSends:*`: the sends of the one send path (`lib/sending/sends.py`).
+
+Public (any member): `list` (newest first, without bodies) and `get` (one send, with its
+bodies for admins only: a transactional mail may hold a recipient's one-time link).
+Internal: the delivery action `deliver` and its steps `plan`, `claim`, `record`;
+`recoverStalled`, run by a cron. Senders do not call these: they call
+`lib.sending.sends.enqueue_send` from their mutation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from owlat.app.lib.audience import PAGINATION_OPTS, live_document, page_options
+from owlat.app.lib.errors import not_found
+from owlat.app.lib.permissions import is_admin_role
+from owlat.app.lib.sending import sends
+from owlat.app.lib.sending.routes import Attempt
+from owlat.app.lib.session_organization import (
+    get_mutation_context,
+    get_team_id_from_session,
+    now_ms,
+)
+from owlat.runtime import (
+    ActionCtx,
+    MutationCtx,
+    QueryCtx,
+    internal_action,
+    internal_mutation,
+    internal_query,
+    query,
+    v,
+)
+
+BODIES = ("html", "text", "headers", "dataVariables", "deliveryKey")
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in row.items() if name not in BODIES}
+
+
+@query(args={"paginationOpts": PAGINATION_OPTS})
+async def list_(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """A page of the organization's sends, newest first (no bodies)."""
+    organization_id = await get_team_id_from_session(ctx)
+    page = await (
+        ctx.db.query("transactionalSends")
+        .with_index("by_org_queued", lambda q: q.eq("organizationId", organization_id))
+        .order("desc")
+        .paginate(page_options(args["paginationOpts"]))
+    )
+    return {**page, "page": [_summary(dict(row)) for row in page["page"]]}
+
+
+@query(args={"sendId": v.id("transactionalSends")})
+async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """One send; its bodies (which may hold a recipient's one-time links) to admins only."""
+    context = await get_mutation_context(ctx)
+    row = await live_document(ctx, "transactionalSends", context.team_id, args["sendId"])
+    if row is None:
+        raise not_found("Send")
+    if not is_admin_role(context.role):
+        return _summary(row)
+    row.pop("deliveryKey", None)
+    return row
+
+
+@internal_action(
+    args={"sendIds": v.array(v.id("transactionalSends")), "leaseMs": v.optional(v.number())}
+)
+async def deliver(ctx: ActionCtx, args: dict[str, Any]) -> None:
+    await sends.deliver_sends(ctx, args["sendIds"], args.get("leaseMs", sends.LEASE_MS))
+
+
+@internal_query(args={"sendIds": v.array(v.id("transactionalSends"))})
+async def plan(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return await sends.plan(ctx, args["sendIds"])
+
+
+@internal_mutation(
+    args={
+        "sendId": v.id("transactionalSends"),
+        "routeProviders": v.array(v.string()),
+        "leaseMs": v.number(),
+    }
+)
+async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any] | None:
+    return await sends.claim(ctx, args["sendId"], args["routeProviders"], now_ms(), args["leaseMs"])
+
+
+@internal_mutation(
+    args={"sendId": v.id("transactionalSends"), "outcome": v.any(), "attempts": v.array(v.any())}
+)
+async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    attempts = [Attempt.from_json(attempt) for attempt in args["attempts"]]
+    await sends.record(ctx, args["sendId"], args["outcome"], attempts, now_ms())
+
+
+@internal_mutation(args={"leaseMs": v.optional(v.number())})
+async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
+    return await sends.recover_stalled(ctx, now_ms(), args.get("leaseMs", sends.LEASE_MS))

@@ -1,0 +1,212 @@
+"""emailProviders:* and providerRoutes:* — provider settings with secrets sealed at rest
+and never answered by any query; routes per message type, the outbox by default."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from owlat.app.schema import ORG_TABLES
+from owlat.runtime import ConvexError
+from owlat.runtime.application import Application
+from owlat.runtime.errors import OwlatError
+from tests.app.conftest import Caller, owner_and_editor
+from tests.app.test_tenancy import _values
+from tests.runtime.conftest import in_query
+
+PASSWORD = "smtp-Pa55word-kept-secret"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
+AWS_KEY_ID = "AKIAIOSFODNN7SECRETID"
+RESEND_KEY = "re_live_0123456789abcdefSECRET"
+
+
+@pytest.fixture
+async def owlat(owlat_on_both_engines: Application) -> Application:
+    """These tests run on SQLite and PostgreSQL."""
+    return owlat_on_both_engines
+
+
+@pytest.fixture
+async def team(owlat: Application) -> tuple[Caller, Caller]:
+    owner, editor, _ = await owner_and_editor(owlat)
+    return owner, editor
+
+
+async def _configure_all(owner: Caller) -> None:
+    await owner.mutation(
+        "emailProviders:saveSmtp",
+        {"host": "Relay.Example.NET", "port": 465, "security": "tls", "username": "mailer",
+         "password": PASSWORD},
+    )  # fmt: skip
+    await owner.mutation(
+        "emailProviders:saveSes",
+        {"region": "eu-west-1", "accessKeyId": AWS_KEY_ID, "secretAccessKey": AWS_SECRET},
+    )
+    await owner.mutation("emailProviders:saveResend", {"apiKey": RESEND_KEY})
+
+
+async def _organization_rows(owlat: Application, organization_id: str) -> dict[str, Any]:
+    async def read(ctx: Any) -> dict[str, Any]:
+        rows: dict[str, Any] = {}
+        for table in ORG_TABLES:
+            found = await (
+                ctx.db.query(table)
+                .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
+                .collect()
+            )
+            rows.update({row["_id"]: dict(row) for row in found})
+        return rows
+
+    return dict(await in_query(owlat, read))
+
+
+async def test_settings_are_checked_and_answered_masked(team: tuple[Caller, Caller]) -> None:
+    owner, editor = team
+    await _configure_all(owner)
+    listed = await editor.query("emailProviders:list")
+    assert [(p["kind"], p["settings"], p["secretsSet"]) for p in listed] == [
+        ("smtp", {"host": "relay.example.net", "port": 465, "security": "tls",
+                  "username": "mailer"}, ["password"]),
+        ("ses", {"region": "eu-west-1"}, ["accessKeyId", "secretAccessKey"]),
+        ("resend", {}, ["apiKey"]),
+    ]  # fmt: skip
+    with pytest.raises(ConvexError, match="^Admin access required$"):
+        await editor.mutation("emailProviders:saveResend", {"apiKey": "re_x"})
+    with pytest.raises(ConvexError, match="^SMTP host must be a host name or an IP address"):
+        await owner.mutation("emailProviders:saveSmtp", {"host": "relay example"})
+    with pytest.raises(ConvexError, match="^SMTP port must be a whole number from 1 to 65535$"):
+        await owner.mutation("emailProviders:saveSmtp", {"host": "relay.example.net", "port": 0})
+    with pytest.raises(ConvexError, match="^SES region must be an AWS region"):
+        await owner.mutation("emailProviders:saveSes", {"region": "mars"})
+    with pytest.raises(ConvexError, match="^apiKey must be at most 1024 characters"):
+        await owner.mutation("emailProviders:saveResend", {"apiKey": " re_spaces "})
+
+
+async def test_a_new_configuration_needs_its_secrets_an_update_keeps_them(
+    owlat: Application, team: tuple[Caller, Caller]
+) -> None:
+    owner, _ = team
+    with pytest.raises(ConvexError, match="^resend needs apiKey$"):
+        await owner.mutation("emailProviders:saveResend", {})
+    with pytest.raises(ConvexError, match="^ses needs accessKeyId and secretAccessKey$"):
+        await owner.mutation("emailProviders:saveSes", {"region": "eu-west-1"})
+    await _configure_all(owner)
+    await owner.mutation("emailProviders:saveSmtp", {"host": "other.example.net", "username": "u"})
+    organization = await owner.query("organizations:getActive")
+    config = (
+        await owlat.run_query(
+            "emailProviders:sealed",
+            {"organizationId": organization["_id"], "kind": "smtp"},
+            internal=True,
+        )
+    ).value
+    from owlat.app.lib.email_providers.configured import open_secrets
+
+    assert open_secrets(organization["_id"], "smtp", config["credentials"]) == {
+        "password": PASSWORD
+    }
+    assert config["settings"]["host"] == "other.example.net"
+
+
+async def test_secrets_are_sealed_at_rest_and_in_no_query_result(
+    owlat: Application, team: tuple[Caller, Caller]
+) -> None:
+    """Every public query, called with every id of the organization (and plain texts),
+    answers nothing that holds a secret, its sealed form, or the domain's DKIM key."""
+    owner, _ = team
+    await _configure_all(owner)
+    await owner.mutation("domains:create", {"domain": "signed.example.com", "providerKind": "smtp"})
+    await owner.mutation(
+        "providerRoutes:set",
+        {"messageType": "test", "strategy": "single", "providers": [{"provider": "outbox"}]},
+    )
+    send_id = await owner.mutation(
+        "emails:sendTest", {"to": "me@example.com", "subject": "Hi", "html": "<p>Hi</p>"}
+    )
+    organization_id = (await owner.query("organizations:getActive"))["_id"]
+    rows = await _organization_rows(owlat, organization_id)
+    stored = json.dumps(rows)
+    for secret in (PASSWORD, AWS_SECRET, AWS_KEY_ID, RESEND_KEY, "BEGIN RSA PRIVATE KEY"):
+        assert secret not in stored, f"{secret} is stored in the clear"
+    sealed = [r["credentials"] for r in rows.values() if "credentials" in r]
+    sealed += [r["dkimPrivateKey"] for r in rows.values() if "dkimPrivateKey" in r]
+    assert len(sealed) == 4
+    secrets = (PASSWORD, AWS_SECRET, AWS_KEY_ID, RESEND_KEY, *sealed)
+
+    texts = [*rows, organization_id, send_id, "smtp", "ses", "resend", "me@example.com"]
+    queries = [d for d in owlat.package.functions if not d.internal and d.kind.value == "query"]
+    answered = 0
+    for definition in queries:
+        fields = definition.args.fields if definition.args is not None else {}
+        for text in texts if fields else [""]:
+            args = {name: _values(field, text) for name, field in fields.items()}
+            if "paginationOpts" in args:
+                args["paginationOpts"] = {"numItems": 100, "cursor": None}
+            try:
+                answer = await owner.query(definition.path, args)
+            except OwlatError:
+                continue
+            answered += 1
+            dumped = json.dumps(answer, default=str)
+            for secret in secrets:
+                assert secret not in dumped, f"{definition.path}({args}) answered a secret"
+    assert answered > len(queries)
+
+
+async def test_routes_default_to_the_outbox_then_the_first_configured_provider(
+    team: tuple[Caller, Caller],
+) -> None:
+    owner, editor = team
+    routes = await editor.query("providerRoutes:list")
+    assert [r["messageType"] for r in routes] == ["campaign", "transactional", "automation", "test"]
+    assert all(r["isDefault"] for r in routes)
+    assert routes[0]["strategy"] == "single"
+    assert routes[0]["providers"] == [
+        {"provider": "outbox", "weight": 1, "enabled": True, "health": "healthy"}
+    ]
+    await owner.mutation("emailProviders:saveResend", {"apiKey": RESEND_KEY})
+    routes = await owner.query("providerRoutes:list")
+    assert routes[1]["providers"][0]["provider"] == "resend"
+
+
+async def test_a_route_names_configured_providers_and_pins_them(
+    team: tuple[Caller, Caller],
+) -> None:
+    owner, editor = team
+    route = {"messageType": "campaign", "strategy": "priority_failover"}
+    with pytest.raises(ConvexError, match="^smtp is not configured; configure it first$"):
+        await owner.mutation("providerRoutes:set", {**route, "providers": [{"provider": "smtp"}]})
+    await owner.mutation("emailProviders:saveSmtp", {"host": "relay.example.net"})
+    with pytest.raises(ConvexError, match="^smtp is named twice$"):
+        await owner.mutation(
+            "providerRoutes:set", {**route, "providers": [{"provider": "smtp"}] * 2}
+        )
+    with pytest.raises(ConvexError, match="^A route needs at least one enabled provider$"):
+        await owner.mutation(
+            "providerRoutes:set", {**route, "providers": [{"provider": "smtp", "enabled": False}]}
+        )
+    with pytest.raises(ConvexError, match="^Weights are whole numbers from 0 to 1000$"):
+        await owner.mutation(
+            "providerRoutes:set", {**route, "providers": [{"provider": "smtp", "weight": 0.5}]}
+        )
+    with pytest.raises(ConvexError, match="^Admin access required$"):
+        await editor.mutation("providerRoutes:set", {**route, "providers": [{"provider": "smtp"}]})
+    saved = await owner.mutation(
+        "providerRoutes:set",
+        {**route, "providers": [{"provider": "smtp"}, {"provider": "outbox", "weight": 3}]},
+    )
+    assert saved["providers"] == [
+        {"provider": "smtp", "weight": 1, "enabled": True},
+        {"provider": "outbox", "weight": 3, "enabled": True},
+    ]
+    (campaign,) = [
+        r for r in await owner.query("providerRoutes:list") if r["messageType"] == "campaign"
+    ]
+    assert (campaign["isDefault"], campaign["strategy"]) == (False, "priority_failover")
+    with pytest.raises(ConvexError, match="^The campaign route uses smtp; change the route first$"):
+        await owner.mutation("emailProviders:remove", {"kind": "smtp"})
+    await owner.mutation("providerRoutes:reset", {"messageType": "campaign"})
+    await owner.mutation("emailProviders:remove", {"kind": "smtp"})
+    assert await owner.query("emailProviders:list") == []
