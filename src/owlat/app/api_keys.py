@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import conflict, invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.rate_limits import take_token
 from owlat.app.lib.session_functions import session_mutation, session_query
@@ -27,7 +27,7 @@ LAST_USED_PRECISION_MS = 60_000
 def _clean_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 200:
-        raise AuthFailure("INVALID_NAME", "Name must be 1 to 200 characters")
+        raise invalid("INVALID_NAME", "Name must be 1 to 200 characters")
     return name
 
 
@@ -53,7 +53,7 @@ async def _admin_key(ctx: Any, key_id: str) -> tuple[Any, dict[str, Any]]:
     normalized = ctx.db.normalize_id("apiKeys", key_id)
     key = None if normalized is None else await ctx.db.get(normalized)
     if key is None or key["organizationId"] != context.team_id:
-        raise AuthFailure("NOT_FOUND", "API key not found")
+        raise not_found("API key")
     return context, dict(key)
 
 
@@ -63,16 +63,16 @@ async def _create(ctx: Any, args: Any) -> dict[str, Any]:
     name = _clean_name(args["name"])
     scopes = list(dict.fromkeys(args["scopes"]))
     if not scopes:
-        raise AuthFailure("INVALID_SCOPES", "An API key needs at least one scope")
+        raise invalid("INVALID_SCOPES", "An API key needs at least one scope")
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
-        raise AuthFailure(
+        raise invalid(
             "INVALID_SCOPES", f"Unknown scopes: {', '.join(unknown)} (known: {', '.join(SCOPES)})"
         )
     now = now_ms()
     expires_at = args.get("expiresAt")
     if expires_at is not None and expires_at <= now:
-        raise AuthFailure("INVALID_EXPIRY", "expiresAt must be in the future")
+        raise invalid("INVALID_EXPIRY", "expiresAt must be in the future")
     api_key = PREFIX + random_token(32)
     record = {
         "organizationId": context.team_id,
@@ -124,7 +124,7 @@ update_name, update_name_via_session = session_mutation(
 async def _revoke(ctx: Any, args: Any) -> dict[str, Any]:
     _, key = await _admin_key(ctx, args["keyId"])
     if not key["isActive"]:
-        raise AuthFailure("ALREADY_REVOKED", "API key is already revoked")
+        raise conflict("ALREADY_REVOKED", "API key is already revoked")
     now = now_ms()
     await ctx.db.patch(key["_id"], {"isActive": False, "revokedAt": now, "updatedAt": now})
     return masked(await ctx.db.get(key["_id"]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app.lib.emails import normalize_email
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError, AuthFailure
 from owlat.app.lib.instance import current
 from owlat.app.lib.rate_limits import clear, take_token, window_count
 from owlat.app.lib.session_organization import get_user, now_ms
@@ -48,7 +48,7 @@ async def _user_of(ctx: Any, email: str) -> dict[str, Any] | None:
     """The user of an email as typed (None when unknown or malformed)."""
     try:
         return await _user_by_email(ctx, normalize_email(email))
-    except AuthFailure:
+    except AppError:
         return None
 
 
@@ -337,7 +337,7 @@ def _account_key(email: str) -> str | None:
     no account has: a normalized address has no `:`, so keys cannot collide)."""
     try:
         return f"sign-in:account:{normalize_email(email)}"
-    except AuthFailure:
+    except AppError:
         return None
 
 

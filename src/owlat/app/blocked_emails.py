@@ -10,14 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.audience import (
-    PAGINATION_OPTS,
-    blocked_entry,
-    clean_email,
-    invalid,
-    page_options,
-)
-from owlat.app.lib.errors import not_found
+from owlat.app.lib.audience import PAGINATION_OPTS, blocked_entry, clean_email, page_options
+from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
     MutationContext,

@@ -45,13 +45,12 @@ from owlat.app.lib.audience import (
     PAGINATION_OPTS,
     clean_email,
     clean_property_value,
-    invalid,
     live_document,
     page_options,
     property_definitions,
 )
 from owlat.app.lib.contacts import clean_fields, live_by_email, name_keys, record_activity
-from owlat.app.lib.errors import AuthFailure, not_found
+from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.list_subscriptions import ListBatch
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
@@ -196,7 +195,7 @@ async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
     organization_id = await get_team_id_from_session(ctx)
     try:
         return await _import_of(ctx, organization_id, args["importId"])
-    except AuthFailure:
+    except AppError:
         return None
 
 
@@ -507,7 +506,7 @@ class _Batch:
                             if val is not None
                         }
                     )
-            except AuthFailure as error:
+            except AppError as error:
                 raise _RowError(column, error.message) from None
         if not email:
             column = self.columns[self.targets.index("email")]

@@ -15,14 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app import segment_counts
-from owlat.app.lib.audience import (
-    MAX_LABEL,
-    PROPERTY_KEY,
-    RESERVED_KEYS,
-    invalid,
-    property_definitions,
-)
-from owlat.app.lib.errors import not_found
+from owlat.app.lib.audience import MAX_LABEL, PROPERTY_KEY, RESERVED_KEYS, property_definitions
+from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
     MutationContext,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.audience import PAGINATION_OPTS, invalid, page_options
+from owlat.app.lib.audience import PAGINATION_OPTS, page_options
 from owlat.app.lib.contacts import (
     FIELDS,
     contact_rows_page,
@@ -25,6 +25,7 @@ from owlat.app.lib.contacts import (
     record_activity,
     update_contact,
 )
+from owlat.app.lib.errors import invalid
 from owlat.app.lib.list_subscriptions import remove_memberships_of_contact
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (

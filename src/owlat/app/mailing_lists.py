@@ -17,13 +17,12 @@ from owlat.app.lib import list_subscriptions as subs
 from owlat.app.lib import mailer
 from owlat.app.lib.audience import (
     PAGINATION_OPTS,
-    invalid,
     is_suppressed,
     live_document,
     live_lists,
     page_options,
 )
-from owlat.app.lib.errors import AuthFailure, not_found
+from owlat.app.lib.errors import conflict, invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
     MutationContext,
@@ -370,7 +369,7 @@ async def resend_confirmation(ctx: Any, args: Any) -> None:
     context = await _manager(ctx)
     contact = await _contact(ctx, context.team_id, args["contactId"])
     if subs.doi_status(contact) != "pending":
-        raise AuthFailure(
+        raise conflict(
             "DOI_NOT_PENDING",
             f"The contact's double opt-in is {subs.doi_status(contact)}, not pending",
         )

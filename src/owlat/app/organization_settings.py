@@ -12,7 +12,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from owlat.app.lib.audience import clean_email, clean_timezone, invalid, organization_settings
+from owlat.app.lib.audience import clean_email, clean_timezone, organization_settings
+from owlat.app.lib.errors import invalid
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
     get_mutation_context,

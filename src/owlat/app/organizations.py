@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AuthFailure, admin_required
 from owlat.app.lib.organizations import (
     by_slug,
     clean_name,
@@ -91,7 +91,7 @@ async def _update(ctx: Any, args: Any) -> dict[str, Any]:
     session = await get_session(ctx)
     organization, member = await organization_of(ctx, session, args.get("organizationId"))
     if not is_admin_role(member["role"]):
-        raise AuthFailure("ADMIN_ACCESS_REQUIRED", "Admin access required")
+        raise admin_required()
     data = args["data"]
     changes: dict[str, Any] = {"updatedAt": now_ms()}
     if data.get("name") is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from owlat.app.lib import list_subscriptions as subs
 from owlat.app.lib.audience import live_lists, organization_settings
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError
 from owlat.app.lib.rate_limits import window_count
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.subscription_tokens import Kind, TokenError, verify_token
@@ -246,7 +246,7 @@ async def doi_details(ctx: Any, args: Any) -> Answer:
     `teamName`, the organization's name, for the confirmation page)."""
     try:
         contact = await subs.contact_for_doi_token(ctx, args["token"])
-    except AuthFailure:
+    except AppError:
         return refused("invalid_token", "Invalid or expired confirmation token", 404)
     organization = await ctx.db.get(contact["organizationId"])
     team = organization["name"] if organization else "Newsletter"
@@ -263,7 +263,7 @@ async def confirm_doi(ctx: Any, args: Any) -> Answer:
     """`POST /confirm/doi`: confirm (idempotent)."""
     try:
         result = await subs.confirm_doi(ctx, args["token"])
-    except AuthFailure as exc:
+    except AppError as exc:
         return refused("confirmation_failed", exc.message)
     message = (
         "Your subscription was already confirmed"

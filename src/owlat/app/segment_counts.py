@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from owlat.app.lib.audience import organization_rows, property_definitions
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError
 from owlat.app.lib.segment_filters import compile
 from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import Change, document_filter, internal, internal_mutation, v
@@ -205,7 +205,7 @@ async def _counted(ctx: Any, organization_id: str) -> list[_Counted]:
         for row in rows:
             try:
                 test: Test | None = _test(row["filters"], definitions)
-            except AuthFailure:
+            except AppError:
                 test = None
             found.append(_Counted(row["_id"], row["state"], test))
     cache.counted[organization_id] = found
@@ -282,7 +282,7 @@ async def backfill(ctx: Any, args: Any) -> None:
     organization_id = row["organizationId"]
     try:
         test = _test(row["filters"], await property_definitions(ctx, organization_id))
-    except AuthFailure:
+    except AppError:
         return  # a property it names was removed; restart_for_property starts it again
     totals = await _totals(ctx, row["_id"])
     old_cursor = totals.get("cursor", math.inf)

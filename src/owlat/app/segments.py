@@ -20,14 +20,13 @@ from typing import Any
 from owlat.app import segment_counts
 from owlat.app.lib.audience import (
     PAGINATION_OPTS,
-    invalid,
     live_lists,
     organization_rows,
     page_options,
     property_definitions,
 )
 from owlat.app.lib.contacts import public
-from owlat.app.lib.errors import AuthFailure, not_found
+from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.segment_filters import Predicate, compile, validate
 from owlat.app.lib.session_organization import (
@@ -105,7 +104,7 @@ async def _segment_predicate(ctx: Any, organization_id: str, segment: dict[str, 
     """The stored tree compiled; a tree a later property change broke is named."""
     try:
         return await _predicate(ctx, organization_id, segment["filters"])
-    except AuthFailure as error:
+    except AppError as error:
         raise invalid(
             "INVALID_FILTERS",
             f'Segment "{segment["name"]}" can no longer be evaluated ({error.data}): '
@@ -152,7 +151,7 @@ async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
     organization_id = await get_team_id_from_session(ctx)
     try:
         return await _segment(ctx, organization_id, args["segmentId"])
-    except AuthFailure:
+    except AppError:
         return None
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import conflict, not_found
 from owlat.app.lib.session_organization import get_user, now_ms
 from owlat.app.lib.waitlist import (
     entry_of,
@@ -35,7 +35,7 @@ async def join(ctx: Any, args: Any) -> dict[str, Any]:
     """Put the caller on the waitlist (idempotent); refused when the waitlist is off."""
     user = await get_user(ctx)
     if not await is_waitlist_enabled(ctx):
-        raise AuthFailure("WAITLIST_DISABLED", "The waitlist is not enabled")
+        raise conflict("WAITLIST_DISABLED", "The waitlist is not enabled")
     entry = await entry_of(ctx, user["_id"])
     if entry is None:
         entry_id = await ctx.db.insert(
@@ -69,9 +69,9 @@ async def _decide(ctx: Any, entry_id: str, decision: str) -> dict[str, Any]:
     normalized = ctx.db.normalize_id("waitlistEntries", entry_id)
     entry = None if normalized is None else await ctx.db.get(normalized)
     if entry is None:
-        raise AuthFailure("NOT_FOUND", "Waitlist entry not found")
+        raise not_found("Waitlist entry")
     if entry["status"] == decision:
-        raise AuthFailure("ALREADY_DECIDED", f"This waitlist entry is already {decision}")
+        raise conflict("ALREADY_DECIDED", f"This waitlist entry is already {decision}")
     await ctx.db.patch(
         entry["_id"], {"status": decision, "decidedBy": admin["_id"], "decidedAt": now_ms()}
     )

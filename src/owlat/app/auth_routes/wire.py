@@ -22,7 +22,7 @@ from urllib.parse import quote, unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError, AuthFailure
 from owlat.app.lib.instance import current
 from owlat.app.lib.tokens import random_token, sign, token_hash, unsign
 from owlat.runtime import JSONResponse, http_action, internal
@@ -78,7 +78,7 @@ def error(code: str, message: str, status: int) -> JSONResponse:
     return JSONResponse({"code": code, "message": message}, status_code=status)
 
 
-def failure(exc: AuthFailure) -> JSONResponse:
+def failure(exc: AppError) -> JSONResponse:
     return error(exc.error_code, exc.message, exc.status)
 
 
@@ -230,7 +230,7 @@ def endpoint(handler: Handler) -> Any:
             return refusal
         try:
             response = await handler(ctx, request)
-        except AuthFailure as exc:
+        except AppError as exc:
             response = failure(exc)
         except BadRequest as exc:
             response = error("BAD_REQUEST", exc.message, 400)

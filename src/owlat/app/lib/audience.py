@@ -1,5 +1,5 @@
 """Audience helpers shared by contacts, contact properties, settings and suppression:
-errors, custom property value checks, the suppression check and the postal-address gate.
+custom property value checks, the suppression check and the postal-address gate.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from owlat.app.lib.emails import normalize_email
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError, invalid
 from owlat.runtime import v
 
-PROPERTY_TYPES = ("string", "number", "boolean", "date")
 PROPERTY_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_LABEL = 200
 MAX_STRING_VALUE = 10_000
@@ -24,16 +23,11 @@ RESERVED_KEYS = frozenset(
 )
 
 
-def invalid(code: str, message: str) -> AuthFailure:
-    """A refused argument (HTTP 400 on the REST API): `ConvexError(message)`."""
-    return AuthFailure(code, message)
-
-
 def clean_email(email: str) -> str:
     """Normalized address (trim, lower case), or "Invalid email address: <input>"."""
     try:
         return normalize_email(email)
-    except AuthFailure:
+    except AppError:
         shown = email.strip()[:80]
         raise invalid("INVALID_EMAIL", f"Invalid email address: {shown!r}") from None
 
@@ -151,7 +145,7 @@ async def is_suppressed(
     valid counts as suppressed."""
     try:
         normalized = normalize_email(email)
-    except AuthFailure:
+    except AppError:
         return True
     entry = await blocked_entry(ctx, organization_id, normalized)
     if entry is None:
@@ -174,7 +168,7 @@ async def require_postal_address(ctx: Any, organization_id: str) -> str:
     settings = await organization_settings(ctx, organization_id)
     address = None if settings is None else settings.get("postalAddress")
     if not address:
-        raise AuthFailure(
+        raise invalid(
             "POSTAL_ADDRESS_REQUIRED",
             "A postal address is required before sending marketing email: "
             "set it in organization settings",

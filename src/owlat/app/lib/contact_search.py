@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.audience import invalid
+from owlat.app.lib.errors import invalid
 from owlat.runtime import END_CURSOR
 
 _TOP = "\U0010ffff"

@@ -13,12 +13,11 @@ from owlat.app.lib.audience import (
     clean_email,
     clean_property_value,
     clean_timezone,
-    invalid,
     page_options,
     property_definitions,
 )
 from owlat.app.lib.contact_search import search_page
-from owlat.app.lib.errors import not_found
+from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.list_subscriptions import remove_memberships_of_contact
 from owlat.app.lib.session_organization import get_team_id_from_session, now_ms
 from owlat.runtime import UNDEFINED, v

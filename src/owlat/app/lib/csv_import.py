@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from owlat.app.lib.audience import invalid
+from owlat.app.lib.errors import invalid
 
 BOM = b"\xef\xbb\xbf"
 CHUNK_BYTES = 1 << 20  # what the worker reads at once

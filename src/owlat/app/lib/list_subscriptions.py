@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from owlat.app.lib.errors import AuthFailure, not_found
+from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.tokens import random_token, token_hash
 from owlat.runtime import UNDEFINED, internal
@@ -420,12 +420,12 @@ async def remove_memberships_of_list(ctx: Any, list_id: str, limit: int) -> int:
 # -- double opt-in ------------------------------------------------------------------------------
 
 
-def doi_token_error(reason: str) -> AuthFailure:
+def doi_token_error(reason: str) -> AppError:
     message = {
         "token_not_found": "Invalid or expired confirmation token",
         "token_expired": "This confirmation link has expired",
     }[reason]
-    return AuthFailure(reason.upper(), message)
+    return invalid(reason.upper(), message)
 
 
 async def contact_for_doi_token(ctx: Any, token: str) -> dict[str, Any]:

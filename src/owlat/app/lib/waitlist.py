@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import forbidden
 from owlat.app.lib.instance import current
 
 
@@ -44,7 +44,7 @@ async def is_waitlisted(ctx: Any, user_id: str) -> bool:
 
 async def require_off_waitlist(ctx: Any, user_id: str) -> None:
     if await is_waitlisted(ctx, user_id):
-        raise AuthFailure(
+        raise forbidden(
             "ON_WAITLIST",
             "Your account is on the waitlist: a platform admin must approve it first",
         )
@@ -52,4 +52,4 @@ async def require_off_waitlist(ctx: Any, user_id: str) -> None:
 
 async def require_platform_admin(ctx: Any, user: dict[str, Any]) -> None:
     if not user.get("isPlatformAdmin"):
-        raise AuthFailure("PLATFORM_ADMIN_REQUIRED", "Platform admin access required")
+        raise forbidden("PLATFORM_ADMIN_REQUIRED", "Platform admin access required")

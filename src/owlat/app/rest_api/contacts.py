@@ -25,7 +25,7 @@ from owlat.app.lib.contacts import (
     organization_contact,
     update_contact,
 )
-from owlat.app.lib.errors import AuthFailure, not_found
+from owlat.app.lib.errors import AppError, not_found
 from owlat.app.rest_api.wire import (
     ApiError,
     checked_email,
@@ -162,7 +162,7 @@ async def list_page(ctx: Any, args: Any) -> dict[str, Any] | None:
         result = await list_contacts(ctx, organization_id, options, args["search"])
     except QueryBuildError:
         return None
-    except AuthFailure as error:  # a search cursor that is not one
+    except AppError as error:  # a search cursor that is not one
         if error.error_code == "INVALID_CURSOR":
             return None
         raise

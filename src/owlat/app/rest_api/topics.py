@@ -16,7 +16,7 @@ from starlette.responses import Response
 from owlat.app.lib.api_key_auth import ApiKeyCaller
 from owlat.app.lib.audience import live_document
 from owlat.app.lib.emails import normalize_email
-from owlat.app.lib.errors import AuthFailure, not_found
+from owlat.app.lib.errors import AppError, not_found
 from owlat.app.lib.list_subscriptions import subscribe as subscribe_contact
 from owlat.app.lib.list_subscriptions import unsubscribe as unsubscribe_contact
 from owlat.app.rest_api.contacts import KEY, find_contact
@@ -62,7 +62,7 @@ async def _mailing_list(ctx: Any, organization_id: str, list_id: str) -> dict[st
 async def _member(ctx: Any, organization_id: str, key: dict[str, str]) -> dict[str, Any]:
     try:
         return await find_contact(ctx, organization_id, key)
-    except AuthFailure:
+    except AppError:
         if "email" in key:
             raise not_found(f'Contact with email "{key["email"]}"') from None
         raise
@@ -78,7 +78,7 @@ async def subscribe_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -
     if email is not None:
         try:
             key = {"email": normalize_email(email if isinstance(email, str) else "")}
-        except AuthFailure:
+        except AppError:
             raise ApiError(400, "Invalid email format") from None
     elif isinstance(contact_id, str) and ID_FORMAT.match(contact_id):
         key = {"id": contact_id}

@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from owlat.app.lib.api_key_auth import ApiKeyCaller, api_error, authenticate_api_key
 from owlat.app.lib.emails import normalize_email
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError, ErrorKind
 from owlat.app.lib.instance import current
 from owlat.runtime import ConvexError, HttpAction, JSONResponse, http_action
 
@@ -111,7 +111,7 @@ def _failure(error: Exception) -> Response:
         raise error  # the runtime's concern: nobody is left to answer
     if isinstance(error, ApiError):
         return error.response()
-    if isinstance(error, AuthFailure) and error.status == 404:
+    if isinstance(error, AppError) and error.kind is ErrorKind.NOT_FOUND:
         return api_error("not_found", error.message, 404)
     if isinstance(error, ConvexError) and isinstance(error.data, str):
         return api_error("invalid_input", error.data, 400)
@@ -209,7 +209,7 @@ def email_or_id(value: str, message: str) -> dict[str, str]:
     an id, else 400 `message`."""
     try:
         return {"email": normalize_email(value)}
-    except AuthFailure:
+    except AppError:
         pass
     if ID_FORMAT.match(value):
         return {"id": value}
@@ -226,7 +226,7 @@ def checked_email(body: dict[str, Any], name: str, label: str) -> str:
         raise ApiError(400, f"{label} must be a string")
     try:
         return normalize_email(value)
-    except AuthFailure:
+    except AppError:
         raise ApiError(400, "Invalid email format") from None
 
 
