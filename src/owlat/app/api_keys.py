@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app.lib.errors import conflict, invalid, not_found
-from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.rate_limits import take_token
 from owlat.app.lib.session_functions import session_mutation, session_query
 from owlat.app.lib.session_organization import get_mutation_context, now_ms
@@ -48,8 +47,7 @@ def masked(key: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _admin_key(ctx: Any, key_id: str) -> tuple[Any, dict[str, Any]]:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "organization:manage")
+    context = await get_mutation_context(ctx, require="organization:manage")
     normalized = ctx.db.normalize_id("apiKeys", key_id)
     key = None if normalized is None else await ctx.db.get(normalized)
     if key is None or key["organizationId"] != context.team_id:
@@ -58,8 +56,7 @@ async def _admin_key(ctx: Any, key_id: str) -> tuple[Any, dict[str, Any]]:
 
 
 async def _create(ctx: Any, args: Any) -> dict[str, Any]:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "organization:manage")
+    context = await get_mutation_context(ctx, require="organization:manage")
     name = _clean_name(args["name"])
     scopes = list(dict.fromkeys(args["scopes"]))
     if not scopes:
@@ -97,8 +94,7 @@ create, create_via_session = session_mutation(
 
 
 async def _list(ctx: Any, args: Any) -> list[dict[str, Any]]:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "organization:manage")
+    context = await get_mutation_context(ctx, require="organization:manage")
     keys = (
         await ctx.db.query("apiKeys")
         .with_index("by_org", lambda q: q.eq("organizationId", context.team_id))

@@ -12,9 +12,7 @@ from typing import Any
 
 from owlat.app.lib.audience import PAGINATION_OPTS, blocked_entry, clean_email, page_options
 from owlat.app.lib.errors import invalid, not_found
-from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
-    MutationContext,
     get_mutation_context,
     get_team_id_from_session,
     now_ms,
@@ -24,12 +22,6 @@ from owlat.runtime import mutation, query, v
 
 MAX_NOTES = 5000
 REASONS = ("bounced", "complained", "manual", "unengaged")
-
-
-async def _manager(ctx: Any) -> MutationContext:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "contacts:manage")
-    return context
 
 
 @mutation(
@@ -43,7 +35,7 @@ async def _manager(ctx: Any) -> MutationContext:
 async def add(ctx: Any, args: Any) -> str:
     """Block an address; "<email> is already blocked (<reason>)" if it is (an `unengaged`
     row is upgraded to the new reason instead)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     email = clean_email(args["email"])
     notes = (args.get("notes") or "").strip()
     if len(notes) > MAX_NOTES:
@@ -78,7 +70,7 @@ async def add(ctx: Any, args: Any) -> str:
 @mutation(args={"email": v.string()})
 async def remove(ctx: Any, args: Any) -> None:
     """Unblock an address (mail may go to it again)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     email = clean_email(args["email"])
     existing = await blocked_entry(ctx, context.team_id, email)
     if existing is None:

@@ -52,7 +52,6 @@ from owlat.app.lib.audience import (
 from owlat.app.lib.contacts import clean_fields, live_by_email, name_keys, record_activity
 from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.list_subscriptions import ListBatch
-from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
     get_mutation_context,
     get_team_id_from_session,
@@ -93,12 +92,6 @@ START_ARGS = {
     "onDuplicate": ON_DUPLICATE,
 }
 _ACTIVE = ("queued", "running")
-
-
-async def _manager(ctx: Any) -> Any:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "contacts:manage")
-    return context
 
 
 async def _import_of(ctx: Any, organization_id: str, import_id: str) -> dict[str, Any]:
@@ -178,14 +171,14 @@ async def _list_id(ctx: Any, organization_id: str, list_id: str) -> str:
 @mutation(args={})
 async def generate_upload_url(ctx: Any, args: Any) -> str:
     """A URL to POST the CSV file to (the reply holds its `storageId`)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     return await _upload_url(ctx, context.team_id)
 
 
 @mutation(args=START_ARGS)
 async def start(ctx: Any, args: Any) -> str:
     """Start importing an uploaded CSV file; returns the import id."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     return await _create(ctx, context.team_id, context.user_id, args)
 
 
@@ -226,7 +219,7 @@ async def errors(ctx: Any, args: Any) -> dict[str, Any]:
 @mutation(args={"importId": v.string()})
 async def cancel(ctx: Any, args: Any) -> dict[str, Any]:
     """Stop a queued or running import (batches already applied stay)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     found = await _import_of(ctx, context.team_id, args["importId"])
     if found["status"] not in _ACTIVE:
         raise invalid("IMPORT_FINISHED", f"The import is already {found['status']}")

@@ -17,9 +17,7 @@ from typing import Any
 from owlat.app import segment_counts
 from owlat.app.lib.audience import MAX_LABEL, PROPERTY_KEY, RESERVED_KEYS, property_definitions
 from owlat.app.lib.errors import invalid, not_found
-from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
-    MutationContext,
     get_mutation_context,
     get_team_id_from_session,
     now_ms,
@@ -35,12 +33,6 @@ def _clean_label(label: str) -> str:
     if not label or len(label) > MAX_LABEL:
         raise invalid("INVALID_LABEL", f"Label must be 1 to {MAX_LABEL} characters")
     return label
-
-
-async def _manager(ctx: Any) -> MutationContext:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "contacts:manage")
-    return context
 
 
 async def _definition(ctx: Any, organization_id: str, property_id: str) -> dict[str, Any]:
@@ -60,7 +52,7 @@ async def list_from_session(ctx: Any, args: Any) -> list[dict[str, Any]]:
 
 @mutation(args={"key": v.string(), "label": v.string(), "type": PROPERTY_TYPE})
 async def create(ctx: Any, args: Any) -> str:
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     key = args["key"].strip()
     if not PROPERTY_KEY.match(key):
         raise invalid(
@@ -98,7 +90,7 @@ async def create(ctx: Any, args: Any) -> str:
 
 @mutation(args={"propertyId": v.string(), "label": v.string()})
 async def rename(ctx: Any, args: Any) -> dict[str, Any]:
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     definition = await _definition(ctx, context.team_id, args["propertyId"])
     label = _clean_label(args["label"])
     await ctx.db.patch(definition["_id"], {"label": label, "updatedAt": now_ms()})
@@ -109,7 +101,7 @@ async def rename(ctx: Any, args: Any) -> dict[str, Any]:
 async def remove(ctx: Any, args: Any) -> int:
     """Delete a definition and its value on every contact; returns the contacts changed
     now (the first batch; larger audiences are cleared by scheduled batches)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     definition = await _definition(ctx, context.team_id, args["propertyId"])
     await ctx.db.patch(definition["_id"], {"purging": True, "updatedAt": now_ms()})
     return await _purge_batch(ctx, definition)

@@ -27,7 +27,6 @@ from owlat.app.lib.contacts import (
 )
 from owlat.app.lib.errors import invalid
 from owlat.app.lib.list_subscriptions import remove_memberships_of_contact
-from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
     MutationContext,
     get_mutation_context,
@@ -40,12 +39,6 @@ from owlat.runtime import internal, internal_mutation, mutation, query, v
 MAX_BULK = 100
 RETENTION_MS = 30 * 24 * 60 * 60 * 1000
 PURGE_BATCH = 200
-
-
-async def _manager(ctx: Any) -> MutationContext:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "contacts:manage")
-    return context
 
 
 # -- reads --------------------------------------------------------------------------------
@@ -89,7 +82,7 @@ async def activities(ctx: Any, args: Any) -> dict[str, Any]:
     }
 )
 async def create_from_session(ctx: Any, args: Any) -> str:
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     source = args.get("source") or "api"
     contact = await create_contact(ctx, context.team_id, args, source, context.user_id)
     return str(contact["_id"])
@@ -106,7 +99,7 @@ async def create_from_session(ctx: Any, args: Any) -> str:
 async def update(ctx: Any, args: Any) -> dict[str, Any]:
     """Change fields (None or "" clears an optional one), properties (None removes a
     value) and the global unsubscribe flag; returns the contact."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     contact = await organization_contact(ctx, context.team_id, args["contactId"])
     return await update_contact(ctx, contact, args, context.user_id)
 
@@ -123,7 +116,7 @@ async def _soft_delete(ctx: Any, context: MutationContext, contact: dict[str, An
 @mutation(args={"contactId": v.string()})
 async def delete(ctx: Any, args: Any) -> None:
     """Soft delete: hidden now, purged with its timeline after 30 days."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     contact = await organization_contact(ctx, context.team_id, args["contactId"])
     await _soft_delete(ctx, context, contact)
 
@@ -131,7 +124,7 @@ async def delete(ctx: Any, args: Any) -> None:
 @mutation(args={"contactId": v.string()})
 async def hard_delete(ctx: Any, args: Any) -> None:
     """Delete a contact (live or soft-deleted) and its timeline now."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     contact = await organization_contact(ctx, context.team_id, args["contactId"], deleted=True)
     await hard_delete_contact(ctx, contact["_id"])
 
@@ -140,7 +133,7 @@ async def hard_delete(ctx: Any, args: Any) -> None:
 async def bulk_delete(ctx: Any, args: Any) -> dict[str, Any]:
     """Soft-delete up to 100 contacts: `{deleted, failed, errors: [{index, error}]}`, where
     `index` is the position of a refused id in `contactIds` (repeated ids count once)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     contact_ids = args["contactIds"]
     if not contact_ids or len(contact_ids) > MAX_BULK:
         raise invalid("INVALID_BULK_SIZE", f"Pass 1 to {MAX_BULK} contact ids")

@@ -23,7 +23,6 @@ from owlat.app.lib.audience import (
     page_options,
 )
 from owlat.app.lib.errors import conflict, invalid, not_found
-from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
     MutationContext,
     get_mutation_context,
@@ -54,12 +53,6 @@ OPTIONAL_FIELDS = {
     "displayOrder": v.optional(v.union(v.number(), v.null())),
     "isDefault": v.optional(v.boolean()),
 }
-
-
-async def _manager(ctx: Any) -> MutationContext:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "lists:manage")
-    return context
 
 
 async def _list(ctx: Any, organization_id: str, list_id: str) -> dict[str, Any]:
@@ -188,7 +181,7 @@ async def lists_for_contact(ctx: Any, args: Any) -> list[dict[str, Any]]:
 
 @mutation(args={"name": v.string(), **OPTIONAL_FIELDS})
 async def create(ctx: Any, args: Any) -> str:
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     name = _clean_name(args["name"])
     await _unique_name(ctx, context.team_id, name)
     now = now_ms()
@@ -210,7 +203,7 @@ async def create(ctx: Any, args: Any) -> str:
 async def update(ctx: Any, args: Any) -> dict[str, Any]:
     """Change the given fields (None clears description / displayOrder); returns the list.
     Switching `requireDoubleOptIn` does not touch existing memberships."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     changes = _optional_changes(args)
     if args.get("name") is not None:
@@ -226,7 +219,7 @@ async def update(ctx: Any, args: Any) -> dict[str, Any]:
 @mutation(args={"listId": v.string()})
 async def delete(ctx: Any, args: Any) -> None:
     """Hide the list now; its memberships are removed in scheduled batches."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     now = now_ms()
     await ctx.db.patch(mailing_list["_id"], {"deletedAt": now, "updatedAt": now})
@@ -291,7 +284,7 @@ async def _remove(
 @mutation(args={"listId": v.string(), "contactId": v.string(), "skipDoi": v.optional(v.boolean())})
 async def add_contact(ctx: Any, args: Any) -> dict[str, Any]:
     """Subscribe a contact (source `admin`): `{membershipId, outcome, doiStatus}`."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     contact = await _contact(ctx, context.team_id, args["contactId"])
     return await _add(ctx, mailing_list, contact, context, bool(args.get("skipDoi")))
@@ -300,7 +293,7 @@ async def add_contact(ctx: Any, args: Any) -> dict[str, Any]:
 @mutation(args={"listId": v.string(), "contactId": v.string()})
 async def remove_contact(ctx: Any, args: Any) -> dict[str, Any]:
     """`{removed}`: whether the contact was a member (subscribed or pending)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     contact = await _contact(ctx, context.team_id, args["contactId"])
     return await _remove(ctx, mailing_list, contact, context)
@@ -320,7 +313,7 @@ MemberChange = Callable[
 async def _for_each_contact(ctx: Any, args: Any, change: MemberChange) -> list[dict[str, Any]]:
     """`change(list, contact, context)` for up to 100 distinct contact ids, in order; an id
     that is not one of the organization's live contacts gets `{contactId, error}`."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     results: list[dict[str, Any]] = []
     for contact_id in _bulk_ids(args["contactIds"]):
@@ -366,7 +359,7 @@ async def remove_contacts(ctx: Any, args: Any) -> list[dict[str, Any]]:
 async def resend_confirmation(ctx: Any, args: Any) -> None:
     """A new confirmation link (the old one stops working) for a contact whose double
     opt-in is pending."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     contact = await _contact(ctx, context.team_id, args["contactId"])
     if subs.doi_status(contact) != "pending":
         raise conflict(

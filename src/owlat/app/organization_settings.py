@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 from owlat.app.lib.audience import clean_email, clean_timezone, organization_settings
 from owlat.app.lib.errors import invalid
-from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
     get_mutation_context,
     get_team_id_from_session,
@@ -112,8 +111,7 @@ CLEANERS = {
     }
 )
 async def update(ctx: Any, args: Any) -> dict[str, Any]:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "settings:manage")
+    context = await get_mutation_context(ctx, require="settings:manage")
     stored = await organization_settings(ctx, context.team_id)
     changes: dict[str, Any] = {}
     for field, clean in CLEANERS.items():

@@ -27,10 +27,8 @@ from owlat.app.lib.audience import (
 )
 from owlat.app.lib.contacts import public
 from owlat.app.lib.errors import AppError, invalid, not_found
-from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.segment_filters import Predicate, compile, validate
 from owlat.app.lib.session_organization import (
-    MutationContext,
     get_mutation_context,
     get_team_id_from_session,
     now_ms,
@@ -41,12 +39,6 @@ MAX_NAME = 200
 MAX_DESCRIPTION = 5000
 MAX_PREVIEW = 50
 DEFAULT_PREVIEW = 10
-
-
-async def _manager(ctx: Any) -> MutationContext:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "segments:manage")
-    return context
 
 
 async def _segment(ctx: Any, organization_id: str, segment_id: str) -> dict[str, Any]:
@@ -235,7 +227,7 @@ async def matches(ctx: Any, args: Any) -> bool:
 
 @mutation(args={"name": v.string(), "description": v.optional(v.string()), "filters": v.any()})
 async def create(ctx: Any, args: Any) -> str:
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="segments:manage")
     name = _clean_name(args["name"])
     description = _clean_description(args.get("description") or "")
     filters = await _checked_filters(ctx, context.team_id, args["filters"])
@@ -267,7 +259,7 @@ async def create(ctx: Any, args: Any) -> str:
 async def update(ctx: Any, args: Any) -> dict[str, Any]:
     """Change the name, description (None or "" clears it) or filters; returns the
     segment."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="segments:manage")
     segment = await _segment(ctx, context.team_id, args["segmentId"])
     changes: dict[str, Any] = {}
     if args.get("name") is not None:
@@ -291,7 +283,7 @@ async def update(ctx: Any, args: Any) -> dict[str, Any]:
 @mutation(args={"segmentId": v.string()})
 async def delete(ctx: Any, args: Any) -> None:
     """Delete the segment (campaigns keep the filters they froze when they were sent)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="segments:manage")
     segment = await _segment(ctx, context.team_id, args["segmentId"])
     await segment_counts.stop(ctx, segment["_id"])
     await ctx.db.delete(segment["_id"])

@@ -64,12 +64,6 @@ def invitation_json(invitation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _clean(args: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: value for key, value in args.items() if value is not None or key == "organizationId"
-    }
-
-
 def route(
     function: Any,
     shape: Callable[[Any], Any],
@@ -77,11 +71,11 @@ def route(
     method: str = "POST",
     fields: tuple[str, ...] = (),
     resend_cookie: bool = False,
-    keep_null: tuple[str, ...] = (),
 ) -> Any:
     """An endpoint that calls `function` (a `…ViaSession` twin) with the cookie's session
-    and the request's `fields` (JSON body for POST, query string for GET); null fields are
-    left out unless listed in `keep_null`."""
+    and the request's `fields` (JSON body for POST, query string for GET). A null
+    `organizationId` is left out, unless it comes without `organizationSlug`: set-active
+    with `{organizationId: null}` clears the active organization."""
 
     async def handler(ctx: Any, request: Request) -> Response:
         session, _, token = require_session(await current_session(ctx, request))
@@ -90,11 +84,9 @@ def route(
         if (
             "organizationId" in args
             and args["organizationId"] is None
-            and "organizationSlug" not in args
+            and "organizationSlug" in args
         ):
-            pass  # set-active with null: clears the active organization
-        elif "organizationId" in args and args["organizationId"] is None:
-            del args["organizationId"]
+            del args["organizationId"]  # alone, a null clears the active organization (set-active)
         kind = ctx.run_query if method == "GET" else ctx.run_mutation
         result = await kind(function, {**args, "sessionId": session["_id"]})
         response = ok(shape(result))
@@ -129,7 +121,6 @@ set_active = route(
     organization_json,
     fields=("organizationId", "organizationSlug"),
     resend_cookie=True,
-    keep_null=("organizationId",),  # {organizationId: null} clears the active organization
 )
 get_full_organization = route(
     organizations.get_full_via_session,

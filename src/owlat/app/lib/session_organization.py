@@ -7,7 +7,7 @@ internal twins of these functions with the session id from the cookie instead
 (`session_functions.py` sets `SESSION_ID` in `ctx.state`).
 
 Errors: "Not authenticated", "No active organization", "Not a member of this
-organization", "Admin access required".
+organization", and `require_permission`'s ("Admin access required", ...).
 """
 
 from __future__ import annotations
@@ -16,14 +16,9 @@ import dataclasses
 import time
 from typing import Any
 
-from owlat.app.lib.errors import (
-    admin_required,
-    no_active_organization,
-    not_a_member,
-    not_authenticated,
-)
+from owlat.app.lib.errors import no_active_organization, not_a_member, not_authenticated
 from owlat.app.lib.instance import current
-from owlat.app.lib.permissions import is_admin_role
+from owlat.app.lib.permissions import require_permission
 
 SESSION_ID = "owlat_session_id"  # key of ctx.state
 
@@ -82,8 +77,9 @@ async def get_membership(ctx: Any, organization_id: str, user_id: str) -> dict[s
     return None if member is None else dict(member)
 
 
-async def get_mutation_context(ctx: Any) -> MutationContext:
-    """Team (organization) id, user id and role of the caller in its active organization."""
+async def get_mutation_context(ctx: Any, require: str | None = None) -> MutationContext:
+    """Team (organization) id, user id and role of the caller in its active organization;
+    with `require`, refused unless the role has that permission (`permissions.py`)."""
     session = await get_session(ctx)
     organization_id = session.get("activeOrganizationId")
     if organization_id is None:
@@ -91,16 +87,11 @@ async def get_mutation_context(ctx: Any) -> MutationContext:
     member = await get_membership(ctx, organization_id, session["userId"])
     if member is None:
         raise not_a_member()
+    if require is not None:
+        require_permission(member["role"], require)
     return MutationContext(organization_id, session["userId"], member["role"], session["_id"])
 
 
 async def get_team_id_from_session(ctx: Any) -> str:
     """The caller's active organization id (checked: the caller is a member)."""
     return (await get_mutation_context(ctx)).team_id
-
-
-async def require_admin(ctx: Any) -> MutationContext:
-    context = await get_mutation_context(ctx)
-    if not is_admin_role(context.role):
-        raise admin_required()
-    return context
