@@ -49,7 +49,13 @@ from owlat.app.lib.audience import (
     page_options,
     property_definitions,
 )
-from owlat.app.lib.contacts import clean_fields, live_by_email, name_keys, record_activity
+from owlat.app.lib.contacts import (
+    clean_fields,
+    contact_patch,
+    contact_record,
+    live_by_email,
+    record_activity,
+)
 from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.list_subscriptions import ListBatch
 from owlat.app.lib.session_organization import (
@@ -528,17 +534,7 @@ class _Batch:
         self, email: str, fields: dict[str, Any], properties: dict[str, Any]
     ) -> dict[str, Any]:
         now = now_ms()
-        record: dict[str, Any] = {
-            "organizationId": self.organization_id,
-            "email": email,
-            "source": "import",
-            "properties": properties,
-            "createdAt": now,
-            "updatedAt": now,
-            **fields,
-        }
-        keys = name_keys(record.get("firstName"), record.get("lastName"))
-        record.update({k: val for k, val in keys.items() if val is not UNDEFINED})
+        record = contact_record(self.organization_id, email, "import", fields, properties, now)
         metadata = {"importId": str(self.found["_id"])}
         if self.list_batch is not None:
             return await self.list_batch.insert_contact(record, "imported", metadata)
@@ -557,12 +553,8 @@ class _Batch:
             changes["properties"] = merged
         if not changes:
             return contact, False
-        if "firstName" in changes or "lastName" in changes:
-            first = changes.get("firstName", contact.get("firstName"))
-            last = changes.get("lastName", contact.get("lastName"))
-            changes.update(name_keys(first, last))
         now = now_ms()
-        changes["updatedAt"] = now
+        changes = contact_patch(contact, changes, now)
         await self.ctx.db.patch(contact["_id"], changes)
         metadata = {
             "source": "import",

@@ -7,6 +7,7 @@ imports all go through these, so a contact is written the same way whatever the 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from owlat.app.lib.audience import (
@@ -57,12 +58,53 @@ def _clean_language(value: str) -> str | None:
     return value or None
 
 
-def name_keys(first: str | None, last: str | None) -> dict[str, Any]:
+def _name_keys(first: str | None, last: str | None) -> dict[str, Any]:
+    """The search keys of a name (lib/contact_search.py); UNDEFINED: no key."""
     full = " ".join(part for part in (first, last) if part).lower()
     return {
         "nameKey": full or UNDEFINED,
         "lastNameKey": last.lower() if last else UNDEFINED,
     }
+
+
+def contact_record(
+    organization_id: str,
+    email: str,
+    source: str,
+    fields: Mapping[str, Any],
+    properties: dict[str, Any],
+    now: float,
+) -> dict[str, Any]:
+    """A new contact's document: its normalized `email`, the cleaned built-in `fields`
+    that are set (None ones are left out), checked `properties`, and its name keys."""
+    record: dict[str, Any] = {
+        "organizationId": organization_id,
+        "email": email,
+        "source": source,
+        "properties": properties,
+        "createdAt": now,
+        "updatedAt": now,
+        **{k: val for k, val in fields.items() if val is not None},
+    }
+    keys = _name_keys(record.get("firstName"), record.get("lastName"))
+    record.update({k: val for k, val in keys.items() if val is not UNDEFINED})
+    return record
+
+
+def contact_patch(
+    contact: Mapping[str, Any], changes: Mapping[str, Any], now: float
+) -> dict[str, Any]:
+    """`changes` of `contact` (UNDEFINED clears a field) as its patch: with the name keys
+    when a name changes, and `updatedAt`."""
+    patch = dict(changes)
+    if "firstName" in changes or "lastName" in changes:
+        first = changes.get("firstName", contact.get("firstName"))
+        last = changes.get("lastName", contact.get("lastName"))
+        patch.update(
+            _name_keys(None if first is UNDEFINED else first, None if last is UNDEFINED else last)
+        )
+    patch["updatedAt"] = now
+    return patch
 
 
 def _text(value: Any) -> str:
@@ -187,17 +229,7 @@ async def create_contact(
         raise invalid("CONTACT_EXISTS", f"A contact with email {email} already exists")
     properties = await clean_properties(ctx, organization_id, {}, args.get("properties") or {})
     now = now_ms()
-    record: dict[str, Any] = {
-        "organizationId": organization_id,
-        "email": email,
-        "source": source,
-        "properties": properties,
-        "createdAt": now,
-        "updatedAt": now,
-        **{k: val for k, val in fields.items() if val is not None},
-    }
-    keys = name_keys(record.get("firstName"), record.get("lastName"))
-    record.update({k: val for k, val in keys.items() if val is not UNDEFINED})
+    record = contact_record(organization_id, email, source, fields, properties, now)
     contact_id = await ctx.db.insert("contacts", record)
     contact = {**record, "_id": contact_id}
     await record_activity(ctx, contact, "created", {"source": source}, user_id, now)
@@ -242,13 +274,7 @@ async def update_contact(
         changes["unsubscribedAt"] = UNDEFINED
     if not changes:
         return public(contact)
-    if "firstName" in changes or "lastName" in changes:
-        first = changes.get("firstName", contact.get("firstName"))
-        last = changes.get("lastName", contact.get("lastName"))
-        changes.update(
-            name_keys(None if first is UNDEFINED else first, None if last is UNDEFINED else last)
-        )
-    changes["updatedAt"] = now
+    changes = contact_patch(contact, changes, now)
     await ctx.db.patch(contact["_id"], changes)
     fields = [f for f in ("email", "firstName", "lastName", "language", "timezone") if f in changes]
     if fields:
