@@ -15,9 +15,8 @@ from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.storage import store_file
 from owlat.runtime.storage.upload_tokens import UploadGrant
-from owlat.runtime.testing import open_test_app
+from owlat.runtime.testing import in_mutation, open_test_app
 from tests.app.conftest import BASE_URL, FAST, Caller, signed_in, uploaded, with_organization
-from tests.runtime.conftest import in_mutation
 
 
 @pytest.fixture

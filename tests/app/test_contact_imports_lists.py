@@ -11,10 +11,10 @@ import pytest
 
 from owlat.app.lib import contact_import
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller
 from tests.app.test_contact_imports import _contacts, _import, _owner, _queued
 from tests.app.test_mailing_lists import _assert_exact, _wait_for_mail
-from tests.runtime.conftest import in_mutation, in_query
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from owlat.app.contacts import RETENTION_MS
 from owlat.app.lib.contacts import contact_patch, contact_record
 from owlat.runtime import UNDEFINED, ConvexError
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, owner_and_editor, signed_in, with_organization
-from tests.runtime.conftest import in_mutation, in_query
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from owlat.app import auth
 from owlat.app.lib.session_organization import SESSION_ID, get_mutation_context, now_ms
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, owner_and_editor, signed_in, with_organization
-from tests.runtime.conftest import in_mutation, in_query
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from owlat.app.schema import ORG_TABLES, schema
 from owlat.runtime.application import Application
 from owlat.runtime.database.commits import Commit
 from owlat.runtime.errors import OwlatError
+from owlat.runtime.testing import in_mutation, in_query
 from owlat.runtime.values import (
     ArrayValidator,
     BooleanValidator,
@@ -33,7 +34,6 @@ from owlat.runtime.values import (
     Validator,
 )
 from tests.app.conftest import Caller, signed_in, uploaded, with_organization
-from tests.runtime.conftest import in_mutation, in_query
 
 
 @pytest.fixture
