@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from owlat.app.lib.documents import reread
 from owlat.app.lib.errors import conflict, invalid, not_found
 from owlat.app.lib.rate_limits import take_token
 from owlat.app.lib.session_functions import session_mutation, session_query
 from owlat.app.lib.session_organization import get_mutation_context, now_ms
 from owlat.app.lib.tokens import random_token, token_hash
-from owlat.runtime import internal_mutation, v
+from owlat.runtime import MutationCtx, QueryCtx, internal_mutation, v
 
 PREFIX = "lm_live_"
 SCOPES = ("contacts:read", "contacts:write", "events:write", "transactional:send", "topics:write")
@@ -46,7 +47,7 @@ def masked(key: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _admin_key(ctx: Any, key_id: str) -> tuple[Any, dict[str, Any]]:
+async def _admin_key(ctx: QueryCtx, key_id: str) -> tuple[Any, dict[str, Any]]:
     context = await get_mutation_context(ctx, require="organization:manage")
     normalized = ctx.db.normalize_id("apiKeys", key_id)
     key = None if normalized is None else await ctx.db.get(normalized)
@@ -55,7 +56,7 @@ async def _admin_key(ctx: Any, key_id: str) -> tuple[Any, dict[str, Any]]:
     return context, dict(key)
 
 
-async def _create(ctx: Any, args: Any) -> dict[str, Any]:
+async def _create(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     context = await get_mutation_context(ctx, require="organization:manage")
     name = _clean_name(args["name"])
     scopes = list(dict.fromkeys(args["scopes"]))
@@ -93,7 +94,7 @@ create, create_via_session = session_mutation(
 )(_create)
 
 
-async def _list(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def _list(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     context = await get_mutation_context(ctx, require="organization:manage")
     keys = (
         await ctx.db.query("apiKeys")
@@ -106,10 +107,10 @@ async def _list(ctx: Any, args: Any) -> list[dict[str, Any]]:
 list_by_team, list_by_team_via_session = session_query(args={})(_list)
 
 
-async def _update_name(ctx: Any, args: Any) -> dict[str, Any]:
+async def _update_name(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     _, key = await _admin_key(ctx, args["keyId"])
     await ctx.db.patch(key["_id"], {"name": _clean_name(args["name"]), "updatedAt": now_ms()})
-    return masked(await ctx.db.get(key["_id"]))
+    return masked(await reread(ctx, key["_id"]))
 
 
 update_name, update_name_via_session = session_mutation(
@@ -117,20 +118,20 @@ update_name, update_name_via_session = session_mutation(
 )(_update_name)
 
 
-async def _revoke(ctx: Any, args: Any) -> dict[str, Any]:
+async def _revoke(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     _, key = await _admin_key(ctx, args["keyId"])
     if not key["isActive"]:
         raise conflict("ALREADY_REVOKED", "API key is already revoked")
     now = now_ms()
     await ctx.db.patch(key["_id"], {"isActive": False, "revokedAt": now, "updatedAt": now})
-    return masked(await ctx.db.get(key["_id"]))
+    return masked(await reread(ctx, key["_id"]))
 
 
 revoke, revoke_via_session = session_mutation(args={"keyId": v.string()})(_revoke)
 
 
 @internal_mutation(args={"keyHash": v.string()})
-async def authenticate(ctx: Any, args: Any) -> dict[str, Any]:
+async def authenticate(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Validate a key (by hash) and take a token from its bucket, in one step."""
     key = (
         await ctx.db.query("apiKeys")

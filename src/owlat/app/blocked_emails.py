@@ -18,7 +18,7 @@ from owlat.app.lib.session_organization import (
     now_ms,
 )
 from owlat.app.schema import BLOCK_REASON
-from owlat.runtime import mutation, query, v
+from owlat.runtime import MutationCtx, QueryCtx, mutation, query, v
 
 MAX_NOTES = 5000
 REASONS = ("bounced", "complained", "manual", "unengaged")
@@ -32,7 +32,7 @@ REASONS = ("bounced", "complained", "manual", "unengaged")
         "notes": v.optional(v.string()),
     }
 )
-async def add(ctx: Any, args: Any) -> str:
+async def add(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """Block an address; "<email> is already blocked (<reason>)" if it is (an `unengaged`
     row is upgraded to the new reason instead)."""
     context = await get_mutation_context(ctx, require="contacts:manage")
@@ -68,7 +68,7 @@ async def add(ctx: Any, args: Any) -> str:
 
 
 @mutation(args={"email": v.string()})
-async def remove(ctx: Any, args: Any) -> None:
+async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Unblock an address (mail may go to it again)."""
     context = await get_mutation_context(ctx, require="contacts:manage")
     email = clean_email(args["email"])
@@ -84,7 +84,7 @@ async def remove(ctx: Any, args: Any) -> None:
         "reason": v.optional(BLOCK_REASON),
     }
 )
-async def list_from_session(ctx: Any, args: Any) -> dict[str, Any]:
+async def list_from_session(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """A page of blocked addresses, newest first, optionally of one reason."""
     organization_id = await get_team_id_from_session(ctx)
     options = page_options(args["paginationOpts"])
@@ -101,24 +101,25 @@ async def list_from_session(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @query(args={"email": v.string()})
-async def check(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def check(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The block of an address, or None if mail may go to it."""
     organization_id = await get_team_id_from_session(ctx)
     return await blocked_entry(ctx, organization_id, clean_email(args["email"]))
 
 
 @query(args={})
-async def counts_by_reason(ctx: Any, args: Any) -> dict[str, int]:
+async def counts_by_reason(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, int]:
     organization_id = await get_team_id_from_session(ctx)
-    counts = {}
-    for reason in REASONS:
-        rows = (
-            await ctx.db.query("blockedEmails")
-            .with_index(
-                "by_org_reason",
-                lambda q, r=reason: q.eq("organizationId", organization_id).eq("reason", r),
-            )
-            .collect()
+    return {reason: await _count(ctx, organization_id, reason) for reason in REASONS}
+
+
+async def _count(ctx: QueryCtx, organization_id: str, reason: str) -> int:
+    rows = (
+        await ctx.db.query("blockedEmails")
+        .with_index(
+            "by_org_reason",
+            lambda q: q.eq("organizationId", organization_id).eq("reason", reason),
         )
-        counts[reason] = len(rows)
-    return counts
+        .collect()
+    )
+    return len(rows)

@@ -42,6 +42,9 @@ from owlat.app.lib.session_organization import (
     now_ms,
 )
 from owlat.runtime import (
+    ActionCtx,
+    MutationCtx,
+    QueryCtx,
     internal,
     internal_action,
     internal_mutation,
@@ -64,7 +67,7 @@ START_ARGS = {
 _ACTIVE = ("queued", "running")
 
 
-async def _import_of(ctx: Any, organization_id: str, import_id: str) -> dict[str, Any]:
+async def _import_of(ctx: QueryCtx, organization_id: str, import_id: str) -> dict[str, Any]:
     normalized = ctx.db.normalize_id("contactImports", import_id)
     found = None if normalized is None else await ctx.db.get(normalized)
     if found is None or found["organizationId"] != organization_id:
@@ -72,7 +75,9 @@ async def _import_of(ctx: Any, organization_id: str, import_id: str) -> dict[str
     return dict(found)
 
 
-async def _create(ctx: Any, organization_id: str, user_id: str | None, args: dict[str, Any]) -> str:
+async def _create(
+    ctx: MutationCtx, organization_id: str, user_id: str | None, args: dict[str, Any]
+) -> str:
     """Check the arguments and create the queued import; schedules the worker."""
     storage_id = args["storageId"]
     stored = await ctx.db.system.get(storage_id)
@@ -108,13 +113,13 @@ async def _create(ctx: Any, organization_id: str, user_id: str | None, args: dic
     return str(import_id)
 
 
-async def _schedule_worker(ctx: Any, import_id: str, worker: int) -> None:
+async def _schedule_worker(ctx: MutationCtx, import_id: str, worker: int) -> None:
     await ctx.scheduler.run_after(
         0, internal.contact_imports.run, {"importId": import_id, "worker": worker}
     )
 
 
-async def _upload_url(ctx: Any, organization_id: str) -> str:
+async def _upload_url(ctx: MutationCtx, organization_id: str) -> str:
     """An upload URL for an import file of the organization (bound to it, size-limited)."""
     return str(
         await ctx.storage.generate_upload_url(
@@ -123,7 +128,7 @@ async def _upload_url(ctx: Any, organization_id: str) -> str:
     )
 
 
-async def _list_id(ctx: Any, organization_id: str, list_id: str) -> str:
+async def _list_id(ctx: QueryCtx, organization_id: str, list_id: str) -> str:
     found = await live_document(ctx, "mailingLists", organization_id, list_id)
     if found is None:
         raise not_found("List")
@@ -134,21 +139,21 @@ async def _list_id(ctx: Any, organization_id: str, list_id: str) -> str:
 
 
 @mutation(args={})
-async def generate_upload_url(ctx: Any, args: Any) -> str:
+async def generate_upload_url(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """A URL to POST the CSV file to (the reply holds its `storageId`)."""
     context = await get_mutation_context(ctx, require="contacts:manage")
     return await _upload_url(ctx, context.team_id)
 
 
 @mutation(args=START_ARGS)
-async def start(ctx: Any, args: Any) -> str:
+async def start(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """Start importing an uploaded CSV file; returns the import id."""
     context = await get_mutation_context(ctx, require="contacts:manage")
     return await _create(ctx, context.team_id, context.user_id, args)
 
 
 @query(args={"importId": v.string()})
-async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The import with its progress, or None (unknown or another organization's)."""
     organization_id = await get_team_id_from_session(ctx)
     try:
@@ -158,7 +163,7 @@ async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 
 @query(args={"paginationOpts": PAGINATION_OPTS})
-async def list_(ctx: Any, args: Any) -> dict[str, Any]:
+async def list_(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """The organization's imports, newest first."""
     organization_id = await get_team_id_from_session(ctx)
     return dict(
@@ -170,7 +175,7 @@ async def list_(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @query(args={"importId": v.string(), "paginationOpts": PAGINATION_OPTS})
-async def errors(ctx: Any, args: Any) -> dict[str, Any]:
+async def errors(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """The import's row errors `{row, column?, reason}` by row."""
     organization_id = await get_team_id_from_session(ctx)
     found = await _import_of(ctx, organization_id, args["importId"])
@@ -182,7 +187,7 @@ async def errors(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @mutation(args={"importId": v.string()})
-async def cancel(ctx: Any, args: Any) -> dict[str, Any]:
+async def cancel(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Stop a queued or running import (batches already applied stay)."""
     context = await get_mutation_context(ctx, require="contacts:manage")
     found = await _import_of(ctx, context.team_id, args["importId"])
@@ -198,7 +203,7 @@ async def cancel(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @internal_query(args={"organization": v.string()})
-async def organization_of(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def organization_of(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """`{organizationId, propertyKeys}` of an organization given by slug or id, or None."""
     text = args["organization"].strip()
     normalized = ctx.db.normalize_id("organizations", text)
@@ -216,7 +221,7 @@ async def organization_of(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 
 @internal_mutation(args={"organizationId": v.id("organizations")})
-async def upload_url_for_organization(ctx: Any, args: Any) -> dict[str, Any]:
+async def upload_url_for_organization(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """`{uploadUrl, maxBytes}`: where the CLI posts an import file, and its size limit."""
     if await ctx.db.get(args["organizationId"]) is None:
         raise not_found("Organization")
@@ -227,14 +232,14 @@ async def upload_url_for_organization(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @internal_mutation(args={"organizationId": v.id("organizations"), **START_ARGS})
-async def start_for_organization(ctx: Any, args: Any) -> str:
+async def start_for_organization(ctx: MutationCtx, args: dict[str, Any]) -> str:
     if await ctx.db.get(args["organizationId"]) is None:
         raise not_found("Organization")
     return await _create(ctx, args["organizationId"], None, args)
 
 
 @internal_query(args={"importId": v.id("contactImports"), "errorLimit": v.number()})
-async def progress(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def progress(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The import and its first `errorLimit` row errors."""
     found = await ctx.db.get(args["importId"])
     if found is None:
@@ -254,7 +259,7 @@ async def progress(ctx: Any, args: Any) -> dict[str, Any] | None:
         "numItems": v.number(),
     }
 )
-async def export_page(ctx: Any, args: Any) -> dict[str, Any]:
+async def export_page(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """A page of the organization's live contacts as CSV rows, oldest first, with the
     header (`owlat contacts export` pages through them)."""
     organization_id = args["organizationId"]
@@ -278,7 +283,7 @@ async def export_page(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @internal_query(args={"importId": v.id("contactImports")})
-async def worker_state(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def worker_state(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The import with its file's size (`size` None when the file is gone)."""
     found = await ctx.db.get(args["importId"])
     if found is None:
@@ -290,7 +295,7 @@ async def worker_state(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 
 @internal_mutation(args={"importId": v.id("contactImports"), "error": v.string()})
-async def fail(ctx: Any, args: Any) -> None:
+async def fail(ctx: MutationCtx, args: dict[str, Any]) -> None:
     found = await ctx.db.get(args["importId"])
     if found is None or found["status"] not in _ACTIVE:
         return
@@ -300,7 +305,7 @@ async def fail(ctx: Any, args: Any) -> None:
 @internal_mutation(
     args={"importId": v.id("contactImports"), "totalRows": v.number(), "byteOffset": v.number()}
 )
-async def begin(ctx: Any, args: Any) -> bool:
+async def begin(ctx: MutationCtx, args: dict[str, Any]) -> bool:
     """queued → running, with the row count and the first data row's offset."""
     found = await ctx.db.get(args["importId"])
     if found is None or found["status"] != "queued":
@@ -318,7 +323,7 @@ async def begin(ctx: Any, args: Any) -> bool:
 
 
 @internal_mutation(args={"importId": v.id("contactImports")})
-async def finish(ctx: Any, args: Any) -> None:
+async def finish(ctx: MutationCtx, args: dict[str, Any]) -> None:
     found = await ctx.db.get(args["importId"])
     if found is None or found["status"] != "running":
         return
@@ -337,7 +342,7 @@ async def finish(ctx: Any, args: Any) -> None:
         "unclosed": v.optional(v.array(v.number())),
     }
 )
-async def apply_batch(ctx: Any, args: Any) -> dict[str, Any]:
+async def apply_batch(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Apply one batch of rows (cells in `columns` order) read from the file's bytes
     `[startOffset, endOffset)`; the rows at the `unclosed` positions have a quote never
     closed and only count as failed. Returns `{"byteOffset", "stop"}`; a batch whose start
@@ -357,7 +362,7 @@ async def apply_batch(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @internal_action(args={"importId": v.id("contactImports"), "worker": v.optional(v.number())})
-async def run(ctx: Any, args: Any) -> None:
+async def run(ctx: ActionCtx, args: dict[str, Any]) -> None:
     """The worker: applies batches for a couple of seconds, then schedules itself again
     until the file is done (resumes from the import's `byteOffset`). `worker` is its
     generation: a worker replaced by `resume_stalled` stops."""
@@ -380,7 +385,7 @@ async def run(ctx: Any, args: Any) -> None:
 
 
 @internal_mutation(args={"idleMs": v.optional(v.number())})
-async def resume_stalled(ctx: Any, args: Any) -> int:
+async def resume_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
     """Give a new worker to queued or running imports that have not advanced for `idleMs`
     (default `STALL_MS`): their worker was lost to a crash or restart (a scheduled action
     that is interrupted is not retried). Returns how many. A cron runs it every minute, and
@@ -391,14 +396,7 @@ async def resume_stalled(ctx: Any, args: Any) -> int:
     cutoff = now_ms() - idle
     resumed = 0
     for status in _ACTIVE:
-        stalled = (
-            await ctx.db.query("contactImports")
-            .with_index(
-                "by_status_updated", lambda q, s=status: q.eq("status", s).lt("updatedAt", cutoff)
-            )
-            .take(100)
-        )
-        for found in stalled:
+        for found in await _not_advanced_since(ctx, status, cutoff):
             worker = contact_import.worker_of(found) + 1
             await ctx.db.patch(found["_id"], {"updatedAt": now_ms(), "worker": worker})
             await _schedule_worker(ctx, found["_id"], worker)
@@ -406,5 +404,14 @@ async def resume_stalled(ctx: Any, args: Any) -> int:
     return resumed
 
 
-async def _fail(ctx: Any, import_id: str, error: str) -> None:
+async def _not_advanced_since(ctx: QueryCtx, status: str, cutoff: float) -> list[dict[str, Any]]:
+    """Up to 100 imports of `status` last updated before `cutoff`."""
+    return await (
+        ctx.db.query("contactImports")
+        .with_index("by_status_updated", lambda q: q.eq("status", status).lt("updatedAt", cutoff))
+        .take(100)
+    )
+
+
+async def _fail(ctx: ActionCtx, import_id: str, error: str) -> None:
     await ctx.run_mutation(internal.contact_imports.fail, {"importId": import_id, "error": error})

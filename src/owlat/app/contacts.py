@@ -11,11 +11,12 @@ contact and its activities now. Every change is written to the contact's timelin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Required
 
 from owlat.app.lib.audience import PAGINATION_OPTS, page_options
 from owlat.app.lib.contacts import (
     FIELDS,
+    ContactFields,
     contact_rows_page,
     create_contact,
     hard_delete_contact,
@@ -34,18 +35,33 @@ from owlat.app.lib.session_organization import (
     now_ms,
 )
 from owlat.app.schema import CONTACT_SOURCE
-from owlat.runtime import internal, internal_mutation, mutation, query, v
+from owlat.runtime import MutationCtx, QueryCtx, internal, internal_mutation, mutation, query, v
 
 MAX_BULK = 100
 RETENTION_MS = 30 * 24 * 60 * 60 * 1000
 PURGE_BATCH = 200
 
 
+class CreateArgs(ContactFields, total=False):
+    """`create_from_session`'s arguments, as its validators let them through."""
+
+    email: Required[str]
+    source: str
+
+
+class UpdateArgs(ContactFields, total=False):
+    """`update`'s arguments, as its validators let them through."""
+
+    contactId: Required[str]
+    email: str
+    unsubscribed: bool
+
+
 # -- reads --------------------------------------------------------------------------------
 
 
 @query(args={"paginationOpts": PAGINATION_OPTS, "search": v.optional(v.string())})
-async def list_from_session(ctx: Any, args: Any) -> dict[str, Any]:
+async def list_from_session(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """A page of live contacts, newest first; with `search`, those whose email, full name
     ("first last") or last name starts with it (case-insensitive): email matches by
     email, then name matches (index ranges, lib/contact_search.py)."""
@@ -55,7 +71,7 @@ async def list_from_session(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @query(args={"contactId": v.string()})
-async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The contact, or None if it does not exist, is deleted or is another organization's."""
     organization_id = await get_team_id_from_session(ctx)
     normalized = ctx.db.normalize_id("contacts", args["contactId"])
@@ -66,7 +82,7 @@ async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 
 @query(args={"contactId": v.string(), "paginationOpts": PAGINATION_OPTS})
-async def activities(ctx: Any, args: Any) -> dict[str, Any]:
+async def activities(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """The contact's timeline, newest first (also for a soft-deleted contact)."""
     return await contact_rows_page(ctx, "contactActivities", args)
 
@@ -81,7 +97,7 @@ async def activities(ctx: Any, args: Any) -> dict[str, Any]:
         **FIELDS,
     }
 )
-async def create_from_session(ctx: Any, args: Any) -> str:
+async def create_from_session(ctx: MutationCtx, args: CreateArgs) -> str:
     context = await get_mutation_context(ctx, require="contacts:manage")
     source = args.get("source") or "api"
     contact = await create_contact(ctx, context.team_id, args, source, context.user_id)
@@ -96,7 +112,7 @@ async def create_from_session(ctx: Any, args: Any) -> str:
         **FIELDS,
     }
 )
-async def update(ctx: Any, args: Any) -> dict[str, Any]:
+async def update(ctx: MutationCtx, args: UpdateArgs) -> dict[str, Any]:
     """Change fields (None or "" clears an optional one), properties (None removes a
     value) and the global unsubscribe flag; returns the contact."""
     context = await get_mutation_context(ctx, require="contacts:manage")
@@ -104,7 +120,7 @@ async def update(ctx: Any, args: Any) -> dict[str, Any]:
     return await update_contact(ctx, contact, args, context.user_id)
 
 
-async def _soft_delete(ctx: Any, context: MutationContext, contact: dict[str, Any]) -> None:
+async def _soft_delete(ctx: MutationCtx, context: MutationContext, contact: dict[str, Any]) -> None:
     now = now_ms()
     await ctx.db.patch(
         contact["_id"], {"deletedAt": now, "deletedBy": context.user_id, "updatedAt": now}
@@ -114,7 +130,7 @@ async def _soft_delete(ctx: Any, context: MutationContext, contact: dict[str, An
 
 
 @mutation(args={"contactId": v.string()})
-async def delete(ctx: Any, args: Any) -> None:
+async def delete(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Soft delete: hidden now, purged with its timeline after 30 days."""
     context = await get_mutation_context(ctx, require="contacts:manage")
     contact = await organization_contact(ctx, context.team_id, args["contactId"])
@@ -122,7 +138,7 @@ async def delete(ctx: Any, args: Any) -> None:
 
 
 @mutation(args={"contactId": v.string()})
-async def hard_delete(ctx: Any, args: Any) -> None:
+async def hard_delete(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Delete a contact (live or soft-deleted) and its timeline now."""
     context = await get_mutation_context(ctx, require="contacts:manage")
     contact = await organization_contact(ctx, context.team_id, args["contactId"], deleted=True)
@@ -130,7 +146,7 @@ async def hard_delete(ctx: Any, args: Any) -> None:
 
 
 @mutation(args={"contactIds": v.array(v.string())})
-async def bulk_delete(ctx: Any, args: Any) -> dict[str, Any]:
+async def bulk_delete(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Soft-delete up to 100 contacts: `{deleted, failed, errors: [{index, error}]}`, where
     `index` is the position of a refused id in `contactIds` (repeated ids count once)."""
     context = await get_mutation_context(ctx, require="contacts:manage")
@@ -156,7 +172,7 @@ async def bulk_delete(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @internal_mutation(args={})
-async def purge_deleted(ctx: Any, args: Any) -> int:
+async def purge_deleted(ctx: MutationCtx, args: dict[str, Any]) -> int:
     """Hard-delete contacts soft-deleted more than 30 days ago (a batch; schedules the
     next batch while more remain). Returns how many were purged."""
     cutoff = now_ms() - RETENTION_MS

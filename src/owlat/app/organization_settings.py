@@ -19,7 +19,7 @@ from owlat.app.lib.session_organization import (
     get_team_id_from_session,
     now_ms,
 )
-from owlat.runtime import UNDEFINED, mutation, query, v
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, mutation, query, v
 
 MAX_FROM_NAME = 200
 MAX_POSTAL_ADDRESS = 1000
@@ -43,7 +43,7 @@ def _view(organization_id: str, settings: dict[str, Any] | None) -> dict[str, An
 
 
 @query(args={})
-async def get(ctx: Any, args: Any) -> dict[str, Any]:
+async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     organization_id = await get_team_id_from_session(ctx)
     return _view(organization_id, await organization_settings(ctx, organization_id))
 
@@ -110,7 +110,7 @@ CLEANERS = {
         "brandTheme": v.optional(v.object({key: NULLABLE for key in (*COLORS, "logoUrl")})),
     }
 )
-async def update(ctx: Any, args: Any) -> dict[str, Any]:
+async def update(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     context = await get_mutation_context(ctx, require="settings:manage")
     stored = await organization_settings(ctx, context.team_id)
     changes: dict[str, Any] = {}
