@@ -29,7 +29,7 @@ from owlat.app.rest_api.wire import (
     json_object,
     path_segments,
 )
-from owlat.runtime import internal, internal_mutation, v
+from owlat.runtime import ActionCtx, MutationCtx, QueryCtx, internal, internal_mutation, v
 
 SPELLINGS = ("/api/v1/topics/", "/api/v1/mailing-lists/")
 
@@ -52,14 +52,14 @@ def _path(request: Request, members: int) -> tuple[str, list[str]]:
     return list_id, [segment for segment in rest if segment is not None]
 
 
-async def _mailing_list(ctx: Any, organization_id: str, list_id: str) -> dict[str, Any]:
+async def _mailing_list(ctx: QueryCtx, organization_id: str, list_id: str) -> dict[str, Any]:
     found = await live_document(ctx, "mailingLists", organization_id, list_id)
     if found is None:
         raise not_found("Topic")
     return found
 
 
-async def _member(ctx: Any, organization_id: str, key: dict[str, str]) -> dict[str, Any]:
+async def _member(ctx: QueryCtx, organization_id: str, key: dict[str, str]) -> dict[str, Any]:
     try:
         return await find_contact(ctx, organization_id, key)
     except AppError:
@@ -69,7 +69,7 @@ async def _member(ctx: Any, organization_id: str, key: dict[str, str]) -> dict[s
 
 
 @endpoint("topics:write")
-async def subscribe_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Response:
+async def subscribe_endpoint(ctx: ActionCtx, request: Request, caller: ApiKeyCaller) -> Response:
     list_id, _ = _path(request, 0)
     body = await json_object(request)
     email, contact_id = body.get("email"), body.get("contactId")
@@ -92,7 +92,7 @@ async def subscribe_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -
 
 
 @internal_mutation(args={"organizationId": v.id("organizations"), "listId": v.string(), "key": KEY})
-async def subscribe(ctx: Any, args: Any) -> dict[str, Any]:
+async def subscribe(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     organization_id = args["organizationId"]
     mailing_list = await _mailing_list(ctx, organization_id, args["listId"])
     contact = await _member(ctx, organization_id, args["key"])
@@ -108,7 +108,7 @@ async def subscribe(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @endpoint("topics:write")
-async def unsubscribe_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Response:
+async def unsubscribe_endpoint(ctx: ActionCtx, request: Request, caller: ApiKeyCaller) -> Response:
     list_id, (member,) = _path(request, 1)
     key = email_or_id(member, "Invalid contact ID or email format")
     removed = await ctx.run_mutation(
@@ -119,7 +119,7 @@ async def unsubscribe_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller)
 
 
 @internal_mutation(args={"organizationId": v.id("organizations"), "listId": v.string(), "key": KEY})
-async def unsubscribe(ctx: Any, args: Any) -> bool:
+async def unsubscribe(ctx: MutationCtx, args: dict[str, Any]) -> bool:
     organization_id = args["organizationId"]
     mailing_list = await _mailing_list(ctx, organization_id, args["listId"])
     contact = await _member(ctx, organization_id, args["key"])
