@@ -7,8 +7,8 @@ import pytest
 
 from owlat.app.lib.errors import (
     AppError,
+    AppErrorKind,
     AuthFailure,
-    ErrorKind,
     admin_required,
     conflict,
     forbidden,
@@ -44,18 +44,18 @@ def test_app_errors_carry_a_sentence_a_code_and_a_status(
         message,
         status,
     )
-    assert error.kind is ErrorKind(status)
+    assert error.kind is AppErrorKind(status)
 
 
 def test_auth_failures_answer_betterauths_status_for_their_code() -> None:
     assert AuthFailure("UNAUTHORIZED", "Unauthorized").status == 401
     assert AuthFailure("OWNER_ACCESS_REQUIRED", "Only an owner can").status == 403
-    assert AuthFailure("TOO_MANY_REQUESTS", "Once per minute").kind is ErrorKind.RATE_LIMITED
+    assert AuthFailure("TOO_MANY_REQUESTS", "Once per minute").kind is AppErrorKind.RATE_LIMITED
     # BetterAuth answers its not-found and already-taken codes with 400
     refused = AuthFailure("MEMBER_NOT_FOUND", "Member not found")
     assert (refused.status, refused.kind, refused.data) == (
         400,
-        ErrorKind.VALIDATION,
+        AppErrorKind.VALIDATION,
         "Member not found",
     )
     assert isinstance(refused, AppError)

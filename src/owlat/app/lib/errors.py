@@ -30,7 +30,7 @@ import enum
 from owlat.runtime import ConvexError
 
 
-class ErrorKind(enum.Enum):
+class AppErrorKind(enum.Enum):
     """Why a call is refused; the value is the HTTP status it is answered with."""
 
     VALIDATION = 400
@@ -44,7 +44,7 @@ class ErrorKind(enum.Enum):
 class AppError(ConvexError):
     """A refusal a caller sees (see the module docstring)."""
 
-    def __init__(self, kind: ErrorKind, code: str, message: str) -> None:
+    def __init__(self, kind: AppErrorKind, code: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.error_code = code
@@ -68,30 +68,30 @@ class AuthFailure(AppError):
     """A refusal with one of BetterAuth's codes, and BetterAuth's status for it."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(ErrorKind(STATUS.get(code, 400)), code, message)
+        super().__init__(AppErrorKind(STATUS.get(code, 400)), code, message)
 
 
 def invalid(code: str, message: str) -> AppError:
     """A refused argument."""
-    return AppError(ErrorKind.VALIDATION, code, message)
+    return AppError(AppErrorKind.VALIDATION, code, message)
 
 
 def not_found(what: str) -> AppError:
     """The error "<what> not found" (code `NOT_FOUND`)."""
-    return AppError(ErrorKind.NOT_FOUND, "NOT_FOUND", f"{what} not found")
+    return AppError(AppErrorKind.NOT_FOUND, "NOT_FOUND", f"{what} not found")
 
 
 def forbidden(code: str, message: str) -> AppError:
-    return AppError(ErrorKind.FORBIDDEN, code, message)
+    return AppError(AppErrorKind.FORBIDDEN, code, message)
 
 
 def conflict(code: str, message: str) -> AppError:
     """The thing's current state refuses the change (it already exists, is already done)."""
-    return AppError(ErrorKind.CONFLICT, code, message)
+    return AppError(AppErrorKind.CONFLICT, code, message)
 
 
 def not_authenticated() -> AppError:
-    return AppError(ErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", "Not authenticated")
+    return AppError(AppErrorKind.UNAUTHENTICATED, "UNAUTHENTICATED", "Not authenticated")
 
 
 def no_active_organization() -> AppError:

@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from owlat.app.lib.api_key_auth import ApiKeyCaller, api_error, authenticate_api_key
 from owlat.app.lib.emails import normalize_email
-from owlat.app.lib.errors import AppError, ErrorKind
+from owlat.app.lib.errors import AppError, AppErrorKind
 from owlat.app.lib.instance import current
 from owlat.runtime import ActionCtx, ConvexError, HttpAction, JSONResponse, http_action
 
@@ -111,7 +111,7 @@ def _failure(error: Exception) -> Response:
         raise error  # the runtime's concern: nobody is left to answer
     if isinstance(error, ApiError):
         return error.response()
-    if isinstance(error, AppError) and error.kind is ErrorKind.NOT_FOUND:
+    if isinstance(error, AppError) and error.kind is AppErrorKind.NOT_FOUND:
         return api_error("not_found", error.message, 404)
     if isinstance(error, ConvexError) and isinstance(error.data, str):
         return api_error("invalid_input", error.data, 400)

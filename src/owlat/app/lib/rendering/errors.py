@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from owlat.app.lib.errors import AppError, ErrorKind
+from owlat.app.lib.errors import AppError, AppErrorKind
 
 
 class InvalidContent(AppError):
@@ -10,6 +10,6 @@ class InvalidContent(AppError):
     is the path, a colon and the reason; both are kept apart for callers that show them."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(ErrorKind.VALIDATION, "INVALID_CONTENT", f"{path}: {reason}")
+        super().__init__(AppErrorKind.VALIDATION, "INVALID_CONTENT", f"{path}: {reason}")
         self.path = path
         self.reason = reason
