@@ -80,7 +80,7 @@ async def get_membership(
     return None if member is None else dict(member)
 
 
-async def get_mutation_context(ctx: QueryCtx, require: str | None = None) -> MutationContext:
+async def get_mutation_context(ctx: QueryCtx, *, require: str | None = None) -> MutationContext:
     """Team (organization) id, user id and role of the caller in its active organization;
     with `require`, refused unless the role has that permission (`permissions.py`)."""
     session = await get_session(ctx)
