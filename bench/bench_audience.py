@@ -45,11 +45,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.app.conftest import BASE_URL, FAST, Caller, signed_in, uploaded, with_organization
-from tests.runtime.conftest import run_adhoc
 
 from owlat.app.lib import instance
 from owlat.runtime.functions import FunctionKind
-from owlat.runtime.testing import open_test_app
+from owlat.runtime.testing import open_test_app, run_adhoc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import rss_anon_mb, rss_mb

@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 from owlat.app.lib.api_key_auth import ApiKeyCaller, authenticate_api_key
 from owlat.runtime import ActionCtx, Auth, ConvexError
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, signed_in, with_organization
-from tests.runtime.conftest import in_mutation, in_query
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 from owlat.app.lib.audience import is_suppressed, require_postal_address
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_query
 from tests.app.conftest import owner_and_editor
 from tests.app.test_contacts import _rows
-from tests.runtime.conftest import in_query
 
 
 @pytest.fixture

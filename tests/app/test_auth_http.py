@@ -12,6 +12,8 @@ import jwt
 import pytest
 
 from owlat.app.lib.signing_key import jwks
+from owlat.runtime import QueryCtx
+from owlat.runtime.testing import in_query
 from tests.app.conftest import Site, mail_text, start_site
 
 
@@ -123,10 +125,8 @@ def _shape(response: httpx.Response) -> tuple[object, ...]:
 
 
 async def _user_count(site: Site) -> int:
-    async def users(ctx: object) -> int:
-        return len(await ctx.db.query("users").collect())  # type: ignore[attr-defined]
-
-    from tests.runtime.conftest import in_query
+    async def users(ctx: QueryCtx) -> int:
+        return len(await ctx.db.query("users").collect())
 
     return int(await in_query(site.application, users))
 
@@ -209,10 +209,8 @@ async def test_sign_up_refusals_create_nothing(
         assert (response.status_code, response.json()["code"]) == (status, code)
         assert set(response.json()) == {"code", "message"}
 
-    async def users(ctx: object) -> int:
-        return len(await ctx.db.query("users").collect())  # type: ignore[attr-defined]
-
-    from tests.runtime.conftest import in_query
+    async def users(ctx: QueryCtx) -> int:
+        return len(await ctx.db.query("users").collect())
 
     assert await in_query(site.application, users) == 0
 
@@ -464,10 +462,8 @@ async def test_jwks_and_preflight(site: Site) -> None:
 
 
 async def _users(site: Site) -> int:
-    async def count(ctx: object) -> int:
-        return len(await ctx.db.query("users").collect())  # type: ignore[attr-defined]
-
-    from tests.runtime.conftest import in_query
+    async def count(ctx: QueryCtx) -> int:
+        return len(await ctx.db.query("users").collect())
 
     return await in_query(site.application, count)
 

@@ -9,16 +9,14 @@ from typing import Any
 
 import pytest
 
-from owlat.app import contact_imports
-from owlat.app.lib import csv_import, instance
+from owlat.app.lib import contact_import, csv_import, instance
 from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.storage import store_file
 from owlat.runtime.storage.upload_tokens import UploadGrant
-from owlat.runtime.testing import open_test_app
+from owlat.runtime.testing import in_mutation, open_test_app
 from tests.app.conftest import BASE_URL, FAST, Caller, signed_in, uploaded, with_organization
-from tests.runtime.conftest import in_mutation
 
 
 @pytest.fixture
@@ -179,7 +177,7 @@ async def test_row_errors_are_recorded_without_aborting(owlat: Application) -> N
 async def test_stored_errors_are_capped_but_all_counted(
     owlat: Application, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(contact_imports, "MAX_STORED_ERRORS", 3)
+    monkeypatch.setattr(contact_import, "MAX_STORED_ERRORS", 3)
     owner, _ = await _owner(owlat)
     data = b"Email\n" + b"bad\n" * 7
     done = await _import(owner, data, mapping={"Email": "email"})
@@ -497,7 +495,7 @@ async def test_progress_is_visible_while_running_and_memory_stays_bounded(
         return data
 
     monkeypatch.setattr(csv_import, "read_range", measured)
-    monkeypatch.setattr(contact_imports, "SLICE_SECONDS", 0.0)  # one batch per run
+    monkeypatch.setattr(contact_import, "SLICE_SECONDS", 0.0)  # one batch per run
     rows = 50_000
     data = b"Email,First,Last,Plan,Score,Notes\n" + b"".join(
         b"user%d@example.com,First%d,Lastname,plan-%d,%d,some notes\n" % (i, i, i % 3, i)

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from owlat.app import contact_imports
+from owlat.app.lib import contact_import
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller
 from tests.app.test_contact_imports import _contacts, _import, _owner, _queued
 from tests.app.test_mailing_lists import _assert_exact, _wait_for_mail
-from tests.runtime.conftest import in_mutation, in_query
 
 
 @pytest.fixture
@@ -98,13 +98,13 @@ async def test_new_contacts_are_written_once_and_the_count_once_per_batch(
     )
 
 
-@pytest.mark.parametrize("rows_per_batch", [3, contact_imports.BATCH_ROWS])
+@pytest.mark.parametrize("rows_per_batch", [3, contact_import.BATCH_ROWS])
 async def test_skip_then_update_into_a_list_keeps_counts_exact(
     owlat: Application, monkeypatch: pytest.MonkeyPatch, rows_per_batch: int
 ) -> None:
     """Duplicates in the file (also across batches), an existing member, an existing
     unsubscribed non-member, a blocked address and a bad row."""
-    monkeypatch.setattr(contact_imports, "BATCH_ROWS", rows_per_batch)
+    monkeypatch.setattr(contact_import, "BATCH_ROWS", rows_per_batch)
     owner, _ = await _owner(owlat)
     list_id = await _list(owner)
     member = await owner.mutation("contacts:createFromSession", {"email": "member@example.com"})
@@ -206,7 +206,7 @@ async def test_the_costliest_batch_fits_in_one_transaction(owlat: Application) -
     per-row reads the BATCH_ROWS comment counts (4) stay within the transaction's limit."""
     owner, organization_id = await _owner(owlat)
     list_id = await _list(owner)
-    rows = contact_imports.BATCH_ROWS
+    rows = contact_import.BATCH_ROWS
 
     async def existing(ctx: Any) -> None:
         for i in range(rows):
@@ -252,7 +252,7 @@ async def test_a_batch_over_a_transaction_limit_is_split(
 ) -> None:
     """5,000 new rows read 5,000 index ranges (the limit is 4,096): the worker retries
     the batch in halves, and every row is applied once."""
-    monkeypatch.setattr(contact_imports, "BATCH_ROWS", 5000)
+    monkeypatch.setattr(contact_import, "BATCH_ROWS", 5000)
     owner, _ = await _owner(owlat)
     list_id = await _list(owner)
     data = _csv(*(f"u{i}@example.com,U{i}" for i in range(5000)))

@@ -10,8 +10,8 @@ import pytest
 from owlat.app.contact_properties import PURGE_BATCH
 from owlat.runtime.application import Application
 from owlat.runtime.errors import ConvexError
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import signed_in, with_organization
-from tests.runtime.conftest import in_mutation, in_query
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 
 from owlat.app.contacts import RETENTION_MS
-from owlat.runtime import ConvexError
+from owlat.app.lib.contacts import contact_patch, contact_record
+from owlat.runtime import UNDEFINED, ConvexError
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, owner_and_editor, signed_in, with_organization
-from tests.runtime.conftest import in_mutation, in_query
 
 
 @pytest.fixture
@@ -35,6 +36,38 @@ async def _timeline(caller: Caller, contact_id: str) -> list[dict[str, Any]]:
         {"contactId": contact_id, "paginationOpts": {"numItems": 100, "cursor": None}},
     )
     return list(page["page"])
+
+
+def test_one_contact_record_and_patch_keep_the_name_keys() -> None:
+    """Create, update and the CSV import build contacts and their search keys here."""
+    fields = {"firstName": "Ada", "lastName": None, "language": "en"}
+    record = contact_record("org1", "ada@example.com", "import", fields, {"plan": "pro"}, 5.0)
+    assert record == {
+        "organizationId": "org1",
+        "email": "ada@example.com",
+        "source": "import",
+        "properties": {"plan": "pro"},
+        "createdAt": 5.0,
+        "updatedAt": 5.0,
+        "firstName": "Ada",
+        "language": "en",
+        "nameKey": "ada",
+    }
+    patch = contact_patch(record, {"lastName": "Lovelace"}, 6.0)
+    assert patch == {
+        "lastName": "Lovelace",
+        "nameKey": "ada lovelace",
+        "lastNameKey": "lovelace",
+        "updatedAt": 6.0,
+    }
+    cleared = contact_patch({**record, **patch}, {"firstName": UNDEFINED}, 7.0)
+    assert cleared == {
+        "firstName": UNDEFINED,
+        "nameKey": "lovelace",
+        "lastNameKey": "lovelace",
+        "updatedAt": 7.0,
+    }
+    assert contact_patch(record, {"language": "de"}, 8.0) == {"language": "de", "updatedAt": 8.0}
 
 
 async def test_create_get_and_timeline(owlat: Application) -> None:

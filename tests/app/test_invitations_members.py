@@ -11,8 +11,8 @@ import pytest
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.errors import ArgumentValidationError
+from owlat.runtime.testing import in_mutation
 from tests.app.conftest import Caller, mail_text, outbox, signed_in, with_organization
-from tests.runtime.conftest import in_mutation
 
 
 @pytest.fixture

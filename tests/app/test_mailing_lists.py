@@ -14,6 +14,7 @@ import pytest
 from owlat.app.lib import list_subscriptions as subs
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import (
     Caller,
     mail_text,
@@ -22,7 +23,6 @@ from tests.app.conftest import (
     signed_in,
     with_organization,
 )
-from tests.runtime.conftest import in_mutation, in_query
 
 
 @pytest.fixture

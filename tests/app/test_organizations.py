@@ -8,8 +8,8 @@ import pytest
 
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_query
 from tests.app.conftest import Caller, signed_in, with_organization
-from tests.runtime.conftest import in_query
 
 
 @pytest.fixture

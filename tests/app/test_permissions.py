@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError
 from owlat.app.lib.permissions import PERMISSIONS, has_permission, is_admin_role, require_permission
 
 
@@ -28,11 +28,11 @@ def test_only_owners_delete_organizations() -> None:
 
 def test_require_permission_errors() -> None:
     require_permission("owner", "organization:delete")
-    with pytest.raises(AuthFailure, match="^Admin access required$"):
+    with pytest.raises(AppError, match="^Admin access required$"):
         require_permission("editor", "admin")
-    with pytest.raises(AuthFailure, match="^Admin access required$"):
+    with pytest.raises(AppError, match="^Admin access required$"):
         require_permission("editor", "settings:manage")
-    with pytest.raises(AuthFailure, match="^Owner access required$"):
+    with pytest.raises(AppError, match="^Owner access required$"):
         require_permission("admin", "organization:delete")
     with pytest.raises(ValueError, match="Unknown permission 'nope'"):
         require_permission("owner", "nope")

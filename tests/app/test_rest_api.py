@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from owlat.app.api_keys import SCOPES
+from owlat.runtime.testing import in_query
 from tests.app.conftest import Caller, Site, signed_in, with_organization
-from tests.runtime.conftest import in_query
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from owlat.app import segment_counts
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.functions import FunctionKind
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller
 from tests.app.test_segments import (
     _contacts,
@@ -24,7 +25,6 @@ from tests.app.test_segments import (
     count_ready,
     count_state,
 )
-from tests.runtime.conftest import in_mutation, in_query
 
 PRO_HIGH = _where(_prop("plan", "equals", "pro"), _prop("score", "gte", 50))
 

@@ -21,11 +21,11 @@ from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.subscriptions import QueryKey, SubscriptionManager, canonical_json
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site, owner_and_editor
 from tests.app.test_mailing_lists import _confirm, _doi_token, _wait_for_mail
 from tests.e2e.sync_harness import RawSocket
 from tests.e2e.sync_messages import add, modify, mutation
-from tests.runtime.conftest import in_mutation, in_query
 
 DAY = 86_400_000.0
 HOUR = 3_600_000.0

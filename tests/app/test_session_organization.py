@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from owlat.app import auth
-from owlat.app.lib.session_organization import now_ms
+from owlat.app.lib.session_organization import SESSION_ID, get_mutation_context, now_ms
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
-from tests.app.conftest import signed_in, with_organization
-from tests.runtime.conftest import in_mutation, in_query
+from owlat.runtime.testing import in_mutation, in_query
+from tests.app.conftest import Caller, owner_and_editor, signed_in, with_organization
 
 
 @pytest.fixture
@@ -102,6 +102,27 @@ async def test_admin_access_required(owlat: Application) -> None:
     assert (await editor.query("organizations:getActive"))["_id"] == organization_id
     with pytest.raises(ConvexError, match="^Admin access required$"):
         await editor.mutation("organizations:update", {"data": {"name": "Mine now"}})
+
+
+async def test_mutation_context_with_a_required_permission(owlat: Application) -> None:
+    owner, editor, organization_id = await owner_and_editor(owlat)
+
+    async def context_of(caller: Caller, require: str | None) -> list[str]:
+        async def run(ctx: Any) -> list[str]:
+            ctx.state[SESSION_ID] = caller.session_id
+            context = await get_mutation_context(ctx, require=require)
+            return [context.team_id, context.user_id, context.role]
+
+        result: list[str] = await in_query(owlat, run)
+        return result
+
+    assert await context_of(owner, "contacts:manage") == [organization_id, owner.user_id, "owner"]
+    assert await context_of(editor, None) == [organization_id, editor.user_id, "editor"]
+    assert (await context_of(editor, "contacts:annotate"))[2] == "editor"
+    with pytest.raises(ConvexError, match="^Admin access required$"):
+        await context_of(editor, "contacts:manage")
+    with pytest.raises(ConvexError, match="^Owner access required$"):
+        await context_of(editor, "organization:delete")
 
 
 async def test_expired_records_are_purged_and_sessions_refreshed(owlat: Application) -> None:

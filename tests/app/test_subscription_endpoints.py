@@ -27,8 +27,8 @@ from owlat.app.lib.subscription_tokens import (
     unsubscribe_link,
     verify_token,
 )
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site, mail_text, signed_in, with_organization
-from tests.runtime.conftest import in_mutation, in_query
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from owlat.runtime.database.commits import Commit
 from owlat.runtime.errors import OwlatError
 from owlat.runtime.storage import store_file
 from owlat.runtime.storage.upload_tokens import UploadGrant
+from owlat.runtime.testing import in_mutation, in_query
 from owlat.runtime.values import (
     ArrayValidator,
     BooleanValidator,
@@ -38,7 +39,6 @@ from owlat.runtime.values import (
 from tests.app.conftest import Caller, signed_in, uploaded, with_organization
 from tests.app.mail_setup import settled
 from tests.app.template_samples import png
-from tests.runtime.conftest import in_mutation, in_query
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from owlat.runtime.sync.worker import SyncConfig
+from owlat.runtime.testing import in_mutation
 from tests.e2e.conftest import Issuers
 from tests.e2e.sync_harness import ADMIN_KEY, RawSocket, SyncServer, sync_server
 from tests.e2e.sync_messages import add, modify, mutation
-from tests.runtime.conftest import in_mutation
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,8 +16,8 @@ from owlat.runtime.errors import (
     ReadOnlyError,
     SchemaError,
 )
+from owlat.runtime.testing import in_mutation, in_query
 from owlat.runtime.values.ids import encode_id
-from tests.runtime.conftest import in_mutation, in_query
 
 
 async def count(app: Application, table: str) -> int:

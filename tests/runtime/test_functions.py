@@ -25,7 +25,7 @@ from owlat.runtime.functions import (
     path_of,
     query,
 )
-from tests.runtime.conftest import in_mutation
+from owlat.runtime.testing import in_mutation
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from owlat.runtime.application import Application
 from owlat.runtime.database.pending import PendingInserts
 from owlat.runtime.functions import internal_mutation
-from tests.runtime.conftest import in_mutation, in_query
+from owlat.runtime.testing import in_mutation, in_query
 
 
 async def _values(ctx: Any, low: int, high: int) -> list[Any]:

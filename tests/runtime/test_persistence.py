@@ -13,8 +13,7 @@ import pytest
 from owlat.runtime.database._sql import Statements, load_statements, parse_statements
 from owlat.runtime.database.sqlite import SqliteEngine
 from owlat.runtime.system_tables import SYSTEM_TABLES
-from owlat.runtime.testing import open_test_app
-from tests.runtime.conftest import in_query
+from owlat.runtime.testing import in_query, open_test_app
 
 APP = "tests.fixtures.app"
 SQL_FOLDER = Path(__file__).parents[2] / "src" / "owlat" / "runtime" / "database" / "sql"

@@ -25,8 +25,8 @@ from owlat.runtime.database.pushdown import (
     compile_filters,
 )
 from owlat.runtime.errors import QueryBuildError
+from owlat.runtime.testing import in_mutation, in_query, query_result
 from owlat.runtime.types import UNDEFINED
-from tests.runtime.conftest import in_mutation, in_query, query_result
 
 SCALARS: list[Any] = [
     None,

@@ -15,7 +15,7 @@ from owlat.runtime import Int64
 from owlat.runtime.application import Application
 from owlat.runtime.database.keys import compare_values
 from owlat.runtime.errors import QueryBuildError, SchemaError
-from tests.runtime.conftest import in_mutation, in_query
+from owlat.runtime.testing import in_mutation, in_query
 
 MIXED_VALUES: list[Any] = [
     None,

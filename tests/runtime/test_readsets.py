@@ -7,7 +7,7 @@ from typing import Any
 from owlat.runtime.application import Application
 from owlat.runtime.database.catalog import id_key
 from owlat.runtime.database.commits import Commit, ReadSet
-from tests.runtime.conftest import in_mutation, query_result
+from owlat.runtime.testing import in_mutation, query_result
 
 
 async def commits_of(app: Application, handler: Any) -> list[Commit]:

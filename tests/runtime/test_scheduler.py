@@ -13,8 +13,7 @@ import pytest
 from owlat.runtime import ConvexError, internal
 from owlat.runtime.application import Application
 from owlat.runtime.errors import DeveloperError, LimitExceededError
-from owlat.runtime.testing import open_test_app
-from tests.runtime.conftest import in_mutation
+from owlat.runtime.testing import in_mutation, open_test_app
 
 APP = "tests.fixtures.app"
 

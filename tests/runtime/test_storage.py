@@ -29,8 +29,8 @@ from owlat.runtime.errors import (
 from owlat.runtime.storage import store_file
 from owlat.runtime.storage.blobstores import DigestMismatchError
 from owlat.runtime.storage.upload_tokens import UploadGrant
-from owlat.runtime.testing import TEST_PUBLIC_URL
-from tests.runtime.conftest import FIXTURE_APP, in_mutation, in_query
+from owlat.runtime.testing import TEST_PUBLIC_URL, in_mutation, in_query
+from tests.runtime.conftest import FIXTURE_APP
 
 
 async def store(app: Application, text: str, content_type: str | None = None) -> str:

@@ -9,8 +9,8 @@ import pytest
 from owlat.runtime import Triggers
 from owlat.runtime.application import Application
 from owlat.runtime.errors import DeveloperError
+from owlat.runtime.testing import in_mutation, in_query
 from owlat.runtime.triggers import check_triggers
-from tests.runtime.conftest import in_mutation, in_query
 
 
 async def _totals(app: Application) -> dict[str, tuple[float, float]]:

@@ -14,6 +14,7 @@ from owlat.runtime.database.catalog import IndexInfo, compile_index_keys
 from owlat.runtime.errors import DocumentValidationError, LimitExceededError, ValidationError
 from owlat.runtime.functions import internal_mutation
 from owlat.runtime.schema import BY_ID, define_table
+from owlat.runtime.testing import in_mutation, query_result
 from owlat.runtime.types import Int64
 from owlat.runtime.values import (
     convex_to_json,
@@ -23,7 +24,6 @@ from owlat.runtime.values import (
     json_to_convex,
 )
 from owlat.runtime.values.ids import new_id
-from tests.runtime.conftest import in_mutation, query_result
 
 # Index layouts that share fields, repeat nested paths and have none (by_creation_time).
 LAYOUTS = (

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.errors import AuthFailure
-from owlat.app.lib.permissions import require_permission
+from owlat.app.lib.documents import reread
+from owlat.app.lib.errors import conflict, invalid, not_found
 from owlat.app.lib.rate_limits import take_token
 from owlat.app.lib.session_functions import session_mutation, session_query
 from owlat.app.lib.session_organization import get_mutation_context, now_ms
 from owlat.app.lib.tokens import random_token, token_hash
-from owlat.runtime import internal_mutation, v
+from owlat.runtime import MutationCtx, QueryCtx, internal_mutation, v
 
 PREFIX = "lm_live_"
 SCOPES = ("contacts:read", "contacts:write", "events:write", "transactional:send", "topics:write")
@@ -27,7 +27,7 @@ LAST_USED_PRECISION_MS = 60_000
 def _clean_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 200:
-        raise AuthFailure("INVALID_NAME", "Name must be 1 to 200 characters")
+        raise invalid("INVALID_NAME", "Name must be 1 to 200 characters")
     return name
 
 
@@ -47,32 +47,30 @@ def masked(key: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _admin_key(ctx: Any, key_id: str) -> tuple[Any, dict[str, Any]]:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "organization:manage")
+async def _admin_key(ctx: QueryCtx, key_id: str) -> tuple[Any, dict[str, Any]]:
+    context = await get_mutation_context(ctx, require="organization:manage")
     normalized = ctx.db.normalize_id("apiKeys", key_id)
     key = None if normalized is None else await ctx.db.get(normalized)
     if key is None or key["organizationId"] != context.team_id:
-        raise AuthFailure("NOT_FOUND", "API key not found")
+        raise not_found("API key")
     return context, dict(key)
 
 
-async def _create(ctx: Any, args: Any) -> dict[str, Any]:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "organization:manage")
+async def _create(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    context = await get_mutation_context(ctx, require="organization:manage")
     name = _clean_name(args["name"])
     scopes = list(dict.fromkeys(args["scopes"]))
     if not scopes:
-        raise AuthFailure("INVALID_SCOPES", "An API key needs at least one scope")
+        raise invalid("INVALID_SCOPES", "An API key needs at least one scope")
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
-        raise AuthFailure(
+        raise invalid(
             "INVALID_SCOPES", f"Unknown scopes: {', '.join(unknown)} (known: {', '.join(SCOPES)})"
         )
     now = now_ms()
     expires_at = args.get("expiresAt")
     if expires_at is not None and expires_at <= now:
-        raise AuthFailure("INVALID_EXPIRY", "expiresAt must be in the future")
+        raise invalid("INVALID_EXPIRY", "expiresAt must be in the future")
     api_key = PREFIX + random_token(32)
     record = {
         "organizationId": context.team_id,
@@ -96,9 +94,8 @@ create, create_via_session = session_mutation(
 )(_create)
 
 
-async def _list(ctx: Any, args: Any) -> list[dict[str, Any]]:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "organization:manage")
+async def _list(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
+    context = await get_mutation_context(ctx, require="organization:manage")
     keys = (
         await ctx.db.query("apiKeys")
         .with_index("by_org", lambda q: q.eq("organizationId", context.team_id))
@@ -110,10 +107,10 @@ async def _list(ctx: Any, args: Any) -> list[dict[str, Any]]:
 list_by_team, list_by_team_via_session = session_query(args={})(_list)
 
 
-async def _update_name(ctx: Any, args: Any) -> dict[str, Any]:
+async def _update_name(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     _, key = await _admin_key(ctx, args["keyId"])
     await ctx.db.patch(key["_id"], {"name": _clean_name(args["name"]), "updatedAt": now_ms()})
-    return masked(await ctx.db.get(key["_id"]))
+    return masked(await reread(ctx, key["_id"]))
 
 
 update_name, update_name_via_session = session_mutation(
@@ -121,20 +118,20 @@ update_name, update_name_via_session = session_mutation(
 )(_update_name)
 
 
-async def _revoke(ctx: Any, args: Any) -> dict[str, Any]:
+async def _revoke(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     _, key = await _admin_key(ctx, args["keyId"])
     if not key["isActive"]:
-        raise AuthFailure("ALREADY_REVOKED", "API key is already revoked")
+        raise conflict("ALREADY_REVOKED", "API key is already revoked")
     now = now_ms()
     await ctx.db.patch(key["_id"], {"isActive": False, "revokedAt": now, "updatedAt": now})
-    return masked(await ctx.db.get(key["_id"]))
+    return masked(await reread(ctx, key["_id"]))
 
 
 revoke, revoke_via_session = session_mutation(args={"keyId": v.string()})(_revoke)
 
 
 @internal_mutation(args={"keyHash": v.string()})
-async def authenticate(ctx: Any, args: Any) -> dict[str, Any]:
+async def authenticate(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Validate a key (by hash) and take a token from its bucket, in one step."""
     key = (
         await ctx.db.query("apiKeys")

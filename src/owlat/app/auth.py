@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from owlat.app.lib.documents import reread
 from owlat.app.lib.emails import normalize_email
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError, AuthFailure
 from owlat.app.lib.instance import current
 from owlat.app.lib.rate_limits import clear, take_token, window_count
 from owlat.app.lib.session_organization import get_user, now_ms
 from owlat.app.lib.waitlist import is_waitlist_enabled
-from owlat.runtime import internal, internal_mutation, internal_query, query, v
+from owlat.runtime import (
+    MutationCtx,
+    QueryCtx,
+    internal,
+    internal_mutation,
+    internal_query,
+    query,
+    v,
+)
 
 SESSION_MAX_AGE_MS = 7 * 24 * 3600 * 1000
 # A session used a day after its expiry was last set gets a fresh 7 days (BetterAuth's
@@ -28,14 +37,14 @@ VERIFICATION_TTL_MS = {"reset-password": 3600 * 1000, "verify-email": 24 * 3600 
 PURPOSE = v.union(v.literal("reset-password"), v.literal("verify-email"))
 
 
-async def _user_by_email(ctx: Any, email: str) -> dict[str, Any] | None:
+async def _user_by_email(ctx: QueryCtx, email: str) -> dict[str, Any] | None:
     user = (
         await ctx.db.query("users").with_index("by_email", lambda q: q.eq("email", email)).unique()
     )
     return None if user is None else dict(user)
 
 
-async def _account_of(ctx: Any, user_id: str) -> dict[str, Any] | None:
+async def _account_of(ctx: QueryCtx, user_id: str) -> dict[str, Any] | None:
     account = (
         await ctx.db.query("accounts")
         .with_index("by_user", lambda q: q.eq("userId", user_id))
@@ -44,16 +53,16 @@ async def _account_of(ctx: Any, user_id: str) -> dict[str, Any] | None:
     return None if account is None else dict(account)
 
 
-async def _user_of(ctx: Any, email: str) -> dict[str, Any] | None:
+async def _user_of(ctx: QueryCtx, email: str) -> dict[str, Any] | None:
     """The user of an email as typed (None when unknown or malformed)."""
     try:
         return await _user_by_email(ctx, normalize_email(email))
-    except AuthFailure:
+    except AppError:
         return None
 
 
 @query(args={})
-async def get_current_user(ctx: Any, args: Any) -> dict[str, Any]:
+async def get_current_user(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """The signed-in user (any session; no organization needed)."""
     user = await get_user(ctx)
     return {
@@ -66,7 +75,7 @@ async def get_current_user(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @internal_query(args={"email": v.string()})
-async def find_credential(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def find_credential(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The user of an email and its password hash (None when unknown or malformed)."""
     user = await _user_of(ctx, args["email"])
     if user is None:
@@ -85,7 +94,7 @@ async def find_credential(ctx: Any, args: Any) -> dict[str, Any] | None:
         "isPlatformAdmin": v.optional(v.boolean()),
     }
 )
-async def create_user(ctx: Any, args: Any) -> dict[str, Any]:
+async def create_user(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Create a user with a credential: `{created, userId, user}`. When the email is taken,
     `created` is False, `user` is the existing user and `decoy` the user a new account would
     have been (a fresh id, nothing written) for an answer that does not tell."""
@@ -136,7 +145,7 @@ async def create_user(ctx: Any, args: Any) -> dict[str, Any]:
         "userAgent": v.optional(v.string()),
     }
 )
-async def create_session(ctx: Any, args: Any) -> dict[str, Any]:
+async def create_session(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     now = now_ms()
     session = {
         "userId": args["userId"],
@@ -149,11 +158,11 @@ async def create_session(ctx: Any, args: Any) -> dict[str, Any]:
         if args.get(field):
             session[field] = args[field][:500]
     session_id = await ctx.db.insert("sessions", session)
-    return dict(await ctx.db.get(session_id))
+    return await reread(ctx, session_id)
 
 
 @internal_query(args={"tokenHash": v.string()})
-async def session_by_token(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def session_by_token(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The live session of a cookie token (hashed) and its user, or None."""
     session = await (
         ctx.db.query("sessions")
@@ -167,7 +176,7 @@ async def session_by_token(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 
 @internal_mutation(args={"sessionId": v.id("sessions")})
-async def refresh_session(ctx: Any, args: Any) -> bool:
+async def refresh_session(ctx: MutationCtx, args: dict[str, Any]) -> bool:
     """Extend a session's expiry when it was set over a day ago; whether it was."""
     session = await ctx.db.get(args["sessionId"])
     now = now_ms()
@@ -181,33 +190,36 @@ async def refresh_session(ctx: Any, args: Any) -> bool:
 
 
 @internal_mutation(args={})
-async def purge_expired(ctx: Any, args: Any) -> float:
+async def purge_expired(ctx: MutationCtx, args: dict[str, Any]) -> float:
     """Delete expired sessions and tokens and stale rate-limit rows (hourly, in batches of
     PURGE_BATCH per table, the next batch scheduled at once while one was full); how many
     were deleted."""
     now = now_ms()
-    removed, full = 0, False
-    for table, index, bound in (
-        ("sessions", "by_expires", ("expiresAt", now)),
-        ("verifications", "by_expires", ("expiresAt", now)),
-        ("rateLimits", "by_since", ("since", now - STALE_RATE_LIMIT_MS)),
-    ):
-        rows = (
-            await ctx.db.query(table)
-            .with_index(index, lambda q, bound=bound: q.lt(*bound))
-            .take(PURGE_BATCH)
-        )
-        for row in rows:
-            await ctx.db.delete(row["_id"])
-        removed += len(rows)
-        full = full or len(rows) == PURGE_BATCH
-    if full:
+    removed = [
+        await _delete_before(ctx, "sessions", "by_expires", "expiresAt", now),
+        await _delete_before(ctx, "verifications", "by_expires", "expiresAt", now),
+        await _delete_before(ctx, "rateLimits", "by_since", "since", now - STALE_RATE_LIMIT_MS),
+    ]
+    if PURGE_BATCH in removed:
         await ctx.scheduler.run_after(0, internal.auth.purge_expired, {})
-    return float(removed)
+    return float(sum(removed))
+
+
+async def _delete_before(
+    ctx: MutationCtx, table: str, index: str, field: str, before: float
+) -> int:
+    """Delete up to PURGE_BATCH documents of `table` whose `field` (`index`'s first) is
+    before `before`; how many."""
+    rows = (
+        await ctx.db.query(table).with_index(index, lambda q: q.lt(field, before)).take(PURGE_BATCH)
+    )
+    for row in rows:
+        await ctx.db.delete(row["_id"])
+    return len(rows)
 
 
 @internal_query(args={"userId": v.id("users")})
-async def list_sessions(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def list_sessions(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     now = now_ms()
     sessions = await (
         ctx.db.query("sessions")
@@ -218,7 +230,7 @@ async def list_sessions(ctx: Any, args: Any) -> list[dict[str, Any]]:
 
 
 @internal_mutation(args={"userId": v.id("users"), "sessionId": v.string()})
-async def delete_session(ctx: Any, args: Any) -> bool:
+async def delete_session(ctx: MutationCtx, args: dict[str, Any]) -> bool:
     """Revoke one of the user's sessions (False when it is not theirs or gone)."""
     session_id = ctx.db.normalize_id("sessions", args["sessionId"])
     session = None if session_id is None else await ctx.db.get(session_id)
@@ -228,7 +240,7 @@ async def delete_session(ctx: Any, args: Any) -> bool:
     return True
 
 
-async def _revoke_sessions(ctx: Any, user_id: str, keep: str | None) -> None:
+async def _revoke_sessions(ctx: MutationCtx, user_id: str, keep: str | None) -> None:
     sessions = (
         await ctx.db.query("sessions")
         .with_index("by_user", lambda q: q.eq("userId", user_id))
@@ -240,7 +252,7 @@ async def _revoke_sessions(ctx: Any, user_id: str, keep: str | None) -> None:
 
 
 @internal_mutation(args={"userId": v.id("users"), "keepSessionId": v.optional(v.string())})
-async def revoke_sessions(ctx: Any, args: Any) -> None:
+async def revoke_sessions(ctx: MutationCtx, args: dict[str, Any]) -> None:
     await _revoke_sessions(ctx, args["userId"], args.get("keepSessionId"))
 
 
@@ -252,7 +264,7 @@ async def revoke_sessions(ctx: Any, args: Any) -> None:
         "keepSessionId": v.optional(v.string()),
     }
 )
-async def set_password(ctx: Any, args: Any) -> None:
+async def set_password(ctx: MutationCtx, args: dict[str, Any]) -> None:
     account = await _account_of(ctx, args["userId"])
     now = now_ms()
     if account is None:
@@ -273,7 +285,7 @@ async def set_password(ctx: Any, args: Any) -> None:
 
 
 @internal_mutation(args={"userId": v.id("users"), "purpose": PURPOSE, "tokenHash": v.string()})
-async def create_verification(ctx: Any, args: Any) -> None:
+async def create_verification(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Store an emailed token (an earlier one of the same purpose stops working)."""
     earlier = (
         await ctx.db.query("verifications")
@@ -296,7 +308,7 @@ async def create_verification(ctx: Any, args: Any) -> None:
     )
 
 
-async def _verification(ctx: Any, purpose: str, hashed: str) -> dict[str, Any] | None:
+async def _verification(ctx: QueryCtx, purpose: str, hashed: str) -> dict[str, Any] | None:
     """The stored token of `purpose` with this hash (expired or not), or None."""
     row = await (
         ctx.db.query("verifications")
@@ -307,7 +319,7 @@ async def _verification(ctx: Any, purpose: str, hashed: str) -> dict[str, Any] |
 
 
 @internal_query(args={"purpose": PURPOSE, "tokenHash": v.string()})
-async def verification_email(ctx: Any, args: Any) -> str | None:
+async def verification_email(ctx: QueryCtx, args: dict[str, Any]) -> str | None:
     """The email of the user of a valid token, which stays unused; None when invalid or
     expired (a new password is checked against the email before the token is spent)."""
     row = await _verification(ctx, args["purpose"], args["tokenHash"])
@@ -318,7 +330,7 @@ async def verification_email(ctx: Any, args: Any) -> str | None:
 
 
 @internal_mutation(args={"purpose": PURPOSE, "tokenHash": v.string()})
-async def consume_verification(ctx: Any, args: Any) -> str | None:
+async def consume_verification(ctx: MutationCtx, args: dict[str, Any]) -> str | None:
     """The user id of a valid token, which is used up; None when invalid or expired."""
     row = await _verification(ctx, args["purpose"], args["tokenHash"])
     if row is None:
@@ -337,14 +349,14 @@ def _account_key(email: str) -> str | None:
     no account has: a normalized address has no `:`, so keys cannot collide)."""
     try:
         return f"sign-in:account:{normalize_email(email)}"
-    except AuthFailure:
+    except AppError:
         return None
 
 
 @internal_mutation(
     args={"ip": v.string(), "email": v.string(), "deviceUserId": v.optional(v.string())}
 )
-async def sign_in_gate(ctx: Any, args: Any) -> float | None:
+async def sign_in_gate(ctx: MutationCtx, args: dict[str, Any]) -> float | None:
     """Count a sign-in attempt; seconds to wait, or None to go ahead.
 
     Nobody can lock an account's owner out by failing on purpose:
@@ -379,7 +391,7 @@ async def sign_in_gate(ctx: Any, args: Any) -> float | None:
 
 
 @internal_mutation(args={"ip": v.string(), "email": v.string(), "succeeded": v.boolean()})
-async def sign_in_result(ctx: Any, args: Any) -> None:
+async def sign_in_result(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Count a failure against the (account, address) pair and the account; a success
     clears the pair's (the account's count runs out with its window: a correct password
     from one address says nothing about the others)."""
@@ -395,7 +407,7 @@ async def sign_in_result(ctx: Any, args: Any) -> None:
 
 
 @internal_mutation(args={"key": v.string(), "limit": v.number(), "windowMs": v.number()})
-async def allow_mail(ctx: Any, args: Any) -> bool:
+async def allow_mail(ctx: MutationCtx, args: dict[str, Any]) -> bool:
     """Whether one more mail may go to `key` in this window (reset and verification
     mails: a flood of requests must not flood a mailbox)."""
     count, _ = await window_count(ctx, f"mail:{args['key']}", args["windowMs"])
@@ -403,7 +415,7 @@ async def allow_mail(ctx: Any, args: Any) -> bool:
 
 
 @internal_mutation(args={"email": v.string(), "name": v.string(), "passwordHash": v.string()})
-async def create_platform_admin(ctx: Any, args: Any) -> str:
+async def create_platform_admin(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """A verified platform admin (`owlat admin create`); an existing user is promoted and
     gets the given password."""
     email = normalize_email(args["email"])

@@ -10,32 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.audience import (
-    PAGINATION_OPTS,
-    blocked_entry,
-    clean_email,
-    invalid,
-    page_options,
-)
-from owlat.app.lib.errors import not_found
-from owlat.app.lib.permissions import require_permission
+from owlat.app.lib.audience import PAGINATION_OPTS, blocked_entry, clean_email, page_options
+from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.session_organization import (
-    MutationContext,
     get_mutation_context,
     get_team_id_from_session,
     now_ms,
 )
 from owlat.app.schema import BLOCK_REASON
-from owlat.runtime import mutation, query, v
+from owlat.runtime import MutationCtx, QueryCtx, mutation, query, v
 
 MAX_NOTES = 5000
 REASONS = ("bounced", "complained", "manual", "unengaged")
-
-
-async def _manager(ctx: Any) -> MutationContext:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "contacts:manage")
-    return context
 
 
 @mutation(
@@ -46,10 +32,10 @@ async def _manager(ctx: Any) -> MutationContext:
         "notes": v.optional(v.string()),
     }
 )
-async def add(ctx: Any, args: Any) -> str:
+async def add(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """Block an address; "<email> is already blocked (<reason>)" if it is (an `unengaged`
     row is upgraded to the new reason instead)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     email = clean_email(args["email"])
     notes = (args.get("notes") or "").strip()
     if len(notes) > MAX_NOTES:
@@ -82,9 +68,9 @@ async def add(ctx: Any, args: Any) -> str:
 
 
 @mutation(args={"email": v.string()})
-async def remove(ctx: Any, args: Any) -> None:
+async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Unblock an address (mail may go to it again)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     email = clean_email(args["email"])
     existing = await blocked_entry(ctx, context.team_id, email)
     if existing is None:
@@ -98,7 +84,7 @@ async def remove(ctx: Any, args: Any) -> None:
         "reason": v.optional(BLOCK_REASON),
     }
 )
-async def list_from_session(ctx: Any, args: Any) -> dict[str, Any]:
+async def list_from_session(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """A page of blocked addresses, newest first, optionally of one reason."""
     organization_id = await get_team_id_from_session(ctx)
     options = page_options(args["paginationOpts"])
@@ -115,24 +101,25 @@ async def list_from_session(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @query(args={"email": v.string()})
-async def check(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def check(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The block of an address, or None if mail may go to it."""
     organization_id = await get_team_id_from_session(ctx)
     return await blocked_entry(ctx, organization_id, clean_email(args["email"]))
 
 
 @query(args={})
-async def counts_by_reason(ctx: Any, args: Any) -> dict[str, int]:
+async def counts_by_reason(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, int]:
     organization_id = await get_team_id_from_session(ctx)
-    counts = {}
-    for reason in REASONS:
-        rows = (
-            await ctx.db.query("blockedEmails")
-            .with_index(
-                "by_org_reason",
-                lambda q, r=reason: q.eq("organizationId", organization_id).eq("reason", r),
-            )
-            .collect()
+    return {reason: await _count(ctx, organization_id, reason) for reason in REASONS}
+
+
+async def _count(ctx: QueryCtx, organization_id: str, reason: str) -> int:
+    rows = (
+        await ctx.db.query("blockedEmails")
+        .with_index(
+            "by_org_reason",
+            lambda q: q.eq("organizationId", organization_id).eq("reason", reason),
         )
-        counts[reason] = len(rows)
-    return counts
+        .collect()
+    )
+    return len(rows)

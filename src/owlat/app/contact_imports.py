@@ -2,24 +2,13 @@
 
 A run: `generateUploadUrl` → POST the file → `start({storageId, mapping, listId?,
 onDuplicate})` creates a `contactImports` document (`queued`) and schedules the worker
-(`run`, an internal action). The worker reads the file in byte ranges from `byteOffset`
-(never all of it), counts its rows once for a progress denominator, and hands each batch of
-parsed rows to ONE mutation (`apply_batch`) that upserts the contacts by normalized email
-(`onDuplicate` skip|update; duplicates within the file too), subscribes them to the list,
-writes per-row errors (the first `MAX_STORED_ERRORS` failed rows) and `imported`
-activities, and advances `byteOffset`, `rowsDone` and the counters, all in one
-transaction: a batch applies once (its start offset must be the document's), so a crash or
-a re-run resumes exactly where the last committed batch ended. A row whose quoted field
-is never closed is a row error, and the lines after it are still read as rows
-(lib/csv_import.py). Empty cells never clear a value; an update that changes nothing
-counts as skipped. Imports do not fire `contact.created` webhooks or automations
+(`run`, an internal action), which hands the file's rows, batch by batch, to ONE mutation
+each (`apply_batch`; how the file is read and rows become contacts and list members:
+lib/contact_import.py). A batch applies once (its start offset must be the document's), so
+a crash or a re-run resumes exactly where the last committed batch ended. A row whose
+quoted field is never closed is a row error, and the lines after it are still read as rows
+(lib/csv_import.py). Imports do not fire `contact.created` webhooks or automations
 (reference §16 6b).
-
-With a list (lib/list_subscriptions.ListBatch): a new contact is written once, already a
-member (3 writes: contact, membership, `imported` activity naming the list), unless the
-list asks for double opt-in (then it is subscribed as pending, with its confirmation
-mail); existing contacts are subscribed as `mailingLists:addContact` does (no effect on
-members); the list's counts move once per batch. A list deleted mid-import fails it.
 
 Tenancy and size: an upload URL names the organization it was generated for as the file's
 owner (`_storage.owner`), so an import starts only from a file uploaded for its own
@@ -37,31 +26,25 @@ batch.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from owlat.app.lib import csv_import, instance
+from owlat.app.lib import contact_import, csv_import, instance
 from owlat.app.lib.audience import (
     PAGINATION_OPTS,
-    clean_email,
-    clean_property_value,
-    invalid,
     live_document,
     page_options,
     property_definitions,
 )
-from owlat.app.lib.contacts import clean_fields, live_by_email, name_keys, record_activity
-from owlat.app.lib.errors import AuthFailure, not_found
-from owlat.app.lib.list_subscriptions import ListBatch
-from owlat.app.lib.permissions import require_permission
+from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.session_organization import (
     get_mutation_context,
     get_team_id_from_session,
     now_ms,
 )
 from owlat.runtime import (
-    UNDEFINED,
-    LimitExceededError,
+    ActionCtx,
+    MutationCtx,
+    QueryCtx,
     internal,
     internal_action,
     internal_mutation,
@@ -71,18 +54,6 @@ from owlat.runtime import (
     v,
 )
 
-# Rows per mutation. A transaction may read 4,096 index ranges (a `db.get` and the read
-# inside `db.patch` count one each) and schedule 1,000 functions. The costliest row, an
-# existing contact changed by `update` and new to a list, reads 4: its email lookup, the
-# patch of its fields, the membership lookup and the patch adding the list (a new contact
-# reads 1, a repeat within the batch at most 1); a batch adds 6 (the import, property
-# definitions, the list, the list's count bump (a get and a patch), the import's patch):
-# 1,000 × 4 + 6 = 4,006. A double opt-in list schedules at most one confirmation mail per
-# row: 1,000 jobs. Writes: at most 6 a row (16,000 allowed). Triggers on contacts (segment
-# counts) cost more per row: a batch over a limit is retried in halves (see `_work`).
-BATCH_ROWS = 1000
-MAX_STORED_ERRORS = 1000
-SLICE_SECONDS = 2.0  # the worker reschedules itself after this long
 STALL_MS = 60_000  # an active import not advanced for this long has lost its worker
 MAX_FILE_NAME = 255
 ON_DUPLICATE = v.union(v.literal("skip"), v.literal("update"))
@@ -96,13 +67,7 @@ START_ARGS = {
 _ACTIVE = ("queued", "running")
 
 
-async def _manager(ctx: Any) -> Any:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "contacts:manage")
-    return context
-
-
-async def _import_of(ctx: Any, organization_id: str, import_id: str) -> dict[str, Any]:
+async def _import_of(ctx: QueryCtx, organization_id: str, import_id: str) -> dict[str, Any]:
     normalized = ctx.db.normalize_id("contactImports", import_id)
     found = None if normalized is None else await ctx.db.get(normalized)
     if found is None or found["organizationId"] != organization_id:
@@ -110,7 +75,9 @@ async def _import_of(ctx: Any, organization_id: str, import_id: str) -> dict[str
     return dict(found)
 
 
-async def _create(ctx: Any, organization_id: str, user_id: str | None, args: dict[str, Any]) -> str:
+async def _create(
+    ctx: MutationCtx, organization_id: str, user_id: str | None, args: dict[str, Any]
+) -> str:
     """Check the arguments and create the queued import; schedules the worker."""
     storage_id = args["storageId"]
     stored = await ctx.db.system.get(storage_id)
@@ -146,18 +113,13 @@ async def _create(ctx: Any, organization_id: str, user_id: str | None, args: dic
     return str(import_id)
 
 
-async def _schedule_worker(ctx: Any, import_id: str, worker: int) -> None:
+async def _schedule_worker(ctx: MutationCtx, import_id: str, worker: int) -> None:
     await ctx.scheduler.run_after(
         0, internal.contact_imports.run, {"importId": import_id, "worker": worker}
     )
 
 
-def _worker_of(found: dict[str, Any]) -> int:
-    """The generation of the worker that may advance the import (0 until resumed)."""
-    return int(found.get("worker", 0))
-
-
-async def _upload_url(ctx: Any, organization_id: str) -> str:
+async def _upload_url(ctx: MutationCtx, organization_id: str) -> str:
     """An upload URL for an import file of the organization (bound to it, size-limited)."""
     return str(
         await ctx.storage.generate_upload_url(
@@ -166,7 +128,7 @@ async def _upload_url(ctx: Any, organization_id: str) -> str:
     )
 
 
-async def _list_id(ctx: Any, organization_id: str, list_id: str) -> str:
+async def _list_id(ctx: QueryCtx, organization_id: str, list_id: str) -> str:
     found = await live_document(ctx, "mailingLists", organization_id, list_id)
     if found is None:
         raise not_found("List")
@@ -177,31 +139,31 @@ async def _list_id(ctx: Any, organization_id: str, list_id: str) -> str:
 
 
 @mutation(args={})
-async def generate_upload_url(ctx: Any, args: Any) -> str:
+async def generate_upload_url(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """A URL to POST the CSV file to (the reply holds its `storageId`)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     return await _upload_url(ctx, context.team_id)
 
 
 @mutation(args=START_ARGS)
-async def start(ctx: Any, args: Any) -> str:
+async def start(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """Start importing an uploaded CSV file; returns the import id."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     return await _create(ctx, context.team_id, context.user_id, args)
 
 
 @query(args={"importId": v.string()})
-async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The import with its progress, or None (unknown or another organization's)."""
     organization_id = await get_team_id_from_session(ctx)
     try:
         return await _import_of(ctx, organization_id, args["importId"])
-    except AuthFailure:
+    except AppError:
         return None
 
 
 @query(args={"paginationOpts": PAGINATION_OPTS})
-async def list_(ctx: Any, args: Any) -> dict[str, Any]:
+async def list_(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """The organization's imports, newest first."""
     organization_id = await get_team_id_from_session(ctx)
     return dict(
@@ -213,7 +175,7 @@ async def list_(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @query(args={"importId": v.string(), "paginationOpts": PAGINATION_OPTS})
-async def errors(ctx: Any, args: Any) -> dict[str, Any]:
+async def errors(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """The import's row errors `{row, column?, reason}` by row."""
     organization_id = await get_team_id_from_session(ctx)
     found = await _import_of(ctx, organization_id, args["importId"])
@@ -225,9 +187,9 @@ async def errors(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @mutation(args={"importId": v.string()})
-async def cancel(ctx: Any, args: Any) -> dict[str, Any]:
+async def cancel(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Stop a queued or running import (batches already applied stay)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     found = await _import_of(ctx, context.team_id, args["importId"])
     if found["status"] not in _ACTIVE:
         raise invalid("IMPORT_FINISHED", f"The import is already {found['status']}")
@@ -241,7 +203,7 @@ async def cancel(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @internal_query(args={"organization": v.string()})
-async def organization_of(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def organization_of(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """`{organizationId, propertyKeys}` of an organization given by slug or id, or None."""
     text = args["organization"].strip()
     normalized = ctx.db.normalize_id("organizations", text)
@@ -259,7 +221,7 @@ async def organization_of(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 
 @internal_mutation(args={"organizationId": v.id("organizations")})
-async def upload_url_for_organization(ctx: Any, args: Any) -> dict[str, Any]:
+async def upload_url_for_organization(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """`{uploadUrl, maxBytes}`: where the CLI posts an import file, and its size limit."""
     if await ctx.db.get(args["organizationId"]) is None:
         raise not_found("Organization")
@@ -270,14 +232,14 @@ async def upload_url_for_organization(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @internal_mutation(args={"organizationId": v.id("organizations"), **START_ARGS})
-async def start_for_organization(ctx: Any, args: Any) -> str:
+async def start_for_organization(ctx: MutationCtx, args: dict[str, Any]) -> str:
     if await ctx.db.get(args["organizationId"]) is None:
         raise not_found("Organization")
     return await _create(ctx, args["organizationId"], None, args)
 
 
 @internal_query(args={"importId": v.id("contactImports"), "errorLimit": v.number()})
-async def progress(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def progress(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The import and its first `errorLimit` row errors."""
     found = await ctx.db.get(args["importId"])
     if found is None:
@@ -297,7 +259,7 @@ async def progress(ctx: Any, args: Any) -> dict[str, Any] | None:
         "numItems": v.number(),
     }
 )
-async def export_page(ctx: Any, args: Any) -> dict[str, Any]:
+async def export_page(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """A page of the organization's live contacts as CSV rows, oldest first, with the
     header (`owlat contacts export` pages through them)."""
     organization_id = args["organizationId"]
@@ -317,11 +279,11 @@ async def export_page(ctx: Any, args: Any) -> dict[str, Any]:
     }
 
 
-# -- the worker -----------------------------------------------------------------------------
+# -- the worker (its batches and file reading: lib/contact_import.py) ---------------------------
 
 
 @internal_query(args={"importId": v.id("contactImports")})
-async def worker_state(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def worker_state(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The import with its file's size (`size` None when the file is gone)."""
     found = await ctx.db.get(args["importId"])
     if found is None:
@@ -333,24 +295,17 @@ async def worker_state(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 
 @internal_mutation(args={"importId": v.id("contactImports"), "error": v.string()})
-async def fail(ctx: Any, args: Any) -> None:
+async def fail(ctx: MutationCtx, args: dict[str, Any]) -> None:
     found = await ctx.db.get(args["importId"])
     if found is None or found["status"] not in _ACTIVE:
         return
-    await _mark_failed(ctx, found["_id"], args["error"])
-
-
-async def _mark_failed(ctx: Any, import_id: str, error: str) -> None:
-    now = now_ms()
-    await ctx.db.patch(
-        import_id, {"status": "failed", "error": error, "finishedAt": now, "updatedAt": now}
-    )
+    await contact_import.mark_failed(ctx, found["_id"], args["error"])
 
 
 @internal_mutation(
     args={"importId": v.id("contactImports"), "totalRows": v.number(), "byteOffset": v.number()}
 )
-async def begin(ctx: Any, args: Any) -> bool:
+async def begin(ctx: MutationCtx, args: dict[str, Any]) -> bool:
     """queued → running, with the row count and the first data row's offset."""
     found = await ctx.db.get(args["importId"])
     if found is None or found["status"] != "queued":
@@ -368,7 +323,7 @@ async def begin(ctx: Any, args: Any) -> bool:
 
 
 @internal_mutation(args={"importId": v.id("contactImports")})
-async def finish(ctx: Any, args: Any) -> None:
+async def finish(ctx: MutationCtx, args: dict[str, Any]) -> None:
     found = await ctx.db.get(args["importId"])
     if found is None or found["status"] != "running":
         return
@@ -387,7 +342,7 @@ async def finish(ctx: Any, args: Any) -> None:
         "unclosed": v.optional(v.array(v.number())),
     }
 )
-async def apply_batch(ctx: Any, args: Any) -> dict[str, Any]:
+async def apply_batch(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Apply one batch of rows (cells in `columns` order) read from the file's bytes
     `[startOffset, endOffset)`; the rows at the `unclosed` positions have a quote never
     closed and only count as failed. Returns `{"byteOffset", "stop"}`; a batch whose start
@@ -396,205 +351,28 @@ async def apply_batch(ctx: Any, args: Any) -> dict[str, Any]:
     found = await ctx.db.get(args["importId"])
     if found is None or found["status"] != "running":
         return {"byteOffset": 0, "stop": True}
-    if _worker_of(found) != args.get("worker", 0):
+    if contact_import.worker_of(found) != args.get("worker", 0):
         return {"byteOffset": found["byteOffset"], "stop": True}
     if found["byteOffset"] != args["startOffset"]:
         return {"byteOffset": found["byteOffset"], "stop": False}
-    batch = _Batch(ctx, dict(found), args["columns"])
-    if not await batch.prepare():
-        await _mark_failed(ctx, found["_id"], "The mailing list was deleted")
-        return {"byteOffset": found["byteOffset"], "stop": True}
     unclosed = {int(index) for index in args.get("unclosed") or ()}
-    for index, cells in enumerate(args["rows"]):
-        number = int(found["rowsDone"]) + index + 1
-        if index in unclosed:
-            await batch.failed(number, None, csv_import.UNCLOSED)
-        else:
-            await batch.row(number, cells)
-    await batch.finish()
-    counts = batch.counts
-    await ctx.db.patch(
-        found["_id"],
-        {
-            "rowsDone": found["rowsDone"] + len(args["rows"]),
-            "byteOffset": args["endOffset"],
-            **{key: found[key] + counts[key] for key in counts},
-            "updatedAt": now_ms(),
-        },
+    return await contact_import.apply_rows(
+        ctx, dict(found), args["columns"], args["rows"], unclosed, args["endOffset"]
     )
-    return {"byteOffset": args["endOffset"], "stop": False}
-
-
-class _RowError(Exception):
-    def __init__(self, column: str | None, reason: str) -> None:
-        super().__init__(reason)
-        self.column = column
-        self.reason = reason
-
-
-class _Batch:
-    """One batch's rows applied in the mutation's transaction."""
-
-    def __init__(self, ctx: Any, found: dict[str, Any], columns: list[str]) -> None:
-        self.ctx = ctx
-        self.found = found
-        self.organization_id = found["organizationId"]
-        self.targets = [found["mapping"][column] for column in columns]
-        self.columns = columns
-        self.counts = {"imported": 0, "updated": 0, "skipped": 0, "failed": 0}
-        self.seen: dict[str, dict[str, Any]] = {}
-        self.definitions: dict[str, dict[str, Any]] = {}
-        self.list_batch: ListBatch | None = None
-
-    async def prepare(self) -> bool:
-        """Load what every row needs; False when the import's list was deleted."""
-        self.definitions = await property_definitions(self.ctx, self.organization_id)
-        list_id = self.found.get("listId")
-        if list_id is None:
-            return True
-        self.list_batch = await ListBatch.open(
-            self.ctx, list_id, source="import", user_id=self.found.get("createdBy")
-        )
-        return self.list_batch is not None
-
-    async def finish(self) -> None:
-        if self.list_batch is not None:
-            await self.list_batch.flush()
-
-    async def row(self, number: int, cells: list[str]) -> None:
-        try:
-            email, fields, properties = self._values(cells)
-            await self._upsert(email, fields, properties)
-        except _RowError as error:
-            await self.failed(number, error.column, error.reason)
-
-    async def failed(self, number: int, column: str | None, reason: str) -> None:
-        """Count row `number` as failed (its error stored while under the cap)."""
-        if self.found["failed"] + self.counts["failed"] < MAX_STORED_ERRORS:
-            record: dict[str, Any] = {
-                "organizationId": self.organization_id,
-                "importId": self.found["_id"],
-                "row": float(number),
-                "reason": reason,
-            }
-            if column is not None:
-                record["column"] = column
-            await self.ctx.db.insert("contactImportErrors", record)
-        self.counts["failed"] += 1
-
-    def _values(self, cells: list[str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        email = ""
-        fields: dict[str, Any] = {}
-        properties: dict[str, Any] = {}
-        for column, target, cell in zip(self.columns, self.targets, cells, strict=False):
-            text = csv_import.unescape_formula(cell.strip())
-            try:
-                if target == "email":
-                    email = clean_email(text) if text else ""
-                elif not text:
-                    continue
-                elif target.startswith(csv_import.PROPERTY_PREFIX):
-                    definition = self.definitions.get(target[len(csv_import.PROPERTY_PREFIX) :])
-                    if definition is None:
-                        raise _RowError(column, f"Property of column {column!r} was deleted")
-                    value = csv_import.property_cell(definition["type"], text)
-                    properties[definition["key"]] = clean_property_value(definition, value)
-                else:
-                    fields.update(
-                        {
-                            k: val
-                            for k, val in clean_fields({target: text}).items()
-                            if val is not None
-                        }
-                    )
-            except AuthFailure as error:
-                raise _RowError(column, error.message) from None
-        if not email:
-            column = self.columns[self.targets.index("email")]
-            raise _RowError(column, "Email is missing")
-        return email, fields, properties
-
-    async def _upsert(self, email: str, fields: dict[str, Any], properties: dict[str, Any]) -> None:
-        existing = self.seen.get(email)
-        if existing is None:
-            existing = await live_by_email(self.ctx, self.organization_id, email)
-        if existing is None:
-            self.seen[email] = await self._insert(email, fields, properties)
-            self.counts["imported"] += 1
-            return
-        if self.found["onDuplicate"] == "skip":
-            contact = existing
-            self.counts["skipped"] += 1
-        else:
-            contact, changed = await self._update(existing, fields, properties)
-            self.counts["updated" if changed else "skipped"] += 1
-        if self.list_batch is not None:
-            contact = await self.list_batch.add(contact)
-        self.seen[email] = contact
-
-    async def _insert(
-        self, email: str, fields: dict[str, Any], properties: dict[str, Any]
-    ) -> dict[str, Any]:
-        now = now_ms()
-        record: dict[str, Any] = {
-            "organizationId": self.organization_id,
-            "email": email,
-            "source": "import",
-            "properties": properties,
-            "createdAt": now,
-            "updatedAt": now,
-            **fields,
-        }
-        keys = name_keys(record.get("firstName"), record.get("lastName"))
-        record.update({k: val for k, val in keys.items() if val is not UNDEFINED})
-        metadata = {"importId": str(self.found["_id"])}
-        if self.list_batch is not None:
-            return await self.list_batch.insert_contact(record, "imported", metadata)
-        contact = {**record, "_id": await self.ctx.db.insert("contacts", record)}
-        await record_activity(
-            self.ctx, contact, "imported", metadata, self.found.get("createdBy"), now
-        )
-        return contact
-
-    async def _update(
-        self, contact: dict[str, Any], fields: dict[str, Any], properties: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
-        changes = {k: val for k, val in fields.items() if contact.get(k) != val}
-        merged = {**contact["properties"], **properties}
-        if merged != contact["properties"]:
-            changes["properties"] = merged
-        if not changes:
-            return contact, False
-        if "firstName" in changes or "lastName" in changes:
-            first = changes.get("firstName", contact.get("firstName"))
-            last = changes.get("lastName", contact.get("lastName"))
-            changes.update(name_keys(first, last))
-        now = now_ms()
-        changes["updatedAt"] = now
-        await self.ctx.db.patch(contact["_id"], changes)
-        metadata = {
-            "source": "import",
-            "fields": ",".join(sorted(k for k in changes if k in csv_import.FIELDS)),
-        }
-        await record_activity(
-            self.ctx, contact, "updated", metadata, self.found.get("createdBy"), now
-        )
-        updated = {k: val for k, val in {**contact, **changes}.items() if val is not UNDEFINED}
-        return updated, True
 
 
 @internal_action(args={"importId": v.id("contactImports"), "worker": v.optional(v.number())})
-async def run(ctx: Any, args: Any) -> None:
+async def run(ctx: ActionCtx, args: dict[str, Any]) -> None:
     """The worker: applies batches for a couple of seconds, then schedules itself again
     until the file is done (resumes from the import's `byteOffset`). `worker` is its
     generation: a worker replaced by `resume_stalled` stops."""
     import_id, worker = args["importId"], int(args.get("worker", 0))
     state = await ctx.run_query(internal.contact_imports.worker_state, {"importId": import_id})
-    if state is None or state["status"] not in _ACTIVE or _worker_of(state) != worker:
+    if state is None or state["status"] not in _ACTIVE or contact_import.worker_of(state) != worker:
         return
     try:
-        more = await _work(ctx, state)
-    except _ImportFailed as error:
+        more = await contact_import.work(ctx, state)
+    except contact_import.ImportFailed as error:
         await _fail(ctx, import_id, str(error))
         return
     except Exception as error:  # never leave an import running with no worker
@@ -607,7 +385,7 @@ async def run(ctx: Any, args: Any) -> None:
 
 
 @internal_mutation(args={"idleMs": v.optional(v.number())})
-async def resume_stalled(ctx: Any, args: Any) -> int:
+async def resume_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
     """Give a new worker to queued or running imports that have not advanced for `idleMs`
     (default `STALL_MS`): their worker was lost to a crash or restart (a scheduled action
     that is interrupted is not retried). Returns how many. A cron runs it every minute, and
@@ -618,151 +396,22 @@ async def resume_stalled(ctx: Any, args: Any) -> int:
     cutoff = now_ms() - idle
     resumed = 0
     for status in _ACTIVE:
-        stalled = (
-            await ctx.db.query("contactImports")
-            .with_index(
-                "by_status_updated", lambda q, s=status: q.eq("status", s).lt("updatedAt", cutoff)
-            )
-            .take(100)
-        )
-        for found in stalled:
-            worker = _worker_of(found) + 1
+        for found in await _not_advanced_since(ctx, status, cutoff):
+            worker = contact_import.worker_of(found) + 1
             await ctx.db.patch(found["_id"], {"updatedAt": now_ms(), "worker": worker})
             await _schedule_worker(ctx, found["_id"], worker)
             resumed += 1
     return resumed
 
 
-async def _fail(ctx: Any, import_id: str, error: str) -> None:
+async def _not_advanced_since(ctx: QueryCtx, status: str, cutoff: float) -> list[dict[str, Any]]:
+    """Up to 100 imports of `status` last updated before `cutoff`."""
+    return await (
+        ctx.db.query("contactImports")
+        .with_index("by_status_updated", lambda q: q.eq("status", status).lt("updatedAt", cutoff))
+        .take(100)
+    )
+
+
+async def _fail(ctx: ActionCtx, import_id: str, error: str) -> None:
     await ctx.run_mutation(internal.contact_imports.fail, {"importId": import_id, "error": error})
-
-
-class _ImportFailed(Exception):
-    """The file cannot be imported (the message says why)."""
-
-
-async def _work(ctx: Any, state: dict[str, Any]) -> bool:
-    """Apply batches until the time slice ends (True: more to do) or the file does."""
-    if state["size"] is None:
-        raise _ImportFailed("The uploaded file was deleted")
-    import_id, key, size = state["_id"], state["storageId"], int(state["size"])
-    header, first_row = await _header(ctx, key, size)
-    mapping = state["mapping"]
-    try:
-        positions = csv_import.column_positions(header, mapping)
-    except ValueError as error:
-        raise _ImportFailed(str(error)) from None
-    columns = [*positions]
-    offset = int(state["byteOffset"])
-    if state["status"] == "queued":
-        total = await _count_rows(ctx, key, first_row, size)
-        running = await ctx.run_mutation(
-            internal.contact_imports.begin,
-            {"importId": import_id, "totalRows": total, "byteOffset": first_row},
-        )
-        if not running:
-            return False
-        offset = first_row
-    deadline = time.monotonic() + SLICE_SECONDS
-    batch_rows = BATCH_ROWS
-    while True:  # at least one batch per run
-        if offset >= size:
-            await ctx.run_mutation(internal.contact_imports.finish, {"importId": import_id})
-            return False
-        records, used, unclosed = await _next_records(ctx, key, offset, size, batch_rows)
-        try:
-            parsed = csv_import.parse_records(records, unclosed)
-        except UnicodeDecodeError:
-            raise _ImportFailed(
-                f"The file is not UTF-8 text (bytes {offset}-{offset + used})"
-            ) from None
-        rows: list[list[str]] = []
-        unclosed_rows: list[int] = []
-        for row in parsed:
-            if row is None:
-                unclosed_rows.append(len(rows))
-                rows.append([])
-            elif _filled(row):
-                rows.append([_at(row, positions[c]) for c in columns])
-        try:
-            result = await ctx.run_mutation(
-                internal.contact_imports.apply_batch,
-                {
-                    "importId": import_id,
-                    "worker": _worker_of(state),
-                    "startOffset": offset,
-                    "endOffset": offset + used,
-                    "columns": columns,
-                    "rows": rows,
-                    "unclosed": unclosed_rows,
-                },
-            )
-        except LimitExceededError:
-            # rows costlier than BATCH_ROWS' arithmetic (the organization's triggers, e.g.
-            # maintained segment counts, read and write per contact): the failed batch
-            # committed nothing, so it is retried in halves
-            if len(records) <= 1:
-                raise
-            batch_rows = len(records) // 2
-            continue
-        if result["stop"]:
-            return False
-        offset = int(result["byteOffset"])
-        if time.monotonic() >= deadline:
-            return True
-
-
-def _filled(row: list[str]) -> bool:
-    return any(cell.strip() for cell in row)
-
-
-def _at(row: list[str], index: int) -> str:
-    return row[index] if index < len(row) else ""
-
-
-async def _header(ctx: Any, key: str, size: int) -> tuple[list[str], int]:
-    length = 64 * 1024
-    while True:
-        data = await csv_import.read_range(ctx, key, 0, min(length, size))
-        try:
-            found = csv_import.header_of(data, at_end=length >= size)
-        except UnicodeDecodeError:
-            raise _ImportFailed("The file is not UTF-8 text (its header row)") from None
-        except ValueError as error:
-            raise _ImportFailed(str(error)) from None
-        if found is not None and any(found[0]):
-            return found[0], min(found[1], size)
-        if length >= size or length >= csv_import.MAX_RECORD_BYTES:
-            raise _ImportFailed("The file has no header row")
-        length *= 4
-
-
-async def _count_rows(ctx: Any, key: str, start: int, size: int) -> int:
-    counter = csv_import.RecordCounter()
-    for offset in range(start, size, csv_import.CHUNK_BYTES):
-        end = min(size, offset + csv_import.CHUNK_BYTES)
-        counter.feed(await csv_import.read_range(ctx, key, offset, end))
-    return counter.finish()
-
-
-async def _next_records(
-    ctx: Any, key: str, offset: int, size: int, batch_rows: int
-) -> csv_import.Split:
-    """Up to `batch_rows` whole records starting at `offset`."""
-    length = csv_import.CHUNK_BYTES
-    while True:
-        end = min(size, offset + length)
-        data = await csv_import.read_range(ctx, key, offset, end)
-        records, used, unclosed = csv_import.split_records(data, at_end=end >= size)
-        if records:
-            if len(records) > batch_rows:
-                records = records[:batch_rows]
-                used = sum(len(record) + 1 for record in records)
-                unclosed = frozenset(index for index in unclosed if index < batch_rows)
-            return csv_import.Split(records, min(used, end - offset), unclosed)
-        if end >= size or length >= csv_import.MAX_RECORD_BYTES:
-            raise _ImportFailed(
-                f"A row at byte {offset} is longer than {csv_import.MAX_RECORD_BYTES} bytes "
-                "(or a quoted field is never closed)"
-            )
-        length *= 2

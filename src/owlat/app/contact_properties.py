@@ -15,23 +15,25 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app import segment_counts
-from owlat.app.lib.audience import (
-    MAX_LABEL,
-    PROPERTY_KEY,
-    RESERVED_KEYS,
-    invalid,
-    property_definitions,
-)
-from owlat.app.lib.errors import not_found
-from owlat.app.lib.permissions import require_permission
+from owlat.app.lib.audience import MAX_LABEL, PROPERTY_KEY, RESERVED_KEYS, property_definitions
+from owlat.app.lib.documents import reread
+from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.session_organization import (
-    MutationContext,
     get_mutation_context,
     get_team_id_from_session,
     now_ms,
 )
 from owlat.app.schema import PROPERTY_TYPE
-from owlat.runtime import UNDEFINED, internal, internal_mutation, mutation, query, v
+from owlat.runtime import (
+    UNDEFINED,
+    MutationCtx,
+    QueryCtx,
+    internal,
+    internal_mutation,
+    mutation,
+    query,
+    v,
+)
 
 PURGE_BATCH = 500
 
@@ -43,13 +45,7 @@ def _clean_label(label: str) -> str:
     return label
 
 
-async def _manager(ctx: Any) -> MutationContext:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "contacts:manage")
-    return context
-
-
-async def _definition(ctx: Any, organization_id: str, property_id: str) -> dict[str, Any]:
+async def _definition(ctx: QueryCtx, organization_id: str, property_id: str) -> dict[str, Any]:
     normalized = ctx.db.normalize_id("contactProperties", property_id)
     found = None if normalized is None else await ctx.db.get(normalized)
     if found is None or found["organizationId"] != organization_id or found.get("purging"):
@@ -58,15 +54,15 @@ async def _definition(ctx: Any, organization_id: str, property_id: str) -> dict[
 
 
 @query(args={})
-async def list_from_session(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def list_from_session(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     organization_id = await get_team_id_from_session(ctx)
     definitions = await property_definitions(ctx, organization_id)
     return [definitions[key] for key in sorted(definitions)]
 
 
 @mutation(args={"key": v.string(), "label": v.string(), "type": PROPERTY_TYPE})
-async def create(ctx: Any, args: Any) -> str:
-    context = await _manager(ctx)
+async def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    context = await get_mutation_context(ctx, require="contacts:manage")
     key = args["key"].strip()
     if not PROPERTY_KEY.match(key):
         raise invalid(
@@ -103,32 +99,32 @@ async def create(ctx: Any, args: Any) -> str:
 
 
 @mutation(args={"propertyId": v.string(), "label": v.string()})
-async def rename(ctx: Any, args: Any) -> dict[str, Any]:
-    context = await _manager(ctx)
+async def rename(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    context = await get_mutation_context(ctx, require="contacts:manage")
     definition = await _definition(ctx, context.team_id, args["propertyId"])
     label = _clean_label(args["label"])
     await ctx.db.patch(definition["_id"], {"label": label, "updatedAt": now_ms()})
-    return dict(await ctx.db.get(definition["_id"]))
+    return await reread(ctx, definition["_id"])
 
 
 @mutation(args={"propertyId": v.string()})
-async def remove(ctx: Any, args: Any) -> int:
+async def remove(ctx: MutationCtx, args: dict[str, Any]) -> int:
     """Delete a definition and its value on every contact; returns the contacts changed
     now (the first batch; larger audiences are cleared by scheduled batches)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     definition = await _definition(ctx, context.team_id, args["propertyId"])
     await ctx.db.patch(definition["_id"], {"purging": True, "updatedAt": now_ms()})
     return await _purge_batch(ctx, definition)
 
 
 @internal_mutation(args={"propertyId": v.id("contactProperties")})
-async def purge_values(ctx: Any, args: Any) -> None:
+async def purge_values(ctx: MutationCtx, args: dict[str, Any]) -> None:
     definition = await ctx.db.get(args["propertyId"])
     if definition is not None and definition.get("purging"):
         await _purge_batch(ctx, dict(definition))
 
 
-async def _purge_batch(ctx: Any, definition: dict[str, Any]) -> int:
+async def _purge_batch(ctx: MutationCtx, definition: dict[str, Any]) -> int:
     """Clear up to PURGE_BATCH contacts' values; delete the definition after the last."""
     key = definition["key"]  # PROPERTY_KEY: safe as a field path
     holders = (

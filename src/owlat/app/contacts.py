@@ -11,11 +11,12 @@ contact and its activities now. Every change is written to the contact's timelin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Required
 
-from owlat.app.lib.audience import PAGINATION_OPTS, invalid, page_options
+from owlat.app.lib.audience import PAGINATION_OPTS, page_options
 from owlat.app.lib.contacts import (
     FIELDS,
+    ContactFields,
     contact_rows_page,
     create_contact,
     hard_delete_contact,
@@ -25,8 +26,8 @@ from owlat.app.lib.contacts import (
     record_activity,
     update_contact,
 )
+from owlat.app.lib.errors import invalid
 from owlat.app.lib.list_subscriptions import remove_memberships_of_contact
-from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.session_organization import (
     MutationContext,
     get_mutation_context,
@@ -34,24 +35,33 @@ from owlat.app.lib.session_organization import (
     now_ms,
 )
 from owlat.app.schema import CONTACT_SOURCE
-from owlat.runtime import internal, internal_mutation, mutation, query, v
+from owlat.runtime import MutationCtx, QueryCtx, internal, internal_mutation, mutation, query, v
 
 MAX_BULK = 100
 RETENTION_MS = 30 * 24 * 60 * 60 * 1000
 PURGE_BATCH = 200
 
 
-async def _manager(ctx: Any) -> MutationContext:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "contacts:manage")
-    return context
+class CreateArgs(ContactFields, total=False):
+    """`create_from_session`'s arguments, as its validators let them through."""
+
+    email: Required[str]
+    source: str
+
+
+class UpdateArgs(ContactFields, total=False):
+    """`update`'s arguments, as its validators let them through."""
+
+    contactId: Required[str]
+    email: str
+    unsubscribed: bool
 
 
 # -- reads --------------------------------------------------------------------------------
 
 
 @query(args={"paginationOpts": PAGINATION_OPTS, "search": v.optional(v.string())})
-async def list_from_session(ctx: Any, args: Any) -> dict[str, Any]:
+async def list_from_session(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """A page of live contacts, newest first; with `search`, those whose email, full name
     ("first last") or last name starts with it (case-insensitive): email matches by
     email, then name matches (index ranges, lib/contact_search.py)."""
@@ -61,7 +71,7 @@ async def list_from_session(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @query(args={"contactId": v.string()})
-async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The contact, or None if it does not exist, is deleted or is another organization's."""
     organization_id = await get_team_id_from_session(ctx)
     normalized = ctx.db.normalize_id("contacts", args["contactId"])
@@ -72,7 +82,7 @@ async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 
 @query(args={"contactId": v.string(), "paginationOpts": PAGINATION_OPTS})
-async def activities(ctx: Any, args: Any) -> dict[str, Any]:
+async def activities(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """The contact's timeline, newest first (also for a soft-deleted contact)."""
     return await contact_rows_page(ctx, "contactActivities", args)
 
@@ -87,8 +97,8 @@ async def activities(ctx: Any, args: Any) -> dict[str, Any]:
         **FIELDS,
     }
 )
-async def create_from_session(ctx: Any, args: Any) -> str:
-    context = await _manager(ctx)
+async def create_from_session(ctx: MutationCtx, args: CreateArgs) -> str:
+    context = await get_mutation_context(ctx, require="contacts:manage")
     source = args.get("source") or "api"
     contact = await create_contact(ctx, context.team_id, args, source, context.user_id)
     return str(contact["_id"])
@@ -102,15 +112,15 @@ async def create_from_session(ctx: Any, args: Any) -> str:
         **FIELDS,
     }
 )
-async def update(ctx: Any, args: Any) -> dict[str, Any]:
+async def update(ctx: MutationCtx, args: UpdateArgs) -> dict[str, Any]:
     """Change fields (None or "" clears an optional one), properties (None removes a
     value) and the global unsubscribe flag; returns the contact."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     contact = await organization_contact(ctx, context.team_id, args["contactId"])
     return await update_contact(ctx, contact, args, context.user_id)
 
 
-async def _soft_delete(ctx: Any, context: MutationContext, contact: dict[str, Any]) -> None:
+async def _soft_delete(ctx: MutationCtx, context: MutationContext, contact: dict[str, Any]) -> None:
     now = now_ms()
     await ctx.db.patch(
         contact["_id"], {"deletedAt": now, "deletedBy": context.user_id, "updatedAt": now}
@@ -120,26 +130,26 @@ async def _soft_delete(ctx: Any, context: MutationContext, contact: dict[str, An
 
 
 @mutation(args={"contactId": v.string()})
-async def delete(ctx: Any, args: Any) -> None:
+async def delete(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Soft delete: hidden now, purged with its timeline after 30 days."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     contact = await organization_contact(ctx, context.team_id, args["contactId"])
     await _soft_delete(ctx, context, contact)
 
 
 @mutation(args={"contactId": v.string()})
-async def hard_delete(ctx: Any, args: Any) -> None:
+async def hard_delete(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Delete a contact (live or soft-deleted) and its timeline now."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     contact = await organization_contact(ctx, context.team_id, args["contactId"], deleted=True)
     await hard_delete_contact(ctx, contact["_id"])
 
 
 @mutation(args={"contactIds": v.array(v.string())})
-async def bulk_delete(ctx: Any, args: Any) -> dict[str, Any]:
+async def bulk_delete(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Soft-delete up to 100 contacts: `{deleted, failed, errors: [{index, error}]}`, where
     `index` is the position of a refused id in `contactIds` (repeated ids count once)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="contacts:manage")
     contact_ids = args["contactIds"]
     if not contact_ids or len(contact_ids) > MAX_BULK:
         raise invalid("INVALID_BULK_SIZE", f"Pass 1 to {MAX_BULK} contact ids")
@@ -162,7 +172,7 @@ async def bulk_delete(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @internal_mutation(args={})
-async def purge_deleted(ctx: Any, args: Any) -> int:
+async def purge_deleted(ctx: MutationCtx, args: dict[str, Any]) -> int:
     """Hard-delete contacts soft-deleted more than 30 days ago (a batch; schedules the
     next batch while more remain). Returns how many were purged."""
     cutoff = now_ms() - RETENTION_MS

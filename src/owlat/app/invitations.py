@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app.lib import mailer
+from owlat.app.lib.documents import reread
 from owlat.app.lib.emails import normalize_email
 from owlat.app.lib.errors import AuthFailure, admin_required
 from owlat.app.lib.organizations import organization_of
@@ -23,7 +24,7 @@ from owlat.app.lib.session_organization import get_membership, get_session, get_
 from owlat.app.lib.tokens import same_secret
 from owlat.app.lib.waitlist import require_off_waitlist
 from owlat.app.schema import ROLE
-from owlat.runtime import internal, v
+from owlat.runtime import MutationCtx, QueryCtx, internal, v
 
 EXPIRY_MS = 7 * 24 * 3600 * 1000
 RESEND_INTERVAL_MS = 60 * 1000
@@ -47,7 +48,7 @@ def verification_required(responding: bool = False) -> AuthFailure:
     )
 
 
-async def _invitation(ctx: Any, invitation_id: str) -> dict[str, Any]:
+async def _invitation(ctx: QueryCtx, invitation_id: str) -> dict[str, Any]:
     normalized = ctx.db.normalize_id("invitations", invitation_id)
     invitation = None if normalized is None else await ctx.db.get(normalized)
     if invitation is None:
@@ -56,11 +57,11 @@ async def _invitation(ctx: Any, invitation_id: str) -> dict[str, Any]:
 
 
 async def _as_recipient(
-    ctx: Any, args: Any, *, responding: bool
+    ctx: QueryCtx, args: dict[str, Any], *, responding: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(session, user, invitation) when the caller is the recipient of a pending one with
-    a verified email, or presents the token of its link: then, when `responding` (accept,
-    reject: a mutation), the email is marked verified."""
+    a verified email, or presents the token of its link (refusals differ when
+    `responding`: to accept or reject)."""
     session = await get_session(ctx)
     invitation = await _invitation(ctx, args["invitationId"])
     user = await ctx.db.get(session["userId"])
@@ -75,14 +76,23 @@ async def _as_recipient(
         link_token = mailer.invitation_token(invitation["_id"], invitation["email"])
         if not same_secret(args.get("token") or "", link_token):
             raise verification_required(responding)
-        if responding:
-            await ctx.db.patch(user["_id"], {"emailVerified": True, "updatedAt": now_ms()})
-            user = await ctx.db.get(user["_id"])
     return session, dict(user), invitation
 
 
+async def _as_responding_recipient(
+    ctx: MutationCtx, args: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """`_as_recipient` to accept or reject: the token of the link, which stands for a
+    verified email, marks the email verified."""
+    session, user, invitation = await _as_recipient(ctx, args, responding=True)
+    if not user["emailVerified"]:
+        await ctx.db.patch(user["_id"], {"emailVerified": True, "updatedAt": now_ms()})
+        user = await reread(ctx, user["_id"])
+    return session, user, invitation
+
+
 async def _as_admin_of(
-    ctx: Any, organization_id: str | None
+    ctx: QueryCtx, organization_id: str | None
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     session = await get_session(ctx)
     organization, member = await organization_of(ctx, session, organization_id)
@@ -91,7 +101,7 @@ async def _as_admin_of(
     return session, organization, member
 
 
-async def _invite(ctx: Any, args: Any) -> dict[str, Any]:
+async def _invite(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     session, organization, member = await _as_admin_of(ctx, args.get("organizationId"))
     if args["role"] == "owner" and member["role"] != "owner":
         raise AuthFailure("OWNER_ACCESS_REQUIRED", "Only an owner can invite an owner")
@@ -160,7 +170,7 @@ async def _invite(ctx: Any, args: Any) -> dict[str, Any]:
     await ctx.scheduler.run_after(
         0, internal.mail_jobs.send_invitation, {"invitationId": invitation_id, "sentAt": now}
     )
-    return dict(await ctx.db.get(invitation_id))
+    return await reread(ctx, invitation_id)
 
 
 invite, invite_via_session = session_mutation(
@@ -173,8 +183,8 @@ invite, invite_via_session = session_mutation(
 )(_invite)
 
 
-async def _accept(ctx: Any, args: Any) -> dict[str, Any]:
-    session, user, invitation = await _as_recipient(ctx, args, responding=True)
+async def _accept(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    session, user, invitation = await _as_responding_recipient(ctx, args)
     await require_off_waitlist(ctx, user["_id"])
     organization_id = invitation["organizationId"]
     member = await get_membership(ctx, organization_id, user["_id"])
@@ -188,12 +198,12 @@ async def _accept(ctx: Any, args: Any) -> dict[str, Any]:
                 "createdAt": now_ms(),
             },
         )
-        member = dict(await ctx.db.get(member_id))
+        member = await reread(ctx, member_id)
     await ctx.db.patch(invitation["_id"], {"status": "accepted"})
     await ctx.db.patch(
         session["_id"], {"activeOrganizationId": organization_id, "updatedAt": now_ms()}
     )
-    return {"invitation": dict(await ctx.db.get(invitation["_id"])), "member": member}
+    return {"invitation": await reread(ctx, invitation["_id"]), "member": member}
 
 
 # `token`: the one of the invitation mail's link (see the module docstring).
@@ -202,16 +212,16 @@ RECIPIENT_ARGS = {"invitationId": v.string(), "token": v.optional(v.string())}
 accept, accept_via_session = session_mutation(args=RECIPIENT_ARGS)(_accept)
 
 
-async def _reject(ctx: Any, args: Any) -> dict[str, Any]:
-    _, _, invitation = await _as_recipient(ctx, args, responding=True)
+async def _reject(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    _, _, invitation = await _as_responding_recipient(ctx, args)
     await ctx.db.patch(invitation["_id"], {"status": "rejected"})
-    return {"invitation": dict(await ctx.db.get(invitation["_id"])), "member": None}
+    return {"invitation": await reread(ctx, invitation["_id"]), "member": None}
 
 
 reject, reject_via_session = session_mutation(args=RECIPIENT_ARGS)(_reject)
 
 
-async def _cancel(ctx: Any, args: Any) -> dict[str, Any]:
+async def _cancel(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     session = await get_session(ctx)
     invitation = await _invitation(ctx, args["invitationId"])
     member = await get_membership(ctx, invitation["organizationId"], session["userId"])
@@ -224,15 +234,15 @@ async def _cancel(ctx: Any, args: Any) -> dict[str, Any]:
             "INVITATION_NOT_PENDING", f"The invitation is already {invitation['status']}"
         )
     await ctx.db.patch(invitation["_id"], {"status": "canceled"})
-    return dict(await ctx.db.get(invitation["_id"]))
+    return await reread(ctx, invitation["_id"])
 
 
 cancel, cancel_via_session = session_mutation(args={"invitationId": v.string()})(_cancel)
 
 
-async def _get(ctx: Any, args: Any) -> dict[str, Any]:
+async def _get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """A pending invitation addressed to the caller, with its organization's name."""
-    _, _, invitation = await _as_recipient(ctx, args, responding=False)
+    _, _, invitation = await _as_recipient(ctx, args)
     organization = await ctx.db.get(invitation["organizationId"])
     inviter = await ctx.db.get(invitation["inviterId"])
     return {
@@ -246,7 +256,7 @@ async def _get(ctx: Any, args: Any) -> dict[str, Any]:
 get, get_via_session = session_query(args=RECIPIENT_ARGS)(_get)
 
 
-async def _list(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def _list(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     session = await get_session(ctx)
     organization, _ = await organization_of(ctx, session, args.get("organizationId"))
     rows = (
@@ -262,7 +272,7 @@ list_for_organization, list_for_organization_via_session = session_query(
 )(_list)
 
 
-async def _list_mine(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def _list_mine(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     user = await get_user(ctx)
     if not user["emailVerified"]:
         raise verification_required()

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app.lib import mailer
-from owlat.runtime import internal, internal_action, internal_query, v
+from owlat.runtime import ActionCtx, QueryCtx, internal, internal_action, internal_query, v
 
 
 @internal_query(args={"invitationId": v.id("invitations")})
-async def invitation_details(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def invitation_details(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     invitation = await ctx.db.get(args["invitationId"])
     if invitation is None or invitation["status"] != "pending":
         return None
@@ -25,7 +25,7 @@ async def invitation_details(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 
 @internal_action(args={"invitationId": v.id("invitations"), "sentAt": v.number()})
-async def send_invitation(ctx: Any, args: Any) -> None:
+async def send_invitation(ctx: ActionCtx, args: dict[str, Any]) -> None:
     details = await ctx.run_query(
         internal.mail_jobs.invitation_details, {"invitationId": args["invitationId"]}
     )
@@ -42,7 +42,7 @@ async def send_invitation(ctx: Any, args: Any) -> None:
 
 
 @internal_action(args={"email": v.string(), "entryId": v.id("waitlistEntries")})
-async def send_waitlist_approval(ctx: Any, args: Any) -> None:
+async def send_waitlist_approval(ctx: ActionCtx, args: dict[str, Any]) -> None:
     await mailer.send(
         args["email"],
         "Your Owlat account is approved",

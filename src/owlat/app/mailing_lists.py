@@ -17,14 +17,13 @@ from owlat.app.lib import list_subscriptions as subs
 from owlat.app.lib import mailer
 from owlat.app.lib.audience import (
     PAGINATION_OPTS,
-    invalid,
     is_suppressed,
     live_document,
     live_lists,
     page_options,
 )
-from owlat.app.lib.errors import AuthFailure, not_found
-from owlat.app.lib.permissions import require_permission
+from owlat.app.lib.documents import reread
+from owlat.app.lib.errors import conflict, invalid, not_found
 from owlat.app.lib.session_organization import (
     MutationContext,
     get_mutation_context,
@@ -35,6 +34,9 @@ from owlat.app.lib.subscription_tokens import confirm_link
 from owlat.app.lib.tokens import token_hash
 from owlat.runtime import (
     UNDEFINED,
+    ActionCtx,
+    MutationCtx,
+    QueryCtx,
     internal,
     internal_action,
     internal_mutation,
@@ -57,20 +59,14 @@ OPTIONAL_FIELDS = {
 }
 
 
-async def _manager(ctx: Any) -> MutationContext:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "lists:manage")
-    return context
-
-
-async def _list(ctx: Any, organization_id: str, list_id: str) -> dict[str, Any]:
+async def _list(ctx: QueryCtx, organization_id: str, list_id: str) -> dict[str, Any]:
     found = await live_document(ctx, "mailingLists", organization_id, list_id)
     if found is None:
         raise not_found("Mailing list")
     return dict(found)
 
 
-async def _contact(ctx: Any, organization_id: str, contact_id: str) -> dict[str, Any]:
+async def _contact(ctx: QueryCtx, organization_id: str, contact_id: str) -> dict[str, Any]:
     found = await live_document(ctx, "contacts", organization_id, contact_id)
     if found is None:
         raise not_found("Contact")
@@ -94,7 +90,7 @@ def _clean_description(description: str | None) -> str | None:
 
 
 async def _unique_name(
-    ctx: Any, organization_id: str, name: str, except_id: str | None = None
+    ctx: QueryCtx, organization_id: str, name: str, except_id: str | None = None
 ) -> None:
     for row in await live_lists(ctx, organization_id):
         if row["_id"] != except_id and row["name"].lower() == name.lower():
@@ -124,14 +120,14 @@ def _sorted(lists: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @query(args={})
-async def list_(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def list_(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     """The organization's lists by display order, then name."""
     organization_id = await get_team_id_from_session(ctx)
     return _sorted(await live_lists(ctx, organization_id))
 
 
 @query(args={"listId": v.string()})
-async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The list, or None when it does not exist, is deleted or is another organization's."""
     organization_id = await get_team_id_from_session(ctx)
     found = await live_document(ctx, "mailingLists", organization_id, args["listId"])
@@ -145,7 +141,7 @@ async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
         "status": v.optional(v.union(v.literal("subscribed"), v.literal("pending"))),
     }
 )
-async def list_members(ctx: Any, args: Any) -> dict[str, Any]:
+async def list_members(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """A page of memberships, newest first, each with its contact's email and names."""
     organization_id = await get_team_id_from_session(ctx)
     mailing_list = await _list(ctx, organization_id, args["listId"])
@@ -171,7 +167,7 @@ async def list_members(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @query(args={"contactId": v.string()})
-async def lists_for_contact(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def lists_for_contact(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     """The lists the contact belongs to, each with `membershipStatus` and `addedAt`."""
     organization_id = await get_team_id_from_session(ctx)
     contact = await _contact(ctx, organization_id, args["contactId"])
@@ -188,8 +184,8 @@ async def lists_for_contact(ctx: Any, args: Any) -> list[dict[str, Any]]:
 
 
 @mutation(args={"name": v.string(), **OPTIONAL_FIELDS})
-async def create(ctx: Any, args: Any) -> str:
-    context = await _manager(ctx)
+async def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    context = await get_mutation_context(ctx, require="lists:manage")
     name = _clean_name(args["name"])
     await _unique_name(ctx, context.team_id, name)
     now = now_ms()
@@ -208,10 +204,10 @@ async def create(ctx: Any, args: Any) -> str:
 
 
 @mutation(args={"listId": v.string(), "name": v.optional(v.string()), **OPTIONAL_FIELDS})
-async def update(ctx: Any, args: Any) -> dict[str, Any]:
+async def update(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Change the given fields (None clears description / displayOrder); returns the list.
     Switching `requireDoubleOptIn` does not touch existing memberships."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     changes = _optional_changes(args)
     if args.get("name") is not None:
@@ -221,20 +217,20 @@ async def update(ctx: Any, args: Any) -> dict[str, Any]:
     if changes:
         changes["updatedAt"] = now_ms()
         await ctx.db.patch(mailing_list["_id"], changes)
-    return dict(await ctx.db.get(mailing_list["_id"]))
+    return await reread(ctx, mailing_list["_id"])
 
 
 @mutation(args={"listId": v.string()})
-async def delete(ctx: Any, args: Any) -> None:
+async def delete(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Hide the list now; its memberships are removed in scheduled batches."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     now = now_ms()
     await ctx.db.patch(mailing_list["_id"], {"deletedAt": now, "updatedAt": now})
     await purge_members_now(ctx, mailing_list["_id"])
 
 
-async def purge_members_now(ctx: Any, list_id: str) -> None:
+async def purge_members_now(ctx: MutationCtx, list_id: str) -> None:
     """One batch of a deleted list's memberships; the next batch is scheduled, and the
     list document goes with the last one."""
     removed = await subs.remove_memberships_of_list(ctx, list_id, PURGE_BATCH)
@@ -245,7 +241,7 @@ async def purge_members_now(ctx: Any, list_id: str) -> None:
 
 
 @internal_mutation(args={"listId": v.id("mailingLists")})
-async def purge_members(ctx: Any, args: Any) -> None:
+async def purge_members(ctx: MutationCtx, args: dict[str, Any]) -> None:
     found = await ctx.db.get(args["listId"])
     if found is not None and found.get("deletedAt") is not None:
         await purge_members_now(ctx, found["_id"])
@@ -263,7 +259,7 @@ def _subscribe_json(result: subs.SubscribeResult) -> dict[str, Any]:
 
 
 async def _add(
-    ctx: Any,
+    ctx: MutationCtx,
     mailing_list: dict[str, Any],
     contact: dict[str, Any],
     context: MutationContext,
@@ -281,7 +277,10 @@ async def _add(
 
 
 async def _remove(
-    ctx: Any, mailing_list: dict[str, Any], contact: dict[str, Any], context: MutationContext
+    ctx: MutationCtx,
+    mailing_list: dict[str, Any],
+    contact: dict[str, Any],
+    context: MutationContext,
 ) -> dict[str, Any]:
     removed = await subs.unsubscribe(
         ctx, mailing_list=mailing_list, contact=contact, source="admin", user_id=context.user_id
@@ -290,18 +289,18 @@ async def _remove(
 
 
 @mutation(args={"listId": v.string(), "contactId": v.string(), "skipDoi": v.optional(v.boolean())})
-async def add_contact(ctx: Any, args: Any) -> dict[str, Any]:
+async def add_contact(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Subscribe a contact (source `admin`): `{membershipId, outcome, doiStatus}`."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     contact = await _contact(ctx, context.team_id, args["contactId"])
     return await _add(ctx, mailing_list, contact, context, bool(args.get("skipDoi")))
 
 
 @mutation(args={"listId": v.string(), "contactId": v.string()})
-async def remove_contact(ctx: Any, args: Any) -> dict[str, Any]:
+async def remove_contact(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """`{removed}`: whether the contact was a member (subscribed or pending)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     contact = await _contact(ctx, context.team_id, args["contactId"])
     return await _remove(ctx, mailing_list, contact, context)
@@ -318,10 +317,12 @@ MemberChange = Callable[
 ]
 
 
-async def _for_each_contact(ctx: Any, args: Any, change: MemberChange) -> list[dict[str, Any]]:
+async def _for_each_contact(
+    ctx: MutationCtx, args: dict[str, Any], change: MemberChange
+) -> list[dict[str, Any]]:
     """`change(list, contact, context)` for up to 100 distinct contact ids, in order; an id
     that is not one of the organization's live contacts gets `{contactId, error}`."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     mailing_list = await _list(ctx, context.team_id, args["listId"])
     results: list[dict[str, Any]] = []
     for contact_id in _bulk_ids(args["contactIds"]):
@@ -342,7 +343,7 @@ async def _for_each_contact(ctx: Any, args: Any, change: MemberChange) -> list[d
         "skipDoi": v.optional(v.boolean()),
     }
 )
-async def add_contacts(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def add_contacts(ctx: MutationCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     """Subscribe up to 100 contacts: one `{contactId, outcome, doiStatus, membershipId}`
     or `{contactId, error}` per distinct id, in order."""
     skip_doi = bool(args.get("skipDoi"))
@@ -354,7 +355,7 @@ async def add_contacts(ctx: Any, args: Any) -> list[dict[str, Any]]:
 
 
 @mutation(args={"listId": v.string(), "contactIds": v.array(v.string())})
-async def remove_contacts(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def remove_contacts(ctx: MutationCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     """Remove up to 100 contacts: `{contactId, removed}` or `{contactId, error}` per id."""
     return await _for_each_contact(
         ctx,
@@ -364,13 +365,13 @@ async def remove_contacts(ctx: Any, args: Any) -> list[dict[str, Any]]:
 
 
 @mutation(args={"contactId": v.string()})
-async def resend_confirmation(ctx: Any, args: Any) -> None:
+async def resend_confirmation(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """A new confirmation link (the old one stops working) for a contact whose double
     opt-in is pending."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="lists:manage")
     contact = await _contact(ctx, context.team_id, args["contactId"])
     if subs.doi_status(contact) != "pending":
-        raise AuthFailure(
+        raise conflict(
             "DOI_NOT_PENDING",
             f"The contact's double opt-in is {subs.doi_status(contact)}, not pending",
         )
@@ -383,7 +384,7 @@ async def resend_confirmation(ctx: Any, args: Any) -> None:
 
 
 @internal_query(args={"contactId": v.id("contacts"), "tokenHash": v.string()})
-async def confirmation_details(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def confirmation_details(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """Recipient and organization name, or None when the token is no longer the
     contact's pending one (confirmed, deleted, or superseded by a newer token) or the
     address is suppressed (bounced, complained, blocked)."""
@@ -404,7 +405,7 @@ async def confirmation_details(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 
 @internal_action(args={"contactId": v.id("contacts"), "token": v.string()})
-async def send_confirmation(ctx: Any, args: Any) -> None:
+async def send_confirmation(ctx: ActionCtx, args: dict[str, Any]) -> None:
     hashed = token_hash(args["token"])
     details = await ctx.run_query(
         internal.mailing_lists.confirmation_details,

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from owlat.app.lib.documents import reread
 from owlat.app.lib.errors import AuthFailure, admin_required
 from owlat.app.lib.organizations import organization_of
 from owlat.app.lib.permissions import is_admin_role
 from owlat.app.lib.session_functions import session_mutation, session_query
 from owlat.app.lib.session_organization import get_session, now_ms
 from owlat.app.schema import ROLE
-from owlat.runtime import UNDEFINED, v
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, v
 
 
 def member_not_found() -> AuthFailure:
@@ -28,7 +29,7 @@ def last_owner() -> AuthFailure:
     )
 
 
-async def _owners(ctx: Any, organization_id: str) -> list[dict[str, Any]]:
+async def _owners(ctx: QueryCtx, organization_id: str) -> list[dict[str, Any]]:
     members = (
         await ctx.db.query("members")
         .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
@@ -37,7 +38,7 @@ async def _owners(ctx: Any, organization_id: str) -> list[dict[str, Any]]:
     return [m for m in members if m["role"] == "owner"]
 
 
-async def _target(ctx: Any, organization_id: str, member_id_or_email: str) -> dict[str, Any]:
+async def _target(ctx: QueryCtx, organization_id: str, member_id_or_email: str) -> dict[str, Any]:
     """A member of the organization by member id or by user email."""
     normalized = ctx.db.normalize_id("members", member_id_or_email)
     member = None if normalized is None else await ctx.db.get(normalized)
@@ -61,7 +62,7 @@ async def _target(ctx: Any, organization_id: str, member_id_or_email: str) -> di
     return dict(member)
 
 
-async def _update_role(ctx: Any, args: Any) -> dict[str, Any]:
+async def _update_role(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     session = await get_session(ctx)
     organization, me = await organization_of(ctx, session, args.get("organizationId"))
     if not is_admin_role(me["role"]):
@@ -75,7 +76,7 @@ async def _update_role(ctx: Any, args: Any) -> dict[str, Any]:
     if demoted and len(await _owners(ctx, organization["_id"])) <= 1:
         raise last_owner()
     await ctx.db.patch(target["_id"], {"role": args["role"]})
-    return dict(await ctx.db.get(target["_id"]))
+    return await reread(ctx, target["_id"])
 
 
 update_role, update_role_via_session = session_mutation(
@@ -83,7 +84,7 @@ update_role, update_role_via_session = session_mutation(
 )(_update_role)
 
 
-async def _forget_active(ctx: Any, user_id: str, organization_id: str) -> None:
+async def _forget_active(ctx: MutationCtx, user_id: str, organization_id: str) -> None:
     sessions = (
         await ctx.db.query("sessions")
         .with_index("by_user", lambda q: q.eq("userId", user_id))
@@ -96,7 +97,7 @@ async def _forget_active(ctx: Any, user_id: str, organization_id: str) -> None:
             )
 
 
-async def _remove(ctx: Any, args: Any) -> dict[str, Any]:
+async def _remove(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     session = await get_session(ctx)
     organization, me = await organization_of(ctx, session, args.get("organizationId"))
     target = await _target(ctx, organization["_id"], args["memberIdOrEmail"])
@@ -117,7 +118,7 @@ remove, remove_via_session = session_mutation(
 )(_remove)
 
 
-async def _leave(ctx: Any, args: Any) -> dict[str, Any]:
+async def _leave(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     session = await get_session(ctx)
     organization, me = await organization_of(ctx, session, args["organizationId"])
     if me["role"] == "owner" and len(await _owners(ctx, organization["_id"])) <= 1:
@@ -130,7 +131,7 @@ async def _leave(ctx: Any, args: Any) -> dict[str, Any]:
 leave, leave_via_session = session_mutation(args={"organizationId": v.string()})(_leave)
 
 
-async def _get_active_member(ctx: Any, args: Any) -> dict[str, Any]:
+async def _get_active_member(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     session = await get_session(ctx)
     _, me = await organization_of(ctx, session)
     return me

@@ -12,14 +12,14 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from owlat.app.lib.audience import clean_email, clean_timezone, invalid, organization_settings
-from owlat.app.lib.permissions import require_permission
+from owlat.app.lib.audience import clean_email, clean_timezone, organization_settings
+from owlat.app.lib.errors import invalid
 from owlat.app.lib.session_organization import (
     get_mutation_context,
     get_team_id_from_session,
     now_ms,
 )
-from owlat.runtime import UNDEFINED, mutation, query, v
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, mutation, query, v
 
 MAX_FROM_NAME = 200
 MAX_POSTAL_ADDRESS = 1000
@@ -43,7 +43,7 @@ def _view(organization_id: str, settings: dict[str, Any] | None) -> dict[str, An
 
 
 @query(args={})
-async def get(ctx: Any, args: Any) -> dict[str, Any]:
+async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     organization_id = await get_team_id_from_session(ctx)
     return _view(organization_id, await organization_settings(ctx, organization_id))
 
@@ -110,9 +110,8 @@ CLEANERS = {
         "brandTheme": v.optional(v.object({key: NULLABLE for key in (*COLORS, "logoUrl")})),
     }
 )
-async def update(ctx: Any, args: Any) -> dict[str, Any]:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "settings:manage")
+async def update(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    context = await get_mutation_context(ctx, require="settings:manage")
     stored = await organization_settings(ctx, context.team_id)
     changes: dict[str, Any] = {}
     for field, clean in CLEANERS.items():

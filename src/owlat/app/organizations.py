@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.documents import reread
+from owlat.app.lib.errors import AuthFailure, admin_required
 from owlat.app.lib.organizations import (
     by_slug,
     clean_name,
@@ -22,12 +23,12 @@ from owlat.app.lib.permissions import is_admin_role, require_permission
 from owlat.app.lib.session_functions import session_mutation, session_query
 from owlat.app.lib.session_organization import get_mutation_context, get_session, now_ms
 from owlat.app.lib.waitlist import require_off_waitlist
-from owlat.runtime import UNDEFINED, v
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, v
 
 MAX_MEMBERS = 50
 
 
-async def _members_with_users(ctx: Any, organization_id: str) -> list[dict[str, Any]]:
+async def _members_with_users(ctx: QueryCtx, organization_id: str) -> list[dict[str, Any]]:
     members = (
         await ctx.db.query("members")
         .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
@@ -48,7 +49,7 @@ async def _members_with_users(ctx: Any, organization_id: str) -> list[dict[str, 
     return result
 
 
-async def _create(ctx: Any, args: Any) -> dict[str, Any]:
+async def _create(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     session = await get_session(ctx)
     await require_off_waitlist(ctx, session["userId"])
     name, slug = clean_name(args["name"]), clean_slug(args["slug"])
@@ -73,7 +74,7 @@ async def _create(ctx: Any, args: Any) -> dict[str, Any]:
         await ctx.db.patch(
             session["_id"], {"activeOrganizationId": organization_id, "updatedAt": now}
         )
-    return {**await ctx.db.get(organization_id), "members": [await ctx.db.get(member_id)]}
+    return {**await reread(ctx, organization_id), "members": [await reread(ctx, member_id)]}
 
 
 create, create_via_session = session_mutation(
@@ -87,11 +88,11 @@ create, create_via_session = session_mutation(
 )(_create)
 
 
-async def _update(ctx: Any, args: Any) -> dict[str, Any]:
+async def _update(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     session = await get_session(ctx)
     organization, member = await organization_of(ctx, session, args.get("organizationId"))
     if not is_admin_role(member["role"]):
-        raise AuthFailure("ADMIN_ACCESS_REQUIRED", "Admin access required")
+        raise admin_required()
     data = args["data"]
     changes: dict[str, Any] = {"updatedAt": now_ms()}
     if data.get("name") is not None:
@@ -106,7 +107,7 @@ async def _update(ctx: Any, args: Any) -> dict[str, Any]:
         if optional in data:
             changes[optional] = UNDEFINED if data[optional] is None else data[optional]
     await ctx.db.patch(organization["_id"], changes)
-    return dict(await ctx.db.get(organization["_id"]))
+    return await reread(ctx, organization["_id"])
 
 
 update, update_via_session = session_mutation(
@@ -124,7 +125,7 @@ update, update_via_session = session_mutation(
 )(_update)
 
 
-async def _remove(ctx: Any, args: Any) -> str:
+async def _remove(ctx: MutationCtx, args: dict[str, Any]) -> str:
     session = await get_session(ctx)
     organization, member = await organization_of(ctx, session, args["organizationId"])
     require_permission(member["role"], "organization:delete")
@@ -135,7 +136,7 @@ async def _remove(ctx: Any, args: Any) -> str:
 remove, remove_via_session = session_mutation(args={"organizationId": v.string()})(_remove)
 
 
-async def _list_mine(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def _list_mine(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     session = await get_session(ctx)
     memberships = (
         await ctx.db.query("members")
@@ -153,7 +154,7 @@ async def _list_mine(ctx: Any, args: Any) -> list[dict[str, Any]]:
 list_mine, list_mine_via_session = session_query(args={})(_list_mine)
 
 
-async def _set_active(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def _set_active(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     session = await get_session(ctx)
     organization_id, slug = args.get("organizationId"), args.get("organizationSlug")
     if organization_id is None and slug is None:
@@ -176,7 +177,7 @@ set_active, set_active_via_session = session_mutation(
 )(_set_active)
 
 
-async def _get_full(ctx: Any, args: Any) -> dict[str, Any]:
+async def _get_full(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     session = await get_session(ctx)
     organization, _ = await organization_of(
         ctx, session, args.get("organizationId"), args.get("organizationSlug")
@@ -198,17 +199,16 @@ get_full, get_full_via_session = session_query(
 )(_get_full)
 
 
-async def _get_active(ctx: Any, args: Any) -> dict[str, Any]:
+async def _get_active(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """The caller's active organization and role in it."""
     context = await get_mutation_context(ctx)
-    organization = await ctx.db.get(context.team_id)
-    return {**organization, "role": context.role}
+    return {**await reread(ctx, context.team_id), "role": context.role}
 
 
 get_active, get_active_via_session = session_query(args={})(_get_active)
 
 
-async def _list_members(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def _list_members(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     session = await get_session(ctx)
     organization, _ = await organization_of(ctx, session, args.get("organizationId"))
     return await _members_with_users(ctx, organization["_id"])

@@ -14,11 +14,11 @@ from typing import Any
 
 from owlat.app.lib import list_subscriptions as subs
 from owlat.app.lib.audience import live_lists, organization_settings
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError
 from owlat.app.lib.rate_limits import window_count
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.subscription_tokens import Kind, TokenError, verify_token
-from owlat.runtime import internal_mutation, internal_query, v
+from owlat.runtime import MutationCtx, QueryCtx, internal_mutation, internal_query, v
 
 MAX_TOPIC_UPDATES = 100
 INVALID_LINK = "Invalid or expired unsubscribe link"
@@ -58,7 +58,7 @@ def update_refusal(token: str) -> Answer | None:
     return None if refusal is None else {**refusal, "reason": "invalid_token"}
 
 
-async def _token_contact(ctx: Any, kind: Kind, token: str) -> dict[str, Any] | Answer:
+async def _token_contact(ctx: QueryCtx, kind: Kind, token: str) -> dict[str, Any] | Answer:
     """The live contact of a `kind` token, or a refusal (`Answer`)."""
     contact_id = _contact_id(kind, token)
     if not isinstance(contact_id, str):
@@ -74,7 +74,7 @@ def _is_refusal(value: dict[str, Any]) -> bool:
     return value.get("ok") is False
 
 
-async def _organization_lists(ctx: Any, organization_id: str) -> list[dict[str, Any]]:
+async def _organization_lists(ctx: QueryCtx, organization_id: str) -> list[dict[str, Any]]:
     lists = await live_lists(ctx, organization_id)
     return sorted(lists, key=lambda row: (row.get("displayOrder", math.inf), row["name"]))
 
@@ -90,7 +90,7 @@ def _names(contact: dict[str, Any]) -> dict[str, Any]:
 
 
 @internal_mutation(args={"key": v.string(), "limit": v.number(), "windowMs": v.number()})
-async def take(ctx: Any, args: Any) -> float | None:
+async def take(ctx: MutationCtx, args: dict[str, Any]) -> float | None:
     """Count one request of `key` in its fixed window: None if allowed, else the seconds
     until the window ends (Retry-After)."""
     count, window_end = await window_count(ctx, "subscriptions:" + args["key"], args["windowMs"])
@@ -103,7 +103,7 @@ async def take(ctx: Any, args: Any) -> float | None:
 
 
 @internal_query(args={"token": v.string()})
-async def unsubscribe_details(ctx: Any, args: Any) -> Answer:
+async def unsubscribe_details(ctx: QueryCtx, args: dict[str, Any]) -> Answer:
     """`GET /unsub/verify`: the contact, whether it has any membership, the sender name."""
     contact = await _token_contact(ctx, "unsubscribe", args["token"])
     if _is_refusal(contact):
@@ -122,7 +122,7 @@ async def unsubscribe_details(ctx: Any, args: Any) -> Answer:
 
 
 @internal_mutation(args={"token": v.string()})
-async def unsubscribe_all(ctx: Any, args: Any) -> Answer:
+async def unsubscribe_all(ctx: MutationCtx, args: dict[str, Any]) -> Answer:
     """One-click unsubscribe: every membership goes and `unsubscribedAt` is set."""
     contact = await _token_contact(ctx, "unsubscribe", args["token"])
     if _is_refusal(contact):
@@ -140,7 +140,7 @@ async def unsubscribe_all(ctx: Any, args: Any) -> Answer:
 
 
 @internal_query(args={"token": v.string()})
-async def preferences(ctx: Any, args: Any) -> Answer:
+async def preferences(ctx: QueryCtx, args: dict[str, Any]) -> Answer:
     """`GET /prefs/verify`: every list of the organization, with the contact's status
     (`pending: true` added when the membership waits for DOI confirmation)."""
     contact = await _token_contact(ctx, "preferences", args["token"])
@@ -202,7 +202,7 @@ def check_updates(global_unsubscribe: Any, updates: Any) -> Answer | None:
         "topicUpdates": v.optional(v.array(TOPIC_UPDATE)),
     }
 )
-async def update_preferences(ctx: Any, args: Any) -> Answer:
+async def update_preferences(ctx: MutationCtx, args: dict[str, Any]) -> Answer:
     """`POST /prefs/update`: apply all updates or none (an unknown list refuses all).
     Subscribing from the preferences page skips double opt-in (the token came by mail)."""
     if len(args.get("topicUpdates") or []) > MAX_TOPIC_UPDATES:
@@ -241,12 +241,12 @@ async def update_preferences(ctx: Any, args: Any) -> Answer:
 
 
 @internal_query(args={"token": v.string()})
-async def doi_details(ctx: Any, args: Any) -> Answer:
+async def doi_details(ctx: QueryCtx, args: dict[str, Any]) -> Answer:
     """`GET /confirm/doi/verify`: whose confirmation this is, and its state (plus
     `teamName`, the organization's name, for the confirmation page)."""
     try:
         contact = await subs.contact_for_doi_token(ctx, args["token"])
-    except AuthFailure:
+    except AppError:
         return refused("invalid_token", "Invalid or expired confirmation token", 404)
     organization = await ctx.db.get(contact["organizationId"])
     team = organization["name"] if organization else "Newsletter"
@@ -259,11 +259,11 @@ async def doi_details(ctx: Any, args: Any) -> Answer:
 
 
 @internal_mutation(args={"token": v.string()})
-async def confirm_doi(ctx: Any, args: Any) -> Answer:
+async def confirm_doi(ctx: MutationCtx, args: dict[str, Any]) -> Answer:
     """`POST /confirm/doi`: confirm (idempotent)."""
     try:
         result = await subs.confirm_doi(ctx, args["token"])
-    except AuthFailure as exc:
+    except AppError as exc:
         return refused("confirmation_failed", exc.message)
     message = (
         "Your subscription was already confirmed"

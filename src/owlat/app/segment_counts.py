@@ -37,10 +37,18 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from owlat.app.lib.audience import organization_rows, property_definitions
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError
 from owlat.app.lib.segment_filters import compile
 from owlat.app.lib.session_organization import now_ms
-from owlat.runtime import Change, document_filter, internal, internal_mutation, v
+from owlat.runtime import (
+    Change,
+    MutationCtx,
+    QueryCtx,
+    document_filter,
+    internal,
+    internal_mutation,
+    v,
+)
 
 BACKFILL_BATCH = 1000
 FOLD_BATCH = 4000  # changes folded per count per transaction
@@ -71,14 +79,14 @@ class _TransactionCache:
 _CACHE = "segment_counts"  # key of ctx.state
 
 
-def _cache(ctx: Any) -> _TransactionCache:
+def _cache(ctx: QueryCtx) -> _TransactionCache:
     cache: _TransactionCache | None = ctx.state.get(_CACHE)
     if cache is None:
         cache = ctx.state[_CACHE] = _TransactionCache()
     return cache
 
 
-def _forget(ctx: Any) -> None:
+def _forget(ctx: QueryCtx) -> None:
     """Drop the cached counted segments (their rows were just written)."""
     cache: _TransactionCache | None = ctx.state.get(_CACHE)
     if cache is not None:
@@ -102,7 +110,7 @@ def _test(filters: Any, definitions: Mapping[str, Any]) -> Test:
     return document_filter(compile(filters, definitions, now_ms()))
 
 
-async def _count_row(ctx: Any, segment_id: str) -> dict[str, Any] | None:
+async def _count_row(ctx: QueryCtx, segment_id: str) -> dict[str, Any] | None:
     row = await (
         ctx.db.query("segmentCounts")
         .with_index("by_segment", lambda q: q.eq("segmentId", segment_id))
@@ -111,7 +119,7 @@ async def _count_row(ctx: Any, segment_id: str) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
-async def _totals(ctx: Any, count_id: str) -> dict[str, Any]:
+async def _totals(ctx: QueryCtx, count_id: str) -> dict[str, Any]:
     row = await (
         ctx.db.query("segmentCountTotals")
         .with_index("by_count", lambda q: q.eq("countId", count_id))
@@ -122,7 +130,7 @@ async def _totals(ctx: Any, count_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def _deltas(ctx: Any, count_id: str) -> Any:
+def _deltas(ctx: QueryCtx, count_id: str) -> Any:
     return ctx.db.query("segmentCountDeltas").with_index(
         "by_count", lambda q: q.eq("countId", count_id)
     )
@@ -131,7 +139,7 @@ def _deltas(ctx: Any, count_id: str) -> Any:
 # -- kept by the segments module ----------------------------------------------------------
 
 
-async def start(ctx: Any, segment: Mapping[str, Any]) -> None:
+async def start(ctx: MutationCtx, segment: Mapping[str, Any]) -> None:
     """(Re)start the maintained count of `segment` for its current conditions."""
     await stop(ctx, segment["_id"])
     if not countable(segment["filters"]):
@@ -155,7 +163,7 @@ async def start(ctx: Any, segment: Mapping[str, Any]) -> None:
     await ctx.scheduler.run_after(0, internal.segment_counts.backfill, {"countId": count_id})
 
 
-async def stop(ctx: Any, segment_id: str) -> None:
+async def stop(ctx: MutationCtx, segment_id: str) -> None:
     """Forget the segment's count (its recorded changes are deleted in the background)."""
     row = await _count_row(ctx, segment_id)
     _forget(ctx)
@@ -167,7 +175,7 @@ async def stop(ctx: Any, segment_id: str) -> None:
     await ctx.scheduler.run_after(0, internal.segment_counts.drop_deltas, {"countId": row["_id"]})
 
 
-async def restart_for_property(ctx: Any, organization_id: str, key: str) -> None:
+async def restart_for_property(ctx: MutationCtx, organization_id: str, key: str) -> None:
     """Count again the segments whose conditions name property `key` (it was created or
     removed: their conditions mean something else now)."""
     rows = await organization_rows(ctx, "segmentCounts", organization_id)
@@ -178,7 +186,7 @@ async def restart_for_property(ctx: Any, organization_id: str, key: str) -> None
                 await start(ctx, segment)
 
 
-async def stored_count(ctx: Any, segment_id: str) -> int | None:
+async def stored_count(ctx: QueryCtx, segment_id: str) -> int | None:
     """The segment's maintained count, or None (not kept, or still counting)."""
     row = await _count_row(ctx, segment_id)
     if row is None or row["state"] != "ready":
@@ -193,7 +201,7 @@ async def stored_count(ctx: Any, segment_id: str) -> int | None:
 # -- the contacts trigger -----------------------------------------------------------------
 
 
-async def _counted(ctx: Any, organization_id: str) -> list[_Counted]:
+async def _counted(ctx: QueryCtx, organization_id: str) -> list[_Counted]:
     cache = _cache(ctx)
     found = cache.counted.get(organization_id)
     if found is not None:
@@ -205,14 +213,14 @@ async def _counted(ctx: Any, organization_id: str) -> list[_Counted]:
         for row in rows:
             try:
                 test: Test | None = _test(row["filters"], definitions)
-            except AuthFailure:
+            except AppError:
                 test = None
             found.append(_Counted(row["_id"], row["state"], test))
     cache.counted[organization_id] = found
     return found
 
 
-async def on_contact_change(ctx: Any, change: Change) -> None:
+async def on_contact_change(ctx: MutationCtx, change: Change) -> None:
     """Record how the write changed each counted segment of the contact's organization."""
     document = change.new if change.new is not None else change.old
     assert document is not None
@@ -239,7 +247,7 @@ async def on_contact_change(ctx: Any, change: Change) -> None:
             await _add(ctx, organization_id, counted.count_id, delta)
 
 
-async def _add(ctx: Any, organization_id: str, count_id: str, delta: int) -> None:
+async def _add(ctx: MutationCtx, organization_id: str, count_id: str, delta: int) -> None:
     """Add to this transaction's delta row of a ready count (one row per transaction)."""
     rows = _cache(ctx).delta_rows
     row_id = rows.get(count_id)
@@ -273,7 +281,7 @@ def _settle(
 
 
 @internal_mutation(args={"countId": v.id("segmentCounts")})
-async def backfill(ctx: Any, args: Any) -> None:
+async def backfill(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Count the next `BACKFILL_BATCH` contacts (newest first); reschedules itself until
     every contact is counted, then marks the count ready."""
     row = await ctx.db.get(args["countId"])
@@ -282,7 +290,7 @@ async def backfill(ctx: Any, args: Any) -> None:
     organization_id = row["organizationId"]
     try:
         test = _test(row["filters"], await property_definitions(ctx, organization_id))
-    except AuthFailure:
+    except AppError:
         return  # a property it names was removed; restart_for_property starts it again
     totals = await _totals(ctx, row["_id"])
     old_cursor = totals.get("cursor", math.inf)
@@ -326,7 +334,7 @@ async def backfill(ctx: Any, args: Any) -> None:
 @internal_mutation(
     args={"from": v.optional(v.id("segmentCounts")), "after": v.optional(v.id("segmentCounts"))}
 )
-async def fold(ctx: Any, args: Any) -> int:
+async def fold(ctx: MutationCtx, args: dict[str, Any]) -> int:
     """Move the recorded changes of ready counts into their base, so that reading a count
     stays a few rows (a cron runs this every minute). Walks the counts that have changes
     in id order (`from` one, or `after` one), at most `FOLD_COUNTS` counts and
@@ -358,7 +366,9 @@ async def fold(ctx: Any, args: Any) -> int:
     return folded
 
 
-async def _next_delta(ctx: Any, position: str | None, inclusive: bool) -> dict[str, Any] | None:
+async def _next_delta(
+    ctx: QueryCtx, position: str | None, inclusive: bool
+) -> dict[str, Any] | None:
     """The first recorded change of the first count at or after (`inclusive`) or after
     `position` (by id; None: from the start)."""
 
@@ -372,7 +382,7 @@ async def _next_delta(ctx: Any, position: str | None, inclusive: bool) -> dict[s
 
 
 @internal_mutation(args={})
-async def resume_backfills(ctx: Any, args: Any) -> int:
+async def resume_backfills(ctx: MutationCtx, args: dict[str, Any]) -> int:
     """Schedule the backfill again for counts that have not advanced for `STALLED_MS`
     (a scheduled mutation that kept conflicting with contact writes, or a lost job);
     returns how many. A batch applies at most once, so a second runner does no harm."""
@@ -392,7 +402,7 @@ async def resume_backfills(ctx: Any, args: Any) -> int:
 
 
 @internal_mutation(args={"countId": v.id("segmentCounts")})
-async def drop_deltas(ctx: Any, args: Any) -> None:
+async def drop_deltas(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Delete the recorded changes of a count that was stopped, in batches."""
     rows = await _deltas(ctx, args["countId"]).take(DROP_BATCH)
     for delta in rows:

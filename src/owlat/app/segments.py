@@ -20,23 +20,21 @@ from typing import Any
 from owlat.app import segment_counts
 from owlat.app.lib.audience import (
     PAGINATION_OPTS,
-    invalid,
     live_lists,
     organization_rows,
     page_options,
     property_definitions,
 )
 from owlat.app.lib.contacts import public
-from owlat.app.lib.errors import AuthFailure, not_found
-from owlat.app.lib.permissions import require_permission
+from owlat.app.lib.documents import reread
+from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.segment_filters import Predicate, compile, validate
 from owlat.app.lib.session_organization import (
-    MutationContext,
     get_mutation_context,
     get_team_id_from_session,
     now_ms,
 )
-from owlat.runtime import UNDEFINED, mutation, query, v
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, mutation, query, v
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 5000
@@ -44,13 +42,7 @@ MAX_PREVIEW = 50
 DEFAULT_PREVIEW = 10
 
 
-async def _manager(ctx: Any) -> MutationContext:
-    context = await get_mutation_context(ctx)
-    require_permission(context.role, "segments:manage")
-    return context
-
-
-async def _segment(ctx: Any, organization_id: str, segment_id: str) -> dict[str, Any]:
+async def _segment(ctx: QueryCtx, organization_id: str, segment_id: str) -> dict[str, Any]:
     """The organization's segment, or "Segment not found"."""
     normalized = ctx.db.normalize_id("segments", segment_id)
     found = None if normalized is None else await ctx.db.get(normalized)
@@ -59,12 +51,12 @@ async def _segment(ctx: Any, organization_id: str, segment_id: str) -> dict[str,
     return dict(found)
 
 
-async def _list_ids(ctx: Any, organization_id: str) -> set[str]:
+async def _list_ids(ctx: QueryCtx, organization_id: str) -> set[str]:
     """The organization's live mailing lists (a condition may name only these)."""
     return {str(row["_id"]) for row in await live_lists(ctx, organization_id)}
 
 
-async def _checked_filters(ctx: Any, organization_id: str, filters: Any) -> dict[str, Any]:
+async def _checked_filters(ctx: QueryCtx, organization_id: str, filters: Any) -> dict[str, Any]:
     """`filters` normalized against the organization's properties and lists."""
     definitions = await property_definitions(ctx, organization_id)
     return validate(filters, definitions, await _list_ids(ctx, organization_id))
@@ -87,7 +79,7 @@ def _clean_description(description: str) -> str:
 
 
 async def _require_free_name(
-    ctx: Any, organization_id: str, name: str, segment_id: str | None = None
+    ctx: QueryCtx, organization_id: str, name: str, segment_id: str | None = None
 ) -> None:
     for other in await organization_rows(ctx, "segments", organization_id):
         if other["_id"] != segment_id and other["name"].lower() == name.lower():
@@ -97,15 +89,17 @@ async def _require_free_name(
 # -- evaluation ---------------------------------------------------------------------------
 
 
-async def _predicate(ctx: Any, organization_id: str, filters: Any) -> Predicate:
+async def _predicate(ctx: QueryCtx, organization_id: str, filters: Any) -> Predicate:
     return compile(filters, await property_definitions(ctx, organization_id), now_ms())
 
 
-async def _segment_predicate(ctx: Any, organization_id: str, segment: dict[str, Any]) -> Predicate:
+async def _segment_predicate(
+    ctx: QueryCtx, organization_id: str, segment: dict[str, Any]
+) -> Predicate:
     """The stored tree compiled; a tree a later property change broke is named."""
     try:
         return await _predicate(ctx, organization_id, segment["filters"])
-    except AuthFailure as error:
+    except AppError as error:
         raise invalid(
             "INVALID_FILTERS",
             f'Segment "{segment["name"]}" can no longer be evaluated ({error.data}): '
@@ -113,7 +107,7 @@ async def _segment_predicate(ctx: Any, organization_id: str, segment: dict[str, 
         ) from None
 
 
-async def _target(ctx: Any, organization_id: str, args: Any) -> Predicate:
+async def _target(ctx: QueryCtx, organization_id: str, args: dict[str, Any]) -> Predicate:
     """The predicate of `segmentId` or of unsaved `filters` (exactly one is given)."""
     has_segment, has_filters = args.get("segmentId") is not None, "filters" in args
     if has_segment == has_filters:
@@ -125,7 +119,7 @@ async def _target(ctx: Any, organization_id: str, args: Any) -> Predicate:
     return await _predicate(ctx, organization_id, filters)
 
 
-def _contacts(ctx: Any, organization_id: str, predicate: Predicate) -> Any:
+def _contacts(ctx: QueryCtx, organization_id: str, predicate: Predicate) -> Any:
     """The organization's matching live contacts, newest first."""
     return (
         ctx.db.query("contacts")
@@ -139,7 +133,7 @@ def _contacts(ctx: Any, organization_id: str, predicate: Predicate) -> Any:
 
 
 @query(args={})
-async def list_(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def list_(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     """The organization's segments by name."""
     organization_id = await get_team_id_from_session(ctx)
     segments = await organization_rows(ctx, "segments", organization_id)
@@ -147,17 +141,17 @@ async def list_(ctx: Any, args: Any) -> list[dict[str, Any]]:
 
 
 @query(args={"segmentId": v.string()})
-async def get(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The segment, or None if it does not exist or is another organization's."""
     organization_id = await get_team_id_from_session(ctx)
     try:
         return await _segment(ctx, organization_id, args["segmentId"])
-    except AuthFailure:
+    except AppError:
         return None
 
 
 @query(args={"segmentId": v.string()})
-async def count(ctx: Any, args: Any) -> int:
+async def count(ctx: QueryCtx, args: dict[str, Any]) -> int:
     """How many live contacts the segment matches now: the maintained count
     (segment_counts.py) once it is ready, else counted by the database."""
     organization_id = await get_team_id_from_session(ctx)
@@ -170,7 +164,7 @@ async def count(ctx: Any, args: Any) -> int:
 
 
 @query(args={"filters": v.any()})
-async def count_filters(ctx: Any, args: Any) -> int:
+async def count_filters(ctx: QueryCtx, args: dict[str, Any]) -> int:
     """How many live contacts unsaved `filters` match (the builder's preview)."""
     organization_id = await get_team_id_from_session(ctx)
     filters = await _checked_filters(ctx, organization_id, args["filters"])
@@ -185,7 +179,7 @@ async def count_filters(ctx: Any, args: Any) -> int:
         "limit": v.optional(v.number()),
     }
 )
-async def preview(ctx: Any, args: Any) -> list[dict[str, Any]]:
+async def preview(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     """Up to `limit` (1 to 50, default 10) matching contacts, newest first, of a segment
     or of unsaved filters."""
     organization_id = await get_team_id_from_session(ctx)
@@ -198,7 +192,7 @@ async def preview(ctx: Any, args: Any) -> list[dict[str, Any]]:
 
 
 @query(args={"segmentId": v.string(), "paginationOpts": PAGINATION_OPTS})
-async def list_contacts(ctx: Any, args: Any) -> dict[str, Any]:
+async def list_contacts(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """A page of the segment's contacts, newest first."""
     organization_id = await get_team_id_from_session(ctx)
     options = page_options(args["paginationOpts"])
@@ -209,7 +203,7 @@ async def list_contacts(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @query(args={"segmentId": v.string(), "contactId": v.string()})
-async def matches(ctx: Any, args: Any) -> bool:
+async def matches(ctx: QueryCtx, args: dict[str, Any]) -> bool:
     """Whether the contact is in the segment (a soft-deleted contact never is)."""
     organization_id = await get_team_id_from_session(ctx)
     segment = await _segment(ctx, organization_id, args["segmentId"])
@@ -235,8 +229,8 @@ async def matches(ctx: Any, args: Any) -> bool:
 
 
 @mutation(args={"name": v.string(), "description": v.optional(v.string()), "filters": v.any()})
-async def create(ctx: Any, args: Any) -> str:
-    context = await _manager(ctx)
+async def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    context = await get_mutation_context(ctx, require="segments:manage")
     name = _clean_name(args["name"])
     description = _clean_description(args.get("description") or "")
     filters = await _checked_filters(ctx, context.team_id, args["filters"])
@@ -265,10 +259,10 @@ async def create(ctx: Any, args: Any) -> str:
         "filters": v.optional(v.any()),
     }
 )
-async def update(ctx: Any, args: Any) -> dict[str, Any]:
+async def update(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Change the name, description (None or "" clears it) or filters; returns the
     segment."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="segments:manage")
     segment = await _segment(ctx, context.team_id, args["segmentId"])
     changes: dict[str, Any] = {}
     if args.get("name") is not None:
@@ -283,16 +277,16 @@ async def update(ctx: Any, args: Any) -> dict[str, Any]:
     if changes:
         changes["updatedAt"] = now_ms()
         await ctx.db.patch(segment["_id"], changes)
-    updated = dict(await ctx.db.get(segment["_id"]))
+    updated = await reread(ctx, segment["_id"])
     if "filters" in changes and changes["filters"] != segment["filters"]:
         await segment_counts.start(ctx, updated)
     return updated
 
 
 @mutation(args={"segmentId": v.string()})
-async def delete(ctx: Any, args: Any) -> None:
+async def delete(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Delete the segment (campaigns keep the filters they froze when they were sent)."""
-    context = await _manager(ctx)
+    context = await get_mutation_context(ctx, require="segments:manage")
     segment = await _segment(ctx, context.team_id, args["segmentId"])
     await segment_counts.stop(ctx, segment["_id"])
     await ctx.db.delete(segment["_id"])

@@ -27,10 +27,10 @@ from starlette.responses import HTMLResponse, Response
 from owlat.app.lib.subscription_tokens import Kind
 from owlat.app.public_subscriptions import MAX_TOPIC_UPDATES, token_refusal
 from owlat.app.subscription_routes import Bucket, Refused, admit, read_body
-from owlat.runtime import ROUTABLE_METHODS, HttpAction, http_action, internal
+from owlat.runtime import ROUTABLE_METHODS, ActionCtx, HttpAction, http_action, internal
 
 PUBLIC = internal.public_subscriptions
-Page = Callable[[Any, str, str, dict[str, list[str]]], Awaitable[Response]]
+Page = Callable[[ActionCtx, str, str, dict[str, list[str]]], Awaitable[Response]]
 HEADERS = {
     "cache-control": "no-store",
     "referrer-policy": "no-referrer",
@@ -73,7 +73,9 @@ def invalid_link(what: str) -> Response:
 # -- /unsubscribe ------------------------------------------------------------------------------
 
 
-async def _unsubscribe(ctx: Any, method: str, token: str, fields: dict[str, list[str]]) -> Response:
+async def _unsubscribe(
+    ctx: ActionCtx, method: str, token: str, fields: dict[str, list[str]]
+) -> Response:
     if method == "POST":
         answer = await ctx.run_mutation(PUBLIC.unsubscribe_all, {"token": token})
         if not answer["ok"]:
@@ -127,7 +129,9 @@ def _preferences_page(token: str, data: dict[str, Any], notice: str = "") -> Res
     )
 
 
-async def _preferences(ctx: Any, method: str, token: str, fields: dict[str, list[str]]) -> Response:
+async def _preferences(
+    ctx: ActionCtx, method: str, token: str, fields: dict[str, list[str]]
+) -> Response:
     answer = await ctx.run_query(PUBLIC.preferences, {"token": token})
     if not answer["ok"]:
         return invalid_link("preferences")
@@ -157,7 +161,9 @@ async def _preferences(ctx: Any, method: str, token: str, fields: dict[str, list
 # -- /confirm ----------------------------------------------------------------------------------
 
 
-async def _confirm(ctx: Any, method: str, token: str, fields: dict[str, list[str]]) -> Response:
+async def _confirm(
+    ctx: ActionCtx, method: str, token: str, fields: dict[str, list[str]]
+) -> Response:
     if method == "POST":
         answer = await ctx.run_mutation(PUBLIC.confirm_doi, {"token": token})
         if not answer["ok"]:
@@ -185,7 +191,7 @@ def _page_handler(bucket: Bucket, kind: Kind | None, render: Page) -> HttpAction
     check = None if kind is None else functools.partial(token_refusal, kind)
     what = kind or "confirmation"
 
-    async def handle(ctx: Any, request: Request) -> Response:
+    async def handle(ctx: ActionCtx, request: Request) -> Response:
         try:
             body = await read_body(request)
             fields = parse_qs(body.decode("utf-8", "replace")) if request.method == "POST" else {}
@@ -205,7 +211,7 @@ def _page_handler(bucket: Bucket, kind: Kind | None, render: Page) -> HttpAction
     return http_action(handle)
 
 
-async def _not_allowed(ctx: Any, request: Request) -> Response:
+async def _not_allowed(ctx: ActionCtx, request: Request) -> Response:
     return page("Method not allowed", "<p>Use the link from your email.</p>", 405)
 
 

@@ -37,7 +37,14 @@ from owlat.app.auth_routes.wire import client_ip
 from owlat.app.lib.instance import current
 from owlat.app.lib.tokens import token_hash
 from owlat.app.public_subscriptions import Answer, check_updates, token_refusal, update_refusal
-from owlat.runtime import ROUTABLE_METHODS, HttpAction, JSONResponse, http_action, internal
+from owlat.runtime import (
+    ROUTABLE_METHODS,
+    ActionCtx,
+    HttpAction,
+    JSONResponse,
+    http_action,
+    internal,
+)
 
 MAX_BODY = 100 * 1024
 WINDOW_MS = 60_000
@@ -45,7 +52,7 @@ Bucket = Literal["subscriptions", "doi"]
 LIMITS: dict[str, int] = {"subscriptions": 30, "doi": 20}
 CATEGORIES = {400: "invalid_input", 404: "not_found", 429: "rate_limited"}
 RATE_LIMITED = "Rate limit exceeded. Please try again later."
-Run = Callable[[Any, str, bytes], Awaitable[dict[str, Any]]]
+Run = Callable[[ActionCtx, str, bytes], Awaitable[dict[str, Any]]]
 # A signed token's refusal as the endpoint answers it, decided without the database.
 Check = Callable[[str], Answer | None]
 
@@ -88,7 +95,7 @@ async def read_body(request: Request) -> bytes:
 
 
 async def admit(
-    ctx: Any, request: Request, bucket: Bucket, check: Check | None, token: str
+    ctx: ActionCtx, request: Request, bucket: Bucket, check: Check | None, token: str
 ) -> Answer | None:
     """Let a request through to the database (see the module docstring): `Refused` 429 past
     a limit; `check`'s refusal of a signed token that is not ours (the answer, no database
@@ -121,7 +128,7 @@ def refusal_response(exc: Refused) -> Response:
 
 
 def not_allowed(cors: bool) -> HttpAction:
-    async def refuse(ctx: Any, request: Request) -> Response:
+    async def refuse(ctx: ActionCtx, request: Request) -> Response:
         headers = {"access-control-allow-origin": "*"} if cors else {}
         return json_response({"error": {"message": "Method not allowed"}}, 405, headers)
 
@@ -129,7 +136,7 @@ def not_allowed(cors: bool) -> HttpAction:
 
 
 def preflight(method: str) -> HttpAction:
-    async def answer(ctx: Any, request: Request) -> Response:
+    async def answer(ctx: ActionCtx, request: Request) -> Response:
         return Response(
             status_code=204,
             headers={
@@ -163,7 +170,7 @@ class Endpoint:
 
 
 def _handler(endpoint: Endpoint) -> HttpAction:
-    async def handle(ctx: Any, request: Request) -> Response:
+    async def handle(ctx: ActionCtx, request: Request) -> Response:
         headers = {"access-control-allow-origin": "*"} if endpoint.cors else {}
         try:
             token = endpoint.token(request)
@@ -196,14 +203,14 @@ def _with_token(kind: Literal["query", "mutation"], function: Any) -> Run:
     """A `Run` calling an internal function with just the token (the body is ignored:
     RFC 8058 one-click POSTs carry `List-Unsubscribe=One-Click`)."""
 
-    async def run(ctx: Any, token: str, body: bytes) -> dict[str, Any]:
+    async def run(ctx: ActionCtx, token: str, body: bytes) -> dict[str, Any]:
         call = ctx.run_query if kind == "query" else ctx.run_mutation
         return dict(await call(function, {"token": token}))
 
     return run
 
 
-async def _update_prefs(ctx: Any, token: str, raw: bytes) -> dict[str, Any]:
+async def _update_prefs(ctx: ActionCtx, token: str, raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw) if raw.strip() else {}
     except ValueError:

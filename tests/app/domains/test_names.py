@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from owlat.app.lib.domains.names import normalize_domain, normalize_tracking_domain
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ LONG_NAME = ".".join(["a" * 63] * 4) + ".com"
     ],
 )  # fmt: skip
 def test_refusals_name_the_rule(typed: str, message: str) -> None:
-    with pytest.raises(AuthFailure) as error:
+    with pytest.raises(AppError) as error:
         normalize_domain(typed)
     assert error.value.error_code == "INVALID_DOMAIN"
     assert message in str(error.value)
@@ -71,7 +71,7 @@ def test_refusals_name_the_rule(typed: str, message: str) -> None:
 
 def test_a_tracking_domain_must_be_a_subdomain() -> None:
     assert normalize_tracking_domain("Track.Example.com") == "track.example.com"
-    with pytest.raises(AuthFailure, match="a tracking domain must be a subdomain, such as "
+    with pytest.raises(AppError, match="a tracking domain must be a subdomain, such as "
                        r"track\.example\.co\.uk \(a CNAME cannot be published at "
                        r"example\.co\.uk itself\)"):  # fmt: skip
         normalize_tracking_domain("example.co.uk")

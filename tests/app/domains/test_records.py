@@ -21,7 +21,7 @@ from owlat.app.lib.domains.records import (
     tracking_record,
 )
 from owlat.app.lib.domains.txt import merge_spf, parse_tags
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError
 
 TOKENS = ("tok1", "tok2", "tok3")
 
@@ -114,7 +114,7 @@ def test_dmarc_policy_tags_and_refusals() -> None:
         ({"pct": -1}, "DMARC pct must be a whole number from 0 to 100"),
         ({"rua": "not an address"}, "DMARC report address 'not an address' is not an email"),
     ]:
-        with pytest.raises(AuthFailure, match=message) as error:
+        with pytest.raises(AppError, match=message) as error:
             DmarcPolicy(**kwargs)  # type: ignore[arg-type]
         assert error.value.error_code == "INVALID_DMARC_POLICY"
 
@@ -123,12 +123,12 @@ def test_the_mail_from_domain_is_a_subdomain() -> None:
     assert mail_from_domain("example.com") == "mail.example.com"
     assert mail_from_domain("example.com", "bounce") == "bounce.example.com"
     assert mail_from_domain("example.com", "Bounce.Example.com.") == "bounce.example.com"
-    with pytest.raises(AuthFailure, match="must be a subdomain of example.com, such as "
+    with pytest.raises(AppError, match="must be a subdomain of example.com, such as "
                        r"bounce\.example\.com \(got 'bounce\.other\.com'\)"):  # fmt: skip
         mail_from_domain("example.com", "bounce.other.com")
-    with pytest.raises(AuthFailure, match="must be a subdomain"):
+    with pytest.raises(AppError, match="must be a subdomain"):
         mail_from_domain("example.com", "example.com")
-    with pytest.raises(AuthFailure, match="starts or ends with a hyphen"):
+    with pytest.raises(AppError, match="starts or ends with a hyphen"):
         mail_from_domain("example.com", "-x")
 
 

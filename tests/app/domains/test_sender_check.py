@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from owlat.app.lib.domains.sender_check import ensure_sender_allowed
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError
 
 DOMAINS = [
     {"domain": "example.com", "status": "verified"},
@@ -54,7 +54,7 @@ def test_a_verified_exact_domain_may_send(sender: str) -> None:
     ],
 )
 def test_anything_else_is_refused_with_the_reason(sender: str, message: str) -> None:
-    with pytest.raises(AuthFailure) as error:
+    with pytest.raises(AppError) as error:
         ensure_sender_allowed(sender, DOMAINS, "smtp")
     assert error.value.error_code == "SENDER_DOMAIN_NOT_VERIFIED"
     assert message in str(error.value)
@@ -69,7 +69,7 @@ def test_anything_else_is_refused_with_the_reason(sender: str, message: str) -> 
     ],
 )
 def test_a_from_address_without_a_usable_domain_is_invalid(sender: str, message: str) -> None:
-    with pytest.raises(AuthFailure) as error:
+    with pytest.raises(AppError) as error:
         ensure_sender_allowed(sender, DOMAINS, "ses")
     assert error.value.error_code == "INVALID_SENDER"
     assert message in str(error.value)
@@ -78,5 +78,5 @@ def test_a_from_address_without_a_usable_domain_is_invalid(sender: str, message:
 def test_the_outbox_delivers_nowhere_and_is_exempt() -> None:
     ensure_sender_allowed("noreply@owlat.local", [], "outbox")
     ensure_sender_allowed("a@other.com", DOMAINS, "outbox")
-    with pytest.raises(AuthFailure):
+    with pytest.raises(AppError):
         ensure_sender_allowed("a@other.com", DOMAINS, "resend")

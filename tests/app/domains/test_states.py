@@ -15,7 +15,7 @@ from owlat.app.lib.domains.states import (
     move,
 )
 from owlat.app.lib.domains.verification import CheckResult, CheckStatus
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError
 
 NOW = 1_800_000_000_000
 OK = CheckResult("dkim", "s._domainkey.example.com", CheckStatus.OK, "fine")
@@ -39,7 +39,7 @@ def test_only_the_legal_edges_are_allowed(old: DomainStatus, new: DomainStatus) 
     if old is new or (old, new) in LEGAL:
         assert move(state, new, NOW).status is new
     else:
-        with pytest.raises(AuthFailure, match=f"A {old} domain cannot become {new}") as error:
+        with pytest.raises(AppError, match=f"A {old} domain cannot become {new}") as error:
             move(state, new, NOW)
         assert error.value.error_code == "DOMAIN_STATE"
 
@@ -50,7 +50,7 @@ def test_issuing_records_starts_the_grace_period_and_schedules_a_check() -> None
 
 
 def test_a_registering_domain_cannot_be_verified() -> None:
-    with pytest.raises(AuthFailure, match="still being registered") as error:
+    with pytest.raises(AppError, match="still being registered") as error:
         decide(DomainState(R), [OK], NOW)
     assert error.value.error_code == "DOMAIN_REGISTERING"
 

@@ -47,7 +47,7 @@ from owlat.app.lib.instance import current
 from owlat.app.lib.passwords import check_rules, hash_password, verify_password
 from owlat.app.lib.redirects import absolute_url, checked_redirect
 from owlat.app.lib.tokens import random_token, token_hash
-from owlat.runtime import internal
+from owlat.runtime import ActionCtx, internal
 
 INVALID_CREDENTIALS = ("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password", 401)
 # Reset, verification and sign-up-attempt mails per address per window (answers stay the
@@ -56,7 +56,7 @@ MAILS_PER_ADDRESS = 3
 MAIL_WINDOW_MS = 15 * 60 * 1000
 
 
-async def _may_mail(ctx: Any, purpose: str, email: str) -> bool:
+async def _may_mail(ctx: ActionCtx, purpose: str, email: str) -> bool:
     return bool(
         await ctx.run_mutation(
             internal.auth.allow_mail,
@@ -65,7 +65,9 @@ async def _may_mail(ctx: Any, purpose: str, email: str) -> bool:
     )
 
 
-async def _start_session(ctx: Any, request: Request, user_id: str) -> tuple[str, dict[str, Any]]:
+async def _start_session(
+    ctx: ActionCtx, request: Request, user_id: str
+) -> tuple[str, dict[str, Any]]:
     token, hashed = new_session_token()
     session = await ctx.run_mutation(
         internal.auth.create_session,
@@ -93,7 +95,7 @@ def _signed_in(body: dict[str, Any], token: str, user_id: str, remember: bool = 
     return response
 
 
-async def send_verification(ctx: Any, user: dict[str, Any], callback_url: str | None) -> None:
+async def send_verification(ctx: ActionCtx, user: dict[str, Any], callback_url: str | None) -> None:
     if not await _may_mail(ctx, "verify-email", user["email"]):
         return
     token = random_token(40)
@@ -110,7 +112,7 @@ async def send_verification(ctx: Any, user: dict[str, Any], callback_url: str | 
 
 
 @endpoint
-async def sign_up(ctx: Any, request: Request) -> Response:
+async def sign_up(ctx: ActionCtx, request: Request) -> Response:
     body = await json_body(request)
     email, password, name = field(body, "email"), field(body, "password"), field(body, "name")
     image = field(body, "image", required=False)
@@ -137,7 +139,7 @@ async def sign_up(ctx: Any, request: Request) -> Response:
     return _signed_in({"token": token, "user": user_json(user)}, token, user["_id"])
 
 
-async def _tell_owner_of_sign_up(ctx: Any, owner: dict[str, Any]) -> None:
+async def _tell_owner_of_sign_up(ctx: ActionCtx, owner: dict[str, Any]) -> None:
     if await _may_mail(ctx, "sign-up-attempt", owner["email"]):
         await mailer.send(
             owner["email"],
@@ -149,7 +151,7 @@ async def _tell_owner_of_sign_up(ctx: Any, owner: dict[str, Any]) -> None:
 
 
 @endpoint
-async def sign_in(ctx: Any, request: Request) -> Response:
+async def sign_in(ctx: ActionCtx, request: Request) -> Response:
     body = await json_body(request)
     email, password = field(body, "email"), field(body, "password")
     callback_url = _callback_url(body)
@@ -182,7 +184,7 @@ async def sign_in(ctx: Any, request: Request) -> Response:
 
 
 @endpoint
-async def sign_out(ctx: Any, request: Request) -> Response:
+async def sign_out(ctx: ActionCtx, request: Request) -> Response:
     found = await current_session(ctx, request)
     if found is not None:
         await ctx.run_mutation(
@@ -194,7 +196,7 @@ async def sign_out(ctx: Any, request: Request) -> Response:
 
 
 @endpoint
-async def change_password(ctx: Any, request: Request) -> Response:
+async def change_password(ctx: ActionCtx, request: Request) -> Response:
     session, user, token = require_session(await current_session(ctx, request))
     body = await json_body(request)
     new_password = field(body, "newPassword")
@@ -217,7 +219,7 @@ async def change_password(ctx: Any, request: Request) -> Response:
 
 
 @endpoint
-async def request_password_reset(ctx: Any, request: Request) -> Response:
+async def request_password_reset(ctx: ActionCtx, request: Request) -> Response:
     body = await json_body(request)
     email = field(body, "email")
     normalize_email(email)
@@ -248,7 +250,7 @@ async def request_password_reset(ctx: Any, request: Request) -> Response:
 
 
 @endpoint
-async def reset_password(ctx: Any, request: Request) -> Response:
+async def reset_password(ctx: ActionCtx, request: Request) -> Response:
     body = await json_body(request)
     token = field(body, "token", required=False) or request.query_params.get("token")
     new_password = field(body, "newPassword")
@@ -272,7 +274,7 @@ async def reset_password(ctx: Any, request: Request) -> Response:
 
 
 @endpoint
-async def send_verification_email(ctx: Any, request: Request) -> Response:
+async def send_verification_email(ctx: ActionCtx, request: Request) -> Response:
     body = await json_body(request)
     email = field(body, "email")
     normalize_email(email)
@@ -287,7 +289,7 @@ async def send_verification_email(ctx: Any, request: Request) -> Response:
 
 
 @endpoint
-async def verify_email(ctx: Any, request: Request) -> Response:
+async def verify_email(ctx: ActionCtx, request: Request) -> Response:
     token = request.query_params.get("token")
     if not token:
         raise BadRequest("token is required")

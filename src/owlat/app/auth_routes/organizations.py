@@ -18,7 +18,7 @@ from owlat.app.auth_routes.wire import (
     require_session,
     set_session_cookie,
 )
-from owlat.runtime import internal
+from owlat.runtime import ActionCtx, FunctionReference, HttpAction, internal
 
 
 def organization_json(organization: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -64,37 +64,29 @@ def invitation_json(invitation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _clean(args: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: value for key, value in args.items() if value is not None or key == "organizationId"
-    }
-
-
 def route(
-    function: Any,
+    function: FunctionReference,
     shape: Callable[[Any], Any],
     *,
     method: str = "POST",
     fields: tuple[str, ...] = (),
     resend_cookie: bool = False,
-    keep_null: tuple[str, ...] = (),
-) -> Any:
+) -> HttpAction:
     """An endpoint that calls `function` (a `…ViaSession` twin) with the cookie's session
-    and the request's `fields` (JSON body for POST, query string for GET); null fields are
-    left out unless listed in `keep_null`."""
+    and the request's `fields` (JSON body for POST, query string for GET). A null
+    `organizationId` is left out, unless it comes without `organizationSlug`: set-active
+    with `{organizationId: null}` clears the active organization."""
 
-    async def handler(ctx: Any, request: Request) -> Response:
+    async def handler(ctx: ActionCtx, request: Request) -> Response:
         session, _, token = require_session(await current_session(ctx, request))
         source = await json_body(request) if method == "POST" else dict(request.query_params)
         args = {name: source[name] for name in fields if name in source}
         if (
             "organizationId" in args
             and args["organizationId"] is None
-            and "organizationSlug" not in args
+            and "organizationSlug" in args
         ):
-            pass  # set-active with null: clears the active organization
-        elif "organizationId" in args and args["organizationId"] is None:
-            del args["organizationId"]
+            del args["organizationId"]  # alone, a null clears the active organization (set-active)
         kind = ctx.run_query if method == "GET" else ctx.run_mutation
         result = await kind(function, {**args, "sessionId": session["_id"]})
         response = ok(shape(result))
@@ -129,7 +121,6 @@ set_active = route(
     organization_json,
     fields=("organizationId", "organizationSlug"),
     resend_cookie=True,
-    keep_null=("organizationId",),  # {organizationId: null} clears the active organization
 )
 get_full_organization = route(
     organizations.get_full_via_session,
@@ -199,7 +190,7 @@ leave = route(members.leave_via_session, member_json, fields=("organizationId",)
 get_active_member = route(members.get_active_member_via_session, member_json, method="GET")
 
 
-async def _get_invitation(ctx: Any, request: Request) -> Response:
+async def _get_invitation(ctx: ActionCtx, request: Request) -> Response:
     session, _, _ = require_session(await current_session(ctx, request))
     query = request.query_params
     args = {"invitationId": query.get("id", ""), "sessionId": session["_id"]}

@@ -29,7 +29,7 @@ from owlat.app.lib import signing_key
 from owlat.app.lib.instance import current
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.tokens import token_hash
-from owlat.runtime import internal
+from owlat.runtime import ActionCtx, internal
 
 
 def issue_jwt(session: dict[str, Any], user: dict[str, Any]) -> str:
@@ -40,7 +40,7 @@ def issue_jwt(session: dict[str, Any], user: dict[str, Any]) -> str:
 
 
 @endpoint
-async def get_session(ctx: Any, request: Request) -> Response:
+async def get_session(ctx: ActionCtx, request: Request) -> Response:
     found = await current_session(ctx, request)
     if found is None:
         return ok(None)
@@ -62,25 +62,25 @@ async def get_session(ctx: Any, request: Request) -> Response:
 
 
 @endpoint
-async def token(ctx: Any, request: Request) -> Response:
+async def token(ctx: ActionCtx, request: Request) -> Response:
     session, user, _ = require_session(await current_session(ctx, request))
     return ok({"token": issue_jwt(session, user)})
 
 
 @endpoint
-async def jwks(ctx: Any, request: Request) -> Response:
+async def jwks(ctx: ActionCtx, request: Request) -> Response:
     return ok(signing_key.jwks(current().data_dir))
 
 
 @endpoint
-async def list_sessions(ctx: Any, request: Request) -> Response:
+async def list_sessions(ctx: ActionCtx, request: Request) -> Response:
     session, user, token = require_session(await current_session(ctx, request))
     sessions = await ctx.run_query(internal.auth.list_sessions, {"userId": user["_id"]})
     return ok([session_json(s, token if s["_id"] == session["_id"] else None) for s in sessions])
 
 
 @endpoint
-async def revoke_session(ctx: Any, request: Request) -> Response:
+async def revoke_session(ctx: ActionCtx, request: Request) -> Response:
     _, user, _ = require_session(await current_session(ctx, request))
     target = field(await json_body(request), "token")
     sessions = await ctx.run_query(internal.auth.list_sessions, {"userId": user["_id"]})
@@ -94,14 +94,14 @@ async def revoke_session(ctx: Any, request: Request) -> Response:
 
 
 @endpoint
-async def revoke_sessions(ctx: Any, request: Request) -> Response:
+async def revoke_sessions(ctx: ActionCtx, request: Request) -> Response:
     _, user, _ = require_session(await current_session(ctx, request))
     await ctx.run_mutation(internal.auth.revoke_sessions, {"userId": user["_id"]})
     return ok({"status": True})
 
 
 @endpoint
-async def revoke_other_sessions(ctx: Any, request: Request) -> Response:
+async def revoke_other_sessions(ctx: ActionCtx, request: Request) -> Response:
     session, user, _ = require_session(await current_session(ctx, request))
     await ctx.run_mutation(
         internal.auth.revoke_sessions, {"userId": user["_id"], "keepSessionId": session["_id"]}

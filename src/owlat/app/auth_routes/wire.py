@@ -22,10 +22,10 @@ from urllib.parse import quote, unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError, AuthFailure
 from owlat.app.lib.instance import current
 from owlat.app.lib.tokens import random_token, sign, token_hash, unsign
-from owlat.runtime import JSONResponse, http_action, internal
+from owlat.runtime import ActionCtx, HttpAction, JSONResponse, http_action, internal
 
 COOKIE = "better-auth.session_token"
 DEVICE_COOKIE = "owlat.known_device"
@@ -34,7 +34,7 @@ _CALLER_ERRORS = frozenset(
     {"ArgumentValidationError", "ValidationError", "InvalidValue", "InvalidId"}
 )
 MAX_AGE = 604800
-Handler = Callable[[Any, Request], Awaitable[Response]]
+Handler = Callable[[ActionCtx, Request], Awaitable[Response]]
 
 
 def cookie_name(name: str = COOKIE) -> str:
@@ -78,7 +78,7 @@ def error(code: str, message: str, status: int) -> JSONResponse:
     return JSONResponse({"code": code, "message": message}, status_code=status)
 
 
-def failure(exc: AuthFailure) -> JSONResponse:
+def failure(exc: AppError) -> JSONResponse:
     return error(exc.error_code, exc.message, exc.status)
 
 
@@ -169,7 +169,7 @@ def cookie_token(request: Request) -> str | None:
 
 
 async def current_session(
-    ctx: Any, request: Request
+    ctx: ActionCtx, request: Request
 ) -> tuple[dict[str, Any], dict[str, Any], str] | None:
     """(session, user, token) of the request's cookie, or None."""
     token = cookie_token(request)
@@ -221,16 +221,16 @@ def cors_headers(request: Request) -> dict[str, str]:
     }
 
 
-def endpoint(handler: Handler) -> Any:
+def endpoint(handler: Handler) -> HttpAction:
     """An `/api/auth` HTTP action: Origin check, `{code, message}` errors, CORS headers."""
 
-    async def run(ctx: Any, request: Request) -> Response:
+    async def run(ctx: ActionCtx, request: Request) -> Response:
         refusal = _origin_refusal(request)
         if refusal is not None:
             return refusal
         try:
             response = await handler(ctx, request)
-        except AuthFailure as exc:
+        except AppError as exc:
             response = failure(exc)
         except BadRequest as exc:
             response = error("BAD_REQUEST", exc.message, 400)
@@ -247,7 +247,7 @@ def endpoint(handler: Handler) -> Any:
 
 
 @http_action
-async def preflight(ctx: Any, request: Request) -> Response:
+async def preflight(ctx: ActionCtx, request: Request) -> Response:
     headers = cors_headers(request)
     if headers:
         headers.update(

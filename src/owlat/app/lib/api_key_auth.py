@@ -18,13 +18,12 @@ import dataclasses
 import math
 import re
 import time
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from owlat.app.lib.tokens import token_hash
-from owlat.runtime import JSONResponse, internal
+from owlat.runtime import ActionCtx, JSONResponse, internal
 
 KEY_FORMAT = re.compile(r"^lm_live_[a-zA-Z0-9]+$")
 MISSING = "Missing or invalid Authorization header. Use: Authorization: Bearer <api_key>"
@@ -81,7 +80,7 @@ def bearer_key(header: str | None) -> str | None:
     return None
 
 
-async def authenticate_api_key(ctx: Any, request: Request) -> ApiKeyCaller | Response:
+async def authenticate_api_key(ctx: ActionCtx, request: Request) -> ApiKeyCaller | Response:
     key = bearer_key(request.headers.get("authorization"))
     if key is None:
         return api_error("unauthenticated", MISSING, 401)

@@ -1,5 +1,5 @@
 """Audience helpers shared by contacts, contact properties, settings and suppression:
-errors, custom property value checks, the suppression check and the postal-address gate.
+custom property value checks, the suppression check and the postal-address gate.
 """
 
 from __future__ import annotations
@@ -11,10 +11,9 @@ from typing import Any
 from zoneinfo import available_timezones
 
 from owlat.app.lib.emails import normalize_email
-from owlat.app.lib.errors import AuthFailure
-from owlat.runtime import v
+from owlat.app.lib.errors import AppError, invalid
+from owlat.runtime import QueryCtx, v
 
-PROPERTY_TYPES = ("string", "number", "boolean", "date")
 PROPERTY_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_LABEL = 200
 MAX_STRING_VALUE = 10_000
@@ -24,16 +23,11 @@ RESERVED_KEYS = frozenset(
 )
 
 
-def invalid(code: str, message: str) -> AuthFailure:
-    """A refused argument (HTTP 400 on the REST API): `ConvexError(message)`."""
-    return AuthFailure(code, message)
-
-
 def clean_email(email: str) -> str:
     """Normalized address (trim, lower case), or "Invalid email address: <input>"."""
     try:
         return normalize_email(email)
-    except AuthFailure:
+    except AppError:
         shown = email.strip()[:80]
         raise invalid("INVALID_EMAIL", f"Invalid email address: {shown!r}") from None
 
@@ -107,7 +101,9 @@ def _date_ms(key: str, value: Any) -> float:
     return float(int(parsed.timestamp() * 1000))
 
 
-async def organization_rows(ctx: Any, table: str, organization_id: str) -> list[dict[str, Any]]:
+async def organization_rows(
+    ctx: QueryCtx, table: str, organization_id: str
+) -> list[dict[str, Any]]:
     """Every document of `table` that belongs to the organization (its `by_org` index)."""
     rows = (
         await ctx.db.query(table)
@@ -117,14 +113,14 @@ async def organization_rows(ctx: Any, table: str, organization_id: str) -> list[
     return [dict(row) for row in rows]
 
 
-async def live_lists(ctx: Any, organization_id: str) -> list[dict[str, Any]]:
+async def live_lists(ctx: QueryCtx, organization_id: str) -> list[dict[str, Any]]:
     """The organization's mailing lists that are not deleted."""
     rows = await organization_rows(ctx, "mailingLists", organization_id)
     return [row for row in rows if row.get("deletedAt") is None]
 
 
 async def property_definitions(
-    ctx: Any, organization_id: str, *, purging: bool = False
+    ctx: QueryCtx, organization_id: str, *, purging: bool = False
 ) -> dict[str, dict[str, Any]]:
     """The organization's property definitions by key (with those being removed if
     `purging`)."""
@@ -132,7 +128,7 @@ async def property_definitions(
     return {row["key"]: row for row in rows if purging or not row.get("purging")}
 
 
-async def blocked_entry(ctx: Any, organization_id: str, email: str) -> dict[str, Any] | None:
+async def blocked_entry(ctx: QueryCtx, organization_id: str, email: str) -> dict[str, Any] | None:
     found = (
         await ctx.db.query("blockedEmails")
         .with_index(
@@ -144,14 +140,14 @@ async def blocked_entry(ctx: Any, organization_id: str, email: str) -> dict[str,
 
 
 async def is_suppressed(
-    ctx: Any, organization_id: str, email: str, *, transactional: bool = False
+    ctx: QueryCtx, organization_id: str, email: str, *, transactional: bool = False
 ) -> bool:
     """Whether mail to `email` must not be sent: any suppression row blocks marketing mail;
     transactional mail ignores `unengaged` rows (reference §10.2). An address that is not
     valid counts as suppressed."""
     try:
         normalized = normalize_email(email)
-    except AuthFailure:
+    except AppError:
         return True
     entry = await blocked_entry(ctx, organization_id, normalized)
     if entry is None:
@@ -159,7 +155,7 @@ async def is_suppressed(
     return not (transactional and entry["reason"] == "unengaged")
 
 
-async def organization_settings(ctx: Any, organization_id: str) -> dict[str, Any] | None:
+async def organization_settings(ctx: QueryCtx, organization_id: str) -> dict[str, Any] | None:
     found = (
         await ctx.db.query("organizationSettings")
         .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
@@ -168,13 +164,13 @@ async def organization_settings(ctx: Any, organization_id: str) -> dict[str, Any
     return None if found is None else dict(found)
 
 
-async def require_postal_address(ctx: Any, organization_id: str) -> str:
+async def require_postal_address(ctx: QueryCtx, organization_id: str) -> str:
     """The organization's postal address for marketing footers (CAN-SPAM), or an error
     naming the setting to fill in: every marketing send path calls this first."""
     settings = await organization_settings(ctx, organization_id)
     address = None if settings is None else settings.get("postalAddress")
     if not address:
-        raise AuthFailure(
+        raise invalid(
             "POSTAL_ADDRESS_REQUIRED",
             "A postal address is required before sending marketing email: "
             "set it in organization settings",
@@ -208,7 +204,7 @@ def page_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 async def live_document(
-    ctx: Any, table: str, organization_id: str, document_id: str
+    ctx: QueryCtx, table: str, organization_id: str, document_id: str
 ) -> dict[str, Any] | None:
     """The organization's live (not deleted) document of `table` by id, or None (also for
     a malformed id or another organization's document)."""

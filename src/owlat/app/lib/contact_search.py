@@ -11,10 +11,11 @@ is honoured the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from owlat.app.lib.audience import invalid
-from owlat.runtime import END_CURSOR
+from owlat.app.lib.errors import invalid
+from owlat.runtime import END_CURSOR, QueryCtx
 
 _TOP = "\U0010ffff"
 _RANGES = (
@@ -34,13 +35,13 @@ def _parse(cursor: str | None) -> tuple[int, str | None]:
     return int(phase), inner or None
 
 
-def _range(ctx: Any, organization_id: str, search: str, phase: int) -> Any:
+def _range(ctx: QueryCtx, organization_id: str, search: str, phase: int) -> Any:
     index, field = _RANGES[phase]
     upper = search + _TOP
-    earlier = [name for _, name in _RANGES[:phase]]
 
-    def starts(q: Any, name: str) -> Any:
-        return q.and_(q.gte(q.field(name), search), q.lt(q.field(name), upper))
+    def not_in(name: str) -> Callable[[Any], Any]:
+        """Leaves out the contacts the range of `name` (an earlier one) matched."""
+        return lambda q: q.not_(q.and_(q.gte(q.field(name), search), q.lt(q.field(name), upper)))
 
     query = (
         ctx.db.query("contacts")
@@ -51,13 +52,13 @@ def _range(ctx: Any, organization_id: str, search: str, phase: int) -> Any:
         # live only: an absent field sorts before null
         .filter(lambda q: q.lt(q.field("deletedAt"), None))
     )
-    for name in earlier:
-        query = query.filter(lambda q, name=name: q.not_(starts(q, name)))
+    for _, name in _RANGES[:phase]:
+        query = query.filter(not_in(name))
     return query
 
 
 async def search_page(
-    ctx: Any, organization_id: str, search: str, options: dict[str, Any]
+    ctx: QueryCtx, organization_id: str, search: str, options: dict[str, Any]
 ) -> dict[str, Any]:
     """One page `{page, isDone, continueCursor}` of live contacts matching `search`."""
     phase, inner = _parse(options.get("cursor"))
@@ -85,7 +86,7 @@ async def search_page(
 
 
 async def _until(
-    ctx: Any, organization_id: str, search: str, phase: int, inner: str | None, end_cursor: str
+    ctx: QueryCtx, organization_id: str, search: str, phase: int, inner: str | None, end_cursor: str
 ) -> dict[str, Any]:
     """The page from the cursor up to `end_cursor`, whatever its size now."""
     end_phase, end_inner = _parse(end_cursor)

@@ -7,21 +7,22 @@ imports all go through these, so a contact is written the same way whatever the 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 from owlat.app.lib.audience import (
     clean_email,
     clean_property_value,
     clean_timezone,
-    invalid,
     page_options,
     property_definitions,
 )
 from owlat.app.lib.contact_search import search_page
-from owlat.app.lib.errors import not_found
+from owlat.app.lib.documents import reread
+from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.list_subscriptions import remove_memberships_of_contact
 from owlat.app.lib.session_organization import get_team_id_from_session, now_ms
-from owlat.runtime import UNDEFINED, v
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, v
 
 MAX_NAME = 200
 MAX_SEARCH = 254
@@ -35,6 +36,16 @@ FIELDS = {
     "timezone": v.optional(v.union(v.string(), v.null())),
     "properties": v.optional(PROPERTY_INPUT),
 }
+
+
+class ContactFields(TypedDict, total=False):
+    """The arguments `FIELDS` validates (None clears a field, or removes a property)."""
+
+    firstName: str | None
+    lastName: str | None
+    language: str | None
+    timezone: str | None
+    properties: dict[str, str | float | bool | None]
 
 
 def public(contact: dict[str, Any]) -> dict[str, Any]:
@@ -58,12 +69,53 @@ def _clean_language(value: str) -> str | None:
     return value or None
 
 
-def name_keys(first: str | None, last: str | None) -> dict[str, Any]:
+def _name_keys(first: str | None, last: str | None) -> dict[str, Any]:
+    """The search keys of a name (lib/contact_search.py); UNDEFINED: no key."""
     full = " ".join(part for part in (first, last) if part).lower()
     return {
         "nameKey": full or UNDEFINED,
         "lastNameKey": last.lower() if last else UNDEFINED,
     }
+
+
+def contact_record(
+    organization_id: str,
+    email: str,
+    source: str,
+    fields: Mapping[str, Any],
+    properties: dict[str, Any],
+    now: float,
+) -> dict[str, Any]:
+    """A new contact's document: its normalized `email`, the cleaned built-in `fields`
+    that are set (None ones are left out), checked `properties`, and its name keys."""
+    record: dict[str, Any] = {
+        "organizationId": organization_id,
+        "email": email,
+        "source": source,
+        "properties": properties,
+        "createdAt": now,
+        "updatedAt": now,
+        **{k: val for k, val in fields.items() if val is not None},
+    }
+    keys = _name_keys(record.get("firstName"), record.get("lastName"))
+    record.update({k: val for k, val in keys.items() if val is not UNDEFINED})
+    return record
+
+
+def contact_patch(
+    contact: Mapping[str, Any], changes: Mapping[str, Any], now: float
+) -> dict[str, Any]:
+    """`changes` of `contact` (UNDEFINED clears a field) as its patch: with the name keys
+    when a name changes, and `updatedAt`."""
+    patch = dict(changes)
+    if "firstName" in changes or "lastName" in changes:
+        first = changes.get("firstName", contact.get("firstName"))
+        last = changes.get("lastName", contact.get("lastName"))
+        patch.update(
+            _name_keys(None if first is UNDEFINED else first, None if last is UNDEFINED else last)
+        )
+    patch["updatedAt"] = now
+    return patch
 
 
 def _text(value: Any) -> str:
@@ -77,7 +129,7 @@ def _text(value: Any) -> str:
 
 
 async def organization_contact(
-    ctx: Any, organization_id: str, contact_id: str, *, deleted: bool = False
+    ctx: QueryCtx, organization_id: str, contact_id: str, *, deleted: bool = False
 ) -> dict[str, Any]:
     """The organization's contact (live unless `deleted`), or "Contact not found"."""
     normalized = ctx.db.normalize_id("contacts", contact_id)
@@ -91,7 +143,7 @@ async def organization_contact(
     return dict(found)
 
 
-async def live_by_email(ctx: Any, organization_id: str, email: str) -> dict[str, Any] | None:
+async def live_by_email(ctx: QueryCtx, organization_id: str, email: str) -> dict[str, Any] | None:
     rows = (
         await ctx.db.query("contacts")
         .with_index(
@@ -104,7 +156,7 @@ async def live_by_email(ctx: Any, organization_id: str, email: str) -> dict[str,
 
 
 async def record_activity(
-    ctx: Any,
+    ctx: MutationCtx,
     contact: dict[str, Any],
     activity_type: str,
     metadata: dict[str, str] | None,
@@ -125,7 +177,7 @@ async def record_activity(
 
 
 async def clean_properties(
-    ctx: Any, organization_id: str, current: dict[str, Any], changes: dict[str, Any]
+    ctx: QueryCtx, organization_id: str, current: dict[str, Any], changes: dict[str, Any]
 ) -> dict[str, Any]:
     """`current` with `changes` applied (None removes a value), every value checked."""
     definitions = await property_definitions(ctx, organization_id)
@@ -143,7 +195,7 @@ async def clean_properties(
     return result
 
 
-def clean_fields(args: dict[str, Any]) -> dict[str, Any]:
+def clean_fields(args: Mapping[str, Any]) -> dict[str, Any]:
     """Cleaned built-in fields present in `args` (None: clear the field)."""
     cleaned: dict[str, Any] = {}
     for field, label in (("firstName", "First name"), ("lastName", "Last name")):
@@ -159,7 +211,7 @@ def clean_fields(args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_contacts(
-    ctx: Any, organization_id: str, options: dict[str, Any], search: str | None
+    ctx: QueryCtx, organization_id: str, options: dict[str, Any], search: str | None
 ) -> dict[str, Any]:
     """`contacts:listFromSession` for an organization (the REST API's list too)."""
     search = (search or "").strip().lower()[:MAX_SEARCH]
@@ -178,7 +230,11 @@ async def list_contacts(
 
 
 async def create_contact(
-    ctx: Any, organization_id: str, args: dict[str, Any], source: str, user_id: str | None
+    ctx: MutationCtx,
+    organization_id: str,
+    args: Mapping[str, Any],
+    source: str,
+    user_id: str | None,
 ) -> dict[str, Any]:
     """Insert a contact from `email` and the `FIELDS` of `args` (checked), with its
     "created" activity; returns it. The REST API creates contacts through this too."""
@@ -188,17 +244,7 @@ async def create_contact(
         raise invalid("CONTACT_EXISTS", f"A contact with email {email} already exists")
     properties = await clean_properties(ctx, organization_id, {}, args.get("properties") or {})
     now = now_ms()
-    record: dict[str, Any] = {
-        "organizationId": organization_id,
-        "email": email,
-        "source": source,
-        "properties": properties,
-        "createdAt": now,
-        "updatedAt": now,
-        **{k: val for k, val in fields.items() if val is not None},
-    }
-    keys = name_keys(record.get("firstName"), record.get("lastName"))
-    record.update({k: val for k, val in keys.items() if val is not UNDEFINED})
+    record = contact_record(organization_id, email, source, fields, properties, now)
     contact_id = await ctx.db.insert("contacts", record)
     contact = {**record, "_id": contact_id}
     await record_activity(ctx, contact, "created", {"source": source}, user_id, now)
@@ -206,7 +252,7 @@ async def create_contact(
 
 
 async def update_contact(
-    ctx: Any, contact: dict[str, Any], args: dict[str, Any], user_id: str | None
+    ctx: MutationCtx, contact: dict[str, Any], args: Mapping[str, Any], user_id: str | None
 ) -> dict[str, Any]:
     """Apply `contacts:update`'s changes in `args` to a live contact (activities included)
     and return it; the REST API updates contacts through this too."""
@@ -243,13 +289,7 @@ async def update_contact(
         changes["unsubscribedAt"] = UNDEFINED
     if not changes:
         return public(contact)
-    if "firstName" in changes or "lastName" in changes:
-        first = changes.get("firstName", contact.get("firstName"))
-        last = changes.get("lastName", contact.get("lastName"))
-        changes.update(
-            name_keys(None if first is UNDEFINED else first, None if last is UNDEFINED else last)
-        )
-    changes["updatedAt"] = now
+    changes = contact_patch(contact, changes, now)
     await ctx.db.patch(contact["_id"], changes)
     fields = [f for f in ("email", "firstName", "lastName", "language", "timezone") if f in changes]
     if fields:
@@ -265,10 +305,10 @@ async def update_contact(
         await record_activity(ctx, contact, "unsubscribed", {"source": "admin"}, user_id, now)
     if subscribed_now:
         await record_activity(ctx, contact, "subscribed", {"source": "admin"}, user_id, now)
-    return public(dict(await ctx.db.get(contact["_id"])))
+    return public(await reread(ctx, contact["_id"]))
 
 
-async def hard_delete_contact(ctx: Any, contact_id: str) -> None:
+async def hard_delete_contact(ctx: MutationCtx, contact_id: str) -> None:
     """Delete a contact with its timeline and events now (also the REST API's delete)."""
     await remove_memberships_of_contact(ctx, {"_id": contact_id})
     for table in ("contactActivities", "events"):
@@ -282,7 +322,7 @@ async def hard_delete_contact(ctx: Any, contact_id: str) -> None:
     await ctx.db.delete(contact_id)
 
 
-async def contact_rows_page(ctx: Any, table: str, args: dict[str, Any]) -> dict[str, Any]:
+async def contact_rows_page(ctx: QueryCtx, table: str, args: dict[str, Any]) -> dict[str, Any]:
     """A page of `table`'s rows about the caller's organization's contact `contactId` (by
     its `by_contact` index), newest first; also for a soft-deleted contact."""
     organization_id = await get_team_id_from_session(ctx)

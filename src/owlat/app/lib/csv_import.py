@@ -33,7 +33,8 @@ import re
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from owlat.app.lib.audience import invalid
+from owlat.app.lib.errors import invalid
+from owlat.runtime import ActionCtx
 
 BOM = b"\xef\xbb\xbf"
 CHUNK_BYTES = 1 << 20  # what the worker reads at once
@@ -53,7 +54,7 @@ _FALSE = frozenset({"false", "no", "0", "n"})
 # -- reading the stored file --------------------------------------------------------------
 
 
-async def read_range(ctx: Any, storage_id: str, start: int, end: int) -> bytes:
+async def read_range(ctx: ActionCtx, storage_id: str, start: int, end: int) -> bytes:
     """Bytes `[start, end)` of the stored file (read as a range, never the whole file)."""
     data = await ctx.storage.read_range(storage_id, int(start), int(end))
     if data is None:

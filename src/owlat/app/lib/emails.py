@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import invalid
 
 MAX_LENGTH = 254
 _PATTERN = re.compile(r"^[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+\.[^\s@<>()\[\],;:\"]+$")
@@ -14,5 +14,5 @@ def normalize_email(email: str) -> str:
     """The normalized address, or the error "Invalid email"."""
     normalized = email.strip().lower()
     if len(normalized) > MAX_LENGTH or not _PATTERN.match(normalized):
-        raise AuthFailure("INVALID_EMAIL", "Invalid email")
+        raise invalid("INVALID_EMAIL", "Invalid email")
     return normalized

@@ -27,10 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from owlat.app.lib.errors import AuthFailure, not_found
+from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.tokens import random_token, token_hash
-from owlat.runtime import UNDEFINED, internal
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, internal
 
 DOI_TOKEN_LENGTH = 32
 DOI_TTL_MS = 7 * 24 * 60 * 60 * 1000
@@ -57,7 +57,7 @@ class ConfirmResult:
 # -- reads ---------------------------------------------------------------------------------
 
 
-async def membership(ctx: Any, list_id: str, contact_id: str) -> dict[str, Any] | None:
+async def membership(ctx: QueryCtx, list_id: str, contact_id: str) -> dict[str, Any] | None:
     found = (
         await ctx.db.query("mailingListMembers")
         .with_index(
@@ -68,7 +68,7 @@ async def membership(ctx: Any, list_id: str, contact_id: str) -> dict[str, Any] 
     return None if found is None else dict(found)
 
 
-async def memberships_of_contact(ctx: Any, contact_id: str) -> list[dict[str, Any]]:
+async def memberships_of_contact(ctx: QueryCtx, contact_id: str) -> list[dict[str, Any]]:
     rows = (
         await ctx.db.query("mailingListMembers")
         .with_index("by_contact", lambda q: q.eq("contactId", contact_id))
@@ -77,7 +77,7 @@ async def memberships_of_contact(ctx: Any, contact_id: str) -> list[dict[str, An
     return [dict(row) for row in rows]
 
 
-async def contact_by_doi_token(ctx: Any, token: str) -> dict[str, Any] | None:
+async def contact_by_doi_token(ctx: QueryCtx, token: str) -> dict[str, Any] | None:
     found = (
         await ctx.db.query("contacts")
         .with_index("by_doi_token", lambda q: q.eq("doiTokenHash", token_hash(token)))
@@ -94,7 +94,7 @@ def doi_status(contact: dict[str, Any]) -> DoiStatus:
 # -- the pieces every change shares ------------------------------------------------------------
 
 
-async def _fresh(ctx: Any, document: dict[str, Any], what: str) -> dict[str, Any]:
+async def _fresh(ctx: QueryCtx, document: dict[str, Any], what: str) -> dict[str, Any]:
     """The current version of `document` (callers' copies may be stale within a batch)."""
     found = await ctx.db.get(document["_id"])
     if found is None or found.get("deletedAt") is not None:
@@ -102,7 +102,7 @@ async def _fresh(ctx: Any, document: dict[str, Any], what: str) -> dict[str, Any
     return dict(found)
 
 
-async def _move_counts(ctx: Any, list_id: str, subscribed: int, pending: int) -> None:
+async def _move_counts(ctx: MutationCtx, list_id: str, subscribed: int, pending: int) -> None:
     found = await ctx.db.get(list_id)
     if found is None:
         return
@@ -120,7 +120,7 @@ def _count_delta(status: str, sign: int) -> tuple[int, int]:
 
 
 async def _record(
-    ctx: Any,
+    ctx: MutationCtx,
     contact: dict[str, Any],
     activity_type: str,
     metadata: dict[str, str],
@@ -156,7 +156,7 @@ def _same_organization(mailing_list: dict[str, Any], contact: dict[str, Any]) ->
         raise AssertionError("mailing list and contact belong to different organizations")
 
 
-async def start_doi(ctx: Any, contact: dict[str, Any], at: float) -> dict[str, Any]:
+async def start_doi(ctx: MutationCtx, contact: dict[str, Any], at: float) -> dict[str, Any]:
     """Changes that make `contact` pending with a fresh token; schedules the mail."""
     token = random_token(DOI_TOKEN_LENGTH)
     await ctx.scheduler.run_after(
@@ -175,7 +175,7 @@ async def start_doi(ctx: Any, contact: dict[str, Any], at: float) -> dict[str, A
 
 
 async def subscribe(
-    ctx: Any,
+    ctx: MutationCtx,
     *,
     mailing_list: dict[str, Any],
     contact: dict[str, Any],
@@ -198,7 +198,12 @@ async def subscribe(
 
 
 async def _insert_membership(
-    ctx: Any, mailing_list: dict[str, Any], contact_id: str, status: str, source: str, at: float
+    ctx: MutationCtx,
+    mailing_list: dict[str, Any],
+    contact_id: str,
+    status: str,
+    source: str,
+    at: float,
 ) -> str:
     membership_id = await ctx.db.insert(
         "mailingListMembers",
@@ -215,7 +220,7 @@ async def _insert_membership(
 
 
 async def _join(
-    ctx: Any,
+    ctx: MutationCtx,
     mailing_list: dict[str, Any],
     contact: dict[str, Any],
     *,
@@ -261,7 +266,7 @@ class ListBatch:
     not re-read them (use the copies `add` and `insert_contact` return)."""
 
     def __init__(
-        self, ctx: Any, mailing_list: dict[str, Any], *, source: str, user_id: str | None
+        self, ctx: MutationCtx, mailing_list: dict[str, Any], *, source: str, user_id: str | None
     ) -> None:
         self._ctx = ctx
         self.mailing_list = mailing_list
@@ -273,7 +278,7 @@ class ListBatch:
 
     @classmethod
     async def open(
-        cls, ctx: Any, list_id: str, *, source: str, user_id: str | None
+        cls, ctx: MutationCtx, list_id: str, *, source: str, user_id: str | None
     ) -> ListBatch | None:
         """A batch for the list, or None when it is gone (deleted)."""
         found = await ctx.db.get(list_id)
@@ -342,13 +347,13 @@ class ListBatch:
         self._new_subscribed = self._new_pending = 0
 
 
-async def _drop(ctx: Any, row: dict[str, Any]) -> None:
+async def _drop(ctx: MutationCtx, row: dict[str, Any]) -> None:
     await ctx.db.delete(row["_id"])
     await _move_counts(ctx, row["listId"], *_count_delta(row["status"], -1))
 
 
 async def unsubscribe(
-    ctx: Any,
+    ctx: MutationCtx,
     *,
     mailing_list: dict[str, Any],
     contact: dict[str, Any],
@@ -373,7 +378,7 @@ async def unsubscribe(
     return True
 
 
-async def unsubscribe_all(ctx: Any, *, contact: dict[str, Any], source: str) -> int:
+async def unsubscribe_all(ctx: MutationCtx, *, contact: dict[str, Any], source: str) -> int:
     """Remove every membership of `contact` and opt it out of marketing mail
     (`unsubscribedAt`); returns how many memberships were removed."""
     contact = await _fresh(ctx, contact, "Contact")
@@ -393,7 +398,7 @@ async def unsubscribe_all(ctx: Any, *, contact: dict[str, Any], source: str) -> 
     return len(rows)
 
 
-async def remove_memberships_of_contact(ctx: Any, contact: dict[str, Any]) -> None:
+async def remove_memberships_of_contact(ctx: MutationCtx, contact: dict[str, Any]) -> None:
     """Drop every membership of a contact being deleted (soft or hard), fixing counts."""
     for row in await memberships_of_contact(ctx, contact["_id"]):
         await _drop(ctx, row)
@@ -401,7 +406,7 @@ async def remove_memberships_of_contact(ctx: Any, contact: dict[str, Any]) -> No
         await ctx.db.patch(contact["_id"], {"mailingListIds": UNDEFINED})
 
 
-async def remove_memberships_of_list(ctx: Any, list_id: str, limit: int) -> int:
+async def remove_memberships_of_list(ctx: MutationCtx, list_id: str, limit: int) -> int:
     """Delete up to `limit` memberships of a deleted list (each member's
     `mailingListIds` loses the list); returns how many were deleted."""
     rows = (
@@ -420,15 +425,15 @@ async def remove_memberships_of_list(ctx: Any, list_id: str, limit: int) -> int:
 # -- double opt-in ------------------------------------------------------------------------------
 
 
-def doi_token_error(reason: str) -> AuthFailure:
+def doi_token_error(reason: str) -> AppError:
     message = {
         "token_not_found": "Invalid or expired confirmation token",
         "token_expired": "This confirmation link has expired",
     }[reason]
-    return AuthFailure(reason.upper(), message)
+    return invalid(reason.upper(), message)
 
 
-async def contact_for_doi_token(ctx: Any, token: str) -> dict[str, Any]:
+async def contact_for_doi_token(ctx: QueryCtx, token: str) -> dict[str, Any]:
     """The live contact holding DOI `token`, or `token_not_found` / `token_expired`."""
     contact = await contact_by_doi_token(ctx, token) if token else None
     if contact is None or contact.get("deletedAt") is not None:
@@ -438,7 +443,7 @@ async def contact_for_doi_token(ctx: Any, token: str) -> dict[str, Any]:
     return contact
 
 
-async def confirm_doi(ctx: Any, token: str) -> ConfirmResult:
+async def confirm_doi(ctx: MutationCtx, token: str) -> ConfirmResult:
     """Confirm the contact of `token`: every pending membership becomes subscribed.
     Idempotent: a confirmed contact answers `already_confirmed`."""
     contact = await contact_for_doi_token(ctx, token)

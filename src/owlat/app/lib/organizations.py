@@ -8,7 +8,7 @@ from typing import Any
 from owlat.app.lib.errors import AuthFailure, no_active_organization, not_a_member
 from owlat.app.lib.session_organization import get_membership
 from owlat.app.schema import ORG_TABLES
-from owlat.runtime import UNDEFINED
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 MAX_NAME = 200
@@ -35,7 +35,7 @@ def clean_slug(slug: str) -> str:
     return slug
 
 
-async def by_slug(ctx: Any, slug: str) -> dict[str, Any] | None:
+async def by_slug(ctx: QueryCtx, slug: str) -> dict[str, Any] | None:
     found = (
         await ctx.db.query("organizations")
         .with_index("by_slug", lambda q: q.eq("slug", slug))
@@ -45,7 +45,7 @@ async def by_slug(ctx: Any, slug: str) -> dict[str, Any] | None:
 
 
 async def organization_of(
-    ctx: Any,
+    ctx: QueryCtx,
     session: dict[str, Any],
     organization_id: str | None = None,
     slug: str | None = None,
@@ -70,7 +70,7 @@ async def organization_of(
     return organization, member
 
 
-async def delete_organization(ctx: Any, organization_id: str) -> None:
+async def delete_organization(ctx: MutationCtx, organization_id: str) -> None:
     """Delete an organization, every document of its org-scoped tables, and make it no
     session's active organization."""
     for table in ORG_TABLES:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import admin_required, forbidden
 
 Role = Literal["owner", "admin", "editor"]
 ROLES: Final = ("owner", "admin", "editor")
@@ -67,7 +67,7 @@ def require_permission(role: str | None, permission: str) -> None:
     if has_permission(role, permission):
         return
     if PERMISSIONS[permission] == _ADMINS:
-        raise AuthFailure("ADMIN_ACCESS_REQUIRED", "Admin access required")
+        raise admin_required()
     if PERMISSIONS[permission] == _OWNER:
-        raise AuthFailure("OWNER_ACCESS_REQUIRED", "Owner access required")
-    raise AuthFailure("FORBIDDEN", f"Permission denied: {permission}")
+        raise forbidden("OWNER_ACCESS_REQUIRED", "Owner access required")
+    raise forbidden("FORBIDDEN", f"Permission denied: {permission}")

@@ -11,14 +11,17 @@ import math
 from typing import Any
 
 from owlat.app.lib.session_organization import now_ms
+from owlat.runtime import MutationCtx, QueryCtx
 
 
-async def _row(ctx: Any, key: str) -> dict[str, Any] | None:
+async def _row(ctx: QueryCtx, key: str) -> dict[str, Any] | None:
     row = await ctx.db.query("rateLimits").with_index("by_key", lambda q: q.eq("key", key)).unique()
     return None if row is None else dict(row)
 
 
-async def window_count(ctx: Any, key: str, window_ms: float, add: int = 1) -> tuple[int, float]:
+async def window_count(
+    ctx: MutationCtx, key: str, window_ms: float, add: int = 1
+) -> tuple[int, float]:
     """Add `add` to the counter of `key` in its current window; (count, window end)."""
     now = now_ms()
     row = await _row(ctx, key)
@@ -35,13 +38,13 @@ async def window_count(ctx: Any, key: str, window_ms: float, add: int = 1) -> tu
     return count, row["since"] + window_ms
 
 
-async def clear(ctx: Any, key: str) -> None:
+async def clear(ctx: MutationCtx, key: str) -> None:
     row = await _row(ctx, key)
     if row is not None:
         await ctx.db.delete(row["_id"])
 
 
-async def take_token(ctx: Any, key: str, rate: float, capacity: float) -> float | None:
+async def take_token(ctx: MutationCtx, key: str, rate: float, capacity: float) -> float | None:
     """Take one token from the bucket of `key`: None when taken, else seconds to wait."""
     now = now_ms()
     row = await _row(ctx, key)

@@ -40,8 +40,8 @@ import math
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 
-from owlat.app.lib.audience import clean_property_value, invalid
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.audience import clean_property_value
+from owlat.app.lib.errors import AppError, invalid
 
 Predicate = Callable[[Any], Any]  # q (the runtime's FilterBuilder) -> expression
 
@@ -91,7 +91,7 @@ NEGATIONS: Final[dict[str, str]] = {
 Definitions = Mapping[str, Mapping[str, Any]]
 
 
-def filter_error(path: str, message: str) -> AuthFailure:
+def filter_error(path: str, message: str) -> AppError:
     return invalid("INVALID_FILTERS", f"{path}: {message}" if path else message)
 
 
@@ -226,7 +226,7 @@ def _value(kind: str, operator: str, value: Any, path: str) -> Any:
         return _period(value, path)
     try:
         return clean_property_value({"key": "value", "type": "date"}, value)
-    except AuthFailure:
+    except AppError:
         raise filter_error(
             path, "must be a date: epoch milliseconds or ISO 8601 (e.g. 2024-05-31)"
         ) from None

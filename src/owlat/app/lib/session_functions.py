@@ -14,15 +14,27 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from owlat.app.lib.session_organization import SESSION_ID
-from owlat.runtime import Validator, internal_mutation, internal_query, mutation, query, v
+from owlat.runtime import (
+    MutationCtx,
+    QueryCtx,
+    Validator,
+    internal_mutation,
+    internal_query,
+    mutation,
+    query,
+    v,
+)
 
-Handler = Callable[[Any, Any], Awaitable[Any]]
-Twins = tuple[Any, Any]
+QueryHandler = Callable[[QueryCtx, dict[str, Any]], Awaitable[Any]]
+MutationHandler = Callable[[MutationCtx, dict[str, Any]], Awaitable[Any]]
+Twins = tuple[Any, Any]  # (the public function, its internal `…ViaSession` twin)
 
 
-def _twins(public: Any, internal: Any, args: Mapping[str, Validator]) -> Callable[[Handler], Twins]:
-    def wrap(handler: Handler) -> Twins:
-        async def via_session(ctx: Any, arguments: Any) -> Any:
+def _twins(
+    public: Any, internal: Any, args: Mapping[str, Validator]
+) -> Callable[[Callable[[Any, dict[str, Any]], Awaitable[Any]]], Twins]:
+    def wrap(handler: Callable[[Any, dict[str, Any]], Awaitable[Any]]) -> Twins:
+        async def via_session(ctx: QueryCtx, arguments: dict[str, Any]) -> Any:
             arguments = dict(arguments)
             ctx.state[SESSION_ID] = arguments.pop("sessionId")
             return await handler(ctx, arguments)
@@ -37,9 +49,9 @@ def _twins(public: Any, internal: Any, args: Mapping[str, Validator]) -> Callabl
     return wrap
 
 
-def session_query(args: Mapping[str, Validator]) -> Callable[[Handler], Twins]:
+def session_query(args: Mapping[str, Validator]) -> Callable[[QueryHandler], Twins]:
     return _twins(query, internal_query, args)
 
 
-def session_mutation(args: Mapping[str, Validator]) -> Callable[[Handler], Twins]:
+def session_mutation(args: Mapping[str, Validator]) -> Callable[[MutationHandler], Twins]:
     return _twins(mutation, internal_mutation, args)

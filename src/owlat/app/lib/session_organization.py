@@ -7,7 +7,7 @@ internal twins of these functions with the session id from the cookie instead
 (`session_functions.py` sets `SESSION_ID` in `ctx.state`).
 
 Errors: "Not authenticated", "No active organization", "Not a member of this
-organization", "Admin access required".
+organization", and `require_permission`'s ("Admin access required", ...).
 """
 
 from __future__ import annotations
@@ -16,14 +16,10 @@ import dataclasses
 import time
 from typing import Any
 
-from owlat.app.lib.errors import (
-    admin_required,
-    no_active_organization,
-    not_a_member,
-    not_authenticated,
-)
+from owlat.app.lib.errors import no_active_organization, not_a_member, not_authenticated
 from owlat.app.lib.instance import current
-from owlat.app.lib.permissions import is_admin_role
+from owlat.app.lib.permissions import require_permission
+from owlat.runtime import QueryCtx
 
 SESSION_ID = "owlat_session_id"  # key of ctx.state
 
@@ -40,7 +36,7 @@ def now_ms() -> float:
     return float(int(time.time() * 1000))
 
 
-async def get_session(ctx: Any) -> dict[str, Any]:
+async def get_session(ctx: QueryCtx) -> dict[str, Any]:
     """The caller's live session document, or "Not authenticated"."""
     session_id = ctx.state.get(SESSION_ID)
     subject = None
@@ -62,7 +58,7 @@ async def get_session(ctx: Any) -> dict[str, Any]:
     return dict(session)
 
 
-async def get_user(ctx: Any) -> dict[str, Any]:
+async def get_user(ctx: QueryCtx) -> dict[str, Any]:
     session = await get_session(ctx)
     user = await ctx.db.get(session["userId"])
     if user is None:
@@ -70,7 +66,9 @@ async def get_user(ctx: Any) -> dict[str, Any]:
     return dict(user)
 
 
-async def get_membership(ctx: Any, organization_id: str, user_id: str) -> dict[str, Any] | None:
+async def get_membership(
+    ctx: QueryCtx, organization_id: str, user_id: str
+) -> dict[str, Any] | None:
     member = await (
         ctx.db.query("members")
         .with_index(
@@ -82,8 +80,9 @@ async def get_membership(ctx: Any, organization_id: str, user_id: str) -> dict[s
     return None if member is None else dict(member)
 
 
-async def get_mutation_context(ctx: Any) -> MutationContext:
-    """Team (organization) id, user id and role of the caller in its active organization."""
+async def get_mutation_context(ctx: QueryCtx, *, require: str | None = None) -> MutationContext:
+    """Team (organization) id, user id and role of the caller in its active organization;
+    with `require`, refused unless the role has that permission (`permissions.py`)."""
     session = await get_session(ctx)
     organization_id = session.get("activeOrganizationId")
     if organization_id is None:
@@ -91,16 +90,11 @@ async def get_mutation_context(ctx: Any) -> MutationContext:
     member = await get_membership(ctx, organization_id, session["userId"])
     if member is None:
         raise not_a_member()
+    if require is not None:
+        require_permission(member["role"], require)
     return MutationContext(organization_id, session["userId"], member["role"], session["_id"])
 
 
-async def get_team_id_from_session(ctx: Any) -> str:
+async def get_team_id_from_session(ctx: QueryCtx) -> str:
     """The caller's active organization id (checked: the caller is a member)."""
     return (await get_mutation_context(ctx)).team_id
-
-
-async def require_admin(ctx: Any) -> MutationContext:
-    context = await get_mutation_context(ctx)
-    if not is_admin_role(context.role):
-        raise admin_required()
-    return context

@@ -6,23 +6,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import forbidden
 from owlat.app.lib.instance import current
+from owlat.runtime import QueryCtx
 
 
-async def settings_row(ctx: Any) -> dict[str, Any] | None:
+async def settings_row(ctx: QueryCtx) -> dict[str, Any] | None:
     row = await ctx.db.query("instanceSettings").first()
     return None if row is None else dict(row)
 
 
-async def is_waitlist_enabled(ctx: Any) -> bool:
+async def is_waitlist_enabled(ctx: QueryCtx) -> bool:
     row = await settings_row(ctx)
     if row is not None and row.get("waitlistEnabled") is not None:
         return bool(row["waitlistEnabled"])
     return current().waitlist
 
 
-async def entry_of(ctx: Any, user_id: str) -> dict[str, Any] | None:
+async def entry_of(ctx: QueryCtx, user_id: str) -> dict[str, Any] | None:
     entry = await (
         ctx.db.query("waitlistEntries")
         .with_index("by_user", lambda q: q.eq("userId", user_id))
@@ -31,7 +32,7 @@ async def entry_of(ctx: Any, user_id: str) -> dict[str, Any] | None:
     return None if entry is None else dict(entry)
 
 
-async def is_waitlisted(ctx: Any, user_id: str) -> bool:
+async def is_waitlisted(ctx: QueryCtx, user_id: str) -> bool:
     """Whether the user still waits (or was turned away) while the waitlist is on."""
     if not await is_waitlist_enabled(ctx):
         return False
@@ -42,14 +43,14 @@ async def is_waitlisted(ctx: Any, user_id: str) -> bool:
     return entry is not None and entry["status"] != "approved"
 
 
-async def require_off_waitlist(ctx: Any, user_id: str) -> None:
+async def require_off_waitlist(ctx: QueryCtx, user_id: str) -> None:
     if await is_waitlisted(ctx, user_id):
-        raise AuthFailure(
+        raise forbidden(
             "ON_WAITLIST",
             "Your account is on the waitlist: a platform admin must approve it first",
         )
 
 
-async def require_platform_admin(ctx: Any, user: dict[str, Any]) -> None:
+async def require_platform_admin(ctx: QueryCtx, user: dict[str, Any]) -> None:
     if not user.get("isPlatformAdmin"):
-        raise AuthFailure("PLATFORM_ADMIN_REQUIRED", "Platform admin access required")
+        raise forbidden("PLATFORM_ADMIN_REQUIRED", "Platform admin access required")

@@ -25,7 +25,7 @@ from owlat.app.lib.contacts import (
     organization_contact,
     update_contact,
 )
-from owlat.app.lib.errors import AuthFailure, not_found
+from owlat.app.lib.errors import AppError, not_found
 from owlat.app.rest_api.wire import (
     ApiError,
     checked_email,
@@ -38,8 +38,11 @@ from owlat.app.rest_api.wire import (
 )
 from owlat.runtime import (
     UNDEFINED,
+    ActionCtx,
     JSONResponse,
+    MutationCtx,
     QueryBuildError,
+    QueryCtx,
     internal,
     internal_mutation,
     internal_query,
@@ -72,7 +75,7 @@ def resource(contact: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def find_contact(ctx: Any, organization_id: str, key: dict[str, str]) -> dict[str, Any]:
+async def find_contact(ctx: QueryCtx, organization_id: str, key: dict[str, str]) -> dict[str, Any]:
     """The organization's live contact named by `key`, or `Contact not found`."""
     if "email" in key:
         found = await live_by_email(ctx, organization_id, key["email"])
@@ -118,7 +121,7 @@ def _limit(text: str | None) -> int:
 
 
 @endpoint("contacts:read")
-async def list_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Response:
+async def list_endpoint(ctx: ActionCtx, request: Request, caller: ApiKeyCaller) -> Response:
     params = request.query_params
     limit = _limit(params.get("limit"))
     cursor = params.get("cursor") or None
@@ -153,7 +156,7 @@ async def list_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Res
         "search": v.string(),
     }
 )
-async def list_page(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def list_page(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """A page of live contacts as the dashboard lists them, with the live total; None when
     the cursor is not one of ours."""
     organization_id = args["organizationId"]
@@ -162,7 +165,7 @@ async def list_page(ctx: Any, args: Any) -> dict[str, Any] | None:
         result = await list_contacts(ctx, organization_id, options, args["search"])
     except QueryBuildError:
         return None
-    except AuthFailure as error:  # a search cursor that is not one
+    except AppError as error:  # a search cursor that is not one
         if error.error_code == "INVALID_CURSOR":
             return None
         raise
@@ -184,7 +187,7 @@ async def list_page(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 
 @endpoint("contacts:write")
-async def create_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Response:
+async def create_endpoint(ctx: ActionCtx, request: Request, caller: ApiKeyCaller) -> Response:
     body = await json_object(request)
     email = checked_email(body, "email", "Email")
     names = _names(body)
@@ -205,7 +208,7 @@ async def create_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> R
         "lastName": NAME,
     }
 )
-async def create(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def create(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """A new contact with source `api` (its "created" activity included); None when a live
     contact has the address."""
     organization_id = args["organizationId"]
@@ -218,7 +221,7 @@ async def create(ctx: Any, args: Any) -> dict[str, Any] | None:
 
 
 @endpoint("contacts:read")
-async def get_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Response:
+async def get_endpoint(ctx: ActionCtx, request: Request, caller: ApiKeyCaller) -> Response:
     key = _key(request)
     found = await ctx.run_query(
         internal.rest_api.contacts.get_one, {"organizationId": caller.organization_id, "key": key}
@@ -227,12 +230,12 @@ async def get_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Resp
 
 
 @internal_query(args={"organizationId": v.id("organizations"), "key": KEY})
-async def get_one(ctx: Any, args: Any) -> dict[str, Any]:
+async def get_one(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     return resource(await find_contact(ctx, args["organizationId"], args["key"]))
 
 
 @endpoint("contacts:write")
-async def update_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Response:
+async def update_endpoint(ctx: ActionCtx, request: Request, caller: ApiKeyCaller) -> Response:
     key = _key(request)
     body = await json_object(request)
     changes: dict[str, Any] = _names(body)
@@ -258,7 +261,7 @@ async def update_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> R
         "lastName": NAME,
     }
 )
-async def update(ctx: Any, args: Any) -> dict[str, Any]:
+async def update(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """`{"contact"}` after the change, or `{"conflict": email}` when another live contact
     has the new address."""
     organization_id = args["organizationId"]
@@ -268,12 +271,12 @@ async def update(ctx: Any, args: Any) -> dict[str, Any]:
         other = await live_by_email(ctx, organization_id, email)
         if other is not None:
             return {"conflict": email}
-    changes = {k: args[k] for k in ("email", "firstName", "lastName") if k in args}
+    changes: dict[str, Any] = {k: args[k] for k in ("email", "firstName", "lastName") if k in args}
     return {"contact": resource(await update_contact(ctx, contact, changes, None))}
 
 
 @endpoint("contacts:write")
-async def delete_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Response:
+async def delete_endpoint(ctx: ActionCtx, request: Request, caller: ApiKeyCaller) -> Response:
     key = _key(request)
     contact_id = await ctx.run_mutation(
         internal.rest_api.contacts.remove, {"organizationId": caller.organization_id, "key": key}
@@ -282,7 +285,7 @@ async def delete_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> R
 
 
 @internal_mutation(args={"organizationId": v.id("organizations"), "key": KEY})
-async def remove(ctx: Any, args: Any) -> str:
+async def remove(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """Hard-delete the live contact (timeline and events too); returns its id."""
     contact = await find_contact(ctx, args["organizationId"], args["key"])
     await hard_delete_contact(ctx, contact["_id"])

@@ -19,7 +19,7 @@ from owlat.app.lib.contacts import create_contact, live_by_email, record_activit
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.rest_api.wire import ApiError, checked_email, data, endpoint, json_object, primitive
 from owlat.app.schema import EVENT_PROPERTY_VALUE
-from owlat.runtime import internal, internal_mutation, v
+from owlat.runtime import ActionCtx, MutationCtx, internal, internal_mutation, v
 
 EVENT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,99}$")
 PROPERTY_KEY = re.compile(r"^[ -#%-~][ -~]{0,99}$")  # printable ASCII, not starting with $
@@ -80,7 +80,7 @@ def _properties(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @endpoint("events:write")
-async def send_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Response:
+async def send_endpoint(ctx: ActionCtx, request: Request, caller: ApiKeyCaller) -> Response:
     body = await json_object(request)
     email = checked_email(body, "email", "email")
     name = _event_name(body)
@@ -116,7 +116,7 @@ async def send_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Res
         "createContactIfNotExists": v.boolean(),
     }
 )
-async def record(ctx: Any, args: Any) -> dict[str, Any] | None:
+async def record(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """Store the event (creating the contact if asked); None when the contact is unknown."""
     organization_id = args["organizationId"]
     contact = await live_by_email(ctx, organization_id, args["email"])

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from owlat.app.rest_api.contacts import MAX_LIMIT
 from owlat.app.rest_api.events import EVENT_NAME, MAX_PROPERTIES, MAX_STRING
-from owlat.runtime import JSONResponse
+from owlat.runtime import ActionCtx, JSONResponse
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 EMAIL = {"type": "string", "format": "email", "maxLength": 254}
@@ -452,5 +452,5 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
-async def document(ctx: Any, request: Request) -> Response:
+async def document(ctx: ActionCtx, request: Request) -> Response:
     return JSONResponse(DOCUMENT)

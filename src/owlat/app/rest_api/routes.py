@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,7 +15,7 @@ from starlette.responses import Response
 from owlat.app.lib.api_key_auth import api_error
 from owlat.app.rest_api import contacts, events, openapi, topics
 from owlat.app.rest_api.wire import iso, preflight, unauthenticated
-from owlat.runtime import HttpRouter, JSONResponse
+from owlat.runtime import ActionCtx, HttpRouter, JSONResponse
 
 V1 = "/api/v1"
 _KNOWN_PATHS = re.compile(
@@ -25,12 +24,12 @@ _KNOWN_PATHS = re.compile(
 )
 
 
-async def _health(ctx: Any, request: Request) -> Response:
+async def _health(ctx: ActionCtx, request: Request) -> Response:
     now = datetime.datetime.now(tz=datetime.UTC).timestamp() * 1000
     return JSONResponse({"status": "ok", "timestamp": iso(now)})
 
 
-async def _unrouted(ctx: Any, request: Request) -> Response:
+async def _unrouted(ctx: ActionCtx, request: Request) -> Response:
     path = request.url.path
     rest = path[path.find(V1) + len(V1) :]
     if _KNOWN_PATHS.match(rest):

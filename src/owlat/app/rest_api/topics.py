@@ -16,7 +16,7 @@ from starlette.responses import Response
 from owlat.app.lib.api_key_auth import ApiKeyCaller
 from owlat.app.lib.audience import live_document
 from owlat.app.lib.emails import normalize_email
-from owlat.app.lib.errors import AuthFailure, not_found
+from owlat.app.lib.errors import AppError, not_found
 from owlat.app.lib.list_subscriptions import subscribe as subscribe_contact
 from owlat.app.lib.list_subscriptions import unsubscribe as unsubscribe_contact
 from owlat.app.rest_api.contacts import KEY, find_contact
@@ -29,7 +29,7 @@ from owlat.app.rest_api.wire import (
     json_object,
     path_segments,
 )
-from owlat.runtime import internal, internal_mutation, v
+from owlat.runtime import ActionCtx, MutationCtx, QueryCtx, internal, internal_mutation, v
 
 SPELLINGS = ("/api/v1/topics/", "/api/v1/mailing-lists/")
 
@@ -52,24 +52,24 @@ def _path(request: Request, members: int) -> tuple[str, list[str]]:
     return list_id, [segment for segment in rest if segment is not None]
 
 
-async def _mailing_list(ctx: Any, organization_id: str, list_id: str) -> dict[str, Any]:
+async def _mailing_list(ctx: QueryCtx, organization_id: str, list_id: str) -> dict[str, Any]:
     found = await live_document(ctx, "mailingLists", organization_id, list_id)
     if found is None:
         raise not_found("Topic")
     return found
 
 
-async def _member(ctx: Any, organization_id: str, key: dict[str, str]) -> dict[str, Any]:
+async def _member(ctx: QueryCtx, organization_id: str, key: dict[str, str]) -> dict[str, Any]:
     try:
         return await find_contact(ctx, organization_id, key)
-    except AuthFailure:
+    except AppError:
         if "email" in key:
             raise not_found(f'Contact with email "{key["email"]}"') from None
         raise
 
 
 @endpoint("topics:write")
-async def subscribe_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Response:
+async def subscribe_endpoint(ctx: ActionCtx, request: Request, caller: ApiKeyCaller) -> Response:
     list_id, _ = _path(request, 0)
     body = await json_object(request)
     email, contact_id = body.get("email"), body.get("contactId")
@@ -78,7 +78,7 @@ async def subscribe_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -
     if email is not None:
         try:
             key = {"email": normalize_email(email if isinstance(email, str) else "")}
-        except AuthFailure:
+        except AppError:
             raise ApiError(400, "Invalid email format") from None
     elif isinstance(contact_id, str) and ID_FORMAT.match(contact_id):
         key = {"id": contact_id}
@@ -92,7 +92,7 @@ async def subscribe_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -
 
 
 @internal_mutation(args={"organizationId": v.id("organizations"), "listId": v.string(), "key": KEY})
-async def subscribe(ctx: Any, args: Any) -> dict[str, Any]:
+async def subscribe(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     organization_id = args["organizationId"]
     mailing_list = await _mailing_list(ctx, organization_id, args["listId"])
     contact = await _member(ctx, organization_id, args["key"])
@@ -108,7 +108,7 @@ async def subscribe(ctx: Any, args: Any) -> dict[str, Any]:
 
 
 @endpoint("topics:write")
-async def unsubscribe_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller) -> Response:
+async def unsubscribe_endpoint(ctx: ActionCtx, request: Request, caller: ApiKeyCaller) -> Response:
     list_id, (member,) = _path(request, 1)
     key = email_or_id(member, "Invalid contact ID or email format")
     removed = await ctx.run_mutation(
@@ -119,7 +119,7 @@ async def unsubscribe_endpoint(ctx: Any, request: Request, caller: ApiKeyCaller)
 
 
 @internal_mutation(args={"organizationId": v.id("organizations"), "listId": v.string(), "key": KEY})
-async def unsubscribe(ctx: Any, args: Any) -> bool:
+async def unsubscribe(ctx: MutationCtx, args: dict[str, Any]) -> bool:
     organization_id = args["organizationId"]
     mailing_list = await _mailing_list(ctx, organization_id, args["listId"])
     contact = await _member(ctx, organization_id, args["key"])

@@ -25,9 +25,9 @@ from starlette.responses import Response
 
 from owlat.app.lib.api_key_auth import ApiKeyCaller, api_error, authenticate_api_key
 from owlat.app.lib.emails import normalize_email
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError, AppErrorKind
 from owlat.app.lib.instance import current
-from owlat.runtime import ConvexError, HttpAction, JSONResponse, http_action
+from owlat.runtime import ActionCtx, ConvexError, HttpAction, JSONResponse, http_action
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ ALLOWED_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 ALLOWED_HEADERS = "Content-Type, Authorization"
 MAX_BODY = 1_000_000  # bytes
 
-Handler = Callable[[Any, Request, ApiKeyCaller], Awaitable[Response]]
+Handler = Callable[[ActionCtx, Request, ApiKeyCaller], Awaitable[Response]]
 
 
 class ApiError(Exception):
@@ -96,7 +96,7 @@ def with_cors(request: Request, response: Response) -> Response:
 
 
 @http_action
-async def preflight(ctx: Any, request: Request) -> Response:
+async def preflight(ctx: ActionCtx, request: Request) -> Response:
     """OPTIONS on any v1 path: 204 with the CORS headers (no authentication)."""
     return Response(
         status_code=204, headers={**cors_headers(request), "Access-Control-Max-Age": "86400"}
@@ -111,7 +111,7 @@ def _failure(error: Exception) -> Response:
         raise error  # the runtime's concern: nobody is left to answer
     if isinstance(error, ApiError):
         return error.response()
-    if isinstance(error, AuthFailure) and error.status == 404:
+    if isinstance(error, AppError) and error.kind is AppErrorKind.NOT_FOUND:
         return api_error("not_found", error.message, 404)
     if isinstance(error, ConvexError) and isinstance(error.data, str):
         return api_error("invalid_input", error.data, 400)
@@ -123,7 +123,7 @@ def endpoint(scope: str) -> Callable[[Handler], HttpAction]:
     """An authenticated v1 endpoint needing `scope` (see the module docstring)."""
 
     def wrap(handler: Handler) -> HttpAction:
-        async def run(ctx: Any, request: Request) -> Response:
+        async def run(ctx: ActionCtx, request: Request) -> Response:
             try:
                 caller = await authenticate_api_key(ctx, request)
             except Exception as error:
@@ -146,10 +146,10 @@ def endpoint(scope: str) -> Callable[[Handler], HttpAction]:
     return wrap
 
 
-def unauthenticated(handler: Callable[[Any, Request], Awaitable[Response]]) -> HttpAction:
+def unauthenticated(handler: Callable[[ActionCtx, Request], Awaitable[Response]]) -> HttpAction:
     """A v1 endpoint without an API key (health, the OpenAPI document, fallbacks)."""
 
-    async def run(ctx: Any, request: Request) -> Response:
+    async def run(ctx: ActionCtx, request: Request) -> Response:
         try:
             response = await handler(ctx, request)
         except Exception as error:
@@ -209,7 +209,7 @@ def email_or_id(value: str, message: str) -> dict[str, str]:
     an id, else 400 `message`."""
     try:
         return {"email": normalize_email(value)}
-    except AuthFailure:
+    except AppError:
         pass
     if ID_FORMAT.match(value):
         return {"id": value}
@@ -226,7 +226,7 @@ def checked_email(body: dict[str, Any], name: str, label: str) -> str:
         raise ApiError(400, f"{label} must be a string")
     try:
         return normalize_email(value)
-    except AuthFailure:
+    except AppError:
         raise ApiError(400, "Invalid email format") from None
 
 

@@ -16,7 +16,7 @@ import re
 import idna
 from publicsuffixlist import PublicSuffixList
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError, invalid
 
 MAX_NAME = 253
 MAX_LABEL = 63
@@ -29,9 +29,9 @@ _LDH = re.compile(r"^[a-z0-9-]+$")
 _suffixes = PublicSuffixList(accept_unknown=False)
 
 
-def invalid_domain(raw: str, reason: str) -> AuthFailure:
+def invalid_domain(raw: str, reason: str) -> AppError:
     shown = raw.strip()[:80]
-    return AuthFailure("INVALID_DOMAIN", f"Invalid domain {shown!r}: {reason}")
+    return invalid("INVALID_DOMAIN", f"Invalid domain {shown!r}: {reason}")
 
 
 def normalize_domain(raw: str) -> str:

@@ -27,7 +27,7 @@ from owlat.app.lib.domains.dkim_keys import dkim_txt_value
 from owlat.app.lib.domains.names import normalize_domain
 from owlat.app.lib.domains.txt import is_spf, merge_spf, missing_spf_terms
 from owlat.app.lib.emails import normalize_email
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError, invalid
 
 RecordType = Literal["TXT", "CNAME", "MX"]
 DmarcMode = Literal["none", "quarantine", "reject"]
@@ -120,7 +120,7 @@ class DmarcPolicy:
             address = self.rua.strip().removeprefix("mailto:")
             try:
                 address = normalize_email(address)
-            except AuthFailure:
+            except AppError:
                 raise _invalid_dmarc(f"DMARC report address {self.rua!r} is not an email") from None
             object.__setattr__(self, "rua", f"mailto:{address}")
 
@@ -131,8 +131,8 @@ class DmarcPolicy:
         return "; ".join(f"{tag}={value}" for tag, value in tags if value is not None)
 
 
-def _invalid_dmarc(message: str) -> AuthFailure:
-    return AuthFailure("INVALID_DMARC_POLICY", message)
+def _invalid_dmarc(message: str) -> AppError:
+    return invalid("INVALID_DMARC_POLICY", message)
 
 
 def dmarc_record(dmarc: DmarcPolicy) -> DnsRecord:
@@ -166,7 +166,7 @@ def mail_from_domain(domain: str, return_path_host: str | None = None) -> str:
     raw = return_path_host.strip()
     host = normalize_domain(raw if "." in raw.strip(".") else f"{raw}.{domain}")
     if not host.endswith("." + domain):
-        raise AuthFailure(
+        raise invalid(
             "INVALID_RETURN_PATH",
             f"The return-path host must be a subdomain of {domain}, such as bounce.{domain}"
             f" (got {raw!r})",

@@ -14,7 +14,7 @@ from typing import Any
 
 from owlat.app.lib.domains.names import normalize_domain
 from owlat.app.lib.domains.states import DomainStatus
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError, invalid
 
 EXEMPT_PROVIDERS = frozenset({"outbox"})
 
@@ -35,11 +35,11 @@ def ensure_sender_allowed(
     address = parseaddr(from_address)[1]
     local, at, domain_part = address.rpartition("@")
     if not at or not local:
-        raise AuthFailure("INVALID_SENDER", f"The From address {from_address!r} has no domain")
+        raise invalid("INVALID_SENDER", f"The From address {from_address!r} has no domain")
     try:
         domain = normalize_domain(domain_part)
-    except AuthFailure as error:
-        raise AuthFailure("INVALID_SENDER", f"Cannot send from {address}: {error}") from None
+    except AppError as error:
+        raise invalid("INVALID_SENDER", f"Cannot send from {address}: {error}") from None
     statuses = {row["domain"]: DomainStatus(row["status"]) for row in domains}
     status = statuses.get(domain)
     if status is DomainStatus.VERIFIED:
@@ -56,4 +56,4 @@ def ensure_sender_allowed(
         if parents:
             reason += f" ({parents[-1]} is verified, but each subdomain is verified on its own)"
         reason += "; add it under Domains and publish its DNS records"
-    raise AuthFailure("SENDER_DOMAIN_NOT_VERIFIED", f"Cannot send from {address}: {reason}")
+    raise invalid("SENDER_DOMAIN_NOT_VERIFIED", f"Cannot send from {address}: {reason}")

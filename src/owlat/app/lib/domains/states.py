@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from owlat.app.lib.domains.verification import CheckResult, CheckStatus
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import conflict
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -115,7 +115,7 @@ def move(state: DomainState, status: DomainStatus, now: int) -> DomainState:
     if status is state.status:
         return state
     if status not in EDGES[state.status]:
-        raise AuthFailure("DOMAIN_STATE", f"A {state.status} domain cannot become {status}")
+        raise conflict("DOMAIN_STATE", f"A {state.status} domain cannot become {status}")
     if status is DomainStatus.PENDING:
         return dataclasses.replace(
             state, status=status, pending_since=now, unverified_checks=0,
@@ -129,7 +129,7 @@ def move(state: DomainState, status: DomainStatus, now: int) -> DomainState:
 def decide(state: DomainState, checks: Sequence[CheckResult], now: int) -> Verdict:
     """The state after one verification run (see the module docstring)."""
     if state.status is DomainStatus.REGISTERING:
-        raise AuthFailure(
+        raise conflict(
             "DOMAIN_REGISTERING",
             "The domain is still being registered with the provider; verify it once its "
             "DNS records are shown",
