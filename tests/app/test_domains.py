@@ -14,10 +14,10 @@ import pytest
 from owlat.app.lib.domains.states import PENDING_GRACE_MS
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_mutation
 from tests.app.conftest import Caller, owner_and_editor
 from tests.app.domains.dns_server import DnsServer
 from tests.app.mail_setup import configure
-from tests.runtime.conftest import in_mutation
 from tests.s3 import MotoServer, free_port
 
 DOMAIN = "mail-example.com"

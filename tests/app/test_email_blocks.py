@@ -15,7 +15,7 @@ import pytest
 from owlat.app.lib import instance, saved_blocks
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
-from owlat.runtime.testing import open_test_app
+from owlat.runtime.testing import in_query, open_test_app
 from tests.app.conftest import (
     BASE_URL,
     FAST,
@@ -26,7 +26,6 @@ from tests.app.conftest import (
 )
 from tests.app.rendering.samples import text_block
 from tests.app.template_samples import columns, create, get
-from tests.runtime.conftest import in_query
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from owlat.app.schema import ORG_TABLES
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.errors import OwlatError
+from owlat.runtime.testing import in_query
 from tests.app.conftest import Caller, owner_and_editor
 from tests.app.test_tenancy import _values
-from tests.runtime.conftest import in_query
 
 PASSWORD = "smtp-Pa55word-kept-secret"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"

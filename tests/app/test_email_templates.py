@@ -12,10 +12,10 @@ import pytest
 from owlat.app.lib.template_versions import VERSION_LIMIT
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_query
 from tests.app.conftest import Caller, owner_and_editor, signed_in, with_organization
 from tests.app.rendering.samples import kitchen_sink, text_block
 from tests.app.template_samples import button, columns, create, get
-from tests.runtime.conftest import in_query
 
 
 @pytest.fixture

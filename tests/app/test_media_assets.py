@@ -13,6 +13,7 @@ from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.storage import store_file
 from owlat.runtime.storage.upload_tokens import UploadGrant
+from owlat.runtime.testing import in_query
 from tests.app.conftest import (
     BASE_URL,
     FAST,
@@ -22,7 +23,6 @@ from tests.app.conftest import (
     with_organization,
 )
 from tests.app.template_samples import png
-from tests.runtime.conftest import in_query
 
 
 @pytest.fixture

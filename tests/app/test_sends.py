@@ -25,12 +25,12 @@ from owlat.app.lib.sending.composition import SendKind
 from owlat.app.lib.sending.sends import SendRequest, enqueue_send
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_mutation
 from tests.app.conftest import Caller, outbox, owner_and_editor
 from tests.app.domains.dns_server import DnsServer
 from tests.app.mail_setup import configure, settled, smtp_domain
 from tests.app.sending.servers import FakeResend, Sink, smtp_server
 from tests.e2e.conftest import serve_in_process
-from tests.runtime.conftest import in_mutation
 
 DOMAIN = "news-example.com"
 BLOCKS = json.dumps(

@@ -12,10 +12,10 @@ import pytest
 
 from owlat.app.share_links import TTL_MS
 from owlat.runtime import ConvexError
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Site, owner_and_editor
 from tests.app.rendering.samples import text_block
 from tests.app.template_samples import create
-from tests.runtime.conftest import in_mutation, in_query
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.audience import invalid, live_document, organization_rows
+from owlat.app.lib.audience import live_document, organization_rows
 from owlat.app.lib.domains.issuing import (
     dmarc_fields,
     dmarc_policy,
@@ -26,7 +26,7 @@ from owlat.app.lib.domains.names import normalize_domain
 from owlat.app.lib.domains.records import DmarcPolicy, mail_from_domain, records_document
 from owlat.app.lib.domains.states import DomainState, DomainStatus, move
 from owlat.app.lib.email_providers.routing import MessageType
-from owlat.app.lib.errors import AuthFailure, not_found
+from owlat.app.lib.errors import AuthFailure, invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.sending.routes import enabled_providers, route_for
 from owlat.app.lib.sending.sends import check_sender

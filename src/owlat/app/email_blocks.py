@@ -14,7 +14,7 @@ import builtins
 import json
 from typing import Any
 
-from owlat.app.lib.audience import invalid
+from owlat.app.lib.errors import invalid
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.saved_blocks import (
     MAX_DESCRIPTION,

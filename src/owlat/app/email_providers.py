@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from owlat.app.lib.audience import invalid, organization_rows
+from owlat.app.lib.audience import organization_rows
 from owlat.app.lib.email_providers import configured
 from owlat.app.lib.email_providers.credentials import CredentialsError
-from owlat.app.lib.errors import not_found
+from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.sending.routes import health_rows, health_status
 from owlat.app.lib.session_organization import (

@@ -25,13 +25,12 @@ from typing import Any
 
 from owlat.app.lib.audience import (
     PAGINATION_OPTS,
-    invalid,
     live_document,
     page_options,
     property_definitions,
 )
 from owlat.app.lib.block_tree import block_ids, merge_translation, translatable_text
-from owlat.app.lib.errors import not_found
+from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.rendering import compile_template, contact_variables, personalize
 from owlat.app.lib.session_organization import (

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.audience import invalid, organization_settings
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.audience import organization_settings
+from owlat.app.lib.errors import AuthFailure, invalid
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.rate_limits import window_count
 from owlat.app.lib.rendering import (

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app.lib import instance
-from owlat.app.lib.audience import PAGINATION_OPTS, invalid, page_options
-from owlat.app.lib.errors import not_found
+from owlat.app.lib.audience import PAGINATION_OPTS, page_options
+from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.media import (
     SNIFF_BYTES,
     check_declared_type,

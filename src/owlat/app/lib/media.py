@@ -14,7 +14,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from owlat.app.lib.audience import invalid
+from owlat.app.lib.errors import invalid
 
 SNIFF_BYTES = 64 * 1024
 MAX_FILENAME = 255

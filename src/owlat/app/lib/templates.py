@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from owlat.app.lib.audience import invalid, organization_settings
+from owlat.app.lib.audience import organization_settings
 from owlat.app.lib.block_tree import (
     SavedBlock,
     merge_translation,
@@ -35,7 +35,7 @@ from owlat.app.lib.block_tree import (
     strip_saved_blocks,
     sync_saved_blocks,
 )
-from owlat.app.lib.errors import AuthFailure, not_found
+from owlat.app.lib.errors import AuthFailure, invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.rendering import (
     InvalidContent,

@@ -26,13 +26,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from owlat.app.lib.audience import invalid
 from owlat.app.lib.email_providers.credentials import load_key, open_sealed, seal
 from owlat.app.lib.email_providers.outbox import OutboxProvider
 from owlat.app.lib.email_providers.resend import ResendProvider, ResendSettings
 from owlat.app.lib.email_providers.ses import SesProvider, SesSettings
 from owlat.app.lib.email_providers.smtp import SmtpProvider, SmtpSettings
 from owlat.app.lib.email_providers.types import EmailProvider
+from owlat.app.lib.errors import invalid
 from owlat.app.lib.instance import current
 from owlat.app.lib.sending.dkim import DkimSigner
 

@@ -20,10 +20,11 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from owlat.app.lib.audience import invalid, organization_rows
+from owlat.app.lib.audience import organization_rows
 from owlat.app.lib.email_providers.configured import IDEMPOTENT, KINDS
 from owlat.app.lib.email_providers.routing import Health, MessageType, Route, RouteTarget, Strategy
 from owlat.app.lib.email_providers.types import ErrorKind
+from owlat.app.lib.errors import invalid
 from owlat.runtime import UNDEFINED
 
 MAX_TARGETS = len(KINDS)

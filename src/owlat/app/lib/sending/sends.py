@@ -47,7 +47,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from owlat.app.lib.audience import clean_email, invalid, organization_rows, organization_settings
+from owlat.app.lib.audience import clean_email, organization_rows, organization_settings
 from owlat.app.lib.domains.sender_check import ensure_sender_allowed
 from owlat.app.lib.email_providers.configured import (
     build_provider,
@@ -64,7 +64,7 @@ from owlat.app.lib.email_providers.types import (
     ProviderError,
     SendResult,
 )
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AuthFailure, invalid
 from owlat.app.lib.rendering.text import html_to_text
 from owlat.app.lib.sending.composition import (
     CompositionError,
