@@ -26,7 +26,7 @@ from owlat.app.lib.domains.names import normalize_domain
 from owlat.app.lib.domains.records import DmarcPolicy, mail_from_domain, records_document
 from owlat.app.lib.domains.states import DomainState, DomainStatus, move
 from owlat.app.lib.email_providers.routing import MessageType
-from owlat.app.lib.errors import AuthFailure, invalid, not_found
+from owlat.app.lib.errors import AppError, AuthFailure, invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.sending.routes import enabled_providers, route_for
 from owlat.app.lib.sending.sends import check_sender
@@ -205,6 +205,6 @@ async def check_sender_address(ctx: QueryCtx, args: dict[str, Any]) -> dict[str,
     route = await route_for(ctx, organization_id, message_type)
     try:
         await check_sender(ctx, organization_id, args["fromEmail"], enabled_providers(route))
-    except AuthFailure as error:
+    except AppError as error:
         return {"allowed": False, "reason": str(error.data)}
     return {"allowed": True, "reason": None}

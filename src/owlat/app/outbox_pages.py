@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from owlat.app.lib.instance import current
-from owlat.runtime import HttpAction, http_action
+from owlat.runtime import ActionCtx, HttpAction, http_action
 
 PREFIX = "/dev/outbox"
 LISTED = 200
@@ -127,7 +127,7 @@ async def _message_page(name: str, message: EmailMessage) -> Response:
 
 
 @http_action
-async def outbox(ctx: Any, request: Request) -> Response:
+async def outbox(ctx: ActionCtx, request: Request) -> Response:
     instance = current()
     if not instance.development:
         return Response("Not found", status_code=404, media_type="text/plain")

@@ -32,7 +32,7 @@ from owlat.app.subscription_routes import (
     preflight,
     refusal_response,
 )
-from owlat.runtime import ROUTABLE_METHODS, HttpAction, http_action, internal
+from owlat.runtime import ROUTABLE_METHODS, ActionCtx, HttpAction, http_action, internal
 
 JSON_PREFIX = "/share/"
 PAGE_PREFIX = "/preview/"
@@ -51,7 +51,7 @@ PAGE_HEADERS = {
 }
 
 
-async def _resolve(ctx: Any, request: Request, prefix: str) -> dict[str, Any]:
+async def _resolve(ctx: ActionCtx, request: Request, prefix: str) -> dict[str, Any]:
     """The link's answer (`share_links.resolve`), after the shell's checks (`Refused`)."""
     token = unquote(request.url.path[len(prefix) :])
     if not token:
@@ -60,7 +60,7 @@ async def _resolve(ctx: Any, request: Request, prefix: str) -> dict[str, Any]:
     return dict(await ctx.run_query(internal.share_links.resolve, {"token": token}))
 
 
-async def _json(ctx: Any, request: Request) -> Response:
+async def _json(ctx: ActionCtx, request: Request) -> Response:
     try:
         answer = await _resolve(ctx, request, JSON_PREFIX)
     except Refused as exc:
@@ -74,7 +74,7 @@ async def _json(ctx: Any, request: Request) -> Response:
     return response
 
 
-async def _page(ctx: Any, request: Request) -> Response:
+async def _page(ctx: ActionCtx, request: Request) -> Response:
     try:
         answer = await _resolve(ctx, request, PAGE_PREFIX)
     except Refused as exc:

@@ -34,7 +34,7 @@ from owlat.app.lib.errors import not_found
 from owlat.app.lib.rendering import InvalidContent, validate_content
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.templates import compact_json, rerender
-from owlat.runtime import UNDEFINED, internal
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, internal
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 5000
@@ -56,7 +56,7 @@ def clean_content(content: str) -> str:
     return compact_json(blocks)
 
 
-async def find_block(ctx: Any, organization_id: str, block_id: str) -> dict[str, Any] | None:
+async def find_block(ctx: QueryCtx, organization_id: str, block_id: str) -> dict[str, Any] | None:
     """The organization's live saved block, or None."""
     normalized = ctx.db.normalize_id("emailBlocks", block_id)
     found = None if normalized is None else await ctx.db.get(normalized)
@@ -65,14 +65,14 @@ async def find_block(ctx: Any, organization_id: str, block_id: str) -> dict[str,
     return dict(found)
 
 
-async def block_of(ctx: Any, organization_id: str, block_id: str) -> dict[str, Any]:
+async def block_of(ctx: QueryCtx, organization_id: str, block_id: str) -> dict[str, Any]:
     found = await find_block(ctx, organization_id, block_id)
     if found is None:
         raise not_found("Saved block")
     return found
 
 
-def _linking(ctx: Any, block: dict[str, Any]) -> Any:
+def _linking(ctx: QueryCtx, block: dict[str, Any]) -> Any:
     return (
         ctx.db.query("emailTemplates")
         .with_index("by_org", lambda q: q.eq("organizationId", block["organizationId"]))
@@ -80,7 +80,7 @@ def _linking(ctx: Any, block: dict[str, Any]) -> Any:
     )
 
 
-async def start_propagation(ctx: Any, block: dict[str, Any], kind: str) -> None:
+async def start_propagation(ctx: MutationCtx, block: dict[str, Any], kind: str) -> None:
     """Start carrying `block`'s change (`sync`) or deletion (`detach`) into its templates;
     runs the first step now. `block` is as stored before this call's `revision` bump."""
     revision = block["revision"] + 1
@@ -94,7 +94,7 @@ async def start_propagation(ctx: Any, block: dict[str, Any], kind: str) -> None:
     await step(ctx, block["_id"], revision)
 
 
-async def step(ctx: Any, block_id: str, revision: int) -> None:
+async def step(ctx: MutationCtx, block_id: str, revision: int) -> None:
     """One page of the block's propagation (see the module docstring)."""
     block = await ctx.db.get(block_id)
     if block is None or block["revision"] != revision or block.get("propagation") is None:
@@ -129,7 +129,7 @@ async def step(ctx: Any, block_id: str, revision: int) -> None:
     )
 
 
-async def resume_stalled(ctx: Any, idle_ms: float) -> int:
+async def resume_stalled(ctx: MutationCtx, idle_ms: float) -> int:
     """Restart propagations that have not advanced for `idle_ms`; how many."""
     before = now_ms() - idle_ms
     stalled = await (

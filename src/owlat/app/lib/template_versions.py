@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from owlat.app.lib.session_organization import now_ms
+from owlat.runtime import MutationCtx, QueryCtx
 
 VERSION_LIMIT = 50
 # How many versions past the limit one capture may evict (the read stays bounded).
@@ -30,7 +31,7 @@ def fingerprint(snapshot: Mapping[str, Any]) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _newest_first(ctx: Any, template_id: str) -> Any:
+def _newest_first(ctx: QueryCtx, template_id: str) -> Any:
     return (
         ctx.db.query("emailTemplateVersions")
         .with_index("by_template", lambda q: q.eq("templateId", template_id))
@@ -39,7 +40,7 @@ def _newest_first(ctx: Any, template_id: str) -> Any:
 
 
 async def capture_version(
-    ctx: Any, template: Mapping[str, Any], trigger: str, user_id: str | None
+    ctx: MutationCtx, template: Mapping[str, Any], trigger: str, user_id: str | None
 ) -> str | None:
     """Snapshot `template` (as stored now) under `trigger`; its id, or None if skipped."""
     content_hash = fingerprint(template)
@@ -71,7 +72,7 @@ async def capture_version(
     return str(version_id)
 
 
-async def list_versions(ctx: Any, template_id: str) -> list[dict[str, Any]]:
+async def list_versions(ctx: QueryCtx, template_id: str) -> list[dict[str, Any]]:
     """The template's versions, newest first, without their content."""
     rows = await _newest_first(ctx, template_id).take(VERSION_LIMIT)
     return [{k: v for k, v in row.items() if k != "content"} for row in rows]

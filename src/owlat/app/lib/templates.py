@@ -47,7 +47,7 @@ from owlat.app.lib.rendering import (
 from owlat.app.lib.rendering.variables import malformed_placeholder
 from owlat.app.lib.session_organization import MutationContext, get_mutation_context, now_ms
 from owlat.app.lib.template_versions import capture_version
-from owlat.runtime import UNDEFINED, LimitExceededError, v
+from owlat.runtime import UNDEFINED, LimitExceededError, MutationCtx, QueryCtx, v
 
 CONTENT_BLOCK_VERSION = 1  # the block model's version (upstream's contentBlockVersion)
 RENDERER_VERSION = 1  # bumped when the renderer's output changes
@@ -84,7 +84,9 @@ def compact_json(value: Any) -> str:
 # -- reading -----------------------------------------------------------------------------------
 
 
-async def find_template(ctx: Any, organization_id: str, template_id: str) -> dict[str, Any] | None:
+async def find_template(
+    ctx: QueryCtx, organization_id: str, template_id: str
+) -> dict[str, Any] | None:
     normalized = ctx.db.normalize_id("emailTemplates", template_id)
     found = None if normalized is None else await ctx.db.get(normalized)
     if found is None or found["organizationId"] != organization_id:
@@ -92,7 +94,7 @@ async def find_template(ctx: Any, organization_id: str, template_id: str) -> dic
     return dict(found)
 
 
-async def template_of(ctx: Any, organization_id: str, template_id: str) -> dict[str, Any]:
+async def template_of(ctx: QueryCtx, organization_id: str, template_id: str) -> dict[str, Any]:
     """The organization's template, or "Template not found"."""
     found = await find_template(ctx, organization_id, template_id)
     if found is None:
@@ -105,7 +107,7 @@ def summary(template: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in template.items() if k not in HEAVY_FIELDS}
 
 
-async def theme_of(ctx: Any, organization_id: str) -> Theme:
+async def theme_of(ctx: QueryCtx, organization_id: str) -> Theme:
     settings = await organization_settings(ctx, organization_id)
     return Theme.from_settings((settings or {}).get("brandTheme"))
 
@@ -150,7 +152,7 @@ FORCE = {"forceWhilePublished": v.optional(v.boolean())}
 
 
 async def editable_template(
-    ctx: Any, args: Mapping[str, Any]
+    ctx: QueryCtx, args: Mapping[str, Any]
 ) -> tuple[MutationContext, dict[str, Any]]:
     """The caller (`templates:edit`) and the template `args["templateId"]`; a published
     one needs `args["forceWhilePublished"]` and `templates:manage`."""
@@ -167,7 +169,7 @@ async def editable_template(
 
 
 async def managed_template(
-    ctx: Any, args: Mapping[str, Any]
+    ctx: QueryCtx, args: Mapping[str, Any]
 ) -> tuple[MutationContext, dict[str, Any]]:
     """The caller (`templates:manage`) and the template `args["templateId"]`."""
     context = await get_mutation_context(ctx)
@@ -224,7 +226,7 @@ def clean_language(code: str) -> str:
 
 
 async def _saved_blocks(
-    ctx: Any, organization_id: str, ids: Iterable[str]
+    ctx: QueryCtx, organization_id: str, ids: Iterable[str]
 ) -> tuple[dict[str, SavedBlock], set[str], set[str]]:
     """Of the saved block `ids`: the live ones, those being deleted, and unknown ones (not
     ids, gone, or another organization's)."""
@@ -301,7 +303,7 @@ def render_fields(template: Mapping[str, Any], blocks: list[Any], theme: Theme) 
 
 
 async def _content(
-    ctx: Any, template: Mapping[str, Any], *, strict: bool
+    ctx: QueryCtx, template: Mapping[str, Any], *, strict: bool
 ) -> tuple[list[Any], list[str]]:
     """The template's content with saved blocks synced, and the ids it links. `strict`
     (a save): a reference to an unknown block is an error naming its path; else it stays."""
@@ -320,7 +322,7 @@ async def _content(
     return sync_saved_blocks(blocks, live), linked
 
 
-async def _adjust_usage(ctx: Any, before: Iterable[str], after: Iterable[str]) -> None:
+async def _adjust_usage(ctx: MutationCtx, before: Iterable[str], after: Iterable[str]) -> None:
     old, new = set(before), set(after)
     for block_id, step in [*((b, 1) for b in new - old), *((b, -1) for b in old - new)]:
         block = await ctx.db.get(block_id)
@@ -328,7 +330,7 @@ async def _adjust_usage(ctx: Any, before: Iterable[str], after: Iterable[str]) -
             await ctx.db.patch(block_id, {"usageCount": max(0, block["usageCount"] + step)})
 
 
-async def _write(ctx: Any, template_id: str | None, fields: dict[str, Any]) -> str:
+async def _write(ctx: MutationCtx, template_id: str | None, fields: dict[str, Any]) -> str:
     """Insert (`template_id` None) or patch a template; one too large to store (content,
     rendered HTML and translations together past the document limit) is `InvalidContent`."""
     try:
@@ -348,7 +350,7 @@ def _stored(patch: dict[str, Any]) -> dict[str, Any]:
 
 
 async def save(
-    ctx: Any,
+    ctx: MutationCtx,
     organization_id: str,
     template: dict[str, Any] | None,
     changes: Mapping[str, Any],
@@ -384,7 +386,7 @@ async def save(
     return {k: v for k, v in merged.items() if v is not None}
 
 
-async def rerender(ctx: Any, template: dict[str, Any]) -> bool:
+async def rerender(ctx: MutationCtx, template: dict[str, Any]) -> bool:
     """Sync the template's saved blocks and render it again (no version); False if it does
     not render any more (then `htmlRenderState` records why, and the HTML stays)."""
     try:
@@ -409,16 +411,22 @@ async def rerender(ctx: Any, template: dict[str, Any]) -> bool:
     return True
 
 
-async def delete_template(ctx: Any, template: Mapping[str, Any]) -> None:
+async def delete_template(ctx: MutationCtx, template: Mapping[str, Any]) -> None:
     """Delete a template with its versions and share links; saved blocks count one use less."""
-    for table, index, field in (
-        ("emailTemplateVersions", "by_template", "templateId"),
-        ("shareLinks", "by_template", "emailTemplateId"),
+    for table, field in (
+        ("emailTemplateVersions", "templateId"),
+        ("shareLinks", "emailTemplateId"),
     ):
-        rows = await (
-            ctx.db.query(table).with_index(index, lambda q, f=field: q.eq(f, template["_id"]))
-        ).collect()
-        for row in rows:
+        for row in await _of_template(ctx, table, field, template["_id"]):
             await ctx.db.delete(row["_id"])
     await _adjust_usage(ctx, template.get("linkedBlockIds") or (), ())
     await ctx.db.delete(template["_id"])
+
+
+async def _of_template(
+    ctx: QueryCtx, table: str, field: str, template_id: str
+) -> list[dict[str, Any]]:
+    """The rows of `table` whose `field` names the template (its `by_template` index)."""
+    return await (
+        ctx.db.query(table).with_index("by_template", lambda q: q.eq(field, template_id))
+    ).collect()

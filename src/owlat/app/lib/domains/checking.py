@@ -21,7 +21,7 @@ from owlat.app.lib.domains.verification import CheckResult, CheckStatus, DnsChec
 from owlat.app.lib.email_providers.configured import open_secrets
 from owlat.app.lib.email_providers.credentials import CredentialsError
 from owlat.app.lib.instance import current
-from owlat.runtime import UNDEFINED, internal
+from owlat.runtime import UNDEFINED, ActionCtx, internal
 
 TRACKING_VERIFIED_RECHECK_MS = DAY_MS
 TRACKING_PENDING_RECHECK_MS = HOUR_MS
@@ -55,7 +55,7 @@ def result_from_json(document: Mapping[str, Any]) -> CheckResult:
     )
 
 
-async def check_domain(ctx: Any, row: Mapping[str, Any]) -> list[CheckResult]:
+async def check_domain(ctx: ActionCtx, row: Mapping[str, Any]) -> list[CheckResult]:
     """Every issued record of a sending domain looked up, plus SES's check of an SES one."""
     records = records_from_document(row["dnsRecords"])
     results = await dns_checker().check_all(records, row["domain"])
@@ -64,7 +64,7 @@ async def check_domain(ctx: Any, row: Mapping[str, Any]) -> list[CheckResult]:
     return results
 
 
-async def _ses_check(ctx: Any, row: Mapping[str, Any]) -> CheckResult:
+async def _ses_check(ctx: ActionCtx, row: Mapping[str, Any]) -> CheckResult:
     identities = await ses_identities(ctx, row["organizationId"])
     if identities is None:
         reason = "Amazon SES is not configured for this organization; configure it again"
@@ -75,7 +75,7 @@ async def _ses_check(ctx: Any, row: Mapping[str, Any]) -> CheckResult:
         identities.close()
 
 
-async def ses_identities(ctx: Any, organization_id: str) -> SesIdentities | None:
+async def ses_identities(ctx: ActionCtx, organization_id: str) -> SesIdentities | None:
     """SES identity calls with the organization's SES credentials (None: not configured,
     or its credentials do not open)."""
     config = await ctx.run_query(
@@ -127,7 +127,7 @@ def tracking_verdict(row: Mapping[str, Any], result: CheckResult, now: float) ->
     return fields
 
 
-async def check_and_apply(ctx: Any, domain: Mapping[str, Any]) -> dict[str, Any]:
+async def check_and_apply(ctx: ActionCtx, domain: Mapping[str, Any]) -> dict[str, Any]:
     """Check a sending domain (as `domain_view` shows it) and apply the verdict; the domain
     afterwards (`DOMAIN_REGISTERING` while it registers)."""
     results = [] if domain["status"] == "registering" else await check_domain(ctx, domain)
@@ -142,7 +142,7 @@ async def check_and_apply(ctx: Any, domain: Mapping[str, Any]) -> dict[str, Any]
     return answer
 
 
-async def check_and_apply_tracking(ctx: Any, row: Mapping[str, Any]) -> dict[str, Any]:
+async def check_and_apply_tracking(ctx: ActionCtx, row: Mapping[str, Any]) -> dict[str, Any]:
     """Check a tracking domain's CNAME and apply the verdict; the row afterwards."""
     result = await check_tracking(row["domain"], row["cnameTarget"])
     answer: dict[str, Any] = await ctx.run_mutation(

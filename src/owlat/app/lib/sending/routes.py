@@ -25,7 +25,7 @@ from owlat.app.lib.email_providers.configured import IDEMPOTENT, KINDS
 from owlat.app.lib.email_providers.routing import Health, MessageType, Route, RouteTarget, Strategy
 from owlat.app.lib.email_providers.types import ErrorKind
 from owlat.app.lib.errors import invalid
-from owlat.runtime import UNDEFINED
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx
 
 MAX_TARGETS = len(KINDS)
 MAX_WEIGHT = 1000
@@ -123,13 +123,15 @@ def is_idempotent(providers: Iterable[str]) -> bool:
     return all(provider in IDEMPOTENT for provider in providers)
 
 
-async def configured_kinds(ctx: Any, organization_id: str) -> list[str]:
+async def configured_kinds(ctx: QueryCtx, organization_id: str) -> list[str]:
     """The organization's configured provider kinds, oldest first."""
     rows = await organization_rows(ctx, "emailProviders", organization_id)
     return [row["kind"] for row in sorted(rows, key=lambda row: row["createdAt"])]
 
 
-async def route_row(ctx: Any, organization_id: str, message_type: str) -> dict[str, Any] | None:
+async def route_row(
+    ctx: QueryCtx, organization_id: str, message_type: str
+) -> dict[str, Any] | None:
     found = (
         await ctx.db.query("providerRoutes")
         .with_index(
@@ -141,7 +143,7 @@ async def route_row(ctx: Any, organization_id: str, message_type: str) -> dict[s
     return None if found is None else dict(found)
 
 
-async def route_for(ctx: Any, organization_id: str, message_type: MessageType) -> Route:
+async def route_for(ctx: QueryCtx, organization_id: str, message_type: MessageType) -> Route:
     """The route of `message_type`: its row, else the default route."""
     row = await route_row(ctx, organization_id, str(message_type))
     if row is not None:
@@ -152,7 +154,7 @@ async def route_for(ctx: Any, organization_id: str, message_type: MessageType) -
 # -- health ----------------------------------------------------------------------------------
 
 
-async def health_rows(ctx: Any, organization_id: str) -> dict[str, dict[str, Any]]:
+async def health_rows(ctx: QueryCtx, organization_id: str) -> dict[str, dict[str, Any]]:
     rows = await organization_rows(ctx, "providerHealth", organization_id)
     return {row["provider"]: row for row in rows}
 
@@ -178,7 +180,7 @@ def health_status(row: Mapping[str, Any], now_ms: float) -> str:
 
 
 async def record_attempts(
-    ctx: Any, organization_id: str, attempts: Sequence[Attempt], now_ms: float
+    ctx: MutationCtx, organization_id: str, attempts: Sequence[Attempt], now_ms: float
 ) -> None:
     """Replay a delivery's attempts on the stored health of its providers."""
     stored = await health_rows(ctx, organization_id)

@@ -64,7 +64,7 @@ from owlat.app.lib.email_providers.types import (
     ProviderError,
     SendResult,
 )
-from owlat.app.lib.errors import AuthFailure, invalid
+from owlat.app.lib.errors import AppError, invalid
 from owlat.app.lib.rendering.text import html_to_text
 from owlat.app.lib.sending.composition import (
     CompositionError,
@@ -91,7 +91,7 @@ from owlat.app.lib.sending.routes import (
 from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
 from owlat.app.lib.sending.suppression import suppressed
 from owlat.app.lib.session_organization import now_ms
-from owlat.runtime import UNDEFINED, internal
+from owlat.runtime import UNDEFINED, ActionCtx, MutationCtx, QueryCtx, internal
 
 # Far above one delivery's worst case: 4 attempts of at most 30 s, 3 waits of at most 60 s.
 LEASE_MS = 15 * 60_000
@@ -135,9 +135,9 @@ class SendRequest:
 # -- enqueue ---------------------------------------------------------------------------------
 
 
-async def enqueue_send(ctx: Any, request: SendRequest) -> str:
+async def enqueue_send(ctx: MutationCtx, request: SendRequest) -> str:
     """Record `request` as a `queued` send and schedule its delivery (module docstring);
-    its id. Refusals are `AuthFailure`s naming the field and what to do."""
+    its id. Refusals are `AppError`s naming the field and what to do."""
     organization_id = request.organization_id
     key = request.idempotency_key
     if key is not None:
@@ -219,7 +219,9 @@ async def enqueue_send(ctx: Any, request: SendRequest) -> str:
     return str(send_id)
 
 
-async def by_idempotency_key(ctx: Any, organization_id: str, key: str) -> dict[str, Any] | None:
+async def by_idempotency_key(
+    ctx: QueryCtx, organization_id: str, key: str
+) -> dict[str, Any] | None:
     found = (
         await ctx.db.query("transactionalSends")
         .with_index(
@@ -231,7 +233,7 @@ async def by_idempotency_key(ctx: Any, organization_id: str, key: str) -> dict[s
     return None if found is None else dict(found)
 
 
-async def _from_address(ctx: Any, request: SendRequest) -> str:
+async def _from_address(ctx: QueryCtx, request: SendRequest) -> str:
     settings = await organization_settings(ctx, request.organization_id) or {}
     email = request.from_email or settings.get("defaultFromEmail") or DEFAULT_FROM_EMAIL
     name = request.from_name if request.from_email else settings.get("defaultFromName")
@@ -243,7 +245,7 @@ async def _from_address(ctx: Any, request: SendRequest) -> str:
 
 
 async def check_sender(
-    ctx: Any, organization_id: str, from_address: str, providers: Sequence[str]
+    ctx: QueryCtx, organization_id: str, from_address: str, providers: Sequence[str]
 ) -> None:
     """Refuse a From address whose exact domain is not a verified sending domain of the
     organization, unless every provider of the route is the local outbox."""
@@ -256,7 +258,7 @@ async def check_sender(
 
 
 async def claim(
-    ctx: Any, send_id: str, route_providers: Sequence[str], now: float, lease_ms: float
+    ctx: MutationCtx, send_id: str, route_providers: Sequence[str], now: float, lease_ms: float
 ) -> dict[str, Any] | None:
     """Move a send to `sending` before its provider call; what to send, or None when
     there is nothing to send (refused: recorded `failed`; claimed or finished already)."""
@@ -301,7 +303,7 @@ _UNCERTAIN = (
 
 
 async def _refusal(
-    ctx: Any, row: Mapping[str, Any], route_providers: Sequence[str]
+    ctx: QueryCtx, row: Mapping[str, Any], route_providers: Sequence[str]
 ) -> tuple[str, str] | None:
     """(code, message) of why the send must not go out now, or None."""
     kind = SendKind(row["kind"])
@@ -310,14 +312,14 @@ async def _refusal(
         return "RECIPIENT_SUPPRESSED", reason
     try:
         await check_sender(ctx, row["organizationId"], row["fromAddress"], route_providers)
-    except AuthFailure as error:
+    except AppError as error:
         return error.error_code, str(error.data)
     if row["attempts"] >= MAX_ATTEMPTS:
         return "TOO_MANY_ATTEMPTS", _interrupted(row["attempts"])
     return None
 
 
-async def _dkim_key(ctx: Any, row: Mapping[str, Any]) -> dict[str, str] | None:
+async def _dkim_key(ctx: QueryCtx, row: Mapping[str, Any]) -> dict[str, str] | None:
     """The From domain's DKIM key Owlat holds (sealed), if any."""
     domain = str(mailbox(row["fromAddress"], "From").domain).lower()
     found = (
@@ -341,7 +343,9 @@ def _interrupted(attempts: int) -> str:
     return f"Delivery was interrupted {attempts} times"
 
 
-async def _fail(ctx: Any, row: Mapping[str, Any], code: str, message: str, now: float) -> None:
+async def _fail(
+    ctx: MutationCtx, row: Mapping[str, Any], code: str, message: str, now: float
+) -> None:
     """A send that did not go out: `failed` (only from `queued` or `sending`: `sent →
     failed` is a provider's later refusal, never a delivery's own outcome)."""
     current = SendStatus(row["status"])
@@ -359,7 +363,11 @@ async def _fail(ctx: Any, row: Mapping[str, Any], code: str, message: str, now: 
 
 
 async def record(
-    ctx: Any, send_id: str, outcome: Mapping[str, Any], attempts: Sequence[Attempt], now: float
+    ctx: MutationCtx,
+    send_id: str,
+    outcome: Mapping[str, Any],
+    attempts: Sequence[Attempt],
+    now: float,
 ) -> None:
     """Record a delivery's outcome: `{status: sent, provider, providerMessageId}` or
     `{status: failed, errorCode, errorMessage}`, and its attempts into provider health."""
@@ -386,21 +394,13 @@ async def record(
         )
 
 
-async def recover_stalled(ctx: Any, now: float, lease_ms: float, limit: int = 200) -> int:
+async def recover_stalled(ctx: MutationCtx, now: float, lease_ms: float, limit: int = 200) -> int:
     """Re-drive sends left `queued` or `sending` for `lease_ms` (module docstring); how many
     rows were handled."""
     redo: list[str] = []
     handled = 0
     for status in (SendStatus.QUEUED, SendStatus.SENDING):
-        rows = await (
-            ctx.db.query("transactionalSends")
-            .with_index(
-                "by_status_updated",
-                lambda q, s=status: q.eq("status", str(s)).lte("updatedAt", now - lease_ms),
-            )
-            .take(limit)
-        )
-        for row in rows:
+        for row in await _left_since(ctx, status, now - lease_ms, limit):
             handled += 1
             resendable = status is SendStatus.QUEUED or (
                 is_idempotent(row.get("routeProviders") or []) and row["attempts"] < MAX_ATTEMPTS
@@ -421,10 +421,24 @@ async def recover_stalled(ctx: Any, now: float, lease_ms: float, limit: int = 20
     return handled
 
 
+async def _left_since(
+    ctx: QueryCtx, status: SendStatus, before: float, limit: int
+) -> list[dict[str, Any]]:
+    """Up to `limit` sends in `status` last updated at or before `before`."""
+    return await (
+        ctx.db.query("transactionalSends")
+        .with_index(
+            "by_status_updated",
+            lambda q: q.eq("status", str(status)).lte("updatedAt", before),
+        )
+        .take(limit)
+    )
+
+
 # -- the delivery action ---------------------------------------------------------------------
 
 
-async def plan(ctx: Any, send_ids: Sequence[str]) -> list[dict[str, Any]]:
+async def plan(ctx: QueryCtx, send_ids: Sequence[str]) -> list[dict[str, Any]]:
     """The sends grouped by organization and kind, each group with its route, the sealed
     settings of its providers and their health (read by the delivery action)."""
     groups: dict[tuple[str, str], dict[str, Any]] = {}
@@ -439,21 +453,14 @@ async def plan(ctx: Any, send_ids: Sequence[str]) -> list[dict[str, Any]]:
     return list(groups.values())
 
 
-async def _group(ctx: Any, organization_id: str, kind: str) -> dict[str, Any]:
+async def _group(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str, Any]:
     route = await route_for(ctx, organization_id, MessageType(kind))
     providers: dict[str, Any] = {}
     for provider in enabled_providers(route):
         if provider == "outbox":
             providers[provider] = {"settings": {}}
             continue
-        row = await (
-            ctx.db.query("emailProviders")
-            .with_index(
-                "by_org_kind",
-                lambda q, p=provider: q.eq("organizationId", organization_id).eq("kind", p),
-            )
-            .unique()
-        )
+        row = await _provider_row(ctx, organization_id, provider)
         if row is not None:
             providers[provider] = {"settings": row["settings"], "credentials": row["credentials"]}
     return {
@@ -464,6 +471,18 @@ async def _group(ctx: Any, organization_id: str, kind: str) -> dict[str, Any]:
         "providers": providers,
         "health": list((await health_rows(ctx, organization_id)).values()),
     }
+
+
+async def _provider_row(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str, Any] | None:
+    """The organization's `emailProviders` row of `kind`, or None."""
+    found = await (
+        ctx.db.query("emailProviders")
+        .with_index(
+            "by_org_kind", lambda q: q.eq("organizationId", organization_id).eq("kind", kind)
+        )
+        .unique()
+    )
+    return None if found is None else dict(found)
 
 
 class _Recorded:
@@ -482,7 +501,9 @@ class _Recorded:
         return result
 
 
-async def deliver_sends(ctx: Any, send_ids: Sequence[str], lease_ms: float = LEASE_MS) -> None:
+async def deliver_sends(
+    ctx: ActionCtx, send_ids: Sequence[str], lease_ms: float = LEASE_MS
+) -> None:
     """The delivery action's work (module docstring): every send of `send_ids`."""
     for group in await ctx.run_query(
         internal.transactional_sends.plan, {"sendIds": list(send_ids)}
@@ -490,7 +511,7 @@ async def deliver_sends(ctx: Any, send_ids: Sequence[str], lease_ms: float = LEA
         await _deliver_group(ctx, group, lease_ms)
 
 
-async def _deliver_group(ctx: Any, group: Mapping[str, Any], lease_ms: float) -> None:
+async def _deliver_group(ctx: ActionCtx, group: Mapping[str, Any], lease_ms: float) -> None:
     organization_id = group["organizationId"]
     route = route_from_document(group["route"])
     route_providers = enabled_providers(route)

@@ -17,8 +17,9 @@ from typing import Any
 from owlat.app.lib.audience import blocked_entry
 from owlat.app.lib.contacts import live_by_email
 from owlat.app.lib.emails import normalize_email
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError
 from owlat.app.lib.sending.composition import SendKind
+from owlat.runtime import QueryCtx
 
 MARKETING = frozenset({SendKind.CAMPAIGN, SendKind.AUTOMATION})
 
@@ -39,7 +40,7 @@ def suppression_reason(
 
 
 async def suppressed(
-    ctx: Any, organization_id: str, kind: SendKind, email: str, contact_id: str | None
+    ctx: QueryCtx, organization_id: str, kind: SendKind, email: str, contact_id: str | None
 ) -> str | None:
     """`suppression_reason` from the organization's suppression list and the contact (by
     id, else by address)."""
@@ -47,7 +48,7 @@ async def suppressed(
         return None
     try:
         normalized = normalize_email(email)
-    except AuthFailure:
+    except AppError:
         return f"{email!r} is not a valid address"
     entry = await blocked_entry(ctx, organization_id, normalized)
     contact = await _contact(ctx, organization_id, normalized, contact_id)
@@ -57,7 +58,7 @@ async def suppressed(
 
 
 async def _contact(
-    ctx: Any, organization_id: str, email: str, contact_id: str | None
+    ctx: QueryCtx, organization_id: str, email: str, contact_id: str | None
 ) -> dict[str, Any] | None:
     if contact_id is None:
         return await live_by_email(ctx, organization_id, email)
