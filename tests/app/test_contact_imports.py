@@ -15,7 +15,7 @@ from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.storage import store_file
 from owlat.runtime.storage.upload_tokens import UploadGrant
-from owlat.runtime.testing import in_mutation, open_test_app
+from owlat.runtime.testing import in_mutation, in_query, open_test_app
 from tests.app.conftest import BASE_URL, FAST, Caller, signed_in, uploaded, with_organization
 
 
@@ -315,11 +315,31 @@ async def test_import_into_a_list(owlat: Application) -> None:
     assert contacts["new@example.com"]["mailingListIds"] == [list_id]
 
 
+async def _start_jobs_done(owlat: Application) -> None:
+    """Wait until the server's start job has resumed stalled imports: run later, it would
+    give a worker to the import a test drives by hand (its `updatedAt` is long past)."""
+
+    async def pending(ctx: Any) -> bool:
+        jobs = await ctx.db.system.query("_scheduled_functions").collect()
+        return any(
+            job["name"] == "contactImports:resumeStalled"
+            and job["state"]["kind"] in ("pending", "inProgress")
+            for job in jobs
+        )
+
+    for _ in range(1000):
+        if not await in_query(owlat, pending):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the start job that resumes imports did not run within 10 s")
+
+
 async def _queued(
     owlat: Application, caller: Caller, data: bytes, byte_offset: int = 0, **fields: Any
 ) -> str:
     """A running import created without a worker (the test drives the batches); `fields`
     override its defaults (e.g. `listId`, `onDuplicate`)."""
+    await _start_jobs_done(owlat)
     organization = await caller.query("organizations:getActive")
     storage_id = await uploaded(owlat, organization["_id"], data)
 
