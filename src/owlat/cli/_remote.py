@@ -4,6 +4,8 @@ that pushes a query's results (the PyPI `convex` client)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import IO, Any
 
@@ -14,6 +16,8 @@ from owlat.cli._shared import CliError
 CLIENT_ID = "owlat-cli-0.1.0"
 # Connecting must not hang; a function may run as long as it needs (as with `owlat run`).
 TIMEOUT = httpx.Timeout(None, connect=30.0)
+# How long following a query waits for a server that refuses the subscription (restarting).
+SUBSCRIBE_WAIT_SECONDS = 30.0
 
 
 class Remote:
@@ -72,11 +76,21 @@ class Remote:
         (over the sync socket; after a lost connection the client reconnects and goes on)."""
         from convex import ConvexClient, ConvexError
 
-        client = ConvexClient(self.url)
-        client.set_admin_auth(self.key)
-        # The async iterator awaits each push without holding the GIL (the blocking one
-        # would): rich keeps drawing the progress bar meanwhile.
-        results = client.subscribe(path, args)
+        # A server that is restarting refuses the subscription itself ("channel closed"):
+        # try again for a while; once subscribed, the client reconnects on its own.
+        deadline = time.monotonic() + SUBSCRIBE_WAIT_SECONDS
+        while True:
+            client = ConvexClient(self.url)
+            client.set_admin_auth(self.key)
+            try:
+                # The async iterator awaits each push without holding the GIL (the blocking
+                # one would): rich keeps drawing the progress bar meanwhile.
+                results = client.subscribe(path, args)
+                break
+            except Exception as error:
+                if time.monotonic() > deadline:
+                    raise CliError(f"cannot follow {path} on {self.url}: {error}") from None
+                await asyncio.sleep(0.5)
         try:
             while True:
                 yield await results.__anext__()
