@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import email
 import email.policy
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from owlat.runtime.server import create_server_app, listen_socket
 from owlat.runtime.storage import FileData, open_file_storage, store_file
 from owlat.runtime.storage.upload_tokens import UploadGrant
 from owlat.runtime.testing import open_test_app
+from tests.app.domains.dns_server import DnsServer
 from tests.e2e.conftest import serve_in_process
 
 BASE_URL = "http://owlat.test"
@@ -214,3 +215,17 @@ async def site_on_both_engines(tmp_path: Path, database_url: str) -> AsyncIterat
     as this (like `owlat_on_both_engines`)."""
     async with start_site(tmp_path, database_url=database_url) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def dns_server() -> Iterator[DnsServer]:
+    """A real DNS server on loopback (dnslib), one per test module."""
+    with DnsServer.running() as server:
+        yield server
+
+
+@pytest.fixture
+def dns(dns_server: DnsServer) -> DnsServer:
+    """The module's DNS server with empty zones."""
+    dns_server.clear()
+    return dns_server

@@ -5,7 +5,6 @@ of §12.1 and the cron that re-checks, SES identities on moto_server."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,6 @@ from tests.app.mail_setup import configure
 from tests.s3 import MotoServer, free_port
 
 DOMAIN = "mail-example.com"
-
-
-@pytest.fixture(scope="module")
-def dns_server() -> Iterator[DnsServer]:
-    with DnsServer.running() as server:
-        yield server
-
-
-@pytest.fixture
-def dns(dns_server: DnsServer) -> DnsServer:
-    dns_server.clear()
-    return dns_server
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import email.message
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +36,6 @@ DOMAIN = "news-example.com"
 BLOCKS = json.dumps(
     [{"id": "t1", "type": "text", "content": {"html": "<p>Hello {{firstName|'friend'}}</p>"}}]
 )
-
-
-@pytest.fixture(scope="module")
-def dns_server() -> Iterator[DnsServer]:
-    with DnsServer.running() as server:
-        yield server
-
-
-@pytest.fixture
-def dns(dns_server: DnsServer) -> DnsServer:
-    dns_server.clear()
-    return dns_server
 
 
 @pytest.fixture
