@@ -152,6 +152,9 @@ class Settings:
     # The largest CSV file a contact import's upload URL accepts, in bytes (a larger upload
     # is refused with 413 as it streams). 256 MiB: about 2.5 million rows of six columns.
     import_max_bytes: int = IMPORT_MAX_BYTES
+    # The built dashboard (`vite build` of web/) that `owlat dev/serve` serve at / of the site
+    # port. Empty: the build inside the installed package (src/owlat/web/).
+    web_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -199,6 +202,7 @@ class Settings:
             import_max_bytes=_int_between(
                 "OWLAT_IMPORT_MAX_BYTES", cls.import_max_bytes, 1, 1 << 62
             ),
+            web_dir=Path(env["OWLAT_WEB_DIR"]) if env.get("OWLAT_WEB_DIR", "").strip() else None,
         )
 
     @property
