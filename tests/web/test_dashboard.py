@@ -8,17 +8,20 @@ screenshots in `.artifacts/web/<test>/`."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import re
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.app.conftest import Site, mail_text
+from tests.runtime.conftest import in_mutation, in_query
 from tests.web.conftest import Screens, new_page
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Browser, Page, Response
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -180,4 +183,137 @@ async def test_two_browsers_see_a_new_contact_within_a_second(
     await cell(first, "grace@example.com").wait_for(state="detached", timeout=1000)
     await first.get_by_text("No contacts yet.").wait_for(timeout=1000)
     await screens.check(second, "contacts-after-delete")
+    assert screens.errors == []
+
+
+SEEDED = 100_000
+
+
+async def _seed_contacts(site: Site, slug: str, count: int) -> None:
+    """`count` contacts in the organization `slug`, written straight to the table (as an
+    import would leave them, without activities), in batches of 4,000 per transaction."""
+
+    async def organization(ctx: Any) -> str:
+        found = await (
+            ctx.db.query("organizations")
+            .with_index("by_slug", lambda q: q.eq("slug", slug))
+            .unique()
+        )
+        return str(found["_id"])
+
+    organization_id = await in_query(site.application, organization)
+    for start in range(0, count, 4000):
+
+        async def insert(ctx: Any, start: int = start) -> None:
+            for i in range(start, min(start + 4000, count)):
+                first, last = f"First{i}", f"Last{i:06d}"
+                await ctx.db.insert(
+                    "contacts",
+                    {
+                        "organizationId": organization_id,
+                        "email": f"user-{i:06d}@example.com",
+                        "firstName": first,
+                        "lastName": last,
+                        "nameKey": f"{first} {last}".lower(),
+                        "lastNameKey": last.lower(),
+                        "source": "import",
+                        "properties": {},
+                        "createdAt": 0.0,
+                        "updatedAt": 0.0,
+                    },
+                )
+
+        await in_mutation(site.application, insert)
+
+
+@pytest.mark.timeout(600)
+async def test_contacts_screen_with_100_000_contacts(
+    browser: Browser, dashboard_site: Site, screens: Screens
+) -> None:
+    site = dashboard_site
+    page = await new_page(browser, screens)
+    await page.goto(site.site_url + "/auth/sign-up")
+    await sign_up(page, "Ada Lovelace", "ada@example.com")
+    await page.wait_for_url("**/organizations/new")
+    await page.get_by_label("Organization name").fill("Acme Mail")
+    await page.get_by_role("button", name="Create organization").click()
+    await page.get_by_text("No contacts yet.").wait_for()
+    await _seed_contacts(site, "acme-mail", SEEDED)
+
+    # a fresh load of the contacts screen (the newest contact first)
+    started = time.monotonic()
+    await page.goto(site.site_url + "/contacts")
+    await cell(page, f"user-{SEEDED - 1:06d}@example.com").wait_for()
+    loaded = time.monotonic() - started
+    # from another screen
+    await page.get_by_role("link", name="Members").click()
+    await cell(page, "ada@example.com").wait_for()
+    started = time.monotonic()
+    await page.get_by_role("link", name="Contacts").click()
+    await cell(page, f"user-{SEEDED - 1:06d}@example.com").wait_for()
+    navigated = time.monotonic() - started
+    await screens.check(page, "contacts-100k")
+
+    # search: the page shows the one match this long after the last keystroke
+    search = page.get_by_role("searchbox", name="Search by email or name")
+    await search.click()
+    await page.keyboard.type("user-004242", delay=20)
+    typed = time.monotonic()
+    await cell(page, "user-004242@example.com").wait_for()
+    await cell(page, f"user-{SEEDED - 1:06d}@example.com").wait_for(state="detached")
+    searched = time.monotonic() - typed
+    await search.fill("")
+    await page.keyboard.type("last09999", delay=20)  # by last name: ten matches
+    typed = time.monotonic()
+    await cell(page, "user-099990@example.com").wait_for()
+    by_name = time.monotonic() - typed
+    await screens.check(page, "contacts-100k-search")
+
+    print(
+        f"\n100,000 contacts: load {loaded * 1000:.0f} ms, navigation {navigated * 1000:.0f} ms,"
+        f" email search {searched * 1000:.0f} ms, name search {by_name * 1000:.0f} ms"
+    )
+    assert navigated <= 1.0 and loaded <= 1.0
+    assert searched <= 0.3 and by_name <= 0.3
+    assert screens.errors == []
+
+
+async def _javascript_loaded(page: Page, url: str, ready: Callable[[], Awaitable[Any]]) -> int:
+    """Gzipped bytes (zlib level 6) of the JavaScript `page` fetched from opening `url` until
+    `ready()` returned."""
+    bodies: list[asyncio.Task[bytes]] = []
+
+    def on_response(response: Response) -> None:
+        if response.url.endswith(".js"):
+            bodies.append(asyncio.ensure_future(response.body()))
+
+    page.on("response", on_response)
+    await page.goto(url)
+    await ready()
+    page.remove_listener("response", on_response)
+    return sum(len(gzip.compress(body, compresslevel=6)) for body in await asyncio.gather(*bodies))
+
+
+async def test_first_screens_load_under_300_kb_of_gzipped_javascript(
+    browser: Browser, dashboard_site: Site, screens: Screens
+) -> None:
+    site = dashboard_site
+    page = await new_page(browser, screens)
+    sign_in = await _javascript_loaded(
+        page,
+        site.site_url + "/",
+        page.get_by_role("button", name="Sign in").wait_for,
+    )
+    await page.goto(site.site_url + "/auth/sign-up")
+    await sign_up(page, "Ada Lovelace", "ada@example.com")
+    await page.get_by_label("Organization name").fill("Acme Mail")
+    await page.get_by_role("button", name="Create organization").click()
+    await page.get_by_text("No contacts yet.").wait_for()
+    fresh = await new_page(browser, screens)  # the same session, a cold cache
+    await fresh.context.add_cookies(await page.context.cookies())
+    contacts = await _javascript_loaded(
+        fresh, site.site_url + "/contacts", fresh.get_by_text("No contacts yet.").wait_for
+    )
+    print(f"\nfirst-screen JavaScript (gzip): sign-in {sign_in} B, contacts {contacts} B")
+    assert sign_in <= 300_000 and contacts <= 300_000
     assert screens.errors == []

@@ -28,7 +28,8 @@ import {
 import { convex } from "./client";
 
 export type QueryState<T> = {
-  /** The latest result (kept while new arguments load), undefined before the first. */
+  /** The latest result (kept while new arguments load), undefined before the first and
+   * while skipped. */
   data: Ref<T | undefined>;
   error: Ref<Error | undefined>;
   /** True until the result for the current arguments arrived. */
@@ -53,6 +54,8 @@ export function useConvexQuery<Query extends FunctionReference<"query">>(
       unsubscribe?.();
       unsubscribe = undefined;
       if (key === "skip") {
+        data.value = undefined; // nobody's data outlives a skip (e.g. signing out)
+        error.value = undefined;
         isLoading.value = false;
         return;
       }
