@@ -239,18 +239,24 @@ async def test_contacts_screen_with_100_000_contacts(
     await page.get_by_role("button", name="Create organization").click()
     await page.get_by_text("No contacts yet.").wait_for()
     await _seed_contacts(site, "acme-mail", SEEDED)
+    # the open page grew past what one query may read: it started afresh, newest first
+    newest = f"user-{SEEDED - 1:06d}@example.com"
+    await cell(page, newest).wait_for()
+    assert await page.get_by_role("row").count() <= 1 + 25
 
-    # a fresh load of the contacts screen (the newest contact first)
+    # a fresh load of the contacts screen in a new tab (the newest contact first)
+    cold = screens.watch(await page.context.new_page())
     started = time.monotonic()
-    await page.goto(site.site_url + "/contacts")
-    await cell(page, f"user-{SEEDED - 1:06d}@example.com").wait_for()
+    await cold.goto(site.site_url + "/contacts")
+    await cell(cold, newest).wait_for()
     loaded = time.monotonic() - started
+    await cold.close()
     # from another screen
     await page.get_by_role("link", name="Members").click()
     await cell(page, "ada@example.com").wait_for()
     started = time.monotonic()
     await page.get_by_role("link", name="Contacts").click()
-    await cell(page, f"user-{SEEDED - 1:06d}@example.com").wait_for()
+    await cell(page, newest).wait_for()
     navigated = time.monotonic() - started
     await screens.check(page, "contacts-100k")
 
@@ -260,7 +266,7 @@ async def test_contacts_screen_with_100_000_contacts(
     await page.keyboard.type("user-004242", delay=20)
     typed = time.monotonic()
     await cell(page, "user-004242@example.com").wait_for()
-    await cell(page, f"user-{SEEDED - 1:06d}@example.com").wait_for(state="detached")
+    await cell(page, newest).wait_for(state="detached")
     searched = time.monotonic() - typed
     await search.fill("")
     await page.keyboard.type("last09999", delay=20)  # by last name: ten matches

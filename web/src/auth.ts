@@ -20,7 +20,14 @@ export const auth = reactive<{ ready: boolean; user: SessionUser | null }>({
   user: null,
 });
 
-async function fetchToken(): Promise<string | null> {
+// get-session answers a fresh JWT in its `set-auth-jwt` header: the Convex client starts
+// with it rather than asking /api/auth/token once more.
+let sessionToken: string | null = null;
+
+async function fetchToken({ forceRefreshToken }: { forceRefreshToken: boolean }) {
+  const token = sessionToken;
+  sessionToken = null;
+  if (token && !forceRefreshToken) return token;
   const { data } = await authClient.token();
   return data?.token ?? null;
 }
@@ -31,7 +38,13 @@ let checking: Promise<void> | null = null;
 export function loadSession(again = false): Promise<void> {
   if (checking && !again) return checking;
   checking = (async () => {
-    const { data } = await authClient.getSession();
+    const { data } = await authClient.getSession({
+      fetchOptions: {
+        onSuccess: ({ response }) => {
+          sessionToken = response.headers.get("set-auth-jwt");
+        },
+      },
+    });
     auth.user = (data?.user as SessionUser | undefined) ?? null;
     if (auth.user) convex.setAuth(fetchToken);
     else convex.client.clearAuth();

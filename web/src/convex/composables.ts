@@ -105,8 +105,15 @@ export type PagedQuery<Item> = {
   previous: () => void;
 };
 
+let subscriptions = 0;
+
 /** One live page of a paginated query at a time, with next/previous; back to the first
- * page whenever the other arguments change (a new search). */
+ * page whenever the other arguments change (a new search).
+ *
+ * A live page keeps the end it first had (the server pins it, as Convex does), so rows
+ * inserted inside it make it grow: the table shows them all (the next page starts after
+ * the last). Past twice the page size (a large import), or when a page that answered
+ * fails (grown past what one query may read), the page starts afresh. `paginationOpts.id` keeps each page's subscription its own. */
 export function usePagedQuery<Query extends FunctionReference<"query">, Item = unknown>(
   query: Query,
   args: MaybeRefOrGetter<PagedArgs<Query>>,
@@ -114,6 +121,7 @@ export function usePagedQuery<Query extends FunctionReference<"query">, Item = u
 ): PagedQuery<Item> {
   const cursors = ref<(string | null)[]>([null]);
   const pageIndex = ref(0);
+  const id = ref(++subscriptions);
   watch(
     () => JSON.stringify(toValue(args)),
     () => {
@@ -126,10 +134,21 @@ export function usePagedQuery<Query extends FunctionReference<"query">, Item = u
     () =>
       ({
         ...toValue(args),
-        paginationOpts: { numItems: pageSize, cursor: cursors.value[pageIndex.value] ?? null },
+        paginationOpts: {
+          numItems: pageSize,
+          cursor: cursors.value[pageIndex.value] ?? null,
+          id: id.value,
+        },
       }) as FunctionArgs<Query>,
   );
   const result = computed(() => data.value as PaginationResult<Item> | undefined);
+  let answered = false; // the last update was a result, not an error
+  watch([result, error], ([current, failure]) => {
+    if (failure ? answered : current && current.page.length > 2 * pageSize) {
+      id.value = ++subscriptions; // a fresh page that fails at once shows its error
+    }
+    answered = !failure;
+  });
   const hasNext = computed(() => !!result.value && !result.value.isDone);
   return {
     page: computed(() => result.value?.page ?? []),
