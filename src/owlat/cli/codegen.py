@@ -48,9 +48,9 @@ _INDENT = "  "
 @commands.command(
     epilog=epilog(
         [
-            "owlat codegen                                # owlat.app → web/src/convex/_generated",
+            "owlat codegen           # owlat.app → web/src/convex/_generated",
+            "owlat codegen --check   # fail when they are stale",
             "owlat codegen --app myapp --out src/convex/_generated",
-            "owlat codegen --check                        # CI: fail when the files are stale",
         ],
         {
             ExitCode.OK: "written (or, with --check, up to date)",
