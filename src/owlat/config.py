@@ -191,6 +191,9 @@ class Settings:
     # never an organization's: a URL chosen by a tenant would let it reach internal hosts.
     resend_api_url: str = ""
     ses_endpoint_url: str = ""
+    # The built dashboard (`vite build` of web/) that `owlat dev/serve` serve at / of the site
+    # port. Empty: the build inside the installed package (src/owlat/web/).
+    web_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -242,6 +245,7 @@ class Settings:
             dns_nameservers=_nameservers("OWLAT_DNS_NAMESERVERS"),
             resend_api_url=env.get("OWLAT_RESEND_API_URL", "").strip(),
             ses_endpoint_url=env.get("OWLAT_SES_ENDPOINT_URL", "").strip(),
+            web_dir=Path(env["OWLAT_WEB_DIR"]) if env.get("OWLAT_WEB_DIR", "").strip() else None,
         )
 
     @property

@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import email
 import email.policy
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from owlat.app.lib.signing_key import jwks
 from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator, TrustedIssuer, load_or_create_admin_key
 from owlat.runtime.database.engines import create_engine
-from owlat.runtime.server import create_server_app, listen_socket
+from owlat.runtime.server import WebApp, create_server_app, listen_socket
 from owlat.runtime.storage import FileData, open_file_storage, store_file
 from owlat.runtime.storage.upload_tokens import UploadGrant
 from owlat.runtime.testing import open_test_app
@@ -166,10 +166,15 @@ class Site:
 
 @contextlib.asynccontextmanager
 async def start_site(
-    data_dir: Path, *, database_url: str = "", **options: Any
+    data_dir: Path,
+    *,
+    database_url: str = "",
+    web: Callable[[str], WebApp | None] | None = None,
+    **options: Any,
 ) -> AsyncIterator[Site]:
-    """The real server on `database_url` (SQLite in `data_dir` when empty); `options`
-    configure the instance (`instance.configure`)."""
+    """The real server on `database_url` (SQLite in `data_dir` when empty); `web(client URL)`
+    gives the web app at the root of the site port, if any; `options` configure the
+    instance (`instance.configure`)."""
     sockets = [listen_socket("127.0.0.1", 0), listen_socket("127.0.0.1", 0)]
     site_url = f"http://127.0.0.1:{sockets[1].getsockname()[1]}"
     configured = instance.configure(data_dir, site_url, **{**FAST, **options})
@@ -191,7 +196,12 @@ async def start_site(
         ],
         admin_key=load_or_create_admin_key(data_dir),
     )
-    app = create_server_app(application, authenticator, site_port=sockets[1].getsockname()[1])
+    app = create_server_app(
+        application,
+        authenticator,
+        site_port=sockets[1].getsockname()[1],
+        web=None if web is None else web(f"http://127.0.0.1:{sockets[0].getsockname()[1]}"),
+    )
     async with serve_in_process(app, sockets) as url:
         storage.public_url = url
         yield Site(url, site_url, application, data_dir)

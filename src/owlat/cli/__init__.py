@@ -7,6 +7,8 @@ owlat run PATH ARGS   run one function, on the local database or (--url) a serve
 owlat admin-key       print the data folder's admin key                      (admin.py)
 owlat admin create    create a platform admin of owlat.app (email, name, password)
 owlat contacts import|export   CSV in and out of a running server           (contacts.py)
+owlat codegen         TypeScript types of the app's functions and tables for web
+                      clients (api.ts, dataModel.ts)                         (codegen.py)
 
 Every command's `--help` shows examples and its exit statuses (`ExitCode`: 0 ok, 1 failed,
 2 bad usage or refused input, 3 an import finished with row errors, 130 interrupted).
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 
 import typer
 
-from owlat.cli import admin, contacts, functions, server
+from owlat.cli import admin, codegen, contacts, functions, server
 from owlat.cli._shared import ExitCode
 
 __all__ = ["ExitCode", "app", "main"]
@@ -38,7 +40,7 @@ app = typer.Typer(
     # Plain tracebacks: rich ones would print local variables (admin keys, passwords).
     pretty_exceptions_enable=False,
 )
-for _module in (server, functions, admin, contacts):
+for _module in (server, functions, admin, contacts, codegen):
     app.add_typer(_module.commands)
 
 

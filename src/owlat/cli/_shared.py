@@ -17,7 +17,11 @@ from owlat.config import Settings
 if TYPE_CHECKING:
     from owlat.runtime.auth import TrustedIssuer
     from owlat.runtime.database.engine import Engine
+    from owlat.runtime.server import WebApp
     from owlat.runtime.storage import FileStorage
+
+# owlat.app's dashboard as `vite build` writes it (web/vite.config.ts), shipped in the wheel
+DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "web"
 
 
 class ExitCode(enum.IntEnum):
@@ -162,5 +166,40 @@ def own_issuers(
             audience=instance.base_url,
             jwks=jwks(data_dir),
             algorithms=("EdDSA",),
+        ),
+    )
+
+
+def dashboard(app: str, settings: Settings, client_url: str) -> WebApp | None:
+    """owlat.app's dashboard for the root of the site port (None for other apps): the page
+    learns where the client API is from its `owlat-client-url` meta tag."""
+    if app != "owlat.app":
+        return None
+    from owlat.runtime.server import WebApp
+
+    client = settings.public_url.rstrip("/") or client_url
+    socket_origin = "ws" + client.removeprefix("http")  # http→ws, https→wss
+    policy = (
+        f"default-src 'self'; script-src 'self'; connect-src 'self' {client} {socket_origin}; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
+        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+    return WebApp(
+        settings.web_dir or DASHBOARD_DIR,
+        meta={"owlat-client-url": client},
+        headers={
+            "content-security-policy": policy,
+            "x-content-type-options": "nosniff",
+            "x-frame-options": "DENY",
+            # links carry tokens (/auth/reset-password?token=, /invite/accept?token=)
+            "referrer-policy": "same-origin",
+        },
+        not_built=(
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Owlat</title>"
+            "<h1>Owlat's dashboard is not built</h1><p>{folder} has no index.html. In a "
+            "source checkout, <code>./dev start</code> builds it (it needs Node.js 20 or "
+            "newer: <code>apt-get install nodejs npm</code> or https://nodejs.org); "
+            "<code>scripts/build-web</code> builds it alone. The <code>owlat</code> wheel "
+            "ships it built.</p></html>"
         ),
     )

@@ -16,6 +16,7 @@ from owlat.cli._shared import (
     AppOption,
     DataDirOption,
     ExitCode,
+    dashboard,
     engine,
     epilog,
     file_storage,
@@ -162,8 +163,11 @@ def _serve(
         per_address=settings.max_connections_per_address,
         trusted_proxies=settings.trusted_proxies,
     )
+    web = dashboard(app, settings, client_url)
     config = server_config(
-        create_server_app(application, authenticator, site_port=sockets[1].getsockname()[1]),
+        create_server_app(
+            application, authenticator, site_port=sockets[1].getsockname()[1], web=web
+        ),
         limits,
         host=host,
         port=sockets[0].getsockname()[1],
@@ -178,6 +182,11 @@ def _serve(
             f"Owlat is serving {client_url} ({mode}; app {app}, {data_dir}; "
             f"HTTP actions on {site_url})"
         )
+        if web is not None:
+            built = (web.directory / "index.html").is_file()
+            banner += f"\nDashboard: {site_url}/" + (
+                "" if built else " (not built: run ./dev start)"
+            )
         runner.run(_serve_with_banner(server, sockets, banner))
 
 

@@ -11,31 +11,21 @@ Images are answered by the test itself (a small PNG), so the page makes no real 
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
 from owlat.app.lib.rendering import compile_template, personalize
+from tests.chromium import ARGS, CHROMIUM
+from tests.chromium import unavailable as _unavailable
 
 from .samples import kitchen_sink, render
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[3] / ".artifacts" / "rendering"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
@@ -48,12 +38,6 @@ def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
-
-
-def _unavailable(message: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message}; CI installs it (.ci/run)")
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")

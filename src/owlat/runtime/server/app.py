@@ -36,6 +36,7 @@ from owlat.runtime.server.http_api import HttpApi
 from owlat.runtime.server.middleware import ClientApiMiddleware
 from owlat.runtime.server.outcome import json_response
 from owlat.runtime.server.storage_api import StorageApi
+from owlat.runtime.server.web_app import WebApp
 from owlat.runtime.server.websocket import sync_routes
 
 _CODE_OF_STATUS = {404: "NotFound", 405: "MethodNotAllowed"}
@@ -88,10 +89,13 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return response
 
 
-def create_site_app(application: Application, authenticator: Authenticator) -> Starlette:
-    """The HTTP actions at the root, for the site port. It has no lifespan: it serves next to
-    the client app (`create_server_app`), whose lifespan owns the Application."""
-    return Starlette(routes=HttpActions(application, authenticator).site_routes())
+def create_site_app(
+    application: Application, authenticator: Authenticator, web: WebApp | None = None
+) -> Starlette:
+    """The HTTP actions at the root, for the site port, and the web app `web` beside them
+    (web_app.py: routed paths win). It has no lifespan: it serves next to the client app
+    (`create_server_app`), whose lifespan owns the Application."""
+    return Starlette(routes=HttpActions(application, authenticator).site_routes(web))
 
 
 def create_server_app(
@@ -101,10 +105,12 @@ def create_server_app(
     site_port: int,
     cors: bool = True,
     instance_name: str = "owlat",
+    web: WebApp | None = None,
 ) -> ASGIApp:
-    """One ASGI app for a server listening on the client port and on `site_port`."""
+    """One ASGI app for a server listening on the client port and on `site_port` (with the
+    web app `web` at the root of the site port, if given)."""
     client = create_app(application, authenticator, cors=cors, instance_name=instance_name)
-    return PortRouter(client, create_site_app(application, authenticator), site_port)
+    return PortRouter(client, create_site_app(application, authenticator, web), site_port)
 
 
 class PortRouter:

@@ -7,7 +7,8 @@ the client port (the path is what follows `/http`).
   `ctx.auth`'s identity. Any other header (an API key, a webhook signature) leaves the
   handler anonymous rather than refusing the request: the handler reads it itself.
 * **Answers.** The handler's Starlette `Response`; for HEAD, the GET route's response
-  without its body. No route: 404 `No HttpAction routed for <path>`. A handler that raises,
+  without its body. No route: the site's web app, if it has one and serves the path
+  (web_app.py), else 404 `No HttpAction routed for <path>`. A handler that raises,
   or returns something other than a `Response`: 500 with
   `[Request ID: <id>] Server Error` and what went wrong, logged with the traceback. A
   client that went away while the handler read its body (`ClientDisconnect`, also when the
@@ -33,6 +34,7 @@ from owlat.runtime.error_text import describe_error
 from owlat.runtime.errors import AuthenticationError, DeveloperError
 from owlat.runtime.http_router import ROUTABLE_METHODS, HttpRouter
 from owlat.runtime.server.outcome import new_request_id
+from owlat.runtime.server.web_app import WebApp
 
 logger = logging.getLogger("owlat.server")
 
@@ -53,31 +55,34 @@ class HttpActions:
         self.application = application
         self.authenticator = authenticator
 
-    def site_routes(self) -> list[BaseRoute]:
-        """Every path of the site port."""
-        return [self._every_path("")]
+    def site_routes(self, web: WebApp | None = None) -> list[BaseRoute]:
+        """Every path of the site port; `web` answers GETs no HTTP action is routed for."""
+        return [self._every_path("", web)]
 
     def client_routes(self) -> list[BaseRoute]:
         """`/http/...` on the client port."""
-        return [self._every_path(CLIENT_PORT_PREFIX)]
+        return [self._every_path(CLIENT_PORT_PREFIX, None)]
 
-    def _every_path(self, prefix: str) -> Route:
-        route = Route(prefix + "/{path:path}", self._endpoint, methods=list(ROUTABLE_METHODS))
+    def _every_path(self, prefix: str, web: WebApp | None) -> Route:
+        async def endpoint(request: Request) -> Response:
+            path = "/" + request.path_params["path"]
+            response = await self.handle(request, path, web)
+            if request.method == "HEAD":
+                return _WithoutBody(response)
+            return response
+
+        route = Route(prefix + "/{path:path}", endpoint, methods=list(ROUTABLE_METHODS))
         # Starlette's `path` convertor is `.*`: without DOTALL a decoded %0A in the path
         # would miss the route and get Starlette's own 404 instead of the router's answer.
         route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
         return route
 
-    async def _endpoint(self, request: Request) -> Response:
-        path = "/" + request.path_params["path"]
-        response = await self.handle(request, path)
-        if request.method == "HEAD":
-            return _WithoutBody(response)
-        return response
-
-    async def handle(self, request: Request, path: str) -> Response:
+    async def handle(self, request: Request, path: str, web: WebApp | None = None) -> Response:
         match = None if self.router is None else self.router.lookup(path, request.method)
         if match is None:
+            page = None if web is None else web.response(request, path)
+            if page is not None:
+                return page
             return PlainTextResponse(f"No HttpAction routed for {path}", status_code=404)
         ctx = ActionCtx(self.application, Auth(await self._identity(request)))
         try:

@@ -1,0 +1,82 @@
+import { createRouter, createWebHistory, type RouteRecordRaw } from "vue-router";
+import { auth, loadSession } from "./auth";
+import SignIn from "./views/SignIn.vue";
+
+// meta.guest: only for signed-out visitors; meta.public: for anyone; else signed in.
+const routes: RouteRecordRaw[] = [
+  { path: "/auth/sign-in", component: SignIn, meta: { guest: true, title: "Sign in" } },
+  {
+    path: "/auth/sign-up",
+    component: () => import("./views/SignUp.vue"),
+    meta: { guest: true, title: "Create your account" },
+  },
+  {
+    path: "/auth/forgot-password",
+    component: () => import("./views/ForgotPassword.vue"),
+    meta: { guest: true, title: "Reset your password" },
+  },
+  {
+    path: "/auth/reset-password",
+    component: () => import("./views/ResetPassword.vue"),
+    meta: { public: true, title: "Choose a new password" },
+  },
+  {
+    path: "/auth/verify-email",
+    component: () => import("./views/VerifyEmail.vue"),
+    meta: { public: true, title: "Verify your email" },
+  },
+  {
+    path: "/invite/accept",
+    component: () => import("./views/AcceptInvitation.vue"),
+    meta: { public: true, title: "Invitation" },
+  },
+  {
+    path: "/",
+    component: () => import("./views/AppShell.vue"),
+    children: [
+      { path: "", redirect: "/contacts" },
+      {
+        path: "contacts",
+        component: () => import("./views/ContactsView.vue"),
+        meta: { title: "Contacts" },
+      },
+      {
+        path: "members",
+        component: () => import("./views/MembersView.vue"),
+        meta: { title: "Members" },
+      },
+      {
+        path: "organizations/new",
+        component: () => import("./views/CreateOrganization.vue"),
+        meta: { title: "New organization" },
+      },
+    ],
+  },
+  {
+    path: "/:unknown(.*)*",
+    component: () => import("./views/NotFound.vue"),
+    meta: { public: true, title: "Not found" },
+  },
+];
+
+export const router = createRouter({ history: createWebHistory(), routes });
+
+router.beforeEach(async (to) => {
+  await loadSession();
+  if (to.meta.guest && auth.user) return "/";
+  if (!to.meta.guest && !to.meta.public && !auth.user) {
+    return { path: "/auth/sign-in", query: to.fullPath === "/" ? {} : { redirect: to.fullPath } };
+  }
+  return true;
+});
+
+router.afterEach((to) => {
+  document.title = to.meta.title ? `${to.meta.title as string} · Owlat` : "Owlat";
+});
+
+/** Where to go after signing in: the page that sent the visitor to sign in, if on this site. */
+export function afterSignIn(redirect: unknown): string {
+  return typeof redirect === "string" && redirect.startsWith("/") && !redirect.startsWith("//")
+    ? redirect
+    : "/";
+}
