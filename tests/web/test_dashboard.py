@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Site, mail_text
-from tests.runtime.conftest import in_mutation, in_query
 from tests.web.conftest import Screens, new_page
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.errors import AuthFailure
+from owlat.app.lib.errors import AppError
 from owlat.app.lib.permissions import PERMISSIONS, has_permission
 from owlat.app.lib.session_organization import get_membership, get_session
 from owlat.runtime import QueryCtx, query, v
@@ -48,7 +48,7 @@ async def viewer(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     permissions), or null when signed out."""
     try:
         session = await get_session(ctx)
-    except AuthFailure:
+    except AppError:
         return None
     user = await ctx.db.get(session["userId"])
     if user is None:
