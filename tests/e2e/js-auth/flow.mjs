@@ -61,10 +61,11 @@ out.takenSession = await eve.getSession();
 out.tooCommon = await eve.signUp.email({ email: "third@example.com", password: "1234567890", name: "Third" });
 out.invited = await admin.organization.inviteMember({ email: userEmail, role: "editor" });
 
-// The invitation mail is sent by a scheduled job: wait for it in the outbox.
+// The invitation mail is sent by a scheduled job: wait for it in the outbox (up to 20 s: a
+// loaded machine runs the job late).
 let link = null;
 let linkToken = null;
-for (let i = 0; i < 100 && !link; i++) {
+for (let i = 0; i < 400 && !link; i++) {
   let files = [];
   try { files = readdirSync(outboxDir).filter((f) => f.endsWith(".eml")); } catch {}
   for (const file of files) {
