@@ -16,11 +16,11 @@ import dkim
 import pytest
 from dns.resolver import Resolver
 
-from owlat.app import emails
 from owlat.app.lib.email_providers.outbox import OutboxProvider
 from owlat.app.lib.email_providers.resend import ResendProvider
 from owlat.app.lib.email_providers.smtp import SmtpProvider
 from owlat.app.lib.email_providers.types import EmailMessage, SendResult
+from owlat.app.lib.sending import quotas
 from owlat.app.lib.sending.composition import SendKind
 from owlat.app.lib.sending.sends import SendRequest, enqueue_send
 from owlat.runtime import ConvexError
@@ -131,7 +131,7 @@ async def test_test_sends_are_limited_per_member(
     team: tuple[Caller, Caller, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     owner, editor, _ = team
-    monkeypatch.setattr(emails, "TEST_SENDS", 2)
+    monkeypatch.setattr(quotas, "TEST_SENDS", 2)
     test = {"to": "me@example.com", "subject": "Hi", "html": "<p>Hi</p>"}
     for _ in range(2):
         await editor.mutation("emails:sendTest", test)
