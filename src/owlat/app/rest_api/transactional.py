@@ -375,7 +375,7 @@ async def send(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
         return dict(template)
     probe = SendRequest(organization_id, SendKind.TRANSACTIONAL, email, "-")
     try:
-        await checked_sender(ctx, probe)
+        from_address = await checked_sender(ctx, probe)
     except AuthFailure as error:
         return _refusal(422, "domain_unverified", str(error.data))
     variables = args["dataVariables"]
@@ -417,6 +417,7 @@ async def send(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
             attachments=attachments,
             owned_storage_ids=args["ownedStorageIds"],
         ),
+        from_address=from_address,
     )
     answer: dict[str, Any] = {
         "status": "queued",

@@ -151,9 +151,11 @@ def lease_ms() -> float:
 # -- enqueue ---------------------------------------------------------------------------------
 
 
-async def enqueue_send(ctx: Any, request: SendRequest) -> str:
+async def enqueue_send(ctx: Any, request: SendRequest, *, from_address: str | None = None) -> str:
     """Record `request` as a `queued` send and schedule its delivery (module docstring);
-    its id. Refusals are `AuthFailure`s naming the field and what to do."""
+    its id. Refusals are `AuthFailure`s naming the field and what to do. `from_address`:
+    what `checked_sender(ctx, request)` answered in this transaction, when the caller
+    asked already (it is not asked again)."""
     organization_id = request.organization_id
     key = request.idempotency_key
     if key is not None:
@@ -165,7 +167,8 @@ async def enqueue_send(ctx: Any, request: SendRequest) -> str:
         if existing is not None:
             return str(existing["_id"])
     to = clean_email(request.to)
-    from_address = await checked_sender(ctx, request)
+    if from_address is None:
+        from_address = await checked_sender(ctx, request)
     subject = " ".join(request.subject.split())
     if not subject or len(subject) > MAX_SUBJECT:
         raise invalid("INVALID_SUBJECT", f"Subject must be 1 to {MAX_SUBJECT} characters")
