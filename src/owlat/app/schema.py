@@ -672,13 +672,15 @@ schema = define_schema(
         .index("by_org", ["organizationId"])
         .index("by_org_created", ["organizationId", "createdAt"])
         .index("by_storage_id", ["storageId"]),
-        # Public preview links: a snapshot of a template's HTML for 48 hours. Only the
-        # token's SHA-256 is stored (the link is shown once, when created).
+        # Public preview links: a snapshot of an email template's or a transactional
+        # email's HTML for 48 hours (`emailTemplateId` xor `transactionalEmailId`, as
+        # `targetType` says). Only the token's SHA-256 is stored (the link is shown once).
         "shareLinks": define_table(
             {
                 "organizationId": v.id("organizations"),
-                "targetType": v.literal("emailTemplate"),
-                "emailTemplateId": v.id("emailTemplates"),
+                "targetType": v.union(v.literal("emailTemplate"), v.literal("transactionalEmail")),
+                "emailTemplateId": v.optional(v.id("emailTemplates")),
+                "transactionalEmailId": v.optional(v.id("transactionalEmails")),
                 "tokenHash": v.string(),
                 "htmlContent": v.string(),
                 "rendererVersion": v.optional(v.number()),
@@ -692,7 +694,8 @@ schema = define_schema(
         )
         .index("by_org", ["organizationId"])
         .index("by_token_hash", ["tokenHash"])
-        .index("by_template", ["emailTemplateId", "createdAt"]),
+        .index("by_template", ["emailTemplateId", "createdAt"])
+        .index("by_transactional_email", ["transactionalEmailId", "createdAt"]),
         # Events sent through POST /api/v1/events (stored; automations read them later)
         "events": define_table(
             {

@@ -39,6 +39,7 @@ TRANSACTIONAL = TemplateKind(
     "transactionalEmailId",
     "Transactional email",
     versioned=False,
+    dependents=(("shareLinks", "by_transactional_email", "transactionalEmailId"),),
 )
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_SLUG = 100

@@ -47,6 +47,8 @@ SIGNED = frozenset(
 OVERSIGNED = (b"from", b"subject", b"list-unsubscribe", b"list-unsubscribe-post")
 _RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 _HEADER = b"DKIM-Signature"
+
+
 def relaxed_body(body: bytes) -> bytes:
     """The relaxed canonical form of a CRLF body (RFC 6376 §3.4.4), byte for byte as
     dkimpy's: whitespace before each CRLF removed, other whitespace runs made one space,
