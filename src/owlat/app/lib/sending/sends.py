@@ -55,12 +55,7 @@ from typing import Any
 from owlat.app.lib import instance
 from owlat.app.lib.audience import clean_email, invalid, organization_rows, organization_settings
 from owlat.app.lib.domains.sender_check import ensure_sender_allowed
-from owlat.app.lib.email_providers.configured import (
-    build_provider,
-    close_provider,
-    dkim_signer,
-    open_secrets,
-)
+from owlat.app.lib.email_providers.configured import dkim_signer, kept_provider
 from owlat.app.lib.email_providers.credentials import CredentialsError
 from owlat.app.lib.email_providers.dispatch import deliver
 from owlat.app.lib.email_providers.routing import Health, MessageType, NoDeliveryProvider, Route
@@ -543,12 +538,9 @@ async def _deliver_group(ctx: Any, group: Mapping[str, Any], lease_ms: float) ->
         try:
             if config is None:
                 raise CredentialsError(f"{name} is no longer configured")
-            opened = (
-                {}
-                if name == "outbox"
-                else open_secrets(organization_id, name, config["credentials"])
+            providers[name] = await kept_provider(
+                organization_id, name, config["settings"], config.get("credentials")
             )
-            providers[name] = build_provider(name, config["settings"], opened)
         except CredentialsError as error:
             unavailable = f"The {name} provider cannot be used: {error}; configure it again"
             break
@@ -588,12 +580,8 @@ async def _deliver_group(ctx: Any, group: Mapping[str, Any], lease_ms: float) ->
                 },
             )
 
-    try:
-        # Every send runs to its end; an unexpected error is raised after the others.
-        results = await asyncio.gather(*map(one, group["sendIds"]), return_exceptions=True)
-    finally:
-        for provider in providers.values():
-            await close_provider(provider)
+    # Every send runs to its end; an unexpected error is raised after the others.
+    results = await asyncio.gather(*map(one, group["sendIds"]), return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
             raise result
