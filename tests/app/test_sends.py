@@ -204,6 +204,21 @@ async def test_a_send_through_smtp_carries_a_dkim_signature_that_verifies(
     assert health["health"]["status"] == "healthy" and health["health"]["sent"] == 1
 
 
+async def test_successive_sends_reuse_the_relay_connection(
+    team: tuple[Caller, Caller, str], sink: tuple[Sink, int], dns: DnsServer
+) -> None:
+    owner, editor, _ = team
+    await _use_smtp(owner, sink[1])
+    await smtp_domain(owner, dns, DOMAIN)
+    for to in ("one@example.org", "two@example.org", "three@example.org"):
+        send_id = await editor.mutation(
+            "emails:sendTest",
+            {"to": to, "subject": "x", "html": "<p>x</p>", "fromEmail": f"a@{DOMAIN}"},
+        )
+        assert (await settled(editor, send_id))["status"] == "sent"
+    assert len(sink[0].received) == 3 and sink[0].connections == 1
+
+
 async def test_a_refusal_is_recorded_with_its_kind_and_counted_against_nothing_but_the_send(
     team: tuple[Caller, Caller, str], sink: tuple[Sink, int], dns: DnsServer
 ) -> None:
