@@ -19,6 +19,7 @@ from owlat.runtime.database.engines import DEFAULT_POOL_SIZE
 MAX_DATABASE_POOL_SIZE = 1000
 IMPORT_MAX_BYTES = 256 * 1024 * 1024
 MEDIA_MAX_BYTES = 50 * 1024 * 1024
+SEND_LEASE_SECONDS = 900
 
 
 def _int(name: str, default: int) -> int:
@@ -194,6 +195,11 @@ class Settings:
     # The built dashboard (`vite build` of web/) that `owlat dev/serve` serve at / of the site
     # port. Empty: the build inside the installed package (src/owlat/web/).
     web_dir: Path | None = None
+    # Seconds a send may stay claimed (`sending`) or `queued` before the recovery cron takes
+    # it for interrupted by a crash: re-sent where the provider dedupes, else failed as
+    # DELIVERY_UNCERTAIN. Far above one delivery's worst case (about 5 minutes of retries);
+    # lower only to recover faster in tests.
+    send_lease_seconds: int = SEND_LEASE_SECONDS
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -246,6 +252,9 @@ class Settings:
             resend_api_url=env.get("OWLAT_RESEND_API_URL", "").strip(),
             ses_endpoint_url=env.get("OWLAT_SES_ENDPOINT_URL", "").strip(),
             web_dir=Path(env["OWLAT_WEB_DIR"]) if env.get("OWLAT_WEB_DIR", "").strip() else None,
+            send_lease_seconds=_int_between(
+                "OWLAT_SEND_LEASE_SECONDS", cls.send_lease_seconds, 1, 86_400
+            ),
         )
 
     @property

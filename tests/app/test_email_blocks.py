@@ -175,6 +175,29 @@ async def test_a_change_rerenders_every_linking_template(owlat: Application) -> 
     assert block["usageCount"] == 3 and block["revision"] == 1
 
 
+async def test_changes_and_deletions_reach_transactional_emails(owlat: Application) -> None:
+    owner, editor, _ = await owner_and_editor(owlat)
+    block_id = await new_block(owner)
+    content = json.dumps([linked(block_id), text_block("<p>Body</p>", "body")])
+    email_id = await editor.mutation(
+        "transactionalEmails:create",
+        {"name": "Receipt", "slug": "receipt", "subject": "Thanks", "content": content},
+    )
+    ident = {"transactionalEmailId": email_id}
+    await owner.mutation("transactionalEmails:publish", ident)
+    assert (await owner.query("emailBlocks:get", {"blockId": block_id}))["usageCount"] == 1
+    await change(owner, block_id, "<p>Footer v2</p>")
+    await settled(owner, block_id)
+    stored = await owner.query("transactionalEmails:get", ident)
+    assert "Footer v2" in stored["plainTextContent"] and stored["status"] == "published"
+    assert stored["htmlRenderState"] == {"stale": False, "failureCount": 0}
+    await owner.mutation("emailBlocks:remove", {"blockId": block_id})
+    await settled(owner, block_id)
+    stored = await owner.query("transactionalEmails:get", ident)
+    assert stored["linkedBlockIds"] == [] and "savedBlockRef" not in stored["content"]
+    assert "Footer v2" in stored["plainTextContent"]
+
+
 async def test_a_template_that_no_longer_renders_keeps_its_html_and_records_why(
     owlat: Application,
 ) -> None:

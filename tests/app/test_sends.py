@@ -16,11 +16,11 @@ import dkim
 import pytest
 from dns.resolver import Resolver
 
-from owlat.app import emails
 from owlat.app.lib.email_providers.outbox import OutboxProvider
 from owlat.app.lib.email_providers.resend import ResendProvider
 from owlat.app.lib.email_providers.smtp import SmtpProvider
 from owlat.app.lib.email_providers.types import EmailMessage, SendResult
+from owlat.app.lib.sending import quotas
 from owlat.app.lib.sending.composition import SendKind
 from owlat.app.lib.sending.sends import SendRequest, enqueue_send
 from owlat.runtime import ConvexError
@@ -119,7 +119,7 @@ async def test_test_sends_are_limited_per_member(
     team: tuple[Caller, Caller, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     owner, editor, _ = team
-    monkeypatch.setattr(emails, "TEST_SENDS", 2)
+    monkeypatch.setattr(quotas, "TEST_SENDS", 2)
     test = {"to": "me@example.com", "subject": "Hi", "html": "<p>Hi</p>"}
     for _ in range(2):
         await editor.mutation("emails:sendTest", test)
@@ -190,6 +190,21 @@ async def test_a_send_through_smtp_carries_a_dkim_signature_that_verifies(
     assert dkim.verify(raw, dnsfunc=_dns_txt(dns))
     (health,) = await owner.query("emailProviders:list")
     assert health["health"]["status"] == "healthy" and health["health"]["sent"] == 1
+
+
+async def test_successive_sends_reuse_the_relay_connection(
+    team: tuple[Caller, Caller, str], sink: tuple[Sink, int], dns: DnsServer
+) -> None:
+    owner, editor, _ = team
+    await _use_smtp(owner, sink[1])
+    await smtp_domain(owner, dns, DOMAIN)
+    for to in ("one@example.org", "two@example.org", "three@example.org"):
+        send_id = await editor.mutation(
+            "emails:sendTest",
+            {"to": to, "subject": "x", "html": "<p>x</p>", "fromEmail": f"a@{DOMAIN}"},
+        )
+        assert (await settled(editor, send_id))["status"] == "sent"
+    assert len(sink[0].received) == 3 and sink[0].connections == 1
 
 
 async def test_a_refusal_is_recorded_with_its_kind_and_counted_against_nothing_but_the_send(

@@ -94,3 +94,26 @@ async def test_expired_and_unknown_links_are_not_found(site: Site) -> None:
         assert unknown.status_code == 404
         assert unknown.json()["error"]["data"]["reason"] == "share_link_not_found"
         assert (await http.get("/preview/" + "x" * 24)).status_code == 404
+
+
+async def test_a_transactional_email_has_share_links_deleted_with_it(site: Site) -> None:
+    owner, _, _ = await owner_and_editor(site.application)
+    email_id = await owner.mutation(
+        "transactionalEmails:create",
+        {"name": "Receipt", "slug": "receipt", "subject": "Order {{orderId|'#1'}}",
+         "content": json.dumps([text_block("<p>Thanks {{firstName}}</p>")])},
+    )  # fmt: skip
+    ident = {"transactionalEmailId": email_id}
+    with pytest.raises(ConvexError, match="^Give either templateId or transactionalEmailId$"):
+        await owner.mutation("shareLinks:create", {"templateId": email_id, **ident})
+    with pytest.raises(ConvexError, match="^Template not found$"):
+        await owner.mutation("shareLinks:create", {"templateId": email_id})
+    link = await owner.mutation("shareLinks:create", ident)
+    async with httpx.AsyncClient(base_url=site.site_url) as http:
+        data = (await http.get(f"/share/{link['token']}")).json()["data"]
+        assert data["subject"] == "Order #1" and "Thanks Jane" in data["html"]
+        listed = await owner.query("shareLinks:list", ident)
+        assert [item["targetType"] for item in listed] == ["transactionalEmail"]
+        await owner.mutation("transactionalEmails:remove", ident)
+        assert (await http.get(f"/share/{link['token']}")).status_code == 404
+    assert await owner.query("shareLinks:list", ident) == []

@@ -124,6 +124,7 @@ async def _organization_b(owlat: Application) -> tuple[Caller, str]:
     await _finished_import(owlat, owner, b_list)
     await _templates(owlat, owner, organization_id)
     await _sending_setup(owner)
+    await _transactional(owlat, owner, organization_id)
     return owner, organization_id
 
 
@@ -168,6 +169,40 @@ async def _sending_setup(owner: Caller) -> None:
         "emails:sendTest", {"to": "b-contact@example.com", "subject": "B", "html": "<p>B</p>"}
     )
     assert (await settled(owner, send_id))["status"] == "sent"
+
+
+async def _transactional(owlat: Application, owner: Caller, organization_id: str) -> None:
+    """B's published transactional email with an attachment and a share link, and a send
+    of it through the REST API's mutation (with an idempotency key)."""
+    content = json.dumps([{"id": "t", "type": "text", "content": {"html": "<p>B {{x}}</p>"}}])
+    email_id = await owner.mutation(
+        "transactionalEmails:create",
+        {"name": "B receipt", "slug": "b-receipt", "subject": "B", "content": content,
+         "dataVariablesSchema": {"x": "string"}},
+    )  # fmt: skip
+    storage_id = await uploaded(owlat, organization_id, b"b terms")
+    ident = {"transactionalEmailId": email_id}
+    await owner.mutation(
+        "transactionalEmails:addAttachment",
+        {**ident, "storageId": storage_id, "filename": "b.txt"},
+    )
+    await owner.mutation("transactionalEmails:publish", ident)
+    await owner.mutation("shareLinks:create", ident)
+    await owner.mutation(
+        "providerRoutes:set",
+        {"messageType": "transactional", "strategy": "single",
+         "providers": [{"provider": "outbox"}]},
+    )  # fmt: skip
+    sent = await owlat.run_mutation(
+        "restApi/transactional:send",
+        {"organizationId": organization_id, "email": "b-contact@example.com",
+         "requestEmail": "b-contact@example.com", "slug": "b-receipt",
+         "dataVariables": {"x": "1"}, "addToAudience": True, "attachments": [],
+         "ownedStorageIds": [], "idempotencyKey": "b-key", "requestHash": "b-hash"},
+        internal=True,
+    )  # fmt: skip
+    assert "answer" in sent.value, sent.value
+    assert (await settled(owner, sent.value["answer"]["transactionalEmailId"]))["status"] == "sent"
 
 
 async def _finished_import(owlat: Application, owner: Caller, list_id: str) -> None:
@@ -228,6 +263,8 @@ REFERENCES = (
     "updatedBy",
     "templateId",
     "emailTemplateId",
+    "transactionalEmailId",
+    "sendId",
     "uploadedBy",
 )
 

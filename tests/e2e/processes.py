@@ -75,6 +75,7 @@ class LoggedServer:
         self.env = {**ENV, **(env or {})}
         self.process: asyncio.subprocess.Process | None = None
         self.url = ""
+        self.site_url = ""  # the site port (HTTP actions)
 
     async def start(self, port: int = 0) -> None:
         """Start it on the client port `port` (0: a free one) and a free site port."""
@@ -85,9 +86,10 @@ class LoggedServer:
                 stdout=output, stderr=output,
             )  # fmt: skip
         for _ in range(300):
-            match = _SERVING.search(self.log.read_text(errors="replace").split("KILLED")[-1])
-            if match:
-                self.url = match.group(1)
+            output = self.log.read_text(errors="replace").split("KILLED")[-1]
+            match, site = _SERVING.search(output), _SITE.search(output)
+            if match and site:
+                self.url, self.site_url = match.group(1), site.group(1)
                 return
             await asyncio.sleep(0.05)
         raise AssertionError("server did not start:\n" + self.log.read_text())

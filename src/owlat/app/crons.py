@@ -30,10 +30,20 @@ crons.interval(
     internal.email_blocks.resume_stalled_propagations,
     {},
 )
-# Sends left `queued` or `sending` by a crash: sent again only where the provider dedupes
-# (lib/sending/sends.py), otherwise failed as DELIVERY_UNCERTAIN.
+# Sends left `queued` or `sending` by a crash for longer than the lease (OWLAT_SEND_LEASE_
+# SECONDS): sent again only where the provider dedupes (lib/sending/sends.py), otherwise
+# failed as DELIVERY_UNCERTAIN. Also at start, right after a restart failed the delivery
+# actions it interrupted; often, since a lease may be short and the check is one index read.
+crons.at_start("recover stalled sends at start", internal.transactional_sends.recover_stalled, {})
 crons.interval(
-    "recover stalled sends", {"minutes": 1}, internal.transactional_sends.recover_stalled, {}
+    "recover stalled sends", {"seconds": 15}, internal.transactional_sends.recover_stalled, {}
+)
+# Idempotency keys of the REST API older than 24 hours.
+crons.hourly(
+    "purge expired idempotency keys",
+    {"minuteUTC": 41},
+    internal.rest_api.transactional.purge_idempotency_keys,
+    {},
 )
 # Sending and tracking domains whose next check has come (lib/domains/states.py back-off).
 crons.interval("recheck domains", {"minutes": 5}, internal.dns_verification.recheck_due, {})

@@ -4,7 +4,7 @@
 theme) personalized with `variables` (over `{email: to}`), or takes ready `html` as it is,
 and sends it as kind `test` through the `test` route (`lib/sending/sends.py`): subject
 tagged "[TEST] ", no suppression check and no effect on anyone's suppression or
-statistics. A member may send `TEST_SENDS` of them per `TEST_WINDOW_MS`.
+statistics. A member may send `quotas.TEST_SENDS` test sends per `quotas.TEST_WINDOW_MS`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app.lib.audience import organization_settings
-from owlat.app.lib.errors import AuthFailure, invalid
+from owlat.app.lib.errors import invalid
 from owlat.app.lib.permissions import require_permission
-from owlat.app.lib.rate_limits import window_count
 from owlat.app.lib.rendering import (
     Theme,
     compile_template,
@@ -23,13 +22,11 @@ from owlat.app.lib.rendering import (
     validate_content,
 )
 from owlat.app.lib.sending.composition import SendKind
+from owlat.app.lib.sending.quotas import take_test_send
 from owlat.app.lib.sending.sends import SendRequest, enqueue_send
-from owlat.app.lib.session_organization import get_mutation_context, now_ms
+from owlat.app.lib.session_organization import get_mutation_context
 from owlat.app.schema import PROPERTY_VALUE
 from owlat.runtime import MutationCtx, mutation, v
-
-TEST_SENDS = 30
-TEST_WINDOW_MS = 10 * 60_000
 
 
 @mutation(
@@ -53,14 +50,7 @@ async def send_test(ctx: MutationCtx, args: dict[str, Any]) -> str:
     require_permission(context.role, "emails:test")
     if (args.get("content") is None) == (args.get("html") is None):
         raise invalid("INVALID_CONTENT", "Give either content (blocks) or html, not both")
-    count, ends = await window_count(ctx, f"test-sends:{context.user_id}", TEST_WINDOW_MS)
-    if count > TEST_SENDS:
-        wait = max(1, int((ends - now_ms()) / 1000))
-        raise AuthFailure(
-            "TOO_MANY_REQUESTS",
-            f"At most {TEST_SENDS} test sends per {TEST_WINDOW_MS // 60_000} minutes; "
-            f"try again in {wait} s",
-        )
+    await take_test_send(ctx, context.user_id)
     subject, html, text = args["subject"], args.get("html"), args.get("text") or ""
     if args.get("content") is not None:
         settings = await organization_settings(ctx, context.team_id) or {}

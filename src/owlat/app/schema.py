@@ -33,6 +33,7 @@ ORG_TABLES = (
     "events",
     "emailTemplates",
     "emailTemplateVersions",
+    "transactionalEmails",
     "emailBlocks",
     "mediaAssets",
     "shareLinks",
@@ -42,6 +43,7 @@ ORG_TABLES = (
     "providerRoutes",
     "providerHealth",
     "transactionalSends",
+    "apiIdempotencyKeys",
 )
 
 ROLE = v.union(v.literal("owner"), v.literal("admin"), v.literal("editor"))
@@ -101,6 +103,70 @@ DNS_RECORD = v.object(
         "note": v.optional(v.string()),
     }
 )
+
+# The fields of a template rendered on every save (lib/templates.py), shared by email
+# templates and transactional emails. `content` is the JSON of upstream's EditorBlock[]
+# (lib/rendering validates it); `htmlContent`/`plainTextContent` are rendered from it with
+# the organization's theme (placeholders and condition markers kept: personalized per
+# recipient). Translations are JSON too: {lang: {subject, previewText?, blocks: {blockId:
+# {html?, buttonText?, alt?}}}}, rendered into `htmlTranslations`.
+RENDERED_TEMPLATE = {
+    "organizationId": v.id("organizations"),
+    "name": v.string(),
+    "subject": v.string(),
+    "previewText": v.optional(v.string()),
+    "content": v.string(),
+    "htmlContent": v.optional(v.string()),
+    "plainTextContent": v.optional(v.string()),
+    "plainTextOverride": v.optional(v.string()),
+    "publishedAt": v.optional(v.number()),
+    "showUnsubscribe": v.optional(v.boolean()),
+    "defaultLanguage": v.optional(v.string()),
+    "supportedLanguages": v.optional(v.array(v.string())),
+    "translations": v.optional(v.string()),
+    # {lang: {htmlContent, plainTextContent, subject, previewText?}}
+    "htmlTranslations": v.optional(v.string()),
+    # saved blocks the content links (savedBlockRef), derived on every save
+    "linkedBlockIds": v.optional(v.array(v.id("emailBlocks"))),
+    "contentBlockVersion": v.optional(v.number()),
+    "rendererVersion": v.optional(v.number()),
+    # stale: a linked saved block changed and the HTML is not rendered yet
+    # (lib/saved_blocks.py); failureCount: re-renders that failed since
+    "htmlRenderState": v.optional(
+        v.object(
+            {
+                "stale": v.boolean(),
+                "failureCount": v.number(),
+                "lastFailureAt": v.optional(v.number()),
+                "error": v.optional(v.string()),
+            }
+        )
+    ),
+    # top-level variables the rendered template reads (for senders)
+    "variables": v.optional(v.array(v.string())),
+    "searchableText": v.optional(v.string()),  # name and subject, lower case
+    "createdBy": v.optional(v.id("users")),
+    "updatedBy": v.optional(v.id("users")),
+    "createdAt": v.number(),
+    "updatedAt": v.number(),
+}
+# The type of a transactional email's data variable (checked on each API request).
+VARIABLE_TYPE = v.union(
+    v.literal("string"), v.literal("number"), v.literal("boolean"), v.literal("date")
+)
+# A file a message carries: a stored file (`storageId`) or an https URL fetched when it is
+# sent (lib/sending/attachments.py).
+ATTACHMENT = v.object(
+    {
+        "filename": v.string(),
+        "contentType": v.optional(v.string()),
+        "storageId": v.optional(v.id("_storage")),
+        "url": v.optional(v.string()),
+        "size": v.optional(v.number()),  # bytes, when known before sending
+    }
+)
+# A data variable of a transactional send: a JSON value (lists feed repeated blocks).
+DATA_VARIABLE = v.any()
 
 schema = define_schema(
     {
@@ -496,53 +562,12 @@ schema = define_schema(
         .index("by_org", ["organizationId"])
         .index("by_import", ["importId", "row"]),
         # -- templates, saved blocks, media, share links (reference §2.3) ------------------
-        # `content` is the JSON of upstream's EditorBlock[] (lib/rendering validates it);
-        # `htmlContent`/`plainTextContent` are rendered from it on every save, with the
-        # organization's theme (placeholders and condition markers kept: personalized per
-        # recipient). Translations are JSON too: {lang: {subject, previewText?, blocks:
-        # {blockId: {html?, buttonText?, alt?}}}}, rendered into `htmlTranslations`.
+        # Rendered on every save: `RENDERED_TEMPLATE` above.
         "emailTemplates": define_table(
             {
-                "organizationId": v.id("organizations"),
-                "name": v.string(),
-                "subject": v.string(),
-                "previewText": v.optional(v.string()),
-                "content": v.string(),
-                "htmlContent": v.optional(v.string()),
-                "plainTextContent": v.optional(v.string()),
-                "plainTextOverride": v.optional(v.string()),
+                **RENDERED_TEMPLATE,
                 "type": TEMPLATE_TYPE,
                 "status": TEMPLATE_STATUS,
-                "publishedAt": v.optional(v.number()),
-                "showUnsubscribe": v.optional(v.boolean()),
-                "defaultLanguage": v.optional(v.string()),
-                "supportedLanguages": v.optional(v.array(v.string())),
-                "translations": v.optional(v.string()),
-                # {lang: {htmlContent, plainTextContent, subject, previewText?}}
-                "htmlTranslations": v.optional(v.string()),
-                # saved blocks the content links (savedBlockRef), derived on every save
-                "linkedBlockIds": v.optional(v.array(v.id("emailBlocks"))),
-                "contentBlockVersion": v.optional(v.number()),
-                "rendererVersion": v.optional(v.number()),
-                # stale: a linked saved block changed and the HTML is not rendered yet
-                # (lib/saved_blocks.py); failureCount: re-renders that failed since
-                "htmlRenderState": v.optional(
-                    v.object(
-                        {
-                            "stale": v.boolean(),
-                            "failureCount": v.number(),
-                            "lastFailureAt": v.optional(v.number()),
-                            "error": v.optional(v.string()),
-                        }
-                    )
-                ),
-                # top-level variables the rendered template reads (for senders)
-                "variables": v.optional(v.array(v.string())),
-                "searchableText": v.optional(v.string()),  # name and subject, lower case
-                "createdBy": v.optional(v.id("users")),
-                "updatedBy": v.optional(v.id("users")),
-                "createdAt": v.number(),
-                "updatedAt": v.number(),
             }
         )
         .index("by_org", ["organizationId"])
@@ -569,6 +594,23 @@ schema = define_schema(
         )
         .index("by_org", ["organizationId"])
         .index("by_template", ["templateId", "createdAt"]),
+        # Transactional emails (reference §2.3, §3.9): templates sent one recipient at a
+        # time through POST /api/v1/transactional, found by id or by `slug` (unique in the
+        # organization). `dataVariablesSchema` types the variables a request may pass;
+        # `attachments` go with every send (stored files of the organization).
+        "transactionalEmails": define_table(
+            {
+                **RENDERED_TEMPLATE,
+                "slug": v.string(),
+                "status": TEMPLATE_STATUS,
+                "dataVariablesSchema": v.optional(v.record(v.string(), VARIABLE_TYPE)),
+                "attachments": v.optional(v.array(ATTACHMENT)),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_slug", ["organizationId", "slug"])
+        .index("by_org_updated", ["organizationId", "updatedAt"])
+        .index("by_org_status_updated", ["organizationId", "status", "updatedAt"]),
         # Saved blocks: blocks a template embeds by reference (savedBlockRef); changing
         # one re-renders every template that links it, in batches (lib/saved_blocks.py).
         "emailBlocks": define_table(
@@ -587,6 +629,12 @@ schema = define_schema(
                         {
                             "kind": v.union(v.literal("sync"), v.literal("detach")),
                             "phase": v.union(v.literal("mark"), v.literal("render")),
+                            # the table being walked (absent: emailTemplates)
+                            "table": v.optional(
+                                v.union(
+                                    v.literal("emailTemplates"), v.literal("transactionalEmails")
+                                )
+                            ),
                             "cursor": v.union(v.string(), v.null()),
                             "updatedAt": v.number(),
                         }
@@ -624,13 +672,15 @@ schema = define_schema(
         .index("by_org", ["organizationId"])
         .index("by_org_created", ["organizationId", "createdAt"])
         .index("by_storage_id", ["storageId"]),
-        # Public preview links: a snapshot of a template's HTML for 48 hours. Only the
-        # token's SHA-256 is stored (the link is shown once, when created).
+        # Public preview links: a snapshot of an email template's or a transactional
+        # email's HTML for 48 hours (`emailTemplateId` xor `transactionalEmailId`, as
+        # `targetType` says). Only the token's SHA-256 is stored (the link is shown once).
         "shareLinks": define_table(
             {
                 "organizationId": v.id("organizations"),
-                "targetType": v.literal("emailTemplate"),
-                "emailTemplateId": v.id("emailTemplates"),
+                "targetType": v.union(v.literal("emailTemplate"), v.literal("transactionalEmail")),
+                "emailTemplateId": v.optional(v.id("emailTemplates")),
+                "transactionalEmailId": v.optional(v.id("transactionalEmails")),
                 "tokenHash": v.string(),
                 "htmlContent": v.string(),
                 "rendererVersion": v.optional(v.number()),
@@ -644,7 +694,8 @@ schema = define_schema(
         )
         .index("by_org", ["organizationId"])
         .index("by_token_hash", ["tokenHash"])
-        .index("by_template", ["emailTemplateId", "createdAt"]),
+        .index("by_template", ["emailTemplateId", "createdAt"])
+        .index("by_transactional_email", ["transactionalEmailId", "createdAt"]),
         # Events sent through POST /api/v1/events (stored; automations read them later)
         "events": define_table(
             {
@@ -818,7 +869,11 @@ schema = define_schema(
                 "text": v.string(),
                 "headers": v.record(v.string(), v.string()),  # the kind's (§8.3)
                 "language": v.optional(v.string()),
-                "dataVariables": v.optional(v.record(v.string(), EVENT_PROPERTY_VALUE)),
+                "dataVariables": v.optional(v.record(v.string(), DATA_VARIABLE)),
+                # in order: the template's, then the request's
+                "attachments": v.optional(v.array(ATTACHMENT)),
+                # the request's stored files: deleted once the send is sent or failed
+                "attachmentStorageIds": v.optional(v.array(v.id("_storage"))),
                 "idempotencyKey": v.optional(v.string()),  # the caller's, unique per org
                 "deliveryKey": v.string(),  # what providers dedupe by (random, fixed)
                 "messageId": v.string(),  # Message-ID without <>, fixed at enqueue
@@ -856,5 +911,21 @@ schema = define_schema(
         .index("by_contact", ["contactId"])
         .index("by_provider_message_id", ["providerMessageId"])
         .index("by_status_updated", ["status", "updatedAt"]),
+        # Idempotency-Key of POST /api/v1/transactional: the answer given to the first
+        # request with the key, replayed for 24 hours to a request with the same body
+        # (`requestHash`); another body with the key is refused.
+        "apiIdempotencyKeys": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "key": v.string(),
+                "requestHash": v.string(),
+                "response": v.any(),  # the answer's `data`
+                "sendId": v.id("transactionalSends"),
+                "expiresAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_key", ["organizationId", "key"])
+        .index("by_expires", ["expiresAt"]),
     }
 )

@@ -1,12 +1,13 @@
 """Share links (reference §7.4, §4): a public preview of a template, for 48 hours.
 
-`create({templateId})` snapshots the template as rendered now (personalized for the sample
-contact) and answers the link: a random 24-character token, shown this once (only its
-SHA-256 is stored), valid `TTL_MS`. `revoke` ends a link at once; `list` shows a template's
-links (without tokens). Reads: any member; writes: `shareLinks:manage`. Anyone holding the
-token reads the snapshot through the site port (`share_routes.py`): `GET /share/{token}`
-(JSON, upstream's wire) and `GET /preview/{token}` (the page); both answer 404 for a link
-that is unknown, revoked or expired.
+`create({templateId} | {transactionalEmailId})` snapshots the email template or the
+transactional email as rendered now (personalized for the sample contact) and answers the
+link: a random 24-character token, shown this once (only its SHA-256 is stored), valid
+`TTL_MS`. `revoke` ends a link at once; `list` shows a template's links (without tokens).
+Reads: any member; writes: `shareLinks:manage`. Anyone holding the token reads the
+snapshot through the site port (`share_routes.py`): `GET /share/{token}` (JSON, upstream's
+wire) and `GET /preview/{token}` (the page); both answer 404 for a link that is unknown,
+revoked or expired.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from owlat.app.lib import instance
-from owlat.app.lib.errors import not_found
+from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.rendering import compile_template, personalize
 from owlat.app.lib.session_organization import (
@@ -25,39 +26,59 @@ from owlat.app.lib.session_organization import (
     now_ms,
 )
 from owlat.app.lib.templates import (
+    EMAIL_TEMPLATES,
     RENDERER_VERSION,
     SAMPLE_CONTACT,
+    TemplateKind,
     find_template,
     stored_rendering,
     template_of,
 )
 from owlat.app.lib.tokens import random_token, token_hash
+from owlat.app.lib.transactional_emails import TRANSACTIONAL
 from owlat.runtime import MutationCtx, QueryCtx, internal_query, mutation, query, v
 
 TTL_MS = 48 * 3600 * 1000
 TOKEN_LENGTH = 24
 PAGE_PATH = "/preview/"
 _HIDDEN = ("tokenHash", "htmlContent")
+TARGET = {"templateId": v.optional(v.string()), "transactionalEmailId": v.optional(v.string())}
+# what a link points at: (kind, targetType, the link's field, its index)
+_TARGETS = {
+    "templateId": (EMAIL_TEMPLATES, "emailTemplate", "emailTemplateId", "by_template"),
+    "transactionalEmailId": (
+        TRANSACTIONAL, "transactionalEmail", "transactionalEmailId", "by_transactional_email",
+    ),
+}  # fmt: skip
+
+
+def _target(args: dict[str, Any]) -> tuple[str, TemplateKind, str, str, str]:
+    """(the id, its kind, targetType, the link's field, its index) of `args`."""
+    given = [name for name in _TARGETS if args.get(name) is not None]
+    if len(given) != 1:
+        raise invalid("INVALID_TARGET", "Give either templateId or transactionalEmailId")
+    return (args[given[0]], *_TARGETS[given[0]])
 
 
 def link_url(token: str) -> str:
     return f"{instance.current().base_url}{PAGE_PATH}{quote(token, safe='')}"
 
 
-@mutation(args={"templateId": v.string()})
+@mutation(args=TARGET)
 async def create(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """A new link to the template's current rendering: `{shareLinkId, token, url,
     expiresAt}` (the token is not shown again)."""
     context = await get_mutation_context(ctx)
     require_permission(context.role, "shareLinks:manage")
-    template = await template_of(ctx, context.team_id, args["templateId"])
+    target_id, kind, target_type, field, _ = _target(args)
+    template = await template_of(ctx, context.team_id, target_id, kind)
     message = personalize(compile_template(stored_rendering(template)), SAMPLE_CONTACT)
     token = random_token(TOKEN_LENGTH)
     now = now_ms()
     link: dict[str, Any] = {
         "organizationId": context.team_id,
-        "targetType": "emailTemplate",
-        "emailTemplateId": template["_id"],
+        "targetType": target_type,
+        field: template["_id"],
         "tokenHash": token_hash(token),
         "htmlContent": message.html,
         "rendererVersion": template.get("rendererVersion") or RENDERER_VERSION,
@@ -89,18 +110,19 @@ async def revoke(ctx: MutationCtx, args: dict[str, Any]) -> None:
         await ctx.db.patch(link["_id"], {"revokedAt": now_ms()})
 
 
-@query(args={"templateId": v.string()})
+@query(args=TARGET)
 async def list(  # shadows the builtin
     ctx: QueryCtx, args: dict[str, Any]
 ) -> builtins.list[dict[str, Any]]:
     """The template's links, newest first, with `active` (neither revoked nor expired)."""
     organization_id = await get_team_id_from_session(ctx)
-    template = await find_template(ctx, organization_id, args["templateId"])
+    target_id, kind, _, field, index = _target(args)
+    template = await find_template(ctx, organization_id, target_id, kind)
     if template is None:
         return []
     rows = await (
         ctx.db.query("shareLinks")
-        .with_index("by_template", lambda q: q.eq("emailTemplateId", template["_id"]))
+        .with_index(index, lambda q: q.eq(field, template["_id"]))
         .order("desc")
         .take(100)
     )

@@ -32,7 +32,7 @@ from owlat.runtime import (
     v,
 )
 
-BODIES = ("html", "text", "headers", "dataVariables", "deliveryKey")
+BODIES = ("html", "text", "headers", "dataVariables", "deliveryKey", "attachments")
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +69,7 @@ async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     args={"sendIds": v.array(v.id("transactionalSends")), "leaseMs": v.optional(v.number())}
 )
 async def deliver(ctx: ActionCtx, args: dict[str, Any]) -> None:
-    await sends.deliver_sends(ctx, args["sendIds"], args.get("leaseMs", sends.LEASE_MS))
+    await sends.deliver_sends(ctx, args["sendIds"], args.get("leaseMs", sends.lease_ms()))
 
 
 @internal_query(args={"sendIds": v.array(v.id("transactionalSends"))})
@@ -98,4 +98,4 @@ async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
 
 @internal_mutation(args={"leaseMs": v.optional(v.number())})
 async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
-    return await sends.recover_stalled(ctx, now_ms(), args.get("leaseMs", sends.LEASE_MS))
+    return await sends.recover_stalled(ctx, now_ms(), args.get("leaseMs", sends.lease_ms()))

@@ -10,6 +10,7 @@ scripted per recipient, one per attempt, in order:
 
 `self_signed(folder)` writes a certificate for 127.0.0.1 and its key. `FakeResend` is a
 Starlette app with Resend's `POST /emails`, checking the documented request shape.
+`https_server(app, folder)` serves an ASGI app over TLS on 127.0.0.1 (that certificate).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 
 @dataclasses.dataclass
@@ -272,3 +274,40 @@ def _shape_problem(body: Any) -> str | None:
         except (KeyError, binascii.Error):
             return "attachment content must be base64"
     return None
+
+
+# -- HTTPS -----------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def https_server(app: ASGIApp, folder: Path) -> AsyncIterator[tuple[str, ssl.SSLContext]]:
+    """Serve `app` over TLS on a free 127.0.0.1 port until the block ends; yields its base
+    URL (`https://127.0.0.1:<port>`) and a client context that trusts its certificate."""
+    import uvicorn
+
+    from tests.e2e.conftest import _InProcessServer
+
+    cert_file, _ = self_signed(folder)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        ssl_certfile=str(cert_file),
+        ssl_keyfile=str(folder / "key.pem"),
+    )
+    server = _InProcessServer(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if serving.done():
+                serving.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.005)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"https://127.0.0.1:{port}", ssl.create_default_context(cafile=str(cert_file))
+    finally:
+        server.should_exit = True
+        await serving

@@ -177,6 +177,51 @@ def test_headers_a_kind_does_not_take_are_refused(
         kind_headers(kind, **options)
 
 
+@pytest.mark.parametrize(
+    ("text", "html", "transfer"),
+    [
+        ("Plain ASCII\nTwo lines", "<p>ASCII</p>", ("7bit", "7bit")),
+        ("Grüße, Jörg €\r\nmixed\rbreaks\n", "<p>Grüße</p>", ("quoted-printable",) * 2),
+        ("x" * 2000, "<p>" + "y" * 5000 + "</p>", ("quoted-printable",) * 2),
+        ("nul\x00byte  \ntrailing spaces   ", "=_ and =3D and --", ("quoted-printable", "7bit")),
+    ],
+)
+def test_bodies_round_trip_in_the_transfer_encoding_they_need(
+    text: str, html: str, transfer: tuple[str, str]
+) -> None:
+    parsed = parse(compose(campaign(text=text, html=html), now=NOW))
+    plain, rich = parsed.iter_parts()
+    assert (plain["Content-Transfer-Encoding"], rich["Content-Transfer-Encoding"]) == transfer
+    assert lines(plain) == text.encode().decode().splitlines()
+    assert lines(rich) == html.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("subject", "display"),
+    [
+        ("Ünïcödé ✓ subject", "Jörg Müller"),
+        ("long " + "word " * 300, 'Quote "me", please'),
+        ("tab\there", "Ada"),
+    ],
+)
+def test_headers_that_need_encoding_or_folding_round_trip(subject: str, display: str) -> None:
+    raw = compose(campaign(subject=subject, to=format_address(display, "a@example.org")))
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    parsed = parse(raw)
+    assert parsed["Subject"] == subject
+    assert parsed["To"].addresses[0].display_name == display
+
+
+def test_attachment_names_round_trip() -> None:
+    names = ['a "quoted" \\ name.pdf', "naïve €.pdf", "plain.txt"]
+    files = tuple(Attachment(name, b"\x00\x01" * 100, "application/pdf") for name in names)
+    parsed = parse(compose(campaign(attachments=files), now=NOW))
+    _, *attached = parsed.iter_parts()
+    assert [(a.get_filename(), a.get_content()) for a in attached] == [
+        (name, b"\x00\x01" * 100) for name in names
+    ]
+
+
 def test_a_test_send_is_tagged() -> None:
     assert tagged_test_subject("Spring news") == "[TEST] Spring news"
 

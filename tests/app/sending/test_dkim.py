@@ -4,15 +4,17 @@ signed header or the body, or adding a second From or List-Unsubscribe, breaks t
 from __future__ import annotations
 
 import base64
+import random
 
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from dkim.canonicalization import CanonicalizationPolicy
 
 from owlat.app.lib.email_providers.types import EmailMessage
 from owlat.app.lib.sending.composition import SendKind, kind_headers, prepare
-from owlat.app.lib.sending.dkim import DkimSigner, dns_name, generate_key_pair
+from owlat.app.lib.sending.dkim import DkimSigner, dns_name, generate_key_pair, relaxed_body
 
 PAIR = generate_key_pair()
 SIGNER = DkimSigner("Sender.test", "owlat2024", PAIR.private_key_pem)
@@ -110,3 +112,12 @@ def test_a_non_rsa_key_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="RSA private key"):
         DkimSigner("sender.test", "s", pem)
+
+
+def test_the_relaxed_body_is_dkimpys_byte_for_byte() -> None:
+    relaxed = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+    pieces = [b"a", b" ", b"  ", b"\t", b"\t \t", b"\r\n", b"\r\n\r\n", b"x y", b"\r"]
+    chance = random.Random(16)
+    for _ in range(20_000):
+        body = b"".join(chance.choice(pieces) for _ in range(chance.randint(0, 24)))
+        assert relaxed_body(body) == relaxed.canonicalize_body(body), body

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from owlat.app.lib.address_limits import AddressLimiter
-from owlat.config import IMPORT_MAX_BYTES, MEDIA_MAX_BYTES
+from owlat.app.lib.sending.attachments import FetchPolicy
+from owlat.config import IMPORT_MAX_BYTES, MEDIA_MAX_BYTES, SEND_LEASE_SECONDS
 
 if TYPE_CHECKING:
     from owlat.config import Settings
@@ -70,6 +71,12 @@ class Instance:
     ses_endpoint_url: str = ""
     # `owlat dev`: development-only pages (the outbox at /dev/outbox) are served.
     development: bool = False
+    # How long a send may stay `sending` (or `queued`) before recovery takes it for
+    # interrupted (OWLAT_SEND_LEASE_SECONDS; lib/sending/sends.py).
+    send_lease_ms: float = SEND_LEASE_SECONDS * 1000.0
+    # Where attachment URLs may be fetched from: public addresses only (tests only may
+    # allow loopback, lib/sending/attachments.py).
+    attachment_fetch: FetchPolicy = dataclasses.field(default_factory=FetchPolicy)
 
     @property
     def outbox_dir(self) -> Path:
@@ -157,5 +164,6 @@ def configure_from_settings(
         dns_nameservers=settings.dns_nameservers,
         resend_api_url=settings.resend_api_url,
         ses_endpoint_url=settings.ses_endpoint_url,
+        send_lease_ms=settings.send_lease_seconds * 1000.0,
         development=development,
     )

@@ -4,16 +4,18 @@ A saved block's content is `EditorBlock[]` JSON like a template's (checked the s
 paths `content[0]...`), with at least one block and no saved-block references of its own.
 
 Propagation. Changing a block's content or name, or deleting it, must reach every
-template that links it (`linkedBlockIds`), and an organization may have more of those than
-one transaction should touch. So the change starts a job, kept on the block
-(`propagation {kind, phase, cursor, updatedAt}`), that walks the linking templates in
-pages of the `by_org` index (filtered on `linkedBlockIds`; `cursor` is where the next page
+template that links it (`linkedBlockIds`): email templates and transactional emails alike,
+and an organization may have more of those than one transaction should touch. So the
+change starts a job, kept on the block (`propagation {kind, phase, table, cursor,
+updatedAt}`), that walks the linking templates of each table (`TABLES`, in order) in pages
+of its `by_org` index (filtered on `linkedBlockIds`; `cursor` is where the next page
 starts):
 - `sync` (content or name changed): phase `mark` sets `htmlRenderState.stale` on each
   linking template (`MARK_BATCH` a step); phase `render` re-renders each
   (`templates.rerender`: the groups take the block's new blocks; `RENDER_BATCH` a step);
 - `detach` (block deleted: `deletedAt` set, hidden at once): phase `render` only, which
   drops the references (the blocks stay in the templates); the last step deletes the block.
+A phase walks every table before the next phase starts.
 The changing mutation runs the first step itself (so up to `MARK_BATCH` templates are
 marked stale in the same transaction as the change); each step is one mutation that
 advances `cursor` and schedules the next, so a crash rolls a step back and the scheduler
@@ -42,6 +44,7 @@ MARK_BATCH = 200  # a marked template costs two reads (get, patch) and one write
 RENDER_BATCH = 20  # a render costs a few milliseconds of CPU
 STALL_MS = 60_000
 RESUME_BATCH = 100
+TABLES = ("emailTemplates", "transactionalEmails")  # what may link a saved block
 
 
 def clean_content(content: str) -> str:
@@ -72,9 +75,9 @@ async def block_of(ctx: QueryCtx, organization_id: str, block_id: str) -> dict[s
     return found
 
 
-def _linking(ctx: QueryCtx, block: dict[str, Any]) -> Any:
+def _linking(ctx: QueryCtx, block: dict[str, Any], table: str) -> Any:
     return (
-        ctx.db.query("emailTemplates")
+        ctx.db.query(table)
         .with_index("by_org", lambda q: q.eq("organizationId", block["organizationId"]))
         .filter(lambda q: q.includes(q.field("linkedBlockIds"), block["_id"]))
     )
@@ -87,6 +90,7 @@ async def start_propagation(ctx: MutationCtx, block: dict[str, Any], kind: str) 
     job = {
         "kind": kind,
         "phase": "mark" if kind == "sync" else "render",
+        "table": TABLES[0],
         "cursor": None,
         "updatedAt": now_ms(),
     }
@@ -95,32 +99,43 @@ async def start_propagation(ctx: MutationCtx, block: dict[str, Any], kind: str) 
 
 
 async def step(ctx: MutationCtx, block_id: str, revision: int) -> None:
-    """One page of the block's propagation (see the module docstring)."""
+    """One batch of the block's propagation (see the module docstring): a page of the
+    table being walked, continued into the next table while the batch is not full."""
     block = await ctx.db.get(block_id)
     if block is None or block["revision"] != revision or block.get("propagation") is None:
         return
     block = dict(block)
     job = dict(block["propagation"])
     marking = job["phase"] == "mark"
-    page = await _linking(ctx, block).paginate(
-        {"numItems": MARK_BATCH if marking else RENDER_BATCH, "cursor": job["cursor"]}
-    )
-    for template in page["page"]:
-        if not marking:
-            await rerender(ctx, dict(template))
-        elif (template.get("htmlRenderState") or {}).get("stale") is not True:
-            await ctx.db.patch(
-                template["_id"], {"htmlRenderState": {"stale": True, "failureCount": 0}}
-            )
-    if not page["isDone"]:
-        job["cursor"] = page["continueCursor"]
-    elif marking:
-        job.update(phase="render", cursor=None)
-    elif job["kind"] == "detach":
-        await ctx.db.delete(block_id)
-        return
-    else:
-        await ctx.db.patch(block_id, {"propagation": UNDEFINED})
+    budget = MARK_BATCH if marking else RENDER_BATCH
+    while True:
+        table = job.get("table", TABLES[0])
+        page = await _linking(ctx, block, table).paginate(
+            {"numItems": budget, "cursor": job["cursor"]}
+        )
+        for template in page["page"]:
+            if not marking:
+                await rerender(ctx, dict(template))
+            elif (template.get("htmlRenderState") or {}).get("stale") is not True:
+                await ctx.db.patch(
+                    template["_id"], {"htmlRenderState": {"stale": True, "failureCount": 0}}
+                )
+        budget -= len(page["page"])
+        if not page["isDone"]:
+            job["cursor"] = page["continueCursor"]
+            break
+        if table != TABLES[-1]:
+            job.update(table=TABLES[TABLES.index(table) + 1], cursor=None)
+            if budget > 0:
+                continue
+            break
+        if marking:
+            job.update(phase="render", table=TABLES[0], cursor=None)
+            break
+        if job["kind"] == "detach":
+            await ctx.db.delete(block_id)
+        else:
+            await ctx.db.patch(block_id, {"propagation": UNDEFINED})
         return
     job["updatedAt"] = now_ms()
     await ctx.db.patch(block_id, {"propagation": job})

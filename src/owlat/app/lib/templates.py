@@ -18,10 +18,15 @@ A failure at any step leaves the template as it was.
 `rerender` does 2–4 (no version) for a template whose saved blocks changed
 (`saved_blocks.py`); a template that no longer renders keeps its HTML and records the
 failure in `htmlRenderState`.
+
+Email templates and transactional emails are rendered templates alike (`RENDERED_TEMPLATE`
+in the schema); a `TemplateKind` names the table, the argument that names one, and what
+belongs to one (versions, share links). Only email templates keep versions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -72,6 +77,30 @@ HEAVY_FIELDS = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class TemplateKind:
+    """A table of rendered templates."""
+
+    table: str
+    id_arg: str  # the argument naming one (`templateId`, `transactionalEmailId`)
+    label: str  # "<label> not found"
+    versioned: bool  # saves capture versions (`emailTemplateVersions`)
+    # (table, index, field) of the rows deleted with one
+    dependents: tuple[tuple[str, str, str], ...] = ()
+
+
+EMAIL_TEMPLATES = TemplateKind(
+    "emailTemplates",
+    "templateId",
+    "Template",
+    versioned=True,
+    dependents=(
+        ("emailTemplateVersions", "by_template", "templateId"),
+        ("shareLinks", "by_template", "emailTemplateId"),
+    ),
+)
+
+
 def invalid_state(message: str) -> AuthFailure:
     return AuthFailure("INVALID_STATE", message)
 
@@ -85,20 +114,22 @@ def compact_json(value: Any) -> str:
 
 
 async def find_template(
-    ctx: QueryCtx, organization_id: str, template_id: str
+    ctx: QueryCtx, organization_id: str, template_id: str, kind: TemplateKind = EMAIL_TEMPLATES
 ) -> dict[str, Any] | None:
-    normalized = ctx.db.normalize_id("emailTemplates", template_id)
+    normalized = ctx.db.normalize_id(kind.table, template_id)
     found = None if normalized is None else await ctx.db.get(normalized)
     if found is None or found["organizationId"] != organization_id:
         return None
     return dict(found)
 
 
-async def template_of(ctx: QueryCtx, organization_id: str, template_id: str) -> dict[str, Any]:
+async def template_of(
+    ctx: QueryCtx, organization_id: str, template_id: str, kind: TemplateKind = EMAIL_TEMPLATES
+) -> dict[str, Any]:
     """The organization's template, or "Template not found"."""
-    found = await find_template(ctx, organization_id, template_id)
+    found = await find_template(ctx, organization_id, template_id, kind)
     if found is None:
-        raise not_found("Template")
+        raise not_found(kind.label)
     return found
 
 
@@ -152,29 +183,30 @@ FORCE = {"forceWhilePublished": v.optional(v.boolean())}
 
 
 async def editable_template(
-    ctx: QueryCtx, args: Mapping[str, Any]
+    ctx: QueryCtx, args: Mapping[str, Any], kind: TemplateKind = EMAIL_TEMPLATES
 ) -> tuple[MutationContext, dict[str, Any]]:
-    """The caller (`templates:edit`) and the template `args["templateId"]`; a published
+    """The caller (`templates:edit`) and the template `args[kind.id_arg]`; a published
     one needs `args["forceWhilePublished"]` and `templates:manage`."""
     context = await get_mutation_context(ctx)
     require_permission(context.role, "templates:edit")
-    template = await template_of(ctx, context.team_id, args["templateId"])
+    template = await template_of(ctx, context.team_id, args[kind.id_arg], kind)
     if template["status"] == "published":
         if not args.get("forceWhilePublished"):
             raise invalid_state(
-                "The template is published: unpublish it first, or pass forceWhilePublished"
+                f"The {kind.label.lower()} is published: unpublish it first, or pass "
+                "forceWhilePublished"
             )
         require_permission(context.role, "templates:manage")
     return context, template
 
 
 async def managed_template(
-    ctx: QueryCtx, args: Mapping[str, Any]
+    ctx: QueryCtx, args: Mapping[str, Any], kind: TemplateKind = EMAIL_TEMPLATES
 ) -> tuple[MutationContext, dict[str, Any]]:
-    """The caller (`templates:manage`) and the template `args["templateId"]`."""
+    """The caller (`templates:manage`) and the template `args[kind.id_arg]`."""
     context = await get_mutation_context(ctx)
     require_permission(context.role, "templates:manage")
-    return context, await template_of(ctx, context.team_id, args["templateId"])
+    return context, await template_of(ctx, context.team_id, args[kind.id_arg], kind)
 
 
 # -- checking ----------------------------------------------------------------------------------
@@ -330,12 +362,17 @@ async def _adjust_usage(ctx: MutationCtx, before: Iterable[str], after: Iterable
             await ctx.db.patch(block_id, {"usageCount": max(0, block["usageCount"] + step)})
 
 
-async def _write(ctx: MutationCtx, template_id: str | None, fields: dict[str, Any]) -> str:
-    """Insert (`template_id` None) or patch a template; one too large to store (content,
-    rendered HTML and translations together past the document limit) is `InvalidContent`."""
+async def _write(
+    ctx: MutationCtx,
+    template_id: str | None,
+    fields: dict[str, Any],
+    table: str = EMAIL_TEMPLATES.table,
+) -> str:
+    """Insert into `table` (`template_id` None) or patch a template; one too large to store
+    (content, rendered HTML and translations past the document limit) is `InvalidContent`."""
     try:
         if template_id is None:
-            return str(await ctx.db.insert("emailTemplates", fields))
+            return str(await ctx.db.insert(table, fields))
         await ctx.db.patch(template_id, fields)
     except LimitExceededError as error:
         raise InvalidContent(
@@ -357,6 +394,7 @@ async def save(
     user_id: str,
     *,
     trigger: str = "save",
+    kind: TemplateKind = EMAIL_TEMPLATES,
 ) -> dict[str, Any]:
     """Create (`template` None) or change a template as the module docstring says; returns
     it as stored. `changes` hold checked fields (`clean_fields`), `content` as JSON text."""
@@ -378,11 +416,12 @@ async def save(
     if template is None:
         merged.update(createdBy=user_id, createdAt=now)
         fields = {k: v for k, v in merged.items() if v is not None}
-        merged["_id"] = await _write(ctx, None, fields)
+        merged["_id"] = await _write(ctx, None, fields, kind.table)
     else:
         patch = {k: v for k, v in merged.items() if not k.startswith("_")}
         await _write(ctx, template["_id"], _stored(patch))
-    await capture_version(ctx, merged, trigger, user_id)
+    if kind.versioned:
+        await capture_version(ctx, merged, trigger, user_id)
     return {k: v for k, v in merged.items() if v is not None}
 
 
@@ -411,22 +450,20 @@ async def rerender(ctx: MutationCtx, template: dict[str, Any]) -> bool:
     return True
 
 
-async def delete_template(ctx: MutationCtx, template: Mapping[str, Any]) -> None:
-    """Delete a template with its versions and share links; saved blocks count one use less."""
-    for table, field in (
-        ("emailTemplateVersions", "templateId"),
-        ("shareLinks", "emailTemplateId"),
-    ):
-        for row in await _of_template(ctx, table, field, template["_id"]):
+async def delete_template(
+    ctx: MutationCtx, template: Mapping[str, Any], kind: TemplateKind = EMAIL_TEMPLATES
+) -> None:
+    """Delete a template with what belongs to it (versions, share links: `kind.dependents`);
+    saved blocks count one use less."""
+    for table, index, field in kind.dependents:
+        for row in await _of_template(ctx, table, index, field, template["_id"]):
             await ctx.db.delete(row["_id"])
     await _adjust_usage(ctx, template.get("linkedBlockIds") or (), ())
     await ctx.db.delete(template["_id"])
 
 
 async def _of_template(
-    ctx: QueryCtx, table: str, field: str, template_id: str
+    ctx: QueryCtx, table: str, index: str, field: str, template_id: str
 ) -> list[dict[str, Any]]:
-    """The rows of `table` whose `field` names the template (its `by_template` index)."""
-    return await (
-        ctx.db.query(table).with_index("by_template", lambda q: q.eq(field, template_id))
-    ).collect()
+    """The rows of `table` whose `field` names the template (through `index`)."""
+    return await ctx.db.query(table).with_index(index, lambda q: q.eq(field, template_id)).collect()

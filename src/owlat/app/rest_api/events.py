@@ -17,12 +17,19 @@ from starlette.responses import Response
 from owlat.app.lib.api_key_auth import ApiKeyCaller
 from owlat.app.lib.contacts import create_contact, live_by_email, record_activity
 from owlat.app.lib.session_organization import now_ms
-from owlat.app.rest_api.wire import ApiError, checked_email, data, endpoint, json_object, primitive
+from owlat.app.rest_api.wire import (
+    FIELD_NAME,
+    ApiError,
+    checked_email,
+    data,
+    endpoint,
+    json_object,
+    primitive,
+)
 from owlat.app.schema import EVENT_PROPERTY_VALUE
 from owlat.runtime import ActionCtx, MutationCtx, internal, internal_mutation, v
 
 EVENT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,99}$")
-PROPERTY_KEY = re.compile(r"^[ -#%-~][ -~]{0,99}$")  # printable ASCII, not starting with $
 MAX_PROPERTIES = 100
 MAX_STRING = 10_000
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -67,7 +74,7 @@ def _properties(body: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(400, f"eventProperties may have at most {MAX_PROPERTIES} keys")
     cleaned = {}
     for key, value in properties.items():
-        if not PROPERTY_KEY.match(key):
+        if not FIELD_NAME.match(key):
             raise ApiError(
                 400,
                 "eventProperties keys must be 1 to 100 printable ASCII characters "

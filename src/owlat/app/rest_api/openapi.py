@@ -12,8 +12,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from owlat.app.lib.sending.attachments import MAX_ATTACHMENTS, MAX_FILENAME
 from owlat.app.rest_api.contacts import MAX_LIMIT
 from owlat.app.rest_api.events import EVENT_NAME, MAX_PROPERTIES, MAX_STRING
+from owlat.app.rest_api.transactional import LANGUAGE
+from owlat.app.rest_api.wire import FIELD_NAME
 from owlat.runtime import ActionCtx, JSONResponse
 
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -58,6 +61,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         403: "Forbidden",
         404: "NotFound",
         409: "AlreadyExists",
+        422: "InvalidState",
         429: "RateLimited",
     }
     codes = (400, 401, 403, *statuses, 429)
@@ -132,13 +136,19 @@ SCHEMAS: dict[str, Any] = {
                             "forbidden",
                             "not_found",
                             "already_exists",
+                            "conflict",
                             "invalid_state",
                             "rate_limited",
                             "internal",
                         ],
                     },
                     "message": {"type": "string"},
-                    "data": {"type": "object"},
+                    "data": {
+                        "type": "object",
+                        "properties": {
+                            "reason": {"type": "string", "description": "Why it was refused"}
+                        },
+                    },
                 },
             }
         },
@@ -199,7 +209,7 @@ SCHEMAS: dict[str, Any] = {
             "eventProperties": {
                 "type": "object",
                 "maxProperties": MAX_PROPERTIES,
-                "propertyNames": {"pattern": "^[ -#%-~][ -~]{0,99}$"},
+                "propertyNames": {"pattern": FIELD_NAME.pattern},
                 "additionalProperties": {
                     "oneOf": [
                         {"type": "string", "maxLength": MAX_STRING},
@@ -227,6 +237,63 @@ SCHEMAS: dict[str, Any] = {
             "eventName": {"type": "string"},
             "triggeredAutomations": {"type": "integer", "minimum": 0},
             "contactCreated": {"type": "boolean"},
+        },
+    },
+    "TransactionalInput": {
+        "type": "object",
+        "description": "One of transactionalId or slug",
+        "required": ["email"],
+        "properties": {
+            "transactionalId": {"type": "string", "minLength": 1},
+            "slug": {"type": "string", "pattern": "^[a-z0-9]+(?:-[a-z0-9]+)*$"},
+            "email": EMAIL,
+            "dataVariables": {
+                "type": "object",
+                "description": "Values for the email's placeholders (checked against its schema)",
+                "propertyNames": {"pattern": FIELD_NAME.pattern},
+            },
+            "language": {"type": "string", "pattern": LANGUAGE.pattern},
+            "addToAudience": {
+                "type": "boolean",
+                "default": True,
+                "description": "Create a contact (source transactional) for a new address",
+            },
+            "attachments": {
+                "type": "array",
+                "maxItems": MAX_ATTACHMENTS,
+                "items": {
+                    "type": "object",
+                    "description": "Exactly one of content (base64) or url (https); "
+                    "at most 10 MB together",
+                    "required": ["filename"],
+                    "properties": {
+                        "filename": {"type": "string", "minLength": 1, "maxLength": MAX_FILENAME},
+                        "content": {"type": "string", "contentEncoding": "base64"},
+                        "url": {"type": "string", "format": "uri", "pattern": "^https://"},
+                        "contentType": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "TransactionalQueued": {
+        "type": "object",
+        "required": [
+            "status",
+            "email",
+            "transactionalEmailId",
+            "slug",
+            "contactCreated",
+            "language",
+        ],
+        "properties": {
+            "status": {"const": "queued"},
+            "email": {"type": "string"},
+            "transactionalEmailId": {"type": "string", "description": "The send's id"},
+            "slug": {"type": "string", "description": "The request's slug, or empty"},
+            "contactId": ID,
+            "contactCreated": {"type": "boolean"},
+            "language": {"type": "string"},
         },
     },
     "SubscribeInput": {
@@ -262,7 +329,15 @@ RESPONSES = {
     ),
     "Forbidden": _answer("The API key lacks the scope the endpoint needs", _ERROR),
     "NotFound": _answer("Not found (also for another organization's documents)", _ERROR),
-    "AlreadyExists": _answer("A live contact already has that email address", _ERROR),
+    "AlreadyExists": _answer(
+        "A live contact already has that email address; an Idempotency-Key reused with "
+        "another body (category conflict)",
+        _ERROR,
+    ),
+    "InvalidState": _answer(
+        "The request cannot be carried out now (category invalid_state; data.reason says why)",
+        _ERROR,
+    ),
     "RateLimited": {
         **_answer("More than 10 requests per second (burst 15) with this key", _ERROR),
         "headers": {
@@ -419,6 +494,28 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/v1/transactional": {
+        "post": {
+            "operationId": "sendTransactional",
+            "summary": "Queue a transactional email to one address (scope transactional:send)",
+            "tags": ["transactional"],
+            "security": _AUTH,
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "Replays the first answer for 24 hours (same body)",
+                    "schema": {"type": "string", "pattern": "^[ -~]{1,255}$"},
+                }
+            ],
+            "requestBody": _body(_ref("TransactionalInput")),
+            "responses": {
+                "202": _answer("Recorded and queued", _data(_ref("TransactionalQueued"))),
+                **_errors(404, 409, 422),
+            },
+        }
+    },
     **_topic_paths("topics", "topics"),
     **_topic_paths("mailing-lists", "mailing lists"),
 }
@@ -429,7 +526,8 @@ DOCUMENT: dict[str, Any] = {
         "title": "Owlat REST API",
         "version": "1.0.0",
         "description": (
-            "Contacts, events and mailing-list membership of one organization, chosen by "
+            "Contacts, events, mailing-list membership and transactional email of one "
+            "organization, chosen by "
             "the API key. Errors are {error: {category, message}}; authenticated answers "
             "carry X-RateLimit-* headers (10 requests/s per key, burst 15)."
         ),

@@ -13,13 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from owlat.app.lib.api_key_auth import api_error
-from owlat.app.rest_api import contacts, events, openapi, topics
+from owlat.app.rest_api import contacts, events, openapi, topics, transactional
 from owlat.app.rest_api.wire import iso, preflight, unauthenticated
 from owlat.runtime import ActionCtx, HttpRouter, JSONResponse
 
 V1 = "/api/v1"
 _KNOWN_PATHS = re.compile(
-    r"^/(?:health|openapi\.json|contacts|contacts/[^/]+|events"
+    r"^/(?:health|openapi\.json|contacts|contacts/[^/]+|events|transactional"
     r"|(?:topics|mailing-lists)/[^/]+/contacts(?:/[^/]+)?)$"
 )
 
@@ -43,6 +43,7 @@ EXACT = (
     ("/contacts", "GET", contacts.list_endpoint),
     ("/contacts", "POST", contacts.create_endpoint),
     ("/events", "POST", events.send_endpoint),
+    ("/transactional", "POST", transactional.send_endpoint),
 )
 PREFIXED = (
     ("/contacts/", "GET", contacts.get_endpoint),

@@ -50,15 +50,28 @@ Handler = Callable[[ActionCtx, Request, ApiKeyCaller], Awaitable[Response]]
 
 
 class ApiError(Exception):
-    """A refusal answered as `{"error": {"category", "message"}}` with `status`."""
+    """A refusal answered as `{"error": {"category", "message", "data"?}}` with `status`:
+    the category of the status unless given; `reason` goes into `data.reason`."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        reason: str | None = None,
+        category: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.reason = reason
+        self.category = category or CATEGORIES[status]
 
     def response(self) -> JSONResponse:
-        return api_error(CATEGORIES[self.status], self.message, self.status)
+        if self.reason is None:
+            return api_error(self.category, self.message, self.status)
+        body = {"category": self.category, "message": self.message, "data": {"reason": self.reason}}
+        return JSONResponse({"error": body}, status_code=self.status)
 
 
 def data(body: Any, status: int = 200) -> JSONResponse:
@@ -168,11 +181,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, or 400 `Invalid JSON in request body`."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(400, f"Request body must be at most {MAX_BODY} bytes")
+async def json_object(request: Request, max_bytes: int = MAX_BODY) -> dict[str, Any]:
+    """The body as a JSON object, or 400 `Invalid JSON in request body`; a body over
+    `max_bytes` is refused as it streams."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ApiError(400, f"Request body must be at most {max_bytes} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
         # lone surrogates ("\\ud800") are JSON but not text a document can hold
@@ -228,6 +247,34 @@ def checked_email(body: dict[str, Any], name: str, label: str) -> str:
         return normalize_email(value)
     except AppError:
         raise ApiError(400, "Invalid email format") from None
+
+
+MAX_JSON_DEPTH = 16
+MAX_JSON_ITEMS = 1000
+FIELD_NAME = re.compile(r"^[ -#%-~][ -~]{0,99}$")  # printable ASCII, not starting with $
+
+
+def json_value(value: Any, label: str, depth: int = 0) -> Any:
+    """A JSON value a document can hold (objects and lists of primitives, nested at most
+    `MAX_JSON_DEPTH` deep, at most `MAX_JSON_ITEMS` entries each), or 400 naming `label`."""
+    if isinstance(value, dict | list) and depth >= MAX_JSON_DEPTH:
+        raise ApiError(400, f"{label} nests deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, dict | list) and len(value) > MAX_JSON_ITEMS:
+        raise ApiError(400, f"{label} has more than {MAX_JSON_ITEMS} entries")
+    if isinstance(value, list):
+        return [json_value(item, f"{label}[{i}]", depth + 1) for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        cleaned = {}
+        for key, item in value.items():
+            if not FIELD_NAME.match(key):
+                raise ApiError(
+                    400,
+                    f"{label} keys must be 1 to 100 printable ASCII characters and not "
+                    "start with $",
+                )
+            cleaned[key] = json_value(item, f"{label}.{key}", depth + 1)
+        return cleaned
+    return primitive(value, label)
 
 
 def primitive(value: Any, label: str) -> str | float | bool | None:

@@ -774,11 +774,13 @@ export type PublicApi = {
   shareLinks: {
     /** `shareLinks:create`: A new link to the template's current rendering: `{shareLinkId, token, url, expiresAt}` (the token is not shown again). */
     create: FunctionReference<"mutation", "public", {
-      templateId: string;
+      templateId?: string;
+      transactionalEmailId?: string;
     }, any>;
     /** `shareLinks:list`: The template's links, newest first, with `active` (neither revoked nor expired). */
     list: FunctionReference<"query", "public", {
-      templateId: string;
+      templateId?: string;
+      transactionalEmailId?: string;
     }, any>;
     /** `shareLinks:revoke` */
     revoke: FunctionReference<"mutation", "public", {
@@ -803,6 +805,100 @@ export type PublicApi = {
     /** `trackingDomains:verify`: Resolve the CNAME now; the tracking domain afterwards. */
     verify: FunctionReference<"action", "public", {
       trackingDomainId: Id<"trackingDomains">;
+    }, any>;
+  };
+  transactionalEmails: {
+    /** `transactionalEmails:addAttachment`: Attach an uploaded file of the organization to every send; returns the email. */
+    addAttachment: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+      storageId: Id<"_storage">;
+      filename: string;
+      contentType?: string;
+      forceWhilePublished?: boolean;
+    }, any>;
+    /** `transactionalEmails:create`: A new draft; returns its id. */
+    create: FunctionReference<"mutation", "public", {
+      name: string;
+      slug: string;
+      subject?: string;
+      previewText?: string;
+      content?: string;
+      plainTextOverride?: string;
+      showUnsubscribe?: boolean;
+      dataVariablesSchema?: Record<string, "string" | "number" | "boolean" | "date">;
+      defaultLanguage?: string;
+    }, any>;
+    /** `transactionalEmails:duplicate`: A draft copy named "<name> (Copy)" with a free slug "<slug>-copy[-n]" and the same attachments; returns its id. */
+    duplicate: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+    }, any>;
+    /** `transactionalEmails:generateAttachmentUploadUrl`: A URL to POST one attachment file to (at most 10 MB; the reply holds its `storageId`), then `addAttachment`. */
+    generateAttachmentUploadUrl: FunctionReference<"mutation", "public", Record<string, never>, any>;
+    /** `transactionalEmails:get`: The transactional email, or None (unknown, or another organization's). */
+    get: FunctionReference<"query", "public", {
+      transactionalEmailId: string;
+    }, any>;
+    /** `transactionalEmails:getBySlug` */
+    getBySlug: FunctionReference<"query", "public", {
+      slug: string;
+    }, any>;
+    /** `transactionalEmails:list`: A page of transactional emails (without content and HTML), last changed first; `search` finds a piece of the name or subject. */
+    list: FunctionReference<"query", "public", {
+      paginationOpts: {
+        numItems: number;
+        cursor: string | null;
+        endCursor?: string | null;
+        id?: number;
+        maximumRowsRead?: number;
+        maximumBytesRead?: number;
+      };
+      search?: string;
+      status?: "draft" | "published";
+    }, any>;
+    /** `transactionalEmails:preview`: The email personalized with `dataVariables`: `subject`, `html`, `text` and the placeholders that had no value (`missing`). */
+    preview: FunctionReference<"query", "public", {
+      transactionalEmailId: string;
+      dataVariables?: Record<string, any>;
+      language?: string;
+    }, any>;
+    /** `transactionalEmails:publish`: Render it afresh and publish it; it needs a subject and content. */
+    publish: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+    }, any>;
+    /** `transactionalEmails:remove`: Delete it, and the attachment files no other transactional email names. */
+    remove: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+      forceWhilePublished?: boolean;
+    }, any>;
+    /** `transactionalEmails:removeAttachment`: Take a file off the email (deleted unless another transactional email names it). */
+    removeAttachment: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+      storageId: string;
+      forceWhilePublished?: boolean;
+    }, any>;
+    /** `transactionalEmails:sendTest`: Send it (a draft too) to `to` as a test, personalized with `dataVariables` (checked against its schema); the send's id (`transactionalSends:get`). */
+    sendTest: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+      to: string;
+      dataVariables?: Record<string, any>;
+      language?: string;
+    }, any>;
+    /** `transactionalEmails:unpublish`: Back to draft: the API refuses to send it (the HTML stays). */
+    unpublish: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+    }, any>;
+    /** `transactionalEmails:update`: Change the fields passed ("" clears the preview text and the plain-text override); returns the email as stored. */
+    update: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+      name?: string;
+      slug?: string;
+      subject?: string;
+      previewText?: string;
+      content?: string;
+      plainTextOverride?: string;
+      showUnsubscribe?: boolean;
+      dataVariablesSchema?: Record<string, "string" | "number" | "boolean" | "date">;
+      forceWhilePublished?: boolean;
     }, any>;
   };
   transactionalSends: {
@@ -1359,6 +1455,37 @@ export type InternalApi = {
           email?: string;
           id?: string;
         };
+      }, any>;
+    };
+    transactional: {
+      /** `restApi/transactional:purgeIdempotencyKeys`: Delete idempotency keys past their 24 hours (a batch; the next one is scheduled while there are more); how many. */
+      purgeIdempotencyKeys: FunctionReference<"mutation", "internal", Record<string, never>, any>;
+      /** `restApi/transactional:replay`: What an earlier request with this key answers now, or None. */
+      replay: FunctionReference<"query", "internal", {
+        organizationId: Id<"organizations">;
+        key: string;
+        requestHash: string;
+      }, any>;
+      /** `restApi/transactional:send`: Check, upsert the contact and enqueue the send (module docstring): `{answer}`, `{answer, replayed}` or `{refusal}` (nothing written). */
+      send: FunctionReference<"mutation", "internal", {
+        organizationId: Id<"organizations">;
+        email: string;
+        requestEmail: string;
+        transactionalId?: string | null;
+        slug?: string | null;
+        dataVariables: Record<string, any>;
+        language?: string | null;
+        addToAudience: boolean;
+        attachments: Array<{
+          filename: string;
+          contentType?: string;
+          storageId?: Id<"_storage">;
+          url?: string;
+          size?: number;
+        }>;
+        ownedStorageIds: Array<Id<"_storage">>;
+        idempotencyKey?: string | null;
+        requestHash?: string | null;
       }, any>;
     };
   };

@@ -3,7 +3,7 @@
 import type { GenericId } from "convex/values";
 
 /** The app's tables. */
-export type TableNames = "accounts" | "apiKeys" | "blockedEmails" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailTemplateVersions" | "emailTemplates" | "events" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalSends" | "users" | "verifications" | "waitlistEntries";
+export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "blockedEmails" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailTemplateVersions" | "emailTemplates" | "events" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries";
 
 /** The runtime's tables that functions may read. */
 export type SystemTableNames = "_storage" | "_scheduled_functions";
@@ -21,6 +21,16 @@ export type Documents = {
     passwordHash: string;
     createdAt: number;
     updatedAt: number;
+  };
+  apiIdempotencyKeys: {
+    _id: Id<"apiIdempotencyKeys">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    key: string;
+    requestHash: string;
+    response: any;
+    sendId: Id<"transactionalSends">;
+    expiresAt: number;
   };
   apiKeys: {
     _id: Id<"apiKeys">;
@@ -219,6 +229,7 @@ export type Documents = {
     propagation?: {
       kind: "sync" | "detach";
       phase: "mark" | "render";
+      table?: "emailTemplates" | "transactionalEmails";
       cursor: string | null;
       updatedAt: number;
     };
@@ -266,8 +277,6 @@ export type Documents = {
     htmlContent?: string;
     plainTextContent?: string;
     plainTextOverride?: string;
-    type: "marketing" | "transactional";
-    status: "draft" | "published";
     publishedAt?: number;
     showUnsubscribe?: boolean;
     defaultLanguage?: string;
@@ -289,6 +298,8 @@ export type Documents = {
     updatedBy?: Id<"users">;
     createdAt: number;
     updatedAt: number;
+    type: "marketing" | "transactional";
+    status: "draft" | "published";
   };
   events: {
     _id: Id<"events">;
@@ -487,8 +498,9 @@ export type Documents = {
     _id: Id<"shareLinks">;
     _creationTime: number;
     organizationId: Id<"organizations">;
-    targetType: "emailTemplate";
-    emailTemplateId: Id<"emailTemplates">;
+    targetType: "emailTemplate" | "transactionalEmail";
+    emailTemplateId?: Id<"emailTemplates">;
+    transactionalEmailId?: Id<"transactionalEmails">;
     tokenHash: string;
     htmlContent: string;
     rendererVersion?: number;
@@ -514,6 +526,49 @@ export type Documents = {
     createdAt: number;
     updatedAt: number;
   };
+  transactionalEmails: {
+    _id: Id<"transactionalEmails">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    name: string;
+    subject: string;
+    previewText?: string;
+    content: string;
+    htmlContent?: string;
+    plainTextContent?: string;
+    plainTextOverride?: string;
+    publishedAt?: number;
+    showUnsubscribe?: boolean;
+    defaultLanguage?: string;
+    supportedLanguages?: Array<string>;
+    translations?: string;
+    htmlTranslations?: string;
+    linkedBlockIds?: Array<Id<"emailBlocks">>;
+    contentBlockVersion?: number;
+    rendererVersion?: number;
+    htmlRenderState?: {
+      stale: boolean;
+      failureCount: number;
+      lastFailureAt?: number;
+      error?: string;
+    };
+    variables?: Array<string>;
+    searchableText?: string;
+    createdBy?: Id<"users">;
+    updatedBy?: Id<"users">;
+    createdAt: number;
+    updatedAt: number;
+    slug: string;
+    status: "draft" | "published";
+    dataVariablesSchema?: Record<string, "string" | "number" | "boolean" | "date">;
+    attachments?: Array<{
+      filename: string;
+      contentType?: string;
+      storageId?: Id<"_storage">;
+      url?: string;
+      size?: number;
+    }>;
+  };
   transactionalSends: {
     _id: Id<"transactionalSends">;
     _creationTime: number;
@@ -530,7 +585,15 @@ export type Documents = {
     text: string;
     headers: Record<string, string>;
     language?: string;
-    dataVariables?: Record<string, string | number | boolean | null>;
+    dataVariables?: Record<string, any>;
+    attachments?: Array<{
+      filename: string;
+      contentType?: string;
+      storageId?: Id<"_storage">;
+      url?: string;
+      size?: number;
+    }>;
+    attachmentStorageIds?: Array<Id<"_storage">>;
     idempotencyKey?: string;
     deliveryKey: string;
     messageId: string;
@@ -603,6 +666,19 @@ export type DataModel = {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
       by_user: ["userId", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  apiIdempotencyKeys: {
+    document: Doc<"apiIdempotencyKeys">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "key" | "requestHash" | "response" | `response.${string}` | "sendId" | "expiresAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_org_key: ["organizationId", "key", "_creationTime"];
+      by_expires: ["expiresAt", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};
@@ -713,7 +789,7 @@ export type DataModel = {
   };
   emailBlocks: {
     document: Doc<"emailBlocks">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "description" | "content" | "usageCount" | "revision" | "propagation" | "propagation.kind" | "propagation.phase" | "propagation.cursor" | "propagation.updatedAt" | "deletedAt" | "createdBy" | "createdAt" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "description" | "content" | "usageCount" | "revision" | "propagation" | "propagation.kind" | "propagation.phase" | "propagation.table" | "propagation.cursor" | "propagation.updatedAt" | "deletedAt" | "createdBy" | "createdAt" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -750,7 +826,7 @@ export type DataModel = {
   };
   emailTemplates: {
     document: Doc<"emailTemplates">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "subject" | "previewText" | "content" | "htmlContent" | "plainTextContent" | "plainTextOverride" | "type" | "status" | "publishedAt" | "showUnsubscribe" | "defaultLanguage" | "supportedLanguages" | "translations" | "htmlTranslations" | "linkedBlockIds" | "contentBlockVersion" | "rendererVersion" | "htmlRenderState" | "htmlRenderState.stale" | "htmlRenderState.failureCount" | "htmlRenderState.lastFailureAt" | "htmlRenderState.error" | "variables" | "searchableText" | "createdBy" | "updatedBy" | "createdAt" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "subject" | "previewText" | "content" | "htmlContent" | "plainTextContent" | "plainTextOverride" | "publishedAt" | "showUnsubscribe" | "defaultLanguage" | "supportedLanguages" | "translations" | "htmlTranslations" | "linkedBlockIds" | "contentBlockVersion" | "rendererVersion" | "htmlRenderState" | "htmlRenderState.stale" | "htmlRenderState.failureCount" | "htmlRenderState.lastFailureAt" | "htmlRenderState.error" | "variables" | "searchableText" | "createdBy" | "updatedBy" | "createdAt" | "updatedAt" | "type" | "status";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -974,13 +1050,14 @@ export type DataModel = {
   };
   shareLinks: {
     document: Doc<"shareLinks">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "targetType" | "emailTemplateId" | "tokenHash" | "htmlContent" | "rendererVersion" | "subject" | "previewText" | "expiresAt" | "createdBy" | "revokedAt" | "createdAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "targetType" | "emailTemplateId" | "transactionalEmailId" | "tokenHash" | "htmlContent" | "rendererVersion" | "subject" | "previewText" | "expiresAt" | "createdBy" | "revokedAt" | "createdAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
       by_org: ["organizationId", "_creationTime"];
       by_token_hash: ["tokenHash", "_creationTime"];
       by_template: ["emailTemplateId", "createdAt", "_creationTime"];
+      by_transactional_email: ["transactionalEmailId", "createdAt", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};
@@ -998,9 +1075,23 @@ export type DataModel = {
     searchIndexes: {};
     vectorIndexes: {};
   };
+  transactionalEmails: {
+    document: Doc<"transactionalEmails">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "subject" | "previewText" | "content" | "htmlContent" | "plainTextContent" | "plainTextOverride" | "publishedAt" | "showUnsubscribe" | "defaultLanguage" | "supportedLanguages" | "translations" | "htmlTranslations" | "linkedBlockIds" | "contentBlockVersion" | "rendererVersion" | "htmlRenderState" | "htmlRenderState.stale" | "htmlRenderState.failureCount" | "htmlRenderState.lastFailureAt" | "htmlRenderState.error" | "variables" | "searchableText" | "createdBy" | "updatedBy" | "createdAt" | "updatedAt" | "slug" | "status" | "dataVariablesSchema" | `dataVariablesSchema.${string}` | "attachments";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_org_slug: ["organizationId", "slug", "_creationTime"];
+      by_org_updated: ["organizationId", "updatedAt", "_creationTime"];
+      by_org_status_updated: ["organizationId", "status", "updatedAt", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
   transactionalSends: {
     document: Doc<"transactionalSends">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "kind" | "transactionalEmailId" | "automationId" | "contactId" | "email" | "fromAddress" | "replyTo" | "subject" | "html" | "text" | "headers" | `headers.${string}` | "language" | "dataVariables" | `dataVariables.${string}` | "idempotencyKey" | "deliveryKey" | "messageId" | "status" | "attempts" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "clickedLinks" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "createdBy" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "kind" | "transactionalEmailId" | "automationId" | "contactId" | "email" | "fromAddress" | "replyTo" | "subject" | "html" | "text" | "headers" | `headers.${string}` | "language" | "dataVariables" | `dataVariables.${string}` | "attachments" | "attachmentStorageIds" | "idempotencyKey" | "deliveryKey" | "messageId" | "status" | "attempts" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "clickedLinks" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "createdBy" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];

@@ -15,12 +15,20 @@ The local `outbox` needs no row and is always available.
 Resend's API URL and SES's endpoint are the operator's settings (`instance`), never an
 organization's. DKIM private keys of sending domains are sealed the same way, bound to
 "<organizationId>/dkim/<domain>".
+
+`kept_provider` keeps a provider object open between deliveries (an SMTP provider keeps
+its connections, Resend and SES their HTTP clients): one per event loop, organization,
+kind, settings and sealed secrets, so a changed configuration gets a new one; the least
+recently used beyond `KEPT_PROVIDERS` are closed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import functools
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -175,9 +183,15 @@ def dkim_purpose(domain: str) -> str:
 
 
 def dkim_signer(organization_id: str, dkim: Mapping[str, str]) -> DkimSigner:
-    """The signer of a domain's stored key: `{domain, selector, privateKey (sealed)}`."""
-    secrets = open_secrets(organization_id, dkim_purpose(dkim["domain"]), dkim["privateKey"])
-    return DkimSigner(dkim["domain"], dkim["selector"], secrets["privateKey"])
+    """The signer of a domain's stored key: `{domain, selector, privateKey (sealed)}`;
+    one per key, kept (loading an RSA key costs tens of milliseconds of CPU)."""
+    return _signer(organization_id, dkim["domain"], dkim["selector"], dkim["privateKey"])
+
+
+@functools.lru_cache(maxsize=256)
+def _signer(organization_id: str, domain: str, selector: str, sealed: str) -> DkimSigner:
+    secrets = open_secrets(organization_id, dkim_purpose(domain), sealed)
+    return DkimSigner(domain, selector, secrets["privateKey"])
 
 
 # -- rows as the dashboard sees them, and as a send uses them --------------------------------
@@ -226,6 +240,35 @@ def build_provider(
         base_url = instance.resend_api_url or ResendSettings.base_url
         return ResendProvider(ResendSettings(api_key=secrets["apiKey"], base_url=base_url))
     raise ValueError(f"unknown provider kind {kind!r}")
+
+
+KEPT_PROVIDERS = 32
+# (event loop, organization, kind, settings, sealed secrets, operator settings) -> provider
+_kept: collections.OrderedDict[tuple[Any, ...], EmailProvider] = collections.OrderedDict()
+
+
+async def kept_provider(
+    organization_id: str, kind: str, settings: Mapping[str, Any], credentials: str | None
+) -> EmailProvider:
+    """The provider of a configuration, kept open between deliveries (module docstring);
+    `CredentialsError` when its secrets do not open."""
+    loop = asyncio.get_running_loop()
+    instance = current()
+    key = (
+        loop, organization_id, kind, json.dumps(dict(settings), sort_keys=True), credentials,
+        instance.outbox_dir, instance.resend_api_url, instance.ses_endpoint_url,
+    )  # fmt: skip
+    provider = _kept.get(key)
+    if provider is not None:
+        _kept.move_to_end(key)
+        return provider
+    opened = {} if credentials is None else open_secrets(organization_id, kind, credentials)
+    provider = _kept[key] = build_provider(kind, settings, opened)
+    while len(_kept) > KEPT_PROVIDERS:
+        old_key, old = _kept.popitem(last=False)
+        if old_key[0] is loop:  # another loop's provider went with its loop
+            await close_provider(old)
+    return provider
 
 
 async def close_provider(provider: EmailProvider) -> None:

@@ -11,6 +11,8 @@ through `send_states` by this module.
 
     transactionalSends:deliver(sendIds)                      internal action, `deliver`
         Loads the route of each send's kind and its providers once, then per send:
+        attachments: stored files read, URLs fetched (`attachments.py`), before the claim;
+          one that cannot be had fails the send (ATTACHMENT_UNAVAILABLE) once claimed.
         claim (mutation): suppression (`suppression.py`) and the From domain again, since a
           block or a lost verification since enqueueing still holds: refused → `failed`
           with its code; else `sending`, `claimedAt`, `attempts + 1` and the route's
@@ -21,12 +23,15 @@ through `send_states` by this module.
           SERVER_ERROR) with the delivery key as the provider's idempotency key.
         record (mutation): `sent` (provider, its message id) or `failed` (the error kind as
           `errorCode`, its message), and each attempt into the providers' health.
+    A send that ends (`sent` or `failed`) deletes the files its request stored
+    (`attachmentStorageIds`); a template's own attachments stay.
 
 The From domain: its exact domain must be a verified sending domain of the organization
 (`domains.sender_check`), unless every provider of the route is the local outbox.
 
 At most once. A crash, or any error nobody classified, between claim and record leaves
-the row `sending`; `recover_stalled` (a cron) looks at rows left so for `LEASE_MS`:
+the row `sending`; `recover_stalled` (a cron, and once at every start) looks at rows left
+so for the lease (OWLAT_SEND_LEASE_SECONDS, 15 minutes):
 - when every provider of the claim's route dedupes by key (the outbox, Resend), the row is
   claimed again and sent again with the same delivery key and Message-ID: the provider
   answers with the first send (the outbox finds its file, Resend its key for 24 hours), so
@@ -47,18 +52,15 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from owlat.app.lib import instance
 from owlat.app.lib.audience import clean_email, organization_rows, organization_settings
 from owlat.app.lib.domains.sender_check import ensure_sender_allowed
-from owlat.app.lib.email_providers.configured import (
-    build_provider,
-    close_provider,
-    dkim_signer,
-    open_secrets,
-)
+from owlat.app.lib.email_providers.configured import dkim_signer, kept_provider
 from owlat.app.lib.email_providers.credentials import CredentialsError
 from owlat.app.lib.email_providers.dispatch import deliver
 from owlat.app.lib.email_providers.routing import Health, MessageType, NoDeliveryProvider, Route
 from owlat.app.lib.email_providers.types import (
+    Attachment,
     EmailMessage,
     EmailProvider,
     ProviderError,
@@ -66,6 +68,7 @@ from owlat.app.lib.email_providers.types import (
 )
 from owlat.app.lib.errors import AppError, invalid
 from owlat.app.lib.rendering.text import html_to_text
+from owlat.app.lib.sending.attachments import MAX_ATTACHMENTS, AttachmentError, load
 from owlat.app.lib.sending.composition import (
     CompositionError,
     SendKind,
@@ -93,8 +96,6 @@ from owlat.app.lib.sending.suppression import suppressed
 from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import UNDEFINED, ActionCtx, MutationCtx, QueryCtx, internal
 
-# Far above one delivery's worst case: 4 attempts of at most 30 s, 3 waits of at most 60 s.
-LEASE_MS = 15 * 60_000
 MAX_ATTEMPTS = 3
 MAX_RETRY_WAIT = 60.0  # seconds: a provider's longer Retry-After is not waited for
 MAX_SUBJECT = 1000
@@ -130,14 +131,28 @@ class SendRequest:
     language: str | None = None
     data_variables: Mapping[str, Any] | None = None
     created_by: str | None = None
+    # `{filename, contentType?, storageId | url, size?}`, checked by the caller
+    # (`attachments.py`); `owned_storage_ids`: the files of these that this send owns
+    # (deleted once it is sent or failed)
+    attachments: Sequence[Mapping[str, Any]] = ()
+    owned_storage_ids: Sequence[str] = ()
+
+
+def lease_ms() -> float:
+    """How long a claimed or queued send is left alone before recovery takes it over."""
+    return instance.current().send_lease_ms
 
 
 # -- enqueue ---------------------------------------------------------------------------------
 
 
-async def enqueue_send(ctx: MutationCtx, request: SendRequest) -> str:
+async def enqueue_send(
+    ctx: MutationCtx, request: SendRequest, *, from_address: str | None = None
+) -> str:
     """Record `request` as a `queued` send and schedule its delivery (module docstring);
-    its id. Refusals are `AppError`s naming the field and what to do."""
+    its id. Refusals are `AppError`s naming the field and what to do. `from_address`:
+    what `checked_sender(ctx, request)` answered in this transaction, when the caller
+    asked already (it is not asked again)."""
     organization_id = request.organization_id
     key = request.idempotency_key
     if key is not None:
@@ -149,7 +164,8 @@ async def enqueue_send(ctx: MutationCtx, request: SendRequest) -> str:
         if existing is not None:
             return str(existing["_id"])
     to = clean_email(request.to)
-    from_address = await _from_address(ctx, request)
+    if from_address is None:
+        from_address = await checked_sender(ctx, request)
     subject = " ".join(request.subject.split())
     if not subject or len(subject) > MAX_SUBJECT:
         raise invalid("INVALID_SUBJECT", f"Subject must be 1 to {MAX_SUBJECT} characters")
@@ -163,6 +179,8 @@ async def enqueue_send(ctx: MutationCtx, request: SendRequest) -> str:
             "MESSAGE_TOO_LARGE", f"HTML and text together exceed {MAX_CONTENT:,} characters"
         )
     reply_to = None if request.reply_to is None else clean_email(request.reply_to)
+    if len(request.attachments) > MAX_ATTACHMENTS:
+        raise invalid("TOO_MANY_ATTACHMENTS", f"At most {MAX_ATTACHMENTS} attachments")
     delivery_key = secrets.token_hex(16)
     try:
         headers = kind_headers(
@@ -184,8 +202,6 @@ async def enqueue_send(ctx: MutationCtx, request: SendRequest) -> str:
         check_headers(message)
     except CompositionError as error:
         raise invalid("INVALID_MESSAGE", f"The message cannot be sent: {error}") from None
-    route = await route_for(ctx, organization_id, MessageType(request.kind))
-    await check_sender(ctx, organization_id, from_address, enabled_providers(route))
     now = now_ms()
     row: dict[str, Any] = {
         "organizationId": organization_id,
@@ -212,6 +228,8 @@ async def enqueue_send(ctx: MutationCtx, request: SendRequest) -> str:
         "language": request.language,
         "dataVariables": None if request.data_variables is None else dict(request.data_variables),
         "createdBy": request.created_by,
+        "attachments": [dict(item) for item in request.attachments] or None,
+        "attachmentStorageIds": list(request.owned_storage_ids) or None,
     }
     row.update({name: value for name, value in optional.items() if value is not None})
     send_id = await ctx.db.insert("transactionalSends", row)
@@ -231,6 +249,15 @@ async def by_idempotency_key(
         .first()
     )
     return None if found is None else dict(found)
+
+
+async def checked_sender(ctx: QueryCtx, request: SendRequest) -> str:
+    """The From address of `request`, refused as `enqueue_send` refuses it (not an address;
+    a domain that is not a verified sending domain, unless its kind's route is the outbox)."""
+    from_address = await _from_address(ctx, request)
+    route = await route_for(ctx, request.organization_id, MessageType(request.kind))
+    await check_sender(ctx, request.organization_id, from_address, enabled_providers(route))
+    return from_address
 
 
 async def _from_address(ctx: QueryCtx, request: SendRequest) -> str:
@@ -360,6 +387,14 @@ async def _fail(
                 "updatedAt": now,
             },
         )
+        await _release_files(ctx, row)
+
+
+async def _release_files(ctx: MutationCtx, row: Mapping[str, Any]) -> None:
+    """Delete the files the send's request stored (the send has ended)."""
+    for storage_id in row.get("attachmentStorageIds") or ():
+        if await ctx.db.system.get(storage_id) is not None:
+            await ctx.storage.delete(storage_id)
 
 
 async def record(
@@ -392,6 +427,7 @@ async def record(
                 "updatedAt": now,
             },
         )
+        await _release_files(ctx, row)
 
 
 async def recover_stalled(ctx: MutationCtx, now: float, lease_ms: float, limit: int = 200) -> int:
@@ -450,6 +486,8 @@ async def plan(ctx: QueryCtx, send_ids: Sequence[str]) -> list[dict[str, Any]]:
         if key not in groups:
             groups[key] = await _group(ctx, *key)
         groups[key]["sendIds"].append(row["_id"])
+        if row.get("attachments"):
+            groups[key]["attachments"][row["_id"]] = row["attachments"]
     return list(groups.values())
 
 
@@ -467,6 +505,7 @@ async def _group(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str, An
         "organizationId": organization_id,
         "kind": kind,
         "sendIds": [],
+        "attachments": {},  # sendId -> its attachments (sends that have some)
         "route": route_document(route),
         "providers": providers,
         "health": list((await health_rows(ctx, organization_id)).values()),
@@ -501,9 +540,7 @@ class _Recorded:
         return result
 
 
-async def deliver_sends(
-    ctx: ActionCtx, send_ids: Sequence[str], lease_ms: float = LEASE_MS
-) -> None:
+async def deliver_sends(ctx: ActionCtx, send_ids: Sequence[str], lease_ms: float) -> None:
     """The delivery action's work (module docstring): every send of `send_ids`."""
     for group in await ctx.run_query(
         internal.transactional_sends.plan, {"sendIds": list(send_ids)}
@@ -522,20 +559,25 @@ async def _deliver_group(ctx: ActionCtx, group: Mapping[str, Any], lease_ms: flo
         try:
             if config is None:
                 raise CredentialsError(f"{name} is no longer configured")
-            opened = (
-                {}
-                if name == "outbox"
-                else open_secrets(organization_id, name, config["credentials"])
+            providers[name] = await kept_provider(
+                organization_id, name, config["settings"], config.get("credentials")
             )
-            providers[name] = build_provider(name, config["settings"], opened)
         except CredentialsError as error:
             unavailable = f"The {name} provider cannot be used: {error}; configure it again"
             break
     health = restored_health(group["health"])
     gate = asyncio.Semaphore(CONCURRENCY)
+    policy = instance.current().attachment_fetch
 
     async def one(send_id: str) -> None:
         async with gate:
+            files: tuple[Attachment, ...] = ()
+            missing = None
+            if group["attachments"].get(send_id):
+                try:
+                    files = await load(group["attachments"][send_id], ctx.storage.get, policy)
+                except AttachmentError as error:
+                    missing = str(error)
             claimed = await ctx.run_mutation(
                 internal.transactional_sends.claim,
                 {"sendId": send_id, "routeProviders": route_providers, "leaseMs": lease_ms},
@@ -543,15 +585,13 @@ async def _deliver_group(ctx: ActionCtx, group: Mapping[str, Any], lease_ms: flo
             if claimed is None:
                 return
             attempts: list[Attempt] = []
-            outcome = (
-                {
-                    "status": "failed",
-                    "errorCode": "PROVIDER_UNAVAILABLE",
-                    "errorMessage": unavailable,
-                }
-                if unavailable is not None
-                else await _send(organization_id, claimed, route, providers, health, attempts)
-            )
+            if unavailable is not None:
+                outcome = _failed("PROVIDER_UNAVAILABLE", unavailable)
+            elif missing is not None:
+                outcome = _failed("ATTACHMENT_UNAVAILABLE", missing)
+            else:
+                claimed = {**claimed, "attachments": files}
+                outcome = await _send(organization_id, claimed, route, providers, health, attempts)
             await ctx.run_mutation(
                 internal.transactional_sends.record,
                 {
@@ -561,15 +601,15 @@ async def _deliver_group(ctx: ActionCtx, group: Mapping[str, Any], lease_ms: flo
                 },
             )
 
-    try:
-        # Every send runs to its end; an unexpected error is raised after the others.
-        results = await asyncio.gather(*map(one, group["sendIds"]), return_exceptions=True)
-    finally:
-        for provider in providers.values():
-            await close_provider(provider)
+    # Every send runs to its end; an unexpected error is raised after the others.
+    results = await asyncio.gather(*map(one, group["sendIds"]), return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):
             raise result
+
+
+def _failed(code: str, message: str) -> dict[str, Any]:
+    return {"status": "failed", "errorCode": code, "errorMessage": message}
 
 
 async def _send(
@@ -593,11 +633,11 @@ async def _send(
             sleep=_capped_sleep,
         )
     except CompositionError as error:
-        return {"status": "failed", "errorCode": "INVALID_MESSAGE", "errorMessage": str(error)}
+        return _failed("INVALID_MESSAGE", str(error))
     except ProviderError as error:
-        return {"status": "failed", "errorCode": error.kind.name, "errorMessage": str(error)}
+        return _failed(error.kind.name, str(error))
     except NoDeliveryProvider as error:
-        return {"status": "failed", "errorCode": "NO_DELIVERY_PROVIDER", "errorMessage": str(error)}
+        return _failed("NO_DELIVERY_PROVIDER", str(error))
     return {
         "status": "sent",
         "provider": delivery.provider,
@@ -607,7 +647,7 @@ async def _send(
 
 def compose(organization_id: str, claimed: Mapping[str, Any]) -> EmailMessage:
     """The claimed send as a prepared message: its Message-ID and delivery key, MIME bytes
-    DKIM-signed with the From domain's key Owlat holds (if any)."""
+    DKIM-signed with the From domain's key Owlat holds (if any), its loaded attachments."""
     message = EmailMessage(
         to=claimed["email"],
         subject=claimed["subject"],
@@ -617,6 +657,7 @@ def compose(organization_id: str, claimed: Mapping[str, Any]) -> EmailMessage:
         idempotency_key=claimed["deliveryKey"],
         headers=dict(claimed["headers"]),
         reply_to=claimed.get("replyTo"),
+        attachments=tuple(claimed.get("attachments") or ()),
         message_id=claimed["messageId"],
     )
     dkim = claimed.get("dkim")

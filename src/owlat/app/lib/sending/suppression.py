@@ -51,7 +51,10 @@ async def suppressed(
     except AppError:
         return f"{email!r} is not a valid address"
     entry = await blocked_entry(ctx, organization_id, normalized)
-    contact = await _contact(ctx, organization_id, normalized, contact_id)
+    # only marketing mail asks whether the contact unsubscribed
+    contact = (
+        await _contact(ctx, organization_id, normalized, contact_id) if kind in MARKETING else None
+    )
     unsubscribed = contact is not None and contact.get("unsubscribedAt") is not None
     reason = None if entry is None else entry["reason"]
     return suppression_reason(kind, normalized, reason, unsubscribed)
