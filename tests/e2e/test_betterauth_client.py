@@ -45,7 +45,7 @@ async def _run(*command: str, cwd: Path = ROOT) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
 
@@ -68,6 +68,7 @@ async def _convex_client(url: str, token: str) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.timeout(240)
 async def test_done_means_flow(tmp_path: Path, better_auth_dir: Path) -> None:
     code, stdout, stderr = await _run(
         sys.executable, "-m", "owlat.cli", "admin", "create", "--data-dir", str(tmp_path),
@@ -114,7 +115,7 @@ async def test_done_means_flow(tmp_path: Path, better_auth_dir: Path) -> None:
         assert out["tooCommon"]["error"]["code"] == "PASSWORD_TOO_COMMON"
 
         assert out["invited"]["data"]["role"] == "editor"
-        assert out["invitationId"] == out["invited"]["data"]["id"]
+        assert out["invitationId"] == out["invited"]["data"]["id"], out.get("outboxSeen")
         verification = "EMAIL_VERIFICATION_REQUIRED"
         for step, status, code in (
             ("unverifiedList", 403, f"{verification}_FOR_INVITATION"),

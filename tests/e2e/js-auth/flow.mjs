@@ -61,11 +61,11 @@ out.takenSession = await eve.getSession();
 out.tooCommon = await eve.signUp.email({ email: "third@example.com", password: "1234567890", name: "Third" });
 out.invited = await admin.organization.inviteMember({ email: userEmail, role: "editor" });
 
-// The invitation mail is sent by a scheduled job: wait for it in the outbox (up to 20 s: a
+// The invitation mail is sent by a scheduled job: wait for it in the outbox (up to 45 s: a
 // loaded machine runs the job late).
 let link = null;
 let linkToken = null;
-for (let i = 0; i < 400 && !link; i++) {
+for (let i = 0; i < 900 && !link; i++) {
   let files = [];
   try { files = readdirSync(outboxDir).filter((f) => f.endsWith(".eml")); } catch {}
   for (const file of files) {
@@ -79,6 +79,15 @@ for (let i = 0; i < 400 && !link; i++) {
   if (!link) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 out.invitationId = link;
+if (!link) {
+  // What the outbox held instead, for the test's failure message.
+  let files = [];
+  try { files = readdirSync(outboxDir); } catch (error) { files = [`unreadable: ${error}`]; }
+  out.outboxSeen = files.map((file) => {
+    try { return `${file}: ${readFileSync(join(outboxDir, file), "utf8").slice(0, 600)}`; }
+    catch { return file; }
+  });
+}
 // Without a verified email or the link's token, the invitation stays out of reach.
 out.unverifiedList = await user.organization.listUserInvitations();
 out.unverifiedAccept = await user.organization.acceptInvitation({ invitationId: link });
