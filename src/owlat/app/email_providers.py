@@ -18,7 +18,7 @@ from owlat.app.lib.email_providers import configured
 from owlat.app.lib.email_providers.credentials import CredentialsError
 from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.permissions import require_permission
-from owlat.app.lib.sending.routes import health_rows, health_status
+from owlat.app.lib.sending.routes import health_rows, health_status, provider_row
 from owlat.app.lib.session_organization import (
     get_mutation_context,
     get_team_id_from_session,
@@ -31,24 +31,13 @@ KIND = v.union(v.literal("smtp"), v.literal("ses"), v.literal("resend"))
 SECRET = v.optional(v.string())
 
 
-async def _row(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str, Any] | None:
-    found = await (
-        ctx.db.query("emailProviders")
-        .with_index(
-            "by_org_kind", lambda q: q.eq("organizationId", organization_id).eq("kind", kind)
-        )
-        .unique()
-    )
-    return None if found is None else dict(found)
-
-
 async def _save(
     ctx: MutationCtx, kind: str, args: Mapping[str, Any], clean: Cleaner
 ) -> dict[str, Any]:
     context = await get_mutation_context(ctx)
     require_permission(context.role, "organization:manage")
     settings, secrets = clean(args)
-    stored = await _row(ctx, context.team_id, kind)
+    stored = await provider_row(ctx, context.team_id, kind)
     if stored is not None:
         try:
             kept = configured.open_secrets(context.team_id, kind, stored["credentials"])
@@ -152,7 +141,7 @@ async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
     context = await get_mutation_context(ctx)
     require_permission(context.role, "organization:manage")
     kind = args["kind"]
-    stored = await _row(ctx, context.team_id, kind)
+    stored = await provider_row(ctx, context.team_id, kind)
     if stored is None:
         raise not_found("Email provider")
     for route in await organization_rows(ctx, "providerRoutes", context.team_id):
@@ -167,5 +156,5 @@ async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
 @internal_query(args={"organizationId": v.id("organizations"), "kind": KIND})
 async def sealed(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The settings and sealed credentials of a kind (for actions that open them)."""
-    row = await _row(ctx, args["organizationId"], args["kind"])
+    row = await provider_row(ctx, args["organizationId"], args["kind"])
     return None if row is None else {"settings": row["settings"], "credentials": row["credentials"]}

@@ -143,6 +143,18 @@ async def route_row(
     return None if found is None else dict(found)
 
 
+async def provider_row(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str, Any] | None:
+    """The organization's `emailProviders` row of `kind` (its sealed settings), or None."""
+    found = await (
+        ctx.db.query("emailProviders")
+        .with_index(
+            "by_org_kind", lambda q: q.eq("organizationId", organization_id).eq("kind", kind)
+        )
+        .unique()
+    )
+    return None if found is None else dict(found)
+
+
 async def route_for(ctx: QueryCtx, organization_id: str, message_type: MessageType) -> Route:
     """The route of `message_type`: its row, else the default route."""
     row = await route_row(ctx, organization_id, str(message_type))

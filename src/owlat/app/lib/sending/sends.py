@@ -85,6 +85,7 @@ from owlat.app.lib.sending.routes import (
     enabled_providers,
     health_rows,
     is_idempotent,
+    provider_row,
     record_attempts,
     restored_health,
     route_document,
@@ -498,7 +499,7 @@ async def _group(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str, An
         if provider == "outbox":
             providers[provider] = {"settings": {}}
             continue
-        row = await _provider_row(ctx, organization_id, provider)
+        row = await provider_row(ctx, organization_id, provider)
         if row is not None:
             providers[provider] = {"settings": row["settings"], "credentials": row["credentials"]}
     return {
@@ -510,18 +511,6 @@ async def _group(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str, An
         "providers": providers,
         "health": list((await health_rows(ctx, organization_id)).values()),
     }
-
-
-async def _provider_row(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str, Any] | None:
-    """The organization's `emailProviders` row of `kind`, or None."""
-    found = await (
-        ctx.db.query("emailProviders")
-        .with_index(
-            "by_org_kind", lambda q: q.eq("organizationId", organization_id).eq("kind", kind)
-        )
-        .unique()
-    )
-    return None if found is None else dict(found)
 
 
 class _Recorded:
