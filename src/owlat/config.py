@@ -192,6 +192,12 @@ class Settings:
     # never an organization's: a URL chosen by a tenant would let it reach internal hosts.
     resend_api_url: str = ""
     ses_endpoint_url: str = ""
+    # -- provider webhooks (POST /webhooks/ses, /webhooks/resend; owlat.app) --
+    # The SNS topics (ARNs, comma-separated) whose SES notifications Owlat accepts; empty:
+    # /webhooks/ses answers 503. The Svix signing secret (whsec_...) of the Resend webhook;
+    # empty: /webhooks/resend answers 503.
+    ses_sns_topic_arns: tuple[str, ...] = ()
+    resend_webhook_secret: str = ""
     # The built dashboard (`vite build` of web/) that `owlat dev/serve` serve at / of the site
     # port. Empty: the build inside the installed package (src/owlat/web/).
     web_dir: Path | None = None
@@ -251,6 +257,12 @@ class Settings:
             dns_nameservers=_nameservers("OWLAT_DNS_NAMESERVERS"),
             resend_api_url=env.get("OWLAT_RESEND_API_URL", "").strip(),
             ses_endpoint_url=env.get("OWLAT_SES_ENDPOINT_URL", "").strip(),
+            ses_sns_topic_arns=tuple(
+                arn.strip()
+                for arn in env.get("OWLAT_SES_SNS_TOPIC_ARNS", "").split(",")
+                if arn.strip()
+            ),
+            resend_webhook_secret=env.get("OWLAT_RESEND_WEBHOOK_SECRET", "").strip(),
             web_dir=Path(env["OWLAT_WEB_DIR"]) if env.get("OWLAT_WEB_DIR", "").strip() else None,
             send_lease_seconds=_int_between(
                 "OWLAT_SEND_LEASE_SECONDS", cls.send_lease_seconds, 1, 86_400

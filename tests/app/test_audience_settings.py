@@ -36,6 +36,8 @@ async def test_settings_get_and_update(owlat: Application) -> None:
         "postalAddress": None,
         "timezone": None,
         "brandTheme": EMPTY_THEME,
+        "tracking": True,
+        "trackTransactional": False,
         "updatedAt": None,
     }
     updated = await owner.mutation(
@@ -70,6 +72,11 @@ async def test_settings_get_and_update(owlat: Application) -> None:
     assert cleared["brandTheme"]["primaryColor"] == "#ff0000"
     assert cleared["brandTheme"]["textColor"] == "#000000"
     assert len(await _rows(owlat, "organizationSettings")) == 1
+    tracking = await owner.mutation(
+        "organizationSettings:update", {"tracking": False, "trackTransactional": True}
+    )
+    assert (tracking["tracking"], tracking["trackTransactional"]) == (False, True)
+    assert tracking["defaultFromName"] == "Acme News"
 
 
 async def test_editors_cannot_change_settings(owlat: Application) -> None:

@@ -47,3 +47,19 @@ crons.hourly(
 )
 # Sending and tracking domains whose next check has come (lib/domains/states.py back-off).
 crons.interval("recheck domains", {"minutes": 5}, internal.dns_verification.recheck_due, {})
+# Raw bodies of provider webhooks older than 90 days (reference §2.7, §13).
+crons.daily(
+    "purge provider webhook payloads",
+    {"hourUTC": 3, "minuteUTC": 17},
+    internal.provider_webhooks.purge_payloads,
+    {},
+)
+# Outgoing webhooks: attempts whose scheduled delivery was lost (a restart) are scheduled
+# again; finished delivery logs older than 30 days are deleted (reference §13).
+crons.interval("redrive webhook deliveries", {"minutes": 1}, internal.webhooks.redrive, {})
+crons.daily(
+    "purge webhook delivery logs",
+    {"hourUTC": 3, "minuteUTC": 37},
+    internal.webhooks.purge_logs,
+    {},
+)

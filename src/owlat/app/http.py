@@ -5,11 +5,20 @@
               public subscription links (tokens from mails; no session)
 /share/*, /preview/*   share links of templates: the snapshot as JSON, and as a page
 /dev/outbox   the local outbox's messages (`owlat dev` only)
+/t/o/*, /t/c/*   open pixel and click redirects (tracking)
+/webhooks/ses, /webhooks/resend   provider events (bounces, complaints, deliveries)
 """
 
 from __future__ import annotations
 
-from owlat.app import outbox_pages, share_routes, subscription_pages, subscription_routes
+from owlat.app import (
+    outbox_pages,
+    provider_webhooks,
+    share_routes,
+    subscription_pages,
+    subscription_routes,
+    tracking,
+)
 from owlat.app.auth_routes import accounts, organizations, sessions, wire
 from owlat.app.rest_api import routes as rest_api_routes
 from owlat.runtime import HttpRouter
@@ -81,3 +90,11 @@ for route, method, handler in outbox_pages.routes():
         http.route(path_prefix=route, method=method, handler=handler)
     else:
         http.route(path=route, method=method, handler=handler)
+
+# /t/o/{sendId}, /t/c/{sendId}/{target}/{sig}   open pixel, signed click redirects
+for route, method, handler in tracking.routes():
+    http.route(path_prefix=route, method=method, handler=handler)
+
+# /webhooks/ses, /webhooks/resend   provider events (SNS and Svix signatures checked)
+for route, method, handler in provider_webhooks.routes():
+    http.route(path=route, method=method, handler=handler)

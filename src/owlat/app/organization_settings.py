@@ -2,6 +2,9 @@
 of marketing footers (required before any marketing send: `lib/audience.py`'s
 `require_postal_address`), timezone (IANA) and brand theme (colors `#rrggbb`, logo URL).
 
+Tracking (lib/tracking): `tracking` (default true) tracks opens and clicks of marketing
+sends, `trackTransactional` (default false) of transactional sends too.
+
 `get` (any member) answers the stored values, absent ones null; `update` (`settings:manage`)
 changes the fields passed (null or "" clears one) after checking all of them.
 """
@@ -27,6 +30,7 @@ MAX_URL = 2000
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 FIELDS = ("defaultFromName", "defaultFromEmail", "replyToEmail", "postalAddress", "timezone")
 COLORS = ("primaryColor", "backgroundColor", "textColor")
+TRACKING_DEFAULTS = {"tracking": True, "trackTransactional": False}
 _FROM_NAME_FORBIDDEN = re.compile(r"[\r\n<>\"]")
 NULLABLE = v.optional(v.union(v.string(), v.null()))
 
@@ -37,6 +41,7 @@ def _view(organization_id: str, settings: dict[str, Any] | None) -> dict[str, An
     return {
         "organizationId": organization_id,
         **{field: stored.get(field) for field in FIELDS},
+        **{field: stored.get(field, default) for field, default in TRACKING_DEFAULTS.items()},
         "brandTheme": {key: theme.get(key) for key in (*COLORS, "logoUrl")},
         "updatedAt": stored.get("updatedAt"),
     }
@@ -108,6 +113,7 @@ CLEANERS = {
     args={
         **{field: NULLABLE for field in FIELDS},
         "brandTheme": v.optional(v.object({key: NULLABLE for key in (*COLORS, "logoUrl")})),
+        **{field: v.optional(v.boolean()) for field in TRACKING_DEFAULTS},
     }
 )
 async def update(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +124,7 @@ async def update(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
         if field in args:
             value = None if args[field] is None else clean(args[field])
             changes[field] = UNDEFINED if value is None else value
+    changes.update({field: args[field] for field in TRACKING_DEFAULTS if field in args})
     if "brandTheme" in args:
         theme = dict((stored or {}).get("brandTheme") or {})
         for key, value in args["brandTheme"].items():

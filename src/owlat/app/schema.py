@@ -1,9 +1,9 @@
 """Every table of Owlat with its indexes.
 
 Instance-wide tables (auth): users, accounts, sessions, verifications, rateLimits,
-waitlistEntries, instanceSettings, organizations. Every other table belongs to one
-organization: it has `organizationId` and a `by_org…` index (the tenancy test checks it).
-Timestamps are epoch milliseconds.
+waitlistEntries, instanceSettings, organizations; webhookPayloads (raw provider bodies).
+Every other table belongs to one organization: it has `organizationId` and a `by_org…`
+index (the tenancy test checks it). Timestamps are epoch milliseconds.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ ORG_TABLES = (
     "providerHealth",
     "transactionalSends",
     "apiIdempotencyKeys",
+    "webhookDeliveryLogs",
+    "webhooks",
 )
 
 ROLE = v.union(v.literal("owner"), v.literal("admin"), v.literal("editor"))
@@ -331,6 +333,8 @@ schema = define_schema(
                 # monotonic engagement flags (set by open/click tracking)
                 "hasOpened": v.optional(v.boolean()),
                 "hasClicked": v.optional(v.boolean()),
+                # consecutive soft bounces (reset by a delivery; 5 suppress the address)
+                "softBounceCount": v.optional(v.number()),
                 "deletedAt": v.optional(v.number()),  # soft delete; purged after 30 days
                 "deletedBy": v.optional(v.id("users")),
                 "createdAt": v.number(),
@@ -363,6 +367,9 @@ schema = define_schema(
                     v.literal("event_received"),
                     v.literal("email_opened"),
                     v.literal("email_clicked"),
+                    v.literal("email_sent"),
+                    v.literal("email_bounced"),
+                    v.literal("email_complained"),
                 ),
                 "metadata": v.optional(v.record(v.string(), v.string())),
                 "userId": v.optional(v.id("users")),
@@ -394,6 +401,11 @@ schema = define_schema(
                 "replyToEmail": v.optional(v.string()),
                 "postalAddress": v.optional(v.string()),
                 "timezone": v.optional(v.string()),  # IANA name
+                # open and click tracking (lib/tracking): of marketing sends (campaigns,
+                # automations) unless `tracking` is false; of transactional sends only when
+                # `trackTransactional` is true
+                "tracking": v.optional(v.boolean()),
+                "trackTransactional": v.optional(v.boolean()),
                 "brandTheme": v.optional(
                     v.object(
                         {
@@ -416,6 +428,8 @@ schema = define_schema(
                 "reason": BLOCK_REASON,
                 "bounceType": v.optional(v.union(v.literal("hard"), v.literal("soft"))),
                 "notes": v.optional(v.string()),
+                # "<send table>:<send id>" of the bounce or complaint that added it
+                "sourceSendId": v.optional(v.string()),
                 "createdBy": v.optional(v.id("users")),
                 "createdAt": v.number(),
             }
@@ -892,6 +906,11 @@ schema = define_schema(
                 "complainedAt": v.optional(v.number()),
                 "bounceType": v.optional(BOUNCE_TYPE),
                 "openCount": v.optional(v.number()),
+                # opens by a mailbox provider's image proxy (lib/tracking/prefetch.py), and
+                # the first open that was not one
+                "proxyOpenCount": v.optional(v.number()),
+                "humanOpenedAt": v.optional(v.number()),
+                "clickCount": v.optional(v.number()),
                 "clickedLinks": v.optional(
                     v.array(v.object({"url": v.string(), "clickedAt": v.number()}))
                 ),
@@ -911,6 +930,59 @@ schema = define_schema(
         .index("by_contact", ["contactId"])
         .index("by_provider_message_id", ["providerMessageId"])
         .index("by_status_updated", ["status", "updatedAt"]),
+        # Outgoing webhooks (app/webhooks.py, lib/webhooks/): endpoints of the organization
+        # and one log row per event delivered to one of them (its attempts, 30 days).
+        "webhooks": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "name": v.string(),
+                "url": v.string(),
+                "events": v.array(v.string()),
+                "secret": v.string(),  # whsec_ + 32 alphanumerics
+                "isActive": v.boolean(),
+                # deliveries that failed after every attempt, in a row (reset by a success)
+                "consecutiveFailures": v.number(),
+                "disabledReason": v.optional(v.string()),  # set when Owlat turned it off
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        ).index("by_org", ["organizationId"]),
+        "webhookDeliveryLogs": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "webhookId": v.id("webhooks"),
+                "event": v.string(),
+                "payload": v.string(),  # the exact body: {"event","timestamp","data"}
+                "payloadVersion": v.number(),
+                "attemptNumber": v.number(),
+                "maxAttempts": v.number(),
+                "status": v.union(
+                    v.literal("pending"),
+                    v.literal("retrying"),
+                    v.literal("success"),
+                    v.literal("failed"),
+                ),
+                "httpStatusCode": v.optional(v.number()),
+                "responseBody": v.optional(v.string()),
+                "errorMessage": v.optional(v.string()),
+                "scheduledAt": v.number(),
+                "dueAt": v.number(),  # when the next attempt is due (pending, retrying)
+                "attemptedAt": v.optional(v.number()),
+                "nextRetryAt": v.optional(v.number()),
+                "completedAt": v.optional(v.number()),
+                "durationMs": v.optional(v.number()),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_webhook", ["webhookId", "scheduledAt"])
+        .index("by_status_due", ["status", "dueAt"])
+        .index("by_status_completed", ["status", "completedAt"]),
+        # Raw bodies of inbound provider webhooks (app/provider_webhooks.py), kept 90
+        # days; instance-wide: a body may concern several organizations' sends.
+        "webhookPayloads": define_table(
+            {"source": v.string(), "rawPayload": v.string(), "receivedAt": v.number()}
+        ).index("by_received", ["receivedAt"]),
         # Idempotency-Key of POST /api/v1/transactional: the answer given to the first
         # request with the key, replayed for 24 hours to a request with the same body
         # (`requestHash`); another body with the key is refused.

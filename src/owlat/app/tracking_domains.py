@@ -3,8 +3,8 @@
 
 `add` / `remove` (`organization:manage`); `list`, `get` (any member); `verify` (an action,
 any member) resolves the CNAME now; the cron of `dnsVerification:recheckDue` re-checks
-them (`lib/domains/checking.py`). `tracking_host` gives the first verified one, which
-replaces the site's host in tracked links.
+them (`lib/domains/checking.py`). `lib/tracking/policy.py` takes the first verified one
+for the host of tracked links.
 """
 
 from __future__ import annotations
@@ -26,13 +26,6 @@ from owlat.app.lib.session_organization import (
     now_ms,
 )
 from owlat.runtime import ActionCtx, MutationCtx, QueryCtx, action, api, mutation, query, v
-
-
-async def tracking_host(ctx: QueryCtx, organization_id: str) -> str | None:
-    """The organization's first verified tracking domain (oldest first), if any."""
-    rows = await organization_rows(ctx, "trackingDomains", organization_id)
-    verified = sorted((r for r in rows if r["status"] == "verified"), key=lambda r: r["createdAt"])
-    return verified[0]["domain"] if verified else None
 
 
 @mutation(args={"domain": v.string()})

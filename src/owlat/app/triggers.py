@@ -4,8 +4,15 @@ changes it (runtime/triggers.py)."""
 from __future__ import annotations
 
 from owlat.app import segment_counts
+from owlat.app.lib.sending.send_tables import SEND_TABLES
+from owlat.app.lib.webhooks import events as webhook_events
 from owlat.runtime import Triggers
 
 triggers = Triggers()
 # Maintained segment counts follow every contact write, whichever function made it.
 triggers.on("contacts")(segment_counts.on_contact_change)
+# Outgoing webhooks: contact.created/updated/deleted from any contact write, email.sent
+# when a send of any send table becomes `sent` (lib/webhooks/events.py).
+triggers.on("contacts")(webhook_events.on_contact_change)
+for send_table in SEND_TABLES:
+    triggers.on(send_table)(webhook_events.on_send_change)

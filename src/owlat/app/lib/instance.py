@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from owlat.app.lib.address_limits import AddressLimiter
+from owlat.app.lib.provider_webhooks.sns import SnsPolicy
 from owlat.app.lib.sending.attachments import FetchPolicy
 from owlat.config import IMPORT_MAX_BYTES, MEDIA_MAX_BYTES, SEND_LEASE_SECONDS
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 SECRET_FILE = "auth_secret"
 # Generous: mailbox providers send RFC 8058 one-click unsubscribes from a few addresses.
 PUBLIC_REQUESTS_PER_MINUTE = 300
+# Open and click tracking: upstream's 100/min per address with a burst of 150 (§15).
+TRACKING_REQUESTS_PER_MINUTE = 150
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +62,23 @@ class Instance:
     public_requests: AddressLimiter = dataclasses.field(
         default_factory=lambda: AddressLimiter(PUBLIC_REQUESTS_PER_MINUTE), compare=False
     )
+    # Opens and clicks recorded per client address per minute (app/tracking.py); past
+    # it the pixel and redirects are still served, nothing is recorded.
+    tracking_requests: AddressLimiter = dataclasses.field(
+        default_factory=lambda: AddressLimiter(TRACKING_REQUESTS_PER_MINUTE), compare=False
+    )
+    # Provider webhook requests per source and client address: upstream's 50/s with a
+    # burst of 100 (§15), as 100 per 2 s.
+    webhook_requests: AddressLimiter = dataclasses.field(
+        default_factory=lambda: AddressLimiter(100, window=2.0), compare=False
+    )
+    # SNS topics whose SES notifications are accepted, the Resend webhook's Svix secret
+    # (OWLAT_SES_SNS_TOPIC_ARNS, OWLAT_RESEND_WEBHOOK_SECRET; empty: that endpoint is off)
+    # and where SNS certificates may be fetched from (tests only widen it, lib/
+    # provider_webhooks/sns.py).
+    ses_sns_topic_arns: tuple[str, ...] = ()
+    resend_webhook_secret: str = ""
+    sns: SnsPolicy = dataclasses.field(default_factory=SnsPolicy)
     # The largest CSV file a contact import accepts (OWLAT_IMPORT_MAX_BYTES).
     import_max_bytes: int = IMPORT_MAX_BYTES
     # The largest image a media upload accepts (OWLAT_MEDIA_MAX_BYTES).
@@ -77,6 +97,9 @@ class Instance:
     # Where attachment URLs may be fetched from: public addresses only (tests only may
     # allow loopback, lib/sending/attachments.py).
     attachment_fetch: FetchPolicy = dataclasses.field(default_factory=FetchPolicy)
+    # Where outgoing webhooks may be delivered: public addresses only (tests only may
+    # allow loopback, lib/webhooks/targets.py).
+    webhook_fetch: FetchPolicy = dataclasses.field(default_factory=FetchPolicy)
 
     @property
     def outbox_dir(self) -> Path:
@@ -164,6 +187,8 @@ def configure_from_settings(
         dns_nameservers=settings.dns_nameservers,
         resend_api_url=settings.resend_api_url,
         ses_endpoint_url=settings.ses_endpoint_url,
+        ses_sns_topic_arns=settings.ses_sns_topic_arns,
+        resend_webhook_secret=settings.resend_webhook_secret,
         send_lease_ms=settings.send_lease_seconds * 1000.0,
         development=development,
     )

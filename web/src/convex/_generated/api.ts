@@ -647,6 +647,8 @@ export type PublicApi = {
         textColor?: string | null;
         logoUrl?: string | null;
       };
+      tracking?: boolean;
+      trackTransactional?: boolean;
     }, any>;
   };
   organizations: {
@@ -785,6 +787,12 @@ export type PublicApi = {
     /** `shareLinks:revoke` */
     revoke: FunctionReference<"mutation", "public", {
       shareLinkId: string;
+    }, any>;
+  };
+  tracking: {
+    /** `tracking:stats`: Sends that reached each stage (`opened` counts proxies' opens, `openedWithoutProxies` does not), and the opens and proxy opens recorded in all. */
+    stats: FunctionReference<"query", "public", {
+      transactionalEmailId?: string;
     }, any>;
   };
   trackingDomains: {
@@ -939,6 +947,66 @@ export type PublicApi = {
     }, any>;
     /** `waitlist:status`: Whether the waitlist is on, and the caller's place on it (`none` if not on it). */
     status: FunctionReference<"query", "public", Record<string, never>, any>;
+  };
+  webhooks: {
+    /** `webhooks:create` */
+    create: FunctionReference<"mutation", "public", {
+      name: string;
+      url: string;
+      events: Array<string>;
+    }, any>;
+    /** `webhooks:eventTypes` */
+    eventTypes: FunctionReference<"query", "public", Record<string, never>, any>;
+    /** `webhooks:get` */
+    get: FunctionReference<"query", "public", {
+      webhookId: Id<"webhooks">;
+    }, any>;
+    /** `webhooks:getDeliveryLog` */
+    getDeliveryLog: FunctionReference<"query", "public", {
+      deliveryLogId: Id<"webhookDeliveryLogs">;
+    }, any>;
+    /** `webhooks:getDeliveryStats` */
+    getDeliveryStats: FunctionReference<"query", "public", {
+      webhookId: Id<"webhooks">;
+    }, any>;
+    /** `webhooks:list` */
+    list: FunctionReference<"query", "public", Record<string, never>, any>;
+    /** `webhooks:listDeliveryLogs`: A page of the webhook's deliveries, newest first. */
+    listDeliveryLogs: FunctionReference<"query", "public", {
+      webhookId: Id<"webhooks">;
+      paginationOpts: {
+        numItems: number;
+        cursor: string | null;
+        endCursor?: string | null;
+        id?: number;
+        maximumRowsRead?: number;
+        maximumBytesRead?: number;
+      };
+    }, any>;
+    /** `webhooks:regenerateSecret` */
+    regenerateSecret: FunctionReference<"mutation", "public", {
+      webhookId: Id<"webhooks">;
+    }, any>;
+    /** `webhooks:remove` */
+    remove: FunctionReference<"mutation", "public", {
+      webhookId: Id<"webhooks">;
+    }, any>;
+    /** `webhooks:sendTest` */
+    sendTest: FunctionReference<"mutation", "public", {
+      webhookId: Id<"webhooks">;
+    }, any>;
+    /** `webhooks:toggle` */
+    toggle: FunctionReference<"mutation", "public", {
+      webhookId: Id<"webhooks">;
+      isActive: boolean;
+    }, any>;
+    /** `webhooks:update` */
+    update: FunctionReference<"mutation", "public", {
+      webhookId: Id<"webhooks">;
+      name?: string;
+      url?: string;
+      events?: Array<string>;
+    }, any>;
   };
 };
 
@@ -1346,6 +1414,22 @@ export type InternalApi = {
       sessionId: string;
     }, any>;
   };
+  providerWebhooks: {
+    /** `providerWebhooks:ingest`: Keep the raw payload; apply each event to its send. How many were applied and how many matched no send of that provider. */
+    ingest: FunctionReference<"mutation", "internal", {
+      source: string;
+      payload: string;
+      events: Array<{
+        kind: "delivered" | "bounced" | "complained";
+        messageId: string;
+        at: number;
+        bounceType?: "hard" | "soft";
+        message?: string;
+      }>;
+    }, any>;
+    /** `providerWebhooks:purgePayloads`: Delete raw payloads older than 90 days (a batch; the next one scheduled when full). */
+    purgePayloads: FunctionReference<"mutation", "internal", Record<string, never>, any>;
+  };
   publicSubscriptions: {
     /** `publicSubscriptions:confirmDoi`: `POST /confirm/doi`: confirm (idempotent). */
     confirmDoi: FunctionReference<"mutation", "internal", {
@@ -1534,6 +1618,18 @@ export type InternalApi = {
       token: string;
     }, any>;
   };
+  tracking: {
+    /** `tracking:recordClick` */
+    recordClick: FunctionReference<"mutation", "internal", {
+      sendId: string;
+      url: string;
+    }, any>;
+    /** `tracking:recordOpen` */
+    recordOpen: FunctionReference<"mutation", "internal", {
+      sendId: string;
+      prefetcher?: string;
+    }, any>;
+  };
   transactionalSends: {
     /** `transactionalSends:claim` */
     claim: FunctionReference<"mutation", "internal", {
@@ -1566,6 +1662,32 @@ export type InternalApi = {
     setEnabledInternal: FunctionReference<"mutation", "internal", {
       enabled: boolean;
     }, any>;
+  };
+  webhooks: {
+    /** `webhooks:deliver` */
+    deliver: FunctionReference<"action", "internal", {
+      deliveryLogId: Id<"webhookDeliveryLogs">;
+    }, any>;
+    /** `webhooks:plan`: The attempt to make now: the log and its webhook's url and secret (None for nothing: the log is finished or not due yet; `webhook` None: it is off or gone). */
+    plan: FunctionReference<"query", "internal", {
+      deliveryLogId: Id<"webhookDeliveryLogs">;
+    }, any>;
+    /** `webhooks:purgeLogs`: Delete a removed webhook's logs, or (no webhookId) finished logs older than 30 days; a batch, the next one scheduled when it was full. */
+    purgeLogs: FunctionReference<"mutation", "internal", {
+      webhookId?: Id<"webhooks">;
+    }, any>;
+    /** `webhooks:record`: Record one attempt (`delivery.log_patch`), schedule the next or end the delivery. */
+    record: FunctionReference<"mutation", "internal", {
+      deliveryLogId: Id<"webhookDeliveryLogs">;
+      attemptNumber: number;
+      status: number | null;
+      body: string;
+      error: string;
+      durationMs: number;
+      final: boolean;
+    }, any>;
+    /** `webhooks:redrive`: Schedule again the attempts overdue by `REDRIVE_AFTER_MS` (their action was lost). */
+    redrive: FunctionReference<"mutation", "internal", Record<string, never>, any>;
   };
 };
 

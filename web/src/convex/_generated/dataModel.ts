@@ -3,7 +3,7 @@
 import type { GenericId } from "convex/values";
 
 /** The app's tables. */
-export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "blockedEmails" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailTemplateVersions" | "emailTemplates" | "events" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries";
+export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "blockedEmails" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailTemplateVersions" | "emailTemplates" | "events" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
 
 /** The runtime's tables that functions may read. */
 export type SystemTableNames = "_storage" | "_scheduled_functions";
@@ -56,6 +56,7 @@ export type Documents = {
     reason: "bounced" | "complained" | "manual" | "unengaged";
     bounceType?: "hard" | "soft";
     notes?: string;
+    sourceSendId?: string;
     createdBy?: Id<"users">;
     createdAt: number;
   };
@@ -64,7 +65,7 @@ export type Documents = {
     _creationTime: number;
     organizationId: Id<"organizations">;
     contactId: Id<"contacts">;
-    activityType: "created" | "updated" | "property_updated" | "unsubscribed" | "deleted" | "subscribed" | "list_subscribed" | "list_unsubscribed" | "list_confirmed" | "doi_attested" | "imported" | "event_received" | "email_opened" | "email_clicked";
+    activityType: "created" | "updated" | "property_updated" | "unsubscribed" | "deleted" | "subscribed" | "list_subscribed" | "list_unsubscribed" | "list_confirmed" | "doi_attested" | "imported" | "event_received" | "email_opened" | "email_clicked" | "email_sent" | "email_bounced" | "email_complained";
     metadata?: Record<string, string>;
     userId?: Id<"users">;
     occurredAt: number;
@@ -134,6 +135,7 @@ export type Documents = {
     mailingListIds?: Array<Id<"mailingLists">>;
     hasOpened?: boolean;
     hasClicked?: boolean;
+    softBounceCount?: number;
     deletedAt?: number;
     deletedBy?: Id<"users">;
     createdAt: number;
@@ -390,6 +392,8 @@ export type Documents = {
     replyToEmail?: string;
     postalAddress?: string;
     timezone?: string;
+    tracking?: boolean;
+    trackTransactional?: boolean;
     brandTheme?: {
       primaryColor?: string;
       backgroundColor?: string;
@@ -611,6 +615,9 @@ export type Documents = {
     complainedAt?: number;
     bounceType?: "hard" | "soft";
     openCount?: number;
+    proxyOpenCount?: number;
+    humanOpenedAt?: number;
+    clickCount?: number;
     clickedLinks?: Array<{
       url: string;
       clickedAt: number;
@@ -651,6 +658,49 @@ export type Documents = {
     decidedBy?: Id<"users">;
     decidedAt?: number;
     createdAt: number;
+  };
+  webhookDeliveryLogs: {
+    _id: Id<"webhookDeliveryLogs">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    webhookId: Id<"webhooks">;
+    event: string;
+    payload: string;
+    payloadVersion: number;
+    attemptNumber: number;
+    maxAttempts: number;
+    status: "pending" | "retrying" | "success" | "failed";
+    httpStatusCode?: number;
+    responseBody?: string;
+    errorMessage?: string;
+    scheduledAt: number;
+    dueAt: number;
+    attemptedAt?: number;
+    nextRetryAt?: number;
+    completedAt?: number;
+    durationMs?: number;
+  };
+  webhookPayloads: {
+    _id: Id<"webhookPayloads">;
+    _creationTime: number;
+    source: string;
+    rawPayload: string;
+    receivedAt: number;
+  };
+  webhooks: {
+    _id: Id<"webhooks">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    name: string;
+    url: string;
+    events: Array<string>;
+    secret: string;
+    isActive: boolean;
+    consecutiveFailures: number;
+    disabledReason?: string;
+    createdBy?: Id<"users">;
+    createdAt: number;
+    updatedAt: number;
   };
 };
 
@@ -697,7 +747,7 @@ export type DataModel = {
   };
   blockedEmails: {
     document: Doc<"blockedEmails">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "email" | "reason" | "bounceType" | "notes" | "createdBy" | "createdAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "email" | "reason" | "bounceType" | "notes" | "sourceSendId" | "createdBy" | "createdAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -759,7 +809,7 @@ export type DataModel = {
   };
   contacts: {
     document: Doc<"contacts">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "email" | "firstName" | "lastName" | "nameKey" | "lastNameKey" | "source" | "language" | "timezone" | "properties" | `properties.${string}` | "unsubscribedAt" | "doiStatus" | "doiTokenHash" | "doiTokenExpiresAt" | "doiConfirmedAt" | "mailingListIds" | "hasOpened" | "hasClicked" | "deletedAt" | "deletedBy" | "createdAt" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "email" | "firstName" | "lastName" | "nameKey" | "lastNameKey" | "source" | "language" | "timezone" | "properties" | `properties.${string}` | "unsubscribedAt" | "doiStatus" | "doiTokenHash" | "doiTokenExpiresAt" | "doiConfirmedAt" | "mailingListIds" | "hasOpened" | "hasClicked" | "softBounceCount" | "deletedAt" | "deletedBy" | "createdAt" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -929,7 +979,7 @@ export type DataModel = {
   };
   organizationSettings: {
     document: Doc<"organizationSettings">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "defaultFromName" | "defaultFromEmail" | "replyToEmail" | "postalAddress" | "timezone" | "brandTheme" | "brandTheme.primaryColor" | "brandTheme.backgroundColor" | "brandTheme.textColor" | "brandTheme.logoUrl" | "updatedBy" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "defaultFromName" | "defaultFromEmail" | "replyToEmail" | "postalAddress" | "timezone" | "tracking" | "trackTransactional" | "brandTheme" | "brandTheme.primaryColor" | "brandTheme.backgroundColor" | "brandTheme.textColor" | "brandTheme.logoUrl" | "updatedBy" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -1091,7 +1141,7 @@ export type DataModel = {
   };
   transactionalSends: {
     document: Doc<"transactionalSends">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "kind" | "transactionalEmailId" | "automationId" | "contactId" | "email" | "fromAddress" | "replyTo" | "subject" | "html" | "text" | "headers" | `headers.${string}` | "language" | "dataVariables" | `dataVariables.${string}` | "attachments" | "attachmentStorageIds" | "idempotencyKey" | "deliveryKey" | "messageId" | "status" | "attempts" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "clickedLinks" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "createdBy" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "kind" | "transactionalEmailId" | "automationId" | "contactId" | "email" | "fromAddress" | "replyTo" | "subject" | "html" | "text" | "headers" | `headers.${string}` | "language" | "dataVariables" | `dataVariables.${string}` | "attachments" | "attachmentStorageIds" | "idempotencyKey" | "deliveryKey" | "messageId" | "status" | "attempts" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "createdBy" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -1139,6 +1189,42 @@ export type DataModel = {
       by_creation_time: ["_creationTime"];
       by_user: ["userId", "_creationTime"];
       by_status: ["status", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  webhookDeliveryLogs: {
+    document: Doc<"webhookDeliveryLogs">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "webhookId" | "event" | "payload" | "payloadVersion" | "attemptNumber" | "maxAttempts" | "status" | "httpStatusCode" | "responseBody" | "errorMessage" | "scheduledAt" | "dueAt" | "attemptedAt" | "nextRetryAt" | "completedAt" | "durationMs";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_webhook: ["webhookId", "scheduledAt", "_creationTime"];
+      by_status_due: ["status", "dueAt", "_creationTime"];
+      by_status_completed: ["status", "completedAt", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  webhookPayloads: {
+    document: Doc<"webhookPayloads">;
+    fieldPaths: "_id" | "_creationTime" | "source" | "rawPayload" | "receivedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_received: ["receivedAt", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  webhooks: {
+    document: Doc<"webhooks">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "url" | "events" | "secret" | "isActive" | "consecutiveFailures" | "disabledReason" | "createdBy" | "createdAt" | "updatedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};

@@ -95,6 +95,8 @@ from owlat.app.lib.sending.routes import (
 from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
 from owlat.app.lib.sending.suppression import suppressed
 from owlat.app.lib.session_organization import now_ms
+from owlat.app.lib.tracking.links import tracked
+from owlat.app.lib.tracking.policy import tracking_for
 from owlat.runtime import UNDEFINED, ActionCtx, MutationCtx, QueryCtx, internal
 
 MAX_ATTEMPTS = 3
@@ -321,6 +323,7 @@ async def claim(
     claimed = {name: row.get(name) for name in fields}
     claimed.update(sendId=row["_id"], deliveryKey=row["deliveryKey"], messageId=row["messageId"])
     claimed["dkim"] = await _dkim_key(ctx, row)
+    claimed["tracking"] = await tracking_for(ctx, row)
     return claimed
 
 
@@ -635,13 +638,14 @@ async def _send(
 
 
 def compose(organization_id: str, claimed: Mapping[str, Any]) -> EmailMessage:
-    """The claimed send as a prepared message: its Message-ID and delivery key, MIME bytes
-    DKIM-signed with the From domain's key Owlat holds (if any), its loaded attachments."""
+    """The claimed send as a prepared message: its Message-ID and delivery key, its HTML
+    with tracked links when the send is tracked (`lib/tracking`), MIME bytes DKIM-signed
+    with the From domain's key Owlat holds (if any), its loaded attachments."""
     message = EmailMessage(
         to=claimed["email"],
         subject=claimed["subject"],
         text=claimed["text"],
-        html=claimed.get("html"),
+        html=tracked(claimed),
         from_address=claimed["fromAddress"],
         idempotency_key=claimed["deliveryKey"],
         headers=dict(claimed["headers"]),

@@ -1,0 +1,51 @@
+"""Opens that a mailbox provider's proxy made, not (necessarily) the reader.
+
+Some providers fetch every image of a message themselves, so an "open" says little:
+
+- Apple Mail Privacy Protection (iOS 15+, macOS 12+) downloads remote images of every
+  message in the background, whether or not it is read, through Apple's proxies. Its
+  requests carry the bare user agent `Mozilla/5.0` (nothing after it) and come from Apple's
+  own network, 17.0.0.0/8 (AS714); either one flags the open.
+- Gmail's image proxy (`GoogleImageProxy` in the user agent, "via ggpht.com") fetches an
+  image when the reader opens the message, then caches it: the first open is the reader's,
+  later ones are not seen; its addresses are Google's 66.102.0.0/20, 66.249.64.0/19,
+  64.233.160.0/19, 72.14.192.0/18 and 74.125.0.0/16 (either flags it).
+- Yahoo's proxy (`YahooMailProxy`) works like Gmail's.
+
+`prefetcher(user_agent, address)` names the proxy or returns None. Such opens are recorded
+and flagged (`proxyOpenCount`; the contact's `hasOpened` and the `email_opened` activity
+wait for an unflagged open), so statistics show opens with and without them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Final
+
+_APPLE: Final = (ipaddress.ip_network("17.0.0.0/8"),)
+_GOOGLE: Final = tuple(
+    ipaddress.ip_network(n)
+    for n in ("66.102.0.0/20", "66.249.64.0/19", "64.233.160.0/19", "72.14.192.0/18",
+              "74.125.0.0/16")
+)  # fmt: skip
+_AGENTS: Final = (("googleimageproxy", "gmail"), ("yahoomailproxy", "yahoo"))
+
+
+def prefetcher(user_agent: str, address: str) -> str | None:
+    """ "apple", "gmail" or "yahoo" when the request comes from that provider's image proxy
+    (module docstring), else None."""
+    agent = user_agent.strip().lower()
+    for marker, name in _AGENTS:
+        if marker in agent:
+            return name
+    if agent == "mozilla/5.0":
+        return "apple"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if any(ip in network for network in _APPLE):
+        return "apple"
+    if any(ip in network for network in _GOOGLE):
+        return "gmail"
+    return None

@@ -1,0 +1,1 @@
+"""Outgoing webhooks (reference §5): events, fan-out, signed delivery to checked targets."""

@@ -1,0 +1,142 @@
+"""Open and click tracking on the site port (reference §4, §8.3, §15), and its figures.
+
+    GET /t/o/{sendId}                always 200, a 1×1 transparent GIF, never cached
+    GET /t/c/{sendId}/{target}/{sig} 302 to the signed target (`lib/tracking/links.py`);
+                                     a link whose signature is not ours: 400, a path that
+                                     is not a click link: 404 (never a redirect)
+
+Each request is counted per client address in memory first (the instance's
+`tracking_requests`, 150/min, upstream's 100/min with burst 150): past it, the pixel and
+the redirect are still served but nothing is recorded, so a flood costs no write. An open
+or click is then applied to its send (`lib/sending/feedback.py`, any send table by its id,
+`send_tables.py`), an open flagged when a mailbox provider's proxy made it
+(`lib/tracking/prefetch.py`).
+
+`tracking:stats` (any member): the organization's transactional sends (or one
+transactional email's) counted by what happened to them, opens with and without proxies.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from owlat.app.auth_routes.wire import client_ip
+from owlat.app.lib.instance import current
+from owlat.app.lib.sending import feedback
+from owlat.app.lib.sending.send_tables import table_of
+from owlat.app.lib.session_organization import get_team_id_from_session, now_ms
+from owlat.app.lib.tracking.links import verified_target
+from owlat.app.lib.tracking.prefetch import prefetcher
+from owlat.runtime import (
+    ActionCtx,
+    HttpAction,
+    MutationCtx,
+    QueryCtx,
+    http_action,
+    internal,
+    internal_mutation,
+    query,
+    v,
+)
+
+OPEN_PREFIX = "/t/o/"
+CLICK_PREFIX = "/t/c/"
+GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+NO_STORE = {
+    "cache-control": "no-store, no-cache, must-revalidate, proxy-revalidate",
+    "pragma": "no-cache",
+    "expires": "0",
+}
+
+
+async def _record(ctx: MutationCtx, send_id: str, event: feedback.Event) -> None:
+    table = table_of(ctx, send_id)
+    row = None if table is None else await ctx.db.get(send_id)
+    if table is not None and row is not None:
+        await feedback.apply(ctx, table, row, event)
+
+
+@internal_mutation(args={"sendId": v.string(), "prefetcher": v.optional(v.string())})
+async def record_open(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    event = feedback.Event("opened", now_ms(), prefetcher=args.get("prefetcher"))
+    await _record(ctx, args["sendId"], event)
+
+
+@internal_mutation(args={"sendId": v.string(), "url": v.string()})
+async def record_click(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    await _record(ctx, args["sendId"], feedback.Event("clicked", now_ms(), url=args["url"]))
+
+
+def _admitted(request: Request) -> bool:
+    return current().tracking_requests.take(client_ip(request)) is None
+
+
+async def _open(ctx: ActionCtx, request: Request) -> Response:
+    send_id = request.url.path[len(OPEN_PREFIX) :]
+    if send_id and "/" not in send_id and _admitted(request):
+        args = {"sendId": send_id}
+        proxy = prefetcher(request.headers.get("user-agent", ""), client_ip(request))
+        if proxy is not None:
+            args["prefetcher"] = proxy
+        await ctx.run_mutation(internal.tracking.record_open, args)
+    return Response(GIF, media_type="image/gif", headers=NO_STORE)
+
+
+async def _click(ctx: ActionCtx, request: Request) -> Response:
+    parts = request.url.path[len(CLICK_PREFIX) :].split("/")
+    if len(parts) != 3 or not all(parts):
+        return Response("Not a tracking link", status_code=404, headers=NO_STORE)
+    send_id, encoded, signature = parts
+    target = verified_target(send_id, encoded, signature)
+    if target is None:
+        return Response("Invalid tracking link", status_code=400, headers=NO_STORE)
+    if _admitted(request):
+        await ctx.run_mutation(internal.tracking.record_click, {"sendId": send_id, "url": target})
+    return Response(status_code=302, headers={"location": target, **NO_STORE})
+
+
+def routes() -> list[tuple[str, str, HttpAction]]:
+    """(prefix, method, handler) of the tracking endpoints."""
+    return [(OPEN_PREFIX, "GET", http_action(_open)), (CLICK_PREFIX, "GET", http_action(_click))]
+
+
+_FIGURES = {
+    "sent": "sentAt",
+    "delivered": "deliveredAt",
+    "opened": "openedAt",
+    "openedWithoutProxies": "humanOpenedAt",
+    "clicked": "clickedAt",
+    "bounced": "bouncedAt",
+    "complained": "complainedAt",
+}
+
+
+@query(args={"transactionalEmailId": v.optional(v.string())})
+async def stats(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, float]:
+    """Sends that reached each stage (`opened` counts proxies' opens, `openedWithoutProxies`
+    does not), and the opens and proxy opens recorded in all."""
+    organization_id = await get_team_id_from_session(ctx)
+    email_id = args.get("transactionalEmailId")
+    if email_id is None:
+        query_ = ctx.db.query("transactionalSends").with_index(
+            "by_org", lambda q: q.eq("organizationId", organization_id)
+        )
+    else:
+        query_ = ctx.db.query("transactionalSends").with_index(
+            "by_org_transactional_email",
+            lambda q: q.eq("organizationId", organization_id).eq("transactionalEmailId", email_id),
+        )
+    figures = dict.fromkeys([*_FIGURES, "opens", "proxyOpens", "clicks"], 0.0)
+    async for row in query_:
+        if row.get("kind") == "test":
+            continue
+        for name, field in _FIGURES.items():
+            figures[name] += row.get(field) is not None
+        figures["opens"] += row.get("openCount") or 0
+        figures["proxyOpens"] += row.get("proxyOpenCount") or 0
+        figures["clicks"] += row.get("clickCount") or 0
+    return figures

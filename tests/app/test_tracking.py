@@ -1,0 +1,269 @@
+"""Open and click tracking through the real site port (reference §8.3, §4, §15): a tracked
+transactional mail goes to the outbox, its HTML is parsed, its pixel and links are
+fetched; the send, the contact and its timeline follow. Signed links refuse tampering;
+proxies' opens are flagged; the per-address limit serves without recording."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from owlat.app.lib import instance
+from owlat.app.lib.address_limits import AddressLimiter
+from owlat.app.lib.tracking import links
+from owlat.app.lib.tracking.prefetch import prefetcher
+from owlat.runtime.testing import in_query
+from tests.app.conftest import Caller, Site
+from tests.app.mail_setup import settled
+from tests.app.rendering.samples import text_block
+from tests.app.test_rest_api import api_key, client, organization
+
+BODY = [
+    text_block(
+        '<p>Hi <a href="https://shop.example/order?id=7&amp;x=1">your order</a>, '
+        '<a href="mailto:help@shop.example">mail us</a></p>',
+        "t1",
+    )
+]
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"
+
+
+@pytest.fixture
+async def site(site_on_both_engines: Site) -> Site:
+    return site_on_both_engines
+
+
+@dataclasses.dataclass
+class Tracked:
+    owner: Caller
+    send_id: str
+    contact_id: str
+    html: str
+    http: httpx.AsyncClient
+
+
+async def _send(site: Site, owner: Caller, email: str) -> tuple[dict[str, Any], str]:
+    async with client(site, await api_key(owner)) as api:
+        response = await api.post("/transactional", json={"slug": "hello", "email": email})
+    assert response.status_code == 202, response.text
+    answer = response.json()["data"]
+    await settled(owner, answer["transactionalEmailId"])
+    (mail,) = [m for m in site.outbox() if m["To"] == email]
+    return answer, mail.get_body(("html",)).get_content()
+
+
+async def _organization(site: Site, slug: str, *, track: bool) -> Caller:
+    owner, _ = await organization(site, slug)
+    await owner.mutation("organizationSettings:update", {"trackTransactional": track})
+    email_id = await owner.mutation(
+        "transactionalEmails:create",
+        {"name": "Hello", "slug": "hello", "subject": "Hello", "content": json.dumps(BODY)},
+    )
+    await owner.mutation("transactionalEmails:publish", {"transactionalEmailId": email_id})
+    return owner
+
+
+@pytest.fixture
+async def tracked(site: Site) -> AsyncIterator[Tracked]:
+    owner = await _organization(site, "acme", track=True)
+    answer, html = await _send(site, owner, "ada@example.com")
+    async with httpx.AsyncClient(base_url=site.site_url, headers={"user-agent": BROWSER}) as http:
+        yield Tracked(owner, answer["transactionalEmailId"], answer["contactId"], html, http)
+
+
+def _hrefs(html: str) -> list[str]:
+    return re.findall(r'href="([^"]+)"', html)
+
+
+def _pixel(html: str) -> str:
+    (src,) = re.findall(r'<img src="([^"]+/t/o/[^"]+)"', html)
+    return src
+
+
+async def _send_row(tracked: Tracked) -> dict[str, Any]:
+    row: dict[str, Any] = await tracked.owner.query(
+        "transactionalSends:get", {"sendId": tracked.send_id}
+    )
+    return row
+
+
+async def _activities(site: Site, contact_id: str) -> list[dict[str, Any]]:
+    async def read(ctx: Any) -> list[dict[str, Any]]:
+        rows = await ctx.db.query("contactActivities").collect()
+        return [dict(r) for r in rows if r["contactId"] == contact_id]
+
+    return [a for a in await in_query(site.application, read) if a["activityType"] != "created"]
+
+
+async def test_the_pixel_records_an_open_once_per_reader(site: Site, tracked: Tracked) -> None:
+    pixel = _pixel(tracked.html)
+    assert pixel == f"{site.site_url}/t/o/{tracked.send_id}"
+    response = await tracked.http.get(pixel)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/gif"
+    assert response.content.startswith(b"GIF89a")
+    assert response.headers["cache-control"].startswith("no-store")
+    row = await _send_row(tracked)
+    assert (row["status"], row["openCount"]) == ("opened", 1)
+    assert row["openedAt"] == row["humanOpenedAt"] and row["deliveredAt"] is not None
+    await tracked.http.get(pixel)
+    assert (await _send_row(tracked))["openCount"] == 2
+    contact = await tracked.owner.query("contacts:get", {"contactId": tracked.contact_id})
+    assert contact["hasOpened"] is True and not contact.get("hasClicked")
+    (opened,) = await _activities(site, tracked.contact_id)
+    assert opened["activityType"] == "email_opened"
+    assert opened["metadata"]["sendId"] == tracked.send_id
+
+
+async def test_a_proxy_prefetch_is_recorded_but_flagged(site: Site, tracked: Tracked) -> None:
+    pixel = _pixel(tracked.html)
+    await tracked.http.get(pixel, headers={"user-agent": "Mozilla/5.0"})  # Apple MPP
+    row = await _send_row(tracked)
+    assert (row["status"], row["openCount"], row["proxyOpenCount"]) == ("opened", 1, 1)
+    assert "humanOpenedAt" not in row
+    contact = await tracked.owner.query("contacts:get", {"contactId": tracked.contact_id})
+    assert not contact.get("hasOpened")
+    (flagged,) = await _activities(site, tracked.contact_id)
+    assert flagged["metadata"]["prefetched"] == "apple"
+    stats = await tracked.owner.query("tracking:stats", {})
+    assert (stats["opened"], stats["openedWithoutProxies"], stats["proxyOpens"]) == (1, 0, 1)
+    gmail = (
+        "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+    )
+    await tracked.http.get(pixel, headers={"user-agent": gmail})
+    await tracked.http.get(pixel)  # the reader
+    stats = await tracked.owner.query("tracking:stats", {})
+    assert (stats["opened"], stats["openedWithoutProxies"], stats["opens"]) == (1, 1, 3)
+    assert stats["proxyOpens"] == 2
+
+
+async def test_links_redirect_through_signed_click_links(site: Site, tracked: Tracked) -> None:
+    order, mailto = _hrefs(tracked.html)
+    assert mailto == "mailto:help@shop.example"  # not tracked
+    assert order.startswith(f"{site.site_url}/t/c/{tracked.send_id}/")
+    response = await tracked.http.get(order)
+    assert response.status_code == 302
+    assert response.headers["location"] == "https://shop.example/order?id=7&x=1"
+    row = await _send_row(tracked)
+    assert (row["status"], row["clickCount"]) == ("clicked", 1)
+    assert [link["url"] for link in row["clickedLinks"]] == ["https://shop.example/order?id=7&x=1"]
+    assert row["deliveredAt"] is not None
+    contact = await tracked.owner.query("contacts:get", {"contactId": tracked.contact_id})
+    assert contact["hasClicked"] is True
+    (clicked,) = await _activities(site, tracked.contact_id)
+    assert clicked["activityType"] == "email_clicked"
+    assert clicked["metadata"]["linkUrl"] == "https://shop.example/order?id=7&x=1"
+    stats = await tracked.owner.query("tracking:stats", {})
+    assert (stats["sent"], stats["delivered"], stats["clicked"], stats["clicks"]) == (1, 1, 1, 1)
+
+
+async def test_tampered_and_foreign_links_are_refused(site: Site, tracked: Tracked) -> None:
+    (order, _) = _hrefs(tracked.html)
+    prefix, send_id, target, signature = order.rsplit("/", 3)
+    evil = links._b64(b"https://evil.example/")
+    other_send = send_id[:-1] + ("a" if send_id[-1] != "a" else "b")
+    for url in (
+        f"{prefix}/{send_id}/{evil}/{signature}",  # another target
+        f"{prefix}/{other_send}/{target}/{signature}",  # another send
+        f"{prefix}/{send_id}/{target}/{signature[:-2]}xx",  # another signature
+        f"{prefix}/{send_id}/{evil}/{links.signature(send_id, evil)[::-1]}",  # forged
+    ):
+        response = await tracked.http.get(url)
+        assert response.status_code == 400, url
+        assert "location" not in response.headers
+    for url in (f"{prefix}/{send_id}/{target}", f"{prefix}/{send_id}/{target}/{signature}/x"):
+        assert (await tracked.http.get(url)).status_code == 404
+    row = await _send_row(tracked)
+    assert row["status"] == "sent" and "clickCount" not in row
+
+
+async def test_past_the_address_limit_links_work_but_nothing_is_recorded(
+    site: Site, tracked: Tracked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limited = dataclasses.replace(instance.current(), tracking_requests=AddressLimiter(2))
+    monkeypatch.setattr(instance, "_current", limited)
+    pixel, (order, _) = _pixel(tracked.html), _hrefs(tracked.html)
+    for _ in range(2):
+        assert (await tracked.http.get(pixel)).status_code == 200
+    assert (await tracked.http.get(pixel)).status_code == 200
+    response = await tracked.http.get(order)
+    assert response.status_code == 302
+    row = await _send_row(tracked)
+    assert row["openCount"] == 2 and "clickCount" not in row
+
+
+async def test_transactional_sends_are_not_tracked_by_default(site: Site) -> None:
+    owner = await _organization(site, "plain", track=False)
+    _, html = await _send(site, owner, "bob@example.com")
+    assert "/t/o/" not in html and "/t/c/" not in html
+    assert "https://shop.example/order?id=7&amp;x=1" in html
+
+
+async def test_an_unknown_or_malformed_send_id_still_gets_the_pixel(site: Site) -> None:
+    async with httpx.AsyncClient(base_url=site.site_url) as http:
+        for path in ("/t/o/nope", "/t/o/", "/t/o/a/b"):
+            response = await http.get(path)
+            assert response.status_code == 200 and response.content.startswith(b"GIF")
+
+
+# -- the rewriting rule, without a server ------------------------------------------------------
+
+
+def test_rewriting_skips_upstreams_exceptions_and_own_subscription_links(
+    tmp_path: Any,
+) -> None:
+    instance.configure(tmp_path, "https://owlat.example")
+    base = "https://t.brand.example"
+    html = (
+        "<html><body>"
+        '<a href="https://a.example/x">a</a>'
+        "<a href='https://b.example/y?q=1&amp;r=2'>b</a>"
+        '<a href="mailto:x@y.z">m</a><a href="tel:+1555">t</a><a href="sms:+1555">s</a>'
+        '<a href="#top">anchor</a><a href="javascript:alert(1)">js</a>'
+        '<a data-no-track href="https://c.example/">c</a>'
+        '<a href="https://owlat.example/unsubscribe?token=x">u</a>'
+        '<a href="https://owlat.example/preferences?token=x">p</a>'
+        '<a href="https://t.brand.example/t/c/already/x/y">done</a>'
+        '<a href="https://user:pw@d.example/">userinfo</a>'
+        '<a name="no-href">n</a>'
+        "</body></html>"
+    )
+    out = links.tracked_html(html, "send1", base)
+    hrefs = re.findall(r"""href=["']([^"']+)["']""", out)
+    assert hrefs[0].startswith(f"{base}/t/c/send1/")
+    assert hrefs[1].startswith(f"{base}/t/c/send1/")
+    _, send_id, target, sig = hrefs[1].rsplit("/", 3)
+    assert links.verified_target(send_id, target, sig) == "https://b.example/y?q=1&r=2"
+    assert hrefs[2:] == [
+        "mailto:x@y.z",
+        "tel:+1555",
+        "sms:+1555",
+        "#top",
+        "javascript:alert(1)",
+        "https://c.example/",
+        "https://owlat.example/unsubscribe?token=x",
+        "https://owlat.example/preferences?token=x",
+        "https://t.brand.example/t/c/already/x/y",
+        "https://user:pw@d.example/",
+    ]
+    pixel = f'<img src="{base}/t/o/send1" width="1" height="1" alt="" '
+    assert out.endswith(
+        pixel + 'style="display:block;width:1px;height:1px;border:0" /></body></html>'
+    )
+    assert links.base_url_for("t.brand.example") == "https://t.brand.example"
+
+
+def test_prefetchers_by_user_agent_and_address() -> None:
+    assert prefetcher("Mozilla/5.0", "203.0.113.9") == "apple"
+    assert prefetcher(BROWSER, "17.58.1.2") == "apple"
+    assert prefetcher("Mozilla/5.0 (via ggpht.com GoogleImageProxy)", "1.2.3.4") == "gmail"
+    assert prefetcher(BROWSER, "66.249.84.10") == "gmail"
+    assert prefetcher("YahooMailProxy; https://help.yahoo.com", "1.2.3.4") == "yahoo"
+    assert prefetcher(BROWSER, "203.0.113.9") is None
+    assert prefetcher(BROWSER, "unknown") is None
