@@ -125,7 +125,29 @@ async def _organization_b(owlat: Application) -> tuple[Caller, str]:
     await _templates(owlat, owner, organization_id)
     await _sending_setup(owner)
     await _transactional(owlat, owner, organization_id)
+    await _webhook(owlat, owner, organization_id)
     return owner, organization_id
+
+
+async def _webhook(owlat: Application, owner: Caller, organization_id: str) -> None:
+    """B's webhook (turned off, so nothing is delivered during the sweep) and a finished
+    delivery log of it, and a raw provider payload."""
+    created = await owner.mutation(
+        "webhooks:create",
+        {"name": "B hook", "url": "https://hooks.b.example.com/x", "events": ["email.sent"]},
+    )
+    await owner.mutation("webhooks:toggle", {"webhookId": created["webhookId"], "isActive": False})
+
+    async def log(ctx: Any) -> None:
+        await ctx.db.insert(
+            "webhookDeliveryLogs",
+            {"organizationId": organization_id, "webhookId": created["webhookId"],
+             "event": "email.sent", "payload": "{}", "payloadVersion": 1, "attemptNumber": 3,
+             "maxAttempts": 3, "status": "failed", "scheduledAt": 1.0, "dueAt": 1.0,
+             "completedAt": 2.0, "errorMessage": "B error"},
+        )  # fmt: skip
+
+    await in_mutation(owlat, log)
 
 
 async def _templates(owlat: Application, owner: Caller, organization_id: str) -> None:

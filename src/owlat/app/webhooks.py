@@ -248,9 +248,9 @@ async def get_delivery_stats(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, i
 @internal_query(args={"deliveryLogId": v.id("webhookDeliveryLogs")})
 async def plan(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The attempt to make now: the log and its webhook's url and secret (None for
-    nothing: the log is finished or not due yet; `webhook` None: it is off or gone)."""
+    nothing: the log is finished; `webhook` None: it is off or gone)."""
     log = await ctx.db.get(args["deliveryLogId"])
-    if log is None or log["status"] not in ("pending", "retrying") or log["dueAt"] > now_ms():
+    if log is None or log["status"] not in ("pending", "retrying"):
         return None
     webhook = await ctx.db.get(log["webhookId"])
     if webhook is None or not webhook["isActive"]:

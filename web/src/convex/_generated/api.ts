@@ -1668,7 +1668,7 @@ export type InternalApi = {
     deliver: FunctionReference<"action", "internal", {
       deliveryLogId: Id<"webhookDeliveryLogs">;
     }, any>;
-    /** `webhooks:plan`: The attempt to make now: the log and its webhook's url and secret (None for nothing: the log is finished or not due yet; `webhook` None: it is off or gone). */
+    /** `webhooks:plan`: The attempt to make now: the log and its webhook's url and secret (None for nothing: the log is finished; `webhook` None: it is off or gone). */
     plan: FunctionReference<"query", "internal", {
       deliveryLogId: Id<"webhookDeliveryLogs">;
     }, any>;

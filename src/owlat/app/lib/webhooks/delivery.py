@@ -64,7 +64,7 @@ def log_patch(log: Mapping[str, Any], answer: Answer, now: float) -> dict[str, A
         patch["httpStatusCode"] = answer.status
     if answer.ok:
         return {**patch, "status": "success", "completedAt": now}
-    attempt = log["attemptNumber"]
+    attempt = int(log["attemptNumber"])
     if attempt < log["maxAttempts"] and attempt <= len(RETRY_DELAYS_MS):
         due = now + RETRY_DELAYS_MS[attempt - 1]
         return {
@@ -81,7 +81,7 @@ def webhook_patch(webhook: Mapping[str, Any], status: str, now: float) -> dict[s
     """The webhook after one of its deliveries ended `status` (success or failed)."""
     if status == "success":
         return {"consecutiveFailures": 0} if webhook["consecutiveFailures"] else {}
-    failures = webhook["consecutiveFailures"] + 1
+    failures = int(webhook["consecutiveFailures"]) + 1
     if failures < DISABLE_AFTER:
         return {"consecutiveFailures": failures}
     return {
