@@ -18,7 +18,7 @@ from owlat.app.lib import instance
 from owlat.app.lib.address_limits import AddressLimiter
 from owlat.app.lib.tracking import links
 from owlat.app.lib.tracking.prefetch import prefetcher
-from owlat.runtime.testing import in_query
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site
 from tests.app.mail_setup import settled
 from tests.app.rendering.samples import text_block
@@ -198,6 +198,23 @@ async def test_past_the_address_limit_links_work_but_nothing_is_recorded(
     assert row["openCount"] == 2 and "clickCount" not in row
 
 
+async def test_links_use_the_verified_tracking_domain(site: Site) -> None:
+    owner = await _organization(site, "brand", track=True)
+    await owner.mutation("trackingDomains:add", {"domain": "pending.brand-mail.com"})
+    await owner.mutation("trackingDomains:add", {"domain": "t.brand-mail.com"})
+
+    async def verify_one(ctx: Any) -> None:
+        for row in await ctx.db.query("trackingDomains").collect():
+            if row["domain"] == "t.brand-mail.com":
+                await ctx.db.patch(row["_id"], {"status": "verified"})
+
+    await in_mutation(site.application, verify_one)
+    answer, html = await _send(site, owner, "cy@example.com")
+    scheme = site.site_url.split("://")[0]
+    assert _pixel(html) == f"{scheme}://t.brand-mail.com/t/o/{answer['transactionalEmailId']}"
+    assert _hrefs(html)[0].startswith(f"{scheme}://t.brand-mail.com/t/c/")
+
+
 async def test_transactional_sends_are_not_tracked_by_default(site: Site) -> None:
     owner = await _organization(site, "plain", track=False)
     _, html = await _send(site, owner, "bob@example.com")
@@ -219,7 +236,7 @@ def test_rewriting_skips_upstreams_exceptions_and_own_subscription_links(
     tmp_path: Any,
 ) -> None:
     instance.configure(tmp_path, "https://owlat.example")
-    base = "https://t.brand.example"
+    base = "https://t.brand-mail.com"
     html = (
         "<html><body>"
         '<a href="https://a.example/x">a</a>'
@@ -229,7 +246,7 @@ def test_rewriting_skips_upstreams_exceptions_and_own_subscription_links(
         '<a data-no-track href="https://c.example/">c</a>'
         '<a href="https://owlat.example/unsubscribe?token=x">u</a>'
         '<a href="https://owlat.example/preferences?token=x">p</a>'
-        '<a href="https://t.brand.example/t/c/already/x/y">done</a>'
+        '<a href="https://t.brand-mail.com/t/c/already/x/y">done</a>'
         '<a href="https://user:pw@d.example/">userinfo</a>'
         '<a name="no-href">n</a>'
         "</body></html>"
@@ -249,14 +266,14 @@ def test_rewriting_skips_upstreams_exceptions_and_own_subscription_links(
         "https://c.example/",
         "https://owlat.example/unsubscribe?token=x",
         "https://owlat.example/preferences?token=x",
-        "https://t.brand.example/t/c/already/x/y",
+        "https://t.brand-mail.com/t/c/already/x/y",
         "https://user:pw@d.example/",
     ]
     pixel = f'<img src="{base}/t/o/send1" width="1" height="1" alt="" '
     assert out.endswith(
         pixel + 'style="display:block;width:1px;height:1px;border:0" /></body></html>'
     )
-    assert links.base_url_for("t.brand.example") == "https://t.brand.example"
+    assert links.base_url_for("t.brand-mail.com") == "https://t.brand-mail.com"
 
 
 def test_prefetchers_by_user_agent_and_address() -> None:

@@ -24,6 +24,7 @@ from owlat.app.lib import instance, standard_webhooks
 from owlat.app.lib.sending.attachments import FetchPolicy
 from owlat.app.lib.webhooks import delivery
 from owlat.runtime import ConvexError
+from owlat.runtime.testing import in_query
 from tests.app.conftest import Caller, Site, owner_and_editor
 from tests.app.mail_setup import settled
 from tests.app.rendering.samples import text_block
@@ -139,6 +140,11 @@ async def test_management_is_for_admins(site: Site, admins: tuple[Caller, Caller
     assert (listed["name"], listed["events"]) == ("CRM", ["email.sent", "contact.created"])
     shown = await owner.query("webhooks:get", {"webhookId": created["webhookId"]})
     assert shown["secret"] == secret
+
+    async def stored(ctx: Any) -> str:
+        return str((await ctx.db.get(created["webhookId"]))["secret"])
+
+    assert secret[6:] not in await in_query(site.application, stored)  # sealed at rest
     again = await owner.mutation("webhooks:regenerateSecret", {"webhookId": created["webhookId"]})
     assert again["secret"] != secret
     updated = await owner.mutation(
@@ -246,7 +252,7 @@ async def test_email_events_follow_a_tracked_send(
     send_id = response.json()["data"]["transactionalEmailId"]
     await settled(owner, send_id)
     await _finished(owner, created["webhookId"], 1)
-    (mail,) = site.outbox()
+    (mail,) = [m for m in site.outbox() if m["To"] == "b@example.com"]
     html = mail.get_body(("html",)).get_content()
     pixel = html.split('<img src="')[1].split('"')[0]
     link = html.split('href="')[1].split('"')[0]

@@ -367,7 +367,6 @@ schema = define_schema(
                     v.literal("event_received"),
                     v.literal("email_opened"),
                     v.literal("email_clicked"),
-                    v.literal("email_sent"),
                     v.literal("email_bounced"),
                     v.literal("email_complained"),
                 ),
@@ -938,7 +937,7 @@ schema = define_schema(
                 "name": v.string(),
                 "url": v.string(),
                 "events": v.array(v.string()),
-                "secret": v.string(),  # whsec_ + 32 alphanumerics
+                "secret": v.string(),  # whsec_ + 32 alphanumerics, sealed
                 "isActive": v.boolean(),
                 # deliveries that failed after every attempt, in a row (reset by a success)
                 "consecutiveFailures": v.number(),

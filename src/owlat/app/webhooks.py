@@ -1,7 +1,9 @@
 """`webhooks:*`: the organization's outgoing webhooks (reference §5; `lib/webhooks/`).
 
 Every function needs `organization:manage` (owners, admins): a webhook's secret signs
-what Owlat tells a receiver, and its URL decides where the organization's data goes.
+what Owlat tells a receiver, and its URL decides where the organization's data goes. The
+secret is stored sealed (AES-GCM with the instance's key, bound to the organization, as
+provider credentials are): a copy of the database does not let anyone forge deliveries.
 
     create({name, url, events})   → {webhookId, secret}; secret `whsec_` + 32 alphanumerics
     update({webhookId, name?, url?, events?})
@@ -27,6 +29,7 @@ import time
 from typing import Any
 
 from owlat.app.lib.audience import PAGINATION_OPTS, live_document, organization_rows, page_options
+from owlat.app.lib.email_providers.configured import open_secrets, seal_secrets
 from owlat.app.lib.errors import conflict, invalid, not_found
 from owlat.app.lib.instance import current
 from owlat.app.lib.session_organization import get_mutation_context, now_ms
@@ -47,6 +50,7 @@ from owlat.runtime import (
 )
 
 PERMISSION = "organization:manage"
+SECRET_PURPOSE = "webhook"
 MAX_NAME = 200
 MAX_WEBHOOKS = 20
 REDRIVE_AFTER_MS = 120_000  # past an attempt's 30 s timeout
@@ -57,6 +61,14 @@ _ALPHANUMERIC = string.ascii_letters + string.digits
 
 def new_secret() -> str:
     return "whsec_" + "".join(secrets.choice(_ALPHANUMERIC) for _ in range(32))
+
+
+def _sealed(organization_id: str, secret: str) -> str:
+    return seal_secrets(organization_id, SECRET_PURPOSE, {"secret": secret})
+
+
+def _opened(organization_id: str, sealed: str) -> str:
+    return open_secrets(organization_id, SECRET_PURPOSE, sealed)["secret"]
 
 
 def _name(value: str) -> str:
@@ -86,8 +98,8 @@ def _events(values: list[str]) -> list[str]:
     return [event for event in EVENT_TYPES if event in values]
 
 
-def _view(row: dict[str, Any], *, secret: bool = False) -> dict[str, Any]:
-    return row if secret else {k: val for k, val in row.items() if k != "secret"}
+def _view(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: val for k, val in row.items() if k != "secret"}
 
 
 async def _webhook(ctx: QueryCtx, organization_id: str, webhook_id: str) -> dict[str, Any]:
@@ -114,7 +126,7 @@ async def create(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, str]:
             "name": name,
             "url": url,
             "events": events,
-            "secret": secret,
+            "secret": _sealed(context.team_id, secret),
             "isActive": True,
             "consecutiveFailures": 0,
             "createdBy": context.user_id,
@@ -152,7 +164,9 @@ async def regenerate_secret(ctx: MutationCtx, args: dict[str, Any]) -> dict[str,
     context = await get_mutation_context(ctx, require=PERMISSION)
     row = await _webhook(ctx, context.team_id, args["webhookId"])
     secret = new_secret()
-    await ctx.db.patch(row["_id"], {"secret": secret, "updatedAt": now_ms()})
+    await ctx.db.patch(
+        row["_id"], {"secret": _sealed(context.team_id, secret), "updatedAt": now_ms()}
+    )
     return {"secret": secret}
 
 
@@ -185,7 +199,8 @@ async def list_(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
 @query(args={"webhookId": v.id("webhooks")})
 async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     context = await get_mutation_context(ctx, require=PERMISSION)
-    return _view(await _webhook(ctx, context.team_id, args["webhookId"]), secret=True)
+    row = await _webhook(ctx, context.team_id, args["webhookId"])
+    return {**row, "secret": _opened(context.team_id, row["secret"])}
 
 
 @query(args={})
@@ -255,7 +270,8 @@ async def plan(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     webhook = await ctx.db.get(log["webhookId"])
     if webhook is None or not webhook["isActive"]:
         return {"log": dict(log), "webhook": None}
-    return {"log": dict(log), "webhook": {"url": webhook["url"], "secret": webhook["secret"]}}
+    target = {k: webhook[k] for k in ("organizationId", "url", "secret")}
+    return {"log": dict(log), "webhook": target}
 
 
 @internal_action(args={"deliveryLogId": v.id("webhookDeliveryLogs")})
@@ -268,9 +284,8 @@ async def deliver(ctx: ActionCtx, args: dict[str, Any]) -> None:
         answer = targets.Answer(None, error="The webhook is turned off or was removed")
     else:
         body = log["payload"].encode()
-        headers = delivery.headers(
-            log["_id"], log["webhookId"], webhook["secret"], body, int(time.time())
-        )
+        secret = _opened(webhook["organizationId"], webhook["secret"])
+        headers = delivery.headers(log["_id"], log["webhookId"], secret, body, int(time.time()))
         answer = await targets.post(webhook["url"], body, headers, current().webhook_fetch)
     await ctx.run_mutation(
         internal.webhooks.record,

@@ -65,7 +65,7 @@ export type Documents = {
     _creationTime: number;
     organizationId: Id<"organizations">;
     contactId: Id<"contacts">;
-    activityType: "created" | "updated" | "property_updated" | "unsubscribed" | "deleted" | "subscribed" | "list_subscribed" | "list_unsubscribed" | "list_confirmed" | "doi_attested" | "imported" | "event_received" | "email_opened" | "email_clicked" | "email_sent" | "email_bounced" | "email_complained";
+    activityType: "created" | "updated" | "property_updated" | "unsubscribed" | "deleted" | "subscribed" | "list_subscribed" | "list_unsubscribed" | "list_confirmed" | "doi_attested" | "imported" | "event_received" | "email_opened" | "email_clicked" | "email_bounced" | "email_complained";
     metadata?: Record<string, string>;
     userId?: Id<"users">;
     occurredAt: number;
