@@ -53,6 +53,7 @@ async def _apply(
     table = SendTable("transactionalSends", count=count)
 
     async def run(ctx: Any) -> list[Outcome]:
+        counted.clear()  # a retried transaction (a write conflict) counts again
         outcomes = []
         for event in events:
             outcomes.append(await feedback.apply(ctx, table, await ctx.db.get(send_id), event))
