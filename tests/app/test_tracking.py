@@ -249,6 +249,8 @@ def test_rewriting_skips_upstreams_exceptions_and_own_subscription_links(
         '<a href="https://t.brand-mail.com/t/c/already/x/y">done</a>'
         '<a href="https://user:pw@d.example/">userinfo</a>'
         '<a name="no-href">n</a>'
+        '<a data-href="https://e.example/" href="https://f.example/">f</a>'
+        '<a href="https://例え.jp/パス">idn</a>'
         "</body></html>"
     )
     out = links.tracked_html(html, "send1", base)
@@ -268,7 +270,11 @@ def test_rewriting_skips_upstreams_exceptions_and_own_subscription_links(
         "https://owlat.example/preferences?token=x",
         "https://t.brand-mail.com/t/c/already/x/y",
         "https://user:pw@d.example/",
+        "https://e.example/",
+        hrefs[-2],
+        "https://例え.jp/パス",
     ]
+    assert hrefs[-2].startswith(f"{base}/t/c/send1/")  # the href, not data-href
     pixel = f'<img src="{base}/t/o/send1" width="1" height="1" alt="" '
     assert out.endswith(
         pixel + 'style="display:block;width:1px;height:1px;border:0" /></body></html>'

@@ -10,7 +10,8 @@ site's URL. The key is derived (HMAC) from the instance secret kept in the data 
 it survives restarts and differs between instances: a link minted by another Owlat, or one
 whose send id, target or signature was changed, does not verify and is refused, so the
 redirect can never be pointed anywhere Owlat did not write into a mail. A destination must
-be an http(s) URL with a host and without user info (`destination_problem`), checked when
+be an http(s) URL with a host, without user info, of printable ASCII (a `Location` header
+carries nothing else; other links stay as written) (`destination_problem`), checked when
 the link is made and again when it is followed.
 
 `tracked_html` rewrites every `<a href>` of a message to a click link, except links that
@@ -39,7 +40,7 @@ from owlat.app.lib import instance
 
 MAX_TARGET = 2000  # characters of a destination URL (reference §0: URL 2000)
 _ANCHOR = re.compile(r"<a\b[^>]*>", re.IGNORECASE)
-_HREF = re.compile(r"""(\bhref\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""", re.IGNORECASE)
+_HREF = re.compile(r"""((?<![\w-])href\s*=\s*)(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""", re.IGNORECASE)
 _NO_TRACK = re.compile(r"\bdata-no-track\b", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _SUBSCRIPTION_PATHS = ("/unsubscribe", "/unsub/", "/preferences", "/prefs/", "/confirm")
@@ -71,8 +72,8 @@ def destination_problem(url: str) -> str | None:
         return "not an http(s) URL with a host"
     if "@" in parts.netloc:
         return "carries user info"
-    if any(ord(c) < 0x21 or c == "\\" for c in url):
-        return "contains spaces, control characters or backslashes"
+    if not url.isascii() or any(ord(c) < 0x21 or c == "\\" for c in url):
+        return "contains spaces, control or non-ASCII characters, or backslashes"
     return None
 
 
