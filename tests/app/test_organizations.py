@@ -97,12 +97,16 @@ async def test_delete_is_owner_only_and_cascades(owlat: Application) -> None:
     await _join(owner, admin, "admin")
     await owner.mutation("invitations:invite", {"email": "later@example.com", "role": "editor"})
     await owner.mutation("apiKeys:create", {"name": "CI", "scopes": ["contacts:read"]})
+    hook = {"name": "CRM", "url": "https://hooks.example.com/x", "events": ["contact.deleted"]}
+    await owner.mutation("webhooks:create", hook)
+    await owner.mutation("contacts:createFromSession", {"email": "c@example.com"})
     with pytest.raises(ConvexError, match="^Owner access required$"):
         await admin.mutation("organizations:remove", {"organizationId": organization_id})
     assert await owner.mutation("organizations:remove", {"organizationId": organization_id}) == (
         organization_id
     )
-    for table in ("organizations", "members", "invitations", "apiKeys"):
+    tables = ("organizations", "members", "invitations", "apiKeys", "contacts", "webhooks")
+    for table in (*tables, "webhookDeliveryLogs"):
         assert await _count(owlat, table) == 0, table
     with pytest.raises(ConvexError, match="^No active organization$"):
         await admin.query("organizations:getActive")

@@ -16,6 +16,9 @@ ORG_TABLES = (
     "members",
     "invitations",
     "apiKeys",
+    # before contacts: deleting contacts then fans out no contact.deleted webhooks
+    "webhookDeliveryLogs",
+    "webhooks",
     # before contacts: deleting contacts then records no segment count changes
     "segmentCounts",
     "segmentCountTotals",
@@ -44,8 +47,6 @@ ORG_TABLES = (
     "providerHealth",
     "transactionalSends",
     "apiIdempotencyKeys",
-    "webhookDeliveryLogs",
-    "webhooks",
 )
 
 ROLE = v.union(v.literal("owner"), v.literal("admin"), v.literal("editor"))
