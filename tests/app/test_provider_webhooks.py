@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from owlat.app.lib import instance, standard_webhooks
 from owlat.app.lib.provider_webhooks import resend, sns
+from owlat.runtime import ConvexError
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site
 from tests.app.mail_setup import settled
@@ -429,3 +430,65 @@ async def test_payloads_older_than_90_days_are_purged(site: Site) -> None:
     )
     assert outcome.value == 1
     assert [row["rawPayload"] for row in await _rows(site, "webhookPayloads")] == ["89"]
+
+
+# -- an organization's own endpoints ---------------------------------------------------------
+
+ORG_TOPIC = "arn:aws:sns:us-east-1:210987654321:acme-ses"
+ORG_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()
+
+
+async def test_an_organizations_own_endpoints(site: Site, owner: Caller, signer: SnsSigner) -> None:
+    organization_id = (await owner.query("organizations:getActive"))["_id"]
+    _, other_id = await organization(site, "other")
+    mine = await _sent(site, owner, "mine@example.com", "ses", "ses-mine")
+    mine_resend = await _sent(site, owner, "mine2@example.com", "resend", "re-mine")
+    theirs = await _sent(site, owner, "theirs@example.com", "ses", "ses-theirs")
+
+    async def move_to_other(ctx: Any) -> None:
+        await ctx.db.patch(theirs.send_id, {"organizationId": other_id})
+
+    await in_mutation(site.application, move_to_other)
+    ses_path, resend_path = (
+        f"/webhooks/ses/{organization_id}",
+        f"/webhooks/resend/{organization_id}",
+    )
+    response = await _post(site, ses_path, signer.message(TopicArn=ORG_TOPIC))
+    assert (response.status_code, response.json()) == (
+        503, {"error": "SES webhooks are not configured for this organization"},
+    )  # fmt: skip
+    with pytest.raises(ConvexError, match="^Resend webhook secret must be the whsec_"):
+        await owner.mutation("emailProviders:saveResend", {"apiKey": "re_x", "webhookSecret": "x"})
+    ses = {"region": "us-east-1", "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": "s"}
+    with pytest.raises(ConvexError, match="^SNS topic must be an ARN"):
+        await owner.mutation("emailProviders:saveSes", {**ses, "snsTopicArn": "my-topic"})
+    await owner.mutation("emailProviders:saveSes", {**ses, "snsTopicArn": ORG_TOPIC})
+    await owner.mutation(
+        "emailProviders:saveResend", {"apiKey": "re_x", "webhookSecret": ORG_SECRET}
+    )
+    # the instance's topic is not the organization's
+    response = await _post(site, ses_path, signer.message(Message=_ses("Complaint", "ses-mine")))
+    assert (response.status_code, response.json()) == (403, {"error": "Unknown TopicArn"})
+    for message_id in ("ses-mine", "ses-theirs"):
+        message = signer.message(TopicArn=ORG_TOPIC, Message=_ses("Complaint", message_id))
+        assert (await _post(site, ses_path, message)).status_code == 200
+    assert (await _send(owner, mine.send_id))["status"] == "complained"
+
+    async def status_of_theirs(ctx: Any) -> str:
+        return str((await ctx.db.get(theirs.send_id))["status"])
+
+    assert await in_query(site.application, status_of_theirs) == "sent"  # not this org's
+    event = json.dumps({"type": "email.complained", "data": {"email_id": "re-mine"}}).encode()
+    response = await _post(site, resend_path, event, _svix(event))  # the instance's secret
+    assert (response.status_code, response.json()) == (401, {"error": "Invalid Svix signature"})
+    response = await _post(site, resend_path, event, _svix(event, ORG_SECRET))
+    assert response.json() == {"success": True, "kind": "complained"}
+    assert (await _send(owner, mine_resend.send_id))["status"] == "complained"
+    response = await _post(site, f"/webhooks/resend/{other_id}", event, _svix(event, ORG_SECRET))
+    assert response.status_code == 503  # the other organization has no Resend
+    for path in ("/webhooks/resend/nope", f"/webhooks/ses/{mine.send_id}"):
+        response = await _post(site, path, event)
+        assert (response.status_code, response.json()) == (
+            404,
+            {"error": "Unknown webhook endpoint"},
+        )

@@ -87,13 +87,14 @@ async def save_smtp(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
         "accessKeyId": SECRET,
         "secretAccessKey": SECRET,
         "configurationSet": v.optional(v.string()),
+        "snsTopicArn": v.optional(v.string()),
     }
 )
 async def save_ses(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     return await _save(ctx, "ses", args, configured.clean_ses)
 
 
-@mutation(args={"apiKey": SECRET})
+@mutation(args={"apiKey": SECRET, "webhookSecret": SECRET})
 async def save_resend(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     return await _save(ctx, "resend", args, configured.clean_resend)
 

@@ -6,7 +6,8 @@
 /share/*, /preview/*   share links of templates: the snapshot as JSON, and as a page
 /dev/outbox   the local outbox's messages (`owlat dev` only)
 /t/o/*, /t/c/*   open pixel and click redirects (tracking)
-/webhooks/ses, /webhooks/resend   provider events (bounces, complaints, deliveries)
+/webhooks/ses[/<org>], /webhooks/resend[/<org>]   provider events (bounces, complaints,
+              deliveries), the instance's or one organization's
 """
 
 from __future__ import annotations
@@ -97,4 +98,7 @@ for route, method, handler in tracking.routes():
 
 # /webhooks/ses, /webhooks/resend   provider events (SNS and Svix signatures checked)
 for route, method, handler in provider_webhooks.routes():
-    http.route(path=route, method=method, handler=handler)
+    if route.endswith("/"):
+        http.route(path_prefix=route, method=method, handler=handler)
+    else:
+        http.route(path=route, method=method, handler=handler)

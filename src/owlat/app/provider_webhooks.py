@@ -4,6 +4,13 @@ Resend say happened to the messages they accepted.
     POST /webhooks/ses      SNS messages (lib/provider_webhooks/sns.py, ses.py)
     POST /webhooks/resend   Svix-signed Resend events (lib/provider_webhooks/resend.py)
 
+Each exists twice. `/webhooks/<provider>` is the instance's: the SNS topics of
+OWLAT_SES_SNS_TOPIC_ARNS, the Svix secret OWLAT_RESEND_WEBHOOK_SECRET, events applied to
+any organization's sends (one operator's provider accounts, upstream's setup).
+`/webhooks/<provider>/<organizationId>` is one organization's: the `snsTopicArn` of its SES
+settings, the `webhookSecret` of its Resend settings (`emailProviders:saveSes/saveResend`),
+events applied to its own sends only; an unknown organization → 404.
+
 The pipeline: another method → 405; past `webhook_requests` for `<source>:<address>`
 (upstream's 50/s, burst 100, counted in memory) → 429; the endpoint not configured → 503;
 a body over 512 KB → 413; the signature (and, for SNS, the topic) → the verifier's status
@@ -21,6 +28,7 @@ event"}` when applying failed (nothing is kept then; the provider retries). An S
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -30,10 +38,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from owlat.app.auth_routes.wire import client_ip
+from owlat.app.lib.email_providers.configured import open_secrets
+from owlat.app.lib.email_providers.credentials import CredentialsError
 from owlat.app.lib.instance import current
 from owlat.app.lib.provider_webhooks import resend, ses, sns
 from owlat.app.lib.provider_webhooks.events import ProviderEvent, Refused
 from owlat.app.lib.sending import feedback
+from owlat.app.lib.sending.routes import provider_row
 from owlat.app.lib.sending.send_tables import by_provider_message
 from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import (
@@ -42,9 +53,11 @@ from owlat.runtime import (
     HttpAction,
     JSONResponse,
     MutationCtx,
+    QueryCtx,
     http_action,
     internal,
     internal_mutation,
+    internal_query,
     v,
 )
 
@@ -78,17 +91,22 @@ def _event_args(event: ProviderEvent) -> dict[str, Any]:
 
 
 async def _ingest(
-    ctx: ActionCtx, source: str, raw: bytes, events: list[ProviderEvent], kind: str | None = None
+    ctx: ActionCtx,
+    receiver: _Receiver,
+    source: str,
+    raw: bytes,
+    events: list[ProviderEvent],
+    kind: str | None = None,
 ) -> Response:
+    args: dict[str, Any] = {
+        "source": source,
+        "payload": raw.decode("utf-8", "replace"),
+        "events": [_event_args(event) for event in events],
+    }
+    if receiver.organization_id is not None:
+        args["organizationId"] = receiver.organization_id
     try:
-        await ctx.run_mutation(
-            internal.provider_webhooks.ingest,
-            {
-                "source": source,
-                "payload": raw.decode("utf-8", "replace"),
-                "events": [_event_args(event) for event in events],
-            },
-        )
+        await ctx.run_mutation(internal.provider_webhooks.ingest, args)
     except Exception:  # the provider retries; the operator reads why in the log
         log.exception("applying a %s webhook failed", source)
         return _json({"error": "Failed to process event"}, 500)
@@ -101,40 +119,74 @@ async def _ingest(
     return _json({"success": True, "processed": len(events)})
 
 
-async def _ses(ctx: ActionCtx, raw: bytes, request: Request) -> Response:
+@dataclasses.dataclass(frozen=True)
+class _Receiver:
+    """Whose endpoint a request came to, and what it is verified with."""
+
+    organization_id: str | None  # None: the instance's endpoint
+    topics: tuple[str, ...] = ()  # SES
+    secret: str = ""  # Resend
+
+
+async def _receiver(ctx: ActionCtx, request: Request, source: str) -> _Receiver:
+    rest = request.url.path[len(f"/webhooks/{source}") :]
     instance = current()
-    if not instance.ses_sns_topic_arns:
-        raise Refused(503, "SES webhooks are not configured")
+    if not rest:
+        receiver = _Receiver(None, instance.ses_sns_topic_arns, instance.resend_webhook_secret)
+    else:
+        organization_id = rest.removeprefix("/")
+        config = await ctx.run_query(
+            internal.provider_webhooks.endpoint, {"organizationId": organization_id, "kind": source}
+        )
+        if config is None:
+            raise Refused(404, "Unknown webhook endpoint")
+        topic = config["settings"].get("snsTopicArn")
+        secret = ""
+        if source == "resend" and config["credentials"] is not None:
+            try:
+                sealed = open_secrets(organization_id, source, config["credentials"])
+            except CredentialsError:
+                sealed = {}
+            secret = sealed.get("webhookSecret", "")
+        receiver = _Receiver(organization_id, (topic,) if topic else (), secret)
+    if not (receiver.topics if source == "ses" else receiver.secret):
+        name = "SES" if source == "ses" else "Resend"
+        where = "" if receiver.organization_id is None else " for this organization"
+        raise Refused(503, f"{name} webhooks are not configured{where}")
+    return receiver
+
+
+async def _ses(ctx: ActionCtx, raw: bytes, request: Request) -> Response:
+    receiver = await _receiver(ctx, request, "ses")
     try:
         message = json.loads(raw)
     except ValueError:
         raise Refused(400, "Invalid JSON") from None
     if not isinstance(message, dict):
         raise Refused(400, "Invalid JSON")
-    await sns.verify(message, instance.ses_sns_topic_arns, instance.sns)
+    policy = current().sns
+    await sns.verify(message, receiver.topics, policy)
     kind = message.get("Type")
     if kind == "SubscriptionConfirmation":
-        await sns.confirm_subscription(message, instance.sns)
-        return await _ingest(ctx, "ses", raw, [], "subscription_confirmed")
+        await sns.confirm_subscription(message, policy)
+        return await _ingest(ctx, receiver, "ses", raw, [], "subscription_confirmed")
     if kind != "Notification":
-        return await _ingest(ctx, "ses", raw, [])
+        return await _ingest(ctx, receiver, "ses", raw, [])
     try:
         events = ses.events(str(message.get("Message")), now_ms())
     except ValueError:
         raise Refused(400, "Invalid event payload") from None
-    return await _ingest(ctx, "ses", raw, events)
+    return await _ingest(ctx, receiver, "ses", raw, events)
 
 
 async def _resend(ctx: ActionCtx, raw: bytes, request: Request) -> Response:
-    secret = current().resend_webhook_secret
-    if not secret:
-        raise Refused(503, "Resend webhooks are not configured")
-    resend.verify(request.headers, raw, secret)
+    receiver = await _receiver(ctx, request, "resend")
+    resend.verify(request.headers, raw, receiver.secret)
     try:
         events = resend.events(json.loads(raw), now_ms())
     except ValueError:
         raise Refused(400, "Invalid event payload") from None
-    return await _ingest(ctx, "resend", raw, events)
+    return await _ingest(ctx, receiver, "resend", raw, events)
 
 
 def _endpoint(source: str, handle: Handler) -> HttpAction:
@@ -155,13 +207,15 @@ async def _not_allowed(ctx: ActionCtx, request: Request) -> Response:
 
 
 def routes() -> list[tuple[str, str, HttpAction]]:
-    """(path, method, handler): POST per provider, 405 for every other method."""
+    """(path or prefix ending in "/", method, handler): POST per provider (the instance's
+    and, under the prefix, an organization's), 405 for every other method."""
     refuse = http_action(_not_allowed)
     table: list[tuple[str, str, HttpAction]] = []
     for source, handle in (("ses", _ses), ("resend", _resend)):
         receive = _endpoint(source, handle)
-        for method in ROUTABLE_METHODS:
-            table.append((f"/webhooks/{source}", method, receive if method == "POST" else refuse))
+        for path in (f"/webhooks/{source}", f"/webhooks/{source}/"):
+            for method in ROUTABLE_METHODS:
+                table.append((path, method, receive if method == "POST" else refuse))
     return table
 
 
@@ -176,17 +230,39 @@ _EVENT = v.object(
 )
 
 
-@internal_mutation(args={"source": v.string(), "payload": v.string(), "events": v.array(_EVENT)})
+@internal_query(args={"organizationId": v.string(), "kind": v.string()})
+async def endpoint(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
+    """The organization's settings and sealed secrets of provider `kind` (empty when it is
+    not configured), or None when there is no such organization."""
+    organization_id = ctx.db.normalize_id("organizations", args["organizationId"])
+    if organization_id is None or await ctx.db.get(organization_id) is None:
+        return None
+    row = await provider_row(ctx, organization_id, args["kind"])
+    if row is None:
+        return {"settings": {}, "credentials": None}
+    return {"settings": row["settings"], "credentials": row["credentials"]}
+
+
+@internal_mutation(
+    args={
+        "source": v.string(),
+        "payload": v.string(),
+        "events": v.array(_EVENT),
+        "organizationId": v.optional(v.string()),
+    }
+)
 async def ingest(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, int]:
-    """Keep the raw payload; apply each event to its send. How many were applied and how
-    many matched no send of that provider."""
+    """Keep the raw payload; apply each event to its send (of `organizationId` only, when
+    given). How many were applied and how many matched no send of that provider."""
     await ctx.db.insert(
         "webhookPayloads",
         {"source": args["source"], "rawPayload": args["payload"], "receivedAt": now_ms()},
     )
     applied = unresolved = 0
     for item in args["events"]:
-        found = await by_provider_message(ctx, args["source"], item["messageId"])
+        found = await by_provider_message(
+            ctx, args["source"], item["messageId"], args.get("organizationId")
+        )
         if found is None:
             unresolved += 1
             log.info(

@@ -292,6 +292,7 @@ export type PublicApi = {
     /** `emailProviders:saveResend` */
     saveResend: FunctionReference<"mutation", "public", {
       apiKey?: string;
+      webhookSecret?: string;
     }, any>;
     /** `emailProviders:saveSes` */
     saveSes: FunctionReference<"mutation", "public", {
@@ -299,6 +300,7 @@ export type PublicApi = {
       accessKeyId?: string;
       secretAccessKey?: string;
       configurationSet?: string;
+      snsTopicArn?: string;
     }, any>;
     /** `emailProviders:saveSmtp`: Configure the SMTP relay (`spfInclude`: the relay's SPF include, if it has one). */
     saveSmtp: FunctionReference<"mutation", "public", {
@@ -1415,7 +1417,12 @@ export type InternalApi = {
     }, any>;
   };
   providerWebhooks: {
-    /** `providerWebhooks:ingest`: Keep the raw payload; apply each event to its send. How many were applied and how many matched no send of that provider. */
+    /** `providerWebhooks:endpoint`: The organization's settings and sealed secrets of provider `kind` (empty when it is not configured), or None when there is no such organization. */
+    endpoint: FunctionReference<"query", "internal", {
+      organizationId: string;
+      kind: string;
+    }, any>;
+    /** `providerWebhooks:ingest`: Keep the raw payload; apply each event to its send (of `organizationId` only, when given). How many were applied and how many matched no send of that provider. */
     ingest: FunctionReference<"mutation", "internal", {
       source: string;
       payload: string;
@@ -1426,6 +1433,7 @@ export type InternalApi = {
         bounceType?: "hard" | "soft";
         message?: string;
       }>;
+      organizationId?: string;
     }, any>;
     /** `providerWebhooks:purgePayloads`: Delete raw payloads older than 90 days (a batch; the next one scheduled when full). */
     purgePayloads: FunctionReference<"mutation", "internal", Record<string, never>, any>;

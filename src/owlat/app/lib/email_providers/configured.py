@@ -9,8 +9,13 @@ The local `outbox` needs no row and is always available.
 
     kind     settings                                      secrets
     smtp     host, port, security, username, spfInclude    password (optional: no AUTH)
-    ses      region, configurationSet                      accessKeyId, secretAccessKey
-    resend   —                                             apiKey
+    ses      region, configurationSet, snsTopicArn         accessKeyId, secretAccessKey
+    resend   —                                             apiKey, webhookSecret
+                                                           (optional)
+
+`snsTopicArn` and `webhookSecret` are what `POST /webhooks/ses/<organizationId>` and
+`/webhooks/resend/<organizationId>` check the organization's provider events against
+(`app/provider_webhooks.py`).
 
 Resend's API URL and SES's endpoint are the operator's settings (`instance`), never an
 organization's. DKIM private keys of sending domains are sealed the same way, bound to
@@ -43,6 +48,7 @@ from owlat.app.lib.email_providers.types import EmailProvider
 from owlat.app.lib.errors import invalid
 from owlat.app.lib.instance import current
 from owlat.app.lib.sending.dkim import DkimSigner
+from owlat.app.lib.standard_webhooks import PREFIX, secret_key
 
 KINDS = ("outbox", "smtp", "ses", "resend")
 CONFIGURABLE = ("smtp", "ses", "resend")
@@ -65,6 +71,9 @@ _SPF_INCLUDE = re.compile(
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _ACCESS_KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
 _CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOPIC_ARN = re.compile(
+    r"^arn:aws(-cn)?:sns:[a-z]{2}(-[a-z]+)+-\d{1,2}:\d{12}:[A-Za-z0-9_-]{1,256}$"
+)
 _USERNAME_MAX = 256
 
 
@@ -113,6 +122,13 @@ def clean_ses(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         if not _CONFIGURATION_SET.match(configuration_set):
             raise _invalid("SES configuration set must be 1 to 64 letters, digits, _ or -")
         settings["configurationSet"] = configuration_set
+    topic = str(args.get("snsTopicArn") or "").strip()
+    if topic:
+        if not _TOPIC_ARN.match(topic):
+            raise _invalid(
+                "SNS topic must be an ARN such as arn:aws:sns:eu-west-1:123456789012:ses"
+            )
+        settings["snsTopicArn"] = topic
     secrets = _secrets(args, SECRETS["ses"])
     key_id = secrets.get("accessKeyId")
     if key_id is not None and not _ACCESS_KEY_ID.match(key_id):
@@ -121,7 +137,15 @@ def clean_ses(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def clean_resend(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    return {}, _secrets(args, SECRETS["resend"])
+    secrets = _secrets(args, (*SECRETS["resend"], "webhookSecret"))
+    webhook_secret = secrets.get("webhookSecret")
+    if webhook_secret is not None:
+        try:
+            if not webhook_secret.startswith(PREFIX) or len(secret_key(webhook_secret)) < 16:
+                raise ValueError
+        except ValueError:
+            raise _invalid("Resend webhook secret must be the whsec_... signing secret") from None
+    return {}, secrets
 
 
 def _secrets(args: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, str]:

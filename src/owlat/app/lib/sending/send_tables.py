@@ -45,9 +45,10 @@ def table_of(ctx: QueryCtx, send_id: str) -> SendTable | None:
 
 
 async def by_provider_message(
-    ctx: QueryCtx, provider: str, message_id: str
+    ctx: QueryCtx, provider: str, message_id: str, organization_id: str | None = None
 ) -> tuple[SendTable, dict[str, Any]] | None:
-    """The send `provider` accepted as `message_id` (in any send table), or None."""
+    """The send `provider` accepted as `message_id` (in any send table; of
+    `organization_id` only, when given), or None."""
     for table in SEND_TABLES.values():
         rows = await (
             ctx.db.query(table.name)
@@ -55,6 +56,7 @@ async def by_provider_message(
             .take(10)
         )
         for row in rows:
-            if row.get("providerType") == provider:
+            mine = organization_id is None or row["organizationId"] == organization_id
+            if row.get("providerType") == provider and mine:
                 return table, dict(row)
     return None
