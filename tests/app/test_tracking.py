@@ -161,6 +161,12 @@ async def test_links_redirect_through_signed_click_links(site: Site, tracked: Tr
     assert clicked["metadata"]["linkUrl"] == "https://shop.example/order?id=7&x=1"
     stats = await tracked.owner.query("tracking:stats", {})
     assert (stats["sent"], stats["delivered"], stats["clicked"], stats["clicks"]) == (1, 1, 1, 1)
+    # segment conditions on email activity now match (upstream never set the flags)
+    for field in ("clicked", "opened"):
+        condition = {"kind": "email_activity", "field": field, "operator": "is_true"}
+        filters = {"logic": "AND", "conditions": [condition]}
+        count = await tracked.owner.query("segments:countFilters", {"filters": filters})
+        assert count == (1 if field == "clicked" else 0), field
 
 
 async def test_tampered_and_foreign_links_are_refused(site: Site, tracked: Tracked) -> None:
