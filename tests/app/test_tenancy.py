@@ -126,7 +126,27 @@ async def _organization_b(owlat: Application) -> tuple[Caller, str]:
     await _sending_setup(owner)
     await _transactional(owlat, owner, organization_id)
     await _webhook(owlat, owner, organization_id)
+    await _automation(owlat, owner, organization_id)
     return owner, organization_id
+
+
+async def _automation(owlat: Application, owner: Caller, organization_id: str) -> None:
+    """B's active automation with a run waiting a week for its first step, and stats."""
+    automation_id = await owner.mutation(
+        "automations:create",
+        {"name": "B flow", "triggerType": "event_received",
+         "triggerConfig": {"eventName": "b_flow"},
+         "steps": [{"type": "delay", "config": {"duration": 1, "unit": "weeks"}}]},
+    )  # fmt: skip
+    await owner.mutation("automations:activate", {"automationId": automation_id})
+    event = {"email": "b-contact@example.com", "eventName": "b_flow", "eventProperties": {}}
+    await owlat.run_mutation(
+        "restApi/events:record",
+        {**event, "organizationId": organization_id, "createContactIfNotExists": False},
+        internal=True,
+    )
+    stats = await owner.query("automations:stats", {"automationId": automation_id})
+    assert stats["entered"] == stats["active"] == 1
 
 
 async def _webhook(owlat: Application, owner: Caller, organization_id: str) -> None:
@@ -288,6 +308,8 @@ REFERENCES = (
     "transactionalEmailId",
     "sendId",
     "uploadedBy",
+    "automationId",
+    "runId",
 )
 
 

@@ -63,3 +63,7 @@ crons.daily(
     internal.webhooks.purge_logs,
     {},
 )
+# Automations: running runs whose next step is more than a minute overdue (its scheduled
+# job was lost, e.g. to a restart) are scheduled again; the run's compare-and-set keeps
+# each step to one execution (reference §13 "process pending delays").
+crons.interval("redrive automation steps", {"minutes": 1}, internal.automations.redrive, {})

@@ -19,6 +19,10 @@ ORG_TABLES = (
     # before contacts: deleting contacts then fans out no contact.deleted webhooks
     "webhookDeliveryLogs",
     "webhooks",
+    # automations (app/automations.py), before contacts: no run outlives its contact
+    "automationRuns",
+    "automationStats",
+    "automations",
     # before contacts: deleting contacts then records no segment count changes
     "segmentCounts",
     "segmentCountTotals",
@@ -72,6 +76,12 @@ SUBSCRIBE_SOURCE = v.union(
 )
 EVENT_PROPERTY_VALUE = v.union(v.string(), v.number(), v.boolean(), v.null())
 TEMPLATE_TYPE = v.union(v.literal("marketing"), v.literal("transactional"))
+AUTOMATION_TRIGGER = v.union(
+    v.literal("contact_created"),
+    v.literal("contact_updated"),
+    v.literal("event_received"),
+    v.literal("list_subscribed"),
+)
 TEMPLATE_STATUS = v.union(v.literal("draft"), v.literal("published"))
 VERSION_TRIGGER = v.union(v.literal("save"), v.literal("publish"), v.literal("send"))
 BLOCK_REASON = v.union(
@@ -999,5 +1009,74 @@ schema = define_schema(
         .index("by_org", ["organizationId"])
         .index("by_org_key", ["organizationId", "key"])
         .index("by_expires", ["expiresAt"]),
+        # Automations (app/automations.py, lib/automations.py): the steps live in the
+        # automation; one run per (automation, contact) walking them; counters per run
+        # outcome (key "run") and per step (key = the step's id).
+        "automations": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "name": v.string(),
+                "description": v.optional(v.string()),
+                "triggerType": AUTOMATION_TRIGGER,
+                # {propertyKey} | {eventName} | {listId}, per trigger type
+                "triggerConfig": v.record(v.string(), v.string()),
+                "status": v.union(v.literal("draft"), v.literal("active"), v.literal("paused")),
+                "steps": v.array(
+                    v.object({"id": v.string(), "type": v.string(), "config": v.any()})
+                ),
+                "stepsVersion": v.number(),  # bumped by each change of the steps
+                "consecutiveRunFailures": v.number(),
+                "pausedReason": v.optional(v.string()),  # set when Owlat paused it
+                "activatedAt": v.optional(v.number()),
+                "pausedAt": v.optional(v.number()),
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_trigger_status", ["organizationId", "triggerType", "status"]),
+        "automationRuns": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "automationId": v.id("automations"),
+                "contactId": v.id("contacts"),
+                "status": v.union(
+                    v.literal("running"),
+                    v.literal("completed"),
+                    v.literal("cancelled"),
+                    v.literal("failed"),
+                ),
+                "stepIndex": v.number(),
+                "stepsVersion": v.number(),  # the automation's, when the run started
+                # compare-and-set token: a step job carries the seq it was scheduled
+                # for and does nothing unless the run still has it
+                "seq": v.number(),
+                "retries": v.number(),  # of the current step
+                "stepsExecuted": v.number(),
+                "nextStepAt": v.optional(v.number()),  # while running
+                "triggeredBy": AUTOMATION_TRIGGER,
+                "triggerData": v.record(v.string(), v.string()),
+                "error": v.optional(v.string()),
+                "startedAt": v.number(),
+                "completedAt": v.optional(v.number()),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_automation", ["automationId", "startedAt"])
+        .index("by_automation_contact_status", ["automationId", "contactId", "status"])
+        .index("by_contact", ["contactId"])
+        .index("by_status_next", ["status", "nextStepAt"]),
+        "automationStats": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "automationId": v.id("automations"),
+                "key": v.string(),  # "run" or a step id
+                "counts": v.record(v.string(), v.number()),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_automation_key", ["automationId", "key"]),
     }
 )

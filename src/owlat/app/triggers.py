@@ -4,6 +4,7 @@ changes it (runtime/triggers.py)."""
 from __future__ import annotations
 
 from owlat.app import segment_counts
+from owlat.app.lib import automations
 from owlat.app.lib.sending.send_tables import SEND_TABLES
 from owlat.app.lib.webhooks import events as webhook_events
 from owlat.runtime import Triggers
@@ -16,3 +17,8 @@ triggers.on("contacts")(segment_counts.on_contact_change)
 triggers.on("contacts")(webhook_events.on_contact_change)
 for send_table in SEND_TABLES:
     triggers.on(send_table)(webhook_events.on_send_change)
+# Automations: contact created / updated, event received, list subscribed start runs
+# (lib/automations.py).
+triggers.on("contacts")(automations.on_contact_change)
+triggers.on("events")(automations.on_event_change)
+triggers.on("mailingListMembers")(automations.on_membership_change)

@@ -33,6 +33,8 @@ PERMISSIONS: Final[dict[str, frozenset[str]]] = {
     "templates:manage": _ADMINS,
     "templates:edit": _ALL,
     "automations:manage": _ADMINS,
+    # drafting automations and pausing them: every role; activating (it sends) admins
+    "automations:edit": _ALL,
     "topics:manage": _ADMINS,
     # mailing lists and their memberships: every role (editors curate lists too)
     "lists:manage": _ALL,

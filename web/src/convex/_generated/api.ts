@@ -29,6 +29,69 @@ export type PublicApi = {
     /** `auth:getCurrentUser`: The signed-in user (any session; no organization needed). */
     getCurrentUser: FunctionReference<"query", "public", Record<string, never>, any>;
   };
+  automations: {
+    /** `automations:activate`: draft | paused → active; the steps are checked again (a template or list may be gone since they were saved). */
+    activate: FunctionReference<"mutation", "public", {
+      automationId: Id<"automations">;
+    }, any>;
+    /** `automations:create` */
+    create: FunctionReference<"mutation", "public", {
+      name: string;
+      description?: string;
+      triggerType: string;
+      triggerConfig?: Record<string, string>;
+      steps?: Array<{
+        id?: string;
+        type: string;
+        config: any;
+      }>;
+    }, any>;
+    /** `automations:get` */
+    get: FunctionReference<"query", "public", {
+      automationId: Id<"automations">;
+    }, any>;
+    /** `automations:list` */
+    list: FunctionReference<"query", "public", {
+      status?: string;
+    }, any>;
+    /** `automations:listRuns`: A page of the automation's runs, newest first. */
+    listRuns: FunctionReference<"query", "public", {
+      automationId: Id<"automations">;
+      paginationOpts: {
+        numItems: number;
+        cursor: string | null;
+        endCursor?: string | null;
+        id?: number;
+        maximumRowsRead?: number;
+        maximumBytesRead?: number;
+      };
+    }, any>;
+    /** `automations:pause` */
+    pause: FunctionReference<"mutation", "public", {
+      automationId: Id<"automations">;
+    }, any>;
+    /** `automations:remove` */
+    remove: FunctionReference<"mutation", "public", {
+      automationId: Id<"automations">;
+    }, any>;
+    /** `automations:stats`: Runs entered, completed, cancelled, failed and still active; per step (in order) its id, type and counts: completed, failed, skipped (jumped over), retried. */
+    stats: FunctionReference<"query", "public", {
+      automationId: Id<"automations">;
+    }, any>;
+    /** `automations:update` */
+    update: FunctionReference<"mutation", "public", {
+      automationId: Id<"automations">;
+      name?: string;
+      description?: string;
+      triggerType?: string;
+      triggerConfig?: Record<string, string>;
+      steps?: Array<{
+        id?: string;
+        type: string;
+        config: any;
+      }>;
+    }, any>;
+  };
   blockedEmails: {
     /** `blockedEmails:add`: Block an address; "<email> is already blocked (<reason>)" if it is (an `unengaged` row is upgraded to the new reason instead). */
     add: FunctionReference<"mutation", "public", {
@@ -1134,6 +1197,15 @@ export type InternalApi = {
       purpose: "reset-password" | "verify-email";
       tokenHash: string;
     }, any>;
+  };
+  automations: {
+    /** `automations:executeStep`: Execute the run's current step if the run still has `seq` (module docstring). */
+    executeStep: FunctionReference<"mutation", "internal", {
+      runId: Id<"automationRuns">;
+      seq: number;
+    }, any>;
+    /** `automations:redrive`: Schedule again the steps of running runs more than a minute overdue. */
+    redrive: FunctionReference<"mutation", "internal", Record<string, never>, any>;
   };
   contactImports: {
     /** `contactImports:applyBatch`: Apply one batch of rows (cells in `columns` order) read from the file's bytes `[startOffset, endOffset)`; the rows at the `unclosed` positions have a quote never closed and only count as failed. Returns `{"byteOffset", "stop"}`; a batch whose start is not the import's `byteOffset` was already applied and changes nothing; a worker that was replaced (`resume_stalled`) is told to stop. */

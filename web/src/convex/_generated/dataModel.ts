@@ -3,7 +3,7 @@
 import type { GenericId } from "convex/values";
 
 /** The app's tables. */
-export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "blockedEmails" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailTemplateVersions" | "emailTemplates" | "events" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
+export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailTemplateVersions" | "emailTemplates" | "events" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
 
 /** The runtime's tables that functions may read. */
 export type SystemTableNames = "_storage" | "_scheduled_functions";
@@ -45,6 +45,57 @@ export type Documents = {
     lastUsedAt?: number;
     revokedAt?: number;
     expiresAt?: number;
+    createdAt: number;
+    updatedAt: number;
+  };
+  automationRuns: {
+    _id: Id<"automationRuns">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    automationId: Id<"automations">;
+    contactId: Id<"contacts">;
+    status: "running" | "completed" | "cancelled" | "failed";
+    stepIndex: number;
+    stepsVersion: number;
+    seq: number;
+    retries: number;
+    stepsExecuted: number;
+    nextStepAt?: number;
+    triggeredBy: "contact_created" | "contact_updated" | "event_received" | "list_subscribed";
+    triggerData: Record<string, string>;
+    error?: string;
+    startedAt: number;
+    completedAt?: number;
+    updatedAt: number;
+  };
+  automationStats: {
+    _id: Id<"automationStats">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    automationId: Id<"automations">;
+    key: string;
+    counts: Record<string, number>;
+  };
+  automations: {
+    _id: Id<"automations">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    name: string;
+    description?: string;
+    triggerType: "contact_created" | "contact_updated" | "event_received" | "list_subscribed";
+    triggerConfig: Record<string, string>;
+    status: "draft" | "active" | "paused";
+    steps: Array<{
+      id: string;
+      type: string;
+      config: any;
+    }>;
+    stepsVersion: number;
+    consecutiveRunFailures: number;
+    pausedReason?: string;
+    activatedAt?: number;
+    pausedAt?: number;
+    createdBy?: Id<"users">;
     createdAt: number;
     updatedAt: number;
   };
@@ -741,6 +792,45 @@ export type DataModel = {
       by_creation_time: ["_creationTime"];
       by_org: ["organizationId", "_creationTime"];
       by_key_hash: ["keyHash", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  automationRuns: {
+    document: Doc<"automationRuns">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "automationId" | "contactId" | "status" | "stepIndex" | "stepsVersion" | "seq" | "retries" | "stepsExecuted" | "nextStepAt" | "triggeredBy" | "triggerData" | `triggerData.${string}` | "error" | "startedAt" | "completedAt" | "updatedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_automation: ["automationId", "startedAt", "_creationTime"];
+      by_automation_contact_status: ["automationId", "contactId", "status", "_creationTime"];
+      by_contact: ["contactId", "_creationTime"];
+      by_status_next: ["status", "nextStepAt", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  automationStats: {
+    document: Doc<"automationStats">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "automationId" | "key" | "counts" | `counts.${string}`;
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_automation_key: ["automationId", "key", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  automations: {
+    document: Doc<"automations">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "description" | "triggerType" | "triggerConfig" | `triggerConfig.${string}` | "status" | "steps" | "stepsVersion" | "consecutiveRunFailures" | "pausedReason" | "activatedAt" | "pausedAt" | "createdBy" | "createdAt" | "updatedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_org_trigger_status: ["organizationId", "triggerType", "status", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};
