@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from owlat.app.lib.list_subscriptions import confirm_doi
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.testing import in_mutation, in_query
-from tests.app.conftest import Caller, outbox, owner_and_editor
+from tests.app.conftest import Caller, mail_text, outbox, owner_and_editor
 
 HELLO = json.dumps(
     [{"id": "t1", "type": "text", "content": {"html": "<p>Hello {{firstName|'friend'}}</p>"}}]
@@ -443,3 +445,27 @@ async def test_redrive_schedules_overdue_steps_again(
     assert redriven.value == 1
     (done,) = await _settled_runs(owlat, automation_id, 1)
     assert done["status"] == "completed"
+
+
+async def test_list_subscribed_waits_for_the_double_opt_in(
+    owlat: Application, team: tuple[Caller, Caller, str], tmp_path: Path
+) -> None:
+    owner, _, _ = team
+    doi = await owner.mutation("mailingLists:create", {"name": "DOI", "requireDoubleOptIn": True})
+    automation_id = await _active(owner, "list_subscribed", [WEEK], listId=doi)
+    contact_id = await _contact(owner, "jo@example.com")
+    added = await owner.mutation(
+        "mailingLists:addContact", {"listId": doi, "contactId": contact_id}
+    )
+    assert added["outcome"] == "pending_doi"
+    assert await _runs(owlat, automation_id) == []
+    (mail,) = await _mails_to(tmp_path, "jo@example.com")
+    match = re.search(r"/confirm\?token=([A-Za-z0-9]+)", mail_text(mail))
+    assert match is not None
+
+    async def confirm(ctx: Any) -> None:
+        await confirm_doi(ctx, match.group(1))
+
+    await in_mutation(owlat, confirm)
+    (run,) = await _runs(owlat, automation_id)
+    assert (run["contactId"], run["triggerData"]) == (contact_id, {"listId": doi})
