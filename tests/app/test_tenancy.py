@@ -127,7 +127,20 @@ async def _organization_b(owlat: Application) -> tuple[Caller, str]:
     await _transactional(owlat, owner, organization_id)
     await _webhook(owlat, owner, organization_id)
     await _automation(owlat, owner, organization_id)
+    await _form(owlat, owner)
     return owner, organization_id
+
+
+async def _form(owlat: Application, owner: Caller) -> None:
+    """B's form on B's list, with a submission."""
+    b_list = (await owner.query("mailingLists:list"))[0]["_id"]
+    form_id = await owner.mutation("formEndpoints:create", {"name": "B form", "listId": b_list})
+    answer = await owlat.run_mutation(
+        "formEndpoints:submit",
+        {"formId": form_id, "data": {"email": "b-contact@example.com"}, "ipAddress": "10.0.0.2"},
+        internal=True,
+    )
+    assert answer.value["status"] == 200
 
 
 async def _automation(owlat: Application, owner: Caller, organization_id: str) -> None:
@@ -310,6 +323,7 @@ REFERENCES = (
     "uploadedBy",
     "automationId",
     "runId",
+    "formEndpointId",
 )
 
 

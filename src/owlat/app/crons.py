@@ -67,3 +67,10 @@ crons.daily(
 # job was lost, e.g. to a restart) are scheduled again; the run's compare-and-set keeps
 # each step to one execution (reference §13 "process pending delays").
 crons.interval("redrive automation steps", {"minutes": 1}, internal.automations.redrive, {})
+# Forms: IP address and user agent of submissions older than 90 days (reference §13).
+crons.daily(
+    "scrub form submissions",
+    {"hourUTC": 3, "minuteUTC": 47},
+    internal.form_endpoints.scrub_submissions,
+    {},
+)

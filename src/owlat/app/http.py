@@ -8,11 +8,13 @@
 /t/o/*, /t/c/*   open pixel and click redirects (tracking)
 /webhooks/ses[/<org>], /webhooks/resend[/<org>]   provider events (bounces, complaints,
               deliveries), the instance's or one organization's
+/forms/<formId>   public sign-up form submissions
 """
 
 from __future__ import annotations
 
 from owlat.app import (
+    form_routes,
     outbox_pages,
     provider_webhooks,
     share_routes,
@@ -102,3 +104,7 @@ for route, method, handler in provider_webhooks.routes():
         http.route(path_prefix=route, method=method, handler=handler)
     else:
         http.route(path=route, method=method, handler=handler)
+
+# /forms/<formId>   public sign-up form submissions (form_endpoints.py)
+for route, method, handler in form_routes.routes():
+    http.route(path_prefix=route, method=method, handler=handler)

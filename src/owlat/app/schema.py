@@ -23,6 +23,9 @@ ORG_TABLES = (
     "automationRuns",
     "automationStats",
     "automations",
+    # forms (app/form_endpoints.py)
+    "formSubmissions",
+    "formEndpoints",
     # before contacts: deleting contacts then records no segment count changes
     "segmentCounts",
     "segmentCountTotals",
@@ -1078,5 +1081,57 @@ schema = define_schema(
         )
         .index("by_org", ["organizationId"])
         .index("by_automation_key", ["automationId", "key"]),
+        # Forms (app/form_endpoints.py, app/form_routes.py): public sign-up endpoints
+        # (POST /forms/<id>) and every submission (IP and user agent scrubbed at 90 days).
+        "formEndpoints": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "name": v.string(),
+                "listId": v.optional(v.id("mailingLists")),
+                "fields": v.array(
+                    v.object(
+                        {
+                            "key": v.string(),
+                            "label": v.string(),
+                            "type": v.union(
+                                v.literal("email"), v.literal("text"), v.literal("checkbox")
+                            ),
+                            "required": v.boolean(),
+                        }
+                    )
+                ),
+                "redirectUrl": v.optional(v.string()),
+                "honeypotFieldName": v.string(),
+                "isActive": v.boolean(),
+                "doubleOptIn": v.boolean(),
+                "submissionCount": v.number(),
+                "successfulSubmissionCount": v.number(),
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        ).index("by_org", ["organizationId"]),
+        "formSubmissions": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "formEndpointId": v.id("formEndpoints"),
+                "contactId": v.optional(v.id("contacts")),
+                "data": v.record(v.string(), v.string()),
+                "status": v.union(
+                    v.literal("success"),
+                    v.literal("pending_confirmation"),
+                    v.literal("duplicate"),
+                    v.literal("spam"),
+                    v.literal("invalid"),
+                ),
+                "ipAddress": v.optional(v.string()),
+                "userAgent": v.optional(v.string()),
+                "errorMessage": v.optional(v.string()),
+                "submittedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_form", ["formEndpointId", "submittedAt"])
+        .index("by_submitted", ["submittedAt"]),
     }
 )

@@ -50,7 +50,13 @@ MAX_BODY = 100 * 1024
 WINDOW_MS = 60_000
 Bucket = Literal["subscriptions", "doi"]
 LIMITS: dict[str, int] = {"subscriptions": 30, "doi": 20}
-CATEGORIES = {400: "invalid_input", 404: "not_found", 429: "rate_limited"}
+CATEGORIES = {
+    400: "invalid_input",
+    403: "forbidden",
+    404: "not_found",
+    415: "invalid_input",
+    429: "rate_limited",
+}
 RATE_LIMITED = "Rate limit exceeded. Please try again later."
 Run = Callable[[ActionCtx, str, bytes], Awaitable[dict[str, Any]]]
 # A signed token's refusal as the endpoint answers it, decided without the database.

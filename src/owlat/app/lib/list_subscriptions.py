@@ -181,9 +181,11 @@ async def subscribe(
     contact: dict[str, Any],
     source: str,
     skip_doi: bool = False,
+    force_doi: bool = False,
     user_id: str | None = None,
 ) -> SubscribeResult:
-    """Add `contact` to `mailing_list` (§7.2's algorithm); no effect if already a member."""
+    """Add `contact` to `mailing_list` (§7.2's algorithm); no effect if already a member.
+    `force_doi`: double opt-in even where the list does not require it (a form's)."""
     _same_organization(mailing_list, contact)
     mailing_list = await _fresh(ctx, mailing_list, "Mailing list")
     contact = await _fresh(ctx, contact, "Contact")
@@ -191,7 +193,13 @@ async def subscribe(
     if existing is not None:
         return SubscribeResult(existing["_id"], "already_member", doi_status(contact))
     result, _, delta = await _join(
-        ctx, mailing_list, contact, source=source, skip_doi=skip_doi, user_id=user_id
+        ctx,
+        mailing_list,
+        contact,
+        source=source,
+        skip_doi=skip_doi,
+        user_id=user_id,
+        force_doi=force_doi,
     )
     await _move_counts(ctx, mailing_list["_id"], *delta)
     return result
@@ -227,6 +235,7 @@ async def _join(
     source: str,
     skip_doi: bool,
     user_id: str | None,
+    force_doi: bool = False,
 ) -> tuple[SubscribeResult, dict[str, Any], tuple[int, int]]:
     """Make `contact` (current, not a member) a member: its membership, contact changes
     (starting double opt-in if needed) and `list_subscribed` activity. Returns the result,
@@ -234,7 +243,9 @@ async def _join(
     the list's counts."""
     now = now_ms()
     required = (
-        mailing_list["requireDoubleOptIn"] and not skip_doi and doi_status(contact) != "confirmed"
+        (mailing_list["requireDoubleOptIn"] or force_doi)
+        and not skip_doi
+        and doi_status(contact) != "confirmed"
     )
     status = "pending" if required else "subscribed"
     membership_id = await _insert_membership(ctx, mailing_list, contact["_id"], status, source, now)

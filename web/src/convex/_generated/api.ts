@@ -533,6 +533,57 @@ export type PublicApi = {
       };
     }, any>;
   };
+  formEndpoints: {
+    /** `formEndpoints:create` */
+    create: FunctionReference<"mutation", "public", {
+      name: string;
+      listId?: string | null;
+      fields?: Array<{
+        key: string;
+        label: string;
+        type: "email" | "text" | "checkbox";
+        required: boolean;
+      }>;
+      redirectUrl?: string | null;
+      honeypotFieldName?: string;
+      doubleOptIn?: boolean;
+      isActive?: boolean;
+    }, any>;
+    /** `formEndpoints:getSubmissions` */
+    getSubmissions: FunctionReference<"query", "public", {
+      formId: Id<"formEndpoints">;
+      paginationOpts: {
+        numItems: number;
+        cursor: string | null;
+        endCursor?: string | null;
+        id?: number;
+        maximumRowsRead?: number;
+        maximumBytesRead?: number;
+      };
+    }, any>;
+    /** `formEndpoints:list` */
+    list: FunctionReference<"query", "public", Record<string, never>, any>;
+    /** `formEndpoints:remove` */
+    remove: FunctionReference<"mutation", "public", {
+      formId: Id<"formEndpoints">;
+    }, any>;
+    /** `formEndpoints:update` */
+    update: FunctionReference<"mutation", "public", {
+      name?: string;
+      listId?: string | null;
+      fields?: Array<{
+        key: string;
+        label: string;
+        type: "email" | "text" | "checkbox";
+        required: boolean;
+      }>;
+      redirectUrl?: string | null;
+      honeypotFieldName?: string;
+      doubleOptIn?: boolean;
+      isActive?: boolean;
+      formId: Id<"formEndpoints">;
+    }, any>;
+  };
   invitations: {
     /** `invitations:accept` */
     accept: FunctionReference<"mutation", "public", {
@@ -1320,6 +1371,17 @@ export type InternalApi = {
     sealed: FunctionReference<"query", "internal", {
       organizationId: Id<"organizations">;
       kind: "smtp" | "ses" | "resend";
+    }, any>;
+  };
+  formEndpoints: {
+    /** `formEndpoints:scrubSubmissions`: Drop IP and user agent of submissions older than 90 days (a batch; continues). */
+    scrubSubmissions: FunctionReference<"mutation", "internal", Record<string, never>, any>;
+    /** `formEndpoints:submit`: One submission (module docstring) → {status (HTTP), outcome?, message, retryAfter?, redirectUrl?}. */
+    submit: FunctionReference<"mutation", "internal", {
+      formId: string;
+      data: Record<string, string>;
+      ipAddress: string;
+      userAgent?: string;
     }, any>;
   };
   invitations: {

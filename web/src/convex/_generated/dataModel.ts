@@ -3,7 +3,7 @@
 import type { GenericId } from "convex/values";
 
 /** The app's tables. */
-export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailTemplateVersions" | "emailTemplates" | "events" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
+export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
 
 /** The runtime's tables that functions may read. */
 export type SystemTableNames = "_storage" | "_scheduled_functions";
@@ -364,6 +364,41 @@ export type Documents = {
     eventProperties: Record<string, string | number | boolean | null>;
     source: "api" | "dashboard";
     occurredAt: number;
+  };
+  formEndpoints: {
+    _id: Id<"formEndpoints">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    name: string;
+    listId?: Id<"mailingLists">;
+    fields: Array<{
+      key: string;
+      label: string;
+      type: "email" | "text" | "checkbox";
+      required: boolean;
+    }>;
+    redirectUrl?: string;
+    honeypotFieldName: string;
+    isActive: boolean;
+    doubleOptIn: boolean;
+    submissionCount: number;
+    successfulSubmissionCount: number;
+    createdBy?: Id<"users">;
+    createdAt: number;
+    updatedAt: number;
+  };
+  formSubmissions: {
+    _id: Id<"formSubmissions">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    formEndpointId: Id<"formEndpoints">;
+    contactId?: Id<"contacts">;
+    data: Record<string, string>;
+    status: "success" | "pending_confirmation" | "duplicate" | "spam" | "invalid";
+    ipAddress?: string;
+    userAgent?: string;
+    errorMessage?: string;
+    submittedAt: number;
   };
   instanceSettings: {
     _id: Id<"instanceSettings">;
@@ -988,6 +1023,30 @@ export type DataModel = {
       by_org_event: ["organizationId", "eventName", "occurredAt", "_creationTime"];
       by_contact: ["contactId", "occurredAt", "_creationTime"];
       by_event_id: ["eventId", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  formEndpoints: {
+    document: Doc<"formEndpoints">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "listId" | "fields" | "redirectUrl" | "honeypotFieldName" | "isActive" | "doubleOptIn" | "submissionCount" | "successfulSubmissionCount" | "createdBy" | "createdAt" | "updatedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  formSubmissions: {
+    document: Doc<"formSubmissions">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "formEndpointId" | "contactId" | "data" | `data.${string}` | "status" | "ipAddress" | "userAgent" | "errorMessage" | "submittedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_form: ["formEndpointId", "submittedAt", "_creationTime"];
+      by_submitted: ["submittedAt", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};
