@@ -35,7 +35,7 @@ step comes.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -266,12 +266,11 @@ async def fire(
     organization_id: str,
     trigger_type: str,
     contact_id: str,
-    trigger_data: Mapping[str, str],
-    matches: Any = None,
+    match: Callable[[Mapping[str, Any]], Mapping[str, str] | None],
 ) -> int:
     """Start runs for the contact in the organization's active automations of
-    `trigger_type` whose config matches (`matches(config) -> bool`, None: every one);
-    how many started."""
+    `trigger_type` that `match` (the run's trigger data, or None: no run); how many
+    started. One index read, whatever the number of automations."""
     automations = await (
         ctx.db.query("automations")
         .with_index(
@@ -287,7 +286,8 @@ async def fire(
     started = 0
     for automation in automations:
         automation_id = automation["_id"]
-        if not automation["steps"] or (matches is not None and not matches(automation)):
+        trigger_data = match(automation)
+        if not automation["steps"] or trigger_data is None:
             continue
         if await running_run(ctx, automation_id, contact_id) is not None:
             continue
@@ -330,20 +330,19 @@ async def on_contact_change(ctx: MutationCtx, change: Change) -> None:
     organization_id, contact_id = new["organizationId"], str(change.id)
     if old is None:
         if new.get("source") != "import":
-            await fire(ctx, organization_id, "contact_created", contact_id, {})
+            await fire(ctx, organization_id, "contact_created", contact_id, lambda _: {})
         return
     before, after = old.get("properties") or {}, new.get("properties") or {}
     changed = {field for field in _WATCHED_FIELDS if old.get(field) != new.get(field)}
     changed |= {key for key in {*before, *after} if before.get(key) != after.get(key)}
-    for key in sorted(changed):
-        await fire(
-            ctx,
-            organization_id,
-            "contact_updated",
-            contact_id,
-            {"propertyKey": key},
-            lambda automation, key=key: automation["triggerConfig"]["propertyKey"] == key,
-        )
+    if not changed:
+        return
+
+    def on_key(automation: Mapping[str, Any]) -> dict[str, str] | None:
+        key = automation["triggerConfig"]["propertyKey"]
+        return {"propertyKey": key} if key in changed else None
+
+    await fire(ctx, organization_id, "contact_updated", contact_id, on_key)
 
 
 async def on_event_change(ctx: MutationCtx, change: Change) -> None:
@@ -351,14 +350,15 @@ async def on_event_change(ctx: MutationCtx, change: Change) -> None:
     if change.old is not None or change.new is None:
         return
     event = change.new
-    name = event["eventName"]
+    data = {"eventName": event["eventName"], "eventId": event["eventId"]}
     await fire(
         ctx,
         event["organizationId"],
         "event_received",
         str(event["contactId"]),
-        {"eventName": name, "eventId": event["eventId"]},
-        lambda automation: automation["triggerConfig"]["eventName"] == name,
+        lambda automation: (
+            data if automation["triggerConfig"]["eventName"] == data["eventName"] else None
+        ),
     )
 
 
@@ -369,14 +369,13 @@ async def on_membership_change(ctx: MutationCtx, change: Change) -> None:
         return
     if old is not None and old["status"] == "subscribed":
         return
-    list_id = str(new["listId"])
+    data = {"listId": str(new["listId"])}
     await fire(
         ctx,
         new["organizationId"],
         "list_subscribed",
         str(new["contactId"]),
-        {"listId": list_id},
-        lambda automation: automation["triggerConfig"]["listId"] == list_id,
+        lambda automation: data if automation["triggerConfig"] == data else None,
     )
 
 
