@@ -469,3 +469,29 @@ async def test_list_subscribed_waits_for_the_double_opt_in(
     await in_mutation(owlat, confirm)
     (run,) = await _runs(owlat, automation_id)
     assert (run["contactId"], run["triggerData"]) == (contact_id, {"listId": doi})
+
+
+async def test_removing_an_automation_purges_its_runs_and_stats(
+    owlat: Application, team: tuple[Caller, Caller, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner, _, _ = team
+    monkeypatch.setattr("owlat.app.automations.BATCH", 2)  # several purge batches
+    automation_id = await _active(owner, "contact_created", [WEEK])
+    for number in range(3):
+        await _contact(owner, f"kim{number}@example.com")
+    assert len(await _runs(owlat, automation_id)) == 3
+    await owner.mutation("automations:pause", {"automationId": automation_id})
+    await owner.mutation("automations:remove", {"automationId": automation_id})
+
+    async def left(ctx: Any) -> int:
+        runs = await ctx.db.query("automationRuns").collect()
+        stats = await ctx.db.query("automationStats").collect()
+        return len(runs) + len(stats)
+
+    async with asyncio.timeout(30):
+        while True:
+            if not await in_query(owlat, left):
+                break
+            await asyncio.sleep(0.02)
+    with pytest.raises(ConvexError, match="^Automation not found$"):
+        await owner.query("automations:get", {"automationId": automation_id})

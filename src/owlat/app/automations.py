@@ -11,7 +11,7 @@ resuming send email to contacts, so they need `automations:manage` (owners, admi
         step comes (their step indexes would point into other steps)
     activate({automationId})  draft | paused → active (needs a step and a valid trigger)
     pause({automationId})     active → paused (runs are cancelled at their next step)
-    remove({automationId})    with its runs and stats
+    remove({automationId})    its runs and stats are deleted after, in batches (`purge`)
     list({status?}), get({automationId}), listRuns({automationId, paginationOpts}),
     stats({automationId}) → {entered, completed, cancelled, failed, active, steps: [...]}
 
@@ -33,6 +33,7 @@ from owlat.runtime import (
     UNDEFINED,
     MutationCtx,
     QueryCtx,
+    internal,
     internal_mutation,
     mutation,
     query,
@@ -187,18 +188,31 @@ async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
     row = await _automation(ctx, context.team_id, args["automationId"])
     if row["status"] == "active":
         raise invalid_state("Pause the automation before deleting it")
+    await ctx.db.delete(row["_id"])
+    await ctx.scheduler.run_after(0, internal.automations.purge, {"automationId": row["_id"]})
+
+
+@internal_mutation(args={"automationId": v.id("automations")})
+async def purge(ctx: MutationCtx, args: dict[str, Any]) -> int:
+    """Delete a deleted automation's runs and stats, `BATCH` a time (continues itself)."""
+    deleted = 0
     for table, index in (
         ("automationRuns", "by_automation"),
         ("automationStats", "by_automation_key"),
     ):
+        if deleted == BATCH:
+            break
         rows = await (
             ctx.db.query(table)
-            .with_index(index, lambda q: q.eq("automationId", row["_id"]))
-            .collect()
+            .with_index(index, lambda q: q.eq("automationId", args["automationId"]))
+            .take(BATCH - deleted)
         )
         for dependent in rows:
             await ctx.db.delete(dependent["_id"])
-    await ctx.db.delete(row["_id"])
+        deleted += len(rows)
+    if deleted == BATCH:
+        await ctx.scheduler.run_after(0, internal.automations.purge, args)
+    return deleted
 
 
 @query(args={"status": v.optional(v.string())})

@@ -1255,6 +1255,10 @@ export type InternalApi = {
       runId: Id<"automationRuns">;
       seq: number;
     }, any>;
+    /** `automations:purge`: Delete a deleted automation's runs and stats, `BATCH` a time (continues itself). */
+    purge: FunctionReference<"mutation", "internal", {
+      automationId: Id<"automations">;
+    }, any>;
     /** `automations:redrive`: Schedule again the steps of running runs more than a minute overdue. */
     redrive: FunctionReference<"mutation", "internal", Record<string, never>, any>;
   };
