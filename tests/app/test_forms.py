@@ -125,6 +125,16 @@ async def test_unknown_inactive_and_unsupported_bodies(
     assert missing.status_code == 404
     multipart = await _post(site, form_id, files={"email": (None, "a@example.com")})
     assert multipart.status_code == 415
+    await owner.mutation("formEndpoints:update", {"formId": form_id, "isActive": True})
+    many = await _post(site, form_id, json={f"k{n}": "x" for n in range(51)})
+    assert many.json()["error"]["message"] == "At most 50 fields of ≤ 64 characters"
+    huge = await _post(
+        site,
+        form_id,
+        content=b"email=" + b"a" * 200_000,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert (huge.status_code, huge.json()["error"]["message"]) == (400, "Request body too large")
     async with httpx.AsyncClient(base_url=site.site_url) as http:
         assert (await http.get(f"/forms/{form_id}")).status_code == 405
         assert (await http.options(f"/forms/{form_id}")).status_code == 204
@@ -166,3 +176,19 @@ async def test_five_submissions_per_minute_per_address_and_form(
     limited = await _post(site, form_id, json={"email": "p5@example.com"})
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
     assert len(await _submissions(owner, form_id)) == 5
+
+
+async def test_a_form_sign_up_starts_contact_created_automations(
+    site: Site, team: tuple[Caller, Caller, str]
+) -> None:
+    owner, _, _ = team
+    week = {"type": "delay", "config": {"duration": 1, "unit": "weeks"}}
+    automation_id = await owner.mutation(
+        "automations:create",
+        {"name": "Welcome", "triggerType": "contact_created", "steps": [week]},
+    )
+    await owner.mutation("automations:activate", {"automationId": automation_id})
+    form_id = await owner.mutation("formEndpoints:create", {"name": "Sign-up"})
+    assert (await _post(site, form_id, json={"email": "new@example.com"})).status_code == 200
+    stats = await owner.query("automations:stats", {"automationId": automation_id})
+    assert stats["entered"] == stats["active"] == 1
