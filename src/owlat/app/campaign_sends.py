@@ -31,9 +31,9 @@ async def walk_(ctx: MutationCtx, args: dict[str, Any]) -> None:
     await walk.hop(ctx, args["campaignId"], int(args["hop"]), now_ms())
 
 
-@internal_action(args=CAMPAIGN_ID)
+@internal_action(args={**CAMPAIGN_ID, "generation": v.number()})
 async def deliver(ctx: ActionCtx, args: dict[str, Any]) -> None:
-    await delivery.deliver(ctx, args["campaignId"], lease_ms())
+    await delivery.deliver(ctx, args["campaignId"], int(args["generation"]), lease_ms())
 
 
 @internal_query(args=CAMPAIGN_ID)
@@ -42,11 +42,22 @@ async def plan(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
 
 
 @internal_mutation(
-    args={**CAMPAIGN_ID, "routeProviders": v.array(v.string()), "leaseMs": v.number()}
+    args={
+        **CAMPAIGN_ID,
+        "generation": v.number(),
+        "routeProviders": v.array(v.string()),
+        "leaseMs": v.number(),
+    }
 )
 async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     return await delivery.claim(
-        ctx, args["campaignId"], args["routeProviders"], delivery.BATCH, now_ms(), args["leaseMs"]
+        ctx,
+        args["campaignId"],
+        int(args["generation"]),
+        args["routeProviders"],
+        delivery.BATCH,
+        now_ms(),
+        args["leaseMs"],
     )
 
 

@@ -961,6 +961,8 @@ schema = define_schema(
                 "pausedAt": v.optional(v.number()),
                 "cancelledAt": v.optional(v.number()),
                 "completedAt": v.optional(v.number()),
+                # bumped whenever delivery workers are started: older workers stop
+                "workerGeneration": v.optional(v.number()),
                 "createdBy": v.optional(v.id("users")),
                 "createdAt": v.number(),
                 "updatedAt": v.number(),

@@ -1159,12 +1159,14 @@ export type InternalApi = {
     /** `campaignSends:claim` */
     claim: FunctionReference<"mutation", "internal", {
       campaignId: Id<"campaigns">;
+      generation: number;
       routeProviders: Array<string>;
       leaseMs: number;
     }, any>;
     /** `campaignSends:deliver` */
     deliver: FunctionReference<"action", "internal", {
       campaignId: Id<"campaigns">;
+      generation: number;
     }, any>;
     /** `campaignSends:plan` */
     plan: FunctionReference<"query", "internal", {

@@ -115,6 +115,7 @@ export type Documents = {
     pausedAt?: number;
     cancelledAt?: number;
     completedAt?: number;
+    workerGeneration?: number;
     createdBy?: Id<"users">;
     createdAt: number;
     updatedAt: number;
@@ -816,7 +817,7 @@ export type DataModel = {
   };
   campaigns: {
     document: Doc<"campaigns">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "status" | "emailTemplateId" | "subject" | "fromName" | "fromEmail" | "replyTo" | "audience" | "audience.kind" | "audience.listId" | "audience.segmentId" | "audience.frozenFilters" | `audience.frozenFilters.${string}` | "scheduledAt" | "sentAt" | "pausedAt" | "cancelledAt" | "completedAt" | "createdBy" | "createdAt" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "status" | "emailTemplateId" | "subject" | "fromName" | "fromEmail" | "replyTo" | "audience" | "audience.kind" | "audience.listId" | "audience.segmentId" | "audience.frozenFilters" | `audience.frozenFilters.${string}` | "scheduledAt" | "sentAt" | "pausedAt" | "cancelledAt" | "completedAt" | "workerGeneration" | "createdBy" | "createdAt" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];

@@ -74,7 +74,7 @@ from owlat.app.lib.subscription_tokens import make_token
 from owlat.app.lib.transactional_emails import message_for, resolve_language
 from owlat.runtime import UNDEFINED, ActionCtx, MutationCtx, QueryCtx, internal
 
-BATCH = 200  # sends per claim
+BATCH = 100  # sends per claim: per worker, the messages a crash can leave uncertain
 RUN_SECONDS = 10.0  # a worker's run before it hands its slot back
 IDLE_WAIT = 0.2  # seconds before looking again while the walk is behind
 IDLE_MS = 30_000.0  # a sending campaign without progress this long gets new workers
@@ -103,16 +103,20 @@ async def plan(ctx: QueryCtx, campaign_id: str) -> dict[str, Any] | None:
 async def claim(
     ctx: MutationCtx,
     campaign_id: str,
+    generation: int,
     route_providers: Sequence[str],
     limit: int,
     now: float,
     lease_ms: float,
 ) -> dict[str, Any]:
     """Claim up to `limit` sends (module docstring): `{stop}` when the campaign is not
-    sending, else `{sends, walking}` and, with sends, what composing them needs."""
+    sending or the worker's `generation` is not the campaign's latest, else `{sends,
+    walking}` and, with sends, what composing them needs."""
     campaign = await ctx.db.get(campaign_id)
     job = await job_of(ctx, campaign_id)
     if campaign is None or job is None or campaign["status"] != CampaignStatus.SENDING:
+        return {"stop": True}
+    if campaign.get("workerGeneration") != generation:
         return {"stop": True}
     rows = await _claimable(ctx, campaign_id, route_providers, limit, now, lease_ms)
     walking = job["phase"] != "done"
@@ -331,7 +335,7 @@ async def record(
 # -- the worker ------------------------------------------------------------------------------
 
 
-async def deliver(ctx: ActionCtx, campaign_id: str, lease_ms: float) -> None:
+async def deliver(ctx: ActionCtx, campaign_id: str, generation: int, lease_ms: float) -> None:
     """One worker run (module docstring)."""
     route_plan = await ctx.run_query(internal.campaign_sends.plan, {"campaignId": campaign_id})
     if route_plan is None:
@@ -344,11 +348,11 @@ async def deliver(ctx: ActionCtx, campaign_id: str, lease_ms: float) -> None:
     )
     health = restored_health(route_plan["health"])
     deadline = time.monotonic() + RUN_SECONDS
-    again = {"campaignId": campaign_id}
+    again = {"campaignId": campaign_id, "generation": generation}
     while time.monotonic() < deadline:
         batch = await ctx.run_mutation(
             internal.campaign_sends.claim,
-            {"campaignId": campaign_id, "routeProviders": route_providers, "leaseMs": lease_ms},
+            {**again, "routeProviders": route_providers, "leaseMs": lease_ms},
         )
         if batch["stop"]:
             return
@@ -465,7 +469,7 @@ async def recover(ctx: MutationCtx, now: float, lease_ms: float, idle_ms: float)
         if await complete_if_finished(ctx, campaign, job, stats, now):
             continue
         last = max(stats["updatedAt"], job["updatedAt"])
-        if pending(job, stats) > 0 and now - last >= idle_ms:
+        if (pending(job, stats) > 0 or job["phase"] == "walking") and now - last >= idle_ms:
             await ctx.db.patch(stats["_id"], {"updatedAt": now})
             await spawn_workers(ctx, campaign_id)
     return len(campaigns)

@@ -22,7 +22,7 @@ from owlat.app.lib.sending.send_states import SendStatus
 from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, internal
 
 PAGE = 500
-WORKERS = 4  # delivery actions per campaign (each sends a batch at a time)
+WORKERS = 2  # delivery actions per campaign (each sends a batch at a time)
 
 
 async def job_of(ctx: QueryCtx, campaign_id: str) -> dict[str, Any] | None:
@@ -94,10 +94,18 @@ async def schedule_hop(ctx: MutationCtx, campaign_id: str, hop_number: int) -> N
 
 
 async def spawn_workers(ctx: MutationCtx, campaign_id: str, count: int = WORKERS) -> None:
-    """Schedule `count` delivery workers (`delivery.deliver`) for the campaign."""
+    """Start `count` delivery workers (`delivery.deliver`) of a new generation: workers
+    of earlier ones stop at their next claim, so a campaign has `count` at most (a
+    restart, a resume or recovery never multiplies them)."""
+    campaign = await ctx.db.get(campaign_id)
+    assert campaign is not None, campaign_id
+    generation = (campaign.get("workerGeneration") or 0) + 1
+    await ctx.db.patch(campaign_id, {"workerGeneration": generation})
     for _ in range(count):
         await ctx.scheduler.run_after(
-            0, internal.campaign_sends.deliver, {"campaignId": campaign_id}
+            0,
+            internal.campaign_sends.deliver,
+            {"campaignId": campaign_id, "generation": generation},
         )
 
 
