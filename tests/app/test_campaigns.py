@@ -315,3 +315,35 @@ async def test_an_unsubscribe_or_a_block_committed_mid_send_stops_the_message(
     rows = {row["_id"]: row for row in await _sends(owlat, campaign_id)}
     assert rows[leaving["_id"]]["errorCode"] == rows[blocked["_id"]]["errorCode"]
     assert rows[blocked["_id"]]["errorCode"] == "RECIPIENT_SUPPRESSED"
+
+
+async def test_a_campaign_to_a_segment_walks_the_matching_live_contacts(
+    owlat: Application, team: tuple[Caller, Caller, str], sink: tuple[Sink, int], dns: DnsServer
+) -> None:
+    owner, editor, _ = team
+    list_id, contact_ids = await _smtp_list(owlat, team, sink[1], dns, 30)
+
+    async def unsubscribe(ctx: Any) -> None:
+        await ctx.db.patch(contact_ids[12], {"unsubscribedAt": 1.0})
+
+    await in_mutation(owlat, unsubscribe)
+    starts = {"kind": "contact_property", "field": "firstName", "operator": "starts_with",
+              "value": "R1"}  # fmt: skip
+    segment_id = await owner.mutation(
+        "segments:create", {"name": "R1x", "filters": {"logic": "AND", "conditions": [starts]}}
+    )
+    campaign_id = await ready_campaign(owner, list_id, SENDER, editor)
+    await editor.mutation(
+        "campaigns:update",
+        {"campaignId": campaign_id, "audience": {"kind": "segment", "segmentId": segment_id}},
+    )
+    await owner.mutation("campaigns:send", {"campaignId": campaign_id})
+    progress = await finished(editor, campaign_id)
+    expected = {address(1)} | {address(i) for i in range(10, 20)} - {address(12)}
+    assert _once_each(sink[0]) == expected
+    assert (progress["audience"], progress["skipped"], progress["sent"]) == (11, 1, 10)
+    for _, mail in _received(sink[0]):
+        assert "List-Id" not in mail and mail["List-Unsubscribe"]
+        assert "Unsubscribe</a>" not in mail.get_body(("html",)).get_content()
+    campaign = await editor.query("campaigns:get", {"campaignId": campaign_id})
+    assert campaign["audience"] == {"kind": "segment", "segmentId": segment_id}

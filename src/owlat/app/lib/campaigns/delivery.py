@@ -25,7 +25,9 @@ cron, and at start) takes sends left `sending` past the lease (OWLAT_SEND_LEASE_
 through providers that dedupe by key (outbox, Resend) they are claimed again with the same
 key and Message-ID; otherwise they become `failed` DELIVERY_UNCERTAIN, as in `sends.py`.
 It also starts workers for a sending campaign nobody has worked on for `IDLE_MS` (a crash
-loses the running actions) and completes campaigns that are finished.
+loses the running actions), schedules again a walk whose hop has not moved for as long (a
+hop that failed: a hop for a position already walked does nothing) and completes campaigns
+that are finished.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from owlat.app.lib.campaigns.walk import (
     complete_if_finished,
     job_of,
     pending,
+    schedule_hop,
     spawn_workers,
     stats_of,
 )
@@ -472,4 +475,6 @@ async def recover(ctx: MutationCtx, now: float, lease_ms: float, idle_ms: float)
         if (pending(job, stats) > 0 or job["phase"] == "walking") and now - last >= idle_ms:
             await ctx.db.patch(stats["_id"], {"updatedAt": now})
             await spawn_workers(ctx, campaign_id)
+        if job["phase"] == "walking" and now - job["updatedAt"] >= max(idle_ms, IDLE_MS):
+            await schedule_hop(ctx, campaign_id, job["hop"])  # its hop failed: again
     return len(campaigns)
