@@ -36,6 +36,7 @@ from owlat.runtime.values import (
     UnionValidator,
     Validator,
 )
+from tests.app.campaign_setup import finished, published_template
 from tests.app.conftest import Caller, signed_in, uploaded, with_organization
 from tests.app.mail_setup import settled
 from tests.app.template_samples import png
@@ -128,6 +129,7 @@ async def _organization_b(owlat: Application) -> tuple[Caller, str]:
     await _webhook(owlat, owner, organization_id)
     await _automation(owlat, owner, organization_id)
     await _form(owlat, owner)
+    await _campaigns(owner, b_list)
     return owner, organization_id
 
 
@@ -258,6 +260,25 @@ async def _transactional(owlat: Application, owner: Caller, organization_id: str
     )  # fmt: skip
     assert "answer" in sent.value, sent.value
     assert (await settled(owner, sent.value["answer"]["transactionalEmailId"]))["status"] == "sent"
+
+
+async def _campaigns(owner: Caller, list_id: str) -> None:
+    """B's campaign sent to its list (through the outbox), and a draft."""
+    await owner.mutation(
+        "providerRoutes:set",
+        {"messageType": "campaign", "strategy": "single", "providers": [{"provider": "outbox"}]},
+    )
+    template_id = await published_template(owner)
+    for name in ("B draft", "B news"):
+        campaign_id = await owner.mutation("campaigns:create", {"name": name})
+        await owner.mutation(
+            "campaigns:update",
+            {"campaignId": campaign_id, "emailTemplateId": template_id,
+             "fromEmail": "news@b-mail.example.com",
+             "audience": {"kind": "list", "listId": list_id}},
+        )  # fmt: skip
+    await owner.mutation("campaigns:send", {"campaignId": campaign_id})
+    assert (await finished(owner, campaign_id))["sent"] == 2
 
 
 async def _finished_import(owlat: Application, owner: Caller, list_id: str) -> None:

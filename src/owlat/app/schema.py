@@ -54,6 +54,11 @@ ORG_TABLES = (
     "providerHealth",
     "transactionalSends",
     "apiIdempotencyKeys",
+    # campaigns (lib/campaigns/)
+    "campaigns",
+    "campaignSendJobs",
+    "campaignStats",
+    "emailSends",
 )
 
 ROLE = v.union(v.literal("owner"), v.literal("admin"), v.literal("editor"))
@@ -108,6 +113,18 @@ SEND_STATUSES = (
     "failed",
 )  # fmt: skip
 SEND_STATUS = v.union(*(v.literal(status) for status in SEND_STATUSES))
+CAMPAIGN_STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
+CAMPAIGN_STATUS = v.union(*(v.literal(status) for status in CAMPAIGN_STATUSES))
+CAMPAIGN_AUDIENCE = v.union(
+    v.object({"kind": v.literal("list"), "listId": v.id("mailingLists")}),
+    v.object(
+        {
+            "kind": v.literal("segment"),
+            "segmentId": v.id("segments"),
+            "frozenFilters": v.optional(v.any()),
+        }
+    ),
+)
 BOUNCE_TYPE = v.union(v.literal("hard"), v.literal("soft"))
 # One record of a domain's `dnsRecords` document (lib/domains/records.py).
 DNS_RECORD = v.object(
@@ -943,6 +960,95 @@ schema = define_schema(
         .index("by_contact", ["contactId"])
         .index("by_provider_message_id", ["providerMessageId"])
         .index("by_status_updated", ["status", "updatedAt"]),
+        # -- campaigns (lib/campaigns/) ------------------------------------------------------
+        "campaigns": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "name": v.string(),
+                "status": CAMPAIGN_STATUS,
+                "emailTemplateId": v.optional(v.id("emailTemplates")),
+                "subject": v.optional(v.string()),  # overrides the template's subject
+                "fromName": v.optional(v.string()),
+                "fromEmail": v.optional(v.string()),
+                "replyTo": v.optional(v.string()),
+                "audience": v.optional(CAMPAIGN_AUDIENCE),
+                "scheduledAt": v.optional(v.number()),
+                "sentAt": v.optional(v.number()),  # when sending started
+                "pausedAt": v.optional(v.number()),
+                "cancelledAt": v.optional(v.number()),
+                "completedAt": v.optional(v.number()),
+                # bumped whenever delivery workers are started: older workers stop
+                "workerGeneration": v.optional(v.number()),
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_org_updated", ["organizationId", "updatedAt"])
+        .index("by_status_scheduled", ["status", "scheduledAt"]),
+        # The walk of a sending campaign's frozen audience: one row per campaign, its
+        # keyset cursor advanced in the mutation that creates the page's emailSends rows.
+        "campaignSendJobs": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "campaignId": v.id("campaigns"),
+                "phase": v.union(v.literal("walking"), v.literal("done")),
+                "audience": CAMPAIGN_AUDIENCE,  # frozen at start (segment filters copied)
+                "cursor": v.union(v.string(), v.null()),  # null: from the start
+                "hop": v.number(),  # pages walked; a walk step for another hop is stale
+                "candidates": v.number(),  # audience entries read
+                "enqueued": v.number(),  # emailSends rows created
+                "skipped": v.number(),  # candidates not eligible when walked
+                "startedAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_campaign", ["campaignId"])
+        .index("by_phase_updated", ["phase", "updatedAt"]),
+        # Counts of a campaign's sends by outcome, kept by the delivery's batch mutations
+        # (never by scanning emailSends): what campaigns:progress reads.
+        "campaignStats": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "campaignId": v.id("campaigns"),
+                "sent": v.number(),
+                "failed": v.number(),
+                "suppressed": v.number(),  # refused when claimed (unsubscribed, blocked)
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_campaign", ["campaignId"]),
+        # One row per (campaign, contact): created `queued` by the walk, claimed in
+        # batches (`sending`), then `sent` or `failed` (send_states.py).
+        "emailSends": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "campaignId": v.id("campaigns"),
+                "contactId": v.id("contacts"),
+                "email": v.string(),  # the contact's address when walked
+                "status": SEND_STATUS,
+                "attempts": v.number(),  # claims so far
+                "messageId": v.optional(v.string()),  # fixed at the first claim
+                "claimedAt": v.optional(v.number()),
+                "routeProviders": v.optional(v.array(PROVIDER_KIND)),
+                "queuedAt": v.number(),
+                "sentAt": v.optional(v.number()),
+                "failedAt": v.optional(v.number()),
+                "errorCode": v.optional(v.string()),
+                "errorMessage": v.optional(v.string()),
+                "providerType": v.optional(PROVIDER_KIND),
+                "providerMessageId": v.optional(v.string()),
+                "updatedAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_campaign_contact", ["campaignId", "contactId"])
+        .index("by_campaign_status", ["campaignId", "status", "updatedAt"])
+        .index("by_contact", ["contactId"])
+        .index("by_provider_message_id", ["providerMessageId"]),
         # Outgoing webhooks (app/webhooks.py, lib/webhooks/): endpoints of the organization
         # and one log row per event delivered to one of them (its attempts, 30 days).
         "webhooks": define_table(

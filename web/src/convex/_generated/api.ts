@@ -123,6 +123,96 @@ export type PublicApi = {
       email: string;
     }, any>;
   };
+  campaigns: {
+    /** `campaigns:cancel`: Stop for good: nothing more is claimed; queued sends stay unsent. */
+    cancel: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaigns:create`: A new draft campaign; its id. */
+    create: FunctionReference<"mutation", "public", {
+      name: string;
+    }, any>;
+    /** `campaigns:duplicate`: A draft copy ("Copy of <name>") of any campaign's content and audience; its id. */
+    duplicate: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaigns:get` */
+    get: FunctionReference<"query", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaigns:list`: A page of the organization's campaigns, most recently changed first (of one status, if given). */
+    list: FunctionReference<"query", "public", {
+      paginationOpts: {
+        numItems: number;
+        cursor: string | null;
+        endCursor?: string | null;
+        id?: number;
+        maximumRowsRead?: number;
+        maximumBytesRead?: number;
+      };
+      status?: "draft" | "scheduled" | "sending" | "paused" | "sent" | "cancelled";
+    }, any>;
+    /** `campaigns:pause`: Stop claiming sends; queued ones wait for `resume`. */
+    pause: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaigns:progress`: The campaign's status and counts: `audience` entries walked, `enqueued` sends, `sent`, `failed`, `suppressed` (refused when claimed), `skipped` (not eligible when walked), `pending` (not yet sent), `walking`, `percent` (of enqueued sends done). */
+    progress: FunctionReference<"query", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaigns:remove`: Delete a draft (a campaign that was ever scheduled or sent keeps its record). */
+    remove: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaigns:resume`: Go on where a paused campaign stopped: the walk from its cursor, the queued sends. */
+    resume: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaigns:schedule`: Schedule a draft for `scheduledAt` (epoch ms, at least a minute ahead). */
+    schedule: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+      scheduledAt: number;
+    }, any>;
+    /** `campaigns:send`: Start sending a draft or scheduled campaign now (after its preflight). */
+    send: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaigns:sends`: A page of the campaign's sends (of one status, if given). */
+    sends: FunctionReference<"query", "public", {
+      campaignId: Id<"campaigns">;
+      paginationOpts: {
+        numItems: number;
+        cursor: string | null;
+        endCursor?: string | null;
+        id?: number;
+        maximumRowsRead?: number;
+        maximumBytesRead?: number;
+      };
+      status?: "queued" | "sending" | "sent" | "delivered" | "opened" | "clicked" | "bounced" | "complained" | "failed";
+    }, any>;
+    /** `campaigns:unschedule`: A scheduled campaign back to draft. */
+    unschedule: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaigns:update`: Change a draft's fields; "" (or null) clears an optional one. */
+    update: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+      name?: string;
+      emailTemplateId?: Id<"emailTemplates"> | null;
+      subject?: string;
+      fromName?: string;
+      fromEmail?: string;
+      replyTo?: string;
+      audience?: {
+        kind: "list";
+        listId: Id<"mailingLists">;
+      } | {
+        kind: "segment";
+        segmentId: Id<"segments">;
+        frozenFilters?: any;
+      } | null;
+    }, any>;
+  };
   contactImports: {
     /** `contactImports:cancel`: Stop a queued or running import (batches already applied stay). */
     cancel: FunctionReference<"mutation", "public", {
@@ -1261,6 +1351,41 @@ export type InternalApi = {
     }, any>;
     /** `automations:redrive`: Schedule again the steps of running runs more than a minute overdue. */
     redrive: FunctionReference<"mutation", "internal", Record<string, never>, any>;
+  };
+  campaignSends: {
+    /** `campaignSends:claim` */
+    claim: FunctionReference<"mutation", "internal", {
+      campaignId: Id<"campaigns">;
+      generation: number;
+      routeProviders: Array<string>;
+      leaseMs: number;
+    }, any>;
+    /** `campaignSends:deliver` */
+    deliver: FunctionReference<"action", "internal", {
+      campaignId: Id<"campaigns">;
+      generation: number;
+    }, any>;
+    /** `campaignSends:plan` */
+    plan: FunctionReference<"query", "internal", {
+      campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaignSends:record` */
+    record: FunctionReference<"mutation", "internal", {
+      campaignId: Id<"campaigns">;
+      outcomes: Array<any>;
+      attempts: Array<any>;
+    }, any>;
+    /** `campaignSends:recover` */
+    recover: FunctionReference<"mutation", "internal", {
+      idleMs?: number;
+    }, any>;
+    /** `campaignSends:startDue`: Start the scheduled campaigns whose time has come (preflight again: one that fails it goes back to draft); how many were looked at. */
+    startDue: FunctionReference<"mutation", "internal", Record<string, never>, any>;
+    /** `campaignSends:walk` */
+    walk: FunctionReference<"mutation", "internal", {
+      campaignId: Id<"campaigns">;
+      hop: number;
+    }, any>;
   };
   contactImports: {
     /** `contactImports:applyBatch`: Apply one batch of rows (cells in `columns` order) read from the file's bytes `[startOffset, endOffset)`; the rows at the `unclosed` positions have a quote never closed and only count as failed. Returns `{"byteOffset", "stop"}`; a batch whose start is not the import's `byteOffset` was already applied and changes nothing; a worker that was replaced (`resume_stalled`) is told to stop. */

@@ -3,7 +3,7 @@
 import type { GenericId } from "convex/values";
 
 /** The app's tables. */
-export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
+export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignSendJobs" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
 
 /** The runtime's tables that functions may read. */
 export type SystemTableNames = "_storage" | "_scheduled_functions";
@@ -110,6 +110,67 @@ export type Documents = {
     sourceSendId?: string;
     createdBy?: Id<"users">;
     createdAt: number;
+  };
+  campaignSendJobs: {
+    _id: Id<"campaignSendJobs">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    campaignId: Id<"campaigns">;
+    phase: "walking" | "done";
+    audience: {
+      kind: "list";
+      listId: Id<"mailingLists">;
+    } | {
+      kind: "segment";
+      segmentId: Id<"segments">;
+      frozenFilters?: any;
+    };
+    cursor: string | null;
+    hop: number;
+    candidates: number;
+    enqueued: number;
+    skipped: number;
+    startedAt: number;
+    updatedAt: number;
+  };
+  campaignStats: {
+    _id: Id<"campaignStats">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    campaignId: Id<"campaigns">;
+    sent: number;
+    failed: number;
+    suppressed: number;
+    updatedAt: number;
+  };
+  campaigns: {
+    _id: Id<"campaigns">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    name: string;
+    status: "draft" | "scheduled" | "sending" | "paused" | "sent" | "cancelled";
+    emailTemplateId?: Id<"emailTemplates">;
+    subject?: string;
+    fromName?: string;
+    fromEmail?: string;
+    replyTo?: string;
+    audience?: {
+      kind: "list";
+      listId: Id<"mailingLists">;
+    } | {
+      kind: "segment";
+      segmentId: Id<"segments">;
+      frozenFilters?: any;
+    };
+    scheduledAt?: number;
+    sentAt?: number;
+    pausedAt?: number;
+    cancelledAt?: number;
+    completedAt?: number;
+    workerGeneration?: number;
+    createdBy?: Id<"users">;
+    createdAt: number;
+    updatedAt: number;
   };
   contactActivities: {
     _id: Id<"contactActivities">;
@@ -301,6 +362,27 @@ export type Documents = {
     secretNames: Array<string>;
     updatedBy?: Id<"users">;
     createdAt: number;
+    updatedAt: number;
+  };
+  emailSends: {
+    _id: Id<"emailSends">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    campaignId: Id<"campaigns">;
+    contactId: Id<"contacts">;
+    email: string;
+    status: "queued" | "sending" | "sent" | "delivered" | "opened" | "clicked" | "bounced" | "complained" | "failed";
+    attempts: number;
+    messageId?: string;
+    claimedAt?: number;
+    routeProviders?: Array<"outbox" | "smtp" | "ses" | "resend">;
+    queuedAt: number;
+    sentAt?: number;
+    failedAt?: number;
+    errorCode?: string;
+    errorMessage?: string;
+    providerType?: "outbox" | "smtp" | "ses" | "resend";
+    providerMessageId?: string;
     updatedAt: number;
   };
   emailTemplateVersions: {
@@ -883,6 +965,44 @@ export type DataModel = {
     searchIndexes: {};
     vectorIndexes: {};
   };
+  campaignSendJobs: {
+    document: Doc<"campaignSendJobs">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "phase" | "audience" | "audience.kind" | "audience.listId" | "audience.segmentId" | "audience.frozenFilters" | `audience.frozenFilters.${string}` | "cursor" | "hop" | "candidates" | "enqueued" | "skipped" | "startedAt" | "updatedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_campaign: ["campaignId", "_creationTime"];
+      by_phase_updated: ["phase", "updatedAt", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  campaignStats: {
+    document: Doc<"campaignStats">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "sent" | "failed" | "suppressed" | "updatedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_campaign: ["campaignId", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  campaigns: {
+    document: Doc<"campaigns">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "status" | "emailTemplateId" | "subject" | "fromName" | "fromEmail" | "replyTo" | "audience" | "audience.kind" | "audience.listId" | "audience.segmentId" | "audience.frozenFilters" | `audience.frozenFilters.${string}` | "scheduledAt" | "sentAt" | "pausedAt" | "cancelledAt" | "completedAt" | "workerGeneration" | "createdBy" | "createdAt" | "updatedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_org_updated: ["organizationId", "updatedAt", "_creationTime"];
+      by_status_scheduled: ["status", "scheduledAt", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
   contactActivities: {
     document: Doc<"contactActivities">;
     fieldPaths: "_id" | "_creationTime" | "organizationId" | "contactId" | "activityType" | "metadata" | `metadata.${string}` | "userId" | "occurredAt";
@@ -983,6 +1103,21 @@ export type DataModel = {
       by_creation_time: ["_creationTime"];
       by_org: ["organizationId", "_creationTime"];
       by_org_kind: ["organizationId", "kind", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  emailSends: {
+    document: Doc<"emailSends">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "contactId" | "email" | "status" | "attempts" | "messageId" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "updatedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_campaign_contact: ["campaignId", "contactId", "_creationTime"];
+      by_campaign_status: ["campaignId", "status", "updatedAt", "_creationTime"];
+      by_contact: ["contactId", "_creationTime"];
+      by_provider_message_id: ["providerMessageId", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};

@@ -301,7 +301,7 @@ async def claim(
             return None  # another delivery holds it
         earlier = row.get("routeProviders") or []
         if not (is_idempotent(earlier) and set(route_providers) <= set(earlier)):
-            await _fail(ctx, row, "DELIVERY_UNCERTAIN", _UNCERTAIN, now)
+            await _fail(ctx, row, "DELIVERY_UNCERTAIN", UNCERTAIN, now)
             return None
     elif status is not SendStatus.QUEUED:
         return None
@@ -322,12 +322,12 @@ async def claim(
     fields = ("email", "fromAddress", "replyTo", "subject", "html", "text", "headers")
     claimed = {name: row.get(name) for name in fields}
     claimed.update(sendId=row["_id"], deliveryKey=row["deliveryKey"], messageId=row["messageId"])
-    claimed["dkim"] = await _dkim_key(ctx, row)
+    claimed["dkim"] = await dkim_key(ctx, row)
     claimed["tracking"] = await tracking_for(ctx, row)
     return claimed
 
 
-_UNCERTAIN = (
+UNCERTAIN = (
     "Delivery was interrupted after the message was handed to a provider that cannot "
     "tell whether it already took it; it is not sent again, so it is never sent twice"
 )
@@ -350,7 +350,7 @@ async def _refusal(
     return None
 
 
-async def _dkim_key(ctx: QueryCtx, row: Mapping[str, Any]) -> dict[str, str] | None:
+async def dkim_key(ctx: QueryCtx, row: Mapping[str, Any]) -> dict[str, str] | None:
     """The From domain's DKIM key Owlat holds (sealed), if any."""
     domain = str(mailbox(row["fromAddress"], "From").domain).lower()
     found = (
@@ -451,7 +451,7 @@ async def recover_stalled(ctx: MutationCtx, now: float, lease_ms: float, limit: 
             elif row["attempts"] >= MAX_ATTEMPTS:
                 await _fail(ctx, row, "TOO_MANY_ATTEMPTS", _interrupted(row["attempts"]), now)
             else:
-                await _fail(ctx, row, "DELIVERY_UNCERTAIN", _UNCERTAIN, now)
+                await _fail(ctx, row, "DELIVERY_UNCERTAIN", UNCERTAIN, now)
     for start in range(0, len(redo), BATCH):
         await ctx.scheduler.run_after(
             0,
@@ -488,14 +488,15 @@ async def plan(ctx: QueryCtx, send_ids: Sequence[str]) -> list[dict[str, Any]]:
             continue
         key = (row["organizationId"], row["kind"])
         if key not in groups:
-            groups[key] = await _group(ctx, *key)
+            groups[key] = await route_plan(ctx, *key)
         groups[key]["sendIds"].append(row["_id"])
         if row.get("attachments"):
             groups[key]["attachments"][row["_id"]] = row["attachments"]
     return list(groups.values())
 
 
-async def _group(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str, Any]:
+async def route_plan(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str, Any]:
+    """The route of `kind`, the sealed settings of its providers and their health."""
     route = await route_for(ctx, organization_id, MessageType(kind))
     providers: dict[str, Any] = {}
     for provider in enabled_providers(route):
@@ -544,19 +545,9 @@ async def _deliver_group(ctx: ActionCtx, group: Mapping[str, Any], lease_ms: flo
     organization_id = group["organizationId"]
     route = route_from_document(group["route"])
     route_providers = enabled_providers(route)
-    providers: dict[str, EmailProvider] = {}
-    unavailable = None
-    for name in route_providers:
-        config = group["providers"].get(name)
-        try:
-            if config is None:
-                raise CredentialsError(f"{name} is no longer configured")
-            providers[name] = await kept_provider(
-                organization_id, name, config["settings"], config.get("credentials")
-            )
-        except CredentialsError as error:
-            unavailable = f"The {name} provider cannot be used: {error}; configure it again"
-            break
+    providers, unavailable = await open_providers(
+        organization_id, route_providers, group["providers"]
+    )
     health = restored_health(group["health"])
     gate = asyncio.Semaphore(CONCURRENCY)
     policy = instance.current().attachment_fetch
@@ -578,12 +569,14 @@ async def _deliver_group(ctx: ActionCtx, group: Mapping[str, Any], lease_ms: flo
                 return
             attempts: list[Attempt] = []
             if unavailable is not None:
-                outcome = _failed("PROVIDER_UNAVAILABLE", unavailable)
+                outcome = failed_outcome("PROVIDER_UNAVAILABLE", unavailable)
             elif missing is not None:
-                outcome = _failed("ATTACHMENT_UNAVAILABLE", missing)
+                outcome = failed_outcome("ATTACHMENT_UNAVAILABLE", missing)
             else:
                 claimed = {**claimed, "attachments": files}
-                outcome = await _send(organization_id, claimed, route, providers, health, attempts)
+                outcome = await send_claimed(
+                    organization_id, claimed, route, providers, health, attempts
+                )
             await ctx.run_mutation(
                 internal.transactional_sends.record,
                 {
@@ -600,11 +593,30 @@ async def _deliver_group(ctx: ActionCtx, group: Mapping[str, Any], lease_ms: flo
             raise result
 
 
-def _failed(code: str, message: str) -> dict[str, Any]:
+async def open_providers(
+    organization_id: str, route_providers: Sequence[str], configs: Mapping[str, Any]
+) -> tuple[dict[str, EmailProvider], str | None]:
+    """The kept provider objects of the route (`configs`: `route_plan`'s "providers"),
+    and why one of them cannot be used, if so (then the sends fail PROVIDER_UNAVAILABLE)."""
+    providers: dict[str, EmailProvider] = {}
+    for name in route_providers:
+        config = configs.get(name)
+        try:
+            if config is None:
+                raise CredentialsError(f"{name} is no longer configured")
+            providers[name] = await kept_provider(
+                organization_id, name, config["settings"], config.get("credentials")
+            )
+        except CredentialsError as error:
+            return providers, f"The {name} provider cannot be used: {error}; configure it again"
+    return providers, None
+
+
+def failed_outcome(code: str, message: str) -> dict[str, Any]:
     return {"status": "failed", "errorCode": code, "errorMessage": message}
 
 
-async def _send(
+async def send_claimed(
     organization_id: str,
     claimed: Mapping[str, Any],
     route: Route,
@@ -625,11 +637,11 @@ async def _send(
             sleep=_capped_sleep,
         )
     except CompositionError as error:
-        return _failed("INVALID_MESSAGE", str(error))
+        return failed_outcome("INVALID_MESSAGE", str(error))
     except ProviderError as error:
-        return _failed(error.kind.name, str(error))
+        return failed_outcome(error.kind.name, str(error))
     except NoDeliveryProvider as error:
-        return _failed("NO_DELIVERY_PROVIDER", str(error))
+        return failed_outcome("NO_DELIVERY_PROVIDER", str(error))
     return {
         "status": "sent",
         "provider": delivery.provider,

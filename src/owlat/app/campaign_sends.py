@@ -1,0 +1,97 @@
+"""Internal functions of campaign sending (`lib/campaigns/walk.py`, `delivery.py`): the
+walk's hops, the delivery workers and their steps, recovery and due scheduled campaigns
+(crons)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from owlat.app.lib.campaigns import delivery, walk
+from owlat.app.lib.campaigns.drafts import preflight
+from owlat.app.lib.campaigns.states import CampaignStatus
+from owlat.app.lib.errors import AppError
+from owlat.app.lib.sending.routes import Attempt
+from owlat.app.lib.sending.sends import lease_ms
+from owlat.app.lib.session_organization import now_ms
+from owlat.runtime import (
+    ActionCtx,
+    MutationCtx,
+    QueryCtx,
+    internal_action,
+    internal_mutation,
+    internal_query,
+    v,
+)
+
+CAMPAIGN_ID = {"campaignId": v.id("campaigns")}
+
+
+@internal_mutation(args={**CAMPAIGN_ID, "hop": v.number()})
+async def walk_(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    await walk.hop(ctx, args["campaignId"], int(args["hop"]), now_ms())
+
+
+@internal_action(args={**CAMPAIGN_ID, "generation": v.number()})
+async def deliver(ctx: ActionCtx, args: dict[str, Any]) -> None:
+    await delivery.deliver(ctx, args["campaignId"], int(args["generation"]), lease_ms())
+
+
+@internal_query(args=CAMPAIGN_ID)
+async def plan(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
+    return await delivery.plan(ctx, args["campaignId"])
+
+
+@internal_mutation(
+    args={
+        **CAMPAIGN_ID,
+        "generation": v.number(),
+        "routeProviders": v.array(v.string()),
+        "leaseMs": v.number(),
+    }
+)
+async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    return await delivery.claim(
+        ctx,
+        args["campaignId"],
+        int(args["generation"]),
+        args["routeProviders"],
+        delivery.BATCH,
+        now_ms(),
+        args["leaseMs"],
+    )
+
+
+@internal_mutation(args={**CAMPAIGN_ID, "outcomes": v.array(v.any()), "attempts": v.array(v.any())})
+async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    attempts = [Attempt.from_json(attempt) for attempt in args["attempts"]]
+    await delivery.record(ctx, args["campaignId"], args["outcomes"], attempts, now_ms())
+
+
+@internal_mutation(args={"idleMs": v.optional(v.number())})
+async def recover(ctx: MutationCtx, args: dict[str, Any]) -> int:
+    return await delivery.recover(ctx, now_ms(), lease_ms(), args.get("idleMs", delivery.IDLE_MS))
+
+
+@internal_mutation(args={})
+async def start_due(ctx: MutationCtx, args: dict[str, Any]) -> int:
+    """Start the scheduled campaigns whose time has come (preflight again: one that fails
+    it goes back to draft); how many were looked at."""
+    now = now_ms()
+    due = await (
+        ctx.db.query("campaigns")
+        .with_index(
+            "by_status_scheduled",
+            lambda q: q.eq("status", str(CampaignStatus.SCHEDULED)).lte("scheduledAt", now),
+        )
+        .take(20)
+    )
+    for campaign in due:
+        try:
+            checked = await preflight(ctx, campaign)
+        except AppError:
+            await ctx.db.patch(
+                campaign["_id"], {"status": str(CampaignStatus.DRAFT), "updatedAt": now}
+            )
+            continue
+        await walk.start(ctx, campaign, checked["audience"], now)
+    return len(due)

@@ -1,0 +1,304 @@
+"""`campaigns:*`: drafting, sending and watching campaigns (reference §7.5, §11).
+
+Drafts (`campaigns:manage`, every role): `create`, `update` (draft only: name, template,
+subject, From name and address, Reply-To, audience: a mailing list or a segment),
+`duplicate` ("Copy of <name>", a draft), `remove` (drafts only).
+Sending (admins: `campaigns:send`): `send` (a draft or a scheduled campaign, after the
+preflight of `lib/campaigns/drafts.py`), `pause`, `resume`, `cancel` (also of a scheduled
+campaign). Scheduling (admins: `campaigns:schedule`): `schedule` (a draft, preflight, a
+future time; a cron starts it when due), `unschedule` (back to draft).
+Reads (any member): `get`, `list` (most recently changed first), `progress` (the counts a
+dashboard subscribes to: maintained counters, never a scan), `sends` (a page of the
+campaign's sends, by status).
+
+The status machine is `lib/campaigns/states.py`; sending is `lib/campaigns/walk.py` and
+`delivery.py`. Nothing is sent after a cancel or pause commits except the batches workers
+had claimed before (at most `delivery.BATCH` messages per worker, already `sending`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from owlat.app.lib.audience import PAGINATION_OPTS, page_options
+from owlat.app.lib.campaigns import walk
+from owlat.app.lib.campaigns.drafts import (
+    MAX_SUBJECT,
+    campaign_of,
+    checked_audience,
+    clean_address,
+    clean_header,
+    clean_name,
+    preflight,
+)
+from owlat.app.lib.campaigns.states import CampaignStatus, check_move, invalid_state
+from owlat.app.lib.errors import invalid, not_found
+from owlat.app.lib.session_organization import get_mutation_context, now_ms
+from owlat.app.lib.templates import find_template
+from owlat.app.schema import CAMPAIGN_AUDIENCE, CAMPAIGN_STATUS, SEND_STATUS
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, mutation, query, v
+
+CAMPAIGN_ID = {"campaignId": v.id("campaigns")}
+MIN_SCHEDULE_AHEAD_MS = 60_000.0
+
+
+@mutation(args={"name": v.string()})
+async def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """A new draft campaign; its id."""
+    context = await get_mutation_context(ctx, require="campaigns:manage")
+    now = now_ms()
+    return str(
+        await ctx.db.insert(
+            "campaigns",
+            {
+                "organizationId": context.team_id,
+                "name": clean_name(args["name"]),
+                "status": str(CampaignStatus.DRAFT),
+                "createdBy": context.user_id,
+                "createdAt": now,
+                "updatedAt": now,
+            },
+        )
+    )
+
+
+@mutation(
+    args={
+        **CAMPAIGN_ID,
+        "name": v.optional(v.string()),
+        "emailTemplateId": v.optional(v.union(v.id("emailTemplates"), v.null())),
+        "subject": v.optional(v.string()),
+        "fromName": v.optional(v.string()),
+        "fromEmail": v.optional(v.string()),
+        "replyTo": v.optional(v.string()),
+        "audience": v.optional(v.union(CAMPAIGN_AUDIENCE, v.null())),
+    }
+)
+async def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Change a draft's fields; "" (or null) clears an optional one."""
+    context = await get_mutation_context(ctx, require="campaigns:manage")
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    if campaign["status"] != CampaignStatus.DRAFT:
+        raise invalid_state(f"Only a draft can be edited; this campaign is {campaign['status']}")
+    patch: dict[str, Any] = {}
+    if "name" in args:
+        patch["name"] = clean_name(args["name"])
+    if "subject" in args:
+        patch["subject"] = clean_header(args["subject"], "subject", MAX_SUBJECT) or UNDEFINED
+    if "fromName" in args:
+        patch["fromName"] = clean_header(args["fromName"], "fromName") or UNDEFINED
+    for field in ("fromEmail", "replyTo"):
+        if field in args:
+            value = args[field].strip()
+            patch[field] = clean_address(value, field) if value else UNDEFINED
+    if "emailTemplateId" in args:
+        template_id = args["emailTemplateId"]
+        if template_id is not None:
+            template = await find_template(ctx, context.team_id, template_id)
+            if template is None:
+                raise not_found("Template")
+        patch["emailTemplateId"] = UNDEFINED if template_id is None else template_id
+    if "audience" in args:
+        audience = args["audience"]
+        patch["audience"] = (
+            UNDEFINED
+            if audience is None
+            else await checked_audience(ctx, context.team_id, audience)
+        )
+    patch["updatedAt"] = now_ms()
+    await ctx.db.patch(campaign["_id"], patch)
+
+
+@query(args=CAMPAIGN_ID)
+async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
+    context = await get_mutation_context(ctx)
+    return await campaign_of(ctx, context.team_id, args["campaignId"])
+
+
+@query(args={"paginationOpts": PAGINATION_OPTS, "status": v.optional(CAMPAIGN_STATUS)})
+async def list_(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """A page of the organization's campaigns, most recently changed first (of one
+    status, if given)."""
+    context = await get_mutation_context(ctx)
+    query_ = (
+        ctx.db.query("campaigns")
+        .with_index("by_org_updated", lambda q: q.eq("organizationId", context.team_id))
+        .order("desc")
+    )
+    if "status" in args:
+        query_ = query_.filter(lambda q: q.eq(q.field("status"), args["status"]))
+    return await query_.paginate(page_options(args["paginationOpts"]))
+
+
+@mutation(args=CAMPAIGN_ID)
+async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Delete a draft (a campaign that was ever scheduled or sent keeps its record)."""
+    context = await get_mutation_context(ctx, require="campaigns:manage")
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    if campaign["status"] != CampaignStatus.DRAFT:
+        raise invalid_state(f"Only a draft can be deleted; this campaign is {campaign['status']}")
+    await ctx.db.delete(campaign["_id"])
+
+
+@mutation(args=CAMPAIGN_ID)
+async def duplicate(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """A draft copy ("Copy of <name>") of any campaign's content and audience; its id."""
+    context = await get_mutation_context(ctx, require="campaigns:manage")
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    copied = ("emailTemplateId", "subject", "fromName", "fromEmail", "replyTo")
+    now = now_ms()
+    row = {name: campaign[name] for name in copied if name in campaign}
+    audience = campaign.get("audience")
+    if audience is not None:
+        row["audience"] = {k: value for k, value in audience.items() if k != "frozenFilters"}
+    return str(
+        await ctx.db.insert(
+            "campaigns",
+            {
+                **row,
+                "organizationId": context.team_id,
+                "name": f"Copy of {campaign['name']}"[:200],
+                "status": str(CampaignStatus.DRAFT),
+                "createdBy": context.user_id,
+                "createdAt": now,
+                "updatedAt": now,
+            },
+        )
+    )
+
+
+@mutation(args=CAMPAIGN_ID)
+async def send(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Start sending a draft or scheduled campaign now (after its preflight)."""
+    context = await get_mutation_context(ctx, require="campaigns:send")
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    check_move(campaign["status"], CampaignStatus.SENDING)
+    if campaign["status"] not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+        raise invalid_state(f"A {campaign['status']} campaign is resumed, not sent")
+    checked = await preflight(ctx, campaign)
+    await walk.start(ctx, campaign, checked["audience"], now_ms())
+
+
+@mutation(args={**CAMPAIGN_ID, "scheduledAt": v.number()})
+async def schedule(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Schedule a draft for `scheduledAt` (epoch ms, at least a minute ahead)."""
+    context = await get_mutation_context(ctx, require="campaigns:schedule")
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    check_move(campaign["status"], CampaignStatus.SCHEDULED)
+    now = now_ms()
+    if args["scheduledAt"] < now + MIN_SCHEDULE_AHEAD_MS:
+        raise invalid("SCHEDULED_IN_PAST", "The send time must be at least a minute ahead")
+    await preflight(ctx, campaign)
+    await ctx.db.patch(
+        campaign["_id"],
+        {"status": str(CampaignStatus.SCHEDULED), "scheduledAt": args["scheduledAt"],
+         "updatedAt": now},
+    )  # fmt: skip
+
+
+@mutation(args=CAMPAIGN_ID)
+async def unschedule(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """A scheduled campaign back to draft."""
+    context = await get_mutation_context(ctx, require="campaigns:schedule")
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    if campaign["status"] != CampaignStatus.SCHEDULED:
+        raise invalid_state(f"The campaign is {campaign['status']}, not scheduled")
+    await ctx.db.patch(
+        campaign["_id"],
+        {"status": str(CampaignStatus.DRAFT), "scheduledAt": UNDEFINED, "updatedAt": now_ms()},
+    )
+
+
+@mutation(args=CAMPAIGN_ID)
+async def pause(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Stop claiming sends; queued ones wait for `resume`."""
+    context = await get_mutation_context(ctx, require="campaigns:send")
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    check_move(campaign["status"], CampaignStatus.PAUSED)
+    now = now_ms()
+    await ctx.db.patch(
+        campaign["_id"], {"status": str(CampaignStatus.PAUSED), "pausedAt": now, "updatedAt": now}
+    )
+
+
+@mutation(args=CAMPAIGN_ID)
+async def resume(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Go on where a paused campaign stopped: the walk from its cursor, the queued sends."""
+    context = await get_mutation_context(ctx, require="campaigns:send")
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    if campaign["status"] != CampaignStatus.PAUSED:
+        raise invalid_state(f"The campaign is {campaign['status']}, not paused")
+    now = now_ms()
+    await ctx.db.patch(
+        campaign["_id"],
+        {"status": str(CampaignStatus.SENDING), "pausedAt": UNDEFINED, "updatedAt": now},
+    )
+    job = await walk.job_of(ctx, campaign["_id"])
+    assert job is not None, campaign["_id"]
+    if job["phase"] == "walking":
+        await walk.schedule_hop(ctx, campaign["_id"], job["hop"])
+    await walk.spawn_workers(ctx, campaign["_id"])
+    stats = await walk.stats_of(ctx, campaign["_id"])
+    assert stats is not None
+    await walk.complete_if_finished(ctx, {**campaign, "status": "sending"}, job, stats, now)
+
+
+@mutation(args=CAMPAIGN_ID)
+async def cancel(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Stop for good: nothing more is claimed; queued sends stay unsent."""
+    context = await get_mutation_context(ctx, require="campaigns:send")
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    check_move(campaign["status"], CampaignStatus.CANCELLED)
+    now = now_ms()
+    await ctx.db.patch(
+        campaign["_id"],
+        {"status": str(CampaignStatus.CANCELLED), "cancelledAt": now, "scheduledAt": UNDEFINED,
+         "updatedAt": now},
+    )  # fmt: skip
+
+
+@query(args=CAMPAIGN_ID)
+async def progress(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """The campaign's status and counts: `audience` entries walked, `enqueued` sends,
+    `sent`, `failed`, `suppressed` (refused when claimed), `skipped` (not eligible when
+    walked), `pending` (not yet sent), `walking`, `percent` (of enqueued sends done)."""
+    context = await get_mutation_context(ctx)
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    job = await walk.job_of(ctx, campaign["_id"])
+    stats = await walk.stats_of(ctx, campaign["_id"])
+    counts = {"audience": 0, "enqueued": 0, "skipped": 0, "sent": 0, "failed": 0,
+              "suppressed": 0, "pending": 0}  # fmt: skip
+    if job is not None and stats is not None:
+        counts.update(
+            audience=job["candidates"],
+            enqueued=job["enqueued"],
+            skipped=job["skipped"],
+            sent=stats["sent"],
+            failed=stats["failed"],
+            suppressed=stats["suppressed"],
+            pending=walk.pending(job, stats),
+        )
+    done = counts["enqueued"] - counts["pending"]
+    return {
+        "status": campaign["status"],
+        **counts,
+        "walking": job is not None and job["phase"] == "walking",
+        "percent": 100.0 * done / counts["enqueued"] if counts["enqueued"] else 0.0,
+    }
+
+
+@query(args={**CAMPAIGN_ID, "paginationOpts": PAGINATION_OPTS, "status": v.optional(SEND_STATUS)})
+async def sends(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """A page of the campaign's sends (of one status, if given)."""
+    context = await get_mutation_context(ctx)
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+
+    def index(q: Any) -> Any:
+        q = q.eq("campaignId", campaign["_id"])
+        return q.eq("status", args["status"]) if "status" in args else q
+
+    return await (
+        ctx.db.query("emailSends")
+        .with_index("by_campaign_status", index)
+        .paginate(page_options(args["paginationOpts"]))
+    )

@@ -1,0 +1,480 @@
+"""A sending campaign's delivery workers (scheduled actions) and their recovery.
+
+    deliver(campaignId)                       internal action, `WORKERS` of them at a time
+        plan (query): the campaign route, its providers' sealed settings and health, once
+        per run; the provider objects are kept open between runs (`kept_provider`: an
+        SMTP relay's pooled connections are reused).
+        then, batch after batch for up to `RUN_SECONDS`:
+        claim (one mutation): up to `BATCH` sends `queued` (or `sending` past the lease,
+          when the route's providers dedupe by key), each re-checked for eligibility
+          (`drafts.ineligible`: an unsubscribe or a block committed before the claim
+          stops the message; refused ones become `failed` RECIPIENT_SUPPRESSED) and moved
+          to `sending` with its Message-ID; nothing when the campaign is not `sending`
+          (paused, cancelled): the worker stops.
+        personalize: the template compiled once (cached) and filled in per recipient.
+        compose and send: `sends.send_claimed`, the transactional path's step (MIME,
+          DKIM, route choice, health, retries of rate limits and server errors), all the
+          batch's messages at once: the provider's own pool bounds the concurrency.
+        record (one mutation): every outcome, the campaign's counters, provider health,
+          and completion when nothing is left.
+        A run hands its scheduler slot back by scheduling the next one; a run that finds
+        nothing queued while the walk goes on looks again after `IDLE_WAIT`.
+
+At most once: a send is `sending` (committed) before its provider call. `recover` (a
+cron, and at start) takes sends left `sending` past the lease (OWLAT_SEND_LEASE_SECONDS):
+through providers that dedupe by key (outbox, Resend) they are claimed again with the same
+key and Message-ID; otherwise they become `failed` DELIVERY_UNCERTAIN, as in `sends.py`.
+It also starts workers for a sending campaign nobody has worked on for `IDLE_MS` (a crash
+loses the running actions), schedules again a walk whose hop has not moved for as long (a
+hop that failed: a hop for a position already walked does nothing) and completes campaigns
+that are finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from owlat.app.lib import instance
+from owlat.app.lib.audience import property_definitions
+from owlat.app.lib.campaigns.drafts import from_address, ineligible
+from owlat.app.lib.campaigns.states import CampaignStatus
+from owlat.app.lib.campaigns.walk import (
+    complete_if_finished,
+    job_of,
+    pending,
+    schedule_hop,
+    spawn_workers,
+    stats_of,
+)
+from owlat.app.lib.email_providers.routing import Health, MessageType, Route
+from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
+from owlat.app.lib.errors import AppError
+from owlat.app.lib.list_subscriptions import membership
+from owlat.app.lib.rendering import contact_variables
+from owlat.app.lib.sending import sends
+from owlat.app.lib.sending.composition import (
+    CompositionError,
+    SendKind,
+    feedback_id,
+    kind_headers,
+    list_id_header,
+    mailbox,
+    message_id_for,
+)
+from owlat.app.lib.sending.routes import (
+    Attempt,
+    enabled_providers,
+    is_idempotent,
+    record_attempts,
+    restored_health,
+    route_from_document,
+)
+from owlat.app.lib.sending.send_states import SendStatus
+from owlat.app.lib.subscription_tokens import make_token
+from owlat.app.lib.transactional_emails import message_for, resolve_language
+from owlat.runtime import UNDEFINED, ActionCtx, MutationCtx, QueryCtx, internal
+
+BATCH = 100  # sends per claim: per worker, the messages a crash can leave uncertain
+RUN_SECONDS = 10.0  # a worker's run before it hands its slot back
+IDLE_WAIT = 0.2  # seconds before looking again while the walk is behind
+IDLE_MS = 30_000.0  # a sending campaign without progress this long gets new workers
+_TEMPLATE_FIELDS = (
+    "name", "subject", "previewText", "htmlContent", "plainTextContent", "htmlTranslations",
+    "defaultLanguage", "supportedLanguages", "variables",
+)  # fmt: skip
+
+
+def delivery_key(send_id: str) -> str:
+    """What providers dedupe a campaign send by (fixed: derived from its row)."""
+    return f"campaign-{send_id}"
+
+
+# -- the worker's mutations and query --------------------------------------------------------
+
+
+async def plan(ctx: QueryCtx, campaign_id: str) -> dict[str, Any] | None:
+    """The campaign route of a sending campaign (`sends.route_plan`), else None."""
+    campaign = await ctx.db.get(campaign_id)
+    if campaign is None or campaign["status"] != CampaignStatus.SENDING:
+        return None
+    return await sends.route_plan(ctx, campaign["organizationId"], str(MessageType.CAMPAIGN))
+
+
+async def claim(
+    ctx: MutationCtx,
+    campaign_id: str,
+    generation: int,
+    route_providers: Sequence[str],
+    limit: int,
+    now: float,
+    lease_ms: float,
+) -> dict[str, Any]:
+    """Claim up to `limit` sends (module docstring): `{stop}` when the campaign is not
+    sending or the worker's `generation` is not the campaign's latest, else `{sends,
+    walking}` and, with sends, what composing them needs."""
+    campaign = await ctx.db.get(campaign_id)
+    job = await job_of(ctx, campaign_id)
+    if campaign is None or job is None or campaign["status"] != CampaignStatus.SENDING:
+        return {"stop": True}
+    if campaign.get("workerGeneration") != generation:
+        return {"stop": True}
+    rows = await _claimable(ctx, campaign_id, route_providers, limit, now, lease_ms)
+    walking = job["phase"] != "done"
+    if not rows:
+        return {"stop": False, "sends": [], "walking": walking}
+    organization_id = campaign["organizationId"]
+    refusal = None
+    try:
+        sender = await from_address(ctx, campaign)
+        await sends.check_sender(ctx, organization_id, sender, route_providers)
+    except AppError as error:  # the sender or its domain's verification is gone since
+        sender, refusal = "", (error.error_code, str(error.data))
+    audience = job["audience"]
+    date_keys = [
+        key for key, row in (await property_definitions(ctx, organization_id)).items()
+        if row["type"] == "date"
+    ]  # fmt: skip
+    claimed: list[dict[str, Any]] = []
+    refused = failed = 0
+    for row in rows:
+        contact = await ctx.db.get(row["contactId"])
+        member = None
+        if audience["kind"] == "list" and contact is not None:
+            member = await membership(ctx, audience["listId"], row["contactId"])
+        reason = refusal
+        if reason is None and row["attempts"] >= sends.MAX_ATTEMPTS:
+            reason = ("TOO_MANY_ATTEMPTS", f"Delivery was interrupted {row['attempts']} times")
+        if reason is None and audience["kind"] == "list" and contact is not None and member is None:
+            reason = ("RECIPIENT_SUPPRESSED", f"{row['email']} left the campaign's list")
+        if reason is None:
+            why = await ineligible(ctx, contact, member)
+            reason = None if why is None else ("RECIPIENT_SUPPRESSED", why)
+        if reason is not None:
+            await _fail(ctx, row, *reason, now)
+            if reason[0] == "RECIPIENT_SUPPRESSED":
+                refused += 1
+            else:
+                failed += 1
+            continue
+        assert contact is not None
+        message_id = row.get("messageId") or message_id_for(
+            EmailMessage(
+                to=row["email"],
+                subject="",
+                text="",
+                from_address=sender,
+                idempotency_key=delivery_key(row["_id"]),
+            )
+        )
+        await ctx.db.patch(
+            row["_id"],
+            {
+                "status": str(SendStatus.SENDING),
+                "claimedAt": now,
+                "attempts": row["attempts"] + 1,
+                "routeProviders": list(route_providers),
+                "messageId": message_id,
+                "updatedAt": now,
+            },
+        )
+        claimed.append(
+            {
+                "sendId": row["_id"],
+                "contactId": row["contactId"],
+                "email": row["email"],
+                "messageId": message_id,
+                "language": contact.get("language"),
+                "variables": contact_variables(contact, date_keys=date_keys),
+            }
+        )
+    if refused or failed:
+        await _count(ctx, campaign_id, now, suppressed=refused, failed=failed)
+    if not claimed:
+        return {"stop": False, "sends": [], "walking": walking, "refused": refused + failed}
+    template = await ctx.db.get(campaign["emailTemplateId"])
+    if template is None:  # deleted after preflight: nothing can be composed
+        return {"stop": False, "sends": claimed, "walking": walking, "template": None}
+    fields = {name: template[name] for name in _TEMPLATE_FIELDS if name in template}
+    if campaign.get("subject"):
+        fields["subject"] = campaign["subject"]
+    fields["showUnsubscribe"] = audience["kind"] == "list"
+    domain = mailbox(sender, "From").domain.lower()
+    list_header = None
+    if audience["kind"] == "list":
+        mailing_list = await ctx.db.get(audience["listId"])
+        name = mailing_list["name"] if mailing_list is not None else campaign["name"]
+        list_header = list_id_header(name, audience["listId"], domain)
+    settings_reply = campaign.get("replyTo")
+    return {
+        "stop": False,
+        "sends": claimed,
+        "walking": walking,
+        "template": fields,
+        "fromAddress": sender,
+        "replyTo": settings_reply,
+        "listId": list_header,
+        "feedbackId": feedback_id(campaign_id, organization_id, SendKind.CAMPAIGN),
+        "dkim": await sends.dkim_key(
+            ctx, {"organizationId": organization_id, "fromAddress": sender}
+        ),
+    }
+
+
+async def _claimable(
+    ctx: MutationCtx,
+    campaign_id: str,
+    route_providers: Sequence[str],
+    limit: int,
+    now: float,
+    lease_ms: float,
+) -> list[dict[str, Any]]:
+    """Queued sends, then (if there is room and the route dedupes) `sending` ones past
+    the lease whose earlier route deduped as well."""
+    rows = await _in_status(ctx, campaign_id, SendStatus.QUEUED, None, limit)
+    if len(rows) < limit and is_idempotent(route_providers):
+        for row in await _in_status(
+            ctx, campaign_id, SendStatus.SENDING, now - lease_ms, limit - len(rows)
+        ):
+            earlier = row.get("routeProviders") or []
+            if is_idempotent(earlier) and set(route_providers) <= set(earlier):
+                rows.append(row)
+    return rows
+
+
+async def _in_status(
+    ctx: QueryCtx, campaign_id: str, status: SendStatus, before: float | None, limit: int
+) -> list[dict[str, Any]]:
+    def index(q: Any) -> Any:
+        q = q.eq("campaignId", campaign_id).eq("status", str(status))
+        return q if before is None else q.lte("updatedAt", before)
+
+    rows = await ctx.db.query("emailSends").with_index("by_campaign_status", index).take(limit)
+    return [dict(row) for row in rows]
+
+
+async def _fail(
+    ctx: MutationCtx, row: Mapping[str, Any], code: str, message: str, now: float
+) -> None:
+    await ctx.db.patch(
+        row["_id"],
+        {
+            "status": str(SendStatus.FAILED),
+            "failedAt": now,
+            "errorCode": code,
+            "errorMessage": message[:2000],
+            "updatedAt": now,
+        },
+    )
+
+
+async def _count(
+    ctx: MutationCtx,
+    campaign_id: str,
+    now: float,
+    *,
+    sent: int = 0,
+    failed: int = 0,
+    suppressed: int = 0,
+) -> dict[str, Any]:
+    """Add to the campaign's counters; the counters after."""
+    stats = await stats_of(ctx, campaign_id)
+    assert stats is not None, campaign_id
+    changes = {
+        "sent": stats["sent"] + sent,
+        "failed": stats["failed"] + failed,
+        "suppressed": stats["suppressed"] + suppressed,
+        "updatedAt": now,
+    }
+    await ctx.db.patch(stats["_id"], changes)
+    return {**stats, **changes}
+
+
+async def record(
+    ctx: MutationCtx,
+    campaign_id: str,
+    outcomes: Sequence[Mapping[str, Any]],
+    attempts: Sequence[Attempt],
+    now: float,
+) -> None:
+    """Record a batch's outcomes (`{sendId, status: sent, provider, providerMessageId}` or
+    `{sendId, status: failed, errorCode, errorMessage}`), the counters, provider health,
+    and the campaign's completion."""
+    campaign = await ctx.db.get(campaign_id)
+    if campaign is None:
+        return
+    sent = failed = 0
+    for outcome in outcomes:
+        row = await ctx.db.get(outcome["sendId"])
+        if row is None or row["status"] != SendStatus.SENDING:
+            continue
+        if outcome["status"] == "sent":
+            await ctx.db.patch(
+                row["_id"],
+                {
+                    "status": str(SendStatus.SENT),
+                    "sentAt": now,
+                    "providerType": outcome["provider"],
+                    "providerMessageId": outcome["providerMessageId"],
+                    "errorCode": UNDEFINED,
+                    "errorMessage": UNDEFINED,
+                    "updatedAt": now,
+                },
+            )
+            sent += 1
+        else:
+            await _fail(ctx, row, outcome["errorCode"], outcome["errorMessage"], now)
+            failed += 1
+    if attempts:
+        await record_attempts(ctx, campaign["organizationId"], attempts, now)
+    stats = await _count(ctx, campaign_id, now, sent=sent, failed=failed)
+    job = await job_of(ctx, campaign_id)
+    if job is not None:
+        await complete_if_finished(ctx, campaign, job, stats, now)
+
+
+# -- the worker ------------------------------------------------------------------------------
+
+
+async def deliver(ctx: ActionCtx, campaign_id: str, generation: int, lease_ms: float) -> None:
+    """One worker run (module docstring)."""
+    route_plan = await ctx.run_query(internal.campaign_sends.plan, {"campaignId": campaign_id})
+    if route_plan is None:
+        return
+    organization_id = route_plan["organizationId"]
+    route = route_from_document(route_plan["route"])
+    route_providers = enabled_providers(route)
+    providers, unavailable = await sends.open_providers(
+        organization_id, route_providers, route_plan["providers"]
+    )
+    health = restored_health(route_plan["health"])
+    deadline = time.monotonic() + RUN_SECONDS
+    again = {"campaignId": campaign_id, "generation": generation}
+    while time.monotonic() < deadline:
+        batch = await ctx.run_mutation(
+            internal.campaign_sends.claim,
+            {**again, "routeProviders": route_providers, "leaseMs": lease_ms},
+        )
+        if batch["stop"]:
+            return
+        if not batch["sends"]:
+            if batch.get("refused"):
+                continue
+            if batch["walking"]:
+                await ctx.scheduler.run_after(IDLE_WAIT, internal.campaign_sends.deliver, again)
+            return
+        outcomes, attempts = await _send_batch(
+            organization_id, batch, route, providers, unavailable, health
+        )
+        await ctx.run_mutation(
+            internal.campaign_sends.record,
+            {
+                "campaignId": campaign_id,
+                "outcomes": [
+                    {**outcome, "sendId": claimed["sendId"]}
+                    for outcome, claimed in zip(outcomes, batch["sends"], strict=True)
+                ],
+                "attempts": [attempt.to_json() for attempt in attempts],
+            },
+        )
+    await ctx.scheduler.run_after(0, internal.campaign_sends.deliver, again)
+
+
+async def _send_batch(
+    organization_id: str,
+    batch: Mapping[str, Any],
+    route: Route,
+    providers: Mapping[str, EmailProvider],
+    unavailable: str | None,
+    health: Health,
+) -> tuple[list[dict[str, Any]], list[Attempt]]:
+    """Every claimed send of `batch` composed and sent at once; (outcomes, attempts)."""
+    attempts: list[Attempt] = []
+
+    async def one(claimed: Mapping[str, Any]) -> dict[str, Any]:
+        if unavailable is not None:
+            return sends.failed_outcome("PROVIDER_UNAVAILABLE", unavailable)
+        try:
+            message = compose(batch, claimed)
+        except CompositionError as error:
+            return sends.failed_outcome("INVALID_MESSAGE", str(error))
+        return await sends.send_claimed(
+            organization_id, message, route, providers, health, attempts
+        )
+
+    return list(await asyncio.gather(*map(one, batch["sends"]))), attempts
+
+
+def compose(batch: Mapping[str, Any], claimed: Mapping[str, Any]) -> dict[str, Any]:
+    """One claimed send as `sends.send_claimed` takes it: the template personalized for
+    the contact (compiled once per template and language, cached), the campaign headers
+    with the contact's one-click unsubscribe URL."""
+    template = batch["template"]
+    if template is None:
+        raise CompositionError("the campaign's template was deleted")
+    language = resolve_language(template, None, claimed["language"])
+    variables = {"email": claimed["email"], **claimed["variables"]}
+    message = message_for(template, language, variables, claimed["contactId"])
+    token = make_token("unsubscribe", claimed["contactId"])
+    base = instance.current().base_url.rstrip("/")
+    headers = kind_headers(
+        SendKind.CAMPAIGN,
+        unsubscribe_url=f"{base}/unsub/{token}",
+        list_id=batch["listId"],
+        feedback_id=batch["feedbackId"],
+    )
+    return {
+        "email": claimed["email"],
+        "subject": message.subject,
+        "html": tracked_html(message.html, claimed["sendId"]),
+        "text": message.text,
+        "fromAddress": batch["fromAddress"],
+        "replyTo": batch["replyTo"],
+        "headers": headers,
+        "deliveryKey": delivery_key(claimed["sendId"]),
+        "messageId": claimed["messageId"],
+        "dkim": batch["dkim"],
+    }
+
+
+def tracked_html(html: str, send_id: str) -> str:
+    """THE place where open and click tracking rewrites a campaign message's HTML (the
+    open pixel, signed click redirects: `lib/tracking/`). Untracked for now."""
+    return html
+
+
+# -- recovery --------------------------------------------------------------------------------
+
+
+async def recover(ctx: MutationCtx, now: float, lease_ms: float, idle_ms: float) -> int:
+    """Fail stalled non-dedupable sends, start workers for idle campaigns, complete the
+    finished ones (module docstring); how many campaigns were looked at."""
+    campaigns = await (
+        ctx.db.query("campaigns")
+        .with_index("by_status_scheduled", lambda q: q.eq("status", str(CampaignStatus.SENDING)))
+        .take(100)
+    )
+    for campaign in campaigns:
+        campaign_id = campaign["_id"]
+        failed = 0
+        for row in await _in_status(ctx, campaign_id, SendStatus.SENDING, now - lease_ms, 500):
+            if not is_idempotent(row.get("routeProviders") or []):
+                await _fail(ctx, row, "DELIVERY_UNCERTAIN", sends.UNCERTAIN, now)
+                failed += 1
+        stats = await stats_of(ctx, campaign_id)
+        job = await job_of(ctx, campaign_id)
+        if stats is None or job is None:
+            continue
+        if failed:
+            stats = await _count(ctx, campaign_id, now, failed=failed)
+        if await complete_if_finished(ctx, campaign, job, stats, now):
+            continue
+        last = max(stats["updatedAt"], job["updatedAt"])
+        if (pending(job, stats) > 0 or job["phase"] == "walking") and now - last >= idle_ms:
+            await ctx.db.patch(stats["_id"], {"updatedAt": now})
+            await spawn_workers(ctx, campaign_id)
+        if job["phase"] == "walking" and now - job["updatedAt"] >= max(idle_ms, IDLE_MS):
+            await schedule_hop(ctx, campaign_id, job["hop"])  # its hop failed: again
+    return len(campaigns)

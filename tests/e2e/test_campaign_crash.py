@@ -1,0 +1,158 @@
+"""kill -9 of `owlat dev` three times while a campaign to 5,000 contacts is delivered
+through SMTP to a sink (aiosmtpd, in this process): no one gets a message twice, nobody
+is skipped.
+
+Set-up: the owner signs up over HTTP; with the server stopped, the same data folder is
+opened in process to add a verified sending domain (DNS on loopback), SMTP to the sink, a
+list of 5,000 contacts, a published template and the campaign, which is sent there too
+(its walk and delivery are scheduled jobs: the server runs them). Then the server starts
+and is killed after every ~1,000 messages, and started again.
+
+SMTP relays do not dedupe, so a send claimed (`sending`) when the server died is failed
+DELIVERY_UNCERTAIN once its lease (2 s here) has passed, never sent again: such a
+recipient got the message once if the relay took it before the kill, else not at all. So:
+every recipient is at the sink at most once (by address and by Message-ID); every
+recipient whose send is `sent` is there exactly once; the others are DELIVERY_UNCERTAIN
+and at most one claimed batch per worker per kill; the counters equal the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.parser
+import email.policy
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from owlat.app.lib import instance
+from owlat.app.lib.campaigns.delivery import BATCH
+from owlat.app.lib.campaigns.walk import WORKERS
+from owlat.runtime.testing import in_query, open_test_app
+from tests.app.campaign_setup import address, list_audience, ready_campaign
+from tests.app.conftest import BASE_URL, FAST, Caller
+from tests.app.domains.dns_server import DnsServer
+from tests.app.mail_setup import smtp_domain
+from tests.app.sending.servers import Sink, smtp_server
+from tests.e2e.owlat_app import sign_in, sign_up
+from tests.e2e.processes import LoggedServer
+
+pytestmark = pytest.mark.timeout(300)
+
+CONTACTS = 5000
+KILLS = 3
+EVERY = 1000  # messages at the sink between kills
+DOMAIN = "news-example.com"
+ENV = {"OWLAT_APP": "owlat.app", "OWLAT_AUTH_ISSUERS": "", "OWLAT_SEND_LEASE_SECONDS": "2"}
+
+
+async def _prepare(data_dir: Path, port: int) -> str:
+    """The campaign, ready and sent (in process, no scheduler: the server runs its jobs)."""
+    with DnsServer.running() as dns:
+        instance.configure(data_dir, BASE_URL, dns_nameservers=(("127.0.0.1", dns.port),), **FAST)  # type: ignore[arg-type]
+        async with open_test_app("owlat.app", data_dir, scheduler_parallelism=None) as owlat:
+
+            async def owner_of(ctx: Any) -> dict[str, Any]:
+                user = next(u for u in await ctx.db.query("users").collect())
+                member = next(m for m in await ctx.db.query("members").collect())
+                return {
+                    "userId": user["_id"],
+                    "email": user["email"],
+                    "org": member["organizationId"],
+                }
+
+            found = await in_query(owlat, owner_of)
+            session = await owlat.run_mutation(
+                "auth:createSession",
+                {"userId": found["userId"], "tokenHash": "test"},
+                internal=True,
+            )
+            owner = Caller(owlat, found["userId"], session.value["_id"], found["email"])
+            await owner.mutation("organizations:setActive", {"organizationId": found["org"]})
+            await owner.mutation(
+                "emailProviders:saveSmtp",
+                {"host": "127.0.0.1", "port": port, "security": "none"},
+            )
+            await smtp_domain(owner, dns, DOMAIN)
+            list_id = await owner.mutation(
+                "mailingLists:create", {"name": "Readers", "requireDoubleOptIn": False}
+            )
+            await list_audience(owlat, found["org"], list_id, CONTACTS)
+            campaign_id = await ready_campaign(owner, list_id, f"news@{DOMAIN}")
+            await owner.mutation("campaigns:send", {"campaignId": campaign_id})
+            return campaign_id
+
+
+async def test_three_kills_during_a_campaign_neither_double_nor_skip(tmp_path: Path) -> None:
+    sink = Sink()
+    async with smtp_server(sink) as port:
+        server = LoggedServer(tmp_path / "data", env=ENV)
+        await server.start()
+        await sign_up(server.url, server.site_url)
+        await server.stop()
+        campaign_id = await _prepare(server.data_dir, port)
+        try:
+            for kill in range(KILLS):
+                await server.start()
+                async with asyncio.timeout(120):
+                    while len(sink.received) < EVERY * (kill + 1):  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
+                await server.kill()
+            await server.start()
+            account = await sign_in(server.url, server.site_url)
+            async with asyncio.timeout(120):
+                while True:
+                    progress = await account.call(
+                        "query", "campaigns:progress", {"campaignId": campaign_id}
+                    )
+                    if progress["status"] == "sent":
+                        break
+                    await asyncio.sleep(0.5)
+            rows = await _rows(account, campaign_id)
+        finally:
+            await server.stop()
+    parser = email.parser.BytesHeaderParser(policy=email.policy.default)
+    received = [
+        (
+            envelope.rcpt_tos[0],
+            str(parser.parsebytes(envelope.original_content or b"")["Message-ID"]),
+        )
+        for envelope in sink.received
+    ]
+    by_recipient = Counter(recipient for recipient, _ in received)
+    assert max(by_recipient.values()) == 1, "a recipient got the campaign twice"
+    assert max(Counter(mid for _, mid in received).values()) == 1
+    assert len(rows) == CONTACTS
+    sent = {row["email"] for row in rows if row["status"] == "sent"}
+    uncertain = [row for row in rows if row["status"] == "failed"]
+    assert {row["errorCode"] for row in uncertain} <= {"DELIVERY_UNCERTAIN"}
+    assert sent <= set(by_recipient) <= {address(i) for i in range(CONTACTS)}
+    assert len(sent) + len(uncertain) == CONTACTS
+    assert len(uncertain) <= KILLS * WORKERS * BATCH
+    for row in rows:
+        if row["status"] == "sent":
+            assert (row["email"], f"<{row['messageId']}>") in set(received)
+    assert (progress["sent"], progress["failed"], progress["pending"]) == (
+        len(sent), len(uncertain), 0
+    )  # fmt: skip
+    print(
+        f"{len(sink.received)} messages received, {len(sent)} sent, {len(uncertain)} "
+        f"DELIVERY_UNCERTAIN ({len(set(by_recipient) - sent)} of them had reached the sink)"
+    )
+
+
+async def _rows(account: Any, campaign_id: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = await account.call(
+            "query",
+            "campaigns:sends",
+            {"campaignId": campaign_id, "paginationOpts": {"numItems": 500, "cursor": cursor}},
+        )
+        rows.extend(page["page"])
+        if page["isDone"]:
+            return rows
+        cursor = page["continueCursor"]
