@@ -266,3 +266,28 @@ async def test_export_of_selected_tables_refuses_an_unknown_one(
         with pytest.raises(SnapshotError, match="unknown table 'nope'; the deployment has: "):
             await export_snapshot(app.engine, blobs_of(app), tmp_path / "x.zip", tables=["nope"])
         assert not (tmp_path / "x.zip").exists() and not (tmp_path / "x.zip.partial").exists()
+
+
+def test_cli_exports_and_imports_and_says_what_it_refuses(tmp_path: Path) -> None:
+    from tests.runtime.test_cli import owlat
+
+    assert (
+        owlat(tmp_path / "a", "run", "messages:send", '{"channel": "c", "body": "x"}').returncode
+        == 0
+    )
+    none = owlat(tmp_path / "empty", "export", str(tmp_path / "e.zip"))
+    assert none.returncode == 2 and "no database in" in none.stderr
+    done = owlat(tmp_path / "a", "export", str(tmp_path / "a.zip"), "--tables", "messages")
+    assert done.returncode == 0 and "Exported 1 documents of 1 tables" in done.stdout
+    unknown = owlat(tmp_path / "a", "export", str(tmp_path / "x.zip"), "--tables", "nope")
+    assert unknown.returncode == 2 and "unknown table 'nope'" in unknown.stderr
+    (tmp_path / "junk.zip").write_text("junk")
+    junk = owlat(tmp_path / "b", "import", str(tmp_path / "junk.zip"))
+    assert junk.returncode == 2 and "is not a ZIP file" in junk.stderr
+    loaded = owlat(tmp_path / "b", "import", str(tmp_path / "a.zip"))
+    assert loaded.returncode == 0 and "Imported 1 documents" in loaded.stdout
+    listed = owlat(tmp_path / "b", "run", "messages:list", '{"channel": "c"}')
+    assert json.loads(listed.stdout)[0]["body"] == "x"
+    refused = owlat(tmp_path / "b", "import", str(tmp_path / "a.zip"))
+    assert refused.returncode == 2 and "pass --replace" in refused.stderr
+    assert owlat(tmp_path / "b", "import", str(tmp_path / "a.zip"), "--replace").returncode == 0
