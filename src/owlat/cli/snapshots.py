@@ -32,8 +32,6 @@ from owlat.cli._shared import (
 )
 
 if TYPE_CHECKING:
-    from rich.progress import TaskID
-
     from owlat.runtime.snapshots import SnapshotSummary
 
 commands = typer.Typer()
@@ -78,7 +76,7 @@ def export(
         _check_database(current.database_url, folder)
 
         async def run() -> SnapshotSummary:
-            database = engine(current, folder)
+            database = engine(current, folder, memory_map=False)  # RSS bounded by pages
             storage = file_storage(current, folder, url(current.host, current.port))
             await database.open()
             try:
@@ -176,7 +174,8 @@ def _run(run: Callable[[], Coroutine[None, None, SnapshotSummary]]) -> SnapshotS
 
 
 class _Bar:
-    """A rich progress bar on stderr: one task per table (documents done of its count)."""
+    """A rich progress bar on stderr: documents (and files) done of the total, when known,
+    with the table being written."""
 
     def __init__(self, verb: str) -> None:
         from rich.console import Console
@@ -186,26 +185,24 @@ class _Bar:
             Progress,
             TextColumn,
             TimeElapsedColumn,
+            TimeRemainingColumn,
         )
 
         self.verb = verb
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description:<32}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=Console(file=sys.stderr),
-            transient=False,
         )
-        self.tasks: dict[str, TaskID] = {}
+        self.task = self.progress.add_task(verb, total=None)
 
     def show(self, step: str, done: int, total: int) -> None:
-        task = self.tasks.get(step)
-        if task is None:
-            task = self.tasks[step] = self.progress.add_task(
-                f"{self.verb} {step}", total=total or None
-            )
-        self.progress.update(task, completed=done, total=total or None)
+        self.progress.update(
+            self.task, description=f"{self.verb} {step}", completed=done, total=total or None
+        )
 
     def __enter__(self) -> _Bar:
         self.progress.start()

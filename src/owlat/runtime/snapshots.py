@@ -152,75 +152,113 @@ async def export_snapshot(
     files of `_storage` from `blobs` to `path`, written as `<path>.partial` then renamed:
     a failed export leaves no file. Raises `SnapshotError` for an unknown table."""
     partial = path.with_name(path.name + ".partial")
-    summary = SnapshotSummary()
     try:
         with zipfile.ZipFile(
             partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True
         ) as archive:
             async with engine.read() as reader:
-                summary.ts = await reader.last_ts()
                 chosen = _selected(exportable_tables(await reader.list_tables()), tables)
                 if STORAGE in chosen and blobs is None:
                     raise SnapshotError("the file storage is needed to export _storage")
-                counts = await _counts(reader, chosen)
-                archive.writestr("README.md", README.format(ts=summary.ts))
-                archive.writestr(
-                    TABLES_ENTRY,
-                    b"".join(dumps({"name": n, "id": i}) + b"\n" for n, i in chosen.items()),
-                )
-                for name, number in chosen.items():
-                    if name == STORAGE:
-                        assert blobs is not None
-                        await _export_storage(
-                            reader,
-                            number,
-                            counts[name],
-                            blobs,
-                            archive,
-                            summary,
-                            progress,
-                            page_size,
-                        )
-                    else:
-                        summary.documents[name] = await _export_table(
-                            reader, name, number, counts[name], archive, progress, page_size
-                        )
+                export = _Export(reader, archive, progress, page_size)
+                await export.run(chosen, blobs)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
-    return summary
+    return export.summary
 
 
-async def _counts(reader: EngineReader, tables: dict[str, int]) -> dict[str, int]:
-    """Each table's document count (from its `by_creation_time` index), for the progress."""
-    index_ids = {
-        index.table: index.index_id
-        for index in await reader.list_indexes()
-        if index.name == BY_CREATION_TIME
-    }
-    counts = {}
-    for name in tables:
-        index_id = index_ids.get(name)
-        counts[name] = (
-            0 if index_id is None else (await reader.count_where(index_id, b"", KEY_MAX, None))[0]
+class _Export:
+    """One export: the reader of its snapshot, the ZIP it writes, its progress."""
+
+    def __init__(
+        self, reader: EngineReader, archive: zipfile.ZipFile, progress: Progress, page_size: int
+    ) -> None:
+        self.reader = reader
+        self.archive = archive
+        self.progress = progress
+        self.page_size = page_size
+        self.summary = SnapshotSummary()
+        self.done = 0
+        self.total = 0
+
+    async def run(self, tables: dict[str, int], blobs: BlobStore | None) -> None:
+        self.summary.ts = await self.reader.last_ts()
+        indexes = {
+            index.table: index.index_id
+            for index in await self.reader.list_indexes()
+            if index.name == BY_CREATION_TIME
+        }
+        counts = {
+            name: (await self.reader.count_where(indexes[name], b"", KEY_MAX, None))[0]
+            for name in tables
+        }
+        self.total = sum(counts.values()) + counts.get(STORAGE, 0)  # files, then metadata
+        self.archive.writestr("README.md", README.format(ts=self.summary.ts))
+        self.archive.writestr(
+            TABLES_ENTRY,
+            b"".join(dumps({"name": n, "id": i}) + b"\n" for n, i in tables.items()),
         )
-    return counts
+        for name in tables:
+            if not counts[name]:
+                self.archive.writestr(f"{name}/{DOCUMENTS}", b"")
+                self.summary.documents[name] = 0
+            elif name == STORAGE:
+                assert blobs is not None
+                await self._storage(indexes[name], blobs)
+            else:
+                await self._table(name, indexes[name], lambda value: True)
 
+    async def _pages(self, index_id: int) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+        """A table's documents by `_creationTime` (its `by_creation_time` index), a page
+        at a time (keyset: after the last key), letting other work run between pages."""
+        low = b""
+        while True:
+            rows = await self.reader.scan(index_id, low, KEY_MAX, False, self.page_size, None)
+            if rows:
+                yield rows
+            if len(rows) < self.page_size:
+                return
+            low = rows[-1][0] + b"\x00"
+            await asyncio.sleep(0)
 
-async def _pages(
-    reader: EngineReader, number: int, page_size: int
-) -> AsyncIterator[list[tuple[str, bytes]]]:
-    """A table's documents in id order, a page at a time (keyset: after the last id),
-    letting the process's other work run between pages."""
-    after = ""
-    while True:
-        rows = await reader.documents_after(number, after, page_size)
-        if rows:
-            yield rows
-        if len(rows) < page_size:
-            return
-        after = rows[-1][0]
-        await asyncio.sleep(0)
+    def _advance(self, step: str, count: int) -> None:
+        self.done += count
+        self.progress(step, self.done, max(self.total, self.done))
+
+    async def _table(self, name: str, index_id: int, keep: Callable[[bytes], bool]) -> None:
+        """`<name>/documents.jsonl`: the documents whose stored value `keep` accepts."""
+        written = 0
+        with self.archive.open(f"{name}/{DOCUMENTS}", "w", force_zip64=True) as entry:
+            async for rows in self._pages(index_id):
+                lines = [_export_line(value) for _, value in rows if keep(value)]
+                entry.write(b"".join(lines))
+                written += len(lines)
+                self._advance(name, len(rows))
+        self.summary.documents[name] = written
+
+    async def _storage(self, index_id: int, blobs: BlobStore) -> None:
+        """The files first (leaving out those deleted since the snapshot's timestamp), then
+        the metadata of those written."""
+        missing: set[str] = set()
+        async for rows in self._pages(index_id):
+            for _, value in rows:
+                document = decode_stored(value)
+                try:
+                    async with blobs.read(str(document["key"])) as chunks:
+                        name = _file_name(document)
+                        with self.archive.open(name, "w", force_zip64=True) as entry:
+                            async for chunk in chunks:
+                                entry.write(chunk)
+                                self.summary.file_bytes += len(chunk)
+                    self.summary.files += 1
+                except BlobNotFoundError:
+                    missing.add(document["_id"])
+                self._advance("files", 1)
+        self.summary.missing_files = len(missing)
+        await self._table(
+            STORAGE, index_id, lambda value: decode_stored(value)["_id"] not in missing
+        )
 
 
 def _export_line(value: bytes) -> bytes:
@@ -231,66 +269,10 @@ def _export_line(value: bytes) -> bytes:
     return dumps(convex_to_export_json(decode_stored(value))) + b"\n"
 
 
-async def _export_table(
-    reader: EngineReader,
-    name: str,
-    number: int,
-    total: int,
-    archive: zipfile.ZipFile,
-    progress: Progress,
-    page_size: int,
-) -> int:
-    done = 0
-    progress(name, 0, total)
-    with archive.open(f"{name}/{DOCUMENTS}", "w", force_zip64=True) as entry:
-        async for rows in _pages(reader, number, page_size):
-            entry.write(b"".join([_export_line(value) for _, value in rows]))
-            done += len(rows)
-            progress(name, done, max(total, done))
-    return done
-
-
 def _file_name(document: Document) -> str:
     content_type = document.get("contentType")
     extension = mimetypes.guess_extension(content_type) if isinstance(content_type, str) else None
     return f"{STORAGE}/{document['_id']}{extension or ''}"
-
-
-async def _export_storage(
-    reader: EngineReader,
-    number: int,
-    total: int,
-    blobs: BlobStore,
-    archive: zipfile.ZipFile,
-    summary: SnapshotSummary,
-    progress: Progress,
-    page_size: int,
-) -> None:
-    """The files first (leaving out those deleted since the snapshot), then their metadata."""
-    missing: set[str] = set()
-    progress(STORAGE, 0, total)
-    async for rows in _pages(reader, number, page_size):
-        for document_id, value in rows:
-            document = decode_stored(value)
-            assert isinstance(document, dict)
-            try:
-                async with blobs.read(str(document["key"])) as chunks:
-                    with archive.open(_file_name(document), "w", force_zip64=True) as entry:
-                        async for chunk in chunks:
-                            entry.write(chunk)
-                            summary.file_bytes += len(chunk)
-            except BlobNotFoundError:
-                missing.add(document_id)
-                continue
-            summary.files += 1
-            progress(STORAGE, summary.files + len(missing), max(total, summary.files))
-    summary.missing_files = len(missing)
-    with archive.open(f"{STORAGE}/{DOCUMENTS}", "w", force_zip64=True) as entry:
-        async for rows in _pages(reader, number, page_size):
-            entry.write(
-                b"".join([_export_line(value) for id_, value in rows if id_ not in missing])
-            )
-    summary.documents[STORAGE] = summary.files
 
 
 # -- import ------------------------------------------------------------------------------------
@@ -483,9 +465,17 @@ async def _check_target(
                 "--replace to replace them (or import into an empty deployment)"
             )
         if STORAGE in holding:
-            async for rows in _pages(reader, catalog.table(STORAGE).number, PAGE_SIZE):
+            after = ""
+            while rows := await reader.documents_after(
+                catalog.table(STORAGE).number, after, PAGE_SIZE
+            ):
                 keys.update(str(decode_stored(value)["key"]) for _, value in rows)
+                after = rows[-1][0]
     return keys
+
+
+def _by_creation_time(catalog: Catalog, table: str) -> int:
+    return catalog.table(table).indexes[BY_CREATION_TIME].index_id
 
 
 async def _import_files(
@@ -534,21 +524,22 @@ async def _load_documents(
     progress: Progress,
     batch_size: int,
 ) -> None:
-    """One exclusive transaction: the replaced documents deleted, the snapshot's inserted."""
+    """One exclusive transaction: the replaced documents deleted, the snapshot's inserted
+    (progress: documents so far, of an unknown total)."""
     async with engine.write(exclusive=True) as writer:
         for name in layout.tables:
             table = catalog.table(name)
-            while rows := await writer.documents_after(table.number, "", batch_size):
-                for document_id, value in rows:
+            index_id = _by_creation_time(catalog, name)
+            while rows := await writer.scan(index_id, b"", KEY_MAX, False, batch_size, None):
+                for _, value in rows:
                     document = decode_stored(value)
-                    assert isinstance(document, dict)
                     entries = zip(table.index_ids, table.index_keys(document), strict=True)
-                    await writer.delete_document(document_id, list(entries))
+                    await writer.delete_document(document["_id"], list(entries))
+        done = 0
         for name in layout.tables:
             table = catalog.table(name)
             entry = f"{name}/{DOCUMENTS}"
-            done = 0
-            progress(name, 0, 0)
+            summary.documents[name] = 0
             batch: list[tuple[str, int, bytes]] = []
             index_entries: list[tuple[int, bytes, str]] = []
             for number, line in enumerate(_lines(archive, entry), 1):
@@ -564,13 +555,14 @@ async def _load_documents(
                 if len(batch) >= batch_size:
                     await writer.insert_documents(batch, index_entries)
                     done += len(batch)
-                    batch, index_entries = [], []
+                    summary.documents[name] += len(batch)
                     progress(name, done, 0)
+                    batch, index_entries = [], []
             if batch:
                 await writer.insert_documents(batch, index_entries)
                 done += len(batch)
-            progress(name, done, done)
-            summary.documents[name] = done
+                summary.documents[name] += len(batch)
+                progress(name, done, 0)
         summary.ts = await writer.allocate_ts()
         await writer.record_commit(summary.ts, WriteSet())
 
