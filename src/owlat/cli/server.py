@@ -127,7 +127,12 @@ def _serve(
     from owlat.runtime.app_package import load_app_package
     from owlat.runtime.application import Application
     from owlat.runtime.auth import Authenticator, load_or_create_admin_key
-    from owlat.runtime.server import ConnectionLimits, create_server_app, server_config
+    from owlat.runtime.server import (
+        ConnectionLimits,
+        Operations,
+        create_server_app,
+        server_config,
+    )
 
     app = app or settings.app
     data_dir = data_dir or settings.data_dir
@@ -149,6 +154,7 @@ def _serve(
         engine(settings, data_dir),
         scheduler_parallelism=settings.scheduler_parallelism,
         storage=file_storage(settings, data_dir, client_url),
+        metrics=settings.metrics,
     )
     authenticator = Authenticator(
         (
@@ -164,9 +170,14 @@ def _serve(
         trusted_proxies=settings.trusted_proxies,
     )
     web = dashboard(app, settings, client_url)
+    operations = Operations(application, authenticator, settings.metrics_token)
     config = server_config(
         create_server_app(
-            application, authenticator, site_port=sockets[1].getsockname()[1], web=web
+            application,
+            authenticator,
+            site_port=sockets[1].getsockname()[1],
+            web=web,
+            operations=operations,
         ),
         limits,
         host=host,

@@ -130,6 +130,9 @@ class SyncService:
         self.subscriptions = SubscriptionManager(application)
         self.workers: set[SyncWorker] = set()
         self._next_prune = 0.0
+        if application.metrics is not None:
+            application.metrics.sync_sockets.set_function(lambda: len(self.workers))
+            application.metrics.subscriptions.set_function(self.subscriptions.count)
 
     async def prepare(self) -> None:
         """Per new socket: count commits made before the first one, prune old records."""
@@ -193,6 +196,7 @@ class SyncWorker:
         )
         self._actions: set[asyncio.Task[None]] = set()
         self._woken = False
+        self._invalidated = False  # since the last update: a commit changed a result
         self._mutation_running = False
         self._last_send = time.monotonic()
 
@@ -225,6 +229,7 @@ class SyncWorker:
 
     def query_invalidated(self) -> None:
         """A subscribed query's result changed: compute an update soon."""
+        self._invalidated = True
         if not self._woken:
             self._woken = True
             self._items.put_nowait(_WAKE)
@@ -362,6 +367,11 @@ class SyncWorker:
         self._apply_key_changes()
         if transition is not None:
             await self._send(transition)
+            metrics = self.application.metrics
+            if self._invalidated and metrics is not None:
+                # commit timestamps are nanoseconds of the clock (database/commits.py)
+                metrics.push_latency.observe(max(0, time.time_ns() - ts) / 1e9)
+        self._invalidated = False
 
     async def _cached_results(self, ts: int) -> dict[QueryId, QueryResult] | None:
         """The results an update needs at `ts` (every commit up to it processed) when the
