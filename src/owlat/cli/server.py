@@ -4,6 +4,7 @@ and the HTTP actions (site port) in one process, with the scheduler."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -55,6 +56,21 @@ SitePortOption = Annotated[
     ),
 ]
 
+
+class LogFormat(enum.Enum):
+    TEXT = "text"
+    JSON = "json"  # one JSON object per line (logs.JsonFormatter)
+
+
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        help="text, or json: one JSON object per line (time, level, logger, message, "
+        "requestId, function), with the functions' own log lines",
+    ),
+]
+
 _MORE = (
     "Connections are guarded by OWLAT_HTTP_HEADER_TIMEOUT, OWLAT_HTTP_BODY_TIMEOUT, "
     "OWLAT_MAX_CONNECTIONS_PER_ADDRESS and OWLAT_TRUSTED_PROXIES; all settings are in "
@@ -82,10 +98,11 @@ def dev(
     host: HostOption = None,
     port: PortOption = None,
     site_port: SitePortOption = None,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Run Owlat for development (verbose logs, an access log); the first line printed
     says where it serves."""
-    _serve(settings(), app, data_dir, host, port, site_port, production=False)
+    _serve(settings(), app, data_dir, host, port, site_port, log_format, production=False)
 
 
 @commands.command(
@@ -104,10 +121,12 @@ def serve(
     host: HostOption = None,
     port: PortOption = None,
     site_port: SitePortOption = None,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
-    """Run Owlat in production (warnings and errors only); several processes may serve
-    one PostgreSQL database behind a load balancer."""
-    _serve(settings(), app, data_dir, host, port, site_port, production=True)
+    """Run Owlat in production (warnings and errors only; with `--log-format json`, the
+    functions' log lines too); several processes may serve one PostgreSQL database behind
+    a load balancer."""
+    _serve(settings(), app, data_dir, host, port, site_port, log_format, production=True)
 
 
 def _serve(
@@ -117,10 +136,10 @@ def _serve(
     host: str | None,
     port: int | None,
     site_port: int | None,
+    log_format: LogFormat,
     *,
     production: bool,
 ) -> None:
-    import logging
 
     import uvicorn
 
@@ -139,10 +158,7 @@ def _serve(
     host = host or settings.host
     # Before the application installs its log capture: server errors (with tracebacks)
     # go to stderr.
-    logging.basicConfig(
-        level=logging.WARNING if production else logging.INFO,
-        format="%(levelname)s:     %(name)s: %(message)s",
-    )
+    _configure_logging(log_format, production)
     ports = (
         settings.port if port is None else port,
         settings.site_port if site_port is None else site_port,
@@ -185,6 +201,8 @@ def _serve(
         lifespan="on",
         log_level="warning" if production else "info",
         access_log=not production,
+        # JSON: uvicorn's loggers go through the root logger's JSON handler
+        **({"log_config": None} if log_format is LogFormat.JSON else {}),
     )
     server = uvicorn.Server(config)
     mode = "production" if production else "development"
@@ -199,6 +217,25 @@ def _serve(
                 "" if built else " (not built: run ./dev start)"
             )
         runner.run(_serve_with_banner(server, sockets, banner))
+
+
+def _configure_logging(log_format: LogFormat, production: bool) -> None:
+    """The server's log on stderr: warnings and up in production, info in development;
+    as JSON lines with `json`, where the functions' own lines are always kept."""
+    import logging
+
+    from owlat.runtime import logs
+
+    level = logging.WARNING if production else logging.INFO
+    if log_format is not LogFormat.JSON:
+        logging.basicConfig(level=level, format="%(levelname)s:     %(name)s: %(message)s")
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logs.JsonFormatter())
+    logging.basicConfig(level=level, handlers=[handler])
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(level)
+    logs.function_logger.setLevel(logging.INFO)
 
 
 def _listen(host: str, ports: Sequence[int]) -> list[socket.socket]:

@@ -256,13 +256,16 @@ class Application:
 
         started = time.perf_counter()
         outcome = await _outcome_of(call)
-        if self.metrics is not None and resolved is not None:
-            self.metrics.observe_call(
-                resolved.path,
-                resolved.kind.value,
-                time.perf_counter() - started,
-                outcome.error is not None,
-            )
+        if resolved is not None:
+            if self.metrics is not None:
+                self.metrics.observe_call(
+                    resolved.path,
+                    resolved.kind.value,
+                    time.perf_counter() - started,
+                    outcome.error is not None,
+                )
+            if outcome.log_lines:
+                logs.publish(resolved.path, outcome.log_lines)
         return outcome
 
     async def run(

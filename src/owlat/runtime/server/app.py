@@ -33,7 +33,7 @@ from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator
 from owlat.runtime.server.http_actions import HttpActions
 from owlat.runtime.server.http_api import HttpApi
-from owlat.runtime.server.middleware import ClientApiMiddleware
+from owlat.runtime.server.middleware import ClientApiMiddleware, RequestIds
 from owlat.runtime.server.operations import Operations
 from owlat.runtime.server.outcome import json_response
 from owlat.runtime.server.storage_api import StorageApi
@@ -70,7 +70,7 @@ def create_app(
             *actions,
             *sync_routes(application, authenticator),
         ],
-        middleware=[Middleware(ClientApiMiddleware, cors=cors)],
+        middleware=[Middleware(RequestIds), Middleware(ClientApiMiddleware, cors=cors)],
         exception_handlers={HTTPException: _http_exception},
         lifespan=_lifespan(application),
     )
@@ -114,7 +114,8 @@ def create_site_app(
         routes=[
             *operations.routes(),
             *HttpActions(application, authenticator).site_routes(web),
-        ]
+        ],
+        middleware=[Middleware(RequestIds)],
     )
 
 
