@@ -170,6 +170,9 @@ class Settings:
     # A token that may read /metrics (`Authorization: Bearer <token>`) besides the admin key,
     # for a Prometheus that should not hold the admin key. Empty: the admin key only.
     metrics_token: str = ""
+    # Seconds a graceful stop (SIGTERM/SIGINT) gives in-flight requests, sync sockets'
+    # mutations and running scheduled jobs to finish before they are cut.
+    shutdown_timeout: int = 30
     # -- Owlat's own auth (owlat.app) --
     # Public URL of the site port, where /api/auth lives; the issuer and audience of the
     # JWTs Owlat signs. Empty: http://<host>:<site port>.
@@ -246,6 +249,7 @@ class Settings:
             scheduler_parallelism=_int("OWLAT_SCHEDULER_PARALLELISM", cls.scheduler_parallelism),
             metrics=_flag("OWLAT_METRICS", cls.metrics),
             metrics_token=env.get("OWLAT_METRICS_TOKEN", "").strip(),
+            shutdown_timeout=_int_between("OWLAT_SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0, 3600),
             site_url=env.get("OWLAT_SITE_URL", "").strip(),
             app_url=env.get("OWLAT_APP_URL", "").strip(),
             auth_secret=env.get("OWLAT_AUTH_SECRET", "").strip(),

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
     import uvicorn
 
+    from owlat.runtime.server import Operations
+
 commands = typer.Typer()
 
 HostOption = Annotated[
@@ -141,8 +143,6 @@ def _serve(
     production: bool,
 ) -> None:
 
-    import uvicorn
-
     from owlat.runtime.app_package import load_app_package
     from owlat.runtime.application import Application
     from owlat.runtime.auth import Authenticator, load_or_create_admin_key
@@ -201,10 +201,11 @@ def _serve(
         lifespan="on",
         log_level="warning" if production else "info",
         access_log=not production,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
         # JSON: uvicorn's loggers go through the root logger's JSON handler
         **({"log_config": None} if log_format is LogFormat.JSON else {}),
     )
-    server = uvicorn.Server(config)
+    server = _draining_server(config, operations, settings.shutdown_timeout)
     mode = "production" if production else "development"
     with _quiet_signal_reraise(), asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         banner = (
@@ -236,6 +237,25 @@ def _configure_logging(log_format: LogFormat, production: bool) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).setLevel(level)
     logs.function_logger.setLevel(logging.INFO)
+
+
+def _draining_server(
+    config: uvicorn.Config, operations: Operations, grace: float
+) -> uvicorn.Server:
+    """A uvicorn server whose graceful stop first stops listening and drains: /readyz
+    turns 503, sync sockets answer their mutations and close with 1001 (going away), running
+    scheduled jobs finish (`Operations.drain`, each within `grace` seconds); then uvicorn's
+    own stop finishes the HTTP requests in flight and the lifespan closes the Application."""
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            for server in self.servers:
+                server.close()  # stop accepting connections
+            await operations.drain(grace)
+            await super().shutdown(sockets)
+
+    return DrainingServer(config)
 
 
 def _listen(host: str, ports: Sequence[int]) -> list[socket.socket]:

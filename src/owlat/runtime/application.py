@@ -126,6 +126,12 @@ class Application:
         if self._scheduler is not None:
             await self._scheduler.start()
 
+    async def drain(self, grace: float) -> None:
+        """A graceful stop's first step: start no more scheduled jobs and let the running
+        ones finish, for up to `grace` seconds (`close` cancels what is left)."""
+        if self._scheduler is not None:
+            await self._scheduler.drain(grace)
+
     async def close(self) -> None:
         if self._scheduler is not None:
             await self._scheduler.stop()

@@ -132,6 +132,16 @@ class SchedulerWorker:
         self._app.on_commit(self._on_commit)
         self._loop_task = asyncio.create_task(self._loop(), name="owlat-scheduler")
 
+    async def drain(self, grace: float) -> None:
+        """A graceful stop's first step: start no more jobs, and give the running ones up to
+        `grace` seconds to finish (`stop` then cancels those still running)."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        running = list(self._running.values())
+        if running:
+            await asyncio.wait(running, timeout=grace)
+
     async def stop(self) -> None:
         """Stop the loop and cancel running jobs (mutations roll back; interrupted actions
         lose their claims, so the next worker to look fails them)."""

@@ -38,7 +38,8 @@ from owlat.runtime.server.operations import Operations
 from owlat.runtime.server.outcome import json_response
 from owlat.runtime.server.storage_api import StorageApi
 from owlat.runtime.server.web_app import WebApp
-from owlat.runtime.server.websocket import sync_routes
+from owlat.runtime.server.websocket import service_routes
+from owlat.runtime.sync.worker import SyncService
 
 _CODE_OF_STATUS = {404: "NotFound", 405: "MethodNotAllowed"}
 
@@ -59,6 +60,7 @@ def create_app(
     its own); `instance_name` is what `/instance_name` answers.
     """
     operations = operations or Operations(application, authenticator)
+    operations.sync = SyncService(application, authenticator)
     api = HttpApi(application, authenticator, instance_name=instance_name)
     storage = [] if application.storage is None else StorageApi(application).routes()
     actions = HttpActions(application, authenticator).client_routes()
@@ -68,7 +70,7 @@ def create_app(
             *api.routes(),
             *storage,
             *actions,
-            *sync_routes(application, authenticator),
+            *service_routes(operations.sync),
         ],
         middleware=[Middleware(RequestIds), Middleware(ClientApiMiddleware, cors=cors)],
         exception_handlers={HTTPException: _http_exception},

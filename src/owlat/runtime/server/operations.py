@@ -23,6 +23,7 @@ from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator
 from owlat.runtime.metrics import CONTENT_TYPE
 from owlat.runtime.server.outcome import json_response
+from owlat.runtime.sync.worker import SyncService
 
 READY_TIMEOUT = 2.0
 
@@ -37,6 +38,15 @@ class Operations:
         self.authenticator = authenticator
         self.metrics_token = metrics_token
         self.draining = False  # set by a graceful stop: /readyz answers 503 from then on
+        self.sync: SyncService | None = None  # the sync sockets' service, once routed
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking work and finish what was started (see the module docstring)."""
+        self.draining = True
+        steps = [self.application.drain(grace)]
+        if self.sync is not None:
+            steps.append(self.sync.drain(grace))
+        await asyncio.gather(*steps)
 
     def routes(self) -> list[BaseRoute]:
         return [
