@@ -84,6 +84,8 @@ async def test_sigterm_under_load_loses_no_acknowledged_mutation(tmp_path: Path)
     data, log, side_effects = tmp_path / "data", tmp_path / "serve.log", tmp_path / "jobs.log"
     process, url = await serve(data, log)
     async with httpx.AsyncClient(base_url=url) as http:
+        ready = await http.get("/readyz")
+        assert ready.json()["checks"] == {"database": "ok", "schema": "ok", "scheduler": "ok"}
         scheduled = await http.post(
             "/api/action",
             json={
