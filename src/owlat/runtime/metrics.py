@@ -23,12 +23,16 @@ they are served after the runtime's.
 
 from __future__ import annotations
 
+import bisect
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
 
 from owlat.runtime.database.engine import KEY_MAX
 from owlat.runtime.database.query import Query
@@ -93,19 +97,8 @@ class RuntimeMetrics:
 
     def __init__(self) -> None:
         registry = self.registry = CollectorRegistry()
-        self.calls = Counter(
-            "owlat_function_calls",
-            "Function calls by public path, kind and outcome",
-            ["path", "kind", "outcome"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "owlat_function_duration_seconds",
-            "Function call latency by path and kind",
-            ["path", "kind"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
+        self.calls = _CallStats()
+        registry.register(self.calls)
         self.occ_retries = Counter(
             "owlat_occ_retries", "Transactions re-run after a write conflict", registry=registry
         )
@@ -142,21 +135,11 @@ class RuntimeMetrics:
         self.storage_bytes = Gauge(
             "owlat_storage_bytes", "Bytes of the files in _storage", registry=registry
         )
-        self._children: dict[tuple[str, str], tuple[Counter, Counter, Histogram]] = {}
         self._storage_read_at = -STORAGE_REFRESH_SECONDS
 
     def observe_call(self, path: str, kind: str, seconds: float, failed: bool) -> None:
-        """One function call (the label children are looked up once per path and kind)."""
-        children = self._children.get((path, kind))
-        if children is None:
-            children = self._children[(path, kind)] = (
-                self.calls.labels(path, kind, "success"),
-                self.calls.labels(path, kind, "error"),
-                self.duration.labels(path, kind),
-            )
-        success, error, duration = children
-        (error if failed else success).inc()
-        duration.observe(seconds)
+        """One function call."""
+        self.calls.observe(path, kind, seconds, failed)
 
     async def render(self, application: Application) -> bytes:
         """The text of `/metrics`: figures read from the database refreshed first."""
@@ -184,6 +167,47 @@ class RuntimeMetrics:
             self._storage_read_at = time.monotonic()
             self.storage_files.set(storage[0])
             self.storage_bytes.set(storage[1])
+
+
+class _CallStats(Collector):
+    """Function calls and their latency, kept as plain numbers (a call costs a dict lookup
+    and a few additions on the event loop's thread, not prometheus-client's locks) and
+    turned into `owlat_function_calls_total` and `owlat_function_duration_seconds` when
+    scraped."""
+
+    def __init__(self) -> None:
+        # (path, kind) → [successes, errors, sum of seconds, count per bucket..., over all]
+        self._stats: dict[tuple[str, str], list[float]] = {}
+
+    def observe(self, path: str, kind: str, seconds: float, failed: bool) -> None:
+        stats = self._stats.get((path, kind))
+        if stats is None:
+            stats = self._stats[(path, kind)] = [0.0] * (4 + len(LATENCY_BUCKETS))
+        stats[1 if failed else 0] += 1
+        stats[2] += seconds
+        stats[3 + bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        calls = CounterMetricFamily(
+            "owlat_function_calls",
+            "Function calls by public path, kind and outcome",
+            labels=["path", "kind", "outcome"],
+        )
+        duration = HistogramMetricFamily(
+            "owlat_function_duration_seconds",
+            "Function call latency by path and kind",
+            labels=["path", "kind"],
+        )
+        for (path, kind), stats in list(self._stats.items()):
+            calls.add_metric([path, kind, "success"], stats[0])
+            calls.add_metric([path, kind, "error"], stats[1])
+            cumulative, buckets = 0.0, []
+            for bound, count in zip((*LATENCY_BUCKETS, math.inf), stats[3:], strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == math.inf else str(bound), cumulative))
+            duration.add_metric([path, kind], buckets, stats[2])
+        yield calls
+        yield duration
 
 
 async def _storage_size(txn: Transaction) -> tuple[int, float]:
