@@ -245,14 +245,24 @@ def _draining_server(
     """A uvicorn server whose graceful stop first stops listening and drains: /readyz
     turns 503, sync sockets answer their mutations and close with 1001 (going away), running
     scheduled jobs finish (`Operations.drain`, each within `grace` seconds); then uvicorn's
-    own stop finishes the HTTP requests in flight and the lifespan closes the Application."""
+    own stop finishes the HTTP requests in flight and the lifespan closes the Application.
+    A second SIGINT (Ctrl-C) cuts the drain short, as it does uvicorn's own wait."""
+    import logging
+
     import uvicorn
 
     class DrainingServer(uvicorn.Server):
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             for server in self.servers:
                 server.close()  # stop accepting connections
-            await operations.drain(grace)
+            draining = asyncio.ensure_future(operations.drain(grace))
+            while not draining.done() and not self.force_exit:  # a second Ctrl-C: now
+                await asyncio.wait({draining}, timeout=0.1)
+            if not draining.done():
+                draining.cancel()
+            (outcome,) = await asyncio.gather(draining, return_exceptions=True)
+            if isinstance(outcome, Exception):
+                logging.getLogger("owlat.server").error("draining failed", exc_info=outcome)
             await super().shutdown(sockets)
 
     return DrainingServer(config)
