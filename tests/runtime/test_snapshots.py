@@ -302,3 +302,21 @@ def test_cli_exports_and_imports_and_says_what_it_refuses(tmp_path: Path) -> Non
     refused = owlat(tmp_path / "b", "import", str(tmp_path / "a.zip"))
     assert refused.returncode == 2 and "pass --replace" in refused.stderr
     assert owlat(tmp_path / "b", "import", str(tmp_path / "a.zip"), "--replace").returncode == 0
+
+
+async def test_a_table_without_its_indexes_is_exported_by_id(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A table that left the schema keeps its documents but loses its indexes."""
+    async with deployment(tmp_path, database_url) as app:
+        for body in ("a", "b", "c"):
+            await app.run_mutation("messages:send", {"channel": "x", "body": body})
+        async with app.engine.write(exclusive=True) as writer:
+            for index in await writer.list_indexes():
+                if index.table == "messages":
+                    await writer.delete_index(index.index_id)
+        summary = await export_snapshot(app.engine, blobs_of(app), tmp_path / "s.zip", page_size=2)
+    assert summary.documents["messages"] == 3
+    with zipfile.ZipFile(tmp_path / "s.zip") as archive:
+        lines = archive.read("messages/documents.jsonl").splitlines()
+    assert sorted(json.loads(line)["body"] for line in lines) == ["a", "b", "c"]

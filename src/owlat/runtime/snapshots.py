@@ -168,6 +168,10 @@ async def export_snapshot(
     return export.summary
 
 
+# A table to read: its number, and its `by_creation_time` index (None: it has none).
+_Source = tuple[int, int | None]
+
+
 class _Export:
     """One export: the reader of its snapshot, the ZIP it writes, its progress."""
 
@@ -189,59 +193,77 @@ class _Export:
             for index in await self.reader.list_indexes()
             if index.name == BY_CREATION_TIME
         }
+        # A table that left the schema keeps its documents but not its indexes: read by id.
+        sources = {name: (number, indexes.get(name)) for name, number in tables.items()}
         counts = {
-            name: (await self.reader.count_where(indexes[name], b"", KEY_MAX, None))[0]
-            for name in tables
+            name: None if index_id is None else await self._count(index_id)
+            for name, (_, index_id) in sources.items()
         }
-        self.total = sum(counts.values()) + counts.get(STORAGE, 0)  # files, then metadata
+        # files, then their metadata
+        self.total = sum(filter(None, counts.values())) + (counts.get(STORAGE) or 0)
         self.archive.writestr("README.md", README.format(ts=self.summary.ts))
         self.archive.writestr(
             TABLES_ENTRY,
             b"".join(dumps({"name": n, "id": i}) + b"\n" for n, i in tables.items()),
         )
-        for name in tables:
-            if not counts[name]:
+        for name, source in sources.items():
+            if counts[name] == 0:
                 self.archive.writestr(f"{name}/{DOCUMENTS}", b"")
                 self.summary.documents[name] = 0
             elif name == STORAGE:
                 assert blobs is not None
-                await self._storage(indexes[name], blobs)
+                await self._storage(source, blobs)
             else:
-                await self._table(name, indexes[name], lambda value: True)
+                await self._table(name, source, lambda value: True)
 
-    async def _pages(self, index_id: int) -> AsyncIterator[list[tuple[bytes, bytes]]]:
-        """A table's documents by `_creationTime` (its `by_creation_time` index), a page
-        at a time (keyset: after the last key), letting other work run between pages."""
-        low = b""
+    async def _count(self, index_id: int) -> int:
+        return (await self.reader.count_where(index_id, b"", KEY_MAX, None))[0]
+
+    async def _pages(self, source: _Source) -> AsyncIterator[list[tuple[bytes | str, bytes]]]:
+        """A table's documents a page at a time, keyset-paged: by `_creationTime` (its
+        `by_creation_time` index, after the last key), or by id when it has no index;
+        letting other work run between pages."""
+        number, index_id = source
+        low, after = b"", ""
         while True:
-            rows = await self.reader.scan(index_id, low, KEY_MAX, False, self.page_size, None)
+            rows: list[tuple[bytes | str, bytes]]
+            if index_id is None:
+                rows = list(await self.reader.documents_after(number, after, self.page_size))
+            else:
+                rows = list(
+                    await self.reader.scan(index_id, low, KEY_MAX, False, self.page_size, None)
+                )
             if rows:
                 yield rows
             if len(rows) < self.page_size:
                 return
-            low = rows[-1][0] + b"\x00"
+            last = rows[-1][0]
+            if isinstance(last, bytes):
+                low = last + b"\x00"
+            else:
+                after = last
             await asyncio.sleep(0)
 
     def _advance(self, step: str, count: int) -> None:
         self.done += count
         self.progress(step, self.done, max(self.total, self.done))
 
-    async def _table(self, name: str, index_id: int, keep: Callable[[bytes], bool]) -> None:
+    async def _table(self, name: str, source: _Source, keep: Callable[[bytes], bool]) -> None:
         """`<name>/documents.jsonl`: the documents whose stored value `keep` accepts."""
         written = 0
         with self.archive.open(f"{name}/{DOCUMENTS}", "w", force_zip64=True) as entry:
-            async for rows in self._pages(index_id):
+            async for rows in self._pages(source):
                 lines = [_export_line(value) for _, value in rows if keep(value)]
                 entry.write(b"".join(lines))
                 written += len(lines)
                 self._advance(name, len(rows))
         self.summary.documents[name] = written
 
-    async def _storage(self, index_id: int, blobs: BlobStore) -> None:
+    async def _storage(self, source: _Source, blobs: BlobStore) -> None:
         """The files first (leaving out those deleted since the snapshot's timestamp), then
         the metadata of those written."""
         missing: set[str] = set()
-        async for rows in self._pages(index_id):
+        async for rows in self._pages(source):
             for _, value in rows:
                 document = decode_stored(value)
                 try:
@@ -256,9 +278,7 @@ class _Export:
                     missing.add(document["_id"])
                 self._advance("files", 1)
         self.summary.missing_files = len(missing)
-        await self._table(
-            STORAGE, index_id, lambda value: decode_stored(value)["_id"] not in missing
-        )
+        await self._table(STORAGE, source, lambda value: decode_stored(value)["_id"] not in missing)
 
 
 def _export_line(value: bytes) -> bytes:
