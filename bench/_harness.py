@@ -139,6 +139,7 @@ def serve_owlat(
     profile: Path | None = None,
     *,
     deflate: bool = False,
+    metrics: bool = True,
 ) -> None:
     import logging
 
@@ -152,7 +153,7 @@ def serve_owlat(
     logging.basicConfig(level=logging.WARNING)
     raise_fd_limit()
     application = Application(
-        load_app_package(APP), create_engine(data_dir), scheduler_parallelism=8
+        load_app_package(APP), create_engine(data_dir), scheduler_parallelism=8, metrics=metrics
     )
     records: list[tuple[str, float, int]] = []
     if commits is not None:
@@ -323,6 +324,7 @@ def main() -> None:
     parser.add_argument("--commits", type=Path)
     parser.add_argument("--profile", type=Path, help="write cProfile stats of the server here")
     parser.add_argument("--deflate", action="store_true", help="offer permessage-deflate")
+    parser.add_argument("--no-metrics", action="store_true", help="count nothing for /metrics")
     options = parser.parse_args()
     if options.kind == "owlat":
         serve_owlat(
@@ -331,6 +333,7 @@ def main() -> None:
             options.commits,
             options.profile,
             deflate=options.deflate,
+            metrics=not options.no_metrics,
         )
     else:
         serve_raw(options.database, options.info, options.profile)

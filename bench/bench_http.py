@@ -16,6 +16,9 @@ flight, so the generator stays far cheaper than the servers); each measurement i
 warm-up then `--seconds`. Rounds alternate baseline, Owlat. Printed: requests/s of both
 (best round), the ratio, and each server's CPU use during its window (near 100% of one
 core means the server, not the load generator, is the limit). Goal: ratio >= 0.8.
+
+A third server, Owlat with metrics off (`Application(metrics=False)`, as OWLAT_METRICS=0),
+measures what counting calls for /metrics costs: goal, at most 3 % of the throughput.
 """
 
 from __future__ import annotations
@@ -207,20 +210,26 @@ def main() -> None:
         if options.profile_server:
             owlat_args += ["--profile", str(options.profile_server)]
         raw_args = ["raw", "--database", str(folder / "data" / SQLITE_FILE)]
-        rounds: dict[str, list[dict[str, Any]]] = {"raw": [], "owlat": []}
+        rounds: dict[str, list[dict[str, Any]]] = {"raw": [], "owlat": [], "bare": []}
         with (
             ServerProcess(owlat_args, folder / "owlat.json") as owlat,
+            ServerProcess([*owlat_args, "--no-metrics"], folder / "bare.json") as bare,
             ServerProcess(raw_args, folder / "raw.json") as raw,
         ):
             check_same_answer(owlat.url, raw.url, ids[0])
             for _ in range(options.rounds):
                 rounds["raw"].append(measure(raw, "/raw/get", ids_file, options))
                 rounds["owlat"].append(measure(owlat, "/api/query", ids_file, options))
+                rounds["bare"].append(measure(bare, "/api/query", ids_file, options))
     print(
         f"{'endpoint':<36}{'requests/s':>12}{'errors':>8}{'server CPU':>12}"
         f"{'loadgen CPU':>13}   rounds (req/s)"
     )
-    labels = {"raw": "plain Starlette + sqlite3 (baseline)", "owlat": "Owlat POST /api/query"}
+    labels = {
+        "raw": "plain Starlette + sqlite3 (baseline)",
+        "owlat": "Owlat POST /api/query",
+        "bare": "Owlat, metrics off",
+    }
     best = {}
     for key, label in labels.items():
         top = max(rounds[key], key=lambda r: r["rate"])
@@ -231,6 +240,8 @@ def main() -> None:
             f"{top['server_cpu'] * 100:>11.0f}%{top['client_cpu'] * 100:>12.0f}%   {each}"
         )
     print(f"ratio Owlat / baseline: {best['owlat'] / best['raw']:.2f}   (goal >= 0.80)")
+    cost = 1 - best["owlat"] / best["bare"]
+    print(f"cost of metrics: {cost * 100:.1f} % of the throughput   (goal <= 3 %)")
 
 
 if __name__ == "__main__":

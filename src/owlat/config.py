@@ -39,9 +39,11 @@ def _int_between(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def _flag(name: str) -> bool:
+def _flag(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+    if raw == "":
+        return default
+    if raw in ("0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
@@ -162,6 +164,15 @@ class Settings:
     admin_key: str = ""
     # Scheduled functions and crons run at most this many at a time per server process.
     scheduler_parallelism: int = 8
+    # -- operations (runtime/metrics.py, runtime/server/operations.py) --
+    # Count calls, commits, conflicts, sockets... for GET /metrics (OWLAT_METRICS=0: off).
+    metrics: bool = True
+    # A token that may read /metrics (`Authorization: Bearer <token>`) besides the admin key,
+    # for a Prometheus that should not hold the admin key. Empty: the admin key only.
+    metrics_token: str = ""
+    # Seconds a graceful stop (SIGTERM/SIGINT) gives in-flight requests, sync sockets'
+    # mutations and running scheduled jobs to finish before they are cut.
+    shutdown_timeout: int = 30
     # -- Owlat's own auth (owlat.app) --
     # Public URL of the site port, where /api/auth lives; the issuer and audience of the
     # JWTs Owlat signs. Empty: http://<host>:<site port>.
@@ -242,6 +253,9 @@ class Settings:
             auth_issuers=_issuers("OWLAT_AUTH_ISSUERS"),
             admin_key=env.get("OWLAT_ADMIN_KEY", "").strip(),
             scheduler_parallelism=_int("OWLAT_SCHEDULER_PARALLELISM", cls.scheduler_parallelism),
+            metrics=_flag("OWLAT_METRICS", cls.metrics),
+            metrics_token=env.get("OWLAT_METRICS_TOKEN", "").strip(),
+            shutdown_timeout=_int_between("OWLAT_SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0, 3600),
             site_url=env.get("OWLAT_SITE_URL", "").strip(),
             app_url=env.get("OWLAT_APP_URL", "").strip(),
             auth_secret=env.get("OWLAT_AUTH_SECRET", "").strip(),

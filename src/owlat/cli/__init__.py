@@ -7,6 +7,8 @@ owlat run PATH ARGS   run one function, on the local database or (--url) a serve
 owlat admin-key       print the data folder's admin key                      (admin.py)
 owlat admin create    create a platform admin of owlat.app (email, name, password)
 owlat contacts import|export   CSV in and out of a running server           (contacts.py)
+owlat export | import a snapshot of the deployment (documents and files) as a ZIP in
+                      Convex's layout, on the database itself              (snapshots.py)
 owlat codegen         TypeScript types of the app's functions and tables for web
                       clients (api.ts, dataModel.ts)                         (codegen.py)
 
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 
 import typer
 
-from owlat.cli import admin, codegen, contacts, functions, server
+from owlat.cli import admin, codegen, contacts, functions, server, snapshots
 from owlat.cli._shared import ExitCode
 
 __all__ = ["ExitCode", "app", "main"]
@@ -40,7 +42,7 @@ app = typer.Typer(
     # Plain tracebacks: rich ones would print local variables (admin keys, passwords).
     pretty_exceptions_enable=False,
 )
-for _module in (server, functions, admin, contacts, codegen):
+for _module in (server, functions, admin, contacts, codegen, snapshots):
     app.add_typer(_module.commands)
 
 

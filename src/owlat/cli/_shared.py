@@ -114,8 +114,9 @@ def url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def engine(settings: Settings, data_dir: Path) -> Engine:
-    """The configured database engine (SQLite in `data_dir` unless a database URL is set)."""
+def engine(settings: Settings, data_dir: Path, *, memory_map: bool = True) -> Engine:
+    """The configured database engine (SQLite in `data_dir` unless a database URL is set;
+    `memory_map`: see `create_engine`)."""
     from owlat.runtime.database.engines import create_engine
 
     return create_engine(
@@ -123,6 +124,7 @@ def engine(settings: Settings, data_dir: Path) -> Engine:
         settings.database_url,
         sqlite_synchronous=settings.sqlite_synchronous,
         pool_size=settings.database_pool_size,
+        memory_map=memory_map,
     )
 
 

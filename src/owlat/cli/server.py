@@ -4,6 +4,7 @@ and the HTTP actions (site port) in one process, with the scheduler."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
     import uvicorn
 
+    from owlat.runtime.server import Operations
+
 commands = typer.Typer()
 
 HostOption = Annotated[
@@ -52,6 +55,21 @@ SitePortOption = Annotated[
         help=f"HTTP actions port (env OWLAT_SITE_PORT; default {Settings.site_port}; "
         "0 picks a free one)",
         show_default=False,
+    ),
+]
+
+
+class LogFormat(enum.Enum):
+    TEXT = "text"
+    JSON = "json"  # one JSON object per line (logs.JsonFormatter)
+
+
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        help="text, or json: one JSON object per line (time, level, logger, message, "
+        "requestId, function), with the functions' own log lines",
     ),
 ]
 
@@ -82,10 +100,11 @@ def dev(
     host: HostOption = None,
     port: PortOption = None,
     site_port: SitePortOption = None,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
     """Run Owlat for development (verbose logs, an access log); the first line printed
     says where it serves."""
-    _serve(settings(), app, data_dir, host, port, site_port, production=False)
+    _serve(settings(), app, data_dir, host, port, site_port, log_format, production=False)
 
 
 @commands.command(
@@ -104,10 +123,12 @@ def serve(
     host: HostOption = None,
     port: PortOption = None,
     site_port: SitePortOption = None,
+    log_format: LogFormatOption = LogFormat.TEXT,
 ) -> None:
-    """Run Owlat in production (warnings and errors only); several processes may serve
-    one PostgreSQL database behind a load balancer."""
-    _serve(settings(), app, data_dir, host, port, site_port, production=True)
+    """Run Owlat in production (warnings and errors only; with `--log-format json`, the
+    functions' log lines too); several processes may serve one PostgreSQL database behind
+    a load balancer."""
+    _serve(settings(), app, data_dir, host, port, site_port, log_format, production=True)
 
 
 def _serve(
@@ -117,27 +138,27 @@ def _serve(
     host: str | None,
     port: int | None,
     site_port: int | None,
+    log_format: LogFormat,
     *,
     production: bool,
 ) -> None:
-    import logging
-
-    import uvicorn
 
     from owlat.runtime.app_package import load_app_package
     from owlat.runtime.application import Application
     from owlat.runtime.auth import Authenticator, load_or_create_admin_key
-    from owlat.runtime.server import ConnectionLimits, create_server_app, server_config
+    from owlat.runtime.server import (
+        ConnectionLimits,
+        Operations,
+        create_server_app,
+        server_config,
+    )
 
     app = app or settings.app
     data_dir = data_dir or settings.data_dir
     host = host or settings.host
     # Before the application installs its log capture: server errors (with tracebacks)
     # go to stderr.
-    logging.basicConfig(
-        level=logging.WARNING if production else logging.INFO,
-        format="%(levelname)s:     %(name)s: %(message)s",
-    )
+    _configure_logging(log_format, production)
     ports = (
         settings.port if port is None else port,
         settings.site_port if site_port is None else site_port,
@@ -149,6 +170,7 @@ def _serve(
         engine(settings, data_dir),
         scheduler_parallelism=settings.scheduler_parallelism,
         storage=file_storage(settings, data_dir, client_url),
+        metrics=settings.metrics,
     )
     authenticator = Authenticator(
         (
@@ -164,9 +186,14 @@ def _serve(
         trusted_proxies=settings.trusted_proxies,
     )
     web = dashboard(app, settings, client_url)
+    operations = Operations(application, authenticator, settings.metrics_token)
     config = server_config(
         create_server_app(
-            application, authenticator, site_port=sockets[1].getsockname()[1], web=web
+            application,
+            authenticator,
+            site_port=sockets[1].getsockname()[1],
+            web=web,
+            operations=operations,
         ),
         limits,
         host=host,
@@ -174,8 +201,11 @@ def _serve(
         lifespan="on",
         log_level="warning" if production else "info",
         access_log=not production,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+        # JSON: uvicorn's loggers go through the root logger's JSON handler
+        **({"log_config": None} if log_format is LogFormat.JSON else {}),
     )
-    server = uvicorn.Server(config)
+    server = _draining_server(config, operations, settings.shutdown_timeout)
     mode = "production" if production else "development"
     with _quiet_signal_reraise(), asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         banner = (
@@ -188,6 +218,54 @@ def _serve(
                 "" if built else " (not built: run ./dev start)"
             )
         runner.run(_serve_with_banner(server, sockets, banner))
+
+
+def _configure_logging(log_format: LogFormat, production: bool) -> None:
+    """The server's log on stderr: warnings and up in production, info in development;
+    as JSON lines with `json`, where the functions' own lines are always kept."""
+    import logging
+
+    from owlat.runtime import logs
+
+    level = logging.WARNING if production else logging.INFO
+    if log_format is not LogFormat.JSON:
+        logging.basicConfig(level=level, format="%(levelname)s:     %(name)s: %(message)s")
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logs.JsonFormatter())
+    logging.basicConfig(level=level, handlers=[handler])
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(level)
+    logs.function_logger.setLevel(logging.INFO)
+
+
+def _draining_server(
+    config: uvicorn.Config, operations: Operations, grace: float
+) -> uvicorn.Server:
+    """A uvicorn server whose graceful stop first stops listening and drains: /readyz
+    turns 503, sync sockets answer their mutations and close with 1001 (going away), running
+    scheduled jobs finish (`Operations.drain`, each within `grace` seconds); then uvicorn's
+    own stop finishes the HTTP requests in flight and the lifespan closes the Application.
+    A second SIGINT (Ctrl-C) cuts the drain short, as it does uvicorn's own wait."""
+    import logging
+
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            for server in self.servers:
+                server.close()  # stop accepting connections
+            draining = asyncio.ensure_future(operations.drain(grace))
+            while not draining.done() and not self.force_exit:  # a second Ctrl-C: now
+                await asyncio.wait({draining}, timeout=0.1)
+            if not draining.done():
+                draining.cancel()
+            (outcome,) = await asyncio.gather(draining, return_exceptions=True)
+            if isinstance(outcome, Exception):
+                logging.getLogger("owlat.server").error("draining failed", exc_info=outcome)
+            await super().shutdown(sockets)
+
+    return DrainingServer(config)
 
 
 def _listen(host: str, ports: Sequence[int]) -> list[socket.socket]:

@@ -23,6 +23,7 @@ from owlat.runtime.functions import (
     query,
 )
 from owlat.runtime.http_router import ROUTABLE_METHODS, HttpAction, HttpRouter, http_action
+from owlat.runtime.metrics import define_counter, define_gauge, define_histogram
 from owlat.runtime.responses import JSONResponse
 from owlat.runtime.scheduler import CronJobs, cron_jobs
 from owlat.runtime.schema import define_schema, define_table
@@ -54,6 +55,9 @@ __all__ = [
     "action",
     "api",
     "cron_jobs",
+    "define_counter",
+    "define_gauge",
+    "define_histogram",
     "define_schema",
     "define_table",
     "document_filter",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -33,8 +34,9 @@ from owlat.runtime.database.transaction import (
     Transaction,
     TransactionLimits,
 )
-from owlat.runtime.errors import ArgumentValidationError, ValidationError
+from owlat.runtime.errors import ArgumentValidationError, ValidationError, WriteConflictError
 from owlat.runtime.functions import FunctionDefinition, FunctionKind, FunctionLike, path_of
+from owlat.runtime.metrics import RuntimeMetrics
 from owlat.runtime.scheduler.worker import SchedulerWorker
 from owlat.runtime.storage.file_storage import FileStorage
 from owlat.runtime.system_tables import SYSTEM_TABLES
@@ -84,10 +86,12 @@ class Application:
         retry: RetryPolicy | None = None,
         scheduler_parallelism: int | None = None,
         storage: FileStorage | None = None,
+        metrics: bool = True,
     ) -> None:
         """`scheduler_parallelism`: run scheduled functions and crons with this many jobs
         at a time while started (None: this process runs no scheduler, e.g. `owlat run`).
-        `storage`: where `ctx.storage` keeps files (None: file storage is unavailable)."""
+        `storage`: where `ctx.storage` keeps files (None: file storage is unavailable).
+        `metrics`: count calls, commits, conflicts... for `/metrics` (metrics.py)."""
         self.package = package
         self.engine = engine
         self.storage = storage
@@ -100,6 +104,7 @@ class Application:
         self._catalog_reload = asyncio.Lock()
         self._listeners: list[CommitListener] = []
         self._feed: CommitFeed | None = None
+        self.metrics = RuntimeMetrics() if metrics else None
         self._scheduler = (
             None
             if scheduler_parallelism is None
@@ -121,6 +126,12 @@ class Application:
         if self._scheduler is not None:
             await self._scheduler.start()
 
+    async def drain(self, grace: float) -> None:
+        """A graceful stop's first step: start no more scheduled jobs and let the running
+        ones finish, for up to `grace` seconds (`close` cancels what is left)."""
+        if self._scheduler is not None:
+            await self._scheduler.drain(grace)
+
     async def close(self) -> None:
         if self._scheduler is not None:
             await self._scheduler.stop()
@@ -129,6 +140,18 @@ class Application:
         await self.engine.close()
         if self.storage is not None:
             await self.storage.close()
+
+    @property
+    def started(self) -> bool:
+        """Whether `start()` has brought the catalog in line with the schema."""
+        return self._catalog is not None
+
+    @property
+    def scheduler_state(self) -> str:
+        """ "off" (this process runs no scheduler), "running" or "stopped"."""
+        if self._scheduler is None:
+            return "off"
+        return "running" if self._scheduler.running else "stopped"
 
     @property
     def catalog(self) -> Catalog:
@@ -223,8 +246,11 @@ class Application:
         marking a job done).
         """
 
+        resolved: FunctionDefinition | None = None
+
         async def call() -> FunctionOutcome:
-            definition = self.resolve(function, kind, internal)
+            nonlocal resolved
+            definition = resolved = self.resolve(function, kind, internal)
             auth = Auth(identity)
             if definition.kind is FunctionKind.QUERY:
                 async with self.engine.read() as reader:
@@ -234,7 +260,19 @@ class Application:
                 return await self._mutation(definition, args, auth, hook)
             return await self._action(definition, args, auth)
 
-        return await _outcome_of(call)
+        started = time.perf_counter()
+        outcome = await _outcome_of(call)
+        if resolved is not None:
+            if self.metrics is not None:
+                self.metrics.observe_call(
+                    resolved.path,
+                    resolved.kind.value,
+                    time.perf_counter() - started,
+                    outcome.error is not None,
+                )
+            if outcome.log_lines:
+                logs.publish(resolved.path, outcome.log_lines)
+        return outcome
 
     async def run(
         self,
@@ -348,7 +386,17 @@ class Application:
                 raise
             return value, Commit(ts, write_set), txn.read_set, txn
 
-        value, commit, read_set, txn = await self.retry.run(attempt)
+        try:
+            value, commit, read_set, txn = await self.retry.run(attempt)
+        except WriteConflictError:
+            if self.metrics is not None:
+                self.metrics.occ_failures.inc()
+            raise
+        finally:
+            if self.metrics is not None and attempts > 1:
+                self.metrics.occ_retries.inc(attempts - 1)
+        if self.metrics is not None and commit.write_set:
+            self.metrics.commits.inc()
         if not commit.ts:
             commit = Commit(await self._read_last_ts(), commit.write_set)
         if commit.write_set:

@@ -214,6 +214,7 @@ _CLOSE_CODE_BY_CODE: dict[str, int] = {
     "ClientTimestampAhead": 1008,
     "Unauthenticated": 1000,  # sent after an AuthError message, which says why
     "TooManyConcurrentRequests": 1013,  # try again later
+    "GoingAway": 1001,  # the server stops: reconnect (to another node)
     "InternalServerError": 1011,
 }
 

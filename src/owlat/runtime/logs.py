@@ -5,15 +5,24 @@ once (by `install`) in a router that writes into the current buffer when there i
 to the real stdout otherwise; a logging handler does the same for log records. Lines are
 `"[LEVEL] text"` with LEVEL one of LOG, INFO, WARN, ERROR, DEBUG, as Convex sends them;
 at most 256 lines of 4 KiB are kept per call.
+
+The server's own log: once a call ends, `publish` logs its lines (logger `owlat.functions`,
+INFO) with the function's path as the record's `function`; every record made while an HTTP
+request is served carries its `request_id` (set by the server, also in error messages).
+`JsonFormatter` writes records as one JSON object per line (`owlat serve --log-format json`).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import secrets
 import sys
+import time
 from contextvars import ContextVar, Token
 from typing import TextIO
+
+import orjson
 
 MAX_LINES = 256
 MAX_LINE_BYTES = 4096
@@ -118,3 +127,51 @@ class capture:
     def __exit__(self, *exc_info: object) -> None:
         if self._token is not None:
             _current.reset(self._token)
+
+
+# -- the server's log ----------------------------------------------------------------------
+
+function_logger = logging.getLogger("owlat.functions")
+current_request_id: ContextVar[str | None] = ContextVar("owlat_request_id", default=None)
+
+
+def request_id() -> str:
+    """The id of the request being served (an error message and the log lines of the
+    request share it), or a fresh one outside a request."""
+    return current_request_id.get() or new_request_id()
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+def publish(path: str, lines: tuple[str, ...]) -> None:
+    """Log a finished call's lines to the server's log, attributed to `path` (the lines of
+    a call nested in another are published with the outer call's)."""
+    if _current.get() is not None or not function_logger.isEnabledFor(logging.INFO):
+        return
+    for line in lines:
+        function_logger.info("%s", line, extra={"function": path})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, and when
+    known requestId and function; exception text under `exception`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request = current_request_id.get()
+        if request:
+            entry["requestId"] = request
+        function = getattr(record, "function", None)
+        if function:
+            entry["function"] = function
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()

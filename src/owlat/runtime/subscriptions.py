@@ -251,6 +251,10 @@ class SubscriptionManager:
         """Stop listening to commits."""
         self.application.remove_commit_listener(self._on_commit)
 
+    def count(self) -> int:
+        """Subscriptions held (a query subscribed to by two sockets counts twice)."""
+        return sum(sum(subscribers.values()) for subscribers in self._subscribers.values())
+
     @property
     def processed_ts(self) -> int:
         """Every commit up to this timestamp has been matched against the cache."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from owlat.runtime.database.engine import Engine
-from owlat.runtime.database.sqlite import SqliteEngine
+from owlat.runtime.database.sqlite import MMAP_BYTES, SqliteEngine
 from owlat.runtime.errors import OperatorError
 
 SQLITE_FILE = "owlat.sqlite3"
@@ -20,9 +20,11 @@ def create_engine(
     *,
     sqlite_synchronous: str = "NORMAL",
     pool_size: int = DEFAULT_POOL_SIZE,
+    memory_map: bool = True,
 ) -> Engine:
     """The engine for `database_url`, or embedded SQLite under `data_dir` when it is empty.
-    `pool_size`: connections of the PostgreSQL engine (SQLite has one writer)."""
+    `pool_size`: connections of the PostgreSQL engine (SQLite has one writer).
+    `memory_map`: SQLite maps the file into memory (off: a one-off long read)."""
     if database_url:
         scheme = database_url.split(":", 1)[0].lower()
         if scheme not in POSTGRES_SCHEMES:
@@ -33,4 +35,8 @@ def create_engine(
         from owlat.runtime.database.postgres import PostgresEngine  # psycopg only when used
 
         return PostgresEngine(database_url, pool_size=pool_size)
-    return SqliteEngine(Path(data_dir) / SQLITE_FILE, synchronous=sqlite_synchronous)
+    return SqliteEngine(
+        Path(data_dir) / SQLITE_FILE,
+        synchronous=sqlite_synchronous,
+        mmap_bytes=MMAP_BYTES if memory_map else 0,
+    )

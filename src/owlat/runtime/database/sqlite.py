@@ -304,7 +304,12 @@ class _WriteTransaction:
 class SqliteEngine:
     """SQLite storage in one database file, WAL mode."""
 
-    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "NORMAL", mmap_bytes: int = MMAP_BYTES
+    ) -> None:
+        """`mmap_bytes`: how much of the file each connection maps into memory (0: none,
+        for a long one-off read such as an export, whose resident memory would otherwise
+        grow with every page it reads)."""
         if synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ValueError(
                 f"SQLite synchronous mode must be one of {', '.join(SYNCHRONOUS_MODES)}, "
@@ -312,6 +317,7 @@ class SqliteEngine:
             )
         self.path = Path(path)
         self.synchronous = synchronous.upper()
+        self.mmap_bytes = mmap_bytes
         self._sql = load_statements("sqlite")
         self._writer: sqlite3.Connection | None = None
         self._write_lock = asyncio.Lock()
@@ -328,7 +334,7 @@ class SqliteEngine:
             connection.execute(f"PRAGMA synchronous = {self.synchronous}")
             # Read pages through a memory map instead of read() into a 2 MiB page cache:
             # halves the cost of the index-entry → document lookups of a long scan.
-            connection.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+            connection.execute(f"PRAGMA mmap_size = {int(self.mmap_bytes)}")
         except sqlite3.Error as error:
             raise EngineError(f"SQLite: cannot open {self.path}: {error}") from error
         return connection

@@ -39,6 +39,7 @@ from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.error_text import describe_error
 from owlat.runtime.errors import OperatorError, OwlatError
 from owlat.runtime.functions import FunctionKind
+from owlat.runtime.metrics import RuntimeMetrics
 from owlat.runtime.scheduler import claims
 from owlat.runtime.scheduler import scheduler as jobs
 from owlat.runtime.scheduler.crons import CronJob, CronJobs, StartJob
@@ -64,7 +65,9 @@ TRANSIENT_ACTION_ERROR: Final = "Transient error while executing action"
 
 
 class WorkerRuntime(Runtime, Protocol):
-    """The runtime as the worker sees it: `Runtime`, and the commits it publishes."""
+    """The runtime as the worker sees it: `Runtime`, the commits it publishes, its metrics."""
+
+    metrics: RuntimeMetrics | None
 
     def on_commit(self, listener: CommitListener) -> None:
         """Call `listener(commit)` after every commit, in timestamp order."""
@@ -129,6 +132,16 @@ class SchedulerWorker:
         self._app.on_commit(self._on_commit)
         self._loop_task = asyncio.create_task(self._loop(), name="owlat-scheduler")
 
+    async def drain(self, grace: float) -> None:
+        """A graceful stop's first step: start no more jobs, and give the running ones up to
+        `grace` seconds to finish (`stop` then cancels those still running)."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        running = list(self._running.values())
+        if running:
+            await asyncio.wait(running, timeout=grace)
+
     async def stop(self) -> None:
         """Stop the loop and cancel running jobs (mutations roll back; interrupted actions
         lose their claims, so the next worker to look fails them)."""
@@ -147,6 +160,11 @@ class SchedulerWorker:
             await self._app.run_system_write(release)
         except OwlatError:
             logger.exception("could not release this node's scheduler claims")
+
+    @property
+    def running(self) -> bool:
+        """Whether the loop runs (started and neither stopped nor crashed)."""
+        return self._loop_task is not None and not self._loop_task.done()
 
     def _on_commit(self, commit: Commit) -> None:
         if any(
@@ -375,7 +393,10 @@ class SchedulerWorker:
     async def _run_due_crons(self, now: float) -> float | None:
         """Schedule the crons that are due; returns when the next cron is due."""
 
+        started: list[str] = []
+
         async def run(txn: Transaction) -> float | None:
+            started.clear()  # a conflict re-runs the transaction
             table = txn.catalog.table(CRON_JOBS)
             due = (
                 await Query(txn, table)
@@ -395,6 +416,7 @@ class SchedulerWorker:
                     logger.info("cron %r: previous run still going; skipping this one", cron.name)
                 else:
                     updated["jobId"] = await jobs.insert_job(txn, cron.function, cron.args, now)
+                    started.append(cron.name)
                 await txn.update(table, row, updated)
             return await next_run(txn)
 
@@ -412,4 +434,7 @@ class SchedulerWorker:
         if upcoming is None or upcoming > now:
             return upcoming
         result: float | None = await self._app.run_system_write(run)
+        if self._app.metrics is not None:
+            for name in started:
+                self._app.metrics.cron_runs.labels(name).inc()
         return result

@@ -17,10 +17,12 @@ from owlat.runtime.server.app import (
     listen_socket,
 )
 from owlat.runtime.server.connections import ConnectionLimits, server_config
+from owlat.runtime.server.operations import Operations
 from owlat.runtime.server.web_app import WebApp
 
 __all__ = [
     "ConnectionLimits",
+    "Operations",
     "PortRouter",
     "WebApp",
     "create_app",

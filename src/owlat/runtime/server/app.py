@@ -33,11 +33,13 @@ from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator
 from owlat.runtime.server.http_actions import HttpActions
 from owlat.runtime.server.http_api import HttpApi
-from owlat.runtime.server.middleware import ClientApiMiddleware
+from owlat.runtime.server.middleware import ClientApiMiddleware, RequestIds
+from owlat.runtime.server.operations import Operations
 from owlat.runtime.server.outcome import json_response
 from owlat.runtime.server.storage_api import StorageApi
 from owlat.runtime.server.web_app import WebApp
-from owlat.runtime.server.websocket import sync_routes
+from owlat.runtime.server.websocket import service_routes
+from owlat.runtime.sync.worker import SyncService
 
 _CODE_OF_STATUS = {404: "NotFound", 405: "MethodNotAllowed"}
 
@@ -48,19 +50,29 @@ def create_app(
     *,
     cors: bool = True,
     instance_name: str = "owlat",
+    operations: Operations | None = None,
 ) -> Starlette:
     """The Starlette app serving `application` to clients (HTTP API, sync WebSocket, file
-    storage when the application has one, HTTP actions under `/http/`).
+    storage when the application has one, HTTP actions under `/http/`, and the health and
+    metrics endpoints of `operations`, by default with the admin key only).
 
     `cors=False` leaves out the CORS headers (for a deployment behind a proxy that sets
     its own); `instance_name` is what `/instance_name` answers.
     """
+    operations = operations or Operations(application, authenticator)
+    operations.sync = SyncService(application, authenticator)
     api = HttpApi(application, authenticator, instance_name=instance_name)
     storage = [] if application.storage is None else StorageApi(application).routes()
     actions = HttpActions(application, authenticator).client_routes()
     return Starlette(
-        routes=[*api.routes(), *storage, *actions, *sync_routes(application, authenticator)],
-        middleware=[Middleware(ClientApiMiddleware, cors=cors)],
+        routes=[
+            *operations.routes(),
+            *api.routes(),
+            *storage,
+            *actions,
+            *service_routes(operations.sync),
+        ],
+        middleware=[Middleware(RequestIds), Middleware(ClientApiMiddleware, cors=cors)],
         exception_handlers={HTTPException: _http_exception},
         lifespan=_lifespan(application),
     )
@@ -90,12 +102,23 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 
 def create_site_app(
-    application: Application, authenticator: Authenticator, web: WebApp | None = None
+    application: Application,
+    authenticator: Authenticator,
+    web: WebApp | None = None,
+    operations: Operations | None = None,
 ) -> Starlette:
     """The HTTP actions at the root, for the site port, and the web app `web` beside them
-    (web_app.py: routed paths win). It has no lifespan: it serves next to the client app
-    (`create_server_app`), whose lifespan owns the Application."""
-    return Starlette(routes=HttpActions(application, authenticator).site_routes(web))
+    (web_app.py: routed paths win), after the health and metrics endpoints. It has no
+    lifespan: it serves next to the client app (`create_server_app`), whose lifespan owns
+    the Application."""
+    operations = operations or Operations(application, authenticator)
+    return Starlette(
+        routes=[
+            *operations.routes(),
+            *HttpActions(application, authenticator).site_routes(web),
+        ],
+        middleware=[Middleware(RequestIds)],
+    )
 
 
 def create_server_app(
@@ -106,11 +129,17 @@ def create_server_app(
     cors: bool = True,
     instance_name: str = "owlat",
     web: WebApp | None = None,
+    operations: Operations | None = None,
 ) -> ASGIApp:
     """One ASGI app for a server listening on the client port and on `site_port` (with the
-    web app `web` at the root of the site port, if given)."""
-    client = create_app(application, authenticator, cors=cors, instance_name=instance_name)
-    return PortRouter(client, create_site_app(application, authenticator, web), site_port)
+    web app `web` at the root of the site port, if given), both with the health and
+    metrics endpoints of `operations`."""
+    operations = operations or Operations(application, authenticator)
+    client = create_app(
+        application, authenticator, cors=cors, instance_name=instance_name, operations=operations
+    )
+    site = create_site_app(application, authenticator, web, operations)
+    return PortRouter(client, site, site_port)
 
 
 class PortRouter:

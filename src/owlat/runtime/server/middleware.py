@@ -1,6 +1,6 @@
 """The ASGI middleware of the client API, one layer: tolerance of `//` in paths, and
 permissive CORS (except for the HTTP actions under `/http/`, which answer CORS themselves as
-on the site port).
+on the site port). And `RequestIds`, on both ports: each request's id.
 
 Every request passes here, so the common case is cheap: a path without `//` is left as is,
 and a request without an `Origin` header skips Starlette's CORS machinery; its response only
@@ -16,7 +16,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from owlat.runtime import logs
+
 _SLASHES: Final = re.compile(r"//+")
+_REQUEST_ID: Final = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 
 CORS_METHODS: Final = ("GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT")
 
@@ -73,3 +76,38 @@ def _varying_on_origin(send: Send) -> Send:
         await send(message)
 
     return send_varying
+
+
+class RequestIds:
+    """Each HTTP request (and sync socket) gets an id: the `X-Request-Id` a proxy sent
+    (letters, digits, `._-`, up to 64), else a new one. Every log record and error message
+    made while it is served names it (logs.py); HTTP responses carry it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        given = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
+        request_id = given.decode() if _REQUEST_ID.fullmatch(given) else logs.new_request_id()
+        token = logs.current_request_id.set(request_id)
+        try:
+            await self.app(
+                scope, receive, _with_request_id(send, request_id) if kind == "http" else send
+            )
+        finally:
+            logs.current_request_id.reset(token)
+
+
+def _with_request_id(send: Send, request_id: str) -> Send:
+    header = (b"x-request-id", request_id.encode())
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), header]
+        await send(message)
+
+    return send_with_id

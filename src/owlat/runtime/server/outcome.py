@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import enum
 import logging
-import secrets
 from typing import Any
 
 from starlette.responses import Response
 
+from owlat.runtime import logs
 from owlat.runtime.calls import FunctionOutcome
 from owlat.runtime.error_text import describe_error
 from owlat.runtime.errors import (
@@ -83,8 +83,8 @@ class ValueFormat(enum.Enum):
 
 
 def new_request_id() -> str:
-    """A fresh id that ties an error message to the server's log."""
-    return secrets.token_hex(8)
+    """The id that ties an error message to the server's log: the request's (logs.py)."""
+    return logs.request_id()
 
 
 def success_body(result: FunctionOutcome, value_format: ValueFormat) -> dict[str, Any]:

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from owlat.runtime.errors import OwlatError, websocket_close_code
-from owlat.runtime.sync.worker import SocketClosed, SyncConfig, SyncService, SyncWorker
-
-if TYPE_CHECKING:
-    from owlat.runtime.application import Application
-    from owlat.runtime.auth import Authenticator
+from owlat.runtime.sync.worker import SocketClosed, SyncService, SyncWorker
 
 logger = logging.getLogger("owlat.runtime.sync")
 
@@ -76,9 +71,17 @@ def close_frame(error: OwlatError) -> tuple[int, str]:
 
 
 async def serve_socket(service: SyncService, websocket: WebSocket) -> None:
-    """Run the sync protocol on one accepted socket until it ends."""
+    """Run the sync protocol on one accepted socket until it ends (counted in
+    `service.open_sockets` until its close frame is sent)."""
     await websocket.accept()
-    transport = _SocketTransport(websocket)
+    service.open_sockets += 1
+    try:
+        await _serve(service, _SocketTransport(websocket))
+    finally:
+        service.open_sockets -= 1
+
+
+async def _serve(service: SyncService, transport: _SocketTransport) -> None:
     try:
         error = await SyncWorker(service, transport).run()
     except Exception:
@@ -102,10 +105,3 @@ def service_routes(service: SyncService) -> list[BaseRoute]:
         WebSocketRoute("/api/sync", endpoint),
         WebSocketRoute("/api/{version}/sync", endpoint),
     ]
-
-
-def sync_routes(
-    application: Application, authenticator: Authenticator, config: SyncConfig | None = None
-) -> list[BaseRoute]:
-    """The sync WebSocket routes of `application` (one `SyncService` shared by them)."""
-    return service_routes(SyncService(application, authenticator, config))

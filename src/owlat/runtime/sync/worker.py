@@ -101,6 +101,13 @@ class ClientTimestampAhead(UserError):
     code = "ClientTimestampAhead"
 
 
+class ServerGoingAway(OperatorError):
+    """The server is stopping: this socket's mutations are answered, then it is closed with
+    1001 so that the client reconnects (to another node behind the load balancer)."""
+
+    code = "GoingAway"
+
+
 class SocketClosed(Exception):
     """The transport can no longer send (the client went away)."""
 
@@ -129,7 +136,11 @@ class SyncService:
         self.config = config or SyncConfig()
         self.subscriptions = SubscriptionManager(application)
         self.workers: set[SyncWorker] = set()
+        self.open_sockets = 0  # accepted and not yet closed (server/websocket.py counts them)
         self._next_prune = 0.0
+        if application.metrics is not None:
+            application.metrics.sync_sockets.set_function(lambda: self.open_sockets)
+            application.metrics.subscriptions.set_function(self.subscriptions.count)
 
     async def prepare(self) -> None:
         """Per new socket: count commits made before the first one, prune old records."""
@@ -146,6 +157,20 @@ class SyncService:
         """Close every socket now, as if the network dropped (tests; shutdown)."""
         for worker in list(self.workers):
             worker.drop()
+
+    async def drain(self, grace: float) -> None:
+        """A graceful stop: every socket answers the mutations and actions it has started
+        and is closed with 1001 (going away); those still busy after `grace` seconds are
+        dropped."""
+        for worker in list(self.workers):
+            worker.go_away()
+        deadline = time.monotonic() + grace
+        while self.open_sockets and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        self.drop_connections()
+        deadline = time.monotonic() + 1.0  # their close frames are on the way
+        while self.open_sockets and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
     def close(self) -> None:
         self.drop_connections()
@@ -193,6 +218,8 @@ class SyncWorker:
         )
         self._actions: set[asyncio.Task[None]] = set()
         self._woken = False
+        self._invalidated = False  # since the last update: a commit changed a result
+        self._going_away = False  # the server stops: finish what was started, then close
         self._mutation_running = False
         self._last_send = time.monotonic()
 
@@ -223,8 +250,24 @@ class SyncWorker:
         """End the session at once, without replying to what is in flight."""
         self._items.put_nowait(_DROP)
 
+    def go_away(self) -> None:
+        """Take no new mutation or action; once those started are answered (and the
+        update showing them sent), close with `ServerGoingAway`."""
+        self._going_away = True
+        self._items.put_nowait(_WAKE)
+
+    def _gone(self) -> bool:
+        return (
+            self._going_away
+            and self._mutations.empty()
+            and not self._mutation_running
+            and not self._actions
+            and self._items.empty()
+        )
+
     def query_invalidated(self) -> None:
         """A subscribed query's result changed: compute an update soon."""
+        self._invalidated = True
         if not self._woken:
             self._woken = True
             self._items.put_nowait(_WAKE)
@@ -259,6 +302,8 @@ class SyncWorker:
             if self._update_due():
                 await self._update()
                 await asyncio.sleep(0)  # let commits be published before looking again
+            if self._gone():
+                return ServerGoingAway("The server is stopping; reconnect")
 
     async def _next(self, *, block: bool) -> _Item | None:
         if not block:
@@ -309,6 +354,8 @@ class SyncWorker:
                 self.session.modify_query_set(message)
             elif isinstance(message, Authenticate):
                 return await self._authenticate(message)
+            elif self._going_away and isinstance(message, Mutation | Action):
+                return None  # not run here: the client sends it again after reconnecting
             elif isinstance(message, Mutation):
                 self._queue_mutation(message, item.size)
             elif isinstance(message, Action):
@@ -362,6 +409,11 @@ class SyncWorker:
         self._apply_key_changes()
         if transition is not None:
             await self._send(transition)
+            metrics = self.application.metrics
+            if self._invalidated and metrics is not None:
+                # commit timestamps are nanoseconds of the clock (database/commits.py)
+                metrics.push_latency.observe(max(0, time.time_ns() - ts) / 1e9)
+        self._invalidated = False
 
     async def _cached_results(self, ts: int) -> dict[QueryId, QueryResult] | None:
         """The results an update needs at `ts` (every commit up to it processed) when the

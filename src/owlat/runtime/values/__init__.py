@@ -7,10 +7,12 @@ so nothing here runs a cycle at import. This package re-exports the public names
 
 from owlat.runtime.values.json import (
     convex_to_clean_json,
+    convex_to_export_json,
     convex_to_json,
     decode_stored,
     dumps,
     encode_stored,
+    export_json_to_convex,
     json_to_convex,
     loads,
 )
@@ -65,10 +67,12 @@ __all__ = [
     "UnionValidator",
     "Validator",
     "convex_to_clean_json",
+    "convex_to_export_json",
     "convex_to_json",
     "decode_stored",
     "dumps",
     "encode_stored",
+    "export_json_to_convex",
     "json_to_convex",
     "loads",
     "normalize_value",

@@ -9,6 +9,11 @@ Every JSON number decodes to float64: only `$integer` makes an int64.
 
 Clean JSON (`convex_to_clean_json`) is Convex's lossy export format for people and tools:
 int64 as a decimal string, bytes as a base64 string, non-finite floats as "NaN"/"Infinity".
+
+Export JSON (`convex_to_export_json` / `export_json_to_convex`) is Convex's lossless format of
+snapshot exports (`ValueFormat::ConvexExportJSON`): int64 is a JSON integer (no decimal
+point), a finite float a number with a decimal point or exponent (`-0.0` included), non-finite
+floats and bytes keep their `{"$float"}` / `{"$bytes"}` objects.
 """
 
 from __future__ import annotations
@@ -259,6 +264,54 @@ def convex_to_clean_json(value: Value) -> JSONValue:
     if t is bytes:
         return _b64encode(value).decode("ascii")
     return convex_to_clean_json(normalize_value(value))  # ints, tuples, subclasses; or refused
+
+
+# --- export JSON ---------------------------------------------------------------------------
+
+
+def convex_to_export_json(value: Value) -> JSONValue:
+    """Encode a Convex value as Convex's snapshot export JSON (see the module docstring)."""
+    try:
+        return _to_export(value)
+    except Fault as fault:
+        raise invalid(fault, "") from None
+
+
+def _to_export(value: Value) -> JSONValue:
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return value
+    if t is float:
+        return value if value - value == 0.0 else _to_json(value)
+    if t is dict:
+        return {key: _to_export(item) for key, item in value.items() if item is not UNDEFINED}
+    if t is list:
+        return [_to_export(item) for item in value]
+    if t is Int64:
+        check_int64(value)
+        return int(value)
+    if t is bytes:
+        return _to_json(value)
+    return _to_export(normalize_value(value))  # ints, tuples, subclasses; or refused
+
+
+def export_json_to_convex(obj: JSONValue) -> Value:
+    """Decode snapshot export JSON (as parsed by `loads`) into a checked Convex value: JSON
+    integers become int64, the rest is read as encoded JSON."""
+    return json_to_convex(_integers_encoded(obj))
+
+
+def _integers_encoded(obj: Any) -> Any:
+    t = type(obj)
+    if t is int:
+        if not -(2**63) <= obj < 2**63:
+            raise InvalidValueError(f"The integer {int_text(obj)} does not fit in an int64")
+        return {"$integer": _b64encode(_pack_i64(obj)).decode("ascii")}
+    if t is dict:
+        return {key: _integers_encoded(item) for key, item in obj.items()}
+    if t is list:
+        return [_integers_encoded(item) for item in obj]
+    return obj
 
 
 # --- JSON text -----------------------------------------------------------------------------
