@@ -70,6 +70,7 @@ _FILES = {
     "/_admin/": "index.html",
     "/_admin/browser.js": "browser.js",
     "/_admin/browser.css": "browser.css",
+    "/_admin/favicon.svg": "favicon.svg",
 }
 
 _Handler = Callable[["DataBrowser", Request], Awaitable[Response]]

@@ -3,13 +3,14 @@
 const KEY = "owlat-admin-key";
 const $ = (id) => document.getElementById(id);
 let nextCursor = null;
+let knownTables = [];
 
 async function api(path, options = {}) {
   const headers = { authorization: `Convex ${sessionStorage.getItem(KEY) ?? ""}` };
   if (options.body) headers["content-type"] = "application/json";
   const response = await fetch(`/_admin/api/${path}`, { ...options, headers });
   const body = await response.json();
-  if (response.status === 401) signOut();
+  if (response.status === 401) signOut("The admin key was refused");
   if (!response.ok) throw new Error(body.message ?? response.statusText);
   return body;
 }
@@ -34,7 +35,7 @@ function when(ms) {
 }
 
 async function loadTables() {
-  const tables = await api("tables");
+  const tables = (knownTables = await api("tables"));
   const body = $("tables").tBodies[0];
   body.replaceChildren();
   for (const table of tables) {
@@ -47,7 +48,6 @@ async function loadTables() {
     row.insertCell().append(button);
     cell(row, String(table.count)).dataset.table = table.name;
   }
-  window.owlatTables = tables;
 }
 
 async function chooseTable(table) {
@@ -132,7 +132,8 @@ async function loadLogs() {
   $("logs").textContent = lines.map((l) => `${when(l.time * 1000)} ${l.function} ${l.line}`).join("\n");
 }
 
-function signOut() {
+function signOut(message = "") {
+  $("sign-in-error").textContent = message;
   sessionStorage.removeItem(KEY);
   $("browser").hidden = true;
   $("sign-out").hidden = true;
@@ -143,8 +144,8 @@ async function signIn() {
   $("sign-in").hidden = true;
   $("browser").hidden = false;
   $("sign-out").hidden = false;
+  $("sign-in-error").textContent = "";
   await guarded(async () => { await loadTables(); await loadScheduled(); await loadLogs(); });
-  if (!sessionStorage.getItem(KEY)) show("The admin key was refused");
 }
 
 $("sign-in-form").addEventListener("submit", (event) => {
@@ -153,11 +154,11 @@ $("sign-in-form").addEventListener("submit", (event) => {
   $("admin-key").value = "";
   signIn();
 });
-$("sign-out").addEventListener("click", signOut);
+$("sign-out").addEventListener("click", () => signOut());
 $("documents-form").addEventListener("submit", (event) => {
   event.preventDefault();
   guarded(async () => {
-    const table = (window.owlatTables ?? []).find((t) => t.name === $("doc-table").value);
+    const table = knownTables.find((t) => t.name === $("doc-table").value);
     if (table && !$("doc-index").options.length) await chooseTable(table);
     else await loadDocuments(true);
   });
