@@ -7,7 +7,8 @@ to the real stdout otherwise; a logging handler does the same for log records. L
 at most 256 lines of 4 KiB are kept per call.
 
 The server's own log: once a call ends, `publish` logs its lines (logger `owlat.functions`,
-INFO) with the function's path as the record's `function`; every record made while an HTTP
+INFO) with the function's path as the record's `function`, and keeps them in `recent`, the
+process's last RECENT_LINES lines (the data browser tails them); every record made while an HTTP
 request is served carries its `request_id` (set by the server, also in error messages).
 `JsonFormatter` writes records as one JSON object per line (`owlat serve --log-format json`).
 """
@@ -19,6 +20,7 @@ import logging
 import secrets
 import sys
 import time
+from collections import deque
 from contextvars import ContextVar, Token
 from typing import TextIO
 
@@ -26,6 +28,7 @@ import orjson
 
 MAX_LINES = 256
 MAX_LINE_BYTES = 4096
+RECENT_LINES = 1000
 
 _LEVELS = {
     "DEBUG": "DEBUG",
@@ -145,10 +148,39 @@ def new_request_id() -> str:
     return secrets.token_hex(8)
 
 
+class RecentLines:
+    """The last `size` published lines, each numbered (1, 2, ...) so a reader can ask for
+    the lines after the last one it saw."""
+
+    def __init__(self, size: int) -> None:
+        self._lines: deque[tuple[int, float, str, str]] = deque(maxlen=size)
+        self._last = 0
+
+    def add(self, path: str, lines: tuple[str, ...]) -> None:
+        now = time.time()
+        for line in lines:
+            self._last += 1
+            self._lines.append((self._last, now, path, line))
+
+    def after(self, seq: int, limit: int) -> list[dict[str, object]]:
+        """Up to `limit` of the newest lines numbered above `seq`, oldest first."""
+        newer = [entry for entry in self._lines if entry[0] > seq][-limit:]
+        return [
+            {"seq": number, "time": at, "function": path, "line": line}
+            for number, at, path, line in newer
+        ]
+
+
+recent = RecentLines(RECENT_LINES)
+
+
 def publish(path: str, lines: tuple[str, ...]) -> None:
-    """Log a finished call's lines to the server's log, attributed to `path` (the lines of
-    a call nested in another are published with the outer call's)."""
-    if _current.get() is not None or not function_logger.isEnabledFor(logging.INFO):
+    """Log a finished call's lines to the server's log, attributed to `path`, and keep them
+    in `recent` (the lines of a call nested in another are published with the outer call's)."""
+    if _current.get() is not None:
+        return
+    recent.add(path, lines)
+    if not function_logger.isEnabledFor(logging.INFO):
         return
     for line in lines:
         function_logger.info("%s", line, extra={"function": path})

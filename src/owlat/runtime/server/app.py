@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator
+from owlat.runtime.server.data_browser import DataBrowser
 from owlat.runtime.server.http_actions import HttpActions
 from owlat.runtime.server.http_api import HttpApi
 from owlat.runtime.server.middleware import ClientApiMiddleware, RequestIds
@@ -53,8 +54,9 @@ def create_app(
     operations: Operations | None = None,
 ) -> Starlette:
     """The Starlette app serving `application` to clients (HTTP API, sync WebSocket, file
-    storage when the application has one, HTTP actions under `/http/`, and the health and
-    metrics endpoints of `operations`, by default with the admin key only).
+    storage when the application has one, HTTP actions under `/http/`, the data browser
+    under `/_admin/` (data_browser.py), and the health and metrics endpoints of
+    `operations`, by default with the admin key only).
 
     `cors=False` leaves out the CORS headers (for a deployment behind a proxy that sets
     its own); `instance_name` is what `/instance_name` answers.
@@ -67,6 +69,7 @@ def create_app(
     return Starlette(
         routes=[
             *operations.routes(),
+            *DataBrowser(application, authenticator).routes(),
             *api.routes(),
             *storage,
             *actions,
