@@ -1537,24 +1537,32 @@ export type InternalApi = {
   transactionalSends: {
     /** `transactionalSends:claim` */
     claim: FunctionReference<"mutation", "internal", {
-      sendId: Id<"transactionalSends">;
+      sendIds: Array<Id<"transactionalSends">>;
       routeProviders: Array<string>;
       leaseMs: number;
+      releaseQueue?: Id<"organizations"> | null;
     }, any>;
     /** `transactionalSends:deliver` */
     deliver: FunctionReference<"action", "internal", {
       sendIds: Array<Id<"transactionalSends">>;
       leaseMs?: number;
     }, any>;
+    /** `transactionalSends:deliverQueue` */
+    deliverQueue: FunctionReference<"action", "internal", {
+      organizationId: Id<"organizations">;
+    }, any>;
     /** `transactionalSends:plan` */
     plan: FunctionReference<"query", "internal", {
-      sendIds: Array<Id<"transactionalSends">>;
+      sendIds?: Array<Id<"transactionalSends">>;
+      organizationId?: Id<"organizations">;
     }, any>;
     /** `transactionalSends:record` */
     record: FunctionReference<"mutation", "internal", {
-      sendId: Id<"transactionalSends">;
-      outcome: any;
-      attempts: Array<any>;
+      records: Array<{
+        sendId: Id<"transactionalSends">;
+        outcome: any;
+        attempts: Array<any>;
+      }>;
     }, any>;
     /** `transactionalSends:recoverStalled` */
     recoverStalled: FunctionReference<"mutation", "internal", {

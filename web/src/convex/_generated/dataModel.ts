@@ -3,7 +3,7 @@
 import type { GenericId } from "convex/values";
 
 /** The app's tables. */
-export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "blockedEmails" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailTemplateVersions" | "emailTemplates" | "events" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries";
+export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "blockedEmails" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailTemplateVersions" | "emailTemplates" | "events" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sendBodies" | "sendQueues" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries";
 
 /** The runtime's tables that functions may read. */
 export type SystemTableNames = "_storage" | "_scheduled_functions";
@@ -482,6 +482,21 @@ export type Documents = {
     createdAt: number;
     updatedAt: number;
   };
+  sendBodies: {
+    _id: Id<"sendBodies">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    html?: string;
+    text: string;
+    dataVariables?: Record<string, any>;
+  };
+  sendQueues: {
+    _id: Id<"sendQueues">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    jobId: Id<"_scheduled_functions">;
+    armedAt: number;
+  };
   sessions: {
     _id: Id<"sessions">;
     _creationTime: number;
@@ -581,8 +596,9 @@ export type Documents = {
     fromAddress: string;
     replyTo?: string;
     subject: string;
+    bodyId?: Id<"sendBodies">;
     html?: string;
-    text: string;
+    text?: string;
     headers: Record<string, string>;
     language?: string;
     dataVariables?: Record<string, any>;
@@ -1034,6 +1050,28 @@ export type DataModel = {
     searchIndexes: {};
     vectorIndexes: {};
   };
+  sendBodies: {
+    document: Doc<"sendBodies">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "html" | "text" | "dataVariables" | `dataVariables.${string}`;
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  sendQueues: {
+    document: Doc<"sendQueues">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "jobId" | "armedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
   sessions: {
     document: Doc<"sessions">;
     fieldPaths: "_id" | "_creationTime" | "userId" | "tokenHash" | "expiresAt" | "activeOrganizationId" | "ipAddress" | "userAgent" | "createdAt" | "updatedAt";
@@ -1091,7 +1129,7 @@ export type DataModel = {
   };
   transactionalSends: {
     document: Doc<"transactionalSends">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "kind" | "transactionalEmailId" | "automationId" | "contactId" | "email" | "fromAddress" | "replyTo" | "subject" | "html" | "text" | "headers" | `headers.${string}` | "language" | "dataVariables" | `dataVariables.${string}` | "attachments" | "attachmentStorageIds" | "idempotencyKey" | "deliveryKey" | "messageId" | "status" | "attempts" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "clickedLinks" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "createdBy" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "kind" | "transactionalEmailId" | "automationId" | "contactId" | "email" | "fromAddress" | "replyTo" | "subject" | "bodyId" | "html" | "text" | "headers" | `headers.${string}` | "language" | "dataVariables" | `dataVariables.${string}` | "attachments" | "attachmentStorageIds" | "idempotencyKey" | "deliveryKey" | "messageId" | "status" | "attempts" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "clickedLinks" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "createdBy" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -1103,6 +1141,7 @@ export type DataModel = {
       by_contact: ["contactId", "_creationTime"];
       by_provider_message_id: ["providerMessageId", "_creationTime"];
       by_status_updated: ["status", "updatedAt", "_creationTime"];
+      by_org_status: ["organizationId", "status", "queuedAt", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};
