@@ -944,6 +944,20 @@ export type PublicApi = {
 
 /** Every internal function (callable by admins and from the server only). */
 export type InternalApi = {
+  adminTools: {
+    /** `adminTools:createApiKey`: `{keyId, apiKey, keyPrefix, name, organizationId}` (the key is shown only here); every scope unless `scopes` names some. */
+    createApiKey: FunctionReference<"mutation", "internal", {
+      organization: string;
+      name: string;
+      scopes?: Array<string>;
+    }, any>;
+    /** `adminTools:createOrganization`: `{organizationId, slug, transactionalEmailId}`: the organization, owned by the user `ownerEmail`, with its published `welcome` transactional email. */
+    createOrganization: FunctionReference<"mutation", "internal", {
+      name: string;
+      slug: string;
+      ownerEmail: string;
+    }, any>;
+  };
   apiKeys: {
     /** `apiKeys:authenticate`: Validate a key (by hash) and take a token from its bucket, in one step. */
     authenticate: FunctionReference<"mutation", "internal", {
