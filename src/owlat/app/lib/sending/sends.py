@@ -326,12 +326,18 @@ async def _from_address(ctx: QueryCtx, request: SendRequest) -> str:
 
 
 async def check_sender(
-    ctx: QueryCtx, organization_id: str, from_address: str, providers: Sequence[str]
+    ctx: QueryCtx,
+    organization_id: str,
+    from_address: str,
+    providers: Sequence[str],
+    domains: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
     """Refuse a From address whose exact domain is not a verified sending domain of the
-    organization, unless every provider of the route is the local outbox."""
+    organization, unless every provider of the route is the local outbox. `domains`: the
+    organization's `domains` rows, when the caller read them already."""
     outside = [provider for provider in providers if provider != "outbox"]
-    domains = await organization_rows(ctx, "domains", organization_id)
+    if domains is None:
+        domains = await organization_rows(ctx, "domains", organization_id)
     ensure_sender_allowed(from_address, domains, outside[0] if outside else "outbox")
 
 
@@ -339,13 +345,24 @@ async def check_sender(
 
 
 async def claim(
-    ctx: MutationCtx, send_id: str, route_providers: Sequence[str], now: float, lease_ms: float
+    ctx: MutationCtx,
+    send_id: str,
+    route_providers: Sequence[str],
+    now: float,
+    lease_ms: float,
+    domains: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any] | None:
     """Move a send to `sending` before its provider call; what to send, or None when
-    there is nothing to send (refused: recorded `failed`; claimed or finished already)."""
+    there is nothing to send (refused: recorded `failed`; claimed or finished already).
+    `domains`: `domains` rows by organization, read once for the claims of a batch."""
     row = await ctx.db.get(send_id)
     if row is None:
         return None
+    domains = {} if domains is None else domains
+    organization_id = row["organizationId"]
+    if organization_id not in domains:
+        domains[organization_id] = await organization_rows(ctx, "domains", organization_id)
+    own_domains = domains[organization_id]
     status = SendStatus(row["status"])
     if status is SendStatus.SENDING:
         if now - (row.get("claimedAt") or 0) < lease_ms:
@@ -356,7 +373,7 @@ async def claim(
             return None
     elif status is not SendStatus.QUEUED:
         return None
-    refusal = await _refusal(ctx, row, route_providers)
+    refusal = await _refusal(ctx, row, route_providers, own_domains)
     if refusal is not None:
         await _fail(ctx, row, *refusal, now)
         return None
@@ -374,7 +391,7 @@ async def claim(
     claimed = {name: row.get(name) for name in fields}
     claimed.update(await send_body(ctx, row))
     claimed.update(sendId=row["_id"], deliveryKey=row["deliveryKey"], messageId=row["messageId"])
-    claimed["dkim"] = await _dkim_key(ctx, row)
+    claimed["dkim"] = _dkim_key(row, own_domains)
     return claimed
 
 
@@ -390,8 +407,9 @@ async def claim_many(
     organization id): `more` tells whether sends of it are still queued; when none is,
     its queue is released in this transaction."""
     claimed = []
+    domains: dict[str, list[dict[str, Any]]] = {}
     for send_id in send_ids:
-        found = await claim(ctx, send_id, route_providers, now, lease_ms)
+        found = await claim(ctx, send_id, route_providers, now, lease_ms, domains)
         if found is not None:
             claimed.append(found)
     more = False
@@ -416,7 +434,10 @@ _UNCERTAIN = (
 
 
 async def _refusal(
-    ctx: QueryCtx, row: Mapping[str, Any], route_providers: Sequence[str]
+    ctx: QueryCtx,
+    row: Mapping[str, Any],
+    route_providers: Sequence[str],
+    domains: Sequence[Mapping[str, Any]],
 ) -> tuple[str, str] | None:
     """(code, message) of why the send must not go out now, or None."""
     kind = SendKind(row["kind"])
@@ -424,7 +445,7 @@ async def _refusal(
     if reason is not None:
         return "RECIPIENT_SUPPRESSED", reason
     try:
-        await check_sender(ctx, row["organizationId"], row["fromAddress"], route_providers)
+        await check_sender(ctx, row["organizationId"], row["fromAddress"], route_providers, domains)
     except AppError as error:
         return error.error_code, str(error.data)
     if row["attempts"] >= MAX_ATTEMPTS:
@@ -432,17 +453,13 @@ async def _refusal(
     return None
 
 
-async def _dkim_key(ctx: QueryCtx, row: Mapping[str, Any]) -> dict[str, str] | None:
-    """The From domain's DKIM key Owlat holds (sealed), if any."""
+def _dkim_key(
+    row: Mapping[str, Any], domains: Sequence[Mapping[str, Any]]
+) -> dict[str, str] | None:
+    """The From domain's DKIM key Owlat holds (sealed), if any, among the organization's
+    `domains` rows."""
     domain = str(mailbox(row["fromAddress"], "From").domain).lower()
-    found = (
-        await ctx.db.query("domains")
-        .with_index(
-            "by_org_domain",
-            lambda q: q.eq("organizationId", row["organizationId"]).eq("domain", domain),
-        )
-        .first()
-    )
+    found = next((item for item in domains if item["domain"] == domain), None)
     if found is None or not found.get("dkimPrivateKey"):
         return None
     return {
