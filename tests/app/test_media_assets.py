@@ -9,6 +9,7 @@ import pytest
 
 from owlat.app.lib import instance
 from owlat.app.lib.media import ImageInfo, sniff_image
+from owlat.app.lib.uploads import UPLOAD_URLS
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.storage import store_file
@@ -152,3 +153,20 @@ async def test_the_library_searches_updates_and_deletes(owlat: Application) -> N
         return await ctx.db.system.get(storage_id)
 
     assert await in_query(owlat, file) is None
+
+
+async def test_minting_upload_urls_is_limited_per_member(owlat: Application) -> None:
+    owner, editor, _ = await owner_and_editor(owlat)
+    for _ in range(UPLOAD_URLS):
+        await owner.mutation("mediaAssets:generateUploadUrl", {})
+    too_many = "^At most 60 upload URLs a minute; try again in [0-9]+ s$"
+    for path in (
+        "mediaAssets:generateUploadUrl",
+        "transactionalEmails:generateAttachmentUploadUrl",
+        "contactImports:generateUploadUrl",
+    ):
+        with pytest.raises(ConvexError, match=too_many):
+            await owner.mutation(path, {})
+    # another member's quota is their own
+    url = await editor.mutation("transactionalEmails:generateAttachmentUploadUrl", {})
+    assert url.startswith("http")

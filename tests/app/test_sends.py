@@ -25,7 +25,7 @@ from owlat.app.lib.sending.composition import SendKind
 from owlat.app.lib.sending.sends import SendRequest, enqueue_send
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
-from owlat.runtime.testing import in_mutation
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, outbox, owner_and_editor
 from tests.app.domains.dns_server import DnsServer
 from tests.app.mail_setup import configure, settled, smtp_domain
@@ -410,5 +410,75 @@ async def test_a_lost_delivery_job_is_scheduled_again(
     await asyncio.sleep(0.1)
     assert (await owner.query("transactionalSends:get", {"sendId": send_id}))["status"] == "queued"
     await owlat.run_mutation("transactionalSends:recoverStalled", {"leaseMs": 0}, internal=True)
+    assert (await settled(owner, send_id))["status"] == "sent"
+    assert len(_mails_to(tmp_path, "x@example.com")) == 1
+
+
+# -- the organization's delivery queue -------------------------------------------------------
+
+
+async def _delivery_jobs(owlat: Application) -> list[dict[str, Any]]:
+    async def jobs(ctx: Any) -> list[dict[str, Any]]:
+        rows = await ctx.db.system.query("_scheduled_functions").collect()
+        return [row for row in rows if row["name"].startswith("transactionalSends:deliver")]
+
+    return list(await in_query(owlat, jobs))
+
+
+async def test_a_burst_of_sends_schedules_one_delivery_job_and_keeps_bodies_apart(
+    owlat: Application, team: tuple[Caller, Caller, str], tmp_path: Path
+) -> None:
+    owner, _, organization_id = team
+
+    def request(n: int) -> SendRequest:
+        return SendRequest(
+            organization_id, SendKind.TRANSACTIONAL, f"r{n}@example.com", "s", "t",
+            html=f"<p>Hi {n}</p>", data_variables={"n": n},
+        )  # fmt: skip
+
+    async def burst(ctx: Any) -> list[str]:
+        return [await enqueue_send(ctx, request(n)) for n in range(20)]
+
+    send_ids = await in_mutation(owlat, burst)
+    jobs = await _delivery_jobs(owlat)
+    assert [job["name"] for job in jobs] == ["transactionalSends:deliverQueue"]
+    rows = [await settled(owner, send_id) for send_id in send_ids]
+    assert {row["status"] for row in rows} == {"sent"}
+    assert rows[3]["html"] == "<p>Hi 3</p>" and rows[3]["dataVariables"] == {"n": 3}
+    for n in range(20):
+        assert len(_mails_to(tmp_path, f"r{n}@example.com")) == 1
+
+    async def stored(ctx: Any) -> dict[str, Any]:
+        return dict(await ctx.db.get(send_ids[3]))
+
+    row = await in_query(owlat, stored)
+    assert "html" not in row and "text" not in row and "dataVariables" not in row
+    # the queue was released: the next send schedules a job again
+    await _enqueue(
+        owlat, SendRequest(organization_id, SendKind.TRANSACTIONAL, "late@example.com", "s", "t")
+    )
+    assert len(await _delivery_jobs(owlat)) == 2
+
+
+async def test_a_queue_whose_job_died_gets_a_new_job(
+    owlat: Application, team: tuple[Caller, Caller, str], tmp_path: Path
+) -> None:
+    owner, _, organization_id = team
+
+    async def queued_with_a_dead_job(ctx: Any) -> str:
+        send_id = await enqueue_send(
+            ctx, SendRequest(organization_id, SendKind.TRANSACTIONAL, "x@example.com", "s", "t")
+        )
+        for job in await ctx.db.system.query("_scheduled_functions").collect():
+            if job["state"]["kind"] == "pending":
+                await ctx.scheduler.cancel(job["_id"])
+        return send_id
+
+    send_id = await in_mutation(owlat, queued_with_a_dead_job)
+    await asyncio.sleep(0.1)
+    assert (await owner.query("transactionalSends:get", {"sendId": send_id}))["status"] == "queued"
+    # the lease has not passed: the send itself is left alone, its queue gets a new job
+    handled = await owlat.run_mutation("transactionalSends:recoverStalled", {}, internal=True)
+    assert handled.value == 0
     assert (await settled(owner, send_id))["status"] == "sent"
     assert len(_mails_to(tmp_path, "x@example.com")) == 1

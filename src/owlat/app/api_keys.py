@@ -58,8 +58,23 @@ async def _admin_key(ctx: QueryCtx, key_id: str) -> tuple[Any, dict[str, Any]]:
 
 async def _create(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     context = await get_mutation_context(ctx, require="organization:manage")
-    name = _clean_name(args["name"])
-    scopes = list(dict.fromkeys(args["scopes"]))
+    return await insert_key(
+        ctx, context.team_id, context.user_id, args["name"], args["scopes"], args.get("expiresAt")
+    )
+
+
+async def insert_key(
+    ctx: MutationCtx,
+    organization_id: str,
+    user_id: str,
+    name: str,
+    scopes: list[str],
+    expires_at: float | None = None,
+) -> dict[str, Any]:
+    """A new key of the organization, made by `user_id`, checked as `create` checks it:
+    `{keyId, apiKey, keyPrefix, name}` (the only time the key is shown)."""
+    name = _clean_name(name)
+    scopes = list(dict.fromkeys(scopes))
     if not scopes:
         raise invalid("INVALID_SCOPES", "An API key needs at least one scope")
     unknown = [s for s in scopes if s not in SCOPES]
@@ -68,17 +83,16 @@ async def _create(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
             "INVALID_SCOPES", f"Unknown scopes: {', '.join(unknown)} (known: {', '.join(SCOPES)})"
         )
     now = now_ms()
-    expires_at = args.get("expiresAt")
     if expires_at is not None and expires_at <= now:
         raise invalid("INVALID_EXPIRY", "expiresAt must be in the future")
     api_key = PREFIX + random_token(32)
     record = {
-        "organizationId": context.team_id,
+        "organizationId": organization_id,
         "name": name,
         "keyHash": token_hash(api_key),
         "keyPrefix": api_key[:16],
         "scopes": scopes,
-        "createdBy": context.user_id,
+        "createdBy": user_id,
         "isActive": True,
         "createdAt": now,
         "updatedAt": now,

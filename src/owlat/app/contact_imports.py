@@ -41,6 +41,7 @@ from owlat.app.lib.session_organization import (
     get_team_id_from_session,
     now_ms,
 )
+from owlat.app.lib.uploads import upload_url
 from owlat.runtime import (
     ActionCtx,
     MutationCtx,
@@ -142,7 +143,8 @@ async def _list_id(ctx: QueryCtx, organization_id: str, list_id: str) -> str:
 async def generate_upload_url(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """A URL to POST the CSV file to (the reply holds its `storageId`)."""
     context = await get_mutation_context(ctx, require="contacts:manage")
-    return await _upload_url(ctx, context.team_id)
+    limit = instance.current().import_max_bytes
+    return await upload_url(ctx, context.user_id, context.team_id, limit)
 
 
 @mutation(args=START_ARGS)

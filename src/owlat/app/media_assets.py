@@ -33,6 +33,7 @@ from owlat.app.lib.session_organization import (
     get_team_id_from_session,
     now_ms,
 )
+from owlat.app.lib.uploads import upload_url
 from owlat.runtime import (
     UNDEFINED,
     ActionCtx,
@@ -90,11 +91,8 @@ async def _asset(ctx: QueryCtx, organization_id: str, asset_id: str) -> dict[str
 async def generate_upload_url(ctx: MutationCtx, args: dict[str, Any]) -> str:
     """A URL to POST one image to (the reply holds its `storageId`)."""
     context = await _manager(ctx)
-    return str(
-        await ctx.storage.generate_upload_url(
-            max_bytes=instance.current().media_max_bytes, owner=context.team_id
-        )
-    )
+    limit = instance.current().media_max_bytes
+    return await upload_url(ctx, context.user_id, context.team_id, limit)
 
 
 @action(

@@ -54,6 +54,8 @@ ORG_TABLES = (
     "providerHealth",
     "transactionalSends",
     "apiIdempotencyKeys",
+    "sendQueues",
+    "sendBodies",
     # campaigns (lib/campaigns/)
     "campaigns",
     "campaignSendJobs",
@@ -909,8 +911,11 @@ schema = define_schema(
                 "fromAddress": v.string(),  # as the From header shows it
                 "replyTo": v.optional(v.string()),
                 "subject": v.string(),
+                # the bodies: `sendBodies` (written once; the row is patched at each step)
+                "bodyId": v.optional(v.id("sendBodies")),
+                # sends enqueued before `sendBodies` carry their bodies here
                 "html": v.optional(v.string()),
-                "text": v.string(),
+                "text": v.optional(v.string()),
                 "headers": v.record(v.string(), v.string()),  # the kind's (§8.3)
                 "language": v.optional(v.string()),
                 "dataVariables": v.optional(v.record(v.string(), DATA_VARIABLE)),
@@ -959,7 +964,27 @@ schema = define_schema(
         .index("by_org_transactional_email", ["organizationId", "transactionalEmailId"])
         .index("by_contact", ["contactId"])
         .index("by_provider_message_id", ["providerMessageId"])
-        .index("by_status_updated", ["status", "updatedAt"]),
+        .index("by_status_updated", ["status", "updatedAt"])
+        .index("by_org_status", ["organizationId", "status", "queuedAt"]),
+        # An organization's delivery job (lib/sending/sends.py): while the row exists, the
+        # job it names will look for the organization's queued sends, so an enqueued send
+        # schedules no job of its own.
+        "sendQueues": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "jobId": v.id("_scheduled_functions"),
+                "armedAt": v.number(),
+            }
+        ).index("by_org", ["organizationId"]),
+        # A send's bodies and variables, apart from its `transactionalSends` row.
+        "sendBodies": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "html": v.optional(v.string()),
+                "text": v.string(),
+                "dataVariables": v.optional(v.record(v.string(), DATA_VARIABLE)),
+            }
+        ).index("by_org", ["organizationId"]),
         # -- campaigns (lib/campaigns/) ------------------------------------------------------
         "campaigns": define_table(
             {

@@ -66,6 +66,7 @@ from owlat.app.lib.transactional_emails import (
     resolve_language,
     variable_problem,
 )
+from owlat.app.lib.uploads import upload_url
 from owlat.app.schema import TEMPLATE_STATUS, VARIABLE_TYPE
 from owlat.runtime import MutationCtx, QueryCtx, mutation, query, v
 
@@ -271,8 +272,7 @@ async def generate_attachment_upload_url(ctx: MutationCtx, args: dict[str, Any])
     `storageId`), then `addAttachment`."""
     context = await get_mutation_context(ctx)
     require_permission(context.role, "templates:edit")
-    url = await ctx.storage.generate_upload_url(max_bytes=MAX_TOTAL_BYTES, owner=context.team_id)
-    return str(url)
+    return await upload_url(ctx, context.user_id, context.team_id, MAX_TOTAL_BYTES)
 
 
 @mutation(

@@ -2,7 +2,8 @@
 
 Public (any member): `list` (newest first, without bodies) and `get` (one send, with its
 bodies for admins only: a transactional mail may hold a recipient's one-time link).
-Internal: the delivery action `deliver` and its steps `plan`, `claim`, `record`;
+Internal: the delivery actions `deliverQueue` (an organization's queued sends) and
+`deliver` (given sends), their steps `plan`, `claim`, `record`;
 `recoverStalled`, run by a cron. Senders do not call these: they call
 `lib.sending.sends.enqueue_send` from their mutation.
 """
@@ -32,7 +33,7 @@ from owlat.runtime import (
     v,
 )
 
-BODIES = ("html", "text", "headers", "dataVariables", "deliveryKey", "attachments")
+BODIES = ("html", "text", "headers", "dataVariables", "deliveryKey", "attachments", "bodyId")
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +63,9 @@ async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     if not is_admin_role(context.role):
         return _summary(row)
     row.pop("deliveryKey", None)
-    return row
+    row.update(await sends.send_body(ctx, row))
+    row.pop("bodyId", None)
+    return {name: value for name, value in row.items() if value is not None}
 
 
 @internal_action(
@@ -72,28 +75,59 @@ async def deliver(ctx: ActionCtx, args: dict[str, Any]) -> None:
     await sends.deliver_sends(ctx, args["sendIds"], args.get("leaseMs", sends.lease_ms()))
 
 
-@internal_query(args={"sendIds": v.array(v.id("transactionalSends"))})
+@internal_action(args={"organizationId": v.id("organizations")})
+async def deliver_queue(ctx: ActionCtx, args: dict[str, Any]) -> None:
+    await sends.deliver_queue(ctx, args["organizationId"], sends.lease_ms())
+
+
+@internal_query(
+    args={
+        "sendIds": v.optional(v.array(v.id("transactionalSends"))),
+        "organizationId": v.optional(v.id("organizations")),
+    }
+)
 async def plan(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
-    return await sends.plan(ctx, args["sendIds"])
+    return await sends.plan(ctx, args.get("sendIds", ()), args.get("organizationId"))
 
 
 @internal_mutation(
     args={
-        "sendId": v.id("transactionalSends"),
+        "sendIds": v.array(v.id("transactionalSends")),
         "routeProviders": v.array(v.string()),
         "leaseMs": v.number(),
+        "releaseQueue": v.optional(v.union(v.id("organizations"), v.null())),
     }
 )
-async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any] | None:
-    return await sends.claim(ctx, args["sendId"], args["routeProviders"], now_ms(), args["leaseMs"])
+async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    return await sends.claim_many(
+        ctx,
+        args["sendIds"],
+        args["routeProviders"],
+        now_ms(),
+        args["leaseMs"],
+        args.get("releaseQueue"),
+    )
 
 
 @internal_mutation(
-    args={"sendId": v.id("transactionalSends"), "outcome": v.any(), "attempts": v.array(v.any())}
+    args={
+        "records": v.array(
+            v.object(
+                {
+                    "sendId": v.id("transactionalSends"),
+                    "outcome": v.any(),
+                    "attempts": v.array(v.any()),
+                }
+            )
+        )
+    }
 )
 async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    attempts = [Attempt.from_json(attempt) for attempt in args["attempts"]]
-    await sends.record(ctx, args["sendId"], args["outcome"], attempts, now_ms())
+    records = [
+        {**item, "attempts": [Attempt.from_json(attempt) for attempt in item["attempts"]]}
+        for item in args["records"]
+    ]
+    await sends.record(ctx, records, now_ms())
 
 
 @internal_mutation(args={"leaseMs": v.optional(v.number())})

@@ -15,6 +15,7 @@ import typer
 from owlat.config import Settings
 
 if TYPE_CHECKING:
+    from owlat.cli._remote import Remote
     from owlat.runtime.auth import TrustedIssuer
     from owlat.runtime.database.engine import Engine
     from owlat.runtime.server import WebApp
@@ -106,6 +107,28 @@ def admin_key(given: str | None, settings: Settings, data_dir: Path) -> str:
             ExitCode.USAGE,
         )
     return key
+
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="server URL (default: the local server, http://HOST:PORT from the settings)",
+        show_default=False,
+    ),
+]
+
+
+def remote(server_url: str | None, key: str | None, data_dir: Path | None) -> Remote:
+    """The running server at `server_url` (default: the local one), called with the admin
+    key (`admin_key`)."""
+    from owlat.cli._remote import Remote
+
+    current = settings()
+    return Remote(
+        server_url or url(current.host, current.port),
+        admin_key(key, current, data_dir or current.data_dir),
+    )
 
 
 def url(host: str, port: int) -> str:

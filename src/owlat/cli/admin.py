@@ -1,5 +1,6 @@
-"""`owlat admin-key` (the data folder's admin key) and `owlat admin create` (a platform
-admin of owlat.app)."""
+"""`owlat admin-key` (the data folder's admin key), `owlat admin create` (a platform
+admin of owlat.app), and, through a running server with the admin key, `owlat admin
+organization create` and `owlat admin api-key create` (a first email without the dashboard)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ from typing import Annotated
 import typer
 
 from owlat.cli._shared import (
+    AdminKeyOption,
     AppOption,
     DataDirOption,
     ExitCode,
+    UrlOption,
     engine,
     epilog,
     fail,
     own_issuers,
+    refusals_reported,
+    remote,
     settings,
     url,
 )
@@ -27,12 +32,26 @@ admins = typer.Typer(no_args_is_help=True)
 commands.add_typer(
     admins,
     name="admin",
-    help="Manage Owlat's platform admins.",
+    help="Platform admins; organizations and API keys (through a running server).",
     epilog=epilog(
         ['owlat admin create --email you@example.com --name "You"'],
         {ExitCode.OK: "done", ExitCode.USAGE: "bad usage"},
     ),
 )
+
+organizations = typer.Typer(no_args_is_help=True)
+admins.add_typer(
+    organizations, name="organization", help="Create an organization (through a running server)."
+)
+api_keys = typer.Typer(no_args_is_help=True)
+admins.add_typer(
+    api_keys, name="api-key", help="Mint an organization's API key (through a running server)."
+)
+_REMOTE_EXITS = {
+    ExitCode.OK: "done",
+    ExitCode.FAILED: "refused by the server (the reason is printed), or it is unreachable",
+    ExitCode.USAGE: "bad usage, or no admin key",
+}
 
 _PASSWORD_RULES = "10 to 128 characters, no control characters, not a common one nor like the email"
 
@@ -132,3 +151,68 @@ async def _create_admin(
     finally:
         await app.close()
     return str(result.value)
+
+
+@organizations.command(
+    "create",
+    epilog=epilog(
+        ['owlat admin organization create --name "Acme" --owner you@example.com'], _REMOTE_EXITS
+    ),
+)
+def organization_create(
+    name: Annotated[str, typer.Option(help="the organization's name")],
+    owner: Annotated[str, typer.Option(help="email of an existing user (owlat admin create)")],
+    slug: Annotated[
+        str | None, typer.Option(help="its slug (default: from the name)", show_default=False)
+    ] = None,
+    url: UrlOption = None,
+    admin_key: AdminKeyOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create an organization owned by an existing user, with a published transactional
+    email "welcome" to try the API with; prints its slug and id."""
+    import re
+
+    slug = slug or re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    with refusals_reported(), remote(url, admin_key, data_dir) as server:
+        created = server.call(
+            "adminTools:createOrganization", {"name": name, "slug": slug, "ownerEmail": owner}
+        )
+    print(f"Organization {created['slug']} ({created['organizationId']}) is ready, with the")
+    print('published transactional email "welcome" (variable: name)')
+
+
+@api_keys.command(
+    "create",
+    epilog=epilog(
+        [
+            "owlat admin api-key create --organization acme",
+            'KEY=$(owlat admin api-key create --organization acme --name "CI" --quiet)',
+        ],
+        _REMOTE_EXITS,
+    ),
+)
+def api_key_create(
+    organization: Annotated[str, typer.Option(help="the organization's slug or id")],
+    name: Annotated[str, typer.Option(help="the key's name")] = "CLI",
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help="a scope (repeatable; default: every scope)", show_default=False),
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="print the key alone")] = False,
+    url: UrlOption = None,
+    admin_key: AdminKeyOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Mint an API key of an organization, in the name of its owner. The key is printed
+    once; only its hash is stored."""
+    args: dict[str, object] = {"organization": organization, "name": name}
+    if scope:
+        args["scopes"] = scope
+    with refusals_reported(), remote(url, admin_key, data_dir) as server:
+        created = server.call("adminTools:createApiKey", args)
+    if quiet:
+        print(created["apiKey"])
+        return
+    print(f"API key {created['name']!r} of {organization} (shown once, keep it):")
+    print(created["apiKey"])

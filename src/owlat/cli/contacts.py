@@ -28,11 +28,10 @@ from owlat.cli._shared import (
     CliError,
     DataDirOption,
     ExitCode,
-    admin_key,
+    UrlOption,
     epilog,
     refusals_reported,
-    settings,
-    url,
+    remote,
 )
 
 if TYPE_CHECKING:
@@ -69,24 +68,6 @@ class OnDuplicate(enum.StrEnum):
 
 
 OrgOption = Annotated[str, typer.Option("--org", help="organization slug or id")]
-UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--url",
-        help="server URL (default: the local server, http://HOST:PORT from the settings)",
-        show_default=False,
-    ),
-]
-
-
-def _remote(server_url: str | None, key: str | None, data_dir: Path | None) -> Remote:
-    from owlat.cli._remote import Remote
-
-    current = settings()
-    return Remote(
-        server_url or url(current.host, current.port),
-        admin_key(key, current, data_dir or current.data_dir),
-    )
 
 
 def _organization(server: Remote, org: str) -> dict[str, Any]:
@@ -150,7 +131,7 @@ def import_(
     """
     import_id = None
     try:
-        with refusals_reported(), _remote(url, admin_key, data_dir) as server:
+        with refusals_reported(), remote(url, admin_key, data_dir) as server:
             import_id = _start_import(server, file, org, list_id, on_duplicate.value, map_ or [])
             state = asyncio.run(_follow(server, import_id, file.name))
     except KeyboardInterrupt:
@@ -352,7 +333,7 @@ def export(
 ) -> None:
     """Write an organization's contacts as CSV (formula-like cells escaped), one row per
     contact; the count goes to stderr."""
-    with refusals_reported(), _remote(url, admin_key, data_dir) as server:
+    with refusals_reported(), remote(url, admin_key, data_dir) as server:
         organization = _organization(server, org)
         try:
             file = sys.stdout if output is None else output.open("w", newline="", encoding="utf-8")

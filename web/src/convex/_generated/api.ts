@@ -1218,6 +1218,20 @@ export type PublicApi = {
 
 /** Every internal function (callable by admins and from the server only). */
 export type InternalApi = {
+  adminTools: {
+    /** `adminTools:createApiKey`: `{keyId, apiKey, keyPrefix, name, organizationId}` (the key is shown only here); every scope unless `scopes` names some. */
+    createApiKey: FunctionReference<"mutation", "internal", {
+      organization: string;
+      name: string;
+      scopes?: Array<string>;
+    }, any>;
+    /** `adminTools:createOrganization`: `{organizationId, slug, transactionalEmailId}`: the organization, owned by the user `ownerEmail`, with its published `welcome` transactional email. */
+    createOrganization: FunctionReference<"mutation", "internal", {
+      name: string;
+      slug: string;
+      ownerEmail: string;
+    }, any>;
+  };
   apiKeys: {
     /** `apiKeys:authenticate`: Validate a key (by hash) and take a token from its bucket, in one step. */
     authenticate: FunctionReference<"mutation", "internal", {
@@ -1904,24 +1918,32 @@ export type InternalApi = {
   transactionalSends: {
     /** `transactionalSends:claim` */
     claim: FunctionReference<"mutation", "internal", {
-      sendId: Id<"transactionalSends">;
+      sendIds: Array<Id<"transactionalSends">>;
       routeProviders: Array<string>;
       leaseMs: number;
+      releaseQueue?: Id<"organizations"> | null;
     }, any>;
     /** `transactionalSends:deliver` */
     deliver: FunctionReference<"action", "internal", {
       sendIds: Array<Id<"transactionalSends">>;
       leaseMs?: number;
     }, any>;
+    /** `transactionalSends:deliverQueue` */
+    deliverQueue: FunctionReference<"action", "internal", {
+      organizationId: Id<"organizations">;
+    }, any>;
     /** `transactionalSends:plan` */
     plan: FunctionReference<"query", "internal", {
-      sendIds: Array<Id<"transactionalSends">>;
+      sendIds?: Array<Id<"transactionalSends">>;
+      organizationId?: Id<"organizations">;
     }, any>;
     /** `transactionalSends:record` */
     record: FunctionReference<"mutation", "internal", {
-      sendId: Id<"transactionalSends">;
-      outcome: any;
-      attempts: Array<any>;
+      records: Array<{
+        sendId: Id<"transactionalSends">;
+        outcome: any;
+        attempts: Array<any>;
+      }>;
     }, any>;
     /** `transactionalSends:recoverStalled` */
     recoverStalled: FunctionReference<"mutation", "internal", {

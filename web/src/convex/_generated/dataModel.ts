@@ -3,7 +3,7 @@
 import type { GenericId } from "convex/values";
 
 /** The app's tables. */
-export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignSendJobs" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
+export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignSendJobs" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sendBodies" | "sendQueues" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
 
 /** The runtime's tables that functions may read. */
 export type SystemTableNames = "_storage" | "_scheduled_functions";
@@ -654,6 +654,21 @@ export type Documents = {
     createdAt: number;
     updatedAt: number;
   };
+  sendBodies: {
+    _id: Id<"sendBodies">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    html?: string;
+    text: string;
+    dataVariables?: Record<string, any>;
+  };
+  sendQueues: {
+    _id: Id<"sendQueues">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    jobId: Id<"_scheduled_functions">;
+    armedAt: number;
+  };
   sessions: {
     _id: Id<"sessions">;
     _creationTime: number;
@@ -753,8 +768,9 @@ export type Documents = {
     fromAddress: string;
     replyTo?: string;
     subject: string;
+    bodyId?: Id<"sendBodies">;
     html?: string;
-    text: string;
+    text?: string;
     headers: Record<string, string>;
     language?: string;
     dataVariables?: Record<string, any>;
@@ -1368,6 +1384,28 @@ export type DataModel = {
     searchIndexes: {};
     vectorIndexes: {};
   };
+  sendBodies: {
+    document: Doc<"sendBodies">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "html" | "text" | "dataVariables" | `dataVariables.${string}`;
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  sendQueues: {
+    document: Doc<"sendQueues">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "jobId" | "armedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
   sessions: {
     document: Doc<"sessions">;
     fieldPaths: "_id" | "_creationTime" | "userId" | "tokenHash" | "expiresAt" | "activeOrganizationId" | "ipAddress" | "userAgent" | "createdAt" | "updatedAt";
@@ -1425,7 +1463,7 @@ export type DataModel = {
   };
   transactionalSends: {
     document: Doc<"transactionalSends">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "kind" | "transactionalEmailId" | "automationId" | "contactId" | "email" | "fromAddress" | "replyTo" | "subject" | "html" | "text" | "headers" | `headers.${string}` | "language" | "dataVariables" | `dataVariables.${string}` | "attachments" | "attachmentStorageIds" | "idempotencyKey" | "deliveryKey" | "messageId" | "status" | "attempts" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "createdBy" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "kind" | "transactionalEmailId" | "automationId" | "contactId" | "email" | "fromAddress" | "replyTo" | "subject" | "bodyId" | "html" | "text" | "headers" | `headers.${string}` | "language" | "dataVariables" | `dataVariables.${string}` | "attachments" | "attachmentStorageIds" | "idempotencyKey" | "deliveryKey" | "messageId" | "status" | "attempts" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "createdBy" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -1437,6 +1475,7 @@ export type DataModel = {
       by_contact: ["contactId", "_creationTime"];
       by_provider_message_id: ["providerMessageId", "_creationTime"];
       by_status_updated: ["status", "updatedAt", "_creationTime"];
+      by_org_status: ["organizationId", "status", "queuedAt", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};

@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from owlat.app.lib import instance
-from owlat.app.lib.audience import property_definitions
+from owlat.app.lib.audience import organization_rows, property_definitions
 from owlat.app.lib.campaigns.drafts import from_address, ineligible
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.campaigns.walk import (
@@ -217,8 +217,8 @@ async def claim(
         "replyTo": settings_reply,
         "listId": list_header,
         "feedbackId": feedback_id(campaign_id, organization_id, SendKind.CAMPAIGN),
-        "dkim": await sends.dkim_key(
-            ctx, {"organizationId": organization_id, "fromAddress": sender}
+        "dkim": sends.dkim_key(
+            {"fromAddress": sender}, await organization_rows(ctx, "domains", organization_id)
         ),
     }
 

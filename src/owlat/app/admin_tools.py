@@ -1,0 +1,113 @@
+"""`adminTools:*`: what `owlat admin organization|api-key create` ask a running server for
+(internal functions: the CLI calls them with the deployment's admin key), so a newcomer
+can send a first email without the dashboard.
+
+- `createOrganization`: an organization whose owner is an existing user (e.g. made by
+  `owlat admin create`), with a published transactional email `welcome` to try the API
+  with ("Welcome, {{name|'friend'}}").
+- `createApiKey`: an API key of an organization (by slug or id), made in the name of its
+  oldest owner; answered once, like `apiKeys:create`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from owlat.app.api_keys import SCOPES, insert_key
+from owlat.app.lib.audience import clean_email
+from owlat.app.lib.errors import AuthFailure, invalid, not_found
+from owlat.app.lib.organizations import by_slug, clean_name, clean_slug
+from owlat.app.lib.session_organization import now_ms
+from owlat.app.lib.templates import save
+from owlat.app.lib.transactional_emails import TRANSACTIONAL
+from owlat.runtime import MutationCtx, QueryCtx, internal_mutation, v
+
+WELCOME_SLUG = "welcome"
+WELCOME = [
+    {
+        "id": "welcome-text",
+        "type": "text",
+        "content": {
+            "html": "<p>Hello {{name|'friend'}},</p><p>this email came through Owlat's "
+            "transactional API.</p>"
+        },
+    }
+]
+
+
+async def _organization(ctx: QueryCtx, organization: str) -> dict[str, Any]:
+    """The organization given by id or slug."""
+    text = organization.strip()
+    normalized = ctx.db.normalize_id("organizations", text)
+    found = None if normalized is None else await ctx.db.get(normalized)
+    if found is None:
+        found = await by_slug(ctx, text.lower())
+    if found is None:
+        raise not_found(f"Organization {organization!r}")
+    return dict(found)
+
+
+@internal_mutation(args={"name": v.string(), "slug": v.string(), "ownerEmail": v.string()})
+async def create_organization(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """`{organizationId, slug, transactionalEmailId}`: the organization, owned by the user
+    `ownerEmail`, with its published `welcome` transactional email."""
+    name, slug = clean_name(args["name"]), clean_slug(args["slug"])
+    email = clean_email(args["ownerEmail"])
+    user = (
+        await ctx.db.query("users").with_index("by_email", lambda q: q.eq("email", email)).first()
+    )
+    if user is None:
+        raise not_found(f"User {email} (create it first: owlat admin create --email {email})")
+    if await by_slug(ctx, slug) is not None:
+        raise AuthFailure("ORGANIZATION_ALREADY_EXISTS", f"Organization {slug!r} already exists")
+    now = now_ms()
+    organization_id = await ctx.db.insert(
+        "organizations", {"name": name, "slug": slug, "createdAt": now, "updatedAt": now}
+    )
+    await ctx.db.insert(
+        "members",
+        {
+            "organizationId": organization_id,
+            "userId": user["_id"],
+            "role": "owner",
+            "createdAt": now,
+        },
+    )
+    fields = {
+        "name": "Welcome",
+        "slug": WELCOME_SLUG,
+        "subject": "Welcome, {{name|'friend'}}",
+        "content": json.dumps(WELCOME),
+        "dataVariablesSchema": {"name": "string"},
+        "status": "published",
+        "publishedAt": now,
+    }
+    welcome = await save(ctx, organization_id, None, fields, user["_id"], kind=TRANSACTIONAL)
+    return {"organizationId": organization_id, "slug": slug, "transactionalEmailId": welcome["_id"]}
+
+
+@internal_mutation(
+    args={
+        "organization": v.string(),
+        "name": v.string(),
+        "scopes": v.optional(v.array(v.string())),
+    }
+)
+async def create_api_key(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """`{keyId, apiKey, keyPrefix, name, organizationId}` (the key is shown only here);
+    every scope unless `scopes` names some."""
+    organization = await _organization(ctx, args["organization"])
+    owners = [
+        member
+        for member in await ctx.db.query("members")
+        .with_index("by_org", lambda q: q.eq("organizationId", organization["_id"]))
+        .collect()
+        if member["role"] == "owner"
+    ]
+    if not owners:
+        raise invalid("NO_OWNER", f"Organization {organization['slug']!r} has no owner")
+    owner = min(owners, key=lambda member: member["createdAt"])
+    scopes = args.get("scopes") or list(SCOPES)
+    created = await insert_key(ctx, organization["_id"], owner["userId"], args["name"], scopes)
+    return {**created, "organizationId": organization["_id"]}
