@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from owlat.app.lib.campaigns.walk import count_feedback
 from owlat.runtime import MutationCtx, QueryCtx
 
 # (ctx, send row, counter, delta): counters of the table's parent (a campaign's stats),
@@ -32,7 +33,11 @@ class SendTable:
 
 
 SEND_TABLES: dict[str, SendTable] = {
-    table.name: table for table in (SendTable("transactionalSends"),)
+    table.name: table
+    for table in (
+        SendTable("transactionalSends"),
+        SendTable("emailSends", count=count_feedback, source_field="campaignId"),
+    )
 }
 
 
