@@ -7,6 +7,10 @@ plugs in with one `SendTable` line in `SEND_TABLES`; its rows need the fields of
 `transactionalSends` that the lifecycle reads and writes (organizationId, email,
 contactId?, kind, status, the timestamps, counters and provider fields of §10.1) and a
 `by_provider_message_id` index on `providerMessageId`.
+
+    transactionalSends  transactional, automation and test sends: no parent counters
+    emailSends          campaign sends: the campaign's `campaignStats` counters
+                        (`campaigns.walk.count_feedback`); provenance `campaignId`
 """
 
 from __future__ import annotations
