@@ -277,8 +277,15 @@ async def test_nothing_is_claimed_after_a_cancel_commits(
             await asyncio.sleep(0.05)
     received = _once_each(sink[0])
     assert received <= claimed and len(received) < 1500
-    progress = await owner.query("campaigns:progress", ident)
+    # the queued sends end failed CANCELLED (in batches after the cancel): the counts add up
+    progress = await progress_until(owner, campaign_id, lambda p: p["pending"] == 0)
     assert progress["status"] == "cancelled" and progress["sent"] == len(received)
+    rows = await _sends(owlat, campaign_id)
+    assert not [row for row in rows if row["status"] in ("queued", "sending")]
+    cancelled = [row for row in rows if row.get("errorCode") == "CANCELLED"]
+    assert cancelled and all(row["status"] == "failed" for row in cancelled)
+    assert progress["sent"] + progress["failed"] + progress["suppressed"] == progress["enqueued"]
+    assert progress["failed"] >= len(cancelled)
     await asyncio.sleep(0.5)
     assert len(sink[0].received) == len(received)
     with pytest.raises(ConvexError, match="^The campaign is cancelled, not paused$"):

@@ -17,6 +17,7 @@ from owlat.runtime import (
     ActionCtx,
     MutationCtx,
     QueryCtx,
+    internal,
     internal_action,
     internal_mutation,
     internal_query,
@@ -65,6 +66,13 @@ async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
 async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
     attempts = [Attempt.from_json(attempt) for attempt in args["attempts"]]
     await delivery.record(ctx, args["campaignId"], args["outcomes"], attempts, now_ms())
+
+
+@internal_mutation(args=CAMPAIGN_ID)
+async def cancel_queued(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """A cancelled campaign's queued sends failed, a batch per run, until none is left."""
+    if await delivery.cancel_queued(ctx, args["campaignId"], now_ms()):
+        await ctx.scheduler.run_after(0, internal.campaign_sends.cancel_queued, args)
 
 
 @internal_mutation(args={"idleMs": v.optional(v.number())})

@@ -36,7 +36,7 @@ from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.session_organization import get_mutation_context, now_ms
 from owlat.app.lib.templates import find_template
 from owlat.app.schema import CAMPAIGN_AUDIENCE, CAMPAIGN_STATUS, SEND_STATUS
-from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, mutation, query, v
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, internal, mutation, query, v
 
 CAMPAIGN_ID = {"campaignId": v.id("campaigns")}
 MIN_SCHEDULE_AHEAD_MS = 60_000.0
@@ -245,7 +245,8 @@ async def resume(ctx: MutationCtx, args: dict[str, Any]) -> None:
 
 @mutation(args=CAMPAIGN_ID)
 async def cancel(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    """Stop for good: nothing more is claimed; queued sends stay unsent."""
+    """Stop for good: nothing more is claimed; the queued sends become `failed` CANCELLED
+    afterwards, in batches (`campaign_sends.cancel_queued`)."""
     context = await get_mutation_context(ctx, require="campaigns:send")
     campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
     check_move(campaign["status"], CampaignStatus.CANCELLED)
@@ -255,19 +256,26 @@ async def cancel(ctx: MutationCtx, args: dict[str, Any]) -> None:
         {"status": str(CampaignStatus.CANCELLED), "cancelledAt": now, "scheduledAt": UNDEFINED,
          "updatedAt": now},
     )  # fmt: skip
+    await ctx.scheduler.run_after(
+        0, internal.campaign_sends.cancel_queued, {"campaignId": campaign["_id"]}
+    )
 
 
 @query(args=CAMPAIGN_ID)
 async def progress(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """The campaign's status and counts: `audience` entries walked, `enqueued` sends,
-    `sent`, `failed`, `suppressed` (refused when claimed), `skipped` (not eligible when
-    walked), `pending` (not yet sent), `walking`, `percent` (of enqueued sends done)."""
+    `sent`, `failed` (also the queued sends of a cancelled campaign), `suppressed` (refused
+    when claimed), `skipped` (not eligible when walked), `pending` (not yet sent),
+    `walking`, `percent` (of enqueued sends done); after sending (provider events and
+    tracking): `delivered`, `opened` (any open, mailbox proxies' prefetches included),
+    `humanOpened` (opens not by a proxy), `clicked`, `bounced` (`hardBounced`,
+    `softBounced`), `complained`: sends, each counted once."""
     context = await get_mutation_context(ctx)
     campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
     job = await walk.job_of(ctx, campaign["_id"])
     stats = await walk.stats_of(ctx, campaign["_id"])
     counts = {"audience": 0, "enqueued": 0, "skipped": 0, "sent": 0, "failed": 0,
-              "suppressed": 0, "pending": 0}  # fmt: skip
+              "suppressed": 0, "pending": 0} | dict.fromkeys(walk.FEEDBACK_COUNTERS, 0)  # fmt: skip
     if job is not None and stats is not None:
         counts.update(
             audience=job["candidates"],
@@ -277,6 +285,7 @@ async def progress(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
             failed=stats["failed"],
             suppressed=stats["suppressed"],
             pending=walk.pending(job, stats),
+            **{name: stats.get(name) or 0 for name in walk.FEEDBACK_COUNTERS},
         )
     done = counts["enqueued"] - counts["pending"]
     return {

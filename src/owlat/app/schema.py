@@ -1041,6 +1041,17 @@ schema = define_schema(
                 "sent": v.number(),
                 "failed": v.number(),
                 "suppressed": v.number(),  # refused when claimed (unsubscribed, blocked)
+                # after `sent` (lib/sending/feedback.py through send_tables.py): sends with
+                # delivery evidence, opened (any open / a non-proxy open), clicked, bounced
+                # (of which hard / soft), complained; absent: 0
+                "delivered": v.optional(v.number()),
+                "opened": v.optional(v.number()),
+                "humanOpened": v.optional(v.number()),
+                "clicked": v.optional(v.number()),
+                "bounced": v.optional(v.number()),
+                "hardBounced": v.optional(v.number()),
+                "softBounced": v.optional(v.number()),
+                "complained": v.optional(v.number()),
                 "updatedAt": v.number(),
             }
         )
@@ -1066,6 +1077,21 @@ schema = define_schema(
                 "errorMessage": v.optional(v.string()),
                 "providerType": v.optional(PROVIDER_KIND),
                 "providerMessageId": v.optional(v.string()),
+                # the §10.1 lifecycle after `sent` (lib/sending/feedback.py), as on
+                # transactionalSends
+                "deliveredAt": v.optional(v.number()),
+                "openedAt": v.optional(v.number()),
+                "clickedAt": v.optional(v.number()),
+                "bouncedAt": v.optional(v.number()),
+                "complainedAt": v.optional(v.number()),
+                "bounceType": v.optional(BOUNCE_TYPE),
+                "openCount": v.optional(v.number()),
+                "proxyOpenCount": v.optional(v.number()),
+                "humanOpenedAt": v.optional(v.number()),
+                "clickCount": v.optional(v.number()),
+                "clickedLinks": v.optional(
+                    v.array(v.object({"url": v.string(), "clickedAt": v.number()}))
+                ),
                 "updatedAt": v.number(),
             }
         )

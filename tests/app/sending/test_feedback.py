@@ -77,8 +77,10 @@ def _event(kind: Any, at: float = 10.0, **fields: Any) -> feedback.Event:
     return feedback.Event(kind, at, **fields)
 
 
-async def test_the_registry_holds_transactional_sends() -> None:
-    assert list(SEND_TABLES) == ["transactionalSends"]
+async def test_the_registry_holds_transactional_and_campaign_sends() -> None:
+    assert list(SEND_TABLES) == ["transactionalSends", "emailSends"]
+    assert SEND_TABLES["emailSends"].count is not None
+    assert SEND_TABLES["emailSends"].source_field == "campaignId"
 
 
 async def test_nothing_happens_to_a_send_not_yet_sent(owlat: Application) -> None:

@@ -124,7 +124,7 @@ export type PublicApi = {
     }, any>;
   };
   campaigns: {
-    /** `campaigns:cancel`: Stop for good: nothing more is claimed; queued sends stay unsent. */
+    /** `campaigns:cancel`: Stop for good: nothing more is claimed; the queued sends become `failed` CANCELLED afterwards, in batches (`campaign_sends.cancel_queued`). */
     cancel: FunctionReference<"mutation", "public", {
       campaignId: Id<"campaigns">;
     }, any>;
@@ -156,7 +156,7 @@ export type PublicApi = {
     pause: FunctionReference<"mutation", "public", {
       campaignId: Id<"campaigns">;
     }, any>;
-    /** `campaigns:progress`: The campaign's status and counts: `audience` entries walked, `enqueued` sends, `sent`, `failed`, `suppressed` (refused when claimed), `skipped` (not eligible when walked), `pending` (not yet sent), `walking`, `percent` (of enqueued sends done). */
+    /** `campaigns:progress`: The campaign's status and counts: `audience` entries walked, `enqueued` sends, `sent`, `failed` (also the queued sends of a cancelled campaign), `suppressed` (refused when claimed), `skipped` (not eligible when walked), `pending` (not yet sent), `walking`, `percent` (of enqueued sends done); after sending (provider events and tracking): `delivered`, `opened` (any open, mailbox proxies' prefetches included), `humanOpened` (opens not by a proxy), `clicked`, `bounced` (`hardBounced`, `softBounced`), `complained`: sends, each counted once. */
     progress: FunctionReference<"query", "public", {
       campaignId: Id<"campaigns">;
     }, any>;
@@ -1367,6 +1367,10 @@ export type InternalApi = {
     redrive: FunctionReference<"mutation", "internal", Record<string, never>, any>;
   };
   campaignSends: {
+    /** `campaignSends:cancelQueued`: A cancelled campaign's queued sends failed, a batch per run, until none is left. */
+    cancelQueued: FunctionReference<"mutation", "internal", {
+      campaignId: Id<"campaigns">;
+    }, any>;
     /** `campaignSends:claim` */
     claim: FunctionReference<"mutation", "internal", {
       campaignId: Id<"campaigns">;

@@ -141,6 +141,14 @@ export type Documents = {
     sent: number;
     failed: number;
     suppressed: number;
+    delivered?: number;
+    opened?: number;
+    humanOpened?: number;
+    clicked?: number;
+    bounced?: number;
+    hardBounced?: number;
+    softBounced?: number;
+    complained?: number;
     updatedAt: number;
   };
   campaigns: {
@@ -383,6 +391,20 @@ export type Documents = {
     errorMessage?: string;
     providerType?: "outbox" | "smtp" | "ses" | "resend";
     providerMessageId?: string;
+    deliveredAt?: number;
+    openedAt?: number;
+    clickedAt?: number;
+    bouncedAt?: number;
+    complainedAt?: number;
+    bounceType?: "hard" | "soft";
+    openCount?: number;
+    proxyOpenCount?: number;
+    humanOpenedAt?: number;
+    clickCount?: number;
+    clickedLinks?: Array<{
+      url: string;
+      clickedAt: number;
+    }>;
     updatedAt: number;
   };
   emailTemplateVersions: {
@@ -996,7 +1018,7 @@ export type DataModel = {
   };
   campaignStats: {
     document: Doc<"campaignStats">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "sent" | "failed" | "suppressed" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "sent" | "failed" | "suppressed" | "delivered" | "opened" | "humanOpened" | "clicked" | "bounced" | "hardBounced" | "softBounced" | "complained" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -1125,7 +1147,7 @@ export type DataModel = {
   };
   emailSends: {
     document: Doc<"emailSends">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "contactId" | "email" | "status" | "attempts" | "messageId" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "contactId" | "email" | "status" | "attempts" | "messageId" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];

@@ -11,7 +11,10 @@
           stops the message; refused ones become `failed` RECIPIENT_SUPPRESSED) and moved
           to `sending` with its Message-ID; nothing when the campaign is not `sending`
           (paused, cancelled): the worker stops.
-        personalize: the template compiled once (cached) and filled in per recipient.
+        personalize: the template compiled once (cached) and filled in per recipient;
+          when the organization tracks campaigns (`tracking.policy`, decided per claim),
+          its links become signed click links and an open pixel is added
+          (`tracking.links`), with the send's id.
         compose and send: `sends.send_claimed`, the transactional path's step (MIME,
           DKIM, route choice, health, retries of rate limits and server errors), all the
           batch's messages at once: the provider's own pool bounds the concurrency.
@@ -74,12 +77,15 @@ from owlat.app.lib.sending.routes import (
 )
 from owlat.app.lib.sending.send_states import SendStatus
 from owlat.app.lib.subscription_tokens import make_token
+from owlat.app.lib.tracking.links import tracked
+from owlat.app.lib.tracking.policy import tracking_for
 from owlat.app.lib.transactional_emails import message_for, resolve_language
 from owlat.runtime import UNDEFINED, ActionCtx, MutationCtx, QueryCtx, internal
 
 BATCH = 100  # sends per claim: per worker, the messages a crash can leave uncertain
 RUN_SECONDS = 10.0  # a worker's run before it hands its slot back
 IDLE_WAIT = 0.2  # seconds before looking again while the walk is behind
+CANCEL_BATCH = 500  # queued sends failed per mutation after a cancel
 IDLE_MS = 30_000.0  # a sending campaign without progress this long gets new workers
 _TEMPLATE_FIELDS = (
     "name", "subject", "previewText", "htmlContent", "plainTextContent", "htmlTranslations",
@@ -208,6 +214,7 @@ async def claim(
         name = mailing_list["name"] if mailing_list is not None else campaign["name"]
         list_header = list_id_header(name, audience["listId"], domain)
     settings_reply = campaign.get("replyTo")
+    tracking = await tracking_for(ctx, {"kind": "campaign", "organizationId": organization_id})
     return {
         "stop": False,
         "sends": claimed,
@@ -216,6 +223,7 @@ async def claim(
         "fromAddress": sender,
         "replyTo": settings_reply,
         "listId": list_header,
+        "tracking": tracking,
         "feedbackId": feedback_id(campaign_id, organization_id, SendKind.CAMPAIGN),
         "dkim": sends.dkim_key(
             {"fromAddress": sender}, await organization_rows(ctx, "domains", organization_id)
@@ -410,7 +418,8 @@ async def _send_batch(
 def compose(batch: Mapping[str, Any], claimed: Mapping[str, Any]) -> dict[str, Any]:
     """One claimed send as `sends.send_claimed` takes it: the template personalized for
     the contact (compiled once per template and language, cached), the campaign headers
-    with the contact's one-click unsubscribe URL."""
+    with the contact's one-click unsubscribe URL; links and open pixel when the batch is
+    tracked (`policy.tracking_for`, decided once per claim)."""
     template = batch["template"]
     if template is None:
         raise CompositionError("the campaign's template was deleted")
@@ -428,7 +437,9 @@ def compose(batch: Mapping[str, Any], claimed: Mapping[str, Any]) -> dict[str, A
     return {
         "email": claimed["email"],
         "subject": message.subject,
-        "html": tracked_html(message.html, claimed["sendId"]),
+        "html": tracked(
+            {"html": message.html, "tracking": batch["tracking"], "sendId": claimed["sendId"]}
+        ),
         "text": message.text,
         "fromAddress": batch["fromAddress"],
         "replyTo": batch["replyTo"],
@@ -439,10 +450,21 @@ def compose(batch: Mapping[str, Any], claimed: Mapping[str, Any]) -> dict[str, A
     }
 
 
-def tracked_html(html: str, send_id: str) -> str:
-    """THE place where open and click tracking rewrites a campaign message's HTML (the
-    open pixel, signed click redirects: `lib/tracking/`). Untracked for now."""
-    return html
+# -- cancel ----------------------------------------------------------------------------------
+
+
+async def cancel_queued(ctx: MutationCtx, campaign_id: str, now: float) -> bool:
+    """Fail up to `CANCEL_BATCH` of a cancelled campaign's `queued` sends (CANCELLED,
+    counted as failed); whether some may be left."""
+    campaign = await ctx.db.get(campaign_id)
+    if campaign is None or campaign["status"] != CampaignStatus.CANCELLED:
+        return False
+    rows = await _in_status(ctx, campaign_id, SendStatus.QUEUED, None, CANCEL_BATCH)
+    for row in rows:
+        await _fail(ctx, row, "CANCELLED", "The campaign was cancelled before this send", now)
+    if rows:
+        await _count(ctx, campaign_id, now, failed=len(rows))
+    return len(rows) == CANCEL_BATCH
 
 
 # -- recovery --------------------------------------------------------------------------------

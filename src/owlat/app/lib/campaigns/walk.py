@@ -171,6 +171,22 @@ async def _has_send(ctx: QueryCtx, campaign_id: str, contact_id: str) -> bool:
     return found is not None
 
 
+FEEDBACK_COUNTERS = (
+    "delivered", "opened", "humanOpened", "clicked", "bounced", "hardBounced", "softBounced",
+    "complained",
+)  # fmt: skip
+
+
+async def count_feedback(
+    ctx: MutationCtx, send: Mapping[str, Any], counter: str, delta: int
+) -> None:
+    """Move the campaign's `counter` (one of `FEEDBACK_COUNTERS`) by `delta`: the send
+    table counter of `emailSends` (`lib/sending/send_tables.py`)."""
+    stats = await stats_of(ctx, send["campaignId"])
+    if stats is not None:
+        await ctx.db.patch(stats["_id"], {counter: (stats.get(counter) or 0) + delta})
+
+
 def pending(job: Mapping[str, Any], stats: Mapping[str, Any]) -> int:
     """Sends created and not yet sent, failed or suppressed."""
     return int(job["enqueued"] - stats["sent"] - stats["failed"] - stats["suppressed"])

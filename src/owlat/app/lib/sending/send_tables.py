@@ -7,6 +7,10 @@ plugs in with one `SendTable` line in `SEND_TABLES`; its rows need the fields of
 `transactionalSends` that the lifecycle reads and writes (organizationId, email,
 contactId?, kind, status, the timestamps, counters and provider fields of §10.1) and a
 `by_provider_message_id` index on `providerMessageId`.
+
+    transactionalSends  transactional, automation and test sends: no parent counters
+    emailSends          campaign sends: the campaign's `campaignStats` counters
+                        (`campaigns.walk.count_feedback`); provenance `campaignId`
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from owlat.app.lib.campaigns.walk import count_feedback
 from owlat.runtime import MutationCtx, QueryCtx
 
 # (ctx, send row, counter, delta): counters of the table's parent (a campaign's stats),
@@ -32,7 +37,11 @@ class SendTable:
 
 
 SEND_TABLES: dict[str, SendTable] = {
-    table.name: table for table in (SendTable("transactionalSends"),)
+    table.name: table
+    for table in (
+        SendTable("transactionalSends"),
+        SendTable("emailSends", count=count_feedback, source_field="campaignId"),
+    )
 }
 
 
