@@ -46,6 +46,37 @@ const routes: RouteRecordRaw[] = [
         meta: { title: "Members" },
       },
       {
+        path: "lists",
+        component: () => import("./views/MailingListsView.vue"),
+        meta: { title: "Mailing lists" },
+      },
+      {
+        path: "lists/:listId",
+        component: () => import("./views/MailingListView.vue"),
+        meta: { title: "Mailing list" },
+        props: true,
+      },
+      {
+        path: "properties",
+        component: () => import("./views/PropertiesView.vue"),
+        meta: { title: "Custom properties" },
+      },
+      {
+        path: "suppression",
+        component: () => import("./views/SuppressionView.vue"),
+        meta: { title: "Suppression list" },
+      },
+      {
+        path: "api-keys",
+        component: () => import("./views/ApiKeysView.vue"),
+        meta: { title: "API keys" },
+      },
+      {
+        path: "settings",
+        component: () => import("./views/SettingsView.vue"),
+        meta: { title: "Settings" },
+      },
+      {
         path: "organizations/new",
         component: () => import("./views/CreateOrganization.vue"),
         meta: { title: "New organization" },

@@ -1,0 +1,319 @@
+"""The dashboard's audience and organization screens in a real browser against the real
+server: API keys (the secret shown once, copied, revoked), custom properties, mailing lists
+(live member counts, double opt-in, the list's members), the suppression list and the
+organization settings; each updates live, hides what an editor cannot do, logs no console
+error and passes axe-core (screenshots in `.artifacts/web/<test>/`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from owlat.app.lib.tokens import token_hash
+from owlat.runtime.testing import in_mutation, in_query
+from tests.app.conftest import Site
+from tests.web.conftest import Screens, new_page
+from tests.web.test_dashboard import add_contact, cell, sign_up
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Locator, Page
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def owner_page(browser: Browser, site: Site, screens: Screens) -> Page:
+    """Ada, signed up, owner of the new organization Acme Mail (slug acme-mail)."""
+    page = await new_page(browser, screens)
+    await page.goto(site.site_url + "/auth/sign-up")
+    await sign_up(page, "Ada Lovelace", "ada@example.com")
+    await page.wait_for_url("**/organizations/new")
+    await page.get_by_label("Organization name").fill("Acme Mail")
+    await page.get_by_role("button", name="Create organization").click()
+    await page.get_by_text("No contacts yet.").wait_for()
+    return page
+
+
+async def editor_page(browser: Browser, site: Site, screens: Screens) -> Page:
+    """Eddie, signed up and made an editor of Acme Mail (a member row written directly:
+    the invitation path has its own test), on the contacts screen."""
+    page = await new_page(browser, screens)
+    await page.goto(site.site_url + "/auth/sign-up")
+    await sign_up(page, "Eddie Editor", "editor@example.com")
+    await page.wait_for_url("**/organizations/new")
+
+    async def join(ctx: Any) -> None:
+        organization = await (
+            ctx.db.query("organizations")
+            .with_index("by_slug", lambda q: q.eq("slug", "acme-mail"))
+            .unique()
+        )
+        user = await (
+            ctx.db.query("users")
+            .with_index("by_email", lambda q: q.eq("email", "editor@example.com"))
+            .unique()
+        )
+        await ctx.db.insert(
+            "members",
+            {
+                "organizationId": organization["_id"],
+                "userId": user["_id"],
+                "role": "editor",
+                "createdAt": 0.0,
+            },
+        )
+
+    await in_mutation(site.application, join)
+    await page.goto(site.site_url + "/contacts")
+    await page.get_by_role("button", name="Acme Mail: switch organization").wait_for()
+    return page
+
+
+async def go(page: Page, section: str) -> None:
+    """Open a section from the navigation (no reload)."""
+    await page.get_by_role("navigation", name="Sections").get_by_role("link", name=section).click()
+    await page.get_by_role("heading", name=section, level=1).wait_for()
+
+
+async def choose(page: Page, scope: Page | Locator, label: str, option: str) -> None:
+    """Pick `option` in the select labelled `label` (a click on its field opens the menu)."""
+    combobox = page.get_by_role("combobox", name=label)  # inside the field: relative to it
+    await scope.locator(".v-field", has=combobox).click()
+    await page.get_by_role("option", name=option, exact=True).click()
+
+
+async def test_api_keys(browser: Browser, dashboard_site: Site, screens: Screens) -> None:
+    site = dashboard_site
+    page = await owner_page(browser, site, screens)
+    await page.context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=site.site_url
+    )
+    await go(page, "API keys")
+    await page.get_by_text("No API keys yet.").wait_for()
+    await screens.check(page, "api-keys-empty")
+
+    await page.get_by_role("button", name="New API key").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Key name").fill("Zapier")
+    await dialog.get_by_label("events:write").check()
+    await screens.check(page, "api-key-dialog")
+    await dialog.get_by_role("button", name="Create key").click()
+    shown = dialog.get_by_label("The new API key")
+    await shown.wait_for()
+    secret = (await shown.text_content() or "").strip()
+    assert secret.startswith("lm_live_") and len(secret) == 40
+    await dialog.get_by_role("button", name="Copy the API key").click()
+    await dialog.get_by_text("Copied").wait_for()
+    assert await page.evaluate("navigator.clipboard.readText()") == secret
+    await screens.check(page, "api-key-created")
+
+    # the key shown is the one stored (by hash), with the scopes chosen
+    async def stored(ctx: Any) -> list[dict[str, Any]]:
+        return [dict(key) for key in await ctx.db.query("apiKeys").collect()]
+
+    (key,) = await in_query(site.application, stored)
+    assert key["keyHash"] == token_hash(secret)
+    assert key["scopes"] == ["contacts:read", "contacts:write", "events:write"]
+
+    # once closed, the secret is gone from the page: the list shows it masked
+    await dialog.get_by_role("button", name="Done").click()
+    await cell(page, "Zapier").wait_for()
+    await page.get_by_text(secret).wait_for(state="detached")
+    assert await page.get_by_role("cell", name=secret[:16] + "•" * 24).count() == 1
+
+    # a key made elsewhere shows up live; revoking shows at once
+    other = screens.watch(await page.context.new_page())
+    await other.goto(site.site_url + "/api-keys")
+    await cell(other, "Zapier").wait_for()
+    await page.get_by_role("button", name="New API key").click()
+    await dialog.get_by_label("Key name").fill("Backups")
+    await dialog.get_by_role("button", name="Create key").click()
+    await dialog.get_by_label("The new API key").wait_for()
+    await dialog.get_by_role("button", name="Done").click()
+    await cell(other, "Backups").wait_for(timeout=1000)
+    await other.get_by_role("button", name="Revoke Zapier").click()
+    await other.get_by_role("dialog").get_by_role("button", name="Revoke").click()
+    row = page.get_by_role("row").filter(has_text="Zapier")
+    await row.get_by_role("cell", name="Revoked").wait_for(timeout=1000)
+    assert await page.get_by_role("button", name="Revoke Zapier").count() == 0
+    await screens.check(page, "api-keys")
+
+    # an editor has no API keys section, and the page says why
+    editor = await editor_page(browser, site, screens)
+    sections = editor.get_by_role("navigation", name="Sections")
+    await sections.get_by_role("link", name="Contacts").wait_for()
+    assert await sections.get_by_role("link", name="API keys").count() == 0
+    await editor.goto(site.site_url + "/api-keys")
+    await editor.get_by_text("Only owners and admins manage").wait_for()
+    assert await editor.get_by_role("button", name="New API key").count() == 0
+    await screens.check(editor, "api-keys-editor")
+    assert screens.errors == []
+
+
+async def test_custom_properties_and_mailing_lists(
+    browser: Browser, dashboard_site: Site, screens: Screens
+) -> None:
+    site = dashboard_site
+    page = await owner_page(browser, site, screens)
+    await add_contact(page, "grace@example.com", "Grace")
+    await cell(page, "grace@example.com").wait_for()  # its dialog closed
+    await add_contact(page, "linus@example.com", "Linus")
+    await cell(page, "linus@example.com").wait_for()
+
+    # custom properties: the key follows the label; rename; delete
+    await go(page, "Custom properties")
+    await page.get_by_text("No custom properties yet.").wait_for()
+    await page.get_by_role("button", name="New property").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Label").fill("Company size")
+    assert await dialog.get_by_label("Key").input_value() == "company_size"
+    await choose(page, dialog, "Type", "Number")
+    await screens.check(page, "property-dialog")
+    await dialog.get_by_role("button", name="Add property").click()
+    await cell(page, "company_size").wait_for()
+    await cell(page, "Number").wait_for()
+    await page.get_by_role("button", name="New property").click()
+    await dialog.get_by_label("Label").fill("Plan")
+    await dialog.get_by_role("button", name="Add property").click()
+    await cell(page, "plan").wait_for()
+    await page.get_by_role("button", name="Rename Plan").click()
+    await dialog.get_by_label("Label").fill("Pricing plan")
+    await dialog.get_by_role("button", name="Save").click()
+    await cell(page, "Pricing plan").wait_for()
+    await page.get_by_role("button", name="New property").click()  # a duplicate key
+    await dialog.get_by_label("Label").fill("Plan")
+    await dialog.get_by_role("button", name="Add property").click()
+    await dialog.get_by_text('A property with key "plan"').wait_for()
+    await dialog.get_by_role("button", name="Cancel").click()
+    await screens.check(page, "properties")
+    await page.get_by_role("button", name="Delete Company size").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    await cell(page, "company_size").wait_for(state="detached")
+
+    # mailing lists: create with double opt-in; counts live in another tab
+    await go(page, "Mailing lists")
+    await page.get_by_text("No mailing lists yet.").wait_for()
+    await page.get_by_role("button", name="New list").click()
+    await dialog.get_by_label("List name").fill("Weekly digest")
+    await dialog.get_by_label("Description").fill("Our best links, every Monday")
+    assert await dialog.get_by_label("Double opt-in").is_checked()
+    await screens.check(page, "list-dialog")
+    await dialog.get_by_role("button", name="Create list").click()
+    await page.get_by_role("link", name="Weekly digest").wait_for()
+    lists = screens.watch(await page.context.new_page())
+    await lists.goto(site.site_url + "/lists")
+    digest = lists.get_by_role("row").filter(has_text="Weekly digest")
+    await digest.get_by_role("cell", name="Yes").wait_for()
+
+    await page.get_by_role("link", name="Weekly digest").click()
+    await page.get_by_role("heading", name="Weekly digest").wait_for()
+    await page.get_by_text("No members.").wait_for()
+    # Grace without confirmation, Linus with: one member, one awaiting
+    for email, skip in (("grace@example.com", True), ("linus@example.com", False)):
+        await page.get_by_role("button", name="Add contact").click()
+        await dialog.get_by_role("combobox", name="Contact").fill(email[:4])
+        await page.get_by_role("option", name=email).click()
+        if skip:
+            await dialog.get_by_label("Subscribe without asking for confirmation").check()
+        await dialog.get_by_role("button", name="Add to list").click()
+        await cell(page, email).wait_for()
+    await page.get_by_text("1 members, 1 awaiting confirmation").wait_for()
+    await digest.get_by_role("cell", name="1").first.wait_for(timeout=1000)
+    assert (await digest.get_by_role("cell").all_inner_texts())[1:4] == ["1", "1", "Yes"]
+    await page.get_by_role("button", name="Awaiting confirmation", exact=True).click()
+    await cell(page, "grace@example.com").wait_for(state="detached")
+    await screens.check(page, "list-detail")
+    await page.get_by_role("button", name="All", exact=True).click()
+    await page.get_by_role("button", name="Remove grace@example.com from the list").click()
+    await cell(page, "grace@example.com").wait_for(state="detached")
+    await digest.get_by_role("cell").nth(1).filter(has_text="0").wait_for(timeout=1000)
+
+    # edit: double opt-in off, seen in the other tab
+    await page.get_by_role("button", name="Edit list").click()
+    await dialog.get_by_label("Double opt-in").uncheck()
+    await dialog.get_by_role("button", name="Save").click()
+    await page.get_by_text("double opt-in off").wait_for()
+    await digest.get_by_role("cell", name="No").wait_for(timeout=1000)
+    await screens.check(lists, "lists")
+
+    # an editor curates lists but does not define properties
+    editor = await editor_page(browser, site, screens)
+    await go(editor, "Custom properties")
+    await cell(editor, "Pricing plan").wait_for()
+    assert await editor.get_by_role("button", name="New property").count() == 0
+    assert await editor.get_by_role("button", name="Delete Pricing plan").count() == 0
+    await go(editor, "Mailing lists")
+    await editor.get_by_role("link", name="Weekly digest").wait_for()
+    assert await editor.get_by_role("button", name="New list").count() == 1
+    await screens.check(editor, "lists-editor")
+    assert screens.errors == []
+
+
+async def test_suppression_list_and_settings(
+    browser: Browser, dashboard_site: Site, screens: Screens
+) -> None:
+    site = dashboard_site
+    page = await owner_page(browser, site, screens)
+    other = screens.watch(await page.context.new_page())
+
+    await go(page, "Suppression list")
+    await page.get_by_text("No blocked addresses.").wait_for()
+    await other.goto(site.site_url + "/suppression")
+    await other.get_by_text("No blocked addresses.").wait_for()
+    await page.get_by_role("button", name="Block an address").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Email").fill("Spam.Trap@Example.com")
+    await dialog.get_by_label("Notes").fill("a known spam trap")
+    await dialog.get_by_role("button", name="Block").click()
+    await cell(page, "spam.trap@example.com").wait_for()
+    await cell(other, "spam.trap@example.com").wait_for(timeout=1000)
+    manual = other.locator(".v-card").filter(has_text="Blocked by hand")
+    await manual.get_by_text("1", exact=True).wait_for(timeout=1000)
+    await page.get_by_role("button", name="Block an address").click()  # twice: refused
+    await dialog.get_by_label("Email").fill("spam.trap@example.com")
+    await dialog.get_by_role("button", name="Block").click()
+    await dialog.get_by_text("spam.trap@example.com is already blocked").wait_for()
+    await dialog.get_by_role("button", name="Cancel").click()
+    await screens.check(page, "suppression")
+    await choose(page, page, "Reason", "Bounced")
+    await page.get_by_text("No blocked addresses.").wait_for()
+    await choose(page, page, "Reason", "All reasons")
+    await other.get_by_role("button", name="Unblock spam.trap@example.com").click()
+    await cell(page, "spam.trap@example.com").wait_for(state="detached", timeout=1000)
+
+    # settings: saved here, seen live in the other tab; a bad color is refused
+    await go(page, "Settings")
+    await other.goto(site.site_url + "/settings")
+    await other.get_by_label("Default from name").wait_for()
+    await page.get_by_label("Default from name").fill("Acme Newsletter")
+    await page.get_by_label("Default from address").fill("news@acme.example")
+    await page.get_by_label("Postal address").fill("1 Main Street, Springfield")
+    await page.get_by_label("Primary color").fill("#123abc")
+    await page.get_by_role("button", name="Save settings").click()
+    await page.get_by_text("Settings saved.").wait_for()
+    other_name = other.get_by_label("Default from name")
+    for _ in range(20):
+        if await other_name.input_value() == "Acme Newsletter":
+            break
+        await other.wait_for_timeout(50)
+    assert await other_name.input_value() == "Acme Newsletter"
+    assert await other.get_by_label("Primary color").input_value() == "#123abc"
+    await page.get_by_label("Text color").fill("blue")
+    await page.get_by_role("button", name="Save settings").click()
+    await page.get_by_text("textColor must be a color like #1a2b3c").wait_for()
+    await page.get_by_role("button", name="Discard changes").click()
+    assert await page.get_by_label("Text color").input_value() == ""
+    await screens.check(page, "settings")
+
+    # an editor sees both, changes neither
+    editor = await editor_page(browser, site, screens)
+    await go(editor, "Suppression list")
+    await editor.get_by_text("No blocked addresses.").wait_for()
+    assert await editor.get_by_role("button", name="Block an address").count() == 0
+    await go(editor, "Settings")
+    await editor.get_by_text("Only owners and admins change").wait_for()
+    assert await editor.get_by_label("Default from name").input_value() == "Acme Newsletter"
+    assert await editor.get_by_label("Default from name").is_disabled()
+    assert await editor.get_by_role("button", name="Save settings").count() == 0
+    await screens.check(editor, "settings-editor")
+    assert screens.errors == []
