@@ -41,6 +41,17 @@ const routes: RouteRecordRaw[] = [
         meta: { title: "Contacts" },
       },
       {
+        path: "contacts/import",
+        component: () => import("./views/ImportView.vue"),
+        meta: { title: "Import contacts" },
+      },
+      {
+        path: "contacts/:contactId",
+        component: () => import("./views/ContactView.vue"),
+        meta: { title: "Contact" },
+        props: true,
+      },
+      {
         path: "members",
         component: () => import("./views/MembersView.vue"),
         meta: { title: "Members" },

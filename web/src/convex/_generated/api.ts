@@ -77,6 +77,11 @@ export type PublicApi = {
         maximumBytesRead?: number;
       };
     }, any>;
+    /** `contactImports:exportCsvPage`: A page of the active organization's live contacts as CSV rows (`exportPage`'s shape), for the dashboard's export; admins only (`imports:manage`), at most `EXPORT_PAGE_MAX` rows a page. */
+    exportCsvPage: FunctionReference<"query", "public", {
+      cursor: string | null;
+      numItems: number;
+    }, any>;
     /** `contactImports:generateUploadUrl`: A URL to POST the CSV file to (the reply holds its `storageId`). */
     generateUploadUrl: FunctionReference<"mutation", "public", Record<string, never>, any>;
     /** `contactImports:get`: The import with its progress, or None (unknown or another organization's). */
