@@ -6,18 +6,25 @@ error and passes axe-core (screenshots in `.artifacts/web/<test>/`)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from owlat.app.lib.tokens import token_hash
+from owlat.cli._shared import dashboard
+from owlat.config import Settings
 from owlat.runtime.testing import in_mutation, in_query
-from tests.app.conftest import Site
-from tests.web.conftest import Screens, new_page
+from tests.app.conftest import Site, start_site
+from tests.app.domains.dns_server import DnsServer
+from tests.web.conftest import BUILD, Screens, new_page
 from tests.web.test_dashboard import add_contact, cell, sign_up
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Locator, Page
+
+    from owlat.runtime.server import WebApp
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -440,4 +447,178 @@ async def test_contact_detail_import_and_export(
     assert await editor.get_by_role("link", name="Import CSV").count() == 0
     await editor.goto(site.site_url + "/contacts/import")
     await editor.get_by_text("Only owners and admins import contacts.").wait_for()
+    assert screens.errors == []
+
+
+@pytest.fixture
+async def mail_site(tmp_path: Path, built_web: Path) -> AsyncIterator[tuple[Site, DnsServer]]:
+    """`dashboard_site` whose DNS checks ask a DNS server of the test's own."""
+
+    def web(client_url: str) -> WebApp | None:
+        return dashboard("owlat.app", Settings(web_dir=BUILD), client_url)
+
+    with DnsServer.running() as dns:
+        options = {"dns_nameservers": (("127.0.0.1", dns.port),)}
+        async with start_site(tmp_path, web=web, **options) as site:
+            yield site, dns
+
+
+async def test_sending_domains_and_email_providers(
+    browser: Browser, mail_site: tuple[Site, DnsServer], screens: Screens
+) -> None:
+    site, dns = mail_site
+    page = await owner_page(browser, site, screens)
+    await page.context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=site.site_url
+    )
+    dialog = page.get_by_role("dialog")
+    await go(page, "Sending domains")
+    await page.get_by_text("No sending domains yet.").wait_for()
+    await page.get_by_role("button", name="Add domain").click()
+    await dialog.get_by_label("Domain").fill("mail.acme-mail.com")
+    await dialog.get_by_role("button", name="Add domain").click()
+    await page.get_by_role("heading", name="mail.acme-mail.com").wait_for()
+    records = page.get_by_role("table", name="DNS records")
+    for label in ("DKIM", "DMARC"):  # no SPF: no relay with an SPF include yet
+        await records.get_by_role("cell", name=label, exact=True).wait_for()
+    await page.get_by_text("pending", exact=True).wait_for()
+    other = screens.watch(await page.context.new_page())
+    await other.goto(site.site_url + "/domains")
+    row = other.get_by_role("row").filter(has_text="mail.acme-mail.com")
+    await row.get_by_text("pending").wait_for()
+
+    # the copy buttons copy what the server issued
+    async def issued(ctx: Any) -> dict[str, Any]:
+        (domain,) = await ctx.db.query("domains").collect()
+        return dict(domain["dnsRecords"])
+
+    dkim = (await in_query(site.application, issued))["dkim"][0]
+    await page.get_by_role("button", name="Copy the value of the DKIM record").click()
+    assert await page.evaluate("navigator.clipboard.readText()") == dkim["value"]
+    await page.get_by_role("button", name="Copy all records as a zone file").click()
+    zone = await page.evaluate("navigator.clipboard.readText()")
+    assert f"{dkim['host']}.mail.acme-mail.com. 3600 IN TXT" in zone
+    await screens.check(page, "domain-pending")
+
+    # published, checked: verified here and in the other tab's list, live
+    dns.publish(*zone.splitlines())
+    await page.get_by_role("button", name="Check now").click()
+    await page.get_by_text("verified", exact=True).wait_for()
+    await records.get_by_role("cell", name="found").first.wait_for()
+    await row.get_by_text("verified").wait_for(timeout=1000)
+    await screens.check(page, "domain-verified")
+    await screens.check(other, "domains")
+
+    # providers: the SMTP relay; its password is never shown back
+    await go(page, "Email providers")
+    await page.get_by_text("No email provider configured yet.").wait_for()
+    await page.get_by_role("button", name="Set up SMTP relay").click()
+    await dialog.get_by_label("Host").fill("smtp.acme.example")
+    await dialog.get_by_label("Port").fill("2525")
+    await dialog.get_by_label("Username").fill("acme")
+    await dialog.get_by_label("Password").fill("s3cret-relay-password")
+    await screens.check(page, "provider-dialog")
+    await dialog.get_by_role("button", name="Save").click()
+    smtp = page.get_by_role("row").filter(has_text="SMTP relay")
+    await smtp.get_by_text("host: smtp.acme.example").wait_for()
+    await smtp.get_by_text("password: set").wait_for()
+    assert await page.get_by_text("s3cret-relay-password").count() == 0
+    assert await page.get_by_role("button", name="Set up SMTP relay").count() == 0
+    await screens.check(page, "providers")
+    await page.get_by_role("button", name="Edit SMTP relay").click()
+    assert await dialog.get_by_label("Password").input_value() == ""
+    assert await dialog.get_by_label("Host").input_value() == "smtp.acme.example"
+    await dialog.get_by_role("button", name="Cancel").click()
+
+    # an editor sees the domain and the provider, changes neither
+    editor = await editor_page(browser, site, screens)
+    await go(editor, "Sending domains")
+    await editor.get_by_role("link", name="mail.acme-mail.com").click()
+    await editor.get_by_role("heading", name="mail.acme-mail.com").wait_for()
+    assert await editor.get_by_role("button", name="Remove domain").count() == 0
+    await go(editor, "Email providers")
+    await editor.get_by_role("cell", name="SMTP relay").wait_for()
+    assert await editor.get_by_role("button", name="Edit SMTP relay").count() == 0
+    assert await editor.get_by_role("button", name="Set up Resend").count() == 0
+
+    await page.get_by_role("button", name="Remove SMTP relay").click()
+    await dialog.get_by_role("button", name="Remove").click()
+    await editor.get_by_text("No email provider configured yet.").wait_for(timeout=1000)
+    assert screens.errors == []
+
+
+async def test_segment_builder_counts_live(
+    browser: Browser, dashboard_site: Site, screens: Screens
+) -> None:
+    site = dashboard_site
+    page = await owner_page(browser, site, screens)
+    for email, first in (
+        ("grace@example.com", "Grace"),
+        ("linus@example.com", "Linus"),
+        ("alan@other.example", "Alan"),
+    ):
+        await add_contact(page, email, first)
+        await cell(page, email).wait_for()
+
+    await go(page, "Segments")
+    await page.get_by_text("No segments yet.").wait_for()
+    await page.get_by_role("link", name="New segment").click()
+    await page.get_by_role("heading", name="New segment").wait_for()
+    await page.get_by_label("Segment name").fill("Friends of the lab")
+    count = page.get_by_role("status", name="Matching contacts")
+    rows = page.locator(".condition")
+    await rows.nth(0).get_by_label("Value").fill("example")
+    await count.filter(has_text="3 contacts match").wait_for()
+
+    # a nested group: Grace or Alan
+    await page.get_by_role("button", name="Add group").click()
+    group = page.get_by_role("group", name="Group at level 2")
+    await group.get_by_role("button", name="any").click()
+    await choose(page, rows.nth(1), "Field", "First name")
+    await choose(page, rows.nth(1), "Operator", "is")
+    await rows.nth(1).get_by_label("Value").fill("Grace")
+    await count.filter(has_text="1 contact matches").wait_for()
+    await group.get_by_role("button", name="Add condition").click()
+    await choose(page, rows.nth(2), "Field", "First name")
+    await choose(page, rows.nth(2), "Operator", "is")
+    await rows.nth(2).get_by_label("Value").fill("Alan")
+    await count.filter(has_text="2 contacts match").wait_for()
+    await screens.check(page, "segment-builder")
+
+    # a bad condition says why instead of a count
+    await rows.nth(0).get_by_label("Value").fill("")
+    await count.filter(has_text="needs a non-empty text value").wait_for()
+    await rows.nth(0).get_by_label("Value").fill("example")
+    await count.filter(has_text="2 contacts match").wait_for()
+
+    # a contact added elsewhere is counted live
+    other = screens.watch(await page.context.new_page())
+    await other.goto(site.site_url + "/contacts")
+    await add_contact(other, "grace.h@example.com", "Grace")
+    await count.filter(has_text="3 contacts match").wait_for(timeout=1000)
+
+    await page.get_by_role("button", name="Save segment").click()
+    await page.wait_for_url("**/segments")
+    saved = page.get_by_role("row").filter(has_text="Friends of the lab")
+    await saved.get_by_role("cell", name="3").wait_for()
+    await other.get_by_role("button", name="Delete alan@other.example").click()
+    await other.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    await saved.get_by_role("cell", name="2").wait_for(timeout=1000)
+    await screens.check(page, "segments")
+
+    # reopened: the tree as saved; an editor reads it and cannot change it
+    await page.get_by_role("link", name="Friends of the lab").click()
+    await count.filter(has_text="2 contacts match").wait_for()
+    assert await page.locator(".condition").count() == 3
+    editor = await editor_page(browser, site, screens)
+    await go(editor, "Segments")
+    await editor.get_by_role("link", name="Friends of the lab").click()
+    matching = editor.get_by_role("status", name="Matching contacts")
+    await matching.filter(has_text="2 contacts match").wait_for()
+    assert await editor.get_by_role("button", name="Save segment").count() == 0
+    assert await editor.get_by_role("button", name="Add condition").count() == 0
+    assert await editor.get_by_label("Segment name").is_disabled()
+    await screens.check(editor, "segment-editor")
+    await go(editor, "Segments")
+    assert await editor.get_by_role("link", name="New segment").count() == 0
     assert screens.errors == []

@@ -68,6 +68,17 @@ const routes: RouteRecordRaw[] = [
         props: true,
       },
       {
+        path: "segments",
+        component: () => import("./views/SegmentsView.vue"),
+        meta: { title: "Segments" },
+      },
+      {
+        path: "segments/:segmentId",
+        component: () => import("./views/SegmentView.vue"),
+        meta: { title: "Segment" },
+        props: true,
+      },
+      {
         path: "properties",
         component: () => import("./views/PropertiesView.vue"),
         meta: { title: "Custom properties" },
@@ -76,6 +87,22 @@ const routes: RouteRecordRaw[] = [
         path: "suppression",
         component: () => import("./views/SuppressionView.vue"),
         meta: { title: "Suppression list" },
+      },
+      {
+        path: "domains",
+        component: () => import("./views/DomainsView.vue"),
+        meta: { title: "Sending domains" },
+      },
+      {
+        path: "domains/:domainId",
+        component: () => import("./views/DomainView.vue"),
+        meta: { title: "Sending domain" },
+        props: true,
+      },
+      {
+        path: "providers",
+        component: () => import("./views/ProvidersView.vue"),
+        meta: { title: "Email providers" },
       },
       {
         path: "api-keys",
