@@ -46,6 +46,7 @@ async def add_contact(page: Page, email: str, first_name: str = "") -> None:
     if first_name:
         await dialog.get_by_label("First name").fill(first_name)
     await dialog.get_by_role("button", name="Add contact").click()
+    await dialog.wait_for(state="hidden")  # added: the next dialog is a new one
 
 
 async def invitation_link(site: Site, email: str) -> str:

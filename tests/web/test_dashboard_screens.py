@@ -622,3 +622,55 @@ async def test_segment_builder_counts_live(
     await go(editor, "Segments")
     assert await editor.get_by_role("link", name="New segment").count() == 0
     assert screens.errors == []
+
+
+async def test_templates_preview_and_transactional_emails(
+    browser: Browser, dashboard_site: Site, screens: Screens
+) -> None:
+    site = dashboard_site
+    page = await owner_page(browser, site, screens)
+    dialog = page.get_by_role("dialog")
+    await go(page, "Templates")
+    await page.get_by_text("No templates yet.").wait_for()
+    await page.get_by_role("button", name="New template").click()
+    await dialog.get_by_label("Template name").fill("Welcome")
+    await dialog.get_by_label("Subject").fill("Hello {{firstName}}")
+    await dialog.get_by_role("button", name="Create template").click()
+    await page.get_by_role("heading", name="Welcome").wait_for()
+
+    # the server's rendering, personalized for a sample contact, in a sandboxed frame
+    await page.get_by_text("Subject: Hello").wait_for()
+    frame = page.get_by_title("Email preview")
+    assert await frame.get_attribute("sandbox") == ""
+    assert "<html" in (await frame.get_attribute("srcdoc") or "").lower()
+    desktop = await frame.bounding_box()
+    await page.get_by_role("button", name="Mobile").click()
+    mobile = await frame.bounding_box()
+    assert desktop is not None
+    assert mobile is not None
+    assert mobile["width"] < desktop["width"]
+    light = await frame.get_attribute("srcdoc")
+    await page.get_by_label("Dark mode").check()
+    assert await frame.get_attribute("srcdoc") != light
+    await screens.check(page, "template-preview")
+
+    # a change elsewhere shows at once
+    async def rename(ctx: Any) -> None:
+        (template,) = await ctx.db.query("emailTemplates").collect()
+        await ctx.db.patch(template["_id"], {"subject": "Welcome aboard"})
+
+    await in_mutation(site.application, rename)
+    await page.get_by_text("Subject: Welcome aboard").wait_for(timeout=1000)
+
+    await go(page, "Templates")
+    await page.get_by_role("link", name="Welcome").wait_for()
+    await page.get_by_role("searchbox", name="Search by name or subject").fill("nothing")
+    await page.get_by_text("No template matches “nothing”.").wait_for()
+    await page.get_by_role("searchbox", name="Search by name or subject").fill("welc")
+    await page.get_by_role("link", name="Welcome").wait_for()
+    await screens.check(page, "templates")
+
+    await go(page, "Transactional emails")
+    await page.get_by_text("No transactional emails yet.").wait_for()
+    await screens.check(page, "transactional-emails")
+    assert screens.errors == []

@@ -89,6 +89,22 @@ const routes: RouteRecordRaw[] = [
         meta: { title: "Suppression list" },
       },
       {
+        path: "templates",
+        component: () => import("./views/TemplatesView.vue"),
+        meta: { title: "Templates" },
+      },
+      {
+        path: "templates/:templateId",
+        component: () => import("./views/TemplateView.vue"),
+        meta: { title: "Template" },
+        props: true,
+      },
+      {
+        path: "transactional",
+        component: () => import("./views/TransactionalView.vue"),
+        meta: { title: "Transactional emails" },
+      },
+      {
         path: "domains",
         component: () => import("./views/DomainsView.vue"),
         meta: { title: "Sending domains" },
