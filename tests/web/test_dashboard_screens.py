@@ -290,6 +290,8 @@ async def test_suppression_list_and_settings(
 
     # settings: saved here, seen live in the other tab; a bad color is refused
     await go(page, "Settings")
+    sections = page.get_by_role("navigation", name="Sections")  # owlat serve: no outbox
+    assert await sections.get_by_role("link", name="Outbox (development)").count() == 0
     await other.goto(site.site_url + "/settings")
     await other.get_by_label("Default from name").wait_for()
     await page.get_by_label("Default from name").fill("Acme Newsletter")
@@ -673,4 +675,33 @@ async def test_templates_preview_and_transactional_emails(
     await go(page, "Transactional emails")
     await page.get_by_text("No transactional emails yet.").wait_for()
     await screens.check(page, "transactional-emails")
+    assert screens.errors == []
+
+
+@pytest.fixture
+async def development_site(tmp_path: Path, built_web: Path) -> AsyncIterator[Site]:
+    """`dashboard_site` as `owlat dev` runs it (the local outbox served)."""
+
+    def web(client_url: str) -> WebApp | None:
+        return dashboard("owlat.app", Settings(web_dir=BUILD), client_url)
+
+    async with start_site(tmp_path, web=web, development=True) as site:
+        yield site
+
+
+async def test_the_outbox_is_linked_in_development(
+    browser: Browser, development_site: Site, screens: Screens
+) -> None:
+    page = await owner_page(browser, development_site, screens)
+    await go(page, "Members")
+    await page.get_by_label("Email address").fill("editor@example.com")
+    await page.get_by_role("button", name="Invite").click()
+    link = page.get_by_role("navigation", name="Sections").get_by_role(
+        "link", name="Outbox (development)"
+    )
+    async with page.context.expect_page() as opened:
+        await link.click()
+    outbox = await opened.value
+    await outbox.get_by_text("editor@example.com").first.wait_for()
+    assert outbox.url == development_site.site_url + "/dev/outbox"
     assert screens.errors == []

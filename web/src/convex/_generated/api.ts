@@ -191,6 +191,10 @@ export type PublicApi = {
     }, any>;
   };
   dashboard: {
+    /** `dashboard:instance`: What the dashboard shows of this Owlat instance: whether it runs as `owlat dev` (then the local outbox at /dev/outbox is linked). Anyone may ask. */
+    instance: FunctionReference<"query", "public", Record<string, never>, {
+      development: boolean;
+    }>;
     /** `dashboard:viewer`: The signed-in user, their organizations and the active one (with role and permissions), or null when signed out. */
     viewer: FunctionReference<"query", "public", Record<string, never>, {
       user: {
