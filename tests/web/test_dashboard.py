@@ -18,7 +18,7 @@ import pytest
 
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Site, mail_text
-from tests.web.conftest import Screens, new_page
+from tests.web.conftest import Screens, new_page, settle
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page, Response
@@ -42,6 +42,8 @@ async def sign_up(page: Page, name: str, email: str) -> None:
 async def add_contact(page: Page, email: str, first_name: str = "") -> None:
     await page.get_by_role("button", name="New contact").click()
     dialog = page.get_by_role("dialog")
+    await dialog.wait_for()
+    await settle(page)
     await dialog.get_by_label("Email").fill(email)
     if first_name:
         await dialog.get_by_label("First name").fill(first_name)

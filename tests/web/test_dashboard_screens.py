@@ -18,7 +18,7 @@ from owlat.config import Settings
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Site, start_site
 from tests.app.domains.dns_server import DnsServer
-from tests.web.conftest import BUILD, Screens, new_page
+from tests.web.conftest import BUILD, Screens, new_page, settle
 from tests.web.test_dashboard import add_contact, cell, sign_up
 
 if TYPE_CHECKING:
@@ -100,6 +100,8 @@ async def test_api_keys(browser: Browser, dashboard_site: Site, screens: Screens
     await screens.check(page, "api-keys-empty")
 
     await page.get_by_role("button", name="New API key").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     dialog = page.get_by_role("dialog")
     await dialog.get_by_label("Key name").fill("Zapier")
     await dialog.get_by_label("events:write").check()
@@ -133,6 +135,8 @@ async def test_api_keys(browser: Browser, dashboard_site: Site, screens: Screens
     await other.goto(site.site_url + "/api-keys")
     await cell(other, "Zapier").wait_for()
     await page.get_by_role("button", name="New API key").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     await dialog.get_by_label("Key name").fill("Backups")
     await dialog.get_by_role("button", name="Create key").click()
     await dialog.get_by_label("The new API key").wait_for()
@@ -171,6 +175,8 @@ async def test_custom_properties_and_mailing_lists(
     await go(page, "Custom properties")
     await page.get_by_text("No custom properties yet.").wait_for()
     await page.get_by_role("button", name="New property").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     dialog = page.get_by_role("dialog")
     await dialog.get_by_label("Label").fill("Company size")
     assert await dialog.get_by_label("Key").input_value() == "company_size"
@@ -180,10 +186,14 @@ async def test_custom_properties_and_mailing_lists(
     await cell(page, "company_size").wait_for()
     await cell(page, "Number").wait_for()
     await page.get_by_role("button", name="New property").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     await dialog.get_by_label("Label").fill("Plan")
     await dialog.get_by_role("button", name="Add property").click()
     await cell(page, "plan").wait_for()
     await page.get_by_role("button", name="Rename Plan").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     await dialog.get_by_label("Label").fill("Pricing plan")
     await dialog.get_by_role("button", name="Save").click()
     await cell(page, "Pricing plan").wait_for()
@@ -201,6 +211,8 @@ async def test_custom_properties_and_mailing_lists(
     await go(page, "Mailing lists")
     await page.get_by_text("No mailing lists yet.").wait_for()
     await page.get_by_role("button", name="New list").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     await dialog.get_by_label("List name").fill("Weekly digest")
     await dialog.get_by_label("Description").fill("Our best links, every Monday")
     assert await dialog.get_by_label("Double opt-in").is_checked()
@@ -218,6 +230,8 @@ async def test_custom_properties_and_mailing_lists(
     # Grace without confirmation, Linus with: one member, one awaiting
     for email, skip in (("grace@example.com", True), ("linus@example.com", False)):
         await page.get_by_role("button", name="Add contact").click()
+        await page.get_by_role("dialog").wait_for()
+        await settle(page)
         await dialog.get_by_role("combobox", name="Contact").fill(email[:4])
         await page.get_by_role("option", name=email).click()
         if skip:
@@ -237,6 +251,8 @@ async def test_custom_properties_and_mailing_lists(
 
     # edit: double opt-in off, seen in the other tab
     await page.get_by_role("button", name="Edit list").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     await dialog.get_by_label("Double opt-in").uncheck()
     await dialog.get_by_role("button", name="Save").click()
     await page.get_by_text("double opt-in off").wait_for()
@@ -268,6 +284,8 @@ async def test_suppression_list_and_settings(
     await other.goto(site.site_url + "/suppression")
     await other.get_by_text("No blocked addresses.").wait_for()
     await page.get_by_role("button", name="Block an address").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     dialog = page.get_by_role("dialog")
     await dialog.get_by_label("Email").fill("Spam.Trap@Example.com")
     await dialog.get_by_label("Notes").fill("a known spam trap")
@@ -339,11 +357,15 @@ async def test_contact_detail_import_and_export(
     dialog = page.get_by_role("dialog")
     await go(page, "Custom properties")
     await page.get_by_role("button", name="New property").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     await dialog.get_by_label("Label").fill("Plan")
     await dialog.get_by_role("button", name="Add property").click()
     await cell(page, "plan").wait_for()
     await go(page, "Mailing lists")
     await page.get_by_role("button", name="New list").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     await dialog.get_by_label("List name").fill("Newsletter")
     await dialog.get_by_label("Double opt-in").uncheck()
     await dialog.get_by_role("button", name="Create list").click()
@@ -404,6 +426,8 @@ async def test_contact_detail_import_and_export(
     details = other.get_by_role("table", name="Details")
     await details.get_by_role("row", name="Name Grace").wait_for()
     await page.get_by_role("button", name="Edit contact").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     await dialog.get_by_label("Last name").fill("Hopper")
     await dialog.get_by_label("Plan").fill("enterprise")
     await screens.check(page, "contact-edit")
@@ -477,6 +501,8 @@ async def test_sending_domains_and_email_providers(
     await go(page, "Sending domains")
     await page.get_by_text("No sending domains yet.").wait_for()
     await page.get_by_role("button", name="Add domain").click()
+    await dialog.wait_for()
+    await settle(page)
     await dialog.get_by_label("Domain").fill("mail.acme-mail.com")
     await dialog.get_by_role("button", name="Add domain").click()
     await page.get_by_role("heading", name="mail.acme-mail.com").wait_for()
@@ -515,6 +541,8 @@ async def test_sending_domains_and_email_providers(
     await go(page, "Email providers")
     await page.get_by_text("No email provider configured yet.").wait_for()
     await page.get_by_role("button", name="Set up SMTP relay").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     await dialog.get_by_label("Host").fill("smtp.acme.example")
     await dialog.get_by_label("Port").fill("2525")
     await dialog.get_by_label("Username").fill("acme")
@@ -528,6 +556,8 @@ async def test_sending_domains_and_email_providers(
     assert await page.get_by_role("button", name="Set up SMTP relay").count() == 0
     await screens.check(page, "providers")
     await page.get_by_role("button", name="Edit SMTP relay").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     assert await dialog.get_by_label("Password").input_value() == ""
     assert await dialog.get_by_label("Host").input_value() == "smtp.acme.example"
     await dialog.get_by_role("button", name="Cancel").click()
@@ -635,6 +665,8 @@ async def test_templates_preview_and_transactional_emails(
     await go(page, "Templates")
     await page.get_by_text("No templates yet.").wait_for()
     await page.get_by_role("button", name="New template").click()
+    await page.get_by_role("dialog").wait_for()
+    await settle(page)
     await dialog.get_by_label("Template name").fill("Welcome")
     await dialog.get_by_label("Subject").fill("Hello {{firstName}}")
     await dialog.get_by_role("button", name="Create template").click()
