@@ -16,7 +16,15 @@ from owlat.runtime.application import Application
 from owlat.runtime.storage import store_file
 from owlat.runtime.storage.upload_tokens import UploadGrant
 from owlat.runtime.testing import in_mutation, in_query, open_test_app
-from tests.app.conftest import BASE_URL, FAST, Caller, signed_in, uploaded, with_organization
+from tests.app.conftest import (
+    BASE_URL,
+    FAST,
+    Caller,
+    owner_and_editor,
+    signed_in,
+    uploaded,
+    with_organization,
+)
 
 
 @pytest.fixture
@@ -640,6 +648,41 @@ async def test_export_page_round_trip(owlat: Application) -> None:
         internal=True,
     )
     assert [r[0] for r in rest.value["rows"]] == ["b@example.com"] and rest.value["isDone"]
+
+
+async def test_the_dashboard_exports_the_active_organization_page_by_page(
+    owlat: Application,
+) -> None:
+    owner, editor, _ = await owner_and_editor(owlat)
+    await owner.mutation(
+        "contactProperties:create", {"key": "plan", "label": "Plan", "type": "string"}
+    )
+    for email in ("a@example.com", "b@example.com", "c@example.com"):
+        await owner.mutation("contacts:createFromSession", {"email": email})
+    await owner.mutation("contacts:createFromSession", {"email": "gone@example.com"})
+    (gone,) = [
+        c
+        for c in (await owner.query("contacts:listFromSession", {"paginationOpts": PAGE}))["page"]
+        if c["email"] == "gone@example.com"
+    ]
+    await owner.mutation("contacts:delete", {"contactId": gone["_id"]})
+    other = await signed_in(owlat, "owner@other.example")  # another organization's contact
+    await with_organization(other, "other")
+    await other.mutation("contacts:createFromSession", {"email": "other@example.com"})
+
+    first = await owner.query("contactImports:exportCsvPage", {"cursor": None, "numItems": 2})
+    assert first["header"] == [*csv_import.EXPORT_COLUMNS, "plan", "unsubscribedAt"]
+    assert [row[0] for row in first["rows"]] == ["a@example.com", "b@example.com"]
+    rest = await owner.query(
+        "contactImports:exportCsvPage", {"cursor": first["continueCursor"], "numItems": 2}
+    )
+    assert [row[0] for row in rest["rows"]] == ["c@example.com"] and rest["isDone"]
+
+    with pytest.raises(ConvexError, match="Admin access required"):
+        await editor.query("contactImports:exportCsvPage", {"cursor": None, "numItems": 2})
+    for bad in (0, 1001, 2.5):
+        with pytest.raises(ConvexError, match="numItems must be 1 to 1000"):
+            await owner.query("contactImports:exportCsvPage", {"cursor": None, "numItems": bad})
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,15 @@
-"""dashboard:viewer — the dashboard frame's user, organizations, active role and permissions."""
+"""dashboard:viewer — the dashboard frame's user, organizations, active role and permissions;
+dashboard:instance — whether the instance runs as `owlat dev`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from owlat.app.lib import instance
 from owlat.runtime.application import Application
-from tests.app.conftest import owner_and_editor, signed_in, with_organization
+from tests.app.conftest import BASE_URL, FAST, owner_and_editor, signed_in, with_organization
 
 
 @pytest.fixture
@@ -63,3 +67,11 @@ async def test_roles_permissions_and_switching(owlat: Application) -> None:
     viewer = await editor.query("dashboard:viewer")
     assert viewer["organization"] is None
     assert [o["slug"] for o in viewer["organizations"]] == ["beta"]
+
+
+async def test_instance_says_whether_it_runs_as_owlat_dev(
+    owlat: Application, tmp_path: Path
+) -> None:
+    assert (await owlat.run_query("dashboard:instance", {})).value == {"development": False}
+    instance.configure(tmp_path, BASE_URL, **{**FAST, "development": True})
+    assert (await owlat.run_query("dashboard:instance", {})).value == {"development": True}

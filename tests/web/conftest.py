@@ -76,13 +76,20 @@ class Screens:
         desktop = page.viewport_size
         for label, size in (("desktop", DESKTOP), ("mobile", MOBILE)):
             await page.set_viewport_size(size)
-            await page.evaluate(_FINISH_TRANSITIONS)
+            await settle(page)
             violations = await page.evaluate(_AXE)
             assert violations == [], f"{name} ({label}): {violations}"
             await page.screenshot(
                 path=self.directory / f"{name}-{label}.png", full_page=True, animations="disabled"
             )
         await page.set_viewport_size(desktop or DESKTOP)
+
+
+async def settle(page: Page) -> None:
+    """Let the page's layout follow and its transitions end (a dialog focuses its
+    autofocus field when its opening transition ends: text typed earlier can land there)."""
+    await page.evaluate(_FINISH_TRANSITIONS)
+    await page.evaluate(_FINISH_TRANSITIONS)
 
 
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}

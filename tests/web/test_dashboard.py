@@ -18,7 +18,7 @@ import pytest
 
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Site, mail_text
-from tests.web.conftest import Screens, new_page
+from tests.web.conftest import Screens, new_page, settle
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page, Response
@@ -42,10 +42,13 @@ async def sign_up(page: Page, name: str, email: str) -> None:
 async def add_contact(page: Page, email: str, first_name: str = "") -> None:
     await page.get_by_role("button", name="New contact").click()
     dialog = page.get_by_role("dialog")
+    await dialog.wait_for()
+    await settle(page)
     await dialog.get_by_label("Email").fill(email)
     if first_name:
         await dialog.get_by_label("First name").fill(first_name)
     await dialog.get_by_role("button", name="Add contact").click()
+    await dialog.wait_for(state="hidden")  # added: the next dialog is a new one
 
 
 async def invitation_link(site: Site, email: str) -> str:

@@ -41,9 +41,94 @@ const routes: RouteRecordRaw[] = [
         meta: { title: "Contacts" },
       },
       {
+        path: "contacts/import",
+        component: () => import("./views/ImportView.vue"),
+        meta: { title: "Import contacts" },
+      },
+      {
+        path: "contacts/:contactId",
+        component: () => import("./views/ContactView.vue"),
+        meta: { title: "Contact" },
+        props: true,
+      },
+      {
         path: "members",
         component: () => import("./views/MembersView.vue"),
         meta: { title: "Members" },
+      },
+      {
+        path: "lists",
+        component: () => import("./views/MailingListsView.vue"),
+        meta: { title: "Mailing lists" },
+      },
+      {
+        path: "lists/:listId",
+        component: () => import("./views/MailingListView.vue"),
+        meta: { title: "Mailing list" },
+        props: true,
+      },
+      {
+        path: "segments",
+        component: () => import("./views/SegmentsView.vue"),
+        meta: { title: "Segments" },
+      },
+      {
+        path: "segments/:segmentId",
+        component: () => import("./views/SegmentView.vue"),
+        meta: { title: "Segment" },
+        props: true,
+      },
+      {
+        path: "properties",
+        component: () => import("./views/PropertiesView.vue"),
+        meta: { title: "Custom properties" },
+      },
+      {
+        path: "suppression",
+        component: () => import("./views/SuppressionView.vue"),
+        meta: { title: "Suppression list" },
+      },
+      {
+        path: "templates",
+        component: () => import("./views/TemplatesView.vue"),
+        meta: { title: "Templates" },
+      },
+      {
+        path: "templates/:templateId",
+        component: () => import("./views/TemplateView.vue"),
+        meta: { title: "Template" },
+        props: true,
+      },
+      {
+        path: "transactional",
+        component: () => import("./views/TransactionalView.vue"),
+        meta: { title: "Transactional emails" },
+      },
+      {
+        path: "domains",
+        component: () => import("./views/DomainsView.vue"),
+        meta: { title: "Sending domains" },
+      },
+      {
+        path: "domains/:domainId",
+        component: () => import("./views/DomainView.vue"),
+        meta: { title: "Sending domain" },
+        props: true,
+      },
+      {
+        path: "providers",
+        component: () => import("./views/ProvidersView.vue"),
+        meta: { title: "Email providers" },
+      },
+      {
+        path: "api-keys",
+        component: () => import("./views/ApiKeysView.vue"),
+        meta: { title: "API keys" },
+      },
+      {
+        path: "settings",
+        component: () => import("./views/SettingsView.vue"),
+        meta: { title: "Settings" },
       },
       {
         path: "organizations/new",

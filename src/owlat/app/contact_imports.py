@@ -264,14 +264,34 @@ async def progress(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None
 async def export_page(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """A page of the organization's live contacts as CSV rows, oldest first, with the
     header (`owlat contacts export` pages through them)."""
-    organization_id = args["organizationId"]
+    return await _export_page(ctx, args["organizationId"], args["cursor"], args["numItems"])
+
+
+EXPORT_PAGE_MAX = 1000
+
+
+@query(args={"cursor": v.union(v.string(), v.null()), "numItems": v.number()})
+async def export_csv_page(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """A page of the active organization's live contacts as CSV rows (`exportPage`'s shape),
+    for the dashboard's export; admins only (`imports:manage`), at most
+    `EXPORT_PAGE_MAX` rows a page."""
+    context = await get_mutation_context(ctx, require="imports:manage")
+    num_items = args["numItems"]
+    if not 1 <= num_items <= EXPORT_PAGE_MAX or num_items != int(num_items):
+        raise invalid("INVALID_PAGE_SIZE", f"numItems must be 1 to {EXPORT_PAGE_MAX}")
+    return await _export_page(ctx, context.team_id, args["cursor"], int(num_items))
+
+
+async def _export_page(
+    ctx: QueryCtx, organization_id: str, cursor: str | None, num_items: int
+) -> dict[str, Any]:
     definitions = await property_definitions(ctx, organization_id)
     types = {key: definitions[key]["type"] for key in sorted(definitions)}
     result = (
         await ctx.db.query("contacts")
         .with_index("by_org_created", lambda q: q.eq("organizationId", organization_id))
         .filter(lambda q: q.lt(q.field("deletedAt"), None))
-        .paginate({"numItems": args["numItems"], "cursor": args["cursor"]})
+        .paginate({"numItems": num_items, "cursor": cursor})
     )
     return {
         "header": csv_import.export_header([*types]),

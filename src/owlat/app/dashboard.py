@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app.lib.errors import AppError
+from owlat.app.lib.instance import current
 from owlat.app.lib.permissions import PERMISSIONS, has_permission
 from owlat.app.lib.session_organization import get_membership, get_session
 from owlat.runtime import QueryCtx, query, v
@@ -85,3 +86,10 @@ async def viewer(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
         "organizations": organizations,
         "organization": active,
     }
+
+
+@query(args={}, returns=v.object({"development": v.boolean()}))
+async def instance(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """What the dashboard shows of this Owlat instance: whether it runs as `owlat dev`
+    (then the local outbox at /dev/outbox is linked). Anyone may ask."""
+    return {"development": current().development}

@@ -174,3 +174,36 @@ export function failureText(failure: unknown): string {
   if (typeof data === "string") return data;
   return failure instanceof Error ? failure.message : String(failure);
 }
+
+export type Call<Args extends unknown[], Result> = {
+  /** Runs the call; resolves to its result, or undefined when it failed (see `error`). */
+  run: (...args: Args) => Promise<Result | undefined>;
+  busy: Ref<boolean>;
+  /** The last failure's text ("" after a success). */
+  error: Ref<string>;
+};
+
+/** A form's call to the server with its busy flag and error text, e.g.
+ * `const save = useCall(useConvexMutation(api.mailingLists.create))`. */
+export function useCall<Args extends unknown[], Result>(
+  call: (...args: Args) => Promise<Result>,
+): Call<Args, Result> {
+  const busy = ref(false);
+  const error = ref("");
+  return {
+    busy,
+    error,
+    async run(...args) {
+      busy.value = true;
+      error.value = "";
+      try {
+        return await call(...args);
+      } catch (failure) {
+        error.value = failureText(failure);
+        return undefined;
+      } finally {
+        busy.value = false;
+      }
+    },
+  };
+}

@@ -230,6 +230,11 @@ export type PublicApi = {
         maximumBytesRead?: number;
       };
     }, any>;
+    /** `contactImports:exportCsvPage`: A page of the active organization's live contacts as CSV rows (`exportPage`'s shape), for the dashboard's export; admins only (`imports:manage`), at most `EXPORT_PAGE_MAX` rows a page. */
+    exportCsvPage: FunctionReference<"query", "public", {
+      cursor: string | null;
+      numItems: number;
+    }, any>;
     /** `contactImports:generateUploadUrl`: A URL to POST the CSV file to (the reply holds its `storageId`). */
     generateUploadUrl: FunctionReference<"mutation", "public", Record<string, never>, any>;
     /** `contactImports:get`: The import with its progress, or None (unknown or another organization's). */
@@ -339,6 +344,10 @@ export type PublicApi = {
     }, any>;
   };
   dashboard: {
+    /** `dashboard:instance`: What the dashboard shows of this Owlat instance: whether it runs as `owlat dev` (then the local outbox at /dev/outbox is linked). Anyone may ask. */
+    instance: FunctionReference<"query", "public", Record<string, never>, {
+      development: boolean;
+    }>;
     /** `dashboard:viewer`: The signed-in user, their organizations and the active one (with role and permissions), or null when signed out. */
     viewer: FunctionReference<"query", "public", Record<string, never>, {
       user: {
