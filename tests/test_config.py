@@ -35,3 +35,34 @@ def test_bad_dns_nameservers_stop_the_start(
     monkeypatch.setenv("OWLAT_DNS_NAMESERVERS", value)
     with pytest.raises(SystemExit, match=message):
         Settings.from_env()
+
+
+def test_backup_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env().backup_schedule == ""
+    monkeypatch.setenv("OWLAT_BACKUP_SCHEDULE", "daily@03:30")
+    monkeypatch.setenv("OWLAT_BACKUP_KEEP", "14")
+    settings = Settings.from_env()
+    assert (settings.backup_schedule, settings.backup_keep, settings.backup_to) == (
+        "daily@03:30",
+        14,
+        "folder",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"OWLAT_BACKUP_SCHEDULE": "daily@25:00"}, "OWLAT_BACKUP_SCHEDULE: expected daily@HH:MM"),
+        ({"OWLAT_BACKUP_SCHEDULE": "every 0m"}, "or every N followed by s, m, h or d"),
+        ({"OWLAT_BACKUP_KEEP": "0"}, "OWLAT_BACKUP_KEEP must be between 1 and 100000, got 0"),
+        ({"OWLAT_BACKUP_TO": "ftp"}, "OWLAT_BACKUP_TO must be folder or s3, got 'ftp'"),
+        ({"OWLAT_BACKUP_TO": "s3"}, "OWLAT_BACKUP_TO=s3 needs a bucket: set OWLAT_STORAGE_BUCKET"),
+    ],
+)
+def test_bad_backup_settings_stop_the_start(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], message: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=message):
+        Settings.from_env()

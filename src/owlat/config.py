@@ -39,6 +39,27 @@ def _int_between(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def _backup_schedule(name: str) -> str:
+    from owlat.runtime.backups import BackupSchedule
+
+    text = os.environ.get(name, "").strip()
+    if text:
+        try:
+            BackupSchedule.parse(text)
+        except ValueError as error:
+            raise SystemExit(f"{name}: {error}") from None
+    return text
+
+
+def _backup_to(name: str, bucket: str) -> str:
+    value = os.environ.get(name, "").strip().lower() or "folder"
+    if value not in ("folder", "s3"):
+        raise SystemExit(f"{name} must be folder or s3, got {value!r}")
+    if value == "s3" and not bucket:
+        raise SystemExit(f"{name}=s3 needs a bucket: set OWLAT_STORAGE_BUCKET (and its endpoint)")
+    return value
+
+
 def _flag(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     if raw == "":
@@ -170,6 +191,14 @@ class Settings:
     # A token that may read /metrics (`Authorization: Bearer <token>`) besides the admin key,
     # for a Prometheus that should not hold the admin key. Empty: the admin key only.
     metrics_token: str = ""
+    # -- scheduled backups (runtime/backups.py), taken by `owlat serve/dev` --
+    # When: "daily@HH:MM" (UTC) or "every N<s|m|h|d>" (e.g. "every 6h"). Empty: no backups.
+    backup_schedule: str = ""
+    # How many backups to keep (older ones are deleted after each new one).
+    backup_keep: int = 7
+    # Where: "folder" (<data_dir>/backups) or "s3" (the storage bucket, under backup_prefix).
+    backup_to: str = "folder"
+    backup_prefix: str = "backups/"
     # Seconds a graceful stop (SIGTERM/SIGINT) gives in-flight requests, sync sockets'
     # mutations and running scheduled jobs to finish before they are cut.
     shutdown_timeout: int = 30
@@ -255,6 +284,10 @@ class Settings:
             scheduler_parallelism=_int("OWLAT_SCHEDULER_PARALLELISM", cls.scheduler_parallelism),
             metrics=_flag("OWLAT_METRICS", cls.metrics),
             metrics_token=env.get("OWLAT_METRICS_TOKEN", "").strip(),
+            backup_schedule=_backup_schedule("OWLAT_BACKUP_SCHEDULE"),
+            backup_keep=_int_between("OWLAT_BACKUP_KEEP", cls.backup_keep, 1, 100_000),
+            backup_to=_backup_to("OWLAT_BACKUP_TO", env.get("OWLAT_STORAGE_BUCKET", "").strip()),
+            backup_prefix=env.get("OWLAT_BACKUP_PREFIX", cls.backup_prefix).strip(),
             shutdown_timeout=_int_between("OWLAT_SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0, 3600),
             site_url=env.get("OWLAT_SITE_URL", "").strip(),
             app_url=env.get("OWLAT_APP_URL", "").strip(),

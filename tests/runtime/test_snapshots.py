@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,20 +25,8 @@ from owlat.runtime.snapshots import (
 from owlat.runtime.storage.blobstores import BlobStore
 from owlat.runtime.testing import in_mutation, open_test_app
 from owlat.runtime.types import Int64
-from tests.postgres import PostgresForTests
 
 FIXTURE_APP = "tests.fixtures.app"
-
-
-@pytest.fixture
-def target_url(request: pytest.FixtureRequest, database_url: str) -> Iterator[str]:
-    """A second, empty database of the same engine as `database_url`."""
-    if not database_url:
-        yield ""
-        return
-    postgres: PostgresForTests = request.getfixturevalue("postgres")
-    with postgres.schema() as url:
-        yield url
 
 
 @asynccontextmanager

@@ -17,9 +17,11 @@ from owlat.config import Settings
 if TYPE_CHECKING:
     from owlat.cli._remote import Remote
     from owlat.runtime.auth import TrustedIssuer
+    from owlat.runtime.backups import BackupPlan, BackupTarget
     from owlat.runtime.database.engine import Engine
     from owlat.runtime.server import WebApp
     from owlat.runtime.storage import FileStorage
+    from owlat.runtime.storage.blobstores import S3Settings
 
 # owlat.app's dashboard as `vite build` writes it (web/vite.config.ts), shipped in the wheel
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "web"
@@ -151,25 +153,51 @@ def engine(settings: Settings, data_dir: Path, *, memory_map: bool = True) -> En
     )
 
 
-def file_storage(settings: Settings, data_dir: Path, client_url: str) -> FileStorage:
-    from owlat.runtime.storage import open_file_storage
+def _s3_settings(settings: Settings, prefix: str) -> S3Settings:
     from owlat.runtime.storage.blobstores import S3Settings
 
-    s3 = None
-    if settings.storage_bucket:
-        s3 = S3Settings(
-            bucket=settings.storage_bucket,
-            endpoint_url=settings.storage_endpoint,
-            region=settings.storage_region,
-            access_key_id=settings.storage_access_key_id,
-            secret_access_key=settings.storage_secret_access_key,
-            prefix=settings.storage_prefix,
-        )
+    return S3Settings(
+        bucket=settings.storage_bucket,
+        endpoint_url=settings.storage_endpoint,
+        region=settings.storage_region,
+        access_key_id=settings.storage_access_key_id,
+        secret_access_key=settings.storage_secret_access_key,
+        prefix=prefix,
+    )
+
+
+def file_storage(settings: Settings, data_dir: Path, client_url: str) -> FileStorage:
+    from owlat.runtime.storage import open_file_storage
+
     return open_file_storage(
         data_dir,
         public_url=settings.public_url or client_url,
         signing_key=settings.storage_signing_key,
-        s3=s3,
+        s3=_s3_settings(settings, settings.storage_prefix) if settings.storage_bucket else None,
+    )
+
+
+def backup_target(settings: Settings, data_dir: Path) -> BackupTarget:
+    """Where backups go: `<data_dir>/backups`, or the storage bucket under the backup prefix."""
+    from owlat.runtime.backups import FOLDER, FolderTarget, S3Target
+
+    if settings.backup_to == "s3":
+        from owlat.runtime.storage.blobstores.s3 import S3BlobStore
+
+        return S3Target(S3BlobStore(_s3_settings(settings, settings.backup_prefix)))
+    return FolderTarget(data_dir / FOLDER)
+
+
+def backup_plan(settings: Settings, data_dir: Path) -> BackupPlan | None:
+    """The scheduled backups a server takes (None: OWLAT_BACKUP_SCHEDULE is empty)."""
+    from owlat.runtime.backups import BackupPlan, BackupSchedule
+
+    if not settings.backup_schedule:
+        return None
+    return BackupPlan(
+        BackupSchedule.parse(settings.backup_schedule),
+        settings.backup_keep,
+        backup_target(settings, data_dir),
     )
 
 

@@ -17,6 +17,7 @@ from owlat.cli._shared import (
     AppOption,
     DataDirOption,
     ExitCode,
+    backup_plan,
     dashboard,
     engine,
     epilog,
@@ -171,6 +172,7 @@ def _serve(
         scheduler_parallelism=settings.scheduler_parallelism,
         storage=file_storage(settings, data_dir, client_url),
         metrics=settings.metrics,
+        backups=backup_plan(settings, data_dir),
     )
     authenticator = Authenticator(
         (

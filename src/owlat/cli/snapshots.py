@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -23,6 +23,7 @@ from owlat.cli._shared import (
     CliError,
     DataDirOption,
     ExitCode,
+    backup_target,
     engine,
     epilog,
     file_storage,
@@ -34,7 +35,15 @@ from owlat.cli._shared import (
 if TYPE_CHECKING:
     from owlat.runtime.snapshots import SnapshotSummary
 
+_T = TypeVar("_T")
 commands = typer.Typer()
+backups = typer.Typer(no_args_is_help=True)
+commands.add_typer(
+    backups,
+    name="backup",
+    help="Backups as `owlat serve` takes them on OWLAT_BACKUP_SCHEDULE, on demand.",
+    epilog=epilog(["owlat backup now"], {ExitCode.OK: "done", ExitCode.USAGE: "bad usage"}),
+)
 
 _EXITS = {
     ExitCode.OK: "done",
@@ -149,6 +158,48 @@ def import_(
     )
 
 
+@backups.command(
+    "now",
+    epilog=epilog(
+        [
+            "owlat backup now",
+            "OWLAT_BACKUP_TO=s3 OWLAT_STORAGE_BUCKET=owlat owlat backup now",
+        ],
+        _EXITS,
+        "Writes owlat-backup-<UTC time>.zip where the scheduled backups go (OWLAT_BACKUP_TO: "
+        "<data dir>/backups, or the storage bucket under OWLAT_BACKUP_PREFIX), then keeps "
+        "the newest OWLAT_BACKUP_KEEP there. Read while servers keep serving.",
+    ),
+)
+def backup_now(data_dir: DataDirOption = None) -> None:
+    """Take a backup now (a snapshot ZIP named by its time), keeping the newest N."""
+    import time
+
+    from owlat.runtime.backups import take_backup
+
+    current = settings()
+    folder = data_dir or current.data_dir
+    with refusals_reported():
+        _check_database(current.database_url, folder)
+
+        target = backup_target(current, folder)
+
+        async def run() -> str:
+            database = engine(current, folder, memory_map=False)
+            storage = file_storage(current, folder, url(current.host, current.port))
+            await database.open()
+            try:
+                now = int(time.time()) * 1000
+                return await take_backup(target, current.backup_keep, database, storage.blobs, now)
+            finally:
+                await database.close()
+                await storage.close()
+                await target.close()
+
+        name = _run(run)
+    print(f"Backup {name} written to {target.describe()}")
+
+
 def _check_database(database_url: str, data_dir: Path) -> None:
     """Refuse to export a data folder without a database (opening would create one)."""
     from owlat.runtime.database.engines import SQLITE_FILE
@@ -160,7 +211,7 @@ def _check_database(database_url: str, data_dir: Path) -> None:
         )
 
 
-def _run(run: Callable[[], Coroutine[None, None, SnapshotSummary]]) -> SnapshotSummary:
+def _run(run: Callable[[], Coroutine[None, None, _T]]) -> _T:
     """Run the command; a refusal or an engine failure ends it as `fail` does."""
     from owlat.runtime.errors import OwlatError, UserError
 

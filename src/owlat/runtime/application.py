@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from owlat.runtime import logs
 from owlat.runtime.app_package import AppPackage
 from owlat.runtime.auth import Auth, UserIdentity
+from owlat.runtime.backups import BackupPlan, BackupRunner
 from owlat.runtime.calls import FunctionOutcome
 from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
 from owlat.runtime.database.catalog import Catalog, load_catalog, sync_catalog
@@ -87,11 +88,13 @@ class Application:
         scheduler_parallelism: int | None = None,
         storage: FileStorage | None = None,
         metrics: bool = True,
+        backups: BackupPlan | None = None,
     ) -> None:
         """`scheduler_parallelism`: run scheduled functions and crons with this many jobs
         at a time while started (None: this process runs no scheduler, e.g. `owlat run`).
         `storage`: where `ctx.storage` keeps files (None: file storage is unavailable).
-        `metrics`: count calls, commits, conflicts... for `/metrics` (metrics.py)."""
+        `metrics`: count calls, commits, conflicts... for `/metrics` (metrics.py).
+        `backups`: take scheduled backups while started (backups.py)."""
         self.package = package
         self.engine = engine
         self.storage = storage
@@ -110,6 +113,7 @@ class Application:
             if scheduler_parallelism is None
             else SchedulerWorker(self, parallelism=scheduler_parallelism)
         )
+        self.backups = None if backups is None else BackupRunner(self, backups)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -125,6 +129,8 @@ class Application:
         await self._feed.start(self.clock.last_ts, self._publish)
         if self._scheduler is not None:
             await self._scheduler.start()
+        if self.backups is not None:
+            self.backups.start()
 
     async def drain(self, grace: float) -> None:
         """A graceful stop's first step: start no more scheduled jobs and let the running
@@ -133,6 +139,8 @@ class Application:
             await self._scheduler.drain(grace)
 
     async def close(self) -> None:
+        if self.backups is not None:
+            await self.backups.stop()
         if self._scheduler is not None:
             await self._scheduler.stop()
         if self._feed is not None:

@@ -14,6 +14,7 @@ applications in one process, as in tests, do not mix their numbers):
     owlat_scheduler_lag_seconds                      how late the most overdue one is
     owlat_cron_runs_total{name}                      cron runs scheduled by this node
     owlat_storage_files, owlat_storage_bytes         files in `_storage` and their size
+    owlat_backups_total{outcome}                     scheduled backups of this node, done/failed
 
 The scheduler and storage figures are read from the database when scraped (storage at most
 once a minute: it sums every file's size). An app adds its own metrics, process-wide, with
@@ -134,6 +135,9 @@ class RuntimeMetrics:
         self.storage_files = Gauge("owlat_storage_files", "Files in _storage", registry=registry)
         self.storage_bytes = Gauge(
             "owlat_storage_bytes", "Bytes of the files in _storage", registry=registry
+        )
+        self.backups = Counter(
+            "owlat_backups", "Scheduled backups taken by this node", ["outcome"], registry=registry
         )
         self._storage_read_at = -STORAGE_REFRESH_SECONDS
 

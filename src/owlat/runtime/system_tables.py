@@ -45,6 +45,10 @@ SCHEDULER_CLAIMS: Final = "_scheduler_claims"
 CLAIMS_BY_JOB: Final = "by_job"
 CLAIMS_BY_NODE: Final = "by_node"
 
+# `_backups` (backups.py): the claim and outcome of each scheduled backup, by its slot.
+BACKUPS: Final = "_backups"
+BACKUPS_BY_SLOT: Final = "by_slot"
+
 SYSTEM_TABLES: Final = (
     SystemTable(
         SCHEDULED_FUNCTIONS,
@@ -121,5 +125,18 @@ SYSTEM_TABLES: Final = (
         )
         .index(CLAIMS_BY_JOB, ["jobId"])
         .index(CLAIMS_BY_NODE, ["node"]),
+    ),
+    SystemTable(
+        BACKUPS,
+        6,
+        define_table(
+            {
+                "slot": v.number(),  # the scheduled time (ms since the epoch)
+                "node": v.string(),  # the server process that claimed it
+                "state": v.union(v.literal("running"), v.literal("done"), v.literal("failed")),
+                "file": v.optional(v.string()),
+                "error": v.optional(v.string()),
+            }
+        ).index(BACKUPS_BY_SLOT, ["slot"]),
     ),
 )

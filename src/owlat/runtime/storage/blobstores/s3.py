@@ -158,6 +158,18 @@ class S3BlobStore(BlobStore):
     async def delete(self, key: str) -> None:
         await self._call("delete_object", Key=self._name(key))
 
+    async def keys(self) -> list[str]:
+        """Every key of the store (the objects under its prefix, the prefix left out)."""
+        keys: list[str] = []
+        params: dict[str, Any] = {"Prefix": self.settings.prefix}
+        while True:
+            reply = await self._call("list_objects_v2", **params)
+            prefix = len(self.settings.prefix)
+            keys.extend(item["Key"][prefix:] for item in reply.get("Contents", []))
+            if not reply.get("IsTruncated"):
+                return keys
+            params["ContinuationToken"] = reply["NextContinuationToken"]
+
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
 
