@@ -87,7 +87,7 @@ def backup_name(slot_ms: int) -> str:
 
 
 class BackupTarget(abc.ABC):
-    """Where backups are kept: `save` a finished ZIP under a name, list and delete them."""
+    """Where backups are kept: `save` exports one under a name; list and delete them."""
 
     @abc.abstractmethod
     async def save(self, name: str, engine: Engine, blobs: BlobStore | None) -> None:
