@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from owlat.app.lib import instance
+from owlat.app.lib.email_providers.configured import build_provider
+from owlat.app.lib.email_providers.smtp import SmtpProvider
 from owlat.app.lib.sending.attachments import FetchPolicy
 from owlat.app.schema import ORG_TABLES
 from owlat.config import Settings
@@ -251,9 +253,13 @@ async def test_an_smtp_relay_on_a_private_loopback_or_link_local_address_is_refu
 async def test_owlat_dev_allows_loopback_relays_only_and_the_operator_setting_any(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(instance, "_current", instance.current())  # restored after
     site_url = "http://127.0.0.1:1"
     served = instance.configure_from_settings(Settings(), tmp_path, site_url)
     assert served.smtp_hosts == FetchPolicy(allow_loopback=False)
+    relay = {"host": "relay.example.net", "port": 25, "security": "none"}
+    provider = build_provider("smtp", relay, {})
+    assert isinstance(provider, SmtpProvider) and provider.settings.addresses == FetchPolicy()
     dev = instance.configure_from_settings(Settings(), tmp_path, site_url, development=True)
     assert dev.smtp_hosts == FetchPolicy(allow_loopback=True)
     monkeypatch.setenv("OWLAT_ALLOW_PRIVATE_SMTP", "1")

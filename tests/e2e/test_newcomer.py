@@ -135,3 +135,19 @@ async def test_an_api_key_for_an_unknown_organization_is_refused(server: LoggedS
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 1
     assert "Organization 'nope' not found" in stderr.decode()
+
+
+async def test_an_smtp_relay_on_a_private_address_is_refused_under_owlat_dev_too(
+    server: LoggedServer,
+) -> None:
+    await _owlat(server, "admin", "create", "--email", "you@example.com", "--name", "You")
+    await _owlat(
+        server, "admin", "organization", "create", "--name", "Acme", "--owner", "you@example.com"
+    )
+    process = await owlat(
+        "admin", "smtp", "set", "--organization", "acme", "--host", "192.168.1.20",
+        "--url", server.url, "--data-dir", str(server.data_dir), env=ENV,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert "SMTP host 192.168.1.20 is a private or reserved address" in stderr.decode()
