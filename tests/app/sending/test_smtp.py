@@ -14,6 +14,7 @@ from pathlib import Path
 import dkim
 import pytest
 
+from owlat.app.lib.email_providers import smtp
 from owlat.app.lib.email_providers.dispatch import deliver
 from owlat.app.lib.email_providers.routing import Health, Route, RouteTarget, Strategy
 from owlat.app.lib.email_providers.smtp import SmtpProvider, SmtpSettings, classify_reply
@@ -342,3 +343,21 @@ async def test_a_relay_resolving_to_a_refused_address_is_refused_at_connect_time
     finally:
         await allowed.close()
     assert served.recipients() == ["b@example.org"]
+
+
+async def test_a_relay_name_with_several_addresses_is_reached_on_the_one_that_answers(
+    sink: tuple[Sink, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, port = sink
+
+    async def resolved(host: str, port: int, policy: FetchPolicy) -> list[str]:
+        return ["127.0.0.2", "127.0.0.1"]  # as `localhost` may be ::1, then 127.0.0.1
+
+    monkeypatch.setattr(smtp, "checked_addresses", resolved)
+    settings = SmtpSettings(host="relay.test", port=port, security="none")
+    provider = SmtpProvider(dataclasses.replace(settings, addresses=FetchPolicy(True)))
+    try:
+        await provider.send(message("a@example.org"))
+    finally:
+        await provider.close()
+    assert served.recipients() == ["a@example.org"]

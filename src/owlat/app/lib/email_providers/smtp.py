@@ -47,7 +47,7 @@ from owlat.app.lib.sending.attachments import (
     AddressRefused,
     AttachmentError,
     FetchPolicy,
-    checked_address,
+    checked_addresses,
 )
 from owlat.app.lib.sending.composition import envelope, mailbox, prepare, wire
 from owlat.app.lib.sending.dkim import DkimSigner
@@ -245,25 +245,31 @@ class SmtpProvider:
             raise self._error(phase, f"no answer to {phase} within {timeout:g} s") from None
 
     async def _checked_socket(self, policy: FetchPolicy) -> socket.socket:
-        """A socket connected to an address of the relay that `policy` allows."""
+        """A socket connected to the first address of the relay that answers, once
+        `policy` allowed every address it resolves to (as `localhost` may be ::1 and
+        127.0.0.1, with the relay on one of them)."""
         s = self.settings
         try:
-            address = await checked_address(s.host, s.port, policy)
+            addresses = await checked_addresses(s.host, s.port, policy)
         except AddressRefused as error:
             refused = f"{error} (an SMTP relay must be on a public address)"
             raise self._error("CONNECT", refused, ErrorKind.AUTH_FAILED) from None
         except AttachmentError as error:
             raise self._error("CONNECT", str(error)) from None
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        try:
-            async with asyncio.timeout(s.timeout):
-                await asyncio.get_running_loop().sock_connect(sock, (address, s.port))
-        except (OSError, TimeoutError) as error:
-            sock.close()
-            raise self._connect_error(error) from None
-        return sock
+        failure: BaseException = OSError(f"{s.host} has no address")
+        for address in addresses:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                async with asyncio.timeout(s.timeout):
+                    await asyncio.get_running_loop().sock_connect(sock, (address, s.port))
+            except (OSError, TimeoutError) as error:
+                sock.close()
+                failure = error
+                continue
+            return sock
+        raise self._connect_error(failure)
 
     def _connect_error(self, error: BaseException) -> ProviderError:
         where = f"{self.settings.host}:{self.settings.port}"

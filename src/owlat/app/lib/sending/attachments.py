@@ -154,6 +154,11 @@ def host_problem(host: str, policy: FetchPolicy) -> str | None:
 
 async def checked_address(host: str, port: int, policy: FetchPolicy) -> str:
     """The address to connect to for `host`: resolved, every answer checked."""
+    return (await checked_addresses(host, port, policy))[0]
+
+
+async def checked_addresses(host: str, port: int, policy: FetchPolicy) -> list[str]:
+    """Every address of `host`, in the resolver's order, once each was checked."""
     try:
         answers = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as error:
@@ -165,7 +170,7 @@ async def checked_address(host: str, port: int, policy: FetchPolicy) -> str:
         refusal = refused_address(address, policy)
         if refusal is not None:
             raise AddressRefused(f"{host} resolves to {refusal} ({address}): refused")
-    return addresses[0]
+    return addresses
 
 
 # -- fetching --------------------------------------------------------------------------------
