@@ -71,14 +71,15 @@ async def run_campaign(options: argparse.Namespace, sink: Sink, folder: Path) ->
     from tests.app.campaign_setup import ready_campaign
     from tests.app.conftest import BASE_URL, FAST, signed_in, with_organization
     from tests.app.domains.dns_server import DnsServer
-    from tests.app.mail_setup import smtp_domain
+    from tests.app.mail_setup import LOOPBACK_SINKS, smtp_domain
 
     from owlat.app.lib import instance
     from owlat.runtime.testing import in_mutation, open_test_app
 
     with DnsServer.running() as dns:
         nameservers = (("127.0.0.1", dns.port),)
-        instance.configure(folder, BASE_URL, dns_nameservers=nameservers, **FAST)  # type: ignore[arg-type]
+        sinks = {"dns_nameservers": nameservers, "smtp_hosts": LOOPBACK_SINKS}
+        instance.configure(folder, BASE_URL, **sinks, **FAST)  # type: ignore[arg-type]
         async with open_test_app("owlat.app", folder) as owlat:
             owner = await signed_in(owlat, "owner@bench.example")
             organization_id = await with_organization(owner, "bench")

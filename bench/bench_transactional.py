@@ -231,6 +231,7 @@ def owlat_serve(
         "PYTHONPATH": str(ROOT / "src"),
         "OWLAT_APP": "owlat.app",
         "OWLAT_DNS_NAMESERVERS": f"127.0.0.1:{dns_port}",
+        "OWLAT_ALLOW_PRIVATE_SMTP": "1",  # the sink is on 127.0.0.1
     }
     args = [PYTHON, "-m", "owlat.cli", "serve", "--port", "0", "--site-port", "0"]
     if profile is not None:

@@ -246,6 +246,11 @@ class Settings:
     # DELIVERY_UNCERTAIN. Far above one delivery's worst case (about 5 minutes of retries);
     # lower only to recover faster in tests.
     send_lease_seconds: int = SEND_LEASE_SECONDS
+    # An organization's SMTP relay may be on a private, loopback or link-local address
+    # (OWLAT_ALLOW_PRIVATE_SMTP=1: self-hosters relaying through their own LAN server).
+    # Off: such a relay is refused when saved and when connected to, except that `owlat
+    # dev` allows loopback sinks. Every tenant of the instance gets this reach.
+    allow_private_smtp: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -314,6 +319,7 @@ class Settings:
             send_lease_seconds=_int_between(
                 "OWLAT_SEND_LEASE_SECONDS", cls.send_lease_seconds, 1, 86_400
             ),
+            allow_private_smtp=_flag("OWLAT_ALLOW_PRIVATE_SMTP"),
         )
 
     @property

@@ -8,16 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from owlat.app.lib import instance
+from owlat.app.lib.sending.attachments import FetchPolicy
 from tests.app.conftest import BASE_URL, FAST, Caller
 from tests.app.domains.dns_server import DnsServer
 
 SETTLED = ("sent", "failed")
+# Test only: SMTP relays on 127.0.0.1 (the tests' aiosmtpd sinks) are allowed.
+LOOPBACK_SINKS = FetchPolicy(allow_loopback=True)
 
 
 def configure(data_dir: Path, dns: DnsServer | None = None, **options: Any) -> None:
-    """The test instance (as `owlat` configures it), with DNS checks asking `dns` only."""
+    """The test instance (as `owlat` configures it), with DNS checks asking `dns` only and
+    SMTP relays allowed on loopback (the tests' sinks; `smtp_hosts=...` to test the rule)."""
     if dns is not None:
         options["dns_nameservers"] = (("127.0.0.1", dns.port),)
+    options.setdefault("smtp_hosts", LOOPBACK_SINKS)
     instance.configure(data_dir, BASE_URL, **{**FAST, **options})
 
 

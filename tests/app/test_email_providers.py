@@ -3,12 +3,19 @@ and never answered by any query; routes per message type, the outbox by default.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from owlat.app.lib import instance
+from owlat.app.lib.email_providers.configured import build_provider
+from owlat.app.lib.email_providers.smtp import SmtpProvider
+from owlat.app.lib.sending.attachments import FetchPolicy
 from owlat.app.schema import ORG_TABLES
+from owlat.config import Settings
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.errors import OwlatError
@@ -210,3 +217,51 @@ async def test_a_route_names_configured_providers_and_pins_them(
     await owner.mutation("providerRoutes:reset", {"messageType": "campaign"})
     await owner.mutation("emailProviders:remove", {"kind": "smtp"})
     assert await owner.query("emailProviders:list") == []
+
+
+PRIVATE_HOSTS = [
+    ("127.0.0.1", "a loopback address"),
+    ("::1", "a loopback address"),
+    ("localhost", "a local host"),
+    ("mail.local", "a local host"),
+    ("10.1.2.3", "a private or reserved address"),
+    ("192.168.1.20", "a private or reserved address"),
+    ("169.254.169.254", "a link-local address"),
+    ("::ffff:172.16.0.1", "a private or reserved address"),
+]
+
+
+@pytest.mark.parametrize(("host", "refusal"), PRIVATE_HOSTS)
+async def test_an_smtp_relay_on_a_private_loopback_or_link_local_address_is_refused(
+    team: tuple[Caller, Caller], monkeypatch: pytest.MonkeyPatch, host: str, refusal: str
+) -> None:
+    owner, _ = team
+    production = dataclasses.replace(instance.current(), smtp_hosts=FetchPolicy())
+    monkeypatch.setattr(instance, "_current", production)
+    with pytest.raises(ConvexError) as refused:
+        await owner.mutation("emailProviders:saveSmtp", {"host": host, "port": 25})
+    assert str(refused.value) == (
+        f"SMTP host {host} is {refusal}: an SMTP relay must be on a public address (the "
+        "operator may allow private ones with OWLAT_ALLOW_PRIVATE_SMTP=1)"
+    )
+    assert await owner.query("emailProviders:list") == []
+    # OWLAT_ALLOW_PRIVATE_SMTP=1: anywhere, the self-hoster's LAN relay included.
+    monkeypatch.setattr(instance, "_current", dataclasses.replace(production, smtp_hosts=None))
+    await owner.mutation("emailProviders:saveSmtp", {"host": host, "port": 25})
+
+
+async def test_owlat_dev_allows_loopback_relays_only_and_the_operator_setting_any(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(instance, "_current", instance.current())  # restored after
+    site_url = "http://127.0.0.1:1"
+    served = instance.configure_from_settings(Settings(), tmp_path, site_url)
+    assert served.smtp_hosts == FetchPolicy(allow_loopback=False)
+    relay = {"host": "relay.example.net", "port": 25, "security": "none"}
+    provider = build_provider("smtp", relay, {})
+    assert isinstance(provider, SmtpProvider) and provider.settings.addresses == FetchPolicy()
+    dev = instance.configure_from_settings(Settings(), tmp_path, site_url, development=True)
+    assert dev.smtp_hosts == FetchPolicy(allow_loopback=True)
+    monkeypatch.setenv("OWLAT_ALLOW_PRIVATE_SMTP", "1")
+    allowed = instance.configure_from_settings(Settings.from_env(), tmp_path, site_url)
+    assert allowed.smtp_hosts is None

@@ -168,6 +168,37 @@ async def test_a_from_domain_must_be_verified_unless_the_route_is_the_outbox(
     assert sink[0].received == []
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_under_owlat_dev_a_loopback_smtp_relay_is_a_local_sink_exempt_from_the_domain_rule(
+    team: tuple[Caller, Caller, str],
+    sink: tuple[Sink, int],
+    dns: DnsServer,
+    tmp_path: Path,
+    host: str,
+) -> None:
+    owner, editor, _ = team
+    configure(tmp_path, dns, development=True)
+    await owner.mutation(
+        "emailProviders:saveSmtp", {"host": host, "port": sink[1], "security": "none"}
+    )
+    test = {"to": "me@example.com", "subject": "Hi", "html": "<p>Hi</p>"}
+    send_id = await editor.mutation("emails:sendTest", {**test, "fromEmail": f"news@{DOMAIN}"})
+    send = await settled(editor, send_id)
+    assert (send["status"], send["providerType"]) == ("sent", "smtp"), send.get("errorMessage")
+    assert [envelope.mail_from for envelope in sink[0].received] == [f"news@{DOMAIN}"]
+    # A relay elsewhere is a real provider, under `owlat dev` too.
+    await owner.mutation("emailProviders:saveSmtp", {"host": "smtp.example.net", "port": 25})
+    with pytest.raises(ConvexError, match=f"^Cannot send from news@{DOMAIN}: {DOMAIN} is not a"):
+        await editor.mutation("emails:sendTest", {**test, "fromEmail": f"news@{DOMAIN}"})
+    # `owlat serve` never exempts an SMTP relay, loopback or not (and see the test above).
+    await owner.mutation(
+        "emailProviders:saveSmtp", {"host": host, "port": sink[1], "security": "none"}
+    )
+    configure(tmp_path, dns, development=False)
+    with pytest.raises(ConvexError, match=f"^Cannot send from news@{DOMAIN}: {DOMAIN} is not a"):
+        await editor.mutation("emails:sendTest", {**test, "fromEmail": f"news@{DOMAIN}"})
+
+
 async def test_a_send_through_smtp_carries_a_dkim_signature_that_verifies(
     team: tuple[Caller, Caller, str], sink: tuple[Sink, int], dns: DnsServer
 ) -> None:

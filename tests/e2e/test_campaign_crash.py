@@ -27,14 +27,13 @@ from typing import Any
 
 import pytest
 
-from owlat.app.lib import instance
 from owlat.app.lib.campaigns.delivery import BATCH
 from owlat.app.lib.campaigns.walk import WORKERS
 from owlat.runtime.testing import in_query, open_test_app
 from tests.app.campaign_setup import address, list_audience, ready_campaign
-from tests.app.conftest import BASE_URL, FAST, Caller
+from tests.app.conftest import Caller
 from tests.app.domains.dns_server import DnsServer
-from tests.app.mail_setup import smtp_domain
+from tests.app.mail_setup import configure, smtp_domain
 from tests.app.sending.servers import Sink, smtp_server
 from tests.e2e.owlat_app import sign_in, sign_up
 from tests.e2e.processes import LoggedServer
@@ -51,7 +50,7 @@ ENV = {"OWLAT_APP": "owlat.app", "OWLAT_AUTH_ISSUERS": "", "OWLAT_SEND_LEASE_SEC
 async def _prepare(data_dir: Path, port: int) -> str:
     """The campaign, ready and sent (in process, no scheduler: the server runs its jobs)."""
     with DnsServer.running() as dns:
-        instance.configure(data_dir, BASE_URL, dns_nameservers=(("127.0.0.1", dns.port),), **FAST)  # type: ignore[arg-type]
+        configure(data_dir, dns)
         async with open_test_app("owlat.app", data_dir, scheduler_parallelism=None) as owlat:
 
             async def owner_of(ctx: Any) -> dict[str, Any]:

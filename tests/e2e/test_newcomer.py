@@ -1,13 +1,19 @@
 """A newcomer's first email, with the commands the README gives, against a real `owlat dev`:
 `owlat admin create`, `owlat admin organization create`, `owlat admin api-key create`, a
-`POST /api/v1/transactional` as curl sends it, and the outbox page that shows the mail."""
+`POST /api/v1/transactional` as curl sends it, and the outbox page that shows the mail;
+then a real one: an SMTP sink started as the README says (`python -m aiosmtpd`), `owlat
+admin smtp set` pointing the organization at it, and the same curl again."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.parser
 import email.policy
+import os
+import socket
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -73,6 +79,53 @@ async def test_the_readme_commands_send_a_first_email_to_the_outbox(
         page = await http.get("/dev/outbox")
     assert page.status_code == 200 and "Welcome, Ada" in page.text
 
+    # A real email: an SMTP sink on loopback (under `owlat dev`, a local sink needs no
+    # verified sending domain), the organization's relay pointed at it, the same request.
+    async with _aiosmtpd(server.data_dir.parent / "sink.log") as (port, log):
+        saved = await _owlat(
+            server, "admin", "smtp", "set", "--organization", "acme",
+            "--host", "127.0.0.1", "--port", str(port), "--security", "none",
+        )  # fmt: skip
+        assert saved.startswith(f"SMTP relay 127.0.0.1:{port} (none) saved for acme")
+        bob = [*curl[:-1], curl[-1].replace("ada@", "bob@").replace("Ada", "Bob")]
+        answer = await asyncio.to_thread(subprocess.run, bob, capture_output=True, check=True)
+        assert b'"status":"queued"' in answer.stdout.replace(b" ", b""), answer.stdout
+        async with asyncio.timeout(30):
+            while "END MESSAGE" not in log.read_text():  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        received = log.read_text()
+        assert "To: bob@example.com" in received and "Subject: Welcome, Bob" in received
+        assert received.count("MESSAGE FOLLOWS") == 1
+    assert len(list(outbox.glob("*.eml"))) == 1  # the first mail only
+
+
+@contextlib.asynccontextmanager
+async def _aiosmtpd(log: Path) -> AsyncIterator[tuple[int, Path]]:
+    """`python -m aiosmtpd -n -l 127.0.0.1:PORT` on a free port, printing what it
+    receives to `log`: (its port, `log`) once it listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with log.open("wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+            stdout=output, stderr=output, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+    try:
+        async with asyncio.timeout(15):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                break
+        yield port, log
+    finally:
+        process.terminate()
+        await process.wait()
+
 
 async def test_an_api_key_for_an_unknown_organization_is_refused(server: LoggedServer) -> None:
     process = await owlat(
@@ -82,3 +135,19 @@ async def test_an_api_key_for_an_unknown_organization_is_refused(server: LoggedS
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 1
     assert "Organization 'nope' not found" in stderr.decode()
+
+
+async def test_an_smtp_relay_on_a_private_address_is_refused_under_owlat_dev_too(
+    server: LoggedServer,
+) -> None:
+    await _owlat(server, "admin", "create", "--email", "you@example.com", "--name", "You")
+    await _owlat(
+        server, "admin", "organization", "create", "--name", "Acme", "--owner", "you@example.com"
+    )
+    process = await owlat(
+        "admin", "smtp", "set", "--organization", "acme", "--host", "192.168.1.20",
+        "--url", server.url, "--data-dir", str(server.data_dir), env=ENV,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert "SMTP host 192.168.1.20 is a private or reserved address" in stderr.decode()

@@ -7,6 +7,8 @@ can send a first email without the dashboard.
   with ("Welcome, {{name|'friend'}}").
 - `createApiKey`: an API key of an organization (by slug or id), made in the name of its
   oldest owner; answered once, like `apiKeys:create`.
+- `saveSmtp`: the organization's SMTP relay, as `emailProviders:saveSmtp` saves it, in the
+  name of its oldest owner (`owlat admin smtp set`: e.g. a local sink under `owlat dev`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import json
 from typing import Any
 
 from owlat.app.api_keys import SCOPES, insert_key
+from owlat.app.email_providers import SMTP_ARGS, save_provider
 from owlat.app.lib.audience import clean_email
+from owlat.app.lib.email_providers.configured import clean_smtp
 from owlat.app.lib.errors import AuthFailure, invalid, not_found
 from owlat.app.lib.organizations import by_slug, clean_name, clean_slug
 from owlat.app.lib.session_organization import now_ms
@@ -98,6 +102,25 @@ async def create_api_key(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, An
     """`{keyId, apiKey, keyPrefix, name, organizationId}` (the key is shown only here);
     every scope unless `scopes` names some."""
     organization = await _organization(ctx, args["organization"])
+    owner_id = await _oldest_owner(ctx, organization)
+    scopes = args.get("scopes") or list(SCOPES)
+    created = await insert_key(ctx, organization["_id"], owner_id, args["name"], scopes)
+    return {**created, "organizationId": organization["_id"]}
+
+
+@internal_mutation(args={"organization": v.string(), **SMTP_ARGS})
+async def save_smtp(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """The organization's SMTP relay saved (`emailProviders:saveSmtp`'s checks): its masked
+    summary and `organizationId`."""
+    organization = await _organization(ctx, args["organization"])
+    owner_id = await _oldest_owner(ctx, organization)
+    settings = {key: value for key, value in args.items() if key != "organization"}
+    saved = await save_provider(ctx, organization["_id"], owner_id, "smtp", settings, clean_smtp)
+    return {**saved, "organizationId": organization["_id"]}
+
+
+async def _oldest_owner(ctx: QueryCtx, organization: dict[str, Any]) -> str:
+    """The user id of the organization's oldest owner (what admin tools act as)."""
     owners = [
         member
         for member in await ctx.db.query("members")
@@ -107,7 +130,4 @@ async def create_api_key(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, An
     ]
     if not owners:
         raise invalid("NO_OWNER", f"Organization {organization['slug']!r} has no owner")
-    owner = min(owners, key=lambda member: member["createdAt"])
-    scopes = args.get("scopes") or list(SCOPES)
-    created = await insert_key(ctx, organization["_id"], owner["userId"], args["name"], scopes)
-    return {**created, "organizationId": organization["_id"]}
+    return str(min(owners, key=lambda member: member["createdAt"])["userId"])

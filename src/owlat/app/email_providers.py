@@ -36,11 +36,24 @@ async def _save(
 ) -> dict[str, Any]:
     context = await get_mutation_context(ctx)
     require_permission(context.role, "organization:manage")
+    return await save_provider(ctx, context.team_id, context.user_id, kind, args, clean)
+
+
+async def save_provider(
+    ctx: MutationCtx,
+    organization_id: str,
+    user_id: str,
+    kind: str,
+    args: Mapping[str, Any],
+    clean: Cleaner,
+) -> dict[str, Any]:
+    """Create or replace the organization's `kind` configuration from `args` (checked by
+    `clean`) in the name of `user_id`; its masked summary. Callers check the permission."""
     settings, secrets = clean(args)
-    stored = await provider_row(ctx, context.team_id, kind)
+    stored = await provider_row(ctx, organization_id, kind)
     if stored is not None:
         try:
-            kept = configured.open_secrets(context.team_id, kind, stored["credentials"])
+            kept = configured.open_secrets(organization_id, kind, stored["credentials"])
         except CredentialsError:
             kept = {}  # sealed under another key: every secret must be entered again
         secrets = {**kept, **secrets}
@@ -48,15 +61,15 @@ async def _save(
     now = now_ms()
     fields = {
         "settings": settings,
-        "credentials": configured.seal_secrets(context.team_id, kind, secrets),
+        "credentials": configured.seal_secrets(organization_id, kind, secrets),
         "secretNames": sorted(secrets),
-        "updatedBy": context.user_id,
+        "updatedBy": user_id,
         "updatedAt": now,
     }
     if stored is None:
         row_id = await ctx.db.insert(
             "emailProviders",
-            {"organizationId": context.team_id, "kind": kind, "createdAt": now, **fields},
+            {"organizationId": organization_id, "kind": kind, "createdAt": now, **fields},
         )
     else:
         row_id = stored["_id"]
@@ -66,16 +79,17 @@ async def _save(
     return configured.summary(saved)
 
 
-@mutation(
-    args={
-        "host": v.string(),
-        "port": v.optional(v.number()),
-        "security": v.optional(v.union(v.literal("starttls"), v.literal("tls"), v.literal("none"))),
-        "username": v.optional(v.string()),
-        "password": SECRET,
-        "spfInclude": v.optional(v.string()),
-    }
-)
+SMTP_ARGS = {
+    "host": v.string(),
+    "port": v.optional(v.number()),
+    "security": v.optional(v.union(v.literal("starttls"), v.literal("tls"), v.literal("none"))),
+    "username": v.optional(v.string()),
+    "password": SECRET,
+    "spfInclude": v.optional(v.string()),
+}
+
+
+@mutation(args=SMTP_ARGS)
 async def save_smtp(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Configure the SMTP relay (`spfInclude`: the relay's SPF include, if it has one)."""
     return await _save(ctx, "smtp", args, configured.clean_smtp)

@@ -1,6 +1,7 @@
 """`owlat admin-key` (the data folder's admin key), `owlat admin create` (a platform
 admin of owlat.app), and, through a running server with the admin key, `owlat admin
-organization create` and `owlat admin api-key create` (a first email without the dashboard)."""
+organization create`, `owlat admin api-key create` and `owlat admin smtp set` (a first
+email without the dashboard)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ admins.add_typer(
 api_keys = typer.Typer(no_args_is_help=True)
 admins.add_typer(
     api_keys, name="api-key", help="Mint an organization's API key (through a running server)."
+)
+smtp = typer.Typer(no_args_is_help=True)
+admins.add_typer(
+    smtp, name="smtp", help="Set an organization's SMTP relay (through a running server)."
 )
 _REMOTE_EXITS = {
     ExitCode.OK: "done",
@@ -216,3 +221,49 @@ def api_key_create(
         return
     print(f"API key {created['name']!r} of {organization} (shown once, keep it):")
     print(created["apiKey"])
+
+
+@smtp.command(
+    "set",
+    epilog=epilog(
+        [
+            "owlat admin smtp set --organization acme --host 127.0.0.1 --port 8025 --security none",
+            "OWLAT_SMTP_PASSWORD=... owlat admin smtp set --organization acme "
+            "--host smtp.example.net --username owlat",
+        ],
+        _REMOTE_EXITS,
+    ),
+)
+def smtp_set(
+    organization: Annotated[str, typer.Option(help="the organization's slug or id")],
+    host: Annotated[str, typer.Option(help="the relay's host name or IP address")],
+    port: Annotated[int, typer.Option(help="the relay's port")] = 587,
+    security: Annotated[
+        str, typer.Option(help="starttls (required), tls (implicit, port 465) or none")
+    ] = "starttls",
+    username: Annotated[str, typer.Option(help="AUTH user name (none: no AUTH)")] = "",
+    password: Annotated[
+        str,
+        typer.Option(envvar="OWLAT_SMTP_PASSWORD", help="AUTH password", show_default=False),
+    ] = "",
+    url: UrlOption = None,
+    admin_key: AdminKeyOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Save the organization's SMTP relay (as the dashboard's Email providers screen does);
+    with no route set, its messages then go through it. Under `owlat dev`, a relay on a
+    loopback host is a local sink: it may send from any domain, verified or not."""
+    args: dict[str, object] = {
+        "organization": organization, "host": host, "port": port, "security": security
+    }  # fmt: skip
+    if username:
+        args["username"] = username
+    if password:
+        args["password"] = password
+    with refusals_reported(), remote(url, admin_key, data_dir) as server:
+        saved = server.call("adminTools:saveSmtp", args)
+    settings = saved["settings"]
+    print(
+        f"SMTP relay {settings['host']}:{int(settings['port'])} ({settings['security']}) "
+        f"saved for {organization}"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from owlat.app.lib.domains.sender_check import ensure_sender_allowed
+from owlat.app.lib.domains.sender_check import ensure_sender_allowed, is_local_sink
 from owlat.app.lib.errors import AppError
 
 DOMAINS = [
@@ -80,3 +80,29 @@ def test_the_outbox_delivers_nowhere_and_is_exempt() -> None:
     ensure_sender_allowed("a@other.com", DOMAINS, "outbox")
     with pytest.raises(AppError):
         ensure_sender_allowed("a@other.com", DOMAINS, "resend")
+
+
+@pytest.mark.parametrize(
+    ("kind", "host", "development", "local"),
+    [
+        ("outbox", None, False, True),
+        ("smtp", "127.0.0.1", True, True),
+        ("smtp", "127.8.9.10", True, True),
+        ("smtp", "::1", True, True),
+        ("smtp", "LocalHost.", True, True),
+        # `owlat serve` never exempts an SMTP relay.
+        ("smtp", "127.0.0.1", False, False),
+        ("smtp", "localhost", False, False),
+        # Elsewhere is a real relay, under `owlat dev` too.
+        ("smtp", "10.0.0.5", True, False),
+        ("smtp", "smtp.example.net", True, False),
+        ("smtp", "localhost.example.net", True, False),
+        ("ses", None, True, False),
+        ("resend", None, True, False),
+    ],
+)
+def test_local_sinks_are_the_outbox_and_under_dev_a_loopback_smtp_relay(
+    kind: str, host: str | None, development: bool, local: bool
+) -> None:
+    settings = None if host is None else {"host": host, "port": 25}
+    assert is_local_sink(kind, settings, development) is local

@@ -5,6 +5,7 @@ delivery through `dispatch.deliver` with exactly-once results under faults."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 import email.policy
 from collections.abc import AsyncIterator
@@ -13,10 +14,12 @@ from pathlib import Path
 import dkim
 import pytest
 
+from owlat.app.lib.email_providers import smtp
 from owlat.app.lib.email_providers.dispatch import deliver
 from owlat.app.lib.email_providers.routing import Health, Route, RouteTarget, Strategy
 from owlat.app.lib.email_providers.smtp import SmtpProvider, SmtpSettings, classify_reply
 from owlat.app.lib.email_providers.types import EmailMessage, ErrorKind, ProviderError
+from owlat.app.lib.sending.attachments import FetchPolicy
 from owlat.app.lib.sending.composition import prepare
 from owlat.app.lib.sending.dkim import DkimSigner, generate_key_pair
 from tests.app.sending.servers import Sink, self_signed, smtp_server
@@ -196,13 +199,20 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced(
     assert served.connections == 2
 
 
-async def test_starttls_with_auth(tmp_path: Path) -> None:
+# With an address policy the connection goes to the checked address, over a socket of
+# Owlat's own: TLS still verifies the relay's certificate for its host.
+PINNED = pytest.mark.parametrize("addresses", [None, FetchPolicy(allow_loopback=True)])
+
+
+@PINNED
+async def test_starttls_with_auth(tmp_path: Path, addresses: FetchPolicy | None) -> None:
     ca_file, tls = self_signed(tmp_path)
     served = Sink()
     async with smtp_server(served, tls=tls, password="s3cret") as port:
         settings = SmtpSettings(
-            host="127.0.0.1", port=port, username="owlat", password="s3cret", ca_file=str(ca_file)
-        )
+            host="127.0.0.1", port=port, username="owlat", password="s3cret",
+            ca_file=str(ca_file), addresses=addresses,
+        )  # fmt: skip
         good = SmtpProvider(settings)
         try:
             await good.send(message("a@example.org"))
@@ -216,7 +226,7 @@ async def test_starttls_with_auth(tmp_path: Path) -> None:
             SmtpSettings(host="127.0.0.1", port=port, username="owlat", password="s3cret"),
             SmtpSettings(host="127.0.0.1", port=port, security="none"),
         ):
-            provider = SmtpProvider(wrong)
+            provider = SmtpProvider(dataclasses.replace(wrong, addresses=addresses))
             with pytest.raises(ProviderError) as raised:
                 await provider.send(message("b@example.org"))
             errors.append(raised.value)
@@ -229,12 +239,19 @@ async def test_starttls_with_auth(tmp_path: Path) -> None:
     assert "MAIL: 530" in errors[2].message  # the server wants STARTTLS first
 
 
-async def test_implicit_tls(tmp_path: Path) -> None:
+@PINNED
+async def test_implicit_tls(tmp_path: Path, addresses: FetchPolicy | None) -> None:
     ca_file, tls = self_signed(tmp_path)
     served = Sink()
     async with smtp_server(served, tls=tls, implicit_tls=True) as port:
         provider = SmtpProvider(
-            SmtpSettings(host="127.0.0.1", port=port, security="tls", ca_file=str(ca_file))
+            SmtpSettings(
+                host="127.0.0.1",
+                port=port,
+                security="tls",
+                ca_file=str(ca_file),
+                addresses=addresses,
+            )
         )
         try:
             await provider.send(message("a@example.org"))
@@ -299,3 +316,48 @@ async def test_an_unforeseen_failure_still_answers_its_sender(sink: tuple[Sink, 
     assert raised.value.kind is ErrorKind.UNKNOWN
     assert "prohibited control character" in raised.value.message
     assert served.recipients() == ["after@example.org"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_a_relay_resolving_to_a_refused_address_is_refused_at_connect_time(
+    sink: tuple[Sink, int], host: str
+) -> None:
+    served, port = sink
+    settings = SmtpSettings(host=host, port=port, security="none", addresses=FetchPolicy())
+    provider = SmtpProvider(settings)
+    try:
+        with pytest.raises(ProviderError) as refused:
+            await provider.send(message("a@example.org"))
+    finally:
+        await provider.close()
+    assert refused.value.kind is ErrorKind.AUTH_FAILED
+    assert str(refused.value) == (
+        f"smtp: CONNECT: {host} resolves to a loopback address (127.0.0.1): refused (an SMTP relay "
+        "must be on a public address)"
+    )
+    assert (served.connections, served.received) == (0, [])
+    # Where the policy allows it, the connection goes to the checked address.
+    allowed = SmtpProvider(dataclasses.replace(settings, addresses=FetchPolicy(True)))
+    try:
+        await allowed.send(message("b@example.org"))
+    finally:
+        await allowed.close()
+    assert served.recipients() == ["b@example.org"]
+
+
+async def test_a_relay_name_with_several_addresses_is_reached_on_the_one_that_answers(
+    sink: tuple[Sink, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, port = sink
+
+    async def resolved(host: str, port: int, policy: FetchPolicy) -> list[str]:
+        return ["127.0.0.2", "127.0.0.1"]  # as `localhost` may be ::1, then 127.0.0.1
+
+    monkeypatch.setattr(smtp, "checked_addresses", resolved)
+    settings = SmtpSettings(host="relay.test", port=port, security="none")
+    provider = SmtpProvider(dataclasses.replace(settings, addresses=FetchPolicy(True)))
+    try:
+        await provider.send(message("a@example.org"))
+    finally:
+        await provider.close()
+    assert served.recipients() == ["a@example.org"]

@@ -100,6 +100,10 @@ class Instance:
     # Where outgoing webhooks may be delivered: public addresses only (tests only may
     # allow loopback, lib/webhooks/targets.py).
     webhook_fetch: FetchPolicy = dataclasses.field(default_factory=FetchPolicy)
+    # Where an organization's SMTP relay may be: public addresses only, loopback too under
+    # `owlat dev`; None: anywhere (OWLAT_ALLOW_PRIVATE_SMTP; lib/email_providers/
+    # configured.py). Tests allow loopback for their sinks.
+    smtp_hosts: FetchPolicy | None = dataclasses.field(default_factory=FetchPolicy)
 
     @property
     def outbox_dir(self) -> Path:
@@ -191,4 +195,5 @@ def configure_from_settings(
         resend_webhook_secret=settings.resend_webhook_secret,
         send_lease_ms=settings.send_lease_seconds * 1000.0,
         development=development,
+        smtp_hosts=None if settings.allow_private_smtp else FetchPolicy(allow_loopback=development),
     )

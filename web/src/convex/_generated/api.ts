@@ -1240,6 +1240,16 @@ export type InternalApi = {
       slug: string;
       ownerEmail: string;
     }, any>;
+    /** `adminTools:saveSmtp`: The organization's SMTP relay saved (`emailProviders:saveSmtp`'s checks): its masked summary and `organizationId`. */
+    saveSmtp: FunctionReference<"mutation", "internal", {
+      organization: string;
+      host: string;
+      port?: number;
+      security?: "starttls" | "tls" | "none";
+      username?: string;
+      password?: string;
+      spfInclude?: string;
+    }, any>;
   };
   apiKeys: {
     /** `apiKeys:authenticate`: Validate a key (by hash) and take a token from its bucket, in one step. */

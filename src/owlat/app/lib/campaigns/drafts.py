@@ -5,7 +5,7 @@ own code): NO_TEMPLATE (none chosen, or deleted), TEMPLATE_NOT_PUBLISHED, NO_AUD
 chosen, or its list or segment deleted), NO_FROM_EMAIL (neither the campaign nor the
 organization's settings give one), INVALID_SENDER / SENDER_DOMAIN_NOT_VERIFIED (the From
 domain must be a verified sending domain of the organization unless every provider of
-the campaign route is the local outbox: `sends.check_sender`, the transactional rule),
+the campaign route is a local sink: `sends.check_sender`, the transactional rule),
 EMPTY_AUDIENCE (nobody in the list or segment).
 
 Eligibility (`ineligible`, §9 and §10.2) of an audience entry, checked when walked and

@@ -2,12 +2,17 @@
 
 Only when the address's exact domain is one of the organization's sending domains and is
 verified: a verified `example.com` does not cover `news.example.com` (the subdomain has its
-own DKIM, SPF and DMARC records, and receivers check them there), nor the reverse. The
-local outbox delivers nothing beyond the data folder, so it is exempt.
+own DKIM, SPF and DMARC records, and receivers check them there), nor the reverse.
+
+Local sinks are exempt (`is_local_sink`): the outbox, which delivers nothing beyond the
+data folder, and, under `owlat dev` only, an SMTP relay on a loopback host (127.0.0.0/8,
+::1, `localhost`: aiosmtpd, Mailpit, MailHog on the developer's machine). `owlat serve`
+never exempts an SMTP relay, whatever its host.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from email.utils import parseaddr
 from typing import Any
@@ -18,11 +23,34 @@ from owlat.app.lib.errors import AppError, invalid
 
 EXEMPT_PROVIDERS = frozenset({"outbox"})
 
+LOOPBACK_NAMES = frozenset({"localhost"})
+
 _ADVICE = {
     DomainStatus.REGISTERING: "it is still being registered; verify it once its records are shown",
     DomainStatus.PENDING: "publish its DNS records, then verify it",
     DomainStatus.FAILED: "its DNS records did not verify; fix them and verify it again",
 }
+
+
+def is_local_sink(kind: str, settings: Mapping[str, Any] | None, development: bool) -> bool:
+    """Whether a provider (its kind and stored settings) delivers only on this machine and
+    so is exempt from the verified-domain rule (module docstring)."""
+    if kind in EXEMPT_PROVIDERS:
+        return True
+    if kind != "smtp" or not development or settings is None:
+        return False
+    return is_loopback_host(str(settings.get("host", "")))
+
+
+def is_loopback_host(host: str) -> bool:
+    """`localhost`, or an IP address of 127.0.0.0/8 or ::1 (as written, not resolved)."""
+    host = host.strip().lower().rstrip(".").strip("[]")
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def ensure_sender_allowed(

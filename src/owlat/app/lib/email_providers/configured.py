@@ -18,7 +18,13 @@ The local `outbox` needs no row and is always available.
 (`app/provider_webhooks.py`).
 
 Resend's API URL and SES's endpoint are the operator's settings (`instance`), never an
-organization's. DKIM private keys of sending domains are sealed the same way, bound to
+organization's. An SMTP relay must be on a public address (`instance.smtp_hosts`): a host
+that is `localhost`, `*.local` or a private, loopback or link-local IP address is refused
+when saved, and every address its name resolves to is checked again at connect time
+(`smtp.SmtpSettings.addresses`); `owlat dev` allows loopback sinks, the operator setting
+OWLAT_ALLOW_PRIVATE_SMTP=1 any address.
+
+DKIM private keys of sending domains are sealed the same way, bound to
 "<organizationId>/dkim/<domain>".
 
 `kept_provider` keeps a provider object open between deliveries (an SMTP provider keeps
@@ -47,6 +53,7 @@ from owlat.app.lib.email_providers.smtp import SmtpProvider, SmtpSettings
 from owlat.app.lib.email_providers.types import EmailProvider
 from owlat.app.lib.errors import invalid
 from owlat.app.lib.instance import current
+from owlat.app.lib.sending.attachments import host_problem
 from owlat.app.lib.sending.dkim import DkimSigner
 from owlat.app.lib.standard_webhooks import PREFIX, secret_key
 
@@ -89,6 +96,13 @@ def clean_smtp(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
     host = str(args["host"]).strip().lower().rstrip(".")
     if not (_HOST.match(host) or _is_ip(host)):
         raise _invalid(f"SMTP host must be a host name or an IP address, got {host[:80]!r}")
+    policy = current().smtp_hosts
+    refusal = None if policy is None else host_problem(host, policy)
+    if refusal is not None:
+        raise _invalid(
+            f"SMTP host {host} is {refusal}: an SMTP relay must be on a public address "
+            "(the operator may allow private ones with OWLAT_ALLOW_PRIVATE_SMTP=1)"
+        )
     port = args.get("port", 587)
     if isinstance(port, bool) or not isinstance(port, int | float) or not 0 < port < 65536:
         raise _invalid("SMTP port must be a whole number from 1 to 65535")
@@ -248,6 +262,7 @@ def build_provider(
                 security=settings["security"],
                 username=settings.get("username", ""),
                 password=secrets.get("password", ""),
+                addresses=instance.smtp_hosts,
             )
         )
     if kind == "ses":
@@ -281,6 +296,7 @@ async def kept_provider(
     key = (
         loop, organization_id, kind, json.dumps(dict(settings), sort_keys=True), credentials,
         instance.outbox_dir, instance.resend_api_url, instance.ses_endpoint_url,
+        instance.smtp_hosts,
     )  # fmt: skip
     provider = _kept.get(key)
     if provider is not None:

@@ -16,6 +16,13 @@ the message twice. No answer to DATA within the timeout is UNKNOWN: the server m
 take the message, so it is not retried (the rest of RFC 1047's window is accepted).
 Messages are DKIM-signed with the `dkim` signer of the From domain when they are composed
 here; prepared messages (`composition.prepare`) go out as they are.
+
+With `addresses` (a `FetchPolicy`), each connection resolves the relay's host first and
+refuses it when any address it resolves to is one the policy refuses (private, loopback,
+link-local: `attachments.checked_address`), then connects to that checked address, TLS
+still verifying the certificate for the host name, so a changed DNS answer (rebinding)
+cannot point it at an internal service. A refused relay is AUTH_FAILED: a configuration
+problem, terminal, counted against the provider's health.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
+import socket
 import ssl
 from collections.abc import Mapping
 from typing import Literal
@@ -34,6 +42,12 @@ from owlat.app.lib.email_providers.types import (
     ErrorKind,
     ProviderError,
     SendResult,
+)
+from owlat.app.lib.sending.attachments import (
+    AddressRefused,
+    AttachmentError,
+    FetchPolicy,
+    checked_addresses,
 )
 from owlat.app.lib.sending.composition import envelope, mailbox, prepare, wire
 from owlat.app.lib.sending.dkim import DkimSigner
@@ -64,6 +78,8 @@ class SmtpSettings:
     ca_file: str = ""
     # Name given in EHLO; empty: this machine's fully qualified name.
     local_hostname: str = ""
+    # Where the relay may be (module docstring); None: anywhere, as resolved.
+    addresses: FetchPolicy | None = None
 
 
 class SmtpProvider:
@@ -170,9 +186,11 @@ class SmtpProvider:
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self.settings
+        sock = None if s.addresses is None else await self._checked_socket(s.addresses)
         connection = aiosmtplib.SMTP(
             hostname=s.host,
-            port=s.port,
+            port=None if sock is not None else s.port,
+            sock=sock,
             use_tls=s.security == "tls",
             start_tls=s.security == "starttls",
             username=s.username or None,
@@ -225,6 +243,33 @@ class SmtpProvider:
                 )
                 raise self._error(phase, unknown, ErrorKind.UNKNOWN) from None
             raise self._error(phase, f"no answer to {phase} within {timeout:g} s") from None
+
+    async def _checked_socket(self, policy: FetchPolicy) -> socket.socket:
+        """A socket connected to the first address of the relay that answers, once
+        `policy` allowed every address it resolves to (as `localhost` may be ::1 and
+        127.0.0.1, with the relay on one of them)."""
+        s = self.settings
+        try:
+            addresses = await checked_addresses(s.host, s.port, policy)
+        except AddressRefused as error:
+            refused = f"{error} (an SMTP relay must be on a public address)"
+            raise self._error("CONNECT", refused, ErrorKind.AUTH_FAILED) from None
+        except AttachmentError as error:
+            raise self._error("CONNECT", str(error)) from None
+        failure: BaseException = OSError(f"{s.host} has no address")
+        for address in addresses:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                async with asyncio.timeout(s.timeout):
+                    await asyncio.get_running_loop().sock_connect(sock, (address, s.port))
+            except (OSError, TimeoutError) as error:
+                sock.close()
+                failure = error
+                continue
+            return sock
+        raise self._connect_error(failure)
 
     def _connect_error(self, error: BaseException) -> ProviderError:
         where = f"{self.settings.host}:{self.settings.port}"

@@ -58,6 +58,11 @@ class AttachmentError(Exception):
     """An attachment that cannot be sent (the text names it and says why)."""
 
 
+class AddressRefused(AttachmentError):
+    """A host that resolves to an address the policy refuses (not one that fails to
+    resolve)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class FetchPolicy:
     """Where attachment URLs may be fetched from (module docstring). The defaults are the
@@ -132,8 +137,28 @@ def refused_address(address: str, policy: FetchPolicy) -> str | None:
     return None
 
 
+def host_problem(host: str, policy: FetchPolicy) -> str | None:
+    """Why `host`, as written, may not be connected to, or None: `localhost`,
+    `*.localhost`, `*.local`, or an IP address `refused_address` refuses. A host name's
+    addresses are checked when it is resolved (`checked_address`)."""
+    host = host.lower().rstrip(".")
+    local = host == "localhost" or host.endswith((".localhost", ".local"))
+    if local and not policy.allow_loopback:
+        return "a local host"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return refused_address(host, policy)
+
+
 async def checked_address(host: str, port: int, policy: FetchPolicy) -> str:
     """The address to connect to for `host`: resolved, every answer checked."""
+    return (await checked_addresses(host, port, policy))[0]
+
+
+async def checked_addresses(host: str, port: int, policy: FetchPolicy) -> list[str]:
+    """Every address of `host`, in the resolver's order, once each was checked."""
     try:
         answers = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as error:
@@ -144,8 +169,8 @@ async def checked_address(host: str, port: int, policy: FetchPolicy) -> str:
     for address in addresses:
         refusal = refused_address(address, policy)
         if refusal is not None:
-            raise AttachmentError(f"{host} resolves to {refusal} ({address}): refused")
-    return addresses[0]
+            raise AddressRefused(f"{host} resolves to {refusal} ({address}): refused")
+    return addresses
 
 
 # -- fetching --------------------------------------------------------------------------------

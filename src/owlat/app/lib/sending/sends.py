@@ -62,7 +62,7 @@ from typing import Any
 
 from owlat.app.lib import instance
 from owlat.app.lib.audience import clean_email, organization_rows, organization_settings
-from owlat.app.lib.domains.sender_check import ensure_sender_allowed
+from owlat.app.lib.domains.sender_check import ensure_sender_allowed, is_local_sink
 from owlat.app.lib.email_providers.configured import dkim_signer, kept_provider
 from owlat.app.lib.email_providers.credentials import CredentialsError
 from owlat.app.lib.email_providers.dispatch import deliver
@@ -312,7 +312,7 @@ async def by_idempotency_key(
 
 async def checked_sender(ctx: QueryCtx, request: SendRequest) -> str:
     """The From address of `request`, refused as `enqueue_send` refuses it (not an address;
-    a domain that is not a verified sending domain, unless its kind's route is the outbox)."""
+    a domain that is not a verified sending domain, unless its kind's route is a local sink)."""
     from_address = await _from_address(ctx, request)
     route = await route_for(ctx, request.organization_id, MessageType(request.kind))
     await check_sender(ctx, request.organization_id, from_address, enabled_providers(route))
@@ -338,12 +338,21 @@ async def check_sender(
     domains: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
     """Refuse a From address whose exact domain is not a verified sending domain of the
-    organization, unless every provider of the route is the local outbox. `domains`: the
-    organization's `domains` rows, when the caller read them already."""
-    outside = [provider for provider in providers if provider != "outbox"]
+    organization, unless every provider of the route is a local sink (the outbox; under
+    `owlat dev`, an SMTP relay on a loopback host: `sender_check.is_local_sink`).
+    `domains`: the organization's `domains` rows, when the caller read them already."""
+    development = instance.current().development
+    outside = []
+    for provider in providers:
+        row = await provider_row(ctx, organization_id, provider) if development else None
+        settings = None if row is None else row["settings"]
+        if not is_local_sink(provider, settings, development):
+            outside.append(provider)
+    if not outside:
+        return
     if domains is None:
         domains = await organization_rows(ctx, "domains", organization_id)
-    ensure_sender_allowed(from_address, domains, outside[0] if outside else "outbox")
+    ensure_sender_allowed(from_address, domains, outside[0])
 
 
 # -- claim and record (the delivery's mutations) ---------------------------------------------

@@ -2,7 +2,7 @@
 
 A webhook URL is an http(s) URL of at most `MAX_URL` characters, without user info, whose
 host is not `localhost`, `*.localhost` or `*.local` and, when written as an IP address,
-is public (`attachments.refused_address`: private, loopback, link-local, multicast,
+is public (`attachments.host_problem`: private, loopback, link-local, multicast,
 reserved, shared and unspecified addresses are refused) — checked when it is saved.
 
 At delivery the host is resolved and every address it resolves to is checked again
@@ -17,7 +17,6 @@ from the environment, no redirects followed, `TIMEOUT` seconds, and at most
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import time
 
 import httpx
@@ -26,7 +25,7 @@ from owlat.app.lib.sending.attachments import (
     AttachmentError,
     FetchPolicy,
     checked_address,
-    refused_address,
+    host_problem,
 )
 
 MAX_URL = 2000
@@ -61,14 +60,7 @@ def url_problem(url: str, policy: FetchPolicy) -> str | None:
         return "must be an http(s) URL"
     if parsed.userinfo:
         return "must not contain user info"
-    local = host == "localhost" or host.endswith((".localhost", ".local"))
-    if local and not policy.allow_loopback:
-        return "must not point at a local host"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    refusal = refused_address(host, policy)
+    refusal = host_problem(host, policy)
     return None if refusal is None else f"must not point at {refusal}"
 
 
