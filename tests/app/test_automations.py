@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from owlat.app.lib.contacts import contact_record
 from owlat.app.lib.list_subscriptions import confirm_doi
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
@@ -495,3 +496,28 @@ async def test_removing_an_automation_purges_its_runs_and_stats(
             await asyncio.sleep(0.02)
     with pytest.raises(ConvexError, match="^Automation not found$"):
         await owner.query("automations:get", {"automationId": automation_id})
+
+
+async def test_an_automation_activated_mid_call_sees_the_next_contact(
+    owlat: Application, team: tuple[Caller, Caller, str]
+) -> None:
+    """Trigger lookups are read once per call (lib/call_cache.py), but a write to
+    `automations` in the same call is seen by the next contact's trigger."""
+    owner, _, organization_id = team
+    automation_id = await owner.mutation(
+        "automations:create",
+        {"name": "Flow", "triggerType": "contact_created", "steps": [WEEK]},
+    )
+
+    async def body(ctx: Any) -> None:
+        for email, activate in (("before@example.com", True), ("after@example.com", False)):
+            record = contact_record(organization_id, email, "api", {}, {}, 1.0)
+            await ctx.db.insert("contacts", record)
+            if activate:
+                await ctx.db.patch(automation_id, {"status": "active"})
+
+    await in_mutation(owlat, body)
+    runs = await _runs(owlat, automation_id)
+    emails = [(await in_query(owlat, lambda ctx, r=run: ctx.db.get(r["contactId"])))["email"]
+              for run in runs]  # fmt: skip
+    assert emails == ["after@example.com"]

@@ -4,7 +4,7 @@ changes it (runtime/triggers.py)."""
 from __future__ import annotations
 
 from owlat.app import segment_counts
-from owlat.app.lib import automations
+from owlat.app.lib import automations, call_cache
 from owlat.app.lib.sending.send_tables import SEND_TABLES
 from owlat.app.lib.webhooks import events as webhook_events
 from owlat.runtime import Triggers
@@ -22,3 +22,7 @@ for send_table in SEND_TABLES:
 triggers.on("contacts")(automations.on_contact_change)
 triggers.on("events")(automations.on_event_change)
 triggers.on("mailingListMembers")(automations.on_membership_change)
+# Lookups of automations and webhooks kept for the rest of a call (lib/call_cache.py) are
+# read again after a write to their table.
+triggers.on("automations")(call_cache.forget)
+triggers.on("webhooks")(call_cache.forget)

@@ -42,15 +42,33 @@ commands.add_typer(
 
 organizations = typer.Typer(no_args_is_help=True)
 admins.add_typer(
-    organizations, name="organization", help="Create an organization (through a running server)."
+    organizations,
+    name="organization",
+    help="Create an organization (through a running server).",
+    epilog=epilog(
+        ["owlat admin organization create --name Acme --owner you@example.com"],
+        {ExitCode.OK: "done", ExitCode.USAGE: "bad usage"},
+    ),
 )
 api_keys = typer.Typer(no_args_is_help=True)
 admins.add_typer(
-    api_keys, name="api-key", help="Mint an organization's API key (through a running server)."
+    api_keys,
+    name="api-key",
+    help="Mint an organization's API key (through a running server).",
+    epilog=epilog(
+        ["owlat admin api-key create --organization acme --quiet"],
+        {ExitCode.OK: "done", ExitCode.USAGE: "bad usage"},
+    ),
 )
 smtp = typer.Typer(no_args_is_help=True)
 admins.add_typer(
-    smtp, name="smtp", help="Set an organization's SMTP relay (through a running server)."
+    smtp,
+    name="smtp",
+    help="Set an organization's SMTP relay (through a running server).",
+    epilog=epilog(
+        ["owlat admin smtp set --organization acme --host 127.0.0.1 --port 8025 --security none"],
+        {ExitCode.OK: "done", ExitCode.USAGE: "bad usage"},
+    ),
 )
 _REMOTE_EXITS = {
     ExitCode.OK: "done",

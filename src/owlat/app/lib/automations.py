@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 from owlat.app.lib import segment_filters
 from owlat.app.lib.audience import live_document, live_lists, property_definitions
+from owlat.app.lib.call_cache import rows_once
 from owlat.app.lib.contacts import update_contact
 from owlat.app.lib.errors import AppError, invalid
 from owlat.app.lib.instance import current
@@ -270,18 +271,23 @@ async def fire(
 ) -> int:
     """Start runs for the contact in the organization's active automations of
     `trigger_type` that `match` (the run's trigger data, or None: no run); how many
-    started. One index read, whatever the number of automations."""
-    automations = await (
-        ctx.db.query("automations")
-        .with_index(
-            "by_org_trigger_status",
-            lambda q: (
-                q.eq("organizationId", organization_id)
-                .eq("triggerType", trigger_type)
-                .eq("status", "active")
-            ),
-        )
-        .collect()
+    started. One index read per call, whatever the number of automations and writes."""
+    automations = await rows_once(
+        ctx,
+        "automations",
+        (organization_id, trigger_type),
+        lambda: (
+            ctx.db.query("automations")
+            .with_index(
+                "by_org_trigger_status",
+                lambda q: (
+                    q.eq("organizationId", organization_id)
+                    .eq("triggerType", trigger_type)
+                    .eq("status", "active")
+                ),
+            )
+            .collect()
+        ),
     )
     started = 0
     for automation in automations:

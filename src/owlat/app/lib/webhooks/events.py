@@ -24,6 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from owlat.app.lib.call_cache import rows_once
 from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import Change, MutationCtx, internal
 
@@ -83,11 +84,17 @@ async def enqueue(
 
 
 async def emit(ctx: MutationCtx, organization_id: str, event: str, data: Data) -> None:
-    """Fan `event` out to the organization's active webhooks subscribed to it."""
-    webhooks = await (
-        ctx.db.query("webhooks")
-        .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
-        .collect()
+    """Fan `event` out to the organization's active webhooks subscribed to it (read once
+    per call)."""
+    webhooks = await rows_once(
+        ctx,
+        "webhooks",
+        (organization_id,),
+        lambda: (
+            ctx.db.query("webhooks")
+            .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
+            .collect()
+        ),
     )
     at = now_ms()
     for webhook in webhooks:
