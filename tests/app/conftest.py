@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from owlat.app.lib import instance
+from owlat.app.lib.email_providers.configured import close_kept
 from owlat.app.lib.signing_key import jwks
 from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator, TrustedIssuer, load_or_create_admin_key
@@ -118,7 +119,7 @@ async def owner_and_editor(owlat: Application, slug: str = "acme") -> tuple[Call
 @pytest.fixture
 async def owlat(tmp_path: Path) -> AsyncIterator[Application]:
     instance.configure(tmp_path, BASE_URL, **FAST)  # type: ignore[arg-type]
-    async with open_test_app("owlat.app", tmp_path) as application:
+    async with providers_closed(), open_test_app("owlat.app", tmp_path) as application:
         yield application
 
 
@@ -127,7 +128,10 @@ async def owlat_on_both_engines(tmp_path: Path, database_url: str) -> AsyncItera
     """`owlat` on SQLite and on PostgreSQL; a test module whose behaviour depends on the
     engine (pushed-down filters, counts) runs on both by redefining `owlat` as this."""
     instance.configure(tmp_path, BASE_URL, **FAST)  # type: ignore[arg-type]
-    async with open_test_app("owlat.app", tmp_path, database_url=database_url) as application:
+    async with (
+        providers_closed(),
+        open_test_app("owlat.app", tmp_path, database_url=database_url) as application,
+    ):
         yield application
 
 
@@ -202,9 +206,20 @@ async def start_site(
         site_port=sockets[1].getsockname()[1],
         web=None if web is None else web(f"http://127.0.0.1:{sockets[0].getsockname()[1]}"),
     )
-    async with serve_in_process(app, sockets) as url:
+    async with providers_closed(), serve_in_process(app, sockets) as url:
         storage.public_url = url
         yield Site(url, site_url, application, data_dir)
+
+
+@contextlib.asynccontextmanager
+async def providers_closed() -> AsyncIterator[None]:
+    """The email providers a test's deliveries kept open are closed once its server or
+    application has stopped (their SMTP connections would otherwise be collected open,
+    later, in another test)."""
+    try:
+        yield
+    finally:
+        await close_kept()
 
 
 def load_app(name: str) -> Any:

@@ -69,12 +69,16 @@ for (let i = 0; i < 900 && !link; i++) {
   let files = [];
   try { files = readdirSync(outboxDir).filter((f) => f.endsWith(".eml")); } catch {}
   for (const file of files) {
-    // Lines over 78 characters (a link with its token) come quoted-printable: undo it.
-    const text = readFileSync(join(outboxDir, file), "utf8")
+    // Lines over 78 characters (a link with its token) may come quoted-printable: look in
+    // the mail as written and with that undone (undoing it on a part that is not encoded
+    // would turn a token starting "=6C" into "l").
+    const raw = readFileSync(join(outboxDir, file), "utf8");
+    const decoded = raw
       .replace(/=\r?\n/g, "")
       .replace(/=([0-9A-F]{2})/g, (_, hex) => String.fromCharCode(parseInt(hex, 16)));
-    const match = text.match(/\/invite\/accept\?id=([A-Za-z0-9_-]+)&token=([A-Za-z0-9_-]+)/);
-    if (text.includes(`To: ${userEmail}`) && match) [link, linkToken] = [match[1], match[2]];
+    const pattern = /\/invite\/accept\?id=([A-Za-z0-9_-]+)&token=([A-Za-z0-9_-]+)/;
+    const match = raw.match(pattern) || decoded.match(pattern);
+    if (raw.includes(`To: ${userEmail}`) && match) [link, linkToken] = [match[1], match[2]];
   }
   if (!link) await new Promise((resolve) => setTimeout(resolve, 50));
 }

@@ -311,6 +311,14 @@ async def kept_provider(
     return provider
 
 
+async def close_kept() -> None:
+    """Close the providers kept for the running event loop (its server or test is ending):
+    their connections would otherwise outlive the loop."""
+    loop = asyncio.get_running_loop()
+    for key in [key for key in _kept if key[0] is loop]:
+        await close_provider(_kept.pop(key))
+
+
 async def close_provider(provider: EmailProvider) -> None:
     close = getattr(provider, "close", None)
     if close is not None:
