@@ -40,35 +40,33 @@ commands.add_typer(
     ),
 )
 
-organizations = typer.Typer(no_args_is_help=True)
-admins.add_typer(
-    organizations,
-    name="organization",
-    help="Create an organization (through a running server).",
-    epilog=epilog(
-        ["owlat admin organization create --name Acme --owner you@example.com"],
-        {ExitCode.OK: "done", ExitCode.USAGE: "bad usage"},
-    ),
+
+def _server_group(name: str, help: str, example: str) -> typer.Typer:
+    """A command group under `owlat admin` whose commands call a running server."""
+    group = typer.Typer(no_args_is_help=True)
+    admins.add_typer(
+        group,
+        name=name,
+        help=f"{help} (through a running server).",
+        epilog=epilog([example], {ExitCode.OK: "done", ExitCode.USAGE: "bad usage"}),
+    )
+    return group
+
+
+organizations = _server_group(
+    "organization",
+    "Create an organization",
+    "owlat admin organization create --name Acme --owner you@example.com",
 )
-api_keys = typer.Typer(no_args_is_help=True)
-admins.add_typer(
-    api_keys,
-    name="api-key",
-    help="Mint an organization's API key (through a running server).",
-    epilog=epilog(
-        ["owlat admin api-key create --organization acme --quiet"],
-        {ExitCode.OK: "done", ExitCode.USAGE: "bad usage"},
-    ),
+api_keys = _server_group(
+    "api-key",
+    "Mint an organization's API key",
+    "owlat admin api-key create --organization acme --quiet",
 )
-smtp = typer.Typer(no_args_is_help=True)
-admins.add_typer(
-    smtp,
-    name="smtp",
-    help="Set an organization's SMTP relay (through a running server).",
-    epilog=epilog(
-        ["owlat admin smtp set --organization acme --host 127.0.0.1 --port 8025 --security none"],
-        {ExitCode.OK: "done", ExitCode.USAGE: "bad usage"},
-    ),
+smtp = _server_group(
+    "smtp",
+    "Set an organization's SMTP relay",
+    "owlat admin smtp set --organization acme --host 127.0.0.1 --port 8025 --security none",
 )
 _REMOTE_EXITS = {
     ExitCode.OK: "done",
