@@ -79,7 +79,14 @@ async def slow_action(ctx: Any, args: dict[str, Any]) -> None:
     await asyncio.sleep(args["seconds"])
 
 
+@query(args={"size": v.number()})
+async def text(ctx: Any, args: dict[str, Any]) -> str:
+    """A string of `size` characters (frames of every length class)."""
+    return "é" * int(args["size"])
+
+
 EXTRA_FUNCTIONS = {
+    "syncTest:text": text,
     "syncTest:pair": pair,
     "syncTest:bumpPair": bump_pair,
     "syncTest:whoami": whoami,

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.frames import Frame, Opcode
 
+from owlat.runtime.server.websocket import text_frame_header
 from owlat.runtime.sync.worker import SyncConfig
 from owlat.runtime.testing import in_mutation
 from tests.e2e.conftest import Issuers
@@ -49,6 +51,27 @@ async def assert_still_serving(server: SyncServer) -> None:
         await socket.send(modify(0, 1, add(0, "messages:list", {"channel": "alive"})))
         transition = await socket.receive()
         assert transition["modifications"][0]["value"] == []
+
+
+@pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536, 70000])
+def test_frames_written_on_the_transport_are_websockets_own(length: int) -> None:
+    payload = b"x" * length
+    expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+    assert text_frame_header(length) + payload == expected
+
+
+async def test_large_and_small_frames_reach_the_client_whole(server: SyncServer) -> None:
+    """Transitions of every frame length class, written straight on the transport (and
+    2-byte UTF-8 characters in them), parse and decode on a real client; Pings too."""
+    async with RawSocket.open(server.ws_url) as socket:
+        for k, size in enumerate([1, 1_000, 40_000]):
+            await socket.send(modify(k, k + 1, add(k, "syncTest:text", {"size": size})))
+            transition = await socket.receive()
+            [modification] = transition["modifications"]
+            assert modification["queryId"] == k
+            assert modification["value"] == "é" * size
+        ping = json.loads(await asyncio.wait_for(socket.connection.recv(), 5))
+        assert ping == {"type": "Ping"}
 
 
 async def test_subscribe_mutate_and_see_the_update(server: SyncServer) -> None:

@@ -327,11 +327,16 @@ class SubscriptionManager:
         self._install(result)
         return result
 
+    def cached_now(self, key: QueryKey, ts: int) -> QueryResult | None:
+        """The cached result of `key` when it is the result at `ts`, else None."""
+        current = self._cache.get(key)
+        return current if current is not None and self.valid_at(current, ts) else None
+
     async def cached_result(self, key: QueryKey, ts: int) -> QueryResult | None:
         """The result of `key` at `ts` without reading the engine: the cached one, or the
         one being computed at `ts` (awaited); None when it would have to be computed."""
-        current = self._cache.get(key)
-        if current is not None and self.valid_at(current, ts):
+        current = self.cached_now(key, ts)
+        if current is not None:
             return current
         pending = self._inflight.get((key, ts))
         if pending is None:

@@ -4,15 +4,26 @@
 A thin adapter: it accepts the socket, moves text frames between it and a `SyncWorker`,
 and when the worker ends with an error closes the socket with that error's close code and a
 `"<code>: <message>"` reason (errors.py maps the codes). Everything else is in `sync/`.
+
+Frames out take a short path when the server is uvicorn's websockets-sansio protocol: a
+frame is written on the TCP transport at once (`_SocketTransport.sender`), without the
+ASGI send chain, websockets' framing objects or an await. That is what lets a commit's
+Transitions go out to many sockets from one task (sync/worker.py). The ASGI path stays for
+the handshake, close frames, and any moment the direct write is not safe (transport paused
+by flow control, closing, a negotiated extension such as permessage-deflate).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import struct
+from collections.abc import Callable
 
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from owlat.runtime.errors import OwlatError, websocket_close_code
 from owlat.runtime.sync.worker import SocketClosed, SyncService, SyncWorker
@@ -22,12 +33,29 @@ logger = logging.getLogger("owlat.runtime.sync")
 MAX_CLOSE_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
 
 
+def text_frame_header(length: int) -> bytes:
+    """The header of an unmasked, final text frame (server to client) of `length` bytes."""
+    if length < 126:
+        return bytes((0x81, length))
+    if length < 1 << 16:
+        return struct.pack("!BBH", 0x81, 126, length)
+    return struct.pack("!BBQ", 0x81, 127, length)
+
+
+def _sansio_protocol(websocket: WebSocket) -> WebSocketsSansIOProtocol | None:
+    """uvicorn's protocol object behind `websocket`, when it is websockets-sansio's (its
+    ASGI `receive` is the protocol's bound method; middleware here wraps `send` only)."""
+    owner = getattr(getattr(websocket, "_receive", None), "__self__", None)
+    return owner if isinstance(owner, WebSocketsSansIOProtocol) else None
+
+
 class _SocketTransport:
     """A Starlette WebSocket as the worker's `Transport`."""
 
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
         self.closed = False
+        self._protocol = _sansio_protocol(websocket)
 
     async def receive(self) -> str | None:
         message = await self.websocket.receive()
@@ -48,6 +76,29 @@ class _SocketTransport:
         except (WebSocketDisconnect, RuntimeError, OSError) as error:
             self.closed = True
             raise SocketClosed() from error
+
+    def sender(self) -> Callable[[bytes], None] | None:
+        """A function writing one text frame on the transport now, if the socket takes
+        one without waiting (see the module docstring); None otherwise."""
+        protocol = self._protocol
+        if (
+            protocol is None
+            or self.closed
+            or protocol.disconnected
+            or protocol.close_sent
+            or not protocol.handshake_complete
+            or protocol.conn.state is not State.OPEN
+            or protocol.conn.extensions
+            or not protocol.writable.is_set()
+            or protocol.transport.is_closing()
+        ):
+            return None
+        write = protocol.transport.write
+
+        def send_frame(payload: bytes) -> None:
+            write(text_frame_header(len(payload)) + payload)
+
+        return send_frame
 
     async def close(self, code: int, reason: str = "") -> None:
         if self.closed or self.websocket.application_state is WebSocketState.DISCONNECTED:

@@ -474,7 +474,7 @@ def _modification_bytes(modification: StateModification) -> bytes:
     return b'{"queryId":%d,%b' % (modification.query_id, fields)
 
 
-def _encode_transition(message: Transition) -> bytes:
+def encode_transition(message: Transition) -> bytes:
     """A Transition assembled from encoded pieces (the modifications' fields are reused)."""
     extra = b""
     if message.client_clock_skew is not None:
@@ -518,8 +518,8 @@ def _message_json(
     return {"type": "Ping"}
 
 
-def encode_server_message(message: ServerMessage) -> str:
-    """The text frame of a server message."""
+def encode_server_message(message: ServerMessage) -> bytes:
+    """The text frame (UTF-8) of a server message."""
     if isinstance(message, Transition):
-        return _encode_transition(message).decode()
-    return dumps(_message_json(message)).decode()
+        return encode_transition(message)
+    return dumps(_message_json(message))

@@ -17,6 +17,15 @@ One worker per socket, modelled on Convex's `sync/src/worker.rs` (protocol doc Â
   for a mutation its `endVersion.ts` is at least the commit ts;
 * a JSON `{"type":"Ping"}` goes out after `ping_interval` seconds without output.
 
+Pushing a commit to many sockets (issue 19): a commit that invalidates queries does not wake
+each subscribed worker. The `SyncService` runs one task per batch of invalidations that
+walks the subscribers (`_push_invalidated`): each *parked* worker (waiting for its next
+message with nothing queued and no mutation running) gets its Transition made and written
+right there, synchronously, from the shared cache at the latest processed commit
+(`SyncWorker.push_now`), exactly as its own loop would have made it; a result missing from
+the cache is computed once at that commit and the walk goes on. A worker that is busy, or
+whose socket cannot take a frame without waiting, is woken instead and updates itself.
+
 How a worker ends: `run()` returns None when the client went away, or the `OwlatError` the
 socket should be closed with (the adapter maps its code to a close code): a protocol
 violation (`ProtocolError`), a rejected token (after an `AuthError` message), overload, or
@@ -46,7 +55,7 @@ from owlat.runtime.errors import (
     UserError,
 )
 from owlat.runtime.functions import FunctionKind, canonical_path
-from owlat.runtime.subscriptions import QueryResult, SubscriptionManager
+from owlat.runtime.subscriptions import QueryKey, QueryResult, SubscriptionManager
 from owlat.runtime.sync import session_requests
 from owlat.runtime.sync.protocol import (
     Action,
@@ -65,6 +74,7 @@ from owlat.runtime.sync.protocol import (
     ServerMessage,
     decode_client_message,
     encode_server_message,
+    encode_transition,
 )
 from owlat.runtime.sync.session import Failure, SyncSession, failure_of
 from owlat.runtime.sync.session_requests import SessionRequest
@@ -121,6 +131,10 @@ class Transport(Protocol):
     async def send(self, text: str) -> None:
         """Send a text frame; raises `SocketClosed` when the socket is gone."""
 
+    def sender(self) -> Callable[[bytes], None] | None:
+        """A function writing a text frame (UTF-8 bytes) at once, when the socket takes one
+        without waiting; None when it cannot now (then `send` must be used)."""
+
 
 class SyncService:
     """What every socket of one Application shares: subscriptions, auth, settings."""
@@ -138,6 +152,8 @@ class SyncService:
         self.workers: set[SyncWorker] = set()
         self.open_sockets = 0  # accepted and not yet closed (server/websocket.py counts them)
         self._next_prune = 0.0
+        self._to_push: dict[SyncWorker, None] = {}  # invalidated, in order, not yet pushed
+        self._pusher: asyncio.Task[None] | None = None
         if application.metrics is not None:
             application.metrics.sync_sockets.set_function(lambda: self.open_sockets)
             application.metrics.subscriptions.set_function(self.subscriptions.count)
@@ -175,6 +191,45 @@ class SyncService:
     def close(self) -> None:
         self.drop_connections()
         self.subscriptions.close()
+
+    def schedule_push(self, worker: SyncWorker) -> None:
+        """`worker` has an invalidated query: push its update from the shared task."""
+        self._to_push[worker] = None
+        if self._pusher is None:
+            self._pusher = asyncio.get_running_loop().create_task(
+                self._push_invalidated(), name="sync-push"
+            )
+
+    async def _push_invalidated(self) -> None:
+        """Push the updates of the invalidated workers (see the module docstring)."""
+        try:
+            while self._to_push:
+                workers = list(self._to_push)
+                self._to_push.clear()
+                computed: set[QueryKey] = set()
+                for worker in workers:
+                    try:
+                        outcome = worker.push_now()
+                        if isinstance(outcome, QueryKey) and outcome not in computed:
+                            computed.add(outcome)
+                            await self._compute_latest(outcome)
+                            outcome = worker.push_now()
+                    except Exception:
+                        logger.exception("could not push an update; the socket's worker will")
+                        outcome = False
+                    if outcome is not True:
+                        worker.wake()
+        finally:
+            self._pusher = None
+
+    async def _compute_latest(self, key: QueryKey) -> None:
+        """Put the result of `key` at the latest processed commit in the shared cache."""
+        ts = self.subscriptions.processed_ts
+        if ts != self.application.latest_ts:
+            return
+        async with self.application.snapshot() as snapshot:
+            if snapshot.ts == ts:
+                await self.subscriptions.result_at(snapshot, key)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -218,6 +273,7 @@ class SyncWorker:
         )
         self._actions: set[asyncio.Task[None]] = set()
         self._woken = False
+        self._parked = False  # waiting for an item, with none queued: `push_now` may run
         self._invalidated = False  # since the last update: a commit changed a result
         self._going_away = False  # the server stops: finish what was started, then close
         self._mutation_running = False
@@ -266,11 +322,41 @@ class SyncWorker:
         )
 
     def query_invalidated(self) -> None:
-        """A subscribed query's result changed: compute an update soon."""
+        """A subscribed query's result changed: the service pushes the update soon."""
         self._invalidated = True
+        self.service.schedule_push(self)
+
+    def wake(self) -> None:
+        """Make the worker's own loop look for work (it computes any update itself)."""
         if not self._woken:
             self._woken = True
             self._items.put_nowait(_WAKE)
+
+    def push_now(self) -> bool | QueryKey:
+        """Make and send this socket's update at the latest processed commit, synchronously,
+        when the worker is parked and every result it needs is cached (True). The key of a
+        missing result, to compute first; False when the worker must update itself."""
+        if not self._parked or not self._items.empty() or self._mutation_running:
+            return False
+        ts = self.subscriptions.processed_ts
+        if ts != self.application.latest_ts or ts < self.session.version.ts:
+            return False
+        write = self.transport.sender()
+        if write is None:
+            return False
+        results: dict[QueryId, QueryResult] = {}
+        for query_id, key in self.session.plan_update(self._valid_at(ts)):
+            result = self.subscriptions.cached_now(key, ts)
+            if result is None:
+                return key
+            results[query_id] = result
+        transition = self.session.complete_update(ts, results)
+        self._apply_key_changes()
+        if transition is not None:
+            write(encode_transition(transition))
+            self._sent(ts)
+        self._invalidated = False
+        return True
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -313,13 +399,29 @@ class SyncWorker:
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
                 async with asyncio.timeout(max(0.0, self.config.ping_interval - idle)):
-                    return await self._items.get()
+                    self._parked = True
+                    try:
+                        return await self._items.get()
+                    finally:
+                        self._parked = False
             except TimeoutError:
                 await self._send(Ping())
 
     async def _send(self, message: ServerMessage) -> None:
-        await self.transport.send(encode_server_message(message))
+        write = self.transport.sender()
+        if write is not None:
+            write(encode_server_message(message))
+        else:
+            await self.transport.send(encode_server_message(message).decode())
         self._last_send = time.monotonic()
+
+    def _sent(self, ts: int) -> None:
+        """Account for a Transition at `ts` just written by `push_now`."""
+        self._last_send = time.monotonic()
+        metrics = self.application.metrics
+        if self._invalidated and metrics is not None:
+            # commit timestamps are nanoseconds of the clock (database/commits.py)
+            metrics.push_latency.observe(max(0, time.time_ns() - ts) / 1e9)
 
     async def _receive_loop(self) -> None:
         while True:
@@ -409,10 +511,7 @@ class SyncWorker:
         self._apply_key_changes()
         if transition is not None:
             await self._send(transition)
-            metrics = self.application.metrics
-            if self._invalidated and metrics is not None:
-                # commit timestamps are nanoseconds of the clock (database/commits.py)
-                metrics.push_latency.observe(max(0, time.time_ns() - ts) / 1e9)
+            self._sent(ts)
         self._invalidated = False
 
     async def _cached_results(self, ts: int) -> dict[QueryId, QueryResult] | None:
@@ -424,7 +523,9 @@ class SyncWorker:
         """
         results: dict[QueryId, QueryResult] = {}
         for query_id, key in self.session.plan_update(self._valid_at(ts)):
-            result = await self.subscriptions.cached_result(key, ts)
+            result = self.subscriptions.cached_now(key, ts)
+            if result is None:
+                result = await self.subscriptions.cached_result(key, ts)
             if result is None:
                 return None
             results[query_id] = result
