@@ -26,6 +26,7 @@ from owlat.runtime.app_package import load_app_package
 from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator
 from owlat.runtime.database.engines import create_engine
+from owlat.runtime.server.connections import ConnectionLimits
 from owlat.runtime.server.websocket import service_routes
 from owlat.runtime.sync.worker import SyncConfig, SyncService
 from tests.e2e.conftest import FIXTURE_APP, Issuers, serve_in_process
@@ -114,8 +115,17 @@ class SyncServer:
 
 @contextlib.asynccontextmanager
 async def sync_server(
-    data_dir: Path, issuers: Issuers, config: SyncConfig | None = None, database_url: str = ""
+    data_dir: Path,
+    issuers: Issuers,
+    config: SyncConfig | None = None,
+    database_url: str = "",
+    *,
+    deflate: bool = False,
 ) -> AsyncIterator[SyncServer]:
+    """uvicorn configured as `owlat dev/serve` do (permessage-deflate declined, so frames
+    are written straight on the transport), without a per-address connection cap; with
+    `deflate`, uvicorn's defaults (deflate accepted when offered: frames go through the
+    ASGI send path)."""
     engine = create_engine(data_dir, database_url)
     application = Application(load_app_package(FIXTURE_APP), engine)
     for path, definition in EXTRA_FUNCTIONS.items():
@@ -124,7 +134,9 @@ async def sync_server(
     await application.start()
     service = SyncService(application, authenticator, config)
     try:
-        async with serve_in_process(Starlette(routes=service_routes(service))) as url:
+        limits = None if deflate else ConnectionLimits(per_address=0)
+        app = Starlette(routes=service_routes(service))
+        async with serve_in_process(app, limits=limits) as url:
             yield SyncServer(url, application, service, issuers)
     finally:
         service.close()
@@ -140,10 +152,17 @@ class RawSocket:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
-        cls, url: str, *, connect: bool = True, session_id: str | None = None
+        cls,
+        url: str,
+        *,
+        connect: bool = True,
+        session_id: str | None = None,
+        compression: str | None = None,
     ) -> AsyncIterator[RawSocket]:
-        """A socket to `url`, by default already past `Connect` with a new session id."""
-        async with websockets.connect(url, max_size=None) as connection:
+        """A socket to `url`, by default already past `Connect` with a new session id and
+        not offering permessage-deflate (`owlat dev/serve` decline it, so frames take the
+        direct path of server/websocket.py; `compression="deflate"` offers it)."""
+        async with websockets.connect(url, max_size=None, compression=compression) as connection:
             socket = cls(connection)
             if connect:
                 await socket.send(

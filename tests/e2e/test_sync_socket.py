@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import struct
 import time
@@ -16,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 from websockets.frames import Frame, Opcode
 
+from owlat.runtime.server import websocket as websocket_adapter
 from owlat.runtime.server.websocket import text_frame_header
 from owlat.runtime.sync.worker import SyncConfig
 from owlat.runtime.testing import in_mutation
@@ -60,10 +63,26 @@ def test_frames_written_on_the_transport_are_websockets_own(length: int) -> None
     assert text_frame_header(length) + payload == expected
 
 
-async def test_large_and_small_frames_reach_the_client_whole(server: SyncServer) -> None:
-    """Transitions of every frame length class, written straight on the transport (and
-    2-byte UTF-8 characters in them), parse and decode on a real client; Pings too."""
-    async with RawSocket.open(server.ws_url) as socket:
+@pytest.mark.parametrize("deflate", [False, True])
+async def test_large_and_small_frames_reach_the_client_whole(
+    tmp_path: Path, issuers: Issuers, deflate: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Transitions of every frame length class (with 2-byte UTF-8 characters in them) and
+    Pings parse and decode on a real client: written straight on the transport, or through
+    websockets when permessage-deflate was negotiated."""
+    written: list[int] = []
+    write_frame = websocket_adapter._SocketTransport._write_frame
+
+    def counting(transport: websocket_adapter._SocketTransport, payload: bytes) -> None:
+        written.append(len(payload))
+        write_frame(transport, payload)
+
+    monkeypatch.setattr(websocket_adapter._SocketTransport, "_write_frame", counting)
+    config = SyncConfig(ping_interval=0.3)
+    async with (
+        sync_server(tmp_path, issuers, config, deflate=deflate) as server,
+        RawSocket.open(server.ws_url, compression="deflate") as socket,
+    ):
         for k, size in enumerate([1, 1_000, 40_000]):
             await socket.send(modify(k, k + 1, add(k, "syncTest:text", {"size": size})))
             transition = await socket.receive()
@@ -72,6 +91,11 @@ async def test_large_and_small_frames_reach_the_client_whole(server: SyncServer)
             assert modification["value"] == "é" * size
         ping = json.loads(await asyncio.wait_for(socket.connection.recv(), 5))
         assert ping == {"type": "Ping"}
+    if not deflate:
+        assert len(written) == 4 and written[-1] == len(b'{"type":"Ping"}')
+        assert written[2] > 80_000
+    else:
+        assert written == []
 
 
 async def test_subscribe_mutate_and_see_the_update(server: SyncServer) -> None:
@@ -191,7 +215,10 @@ async def test_oversized_args_fail_the_request_not_the_socket(server: SyncServer
 
 async def test_frames_over_the_servers_frame_limit_close_with_1009(server: SyncServer) -> None:
     async with RawSocket.open(server.ws_url) as socket:
-        await socket.send(mutation(0, "messages:send", {"channel": "a", "body": "y" * 17_000_000}))
+        with contextlib.suppress(websockets.ConnectionClosed):  # closed while it is sent
+            await socket.send(
+                mutation(0, "messages:send", {"channel": "a", "body": "y" * 17_000_000})
+            )
         code, _ = await socket.closed()
     assert code == 1009
     await assert_still_serving(server)

@@ -55,7 +55,9 @@ class _SocketTransport:
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
         self.closed = False
-        self._protocol = _sansio_protocol(websocket)
+        protocol = _sansio_protocol(websocket)
+        # frames are written as they are: not when an extension (permessage-deflate) is on
+        self._protocol = protocol if protocol is not None and not protocol.conn.extensions else None
 
     async def receive(self) -> str | None:
         message = await self.websocket.receive()
@@ -85,20 +87,16 @@ class _SocketTransport:
             protocol is None
             or self.closed
             or protocol.disconnected
-            or protocol.close_sent
-            or not protocol.handshake_complete
-            or protocol.conn.state is not State.OPEN
-            or protocol.conn.extensions
-            or not protocol.writable.is_set()
+            or protocol.conn.state is not State.OPEN  # not yet, or no longer, open
+            or not protocol.writable.is_set()  # paused by flow control
             or protocol.transport.is_closing()
         ):
             return None
-        write = protocol.transport.write
+        return self._write_frame
 
-        def send_frame(payload: bytes) -> None:
-            write(text_frame_header(len(payload)) + payload)
-
-        return send_frame
+    def _write_frame(self, payload: bytes) -> None:
+        assert self._protocol is not None
+        self._protocol.transport.write(text_frame_header(len(payload)) + payload)
 
     async def close(self, code: int, reason: str = "") -> None:
         if self.closed or self.websocket.application_state is WebSocketState.DISCONNECTED:
