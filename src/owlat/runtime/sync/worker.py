@@ -191,6 +191,8 @@ class SyncService:
     def close(self) -> None:
         self.drop_connections()
         self.subscriptions.close()
+        if self._pusher is not None:
+            self._pusher.cancel()
 
     def schedule_push(self, worker: SyncWorker) -> None:
         """`worker` has an invalidated query: push its update from the shared task."""
