@@ -113,12 +113,8 @@ class RuntimeMetrics:
         self.subscriptions = Gauge(
             "owlat_subscriptions", "Queries subscribed to by sync sockets", registry=registry
         )
-        self.push_latency = Histogram(
-            "owlat_push_latency_seconds",
-            "From a commit to the sync Transition that shows it",
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
+        self.push_latency = _PushLatency()
+        registry.register(self.push_latency)
         self.queue_depth = Gauge(
             "owlat_scheduler_queue_depth",
             "Pending scheduled functions already due",
@@ -212,6 +208,30 @@ class _CallStats(Collector):
             duration.add_metric([path, kind], buckets, stats[2])
         yield calls
         yield duration
+
+
+class _PushLatency(Collector):
+    """`owlat_push_latency_seconds`, kept as plain numbers like `_CallStats` (it is observed
+    once per pushed Transition: hundreds per commit on a shared query)."""
+
+    def __init__(self) -> None:
+        self._counts = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket, then over all
+        self._sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self._counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self._sum += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        latency = HistogramMetricFamily(
+            "owlat_push_latency_seconds", "From a commit to the sync Transition that shows it"
+        )
+        cumulative, buckets = 0, []
+        for bound, count in zip((*LATENCY_BUCKETS, math.inf), self._counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == math.inf else str(bound), cumulative))
+        latency.add_metric([], buckets, self._sum)
+        yield latency
 
 
 async def _storage_size(txn: Transaction) -> tuple[int, float]:
