@@ -20,8 +20,12 @@ half the sockets), the rest one distinct counter each, round-robin (a push to on
 The server records the wall-clock time at which each commit is published; each client
 records when a Transition carrying a value >= the committed count arrives. Latency = arrival
 - commit, for every (commit, subscribed socket) pair: p50, p99, max, overall and per kind.
-Goal: p50 <= 10 ms, p99 <= 50 ms. There is no baseline process for this one: the goal is
-absolute; the server's CPU use during the window shows how close it is to saturation.
+Goal: p50 <= 10 ms, p99 <= 50 ms. The server's CPU use during the window shows how close it
+is to saturation; divided by the Transitions that arrived in the window it is the server CPU
+per pushed Transition (goal <= 30 µs, issue 19). The floor, measured right after: this
+process writing one prebuilt frame to each of half as many loopback sockets per round, with
+no server code at all (what the writes alone cost in CPU, and how long 500 of them take on
+the machine as loaded now).
 
 (2) Idle sessions. A fresh server; sessions are opened in steps (`--idle-steps`), each
 subscribed to its own `counters:get` query; after each step the server's VmRSS
@@ -375,6 +379,73 @@ def latency_phase(options: argparse.Namespace, folder: Path) -> None:
     print("  goal: p50 <= 10 ms, p99 <= 50 ms")
 
 
+FLOOR_FRAME_BYTES = 180  # about a shared `counters:get` Transition
+FLOOR_ROUNDS = 100
+
+
+def _floor_sink(port: Any) -> None:
+    """A process reading and dropping whatever its connections send."""
+
+    async def serve() -> None:
+        async def drain(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while await reader.read(65536):
+                pass
+
+        server = await asyncio.start_server(drain, "127.0.0.1", 0, backlog=4096)
+        port.put(server.sockets[0].getsockname()[1])
+        await asyncio.sleep(3600)
+
+    asyncio.run(serve())
+
+
+def floor_phase(sockets: int) -> None:
+    """The floor under the fan-out: this process (no server code at all) writing one
+    prebuilt WebSocket frame to each of `sockets` loopback TCP connections per round, as a
+    push to a shared query does; the readers are another process."""
+    import multiprocessing
+    import socket
+
+    port: Any = multiprocessing.Queue()
+    sink = multiprocessing.Process(target=_floor_sink, args=(port,), daemon=True)
+    sink.start()
+
+    async def write_rounds(port_number: int) -> tuple[float, list[float]]:
+        loop = asyncio.get_running_loop()
+        transports = []
+        for _ in range(sockets):
+            transport, _protocol = await loop.create_connection(
+                asyncio.Protocol, "127.0.0.1", port_number
+            )
+            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            transports.append(transport)
+        frame = b"\x81\x7e" + FLOOR_FRAME_BYTES.to_bytes(2, "big") + b"x" * FLOOR_FRAME_BYTES
+        rounds, cpu = [], time.process_time()
+        for _ in range(FLOOR_ROUNDS):
+            started = time.perf_counter()
+            for transport in transports:
+                transport.write(frame)
+            rounds.append((time.perf_counter() - started) * 1000)
+            await asyncio.sleep(0.01)
+        cpu = time.process_time() - cpu
+        for transport in transports:
+            transport.close()
+        return cpu / (sockets * FLOOR_ROUNDS) * 1e6, sorted(rounds)
+
+    try:
+        import uvloop
+
+        per_write, rounds = uvloop.run(write_rounds(port.get(timeout=30)))
+    except ImportError:
+        per_write, rounds = asyncio.run(write_rounds(port.get(timeout=30)))
+    finally:
+        sink.terminate()
+    print(
+        f"floor, same machine now: writing a prebuilt {FLOOR_FRAME_BYTES}-byte frame to each of "
+        f"{sockets} sockets costs {per_write:.1f} µs CPU per write; the {sockets} writes take "
+        f"p50 {percentile(rounds, 0.5):.1f} ms, p99 {percentile(rounds, 0.99):.1f} ms"
+    )
+
+
 def idle_phase(options: argparse.Namespace, folder: Path) -> None:
     steps = [int(step) for step in options.idle_steps.split(",") if step]
     with ServerProcess(
@@ -467,6 +538,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         if not options.skip_latency:
             latency_phase(options, Path(folder))
+            floor_phase(options.sessions // 2)
         if not options.skip_idle:
             idle_phase(options, Path(folder))
 
