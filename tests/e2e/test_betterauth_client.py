@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.npm_packages import installed
 from tests.e2e.processes import ENV, ROOT, started_with_site
 
 JS_DIR = Path(__file__).parent / "js-auth"
@@ -29,12 +28,7 @@ PY_CLIENT = Path(__file__).parent / "clients" / "convex_owlat_client.py"
 
 @pytest.fixture(scope="module")
 def better_auth_dir() -> Path:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("Node.js (node and npm) is not installed: the BetterAuth client test needs it")
-    if not (JS_DIR / "node_modules" / "better-auth" / "package.json").exists():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True, timeout=300)
-    return JS_DIR
+    return installed(JS_DIR, "better-auth")
 
 
 async def _run(*command: str, cwd: Path = ROOT) -> tuple[int, str, str]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import RunningServer
+from tests.e2e.npm_packages import installed
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -26,18 +25,7 @@ CLIENT_TIMEOUT = 30.0
 @pytest.fixture(scope="session")
 def node_client_dir() -> Path:
     """tests/e2e/js with its pinned npm packages installed (`npm ci` on first use)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("Node.js (node and npm) is not installed: the npm client tests need it")
-    if not (JS_DIR / "node_modules" / "convex" / "package.json").exists():
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=JS_DIR,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return JS_DIR
+    return installed(JS_DIR, "convex")
 
 
 async def run_client(*command: str, cwd: Path) -> dict[str, Any]:
