@@ -256,6 +256,16 @@ async def test_the_scope_is_required(site: Site) -> None:
     )  # fmt: skip
 
 
+async def test_a_published_email_without_blocks_is_refused(site: Site, setup: Setup) -> None:
+    async def empty(ctx: Any) -> None:
+        await ctx.db.patch(setup.email_id, {"content": " [ \n ] "})
+
+    await in_mutation(site.application, empty)
+    response = await send(setup, email="a@example.com")
+    assert refusal(response)[:3] == (422, "invalid_state", "template_no_content")
+    assert await rows(site, "transactionalSends") == []
+
+
 async def test_the_key_is_checked_in_the_transaction_of_the_send(site: Site, setup: Setup) -> None:
     """One commit takes the key's token and queues the send (the check cannot be stale)."""
     commits: list[Commit] = []
