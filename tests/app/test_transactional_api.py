@@ -305,6 +305,23 @@ async def test_a_revoked_key_is_refused_on_the_next_request(site: Site) -> None:
     assert len(await rows(site, "transactionalSends")) == 1
 
 
+async def test_a_failing_key_check_is_a_server_error(
+    site: Site, setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check in the send's mutation and the one alone after it both fail: 500, as when
+    `endpoint`'s own check fails (no rate headers), and nothing is queued."""
+
+    async def failing(ctx: Any, key_hash: str) -> dict[str, Any]:
+        raise RuntimeError("the key store is unreachable")
+
+    monkeypatch.setattr("owlat.app.api_keys.check_key", failing)
+    monkeypatch.setattr("owlat.app.rest_api.transactional.check_key", failing)
+    response = await send(setup, email="a@example.com")
+    assert error(response) == (500, "internal", "Internal server error")
+    assert "x-ratelimit-remaining" not in response.headers
+    assert await rows(site, "transactionalSends") == []
+
+
 async def test_a_malformed_request_answers_the_keys_refusal_first(site: Site, setup: Setup) -> None:
     unknown = "lm_live_" + "x" * 40
     async with client(site, unknown) as http:

@@ -236,6 +236,8 @@ def keyed_endpoint(scope: str) -> Callable[[KeyedHandler], HttpAction]:
                 return with_cors(request, refused.response)
             except Exception as error:
                 response = _failure(error)
+                if check.found is None:  # the key's own check failed
+                    return with_cors(request, response)
             if check.found is None:
                 raise RuntimeError(f"{handler.__qualname__} answered without checking its key")
             return with_cors(request, check.found.respond(response))
