@@ -66,3 +66,12 @@ def test_bad_backup_settings_stop_the_start(
         monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit, match=message):
         Settings.from_env()
+
+
+def test_the_scheduler_parallelism_may_be_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0: the process runs no scheduled functions (`owlat serve` starts no scheduler)."""
+    monkeypatch.setenv("OWLAT_SCHEDULER_PARALLELISM", "0")
+    assert Settings.from_env().scheduler_parallelism == 0
+    monkeypatch.setenv("OWLAT_SCHEDULER_PARALLELISM", "-1")
+    with pytest.raises(SystemExit, match="OWLAT_SCHEDULER_PARALLELISM must be between 0 and"):
+        Settings.from_env()

@@ -183,7 +183,8 @@ class Settings:
     # The deployment's admin key. Empty: generated on first start and kept in
     # <data_dir>/admin_key (set it explicitly when several nodes must share one key).
     admin_key: str = ""
-    # Scheduled functions and crons run at most this many at a time per server process.
+    # Scheduled functions and crons run at most this many at a time per server process;
+    # 0: this process runs none (an API node beside a node that runs them, on PostgreSQL).
     scheduler_parallelism: int = 8
     # -- operations (runtime/metrics.py, runtime/server/operations.py) --
     # Count calls, commits, conflicts, sockets... for GET /metrics (OWLAT_METRICS=0: off).
@@ -286,7 +287,9 @@ class Settings:
             storage_prefix=env.get("OWLAT_STORAGE_PREFIX", "").strip(),
             auth_issuers=_issuers("OWLAT_AUTH_ISSUERS"),
             admin_key=env.get("OWLAT_ADMIN_KEY", "").strip(),
-            scheduler_parallelism=_int("OWLAT_SCHEDULER_PARALLELISM", cls.scheduler_parallelism),
+            scheduler_parallelism=_int_between(
+                "OWLAT_SCHEDULER_PARALLELISM", cls.scheduler_parallelism, 0, 10_000
+            ),
             metrics=_flag("OWLAT_METRICS", cls.metrics),
             metrics_token=env.get("OWLAT_METRICS_TOKEN", "").strip(),
             backup_schedule=_backup_schedule("OWLAT_BACKUP_SCHEDULE"),

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from owlat.app.lib import instance
 from owlat.app.lib.sending.attachments import FetchPolicy
+from owlat.runtime.database.commits import Commit
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site, uploaded
 from tests.app.mail_setup import settled
@@ -253,6 +254,82 @@ async def test_the_scope_is_required(site: Site) -> None:
     assert error(response) == (
         403, "forbidden", "This API key is missing the required scope: transactional:send"
     )  # fmt: skip
+
+
+async def test_a_published_email_without_blocks_is_refused(site: Site, setup: Setup) -> None:
+    async def empty(ctx: Any) -> None:
+        await ctx.db.patch(setup.email_id, {"content": " [ \n ] "})
+
+    await in_mutation(site.application, empty)
+    response = await send(setup, email="a@example.com")
+    assert refusal(response)[:3] == (422, "invalid_state", "template_no_content")
+    assert await rows(site, "transactionalSends") == []
+
+
+async def test_the_key_is_checked_in_the_transaction_of_the_send(site: Site, setup: Setup) -> None:
+    """One commit takes the key's token and queues the send (the check cannot be stale)."""
+    commits: list[Commit] = []
+    site.application.on_commit(commits.append)
+    try:
+        response = await send(setup, email="one@example.com", dataVariables={"orderId": "1"})
+    finally:
+        site.application.remove_commit_listener(commits.append)
+    assert response.status_code == 202, response.text
+    (queued,) = [
+        commit
+        for commit in commits
+        if any(
+            c.table == "transactionalSends" and c.old is None for c in commit.write_set.documents
+        )
+    ]
+    assert {change.table for change in queued.write_set.documents} >= {"rateLimits"}
+
+
+async def test_a_revoked_key_is_refused_on_the_next_request(site: Site) -> None:
+    owner, _ = await organization(site, "acme")
+    email_id = await owner.mutation(
+        "transactionalEmails:create",
+        {"name": "Receipt", "slug": "order-receipt", "subject": "Order",
+         "content": json.dumps(BODY), "dataVariablesSchema": SCHEMA},
+    )  # fmt: skip
+    await owner.mutation("transactionalEmails:publish", {"transactionalEmailId": email_id})
+    created = await owner.mutation(
+        "apiKeys:create", {"name": "t", "scopes": ["transactional:send"]}
+    )
+    body = {"slug": "order-receipt", "email": "r@example.com"}
+    async with client(site, created["apiKey"]) as http:
+        assert (await http.post("/transactional", json=body)).status_code == 202
+        await owner.mutation("apiKeys:revoke", {"keyId": created["keyId"]})
+        response = await http.post("/transactional", json=body)
+    assert error(response) == (401, "unauthenticated", "Invalid API key")
+    assert len(await rows(site, "transactionalSends")) == 1
+
+
+async def test_a_failing_key_check_is_a_server_error(
+    site: Site, setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check in the send's mutation and the one alone after it both fail: 500, as when
+    `endpoint`'s own check fails (no rate headers), and nothing is queued."""
+
+    async def failing(ctx: Any, key_hash: str) -> dict[str, Any]:
+        raise RuntimeError("the key store is unreachable")
+
+    monkeypatch.setattr("owlat.app.api_keys.check_key", failing)
+    monkeypatch.setattr("owlat.app.rest_api.transactional.check_key", failing)
+    response = await send(setup, email="a@example.com")
+    assert error(response) == (500, "internal", "Internal server error")
+    assert "x-ratelimit-remaining" not in response.headers
+    assert await rows(site, "transactionalSends") == []
+
+
+async def test_a_malformed_request_answers_the_keys_refusal_first(site: Site, setup: Setup) -> None:
+    unknown = "lm_live_" + "x" * 40
+    async with client(site, unknown) as http:
+        response = await http.post("/transactional", content=b"{not json")
+    assert error(response) == (401, "unauthenticated", "Invalid API key")
+    response = await setup.http.post("/transactional", content=b"{not json")
+    assert error(response) == (400, "invalid_input", "Invalid JSON in request body")
+    assert response.headers["x-ratelimit-remaining"] == "9"  # the key was checked
 
 
 # -- Idempotency-Key -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 
 from owlat.runtime import query
 from owlat.runtime.errors import EngineError
+from owlat.runtime.server import create_app
 from owlat.runtime.server._requests import MAX_BODY_BYTES
 from tests.e2e.conftest import RunningServer
 
@@ -226,18 +227,32 @@ async def test_cors_preflight_and_simple_requests(client: httpx.AsyncClient) -> 
     assert {"GET", "POST", "OPTIONS", "PATCH", "DELETE", "PUT"} <= set(
         response.headers["access-control-allow-methods"].split(", ")
     )
+    ids = {response.headers["x-request-id"]}  # every answer names its request
     response = await client.post(
         "/api/query",
         json={"path": "messages:list", "args": {"channel": "x"}},
-        headers={"Origin": origin},
+        headers={"Origin": origin, "X-Request-Id": "given-1"},
     )
     assert response.headers["access-control-allow-origin"] == origin
     assert response.headers["access-control-allow-credentials"] == "true"
+    assert response.headers["x-request-id"] == "given-1"
     response = await client.post(  # no Origin: no CORS headers, but caches are told to vary
-        "/api/query", json={"path": "messages:list", "args": {"channel": "x"}}
+        "/api/query",
+        json={"path": "messages:list", "args": {"channel": "x"}},
+        headers={"X-Request-Id": "not valid!"},
     )
     assert "access-control-allow-origin" not in response.headers
     assert response.headers["vary"] == "Origin"
+    ids.add(response.headers["x-request-id"])
+    assert len(ids) == 2 and all(re.fullmatch("[0-9a-f]{16}", each) for each in ids)
+
+
+def test_the_function_api_is_routed_first(server: RunningServer) -> None:
+    """The router tries routes in order: every other route before them would cost each
+    function call a failed match."""
+    app = create_app(server.application, server.authenticator)
+    paths = [getattr(route, "path", None) for route in app.routes[:3]]
+    assert paths == ["/api/query", "/api/mutation", "/api/action"]
 
 
 async def test_duplicate_slashes_and_unknown_routes(

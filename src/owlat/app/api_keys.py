@@ -147,9 +147,17 @@ revoke, revoke_via_session = session_mutation(args={"keyId": v.string()})(_revok
 @internal_mutation(args={"keyHash": v.string()})
 async def authenticate(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Validate a key (by hash) and take a token from its bucket, in one step."""
+    return await check_key(ctx, args["keyHash"])
+
+
+async def check_key(ctx: MutationCtx, key_hash: str) -> dict[str, Any]:
+    """`authenticate` inside the caller's mutation (an endpoint checking its key in the
+    transaction of its work, rest_api/wire.py `keyed_endpoint`): `{status: "invalid"}`,
+    `{status: "rate_limited", retryAfter}` or `{status: "ok", organizationId, keyId,
+    scopes}`; a token is taken from the key's bucket unless invalid."""
     key = (
         await ctx.db.query("apiKeys")
-        .with_index("by_key_hash", lambda q: q.eq("keyHash", args["keyHash"]))
+        .with_index("by_key_hash", lambda q: q.eq("keyHash", key_hash))
         .unique()
     )
     now = now_ms()

@@ -169,7 +169,7 @@ def _serve(
     application = Application(
         load_app_package(app),
         engine(settings, data_dir),
-        scheduler_parallelism=settings.scheduler_parallelism,
+        scheduler_parallelism=settings.scheduler_parallelism or None,  # 0: no scheduler
         storage=file_storage(settings, data_dir, client_url),
         metrics=settings.metrics,
         backups=backup_plan(settings, data_dir),

@@ -16,6 +16,7 @@ request is served carries its `request_id` (set by the server, also in error mes
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import secrets
 import sys
@@ -144,8 +145,14 @@ def request_id() -> str:
     return current_request_id.get() or new_request_id()
 
 
+_REQUEST_ID_PREFIX = secrets.token_hex(4)  # this process's, then a counter: unique, cheap
+_request_numbers = itertools.count(1)
+
+
 def new_request_id() -> str:
-    return secrets.token_hex(8)
+    """A new id, 16 hex digits, unique across processes (its first 8 are random per
+    process) without drawing random bytes per request."""
+    return f"{_REQUEST_ID_PREFIX}{next(_request_numbers) & 0xFFFFFFFF:08x}"
 
 
 class RecentLines:

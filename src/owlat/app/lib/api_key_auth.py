@@ -18,6 +18,7 @@ import dataclasses
 import math
 import re
 import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -81,12 +82,25 @@ def bearer_key(header: str | None) -> str | None:
 
 
 async def authenticate_api_key(ctx: ActionCtx, request: Request) -> ApiKeyCaller | Response:
+    key_hash = presented_key_hash(request)
+    if isinstance(key_hash, Response):
+        return key_hash
+    result = await ctx.run_mutation(internal.api_keys.authenticate, {"keyHash": key_hash})
+    return caller_of(result)
+
+
+def presented_key_hash(request: Request) -> str | Response:
+    """The hash of the request's well-formed key, or its 401 (no token is taken)."""
     key = bearer_key(request.headers.get("authorization"))
     if key is None:
         return api_error("unauthenticated", MISSING, 401)
     if len(key) < 40 or not KEY_FORMAT.match(key):
         return api_error("unauthenticated", "Invalid API key format", 401)
-    result = await ctx.run_mutation(internal.api_keys.authenticate, {"keyHash": token_hash(key)})
+    return token_hash(key)
+
+
+def caller_of(result: dict[str, Any]) -> ApiKeyCaller | Response:
+    """The caller a key check (`api_keys.check_key`) found, or its 401 / 429."""
     if result["status"] == "invalid":
         return api_error("unauthenticated", "Invalid API key", 401)
     if result["status"] == "rate_limited":

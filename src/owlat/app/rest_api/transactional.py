@@ -42,6 +42,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from owlat.app.api_keys import check_key
 from owlat.app.lib.api_key_auth import ApiKeyCaller
 from owlat.app.lib.contacts import create_contact, live_by_email
 from owlat.app.lib.errors import AppError
@@ -64,7 +65,15 @@ from owlat.app.lib.transactional_emails import (
     resolve_language,
     variable_problem,
 )
-from owlat.app.rest_api.wire import ApiError, checked_email, data, endpoint, json_object, json_value
+from owlat.app.rest_api.wire import (
+    ApiError,
+    KeyCheck,
+    checked_email,
+    data,
+    json_object,
+    json_value,
+    keyed_endpoint,
+)
 from owlat.app.schema import ATTACHMENT
 from owlat.runtime import (
     ActionCtx,
@@ -76,6 +85,7 @@ from owlat.runtime import (
     v,
 )
 
+SCOPE = "transactional:send"
 MAX_BODY = 15_000_000  # 10 MB of attachments in base64, and the rest
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 PURGE_BATCH = 500
@@ -235,13 +245,44 @@ async def _discard(ctx: ActionCtx, storage_ids: list[str]) -> None:
         await ctx.storage.delete(storage_id)
 
 
-@endpoint("transactional:send")
-async def send_endpoint(ctx: ActionCtx, request: Request, caller: ApiKeyCaller) -> Response:
+@keyed_endpoint(SCOPE)
+async def send_endpoint(ctx: ActionCtx, request: Request, check: KeyCheck) -> Response:
     key = _idempotency_key(request)
     body = await json_object(request, MAX_BODY)
     parsed = parse(body)
-    organization_id = caller.organization_id
     fingerprint = request_hash(body) if key is not None else None
+    if parsed.files:  # stored before the mutation, as the key's organization's
+        return await _send_with_files(ctx, await check.caller(ctx), parsed, key, fingerprint)
+    result = await ctx.run_mutation(  # the key checked in the transaction of the send
+        internal.rest_api.transactional.send,
+        {**_send_args(parsed, key, fingerprint), "keyHash": check.key_hash},
+    )
+    check.accepted(result["key"])
+    return _answer(result)
+
+
+def _send_args(parsed: _Parsed, key: str | None, fingerprint: str | None) -> dict[str, Any]:
+    return {
+        "email": parsed.email,
+        "requestEmail": parsed.raw_email,
+        "transactionalId": parsed.transactional_id,
+        "slug": parsed.slug,
+        "dataVariables": parsed.variables,
+        "language": parsed.language,
+        "addToAudience": parsed.add_to_audience,
+        "attachments": parsed.attachments,
+        "ownedStorageIds": [],
+        "idempotencyKey": key,
+        "requestHash": fingerprint,
+    }
+
+
+async def _send_with_files(
+    ctx: ActionCtx, caller: ApiKeyCaller, parsed: _Parsed, key: str | None, fingerprint: str | None
+) -> Response:
+    """A request with base64 attachments: an earlier answer for its Idempotency-Key, else
+    its files stored, then the send (the files deleted again when it sends nothing)."""
+    organization_id = caller.organization_id
     if key is not None:
         earlier = await ctx.run_query(
             internal.rest_api.transactional.replay,
@@ -259,18 +300,10 @@ async def send_endpoint(ctx: ActionCtx, request: Request, caller: ApiKeyCaller) 
         result = await ctx.run_mutation(
             internal.rest_api.transactional.send,
             {
+                **_send_args(parsed, key, fingerprint),
                 "organizationId": organization_id,
-                "email": parsed.email,
-                "requestEmail": parsed.raw_email,
-                "transactionalId": parsed.transactional_id,
-                "slug": parsed.slug,
-                "dataVariables": parsed.variables,
-                "language": parsed.language,
-                "addToAudience": parsed.add_to_audience,
                 "attachments": attachments,
                 "ownedStorageIds": stored,
-                "idempotencyKey": key,
-                "requestHash": fingerprint,
             },
         )
     except BaseException:
@@ -335,14 +368,21 @@ async def _template(ctx: MutationCtx, organization_id: str, args: dict[str, Any]
         return _refusal(
             422, "template_not_published", f'Transactional email "{name}" is not published'
         )
-    if not template.get("htmlContent") or not json.loads(template["content"]):
+    if not template.get("htmlContent") or _no_blocks(template["content"]):
         return _refusal(422, "template_no_content", f'Transactional email "{name}" has no content')
     return template
 
 
+def _no_blocks(content: str) -> bool:
+    """Whether saved content (a JSON array of blocks: every save validates it) is `[]`,
+    without parsing the whole template on each request."""
+    return not content.strip()[1:-1].strip()
+
+
 @internal_mutation(
     args={
-        "organizationId": v.id("organizations"),
+        "organizationId": v.optional(v.id("organizations")),
+        "keyHash": v.optional(v.string()),
         "email": v.string(),
         "requestEmail": v.string(),
         "transactionalId": v.optional(v.union(v.string(), v.null())),
@@ -358,8 +398,20 @@ async def _template(ctx: MutationCtx, organization_id: str, args: dict[str, Any]
 )
 async def send(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Check, upsert the contact and enqueue the send (module docstring): `{answer}`,
-    `{answer, replayed}` or `{refusal}` (nothing written)."""
-    organization_id, email = args["organizationId"], args["email"]
+    `{answer, replayed}` or `{refusal}` (nothing written but the key's token), for the
+    organization given or, with `keyHash`, for the API key's, checked first in this
+    transaction (`api_keys.check_key`): its result is under `key`, and a key refused or
+    without the scope sends nothing."""
+    if args.get("keyHash") is None:
+        return await _send(ctx, args["organizationId"], args)
+    checked = await check_key(ctx, args["keyHash"])
+    if checked["status"] != "ok" or SCOPE not in checked["scopes"]:
+        return {"key": checked}
+    return {**await _send(ctx, checked["organizationId"], args), "key": checked}
+
+
+async def _send(ctx: MutationCtx, organization_id: str, args: dict[str, Any]) -> dict[str, Any]:
+    email = args["email"]
     key = args.get("idempotencyKey")
     if key is not None:
         found, row = await _replay(ctx, organization_id, key, args["requestHash"])

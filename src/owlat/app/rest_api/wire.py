@@ -7,6 +7,8 @@
 before anything reads the body (403), turns an `ApiError` (or a `ConvexError` from the shared
 contact code) into the error envelope `{"error": {"category", "message"}}`, any other
 exception into 500 `Internal server error`, and adds the rate and CORS headers.
+`keyed_endpoint` answers the same, for a handler that checks the key in the mutation of its
+own work (one transaction instead of two).
 """
 
 from __future__ import annotations
@@ -23,11 +25,24 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from owlat.app.lib.api_key_auth import ApiKeyCaller, api_error, authenticate_api_key
+from owlat.app.lib.api_key_auth import (
+    ApiKeyCaller,
+    api_error,
+    authenticate_api_key,
+    caller_of,
+    presented_key_hash,
+)
 from owlat.app.lib.emails import normalize_email
 from owlat.app.lib.errors import AppError, AppErrorKind
 from owlat.app.lib.instance import current
-from owlat.runtime import ActionCtx, ConvexError, HttpAction, JSONResponse, http_action
+from owlat.runtime import (
+    ActionCtx,
+    ConvexError,
+    HttpAction,
+    JSONResponse,
+    http_action,
+    internal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +62,7 @@ ALLOWED_HEADERS = "Content-Type, Authorization"
 MAX_BODY = 1_000_000  # bytes
 
 Handler = Callable[[ActionCtx, Request, ApiKeyCaller], Awaitable[Response]]
+KeyedHandler = Callable[[ActionCtx, Request, "KeyCheck"], Awaitable[Response]]
 
 
 class ApiError(Exception):
@@ -151,6 +167,80 @@ def endpoint(scope: str) -> Callable[[Handler], HttpAction]:
             except Exception as error:
                 response = _failure(error)
             return with_cors(request, caller.respond(response))
+
+        run.__qualname__ = handler.__qualname__
+        run.__module__ = handler.__module__
+        return http_action(run)
+
+    return wrap
+
+
+class Refused(Exception):
+    """A key refused (401, 429) or without the scope (403): answered with `response`."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+class KeyCheck:
+    """The request's well-formed API key, for a `keyed_endpoint` to check in its own
+    mutation (`api_keys.check_key`, which takes a token from the key's bucket) and hand
+    the result to `accepted`; or alone, first, with `caller`."""
+
+    def __init__(self, key_hash: str, scope: str) -> None:
+        self.key_hash = key_hash
+        self.scope = scope
+        self.found: ApiKeyCaller | None = None  # once a committed check accepted the key
+
+    async def caller(self, ctx: ActionCtx) -> ApiKeyCaller:
+        """The key checked in a mutation of its own, as `endpoint` does."""
+        result = await ctx.run_mutation(internal.api_keys.authenticate, {"keyHash": self.key_hash})
+        return self.accepted(result)
+
+    def accepted(self, result: dict[str, Any]) -> ApiKeyCaller:
+        """The caller of a committed check's result when it has the scope; else raises
+        `Refused` with its answer."""
+        caller = caller_of(result)
+        if isinstance(caller, Response):
+            raise Refused(caller)
+        refusal = caller.require_scope(self.scope)
+        if refusal is not None:
+            raise Refused(refusal)
+        self.found = caller
+        return caller
+
+
+def keyed_endpoint(scope: str) -> Callable[[KeyedHandler], HttpAction]:
+    """`endpoint`, for a handler that checks the key itself (`KeyCheck`) in the mutation
+    that does its work. Answers as `endpoint` would, in the same order: when the handler
+    fails before a committed check accepted the key (a malformed body, or its mutation
+    failed and rolled the check back), the key is checked alone first and its refusal wins,
+    and a token is taken from its bucket exactly once either way."""
+
+    def wrap(handler: KeyedHandler) -> HttpAction:
+        async def run(ctx: ActionCtx, request: Request) -> Response:
+            key_hash = presented_key_hash(request)
+            if isinstance(key_hash, Response):
+                return with_cors(request, key_hash)
+            check = KeyCheck(key_hash, scope)
+            try:
+                try:
+                    response = await handler(ctx, request, check)
+                except Exception as error:
+                    if isinstance(error, Refused) or check.found is not None:
+                        raise
+                    await check.caller(ctx)
+                    raise
+            except Refused as refused:
+                return with_cors(request, refused.response)
+            except Exception as error:
+                response = _failure(error)
+                if check.found is None:  # the key's own check failed
+                    return with_cors(request, response)
+            if check.found is None:
+                raise RuntimeError(f"{handler.__qualname__} answered without checking its key")
+            return with_cors(request, check.found.respond(response))
 
         run.__qualname__ = handler.__qualname__
         run.__module__ = handler.__module__

@@ -4,7 +4,9 @@ One writer connection serves every write transaction, one at a time (`BEGIN IMME
 under an asyncio lock), so every write is exclusive and a commit timestamp needs no more
 than `last_ts + 1` (or now, in ns, if later), persisted as the `last_ts` global with the
 commit. Queries read on a small pool of reader connections, each inside a deferred
-transaction so that a query sees one snapshot while writers commit. SQLite calls
+transaction so that a query sees one snapshot while writers commit; while nothing commits,
+queries share one such transaction (`_Snapshot`: no `BEGIN`/`COMMIT` and `last_ts` read per
+query), and any commit, of this process or another, ends the sharing. SQLite calls
 are fast and local, so they run on the event loop thread: no thread hop per statement.
 `sqlite3.Error` stops here and becomes `EngineError`.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mmap
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -223,25 +226,90 @@ class SqliteWriter(SqliteReader):
         _execute(self._db, "RELEASE SAVEPOINT owlat_nested")
 
 
-class _ReadTransaction:
-    """`async with engine.read()`: a deferred transaction on a pooled reader connection."""
+class _WalIndexWatch:
+    """Whether the database changed since a mark, in a fraction of a microsecond: every
+    commit, by any connection of any process, rewrites the WAL-index header at the start of
+    `<database>-shm` (two 48-byte copies; SQLite's documented WAL-index format,
+    https://sqlite.org/walformat.html §2.1), so unchanged header bytes mean no commit since.
+    A read that races a commit sees a changed or torn header: never falsely unchanged.
+    Without a mappable `-shm` file every mark reads as changed (no snapshot is reused)."""
 
-    __slots__ = ("_connection", "_engine")
+    __slots__ = ("_map",)
+
+    HEADER_BYTES = 96
+
+    def __init__(self, path: Path | None) -> None:
+        self._map: mmap.mmap | None = None
+        if path is None:
+            return
+        try:
+            with open(f"{path}-shm", "rb") as file:
+                self._map = mmap.mmap(file.fileno(), self.HEADER_BYTES, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return
+
+    def mark(self) -> bytes | None:
+        return None if self._map is None else self._map[: self.HEADER_BYTES]
+
+    def unchanged_since(self, mark: bytes | None) -> bool:
+        return mark is not None and self._map is not None and self._map[: self.HEADER_BYTES] == mark
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
+
+class _Snapshot:
+    """A read transaction on one pooled connection, shared by every `engine.read()` while
+    no commit reached the database since it began (the WAL-index mark): a query then reads
+    the same data at the same timestamp as in a new transaction, without `BEGIN`, the
+    `last_ts` read and `COMMIT`. Committed and pooled again when the last reader leaves
+    after a commit made it stale."""
+
+    __slots__ = ("connection", "mark", "reader", "stale", "users")
+
+    def __init__(self, connection: sqlite3.Connection, mark: bytes | None, sql: Statements) -> None:
+        self.connection = connection
+        self.mark = mark
+        self.users = 0
+        self.stale = False
+        self.reader = _SnapshotReader(connection, sql)
+
+
+class _SnapshotReader(SqliteReader):
+    """A reader on a shared snapshot: its `last_ts` is read once."""
+
+    __slots__ = ("_ts",)
+
+    def __init__(self, connection: sqlite3.Connection, sql: Statements) -> None:
+        super().__init__(connection, sql)
+        self._ts: int | None = None
+
+    async def last_ts(self) -> int:
+        if self._ts is None:
+            self._ts = await super().last_ts()
+        return self._ts
+
+
+class _ReadTransaction:
+    """`async with engine.read()`: the current shared snapshot, or a new one (a deferred
+    transaction on a pooled reader connection) when a commit made the last one stale."""
+
+    __slots__ = ("_engine", "_snapshot")
 
     def __init__(self, engine: SqliteEngine) -> None:
         self._engine = engine
-        self._connection: sqlite3.Connection | None = None
+        self._snapshot: _Snapshot | None = None
 
     async def __aenter__(self) -> SqliteReader:
         engine = self._engine
-        connection = engine._idle_readers.pop() if engine._idle_readers else engine._new_reader()
-        try:
-            connection.execute("BEGIN")
-        except sqlite3.Error as error:
-            engine._idle_readers.append(connection)
-            raise EngineError(f"SQLite: {error}") from error
-        self._connection = connection
-        return SqliteReader(connection, engine._sql)
+        snapshot = engine._snapshot
+        if snapshot is None or snapshot.stale or not engine._wal.unchanged_since(snapshot.mark):
+            snapshot = engine._new_snapshot()
+        snapshot.users += 1
+        self._snapshot = snapshot
+        return snapshot.reader
 
     async def __aexit__(
         self,
@@ -249,14 +317,14 @@ class _ReadTransaction:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        connection = self._connection
-        assert connection is not None
-        try:
-            connection.execute("COMMIT")
-        except sqlite3.Error as failure:
-            raise EngineError(f"SQLite: {failure}") from failure
-        finally:
-            self._engine._idle_readers.append(connection)
+        snapshot = self._snapshot
+        assert snapshot is not None
+        snapshot.users -= 1
+        engine = self._engine
+        if isinstance(error, EngineError) and engine._snapshot is snapshot:
+            engine._retire_snapshot()  # a failed statement: the next read begins anew
+        elif snapshot.stale and snapshot.users == 0:
+            engine._end_snapshot(snapshot)
 
 
 class _WriteTransaction:
@@ -297,6 +365,7 @@ class _WriteTransaction:
             except sqlite3.Error as failure:
                 connection.execute("ROLLBACK")
                 raise EngineError(f"SQLite: commit failed: {failure}") from failure
+            engine._retire_snapshot()
         finally:
             engine._write_lock.release()
 
@@ -323,6 +392,8 @@ class SqliteEngine:
         self._write_lock = asyncio.Lock()
         self._idle_readers: list[sqlite3.Connection] = []
         self._all_readers: list[sqlite3.Connection] = []
+        self._snapshot: _Snapshot | None = None  # the shared read snapshot (_ReadTransaction)
+        self._wal = _WalIndexWatch(None)  # the WAL index, once the database is open
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -351,8 +422,12 @@ class SqliteEngine:
             writer.close()
             raise EngineError(f"SQLite: cannot initialise {self.path}: {error}") from error
         self._writer = writer
+        self._wal.close()
+        self._wal = _WalIndexWatch(self.path)  # the writer's schema statements made `-shm`
 
     async def close(self) -> None:
+        self._snapshot = None
+        self._wal.close()
         for connection in self._all_readers:
             connection.close()
         self._all_readers.clear()
@@ -363,6 +438,40 @@ class SqliteEngine:
 
     def read(self) -> _ReadTransaction:
         return _ReadTransaction(self)
+
+    def _new_snapshot(self) -> _Snapshot:
+        """Begin the shared snapshot (the mark first: a commit between the mark and the
+        snapshot's first read only makes it stale early), retiring the previous one."""
+        self._retire_snapshot()
+        connection = self._idle_readers.pop() if self._idle_readers else self._new_reader()
+        mark = self._wal.mark()
+        try:
+            connection.execute("BEGIN")
+        except sqlite3.Error as error:
+            self._idle_readers.append(connection)
+            raise EngineError(f"SQLite: {error}") from error
+        snapshot = _Snapshot(connection, mark, self._sql)
+        self._snapshot = snapshot
+        return snapshot
+
+    def _retire_snapshot(self) -> None:
+        """After a commit: no new read joins the shared snapshot, which ends now or when
+        its last reader leaves (an open one would keep checkpoints from the WAL's end)."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return
+        self._snapshot = None
+        snapshot.stale = True
+        if snapshot.users == 0:
+            self._end_snapshot(snapshot)
+
+    def _end_snapshot(self, snapshot: _Snapshot) -> None:
+        try:
+            snapshot.connection.execute("COMMIT")
+        except sqlite3.Error as failure:
+            raise EngineError(f"SQLite: {failure}") from failure
+        finally:
+            self._idle_readers.append(snapshot.connection)
 
     def _new_reader(self) -> sqlite3.Connection:
         connection = self._connect()

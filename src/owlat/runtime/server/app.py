@@ -67,15 +67,15 @@ def create_app(
     storage = [] if application.storage is None else StorageApi(application).routes()
     actions = HttpActions(application, authenticator).client_routes()
     return Starlette(
-        routes=[
+        routes=[  # the router tries them in order: the function API, the busiest, first
+            *api.routes(),
             *operations.routes(),
             *DataBrowser(application, authenticator).routes(),
-            *api.routes(),
             *storage,
             *actions,
             *service_routes(operations.sync),
         ],
-        middleware=[Middleware(RequestIds), Middleware(ClientApiMiddleware, cors=cors)],
+        middleware=[Middleware(ClientApiMiddleware, cors=cors)],  # request ids included
         exception_handlers={HTTPException: _http_exception},
         lifespan=_lifespan(application),
     )

@@ -28,7 +28,8 @@ class ClientApiMiddleware:
     """Route `//api/query` as `/api/query` (the npm client appends `/api/...` to the
     deployment URL as given, so a URL ending in `/` yields doubled slashes), then, with
     `cors`, answer CORS as Convex does: any origin and any request headers are mirrored back,
-    credentials are allowed, and preflights are cached for a day."""
+    credentials are allowed, and preflights are cached for a day. Each request gets its id
+    as with `RequestIds` (one layer and one wrapped `send` for all three)."""
 
     def __init__(self, app: ASGIApp, *, cors: bool = True) -> None:
         self.app = app
@@ -53,29 +54,19 @@ class ClientApiMiddleware:
         if "//" in path:
             path = _SLASHES.sub("/", path)
             scope = {**scope, "path": path}
-        if self._cors is None or kind != "http" or path.startswith("/http/"):
-            await self.app(scope, receive, send)
-        elif any(name == b"origin" for name, _ in scope["headers"]):
-            await self._cors(scope, receive, send)
-        else:
-            await self.app(scope, receive, _varying_on_origin(send))
-
-
-def _varying_on_origin(send: Send) -> Send:
-    """`send` adding `Origin` to the response's `Vary`, as CORS does for a request without
-    an `Origin` header (so that caches keep CORS and non-CORS answers apart)."""
-
-    async def send_varying(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = message.get("headers", [])
-            if any(name == b"vary" for name, _ in headers):
-                mutable = MutableHeaders(scope=message)
-                mutable["Vary"] = ", ".join([*mutable.getlist("Vary"), "Origin"])
+        request_id = _request_id_of(scope)
+        token = logs.current_request_id.set(request_id)
+        try:
+            if kind != "http":
+                await self.app(scope, receive, send)
+            elif self._cors is None or path.startswith("/http/"):
+                await self.app(scope, receive, _with_headers(send, request_id, vary_origin=False))
+            elif any(name == b"origin" for name, _ in scope["headers"]):
+                await self._cors(scope, receive, _with_headers(send, request_id, vary_origin=False))
             else:
-                message["headers"] = [*headers, (b"vary", b"Origin")]
-        await send(message)
-
-    return send_varying
+                await self.app(scope, receive, _with_headers(send, request_id, vary_origin=True))
+        finally:
+            logs.current_request_id.reset(token)
 
 
 class RequestIds:
@@ -91,23 +82,40 @@ class RequestIds:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        given = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
-        request_id = given.decode() if _REQUEST_ID.fullmatch(given) else logs.new_request_id()
+        request_id = _request_id_of(scope)
         token = logs.current_request_id.set(request_id)
         try:
-            await self.app(
-                scope, receive, _with_request_id(send, request_id) if kind == "http" else send
-            )
+            if kind == "http":
+                send = _with_headers(send, request_id, vary_origin=False)
+            await self.app(scope, receive, send)
         finally:
             logs.current_request_id.reset(token)
 
 
-def _with_request_id(send: Send, request_id: str) -> Send:
+def _request_id_of(scope: Scope) -> str:
+    """The request's `X-Request-Id` when it is a valid one, else a new id."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            return value.decode() if _REQUEST_ID.fullmatch(value) else logs.new_request_id()
+    return logs.new_request_id()
+
+
+def _with_headers(send: Send, request_id: str, *, vary_origin: bool) -> Send:
+    """`send` adding `X-Request-Id` to the response and, with `vary_origin`, `Origin` to
+    its `Vary`, as CORS does for a request without an `Origin` header (so that caches keep
+    CORS and non-CORS answers apart)."""
     header = (b"x-request-id", request_id.encode())
 
-    async def send_with_id(message: Message) -> None:
+    async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), header]
+            headers = message.get("headers", [])
+            if vary_origin and any(name == b"vary" for name, _ in headers):
+                mutable = MutableHeaders(scope=message)
+                mutable["Vary"] = ", ".join([*mutable.getlist("Vary"), "Origin"])
+                headers = message["headers"]
+            elif vary_origin:
+                headers = [*headers, (b"vary", b"Origin")]
+            message["headers"] = [*headers, header]
         await send(message)
 
-    return send_with_id
+    return send_with_headers

@@ -1858,9 +1858,10 @@ export type InternalApi = {
         key: string;
         requestHash: string;
       }, any>;
-      /** `restApi/transactional:send`: Check, upsert the contact and enqueue the send (module docstring): `{answer}`, `{answer, replayed}` or `{refusal}` (nothing written). */
+      /** `restApi/transactional:send`: Check, upsert the contact and enqueue the send (module docstring): `{answer}`, `{answer, replayed}` or `{refusal}` (nothing written but the key's token), for the organization given or, with `keyHash`, for the API key's, checked first in this transaction (`api_keys.check_key`): its result is under `key`, and a key refused or without the scope sends nothing. */
       send: FunctionReference<"mutation", "internal", {
-        organizationId: Id<"organizations">;
+        organizationId?: Id<"organizations">;
+        keyHash?: string;
         email: string;
         requestEmail: string;
         transactionalId?: string | null;
