@@ -651,6 +651,9 @@ schema = define_schema(
                 "status": TEMPLATE_STATUS,
                 "dataVariablesSchema": v.optional(v.record(v.string(), VARIABLE_TYPE)),
                 "attachments": v.optional(v.array(ATTACHMENT)),
+                # sends recorded, and their outcomes (lib/sending/transactional_counts.py)
+                "sendCount": v.optional(v.number()),
+                "stats": v.optional(v.record(v.string(), v.number())),
             }
         )
         .index("by_org", ["organizationId"])

@@ -248,7 +248,8 @@ async def duplicate(ctx: MutationCtx, args: dict[str, Any]) -> str:
     copied = {
         k: val
         for k, val in template.items()
-        if not k.startswith("_") and k not in ("publishedAt", "createdBy", "createdAt")
+        if not k.startswith("_")
+        and k not in ("publishedAt", "createdBy", "createdAt", "sendCount", "stats")
     }
     base = f"{template['slug'][:90]}-copy"
     slug, number = base, 1

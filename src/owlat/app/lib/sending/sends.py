@@ -102,6 +102,7 @@ from owlat.app.lib.sending.routes import (
 )
 from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
 from owlat.app.lib.sending.suppression import suppressed
+from owlat.app.lib.sending.transactional_counts import count_outcome, count_queued
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.tracking.links import tracked
 from owlat.app.lib.tracking.policy import tracking_for
@@ -252,6 +253,7 @@ async def enqueue_send(
     }
     row.update({name: value for name, value in optional.items() if value is not None})
     send_id = await ctx.db.insert("transactionalSends", row)
+    await count_queued(ctx, row)
     await arm_queue(ctx, organization_id, now)
     return str(send_id)
 
@@ -503,6 +505,7 @@ async def _fail(
                 "updatedAt": now,
             },
         )
+        await count_outcome(ctx, row, "failed")
         await _release_files(ctx, row)
 
 
@@ -548,6 +551,7 @@ async def _record_outcome(
                 "updatedAt": now,
             },
         )
+        await count_outcome(ctx, row, "sent")
         await _release_files(ctx, row)
 
 
