@@ -1986,6 +1986,13 @@ export type InternalApi = {
     deliverQueue: FunctionReference<"action", "internal", {
       organizationId: Id<"organizations">;
     }, any>;
+    /** `transactionalSends:enqueueSystem`: A system mail recorded `queued` (its sender delivers it: `lib/mailer.py`). */
+    enqueueSystem: FunctionReference<"mutation", "internal", {
+      to: string;
+      subject: string;
+      text: string;
+      deliveryKey?: string;
+    }, any>;
     /** `transactionalSends:plan` */
     plan: FunctionReference<"query", "internal", {
       sendIds?: Array<Id<"transactionalSends">>;

@@ -679,7 +679,7 @@ export type Documents = {
   sendBodies: {
     _id: Id<"sendBodies">;
     _creationTime: number;
-    organizationId: Id<"organizations">;
+    organizationId?: Id<"organizations">;
     html?: string;
     text: string;
     dataVariables?: Record<string, any>;
@@ -783,8 +783,8 @@ export type Documents = {
   transactionalSends: {
     _id: Id<"transactionalSends">;
     _creationTime: number;
-    organizationId: Id<"organizations">;
-    kind: "campaign" | "transactional" | "automation" | "test";
+    organizationId?: Id<"organizations">;
+    kind: "campaign" | "transactional" | "automation" | "test" | "system";
     transactionalEmailId?: string;
     automationId?: string;
     contactId?: Id<"contacts">;
