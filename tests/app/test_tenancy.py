@@ -229,8 +229,8 @@ async def _sending_setup(owner: Caller) -> None:
 
 
 async def _transactional(owlat: Application, owner: Caller, organization_id: str) -> None:
-    """B's published transactional email with an attachment and a share link, and a send
-    of it through the REST API's mutation (with an idempotency key)."""
+    """B's published transactional email with an attachment, a German translation and a
+    share link, and a send of it through the REST API's mutation (with an idempotency key)."""
     content = json.dumps([{"id": "t", "type": "text", "content": {"html": "<p>B {{x}}</p>"}}])
     email_id = await owner.mutation(
         "transactionalEmails:create",
@@ -243,6 +243,7 @@ async def _transactional(owlat: Application, owner: Caller, organization_id: str
         "transactionalEmails:addAttachment",
         {**ident, "storageId": storage_id, "filename": "b.txt"},
     )
+    await owner.mutation("transactionalEmails:addTranslation", {**ident, "language": "de"})
     await owner.mutation("transactionalEmails:publish", ident)
     await owner.mutation("shareLinks:create", ident)
     await owner.mutation(

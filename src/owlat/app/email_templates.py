@@ -23,32 +23,30 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from owlat.app.lib import template_translations
 from owlat.app.lib.audience import (
     PAGINATION_OPTS,
     live_document,
     page_options,
     property_definitions,
 )
-from owlat.app.lib.block_tree import block_ids, merge_translation, translatable_text
-from owlat.app.lib.errors import invalid, not_found
+from owlat.app.lib.block_tree import merge_translation
+from owlat.app.lib.errors import not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.rendering import compile_template, contact_variables, personalize
 from owlat.app.lib.session_organization import (
-    MutationContext,
     get_mutation_context,
     get_team_id_from_session,
     now_ms,
 )
+from owlat.app.lib.template_translations import LANGUAGE_ARGS, UPDATE_ARGS
 from owlat.app.lib.templates import (
+    EMAIL_TEMPLATES,
     FORCE,
-    MAX_LANGUAGES,
     MAX_NAME,
-    MAX_PREVIEW_TEXT,
-    MAX_SUBJECT,
     SAMPLE_CONTACT,
     clean_fields,
     clean_language,
-    clean_text,
     compact_json,
     dark_preview,
     default_language,
@@ -78,16 +76,6 @@ FIELDS = {
     "plainTextOverride": v.optional(v.string()),
     "showUnsubscribe": v.optional(v.boolean()),
 }
-OVERLAY = v.record(
-    v.string(),
-    v.object(
-        {
-            "html": v.optional(v.string()),
-            "buttonText": v.optional(v.string()),
-            "alt": v.optional(v.string()),
-        }
-    ),
-)
 
 
 # -- reads -------------------------------------------------------------------------------------
@@ -273,114 +261,26 @@ async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
 # -- translations ------------------------------------------------------------------------------
 
 
-async def _save_translations(
-    ctx: MutationCtx,
-    context: MutationContext,
-    template: dict[str, Any],
-    translations: dict[str, Any],
-    **changes: Any,
-) -> dict[str, Any]:
-    text = compact_json(translations)
-    changes["translations"] = text if translations else None
-    return await save(ctx, context.team_id, template, changes, context.user_id)
-
-
-@mutation(args={**TEMPLATE_ID, "language": v.string(), **FORCE})
+@mutation(args={**TEMPLATE_ID, **LANGUAGE_ARGS})
 async def add_translation(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Add a language, starting from the default language's text."""
-    context, template = await editable_template(ctx, args)
-    language = clean_language(args["language"])
-    translations = translations_of(template)
-    if language == default_language(template) or language in translations:
-        raise invalid_state(f"The template already has the language {language}")
-    if len(translations) + 1 >= MAX_LANGUAGES:
-        raise invalid_state(f"A template has at most {MAX_LANGUAGES} languages")
-    translations[language] = {
-        "subject": template["subject"],
-        "previewText": template.get("previewText"),
-        "blocks": translatable_text(json.loads(template["content"])),
-    }
-    return await _save_translations(ctx, context, template, translations)
+    return await template_translations.add_translation(ctx, args, EMAIL_TEMPLATES)
 
 
-@mutation(
-    args={
-        **TEMPLATE_ID,
-        "language": v.string(),
-        "subject": v.optional(v.string()),
-        "previewText": v.optional(v.string()),
-        "blocks": v.optional(OVERLAY),
-        **FORCE,
-    }
-)
+@mutation(args={**TEMPLATE_ID, **UPDATE_ARGS})
 async def update_translation(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Set a language's subject, preview text and block text (the default language's
     subject and preview text are the template's own)."""
-    context, template = await editable_template(ctx, args)
-    language = clean_language(args["language"])
-    at = f"translations.{language}"
-    if language == default_language(template):
-        if args.get("blocks") is not None:
-            raise invalid("INVALID_INPUT", f"{at}.blocks: the default language's is the content")
-        changes = clean_fields({k: args.get(k) for k in ("subject", "previewText")})
-        return await save(ctx, context.team_id, template, changes, context.user_id)
-    translations = translations_of(template)
-    if language not in translations:
-        raise not_found("Translation")
-    overlay = translations[language]
-    if args.get("subject") is not None:
-        overlay["subject"] = clean_text(args["subject"], f"{at}.subject", MAX_SUBJECT)
-    if args.get("previewText") is not None:
-        preview_text = clean_text(args["previewText"], f"{at}.previewText", MAX_PREVIEW_TEXT)
-        overlay["previewText"] = preview_text or None
-    if args.get("blocks") is not None:
-        known = block_ids(json.loads(template["content"]))
-        for block_id in args["blocks"]:
-            if block_id not in known:
-                raise invalid("INVALID_INPUT", f"{at}.blocks.{block_id[:60]}: no such block")
-        overlay["blocks"] = {
-            block_id: {k: val for k, val in text.items() if val is not None}
-            for block_id, text in args["blocks"].items()
-        }
-    return await _save_translations(ctx, context, template, translations)
+    return await template_translations.update_translation(ctx, args, EMAIL_TEMPLATES)
 
 
-@mutation(args={**TEMPLATE_ID, "language": v.string(), **FORCE})
+@mutation(args={**TEMPLATE_ID, **LANGUAGE_ARGS})
 async def remove_translation(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
-    context, template = await editable_template(ctx, args)
-    translations = translations_of(template)
-    if translations.pop(args["language"], None) is None:
-        raise not_found("Translation")
-    return await _save_translations(ctx, context, template, translations)
+    return await template_translations.remove_translation(ctx, args, EMAIL_TEMPLATES)
 
 
-@mutation(args={**TEMPLATE_ID, "language": v.string(), **FORCE})
+@mutation(args={**TEMPLATE_ID, **LANGUAGE_ARGS})
 async def set_default_language(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Make a translation the default language: its text goes into the content, and the
     outgoing default language becomes a translation."""
-    context, template = await editable_template(ctx, args)
-    language = clean_language(args["language"])
-    current = default_language(template)
-    if language == current:
-        return template
-    translations = translations_of(template)
-    overlay = translations.pop(language, None)
-    if overlay is None:
-        raise not_found("Translation")
-    blocks = json.loads(template["content"])
-    translations[current] = {
-        "subject": template["subject"],
-        "previewText": template.get("previewText"),
-        "blocks": translatable_text(blocks),
-    }
-    content = merge_translation(blocks, overlay.get("blocks") or {})
-    return await _save_translations(
-        ctx,
-        context,
-        template,
-        translations,
-        defaultLanguage=language,
-        subject=overlay.get("subject") or template["subject"],
-        previewText=overlay.get("previewText"),
-        content=compact_json(content),
-    )
+    return await template_translations.set_default_language(ctx, args, EMAIL_TEMPLATES)

@@ -33,6 +33,7 @@ async def send_invitation(ctx: ActionCtx, args: dict[str, Any]) -> None:
         return
     link = mailer.invitation_link(args["invitationId"], details["email"])
     await mailer.send(
+        ctx,
         details["email"],
         f"You are invited to join {details['organizationName']} on Owlat",
         f"{details['inviterName']} invited you to join {details['organizationName']} as "
@@ -44,6 +45,7 @@ async def send_invitation(ctx: ActionCtx, args: dict[str, Any]) -> None:
 @internal_action(args={"email": v.string(), "entryId": v.id("waitlistEntries")})
 async def send_waitlist_approval(ctx: ActionCtx, args: dict[str, Any]) -> None:
     await mailer.send(
+        ctx,
         args["email"],
         "Your Owlat account is approved",
         "Good news: a platform admin approved your account. You can now create or join "

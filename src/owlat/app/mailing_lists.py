@@ -415,6 +415,7 @@ async def send_confirmation(ctx: ActionCtx, args: dict[str, Any]) -> None:
         return
     name = details["organizationName"]
     await mailer.send(
+        ctx,
         details["email"],
         f"Confirm your subscription to {name}",
         f"Please confirm that you want to receive email from {name}:\n"

@@ -651,6 +651,9 @@ schema = define_schema(
                 "status": TEMPLATE_STATUS,
                 "dataVariablesSchema": v.optional(v.record(v.string(), VARIABLE_TYPE)),
                 "attachments": v.optional(v.array(ATTACHMENT)),
+                # sends recorded, and their outcomes (lib/sending/transactional_counts.py)
+                "sendCount": v.optional(v.number()),
+                "stats": v.optional(v.record(v.string(), v.number())),
             }
         )
         .index("by_org", ["organizationId"])
@@ -902,8 +905,10 @@ schema = define_schema(
         # call (with the key the provider dedupes by), then `sent` or `failed`.
         "transactionalSends": define_table(
             {
-                "organizationId": v.id("organizations"),
-                "kind": MESSAGE_TYPE,
+                # absent: a system mail, the instance's own (sign-up, password reset,
+                # invitation: lib/mailer.py), seen by no organization
+                "organizationId": v.optional(v.id("organizations")),
+                "kind": v.union(*MESSAGE_TYPE.members, v.literal("system")),
                 "transactionalEmailId": v.optional(v.string()),
                 "automationId": v.optional(v.string()),
                 "contactId": v.optional(v.id("contacts")),
@@ -979,7 +984,7 @@ schema = define_schema(
         # A send's bodies and variables, apart from its `transactionalSends` row.
         "sendBodies": define_table(
             {
-                "organizationId": v.id("organizations"),
+                "organizationId": v.optional(v.id("organizations")),  # absent: a system mail
                 "html": v.optional(v.string()),
                 "text": v.string(),
                 "dataVariables": v.optional(v.record(v.string(), DATA_VARIABLE)),

@@ -14,6 +14,10 @@ email and 10 MB together (a request's own attachments count too). A file stays w
 transactional email of the organization names it (`duplicate` shares them); sends queued
 when it is removed fail as ATTACHMENT_UNAVAILABLE.
 
+Translations (`addTranslation`, `updateTranslation`, `removeTranslation`,
+`setDefaultLanguage`; `lib/template_translations.py`): a send in a language the email has
+gets that translation's subject and HTML, any other language the default one.
+
 `preview` personalizes the stored rendering with given data variables; `sendTest` sends it
 (drafts too) as a test send (`emails:test`, every role; the per-member quota of test sends).
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from owlat.app.lib import template_translations
 from owlat.app.lib.audience import PAGINATION_OPTS, clean_email, page_options
 from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.permissions import require_permission
@@ -42,6 +47,7 @@ from owlat.app.lib.session_organization import (
     get_team_id_from_session,
     now_ms,
 )
+from owlat.app.lib.template_translations import LANGUAGE_ARGS, UPDATE_ARGS
 from owlat.app.lib.templates import (
     FORCE,
     MAX_NAME,
@@ -242,7 +248,8 @@ async def duplicate(ctx: MutationCtx, args: dict[str, Any]) -> str:
     copied = {
         k: val
         for k, val in template.items()
-        if not k.startswith("_") and k not in ("publishedAt", "createdBy", "createdAt")
+        if not k.startswith("_")
+        and k not in ("publishedAt", "createdBy", "createdAt", "sendCount", "stats")
     }
     base = f"{template['slug'][:90]}-copy"
     slug, number = base, 1
@@ -261,6 +268,35 @@ async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
     await delete_template(ctx, template, TRANSACTIONAL)
     for attachment in template.get("attachments") or ():
         await _release_file(ctx, context.team_id, attachment["storageId"])
+
+
+# -- translations ------------------------------------------------------------------------------
+
+
+@mutation(args={**ID, **LANGUAGE_ARGS})
+async def add_translation(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """Add a language, starting from the default language's text."""
+    return _view(await template_translations.add_translation(ctx, args, TRANSACTIONAL))
+
+
+@mutation(args={**ID, **UPDATE_ARGS})
+async def update_translation(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """Set a language's subject, preview text and block text (`{blockId: {html?,
+    buttonText?, alt?}}`; the default language's subject and preview text are the email's
+    own)."""
+    return _view(await template_translations.update_translation(ctx, args, TRANSACTIONAL))
+
+
+@mutation(args={**ID, **LANGUAGE_ARGS})
+async def remove_translation(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """Drop a language: sends asking for it get the default language."""
+    return _view(await template_translations.remove_translation(ctx, args, TRANSACTIONAL))
+
+
+@mutation(args={**ID, **LANGUAGE_ARGS})
+async def set_default_language(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """Make a translation the default language (the outgoing one becomes a translation)."""
+    return _view(await template_translations.set_default_language(ctx, args, TRANSACTIONAL))
 
 
 # -- attachments -------------------------------------------------------------------------------

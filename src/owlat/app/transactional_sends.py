@@ -4,8 +4,8 @@ Public (any member): `list` (newest first, without bodies) and `get` (one send, 
 bodies for admins only: a transactional mail may hold a recipient's one-time link).
 Internal: the delivery actions `deliverQueue` (an organization's queued sends) and
 `deliver` (given sends), their steps `plan`, `claim`, `record`;
-`recoverStalled`, run by a cron. Senders do not call these: they call
-`lib.sending.sends.enqueue_send` from their mutation.
+`recoverStalled`, run by a cron; `enqueueSystem`, a system mail (`lib/mailer.py`).
+Senders do not call these: they call `lib.sending.sends.enqueue_send` from their mutation.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from typing import Any
 
 from owlat.app.lib.audience import PAGINATION_OPTS, live_document, page_options
 from owlat.app.lib.errors import not_found
+from owlat.app.lib.mailer import SENDER_NAME
 from owlat.app.lib.permissions import is_admin_role
 from owlat.app.lib.sending import sends
+from owlat.app.lib.sending.composition import SendKind
 from owlat.app.lib.sending.routes import Attempt
 from owlat.app.lib.session_organization import (
     get_mutation_context,
@@ -66,6 +68,29 @@ async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     row.update(await sends.send_body(ctx, row))
     row.pop("bodyId", None)
     return {name: value for name, value in row.items() if value is not None}
+
+
+@internal_mutation(
+    args={
+        "to": v.string(),
+        "subject": v.string(),
+        "text": v.string(),
+        "deliveryKey": v.optional(v.string()),
+    }
+)
+async def enqueue_system(ctx: MutationCtx, args: dict[str, Any]) -> str:
+    """A system mail recorded `queued` (its sender delivers it: `lib/mailer.py`)."""
+    request = sends.SendRequest(
+        organization_id=None,
+        kind=SendKind.SYSTEM,
+        to=args["to"],
+        subject=args["subject"],
+        text=args["text"],
+        from_email=sends.DEFAULT_FROM_EMAIL,
+        from_name=SENDER_NAME,
+        delivery_key=args.get("deliveryKey"),
+    )
+    return await sends.enqueue_send(ctx, request)
 
 
 @internal_action(

@@ -105,6 +105,7 @@ async def send_verification(ctx: ActionCtx, user: dict[str, Any], callback_url: 
     )
     link = mailer.verify_email_link(token, callback_url)
     await mailer.send(
+        ctx,
         user["email"],
         "Verify your email address",
         f"Hello {user['name']},\n\nconfirm your email address for Owlat:\n{link}\n",
@@ -142,6 +143,7 @@ async def sign_up(ctx: ActionCtx, request: Request) -> Response:
 async def _tell_owner_of_sign_up(ctx: ActionCtx, owner: dict[str, Any]) -> None:
     if await _may_mail(ctx, "sign-up-attempt", owner["email"]):
         await mailer.send(
+            ctx,
             owner["email"],
             "Someone tried to sign up with your address",
             f"Hello {owner['name']},\n\nsomeone tried to create an Owlat account with this "
@@ -236,6 +238,7 @@ async def request_password_reset(ctx: ActionCtx, request: Request) -> Response:
         )
         link = mailer.reset_password_link(token, redirect_to)
         await mailer.send(
+            ctx,
             user["email"],
             "Reset your password",
             f"Hello {user['name']},\n\nset a new Owlat password (the link works for one "

@@ -207,9 +207,9 @@ async def live_document(
     ctx: QueryCtx, table: str, organization_id: str, document_id: str
 ) -> dict[str, Any] | None:
     """The organization's live (not deleted) document of `table` by id, or None (also for
-    a malformed id or another organization's document)."""
+    a malformed id, another organization's document, or one of none: a system mail)."""
     normalized = ctx.db.normalize_id(table, document_id)
     found = None if normalized is None else await ctx.db.get(normalized)
-    if found is None or found["organizationId"] != organization_id or found.get("deletedAt"):
+    if found is None or found.get("organizationId") != organization_id or found.get("deletedAt"):
         return None
     return dict(found)

@@ -1,23 +1,39 @@
-"""The mails auth sends (reset, verification, invitation, waitlist approval), through the
-instance's email provider (the local outbox until real providers exist)."""
+"""The instance's own mails (verification, password reset, sign-up notice, invitation,
+waitlist approval, subscription confirmation) and their links.
+
+`send` puts one through the one send path (`lib/sending/sends.py`) as a system mail: a
+`transactionalSends` row of kind `system` without an organization (none exists yet at
+sign-up, and these are the instance's mails, not a tenant's), so no organization's query,
+counter or webhook ever sees it. From `Owlat <no-reply@owlat.local>`, through the local
+outbox (the instance's provider), recorded `queued`, then delivered by the calling action
+at once (`sending` → `sent` or `failed`, as §10.1); an action that dies in between leaves
+the row to `recover_stalled`, which sends it again with the same delivery key (the outbox
+keeps one file per key: never twice).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from urllib.parse import quote
 
-from owlat.app.lib.email_providers.outbox import OutboxProvider
-from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
 from owlat.app.lib.instance import current
 from owlat.app.lib.redirects import absolute_url
+from owlat.app.lib.sending.sends import deliver_sends, lease_ms
 from owlat.app.lib.tokens import derived_token
+from owlat.runtime import ActionCtx, internal
+
+SENDER_NAME = "Owlat"
 
 
-def provider() -> EmailProvider:
-    return OutboxProvider(current().outbox_dir)
-
-
-async def send(to: str, subject: str, text: str, key: str | None = None) -> None:
-    await provider().send(EmailMessage(to=to, subject=subject, text=text, idempotency_key=key))
+async def send(ctx: ActionCtx, to: str, subject: str, text: str, key: str | None = None) -> str:
+    """Send a system mail (module docstring) and deliver it before returning; its send id.
+    `key`: the same key again writes no second mail to the outbox."""
+    args = {"to": to, "subject": subject, "text": text}
+    if key is not None:
+        args["deliveryKey"] = hashlib.sha256(key.encode()).hexdigest()[:32]
+    send_id: str = await ctx.run_mutation(internal.transactional_sends.enqueue_system, args)
+    await deliver_sends(ctx, [send_id], lease_ms())
+    return send_id
 
 
 def reset_password_link(token: str, redirect_to: str | None = None) -> str:

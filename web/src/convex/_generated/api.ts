@@ -581,6 +581,7 @@ export type PublicApi = {
     updateTranslation: FunctionReference<"mutation", "public", {
       templateId: string;
       language: string;
+      forceWhilePublished?: boolean;
       subject?: string;
       previewText?: string;
       blocks?: Record<string, {
@@ -588,7 +589,6 @@ export type PublicApi = {
         buttonText?: string;
         alt?: string;
       }>;
-      forceWhilePublished?: boolean;
     }, any>;
   };
   emails: {
@@ -1039,6 +1039,12 @@ export type PublicApi = {
       contentType?: string;
       forceWhilePublished?: boolean;
     }, any>;
+    /** `transactionalEmails:addTranslation`: Add a language, starting from the default language's text. */
+    addTranslation: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+      language: string;
+      forceWhilePublished?: boolean;
+    }, any>;
     /** `transactionalEmails:create`: A new draft; returns its id. */
     create: FunctionReference<"mutation", "public", {
       name: string;
@@ -1099,12 +1105,24 @@ export type PublicApi = {
       storageId: string;
       forceWhilePublished?: boolean;
     }, any>;
+    /** `transactionalEmails:removeTranslation`: Drop a language: sends asking for it get the default language. */
+    removeTranslation: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+      language: string;
+      forceWhilePublished?: boolean;
+    }, any>;
     /** `transactionalEmails:sendTest`: Send it (a draft too) to `to` as a test, personalized with `dataVariables` (checked against its schema); the send's id (`transactionalSends:get`). */
     sendTest: FunctionReference<"mutation", "public", {
       transactionalEmailId: string;
       to: string;
       dataVariables?: Record<string, any>;
       language?: string;
+    }, any>;
+    /** `transactionalEmails:setDefaultLanguage`: Make a translation the default language (the outgoing one becomes a translation). */
+    setDefaultLanguage: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+      language: string;
+      forceWhilePublished?: boolean;
     }, any>;
     /** `transactionalEmails:unpublish`: Back to draft: the API refuses to send it (the HTML stays). */
     unpublish: FunctionReference<"mutation", "public", {
@@ -1122,6 +1140,19 @@ export type PublicApi = {
       showUnsubscribe?: boolean;
       dataVariablesSchema?: Record<string, "string" | "number" | "boolean" | "date">;
       forceWhilePublished?: boolean;
+    }, any>;
+    /** `transactionalEmails:updateTranslation`: Set a language's subject, preview text and block text (`{blockId: {html?, buttonText?, alt?}}`; the default language's subject and preview text are the email's own). */
+    updateTranslation: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+      language: string;
+      forceWhilePublished?: boolean;
+      subject?: string;
+      previewText?: string;
+      blocks?: Record<string, {
+        html?: string;
+        buttonText?: string;
+        alt?: string;
+      }>;
     }, any>;
   };
   transactionalSends: {
@@ -1955,6 +1986,13 @@ export type InternalApi = {
     /** `transactionalSends:deliverQueue` */
     deliverQueue: FunctionReference<"action", "internal", {
       organizationId: Id<"organizations">;
+    }, any>;
+    /** `transactionalSends:enqueueSystem`: A system mail recorded `queued` (its sender delivers it: `lib/mailer.py`). */
+    enqueueSystem: FunctionReference<"mutation", "internal", {
+      to: string;
+      subject: string;
+      text: string;
+      deliveryKey?: string;
     }, any>;
     /** `transactionalSends:plan` */
     plan: FunctionReference<"query", "internal", {

@@ -679,7 +679,7 @@ export type Documents = {
   sendBodies: {
     _id: Id<"sendBodies">;
     _creationTime: number;
-    organizationId: Id<"organizations">;
+    organizationId?: Id<"organizations">;
     html?: string;
     text: string;
     dataVariables?: Record<string, any>;
@@ -777,12 +777,14 @@ export type Documents = {
       url?: string;
       size?: number;
     }>;
+    sendCount?: number;
+    stats?: Record<string, number>;
   };
   transactionalSends: {
     _id: Id<"transactionalSends">;
     _creationTime: number;
-    organizationId: Id<"organizations">;
-    kind: "campaign" | "transactional" | "automation" | "test";
+    organizationId?: Id<"organizations">;
+    kind: "campaign" | "transactional" | "automation" | "test" | "system";
     transactionalEmailId?: string;
     automationId?: string;
     contactId?: Id<"contacts">;
@@ -1471,7 +1473,7 @@ export type DataModel = {
   };
   transactionalEmails: {
     document: Doc<"transactionalEmails">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "subject" | "previewText" | "content" | "htmlContent" | "plainTextContent" | "plainTextOverride" | "publishedAt" | "showUnsubscribe" | "defaultLanguage" | "supportedLanguages" | "translations" | "htmlTranslations" | "linkedBlockIds" | "contentBlockVersion" | "rendererVersion" | "htmlRenderState" | "htmlRenderState.stale" | "htmlRenderState.failureCount" | "htmlRenderState.lastFailureAt" | "htmlRenderState.error" | "variables" | "searchableText" | "createdBy" | "updatedBy" | "createdAt" | "updatedAt" | "slug" | "status" | "dataVariablesSchema" | `dataVariablesSchema.${string}` | "attachments";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "subject" | "previewText" | "content" | "htmlContent" | "plainTextContent" | "plainTextOverride" | "publishedAt" | "showUnsubscribe" | "defaultLanguage" | "supportedLanguages" | "translations" | "htmlTranslations" | "linkedBlockIds" | "contentBlockVersion" | "rendererVersion" | "htmlRenderState" | "htmlRenderState.stale" | "htmlRenderState.failureCount" | "htmlRenderState.lastFailureAt" | "htmlRenderState.error" | "variables" | "searchableText" | "createdBy" | "updatedBy" | "createdAt" | "updatedAt" | "slug" | "status" | "dataVariablesSchema" | `dataVariablesSchema.${string}` | "attachments" | "sendCount" | "stats" | `stats.${string}`;
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];

@@ -14,6 +14,7 @@ own `headers`, for which `kind_headers` gives those of each send kind (reference
                    Feedback-ID
     transactional  Auto-Submitted, Feedback-ID
     test           none (the subject gets "[TEST] ")
+    system         Auto-Submitted (the instance's own mails: sign-up, reset, invitations)
 
 The Message-ID is `<id@domain of From>`, where id is a hash of the idempotency key (so a
 retry of one (recipient, message) carries the same Message-ID) or random without one.
@@ -112,6 +113,7 @@ class SendKind(enum.StrEnum):
     TRANSACTIONAL = "transactional"
     AUTOMATION = "automation"
     TEST = "test"
+    SYSTEM = "system"  # the instance's own mails (`lib/mailer.py`), no organization
 
 
 def kind_headers(

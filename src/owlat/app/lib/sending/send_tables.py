@@ -8,7 +8,8 @@ plugs in with one `SendTable` line in `SEND_TABLES`; its rows need the fields of
 contactId?, kind, status, the timestamps, counters and provider fields of §10.1) and a
 `by_provider_message_id` index on `providerMessageId`.
 
-    transactionalSends  transactional, automation and test sends: no parent counters
+    transactionalSends  transactional, automation and test sends: the transactional
+                        email's `stats` (`transactional_counts.count_outcome`)
     emailSends          campaign sends: the campaign's `campaignStats` counters
                         (`campaigns.walk.count_feedback`); provenance `campaignId`
 """
@@ -20,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from owlat.app.lib.campaigns.walk import count_feedback
+from owlat.app.lib.sending.transactional_counts import count_outcome
 from owlat.runtime import MutationCtx, QueryCtx
 
 # (ctx, send row, counter, delta): counters of the table's parent (a campaign's stats),
@@ -39,7 +41,7 @@ class SendTable:
 SEND_TABLES: dict[str, SendTable] = {
     table.name: table
     for table in (
-        SendTable("transactionalSends"),
+        SendTable("transactionalSends", count=count_outcome),
         SendTable("emailSends", count=count_feedback, source_field="campaignId"),
     )
 }

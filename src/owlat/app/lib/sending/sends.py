@@ -1,6 +1,10 @@
 """The one send path: every message Owlat sends to an organization's recipients (the
 transactional API, automation steps, test sends) is a `transactionalSends` row moved
-through `send_states` by this module.
+through `send_states` by this module; so is every system mail, the instance's own
+(`lib/mailer.py`: sign-up, password reset, invitations), a row of kind `system`
+without an organization: From the instance's sender, through the local outbox, no
+suppression, no sending-domain check, no queue job (its sender delivers it at once with
+`deliver_sends`; recovery as below).
 
     send_id = await enqueue_send(ctx, SendRequest(...))      in the caller's mutation
         Checks the request and the From domain (below), records the row `queued` with a
@@ -90,6 +94,7 @@ from owlat.app.lib.sending.composition import (
 )
 from owlat.app.lib.sending.routes import (
     Attempt,
+    default_route,
     enabled_providers,
     health_rows,
     is_idempotent,
@@ -102,6 +107,7 @@ from owlat.app.lib.sending.routes import (
 )
 from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
 from owlat.app.lib.sending.suppression import suppressed
+from owlat.app.lib.sending.transactional_counts import count_outcome, count_queued
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.tracking.links import tracked
 from owlat.app.lib.tracking.policy import tracking_for
@@ -128,7 +134,7 @@ class SendRequest:
     address, else the organization's default sender (settings), else `DEFAULT_FROM_EMAIL`.
     `unsubscribe_url`, `list_id`, `feedback_id`: the kind's headers (`kind_headers`)."""
 
-    organization_id: str
+    organization_id: str | None  # None: a system mail (module docstring)
     kind: SendKind
     to: str
     subject: str
@@ -152,6 +158,9 @@ class SendRequest:
     # (deleted once it is sent or failed)
     attachments: Sequence[Mapping[str, Any]] = ()
     owned_storage_ids: Sequence[str] = ()
+    # what providers dedupe by (and the Message-ID is made of); None: a random one. A
+    # system mail's sender fixes it, so a repeated mail is written to the outbox once.
+    delivery_key: str | None = None
 
 
 def lease_ms() -> float:
@@ -176,6 +185,8 @@ async def enqueue_send(
             raise invalid(
                 "INVALID_IDEMPOTENCY_KEY", f"Idempotency key must be 1 to {MAX_KEY} characters"
             )
+        if organization_id is None:
+            raise invalid("INVALID_IDEMPOTENCY_KEY", "A system mail takes no idempotency key")
         existing = await by_idempotency_key(ctx, organization_id, key)
         if existing is not None:
             return str(existing["_id"])
@@ -197,7 +208,7 @@ async def enqueue_send(
     reply_to = None if request.reply_to is None else clean_email(request.reply_to)
     if len(request.attachments) > MAX_ATTACHMENTS:
         raise invalid("TOO_MANY_ATTACHMENTS", f"At most {MAX_ATTACHMENTS} attachments")
-    delivery_key = secrets.token_hex(16)
+    delivery_key = request.delivery_key or secrets.token_hex(16)
     try:
         headers = kind_headers(
             request.kind,
@@ -219,13 +230,15 @@ async def enqueue_send(
     except CompositionError as error:
         raise invalid("INVALID_MESSAGE", f"The message cannot be sent: {error}") from None
     now = now_ms()
-    body: dict[str, Any] = {"organizationId": organization_id, "text": text}
+    # a system mail's row and body have no organization (module docstring)
+    owner = {} if organization_id is None else {"organizationId": organization_id}
+    body: dict[str, Any] = {**owner, "text": text}
     if request.html is not None:
         body["html"] = request.html
     if request.data_variables is not None:
         body["dataVariables"] = dict(request.data_variables)
     row: dict[str, Any] = {
-        "organizationId": organization_id,
+        **owner,
         "kind": str(request.kind),
         "email": to,
         "fromAddress": from_address,
@@ -252,7 +265,9 @@ async def enqueue_send(
     }
     row.update({name: value for name, value in optional.items() if value is not None})
     send_id = await ctx.db.insert("transactionalSends", row)
-    await arm_queue(ctx, organization_id, now)
+    await count_queued(ctx, row)
+    if organization_id is not None:
+        await arm_queue(ctx, organization_id, now)
     return str(send_id)
 
 
@@ -314,13 +329,17 @@ async def checked_sender(ctx: QueryCtx, request: SendRequest) -> str:
     """The From address of `request`, refused as `enqueue_send` refuses it (not an address;
     a domain that is not a verified sending domain, unless its kind's route is a local sink)."""
     from_address = await _from_address(ctx, request)
+    if request.organization_id is None:
+        return from_address  # a system mail: through the outbox only
     route = await route_for(ctx, request.organization_id, MessageType(request.kind))
     await check_sender(ctx, request.organization_id, from_address, enabled_providers(route))
     return from_address
 
 
 async def _from_address(ctx: QueryCtx, request: SendRequest) -> str:
-    settings = await organization_settings(ctx, request.organization_id) or {}
+    organization_id = request.organization_id
+    settings = {} if organization_id is None else await organization_settings(ctx, organization_id)
+    settings = settings or {}
     email = request.from_email or settings.get("defaultFromEmail") or DEFAULT_FROM_EMAIL
     name = request.from_name if request.from_email else settings.get("defaultFromName")
     try:
@@ -364,7 +383,7 @@ async def claim(
     route_providers: Sequence[str],
     now: float,
     lease_ms: float,
-    domains: dict[str, list[dict[str, Any]]] | None = None,
+    domains: dict[str | None, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any] | None:
     """Move a send to `sending` before its provider call; what to send, or None when
     there is nothing to send (refused: recorded `failed`; claimed or finished already).
@@ -373,9 +392,13 @@ async def claim(
     if row is None:
         return None
     domains = {} if domains is None else domains
-    organization_id = row["organizationId"]
+    organization_id = row.get("organizationId")
     if organization_id not in domains:
-        domains[organization_id] = await organization_rows(ctx, "domains", organization_id)
+        domains[organization_id] = (
+            []
+            if organization_id is None
+            else await organization_rows(ctx, "domains", organization_id)
+        )
     own_domains = domains[organization_id]
     status = SendStatus(row["status"])
     if status is SendStatus.SENDING:
@@ -422,7 +445,7 @@ async def claim_many(
     organization id): `more` tells whether sends of it are still queued; when none is,
     its queue is released in this transaction."""
     claimed = []
-    domains: dict[str, list[dict[str, Any]]] = {}
+    domains: dict[str | None, list[dict[str, Any]]] = {}
     for send_id in send_ids:
         found = await claim(ctx, send_id, route_providers, now, lease_ms, domains)
         if found is not None:
@@ -456,13 +479,15 @@ async def _refusal(
 ) -> tuple[str, str] | None:
     """(code, message) of why the send must not go out now, or None."""
     kind = SendKind(row["kind"])
-    reason = await suppressed(ctx, row["organizationId"], kind, row["email"], row.get("contactId"))
-    if reason is not None:
-        return "RECIPIENT_SUPPRESSED", reason
-    try:
-        await check_sender(ctx, row["organizationId"], row["fromAddress"], route_providers, domains)
-    except AppError as error:
-        return error.error_code, str(error.data)
+    organization_id = row.get("organizationId")
+    if organization_id is not None:  # a system mail: neither (module docstring)
+        reason = await suppressed(ctx, organization_id, kind, row["email"], row.get("contactId"))
+        if reason is not None:
+            return "RECIPIENT_SUPPRESSED", reason
+        try:
+            await check_sender(ctx, organization_id, row["fromAddress"], route_providers, domains)
+        except AppError as error:
+            return error.error_code, str(error.data)
     if row["attempts"] >= MAX_ATTEMPTS:
         return "TOO_MANY_ATTEMPTS", _interrupted(row["attempts"])
     return None
@@ -503,6 +528,7 @@ async def _fail(
                 "updatedAt": now,
             },
         )
+        await count_outcome(ctx, row, "failed")
         await _release_files(ctx, row)
 
 
@@ -517,15 +543,15 @@ async def record(ctx: MutationCtx, records: Sequence[Mapping[str, Any]], now: fl
     """Record deliveries' outcomes, each `{sendId, outcome, attempts}`: outcome `{status:
     sent, provider, providerMessageId}` or `{status: failed, errorCode, errorMessage}`;
     the attempts (`Attempt`s) go into provider health, in order."""
-    attempts: dict[str, list[Attempt]] = {}
+    attempts: dict[str | None, list[Attempt]] = {}
     for item in records:
         row = await ctx.db.get(item["sendId"])
         if row is None:
             continue
-        attempts.setdefault(row["organizationId"], []).extend(item["attempts"])
+        attempts.setdefault(row.get("organizationId"), []).extend(item["attempts"])
         await _record_outcome(ctx, row, item["outcome"], now)
     for organization_id, made in attempts.items():
-        if made:
+        if made and organization_id is not None:
             await record_attempts(ctx, organization_id, made, now)
 
 
@@ -548,6 +574,7 @@ async def _record_outcome(
                 "updatedAt": now,
             },
         )
+        await count_outcome(ctx, row, "sent")
         await _release_files(ctx, row)
 
 
@@ -612,9 +639,9 @@ async def plan(
         rows = await _queued(ctx, organization_id, QUEUE_BATCH)
     else:
         rows = [row for row in [await ctx.db.get(send_id) for send_id in send_ids] if row]
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    groups: dict[tuple[str | None, str], dict[str, Any]] = {}
     for row in rows:
-        key = (row["organizationId"], row["kind"])
+        key = (row.get("organizationId"), row["kind"])
         if key not in groups:
             groups[key] = await route_plan(ctx, *key)
         groups[key]["sendIds"].append(row["_id"])
@@ -623,8 +650,18 @@ async def plan(
     return list(groups.values())
 
 
-async def route_plan(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str, Any]:
-    """The route of `kind`, the sealed settings of its providers and their health."""
+async def route_plan(ctx: QueryCtx, organization_id: str | None, kind: str) -> dict[str, Any]:
+    """The route of `kind`, the sealed settings of its providers and their health (a
+    system mail's: the outbox)."""
+    plan: dict[str, Any] = {
+        "organizationId": organization_id,
+        "kind": kind,
+        "sendIds": [],
+        "attachments": {},  # sendId -> its attachments (sends that have some)
+    }
+    if organization_id is None:
+        outbox = route_document(default_route([]))
+        return {**plan, "route": outbox, "providers": {"outbox": {"settings": {}}}, "health": []}
     route = await route_for(ctx, organization_id, MessageType(kind))
     providers: dict[str, Any] = {}
     for provider in enabled_providers(route):
@@ -635,10 +672,7 @@ async def route_plan(ctx: QueryCtx, organization_id: str, kind: str) -> dict[str
         if row is not None:
             providers[provider] = {"settings": row["settings"], "credentials": row["credentials"]}
     return {
-        "organizationId": organization_id,
-        "kind": kind,
-        "sendIds": [],
-        "attachments": {},  # sendId -> its attachments (sends that have some)
+        **plan,
         "route": route_document(route),
         "providers": providers,
         "health": list((await health_rows(ctx, organization_id)).values()),

@@ -107,7 +107,7 @@ async def on_send_change(ctx: MutationCtx, change: Change) -> None:
     new, old = change.new, change.old
     if new is None or new["status"] != "sent" or (old is not None and old["status"] == "sent"):
         return
-    if new.get("kind") == "test":
+    if new.get("kind") in ("test", "system"):  # a system mail has no organization
         return
     data = {
         "email": new["email"],
