@@ -2,8 +2,7 @@
 (`lib/email_providers/configured.py`).
 
 `saveSmtp`, `saveSes`, `saveResend` (`organization:manage`) create or replace the kind's
-configuration: settings are checked (an SMTP host name is resolved: a private address is
-refused, `configured.check_smtp_host`), secrets sealed at rest (an omitted secret keeps the
+configuration: settings are checked, secrets sealed at rest (an omitted secret keeps the
 stored one). `list` (any member) answers masked summaries: settings, the names of the
 secrets that are set, and the provider's health; never a secret or a part of one. `remove`
 refuses a provider a route still uses. The local outbox needs no configuration.
@@ -51,8 +50,6 @@ async def save_provider(
     """Create or replace the organization's `kind` configuration from `args` (checked by
     `clean`) in the name of `user_id`; its masked summary. Callers check the permission."""
     settings, secrets = clean(args)
-    if kind == "smtp":
-        await configured.check_smtp_host(settings["host"])
     stored = await provider_row(ctx, organization_id, kind)
     if stored is not None:
         try:

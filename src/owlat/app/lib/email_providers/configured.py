@@ -20,12 +20,9 @@ The local `outbox` needs no row and is always available.
 Resend's API URL and SES's endpoint are the operator's settings (`instance`), never an
 organization's. An SMTP relay must be on a public address (`instance.smtp_hosts`): a host
 that is `localhost`, `*.local` or a private, loopback or link-local IP address is refused
-when saved; a host name is resolved when saved too (`check_smtp_host`: A and AAAA through
-dnspython against OWLAT_DNS_NAMESERVERS when set, else the system's resolver, within
-`SAVE_LOOKUP_SECONDS`) and refused when any address is one of those; a name that does not
-resolve (yet) is saved. Every address it resolves to is checked again at connect time
-(`smtp.SmtpSettings.addresses`), so a changed DNS answer is caught there. `owlat dev`
-allows loopback sinks, the operator setting OWLAT_ALLOW_PRIVATE_SMTP=1 any address.
+when saved, and every address its name resolves to is checked again at connect time
+(`smtp.SmtpSettings.addresses`); `owlat dev` allows loopback sinks, the operator setting
+OWLAT_ALLOW_PRIVATE_SMTP=1 any address.
 
 DKIM private keys of sending domains are sealed the same way, bound to
 "<organizationId>/dkim/<domain>".
@@ -44,13 +41,9 @@ import functools
 import ipaddress
 import json
 import re
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import dns.asyncresolver
-import dns.exception
 
 from owlat.app.lib.email_providers.credentials import load_key, open_sealed, seal
 from owlat.app.lib.email_providers.outbox import OutboxProvider
@@ -60,7 +53,7 @@ from owlat.app.lib.email_providers.smtp import SmtpProvider, SmtpSettings
 from owlat.app.lib.email_providers.types import EmailProvider
 from owlat.app.lib.errors import invalid
 from owlat.app.lib.instance import current
-from owlat.app.lib.sending.attachments import host_problem, refused_address
+from owlat.app.lib.sending.attachments import host_problem
 from owlat.app.lib.sending.dkim import DkimSigner
 from owlat.app.lib.standard_webhooks import PREFIX, secret_key
 
@@ -95,13 +88,6 @@ def _invalid(message: str) -> Exception:
     return invalid("INVALID_PROVIDER_SETTINGS", message)
 
 
-_PRIVATE_HINT = (
-    "an SMTP relay must be on a public address "
-    "(the operator may allow private ones with OWLAT_ALLOW_PRIVATE_SMTP=1)"
-)
-SAVE_LOOKUP_SECONDS = 3.0
-
-
 # -- checked settings ----------------------------------------------------------------------
 
 
@@ -113,7 +99,10 @@ def clean_smtp(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
     policy = current().smtp_hosts
     refusal = None if policy is None else host_problem(host, policy)
     if refusal is not None:
-        raise _invalid(f"SMTP host {host} is {refusal}: {_PRIVATE_HINT}")
+        raise _invalid(
+            f"SMTP host {host} is {refusal}: an SMTP relay must be on a public address "
+            "(the operator may allow private ones with OWLAT_ALLOW_PRIVATE_SMTP=1)"
+        )
     port = args.get("port", 587)
     if isinstance(port, bool) or not isinstance(port, int | float) or not 0 < port < 65536:
         raise _invalid("SMTP port must be a whole number from 1 to 65535")
@@ -135,44 +124,6 @@ def clean_smtp(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]
     if secrets and not username:
         raise _invalid("An SMTP password needs a username")
     return settings, secrets
-
-
-async def check_smtp_host(host: str) -> None:
-    """Refuse a relay host name that resolves to an address the operator's policy refuses
-    (module docstring); a name that does not resolve passes (checked at connect time)."""
-    policy = current().smtp_hosts
-    if policy is None or _is_ip(host):
-        return
-    for address in await _addresses(host):
-        refusal = refused_address(address, policy)
-        if refusal is not None:
-            raise _invalid(f"SMTP host {host} resolves to {refusal} ({address}): {_PRIVATE_HINT}")
-
-
-async def _addresses(host: str) -> list[str]:
-    """The A and AAAA addresses of `host`; none when it does not resolve in time."""
-    nameservers = current().dns_nameservers
-    if not nameservers:
-        try:
-            answers = await asyncio.wait_for(
-                asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM),
-                SAVE_LOOKUP_SECONDS,
-            )
-        except (OSError, TimeoutError):
-            return []
-        return [str(answer[4][0]) for answer in answers]
-    resolver = dns.asyncresolver.Resolver(configure=False)
-    resolver.nameservers = [address for address, _ in nameservers]
-    resolver.port = nameservers[0][1]
-    resolver.lifetime = resolver.timeout = SAVE_LOOKUP_SECONDS
-    found: list[str] = []
-    for rdtype in ("A", "AAAA"):
-        try:
-            answer = await resolver.resolve(host + ".", rdtype, search=False)
-        except dns.exception.DNSException:
-            continue
-        found.extend(record.to_text() for record in answer)
-    return found
 
 
 def clean_ses(args: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
