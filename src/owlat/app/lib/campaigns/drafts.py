@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from owlat.app.lib.audience import blocked_entry, organization_settings, property_definitions
+from owlat.app.lib.campaigns.ab_tests import check_variant
 from owlat.app.lib.email_providers.routing import MessageType
 from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.segment_filters import Predicate, compile
@@ -129,6 +130,8 @@ async def preflight(ctx: QueryCtx, campaign: Mapping[str, Any]) -> dict[str, Any
         raise invalid(
             "TEMPLATE_NOT_PUBLISHED", f'Publish the template "{template["name"]}" before sending'
         )
+    if campaign.get("isABTest"):
+        await check_variant(ctx, campaign)
     if campaign.get("audience") is None:
         raise invalid("NO_AUDIENCE", "Choose the campaign's audience (a list or a segment) first")
     try:
