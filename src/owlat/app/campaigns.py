@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.audience import PAGINATION_OPTS, page_options
-from owlat.app.lib.campaigns import ab_tests, local_time, walk
+from owlat.app.lib.audience import PAGINATION_OPTS, clean_timezone, page_options
+from owlat.app.lib.campaigns import ab_tests, senders, walk
 from owlat.app.lib.campaigns.drafts import (
     MAX_SUBJECT,
     campaign_of,
@@ -37,7 +37,7 @@ from owlat.app.lib.campaigns.drafts import (
     preflight,
 )
 from owlat.app.lib.campaigns.states import CampaignStatus, check_move, invalid_state
-from owlat.app.lib.errors import invalid, not_found
+from owlat.app.lib.errors import forbidden, invalid, not_found
 from owlat.app.lib.session_organization import get_mutation_context, now_ms
 from owlat.app.lib.templates import find_template
 from owlat.app.schema import CAMPAIGN_AUDIENCE, CAMPAIGN_STATUS, SEND_STATUS
@@ -100,6 +100,10 @@ async def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
         if field in args:
             value = args[field].strip()
             patch[field] = clean_address(value, field) if value else UNDEFINED
+    if patch.get("fromEmail", UNDEFINED) is not UNDEFINED:
+        refused = await senders.refusal(ctx, context.team_id, patch["fromEmail"])
+        if refused is not None:
+            raise forbidden("SENDER_NOT_ALLOWED", refused)
     if "emailTemplateId" in args:
         template_id = args["emailTemplateId"]
         if template_id is not None:
@@ -110,11 +114,7 @@ async def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
     if "archiveEnabled" in args:
         patch["archiveEnabled"] = args["archiveEnabled"]
     if "timezone" in args:
-        name = args["timezone"].strip()
-        problem = local_time.zone_problem(name) if name else None
-        if problem is not None:
-            raise invalid("INVALID_TIMEZONE", problem)
-        patch["timezone"] = name or UNDEFINED
+        patch["timezone"] = clean_timezone(args["timezone"]) or UNDEFINED
     if "audience" in args:
         audience = args["audience"]
         patch["audience"] = (

@@ -61,6 +61,7 @@ ORG_TABLES = (
     "campaignSendJobs",
     "campaignStats",
     "campaignContents",
+    "campaignSenders",
     "emailSends",
 )
 
@@ -1103,6 +1104,20 @@ schema = define_schema(
         )
         .index("by_org", ["organizationId"])
         .index("by_campaign", ["campaignId"]),
+        # The curated campaign From list (lib/campaigns/senders.py): once an organization
+        # has one, its campaigns send From an enabled sender only.
+        "campaignSenders": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "email": v.string(),  # lower case
+                "displayName": v.optional(v.string()),
+                "isEnabled": v.boolean(),
+                "isDefault": v.boolean(),  # at most one per organization
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        ).index("by_org", ["organizationId"]),
         # What a campaign sends, copied when sending starts (lib/campaigns/content.py):
         # one row per variant ("A"; "B" for an A/B test), the template's rendered fields.
         "campaignContents": define_table(

@@ -123,6 +123,31 @@ export type PublicApi = {
       email: string;
     }, any>;
   };
+  campaignSenders: {
+    /** `campaignSenders:create`: Add a sender (the first one becomes the default); its id. */
+    create: FunctionReference<"mutation", "public", {
+      email: string;
+      displayName?: string;
+    }, any>;
+    /** `campaignSenders:list`: Every sender, the default first. */
+    list: FunctionReference<"query", "public", Record<string, never>, any>;
+    /** `campaignSenders:listForPicker`: The enabled senders (`email`, `displayName`, `isDefault`), the default first. */
+    listForPicker: FunctionReference<"query", "public", Record<string, never>, any>;
+    /** `campaignSenders:remove`: Delete a sender (drafts From it fail preflight until they choose another). */
+    remove: FunctionReference<"mutation", "public", {
+      senderId: string;
+    }, any>;
+    /** `campaignSenders:setDefault`: Make a sender the default (the only one). */
+    setDefault: FunctionReference<"mutation", "public", {
+      senderId: string;
+    }, any>;
+    /** `campaignSenders:update`: Change a sender's display name ("" clears it) or switch it on or off. */
+    update: FunctionReference<"mutation", "public", {
+      senderId: string;
+      displayName?: string;
+      isEnabled?: boolean;
+    }, any>;
+  };
   campaigns: {
     /** `campaigns:cancel`: Stop for good: nothing more is claimed; the queued sends become `failed` CANCELLED afterwards, in batches (`campaign_sends.cancel_queued`). */
     cancel: FunctionReference<"mutation", "public", {

@@ -3,7 +3,7 @@
 import type { GenericId } from "convex/values";
 
 /** The app's tables. */
-export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignContents" | "campaignSendJobs" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sendBodies" | "sendQueues" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
+export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignContents" | "campaignSendJobs" | "campaignSenders" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sendBodies" | "sendQueues" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
 
 /** The runtime's tables that functions may read. */
 export type SystemTableNames = "_storage" | "_scheduled_functions";
@@ -145,6 +145,18 @@ export type Documents = {
     heldBack?: number;
     wakeTimes?: Array<number>;
     startedAt: number;
+    updatedAt: number;
+  };
+  campaignSenders: {
+    _id: Id<"campaignSenders">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    email: string;
+    displayName?: string;
+    isEnabled: boolean;
+    isDefault: boolean;
+    createdBy?: Id<"users">;
+    createdAt: number;
     updatedAt: number;
   };
   campaignStats: {
@@ -1059,6 +1071,17 @@ export type DataModel = {
       by_org: ["organizationId", "_creationTime"];
       by_campaign: ["campaignId", "_creationTime"];
       by_phase_updated: ["phase", "updatedAt", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  campaignSenders: {
+    document: Doc<"campaignSenders">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "email" | "displayName" | "isEnabled" | "isDefault" | "createdBy" | "createdAt" | "updatedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};

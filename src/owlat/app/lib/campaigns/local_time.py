@@ -32,10 +32,6 @@ def zone(name: str | None) -> ZoneInfo | None:
         return None
 
 
-def zone_problem(name: str) -> str | None:
-    return None if zone(name) is not None else f"{name!r} is not an IANA time zone name"
-
-
 def first_zone(*names: str | None) -> ZoneInfo:
     """The first known zone of `names`, else UTC."""
     for name in names:
