@@ -13,7 +13,7 @@ import pytest
 from owlat.app.lib.campaigns.ab_tests import bucket, fnv1a, variant_of, winner
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
-from tests.app.campaign_setup import finished, progress_until, ready_campaign
+from tests.app.campaign_setup import finished, pending_jobs, progress_until, ready_campaign
 from tests.app.conftest import Caller
 from tests.app.domains.dns_server import DnsServer
 from tests.app.sending.servers import Sink
@@ -152,6 +152,11 @@ async def test_the_automatic_winner_has_the_better_open_rate_and_waits_for_a_res
         await owner.mutation("campaigns:send", ident)
     await owner.mutation("emailTemplates:publish", {"templateId": other})
     await owner.mutation("campaigns:send", ident)
+    started = (await owner.query("campaigns:get", ident))["sentAt"]
+    [job] = await pending_jobs(owlat, "campaignSends:declareWinner")
+    assert job["args"] == [ident] and job["scheduledTime"] == pytest.approx(
+        started + 4 * 3_600_000, abs=1000
+    )
     await _in_test_phase(editor, campaign_id)
     rows = await _sends(owlat, campaign_id)
     tested = {row["email"]: row["abVariant"] for row in rows}

@@ -15,7 +15,7 @@ from owlat.app.lib.campaigns.local_time import due_at, first_zone
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.testing import in_mutation, in_query
-from tests.app.campaign_setup import finished, progress_until, ready_campaign
+from tests.app.campaign_setup import finished, pending_jobs, progress_until, ready_campaign
 from tests.app.conftest import Caller
 from tests.app.domains.dns_server import DnsServer
 from tests.app.sending.servers import Sink
@@ -108,7 +108,10 @@ async def test_each_recipient_gets_the_campaign_at_the_wall_clock_time_of_their_
         expected = due_at(started, ZoneInfo(zone), hour, minute)
         assert rows[contact_id]["dueAt"] == expected > started + 5 * 60_000
         assert rows[contact_id]["status"] == "queued"
-    assert (await in_query(owlat, job))["wakeTimes"] == sorted({r["dueAt"] for r in rows.values()})
+    wake_times = sorted({row["dueAt"] for row in rows.values()})
+    assert (await in_query(owlat, job))["wakeTimes"] == wake_times
+    wakes = await pending_jobs(owlat, "campaignSends:wake")
+    assert sorted(wake["scheduledTime"] for wake in wakes) == wake_times
     await asyncio.sleep(0.5)
     assert sink[0].received == []  # nobody's time has come
     progress = await editor.query("campaigns:progress", ident)
