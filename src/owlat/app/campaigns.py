@@ -14,7 +14,8 @@ A/B tests (`lib/campaigns/ab_tests.py`): `enableAbTest`, `disableAbTest` (drafts
 `campaigns:manage`), `declareAbTestWinner` (admins: it sends the rest of the audience);
 `progress` carries the per-variant counts. Recipient-local time: `schedule` with
 `useRecipientTimezone`, `scheduledHour`, `scheduledMinute` (`lib/campaigns/local_time.py`).
-Archive: `update` with `archiveEnabled`; the page is `archive_routes.py`.
+Archive: `update` with `archiveEnabled`; the page is `archive_routes.py`. Once the
+organization curates senders (`campaign_senders.py`), `fromEmail` must be an enabled one.
 
 The status machine is `lib/campaigns/states.py`; sending is `lib/campaigns/walk.py` and
 `delivery.py`. Nothing is sent after a cancel or pause commits except the batches workers
