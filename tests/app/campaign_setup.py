@@ -10,7 +10,7 @@ from typing import Any
 
 from owlat.app.lib.list_subscriptions import subscribe
 from owlat.runtime.application import Application
-from owlat.runtime.testing import in_mutation
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller
 
 BLOCKS = json.dumps(
@@ -73,6 +73,18 @@ async def ready_campaign(
          "audience": {"kind": "list", "listId": list_id}},
     )  # fmt: skip
     return campaign_id
+
+
+async def pending_jobs(owlat: Application, name: str) -> list[dict[str, Any]]:
+    """The scheduled functions `name` (as "module:function") not yet run."""
+
+    async def read(ctx: Any) -> list[dict[str, Any]]:
+        rows = await ctx.db.system.query("_scheduled_functions").collect()
+        return [
+            dict(row) for row in rows if row["name"] == name and row["state"]["kind"] == "pending"
+        ]
+
+    return list(await in_query(owlat, read))
 
 
 async def progress_until(

@@ -130,6 +130,7 @@ async def _organization_b(owlat: Application) -> tuple[Caller, str]:
     await _automation(owlat, owner, organization_id)
     await _form(owlat, owner)
     await _campaigns(owner, b_list)
+    await _campaign_sender(owlat, organization_id)
     return owner, organization_id
 
 
@@ -280,6 +281,19 @@ async def _campaigns(owner: Caller, list_id: str) -> None:
         )  # fmt: skip
     await owner.mutation("campaigns:send", {"campaignId": campaign_id})
     assert (await finished(owner, campaign_id))["sent"] == 2
+
+
+async def _campaign_sender(owlat: Application, organization_id: str) -> None:
+    """A curated campaign sender of B (written directly: B's domain is not verified)."""
+
+    async def add(ctx: Any) -> None:
+        await ctx.db.insert(
+            "campaignSenders",
+            {"organizationId": organization_id, "email": "news@b-mail.example.com",
+             "isEnabled": True, "isDefault": True, "createdAt": 0.0, "updatedAt": 0.0},
+        )  # fmt: skip
+
+    await in_mutation(owlat, add)
 
 
 async def _finished_import(owlat: Application, owner: Caller, list_id: str) -> None:

@@ -1,12 +1,12 @@
 """Internal functions of campaign sending (`lib/campaigns/walk.py`, `delivery.py`): the
 walk's hops, the delivery workers and their steps, recovery and due scheduled campaigns
-(crons)."""
+(crons), an A/B test's automatic winner, the wake-up of recipient-local sends."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.campaigns import delivery, walk
+from owlat.app.lib.campaigns import ab_tests, content, delivery, walk
 from owlat.app.lib.campaigns.drafts import preflight
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.errors import AppError
@@ -66,6 +66,35 @@ async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
 async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
     attempts = [Attempt.from_json(attempt) for attempt in args["attempts"]]
     await delivery.record(ctx, args["campaignId"], args["outcomes"], attempts, now_ms())
+
+
+@internal_mutation(args=CAMPAIGN_ID)
+async def declare_winner(ctx: MutationCtx, args: dict[str, Any]) -> str | None:
+    """The automatic winner of an A/B test after its `testDuration` (`ab_tests.winner`);
+    nothing when a winner was declared already or the campaign stopped."""
+    campaign = await ctx.db.get(args["campaignId"])
+    if campaign is None or campaign.get("abTestStatus") != "testing":
+        return None
+    if campaign["status"] not in (CampaignStatus.SENDING, CampaignStatus.PAUSED):
+        return None
+    stats = await walk.stats_of(ctx, campaign["_id"])
+    winner = ab_tests.winner(campaign["abTestConfig"], (stats or {}).get("variants"))
+    await walk.declare(ctx, campaign, winner, now_ms())
+    return winner
+
+
+@internal_mutation(args=CAMPAIGN_ID)
+async def wake(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Recipient-local sends are due: delivery workers for a sending campaign."""
+    campaign = await ctx.db.get(args["campaignId"])
+    if campaign is not None and campaign["status"] == CampaignStatus.SENDING:
+        await walk.spawn_workers(ctx, campaign["_id"])
+
+
+@internal_query(args={"token": v.string(), "send": v.optional(v.string())})
+async def archive(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
+    """What the archive page shows (`content.archive_page`), or None."""
+    return await content.archive_page(ctx, args["token"], args.get("send"))
 
 
 @internal_mutation(args=CAMPAIGN_ID)

@@ -10,6 +10,12 @@ future time; a cron starts it when due), `unschedule` (back to draft).
 Reads (any member): `get`, `list` (most recently changed first), `progress` (the counts a
 dashboard subscribes to: maintained counters, never a scan), `sends` (a page of the
 campaign's sends, by status).
+A/B tests (`lib/campaigns/ab_tests.py`): `enableAbTest`, `disableAbTest` (drafts,
+`campaigns:manage`), `declareAbTestWinner` (admins: it sends the rest of the audience);
+`progress` carries the per-variant counts. Recipient-local time: `schedule` with
+`useRecipientTimezone`, `scheduledHour`, `scheduledMinute` (`lib/campaigns/local_time.py`).
+Archive: `update` with `archiveEnabled`; the page is `archive_routes.py`. Once the
+organization curates senders (`campaign_senders.py`), `fromEmail` must be an enabled one.
 
 The status machine is `lib/campaigns/states.py`; sending is `lib/campaigns/walk.py` and
 `delivery.py`. Nothing is sent after a cancel or pause commits except the batches workers
@@ -20,8 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib.audience import PAGINATION_OPTS, page_options
-from owlat.app.lib.campaigns import walk
+from owlat.app.lib.audience import PAGINATION_OPTS, clean_timezone, page_options
+from owlat.app.lib.campaigns import ab_tests, senders, walk
 from owlat.app.lib.campaigns.drafts import (
     MAX_SUBJECT,
     campaign_of,
@@ -32,7 +38,7 @@ from owlat.app.lib.campaigns.drafts import (
     preflight,
 )
 from owlat.app.lib.campaigns.states import CampaignStatus, check_move, invalid_state
-from owlat.app.lib.errors import invalid, not_found
+from owlat.app.lib.errors import forbidden, invalid, not_found
 from owlat.app.lib.session_organization import get_mutation_context, now_ms
 from owlat.app.lib.templates import find_template
 from owlat.app.schema import CAMPAIGN_AUDIENCE, CAMPAIGN_STATUS, SEND_STATUS
@@ -72,10 +78,14 @@ async def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
         "fromEmail": v.optional(v.string()),
         "replyTo": v.optional(v.string()),
         "audience": v.optional(v.union(CAMPAIGN_AUDIENCE, v.null())),
+        "archiveEnabled": v.optional(v.boolean()),
+        "timezone": v.optional(v.string()),
     }
 )
 async def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    """Change a draft's fields; "" (or null) clears an optional one."""
+    """Change a draft's fields; "" (or null) clears an optional one. `archiveEnabled`:
+    a public "view in browser" page; `timezone`: the IANA zone of recipients without one
+    (recipient-local sends)."""
     context = await get_mutation_context(ctx, require="campaigns:manage")
     campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
     if campaign["status"] != CampaignStatus.DRAFT:
@@ -91,6 +101,10 @@ async def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
         if field in args:
             value = args[field].strip()
             patch[field] = clean_address(value, field) if value else UNDEFINED
+    if patch.get("fromEmail", UNDEFINED) is not UNDEFINED:
+        refused = await senders.refusal(ctx, context.team_id, patch["fromEmail"])
+        if refused is not None:
+            raise forbidden("SENDER_NOT_ALLOWED", refused)
     if "emailTemplateId" in args:
         template_id = args["emailTemplateId"]
         if template_id is not None:
@@ -98,6 +112,10 @@ async def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
             if template is None:
                 raise not_found("Template")
         patch["emailTemplateId"] = UNDEFINED if template_id is None else template_id
+    if "archiveEnabled" in args:
+        patch["archiveEnabled"] = args["archiveEnabled"]
+    if "timezone" in args:
+        patch["timezone"] = clean_timezone(args["timezone"]) or UNDEFINED
     if "audience" in args:
         audience = args["audience"]
         patch["audience"] = (
@@ -142,12 +160,16 @@ async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
 
 @mutation(args=CAMPAIGN_ID)
 async def duplicate(ctx: MutationCtx, args: dict[str, Any]) -> str:
-    """A draft copy ("Copy of <name>") of any campaign's content and audience; its id."""
+    """A draft copy ("Copy of <name>") of any campaign's content, audience, A/B test and
+    archive setting; its id."""
     context = await get_mutation_context(ctx, require="campaigns:manage")
     campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
-    copied = ("emailTemplateId", "subject", "fromName", "fromEmail", "replyTo")
+    copied = ("emailTemplateId", "subject", "fromName", "fromEmail", "replyTo", "isABTest",
+              "abTestConfig", "archiveEnabled", "timezone")  # fmt: skip
     now = now_ms()
     row = {name: campaign[name] for name in copied if name in campaign}
+    if row.get("isABTest"):
+        row["abTestStatus"] = "pending"
     audience = campaign.get("audience")
     if audience is not None:
         row["audience"] = {k: value for k, value in audience.items() if k != "frozenFilters"}
@@ -179,21 +201,55 @@ async def send(ctx: MutationCtx, args: dict[str, Any]) -> None:
     await walk.start(ctx, campaign, checked["audience"], now_ms())
 
 
-@mutation(args={**CAMPAIGN_ID, "scheduledAt": v.number()})
+@mutation(
+    args={
+        **CAMPAIGN_ID,
+        "scheduledAt": v.number(),
+        "useRecipientTimezone": v.optional(v.boolean()),
+        "scheduledHour": v.optional(v.number()),
+        "scheduledMinute": v.optional(v.number()),
+    }
+)
 async def schedule(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    """Schedule a draft for `scheduledAt` (epoch ms, at least a minute ahead)."""
+    """Schedule a draft for `scheduledAt` (epoch ms, at least a minute ahead). With
+    `useRecipientTimezone`, sending starts then and each recipient gets the message at the
+    first `scheduledHour:scheduledMinute` of their zone from then on."""
     context = await get_mutation_context(ctx, require="campaigns:schedule")
     campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
     check_move(campaign["status"], CampaignStatus.SCHEDULED)
     now = now_ms()
     if args["scheduledAt"] < now + MIN_SCHEDULE_AHEAD_MS:
         raise invalid("SCHEDULED_IN_PAST", "The send time must be at least a minute ahead")
+    local = _local_time(args)
     await preflight(ctx, campaign)
     await ctx.db.patch(
         campaign["_id"],
         {"status": str(CampaignStatus.SCHEDULED), "scheduledAt": args["scheduledAt"],
-         "updatedAt": now},
+         **local, "updatedAt": now},
     )  # fmt: skip
+
+
+def _local_time(args: dict[str, Any]) -> dict[str, Any]:
+    """`schedule`'s recipient-local fields, checked (cleared when not used)."""
+    hour: Any = args.get("scheduledHour")
+    minute: Any = args.get("scheduledMinute")
+    if not args.get("useRecipientTimezone"):
+        if hour is not None or minute is not None:
+            raise invalid(
+                "INVALID_LOCAL_TIME", "scheduledHour and scheduledMinute need useRecipientTimezone"
+            )
+        return {"useRecipientTimezone": UNDEFINED, "scheduledHour": UNDEFINED,
+                "scheduledMinute": UNDEFINED}  # fmt: skip
+    if hour not in range(24) or minute not in range(60):
+        raise invalid(
+            "INVALID_LOCAL_TIME",
+            "useRecipientTimezone needs scheduledHour (0–23) and scheduledMinute (0–59)",
+        )
+    return {
+        "useRecipientTimezone": True,
+        "scheduledHour": int(hour),
+        "scheduledMinute": int(minute),
+    }
 
 
 @mutation(args=CAMPAIGN_ID)
@@ -205,8 +261,9 @@ async def unschedule(ctx: MutationCtx, args: dict[str, Any]) -> None:
         raise invalid_state(f"The campaign is {campaign['status']}, not scheduled")
     await ctx.db.patch(
         campaign["_id"],
-        {"status": str(CampaignStatus.DRAFT), "scheduledAt": UNDEFINED, "updatedAt": now_ms()},
-    )
+        {"status": str(CampaignStatus.DRAFT), "scheduledAt": UNDEFINED,
+         **_local_time({}), "updatedAt": now_ms()},
+    )  # fmt: skip
 
 
 @mutation(args=CAMPAIGN_ID)
@@ -269,7 +326,9 @@ async def progress(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     `walking`, `percent` (of enqueued sends done); after sending (provider events and
     tracking): `delivered`, `opened` (any open, mailbox proxies' prefetches included),
     `humanOpened` (opens not by a proxy), `clicked`, `bounced` (`hardBounced`,
-    `softBounced`), `complained`: sends, each counted once."""
+    `softBounced`), `complained`: sends, each counted once; `abTest` (null without one):
+    the test's settings, state, winner, contacts held back and per-variant counts and
+    rates (`ab_tests.summary`)."""
     context = await get_mutation_context(ctx)
     campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
     job = await walk.job_of(ctx, campaign["_id"])
@@ -293,6 +352,7 @@ async def progress(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
         **counts,
         "walking": job is not None and job["phase"] == "walking",
         "percent": 100.0 * done / counts["enqueued"] if counts["enqueued"] else 0.0,
+        "abTest": ab_tests.summary(campaign, job, stats),
     }
 
 
@@ -311,3 +371,62 @@ async def sends(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
         .with_index("by_campaign_status", index)
         .paginate(page_options(args["paginationOpts"]))
     )
+
+
+@mutation(
+    args={
+        **CAMPAIGN_ID,
+        "testType": v.union(v.literal("subject"), v.literal("content")),
+        "variantBSubject": v.optional(v.string()),
+        "variantBTemplateId": v.optional(v.string()),
+        "splitPercentage": v.number(),
+        "winnerCriteria": v.union(
+            v.literal("open_rate"), v.literal("click_rate"), v.literal("manual")
+        ),
+        "testDuration": v.optional(v.number()),
+    }
+)
+async def enable_ab_test(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Make a draft an A/B test (`ab_tests.clean_config`), or change its test."""
+    context = await get_mutation_context(ctx, require="campaigns:manage")
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    if campaign["status"] != CampaignStatus.DRAFT:
+        raise invalid_state(f"Only a draft gets an A/B test; this campaign is {campaign['status']}")
+    config = await ab_tests.clean_config(ctx, context.team_id, args)
+    await ctx.db.patch(
+        campaign["_id"],
+        {"isABTest": True, "abTestConfig": config, "abTestStatus": "pending",
+         "updatedAt": now_ms()},
+    )  # fmt: skip
+
+
+@mutation(args=CAMPAIGN_ID)
+async def disable_ab_test(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """A draft without its A/B test."""
+    context = await get_mutation_context(ctx, require="campaigns:manage")
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    if campaign["status"] != CampaignStatus.DRAFT:
+        raise invalid_state(
+            f"Only a draft's A/B test can be removed; this campaign is {campaign['status']}"
+        )
+    await ctx.db.patch(
+        campaign["_id"],
+        {"isABTest": UNDEFINED, "abTestConfig": UNDEFINED, "abTestStatus": UNDEFINED,
+         "updatedAt": now_ms()},
+    )  # fmt: skip
+
+
+@mutation(args={**CAMPAIGN_ID, "winner": v.union(v.literal("A"), v.literal("B"))})
+async def declare_ab_test_winner(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Declare the winner of a running A/B test: the rest of the audience gets it."""
+    context = await get_mutation_context(ctx, require="campaigns:send")
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    if campaign.get("abTestStatus") != "testing":
+        raise invalid_state(
+            "The campaign has no A/B test in progress"
+            if not campaign.get("isABTest")
+            else f"The A/B test is {campaign.get('abTestStatus')}, not testing"
+        )
+    if campaign["status"] not in (CampaignStatus.SENDING, CampaignStatus.PAUSED):
+        raise invalid_state(f"The campaign is {campaign['status']}")
+    await walk.declare(ctx, campaign, args["winner"], now_ms())

@@ -4,6 +4,7 @@
 /unsub/*, /prefs/*, /confirm/doi*, /unsubscribe, /preferences, /confirm
               public subscription links (tokens from mails; no session)
 /share/*, /preview/*   share links of templates: the snapshot as JSON, and as a page
+/archive/*, /archive   a campaign's "view in browser" archive: JSON, and the page
 /dev/outbox   the local outbox's messages (`owlat dev` only)
 /t/o/*, /t/c/*   open pixel and click redirects (tracking)
 /webhooks/ses[/<org>], /webhooks/resend[/<org>]   provider events (bounces, complaints,
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 from owlat.app import (
+    archive_routes,
     form_routes,
     outbox_pages,
     provider_webhooks,
@@ -81,6 +83,7 @@ for route, method, handler in (
     *subscription_routes.routes(),
     *subscription_pages.routes(),
     *share_routes.routes(),
+    *archive_routes.routes(),
 ):
     if route.endswith("/"):
         http.route(path_prefix=route, method=method, handler=handler)

@@ -60,6 +60,8 @@ ORG_TABLES = (
     "campaigns",
     "campaignSendJobs",
     "campaignStats",
+    "campaignContents",
+    "campaignSenders",
     "emailSends",
 )
 
@@ -128,6 +130,20 @@ CAMPAIGN_AUDIENCE = v.union(
     ),
 )
 BOUNCE_TYPE = v.union(v.literal("hard"), v.literal("soft"))
+AB_VARIANT = v.union(v.literal("A"), v.literal("B"))
+# A campaign's A/B test (reference §2.2, §11.3; lib/campaigns/ab_tests.py)
+AB_TEST_CONFIG = v.object(
+    {
+        "testType": v.union(v.literal("subject"), v.literal("content")),
+        "variantBSubject": v.optional(v.string()),
+        "variantBTemplateId": v.optional(v.id("emailTemplates")),
+        "splitPercentage": v.number(),  # 10–50: each variant's share of the audience
+        "winnerCriteria": v.union(
+            v.literal("open_rate"), v.literal("click_rate"), v.literal("manual")
+        ),
+        "testDuration": v.optional(v.number()),  # hours before the automatic winner
+    }
+)
 # One record of a domain's `dnsRecords` document (lib/domains/records.py).
 DNS_RECORD = v.object(
     {
@@ -1009,6 +1025,26 @@ schema = define_schema(
                 "completedAt": v.optional(v.number()),
                 # bumped whenever delivery workers are started: older workers stop
                 "workerGeneration": v.optional(v.number()),
+                # A/B test (lib/campaigns/ab_tests.py)
+                "isABTest": v.optional(v.boolean()),
+                "abTestConfig": v.optional(AB_TEST_CONFIG),
+                "abTestStatus": v.optional(
+                    v.union(
+                        v.literal("pending"), v.literal("testing"), v.literal("winner_selected")
+                    )
+                ),
+                "abWinner": v.optional(AB_VARIANT),
+                "abWinnerSelectedAt": v.optional(v.number()),
+                # recipient-local send time (lib/campaigns/local_time.py): each recipient
+                # at scheduledHour:scheduledMinute in their zone (else `timezone`, else the
+                # organization's, else UTC)
+                "useRecipientTimezone": v.optional(v.boolean()),
+                "scheduledHour": v.optional(v.number()),
+                "scheduledMinute": v.optional(v.number()),
+                "timezone": v.optional(v.string()),
+                # public "view in browser" page (lib/campaigns/content.py), token set at start
+                "archiveEnabled": v.optional(v.boolean()),
+                "archiveToken": v.optional(v.string()),
                 "createdBy": v.optional(v.id("users")),
                 "createdAt": v.number(),
                 "updatedAt": v.number(),
@@ -1016,7 +1052,8 @@ schema = define_schema(
         )
         .index("by_org", ["organizationId"])
         .index("by_org_updated", ["organizationId", "updatedAt"])
-        .index("by_status_scheduled", ["status", "scheduledAt"]),
+        .index("by_status_scheduled", ["status", "scheduledAt"])
+        .index("by_archive_token", ["archiveToken"]),
         # The walk of a sending campaign's frozen audience: one row per campaign, its
         # keyset cursor advanced in the mutation that creates the page's emailSends rows.
         "campaignSendJobs": define_table(
@@ -1030,6 +1067,14 @@ schema = define_schema(
                 "candidates": v.number(),  # audience entries read
                 "enqueued": v.number(),  # emailSends rows created
                 "skipped": v.number(),  # candidates not eligible when walked
+                # A/B: `ab_test` walks the test cohort, `ab_winner` the rest (absent: plain)
+                "variantMode": v.optional(
+                    v.union(v.literal("plain"), v.literal("ab_test"), v.literal("ab_winner"))
+                ),
+                "testFraction": v.optional(v.number()),
+                "heldBack": v.optional(v.number()),  # eligible, outside the test cohort
+                # due times of recipient-local sends that have a worker wake-up scheduled
+                "wakeTimes": v.optional(v.array(v.number())),
                 "startedAt": v.number(),
                 "updatedAt": v.number(),
             }
@@ -1057,11 +1102,41 @@ schema = define_schema(
                 "hardBounced": v.optional(v.number()),
                 "softBounced": v.optional(v.number()),
                 "complained": v.optional(v.number()),
+                # A/B: the same counters per variant ({"A": {"sent": 3, ...}, "B": ...})
+                "variants": v.optional(v.record(v.string(), v.record(v.string(), v.number()))),
                 "updatedAt": v.number(),
             }
         )
         .index("by_org", ["organizationId"])
         .index("by_campaign", ["campaignId"]),
+        # The curated campaign From list (lib/campaigns/senders.py): once an organization
+        # has one, its campaigns send From an enabled sender only.
+        "campaignSenders": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "email": v.string(),  # lower case
+                "displayName": v.optional(v.string()),
+                "isEnabled": v.boolean(),
+                "isDefault": v.boolean(),  # at most one per organization
+                "createdBy": v.optional(v.id("users")),
+                "createdAt": v.number(),
+                "updatedAt": v.number(),
+            }
+        ).index("by_org", ["organizationId"]),
+        # What a campaign sends, copied when sending starts (lib/campaigns/content.py):
+        # one row per variant ("A"; "B" for an A/B test), the template's rendered fields.
+        "campaignContents": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "campaignId": v.id("campaigns"),
+                "variant": AB_VARIANT,
+                "templateId": v.id("emailTemplates"),
+                "template": v.record(v.string(), v.any()),
+                "createdAt": v.number(),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_campaign", ["campaignId", "variant"]),
         # One row per (campaign, contact): created `queued` by the walk, claimed in
         # batches (`sending`), then `sent` or `failed` (send_states.py).
         "emailSends": define_table(
@@ -1071,6 +1146,10 @@ schema = define_schema(
                 "contactId": v.id("contacts"),
                 "email": v.string(),  # the contact's address when walked
                 "status": SEND_STATUS,
+                "abVariant": v.optional(AB_VARIANT),
+                # recipient-local time: not claimed before (a queued send's updatedAt is
+                # kept at it, so the claim's index range skips it until then)
+                "dueAt": v.optional(v.number()),
                 "attempts": v.number(),  # claims so far
                 "messageId": v.optional(v.string()),  # fixed at the first claim
                 "claimedAt": v.optional(v.number()),

@@ -16,6 +16,7 @@ the JSON endpoint answers CORS preflights. Nothing is cached, framed or sent as 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
@@ -74,14 +75,19 @@ async def _json(ctx: ActionCtx, request: Request) -> Response:
     return response
 
 
+def refused_page(exc: Refused) -> Response:
+    """The page answering a request the shell refused."""
+    response = page("Request refused", f"<p>{e(exc.message)}</p>", exc.status)
+    if exc.retry_after is not None:
+        response.headers["retry-after"] = str(int(exc.retry_after))
+    return response
+
+
 async def _page(ctx: ActionCtx, request: Request) -> Response:
     try:
         answer = await _resolve(ctx, request, PAGE_PREFIX)
     except Refused as exc:
-        response = page("Request refused", f"<p>{e(exc.message)}</p>", exc.status)
-        if exc.retry_after is not None:
-            response.headers["retry-after"] = str(int(exc.retry_after))
-        return response
+        return refused_page(exc)
     if not answer["ok"]:
         return page("Link not valid", "<p>This preview link is invalid or has expired.</p>", 404)
     return HTMLResponse(answer["data"]["html"], headers=PAGE_HEADERS)
@@ -89,8 +95,16 @@ async def _page(ctx: ActionCtx, request: Request) -> Response:
 
 def routes() -> list[tuple[str, str, HttpAction]]:
     """(prefix, method, handler) of both endpoints, with OPTIONS and 405s."""
+    return get_routes(((JSON_PREFIX, _json, True), (PAGE_PREFIX, _page, False)))
+
+
+def get_routes(
+    endpoints: Iterable[tuple[str, Callable[[ActionCtx, Request], Awaitable[Response]], bool]],
+) -> list[tuple[str, str, HttpAction]]:
+    """(route, method, handler) of GET endpoints (route, handler, answers CORS), with
+    OPTIONS (CORS ones) and 405s."""
     table: list[tuple[str, str, HttpAction]] = []
-    for prefix, handler, cors in ((JSON_PREFIX, _json, True), (PAGE_PREFIX, _page, False)):
+    for prefix, handler, cors in endpoints:
         refuse = not_allowed(cors)
         for method in ROUTABLE_METHODS:
             if method == "GET":

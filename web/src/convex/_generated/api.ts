@@ -123,6 +123,31 @@ export type PublicApi = {
       email: string;
     }, any>;
   };
+  campaignSenders: {
+    /** `campaignSenders:create`: Add a sender (the first one becomes the default); its id. */
+    create: FunctionReference<"mutation", "public", {
+      email: string;
+      displayName?: string;
+    }, any>;
+    /** `campaignSenders:list`: Every sender, the default first. */
+    list: FunctionReference<"query", "public", Record<string, never>, any>;
+    /** `campaignSenders:listForPicker`: The enabled senders (`email`, `displayName`, `isDefault`), the default first. */
+    listForPicker: FunctionReference<"query", "public", Record<string, never>, any>;
+    /** `campaignSenders:remove`: Delete a sender (drafts From it fail preflight until they choose another). */
+    remove: FunctionReference<"mutation", "public", {
+      senderId: string;
+    }, any>;
+    /** `campaignSenders:setDefault`: Make a sender the default (the only one). */
+    setDefault: FunctionReference<"mutation", "public", {
+      senderId: string;
+    }, any>;
+    /** `campaignSenders:update`: Change a sender's display name ("" clears it) or switch it on or off. */
+    update: FunctionReference<"mutation", "public", {
+      senderId: string;
+      displayName?: string;
+      isEnabled?: boolean;
+    }, any>;
+  };
   campaigns: {
     /** `campaigns:cancel`: Stop for good: nothing more is claimed; the queued sends become `failed` CANCELLED afterwards, in batches (`campaign_sends.cancel_queued`). */
     cancel: FunctionReference<"mutation", "public", {
@@ -132,9 +157,28 @@ export type PublicApi = {
     create: FunctionReference<"mutation", "public", {
       name: string;
     }, any>;
-    /** `campaigns:duplicate`: A draft copy ("Copy of <name>") of any campaign's content and audience; its id. */
+    /** `campaigns:declareAbTestWinner`: Declare the winner of a running A/B test: the rest of the audience gets it. */
+    declareAbTestWinner: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+      winner: "A" | "B";
+    }, any>;
+    /** `campaigns:disableAbTest`: A draft without its A/B test. */
+    disableAbTest: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaigns:duplicate`: A draft copy ("Copy of <name>") of any campaign's content, audience, A/B test and archive setting; its id. */
     duplicate: FunctionReference<"mutation", "public", {
       campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaigns:enableAbTest`: Make a draft an A/B test (`ab_tests.clean_config`), or change its test. */
+    enableAbTest: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+      testType: "subject" | "content";
+      variantBSubject?: string;
+      variantBTemplateId?: string;
+      splitPercentage: number;
+      winnerCriteria: "open_rate" | "click_rate" | "manual";
+      testDuration?: number;
     }, any>;
     /** `campaigns:get` */
     get: FunctionReference<"query", "public", {
@@ -156,7 +200,7 @@ export type PublicApi = {
     pause: FunctionReference<"mutation", "public", {
       campaignId: Id<"campaigns">;
     }, any>;
-    /** `campaigns:progress`: The campaign's status and counts: `audience` entries walked, `enqueued` sends, `sent`, `failed` (also the queued sends of a cancelled campaign), `suppressed` (refused when claimed), `skipped` (not eligible when walked), `pending` (not yet sent), `walking`, `percent` (of enqueued sends done); after sending (provider events and tracking): `delivered`, `opened` (any open, mailbox proxies' prefetches included), `humanOpened` (opens not by a proxy), `clicked`, `bounced` (`hardBounced`, `softBounced`), `complained`: sends, each counted once. */
+    /** `campaigns:progress`: The campaign's status and counts: `audience` entries walked, `enqueued` sends, `sent`, `failed` (also the queued sends of a cancelled campaign), `suppressed` (refused when claimed), `skipped` (not eligible when walked), `pending` (not yet sent), `walking`, `percent` (of enqueued sends done); after sending (provider events and tracking): `delivered`, `opened` (any open, mailbox proxies' prefetches included), `humanOpened` (opens not by a proxy), `clicked`, `bounced` (`hardBounced`, `softBounced`), `complained`: sends, each counted once; `abTest` (null without one): the test's settings, state, winner, contacts held back and per-variant counts and rates (`ab_tests.summary`). */
     progress: FunctionReference<"query", "public", {
       campaignId: Id<"campaigns">;
     }, any>;
@@ -168,10 +212,13 @@ export type PublicApi = {
     resume: FunctionReference<"mutation", "public", {
       campaignId: Id<"campaigns">;
     }, any>;
-    /** `campaigns:schedule`: Schedule a draft for `scheduledAt` (epoch ms, at least a minute ahead). */
+    /** `campaigns:schedule`: Schedule a draft for `scheduledAt` (epoch ms, at least a minute ahead). With `useRecipientTimezone`, sending starts then and each recipient gets the message at the first `scheduledHour:scheduledMinute` of their zone from then on. */
     schedule: FunctionReference<"mutation", "public", {
       campaignId: Id<"campaigns">;
       scheduledAt: number;
+      useRecipientTimezone?: boolean;
+      scheduledHour?: number;
+      scheduledMinute?: number;
     }, any>;
     /** `campaigns:send`: Start sending a draft or scheduled campaign now (after its preflight). */
     send: FunctionReference<"mutation", "public", {
@@ -194,7 +241,7 @@ export type PublicApi = {
     unschedule: FunctionReference<"mutation", "public", {
       campaignId: Id<"campaigns">;
     }, any>;
-    /** `campaigns:update`: Change a draft's fields; "" (or null) clears an optional one. */
+    /** `campaigns:update`: Change a draft's fields; "" (or null) clears an optional one. `archiveEnabled`: a public "view in browser" page; `timezone`: the IANA zone of recipients without one (recipient-local sends). */
     update: FunctionReference<"mutation", "public", {
       campaignId: Id<"campaigns">;
       name?: string;
@@ -211,6 +258,8 @@ export type PublicApi = {
         segmentId: Id<"segments">;
         frozenFilters?: any;
       } | null;
+      archiveEnabled?: boolean;
+      timezone?: string;
     }, any>;
   };
   contactImports: {
@@ -1417,6 +1466,11 @@ export type InternalApi = {
     redrive: FunctionReference<"mutation", "internal", Record<string, never>, any>;
   };
   campaignSends: {
+    /** `campaignSends:archive`: What the archive page shows (`content.archive_page`), or None. */
+    archive: FunctionReference<"query", "internal", {
+      token: string;
+      send?: string;
+    }, any>;
     /** `campaignSends:cancelQueued`: A cancelled campaign's queued sends failed, a batch per run, until none is left. */
     cancelQueued: FunctionReference<"mutation", "internal", {
       campaignId: Id<"campaigns">;
@@ -1427,6 +1481,10 @@ export type InternalApi = {
       generation: number;
       routeProviders: Array<string>;
       leaseMs: number;
+    }, any>;
+    /** `campaignSends:declareWinner`: The automatic winner of an A/B test after its `testDuration` (`ab_tests.winner`); nothing when a winner was declared already or the campaign stopped. */
+    declareWinner: FunctionReference<"mutation", "internal", {
+      campaignId: Id<"campaigns">;
     }, any>;
     /** `campaignSends:deliver` */
     deliver: FunctionReference<"action", "internal", {
@@ -1449,6 +1507,10 @@ export type InternalApi = {
     }, any>;
     /** `campaignSends:startDue`: Start the scheduled campaigns whose time has come (preflight again: one that fails it goes back to draft); how many were looked at. */
     startDue: FunctionReference<"mutation", "internal", Record<string, never>, any>;
+    /** `campaignSends:wake`: Recipient-local sends are due: delivery workers for a sending campaign. */
+    wake: FunctionReference<"mutation", "internal", {
+      campaignId: Id<"campaigns">;
+    }, any>;
     /** `campaignSends:walk` */
     walk: FunctionReference<"mutation", "internal", {
       campaignId: Id<"campaigns">;

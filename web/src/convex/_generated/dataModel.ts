@@ -3,7 +3,7 @@
 import type { GenericId } from "convex/values";
 
 /** The app's tables. */
-export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignSendJobs" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sendBodies" | "sendQueues" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
+export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignContents" | "campaignSendJobs" | "campaignSenders" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sendBodies" | "sendQueues" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
 
 /** The runtime's tables that functions may read. */
 export type SystemTableNames = "_storage" | "_scheduled_functions";
@@ -111,6 +111,16 @@ export type Documents = {
     createdBy?: Id<"users">;
     createdAt: number;
   };
+  campaignContents: {
+    _id: Id<"campaignContents">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    campaignId: Id<"campaigns">;
+    variant: "A" | "B";
+    templateId: Id<"emailTemplates">;
+    template: Record<string, any>;
+    createdAt: number;
+  };
   campaignSendJobs: {
     _id: Id<"campaignSendJobs">;
     _creationTime: number;
@@ -130,7 +140,23 @@ export type Documents = {
     candidates: number;
     enqueued: number;
     skipped: number;
+    variantMode?: "plain" | "ab_test" | "ab_winner";
+    testFraction?: number;
+    heldBack?: number;
+    wakeTimes?: Array<number>;
     startedAt: number;
+    updatedAt: number;
+  };
+  campaignSenders: {
+    _id: Id<"campaignSenders">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    email: string;
+    displayName?: string;
+    isEnabled: boolean;
+    isDefault: boolean;
+    createdBy?: Id<"users">;
+    createdAt: number;
     updatedAt: number;
   };
   campaignStats: {
@@ -149,6 +175,7 @@ export type Documents = {
     hardBounced?: number;
     softBounced?: number;
     complained?: number;
+    variants?: Record<string, Record<string, number>>;
     updatedAt: number;
   };
   campaigns: {
@@ -176,6 +203,24 @@ export type Documents = {
     cancelledAt?: number;
     completedAt?: number;
     workerGeneration?: number;
+    isABTest?: boolean;
+    abTestConfig?: {
+      testType: "subject" | "content";
+      variantBSubject?: string;
+      variantBTemplateId?: Id<"emailTemplates">;
+      splitPercentage: number;
+      winnerCriteria: "open_rate" | "click_rate" | "manual";
+      testDuration?: number;
+    };
+    abTestStatus?: "pending" | "testing" | "winner_selected";
+    abWinner?: "A" | "B";
+    abWinnerSelectedAt?: number;
+    useRecipientTimezone?: boolean;
+    scheduledHour?: number;
+    scheduledMinute?: number;
+    timezone?: string;
+    archiveEnabled?: boolean;
+    archiveToken?: string;
     createdBy?: Id<"users">;
     createdAt: number;
     updatedAt: number;
@@ -380,6 +425,8 @@ export type Documents = {
     contactId: Id<"contacts">;
     email: string;
     status: "queued" | "sending" | "sent" | "delivered" | "opened" | "clicked" | "bounced" | "complained" | "failed";
+    abVariant?: "A" | "B";
+    dueAt?: number;
     attempts: number;
     messageId?: string;
     claimedAt?: number;
@@ -1005,9 +1052,21 @@ export type DataModel = {
     searchIndexes: {};
     vectorIndexes: {};
   };
+  campaignContents: {
+    document: Doc<"campaignContents">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "variant" | "templateId" | "template" | `template.${string}` | "createdAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_campaign: ["campaignId", "variant", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
   campaignSendJobs: {
     document: Doc<"campaignSendJobs">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "phase" | "audience" | "audience.kind" | "audience.listId" | "audience.segmentId" | "audience.frozenFilters" | `audience.frozenFilters.${string}` | "cursor" | "hop" | "candidates" | "enqueued" | "skipped" | "startedAt" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "phase" | "audience" | "audience.kind" | "audience.listId" | "audience.segmentId" | "audience.frozenFilters" | `audience.frozenFilters.${string}` | "cursor" | "hop" | "candidates" | "enqueued" | "skipped" | "variantMode" | "testFraction" | "heldBack" | "wakeTimes" | "startedAt" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -1018,9 +1077,20 @@ export type DataModel = {
     searchIndexes: {};
     vectorIndexes: {};
   };
+  campaignSenders: {
+    document: Doc<"campaignSenders">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "email" | "displayName" | "isEnabled" | "isDefault" | "createdBy" | "createdAt" | "updatedAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
   campaignStats: {
     document: Doc<"campaignStats">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "sent" | "failed" | "suppressed" | "delivered" | "opened" | "humanOpened" | "clicked" | "bounced" | "hardBounced" | "softBounced" | "complained" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "sent" | "failed" | "suppressed" | "delivered" | "opened" | "humanOpened" | "clicked" | "bounced" | "hardBounced" | "softBounced" | "complained" | "variants" | `variants.${string}` | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -1032,13 +1102,14 @@ export type DataModel = {
   };
   campaigns: {
     document: Doc<"campaigns">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "status" | "emailTemplateId" | "subject" | "fromName" | "fromEmail" | "replyTo" | "audience" | "audience.kind" | "audience.listId" | "audience.segmentId" | "audience.frozenFilters" | `audience.frozenFilters.${string}` | "scheduledAt" | "sentAt" | "pausedAt" | "cancelledAt" | "completedAt" | "workerGeneration" | "createdBy" | "createdAt" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "status" | "emailTemplateId" | "subject" | "fromName" | "fromEmail" | "replyTo" | "audience" | "audience.kind" | "audience.listId" | "audience.segmentId" | "audience.frozenFilters" | `audience.frozenFilters.${string}` | "scheduledAt" | "sentAt" | "pausedAt" | "cancelledAt" | "completedAt" | "workerGeneration" | "isABTest" | "abTestConfig" | "abTestConfig.testType" | "abTestConfig.variantBSubject" | "abTestConfig.variantBTemplateId" | "abTestConfig.splitPercentage" | "abTestConfig.winnerCriteria" | "abTestConfig.testDuration" | "abTestStatus" | "abWinner" | "abWinnerSelectedAt" | "useRecipientTimezone" | "scheduledHour" | "scheduledMinute" | "timezone" | "archiveEnabled" | "archiveToken" | "createdBy" | "createdAt" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
       by_org: ["organizationId", "_creationTime"];
       by_org_updated: ["organizationId", "updatedAt", "_creationTime"];
       by_status_scheduled: ["status", "scheduledAt", "_creationTime"];
+      by_archive_token: ["archiveToken", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};
@@ -1149,7 +1220,7 @@ export type DataModel = {
   };
   emailSends: {
     document: Doc<"emailSends">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "contactId" | "email" | "status" | "attempts" | "messageId" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "contactId" | "email" | "status" | "abVariant" | "dueAt" | "attempts" | "messageId" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];

@@ -11,7 +11,8 @@
           stops the message; refused ones become `failed` RECIPIENT_SUPPRESSED) and moved
           to `sending` with its Message-ID; nothing when the campaign is not `sending`
           (paused, cancelled): the worker stops.
-        personalize: the template compiled once (cached) and filled in per recipient;
+        personalize: the template (as copied at start, `content.py`; the send's A/B
+          variant) compiled once (cached) and filled in per recipient;
           when the organization tracks campaigns (`tracking.policy`, decided per claim),
           its links become signed click links and an open pixel is added
           (`tracking.links`), with the send's id.
@@ -42,10 +43,12 @@ from typing import Any
 
 from owlat.app.lib import instance
 from owlat.app.lib.audience import organization_rows, property_definitions
+from owlat.app.lib.campaigns import content
 from owlat.app.lib.campaigns.drafts import from_address, ineligible
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.campaigns.walk import (
     complete_if_finished,
+    count_variants_sent,
     job_of,
     pending,
     schedule_hop,
@@ -87,10 +90,6 @@ RUN_SECONDS = 10.0  # a worker's run before it hands its slot back
 IDLE_WAIT = 0.2  # seconds before looking again while the walk is behind
 CANCEL_BATCH = 500  # queued sends failed per mutation after a cancel
 IDLE_MS = 30_000.0  # a sending campaign without progress this long gets new workers
-_TEMPLATE_FIELDS = (
-    "name", "subject", "previewText", "htmlContent", "plainTextContent", "htmlTranslations",
-    "defaultLanguage", "supportedLanguages", "variables",
-)  # fmt: skip
 
 
 def delivery_key(send_id: str) -> str:
@@ -193,20 +192,18 @@ async def claim(
                 "email": row["email"],
                 "messageId": message_id,
                 "language": contact.get("language"),
-                "variables": contact_variables(contact, date_keys=date_keys),
+                "variables": contact_variables(contact, date_keys=date_keys)
+                | content.send_variables(campaign, row),
+                "variant": row.get("abVariant"),
             }
         )
     if refused or failed:
         await _count(ctx, campaign_id, now, suppressed=refused, failed=failed)
     if not claimed:
         return {"stop": False, "sends": [], "walking": walking, "refused": refused + failed}
-    template = await ctx.db.get(campaign["emailTemplateId"])
-    if template is None:  # deleted after preflight: nothing can be composed
-        return {"stop": False, "sends": claimed, "walking": walking, "template": None}
-    fields = {name: template[name] for name in _TEMPLATE_FIELDS if name in template}
-    if campaign.get("subject"):
-        fields["subject"] = campaign["subject"]
-    fields["showUnsubscribe"] = audience["kind"] == "list"
+    variants = await content.templates_for(ctx, campaign_id)  # copied at start
+    for fields in variants.values():
+        fields["showUnsubscribe"] = audience["kind"] == "list"
     domain = mailbox(sender, "From").domain.lower()
     list_header = None
     if audience["kind"] == "list":
@@ -219,7 +216,7 @@ async def claim(
         "stop": False,
         "sends": claimed,
         "walking": walking,
-        "template": fields,
+        "variants": variants,
         "fromAddress": sender,
         "replyTo": settings_reply,
         "listId": list_header,
@@ -241,7 +238,7 @@ async def _claimable(
 ) -> list[dict[str, Any]]:
     """Queued sends, then (if there is room and the route dedupes) `sending` ones past
     the lease whose earlier route deduped as well."""
-    rows = await _in_status(ctx, campaign_id, SendStatus.QUEUED, None, limit)
+    rows = await _in_status(ctx, campaign_id, SendStatus.QUEUED, now, limit)  # due ones
     if len(rows) < limit and is_idempotent(route_providers):
         for row in await _in_status(
             ctx, campaign_id, SendStatus.SENDING, now - lease_ms, limit - len(rows)
@@ -314,6 +311,7 @@ async def record(
     if campaign is None:
         return
     sent = failed = 0
+    variants_sent: dict[str, int] = {}
     for outcome in outcomes:
         row = await ctx.db.get(outcome["sendId"])
         if row is None or row["status"] != SendStatus.SENDING:
@@ -332,12 +330,15 @@ async def record(
                 },
             )
             sent += 1
+            if row.get("abVariant"):
+                variants_sent[row["abVariant"]] = variants_sent.get(row["abVariant"], 0) + 1
         else:
             await _fail(ctx, row, outcome["errorCode"], outcome["errorMessage"], now)
             failed += 1
     if attempts:
         await record_attempts(ctx, campaign["organizationId"], attempts, now)
     stats = await _count(ctx, campaign_id, now, sent=sent, failed=failed)
+    await count_variants_sent(ctx, campaign_id, variants_sent)
     job = await job_of(ctx, campaign_id)
     if job is not None:
         await complete_if_finished(ctx, campaign, job, stats, now)
@@ -420,9 +421,9 @@ def compose(batch: Mapping[str, Any], claimed: Mapping[str, Any]) -> dict[str, A
     the contact (compiled once per template and language, cached), the campaign headers
     with the contact's one-click unsubscribe URL; links and open pixel when the batch is
     tracked (`policy.tracking_for`, decided once per claim)."""
-    template = batch["template"]
+    template = content.template_of(batch, claimed)  # the send's A/B variant
     if template is None:
-        raise CompositionError("the campaign's template was deleted")
+        raise CompositionError("the campaign's content snapshot is missing")
     language = resolve_language(template, None, claimed["language"])
     variables = {"email": claimed["email"], **claimed["variables"]}
     message = message_for(template, language, variables, claimed["contactId"])

@@ -6,6 +6,7 @@ chosen, or its list or segment deleted), NO_FROM_EMAIL (neither the campaign nor
 organization's settings give one), INVALID_SENDER / SENDER_DOMAIN_NOT_VERIFIED (the From
 domain must be a verified sending domain of the organization unless every provider of
 the campaign route is a local sink: `sends.check_sender`, the transactional rule),
+SENDER_NOT_ALLOWED (not an enabled curated sender: `senders.py`),
 EMPTY_AUDIENCE (nobody in the list or segment).
 
 Eligibility (`ineligible`, §9 and §10.2) of an audience entry, checked when walked and
@@ -22,6 +23,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from owlat.app.lib.audience import blocked_entry, organization_settings, property_definitions
+from owlat.app.lib.campaigns import senders
+from owlat.app.lib.campaigns.ab_tests import check_variant
 from owlat.app.lib.email_providers.routing import MessageType
 from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.segment_filters import Predicate, compile
@@ -129,6 +132,8 @@ async def preflight(ctx: QueryCtx, campaign: Mapping[str, Any]) -> dict[str, Any
         raise invalid(
             "TEMPLATE_NOT_PUBLISHED", f'Publish the template "{template["name"]}" before sending'
         )
+    if campaign.get("isABTest"):
+        await check_variant(ctx, campaign)
     if campaign.get("audience") is None:
         raise invalid("NO_AUDIENCE", "Choose the campaign's audience (a list or a segment) first")
     try:
@@ -136,6 +141,9 @@ async def preflight(ctx: QueryCtx, campaign: Mapping[str, Any]) -> dict[str, Any
     except AppError as error:
         raise invalid("NO_AUDIENCE", f"The campaign's audience is gone: {error.data}") from None
     sender = await from_address(ctx, campaign)
+    refused = await senders.refusal(ctx, organization_id, mailbox(sender, "From").addr_spec)
+    if refused is not None:
+        raise invalid("SENDER_NOT_ALLOWED", refused)
     route = await route_for(ctx, organization_id, MessageType.CAMPAIGN)
     await check_sender(ctx, organization_id, sender, enabled_providers(route))
     if audience["kind"] == "segment":

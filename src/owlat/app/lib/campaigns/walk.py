@@ -9,6 +9,11 @@ cursor and schedules the next hop, all in one transaction: a crash repeats or sk
 page. A hop for another position than the job's (`hop` counter) does nothing, so a
 resume may schedule one without doubling the walk. A paused or cancelled campaign's hop
 stops; resuming schedules it again.
+
+`start` also copies what the campaign sends (`content.snapshot`) and starts an A/B test
+(`ab_tests.py`: the walk gives each send its variant; `declare` starts the remainder
+walk); with recipient-local time (`local_time.py`) a send waits for its `dueAt`, and a
+wake-up (`wake`) is scheduled once per distinct due time.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from owlat.app.lib.audience import organization_settings
+from owlat.app.lib.campaigns import ab_tests, content, local_time
 from owlat.app.lib.campaigns.drafts import audience_page
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.sending.send_states import SendStatus
@@ -48,15 +55,20 @@ async def start(
 ) -> None:
     """Move `campaign` (preflight passed) to `sending` and start its walk."""
     campaign_id, organization_id = campaign["_id"], campaign["organizationId"]
-    await ctx.db.patch(
-        campaign_id,
-        {
-            "status": str(CampaignStatus.SENDING),
-            "sentAt": now,
-            "scheduledAt": UNDEFINED,
-            "updatedAt": now,
-        },
-    )
+    changes: dict[str, Any] = {
+        "status": str(CampaignStatus.SENDING),
+        "sentAt": now,
+        "scheduledAt": UNDEFINED,
+        "updatedAt": now,
+    }
+    variants: dict[str, Any] = {}
+    config = campaign.get("abTestConfig") if campaign.get("isABTest") else None
+    if config is not None:
+        changes["abTestStatus"] = "testing"
+        variants = {"variantMode": "ab_test", "testFraction": ab_tests.test_fraction(config),
+                    "heldBack": 0}  # fmt: skip
+    await ctx.db.patch(campaign_id, changes)
+    await content.snapshot(ctx, campaign, now)
     await ctx.db.insert(
         "campaignSendJobs",
         {
@@ -69,10 +81,17 @@ async def start(
             "candidates": 0,
             "enqueued": 0,
             "skipped": 0,
+            **variants,
             "startedAt": now,
             "updatedAt": now,
         },
     )
+    if config is not None and config["winnerCriteria"] != "manual":
+        await ctx.scheduler.run_after(
+            config["testDuration"] * 3_600_000,
+            internal.campaign_sends.declare_winner,
+            {"campaignId": campaign_id},
+        )
     await ctx.db.insert(
         "campaignStats",
         {
@@ -120,33 +139,58 @@ async def hop(ctx: MutationCtx, campaign_id: str, hop_number: int, now: float) -
     contacts, read, cursor, done = await audience_page(
         ctx, campaign["organizationId"], job["audience"], job["cursor"], PAGE, job["startedAt"]
     )
-    created = 0
+    timing = await _local_timing(ctx, campaign, job)
+    created = held = 0
+    due_times: set[float] = set()
     for contact in contacts:
         if await _has_send(ctx, campaign_id, contact["_id"]):
             continue
-        await ctx.db.insert(
-            "emailSends",
-            {
-                "organizationId": campaign["organizationId"],
-                "campaignId": campaign_id,
-                "contactId": contact["_id"],
-                "email": contact["email"],
-                "status": str(SendStatus.QUEUED),
-                "attempts": 0,
-                "queuedAt": now,
-                "updatedAt": now,
-            },
-        )
+        variant = ab_tests.variant_of(job, campaign, contact["_id"])
+        if variant == "":
+            held += 1
+            continue
+        row = {
+            "organizationId": campaign["organizationId"],
+            "campaignId": campaign_id,
+            "contactId": contact["_id"],
+            "email": contact["email"],
+            "status": str(SendStatus.QUEUED),
+            "attempts": 0,
+            "queuedAt": now,
+            "updatedAt": now,
+        }
+        if variant:
+            row["abVariant"] = variant
+        if timing is not None:
+            default_zone, hour, minute = timing
+            where = local_time.first_zone(contact.get("timezone"), default_zone)
+            due = local_time.due_at(job["startedAt"], where, hour, minute)
+            if due > now:  # the claim's index range skips it until then
+                row.update(dueAt=due, updatedAt=due)
+                due_times.add(due)
+        await ctx.db.insert("emailSends", row)
         created += 1
+    walked_before = job.get("variantMode") == "ab_winner"  # the test phase counted them
     changes = {
         "cursor": cursor,
         "hop": hop_number + 1,
-        "candidates": job["candidates"] + read,
+        "candidates": job["candidates"] + (0 if walked_before else read),
         "enqueued": job["enqueued"] + created,
-        "skipped": job["skipped"] + read - len(contacts),
+        "skipped": job["skipped"] + (0 if walked_before else read - len(contacts)),
         "phase": "done" if done else "walking",
         "updatedAt": now,
     }
+    if held:
+        changes["heldBack"] = (job.get("heldBack") or 0) + held
+    if walked_before:
+        changes["heldBack"] = max(0, (job.get("heldBack") or 0) - created)
+    waking = due_times - set(job.get("wakeTimes") or ())
+    if waking:
+        changes["wakeTimes"] = sorted({*(job.get("wakeTimes") or ()), *waking})
+        for due in sorted(waking):
+            await ctx.scheduler.run_at(
+                due, internal.campaign_sends.wake, {"campaignId": campaign_id}
+            )
     await ctx.db.patch(job["_id"], changes)
     job.update(changes)
     if not done:
@@ -157,6 +201,39 @@ async def hop(ctx: MutationCtx, campaign_id: str, hop_number: int, now: float) -
         stats = await stats_of(ctx, campaign_id)
         assert stats is not None
         await complete_if_finished(ctx, dict(campaign), job, stats, now)
+
+
+async def _local_timing(
+    ctx: QueryCtx, campaign: Mapping[str, Any], job: Mapping[str, Any]
+) -> tuple[str | None, int, int] | None:
+    """(default zone name, hour, minute) when the walk gives recipient-local due times
+    (not in an A/B remainder walk, as upstream), else None."""
+    if not campaign.get("useRecipientTimezone") or job.get("variantMode") == "ab_winner":
+        return None
+    settings = await organization_settings(ctx, campaign["organizationId"]) or {}
+    default = campaign.get("timezone") or settings.get("timezone")
+    return default, int(campaign["scheduledHour"]), int(campaign["scheduledMinute"])
+
+
+async def declare(ctx: MutationCtx, campaign: Mapping[str, Any], winner: str, now: float) -> None:
+    """Record the A/B test's winner and walk the audience again for the rest of it, in
+    the winner's variant (`ab_tests.py`); a paused campaign's walk starts on resume."""
+    await ctx.db.patch(
+        campaign["_id"],
+        {"abTestStatus": "winner_selected", "abWinner": winner, "abWinnerSelectedAt": now,
+         "updatedAt": now},
+    )  # fmt: skip
+    job = await job_of(ctx, campaign["_id"])
+    assert job is not None, campaign["_id"]
+    hop_number = job["hop"] + 1
+    await ctx.db.patch(
+        job["_id"],
+        {"variantMode": "ab_winner", "phase": "walking", "cursor": None, "hop": hop_number,
+         "updatedAt": now},
+    )  # fmt: skip
+    if campaign["status"] == CampaignStatus.SENDING:
+        await schedule_hop(ctx, campaign["_id"], hop_number)
+        await spawn_workers(ctx, campaign["_id"])
 
 
 async def _has_send(ctx: QueryCtx, campaign_id: str, contact_id: str) -> bool:
@@ -184,7 +261,25 @@ async def count_feedback(
     table counter of `emailSends` (`lib/sending/send_tables.py`)."""
     stats = await stats_of(ctx, send["campaignId"])
     if stats is not None:
-        await ctx.db.patch(stats["_id"], {counter: (stats.get(counter) or 0) + delta})
+        changes: dict[str, Any] = {counter: (stats.get(counter) or 0) + delta}
+        if send.get("abVariant"):
+            changes["variants"] = ab_tests.bumped(
+                stats.get("variants"), send["abVariant"], counter, delta
+            )
+        await ctx.db.patch(stats["_id"], changes)
+
+
+async def count_variants_sent(ctx: MutationCtx, campaign_id: str, sent: Mapping[str, int]) -> None:
+    """Add a recorded batch's sent messages per A/B variant (`{"A": 3, "B": 2}`) to the
+    campaign's `variants` counters."""
+    if not sent:
+        return
+    stats = await stats_of(ctx, campaign_id)
+    assert stats is not None, campaign_id
+    variants = stats.get("variants")
+    for variant, count in sent.items():
+        variants = ab_tests.bumped(variants, variant, "sent", count)
+    await ctx.db.patch(stats["_id"], {"variants": variants})
 
 
 def pending(job: Mapping[str, Any], stats: Mapping[str, Any]) -> int:
@@ -201,6 +296,8 @@ async def complete_if_finished(
 ) -> bool:
     """`sending → sent` once the walk is done and every send has its outcome."""
     if campaign["status"] != CampaignStatus.SENDING or job["phase"] != "done":
+        return False
+    if ab_tests.awaiting_winner(campaign, job):
         return False
     if pending(job, stats) > 0:
         return False
