@@ -13,7 +13,11 @@ published template. Measured: from `campaigns:send` to the sink counting the las
 message (the walk, the claims, personalization, MIME, DKIM, SMTP and the records all
 inside), with this process's peak RSS (sampled every 0.25 s). Then the baseline:
 `bench_smtp.send_raw` of N messages `bench_smtp.prepare_messages` built beforehand (DKIM
-signed as well unless `--no-dkim`), over the same 4 connections.
+signed as well unless `--no-dkim`), over the same 4 connections, with its CPU per message
+(sending alone). Profile the server side with py-spy (installed into .venv only):
+
+    .venv/bin/py-spy record -r 100 --format raw -o prof.txt -- \
+        .venv/bin/python bench/bench_campaign.py --contacts 5000
 """
 
 from __future__ import annotations
@@ -139,9 +143,12 @@ async def run_raw(options: argparse.Namespace, sink: Sink) -> dict[str, Any]:
         messages = [prepare(dataclasses.replace(m, raw=None)) for m in messages]
     envelopes = [(*envelope(m), m.raw) for m in messages]
     base = await sink.count()
+    cpu_before = cpu_seconds(os.getpid())
     elapsed = await send_raw(sink.port, envelopes, CONNECTIONS)
+    cpu = cpu_seconds(os.getpid()) - cpu_before
     received = await sink.count() - base
-    return {"received": received, "seconds": elapsed, "rate": received / elapsed}
+    return {"received": received, "seconds": elapsed, "rate": received / elapsed,
+            "cpu_ms_per_message": 1000 * cpu / max(1, received)}  # fmt: skip
 
 
 async def bench(options: argparse.Namespace) -> None:
@@ -160,7 +167,8 @@ async def bench(options: argparse.Namespace) -> None:
             print(f"  progress: {json.dumps(owlat['progress'])}")
             raw = await run_raw(options, sink)
             print(f"raw aiosmtplib blast: {raw['received']:,} messages in {raw['seconds']:.1f} s "
-                  f"= {raw['rate']:,.0f} msg/s")  # fmt: skip
+                  f"= {raw['rate']:,.0f} msg/s, {raw['cpu_ms_per_message']:.2f} ms CPU/message "
+                  "(sending only: composing and signing were done before)")  # fmt: skip
             print(f"owlat / raw: {owlat['rate'] / raw['rate']:.2f}; load average after "
                   f"{os.getloadavg()[0]:.2f}")  # fmt: skip
         finally:

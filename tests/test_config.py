@@ -1,9 +1,14 @@
-"""Settings from the environment: OWLAT_DNS_NAMESERVERS and the provider endpoints."""
+"""Settings from the environment: OWLAT_DNS_NAMESERVERS, the provider endpoints, the
+campaign delivery rates."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from owlat.app.lib.campaigns.throttle import Rates
+from owlat.app.lib.instance import configure_from_settings
 from owlat.config import Settings
 
 
@@ -74,4 +79,20 @@ def test_the_scheduler_parallelism_may_be_zero(monkeypatch: pytest.MonkeyPatch) 
     assert Settings.from_env().scheduler_parallelism == 0
     monkeypatch.setenv("OWLAT_SCHEDULER_PARALLELISM", "-1")
     with pytest.raises(SystemExit, match="OWLAT_SCHEDULER_PARALLELISM must be between 0 and"):
+        Settings.from_env()
+
+
+def test_delivery_rates_reach_the_instance_and_bad_ones_stop_the_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OWLAT_PROVIDER_RATES", "ses=14")
+    monkeypatch.setenv("OWLAT_DOMAIN_RATE", "20")
+    monkeypatch.setenv("OWLAT_DOMAIN_RATES", "Gmail.com=50, yahoo.com=2.5")
+    configured = configure_from_settings(Settings.from_env(), tmp_path, "http://localhost")
+    assert configured.delivery_rates == Rates(
+        providers={"ses": 14.0}, domain=20.0, domains={"gmail.com": 50.0, "yahoo.com": 2.5}
+    )
+    assert configured.delivery_rates.for_domain("example.org") == 20.0
+    monkeypatch.setenv("OWLAT_DOMAIN_RATES", "gmail.com=fast")
+    with pytest.raises(SystemExit, match="OWLAT_DOMAIN_RATES: expected name=messages per"):
         Settings.from_env()

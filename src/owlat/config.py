@@ -60,6 +60,18 @@ def _backup_to(name: str, bucket: str) -> str:
     return value
 
 
+def _rates(name: str) -> str:
+    """`name=messages per second` pairs, comma-separated (lib/campaigns/throttle.py)."""
+    from owlat.app.lib.campaigns.throttle import parse_rates
+
+    text = os.environ.get(name, "").strip()
+    try:
+        parse_rates(text, name)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
+    return text
+
+
 def _flag(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     if raw == "":
@@ -252,6 +264,12 @@ class Settings:
     # Off: such a relay is refused when saved and when connected to, except that `owlat
     # dev` allows loopback sinks. Every tenant of the instance gets this reach.
     allow_private_smtp: bool = False
+    # Campaign delivery rates, messages per second (lib/campaigns/throttle.py): per
+    # provider kind ("ses=14,smtp=200"), per receiving domain by default (0: unlimited)
+    # and for some domains ("gmail.com=50"). Empty or 0: unlimited.
+    provider_rates: str = ""
+    domain_rate: float = 0.0
+    domain_rates: str = ""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -323,6 +341,9 @@ class Settings:
                 "OWLAT_SEND_LEASE_SECONDS", cls.send_lease_seconds, 1, 86_400
             ),
             allow_private_smtp=_flag("OWLAT_ALLOW_PRIVATE_SMTP"),
+            provider_rates=_rates("OWLAT_PROVIDER_RATES"),
+            domain_rate=_int_between("OWLAT_DOMAIN_RATE", 0, 0, 1_000_000),
+            domain_rates=_rates("OWLAT_DOMAIN_RATES"),
         )
 
     @property

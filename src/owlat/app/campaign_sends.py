@@ -99,9 +99,11 @@ async def archive(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
 
 @internal_mutation(args=CAMPAIGN_ID)
 async def cancel_queued(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    """A cancelled campaign's queued sends failed, a batch per run, until none is left."""
-    if await delivery.cancel_queued(ctx, args["campaignId"], now_ms()):
-        await ctx.scheduler.run_after(0, internal.campaign_sends.cancel_queued, args)
+    """A cancelled campaign's queued sends failed, a batch per run, until none is left;
+    then its sends left `sending` past the lease (`delivery.cancel_queued`)."""
+    again = await delivery.cancel_queued(ctx, args["campaignId"], now_ms(), lease_ms())
+    if again is not None:
+        await ctx.scheduler.run_after(again, internal.campaign_sends.cancel_queued, args)
 
 
 @internal_mutation(args={"idleMs": v.optional(v.number())})

@@ -1153,6 +1153,8 @@ schema = define_schema(
                 "attempts": v.number(),  # claims so far
                 "messageId": v.optional(v.string()),  # fixed at the first claim
                 "claimedAt": v.optional(v.number()),
+                # provider deferrals (4xx, rate limits) so far (lib/campaigns/throttle.py)
+                "deferrals": v.optional(v.number()),
                 "routeProviders": v.optional(v.array(PROVIDER_KIND)),
                 "queuedAt": v.number(),
                 "sentAt": v.optional(v.number()),

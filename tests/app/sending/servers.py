@@ -8,6 +8,8 @@ scripted per recipient, one per attempt, in order:
     "DROP"                            close the connection after the first line of DATA
     "STALL"                           answer the end of DATA only after `stall` seconds
 
+and greets its next `refuse_connections` connections with 421 (then closes them).
+
 `self_signed(folder)` writes a certificate for 127.0.0.1 and its key. `FakeResend` is a
 Starlette app with Resend's `POST /emails`, checking the documented request shape.
 `https_server(app, folder)` serves an ASGI app over TLS on 127.0.0.1 (that certificate).
@@ -48,6 +50,8 @@ class Sink:
     connections: int = 0
     authenticated: list[str] = dataclasses.field(default_factory=list)
     servers: list[SMTP] = dataclasses.field(default_factory=list)
+    # connections still to be greeted with 421 (and closed) instead of 220
+    refuse_connections: int = 0
 
     def recipients(self) -> list[str]:
         return [address for envelope in self.received for address in envelope.rcpt_tos]
@@ -92,6 +96,16 @@ class _FaultySMTP(SMTP):
             sink.connections += 1
             sink.servers.append(self)
         super().connection_made(transport)
+
+    async def _handle_client(self) -> None:
+        sink: Sink = self.event_handler
+        if sink.refuse_connections > 0:
+            sink.refuse_connections -= 1
+            await self.push("421 4.3.2 Service not available, closing transmission channel")
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
 
     async def smtp_DATA(self, arg: str) -> None:
         sink: Sink = self.event_handler

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from owlat.app.lib.address_limits import AddressLimiter
+from owlat.app.lib.campaigns.throttle import Rates, parse_rates
 from owlat.app.lib.provider_webhooks.sns import SnsPolicy
 from owlat.app.lib.sending.attachments import FetchPolicy
 from owlat.config import IMPORT_MAX_BYTES, MEDIA_MAX_BYTES, SEND_LEASE_SECONDS
@@ -104,6 +105,9 @@ class Instance:
     # `owlat dev`; None: anywhere (OWLAT_ALLOW_PRIVATE_SMTP; lib/email_providers/
     # configured.py). Tests allow loopback for their sinks.
     smtp_hosts: FetchPolicy | None = dataclasses.field(default_factory=FetchPolicy)
+    # Campaign delivery rates per provider and receiving domain (OWLAT_PROVIDER_RATES,
+    # OWLAT_DOMAIN_RATE, OWLAT_DOMAIN_RATES; lib/campaigns/throttle.py): unlimited.
+    delivery_rates: Rates = dataclasses.field(default_factory=Rates)
 
     @property
     def outbox_dir(self) -> Path:
@@ -196,4 +200,9 @@ def configure_from_settings(
         send_lease_ms=settings.send_lease_seconds * 1000.0,
         development=development,
         smtp_hosts=None if settings.allow_private_smtp else FetchPolicy(allow_loopback=development),
+        delivery_rates=Rates(
+            providers=parse_rates(settings.provider_rates, "OWLAT_PROVIDER_RATES"),
+            domain=float(settings.domain_rate),
+            domains=parse_rates(settings.domain_rates, "OWLAT_DOMAIN_RATES"),
+        ),
     )

@@ -1471,7 +1471,7 @@ export type InternalApi = {
       token: string;
       send?: string;
     }, any>;
-    /** `campaignSends:cancelQueued`: A cancelled campaign's queued sends failed, a batch per run, until none is left. */
+    /** `campaignSends:cancelQueued`: A cancelled campaign's queued sends failed, a batch per run, until none is left; then its sends left `sending` past the lease (`delivery.cancel_queued`). */
     cancelQueued: FunctionReference<"mutation", "internal", {
       campaignId: Id<"campaigns">;
     }, any>;

@@ -16,19 +16,29 @@
           when the organization tracks campaigns (`tracking.policy`, decided per claim),
           its links become signed click links and an open pixel is added
           (`tracking.links`), with the send's id.
-        compose and send: `sends.send_claimed`, the transactional path's step (MIME,
-          DKIM, route choice, health, retries of rate limits and server errors), all the
-          batch's messages at once: the provider's own pool bounds the concurrency.
-        record (one mutation): every outcome, the campaign's counters, provider health,
-          and completion when nothing is left.
+        throttle: each message is admitted by `throttle.py` (token buckets per provider
+          and receiving domain, back-off after deferrals); one it does not admit soon is
+          not sent but goes back to `queued`, due later.
+        compose and send: `sends.compose` (MIME, DKIM) and `sends.deliver_prepared`
+          (route choice, health) without in-process retries, all the batch's messages at
+          once: the provider's own pool bounds the concurrency. A deferral (4xx, a lost
+          connection before the end of DATA, a rate limit) backs its scope off and the
+          message goes back to `queued` (`throttle.py`: never doubled, never lost).
+        record (one mutation): every outcome (sent, failed, or back to queued with its
+          due time), the campaign's counters, provider health, and completion when
+          nothing is left.
         A run hands its scheduler slot back by scheduling the next one; a run that finds
-        nothing queued while the walk goes on looks again after `IDLE_WAIT`.
+        nothing due while the walk goes on looks again after `IDLE_WAIT`, and one that
+        finds only deferred sends when the first of them is due.
 
 At most once: a send is `sending` (committed) before its provider call. `recover` (a
 cron, and at start) takes sends left `sending` past the lease (OWLAT_SEND_LEASE_SECONDS):
 through providers that dedupe by key (outbox, Resend) they are claimed again with the same
 key and Message-ID; otherwise they become `failed` DELIVERY_UNCERTAIN, as in `sends.py`.
-It also starts workers for a sending campaign nobody has worked on for `IDLE_MS` (a crash
+A cancelled campaign's sends are ended by `cancel_queued` (a chain of scheduled runs):
+the queued ones CANCELLED, then those left `sending` past the lease DELIVERY_UNCERTAIN
+(whatever the route: nothing claims them again). It also starts workers for a sending
+campaign nobody has worked on for `IDLE_MS` (a crash
 loses the running actions), schedules again a walk whose hop has not moved for as long (a
 hop that failed: a hop for a position already walked does nothing) and completes campaigns
 that are finished.
@@ -43,7 +53,7 @@ from typing import Any
 
 from owlat.app.lib import instance
 from owlat.app.lib.audience import organization_rows, property_definitions
-from owlat.app.lib.campaigns import content
+from owlat.app.lib.campaigns import content, throttle
 from owlat.app.lib.campaigns.drafts import from_address, ineligible
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.campaigns.walk import (
@@ -56,6 +66,7 @@ from owlat.app.lib.campaigns.walk import (
     stats_of,
 )
 from owlat.app.lib.email_providers.routing import Health, MessageType, Route
+from owlat.app.lib.email_providers.smtp import refused_at_recipient
 from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
 from owlat.app.lib.errors import AppError
 from owlat.app.lib.list_subscriptions import membership
@@ -90,6 +101,7 @@ RUN_SECONDS = 10.0  # a worker's run before it hands its slot back
 IDLE_WAIT = 0.2  # seconds before looking again while the walk is behind
 CANCEL_BATCH = 500  # queued sends failed per mutation after a cancel
 IDLE_MS = 30_000.0  # a sending campaign without progress this long gets new workers
+CANCELLED = ("CANCELLED", "The campaign was cancelled before this send")
 
 
 def delivery_key(send_id: str) -> str:
@@ -129,7 +141,8 @@ async def claim(
     rows = await _claimable(ctx, campaign_id, route_providers, limit, now, lease_ms)
     walking = job["phase"] != "done"
     if not rows:
-        return {"stop": False, "sends": [], "walking": walking}
+        due_in = await _due_in(ctx, campaign_id, now)
+        return {"stop": False, "sends": [], "walking": walking, "dueIn": due_in}
     organization_id = campaign["organizationId"]
     refusal = None
     try:
@@ -249,6 +262,13 @@ async def _claimable(
     return rows
 
 
+async def _due_in(ctx: QueryCtx, campaign_id: str, now: float) -> float | None:
+    """Seconds until the first queued send not yet due (deferred, `throttle.py`) is due;
+    None when none is queued."""
+    first = await _in_status(ctx, campaign_id, SendStatus.QUEUED, None, 1)
+    return max(0.0, (first[0]["updatedAt"] - now) / 1000.0) if first else None
+
+
 async def _in_status(
     ctx: QueryCtx, campaign_id: str, status: SendStatus, before: float | None, limit: int
 ) -> list[dict[str, Any]]:
@@ -332,6 +352,11 @@ async def record(
             sent += 1
             if row.get("abVariant"):
                 variants_sent[row["abVariant"]] = variants_sent.get(row["abVariant"], 0) + 1
+        elif outcome["status"] == "deferred" and campaign["status"] != CampaignStatus.CANCELLED:
+            failed += await _requeue(ctx, row, outcome, now)
+        elif outcome["status"] == "deferred":
+            await _fail(ctx, row, *CANCELLED, now)
+            failed += 1
         else:
             await _fail(ctx, row, outcome["errorCode"], outcome["errorMessage"], now)
             failed += 1
@@ -342,6 +367,31 @@ async def record(
     job = await job_of(ctx, campaign_id)
     if job is not None:
         await complete_if_finished(ctx, campaign, job, stats, now)
+
+
+async def _requeue(
+    ctx: MutationCtx, row: Mapping[str, Any], outcome: Mapping[str, Any], now: float
+) -> int:
+    """A deferred or held send back to `queued`, due `dueInMs` from now, its claim undone
+    (`throttle.py`); a provider's deferral is counted, and the send fails at
+    `MAX_DEFERRALS`. 1 when it failed, else 0."""
+    deferrals = (row.get("deferrals") or 0) + (1 if outcome.get("errorCode") else 0)
+    if deferrals >= throttle.MAX_DEFERRALS:
+        await _fail(ctx, row, outcome["errorCode"], outcome["errorMessage"], now)
+        return 1
+    changes: dict[str, Any] = {
+        "status": str(SendStatus.QUEUED),
+        "attempts": max(0, row["attempts"] - 1),
+        "updatedAt": now + outcome["dueInMs"],
+    }
+    if outcome.get("errorCode"):
+        changes.update(
+            deferrals=deferrals,
+            errorCode=outcome["errorCode"],
+            errorMessage=outcome["errorMessage"][:2000],
+        )
+    await ctx.db.patch(row["_id"], changes)
+    return 0
 
 
 # -- the worker ------------------------------------------------------------------------------
@@ -371,8 +421,10 @@ async def deliver(ctx: ActionCtx, campaign_id: str, generation: int, lease_ms: f
         if not batch["sends"]:
             if batch.get("refused"):
                 continue
-            if batch["walking"]:
-                await ctx.scheduler.run_after(IDLE_WAIT, internal.campaign_sends.deliver, again)
+            due_in = batch.get("dueIn")  # deferred sends (throttle.py) wait their time
+            if batch["walking"] or due_in is not None:
+                wait = IDLE_WAIT if batch["walking"] else max(IDLE_WAIT, due_in)
+                await ctx.scheduler.run_after(wait, internal.campaign_sends.deliver, again)
             return
         outcomes, attempts = await _send_batch(
             organization_id, batch, route, providers, unavailable, health
@@ -399,25 +451,46 @@ async def _send_batch(
     unavailable: str | None,
     health: Health,
 ) -> tuple[list[dict[str, Any]], list[Attempt]]:
-    """Every claimed send of `batch` composed and sent at once; (outcomes, attempts)."""
+    """Every claimed send of `batch` composed and sent at once, each admitted by the
+    throttle first (`throttle.py`); (outcomes, attempts)."""
     attempts: list[Attempt] = []
+    gate = throttle.current(instance.current().delivery_rates)
+    # the provider scope: the route's first provider (a failover's backup shares it)
+    provider = next(iter(enabled_providers(route)), "none")
 
     async def one(claimed: Mapping[str, Any]) -> dict[str, Any]:
         if unavailable is not None:
             return sends.failed_outcome("PROVIDER_UNAVAILABLE", unavailable)
+        domain = claimed["email"].rpartition("@")[2].lower()
+        wait, admitted = gate.admit(organization_id, provider, domain)
+        if not admitted:
+            return {"status": "deferred", "dueInMs": wait * 1000.0}
         try:
-            message = compose(batch, claimed)
+            message = compose(organization_id, batch, claimed)
         except CompositionError as error:
             return sends.failed_outcome("INVALID_MESSAGE", str(error))
-        return await sends.send_claimed(
-            organization_id, message, route, providers, health, attempts
+        if wait > 0:
+            await asyncio.sleep(wait)
+        outcome = await sends.deliver_prepared(
+            message, route, providers, health, attempts, retry=False
         )
+        if outcome["status"] == "sent":
+            gate.succeeded(organization_id, provider, domain)
+        elif outcome["errorCode"] in throttle.DEFERRABLE:
+            text = outcome["errorMessage"]
+            scope = domain if refused_at_recipient(text) else f"provider:{provider}"
+            pause = gate.deferred(organization_id, scope, outcome.get("retryAfter"))
+            return {"status": "deferred", "dueInMs": pause * 1000.0,
+                    "errorCode": outcome["errorCode"], "errorMessage": text}  # fmt: skip
+        return outcome
 
     return list(await asyncio.gather(*map(one, batch["sends"]))), attempts
 
 
-def compose(batch: Mapping[str, Any], claimed: Mapping[str, Any]) -> dict[str, Any]:
-    """One claimed send as `sends.send_claimed` takes it: the template personalized for
+def compose(
+    organization_id: str, batch: Mapping[str, Any], claimed: Mapping[str, Any]
+) -> EmailMessage:
+    """One claimed send as it goes out (`sends.compose`): the template personalized for
     the contact (compiled once per template and language, cached), the campaign headers
     with the contact's one-click unsubscribe URL; links and open pixel when the batch is
     tracked (`policy.tracking_for`, decided once per claim)."""
@@ -435,7 +508,7 @@ def compose(batch: Mapping[str, Any], claimed: Mapping[str, Any]) -> dict[str, A
         list_id=batch["listId"],
         feedback_id=batch["feedbackId"],
     )
-    return {
+    return sends.compose(organization_id, {
         "email": claimed["email"],
         "subject": message.subject,
         "html": tracked(
@@ -448,24 +521,39 @@ def compose(batch: Mapping[str, Any], claimed: Mapping[str, Any]) -> dict[str, A
         "deliveryKey": delivery_key(claimed["sendId"]),
         "messageId": claimed["messageId"],
         "dkim": batch["dkim"],
-    }
+    })  # fmt: skip
 
 
 # -- cancel ----------------------------------------------------------------------------------
 
 
-async def cancel_queued(ctx: MutationCtx, campaign_id: str, now: float) -> bool:
+async def cancel_queued(
+    ctx: MutationCtx, campaign_id: str, now: float, lease_ms: float
+) -> float | None:
     """Fail up to `CANCEL_BATCH` of a cancelled campaign's `queued` sends (CANCELLED,
-    counted as failed); whether some may be left."""
+    counted as failed); once none is left, its sends left `sending` past the lease
+    (DELIVERY_UNCERTAIN: no worker claims them again, whatever the route). When to look
+    again, in seconds (0: more queued ones; later: sends still `sending` within the
+    lease), or None when nothing is left."""
     campaign = await ctx.db.get(campaign_id)
     if campaign is None or campaign["status"] != CampaignStatus.CANCELLED:
-        return False
+        return None
     rows = await _in_status(ctx, campaign_id, SendStatus.QUEUED, None, CANCEL_BATCH)
     for row in rows:
-        await _fail(ctx, row, "CANCELLED", "The campaign was cancelled before this send", now)
+        await _fail(ctx, row, *CANCELLED, now)
     if rows:
         await _count(ctx, campaign_id, now, failed=len(rows))
-    return len(rows) == CANCEL_BATCH
+        return 0.0
+    stalled = await _in_status(ctx, campaign_id, SendStatus.SENDING, now - lease_ms, CANCEL_BATCH)
+    for row in stalled:
+        await _fail(ctx, row, "DELIVERY_UNCERTAIN", sends.UNCERTAIN, now)
+    if stalled:
+        await _count(ctx, campaign_id, now, failed=len(stalled))
+        return 0.0
+    claimed = await _in_status(ctx, campaign_id, SendStatus.SENDING, None, 1)
+    if not claimed:
+        return None
+    return max(0.0, float(claimed[0]["updatedAt"] + lease_ms - now) / 1000.0)
 
 
 # -- recovery --------------------------------------------------------------------------------

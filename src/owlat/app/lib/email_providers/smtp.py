@@ -301,6 +301,12 @@ class _StaleConnection(Exception):
     """The connection was already closed when MAIL was sent: nothing was transmitted."""
 
 
+def refused_at_recipient(text: str) -> bool:
+    """Whether a refusal (`str` of its `ProviderError`) was the answer to RCPT: the
+    receiving side's, not the relay's (`campaigns/throttle.py` backs off that domain)."""
+    return text.startswith(f"{SmtpProvider.name}: RCPT:")
+
+
 def classify_reply(phase: Phase, code: int, text: str) -> ProviderError:
     """The error of an SMTP refusal `code text` (RFC 5321 codes, RFC 3463 enhanced codes)
     answered to `phase`."""

@@ -69,7 +69,7 @@ from owlat.app.lib.audience import clean_email, organization_rows, organization_
 from owlat.app.lib.domains.sender_check import ensure_sender_allowed, is_local_sink
 from owlat.app.lib.email_providers.configured import dkim_signer, kept_provider
 from owlat.app.lib.email_providers.credentials import CredentialsError
-from owlat.app.lib.email_providers.dispatch import deliver
+from owlat.app.lib.email_providers.dispatch import RETRY_DELAYS, deliver
 from owlat.app.lib.email_providers.routing import Health, MessageType, NoDeliveryProvider, Route
 from owlat.app.lib.email_providers.types import (
     Attachment,
@@ -840,18 +840,36 @@ async def send_claimed(
     propagate: the row stays `sending` for `recover_stalled`."""
     try:
         message = compose(organization_id, claimed)
+    except CompositionError as error:
+        return failed_outcome("INVALID_MESSAGE", str(error))
+    return await deliver_prepared(message, route, providers, health, attempts)
+
+
+async def deliver_prepared(
+    message: EmailMessage,
+    route: Route,
+    providers: Mapping[str, EmailProvider],
+    health: Health,
+    attempts: list[Attempt],
+    *,
+    retry: bool = True,
+) -> dict[str, Any]:
+    """Deliver a composed message (`email_providers.dispatch`, its retries unless `retry`
+    is off); its outcome. A provider's refusal also carries `provider` and `retryAfter`
+    (seconds or None): what a caller that retries later itself needs."""
+    try:
         delivery = await deliver(
             message,
             route,
             {n: _Recorded(n, p, attempts) for n, p in providers.items()},
             health,
+            delays=RETRY_DELAYS if retry else (),
             clock=time.time,
             sleep=_capped_sleep,
         )
-    except CompositionError as error:
-        return failed_outcome("INVALID_MESSAGE", str(error))
     except ProviderError as error:
-        return failed_outcome(error.kind.name, str(error))
+        refused = failed_outcome(error.kind.name, str(error))
+        return {**refused, "provider": error.provider, "retryAfter": error.retry_after}
     except NoDeliveryProvider as error:
         return failed_outcome("NO_DELIVERY_PROVIDER", str(error))
     return {

@@ -107,16 +107,17 @@ def base_url_for(tracking_host: str | None) -> str:
 
 
 def _tracked(url: str, base_url: str) -> bool:
-    """Whether a link should become a click link (module docstring)."""
-    if destination_problem(url) is not None:
-        return False  # mailto:, tel:, #anchors, javascript:, placeholders, ...
+    """Whether a link should become a click link (module docstring). Owlat's own links
+    are told first: the footer's subscription links, in every campaign message, then
+    skip parsing the URL."""
     site = instance.current().base_url
     for own in {base_url.rstrip("/"), site}:
         if url.startswith(own + "/t/"):
             return False
         if any(url.startswith(own + path) for path in _SUBSCRIPTION_PATHS):
             return False
-    return True
+    # mailto:, tel:, #anchors, javascript:, placeholders, ... stay as written
+    return destination_problem(url) is None
 
 
 def tracked_html(
