@@ -731,6 +731,7 @@ class _Records:
         self._ctx = ctx
         self._pending: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
+        self._failure: Exception | None = None
 
     def add(self, send_id: str, outcome: dict[str, Any], attempts: Sequence[Attempt]) -> None:
         item = {"sendId": send_id, "outcome": outcome, "attempts": [a.to_json() for a in attempts]}
@@ -741,12 +742,20 @@ class _Records:
     async def _flush(self) -> None:
         while self._pending:
             records, self._pending = self._pending, []
-            await self._ctx.run_mutation(internal.transactional_sends.record, {"records": records})
+            try:
+                await self._ctx.run_mutation(
+                    internal.transactional_sends.record, {"records": records}
+                )
+            except Exception as error:  # its sends stay `sending`: recover_stalled ends them
+                self._failure = self._failure or error
 
     async def wait(self) -> None:
-        """Until every outcome added is recorded (a failed `record` is raised here)."""
-        while self._task is not None and not (self._task.done() and not self._pending):
+        """Until every outcome added is recorded; then the first failed `record` is raised
+        (a failure is never lost, even when its flush ended before this wait)."""
+        while self._task is not None and not self._task.done():
             await self._task
+        if self._failure is not None:
+            raise self._failure
 
 
 async def _deliver_group(
