@@ -424,7 +424,7 @@ async def deliver(ctx: ActionCtx, campaign_id: str, generation: int, lease_ms: f
             due_in = batch.get("dueIn")  # deferred sends (throttle.py) wait their time
             if batch["walking"] or due_in is not None:
                 wait = IDLE_WAIT if batch["walking"] else max(IDLE_WAIT, due_in)
-                await ctx.scheduler.run_after(wait, internal.campaign_sends.deliver, again)
+                await ctx.scheduler.run_after(wait * 1000, internal.campaign_sends.deliver, again)
             return
         outcomes, attempts = await _send_batch(
             organization_id, batch, route, providers, unavailable, health
