@@ -7,19 +7,30 @@ error, no serious or critical axe-core violation, screenshots in `.artifacts/web
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from owlat.cli._shared import dashboard
+from owlat.config import Settings
 from owlat.runtime import ConvexError
 from owlat.runtime.testing import in_mutation, in_query
-from tests.app.campaign_setup import list_audience, published_template
-from tests.app.conftest import Caller, Site
-from tests.web.conftest import Screens, new_page, settle
+from tests.app.campaign_setup import list_audience, published_template, ready_campaign
+from tests.app.conftest import Caller, Site, start_site
+from tests.app.mail_setup import LOOPBACK_SINKS
+from tests.app.sending.servers import Sink, smtp_server
+from tests.web.conftest import BUILD, Screens, new_page, settle
 from tests.web.test_dashboard_screens import choose, editor_page, go, owner_page
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
+
+    from owlat.runtime.server import WebApp
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -179,4 +190,93 @@ async def test_campaign_wizard_send_and_live_progress(
     await editor.get_by_role("link", name="Spring news").click()
     await editor.get_by_text("Engagement").wait_for()
     assert await editor.get_by_role("button", name="Pause").count() == 0
+    assert screens.errors == []
+
+
+@dataclasses.dataclass
+class HeldSink(Sink):
+    """An SMTP sink that accepts no message until `gate` is set: the campaign stays
+    `sending` for as long as the test needs."""
+
+    gate: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await self.gate.wait()
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+async def held_relay_site(
+    tmp_path: Path, built_web: Path
+) -> AsyncIterator[tuple[Site, HeldSink, int]]:
+    """`owlat dev` (a relay on loopback is a local sink: no sending domain needed) with an
+    SMTP relay that holds every message until released; the relay's port."""
+
+    def web(client_url: str) -> WebApp | None:
+        return dashboard("owlat.app", Settings(web_dir=BUILD), client_url)
+
+    sink = HeldSink()
+    async with smtp_server(sink) as port:
+        options = {"development": True, "smtp_hosts": LOOPBACK_SINKS}
+        async with start_site(tmp_path, web=web, **options) as site:
+            try:
+                yield site, sink, port
+            finally:
+                sink.gate.set()
+
+
+async def test_pause_resume_and_cancel_a_sending_campaign(
+    browser: Browser, held_relay_site: tuple[Site, HeldSink, int], screens: Screens
+) -> None:
+    site, sink, port = held_relay_site
+    page = await owner_page(browser, site, screens)
+    ada, organization_id = await caller_of(site, "ada@example.com")
+    await ada.mutation(
+        "emailProviders:saveSmtp",
+        {"host": "127.0.0.1", "port": port, "security": "none"},
+    )
+    list_id = await ada.mutation(
+        "mailingLists:create", {"name": "Readers", "requireDoubleOptIn": False}
+    )
+    await list_audience(site.application, organization_id, list_id, 3)
+    campaign_id = await ready_campaign(ada, list_id, "news@acme-mail.com")
+    other = screens.watch(await page.context.new_page())
+    await other.goto(site.site_url + "/campaigns")
+    await other.get_by_role("row").filter(has_text="Spring news").wait_for()
+
+    await page.goto(f"{site.site_url}/campaigns/{campaign_id}")
+    await page.get_by_role("button", name="Send now…").click()
+    await (
+        page.get_by_role("dialog", name="Send the campaign")
+        .get_by_role("button", name="Send", exact=True)
+        .click()
+    )
+    status = page.get_by_label("Status")
+    await status.filter(has_text="Sending").wait_for()
+    await page.get_by_role("status", name="Percent sent").filter(has_text="0 %").wait_for()
+    # the list shows the sending campaign's live progress
+    await other.get_by_role("progressbar", name="Spring news: send progress").wait_for()
+    await screens.check(other, "campaigns-sending")
+
+    await page.get_by_role("button", name="Pause").click()
+    await status.filter(has_text="Paused").wait_for()
+    await screens.check(page, "campaign-paused")
+    await page.get_by_role("button", name="Resume").click()
+    await status.filter(has_text="Sending").wait_for()
+    await page.get_by_role("button", name="Cancel sending").click()
+    await (
+        page.get_by_role("dialog", name="Cancel sending")
+        .get_by_role("button", name="Cancel sending")
+        .click()
+    )
+    await status.filter(has_text="Cancelled").wait_for()
+    assert await page.get_by_role("button", name="Resume").count() == 0
+    await (
+        other.get_by_role("row")
+        .filter(has_text="Spring news")
+        .get_by_text("Cancelled")
+        .wait_for(timeout=2000)
+    )
+    sink.gate.set()  # the batch claimed before the pause goes out; nothing else
+    await page.get_by_label("Pending", exact=True).filter(has_text="0").wait_for()
     assert screens.errors == []

@@ -49,7 +49,7 @@ export const STATUSES: { value: CampaignStatus; title: string; color: string }[]
   { value: "draft", title: "Draft", color: "grey-darken-2" },
   { value: "scheduled", title: "Scheduled", color: "blue-darken-3" },
   { value: "sending", title: "Sending", color: "primary" },
-  { value: "paused", title: "Paused", color: "orange-darken-4" },
+  { value: "paused", title: "Paused", color: "deep-orange-darken-4" },
   { value: "sent", title: "Sent", color: "green-darken-3" },
   { value: "cancelled", title: "Cancelled", color: "red-darken-3" },
 ];
