@@ -98,12 +98,14 @@ async def test_campaign_wizard_send_and_live_progress(
     template = page.locator(".v-input", has=page.get_by_role("combobox", name="Template"))
     await template.get_by_text("Choose the campaign's email template first").wait_for()
     await dialog.wait_for(state="hidden")
+    await page.evaluate("window.scrollTo(0, 0)")  # full-page screenshots: the bar on top
     await screens.check(page, "campaign-editor-preflight")
     await choose(page, page, "Template", "News")
     frame = page.get_by_title("Email preview")
     await frame.wait_for()
     assert "Hello Jane" in (await frame.get_attribute("srcdoc") or "")
     await page.get_by_label("Subject").fill("Spring is here, {{firstName}}")
+    await page.evaluate("window.scrollTo(0, 0)")
     await screens.check(page, "campaign-editor")
 
     # scheduling: the date and time pickers, the recipient count, and back to draft
