@@ -100,6 +100,17 @@ const routes: RouteRecordRaw[] = [
         props: true,
       },
       {
+        path: "campaigns",
+        component: () => import("./views/CampaignsView.vue"),
+        meta: { title: "Campaigns" },
+      },
+      {
+        path: "campaigns/:campaignId",
+        component: () => import("./views/CampaignView.vue"),
+        meta: { title: "Campaign" },
+        props: true,
+      },
+      {
         path: "transactional",
         component: () => import("./views/TransactionalView.vue"),
         meta: { title: "Transactional emails" },
