@@ -6,12 +6,15 @@ error and passes axe-core (screenshots in `.artifacts/web/<test>/`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from playwright.async_api import expect
 
+from owlat.app.lib.rendering import render_template, validate_content
 from owlat.app.lib.tokens import token_hash
 from owlat.cli._shared import dashboard
 from owlat.config import Settings
@@ -656,6 +659,10 @@ async def test_segment_builder_counts_live(
     assert screens.errors == []
 
 
+_COLOR = "element => getComputedStyle(element).color"
+_BACKGROUND = "element => getComputedStyle(element).backgroundColor"
+
+
 async def test_templates_preview_and_transactional_emails(
     browser: Browser, dashboard_site: Site, screens: Screens
 ) -> None:
@@ -683,10 +690,31 @@ async def test_templates_preview_and_transactional_emails(
     assert desktop is not None
     assert mobile is not None
     assert mobile["width"] < desktop["width"]
-    light = await frame.get_attribute("srcdoc")
+    await page.get_by_text("This template has no content yet").wait_for()
+
+    # with a paragraph, on a computer in dark mode: the light preview stays light (the
+    # frame follows the system's dark mode), the dark one is dark with light text
+    async def write(ctx: Any) -> None:
+        (template,) = await ctx.db.query("emailTemplates").collect()
+        blocks = [{"id": "t1", "type": "text", "content": {"html": "<p>Welcome aboard</p>"}}]
+        rendered = render_template(validate_content(blocks), subject=template["subject"])
+        await ctx.db.patch(
+            template["_id"], {"content": json.dumps(blocks), "htmlContent": rendered.html}
+        )
+
+    await in_mutation(site.application, write)
+    await page.emulate_media(color_scheme="dark")
+    shown = page.frame_locator('iframe[title="Email preview"]')
+    paragraph, body = shown.get_by_text("Welcome aboard"), shown.locator("body")
+    await paragraph.wait_for(timeout=1000)
+    assert await page.get_by_text("This template has no content yet").count() == 0
+    assert await paragraph.evaluate(_COLOR) == "rgb(31, 41, 55)"
+    assert await body.evaluate(_BACKGROUND) == "rgb(255, 255, 255)"
     await page.get_by_label("Dark mode").check()
-    assert await frame.get_attribute("srcdoc") != light
+    await expect(body).to_have_css("background-color", "rgb(18, 18, 18)")
+    assert await paragraph.evaluate(_COLOR) == "rgb(228, 228, 231)"
     await screens.check(page, "template-preview")
+    await page.emulate_media(color_scheme="light")
 
     # a change elsewhere shows at once
     async def rename(ctx: Any) -> None:
