@@ -21,7 +21,7 @@ from owlat.config import Settings
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Site, start_site
 from tests.app.domains.dns_server import DnsServer
-from tests.web.conftest import BUILD, Screens, new_page, settle
+from tests.web.conftest import BUILD, DESKTOP, MOBILE, Screens, new_page, settle
 from tests.web.test_dashboard import add_contact, cell, sign_up
 
 if TYPE_CHECKING:
@@ -619,6 +619,17 @@ async def test_segment_builder_counts_live(
     await rows.nth(2).get_by_label("Value").fill("Alan")
     await count.filter(has_text="2 contacts match").wait_for()
     await screens.check(page, "segment-builder")
+    # on a phone the nested group's remove button keeps clear of its all/any toggle
+    await page.set_viewport_size(MOBILE)
+    await settle(page)
+    toggle = await group.get_by_label("Match at level 2").bounding_box()
+    remove = await group.get_by_role("button", name="Remove this group").bounding_box()
+    await page.set_viewport_size(DESKTOP)
+    assert toggle is not None and remove is not None
+    assert (
+        remove["x"] >= toggle["x"] + toggle["width"]
+        or remove["y"] >= toggle["y"] + toggle["height"]
+    ), (toggle, remove)
 
     # a bad condition says why instead of a count
     await rows.nth(0).get_by_label("Value").fill("")
