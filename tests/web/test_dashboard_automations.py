@@ -2,9 +2,9 @@
 server: the step builder (trigger and parameter; steps added, reordered, deleted; saved,
 activated, paused; runs and per-step counts live), webhook endpoints (the `whsec_` secret
 shown once, on/off, the delivery log with its retries) and sign-up forms (settings,
-fields, the embed snippet copied, submissions live). Each list shows what another browser
-adds within a second, hides what an editor cannot do, logs no console error and passes
-axe-core (screenshots in `.artifacts/web/<test>/`)."""
+fields, the embed snippet copied, submissions live). Each list shows what another member,
+in another browser, adds within a second; an editor's view lacks what the role may not
+do; no console error; axe-core passes (screenshots in `.artifacts/web/<test>/`)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from playwright.async_api import expect
 from owlat.runtime.testing import in_mutation, in_query
 from tests.web.conftest import Screens, settle
 from tests.web.test_dashboard import add_contact, cell
-from tests.web.test_dashboard_screens import choose, editor_page, go, owner_page
+from tests.web.test_dashboard_screens import choose, editor_page, go, member_page, owner_page
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -149,8 +149,8 @@ async def test_webhooks(browser: Browser, dashboard_site: Site, screens: Screens
     )
     await go(page, "Webhooks")
     await page.get_by_text("No webhooks yet.").wait_for()
-    other = screens.watch(await page.context.new_page())
-    await other.goto(site.site_url + "/webhooks")
+    other = await member_page(browser, site, screens, "Ada's admin", "admin")  # another browser
+    await go(other, "Webhooks")
     await other.get_by_text("No webhooks yet.").wait_for()
 
     await page.get_by_role("button", name="New webhook").click()
@@ -243,8 +243,8 @@ async def test_forms(browser: Browser, dashboard_site: Site, screens: Screens) -
 
     await go(page, "Forms")
     await page.get_by_text("No forms yet.").wait_for()
-    other = screens.watch(await page.context.new_page())
-    await other.goto(site.site_url + "/forms")
+    other = await member_page(browser, site, screens, "Ada's admin", "admin")  # another browser
+    await go(other, "Forms")
     await other.get_by_text("No forms yet.").wait_for()
     await page.get_by_role("button", name="New form").click()
     await dialog.wait_for()

@@ -45,11 +45,18 @@ async def owner_page(browser: Browser, site: Site, screens: Screens) -> Page:
 
 
 async def editor_page(browser: Browser, site: Site, screens: Screens) -> Page:
-    """Eddie, signed up and made an editor of Acme Mail (a member row written directly:
-    the invitation path has its own test), on the contacts screen."""
+    """Eddie, signed up and made an editor of Acme Mail, on the contacts screen."""
+    return await member_page(browser, site, screens, "Eddie Editor", "editor")
+
+
+async def member_page(browser: Browser, site: Site, screens: Screens, name: str, role: str) -> Page:
+    """`name` (email `<role>@example.com`), signed up in a browser of their own and made a
+    `role` of Acme Mail (a member row written directly: the invitation path has its own
+    test), on the contacts screen."""
+    email = f"{role}@example.com"
     page = await new_page(browser, screens)
     await page.goto(site.site_url + "/auth/sign-up")
-    await sign_up(page, "Eddie Editor", "editor@example.com")
+    await sign_up(page, name, email)
     await page.wait_for_url("**/organizations/new")
 
     async def join(ctx: Any) -> None:
@@ -59,16 +66,14 @@ async def editor_page(browser: Browser, site: Site, screens: Screens) -> Page:
             .unique()
         )
         user = await (
-            ctx.db.query("users")
-            .with_index("by_email", lambda q: q.eq("email", "editor@example.com"))
-            .unique()
+            ctx.db.query("users").with_index("by_email", lambda q: q.eq("email", email)).unique()
         )
         await ctx.db.insert(
             "members",
             {
                 "organizationId": organization["_id"],
                 "userId": user["_id"],
-                "role": "editor",
+                "role": role,
                 "createdAt": 0.0,
             },
         )
@@ -619,17 +624,31 @@ async def test_segment_builder_counts_live(
     await rows.nth(2).get_by_label("Value").fill("Alan")
     await count.filter(has_text="2 contacts match").wait_for()
     await screens.check(page, "segment-builder")
-    # on a phone the nested group's remove button keeps clear of its all/any toggle
+    # on a phone the nested group's all/any toggle keeps its width (it shrank: "any" was
+    # cut off) and its remove button keeps clear of it
     await page.set_viewport_size(MOBILE)
     await settle(page)
-    toggle = await group.get_by_label("Match at level 2").bounding_box()
-    remove = await group.get_by_role("button", name="Remove this group").bounding_box()
+    toggle = group.get_by_label("Match at level 2")
+    clipped = await toggle.evaluate("element => element.scrollWidth > element.clientWidth")
+    boxes = [
+        await control.bounding_box()
+        for control in (
+            toggle,
+            toggle.get_by_role("button", name="any"),
+            group.get_by_role("button", name="Remove this group"),
+        )
+    ]
     await page.set_viewport_size(DESKTOP)
-    assert toggle is not None and remove is not None
-    assert (
-        remove["x"] >= toggle["x"] + toggle["width"]
-        or remove["y"] >= toggle["y"] + toggle["height"]
-    ), (toggle, remove)
+    assert not clipped
+    area, any_, remove = boxes
+    assert area and any_ and remove, boxes
+    assert any_["x"] + any_["width"] <= area["x"] + area["width"] + 0.5, boxes
+    for first in (area, any_):
+        apart = (
+            remove["x"] >= first["x"] + first["width"]
+            or remove["y"] >= first["y"] + first["height"]
+        )
+        assert apart, boxes
 
     # a bad condition says why instead of a count
     await rows.nth(0).get_by_label("Value").fill("")
