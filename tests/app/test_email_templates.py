@@ -268,6 +268,11 @@ async def test_preview_personalizes_for_a_contact_of_the_organization(owlat: App
     assert sample["widths"] == {"desktop": 600, "mobile": 375}
     assert "prefers-color-scheme:dark" in sample["html"]
     assert "@media all{" in sample["darkHtml"] and "@media all{" not in sample["html"]
+    # each preview is one scheme, whatever the viewer's: the frame follows the system's
+    assert '<meta name="color-scheme" content="dark">' in sample["darkHtml"]
+    light = sample["lightHtml"]
+    assert "prefers-color-scheme" not in light and "@media not all{" in light
+    assert '<meta name="color-scheme" content="light">' in light
     await owner.mutation(
         "contactProperties:create", {"key": "plan", "label": "Plan", "type": "string"}
     )

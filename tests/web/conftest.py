@@ -76,6 +76,8 @@ class Screens:
         desktop = page.viewport_size
         for label, size in (("desktop", DESKTOP), ("mobile", MOBILE)):
             await page.set_viewport_size(size)
+            # from the top: scrolled, the fixed app bar would be drawn mid-page
+            await page.evaluate("window.scrollTo(0, 0)")
             await settle(page)
             violations = await page.evaluate(_AXE)
             assert violations == [], f"{name} ({label}): {violations}"

@@ -6,19 +6,22 @@ error and passes axe-core (screenshots in `.artifacts/web/<test>/`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from playwright.async_api import expect
 
+from owlat.app.lib.rendering import render_template, validate_content
 from owlat.app.lib.tokens import token_hash
 from owlat.cli._shared import dashboard
 from owlat.config import Settings
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Site, start_site
 from tests.app.domains.dns_server import DnsServer
-from tests.web.conftest import BUILD, Screens, new_page, settle
+from tests.web.conftest import BUILD, DESKTOP, MOBILE, Screens, new_page, settle
 from tests.web.test_dashboard import add_contact, cell, sign_up
 
 if TYPE_CHECKING:
@@ -42,11 +45,18 @@ async def owner_page(browser: Browser, site: Site, screens: Screens) -> Page:
 
 
 async def editor_page(browser: Browser, site: Site, screens: Screens) -> Page:
-    """Eddie, signed up and made an editor of Acme Mail (a member row written directly:
-    the invitation path has its own test), on the contacts screen."""
+    """Eddie, signed up and made an editor of Acme Mail, on the contacts screen."""
+    return await member_page(browser, site, screens, "Eddie Editor", "editor")
+
+
+async def member_page(browser: Browser, site: Site, screens: Screens, name: str, role: str) -> Page:
+    """`name` (email `<role>@example.com`), signed up in a browser of their own and made a
+    `role` of Acme Mail (a member row written directly: the invitation path has its own
+    test), on the contacts screen."""
+    email = f"{role}@example.com"
     page = await new_page(browser, screens)
     await page.goto(site.site_url + "/auth/sign-up")
-    await sign_up(page, "Eddie Editor", "editor@example.com")
+    await sign_up(page, name, email)
     await page.wait_for_url("**/organizations/new")
 
     async def join(ctx: Any) -> None:
@@ -56,16 +66,14 @@ async def editor_page(browser: Browser, site: Site, screens: Screens) -> Page:
             .unique()
         )
         user = await (
-            ctx.db.query("users")
-            .with_index("by_email", lambda q: q.eq("email", "editor@example.com"))
-            .unique()
+            ctx.db.query("users").with_index("by_email", lambda q: q.eq("email", email)).unique()
         )
         await ctx.db.insert(
             "members",
             {
                 "organizationId": organization["_id"],
                 "userId": user["_id"],
-                "role": "editor",
+                "role": role,
                 "createdAt": 0.0,
             },
         )
@@ -616,6 +624,31 @@ async def test_segment_builder_counts_live(
     await rows.nth(2).get_by_label("Value").fill("Alan")
     await count.filter(has_text="2 contacts match").wait_for()
     await screens.check(page, "segment-builder")
+    # on a phone the nested group's all/any toggle keeps its width (it shrank: "any" was
+    # cut off) and its remove button keeps clear of it
+    await page.set_viewport_size(MOBILE)
+    await settle(page)
+    toggle = group.get_by_label("Match at level 2")
+    clipped = await toggle.evaluate("element => element.scrollWidth > element.clientWidth")
+    boxes = [
+        await control.bounding_box()
+        for control in (
+            toggle,
+            toggle.get_by_role("button", name="any"),
+            group.get_by_role("button", name="Remove this group"),
+        )
+    ]
+    await page.set_viewport_size(DESKTOP)
+    assert not clipped
+    area, any_, remove = boxes
+    assert area and any_ and remove, boxes
+    assert any_["x"] + any_["width"] <= area["x"] + area["width"] + 0.5, boxes
+    for first in (area, any_):
+        apart = (
+            remove["x"] >= first["x"] + first["width"]
+            or remove["y"] >= first["y"] + first["height"]
+        )
+        assert apart, boxes
 
     # a bad condition says why instead of a count
     await rows.nth(0).get_by_label("Value").fill("")
@@ -656,6 +689,10 @@ async def test_segment_builder_counts_live(
     assert screens.errors == []
 
 
+_COLOR = "element => getComputedStyle(element).color"
+_BACKGROUND = "element => getComputedStyle(element).backgroundColor"
+
+
 async def test_templates_preview_and_transactional_emails(
     browser: Browser, dashboard_site: Site, screens: Screens
 ) -> None:
@@ -683,10 +720,31 @@ async def test_templates_preview_and_transactional_emails(
     assert desktop is not None
     assert mobile is not None
     assert mobile["width"] < desktop["width"]
-    light = await frame.get_attribute("srcdoc")
+    await page.get_by_text("This template has no content yet").wait_for()
+
+    # with a paragraph, on a computer in dark mode: the light preview stays light (the
+    # frame follows the system's dark mode), the dark one is dark with light text
+    async def write(ctx: Any) -> None:
+        (template,) = await ctx.db.query("emailTemplates").collect()
+        blocks = [{"id": "t1", "type": "text", "content": {"html": "<p>Welcome aboard</p>"}}]
+        rendered = render_template(validate_content(blocks), subject=template["subject"])
+        await ctx.db.patch(
+            template["_id"], {"content": json.dumps(blocks), "htmlContent": rendered.html}
+        )
+
+    await in_mutation(site.application, write)
+    await page.emulate_media(color_scheme="dark")
+    shown = page.frame_locator('iframe[title="Email preview"]')
+    paragraph, body = shown.get_by_text("Welcome aboard"), shown.locator("body")
+    await paragraph.wait_for(timeout=1000)
+    assert await page.get_by_text("This template has no content yet").count() == 0
+    assert await paragraph.evaluate(_COLOR) == "rgb(31, 41, 55)"
+    assert await body.evaluate(_BACKGROUND) == "rgb(255, 255, 255)"
     await page.get_by_label("Dark mode").check()
-    assert await frame.get_attribute("srcdoc") != light
+    await expect(body).to_have_css("background-color", "rgb(18, 18, 18)")
+    assert await paragraph.evaluate(_COLOR) == "rgb(228, 228, 231)"
     await screens.check(page, "template-preview")
+    await page.emulate_media(color_scheme="light")
 
     # a change elsewhere shows at once
     async def rename(ctx: Any) -> None:

@@ -115,6 +115,41 @@ const routes: RouteRecordRaw[] = [
         component: () => import("./views/TransactionalView.vue"),
         meta: { title: "Transactional emails" },
       },
+      // -- automations, webhooks, forms --
+      {
+        path: "automations",
+        component: () => import("./views/AutomationsView.vue"),
+        meta: { title: "Automations" },
+      },
+      {
+        path: "automations/:automationId",
+        component: () => import("./views/AutomationView.vue"),
+        meta: { title: "Automation" },
+        props: true,
+      },
+      {
+        path: "webhooks",
+        component: () => import("./views/WebhooksView.vue"),
+        meta: { title: "Webhooks" },
+      },
+      {
+        path: "webhooks/:webhookId",
+        component: () => import("./views/WebhookView.vue"),
+        meta: { title: "Webhook" },
+        props: true,
+      },
+      {
+        path: "forms",
+        component: () => import("./views/FormsView.vue"),
+        meta: { title: "Forms" },
+      },
+      {
+        path: "forms/:formId",
+        component: () => import("./views/FormView.vue"),
+        meta: { title: "Form" },
+        props: true,
+      },
+      // -- end of automations, webhooks, forms --
       {
         path: "domains",
         component: () => import("./views/DomainsView.vue"),

@@ -15,7 +15,8 @@ buttonText?, alt?}}`); `setDefaultLanguage` swaps a translation with the default
 `preview` personalizes the stored rendering for a contact of the organization (or a sample
 contact): `html` (responsive: show it at `widths.desktop` and `widths.mobile`), `darkHtml`
 (the dark-mode rules applied unconditionally, as a dark-mode client shows it), `text`,
-`subject` and the placeholders that had no value.
+`lightHtml` (the light version whatever the viewer's dark mode: a preview frame follows
+the operating system's), `subject` and the placeholders that had no value.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from owlat.app.lib.templates import (
     editable_template,
     find_template,
     invalid_state,
+    light_preview,
     managed_template,
     save,
     stored_rendering,
@@ -172,6 +174,7 @@ async def preview(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
         "subject": message.subject,
         "html": message.html,
         "darkHtml": dark_preview(message.html),
+        "lightHtml": light_preview(message.html),
         "text": message.text,
         "missing": [*message.missing],
         "widths": {"desktop": theme.base_width, "mobile": MOBILE_WIDTH},

@@ -65,6 +65,7 @@ LANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,2}$")
 # Whom previews and share links are personalized for, unless a contact is chosen.
 SAMPLE_CONTACT = {"email": "jane.doe@example.com", "firstName": "Jane", "lastName": "Doe"}
 _DARK_MEDIA = "@media (prefers-color-scheme:dark){"
+_COLOR_SCHEME = 'content="light dark"'  # the renderer's color-scheme meta tags
 # Fields `summary` leaves out of lists (large, or internal).
 HEAVY_FIELDS = (
     "content",
@@ -174,7 +175,18 @@ def stored_rendering(template: Mapping[str, Any], language: str | None = None) -
 def dark_preview(html: str) -> str:
     """`html` as a client in dark mode shows it: the renderer's dark-mode rules (its
     `prefers-color-scheme: dark` media query) apply unconditionally."""
-    return html.replace(_DARK_MEDIA, "@media all{")
+    return _color_scheme(html, "@media all{", "dark")
+
+
+def light_preview(html: str) -> str:
+    """`html` as a client in light mode shows it, whatever the viewer's own preference: a
+    preview frame follows the operating system's dark mode, which would apply the
+    dark-mode rules to the light preview too."""
+    return _color_scheme(html, "@media not all{", "light")
+
+
+def _color_scheme(html: str, media: str, scheme: str) -> str:
+    return html.replace(_DARK_MEDIA, media).replace(_COLOR_SCHEME, f'content="{scheme}"', 2)
 
 
 # -- who may change it -------------------------------------------------------------------------
