@@ -44,6 +44,7 @@ def test_a_token_is_valid_for_an_hour_and_reusable() -> None:
         "AAAA",
         UploadTokens(b"another key, 16+ bytes").issue(),
     ],
+    ids=["empty", "none", "not-base64", "short", "another-key"],  # stable for test workers
 )
 def test_forged_or_malformed_tokens_are_refused(token: str | None) -> None:
     with pytest.raises(UploadTokenError, match="generate"):
