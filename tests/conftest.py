@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.postgres import PostgresForTests
 from tests.s3 import MotoServer
+
+# Property tests judge behaviour, not speed: no per-example deadline and no "input
+# generation is slow" failure when parallel test workers share a busy machine (a test's own
+# @settings still chooses its example count).
+settings.register_profile("owlat", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("owlat")
 
 
 @pytest.fixture(scope="session")

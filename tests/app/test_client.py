@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from owlat.app import api_keys
 from owlat.client import (
     AsyncOwlatClient,
     AuthenticationError,
@@ -174,7 +175,11 @@ async def test_the_async_client_and_refusals_before_sending(
             await stranger.contacts.list()
 
 
-async def test_429_is_retried_after_retry_after(site: Site) -> None:
+async def test_429_is_retried_after_retry_after(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a slow refill, so the 20 requests empty the bucket however slowly they are served
+    monkeypatch.setattr(api_keys, "RATE_PER_SECOND", 2.0)
     owner, _ = await organization(site, "acme")
     key = await api_key(owner)
     waits: list[float] = []

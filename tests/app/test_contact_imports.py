@@ -73,7 +73,7 @@ async def _import(
 
 
 async def _finished(caller: Caller, import_id: str) -> dict[str, Any]:
-    async with asyncio.timeout(60):  # a 5,000-row import on PostgreSQL under load: ~10 s
+    async with asyncio.timeout(100):  # a 5,000-row import on PostgreSQL: ~10 s, 50 s loaded
         while True:
             found = await caller.query("contactImports:get", {"importId": import_id})
             if found["status"] not in ("queued", "running"):

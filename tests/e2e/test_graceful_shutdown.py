@@ -80,6 +80,16 @@ async def socket_writer(socket: RawSocket, acknowledged: list[str]) -> tuple[int
     return await socket.closed()
 
 
+LOAD = 20  # mutations acknowledged before the signal: the server is stopped under load
+
+
+async def under_load(acknowledged: list[str]) -> None:
+    """Until the writers have `LOAD` mutations acknowledged (at most 20 s: a busy machine)."""
+    async with asyncio.timeout(20):
+        while len(acknowledged) < LOAD:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
 async def test_sigterm_under_load_loses_no_acknowledged_mutation(tmp_path: Path) -> None:
     data, log, side_effects = tmp_path / "data", tmp_path / "serve.log", tmp_path / "jobs.log"
     process, url = await serve(data, log)
@@ -107,13 +117,13 @@ async def test_sigterm_under_load_loses_no_acknowledged_mutation(tmp_path: Path)
             asyncio.create_task(http_writer(url, f"http{n}", acknowledged)) for n in range(6)
         ]
         over_socket = asyncio.create_task(socket_writer(socket, acknowledged))
-        await asyncio.sleep(0.5)
+        await under_load(acknowledged)
         process.send_signal(signal.SIGTERM)
         code, reason = await asyncio.wait_for(over_socket, 30)
         await asyncio.wait_for(asyncio.gather(*writers), 30)
     assert await asyncio.wait_for(process.wait(), 30) == 0, log.read_text()
     assert (code, reason) == (1001, "GoingAway: The server is stopping; reconnect")
-    assert len(acknowledged) > 20 and any(b.startswith("socket-") for b in acknowledged)
+    assert len(acknowledged) >= LOAD and any(b.startswith("socket-") for b in acknowledged)
 
     status, out, err = await finished(
         "run", "messages:list", '{"channel": "load"}', "--data-dir", str(data)
@@ -141,13 +151,13 @@ async def test_a_client_reconnected_to_the_second_node_sees_every_commit(
                     for n in range(4)
                 ]
                 over_socket = asyncio.create_task(socket_writer(socket, acknowledged))
-                await asyncio.sleep(0.5)
+                await under_load(acknowledged)
                 first.send_signal(signal.SIGTERM)
                 code, _ = await asyncio.wait_for(over_socket, 30)
                 await asyncio.wait_for(asyncio.gather(*writers), 30)
             assert code == 1001
             assert await asyncio.wait_for(first.wait(), 30) == 0
-            assert len(acknowledged) > 20
+            assert len(acknowledged) >= LOAD
 
             # the client reconnects, now to the other node
             async with RawSocket.open(second_url.replace("http", "ws") + "/api/sync") as again:
