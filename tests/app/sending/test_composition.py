@@ -3,8 +3,11 @@ the headers of each send kind (RFC 8058 exactly where required); injection refus
 
 from __future__ import annotations
 
+import datetime
 import email
 import email.policy
+import email.utils
+import re
 from email.message import EmailMessage as Parsed
 from email.message import MIMEPart
 from pathlib import Path
@@ -14,6 +17,7 @@ import pytest
 from owlat.app.lib.email_providers.outbox import OutboxProvider
 from owlat.app.lib.email_providers.types import Attachment, EmailMessage
 from owlat.app.lib.sending.composition import (
+    Composer,
     CompositionError,
     SendKind,
     compose,
@@ -87,6 +91,67 @@ def test_a_campaign_message_has_every_header_and_part() -> None:
     assert (text.get_content_type(), lines(text)) == ("text/plain", ["Hello Ada,", "our news."])
     assert (html.get_content_type(), lines(html)) == ("text/html", [campaign().html])
     assert "MIME-Version" not in text and "MIME-Version" not in html
+
+
+RECIPIENTS = [
+    # (To, Subject, text, html): ASCII 7bit, non-ASCII names and subjects (RFC 2047),
+    # quoted-printable bodies (non-ASCII, overlong lines), a folded subject
+    ("ada@example.org", "News for Ada", "Hello Ada", "<p>Hello Ada</p>"),
+    (format_address("Jörg Müller", "jorg@example.org"), "News für Jörg ✓", "Grüße", "<p>é</p>"),
+    (format_address('Quote "me"', "q@example.org"), "long " + "word " * 300, "x" * 2000, "<p/>"),
+    ("bob@example.org", "News for Bob", "Hello Bob", "<p>" + "y" * 1500 + "</p>"),
+]
+
+
+def recipient_message(index: int) -> EmailMessage:
+    to, subject, text, html = RECIPIENTS[index]
+    unsubscribe = kind_headers(
+        SendKind.CAMPAIGN,
+        unsubscribe_url=f"https://site.test/unsub/c{index}%3A1700000000000%3Asig",
+        list_id=list_id_header('Spring "News"', "list_42", "Sender.test"),
+        feedback_id=feedback_id("c1", "org_1", SendKind.CAMPAIGN),
+    )
+    return campaign(
+        to=to, subject=subject, text=text, html=html, headers=unsubscribe,
+        idempotency_key=f"send:c1:{index}",
+    )  # fmt: skip
+
+
+def same_boundary(raw: bytes) -> bytes:
+    return re.sub(rb"=_[0-9a-f]{32}", b"=_boundary", raw)
+
+
+def test_a_batch_composer_writes_each_message_as_compose_does() -> None:
+    """One `Composer` for a batch reuses the lines its messages share: every message's
+    bytes are still those of `compose` alone (per-recipient headers and bodies included),
+    in every encoding, and each message carries its own recipient's values."""
+    composer = Composer()
+    for _ in range(2):  # the second round reuses every line
+        for index, (to, subject, text, html) in enumerate(RECIPIENTS):
+            message = recipient_message(index)
+            raw = composer.compose(message, now=NOW + index)
+            assert same_boundary(raw) == same_boundary(compose(message, now=NOW + index))
+            parsed = parse(raw)
+            assert (parsed["To"], parsed["Subject"]) == (to, subject)
+            assert (
+                parsed["List-Unsubscribe"]
+                == f"<https://site.test/unsub/c{index}%3A1700000000000%3Asig>"
+            )
+            assert parsed["Message-ID"] == f"<{prepare(message).message_id}>"
+            assert parsed["Date"] == email.utils.format_datetime(
+                datetime.datetime.fromtimestamp(NOW + index, datetime.UTC)
+            )
+            plain, rich = parsed.iter_parts()
+            assert (lines(plain), lines(rich)) == (text.splitlines(), html.splitlines())
+
+
+def test_a_batch_composer_still_refuses_what_compose_refuses() -> None:
+    composer = Composer()
+    composer.compose(campaign(to="ada@example.org"))
+    with pytest.raises(CompositionError, match="header To is set by the composition"):
+        composer.compose(campaign(headers={"To": "ada@example.org"}))
+    with pytest.raises(CompositionError, match="To contains a line break"):
+        composer.compose(campaign(to="ada@example.org\r\nBcc: v@example.org"))
 
 
 def test_attachments_make_it_multipart_mixed() -> None:

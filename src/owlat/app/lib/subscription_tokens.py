@@ -14,6 +14,7 @@ survives restarts without a second secret file.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -39,7 +40,14 @@ def secret() -> bytes:
     configured = os.environ.get(ENV_SECRET)
     if configured:
         return configured.encode()
-    return hmac.new(current().secret, b"owlat unsubscribe tokens", hashlib.sha256).digest()
+    return _derived(current().secret)
+
+
+@functools.cache
+def _derived(instance_secret: bytes) -> bytes:
+    """The token secret derived from an instance secret (computed once per secret: three
+    tokens go into every campaign message)."""
+    return hmac.new(instance_secret, b"owlat unsubscribe tokens", hashlib.sha256).digest()
 
 
 def _signature(kind: Kind, contact_id: str, issued_at: int) -> str:

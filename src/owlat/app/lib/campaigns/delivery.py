@@ -19,7 +19,8 @@
         throttle: each message is admitted by `throttle.py` (token buckets per provider
           and receiving domain, back-off after deferrals); one it does not admit soon is
           not sent but goes back to `queued`, due later.
-        compose and send: `sends.compose` (MIME, DKIM) and `sends.deliver_prepared`
+        compose and send: `sends.compose` (MIME, DKIM; one `composition.Composer` per
+          batch writes the header lines its messages share once) and `sends.deliver_prepared`
           (route choice, health) without in-process retries, all the batch's messages at
           once: the provider's own pool bounds the concurrency. A deferral (4xx, a lost
           connection before the end of DATA, a rate limit) backs its scope off and the
@@ -73,6 +74,7 @@ from owlat.app.lib.list_subscriptions import membership
 from owlat.app.lib.rendering import contact_variables
 from owlat.app.lib.sending import sends
 from owlat.app.lib.sending.composition import (
+    Composer,
     CompositionError,
     SendKind,
     feedback_id,
@@ -457,6 +459,7 @@ async def _send_batch(
     gate = throttle.current(instance.current().delivery_rates)
     # the provider scope: the route's first provider (a failover's backup shares it)
     provider = next(iter(enabled_providers(route)), "none")
+    composer = Composer()  # the batch's shared header lines, written once
 
     async def one(claimed: Mapping[str, Any]) -> dict[str, Any]:
         if unavailable is not None:
@@ -466,7 +469,7 @@ async def _send_batch(
         if not admitted:
             return {"status": "deferred", "dueInMs": wait * 1000.0}
         try:
-            message = compose(organization_id, batch, claimed)
+            message = compose(organization_id, batch, claimed, composer)
         except CompositionError as error:
             return sends.failed_outcome("INVALID_MESSAGE", str(error))
         if wait > 0:
@@ -488,7 +491,10 @@ async def _send_batch(
 
 
 def compose(
-    organization_id: str, batch: Mapping[str, Any], claimed: Mapping[str, Any]
+    organization_id: str,
+    batch: Mapping[str, Any],
+    claimed: Mapping[str, Any],
+    composer: Composer | None = None,
 ) -> EmailMessage:
     """One claimed send as it goes out (`sends.compose`): the template personalized for
     the contact (compiled once per template and language, cached), the campaign headers
@@ -521,7 +527,7 @@ def compose(
         "deliveryKey": delivery_key(claimed["sendId"]),
         "messageId": claimed["messageId"],
         "dkim": batch["dkim"],
-    })  # fmt: skip
+    }, composer)  # fmt: skip
 
 
 # -- cancel ----------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ folding; only the RSA operation is OpenSSL's (through `cryptography`): dkimpy co
 in pure Python, some 25 ms a message against about 1 ms (0.3 ms on a quiet core: the
 floor of a signed message). The relaxed header canonicalization of a well-formed header
 block is `relaxed_headers` here (dkimpy's parser and canonicalization took a quarter of
-the signing time; anything else still goes through dkimpy's). The relaxed body
+the signing time; anything else still goes through dkimpy's). The fields to sign are
+picked by `select_headers` (dkimpy's, in one pass). The relaxed body
 canonicalization is `relaxed_body` here: dkimpy's replaces every run of spaces, single
 ones included, which took ~1 ms for a 40 KB body.
 Receivers (and the tests) verify with dkimpy itself.
@@ -91,6 +92,19 @@ def relaxed_headers(block: bytes) -> list[tuple[bytes, bytes]] | None:
     ]
 
 
+def select_headers(
+    canonical: list[tuple[bytes, bytes]], include: list[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """The fields of `canonical` (lowercase names) that `include` signs, as dkimpy's
+    `select_headers` picks them: the n-th mention of a name takes its n-th field from the
+    bottom, one not there is skipped. In one pass, where dkimpy's scans the fields again
+    for every name."""
+    by_name: dict[bytes, list[tuple[bytes, bytes]]] = {}
+    for field in canonical:
+        by_name.setdefault(field[0], []).append(field)
+    return [by_name[name].pop() for name in include if by_name.get(name)]
+
+
 @dataclasses.dataclass(frozen=True)
 class DkimKeyPair:
     private_key_pem: str
@@ -155,7 +169,7 @@ class DkimSigner:
             (b"b", b""),
         ]
         hasher = hashlib.sha256()
-        for name, value in dkim.select_headers(canonical, include):
+        for name, value in select_headers(canonical, include):
             hasher.update(name + b":" + value)
         # the signature's own field, b= empty, relaxed, without its CRLF (RFC 6376 §3.7)
         unsigned = _WSP.sub(b" ", (b" " + _fold(fields)).replace(b"\r\n", b"")).strip()

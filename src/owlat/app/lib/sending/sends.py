@@ -82,6 +82,7 @@ from owlat.app.lib.errors import AppError, invalid
 from owlat.app.lib.rendering.text import html_to_text
 from owlat.app.lib.sending.attachments import MAX_ATTACHMENTS, AttachmentError, load
 from owlat.app.lib.sending.composition import (
+    Composer,
     CompositionError,
     SendKind,
     check_headers,
@@ -888,10 +889,13 @@ async def deliver_prepared(
     }
 
 
-def compose(organization_id: str, claimed: Mapping[str, Any]) -> EmailMessage:
+def compose(
+    organization_id: str, claimed: Mapping[str, Any], composer: Composer | None = None
+) -> EmailMessage:
     """The claimed send as a prepared message: its Message-ID and delivery key, its HTML
     with tracked links when the send is tracked (`lib/tracking`), MIME bytes DKIM-signed
-    with the From domain's key Owlat holds (if any), its loaded attachments."""
+    with the From domain's key Owlat holds (if any), its loaded attachments; composed by
+    the batch's `composer` when given (`composition.Composer`)."""
     message = EmailMessage(
         to=claimed["email"],
         subject=claimed["subject"],
@@ -911,7 +915,7 @@ def compose(organization_id: str, claimed: Mapping[str, Any]) -> EmailMessage:
         raise CompositionError(
             f"the DKIM key of {dkim and dkim['domain']} does not open: {error}"
         ) from None
-    return prepare(message, dkim=signer)
+    return prepare(message, dkim=signer, composer=composer)
 
 
 async def _capped_sleep(seconds: float) -> None:
