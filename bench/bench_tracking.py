@@ -20,9 +20,12 @@ then), half opens and half clicks spread over the sends, over keep-alive connect
 (`--connections`), `--warmup` s unmeasured first. Printed per server: answers/s, p50, p99,
 max, other answers, server CPU per event. Then the events recorded are counted: Owlat's as
 the sum of `openCount` + `clickCount` of the campaign's sends (read in process once the
-server stopped), the baseline's as its rows; each must equal the requests answered (every
-event is durable before its answer: one mutation per event). Profile with py-spy (into
-.venv only): `.venv/bin/py-spy record -p <owlat pid> ...` or `--profile F` (cProfile).
+server stopped), the baseline's as its rows; each must equal the requests answered (an
+event is committed before its answer: Owlat commits the events of concurrent requests
+together, `tracking._Batches`). Profile with py-spy (into .venv only: `VIRTUAL_ENV=.venv
+.venv/bin/uv pip install py-spy`; `./dev test` removes it again): `.venv/bin/py-spy record
+-p <pid of the owlat serve child> -d 6 --format raw -o prof.txt`, or `--profile F`
+(cProfile of the whole server run).
 """
 
 from __future__ import annotations
