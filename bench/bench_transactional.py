@@ -223,10 +223,15 @@ def process(args: list[str], info: Path, env: dict[str, str] | None = None) -> I
 
 @contextlib.contextmanager
 def owlat_serve(
-    data_dir: Path, dns_port: int, profile: Path | None = None, *, intake_only: bool = False
+    data_dir: Path,
+    dns_port: int,
+    profile: Path | None = None,
+    *,
+    intake_only: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """`owlat serve` on free ports (under cProfile with `profile`); its client and site
-    URLs and pid."""
+    """`owlat serve` on free ports (under cProfile with `profile`, with the OWLAT_*
+    settings `env` on top); its client and site URLs and pid."""
     log = data_dir.parent / "owlat.log"
     env = {
         **os.environ,
@@ -235,6 +240,7 @@ def owlat_serve(
         "OWLAT_DNS_NAMESERVERS": f"127.0.0.1:{dns_port}",
         "OWLAT_ALLOW_PRIVATE_SMTP": "1",  # the sink is on 127.0.0.1
         **({"OWLAT_SCHEDULER_PARALLELISM": "0"} if intake_only else {}),
+        **(env or {}),
     }
     args = [PYTHON, "-m", "owlat.cli", "serve", "--port", "0", "--site-port", "0"]
     if profile is not None:

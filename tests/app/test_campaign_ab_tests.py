@@ -164,7 +164,9 @@ async def test_the_automatic_winner_has_the_better_open_rate_and_waits_for_a_res
         html = mail.get_body(("html",)).get_content()
         assert ("Hola" in html) == (tested[recipient] == "B")
     opened = next(row for row in rows if row["abVariant"] == "B")
-    await owlat.run_mutation("tracking:recordOpen", {"sendId": opened["_id"]}, internal=True)
+    await owlat.run_mutation(
+        "tracking:record", {"events": [{"sendId": opened["_id"], "kind": "opened"}]}, internal=True
+    )
     await owner.mutation("campaigns:pause", ident)
     result = await owlat.run_mutation("campaignSends:declareWinner", ident, internal=True)
     assert result.value == "B"

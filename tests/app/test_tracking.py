@@ -1,10 +1,12 @@
 """Open and click tracking through the real site port (reference §8.3, §4, §15): a tracked
 transactional mail goes to the outbox, its HTML is parsed, its pixel and links are
 fetched; the send, the contact and its timeline follow. Signed links refuse tampering;
-proxies' opens are flagged; the per-address limit serves without recording."""
+proxies' opens are flagged; the per-address limit serves without recording; concurrent
+events share commits, each answered once committed."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
@@ -18,6 +20,7 @@ from owlat.app.lib import instance
 from owlat.app.lib.address_limits import AddressLimiter
 from owlat.app.lib.tracking import links
 from owlat.app.lib.tracking.prefetch import prefetcher
+from owlat.runtime.database.commits import Commit
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site
 from tests.app.mail_setup import settled
@@ -296,3 +299,34 @@ def test_prefetchers_by_user_agent_and_address() -> None:
     assert prefetcher("YahooMailProxy; https://help.yahoo.com", "1.2.3.4") == "yahoo"
     assert prefetcher(BROWSER, "203.0.113.9") is None
     assert prefetcher(BROWSER, "unknown") is None
+
+
+async def test_concurrent_events_are_committed_together_before_their_answers(
+    site: Site, tracked: Tracked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limited = dataclasses.replace(instance.current(), tracking_requests=AddressLimiter(1000))
+    monkeypatch.setattr(instance, "_current", limited)
+    pixel, (order, _) = _pixel(tracked.html), _hrefs(tracked.html)
+    committed: list[int] = []  # opens + clicks of the send after each commit that wrote it
+
+    def on_commit(commit: Commit) -> None:
+        for change in commit.write_set.documents:
+            if change.table == "transactionalSends" and change.new is not None:
+                committed.append(
+                    int(change.new.get("openCount") or 0) + int(change.new.get("clickCount") or 0)
+                )
+
+    site.application.on_commit(on_commit)
+    answered: list[int] = []  # events committed when each answer arrived
+
+    async def fetch(url: str) -> None:
+        response = await tracked.http.get(url)
+        assert response.status_code in (200, 302)
+        answered.append(max(committed, default=0))
+
+    await asyncio.gather(*(fetch(pixel if n % 2 else order) for n in range(60)))
+    row = await _send_row(tracked)
+    assert (row["openCount"], row["clickCount"]) == (30, 30)
+    # durable before answered: the k-th answer came after at least k events were committed
+    assert all(seen >= k for k, seen in enumerate(answered, start=1)), answered
+    assert len(committed) < 60, "concurrent events share commits"

@@ -64,12 +64,17 @@ _SERVING = re.compile(r"Owlat is serving (http://127\.0\.0\.1:\d+)")
 
 
 class LoggedServer:
-    """`owlat dev` with its output in a file (a pipe nobody reads would fill and block it);
-    `env`: extra environment variables."""
+    """`owlat dev` (or `command`) with its output in a file (a pipe nobody reads would fill
+    and block it); `env`: extra environment variables."""
 
     def __init__(
-        self, data_dir: Path, name: str = "server", env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        name: str = "server",
+        env: dict[str, str] | None = None,
+        command: str = "dev",
     ) -> None:
+        self.command = command
         self.data_dir = data_dir
         self.log = data_dir.parent / f"{data_dir.name}-{name}.log"
         self.env = {**ENV, **(env or {})}
@@ -81,7 +86,8 @@ class LoggedServer:
         """Start it on the client port `port` (0: a free one) and a free site port."""
         with self.log.open("ab") as output:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "owlat.cli", "dev", "--port", str(port), "--site-port", "0",
+                sys.executable, "-m", "owlat.cli", self.command, "--port", str(port),
+                "--site-port", "0",
                 "--data-dir", str(self.data_dir), env=self.env, cwd=ROOT,
                 stdout=output, stderr=output,
             )  # fmt: skip

@@ -7,8 +7,11 @@
 
 Each request is counted per client address in memory first (the instance's
 `tracking_requests`, 150/min, upstream's 100/min with burst 150): past it, the pixel and
-the redirect are still served but nothing is recorded, so a flood costs no write. An open
-or click is then applied to its send (`lib/sending/feedback.py`, any send table by its id,
+the redirect are still served but nothing is recorded, so a flood costs no write. The
+events of concurrent requests are committed together (`_Batches`: one `record` mutation
+for all that arrived while the one before ran; each answer waits for the commit of its
+event, so nothing answered is lost in a crash). An open or click is then applied to its
+send (`lib/sending/feedback.py`, any send table by its id,
 `send_tables.py`), an open flagged when a mailbox provider's proxy made it
 (`lib/tracking/prefetch.py`).
 
@@ -18,7 +21,9 @@ transactional email's) counted by what happened to them, opens with and without 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import weakref
 from typing import Any
 
 from starlette.requests import Request
@@ -53,22 +58,85 @@ NO_STORE = {
 }
 
 
-async def _record(ctx: MutationCtx, send_id: str, event: feedback.Event) -> None:
-    table = table_of(ctx, send_id)
-    row = None if table is None else await ctx.db.get(send_id)
-    if table is not None and row is not None:
-        await feedback.apply(ctx, table, row, event)
+EVENT = v.object(
+    {
+        "sendId": v.string(),
+        "kind": v.union(v.literal("opened"), v.literal("clicked")),
+        "url": v.optional(v.string()),
+        "prefetcher": v.optional(v.string()),
+    }
+)
 
 
-@internal_mutation(args={"sendId": v.string(), "prefetcher": v.optional(v.string())})
-async def record_open(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    event = feedback.Event("opened", now_ms(), prefetcher=args.get("prefetcher"))
-    await _record(ctx, args["sendId"], event)
+@internal_mutation(args={"events": v.array(EVENT)})
+async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Apply opens and clicks to their sends, in order (an unknown send: nothing)."""
+    at = now_ms()
+    for item in args["events"]:
+        send_id = item["sendId"]
+        table = table_of(ctx, send_id)
+        row = None if table is None else await ctx.db.get(send_id)
+        if table is not None and row is not None:
+            event = feedback.Event(
+                item["kind"], at, url=item.get("url"), prefetcher=item.get("prefetcher")
+            )
+            await feedback.apply(ctx, table, row, event)
 
 
-@internal_mutation(args={"sendId": v.string(), "url": v.string()})
-async def record_click(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    await _record(ctx, args["sendId"], feedback.Event("clicked", now_ms(), url=args["url"]))
+class _Batches:
+    """Group commit of the events of concurrent requests (one event loop's): a request's
+    event joins the next `record` mutation; while one runs, the events that arrive wait
+    for it, then one of their requests runs the next with all of them (with its own
+    context). Each request answers once the mutation holding its event has committed (or
+    raises its error): an answered event is durable."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self.running = False
+        self.done = asyncio.Condition()
+
+    async def record(self, ctx: ActionCtx, event: dict[str, Any]) -> None:
+        recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append((event, recorded))
+        while not recorded.done():
+            if self.running:
+                async with self.done:
+                    await self.done.wait()
+                continue
+            self.running = True
+            batch, self.pending = self.pending, []
+            # shielded: a request that goes away does not take the others' commit with it
+            await asyncio.shield(asyncio.ensure_future(self._commit(ctx, batch)))
+        recorded.result()
+
+    async def _commit(
+        self, ctx: ActionCtx, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]
+    ) -> None:
+        try:
+            await ctx.run_mutation(internal.tracking.record, {"events": [e for e, _ in batch]})
+        except Exception as error:
+            for _, waiter in batch:
+                waiter.set_exception(error)
+        else:
+            for _, waiter in batch:
+                waiter.set_result(None)
+        finally:
+            self.running = False
+            async with self.done:
+                self.done.notify_all()
+
+
+_BATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batches] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _record(ctx: ActionCtx, event: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    batches = _BATCHES.get(loop)
+    if batches is None:
+        batches = _BATCHES[loop] = _Batches()
+    await batches.record(ctx, event)
 
 
 def _admitted(request: Request) -> bool:
@@ -78,11 +146,11 @@ def _admitted(request: Request) -> bool:
 async def _open(ctx: ActionCtx, request: Request) -> Response:
     send_id = request.url.path[len(OPEN_PREFIX) :]
     if send_id and "/" not in send_id and _admitted(request):
-        args = {"sendId": send_id}
+        event = {"sendId": send_id, "kind": "opened"}
         proxy = prefetcher(request.headers.get("user-agent", ""), client_ip(request))
         if proxy is not None:
-            args["prefetcher"] = proxy
-        await ctx.run_mutation(internal.tracking.record_open, args)
+            event["prefetcher"] = proxy
+        await _record(ctx, event)
     return Response(GIF, media_type="image/gif", headers=NO_STORE)
 
 
@@ -95,7 +163,7 @@ async def _click(ctx: ActionCtx, request: Request) -> Response:
     if target is None:
         return Response("Invalid tracking link", status_code=400, headers=NO_STORE)
     if _admitted(request):
-        await ctx.run_mutation(internal.tracking.record_click, {"sendId": send_id, "url": target})
+        await _record(ctx, {"sendId": send_id, "kind": "clicked", "url": target})
     return Response(status_code=302, headers={"location": target, **NO_STORE})
 
 

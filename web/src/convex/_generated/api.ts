@@ -2021,15 +2021,14 @@ export type InternalApi = {
     }, any>;
   };
   tracking: {
-    /** `tracking:recordClick` */
-    recordClick: FunctionReference<"mutation", "internal", {
-      sendId: string;
-      url: string;
-    }, any>;
-    /** `tracking:recordOpen` */
-    recordOpen: FunctionReference<"mutation", "internal", {
-      sendId: string;
-      prefetcher?: string;
+    /** `tracking:record`: Apply opens and clicks to their sends, in order (an unknown send: nothing). */
+    record: FunctionReference<"mutation", "internal", {
+      events: Array<{
+        sendId: string;
+        kind: "opened" | "clicked";
+        url?: string;
+        prefetcher?: string;
+      }>;
     }, any>;
   };
   transactionalSends: {

@@ -1,0 +1,305 @@
+"""Open pixels and click redirects at a fixed rate against `owlat serve`, next to a plain
+Starlette + sqlite3 endpoint doing one insert per event (issue 17: >= 3,000 recorded
+events/s, p99 <= 20 ms).
+
+    .venv/bin/python bench/bench_tracking.py [--rate 3000] [--seconds 5] [--sends 2000]
+
+Set-up, not measured: in this process, a campaign to `--sends` contacts delivered to an
+SMTP sink (`bench_smtp.py`'s, its own process) on a fresh SQLite data folder, so every
+event hits a real `emailSends` row; the click links are minted as the mails carry them
+(`lib/tracking/links.click_url`, the data folder's secret). Then `owlat serve` runs on
+that folder with OWLAT_TRUSTED_PROXIES=127.0.0.1, and every request carries its own
+`X-Forwarded-For` client (198.18.0.0/15, the benchmarking range): one client is allowed
+150 tracking requests a minute, past which nothing is recorded, and real opens come from
+many addresses. The baseline serves the same two paths (GIF, 302) with one INSERT per event
+into a table of its own (stdlib sqlite3, WAL, synchronous=NORMAL, one transaction per
+request), with the same uvicorn settings.
+
+Load: this process, open loop (request i due at start + i / rate, its latency measured from
+then), half opens and half clicks spread over the sends, over keep-alive connections
+(`--connections`), `--warmup` s unmeasured first. Printed per server: answers/s, p50, p99,
+max, other answers, server CPU per event. Then the events recorded are counted: Owlat's as
+the sum of `openCount` + `clickCount` of the campaign's sends (read in process once the
+server stopped), the baseline's as its rows; each must equal the requests answered (an
+event is committed before its answer: Owlat commits the events of concurrent requests
+together, `tracking._Batches`). Profile with py-spy (into .venv only: `VIRTUAL_ENV=.venv
+.venv/bin/uv pip install py-spy`; `./dev test` removes it again): `.venv/bin/py-spy record
+-p <pid of the owlat serve child> -d 6 --format raw -o prof.txt`, or `--profile F`
+(cProfile of the whole server run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _harness import PYTHON, cpu_seconds, percentile, read_response, uvicorn_config
+from bench_smtp import Sink
+from bench_transactional import _runner, owlat_serve, process
+
+DOMAIN = "news-example.com"
+TARGET = "https://shop.example.com/spring?utm_source=owlat"
+GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x01D\x00;"  # noqa: E501
+
+
+# -- set-up --------------------------------------------------------------------------------------
+
+
+async def sent_campaign(data_dir: Path, sink_port: int, dns: Any, sends: int) -> list[str]:
+    """A campaign to `sends` contacts delivered to the sink; its send ids."""
+    from tests.app.campaign_setup import finished, list_audience, ready_campaign
+    from tests.app.conftest import signed_in, with_organization
+    from tests.app.mail_setup import configure, smtp_domain
+
+    from owlat.runtime.testing import in_query, open_test_app
+
+    configure(data_dir, dns)
+    async with open_test_app("owlat.app", data_dir) as owlat:
+        owner = await signed_in(owlat, "owner@bench.example")
+        organization_id = await with_organization(owner, "bench")
+        await owner.mutation(
+            "emailProviders:saveSmtp", {"host": "127.0.0.1", "port": sink_port, "security": "none"}
+        )
+        await smtp_domain(owner, dns, DOMAIN)
+        list_id = await owner.mutation(
+            "mailingLists:create", {"name": "Readers", "requireDoubleOptIn": False}
+        )
+        await list_audience(owlat, organization_id, list_id, sends)
+        campaign_id = await ready_campaign(owner, list_id, f"news@{DOMAIN}")
+        await owner.mutation("campaigns:send", {"campaignId": campaign_id})
+        progress = await finished(owner, campaign_id)
+        assert progress["sent"] == sends, progress
+
+        async def ids(ctx: Any) -> list[str]:
+            return [str(row["_id"]) async for row in ctx.db.query("emailSends")]
+
+        return list(await in_query(owlat, ids))
+
+
+async def recorded_by_owlat(data_dir: Path) -> int:
+    """Opens + clicks counted on the sends (the server stopped)."""
+    from owlat.runtime.testing import in_query, open_test_app
+
+    async with open_test_app("owlat.app", data_dir, scheduler_parallelism=None) as owlat:
+
+        async def total(ctx: Any) -> int:
+            count = 0
+            async for row in ctx.db.query("emailSends"):
+                count += (row.get("openCount") or 0) + (row.get("clickCount") or 0)
+            return count
+
+        return int(await in_query(owlat, total))
+
+
+def paths(send_ids: list[str]) -> list[str]:
+    """An open and a click path per send (the click signed with the data folder's secret)."""
+    from owlat.app.lib.tracking.links import click_url
+
+    found = []
+    for send_id in send_ids:
+        found.append(f"/t/o/{send_id}")
+        found.append(click_url("", send_id, TARGET))
+    return found
+
+
+# -- the baseline --------------------------------------------------------------------------------
+
+
+def raw_app(database: Path) -> Any:
+    """GET /t/o/{id} (a GIF) and /t/c/{id}/{target}/{sig} (302): one INSERT per event."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    db = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, send TEXT, kind TEXT, "
+        "url TEXT, client TEXT, at REAL)"
+    )
+
+    def insert(send: str, kind: str, url: str | None, client: str) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT INTO events (send, kind, url, client, at) VALUES (?, ?, ?, ?, ?)",
+                (send, kind, url, client, time.time()),
+            )
+        finally:
+            db.execute("COMMIT")
+
+    async def opened(request: Request) -> Response:
+        insert(request.path_params["send"], "open", None, request.headers["x-forwarded-for"])
+        return Response(GIF, media_type="image/gif", headers={"cache-control": "no-store"})
+
+    async def clicked(request: Request) -> Response:
+        client = request.headers["x-forwarded-for"]
+        insert(request.path_params["send"], "click", TARGET, client)
+        return Response(status_code=302, headers={"location": TARGET, "cache-control": "no-store"})
+
+    return Starlette(
+        routes=[
+            Route("/t/o/{send}", opened),
+            Route("/t/c/{send}/{target}/{sig}", clicked),
+        ]
+    )
+
+
+def serve_raw(database: Path, info: Path) -> None:
+    from _harness import _run
+
+    _run(uvicorn_config(raw_app(database)), info, {})
+
+
+def raw_count(database: Path) -> int:
+    db = sqlite3.connect(database)
+    try:
+        return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
+    finally:
+        db.close()
+
+
+# -- the client ----------------------------------------------------------------------------------
+
+
+def client_address(number: int) -> str:
+    """A distinct address of 198.18.0.0/15 per request (131,072 of them)."""
+    number %= 1 << 17
+    return f"198.{18 + (number >> 16)}.{(number >> 8) & 255}.{number & 255}"
+
+
+async def drive(
+    port: int, targets: list[str], rate: float, warmup: float, seconds: float, connections: int,
+    first: int,
+) -> dict[str, Any]:  # fmt: skip
+    """Open-loop load (module docstring); latencies (ms) of the measured answers, the
+    answers by status, and the wall time of the whole run."""
+    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(connections)]
+    for pair in opened:
+        idle.put_nowait(pair)
+    total = int(rate * (warmup + seconds))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    started = time.perf_counter() + 0.05
+
+    async def one(number: int, due: float) -> None:
+        index = first + number
+        path = targets[(index * 7919) % len(targets)]
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"X-Forwarded-For: {client_address(index)}\r\nUser-Agent: bench\r\n\r\n"
+        ).encode()
+        reader, writer = await idle.get()
+        try:
+            writer.write(request)
+            status, _ = await read_response(reader)
+        finally:
+            idle.put_nowait((reader, writer))
+        statuses[status] = statuses.get(status, 0) + 1
+        if due - started >= warmup:
+            latencies.append((time.perf_counter() - due) * 1000)
+
+    tasks = []
+    for number in range(total):
+        due = started + number / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(number, due)))
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - started
+    for _, writer in opened:
+        writer.close()
+    return {"latencies": sorted(latencies), "statuses": statuses, "sent": total, "wall": wall}
+
+
+def report(name: str, result: dict[str, Any], cpu: float, recorded: int) -> None:
+    lat = result["latencies"]
+    answered = sum(n for s, n in result["statuses"].items() if s in (200, 302))
+    others = {s: n for s, n in result["statuses"].items() if s not in (200, 302)}
+    print(
+        f"{name:>8}: {answered / result['wall']:7.0f} events/s answered   p50 "
+        f"{percentile(lat, 0.5):6.2f} ms   p99 {percentile(lat, 0.99):7.2f} ms   max "
+        f"{lat[-1] if lat else float('nan'):7.1f} ms   other answers {others or 0}   "
+        f"server CPU {cpu / max(answered, 1) * 1000:.3f} ms/event "
+        f"({cpu / result['wall'] * 100:.0f}%)   recorded {recorded} of {answered}",
+        flush=True,
+    )
+    if recorded != answered:
+        raise SystemExit(f"{name}: {answered} events answered but {recorded} recorded")
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+async def bench(options: argparse.Namespace) -> None:
+    from tests.app.domains.dns_server import DnsServer
+
+    print(
+        f"{options.rate:g} requests/s for {options.seconds:g} s (+{options.warmup:g} s warm-up), "
+        f"{options.connections} connections, {options.sends} sends, load average "
+        f"{os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as folder, DnsServer.running() as dns:
+        root = Path(folder)
+        data_dir = root / "data"
+        sink = Sink(root)
+        try:
+            send_ids = await sent_campaign(data_dir, sink.port, dns, options.sends)
+        finally:
+            sink.stop()
+        targets = paths(send_ids)
+        args = (options.rate, options.warmup, options.seconds, options.connections)
+
+        raw_db = root / "raw.sqlite3"
+        raw_args = [PYTHON, __file__, "raw", "--info", str(root / "raw.json"),
+                    "--database", str(raw_db)]  # fmt: skip
+        with process(raw_args, root / "raw.json") as raw:
+            cpu = cpu_seconds(raw["pid"])
+            result = await drive(raw["port"], targets, *args, first=0)
+            report("baseline", result, cpu_seconds(raw["pid"]) - cpu, raw_count(raw_db))
+
+        env = {"OWLAT_TRUSTED_PROXIES": "127.0.0.1"}
+        with owlat_serve(data_dir, dns.port, options.profile, env=env) as owlat:
+            site_port = int(owlat["site_url"].rsplit(":", 1)[1])
+            cpu = cpu_seconds(owlat["pid"])
+            result = await drive(site_port, targets, *args, first=result["sent"])
+            cpu = cpu_seconds(owlat["pid"]) - cpu
+        report("owlat", result, cpu, await recorded_by_owlat(data_dir))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", nargs="?", choices=["bench", "raw"], default="bench")
+    parser.add_argument("--info", type=Path)
+    parser.add_argument("--database", type=Path)
+    parser.add_argument("--rate", type=float, default=3000)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--warmup", type=float, default=1)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--sends", type=int, default=2000)
+    parser.add_argument("--profile", type=Path, help="write cProfile stats of owlat serve here")
+    options = parser.parse_args()
+    if options.kind == "raw":
+        serve_raw(options.database, options.info)
+    else:
+        with _runner() as runner:
+            runner.run(bench(options))
+
+
+if __name__ == "__main__":
+    main()
