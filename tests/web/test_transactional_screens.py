@@ -71,9 +71,10 @@ async def test_transactional_email_editor_publish_send_and_translate(
     await field.get_by_text("content[0].type: unknown block").wait_for()
     await content.fill(BODY)
     await page.get_by_role("button", name="Save", exact=True).click()
-    await field.get_by_text("content[0].type").wait_for(state="detached")
     preview = page.frame_locator('iframe[title="Email preview"]')
-    await preview.get_by_text("Order :").wait_for()  # no values yet
+    await preview.get_by_text("Order :").wait_for()  # saved; no values yet
+    await field.get_by_text("content[0].type").wait_for(state="detached")
+    await expect(page.get_by_role("button", name="Save", exact=True)).to_be_disabled()
     await page.get_by_label("Sample orderId (string)").fill("A-17")
     await page.get_by_label("Sample total (number)").fill("42.5")
     await preview.get_by_text("Order A-17: 42.5").wait_for()
