@@ -135,6 +135,31 @@ async def test_preview_personalizes_with_data_variables(owlat: Application) -> N
     assert bare["subject"] == "Order " and bare["missing"] == ["orderId"]
 
 
+async def test_preview_shows_desktop_mobile_dark_and_each_language(owlat: Application) -> None:
+    """The dashboard's preview frame (TemplatePreview.vue) takes a transactional email's
+    preview as a template's: forced light and dark HTML, the two widths, per language."""
+    owner, _, _ = await owner_and_editor(owlat)
+    email_id = await new_email(owner)
+    ident = {"transactionalEmailId": email_id}
+    await owner.mutation("transactionalEmails:addTranslation", {**ident, "language": "de"})
+    await owner.mutation(
+        "transactionalEmails:updateTranslation",
+        {**ident, "language": "de", "subject": "Bestellung {{orderId}}",
+         "blocks": {"t1": {"html": "<p>Bestellung {{orderId}}</p>"}}},
+    )  # fmt: skip
+    preview = await owner.query("transactionalEmails:preview", ident)
+    assert preview["widths"] == {"desktop": 600, "mobile": 375} and preview["stale"] is False
+    assert 'content="light"' in preview["lightHtml"] and 'content="dark"' in preview["darkHtml"]
+    assert "@media all{" in preview["darkHtml"] and "@media all{" not in preview["lightHtml"]
+    german = await owner.query(
+        "transactionalEmails:preview", {**ident, "language": "de", "dataVariables": {"orderId": 7}}
+    )
+    assert (german["language"], german["subject"]) == ("de", "Bestellung 7")
+    assert "Bestellung 7" in german["lightHtml"] and "Bestellung 7" in german["darkHtml"]
+    other = await owner.query("transactionalEmails:preview", {**ident, "language": "fr"})
+    assert (other["language"], other["subject"]) == ("en", "Order ")
+
+
 async def _attach(owlat: Application, caller: Caller, organization_id: str, email_id: str) -> str:
     storage_id = await uploaded(owlat, organization_id, b"%PDF-1.4 terms")
     await caller.mutation(
@@ -219,3 +244,13 @@ async def test_a_test_send_goes_out_with_the_attachments_and_checked_variables(
     monkeypatch.setattr(quotas, "TEST_SENDS", 1)
     with pytest.raises(ConvexError, match="^At most 1 test sends per 10 minutes"):
         await editor.mutation("transactionalEmails:sendTest", args)
+    # the email's own sends, listed on its page: not another email's
+    other_id = await new_email(owner, "other")
+    mine = await editor.query(
+        "transactionalSends:list", {"paginationOpts": PAGE, "transactionalEmailId": email_id}
+    )
+    assert [row["_id"] for row in mine["page"]] == [send_id] and "html" not in mine["page"][0]
+    none = await editor.query(
+        "transactionalSends:list", {"paginationOpts": PAGE, "transactionalEmailId": other_id}
+    )
+    assert none["page"] == [] and none["isDone"]

@@ -115,6 +115,12 @@ const routes: RouteRecordRaw[] = [
         component: () => import("./views/TransactionalView.vue"),
         meta: { title: "Transactional emails" },
       },
+      {
+        path: "transactional/:transactionalEmailId",
+        component: () => import("./views/TransactionalEmailView.vue"),
+        meta: { title: "Transactional email" },
+        props: true,
+      },
       // -- automations, webhooks, forms --
       {
         path: "automations",

@@ -49,25 +49,22 @@ from owlat.app.lib.templates import (
     clean_fields,
     clean_language,
     compact_json,
-    dark_preview,
     default_language,
     delete_template,
     editable_template,
     find_template,
     invalid_state,
-    light_preview,
     managed_template,
+    preview_view,
     save,
     stored_rendering,
     summary,
     template_of,
-    theme_of,
     translations_of,
 )
 from owlat.app.schema import TEMPLATE_STATUS, TEMPLATE_TYPE
 from owlat.runtime import MutationCtx, QueryCtx, mutation, query, v
 
-MOBILE_WIDTH = 375
 MAX_SEARCH = 200
 TEMPLATE_ID = {"templateId": v.string()}
 FIELDS = {
@@ -169,17 +166,7 @@ async def preview(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     message = personalize(
         compile_template(stored_rendering(template, args.get("language"))), variables
     )
-    theme = await theme_of(ctx, organization_id)
-    return {
-        "subject": message.subject,
-        "html": message.html,
-        "darkHtml": dark_preview(message.html),
-        "lightHtml": light_preview(message.html),
-        "text": message.text,
-        "missing": [*message.missing],
-        "widths": {"desktop": theme.base_width, "mobile": MOBILE_WIDTH},
-        "stale": (template.get("htmlRenderState") or {}).get("stale", False),
-    }
+    return await preview_view(ctx, organization_id, template, message)
 
 
 # -- writes ------------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ from owlat.app.lib.templates import (
     find_template,
     invalid_state,
     managed_template,
+    preview_view,
     save,
     summary,
     template_of,
@@ -159,19 +160,14 @@ async def get_by_slug(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | N
 
 @query(args={**ID, "dataVariables": VARIABLES, "language": v.optional(v.string())})
 async def preview(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
-    """The email personalized with `dataVariables`: `subject`, `html`, `text` and the
-    placeholders that had no value (`missing`)."""
+    """The email in `language` (else its default one) personalized with `dataVariables`,
+    as `emailTemplates:preview` shows a template (`templates.preview_view`), and the
+    `language` shown."""
     organization_id = await get_team_id_from_session(ctx)
     template = await template_of(ctx, organization_id, args["transactionalEmailId"], TRANSACTIONAL)
     language = resolve_language(template, args.get("language"), None)
     message = message_for(template, language, args.get("dataVariables") or {}, None)
-    return {
-        "subject": message.subject,
-        "html": message.html,
-        "text": message.text,
-        "missing": [*message.missing],
-        "language": language,
-    }
+    return {**(await preview_view(ctx, organization_id, template, message)), "language": language}
 
 
 # -- writes ------------------------------------------------------------------------------------

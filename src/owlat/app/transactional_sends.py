@@ -1,6 +1,7 @@
 """`transactionalSends:*`: the sends of the one send path (`lib/sending/sends.py`).
 
-Public (any member): `list` (newest first, without bodies) and `get` (one send, with its
+Public (any member): `list` (newest first, without bodies; all, or one transactional
+email's) and `get` (one send, with its
 bodies for admins only: a transactional mail may hold a recipient's one-time link).
 Internal: the delivery actions `deliverQueue` (an organization's queued sends) and
 `deliver` (given sends), their steps `plan`, `claim`, `record`;
@@ -42,16 +43,22 @@ def _summary(row: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in row.items() if name not in BODIES}
 
 
-@query(args={"paginationOpts": PAGINATION_OPTS})
+@query(args={"paginationOpts": PAGINATION_OPTS, "transactionalEmailId": v.optional(v.string())})
 async def list_(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
-    """A page of the organization's sends, newest first (no bodies)."""
+    """A page of the organization's sends, newest first (no bodies); with
+    `transactionalEmailId`, that transactional email's only (its test sends too)."""
     organization_id = await get_team_id_from_session(ctx)
-    page = await (
-        ctx.db.query("transactionalSends")
-        .with_index("by_org_queued", lambda q: q.eq("organizationId", organization_id))
-        .order("desc")
-        .paginate(page_options(args["paginationOpts"]))
-    )
+    email_id = args.get("transactionalEmailId")
+    if email_id is None:
+        found = ctx.db.query("transactionalSends").with_index(
+            "by_org_queued", lambda q: q.eq("organizationId", organization_id)
+        )
+    else:
+        found = ctx.db.query("transactionalSends").with_index(
+            "by_org_transactional_email",
+            lambda q: q.eq("organizationId", organization_id).eq("transactionalEmailId", email_id),
+        )
+    page = await found.order("desc").paginate(page_options(args["paginationOpts"]))
     return {**page, "page": [_summary(dict(row)) for row in page["page"]]}
 
 

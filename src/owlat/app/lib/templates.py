@@ -44,6 +44,7 @@ from owlat.app.lib.errors import AuthFailure, invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.rendering import (
     InvalidContent,
+    Message,
     RenderedTemplate,
     Theme,
     render_template,
@@ -170,6 +171,28 @@ def stored_rendering(template: Mapping[str, Any], language: str | None = None) -
         preheader=preheader,
         variables=tuple(template.get("variables") or ()),
     )
+
+
+MOBILE_WIDTH = 375
+
+
+async def preview_view(
+    ctx: QueryCtx, organization_id: str, template: Mapping[str, Any], message: Message
+) -> dict[str, Any]:
+    """What a preview shows of a personalized `message` of `template`: its subject, HTML
+    (as sent, and forced light and dark), text, the placeholders without a value
+    (`missing`), the desktop and mobile widths and whether the stored rendering is stale."""
+    theme = await theme_of(ctx, organization_id)
+    return {
+        "subject": message.subject,
+        "html": message.html,
+        "darkHtml": dark_preview(message.html),
+        "lightHtml": light_preview(message.html),
+        "text": message.text,
+        "missing": [*message.missing],
+        "widths": {"desktop": theme.base_width, "mobile": MOBILE_WIDTH},
+        "stale": (template.get("htmlRenderState") or {}).get("stale", False),
+    }
 
 
 def dark_preview(html: str) -> str:

@@ -1133,7 +1133,7 @@ export type PublicApi = {
       search?: string;
       status?: "draft" | "published";
     }, any>;
-    /** `transactionalEmails:preview`: The email personalized with `dataVariables`: `subject`, `html`, `text` and the placeholders that had no value (`missing`). */
+    /** `transactionalEmails:preview`: The email in `language` (else its default one) personalized with `dataVariables`, as `emailTemplates:preview` shows a template (`templates.preview_view`), and the `language` shown. */
     preview: FunctionReference<"query", "public", {
       transactionalEmailId: string;
       dataVariables?: Record<string, any>;
@@ -1209,7 +1209,7 @@ export type PublicApi = {
     get: FunctionReference<"query", "public", {
       sendId: Id<"transactionalSends">;
     }, any>;
-    /** `transactionalSends:list`: A page of the organization's sends, newest first (no bodies). */
+    /** `transactionalSends:list`: A page of the organization's sends, newest first (no bodies); with `transactionalEmailId`, that transactional email's only (its test sends too). */
     list: FunctionReference<"query", "public", {
       paginationOpts: {
         numItems: number;
@@ -1219,6 +1219,7 @@ export type PublicApi = {
         maximumRowsRead?: number;
         maximumBytesRead?: number;
       };
+      transactionalEmailId?: string;
     }, any>;
   };
   waitlist: {
