@@ -1,9 +1,12 @@
 """The dashboard's campaign screens in a real browser against the real server: a draft made
-in the wizard, the server's preflight refusal shown at its field, fixed, sent to a list
-through the outbox while the live page's progress reaches 100 % without a reload and a
-second browser sees the status change; scheduling with the date and time pickers; an editor
-drafts but has no send or schedule button, and the server refuses them anyway. No console
-error, no serious or critical axe-core violation, screenshots in `.artifacts/web/<test>/`."""
+in the wizard, the server's preflight problems shown at their fields before any send
+(Send waits), fixed, sent to a list through the outbox while the live page's progress
+reaches 100 % without a reload and a second browser sees the status change; scheduling
+with the date and time pickers, also at each recipient's local time; an editor drafts but
+has no send or schedule button, and the server refuses them anyway; an A/B test set up in
+the editor, its variants live, a manual winner declared by an admin (an editor has no
+button); the curated senders' From picker and settings card. No console error, no serious
+or critical axe-core violation, screenshots in `.artifacts/web/<test>/`."""
 
 from __future__ import annotations
 
@@ -132,6 +135,19 @@ async def test_campaign_wizard_send_and_live_progress(
     status = page.get_by_label("Status")
     await status.filter(has_text="Scheduled").wait_for()
     await page.get_by_text("Scheduled for").wait_for()
+    await page.get_by_role("button", name="Back to draft").click()
+    await status.filter(has_text="Draft").wait_for()
+
+    # at each recipient's local time: the hour of the picker in every recipient's zone
+    await page.get_by_role("button", name="Schedule…").click()
+    dialog = page.get_by_role("dialog", name="Schedule the campaign")
+    await dialog.get_by_label("At each recipient's local time").check()
+    send_time = dialog.get_by_role("status", name="Send time")
+    await send_time.filter(has_text="in each recipient's time zone").wait_for()
+    await dialog.get_by_role("button", name="Schedule", exact=True).click()
+    await page.get_by_text(":00 in each recipient's time zone").wait_for()
+    scheduled = await ada.query("campaigns:get", {"campaignId": page.url.rsplit("/", 1)[1]})
+    assert scheduled["useRecipientTimezone"] is True and scheduled["scheduledMinute"] == 0
     await page.get_by_role("button", name="Back to draft").click()
     await status.filter(has_text="Draft").wait_for()
 
