@@ -353,7 +353,9 @@ async def test_an_ab_test_with_a_manual_winner(
     await page.get_by_role("button", name="Remove A/B test").wait_for()
     await screens.check(page, "campaign-ab-editor")
 
-    # sent through the outbox: the test cohort gets its variants, the rest waits
+    # sent through the outbox (with its "view in browser" page): the test cohort gets its
+    # variants, the rest waits
+    await page.get_by_label("View in browser").check()
     await page.get_by_role("button", name="Send now…").click()
     dialog = page.get_by_role("dialog", name="Send the campaign")
     await dialog.get_by_role("button", name="Send", exact=True).click()
@@ -398,6 +400,8 @@ async def test_an_ab_test_with_a_manual_winner(
     subjects = [str(message["Subject"]) for message in site.outbox()]
     assert len(subjects) == 30
     assert sum(s == "Variant B news" for s in subjects) == 30 - sent["A"]
+    archive = page.get_by_role("link", name="View in browser")
+    assert (await archive.get_attribute("href") or "").startswith("/archive?token=")
     await screens.check(page, "campaign-ab-live")
 
     # the senders card in the settings: switched off, a sender leaves the picker
