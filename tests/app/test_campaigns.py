@@ -204,6 +204,56 @@ async def test_preflight_names_what_is_missing(
     assert (campaign["status"], campaign["name"]) == ("draft", "Launch")
 
 
+async def test_the_preflight_query_lists_every_problem_with_its_code_and_field(
+    owlat: Application, team: tuple[Caller, Caller, str], sink: tuple[Sink, int], dns: DnsServer
+) -> None:
+    owner, editor, _ = team
+    await owner.mutation(
+        "emailProviders:saveSmtp", {"host": "127.0.0.1", "port": sink[1], "security": "none"}
+    )
+    campaign_id = await editor.mutation("campaigns:create", {"name": "Launch"})
+    ident = {"campaignId": campaign_id}
+
+    async def found(caller: Caller = editor, **form: Any) -> list[tuple[str, str]]:
+        rows = await caller.query("campaigns:preflight", {**ident, **form})
+        return [(row["field"], row["code"]) for row in rows]
+
+    assert await found() == [
+        ("emailTemplateId", "NO_TEMPLATE"),
+        ("audience", "NO_AUDIENCE"),
+        ("fromEmail", "NO_FROM_EMAIL"),
+    ]
+    rows = await editor.query("campaigns:preflight", ident)
+    assert rows[0]["message"] == "Choose the campaign's email template first"
+    list_id = await owner.mutation(
+        "mailingLists:create", {"name": "Empty", "requireDoubleOptIn": False}
+    )
+    unsaved = {"fromEmail": SENDER, "audience": {"kind": "list", "listId": list_id}}
+    assert await found(owner, **unsaved) == [
+        ("emailTemplateId", "NO_TEMPLATE"),
+        ("fromEmail", "SENDER_DOMAIN_NOT_VERIFIED"),
+        ("audience", "EMPTY_AUDIENCE"),
+    ]
+    assert await found(fromEmail="not an address", name=" ", subject="x" * 1001) == [
+        ("name", "INVALID_NAME"),
+        ("subject", "INVALID_SUBJECT"),
+        ("fromEmail", "INVALID_FROM_EMAIL"),
+        ("emailTemplateId", "NO_TEMPLATE"),
+        ("audience", "NO_AUDIENCE"),
+    ]
+    await editor.mutation(
+        "campaigns:update", {**ident, **unsaved, "emailTemplateId": await published_template(owner)}
+    )
+    await smtp_domain(owner, dns, DOMAIN)
+    assert await found() == [("audience", "EMPTY_AUDIENCE")]
+    await list_audience(owlat, team[2], list_id, 1)
+    assert await found() == []
+    await editor.mutation("campaigns:update", {**ident, "emailTemplateId": None})
+    with pytest.raises(ConvexError, match="^Choose the campaign's email template first$"):
+        await owner.mutation("campaigns:send", ident)
+    assert (await editor.query("campaigns:get", ident))["status"] == "draft"
+
+
 async def test_editors_draft_but_only_admins_send_schedule_pause_and_cancel(
     owlat: Application, team: tuple[Caller, Caller, str], sink: tuple[Sink, int], dns: DnsServer
 ) -> None:

@@ -1,9 +1,12 @@
 """The dashboard's campaign screens in a real browser against the real server: a draft made
-in the wizard, the server's preflight refusal shown at its field, fixed, sent to a list
-through the outbox while the live page's progress reaches 100 % without a reload and a
-second browser sees the status change; scheduling with the date and time pickers; an editor
-drafts but has no send or schedule button, and the server refuses them anyway. No console
-error, no serious or critical axe-core violation, screenshots in `.artifacts/web/<test>/`."""
+in the wizard, the server's preflight problems shown at their fields before any send
+(Send waits), fixed, sent to a list through the outbox while the live page's progress
+reaches 100 % without a reload and a second browser sees the status change; scheduling
+with the date and time pickers, also at each recipient's local time; an editor drafts but
+has no send or schedule button, and the server refuses them anyway; an A/B test set up in
+the editor, its variants live, a manual winner declared by an admin (an editor has no
+button); the curated senders' From picker and settings card. No console error, no serious
+or critical axe-core violation, screenshots in `.artifacts/web/<test>/`."""
 
 from __future__ import annotations
 
@@ -20,7 +23,12 @@ from owlat.cli._shared import dashboard
 from owlat.config import Settings
 from owlat.runtime import ConvexError
 from owlat.runtime.testing import in_mutation, in_query
-from tests.app.campaign_setup import list_audience, published_template, ready_campaign
+from tests.app.campaign_setup import (
+    list_audience,
+    progress_until,
+    published_template,
+    ready_campaign,
+)
 from tests.app.conftest import Caller, Site, start_site
 from tests.app.mail_setup import LOOPBACK_SINKS
 from tests.app.sending.servers import Sink, smtp_server
@@ -90,22 +98,29 @@ async def test_campaign_wizard_send_and_live_progress(
     await page.get_by_role("button", name="Save draft").click()
     await page.get_by_text("Draft saved").wait_for()
 
-    # the preflight's refusal is shown at the field it concerns; fixed there
-    await page.get_by_role("button", name="Send now…").click()
-    dialog = page.get_by_role("dialog", name="Send the campaign")
-    await dialog.get_by_text("3 recipients").wait_for()
-    await dialog.get_by_role("button", name="Send", exact=True).click()
+    # the preflight's problems show at their fields before any send; Send waits for none
+    send_now = page.get_by_role("button", name="Send now…")
     template = page.locator(".v-input", has=page.get_by_role("combobox", name="Template"))
     await template.get_by_text("Choose the campaign's email template first").wait_for()
-    await dialog.wait_for(state="hidden")
-    await page.evaluate("window.scrollTo(0, 0)")  # full-page screenshots: the bar on top
+    await page.get_by_role("status", name="Preflight").filter(has_text="1 problem").wait_for()
+    assert await send_now.is_disabled()
+    await page.get_by_label("Reply-To").fill("not an address")
+    reply_to = page.locator(".v-input", has=page.get_by_label("Reply-To"))
+    await reply_to.get_by_text("replyTo must be one email address").wait_for()
+    await page.get_by_text("2 problems to fix before sending").wait_for()
     await screens.check(page, "campaign-editor-preflight")
+    await page.get_by_label("Reply-To").fill("")
+    await reply_to.get_by_text("replyTo must be").wait_for(state="detached")
     await choose(page, page, "Template", "News")
     frame = page.get_by_title("Email preview")
     await frame.wait_for()
     assert "Hello Jane" in (await frame.get_attribute("srcdoc") or "")
     await page.get_by_label("Subject").fill("Spring is here, {{firstName}}")
-    await page.evaluate("window.scrollTo(0, 0)")
+    await template.get_by_text("Choose the campaign's email template").wait_for(state="detached")
+    await page.get_by_role("status", name="Preflight").wait_for(state="detached")
+    await send_now.and_(page.locator(":enabled")).wait_for()
+    await page.get_by_role("button", name="Save draft").click()
+    await page.get_by_text("Draft saved").wait_for()
     await screens.check(page, "campaign-editor")
 
     # scheduling: the date and time pickers, the recipient count, and back to draft
@@ -120,6 +135,19 @@ async def test_campaign_wizard_send_and_live_progress(
     status = page.get_by_label("Status")
     await status.filter(has_text="Scheduled").wait_for()
     await page.get_by_text("Scheduled for").wait_for()
+    await page.get_by_role("button", name="Back to draft").click()
+    await status.filter(has_text="Draft").wait_for()
+
+    # at each recipient's local time: the hour of the picker in every recipient's zone
+    await page.get_by_role("button", name="Schedule…").click()
+    dialog = page.get_by_role("dialog", name="Schedule the campaign")
+    await dialog.get_by_label("At each recipient's local time").check()
+    send_time = dialog.get_by_role("status", name="Send time")
+    await send_time.filter(has_text="in each recipient's time zone").wait_for()
+    await dialog.get_by_role("button", name="Schedule", exact=True).click()
+    await page.get_by_text(":00 in each recipient's time zone").wait_for()
+    scheduled = await ada.query("campaigns:get", {"campaignId": page.url.rsplit("/", 1)[1]})
+    assert scheduled["useRecipientTimezone"] is True and scheduled["scheduledMinute"] == 0
     await page.get_by_role("button", name="Back to draft").click()
     await status.filter(has_text="Draft").wait_for()
 
@@ -282,4 +310,106 @@ async def test_pause_resume_and_cancel_a_sending_campaign(
     sink.gate.set()  # the batch claimed before the pause goes out; nothing else
     await page.get_by_label("Pending", exact=True).filter(has_text="0").wait_for()
     await screens.check(page, "campaign-cancelled")
+    assert screens.errors == []
+
+
+async def test_an_ab_test_with_a_manual_winner(
+    browser: Browser, dashboard_site: Site, screens: Screens
+) -> None:
+    site = dashboard_site
+    page = await owner_page(browser, site, screens)
+    ada, organization_id = await caller_of(site, "ada@example.com")
+    list_id = await ada.mutation(
+        "mailingLists:create", {"name": "Readers", "requireDoubleOptIn": False}
+    )
+    await list_audience(site.application, organization_id, list_id, 30)
+    campaign_id = await ready_campaign(ada, list_id, "news@acme-mail.com")
+
+    async def curated(ctx: Any) -> None:  # written directly: no verified domain here
+        for email in ("news@acme-mail.com", "team@acme-mail.com"):
+            await ctx.db.insert(
+                "campaignSenders",
+                {"organizationId": organization_id, "email": email, "displayName": "Acme",
+                 "isEnabled": True, "isDefault": email.startswith("news"), "createdAt": 0.0,
+                 "updatedAt": 0.0},
+            )  # fmt: skip
+
+    await in_mutation(site.application, curated)
+    await page.goto(f"{site.site_url}/campaigns/{campaign_id}")
+
+    # From: the curated senders' picker
+    await page.get_by_text("The organization's campaign senders").wait_for()
+    await page.locator(".v-field", has=page.get_by_role("combobox", name="From address")).click()
+    await page.get_by_role("option", name="Acme <team@acme-mail.com>").wait_for()
+    await page.keyboard.press("Escape")
+
+    # set up in the editor: variant B's subject, 20 % each, a manual winner
+    await page.get_by_role("button", name="Set up an A/B test").click()
+    await page.get_by_label("Variant B subject").fill("Variant B news")
+    await page.get_by_role("status", name="Split").filter(has_text="the other 60 %").wait_for()
+    await choose(page, page, "Winner", "I choose (manual)")
+    assert await page.get_by_label("Test duration (hours)").count() == 0
+    await page.get_by_role("button", name="Save A/B test").click()
+    await page.get_by_role("button", name="Remove A/B test").wait_for()
+    await screens.check(page, "campaign-ab-editor")
+
+    # sent through the outbox (with its "view in browser" page): the test cohort gets its
+    # variants, the rest waits
+    await page.get_by_label("View in browser").check()
+    await page.get_by_role("button", name="Send now…").click()
+    dialog = page.get_by_role("dialog", name="Send the campaign")
+    await dialog.get_by_role("button", name="Send", exact=True).click()
+    state = page.get_by_role("status", name="A/B test state")
+    await state.filter(has_text="an owner or admin declares the winner").wait_for()
+
+    def tested(progress: dict[str, Any]) -> bool:
+        return progress["enqueued"] > 0 and progress["pending"] == 0 and not progress["walking"]
+
+    progress = await progress_until(ada, campaign_id, tested)
+    test = progress["abTest"]
+    sent = {name: int(test["variants"][name]["sent"]) for name in ("A", "B")}
+    assert sent["A"] + sent["B"] == progress["sent"] and test["heldBack"] > 0, progress
+    for name in ("A", "B"):
+        row = page.get_by_role("row", name=f"Variant {name}")
+        await row.get_by_role("cell").first.filter(has_text=str(sent[name])).wait_for()
+    await page.get_by_text(f"{int(test['heldBack'])} contacts wait for the winner").wait_for()
+
+    # an editor sees the test, and no Declare-winner button
+    editor = await editor_page(browser, site, screens)
+    await editor.goto(f"{site.site_url}/campaigns/{campaign_id}")
+    await editor.get_by_role("row", name="Variant B").wait_for()
+    assert await editor.get_by_role("button", name="Declare B the winner").count() == 0
+    eddie, _ = await caller_of(site, "editor@example.com")
+    with pytest.raises(ConvexError, match="^Admin access required"):
+        await eddie.mutation(
+            "campaigns:declareAbTestWinner", {"campaignId": campaign_id, "winner": "B"}
+        )
+
+    # the owner declares B: the rest of the audience gets variant B
+    await screens.check(page, "campaign-ab-testing")
+    await page.get_by_role("button", name="Declare B the winner").click()
+    await (
+        page.get_by_role("dialog", name="Declare the winner")
+        .get_by_role("button", name="Declare B the winner")
+        .click()
+    )
+    await state.filter(has_text="Variant B won").wait_for()
+    await page.get_by_label("Status").filter(has_text="Sent").wait_for(timeout=15_000)
+    await page.get_by_role("row", name="Variant B").get_by_label("Winner").wait_for()
+    await editor.get_by_role("status", name="A/B test state").filter(has_text="B won").wait_for()
+    subjects = [str(message["Subject"]) for message in site.outbox()]
+    assert len(subjects) == 30
+    assert sum(s == "Variant B news" for s in subjects) == 30 - sent["A"]
+    archive = page.get_by_role("link", name="View in browser")
+    assert (await archive.get_attribute("href") or "").startswith("/archive?token=")
+    await screens.check(page, "campaign-ab-live")
+
+    # the senders card in the settings: switched off, a sender leaves the picker
+    await go(page, "Settings")
+    switch = page.get_by_label("team@acme-mail.com enabled")
+    await switch.check()  # already on: no change
+    await switch.uncheck()
+    await screens.check(page, "settings-senders")
+    senders = await ada.query("campaignSenders:listForPicker")
+    assert [row["email"] for row in senders] == ["news@acme-mail.com"]
     assert screens.errors == []

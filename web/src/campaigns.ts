@@ -1,6 +1,6 @@
 // Campaign shapes and wording shared by the campaign screens (`campaigns:*`, see
 // src/owlat/app/campaigns.py): statuses, the progress counts, and which field of the
-// editor a refusal of the server concerns.
+// editor a preflight problem concerns (`campaigns:preflight`), the A/B test's shapes.
 
 export type CampaignStatus = "draft" | "scheduled" | "sending" | "paused" | "sent" | "cancelled";
 
@@ -16,6 +16,13 @@ export type Campaign = {
   fromEmail?: string;
   replyTo?: string;
   audience?: Audience;
+  archiveEnabled?: boolean;
+  archiveToken?: string;
+  isABTest?: boolean;
+  abTestConfig?: AbTestConfig;
+  useRecipientTimezone?: boolean;
+  scheduledHour?: number;
+  scheduledMinute?: number;
   scheduledAt?: number;
   sentAt?: number;
   completedAt?: number;
@@ -42,7 +49,48 @@ export type Progress = {
   clicked: number;
   bounced: number;
   complained: number;
+  abTest: AbTestSummary | null;
 };
+
+export type WinnerCriteria = "open_rate" | "click_rate" | "manual";
+
+/** `campaigns:enableAbTest`'s settings as the campaign keeps them. */
+export type AbTestConfig = {
+  testType: "subject" | "content";
+  variantBSubject?: string;
+  variantBTemplateId?: string;
+  splitPercentage: number;
+  winnerCriteria: WinnerCriteria;
+  testDuration?: number;
+};
+
+export type VariantCounts = {
+  sent: number;
+  delivered: number;
+  opened: number;
+  humanOpened: number;
+  clicked: number;
+  bounced: number;
+  complained: number;
+  openRate: number | null;
+  clickRate: number | null;
+};
+
+/** `campaigns:progress`'s `abTest` (`lib/campaigns/ab_tests.py::summary`). */
+export type AbTestSummary = {
+  config: AbTestConfig;
+  status: "pending" | "testing" | "winner_selected";
+  winner?: "A" | "B";
+  winnerSelectedAt?: number;
+  heldBack: number;
+  variants: { A: VariantCounts; B: VariantCounts };
+};
+
+export const CRITERIA: { value: WinnerCriteria; title: string }[] = [
+  { value: "open_rate", title: "Best open rate" },
+  { value: "click_rate", title: "Best click rate" },
+  { value: "manual", title: "I choose (manual)" },
+];
 
 export const STATUSES: { value: CampaignStatus; title: string; color: string }[] = [
   // dark shades: white text on them passes WCAG AA contrast
@@ -63,22 +111,26 @@ export function inFlight(status: CampaignStatus): boolean {
   return status === "sending" || status === "paused";
 }
 
-export type Field = "name" | "subject" | "template" | "from" | "replyTo" | "audience";
+export type Field = "name" | "subject" | "template" | "from" | "replyTo" | "audience" | "abTest";
 
-// The server's sentences (lib/campaigns/drafts.py: the preflight and the field checks) by
-// the field they concern; the first match wins.
-const FIELD_OF: [RegExp, Field][] = [
-  [/^Campaign name/, "name"],
-  [/^subject /, "subject"],
-  [/^replyTo |Reply-To/, "replyTo"],
-  [/template/i, "template"],
-  [/audience|Mailing list|Segment not found/i, "audience"],
-  [/^fromEmail |^fromName |From address|Cannot send from|sender|domain/i, "from"],
-];
+/** One problem of `campaigns:preflight`: a stable code, the `campaigns:update` argument
+ * (or `abTest`) it concerns, the sentence. */
+export type Problem = { code: string; field: string; message: string };
 
-/** The editor's field a refusal concerns, or null (then it is shown above the form). */
-export function fieldOf(message: string): Field | null {
-  return FIELD_OF.find(([pattern]) => pattern.test(message))?.[1] ?? null;
+const FIELD_OF: Record<string, Field> = {
+  name: "name",
+  subject: "subject",
+  emailTemplateId: "template",
+  fromEmail: "from",
+  fromName: "from",
+  replyTo: "replyTo",
+  audience: "audience",
+  abTest: "abTest",
+};
+
+/** The editor's field a problem concerns, or null (then it is shown above the form). */
+export function fieldOf(problem: Problem): Field | null {
+  return FIELD_OF[problem.field] ?? null;
 }
 
 export function when(ms: number | undefined): string {

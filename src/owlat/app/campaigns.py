@@ -7,8 +7,9 @@ Sending (admins: `campaigns:send`): `send` (a draft or a scheduled campaign, aft
 preflight of `lib/campaigns/drafts.py`), `pause`, `resume`, `cancel` (also of a scheduled
 campaign). Scheduling (admins: `campaigns:schedule`): `schedule` (a draft, preflight, a
 future time; a cron starts it when due), `unschedule` (back to draft).
-Reads (any member): `get`, `list` (most recently changed first), `progress` (the counts a
-dashboard subscribes to: maintained counters, never a scan), `sends` (a page of the
+Reads (any member): `get`, `preflight` (every problem that stops a send, each with its
+code and field, for the editor's form), `list` (most recently changed first), `progress`
+(the counts a dashboard subscribes to: maintained counters, never a scan), `sends` (a page of the
 campaign's sends, by status).
 A/B tests (`lib/campaigns/ab_tests.py`): `enableAbTest`, `disableAbTest` (drafts,
 `campaigns:manage`), `declareAbTestWinner` (admins: it sends the rest of the audience);
@@ -27,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app.lib.audience import PAGINATION_OPTS, clean_timezone, page_options
-from owlat.app.lib.campaigns import ab_tests, senders, walk
+from owlat.app.lib.campaigns import ab_tests, drafts, senders, walk
 from owlat.app.lib.campaigns.drafts import (
     MAX_SUBJECT,
     campaign_of,
@@ -35,10 +36,11 @@ from owlat.app.lib.campaigns.drafts import (
     clean_address,
     clean_header,
     clean_name,
-    preflight,
+    problem,
+    refusals,
 )
 from owlat.app.lib.campaigns.states import CampaignStatus, check_move, invalid_state
-from owlat.app.lib.errors import forbidden, invalid, not_found
+from owlat.app.lib.errors import AppError, forbidden, invalid, not_found
 from owlat.app.lib.session_organization import get_mutation_context, now_ms
 from owlat.app.lib.templates import find_template
 from owlat.app.schema import CAMPAIGN_AUDIENCE, CAMPAIGN_STATUS, SEND_STATUS
@@ -68,20 +70,20 @@ async def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
     )
 
 
-@mutation(
-    args={
-        **CAMPAIGN_ID,
-        "name": v.optional(v.string()),
-        "emailTemplateId": v.optional(v.union(v.id("emailTemplates"), v.null())),
-        "subject": v.optional(v.string()),
-        "fromName": v.optional(v.string()),
-        "fromEmail": v.optional(v.string()),
-        "replyTo": v.optional(v.string()),
-        "audience": v.optional(v.union(CAMPAIGN_AUDIENCE, v.null())),
-        "archiveEnabled": v.optional(v.boolean()),
-        "timezone": v.optional(v.string()),
-    }
-)
+DRAFT_FIELDS = {
+    "name": v.optional(v.string()),
+    "emailTemplateId": v.optional(v.union(v.id("emailTemplates"), v.null())),
+    "subject": v.optional(v.string()),
+    "fromName": v.optional(v.string()),
+    "fromEmail": v.optional(v.string()),
+    "replyTo": v.optional(v.string()),
+    "audience": v.optional(v.union(CAMPAIGN_AUDIENCE, v.null())),
+    "archiveEnabled": v.optional(v.boolean()),
+    "timezone": v.optional(v.string()),
+}
+
+
+@mutation(args={**CAMPAIGN_ID, **DRAFT_FIELDS})
 async def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Change a draft's fields; "" (or null) clears an optional one. `archiveEnabled`:
     a public "view in browser" page; `timezone`: the IANA zone of recipients without one
@@ -90,6 +92,13 @@ async def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
     campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
     if campaign["status"] != CampaignStatus.DRAFT:
         raise invalid_state(f"Only a draft can be edited; this campaign is {campaign['status']}")
+    patch = await _draft_patch(ctx, context.team_id, args)
+    patch["updatedAt"] = now_ms()
+    await ctx.db.patch(campaign["_id"], patch)
+
+
+async def _draft_patch(ctx: QueryCtx, organization_id: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The patch of `update`'s fields given in `args`, each checked (UNDEFINED clears)."""
     patch: dict[str, Any] = {}
     if "name" in args:
         patch["name"] = clean_name(args["name"])
@@ -102,13 +111,13 @@ async def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
             value = args[field].strip()
             patch[field] = clean_address(value, field) if value else UNDEFINED
     if patch.get("fromEmail", UNDEFINED) is not UNDEFINED:
-        refused = await senders.refusal(ctx, context.team_id, patch["fromEmail"])
+        refused = await senders.refusal(ctx, organization_id, patch["fromEmail"])
         if refused is not None:
             raise forbidden("SENDER_NOT_ALLOWED", refused)
     if "emailTemplateId" in args:
         template_id = args["emailTemplateId"]
         if template_id is not None:
-            template = await find_template(ctx, context.team_id, template_id)
+            template = await find_template(ctx, organization_id, template_id)
             if template is None:
                 raise not_found("Template")
         patch["emailTemplateId"] = UNDEFINED if template_id is None else template_id
@@ -121,10 +130,30 @@ async def update(ctx: MutationCtx, args: dict[str, Any]) -> None:
         patch["audience"] = (
             UNDEFINED
             if audience is None
-            else await checked_audience(ctx, context.team_id, audience)
+            else await checked_audience(ctx, organization_id, audience)
         )
-    patch["updatedAt"] = now_ms()
-    await ctx.db.patch(campaign["_id"], patch)
+    return patch
+
+
+@query(args={**CAMPAIGN_ID, **DRAFT_FIELDS})
+async def preflight(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, str]]:
+    """What stops the campaign from being sent now, all at once: `[{code, field,
+    message}]` (empty: ready), `field` being the `update` argument (or `abTest`) it
+    concerns. The draft fields given (the editor's unsaved form) are checked as `update`
+    would and stand in for the saved ones; a field refused so reports that refusal only."""
+    context = await get_mutation_context(ctx)
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    found: list[dict[str, str]] = []
+    for field in DRAFT_FIELDS:
+        if field in args:
+            try:
+                campaign |= await _draft_patch(ctx, context.team_id, {field: args[field]})
+            except AppError as error:
+                found.append(problem(field, error))
+    draft = {key: value for key, value in campaign.items() if value is not UNDEFINED}
+    refused = {row["field"] for row in found}
+    checked, _ = await refusals(ctx, draft)
+    return found + [problem(field, error) for field, error in checked if field not in refused]
 
 
 @query(args=CAMPAIGN_ID)
@@ -197,7 +226,7 @@ async def send(ctx: MutationCtx, args: dict[str, Any]) -> None:
     check_move(campaign["status"], CampaignStatus.SENDING)
     if campaign["status"] not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
         raise invalid_state(f"A {campaign['status']} campaign is resumed, not sent")
-    checked = await preflight(ctx, campaign)
+    checked = await drafts.preflight(ctx, campaign)
     await walk.start(ctx, campaign, checked["audience"], now_ms())
 
 
@@ -221,7 +250,7 @@ async def schedule(ctx: MutationCtx, args: dict[str, Any]) -> None:
     if args["scheduledAt"] < now + MIN_SCHEDULE_AHEAD_MS:
         raise invalid("SCHEDULED_IN_PAST", "The send time must be at least a minute ahead")
     local = _local_time(args)
-    await preflight(ctx, campaign)
+    await drafts.preflight(ctx, campaign)
     await ctx.db.patch(
         campaign["_id"],
         {"status": str(CampaignStatus.SCHEDULED), "scheduledAt": args["scheduledAt"],

@@ -200,6 +200,26 @@ export type PublicApi = {
     pause: FunctionReference<"mutation", "public", {
       campaignId: Id<"campaigns">;
     }, any>;
+    /** `campaigns:preflight`: What stops the campaign from being sent now, all at once: `[{code, field, message}]` (empty: ready), `field` being the `update` argument (or `abTest`) it concerns. The draft fields given (the editor's unsaved form) are checked as `update` would and stand in for the saved ones; a field refused so reports that refusal only. */
+    preflight: FunctionReference<"query", "public", {
+      campaignId: Id<"campaigns">;
+      name?: string;
+      emailTemplateId?: Id<"emailTemplates"> | null;
+      subject?: string;
+      fromName?: string;
+      fromEmail?: string;
+      replyTo?: string;
+      audience?: {
+        kind: "list";
+        listId: Id<"mailingLists">;
+      } | {
+        kind: "segment";
+        segmentId: Id<"segments">;
+        frozenFilters?: any;
+      } | null;
+      archiveEnabled?: boolean;
+      timezone?: string;
+    }, any>;
     /** `campaigns:progress`: The campaign's status and counts: `audience` entries walked, `enqueued` sends, `sent`, `failed` (also the queued sends of a cancelled campaign), `suppressed` (refused when claimed), `skipped` (not eligible when walked), `pending` (not yet sent), `walking`, `percent` (of enqueued sends done); after sending (provider events and tracking): `delivered`, `opened` (any open, mailbox proxies' prefetches included), `humanOpened` (opens not by a proxy), `clicked`, `bounced` (`hardBounced`, `softBounced`), `complained`: sends, each counted once; `abTest` (null without one): the test's settings, state, winner, contacts held back and per-variant counts and rates (`ab_tests.summary`). */
     progress: FunctionReference<"query", "public", {
       campaignId: Id<"campaigns">;

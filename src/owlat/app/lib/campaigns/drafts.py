@@ -1,6 +1,7 @@
 """A campaign's fields, its preflight and its audience (reference §7.5, §9).
 
-Preflight (`preflight`, first failure wins, each an INVALID_STATE-class error with its
+Preflight (`refusals`: all of them, each with the field it concerns; `preflight`: the
+first one raised; each an INVALID_STATE-class error with its
 own code): NO_TEMPLATE (none chosen, or deleted), TEMPLATE_NOT_PUBLISHED, NO_AUDIENCE (none
 chosen, or its list or segment deleted), NO_FROM_EMAIL (neither the campaign nor the
 organization's settings give one), INVALID_SENDER / SENDER_DOMAIN_NOT_VERIFIED (the From
@@ -118,41 +119,79 @@ async def from_address(ctx: QueryCtx, campaign: Mapping[str, Any]) -> str:
         raise invalid("INVALID_SENDER", str(error)) from None
 
 
-async def preflight(ctx: QueryCtx, campaign: Mapping[str, Any]) -> dict[str, Any]:
-    """What sending needs, checked (module docstring): `{template, audience, fromAddress}`
-    with the audience frozen (a segment's filters copied)."""
+Problem = dict[str, str]
+
+
+def problem(field: str, error: AppError) -> Problem:
+    """A refusal as the editor shows it: `{code, field, message}`; `field` is the
+    `campaigns:update` argument (or `abTest`) it concerns."""
+    return {"code": error.error_code, "field": field, "message": str(error.data)}
+
+
+Refusal = tuple[str, AppError]  # the field it concerns, the error
+
+
+async def refusals(ctx: QueryCtx, campaign: Mapping[str, Any]) -> tuple[list[Refusal], Any]:
+    """Every preflight refusal (module docstring) with its field, in the order `preflight`
+    raises them, and what sending needs when there is none: `{template, audience,
+    fromAddress}` with the audience frozen (a segment's filters copied)."""
+    found: list[Refusal] = []
+
+    def refuse(field: str, code: str, message: str) -> None:
+        found.append((field, invalid(code, message)))
+
     organization_id = campaign["organizationId"]
     template_id = campaign.get("emailTemplateId")
     template = (
         None if template_id is None else await find_template(ctx, organization_id, template_id)
     )
     if template is None:
-        raise invalid("NO_TEMPLATE", "Choose the campaign's email template first")
-    if template.get("status") != "published":
-        raise invalid(
-            "TEMPLATE_NOT_PUBLISHED", f'Publish the template "{template["name"]}" before sending'
-        )
+        refuse("emailTemplateId", "NO_TEMPLATE", "Choose the campaign's email template first")
+    elif template.get("status") != "published":
+        message = f'Publish the template "{template["name"]}" before sending'
+        refuse("emailTemplateId", "TEMPLATE_NOT_PUBLISHED", message)
     if campaign.get("isABTest"):
-        await check_variant(ctx, campaign)
+        try:
+            await check_variant(ctx, campaign)
+        except AppError as error:
+            found.append(("abTest", error))
+    audience: dict[str, Any] | None = None
     if campaign.get("audience") is None:
-        raise invalid("NO_AUDIENCE", "Choose the campaign's audience (a list or a segment) first")
+        message = "Choose the campaign's audience (a list or a segment) first"
+        refuse("audience", "NO_AUDIENCE", message)
+    else:
+        try:
+            audience = await checked_audience(ctx, organization_id, campaign["audience"])
+        except AppError as error:
+            refuse("audience", "NO_AUDIENCE", f"The campaign's audience is gone: {error.data}")
+    sender: str | None = None
     try:
-        audience = await checked_audience(ctx, organization_id, campaign["audience"])
+        sender = await from_address(ctx, campaign)
+        refused = await senders.refusal(ctx, organization_id, mailbox(sender, "From").addr_spec)
+        if refused is not None:
+            raise invalid("SENDER_NOT_ALLOWED", refused)
+        route = await route_for(ctx, organization_id, MessageType.CAMPAIGN)
+        await check_sender(ctx, organization_id, sender, enabled_providers(route))
     except AppError as error:
-        raise invalid("NO_AUDIENCE", f"The campaign's audience is gone: {error.data}") from None
-    sender = await from_address(ctx, campaign)
-    refused = await senders.refusal(ctx, organization_id, mailbox(sender, "From").addr_spec)
-    if refused is not None:
-        raise invalid("SENDER_NOT_ALLOWED", refused)
-    route = await route_for(ctx, organization_id, MessageType.CAMPAIGN)
-    await check_sender(ctx, organization_id, sender, enabled_providers(route))
-    if audience["kind"] == "segment":
-        segment = await ctx.db.get(audience["segmentId"])
-        assert segment is not None
-        audience["frozenFilters"] = segment["filters"]
-    if not await _anyone(ctx, organization_id, audience):
-        raise invalid("EMPTY_AUDIENCE", "The campaign's audience has nobody in it")
-    return {"template": template, "audience": audience, "fromAddress": sender}
+        found.append(("fromEmail", error))
+    if audience is not None:
+        if audience["kind"] == "segment":
+            segment = await ctx.db.get(audience["segmentId"])
+            assert segment is not None
+            audience["frozenFilters"] = segment["filters"]
+        if not await _anyone(ctx, organization_id, audience):
+            refuse("audience", "EMPTY_AUDIENCE", "The campaign's audience has nobody in it")
+    if found:
+        return found, None
+    return [], {"template": template, "audience": audience, "fromAddress": sender}
+
+
+async def preflight(ctx: QueryCtx, campaign: Mapping[str, Any]) -> dict[str, Any]:
+    """What sending needs (`refusals`), or the first refusal raised."""
+    found, checked = await refusals(ctx, campaign)
+    if found:
+        raise found[0][1]
+    return dict(checked)
 
 
 async def _anyone(ctx: QueryCtx, organization_id: str, audience: Mapping[str, Any]) -> bool:
