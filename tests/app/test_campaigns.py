@@ -291,6 +291,7 @@ async def test_pause_and_resume_ten_times_neither_skip_nor_double(
 ) -> None:
     owner, editor, _ = team
     recipients = 1500  # ten pauses, each after 10 more messages: well within
+    sink[0].delay = 0.01  # a relay slow enough that a fast machine does not finish first
     list_id, _ = await _smtp_list(owlat, team, sink[1], dns, recipients)
     campaign_id = await ready_campaign(owner, list_id, SENDER, editor)
     ident = {"campaignId": campaign_id}

@@ -46,6 +46,7 @@ from starlette.types import ASGIApp
 class Sink:
     faults: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     stall: float = 2.0
+    delay: float = 0.0  # seconds each accepted message takes (a slow relay)
     received: list[Envelope] = dataclasses.field(default_factory=list)
     connections: int = 0
     authenticated: list[str] = dataclasses.field(default_factory=list)
@@ -79,6 +80,8 @@ class Sink:
             return reply
         if self.next_fault(recipient, "STALL") is not None:
             await asyncio.sleep(self.stall)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.received.append(envelope)
         return "250 2.0.0 Ok: queued"
 

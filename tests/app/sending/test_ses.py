@@ -7,6 +7,8 @@ import asyncio
 import email
 import email.policy
 import json
+import time
+import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
@@ -49,8 +51,19 @@ def moto(moto_server: MotoServer) -> MotoServer:
 
 
 def sent_raw_messages(moto: MotoServer) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(moto.endpoint_url + "/moto-api/data.json", timeout=10) as answer:
-        data = json.load(answer)
+    # moto's debugging dump serializes every service's state and now and then answers 500
+    # on a busy machine; asking again is harmless (it only reads)
+    for attempt in range(3):
+        try:
+            with urllib.request.urlopen(
+                moto.endpoint_url + "/moto-api/data.json", timeout=10
+            ) as answer:
+                data = json.load(answer)
+            break
+        except urllib.error.HTTPError as error:
+            if error.code != 500 or attempt == 2:
+                raise
+            time.sleep(0.5)
     messages: list[dict[str, Any]] = data["ses"]["RawMessage"]
     return messages
 
