@@ -1114,6 +1114,10 @@ export type PublicApi = {
       language: string;
       forceWhilePublished?: boolean;
     }, any>;
+    /** `transactionalEmails:counts`: `{sendCount, stats}`: sends recorded, and per outcome (sent, failed, delivered, opened, humanOpened, clicked, bounced, hardBounced, softBounced, complained) the sends that reached it, each once (`transactional_counts.py`); None for an unknown email. */
+    counts: FunctionReference<"query", "public", {
+      transactionalEmailId: string;
+    }, any>;
     /** `transactionalEmails:create`: A new draft; returns its id. */
     create: FunctionReference<"mutation", "public", {
       name: string;
