@@ -542,6 +542,10 @@ export type PublicApi = {
       password?: string;
       spfInclude?: string;
     }, any>;
+    /** `emailProviders:testConnection`: Reach the `kind` provider as configured, sending nothing (module docstring). */
+    testConnection: FunctionReference<"action", "public", {
+      kind: "smtp" | "ses" | "resend" | "outbox";
+    }, any>;
   };
   emailTemplateVersions: {
     /** `emailTemplateVersions:get`: The version with its content, or None. */
@@ -1655,6 +1659,10 @@ export type InternalApi = {
     sealed: FunctionReference<"query", "internal", {
       organizationId: Id<"organizations">;
       kind: "smtp" | "ses" | "resend";
+    }, any>;
+    /** `emailProviders:toTest`: The caller's organization (`organization:manage`) and its `kind` configuration. */
+    toTest: FunctionReference<"query", "internal", {
+      kind: "smtp" | "ses" | "resend" | "outbox";
     }, any>;
   };
   formEndpoints: {
