@@ -44,6 +44,7 @@ ORG_TABLES = (
     "emailTemplates",
     "emailTemplateVersions",
     "transactionalEmails",
+    "transactionalCounts",
     "emailBlocks",
     "mediaAssets",
     "shareLinks",
@@ -682,7 +683,9 @@ schema = define_schema(
                 "shard": v.number(),
                 "counts": v.record(v.string(), v.number()),
             }
-        ).index("by_email", ["transactionalEmailId", "shard"]),
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_email", ["transactionalEmailId", "shard"]),
         # Saved blocks: blocks a template embeds by reference (savedBlockRef); changing
         # one re-renders every template that links it, in batches (lib/saved_blocks.py).
         "emailBlocks": define_table(

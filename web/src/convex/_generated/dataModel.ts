@@ -1555,6 +1555,7 @@ export type DataModel = {
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
       by_email: ["transactionalEmailId", "shard", "_creationTime"];
     };
     searchIndexes: {};
