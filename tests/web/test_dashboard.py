@@ -262,6 +262,15 @@ async def test_contacts_screen_with_100_000_contacts(
     await cell(page, newest).wait_for()
     navigated = time.monotonic() - started
     await screens.check(page, "contacts-100k")
+    # the next page starts with the 26th newest, and the previous one comes back
+    pages = page.get_by_role("navigation", name="Pages")
+    await pages.get_by_role("button", name="Next page").click()
+    await cell(page, f"user-{SEEDED - 26:06d}@example.com").wait_for()
+    await pages.get_by_text("Page 2").wait_for()
+    await cell(page, newest).wait_for(state="detached")
+    await pages.get_by_role("button", name="Previous page").click()
+    await cell(page, newest).wait_for()
+    assert await pages.get_by_role("button", name="Previous page").is_disabled()
 
     # search: the page shows the one match this long after the last keystroke
     search = page.get_by_role("searchbox", name="Search by email or name")
