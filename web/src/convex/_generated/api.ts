@@ -92,6 +92,10 @@ export type PublicApi = {
       }>;
     }, any>;
   };
+  blockSchema: {
+    /** `blockSchema:get` */
+    get: FunctionReference<"query", "public", Record<string, never>, any>;
+  };
   blockedEmails: {
     /** `blockedEmails:add`: Block an address; "<email> is already blocked (<reason>)" if it is (an `unengaged` row is upgraded to the new reason instead). */
     add: FunctionReference<"mutation", "public", {
