@@ -1,0 +1,34 @@
+// An editor's working copy of a server document: it follows the document live while it has
+// no unsaved changes, and keeps them (not overwritten by pushes) until they are saved.
+import { computed, ref, watch, type ComputedRef, type Ref } from "vue";
+
+export type Draft<D> = {
+  draft: Ref<D | null>;
+  /** The working copy differs from what was last loaded or saved. */
+  dirty: ComputedRef<boolean>;
+  /** Call after a save succeeded: the working copy is what the server holds now. */
+  saved: () => void;
+  /** Drop the unsaved changes: back to the document as the server last pushed it. */
+  discard: () => void;
+};
+
+export function useDraft<Row, D>(
+  source: () => Row | null | undefined,
+  toDraft: (row: Row) => D,
+): Draft<D> {
+  const draft = ref<D | null>(null) as Ref<D | null>;
+  const snapshot = ref("");
+  const dirty = computed(() => !!draft.value && JSON.stringify(draft.value) !== snapshot.value);
+  function load(row: Row | null | undefined): void {
+    if (!row) return;
+    draft.value = toDraft(row);
+    snapshot.value = JSON.stringify(draft.value);
+  }
+  watch(source, (row) => (dirty.value ? undefined : load(row)), { immediate: true });
+  return {
+    draft,
+    dirty,
+    saved: () => (snapshot.value = JSON.stringify(draft.value)),
+    discard: () => load(source()),
+  };
+}
