@@ -126,3 +126,104 @@ async def test_build_a_template_from_nothing(
     await page.get_by_role("button", name="Unpublish").wait_for()
     await expect(page.locator(".v-chip").filter(has_text="published")).to_be_visible()
     assert screens.errors == []
+
+
+async def test_saved_blocks_are_inserted_linked_and_carried_into_templates(
+    browser: Browser, dashboard_site: Site, screens: Screens
+) -> None:
+    page = await owner_page(browser, dashboard_site, screens)
+    await go(page, "Saved blocks")
+    await page.get_by_text("No saved blocks yet.").wait_for()
+    await page.get_by_role("button", name="New saved block").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.wait_for()
+    await settle(page)
+    await dialog.get_by_label("Saved block name").fill("Footer")
+    await dialog.get_by_role("button", name="Create saved block").click()
+    await page.get_by_role("heading", name="Footer", level=1).wait_for()
+    await page.get_by_role("button", name="Text: New saved block", exact=True).click()
+    await properties(page).get_by_label("HTML").fill("<p>Footer v1</p>")
+    await save(page)
+    await screens.check(page, "saved-block")
+
+    # inserted into a template: linked (read-only there), rendered with the block's content
+    await new_template(page, "Digest")
+    await add_block(page, "Text")
+    await properties(page).get_by_label("HTML").fill("<p>Our signature</p>")
+    await page.get_by_role("button", name="Insert saved block").click()
+    picker = page.get_by_role("dialog", name="Insert a saved block")
+    await picker.wait_for()
+    await settle(page)
+    await picker.get_by_role("listitem").filter(has_text="Footer").click()
+    await page.get_by_text("Saved block Footer").wait_for()
+    # the text block saved as a saved block of its own: linked in its place
+    await page.get_by_role("button", name="Save Text: Our signature as a saved block").click()
+    dialog = page.get_by_role("dialog", name="Save as a saved block")
+    await dialog.wait_for()
+    await settle(page)
+    await dialog.get_by_label("Saved block name").fill("Signature")
+    await dialog.get_by_role("button", name="Save block").click()
+    await page.get_by_text("Saved block Signature").wait_for()
+    await save(page)
+    shown = preview(page)
+    await shown.get_by_text("Footer v1").wait_for()
+    await shown.get_by_text("Our signature").wait_for()
+    await screens.check(page, "template-with-saved-blocks")
+
+    # changed on its screen (opened from the template): the template's preview follows, in
+    # another tab that stays open on it
+    template_url = page.url
+    other = screens.watch(await page.context.new_page())
+    await other.goto(template_url)
+    await preview(other).get_by_text("Footer v1").wait_for()
+    await page.get_by_role("link", name="Edit saved block Footer").click()
+    await page.get_by_role("heading", name="Footer", level=1).wait_for()
+    await expect(page.get_by_text("Used in 1 template")).to_be_visible()
+    await page.get_by_role("button", name="Text: Footer v1", exact=True).click()
+    await properties(page).get_by_label("HTML").fill("<p>Footer v2</p>")
+    await save(page)
+    await preview(other).get_by_text("Footer v2").wait_for(timeout=10_000)
+    await go(page, "Saved blocks")
+    for name in ("Footer", "Signature"):
+        await page.get_by_role("link", name=name).wait_for()
+    await page.get_by_role("searchbox", name="Search by name or description").fill("sig")
+    await expect(page.get_by_role("link", name="Footer")).to_have_count(0)
+    await screens.check(page, "saved-blocks")
+    assert screens.errors == []
+
+
+async def test_editors_cannot_publish_and_changes_show_in_another_browser(
+    browser: Browser, dashboard_site: Site, screens: Screens
+) -> None:
+    owner = await owner_page(browser, dashboard_site, screens)
+    await new_template(owner, "Weekly")
+    editor = await editor_page(browser, dashboard_site, screens)
+    await go(editor, "Templates")
+    await editor.get_by_role("link", name="Weekly").click()
+    await editor.get_by_role("heading", name="Weekly", level=1).wait_for()
+    await editor.get_by_text("No blocks yet.").wait_for()
+    assert await editor.get_by_role("button", name="Publish").count() == 0
+
+    # the owner's saved change shows in the editor's browser, outline and preview, live
+    await add_block(owner, "Text")
+    await properties(owner).get_by_label("HTML").fill("<p>Live from Ada</p>")
+    await save(owner)
+    await editor.get_by_role("button", name="Text: Live from Ada", exact=True).wait_for()
+    await preview(editor).get_by_text("Live from Ada").wait_for()
+    # and the editor's (an editor edits drafts) in the owner's
+    await add_block(editor, "Button")
+    await properties(editor).get_by_label("Text", exact=True).fill("Eddie's button")
+    await save(editor)
+    await owner.get_by_role("button", name="Button: Eddie's button", exact=True).wait_for()
+    await preview(owner).get_by_role("link", name="Eddie's button").wait_for()
+    await screens.check(editor, "template-editor-role")
+
+    # published by the owner: read-only for the editor
+    await owner.get_by_role("button", name="Publish").click()
+    await editor.get_by_text("Published: an owner or admin changes it").wait_for()
+    for name in ("Publish", "Unpublish", "Add block", "Save", "Insert saved block"):
+        assert await editor.get_by_role("button", name=name, exact=True).count() == 0
+    await expect(editor.get_by_label("Subject", exact=True)).to_be_disabled()
+    await editor.get_by_role("button", name="Text: Live from Ada", exact=True).click()
+    await expect(properties(editor).get_by_label("HTML")).to_have_attribute("readonly", "")
+    assert screens.errors == []

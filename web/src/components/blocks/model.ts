@@ -103,7 +103,8 @@ export function childLists(block: EditorBlock, schema: BlockSchema): BlockListRe
     }));
   }
   if ((block.type === "container" || block.type === "hero") && Array.isArray(content.items)) {
-    return [{ label: "Items", blocks: content.items as EditorBlock[], allowed: schema.containerItemTypes }];
+    const blocks = content.items as EditorBlock[];
+    return [{ label: "Items", blocks, allowed: schema.containerItemTypes }];
   }
   if (block.type === "accordion" && Array.isArray(content.sections)) {
     return (content.sections as { title?: string; items: EditorBlock[] }[]).map((s, i) => ({
