@@ -5,8 +5,9 @@ refused with the error at that field; blocks reordered and deleted; published. A
 block created, inserted into a template (linked by `savedBlockRef`), changed on its screen:
 the template's preview follows (the server re-renders linked templates); a block saved as
 a saved block. An editor sees no Publish button and a published template read-only; a
-change saved in one browser shows in another without reload. No console error, no serious
-or critical axe-core violation, screenshots in `.artifacts/web/<test>/`."""
+change saved in one browser shows in another without reload; a version restored. No
+console error, no serious or critical axe-core violation, screenshots in
+`.artifacts/web/<test>/`."""
 
 from __future__ import annotations
 
@@ -78,6 +79,11 @@ async def test_build_a_template_from_nothing(
     await add_block(page, "Image")
     await properties(page).get_by_label("Alt text").fill("Owl logo")
     await add_block(page, "Columns")
+    # three columns, then two again (the third one's blocks would move into the second)
+    await properties(page).get_by_label("Column count").fill("3")
+    await page.get_by_text("Column 3", exact=True).wait_for()
+    await properties(page).get_by_label("Column count").fill("2")
+    await expect(page.get_by_text("Column 3", exact=True)).to_have_count(0)
     await add_block(page, "Text", to="Add block to Column 1 of Columns")
     await properties(page).get_by_label("HTML").fill("<p>Left side</p>")
     await add_block(page, "Button", to="Add block to Column 2 of Columns")
@@ -144,6 +150,7 @@ async def test_saved_blocks_are_inserted_linked_and_carried_into_templates(
     await page.get_by_role("button", name="Text: New saved block", exact=True).click()
     await properties(page).get_by_label("HTML").fill("<p>Footer v1</p>")
     await save(page)
+    await preview(page).get_by_text("Footer v1").wait_for()  # its own preview, as saved
     await screens.check(page, "saved-block")
 
     # inserted into a template: linked (read-only there), rendered with the block's content
@@ -182,6 +189,7 @@ async def test_saved_blocks_are_inserted_linked_and_carried_into_templates(
     await page.get_by_role("button", name="Text: Footer v1", exact=True).click()
     await properties(page).get_by_label("HTML").fill("<p>Footer v2</p>")
     await save(page)
+    await preview(page).get_by_text("Footer v2").wait_for()
     await preview(other).get_by_text("Footer v2").wait_for(timeout=10_000)
     await go(page, "Saved blocks")
     for name in ("Footer", "Signature"):
@@ -192,7 +200,7 @@ async def test_saved_blocks_are_inserted_linked_and_carried_into_templates(
     assert screens.errors == []
 
 
-async def test_editors_cannot_publish_and_changes_show_in_another_browser(
+async def test_editors_cannot_publish_changes_show_in_another_browser_and_versions_restore(
     browser: Browser, dashboard_site: Site, screens: Screens
 ) -> None:
     owner = await owner_page(browser, dashboard_site, screens)
@@ -217,6 +225,21 @@ async def test_editors_cannot_publish_and_changes_show_in_another_browser(
     await owner.get_by_role("button", name="Button: Eddie's button", exact=True).wait_for()
     await preview(owner).get_by_role("link", name="Eddie's button").wait_for()
     await screens.check(editor, "template-editor-role")
+
+    # the editor restores the version before their button: gone in both browsers
+    await editor.get_by_role("button", name="Version history").click()
+    versions = editor.get_by_role("table", name="Versions")
+    await expect(versions.get_by_role("row")).to_have_count(4)  # a header, three saves
+    await versions.get_by_role("button", name="Restore").nth(1).click()
+    confirm = editor.get_by_role("dialog", name="Restore version")
+    await confirm.wait_for()
+    await settle(editor)
+    await confirm.get_by_role("button", name="Restore").click()
+    await expect(versions.get_by_role("row")).to_have_count(5)
+    for page in (owner, editor):
+        await page.get_by_role("button", name="Text: Live from Ada", exact=True).wait_for()
+        await expect(page.get_by_role("button", name="Button: Eddie's button")).to_have_count(0)
+        await expect(preview(page).get_by_text("Eddie's button")).to_have_count(0)
 
     # published by the owner: read-only for the editor
     await owner.get_by_role("button", name="Publish").click()

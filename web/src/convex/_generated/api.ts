@@ -505,6 +505,10 @@ export type PublicApi = {
       search?: string;
       sortBy?: "recent" | "mostUsed" | "name";
     }, any>;
+    /** `emailBlocks:preview`: The block rendered alone (no subject) for a sample contact, in the shape of `emailTemplates:preview`. */
+    preview: FunctionReference<"query", "public", {
+      blockId: string;
+    }, any>;
     /** `emailBlocks:remove`: Delete the saved block: hidden at once; the templates that link it keep its blocks (as their own) and lose the reference, in batches; then the block is gone. */
     remove: FunctionReference<"mutation", "public", {
       blockId: string;
