@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 from playwright.async_api import expect
 
-from tests.web.conftest import Screens, settle
+from tests.web.conftest import DESKTOP, MOBILE, Screens, settle
 from tests.web.test_dashboard_screens import choose, editor_page, go, owner_page
 
 if TYPE_CHECKING:
@@ -107,6 +107,11 @@ async def test_build_a_template_from_nothing(
     await expect(shown.locator("h1")).to_have_text("Big news")
     assert DIVIDER in (await page.get_by_title("Email preview").get_attribute("srcdoc") or "")
     await screens.check(page, "template-editor")
+    # on a phone, the outline fits the screen (long names are cut short)
+    await page.set_viewport_size(MOBILE)
+    await settle(page)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= MOBILE["width"]
+    await page.set_viewport_size(DESKTOP)
 
     # the image moved to the top, the divider deleted: saved, the preview follows
     await page.get_by_role("button", name="Move Image: Owl logo up").click()
