@@ -91,6 +91,11 @@ async def test_build_a_template_from_nothing(
     # a URL the server refuses: its error stands at that field of the block in column 2
     await properties(page).get_by_label("URL", exact=True).fill("javascript:alert(1)")
     await add_block(page, "Divider")
+    await add_block(page, "Accordion")
+    await page.get_by_role("button", name="Add section").click()
+    await properties(page).get_by_label("Section 2 title").fill("FAQ")
+    await add_block(page, "Text", to="Add block to FAQ of Accordion")
+    await properties(page).get_by_label("HTML").fill("<p>An answer</p>")
     await expect(page.get_by_role("status").filter(has_text="Unsaved changes")).to_be_visible()
     await page.get_by_role("button", name="Save", exact=True).click()
     field = properties(page).locator(".v-input", has=page.get_by_label("URL", exact=True))
@@ -105,6 +110,9 @@ async def test_build_a_template_from_nothing(
     await shown.get_by_role("link", name="Right button").wait_for()
     await shown.get_by_alt_text("Owl logo").wait_for()
     await expect(shown.locator("h1")).to_have_text("Big news")
+    html = await page.get_by_title("Email preview").get_attribute("srcdoc") or ""
+    assert "FAQ" in html
+    assert "An answer" in html
     assert DIVIDER in (await page.get_by_title("Email preview").get_attribute("srcdoc") or "")
     await screens.check(page, "template-editor")
     # on a phone, the outline fits the screen (long names are cut short)
@@ -120,7 +128,7 @@ async def test_build_a_template_from_nothing(
     await page.get_by_role("button", name="Delete Divider").click()
     outline = page.get_by_role("list", name="Blocks", exact=True)
     rows = outline.locator(":scope > li > .row")
-    await expect(rows).to_have_count(5)
+    await expect(rows).to_have_count(6)
     await expect(rows.first).to_contain_text("Image: Owl logo")
     await save(page)
     # in the server's rendering: the image before the heading, no divider (border-top) left
@@ -131,6 +139,16 @@ async def test_build_a_template_from_nothing(
           return image >= 0 && image < html.indexOf("Big news") && !html.includes(DIVIDER);
         }""".replace("DIVIDER", repr(DIVIDER))
     )
+
+    # leaving with unsaved changes asks first: stay, then leave
+    await page.get_by_label("Preview text").fill("Read this")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    await (
+        page.get_by_role("navigation", name="Sections").get_by_role("link", name="Contacts").click()
+    )
+    await expect(page.get_by_label("Preview text")).to_have_value("Read this")
+    await page.get_by_role("button", name="Discard changes").click()
+    await expect(page.get_by_label("Preview text")).to_have_value("")
 
     # published: the button turns into Unpublish
     await page.get_by_role("button", name="Publish").click()

@@ -1,6 +1,7 @@
 // An editor's working copy of a server document: it follows the document live while it has
 // no unsaved changes, and keeps them (not overwritten by pushes) until they are saved.
-import { computed, ref, watch, type ComputedRef, type Ref } from "vue";
+import { computed, onScopeDispose, ref, watch, type ComputedRef, type Ref } from "vue";
+import { onBeforeRouteLeave } from "vue-router";
 
 export type Draft<D> = {
   draft: Ref<D | null>;
@@ -31,4 +32,14 @@ export function useDraft<Row, D>(
     saved: () => (snapshot.value = JSON.stringify(draft.value)),
     discard: () => load(source()),
   };
+}
+
+/** Asks before leaving the page (another screen, a reload, closing the tab) while `dirty`. */
+export function useLeaveGuard(dirty: Ref<boolean>): void {
+  onBeforeRouteLeave(() => !dirty.value || window.confirm("Leave without saving your changes?"));
+  const warn = (event: BeforeUnloadEvent): void => {
+    if (dirty.value) event.preventDefault();
+  };
+  window.addEventListener("beforeunload", warn);
+  onScopeDispose(() => window.removeEventListener("beforeunload", warn));
 }
