@@ -206,6 +206,7 @@ async def test_saved_blocks_are_inserted_linked_and_carried_into_templates(
     other = screens.watch(await page.context.new_page())
     await other.goto(template_url)
     await preview(other).get_by_text("Footer v1").wait_for()
+    await page.bring_to_front()  # a background tab's animation frames are throttled
     await page.get_by_role("link", name="Edit saved block Footer").click()
     await page.get_by_role("heading", name="Footer", level=1).wait_for()
     await expect(page.get_by_text("Used in 1 template")).to_be_visible()
