@@ -221,6 +221,17 @@ async def test_saved_blocks_are_inserted_linked_and_carried_into_templates(
     await page.get_by_role("searchbox", name="Search by name or description").fill("sig")
     await expect(page.get_by_role("link", name="Footer")).to_have_count(0)
     await screens.check(page, "saved-blocks")
+
+    # a copy (linked by no template), deleted again
+    await page.get_by_role("link", name="Signature").click()
+    await page.get_by_role("button", name="Duplicate", exact=True).click()
+    await page.get_by_role("heading", name="Signature (Copy)", level=1).wait_for()
+    await expect(page.get_by_text("Used in 0 templates")).to_be_visible()
+    await page.get_by_role("button", name="Delete", exact=True).click()
+    await page.get_by_role("dialog").get_by_role("button", name="Delete", exact=True).click()
+    await page.get_by_role("heading", name="Saved blocks", level=1).wait_for()
+    await page.get_by_role("link", name="Signature", exact=True).wait_for()
+    await expect(page.get_by_role("link", name="Signature (Copy)")).to_have_count(0)
     assert screens.errors == []
 
 
