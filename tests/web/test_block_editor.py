@@ -5,7 +5,8 @@ refused with the error at that field; blocks reordered and deleted; published. A
 block created, inserted into a template (linked by `savedBlockRef`), changed on its screen:
 the template's preview follows (the server re-renders linked templates); a block saved as
 a saved block. An editor sees no Publish button and a published template read-only; a
-change saved in one browser shows in another without reload; a version restored. No
+change saved in one browser shows in another without reload (or, over unsaved changes, a
+warning); a version restored. No
 console error, no serious or critical axe-core violation, screenshots in
 `.artifacts/web/<test>/`."""
 
@@ -17,7 +18,8 @@ import pytest
 from playwright.async_api import expect
 
 from tests.web.conftest import DESKTOP, MOBILE, Screens, settle
-from tests.web.test_dashboard_screens import choose, editor_page, go, owner_page
+from tests.web.test_dashboard_screens import editor_page, go, owner_page
+from tests.web.test_transactional_screens import pick
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, FrameLocator, Locator, Page
@@ -70,7 +72,7 @@ async def test_build_a_template_from_nothing(
 
     await add_block(page, "Text")
     await properties(page).get_by_label("HTML").fill("Big news")
-    await choose(page, properties(page), "Block type", "h1")
+    await pick(page, "Block type", "h1")
     await add_block(page, "Text")
     await properties(page).get_by_label("HTML").fill("<p>Welcome to the newsletter</p>")
     await add_block(page, "Button")
@@ -275,6 +277,17 @@ async def test_editors_cannot_publish_changes_show_in_another_browser_and_versio
         await page.get_by_role("button", name="Text: Live from Ada", exact=True).wait_for()
         await expect(page.get_by_role("button", name="Button: Eddie's button")).to_have_count(0)
         await expect(preview(page).get_by_text("Eddie's button")).to_have_count(0)
+
+    # the editor's unsaved change while the owner saves: the editor is told, keeps theirs
+    # until they discard it
+    await editor.get_by_label("Preview text").fill("Eddie's draft")
+    await owner.get_by_label("Preview text").fill("Ada's")
+    await save(owner)
+    await editor.get_by_text("This template was changed elsewhere").wait_for()
+    await expect(editor.get_by_label("Preview text")).to_have_value("Eddie's draft")
+    await editor.get_by_role("button", name="Discard changes").click()
+    await expect(editor.get_by_label("Preview text")).to_have_value("Ada's")
+    await expect(editor.get_by_text("This template was changed elsewhere")).to_have_count(0)
 
     # published by the owner: read-only for the editor
     await owner.get_by_role("button", name="Publish").click()

@@ -7,6 +7,9 @@ export type Draft<D> = {
   draft: Ref<D | null>;
   /** The working copy differs from what was last loaded or saved. */
   dirty: ComputedRef<boolean>;
+  /** The document changed on the server while this copy had unsaved changes (a save
+   * replaces that change). */
+  changedElsewhere: Ref<boolean>;
   /** Call after a save succeeded: the working copy is what the server holds now. */
   saved: () => void;
   /** Drop the unsaved changes: back to the document as the server last pushed it. */
@@ -20,16 +23,29 @@ export function useDraft<Row, D>(
   const draft = ref<D | null>(null) as Ref<D | null>;
   const snapshot = ref("");
   const dirty = computed(() => !!draft.value && JSON.stringify(draft.value) !== snapshot.value);
+  const changedElsewhere = ref(false);
   function load(row: Row | null | undefined): void {
+    changedElsewhere.value = false;
     if (!row) return;
     draft.value = toDraft(row);
     snapshot.value = JSON.stringify(draft.value);
   }
-  watch(source, (row) => (dirty.value ? undefined : load(row)), { immediate: true });
+  watch(
+    source,
+    (row) => {
+      if (!dirty.value) load(row);
+      else if (row) changedElsewhere.value = true;
+    },
+    { immediate: true },
+  );
   return {
     draft,
     dirty,
-    saved: () => (snapshot.value = JSON.stringify(draft.value)),
+    changedElsewhere,
+    saved: () => {
+      snapshot.value = JSON.stringify(draft.value);
+      changedElsewhere.value = false;
+    },
     discard: () => load(source()),
   };
 }

@@ -8,7 +8,7 @@ export type EditorContext = {
   readonly: ComputedRef<boolean>;
   selectedId: Ref<string | null>;
   /** The server's error about a block: the block, its field and the reason. */
-  error: ComputedRef<{ block: EditorBlock; field: string; reason: string } | null>;
+  error: Readonly<Ref<{ block: EditorBlock; field: string; reason: string } | null>>;
   /** Whether top-level blocks may be saved as saved blocks (the role may manage them). */
   canSaveBlocks: ComputedRef<boolean>;
   saveAsSavedBlock: (blocks: EditorBlock[], index: number) => void;
