@@ -132,6 +132,10 @@ async def test_build_a_template_from_nothing(
     rows = outline.locator(":scope > li > .row")
     await expect(rows).to_have_count(6)
     await expect(rows.first).to_contain_text("Image: Owl logo")
+    # a new block goes after the selected one
+    await page.get_by_role("button", name="Text: Big news", exact=True).click()
+    await add_block(page, "Spacer")
+    await expect(rows.nth(2)).to_contain_text("Spacer")
     await save(page)
     # in the server's rendering: the image before the heading, no divider (border-top) left
     await page.wait_for_function(
