@@ -20,6 +20,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from owlat.app.lib.campaigns.throttle import Rates, Throttle, parse_rates
 from owlat.runtime.application import Application
+from owlat.runtime.testing import in_query
 from tests.app.campaign_setup import address, finished, ready_campaign
 from tests.app.conftest import Caller, owner_and_editor
 from tests.app.domains.dns_server import DnsServer
@@ -103,6 +104,20 @@ async def test_a_relay_outage_of_451s_slows_and_resumes_without_loss_or_double(
     assert all(row["attempts"] == 1 for row in rows)  # a deferral undoes its claim
     # it backed off: not one retry per message per second of the outage
     assert sink[0].refused < 400 * OUTAGE
+    # and its workers slept while the deferred sends waited (their due time is in seconds:
+    # read as milliseconds, each worker ran again about every millisecond of the outage)
+    runs = await _delivery_runs(owlat)
+    assert runs < 100
+
+
+async def _delivery_runs(owlat: Application) -> int:
+    """How many times a campaign delivery worker (`campaign_sends.deliver`) was scheduled."""
+
+    async def count(ctx: Any) -> int:
+        jobs = await ctx.db.system.query("_scheduled_functions").collect()
+        return sum(1 for job in jobs if job["name"].endswith(":deliver"))
+
+    return await in_query(owlat, count)
 
 
 async def test_a_421_greeting_and_a_connection_dropped_in_data_are_sent_once_later(

@@ -10,7 +10,7 @@ from typing import Any
 
 from owlat.app.lib.sending import feedback, sends
 from owlat.app.lib.sending.send_tables import SEND_TABLES
-from owlat.runtime.testing import in_mutation
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app import test_transactional_api as api_tests
 from tests.app.conftest import Site
 from tests.app.mail_setup import settled
@@ -27,11 +27,12 @@ async def _sent(setup: Setup, address: str, **body: Any) -> dict[str, Any]:
     return await settled(setup.owner, response.json()["data"]["transactionalEmailId"])
 
 
-async def _counters(setup: Setup) -> tuple[int, dict[str, int]]:
-    email = await setup.owner.query(
-        "transactionalEmails:get", {"transactionalEmailId": setup.email_id}
+async def _counters(setup: Setup, email_id: str | None = None) -> tuple[int, dict[str, int]]:
+    """sendCount, and the stats that are not 0."""
+    counts = await setup.owner.query(
+        "transactionalEmails:counts", {"transactionalEmailId": email_id or setup.email_id}
     )
-    return email.get("sendCount", 0), email.get("stats", {})
+    return counts["sendCount"], {key: n for key, n in counts["stats"].items() if n}
 
 
 async def _events(site: Site, send_id: str, *events: feedback.Event) -> None:
@@ -104,7 +105,8 @@ async def test_each_counter_moves_once_per_send(site: Site, setup: Setup) -> Non
     assert await _counters(setup) == (2, stats)
     # soft then hard: the bounce moves from soft to hard, bounced stays one
     await _events(site, a["_id"], *[feedback.Event("bounced", 8.0, bounce_type="hard")] * 2)
-    stats |= {"softBounced": 0, "hardBounced": 1}
+    del stats["softBounced"]  # back to 0
+    stats |= {"hardBounced": 1}
     assert await _counters(setup) == (2, stats)
     # a complaint (delivery evidence too), repeated
     c = await _sent(setup, "c@example.com")
@@ -115,5 +117,33 @@ async def test_each_counter_moves_once_per_send(site: Site, setup: Setup) -> Non
     copy_id = await setup.owner.mutation(
         "transactionalEmails:duplicate", {"transactionalEmailId": setup.email_id}
     )
-    copy = await setup.owner.query("transactionalEmails:get", {"transactionalEmailId": copy_id})
-    assert "sendCount" not in copy and "stats" not in copy
+    assert await _counters(setup, copy_id) == (0, {})
+
+
+async def test_sends_leave_the_email_document_alone_and_deletion_takes_the_counts(
+    site: Site, setup: Setup
+) -> None:
+    async def email_and_count_rows(ctx: Any) -> tuple[dict[str, Any] | None, int]:
+        email = await ctx.db.get(setup.email_id)
+        rows = await ctx.db.query("transactionalCounts").collect()
+        return (None if email is None else dict(email)), len(rows)
+
+    before, _ = await in_query(site.application, email_and_count_rows)
+    for n in range(12):
+        await _sent(setup, f"r{n}@example.com")
+    after, shard_rows = await in_query(site.application, email_and_count_rows)
+    # the editor's queries read the email: a send must not rewrite it
+    assert after == before
+    assert await _counters(setup) == (12, {"sent": 12})
+    assert 1 < shard_rows <= 8  # twelve sends spread over the shards
+    await setup.owner.mutation(
+        "transactionalEmails:remove",
+        {"transactionalEmailId": setup.email_id, "forceWhilePublished": True},
+    )
+    assert tuple(await in_query(site.application, email_and_count_rows)) == (None, 0)
+    assert (
+        await setup.owner.query(
+            "transactionalEmails:counts", {"transactionalEmailId": setup.email_id}
+        )
+        is None
+    )

@@ -569,6 +569,12 @@ async def test_sending_domains_and_email_providers(
     assert await dialog.get_by_label("Password").input_value() == ""
     assert await dialog.get_by_label("Host").input_value() == "smtp.acme.example"
     await dialog.get_by_role("button", name="Cancel").click()
+    # connection tests: the relay's name resolves nowhere here; the outbox takes files
+    tested = page.get_by_role("status", name="Connection test")
+    await page.get_by_role("button", name="Test SMTP relay").click()
+    await tested.filter(has_text="SMTP relay: SERVER_ERROR").wait_for()
+    await page.get_by_role("button", name="Test the local outbox").click()
+    await tested.filter(has_text="Local outbox: messages are written to").wait_for()
 
     # an editor sees the domain and the provider, changes neither
     editor = await editor_page(browser, site, screens)
@@ -579,6 +585,7 @@ async def test_sending_domains_and_email_providers(
     await go(editor, "Email providers")
     await editor.get_by_role("cell", name="SMTP relay").wait_for()
     assert await editor.get_by_role("button", name="Edit SMTP relay").count() == 0
+    assert await editor.get_by_role("button", name="Test SMTP relay").count() == 0
     assert await editor.get_by_role("button", name="Set up Resend").count() == 0
 
     await page.get_by_role("button", name="Remove SMTP relay").click()

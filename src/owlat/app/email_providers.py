@@ -5,7 +5,11 @@
 configuration: settings are checked, secrets sealed at rest (an omitted secret keeps the
 stored one). `list` (any member) answers masked summaries: settings, the names of the
 secrets that are set, and the provider's health; never a secret or a part of one. `remove`
-refuses a provider a route still uses. The local outbox needs no configuration.
+refuses a provider a route still uses. `testConnection` (an action, `organization:manage`)
+reaches a configured provider with its stored settings and secrets as a delivery would
+(SMTP: connect to a checked address, greet, TLS, AUTH, QUIT; SES: a signed call; Resend: the
+key on `GET /domains`; the outbox: its folder takes a file), sends nothing, and answers
+`{ok, message}` (with `errorKind` when it failed). The local outbox needs no configuration.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from owlat.app.lib.audience import organization_rows
 from owlat.app.lib.email_providers import configured
 from owlat.app.lib.email_providers.credentials import CredentialsError
+from owlat.app.lib.email_providers.types import ProviderError
 from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.permissions import require_permission
 from owlat.app.lib.sending.routes import health_rows, health_status, provider_row
@@ -24,10 +29,21 @@ from owlat.app.lib.session_organization import (
     get_team_id_from_session,
     now_ms,
 )
-from owlat.runtime import MutationCtx, QueryCtx, internal_query, mutation, query, v
+from owlat.runtime import (
+    ActionCtx,
+    MutationCtx,
+    QueryCtx,
+    action,
+    internal,
+    internal_query,
+    mutation,
+    query,
+    v,
+)
 
 Cleaner = Callable[[Mapping[str, Any]], tuple[dict[str, Any], dict[str, str]]]
 KIND = v.union(v.literal("smtp"), v.literal("ses"), v.literal("resend"))
+TESTABLE = v.union(KIND, v.literal("outbox"))
 SECRET = v.optional(v.string())
 
 
@@ -173,3 +189,42 @@ async def sealed(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     """The settings and sealed credentials of a kind (for actions that open them)."""
     row = await provider_row(ctx, args["organizationId"], args["kind"])
     return None if row is None else {"settings": row["settings"], "credentials": row["credentials"]}
+
+
+@action(args={"kind": TESTABLE})
+async def test_connection(ctx: ActionCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """Reach the `kind` provider as configured, sending nothing (module docstring)."""
+    kind = args["kind"]
+    stored = await ctx.run_query(internal.email_providers.to_test, {"kind": kind})
+    try:
+        secrets = (
+            {}
+            if stored["credentials"] is None
+            else configured.open_secrets(stored["organizationId"], kind, stored["credentials"])
+        )
+    except CredentialsError as error:
+        return {"ok": False, "errorKind": "AUTH_FAILED", "message": f"{error}; save it again"}
+    provider = configured.build_provider(kind, stored["settings"], secrets)
+    try:
+        message = await provider.check()
+    except ProviderError as error:
+        return {"ok": False, "errorKind": error.kind.value, "message": error.message}
+    finally:
+        await configured.close_provider(provider)
+    return {"ok": True, "message": message}
+
+
+@internal_query(args={"kind": TESTABLE})
+async def to_test(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """The caller's organization (`organization:manage`) and its `kind` configuration."""
+    context = await get_mutation_context(ctx, require="organization:manage")
+    if args["kind"] == "outbox":
+        return {"organizationId": context.team_id, "settings": {}, "credentials": None}
+    row = await provider_row(ctx, context.team_id, args["kind"])
+    if row is None:
+        raise not_found("Email provider")
+    return {
+        "organizationId": context.team_id,
+        "settings": row["settings"],
+        "credentials": row["credentials"],
+    }

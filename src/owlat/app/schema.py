@@ -667,15 +667,22 @@ schema = define_schema(
                 "status": TEMPLATE_STATUS,
                 "dataVariablesSchema": v.optional(v.record(v.string(), VARIABLE_TYPE)),
                 "attachments": v.optional(v.array(ATTACHMENT)),
-                # sends recorded, and their outcomes (lib/sending/transactional_counts.py)
-                "sendCount": v.optional(v.number()),
-                "stats": v.optional(v.record(v.string(), v.number())),
             }
         )
         .index("by_org", ["organizationId"])
         .index("by_org_slug", ["organizationId", "slug"])
         .index("by_org_updated", ["organizationId", "updatedAt"])
         .index("by_org_status_updated", ["organizationId", "status", "updatedAt"]),
+        # A transactional email's send counters, a few shard rows per email, summed when
+        # read: {"queued": sendCount, <outcome>: n} (lib/sending/transactional_counts.py)
+        "transactionalCounts": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "transactionalEmailId": v.id("transactionalEmails"),
+                "shard": v.number(),
+                "counts": v.record(v.string(), v.number()),
+            }
+        ).index("by_email", ["transactionalEmailId", "shard"]),
         # Saved blocks: blocks a template embeds by reference (savedBlockRef); changing
         # one re-renders every template that links it, in batches (lib/saved_blocks.py).
         "emailBlocks": define_table(

@@ -41,6 +41,7 @@ from owlat.app.lib.sending.attachments import (
 from owlat.app.lib.sending.composition import SendKind
 from owlat.app.lib.sending.quotas import take_test_send
 from owlat.app.lib.sending.sends import SendRequest, enqueue_send
+from owlat.app.lib.sending.transactional_counts import counts_of
 from owlat.app.lib.session_organization import (
     MutationContext,
     get_mutation_context,
@@ -151,6 +152,16 @@ async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     return None if found is None else _view(found)
 
 
+@query(args=ID)
+async def counts(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
+    """`{sendCount, stats}`: sends recorded, and per outcome (sent, failed, delivered,
+    opened, humanOpened, clicked, bounced, hardBounced, softBounced, complained) the sends
+    that reached it, each once (`transactional_counts.py`); None for an unknown email."""
+    organization_id = await get_team_id_from_session(ctx)
+    found = await find_template(ctx, organization_id, args["transactionalEmailId"], TRANSACTIONAL)
+    return None if found is None else await counts_of(ctx, found["_id"])
+
+
 @query(args={"slug": v.string()})
 async def get_by_slug(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     organization_id = await get_team_id_from_session(ctx)
@@ -244,8 +255,7 @@ async def duplicate(ctx: MutationCtx, args: dict[str, Any]) -> str:
     copied = {
         k: val
         for k, val in template.items()
-        if not k.startswith("_")
-        and k not in ("publishedAt", "createdBy", "createdAt", "sendCount", "stats")
+        if not k.startswith("_") and k not in ("publishedAt", "createdBy", "createdAt")
     }
     base = f"{template['slug'][:90]}-copy"
     slug, number = base, 1

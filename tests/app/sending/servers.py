@@ -213,6 +213,9 @@ class FakeResend:
     or "SLOW" (answer after `slow` seconds)."""
 
     api_key: str = "re_test_key"
+    # a key allowed to send only: `GET /domains` refuses it with `restricted_api_key`
+    sending_key: str = "re_sending_only"
+    domains: list[dict[str, str]] = dataclasses.field(default_factory=list)
     answers: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
     slow: float = 2.0
     sent: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -220,7 +223,23 @@ class FakeResend:
     _by_key: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/emails", self._emails, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/emails", self._emails, methods=["POST"]),
+                Route("/domains", self._domains, methods=["GET"]),
+            ]
+        )
+
+    async def _domains(self, request: Request) -> JSONResponse:
+        """`GET /domains`: the account's domains, to a full-access key only."""
+        authorization = request.headers.get("authorization")
+        if authorization == f"Bearer {self.sending_key}":
+            return _error(
+                401, "restricted_api_key", "This API key is restricted to only send emails"
+            )
+        if authorization != f"Bearer {self.api_key}":
+            return _error(403, "invalid_api_key", "API key is invalid")
+        return JSONResponse({"data": self.domains})
 
     async def _emails(self, request: Request) -> JSONResponse:
         self.requests += 1

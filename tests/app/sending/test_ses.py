@@ -7,10 +7,8 @@ import asyncio
 import email
 import email.policy
 import json
-import time
-import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import boto3
@@ -36,34 +34,31 @@ def ses_settings(endpoint_url: str, **options: Any) -> SesSettings:
     )
 
 
+@pytest.fixture(scope="module")
+def ses_server() -> Iterator[MotoServer]:
+    """A moto_server of this module's own: moto's state dump (what SES sent, read by
+    `sent_raw_messages`) answers 500 once the shared server holds other tests' S3 objects."""
+    with MotoServer.running() as server:
+        yield server
+
+
 @pytest.fixture
-def moto(moto_server: MotoServer) -> MotoServer:
+def moto(ses_server: MotoServer) -> MotoServer:
     client = boto3.client(
         "sesv2",
         region_name="eu-west-1",
-        endpoint_url=moto_server.endpoint_url,
+        endpoint_url=ses_server.endpoint_url,
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
     client.create_email_identity(EmailIdentity="verified.test")
     client.close()
-    return moto_server
+    return ses_server
 
 
 def sent_raw_messages(moto: MotoServer) -> list[dict[str, Any]]:
-    # moto's debugging dump serializes every service's state and now and then answers 500
-    # on a busy machine; asking again is harmless (it only reads)
-    for attempt in range(3):
-        try:
-            with urllib.request.urlopen(
-                moto.endpoint_url + "/moto-api/data.json", timeout=10
-            ) as answer:
-                data = json.load(answer)
-            break
-        except urllib.error.HTTPError as error:
-            if error.code != 500 or attempt == 2:
-                raise
-            time.sleep(0.5)
+    with urllib.request.urlopen(moto.endpoint_url + "/moto-api/data.json", timeout=10) as answer:
+        data = json.load(answer)
     messages: list[dict[str, Any]] = data["ses"]["RawMessage"]
     return messages
 

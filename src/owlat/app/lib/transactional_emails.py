@@ -40,7 +40,10 @@ TRANSACTIONAL = TemplateKind(
     "transactionalEmailId",
     "Transactional email",
     versioned=False,
-    dependents=(("shareLinks", "by_transactional_email", "transactionalEmailId"),),
+    dependents=(
+        ("shareLinks", "by_transactional_email", "transactionalEmailId"),
+        ("transactionalCounts", "by_email", "transactionalEmailId"),
+    ),
 )
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_SLUG = 100

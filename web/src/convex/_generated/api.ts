@@ -550,6 +550,10 @@ export type PublicApi = {
       password?: string;
       spfInclude?: string;
     }, any>;
+    /** `emailProviders:testConnection`: Reach the `kind` provider as configured, sending nothing (module docstring). */
+    testConnection: FunctionReference<"action", "public", {
+      kind: "smtp" | "ses" | "resend" | "outbox";
+    }, any>;
   };
   emailTemplateVersions: {
     /** `emailTemplateVersions:get`: The version with its content, or None. */
@@ -1122,6 +1126,10 @@ export type PublicApi = {
       language: string;
       forceWhilePublished?: boolean;
     }, any>;
+    /** `transactionalEmails:counts`: `{sendCount, stats}`: sends recorded, and per outcome (sent, failed, delivered, opened, humanOpened, clicked, bounced, hardBounced, softBounced, complained) the sends that reached it, each once (`transactional_counts.py`); None for an unknown email. */
+    counts: FunctionReference<"query", "public", {
+      transactionalEmailId: string;
+    }, any>;
     /** `transactionalEmails:create`: A new draft; returns its id. */
     create: FunctionReference<"mutation", "public", {
       name: string;
@@ -1659,6 +1667,10 @@ export type InternalApi = {
     sealed: FunctionReference<"query", "internal", {
       organizationId: Id<"organizations">;
       kind: "smtp" | "ses" | "resend";
+    }, any>;
+    /** `emailProviders:toTest`: The caller's organization (`organization:manage`) and its `kind` configuration. */
+    toTest: FunctionReference<"query", "internal", {
+      kind: "smtp" | "ses" | "resend" | "outbox";
     }, any>;
   };
   formEndpoints: {

@@ -3,7 +3,7 @@
 import type { GenericId } from "convex/values";
 
 /** The app's tables. */
-export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignContents" | "campaignSendJobs" | "campaignSenders" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sendBodies" | "sendQueues" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
+export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignContents" | "campaignSendJobs" | "campaignSenders" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sendBodies" | "sendQueues" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalCounts" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
 
 /** The runtime's tables that functions may read. */
 export type SystemTableNames = "_storage" | "_scheduled_functions";
@@ -783,6 +783,14 @@ export type Documents = {
     createdAt: number;
     updatedAt: number;
   };
+  transactionalCounts: {
+    _id: Id<"transactionalCounts">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    transactionalEmailId: Id<"transactionalEmails">;
+    shard: number;
+    counts: Record<string, number>;
+  };
   transactionalEmails: {
     _id: Id<"transactionalEmails">;
     _creationTime: number;
@@ -825,8 +833,6 @@ export type Documents = {
       url?: string;
       size?: number;
     }>;
-    sendCount?: number;
-    stats?: Record<string, number>;
   };
   transactionalSends: {
     _id: Id<"transactionalSends">;
@@ -1543,9 +1549,20 @@ export type DataModel = {
     searchIndexes: {};
     vectorIndexes: {};
   };
+  transactionalCounts: {
+    document: Doc<"transactionalCounts">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "transactionalEmailId" | "shard" | "counts" | `counts.${string}`;
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_email: ["transactionalEmailId", "shard", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
   transactionalEmails: {
     document: Doc<"transactionalEmails">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "subject" | "previewText" | "content" | "htmlContent" | "plainTextContent" | "plainTextOverride" | "publishedAt" | "showUnsubscribe" | "defaultLanguage" | "supportedLanguages" | "translations" | "htmlTranslations" | "linkedBlockIds" | "contentBlockVersion" | "rendererVersion" | "htmlRenderState" | "htmlRenderState.stale" | "htmlRenderState.failureCount" | "htmlRenderState.lastFailureAt" | "htmlRenderState.error" | "variables" | "searchableText" | "createdBy" | "updatedBy" | "createdAt" | "updatedAt" | "slug" | "status" | "dataVariablesSchema" | `dataVariablesSchema.${string}` | "attachments" | "sendCount" | "stats" | `stats.${string}`;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "subject" | "previewText" | "content" | "htmlContent" | "plainTextContent" | "plainTextOverride" | "publishedAt" | "showUnsubscribe" | "defaultLanguage" | "supportedLanguages" | "translations" | "htmlTranslations" | "linkedBlockIds" | "contentBlockVersion" | "rendererVersion" | "htmlRenderState" | "htmlRenderState.stale" | "htmlRenderState.failureCount" | "htmlRenderState.lastFailureAt" | "htmlRenderState.error" | "variables" | "searchableText" | "createdBy" | "updatedBy" | "createdAt" | "updatedAt" | "slug" | "status" | "dataVariablesSchema" | `dataVariablesSchema.${string}` | "attachments";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];

@@ -50,7 +50,7 @@ from owlat.app.lib.email_providers.outbox import OutboxProvider
 from owlat.app.lib.email_providers.resend import ResendProvider, ResendSettings
 from owlat.app.lib.email_providers.ses import SesProvider, SesSettings
 from owlat.app.lib.email_providers.smtp import SmtpProvider, SmtpSettings
-from owlat.app.lib.email_providers.types import EmailProvider
+from owlat.app.lib.email_providers.types import CheckableProvider, EmailProvider
 from owlat.app.lib.errors import invalid
 from owlat.app.lib.instance import current
 from owlat.app.lib.sending.attachments import host_problem
@@ -249,7 +249,7 @@ def summary(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def build_provider(
     kind: str, settings: Mapping[str, Any], secrets: Mapping[str, str]
-) -> EmailProvider:
+) -> CheckableProvider:
     """The provider object of a configuration (the outbox: the data folder's)."""
     instance = current()
     if kind == "outbox":

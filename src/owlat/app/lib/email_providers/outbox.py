@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from owlat.app.lib.email_providers.types import EmailMessage, SendResult
+from owlat.app.lib.email_providers.types import EmailMessage, ErrorKind, ProviderError, SendResult
 from owlat.app.lib.sending.composition import wire
 
 
@@ -22,6 +22,21 @@ class OutboxProvider:
 
     async def send(self, message: EmailMessage) -> SendResult:
         return await asyncio.to_thread(self._write, message)
+
+    async def check(self) -> str:
+        """The folder exists (or can be made) and takes a file."""
+        return await asyncio.to_thread(self._check)
+
+    def _check(self) -> str:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            probe = self.folder / ".check.tmp"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            text = f"the outbox folder {self.folder} takes no file: {error}"
+            raise ProviderError(ErrorKind.SERVER_ERROR, text, provider="outbox") from None
+        return f"messages are written to {self.folder}"
 
     def _write(self, message: EmailMessage) -> SendResult:
         self.folder.mkdir(parents=True, exist_ok=True)

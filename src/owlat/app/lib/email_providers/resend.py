@@ -80,6 +80,24 @@ class ResendProvider:
             return SendResult(str(answer.json()["id"]))
         raise classify(answer)
 
+    async def check(self) -> str:
+        """`GET /domains` with the key: a full-access key lists the domains, a key
+        restricted to sending is refused with `restricted_api_key` (still a valid key)."""
+        try:
+            answer = await self._http.get("/domains")
+        except httpx.TransportError as error:
+            text = f"cannot reach Resend: {error!r}"
+            raise ProviderError(ErrorKind.SERVER_ERROR, text, provider=self.name) from None
+        if answer.is_success:
+            domains = answer.json().get("data", [])
+            verified = [d["name"] for d in domains if d.get("status") == "verified"]
+            named = f": {', '.join(verified)}" if verified else ""
+            return f"Resend accepted the key ({len(verified)} verified domains{named})"
+        refusal = classify(answer)
+        if "restricted_api_key" in str(refusal):
+            return "Resend accepted the key (restricted to sending: domains not listed)"
+        raise refusal
+
     async def close(self) -> None:
         await self._http.aclose()
 

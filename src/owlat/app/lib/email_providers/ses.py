@@ -103,6 +103,30 @@ class SesProvider:
             raise classify(error, self.settings.timeout) from None
         return SendResult(str(answer["MessageId"]))
 
+    async def check(self) -> str:
+        """A signed `ListEmailIdentities` call: SES answers it only to valid credentials
+        (a key allowed to send but not to list gets AccessDenied once it was recognised)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, self._check)
+
+    def _check(self) -> str:
+        region = self.settings.region
+        try:
+            answer = self._client.list_email_identities(PageSize=100)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "AccessDeniedException":
+                return f"SES ({region}) recognised the key; it may not list identities"
+            raise classify(error, self.settings.timeout) from None
+        except BotoCoreError as error:
+            raise classify(error, self.settings.timeout) from None
+        identities = answer.get("EmailIdentities", [])
+        verified = [i for i in identities if i.get("VerificationStatus") == "SUCCESS"]
+        more = "+" if answer.get("NextToken") else ""
+        return (
+            f"SES ({region}) accepted the key: {len(identities)}{more} identities, "
+            f"{len(verified)} verified"
+        )
+
     async def close(self) -> None:
         self._threads.shutdown(wait=False)
         self._client.close()

@@ -118,6 +118,19 @@ class SmtpProvider:
             worker.add_done_callback(self._workers.discard)
         await done
 
+    async def check(self) -> str:
+        """Connect (the relay's addresses checked), greet, TLS and AUTH as a delivery
+        does, then QUIT."""
+        s = self.settings
+        connection = await self._connect()
+        try:
+            await connection.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            connection.close()
+        security = {"tls": "TLS", "starttls": "STARTTLS"}.get(s.security, "no TLS")
+        signed_in = f", signed in as {s.username}" if s.username else ", no sign-in"
+        return f"{s.host}:{s.port} accepted the connection ({security}{signed_in})"
+
     async def close(self) -> None:
         """Finish the queued messages, then QUIT every connection."""
         workers = list(self._workers)

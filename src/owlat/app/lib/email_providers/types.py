@@ -52,6 +52,15 @@ class EmailProvider(Protocol):
     async def send(self, message: EmailMessage) -> SendResult: ...
 
 
+class CheckableProvider(EmailProvider, Protocol):
+    """A provider as configured (`configured.build_provider`), which can also be tested."""
+
+    async def check(self) -> str:
+        """Reach the provider and prove the credentials as a delivery would, sending
+        nothing; what was checked (a `ProviderError` says what failed)."""
+        ...
+
+
 class ErrorKind(enum.Enum):
     RATE_LIMIT = "RATE_LIMIT"
     SERVER_ERROR = "SERVER_ERROR"

@@ -266,7 +266,7 @@ async def enqueue_send(
     }
     row.update({name: value for name, value in optional.items() if value is not None})
     send_id = await ctx.db.insert("transactionalSends", row)
-    await count_queued(ctx, row)
+    await count_queued(ctx, str(send_id), row)
     if organization_id is not None:
         await arm_queue(ctx, organization_id, now)
     return str(send_id)
