@@ -12,11 +12,13 @@ console error, no serious or critical axe-core violation, screenshots in
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import pytest
 from playwright.async_api import expect
 
+from tests.app.template_samples import png
 from tests.web.conftest import DESKTOP, MOBILE, Screens, settle
 from tests.web.test_dashboard_screens import editor_page, go, owner_page
 from tests.web.test_transactional_screens import pick
@@ -80,6 +82,18 @@ async def test_build_a_template_from_nothing(
     await properties(page).get_by_label("URL", exact=True).fill("https://example.com/news")
     await add_block(page, "Image")
     await properties(page).get_by_label("Alt text").fill("Owl logo")
+    # its picture uploaded into the media library: the block takes the image's URL
+    await (
+        properties(page)
+        .locator('input[type="file"]')
+        .set_input_files(
+            files=[{"name": "owl.png", "mimeType": "image/png", "buffer": png(40, 20)}]
+        )
+    )
+    source = properties(page).get_by_label("Image URL", exact=True)
+    await expect(source).not_to_have_value(re.compile("favicon"))
+    uploaded = await source.input_value()
+    assert uploaded.startswith("http")
     await add_block(page, "Columns")
     # three columns, then two again (the third one's blocks would move into the second)
     await properties(page).get_by_label("Column count").fill("3")
@@ -110,7 +124,9 @@ async def test_build_a_template_from_nothing(
     for text in ("Big news", "Welcome to the newsletter", "Read more", "Left side"):
         await shown.get_by_text(text).wait_for()
     await shown.get_by_role("link", name="Right button").wait_for()
-    await shown.get_by_alt_text("Owl logo").wait_for()
+    image = shown.get_by_alt_text("Owl logo")
+    await expect(image).to_have_attribute("src", uploaded)
+    assert await image.evaluate("img => img.decode().then(() => img.naturalWidth)") == 40
     await expect(shown.locator("h1")).to_have_text("Big news")
     html = await page.get_by_title("Email preview").get_attribute("srcdoc") or ""
     assert "FAQ" in html
