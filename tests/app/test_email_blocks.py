@@ -110,6 +110,25 @@ async def test_templates_link_only_saved_blocks_of_their_organization(
     assert await owner.query("emailBlocks:get", {"blockId": theirs}) is None
 
 
+async def test_a_saved_block_previews_alone_for_members_of_its_organization(
+    owlat: Application,
+) -> None:
+    owner, editor, _ = await owner_and_editor(owlat)
+    block_id = await new_block(owner, "<p>Hello {{firstName}}, bye {{nickname}}</p>")
+    shown = await editor.query("emailBlocks:preview", {"blockId": block_id})
+    assert "Hello Jane, bye" in shown["html"]
+    assert "Hello Jane" in shown["lightHtml"]
+    assert "Hello Jane" in shown["darkHtml"]
+    assert shown["missing"] == ["nickname"]
+    assert shown["subject"] == ""
+    assert shown["widths"]["mobile"] < shown["widths"]["desktop"]
+    assert shown["stale"] is False
+    stranger = await signed_in(owlat, "b@example.com")
+    await with_organization(stranger, "org-b")
+    with pytest.raises(ConvexError, match="^Saved block not found$"):
+        await stranger.query("emailBlocks:preview", {"blockId": block_id})
+
+
 async def test_linked_groups_take_the_saved_blocks_content_on_save(owlat: Application) -> None:
     owner, editor, _ = await owner_and_editor(owlat)
     block_id = await new_block(owner)

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.timeout(180)
 
-BAD = '[{"id": "t1", "type": "nope", "content": {}}]'
-BODY = '[{"id": "t1", "type": "text", "content": {"html": "<p>Order {{orderId}}: {{total}}</p>"}}]'
+BAD = "<p>Order {{order id}}</p>"
+BODY = "<p>Order {{orderId}}: {{total}}</p>"
 
 
 def counter(page: Page, label: str) -> Locator:
@@ -66,22 +66,26 @@ async def test_transactional_email_editor_publish_send_and_translate(
     await page.get_by_role("heading", name="Order receipt", level=1).wait_for()
     assert "/transactional/" in page.url
 
-    # variables, then content the server refuses: its error stands under the content field
+    # variables, then a text block the server refuses: its error stands under its field
     for index, (name, kind) in enumerate((("orderId", "string"), ("total", "number")), 1):
         await page.get_by_role("button", name="Add variable").click()
         await page.get_by_label(f"Variable {index} name").fill(name)
         if kind != "string":
             await pick(page, f"Variable {index} type", kind)
-    content = page.get_by_label("Content (blocks as JSON)")
+    await page.get_by_role("button", name="Add block", exact=True).click()
+    await settle(page)
+    await page.get_by_role("menuitem", name="Text", exact=True).click()
+    block = page.get_by_role("group", name="Properties of Text block")
+    content = block.get_by_label("HTML")
     await content.fill(BAD)
     await page.get_by_role("button", name="Save", exact=True).click()
-    field = page.locator(".v-input", has=content)
-    await field.get_by_text("content[0].type: unknown block").wait_for()
+    field = block.locator(".v-input", has=page.get_by_label("HTML"))
+    await field.get_by_text("html: malformed placeholder").wait_for()
     await content.fill(BODY)
     await page.get_by_role("button", name="Save", exact=True).click()
     preview = page.frame_locator('iframe[title="Email preview"]')
     await preview.get_by_text("Order :").wait_for()  # saved; no values yet
-    await field.get_by_text("content[0].type").wait_for(state="detached")
+    await field.get_by_text("malformed placeholder").wait_for(state="detached")
     await expect(page.get_by_role("button", name="Save", exact=True)).to_be_disabled()
     await page.get_by_label("Sample orderId (string)").fill("A-17")
     await page.get_by_label("Sample total (number)").fill("42.5")
@@ -132,7 +136,7 @@ async def test_transactional_email_editor_publish_send_and_translate(
     await dialog.wait_for()
     await settle(page)
     await dialog.get_by_label("Subject (de)").fill("Bestellung {{orderId}}")
-    await dialog.get_by_label("Block t1: text (HTML)").fill("<p>Bestellung {{orderId}}</p>")
+    await dialog.get_by_label("Block 1: text (HTML)").fill("<p>Bestellung {{orderId}}</p>")
     await dialog.get_by_role("button", name="Save translation").click()
     await dialog.wait_for(state="detached")
     await preview.get_by_text("Bestellung A-17").wait_for()
@@ -160,7 +164,7 @@ async def test_transactional_email_editor_publish_send_and_translate(
     await screens.check(editor, "transactional-email-editor")
 
     # a copy (a draft), deleted again: back to the list, which shows the original only
-    await page.get_by_role("button", name="Duplicate").click()
+    await page.get_by_role("button", name="Duplicate", exact=True).click()
     await page.get_by_role("heading", name="Order receipt (Copy)", level=1).wait_for()
     await expect(page.get_by_label("Slug (for the API)")).to_have_value("order-receipt-copy")
     await page.get_by_role("button", name="Delete", exact=True).click()

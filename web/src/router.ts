@@ -100,6 +100,17 @@ const routes: RouteRecordRaw[] = [
         props: true,
       },
       {
+        path: "saved-blocks",
+        component: () => import("./views/SavedBlocksView.vue"),
+        meta: { title: "Saved blocks" },
+      },
+      {
+        path: "saved-blocks/:blockId",
+        component: () => import("./views/SavedBlockView.vue"),
+        meta: { title: "Saved block" },
+        props: true,
+      },
+      {
         path: "campaigns",
         component: () => import("./views/CampaignsView.vue"),
         meta: { title: "Campaigns" },

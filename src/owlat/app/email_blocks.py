@@ -4,8 +4,9 @@ A template links a saved block by the `savedBlockRef` of the blocks inserted fro
 change to the block's content or name, or its deletion, is carried into every linking
 template by a batched, resumable job (`lib/saved_blocks.py`: the templates are marked
 `htmlRenderState.stale`, then re-rendered; a deleted block's references are dropped and its
-blocks stay). `get` shows the job (`propagation`) while it runs. Reads: any member; writes:
-`templates:manage` (a change re-renders published templates too).
+blocks stay). `get` shows the job (`propagation`) while it runs. `preview` renders the
+block alone with the organization's theme, as a template's preview (for a sample contact).
+Reads: any member; writes: `templates:manage` (a change re-renders published templates too).
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from typing import Any
 
 from owlat.app.lib.errors import invalid
 from owlat.app.lib.permissions import require_permission
+from owlat.app.lib.rendering import (
+    compile_template,
+    personalize,
+    render_template,
+    validate_content,
+)
 from owlat.app.lib.saved_blocks import (
     MAX_DESCRIPTION,
     MAX_NAME,
@@ -33,6 +40,7 @@ from owlat.app.lib.session_organization import (
     get_team_id_from_session,
     now_ms,
 )
+from owlat.app.lib.templates import SAMPLE_CONTACT, preview_view, theme_of
 from owlat.runtime import (
     UNDEFINED,
     MutationCtx,
@@ -106,6 +114,21 @@ async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     organization_id = await get_team_id_from_session(ctx)
     found = await find_block(ctx, organization_id, args["blockId"])
     return None if found is None else _view(found)
+
+
+@query(args={"blockId": v.string()})
+async def preview(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """The block rendered alone (no subject) for a sample contact, in the shape of
+    `emailTemplates:preview`."""
+    organization_id = await get_team_id_from_session(ctx)
+    block = await block_of(ctx, organization_id, args["blockId"])
+    rendered = render_template(
+        validate_content(block["content"]),
+        subject="",
+        theme=await theme_of(ctx, organization_id),
+    )
+    message = personalize(compile_template(rendered), dict(SAMPLE_CONTACT))
+    return await preview_view(ctx, organization_id, block, message)
 
 
 # -- writes ------------------------------------------------------------------------------------

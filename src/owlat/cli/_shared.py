@@ -232,9 +232,10 @@ def dashboard(app: str, settings: Settings, client_url: str) -> WebApp | None:
 
     client = settings.public_url.rstrip("/") or client_url
     socket_origin = "ws" + client.removeprefix("http")  # http→ws, https→wss
+    # img-src: the client API's origin serves uploaded media (template previews show them)
     policy = (
         f"default-src 'self'; script-src 'self'; connect-src 'self' {client} {socket_origin}; "
-        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
+        f"style-src 'self' 'unsafe-inline'; img-src 'self' data: {client}; object-src 'none'; "
         "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
     )
     return WebApp(

@@ -89,6 +89,20 @@ export function useConvexMutation<Mutation extends FunctionReference<"mutation">
   return (args) => convex.mutation(mutation, args);
 }
 
+export function useConvexAction<Action extends FunctionReference<"action">>(
+  action: Action,
+): (args: FunctionArgs<Action>) => Promise<Awaited<FunctionReturnType<Action>>> {
+  return (args) => convex.action(action, args);
+}
+
+/** One answer of a query, not a subscription (e.g. a record just created). */
+export function queryOnce<Query extends FunctionReference<"query">>(
+  query: Query,
+  args: FunctionArgs<Query>,
+): Promise<Awaited<FunctionReturnType<Query>>> {
+  return convex.query(query, args);
+}
+
 type PagedArgs<Query extends FunctionReference<"query">> = Omit<
   FunctionArgs<Query>,
   "paginationOpts"

@@ -92,6 +92,10 @@ export type PublicApi = {
       }>;
     }, any>;
   };
+  blockSchema: {
+    /** `blockSchema:get` */
+    get: FunctionReference<"query", "public", Record<string, never>, any>;
+  };
   blockedEmails: {
     /** `blockedEmails:add`: Block an address; "<email> is already blocked (<reason>)" if it is (an `unengaged` row is upgraded to the new reason instead). */
     add: FunctionReference<"mutation", "public", {
@@ -500,6 +504,10 @@ export type PublicApi = {
     list: FunctionReference<"query", "public", {
       search?: string;
       sortBy?: "recent" | "mostUsed" | "name";
+    }, any>;
+    /** `emailBlocks:preview`: The block rendered alone (no subject) for a sample contact, in the shape of `emailTemplates:preview`. */
+    preview: FunctionReference<"query", "public", {
+      blockId: string;
     }, any>;
     /** `emailBlocks:remove`: Delete the saved block: hidden at once; the templates that link it keep its blocks (as their own) and lose the reference, in batches; then the block is gone. */
     remove: FunctionReference<"mutation", "public", {

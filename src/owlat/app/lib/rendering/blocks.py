@@ -43,7 +43,7 @@ MAX_BLOCKS = 500
 MAX_DEPTH = 5
 _UNREAD_CHARS = 16_000_000
 _BLOCK_KEYS = frozenset({"id", "type", "content", "savedBlockRef"})
-_CHILD_FIELDS = {
+CHILD_FIELDS = {  # where a block type keeps its child blocks
     "columns": "columns",
     "container": "items",
     "hero": "items",
@@ -169,7 +169,7 @@ class _Walker:
         saved = raw.get("savedBlockRef")
         if saved is not None:
             saved = SAVED_BLOCK_REF.check(saved, f"{path}.savedBlockRef")
-        child_key = _CHILD_FIELDS.get(kind)
+        child_key = CHILD_FIELDS.get(kind)
         own = {k: v for k, v in content.items() if k != child_key}
         props = Props(check_fields(SCHEMAS[kind], own, path))
         block = Block(block_id, kind, props, saved_block=saved)
