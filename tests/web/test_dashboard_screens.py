@@ -256,6 +256,18 @@ async def test_custom_properties_and_mailing_lists(
     await page.get_by_role("button", name="Remove grace@example.com from the list").click()
     await cell(page, "grace@example.com").wait_for(state="detached")
     await digest.get_by_role("cell").nth(1).filter(has_text="0").wait_for(timeout=1000)
+    list_url = page.url
+
+    # the contacts screen shows the list's members only, each linked to its contact
+    await go(page, "Contacts")
+    await cell(page, "grace@example.com").wait_for()
+    await choose(page, page, "Show", "List: Weekly digest")
+    await cell(page, "grace@example.com").wait_for(state="detached")
+    assert await page.get_by_label("Search by email or name").is_disabled()
+    await page.get_by_role("link", name="linus@example.com").click()
+    await page.get_by_role("heading", name="linus@example.com").wait_for()
+    await page.goto(list_url)
+    await page.get_by_role("heading", name="Weekly digest").wait_for()
 
     # edit: double opt-in off, seen in the other tab
     await page.get_by_role("button", name="Edit list").click()
@@ -677,6 +689,17 @@ async def test_segment_builder_counts_live(
     await other.get_by_role("dialog").get_by_role("button", name="Delete").click()
     await saved.get_by_role("cell", name="2").wait_for(timeout=1000)
     await screens.check(page, "segments")
+
+    # the contacts screen narrowed to the segment, then all contacts again
+    await go(page, "Contacts")
+    await choose(page, page, "Show", "Segment: Friends of the lab")
+    await cell(page, "linus@example.com").wait_for(state="detached")
+    await cell(page, "grace.h@example.com").wait_for()
+    assert await page.get_by_role("row").count() == 1 + 2
+    await screens.check(page, "contacts-in-segment")
+    await choose(page, page, "Show", "All contacts")
+    await cell(page, "linus@example.com").wait_for()
+    await go(page, "Segments")
 
     # reopened: the tree as saved; an editor reads it and cannot change it
     await page.get_by_role("link", name="Friends of the lab").click()

@@ -122,7 +122,7 @@ export type PagedQuery<Item> = {
 let subscriptions = 0;
 
 /** One live page of a paginated query at a time, with next/previous; back to the first
- * page whenever the other arguments change (a new search).
+ * page whenever the other arguments change (a new search); `"skip"` subscribes nothing.
  *
  * A live page keeps the end it first had (the server pins it, as Convex does), so rows
  * inserted inside it make it grow: the table shows them all (the next page starts after
@@ -130,7 +130,7 @@ let subscriptions = 0;
  * fails (grown past what one query may read), the page starts afresh. `paginationOpts.id` keeps each page's subscription its own. */
 export function usePagedQuery<Query extends FunctionReference<"query">, Item = unknown>(
   query: Query,
-  args: MaybeRefOrGetter<PagedArgs<Query>>,
+  args: MaybeRefOrGetter<PagedArgs<Query> | "skip">,
   pageSize: number,
 ): PagedQuery<Item> {
   const cursors = ref<(string | null)[]>([null]);
@@ -143,18 +143,18 @@ export function usePagedQuery<Query extends FunctionReference<"query">, Item = u
       pageIndex.value = 0;
     },
   );
-  const { data, error, isLoading } = useConvexQuery(
-    query,
-    () =>
-      ({
-        ...toValue(args),
-        paginationOpts: {
-          numItems: pageSize,
-          cursor: cursors.value[pageIndex.value] ?? null,
-          id: id.value,
-        },
-      }) as FunctionArgs<Query>,
-  );
+  const { data, error, isLoading } = useConvexQuery(query, () => {
+    const current = toValue(args);
+    if (current === "skip") return "skip";
+    return {
+      ...current,
+      paginationOpts: {
+        numItems: pageSize,
+        cursor: cursors.value[pageIndex.value] ?? null,
+        id: id.value,
+      },
+    } as FunctionArgs<Query>;
+  });
   const result = computed(() => data.value as PaginationResult<Item> | undefined);
   let answered = false; // the last update was a result, not an error
   watch([result, error], ([current, failure]) => {
