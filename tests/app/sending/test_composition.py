@@ -3,6 +3,7 @@ the headers of each send kind (RFC 8058 exactly where required); injection refus
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import email
 import email.policy
@@ -332,3 +333,16 @@ async def test_the_outbox_writes_the_composed_bytes_once_per_key(tmp_path: Path)
     assert [stem for stem, _ in files] == [first.message_id, plain.message_id]
     assert files[0][1] == prepared.raw
     assert parse(files[1][1])["Subject"] == "Hi"
+
+
+async def test_two_deliveries_of_one_key_at_once_write_one_file(tmp_path: Path) -> None:
+    """A send recovered while its first delivery still runs: both ask the outbox at the
+    same moment (threads), one file is written and both get its name."""
+    outbox = OutboxProvider(tmp_path)
+    for n in range(100):
+        message = EmailMessage(
+            to="b@example.org", subject="Hi", text="Hello", idempotency_key=f"send:{n}"
+        )
+        first, second = await asyncio.gather(outbox.send(message), outbox.send(message))
+        assert first == second
+    assert len(list(tmp_path.glob("*.eml"))) == 100  # noqa: ASYNC240

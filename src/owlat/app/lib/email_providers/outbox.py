@@ -8,6 +8,7 @@ written is not written again. The file holds the bytes SMTP would send (`composi
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from pathlib import Path
@@ -41,16 +42,34 @@ class OutboxProvider:
     def _write(self, message: EmailMessage) -> SendResult:
         self.folder.mkdir(parents=True, exist_ok=True)
         key = message.idempotency_key
+        stem = f"{time.time_ns():020d}-{_safe(key) if key else uuid.uuid4().hex}"
         if key is not None:
             existing = next(self.folder.glob(f"*-{_safe(key)}.eml"), None)
             if existing is not None:
                 return SendResult(existing.stem)
+            claimed = self._claim(_safe(key), stem)
+            if claimed != stem:
+                return SendResult(claimed)  # another delivery of the key writes it
         _, raw = wire(message)
-        stem = f"{time.time_ns():020d}-{_safe(key) if key else uuid.uuid4().hex}"
         partial = self.folder / f".{stem}.tmp"
         partial.write_bytes(raw)
         partial.rename(self.folder / f"{stem}.eml")
         return SendResult(stem)
+
+    def _claim(self, key: str, stem: str) -> str:
+        """The file name the message of `key` is written under: `stem` when this call
+        claimed the key, else the first claimer's. A hard link is made only when its name
+        is free, so of two deliveries of one key at once (a send recovered while its first
+        delivery still runs) exactly one writes the file."""
+        note = self.folder / f".{stem}.claim"
+        note.write_text(stem)
+        try:
+            os.link(note, self.folder / f".key-{key}")
+        except FileExistsError:
+            return (self.folder / f".key-{key}").read_text()
+        finally:
+            note.unlink()
+        return stem
 
 
 def _safe(key: str) -> str:
