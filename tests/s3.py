@@ -40,9 +40,11 @@ class MotoServer:
     @classmethod
     @contextlib.contextmanager
     def running(cls) -> Iterator[MotoServer]:
-        executable = shutil.which("moto_server") or str(
-            Path(sys.executable).with_name("moto_server")
-        )
+        # the virtualenv's own (the pinned moto), not whatever moto_server is on PATH
+        beside = Path(sys.executable).with_name("moto_server")
+        executable = str(beside) if beside.exists() else shutil.which("moto_server")
+        if executable is None:
+            raise RuntimeError("moto_server is not installed (requirements.lock pins moto)")
         port = free_port()
         process = subprocess.Popen(
             [executable, "-H", "127.0.0.1", "-p", str(port)],

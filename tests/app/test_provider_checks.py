@@ -163,7 +163,7 @@ async def test_ses_credentials_are_checked_by_a_signed_call(
         {"region": "eu-west-1", "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": "x" * 40},
     )
     answer = await _test(owner, "ses")
-    assert answer["ok"] is True
+    assert answer["ok"] is True, answer
     assert str(answer["message"]).startswith("SES (eu-west-1) accepted the key: 1 identities")
     _point(ses_endpoint_url=f"http://127.0.0.1:{free_port()}")  # nobody there
     unreachable = await _test(owner, "ses")
