@@ -2,13 +2,10 @@
 // and test-sends with (typed by the email's data-variable schema), the curl command that
 // sends one through POST /api/v1/transactional, and which field a server error names.
 
+import { computed, type Ref } from "vue";
+
 export type VariableType = "string" | "number" | "boolean" | "date";
 export const VARIABLE_TYPES: VariableType[] = ["string", "number", "boolean", "date"];
-
-/** The counters a transactional email keeps of its sends (lib/sending/transactional_counts.py). */
-export type Stats = Partial<
-  Record<"sent" | "failed" | "delivered" | "opened" | "clicked" | "bounced" | "complained", number>
->;
 
 export type TransactionalEmail = {
   _id: string;
@@ -23,8 +20,6 @@ export type TransactionalEmail = {
   supportedLanguages?: string[];
   /** JSON of {language: {subject, previewText?, blocks: {blockId: {html?, buttonText?, alt?}}}} */
   translations?: string;
-  sendCount?: number;
-  stats?: Stats;
   publishedAt?: number;
   updatedAt: number;
 };
@@ -89,4 +84,14 @@ export function curlExample(
 export function fieldOfError(message: string, fields: readonly string[]): string {
   const name = /^([A-Za-z]+)[.[: ]/.exec(message)?.[1] ?? "";
   return fields.includes(name) ? name : "";
+}
+
+/** Which of `fields` a save's refusal (`error`) names, and `errorAt(field)`: the refusal as
+ * that field's `error-messages` (none for the other fields). */
+export function useFieldErrors(error: Ref<string>, fields: readonly string[]) {
+  const errorField = computed(() => fieldOfError(error.value, fields));
+  return {
+    errorField,
+    errorAt: (field: string): string[] => (errorField.value === field ? [error.value] : []),
+  };
 }
