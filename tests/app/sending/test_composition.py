@@ -346,3 +346,8 @@ async def test_two_deliveries_of_one_key_at_once_write_one_file(tmp_path: Path) 
         first, second = await asyncio.gather(outbox.send(message), outbox.send(message))
         assert first == second
     assert len(list(tmp_path.glob("*.eml"))) == 100  # noqa: ASYNC240
+    # a delivery that named the file and died before writing it: the next one writes it
+    (tmp_path / ".key-send_dead").write_text("00000000000000000001-send_dead")
+    message = EmailMessage(to="b@example.org", subject="Hi", text="Hi", idempotency_key="send:dead")
+    assert (await outbox.send(message)).message_id == "00000000000000000001-send_dead"
+    assert (tmp_path / "00000000000000000001-send_dead.eml").exists()

@@ -47,20 +47,20 @@ class OutboxProvider:
             existing = next(self.folder.glob(f"*-{_safe(key)}.eml"), None)
             if existing is not None:
                 return SendResult(existing.stem)
-            claimed = self._claim(_safe(key), stem)
-            if claimed != stem:
-                return SendResult(claimed)  # another delivery of the key writes it
+            stem = self._name_of(_safe(key), stem)
+            if (self.folder / f"{stem}.eml").exists():
+                return SendResult(stem)
         _, raw = wire(message)
-        partial = self.folder / f".{stem}.tmp"
+        partial = self.folder / f".{stem}.{uuid.uuid4().hex}.tmp"
         partial.write_bytes(raw)
         partial.rename(self.folder / f"{stem}.eml")
         return SendResult(stem)
 
-    def _claim(self, key: str, stem: str) -> str:
-        """The file name the message of `key` is written under: `stem` when this call
-        claimed the key, else the first claimer's. A hard link is made only when its name
-        is free, so of two deliveries of one key at once (a send recovered while its first
-        delivery still runs) exactly one writes the file."""
+    def _name_of(self, key: str, stem: str) -> str:
+        """The file name every delivery of `key` writes under: the first proposal (`stem`)
+        wins, through a hard link made only when its name is free. Two deliveries of one key
+        at once (a send recovered while its first delivery still runs) then rename onto the
+        same name, and one file is left, even if one of them died before writing."""
         note = self.folder / f".{stem}.claim"
         note.write_text(stem)
         try:
