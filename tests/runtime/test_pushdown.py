@@ -10,6 +10,7 @@ that answered TRUE or FALSE wrongly for one row makes one of the two differ.
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -262,3 +263,20 @@ async def test_new_operations_check_their_arguments(app: Application) -> None:
     with pytest.raises(QueryBuildError, match="is_type\\(\\) takes one of"):
         FilterBuilder().is_type(FilterBuilder().field("x"), "text")
     assert await in_query(app, lambda ctx: ctx.db.query("items").count()) == 0
+
+
+def test_a_nul_elsewhere_in_the_document_leaves_a_string_test_to_sql() -> None:
+    """json1 cuts a string at an escaped NUL, so a string test on a field holding one is
+    left to Python (NULL); a NUL in another field does not matter, and SQL decides."""
+    q = FilterBuilder()
+    predicate = compile_filters(SqliteDialect(), [q.eq(q.field("tag"), "t1")])
+    assert predicate is not None
+    db = sqlite3.connect(":memory:")
+    statement = f"SELECT {predicate.sql} FROM (SELECT CAST(? AS BLOB) AS value) AS d"
+
+    def answer(document: str) -> Any:
+        return db.execute(statement, (*predicate.params, document.encode())).fetchone()[0]
+
+    assert answer('{"tag":"t1","note":"a\\u0000b"}') == 1
+    assert answer('{"tag":"t2","note":"a\\u0000b"}') == 0
+    assert answer('{"tag":"t1\\u0000x","note":""}') is None

@@ -87,8 +87,9 @@ class Dialect(Protocol):
     def lower(self, text_sql: str) -> str:
         """Lower-cased text exactly as Python's str.lower, or NULL where it may differ."""
 
-    def string_test(self, test_sql: str) -> str:
-        """A test on a string field's text, NULL where the text may be cut short."""
+    def string_test(self, field: str, test_sql: str) -> str:
+        """A test on the text of string (or string array) `field`, NULL where the text may
+        be cut short."""
 
     def contains(self, text_sql: str) -> str:
         """Whether the text contains the parameter."""

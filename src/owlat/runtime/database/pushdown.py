@@ -154,7 +154,9 @@ class Compiler:
                 branches[json_type] = _UNKNOWN  # PostgreSQL text cannot hold NUL
             elif json_type == "string":
                 compared = f"{self._text(path, lowered)} {_SQL_OP[op]} {self.d.placeholder}"
-                branches[json_type] = Predicate(self.d.string_test(compared), (literal,))
+                branches[json_type] = Predicate(
+                    self.d.string_test(path, compared), (literal,)
+                )
             elif json_type == "number" and math.isfinite(literal) and literal != 0.0:
                 branches[json_type] = Predicate(
                     f"{self.d.number(path)} {_SQL_OP[op]} {self.d.placeholder}", (literal,)
@@ -180,7 +182,8 @@ class Compiler:
         path, lowered = target
         text = self._text(path, lowered)
         test = self.d.contains(text) if expression.op == "contains" else self.d.starts_with(text)
-        return self._by_type(path, {"string": Predicate(self.d.string_test(test), (part.value,))})
+        string = Predicate(self.d.string_test(path, test), (part.value,))
+        return self._by_type(path, {"string": string})
 
     def _includes(self, expression: Includes) -> Predicate:
         if not isinstance(expression.array, Field) or not isinstance(expression.value, Literal):
@@ -194,7 +197,7 @@ class Compiler:
         if test is None:
             return _UNKNOWN
         if isinstance(value, str):
-            test = Predicate(self.d.string_test(test.sql), test.params)
+            test = Predicate(self.d.string_test(expression.array.path, test.sql), test.params)
         return self._by_type(expression.array.path, {"array": test})
 
     def _is_type(self, expression: IsType) -> Predicate:
@@ -299,9 +302,11 @@ class SqliteDialect:
     def lower(self, text_sql: str) -> str:
         return f"owlat_lower({text_sql})"
 
-    def string_test(self, test_sql: str) -> str:
-        # json1 (3.40) cuts a string at an escaped NUL: such documents go to Python
-        return f"CASE WHEN instr(d.value, '\\u0000') = 0 THEN {test_sql} END"
+    def string_test(self, field: str, test_sql: str) -> str:
+        # json1 (3.40) cuts a string at an escaped NUL: such values go to Python. `->` gives
+        # the field's JSON text with its escapes, so only the field is searched, not the
+        # whole document (a tenth of a 1M-contact ad-hoc segment count).
+        return f"CASE WHEN instr(d.value -> {self.path(field)}, '\\u0000') = 0 THEN {test_sql} END"
 
     def contains(self, text_sql: str) -> str:
         return f"instr({text_sql}, ?) > 0"
@@ -369,7 +374,7 @@ class PostgresDialect:
             f'THEN lower({text_sql}) END COLLATE "C")'
         )
 
-    def string_test(self, test_sql: str) -> str:
+    def string_test(self, field: str, test_sql: str) -> str:
         return test_sql  # PostgreSQL text holds every string whole
 
     def contains(self, text_sql: str) -> str:
