@@ -1,6 +1,8 @@
 """kill -9 of `owlat dev` three times while a campaign to 5,000 contacts is delivered
 through SMTP to a sink (aiosmtpd, in this process): no one gets a message twice, nobody
-is skipped.
+is skipped. The issue's full scale (five kills during 200,000) takes about half an hour
+here, so the suite runs the small one; `OWLAT_CRASH_CONTACTS=200000 OWLAT_CRASH_KILLS=5`
+runs the full one.
 
 Set-up: the owner signs up over HTTP; with the server stopped, the same data folder is
 opened in process to add a verified sending domain (DNS on loopback), SMTP to the sink, a
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import email.parser
 import email.policy
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -39,11 +42,12 @@ from tests.app.sending.servers import Sink, smtp_server
 from tests.e2e.owlat_app import sign_in, sign_up
 from tests.e2e.processes import LoggedServer
 
-pytestmark = pytest.mark.timeout(300)
+CONTACTS = int(os.environ.get("OWLAT_CRASH_CONTACTS", "5000"))
+KILLS = int(os.environ.get("OWLAT_CRASH_KILLS", "3"))
+EVERY = CONTACTS // (KILLS + 2)  # messages at the sink between kills
+WAIT = max(120, EVERY // 25)  # seconds allowed for each stretch (25 messages/s at worst)
 
-CONTACTS = 5000
-KILLS = 3
-EVERY = 1000  # messages at the sink between kills
+pytestmark = pytest.mark.timeout(max(300, CONTACTS // 25 * 2))
 DOMAIN = "news-example.com"
 ENV = {"OWLAT_APP": "owlat.app", "OWLAT_AUTH_ISSUERS": "", "OWLAT_SEND_LEASE_SECONDS": "6"}
 
@@ -85,7 +89,7 @@ async def _prepare(data_dir: Path, port: int) -> str:
             return campaign_id
 
 
-async def test_three_kills_during_a_campaign_neither_double_nor_skip(tmp_path: Path) -> None:
+async def test_kills_during_a_campaign_neither_double_nor_skip(tmp_path: Path) -> None:
     sink = Sink()
     async with smtp_server(sink) as port:
         server = LoggedServer(tmp_path / "data", env=ENV)
@@ -96,13 +100,13 @@ async def test_three_kills_during_a_campaign_neither_double_nor_skip(tmp_path: P
         try:
             for kill in range(KILLS):
                 await server.start()
-                async with asyncio.timeout(120):
+                async with asyncio.timeout(WAIT):
                     while len(sink.received) < EVERY * (kill + 1):  # noqa: ASYNC110
                         await asyncio.sleep(0.01)
                 await server.kill()
             await server.start()
             account = await sign_in(server.url, server.site_url)
-            async with asyncio.timeout(120):
+            async with asyncio.timeout(WAIT):
                 while True:
                     progress = await account.call(
                         "query", "campaigns:progress", {"campaignId": campaign_id}
