@@ -139,6 +139,56 @@ async def test_without_add_to_audience_no_contact_is_created(site: Site, setup: 
     assert len(mails_to(site, "new@example.com")) == 1
 
 
+async def test_sends_share_the_rendering_and_keep_the_one_they_were_accepted_with(
+    site: Site, setup: Setup
+) -> None:
+    """A send names the email's rendering (`sendContents`: one row for all the sends of one
+    rendering) instead of carrying its bodies, and is personalized from it at delivery; an
+    edit of the email makes a new row, and a send accepted before it keeps its own."""
+
+    async def accepted(address: str, order: str) -> str:
+        response = await send(setup, email=address, dataVariables={"orderId": order, "total": 1})
+        assert response.status_code == 202, response.text
+        return str(response.json()["data"]["transactionalEmailId"])
+
+    first, second = await accepted("a@example.com", "A-1"), await accepted("b@example.com", "A-2")
+    queued = {row["_id"]: row for row in await rows(site, "transactionalSends")}
+    assert queued[first]["contentId"] == queued[second]["contentId"]
+    assert not {"bodyId", "html", "text", "footerLinks"} & set(queued[first])
+    assert await rows(site, "sendBodies") == []
+    (content,) = await rows(site, "sendContents")
+    assert "Order {{orderId}}" in content["html"]  # the rendering, not a personalized copy
+    for send_id, address, order in ((first, "a", "A-1"), (second, "b", "A-2")):
+        await settled(setup.owner, send_id)
+        (mail,) = mails_to(site, f"{address}@example.com")
+        assert mail["Subject"] == f"Order {order}"
+        assert f"Order {order}: 1 for <b>you</b>" in mail.get_body(("html",)).get_content()
+        assert f"Order {order}: 1 for you" in mail.get_body(("plain",)).get_content()
+
+    edited = [text_block("<p>Receipt {{orderId}}</p>", "t1")]
+    await setup.owner.mutation(
+        "transactionalEmails:update",
+        {"transactionalEmailId": setup.email_id, "content": json.dumps(edited),
+         "showUnsubscribe": True, "forceWhilePublished": True},
+    )  # fmt: skip
+    third = await accepted("a@example.com", "A-3")
+    row = next(row for row in await rows(site, "transactionalSends") if row["_id"] == third)
+    assert row["contentId"] != queued[first]["contentId"]
+    assert set(row["footerLinks"]) == {"preferences", "unsubscribe"}
+    assert len(await rows(site, "sendContents")) == 2
+    await settled(setup.owner, third)
+    mail = mails_to(site, "a@example.com")[-1]
+    html = mail.get_body(("html",)).get_content()
+    assert "Receipt A-3" in html and "Manage preferences" in html and "for <b>" not in html
+    assert "Unsubscribe: " in mail.get_body(("plain",)).get_content()
+    # what the first send recorded is the rendering it was accepted with
+    recorded = await setup.owner.query("transactionalSends:get", {"sendId": first})
+    assert "Order A-1: 1 for <b>you</b>" in recorded["html"] and "Receipt" not in recorded["html"]
+    assert "Manage preferences" not in recorded["text"]
+    assert recorded["dataVariables"] == {"orderId": "A-1", "total": 1}
+    assert not {"contentId", "footerLinks"} & set(recorded)
+
+
 # -- refusals --------------------------------------------------------------------------------
 
 

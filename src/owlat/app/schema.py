@@ -57,6 +57,7 @@ ORG_TABLES = (
     "apiIdempotencyKeys",
     "sendQueues",
     "sendBodies",
+    "sendContents",
     # campaigns (lib/campaigns/)
     "campaigns",
     "campaignSendJobs",
@@ -944,6 +945,14 @@ schema = define_schema(
                 "subject": v.string(),
                 # the bodies: `sendBodies` (written once; the row is patched at each step)
                 "bodyId": v.optional(v.id("sendBodies")),
+                # or: the rendering it was accepted with (`sendContents`, shared by the
+                # sends of one email, language and rendering), personalized at delivery
+                # with `dataVariables` and, when set, the unsubscribe footer's links
+                # (lib/sending/send_contents.py)
+                "contentId": v.optional(v.id("sendContents")),
+                "footerLinks": v.optional(
+                    v.object({"preferences": v.string(), "unsubscribe": v.string()})
+                ),
                 # sends enqueued before `sendBodies` carry their bodies here
                 "html": v.optional(v.string()),
                 "text": v.optional(v.string()),
@@ -1016,6 +1025,22 @@ schema = define_schema(
                 "dataVariables": v.optional(v.record(v.string(), DATA_VARIABLE)),
             }
         ).index("by_org", ["organizationId"]),
+        # A transactional email's rendering in one language, as sends of it were accepted:
+        # never changed (a new rendering is a new row), deleted with the organization only
+        # (lib/sending/send_contents.py).
+        "sendContents": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "transactionalEmailId": v.id("transactionalEmails"),
+                "language": v.string(),
+                "subject": v.string(),
+                "html": v.string(),
+                "text": v.string(),
+                "variables": v.array(v.string()),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_email_language", ["transactionalEmailId", "language"]),
         # -- campaigns (lib/campaigns/) ------------------------------------------------------
         "campaigns": define_table(
             {

@@ -14,8 +14,10 @@ refusal carrying `data.reason`:
     invalid_variables      400  a variable of the wrong type for the email's schema
 
 and then upserts the contact (source `transactional`; `addToAudience: false` creates none),
-resolves the language, personalizes the email and records the send with
-`sends.enqueue_send`: queued durably, with its delivery scheduled, before the answer
+resolves the language, personalizes the subject and records the send with
+`sends.enqueue_send`, naming the email's rendering in that language (stored once for all
+its sends, `send_contents.py`; the bodies are personalized at delivery): queued durably,
+with its delivery scheduled, before the answer
 `202 {"data": {"status": "queued", "email", "transactionalEmailId" (the send's id), "slug",
 "contactId"?, "contactCreated", "language"}}`. Base64 attachments are stored as files of
 the organization before the mutation, deleted again when it refuses, and deleted once the
@@ -54,14 +56,15 @@ from owlat.app.lib.sending.attachments import (
     url_problem,
 )
 from owlat.app.lib.sending.composition import SendKind, feedback_id
+from owlat.app.lib.sending.send_contents import content_for, personalized_subject
 from owlat.app.lib.sending.sends import SendRequest, checked_sender, enqueue_send
 from owlat.app.lib.sending.suppression import suppressed
 from owlat.app.lib.session_organization import now_ms
-from owlat.app.lib.templates import find_template
+from owlat.app.lib.templates import find_template, stored_rendering
 from owlat.app.lib.transactional_emails import (
     TRANSACTIONAL,
     find_by_slug,
-    message_for,
+    footer_links_for,
     resolve_language,
     variable_problem,
 )
@@ -451,16 +454,18 @@ async def _send(ctx: MutationCtx, organization_id: str, args: dict[str, Any]) ->
     language = resolve_language(
         template, args.get("language"), None if contact is None else contact.get("language")
     )
-    message = message_for(template, language, variables, contact_id)
+    rendered = stored_rendering(template, language)
     send_id = await enqueue_send(
         ctx,
         SendRequest(
             organization_id=organization_id,
             kind=SendKind.TRANSACTIONAL,
             to=email,
-            subject=message.subject,
-            text=message.text,
-            html=message.html,
+            subject=personalized_subject(rendered.subject, variables),
+            content_id=await content_for(
+                ctx, organization_id, template["_id"], language, rendered
+            ),
+            footer_links=footer_links_for(template, contact_id),
             contact_id=contact_id,
             feedback_id=feedback_id(template["_id"], organization_id, SendKind.TRANSACTIONAL),
             transactional_email_id=template["_id"],
