@@ -189,6 +189,49 @@ async def test_sends_share_the_rendering_and_keep_the_one_they_were_accepted_wit
     assert not {"contentId", "footerLinks"} & set(recorded)
 
 
+async def test_the_intakes_profile_of_an_email_follows_every_write_of_it(
+    site: Site, setup: Setup
+) -> None:
+    """The intake reads a small `transactionalProfiles` row instead of the email: written in
+    the transaction of every write of the email, so no request sees it older than the
+    email (unpublished, renamed, edited, deleted); an email without one gets it."""
+
+    async def status(**body: Any) -> tuple[int, str | None]:
+        response = await send(setup, email="a@example.com", **body)
+        reason = None if response.status_code == 202 else refusal(response)[2]
+        return response.status_code, reason
+
+    async def drop_profiles(ctx: Any) -> None:  # as before profiles existed
+        for row in await ctx.db.query("transactionalProfiles").collect():
+            await ctx.db.delete(row["_id"])
+
+    by_id = {"transactionalId": setup.email_id, "slug": None}
+    await in_mutation(site.application, drop_profiles)
+    assert await status(**by_id) == (202, None)
+    (profile,) = await rows(site, "transactionalProfiles")
+    assert (profile["slug"], profile["status"], profile["hasContent"]) == (
+        "order-receipt",
+        "published",
+        True,
+    )
+    assert set(profile["contents"]) == {"en"}
+    email = {"transactionalEmailId": setup.email_id}
+    await setup.owner.mutation("transactionalEmails:unpublish", email)
+    assert await status() == (422, "template_not_published")
+    await setup.owner.mutation("transactionalEmails:update", {**email, "slug": "receipt"})
+    await setup.owner.mutation("transactionalEmails:publish", email)
+    assert await status() == (404, "template_not_found")
+    assert await status(slug="receipt") == (202, None)
+    (profile,) = await rows(site, "transactionalProfiles")
+    assert profile["slug"] == "receipt"
+    await setup.owner.mutation("transactionalEmails:unpublish", email)
+    await setup.owner.mutation("transactionalEmails:remove", email)
+    assert await status(slug="receipt") == (404, "template_not_found")
+    assert await status(**by_id) == (404, "template_not_found")
+    assert await rows(site, "transactionalProfiles") == []
+    assert len(await rows(site, "sendContents")) == 1  # its sends may still be queued
+
+
 # -- refusals --------------------------------------------------------------------------------
 
 

@@ -45,6 +45,7 @@ ORG_TABLES = (
     "emailTemplateVersions",
     "transactionalEmails",
     "transactionalCounts",
+    "transactionalProfiles",
     "emailBlocks",
     "mediaAssets",
     "shareLinks",
@@ -675,6 +676,30 @@ schema = define_schema(
         .index("by_org_slug", ["organizationId", "slug"])
         .index("by_org_updated", ["organizationId", "updatedAt"])
         .index("by_org_status_updated", ["organizationId", "status", "updatedAt"]),
+        # What the API's intake reads of a transactional email, kept by a trigger on every
+        # write of the email (lib/transactional_profiles.py): its checks' fields, and the
+        # `sendContents` row and subject of each language sent since its rendering changed.
+        "transactionalProfiles": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "transactionalEmailId": v.id("transactionalEmails"),
+                "slug": v.string(),
+                "status": TEMPLATE_STATUS,
+                "hasContent": v.boolean(),  # rendered HTML and at least one block
+                "showUnsubscribe": v.optional(v.boolean()),
+                "defaultLanguage": v.optional(v.string()),
+                "supportedLanguages": v.optional(v.array(v.string())),
+                "dataVariablesSchema": v.optional(v.record(v.string(), VARIABLE_TYPE)),
+                "attachments": v.optional(v.array(ATTACHMENT)),
+                "contents": v.record(
+                    v.string(),
+                    v.object({"contentId": v.id("sendContents"), "subject": v.string()}),
+                ),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_email", ["transactionalEmailId"])
+        .index("by_org_slug", ["organizationId", "slug"]),
         # A transactional email's send counters, a few shard rows per email, summed when
         # read: {"queued": sendCount, <outcome>: n} (lib/sending/transactional_counts.py)
         "transactionalCounts": define_table(
