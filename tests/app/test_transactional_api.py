@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from owlat.app.lib import instance
 from owlat.app.lib.sending.attachments import FetchPolicy
+from owlat.app.lib.sending.sends import send_body
 from owlat.runtime.database.commits import Commit
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site, uploaded
@@ -164,6 +165,13 @@ async def test_sends_share_the_rendering_and_keep_the_one_they_were_accepted_wit
         assert mail["Subject"] == f"Order {order}"
         assert f"Order {order}: 1 for <b>you</b>" in mail.get_body(("html",)).get_content()
         assert f"Order {order}: 1 for you" in mail.get_body(("plain",)).get_content()
+
+
+    async def bodies(ctx: Any) -> list[str]:  # in one call, as a claim of many sends reads them
+        return [(await send_body(ctx, queued[send_id]))["html"] for send_id in (first, second)]
+
+    one, two = await in_query(site.application, bodies)
+    assert "Order A-1: 1 for" in one and "Order A-2: 1 for" in two
 
     edited = [text_block("<p>Receipt {{orderId}}</p>", "t1")]
     await setup.owner.mutation(

@@ -489,11 +489,8 @@ async def send_body(ctx: QueryCtx, row: Mapping[str, Any]) -> dict[str, Any]:
     """The send's `html`, `text` and `dataVariables` (None when it has none): its own, or
     its shared content personalized (`send_contents.py`)."""
     if row.get("contentId") is not None:
-        content = await ctx.db.get(row["contentId"])
-        if content is None:
-            raise LookupError(f"send {row['_id']}: its content {row['contentId']} is gone")
         variables = row.get("dataVariables")
-        body = body_of(content, variables or {}, row.get("footerLinks"))
+        body = await body_of(ctx, row["contentId"], variables or {}, row.get("footerLinks"))
         return {**body, "dataVariables": variables}
     source = row if row.get("bodyId") is None else await ctx.db.get(row["bodyId"]) or {}
     return {name: source.get(name) for name in ("html", "text", "dataVariables")}
