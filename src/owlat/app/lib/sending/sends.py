@@ -26,7 +26,9 @@ suppression, no sending-domain check, no queue job (its sender delivers it at on
         claim (one mutation for the group): suppression (`suppression.py`) and the From
           domain again, since a block or a lost verification since enqueueing still holds:
           refused → `failed` with its code; else `sending`, `claimedAt`, `attempts + 1`
-          and the route's providers. This commits BEFORE any provider is called.
+          and the route's providers. This commits BEFORE any provider is called. The
+          claim answers the bodies: the send's own (`sendBodies`), or the shared rendering
+          it names personalized with its variables (`send_contents.py`).
         compose: the MIME message with the row's Message-ID, DKIM-signed with the key Owlat
           holds for the From domain, if any.
         deliver: `email_providers.dispatch` (route choice, health, retries of RATE_LIMIT and
