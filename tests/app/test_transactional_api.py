@@ -423,6 +423,33 @@ async def test_a_failing_key_check_is_a_server_error(
     assert await rows(site, "transactionalSends") == []
 
 
+LONE = '{"slug": "order-receipt", "email": "a@example.com", "dataVariables": {"x": "\ud800"}}'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        LONE.replace("\ud800", "\\ud800").encode(),  # ASCII, an escape
+        LONE.encode("utf-8", "surrogatepass"),  # read with surrogatepass
+        LONE.encode("utf-16-le", "surrogatepass"),  # detected by its NULs
+        b'{"slug": "order-receipt", "email": "a@example.com", "dataVariables": {"x": '
+        + b"[" * 300 + b"]" * 300 + b"}}",  # as deep as the check can write back
+    ],
+)
+async def test_a_body_a_document_cannot_hold_is_invalid_json(
+    site: Site, setup: Setup, body: bytes
+) -> None:
+    """The lone-surrogate check is skipped only for bodies that cannot hold one."""
+    response = await setup.http.post("/transactional", content=body)
+    if body.count(b"[") == 300:
+        assert error(response)[0] == 400, response.text
+    else:
+        assert error(response) == (400, "invalid_input", "Invalid JSON in request body")
+    assert await rows(site, "transactionalSends") == []
+    accepted = await send(setup, email="b@example.com", dataVariables={"name": "Zoë \u00e9"})
+    assert accepted.status_code == 202, accepted.text
+
+
 async def test_a_malformed_request_answers_the_keys_refusal_first(site: Site, setup: Setup) -> None:
     unknown = "lm_live_" + "x" * 40
     async with client(site, unknown) as http:
