@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from owlat.app.lib import instance
 from owlat.app.lib.sending.attachments import FetchPolicy
+from owlat.app.lib.sending.sends import send_body
 from owlat.runtime.database.commits import Commit
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site, uploaded
@@ -137,6 +138,106 @@ async def test_without_add_to_audience_no_contact_is_created(site: Site, setup: 
     assert await rows(site, "contacts") == []
     await settled(setup.owner, answer["transactionalEmailId"])
     assert len(mails_to(site, "new@example.com")) == 1
+
+
+async def test_sends_share_the_rendering_and_keep_the_one_they_were_accepted_with(
+    site: Site, setup: Setup
+) -> None:
+    """A send names the email's rendering (`sendContents`: one row for all the sends of one
+    rendering) instead of carrying its bodies, and is personalized from it at delivery; an
+    edit of the email makes a new row, and a send accepted before it keeps its own."""
+
+    async def accepted(address: str, order: str) -> str:
+        response = await send(setup, email=address, dataVariables={"orderId": order, "total": 1})
+        assert response.status_code == 202, response.text
+        return str(response.json()["data"]["transactionalEmailId"])
+
+    first, second = await accepted("a@example.com", "A-1"), await accepted("b@example.com", "A-2")
+    queued = {row["_id"]: row for row in await rows(site, "transactionalSends")}
+    assert queued[first]["contentId"] == queued[second]["contentId"]
+    assert not {"bodyId", "html", "text", "footerLinks"} & set(queued[first])
+    assert await rows(site, "sendBodies") == []
+    (content,) = await rows(site, "sendContents")
+    assert "Order {{orderId}}" in content["html"]  # the rendering, not a personalized copy
+    for send_id, address, order in ((first, "a", "A-1"), (second, "b", "A-2")):
+        await settled(setup.owner, send_id)
+        (mail,) = mails_to(site, f"{address}@example.com")
+        assert mail["Subject"] == f"Order {order}"
+        assert f"Order {order}: 1 for <b>you</b>" in mail.get_body(("html",)).get_content()
+        assert f"Order {order}: 1 for you" in mail.get_body(("plain",)).get_content()
+
+
+    async def bodies(ctx: Any) -> list[str]:  # in one call, as a claim of many sends reads them
+        return [(await send_body(ctx, queued[send_id]))["html"] for send_id in (first, second)]
+
+    one, two = await in_query(site.application, bodies)
+    assert "Order A-1: 1 for" in one and "Order A-2: 1 for" in two
+
+    edited = [text_block("<p>Receipt {{orderId}}</p>", "t1")]
+    await setup.owner.mutation(
+        "transactionalEmails:update",
+        {"transactionalEmailId": setup.email_id, "content": json.dumps(edited),
+         "showUnsubscribe": True, "forceWhilePublished": True},
+    )  # fmt: skip
+    third = await accepted("a@example.com", "A-3")
+    row = next(row for row in await rows(site, "transactionalSends") if row["_id"] == third)
+    assert row["contentId"] != queued[first]["contentId"]
+    assert set(row["footerLinks"]) == {"preferences", "unsubscribe"}
+    assert len(await rows(site, "sendContents")) == 2
+    await settled(setup.owner, third)
+    mail = mails_to(site, "a@example.com")[-1]
+    html = mail.get_body(("html",)).get_content()
+    assert "Receipt A-3" in html and "Manage preferences" in html and "for <b>" not in html
+    assert "Unsubscribe: " in mail.get_body(("plain",)).get_content()
+    # what the first send recorded is the rendering it was accepted with
+    recorded = await setup.owner.query("transactionalSends:get", {"sendId": first})
+    assert "Order A-1: 1 for <b>you</b>" in recorded["html"] and "Receipt" not in recorded["html"]
+    assert "Manage preferences" not in recorded["text"]
+    assert recorded["dataVariables"] == {"orderId": "A-1", "total": 1}
+    assert not {"contentId", "footerLinks"} & set(recorded)
+
+
+async def test_the_intakes_profile_of_an_email_follows_every_write_of_it(
+    site: Site, setup: Setup
+) -> None:
+    """The intake reads a small `transactionalProfiles` row instead of the email: written in
+    the transaction of every write of the email, so no request sees it older than the
+    email (unpublished, renamed, edited, deleted); an email without one gets it."""
+
+    async def status(**body: Any) -> tuple[int, str | None]:
+        response = await send(setup, email="a@example.com", **body)
+        reason = None if response.status_code == 202 else refusal(response)[2]
+        return response.status_code, reason
+
+    async def drop_profiles(ctx: Any) -> None:  # as before profiles existed
+        for row in await ctx.db.query("transactionalProfiles").collect():
+            await ctx.db.delete(row["_id"])
+
+    by_id = {"transactionalId": setup.email_id, "slug": None}
+    await in_mutation(site.application, drop_profiles)
+    assert await status(**by_id) == (202, None)
+    (profile,) = await rows(site, "transactionalProfiles")
+    assert (profile["slug"], profile["status"], profile["hasContent"]) == (
+        "order-receipt",
+        "published",
+        True,
+    )
+    assert set(profile["contents"]) == {"en"}
+    email = {"transactionalEmailId": setup.email_id}
+    await setup.owner.mutation("transactionalEmails:unpublish", email)
+    assert await status() == (422, "template_not_published")
+    await setup.owner.mutation("transactionalEmails:update", {**email, "slug": "receipt"})
+    await setup.owner.mutation("transactionalEmails:publish", email)
+    assert await status() == (404, "template_not_found")
+    assert await status(slug="receipt") == (202, None)
+    (profile,) = await rows(site, "transactionalProfiles")
+    assert profile["slug"] == "receipt"
+    await setup.owner.mutation("transactionalEmails:unpublish", email)
+    await setup.owner.mutation("transactionalEmails:remove", email)
+    assert await status(slug="receipt") == (404, "template_not_found")
+    assert await status(**by_id) == (404, "template_not_found")
+    assert await rows(site, "transactionalProfiles") == []
+    assert len(await rows(site, "sendContents")) == 1  # its sends may still be queued
 
 
 # -- refusals --------------------------------------------------------------------------------
@@ -320,6 +421,33 @@ async def test_a_failing_key_check_is_a_server_error(
     assert error(response) == (500, "internal", "Internal server error")
     assert "x-ratelimit-remaining" not in response.headers
     assert await rows(site, "transactionalSends") == []
+
+
+LONE = '{"slug": "order-receipt", "email": "a@example.com", "dataVariables": {"x": "\ud800"}}'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        LONE.replace("\ud800", "\\ud800").encode(),  # ASCII, an escape
+        LONE.encode("utf-8", "surrogatepass"),  # read with surrogatepass
+        LONE.encode("utf-16-le", "surrogatepass"),  # detected by its NULs
+        b'{"slug": "order-receipt", "email": "a@example.com", "dataVariables": {"x": '
+        + b"[" * 300 + b"]" * 300 + b"}}",  # as deep as the check can write back
+    ],
+)
+async def test_a_body_a_document_cannot_hold_is_invalid_json(
+    site: Site, setup: Setup, body: bytes
+) -> None:
+    """The lone-surrogate check is skipped only for bodies that cannot hold one."""
+    response = await setup.http.post("/transactional", content=body)
+    if body.count(b"[") == 300:
+        assert error(response)[0] == 400, response.text
+    else:
+        assert error(response) == (400, "invalid_input", "Invalid JSON in request body")
+    assert await rows(site, "transactionalSends") == []
+    accepted = await send(setup, email="b@example.com", dataVariables={"name": "Zoë \u00e9"})
+    assert accepted.status_code == 202, accepted.text
 
 
 async def test_a_malformed_request_answers_the_keys_refusal_first(site: Site, setup: Setup) -> None:

@@ -45,6 +45,7 @@ ORG_TABLES = (
     "emailTemplateVersions",
     "transactionalEmails",
     "transactionalCounts",
+    "transactionalProfiles",
     "emailBlocks",
     "mediaAssets",
     "shareLinks",
@@ -57,6 +58,7 @@ ORG_TABLES = (
     "apiIdempotencyKeys",
     "sendQueues",
     "sendBodies",
+    "sendContents",
     # campaigns (lib/campaigns/)
     "campaigns",
     "campaignSendJobs",
@@ -674,6 +676,30 @@ schema = define_schema(
         .index("by_org_slug", ["organizationId", "slug"])
         .index("by_org_updated", ["organizationId", "updatedAt"])
         .index("by_org_status_updated", ["organizationId", "status", "updatedAt"]),
+        # What the API's intake reads of a transactional email, kept by a trigger on every
+        # write of the email (lib/transactional_profiles.py): its checks' fields, and the
+        # `sendContents` row and subject of each language sent since its rendering changed.
+        "transactionalProfiles": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "transactionalEmailId": v.id("transactionalEmails"),
+                "slug": v.string(),
+                "status": TEMPLATE_STATUS,
+                "hasContent": v.boolean(),  # rendered HTML and at least one block
+                "showUnsubscribe": v.optional(v.boolean()),
+                "defaultLanguage": v.optional(v.string()),
+                "supportedLanguages": v.optional(v.array(v.string())),
+                "dataVariablesSchema": v.optional(v.record(v.string(), VARIABLE_TYPE)),
+                "attachments": v.optional(v.array(ATTACHMENT)),
+                "contents": v.record(
+                    v.string(),
+                    v.object({"contentId": v.id("sendContents"), "subject": v.string()}),
+                ),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_email", ["transactionalEmailId"])
+        .index("by_org_slug", ["organizationId", "slug"]),
         # A transactional email's send counters, a few shard rows per email, summed when
         # read: {"queued": sendCount, <outcome>: n} (lib/sending/transactional_counts.py)
         "transactionalCounts": define_table(
@@ -944,6 +970,14 @@ schema = define_schema(
                 "subject": v.string(),
                 # the bodies: `sendBodies` (written once; the row is patched at each step)
                 "bodyId": v.optional(v.id("sendBodies")),
+                # or: the rendering it was accepted with (`sendContents`, shared by the
+                # sends of one email, language and rendering), personalized at delivery
+                # with `dataVariables` and, when set, the unsubscribe footer's links
+                # (lib/sending/send_contents.py)
+                "contentId": v.optional(v.id("sendContents")),
+                "footerLinks": v.optional(
+                    v.object({"preferences": v.string(), "unsubscribe": v.string()})
+                ),
                 # sends enqueued before `sendBodies` carry their bodies here
                 "html": v.optional(v.string()),
                 "text": v.optional(v.string()),
@@ -1016,6 +1050,22 @@ schema = define_schema(
                 "dataVariables": v.optional(v.record(v.string(), DATA_VARIABLE)),
             }
         ).index("by_org", ["organizationId"]),
+        # A transactional email's rendering in one language, as sends of it were accepted:
+        # never changed (a new rendering is a new row), deleted with the organization only
+        # (lib/sending/send_contents.py).
+        "sendContents": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "transactionalEmailId": v.id("transactionalEmails"),
+                "language": v.string(),
+                "subject": v.string(),
+                "html": v.string(),
+                "text": v.string(),
+                "variables": v.array(v.string()),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_email_language", ["transactionalEmailId", "language"]),
         # -- campaigns (lib/campaigns/) ------------------------------------------------------
         "campaigns": define_table(
             {

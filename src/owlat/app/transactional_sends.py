@@ -36,7 +36,17 @@ from owlat.runtime import (
     v,
 )
 
-BODIES = ("html", "text", "headers", "dataVariables", "deliveryKey", "attachments", "bodyId")
+BODIES = (
+    "html",
+    "text",
+    "headers",
+    "dataVariables",
+    "deliveryKey",
+    "attachments",
+    "bodyId",
+    "contentId",
+    "footerLinks",
+)
 
 
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +83,8 @@ async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
         return _summary(row)
     row.pop("deliveryKey", None)
     row.update(await sends.send_body(ctx, row))
-    row.pop("bodyId", None)
+    for name in ("bodyId", "contentId", "footerLinks"):
+        row.pop(name, None)
     return {name: value for name, value in row.items() if value is not None}
 
 

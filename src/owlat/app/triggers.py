@@ -4,7 +4,7 @@ changes it (runtime/triggers.py)."""
 from __future__ import annotations
 
 from owlat.app import segment_counts
-from owlat.app.lib import automations, call_cache
+from owlat.app.lib import automations, call_cache, transactional_profiles
 from owlat.app.lib.sending.send_tables import SEND_TABLES
 from owlat.app.lib.webhooks import events as webhook_events
 from owlat.runtime import Triggers
@@ -26,3 +26,6 @@ triggers.on("mailingListMembers")(automations.on_membership_change)
 # read again after a write to their table.
 triggers.on("automations")(call_cache.forget)
 triggers.on("webhooks")(call_cache.forget)
+# What the API's intake reads of a transactional email follows every write of it
+# (lib/transactional_profiles.py).
+triggers.on("transactionalEmails")(transactional_profiles.on_email_change)

@@ -69,6 +69,15 @@ def test_refusals_name_the_rule(typed: str, message: str) -> None:
     assert str(error.value).startswith(f"Invalid domain {typed.strip()[:80]!r}: ")
 
 
+def test_kept_answers_are_the_same_and_refusals_are_raised_again() -> None:
+    """`normalize_domain` keeps its answers (it runs for every send's From domain)."""
+    assert normalize_domain(" Shop.Example.COM. ") == normalize_domain(" Shop.Example.COM. ")
+    assert normalize_domain(" Shop.Example.COM. ") == "shop.example.com"
+    for _ in range(2):
+        with pytest.raises(AppError, match="is not a public top-level domain"):
+            normalize_domain("example.invalidtld")
+
+
 def test_a_tracking_domain_must_be_a_subdomain() -> None:
     assert normalize_tracking_domain("Track.Example.com") == "track.example.com"
     with pytest.raises(AppError, match="a tracking domain must be a subdomain, such as "

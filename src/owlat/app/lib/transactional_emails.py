@@ -20,18 +20,15 @@ or milliseconds since 1970). Variables the schema does not name pass unchecked.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import functools
-import html
 import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from owlat.app.lib.errors import invalid
-from owlat.app.lib.rendering import Message, compile_template, personalize
-from owlat.app.lib.subscription_tokens import preferences_link, unsubscribe_link
+from owlat.app.lib.rendering import Message, personalize
+from owlat.app.lib.sending.send_contents import compiled, footer_links, with_footer
 from owlat.app.lib.templates import TemplateKind, default_language, stored_rendering
 from owlat.runtime import QueryCtx
 
@@ -51,9 +48,6 @@ VARIABLE_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
 MAX_VARIABLE_NAME = 100
 MAX_VARIABLES = 100
 VARIABLE_TYPES = ("string", "number", "boolean", "date")
-_FOOTER_STYLE = "color:#6b7280;font-family:Arial,sans-serif;font-size:12px"
-# Compiling a 40 KB rendering takes about a millisecond; a template is sent many times.
-_compiled = functools.lru_cache(maxsize=64)(compile_template)
 
 
 def clean_slug(slug: str) -> str:
@@ -172,17 +166,10 @@ def message_for(
 ) -> Message:
     """The template in `language` personalized with `variables`, with the unsubscribe
     footer when the template shows one and the recipient is a contact."""
-    message = personalize(_compiled(stored_rendering(template, language)), variables)
-    if not template.get("showUnsubscribe") or contact_id is None:
-        return message
-    preferences, unsubscribe = preferences_link(contact_id), unsubscribe_link(contact_id)
-    footer = (
-        f'<p style="{_FOOTER_STYLE};text-align:center;padding:16px">'
-        f'<a href="{html.escape(preferences)}" style="{_FOOTER_STYLE}">Manage preferences</a>'
-        f' · <a href="{html.escape(unsubscribe)}" style="{_FOOTER_STYLE}">Unsubscribe</a></p>'
-    )
-    body = message.html
-    at = body.rfind("</body>")
-    body = body + footer if at < 0 else body[:at] + footer + body[at:]
-    text = f"{message.text}\n\nManage preferences: {preferences}\nUnsubscribe: {unsubscribe}\n"
-    return dataclasses.replace(message, html=body, text=text)
+    message = personalize(compiled(stored_rendering(template, language)), variables)
+    return with_footer(message, footer_links_for(template, contact_id))
+
+
+def footer_links_for(template: Mapping[str, Any], contact_id: str | None) -> dict[str, str] | None:
+    """The unsubscribe footer's links of a send of `template` to `contact_id`, or None."""
+    return footer_links(contact_id) if template.get("showUnsubscribe") else None

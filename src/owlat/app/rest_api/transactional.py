@@ -14,8 +14,10 @@ refusal carrying `data.reason`:
     invalid_variables      400  a variable of the wrong type for the email's schema
 
 and then upserts the contact (source `transactional`; `addToAudience: false` creates none),
-resolves the language, personalizes the email and records the send with
-`sends.enqueue_send`: queued durably, with its delivery scheduled, before the answer
+resolves the language, personalizes the subject and records the send with
+`sends.enqueue_send`, naming the email's rendering in that language (stored once for all
+its sends, `send_contents.py`; the bodies are personalized at delivery): queued durably,
+with its delivery scheduled, before the answer
 `202 {"data": {"status": "queued", "email", "transactionalEmailId" (the send's id), "slug",
 "contactId"?, "contactCreated", "language"}}`. Base64 attachments are stored as files of
 the organization before the mutation, deleted again when it refuses, and deleted once the
@@ -54,17 +56,16 @@ from owlat.app.lib.sending.attachments import (
     url_problem,
 )
 from owlat.app.lib.sending.composition import SendKind, feedback_id
+from owlat.app.lib.sending.send_contents import personalized_subject
 from owlat.app.lib.sending.sends import SendRequest, checked_sender, enqueue_send
 from owlat.app.lib.sending.suppression import suppressed
 from owlat.app.lib.session_organization import now_ms
-from owlat.app.lib.templates import find_template
 from owlat.app.lib.transactional_emails import (
-    TRANSACTIONAL,
-    find_by_slug,
-    message_for,
+    footer_links_for,
     resolve_language,
     variable_problem,
 )
+from owlat.app.lib.transactional_profiles import content_of, profile_for
 from owlat.app.rest_api.wire import (
     ApiError,
     KeyCheck,
@@ -353,30 +354,26 @@ async def replay(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     return found
 
 
-async def _template(ctx: MutationCtx, organization_id: str, args: dict[str, Any]) -> Any:
-    """The transactional email the request names, or a refusal."""
-    if args.get("transactionalId") is not None:
-        template = await find_template(ctx, organization_id, args["transactionalId"], TRANSACTIONAL)
-        missing = f'Transactional email "{args["transactionalId"]}" not found'
-    else:
-        template = await find_by_slug(ctx, organization_id, args["slug"])
-        missing = f'Transactional email with slug "{args["slug"]}" not found'
-    if template is None:
+async def _profile(ctx: MutationCtx, organization_id: str, args: dict[str, Any]) -> Any:
+    """The profile of the transactional email the request names
+    (`lib/transactional_profiles.py`), or a refusal."""
+    email_id = args.get("transactionalId")
+    profile = await profile_for(ctx, organization_id, email_id, args.get("slug"))
+    if profile is None:
+        missing = (
+            f'Transactional email "{email_id}" not found'
+            if email_id is not None
+            else f'Transactional email with slug "{args["slug"]}" not found'
+        )
         return _refusal(404, "template_not_found", missing)
-    name = template["slug"]
-    if template["status"] != "published":
+    name = profile["slug"]
+    if profile["status"] != "published":
         return _refusal(
             422, "template_not_published", f'Transactional email "{name}" is not published'
         )
-    if not template.get("htmlContent") or _no_blocks(template["content"]):
+    if not profile["hasContent"]:
         return _refusal(422, "template_no_content", f'Transactional email "{name}" has no content')
-    return template
-
-
-def _no_blocks(content: str) -> bool:
-    """Whether saved content (a JSON array of blocks: every save validates it) is `[]`,
-    without parsing the whole template on each request."""
-    return not content.strip()[1:-1].strip()
+    return profile
 
 
 @internal_mutation(
@@ -422,19 +419,19 @@ async def _send(ctx: MutationCtx, organization_id: str, args: dict[str, Any]) ->
     blocked = await suppressed(ctx, organization_id, SendKind.TRANSACTIONAL, email, None)
     if blocked is not None:
         return _refusal(422, "recipient_blocked", f"Cannot send to {email}: {blocked}")
-    template = await _template(ctx, organization_id, args)
-    if "refusal" in template:
-        return dict(template)
+    profile = await _profile(ctx, organization_id, args)
+    if "refusal" in profile:
+        return dict(profile)
     probe = SendRequest(organization_id, SendKind.TRANSACTIONAL, email, "-")
     try:
         from_address = await checked_sender(ctx, probe)
     except AppError as error:
         return _refusal(422, "domain_unverified", str(error.data))
     variables = args["dataVariables"]
-    problem = variable_problem(template.get("dataVariablesSchema") or {}, variables)
+    problem = variable_problem(profile.get("dataVariablesSchema") or {}, variables)
     if problem is not None:
         return _refusal(400, "invalid_variables", problem)
-    own = template.get("attachments") or []
+    own = profile.get("attachments") or []
     attachments = [*own, *args["attachments"]]
     if len(attachments) > MAX_ATTACHMENTS:
         too_many = f"Maximum {MAX_ATTACHMENTS} attachments allowed (the email has {len(own)})"
@@ -449,21 +446,23 @@ async def _send(ctx: MutationCtx, organization_id: str, args: dict[str, Any]) ->
         )
     contact_id = None if contact is None else contact["_id"]
     language = resolve_language(
-        template, args.get("language"), None if contact is None else contact.get("language")
+        profile, args.get("language"), None if contact is None else contact.get("language")
     )
-    message = message_for(template, language, variables, contact_id)
+    content = await content_of(ctx, profile, language)
     send_id = await enqueue_send(
         ctx,
         SendRequest(
             organization_id=organization_id,
             kind=SendKind.TRANSACTIONAL,
             to=email,
-            subject=message.subject,
-            text=message.text,
-            html=message.html,
+            subject=personalized_subject(content["subject"], variables),
+            content_id=content["contentId"],
+            footer_links=footer_links_for(profile, contact_id),
             contact_id=contact_id,
-            feedback_id=feedback_id(template["_id"], organization_id, SendKind.TRANSACTIONAL),
-            transactional_email_id=template["_id"],
+            feedback_id=feedback_id(
+                profile["transactionalEmailId"], organization_id, SendKind.TRANSACTIONAL
+            ),
+            transactional_email_id=profile["transactionalEmailId"],
             language=language,
             data_variables=variables,
             attachments=attachments,

@@ -271,6 +271,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _plain(raw: bytes) -> bool:
+    """Whether a body that parsed holds no lone surrogate and can be written back without
+    nesting too deep, seen from its bytes: ASCII without NULs (not UTF-16/32, which
+    `json.loads` detects by them; UTF-8 is decoded with surrogatepass), without `\\u`
+    escapes, fewer than 256 `{` and `[` in all."""
+    return (
+        raw.isascii()
+        and b"\x00" not in raw
+        and b"\\u" not in raw
+        and raw.count(b"{") + raw.count(b"[") < 256
+    )
+
+
 async def json_object(request: Request, max_bytes: int = MAX_BODY) -> dict[str, Any]:
     """The body as a JSON object, or 400 `Invalid JSON in request body`; a body over
     `max_bytes` is refused as it streams."""
@@ -284,8 +297,9 @@ async def json_object(request: Request, max_bytes: int = MAX_BODY) -> dict[str, 
     raw = b"".join(chunks)
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
-        # lone surrogates ("\\ud800") are JSON but not text a document can hold
-        json.dumps(body, ensure_ascii=False).encode()
+        if not _plain(raw):
+            # lone surrogates ("\\ud800") are JSON but not text a document can hold
+            json.dumps(body, ensure_ascii=False).encode()
     except (ValueError, RecursionError):
         raise ApiError(400, "Invalid JSON in request body") from None
     if not isinstance(body, dict):

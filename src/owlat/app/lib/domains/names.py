@@ -10,6 +10,7 @@ refusal is an `INVALID_DOMAIN` error naming the input and the rule it breaks.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -34,6 +35,9 @@ def invalid_domain(raw: str, reason: str) -> AppError:
     return invalid("INVALID_DOMAIN", f"Invalid domain {shown!r}: {reason}")
 
 
+# A pure function of its argument (the suffix list is loaded once), called for the From
+# domain of every send: its answers are kept (a refusal is raised anew each time).
+@functools.lru_cache(maxsize=1024)
 def normalize_domain(raw: str) -> str:
     """The stored form of a domain the user typed, or an `INVALID_DOMAIN` error."""
     name = raw.strip()

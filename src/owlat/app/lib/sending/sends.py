@@ -26,7 +26,9 @@ suppression, no sending-domain check, no queue job (its sender delivers it at on
         claim (one mutation for the group): suppression (`suppression.py`) and the From
           domain again, since a block or a lost verification since enqueueing still holds:
           refused → `failed` with its code; else `sending`, `claimedAt`, `attempts + 1`
-          and the route's providers. This commits BEFORE any provider is called.
+          and the route's providers. This commits BEFORE any provider is called. The
+          claim answers the bodies: the send's own (`sendBodies`), or the shared rendering
+          it names personalized with its variables (`send_contents.py`).
         compose: the MIME message with the row's Message-ID, DKIM-signed with the key Owlat
           holds for the From domain, if any.
         deliver: `email_providers.dispatch` (route choice, health, retries of RATE_LIMIT and
@@ -106,6 +108,7 @@ from owlat.app.lib.sending.routes import (
     route_for,
     route_from_document,
 )
+from owlat.app.lib.sending.send_contents import body_of
 from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
 from owlat.app.lib.sending.suppression import suppressed
 from owlat.app.lib.sending.transactional_counts import count_outcome, count_queued
@@ -162,6 +165,10 @@ class SendRequest:
     # what providers dedupe by (and the Message-ID is made of); None: a random one. A
     # system mail's sender fixes it, so a repeated mail is written to the outbox once.
     delivery_key: str | None = None
+    # instead of `html` and `text`: a `sendContents` row, personalized at delivery with
+    # `data_variables` and followed by the footer of `footer_links` (send_contents.py)
+    content_id: str | None = None
+    footer_links: Mapping[str, str] | None = None
 
 
 def lease_ms() -> float:
@@ -199,13 +206,7 @@ async def enqueue_send(
         raise invalid("INVALID_SUBJECT", f"Subject must be 1 to {MAX_SUBJECT} characters")
     if request.kind is SendKind.TEST and not subject.startswith(tagged_test_subject("")):
         subject = tagged_test_subject(subject)
-    text = request.text or html_to_text(request.html or "")
-    if not text.strip() and not request.html:
-        raise invalid("INVALID_CONTENT", "A message needs a text or an HTML body")
-    if len(text) + len(request.html or "") > MAX_CONTENT:
-        raise invalid(
-            "MESSAGE_TOO_LARGE", f"HTML and text together exceed {MAX_CONTENT:,} characters"
-        )
+    text = "" if request.content_id is not None else _checked_text(request)
     reply_to = None if request.reply_to is None else clean_email(request.reply_to)
     if len(request.attachments) > MAX_ATTACHMENTS:
         raise invalid("TOO_MANY_ATTACHMENTS", f"At most {MAX_ATTACHMENTS} attachments")
@@ -233,18 +234,13 @@ async def enqueue_send(
     now = now_ms()
     # a system mail's row and body have no organization (module docstring)
     owner = {} if organization_id is None else {"organizationId": organization_id}
-    body: dict[str, Any] = {**owner, "text": text}
-    if request.html is not None:
-        body["html"] = request.html
-    if request.data_variables is not None:
-        body["dataVariables"] = dict(request.data_variables)
     row: dict[str, Any] = {
         **owner,
         "kind": str(request.kind),
         "email": to,
         "fromAddress": from_address,
         "subject": subject,
-        "bodyId": await ctx.db.insert("sendBodies", body),
+        **await _bodies(ctx, request, owner, text),
         "headers": headers,
         "deliveryKey": delivery_key,
         "messageId": message_id_for(message),
@@ -270,6 +266,37 @@ async def enqueue_send(
     if organization_id is not None:
         await arm_queue(ctx, organization_id, now)
     return str(send_id)
+
+
+def _checked_text(request: SendRequest) -> str:
+    """The text body of a send with its own bodies (derived from the HTML when empty)."""
+    text = request.text or html_to_text(request.html or "")
+    if not text.strip() and not request.html:
+        raise invalid("INVALID_CONTENT", "A message needs a text or an HTML body")
+    if len(text) + len(request.html or "") > MAX_CONTENT:
+        raise invalid(
+            "MESSAGE_TOO_LARGE", f"HTML and text together exceed {MAX_CONTENT:,} characters"
+        )
+    return text
+
+
+async def _bodies(
+    ctx: MutationCtx, request: SendRequest, owner: dict[str, Any], text: str
+) -> dict[str, Any]:
+    """The row's fields naming its bodies: its `sendBodies` row, or its shared content
+    with what personalizes it (`send_contents.py`)."""
+    variables = None if request.data_variables is None else dict(request.data_variables)
+    if request.content_id is not None:
+        named = {"contentId": request.content_id, "dataVariables": variables}
+        if request.footer_links is not None:
+            named["footerLinks"] = dict(request.footer_links)
+        return {name: value for name, value in named.items() if value is not None}
+    body: dict[str, Any] = {**owner, "text": text}
+    if request.html is not None:
+        body["html"] = request.html
+    if variables is not None:
+        body["dataVariables"] = variables
+    return {"bodyId": await ctx.db.insert("sendBodies", body)}
 
 
 async def arm_queue(ctx: MutationCtx, organization_id: str, now: float) -> None:
@@ -461,7 +488,12 @@ async def claim_many(
 
 
 async def send_body(ctx: QueryCtx, row: Mapping[str, Any]) -> dict[str, Any]:
-    """The send's `html`, `text` and `dataVariables` (None when it has none)."""
+    """The send's `html`, `text` and `dataVariables` (None when it has none): its own, or
+    its shared content personalized (`send_contents.py`)."""
+    if row.get("contentId") is not None:
+        variables = row.get("dataVariables")
+        body = await body_of(ctx, row["contentId"], variables or {}, row.get("footerLinks"))
+        return {**body, "dataVariables": variables}
     source = row if row.get("bodyId") is None else await ctx.db.get(row["bodyId"]) or {}
     return {name: source.get(name) for name in ("html", "text", "dataVariables")}
 
