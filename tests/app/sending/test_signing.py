@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dkim
 import pytest
@@ -106,3 +110,38 @@ async def test_another_domains_key_is_loaded_in_the_signing_process() -> None:
     wrong = DkimSigner("sender.test", "other", PAIR.private_key_pem)
     fields = await signing.sign_all(wrong, messages, NOW)
     assert b"s=other" in fields[0] and not dkim.verify(fields[0] + messages[0], dnsfunc=dns)
+
+
+SIGNING_PARENT = f"""
+import asyncio, sys
+from owlat.app.lib.sending import signing
+from owlat.app.lib.sending.dkim import DkimSigner
+signer = DkimSigner("sender.test", "owlat2024", {PAIR.private_key_pem!r})
+message = b"From: a@sender.test\\r\\nSubject: x\\r\\n\\r\\nHello\\r\\n"
+asyncio.run(signing.sign_all(signer, [message] * signing.POOL_MIN, 0.0))
+print(*signing._pool._processes, flush=True)
+sys.stdin.read()
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_signing_processes_end_when_their_process_is_killed() -> None:
+    command = [sys.executable, "-c", SIGNING_PARENT]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE) as parent:
+        try:
+            assert parent.stdout is not None
+            workers = [int(pid) for pid in parent.stdout.readline().split()]
+            assert workers and all(_running(pid) for pid in workers)
+        finally:
+            parent.kill()  # SIGKILL: no exit hook runs
+    deadline = time.monotonic() + 10
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_running, workers))

@@ -11,7 +11,10 @@ The pool is started lazily with `forkserver` (never `fork` from a process with t
 and has `processes()` workers; each loads a key once (`_signer`, kept per key). The
 private key's PEM travels with each chunk (a few hundred bytes next to the messages):
 a worker needs no access to the sealed secrets. The pool is process-wide; it stops at
-interpreter exit (`ProcessPoolExecutor`'s own exit hook) or with `shutdown`.
+interpreter exit (`ProcessPoolExecutor`'s own exit hook) or with `shutdown`. A process
+killed outright (kill -9) runs no hook, and a pool's worker never notices (it holds both
+ends of its own task pipe, and with them the forkserver's): each signing process watches
+the process whose pool it is (`_exit_with`) and exits when that one has ended.
 
 Signatures are byte for byte the in-process ones (the same `DkimSigner.signature`).
 A batch smaller than `POOL_MIN` is signed here: the round trip would cost more than it
@@ -27,7 +30,9 @@ import asyncio
 import functools
 import multiprocessing
 import os
+import select
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -35,7 +40,7 @@ from concurrent.futures.process import BrokenProcessPool
 from owlat.app.lib.sending.dkim import DkimSigner
 
 POOL_MIN = 4  # messages: a smaller batch is signed in this process
-MAX_PROCESSES = 8
+MAX_PROCESSES = 4
 
 _pool: ProcessPoolExecutor | None = None
 _lock = threading.Lock()
@@ -80,7 +85,9 @@ def _started() -> ProcessPoolExecutor:
     with _lock:
         if _pool is None:
             context = multiprocessing.get_context("forkserver")
-            _pool = ProcessPoolExecutor(processes(), mp_context=context)
+            _pool = ProcessPoolExecutor(
+                processes(), mp_context=context, initializer=_exit_with, initargs=(os.getpid(),)
+            )
         return _pool
 
 
@@ -90,6 +97,31 @@ def _discard(pool: ProcessPoolExecutor) -> None:
         if _pool is pool:
             _pool = None
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _exit_with(parent: int) -> None:
+    """In a signing process: exit as soon as process `parent` has ended (a thread waits on
+    its pidfd; where there is none, it looks every second)."""
+
+    def watch() -> None:
+        try:
+            select.select([os.pidfd_open(parent)], [], [])
+        except (AttributeError, OSError):  # no pidfd here, or `parent` is already gone
+            while _alive(parent):
+                time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="owlat-signing-parent", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, as another user
+        pass
+    return True
 
 
 def _sign_chunk(
