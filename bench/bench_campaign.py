@@ -11,7 +11,9 @@ a sending domain verified against a loopback DNS server (its DKIM key signs ever
 unless `--no-dkim`), a list of N contacts written directly (2,000 per mutation), a
 published template. Measured: from `campaigns:send` to the sink counting the last
 message (the walk, the claims, personalization, MIME, DKIM, SMTP and the records all
-inside), with this process's peak RSS (sampled every 0.25 s). Then the baseline:
+inside), with this process's peak RSS (sampled every 0.25 s) and CPU, and the CPU and
+peak RSS of the DKIM signing processes (`sending/signing.py`), counted in the CPU per
+message. Then the baseline:
 `bench_smtp.send_raw` of N messages `bench_smtp.prepare_messages` built beforehand (DKIM
 signed as well unless `--no-dkim`), over the same 4 connections, with its CPU per message
 (sending alone). Profile the server side with py-spy (installed into .venv only):
@@ -109,13 +111,16 @@ async def run_campaign(options: argparse.Namespace, sink: Sink, folder: Path) ->
             campaign_id = await ready_campaign(owner, list_id, f"news@{DOMAIN}")
             base = await sink.count()
             rss_peak = rss_mb(os.getpid())
+            signers_rss = 0.0
             cpu_before = cpu_seconds(os.getpid())
+            signers_before = _signers_cpu()
             started = time.perf_counter()
             await owner.mutation("campaigns:send", {"campaignId": campaign_id})
             received, last_seen = base, started
             while received - base < options.contacts:
                 await asyncio.sleep(0.25)
                 rss_peak = max(rss_peak, rss_mb(os.getpid()))
+                signers_rss = max(signers_rss, sum(map(rss_mb, _signers())))
                 now_received = await sink.count()
                 if now_received != received:
                     received, last_seen = now_received, time.perf_counter()
@@ -123,16 +128,31 @@ async def run_campaign(options: argparse.Namespace, sink: Sink, folder: Path) ->
                     break
             elapsed = last_seen - started
             cpu = cpu_seconds(os.getpid()) - cpu_before
+            signers_cpu = _signers_cpu() - signers_before
             progress = await owner.query("campaigns:progress", {"campaignId": campaign_id})
+    count = max(1, received - base)
     return {
         "received": received - base,
         "seconds": elapsed,
         "rate": (received - base) / elapsed,
         "rss_peak_mb": rss_peak,
-        "cpu_ms_per_message": 1000 * cpu / max(1, received - base),
+        "signers_rss_mb": signers_rss,
+        "cpu_ms_per_message": 1000 * (cpu + signers_cpu) / count,
+        "signers_cpu_ms_per_message": 1000 * signers_cpu / count,
         "load_seconds": loaded,
         "progress": progress,
     }
+
+
+def _signers() -> list[int]:
+    """The process ids of the DKIM signing processes running now."""
+    from owlat.app.lib.sending import signing
+
+    return [] if signing._pool is None else list(signing._pool._processes or {})
+
+
+def _signers_cpu() -> float:
+    return sum(map(cpu_seconds, _signers()))
 
 
 async def run_raw(options: argparse.Namespace, sink: Sink) -> dict[str, Any]:
@@ -163,6 +183,8 @@ async def bench(options: argparse.Namespace) -> None:
             print(f"owlat campaign: {owlat['received']:,} messages in {owlat['seconds']:.1f} s = "
                   f"{owlat['rate']:,.0f} msg/s, peak RSS {owlat['rss_peak_mb']:.0f} MB, "
                   f"{owlat['cpu_ms_per_message']:.2f} ms CPU/message "
+                  f"(of which signing processes {owlat['signers_cpu_ms_per_message']:.2f} ms, "
+                  f"their RSS {owlat['signers_rss_mb']:.0f} MB) "
                   f"(audience loaded in {owlat['load_seconds']:.1f} s)")  # fmt: skip
             print(f"  progress: {json.dumps(owlat['progress'])}")
             raw = await run_raw(options, sink)

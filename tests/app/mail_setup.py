@@ -4,8 +4,11 @@ the test's DNS server and endpoints, and waiting for a send to settle."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from dns.resolver import Resolver
 
 from owlat.app.lib import instance
 from owlat.app.lib.sending.attachments import FetchPolicy
@@ -24,6 +27,18 @@ def configure(data_dir: Path, dns: DnsServer | None = None, **options: Any) -> N
         options["dns_nameservers"] = (("127.0.0.1", dns.port),)
     options.setdefault("smtp_hosts", LOOPBACK_SINKS)
     instance.configure(data_dir, BASE_URL, **{**FAST, **options})
+
+
+def dkim_dns(server: DnsServer) -> Callable[..., bytes]:
+    """dkimpy's DNS lookup (`dnsfunc`), asking the test's DNS server."""
+    resolver = Resolver(configure=False)
+    resolver.nameservers, resolver.port = ["127.0.0.1"], server.port
+
+    def lookup(name: bytes, timeout: float = 5) -> bytes:
+        answer = resolver.resolve(name.decode().rstrip("."), "TXT")
+        return b"".join(b"".join(rdata.strings) for rdata in answer)
+
+    return lookup
 
 
 async def settled(caller: Caller, send_id: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import dkim
 import pytest
 
 from owlat.app.lib.list_subscriptions import unsubscribe_all
@@ -28,7 +29,7 @@ from tests.app.campaign_setup import (
 )
 from tests.app.conftest import Caller, owner_and_editor
 from tests.app.domains.dns_server import DnsServer
-from tests.app.mail_setup import configure, smtp_domain
+from tests.app.mail_setup import configure, dkim_dns, smtp_domain
 from tests.app.sending.servers import Sink, smtp_server
 
 DOMAIN = "news-example.com"
@@ -132,6 +133,8 @@ async def test_a_campaign_reaches_each_eligible_member_of_its_list_once(
     assert progress["pending"] == 0 and progress["skipped"] == progress["audience"] - 57
     expected = {address(i) for i in range(60)} - {address(1), address(2), address(3)}
     assert _once_each(sink[0]) == expected
+    lookup = dkim_dns(dns)  # signed in the signing processes (a batch of 57)
+    assert all(dkim.verify(e.original_content or b"", dnsfunc=lookup) for e in sink[0].received)
     rows = {row["email"]: row for row in await _sends(owlat, campaign_id)}
     for recipient, mail in _received(sink[0]):
         index = int(recipient[6:13])

@@ -14,7 +14,6 @@ from typing import Any
 
 import dkim
 import pytest
-from dns.resolver import Resolver
 
 from owlat.app.lib.email_providers.outbox import OutboxProvider
 from owlat.app.lib.email_providers.resend import ResendProvider
@@ -28,7 +27,7 @@ from owlat.runtime.application import Application
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, outbox, owner_and_editor
 from tests.app.domains.dns_server import DnsServer
-from tests.app.mail_setup import configure, settled, smtp_domain
+from tests.app.mail_setup import configure, dkim_dns, settled, smtp_domain
 from tests.app.sending.servers import FakeResend, Sink, smtp_server
 from tests.e2e.conftest import serve_in_process
 
@@ -72,18 +71,6 @@ async def _enqueue(owlat: Application, request: SendRequest) -> str:
 def _mails_to(data_dir: Path, address: str) -> list[email.message.EmailMessage]:
     """The outbox's mails to `address` (the invitation mail of the fixture may be there)."""
     return [mail for mail in outbox(data_dir) if mail["To"] == address]
-
-
-def _dns_txt(server: DnsServer) -> Callable[..., bytes]:
-    """dkimpy's DNS lookup, asking the test's DNS server."""
-    resolver = Resolver(configure=False)
-    resolver.nameservers, resolver.port = ["127.0.0.1"], server.port
-
-    def lookup(name: bytes, timeout: float = 5) -> bytes:
-        answer = resolver.resolve(name.decode().rstrip("."), "TXT")
-        return b"".join(b"".join(rdata.strings) for rdata in answer)
-
-    return lookup
 
 
 async def test_a_test_send_goes_to_the_outbox_when_nothing_is_configured(
@@ -218,7 +205,7 @@ async def test_a_send_through_smtp_carries_a_dkim_signature_that_verifies(
     raw = envelope.original_content
     assert raw.startswith(b"DKIM-Signature: ")
     assert f"d={DOMAIN}".encode() in raw.split(b"\r\n\r\n")[0]
-    assert dkim.verify(raw, dnsfunc=_dns_txt(dns))
+    assert dkim.verify(raw, dnsfunc=dkim_dns(dns))
     (health,) = await owner.query("emailProviders:list")
     assert health["health"]["status"] == "healthy" and health["health"]["sent"] == 1
 

@@ -48,6 +48,7 @@ that are finished.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -72,7 +73,7 @@ from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
 from owlat.app.lib.errors import AppError
 from owlat.app.lib.list_subscriptions import membership
 from owlat.app.lib.rendering import contact_variables
-from owlat.app.lib.sending import sends
+from owlat.app.lib.sending import sends, signing
 from owlat.app.lib.sending.composition import (
     Composer,
     CompositionError,
@@ -453,25 +454,40 @@ async def _send_batch(
     unavailable: str | None,
     health: Health,
 ) -> tuple[list[dict[str, Any]], list[Attempt]]:
-    """Every claimed send of `batch` composed and sent at once, each admitted by the
-    throttle first (`throttle.py`); (outcomes, attempts)."""
+    """Every claimed send of `batch` admitted by the throttle (`throttle.py`), composed,
+    DKIM-signed all at once in the signing processes (`signing.py`), then sent at once;
+    (outcomes, attempts)."""
     attempts: list[Attempt] = []
     gate = throttle.current(instance.current().delivery_rates)
     # the provider scope: the route's first provider (a failover's backup shares it)
     provider = next(iter(enabled_providers(route)), "none")
     composer = Composer()  # the batch's shared header lines, written once
-
-    async def one(claimed: Mapping[str, Any]) -> dict[str, Any]:
+    ready: list[tuple[int, EmailMessage, float, str]] = []  # (position, message, wait, domain)
+    outcomes: list[dict[str, Any]] = []
+    for position, claimed in enumerate(batch["sends"]):
+        outcomes.append({})
         if unavailable is not None:
-            return sends.failed_outcome("PROVIDER_UNAVAILABLE", unavailable)
+            outcomes[position] = sends.failed_outcome("PROVIDER_UNAVAILABLE", unavailable)
+            continue
         domain = claimed["email"].rpartition("@")[2].lower()
         wait, admitted = gate.admit(organization_id, provider, domain)
         if not admitted:
-            return {"status": "deferred", "dueInMs": wait * 1000.0}
+            outcomes[position] = {"status": "deferred", "dueInMs": wait * 1000.0}
+            continue
         try:
             message = compose(organization_id, batch, claimed, composer)
         except CompositionError as error:
-            return sends.failed_outcome("INVALID_MESSAGE", str(error))
+            outcomes[position] = sends.failed_outcome("INVALID_MESSAGE", str(error))
+            continue
+        ready.append((position, message, wait, domain))
+    try:
+        signed = await _signed(organization_id, batch, [item[1] for item in ready])
+    except CompositionError as error:
+        for position, *_ in ready:
+            outcomes[position] = sends.failed_outcome("INVALID_MESSAGE", str(error))
+        return outcomes, attempts
+
+    async def one(message: EmailMessage, wait: float, domain: str) -> dict[str, Any]:
         if wait > 0:
             await asyncio.sleep(wait)
         outcome = await sends.deliver_prepared(
@@ -487,7 +503,28 @@ async def _send_batch(
                     "errorCode": outcome["errorCode"], "errorMessage": text}  # fmt: skip
         return outcome
 
-    return list(await asyncio.gather(*map(one, batch["sends"]))), attempts
+    pairs = zip(signed, ready, strict=True)
+    sent = await asyncio.gather(*(one(message, item[2], item[3]) for message, item in pairs))
+    for (position, *_), outcome in zip(ready, sent, strict=True):
+        outcomes[position] = outcome
+    return outcomes, attempts
+
+
+async def _signed(
+    organization_id: str, batch: Mapping[str, Any], messages: list[EmailMessage]
+) -> list[EmailMessage]:
+    """`messages` (composed unsigned) DKIM-signed with the From domain's key, if Owlat
+    holds one, in the signing processes (`signing.sign_all`); `CompositionError` when
+    the key does not open."""
+    dkim = batch["dkim"]
+    if dkim is None or not messages:
+        return messages
+    signer = sends.signer_of(organization_id, dkim)
+    fields = await signing.sign_all(signer, [m.raw or b"" for m in messages], time.time())
+    return [
+        dataclasses.replace(m, raw=field + (m.raw or b""))
+        for m, field in zip(messages, fields, strict=True)
+    ]
 
 
 def compose(
@@ -526,7 +563,7 @@ def compose(
         "headers": headers,
         "deliveryKey": delivery_key(claimed["sendId"]),
         "messageId": claimed["messageId"],
-        "dkim": batch["dkim"],
+        "dkim": None,  # signed with the batch's others (`_signed`)
     }, composer)  # fmt: skip
 
 

@@ -143,10 +143,15 @@ class DkimSigner:
             raise ValueError("a DKIM key must be an RSA private key of at least 1024 bits")
         self.domain = domain.lower()
         self.selector = selector
+        self.private_key_pem = private_key_pem  # what a signing process loads (`signing.py`)
         self._key = key
 
     def sign(self, message: bytes, *, now: float | None = None) -> bytes:
         """`message` with its DKIM-Signature header field prepended."""
+        return self.signature(message, now=now) + message
+
+    def signature(self, message: bytes, *, now: float | None = None) -> bytes:
+        """The DKIM-Signature header field (CRLF included) that signs `message`."""
         end = message.find(b"\r\n\r\n")
         canonical = None if end < 0 else relaxed_headers(message[: end + 2])
         if canonical is None:  # dkimpy's parser (and its errors) for anything else
@@ -178,7 +183,7 @@ class DkimSigner:
             hasher.digest(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
         )
         fields[-1] = (b"b", base64.b64encode(signature))
-        return _HEADER + b": " + _fold(fields) + b"\r\n" + message
+        return _HEADER + b": " + _fold(fields) + b"\r\n"
 
 
 def _fold(fields: list[tuple[bytes, bytes]]) -> bytes:

@@ -95,6 +95,7 @@ from owlat.app.lib.sending.composition import (
     prepare,
     tagged_test_subject,
 )
+from owlat.app.lib.sending.dkim import DkimSigner
 from owlat.app.lib.sending.routes import (
     Attempt,
     default_route,
@@ -941,13 +942,17 @@ def compose(
         message_id=claimed["messageId"],
     )
     dkim = claimed.get("dkim")
-    try:
-        signer = None if dkim is None else dkim_signer(organization_id, dkim)
-    except CredentialsError as error:
-        raise CompositionError(
-            f"the DKIM key of {dkim and dkim['domain']} does not open: {error}"
-        ) from None
+    signer = None if dkim is None else signer_of(organization_id, dkim)
     return prepare(message, dkim=signer, composer=composer)
+
+
+def signer_of(organization_id: str, dkim: Mapping[str, str]) -> DkimSigner:
+    """The signer of a `dkim_key` (kept: `configured.dkim_signer`); `CompositionError`
+    when its sealed key does not open."""
+    try:
+        return dkim_signer(organization_id, dkim)
+    except CredentialsError as error:
+        raise CompositionError(f"the DKIM key of {dkim['domain']} does not open: {error}") from None
 
 
 async def _capped_sleep(seconds: float) -> None:
