@@ -80,6 +80,9 @@ class TransactionLimits:
     max_document_bytes: int = 1024 * 1024
 
 
+_DEFAULT_LIMITS = TransactionLimits()
+
+
 class Clock:
     """The newest commit timestamp this process knows of, and document creation times."""
 
@@ -152,6 +155,31 @@ class MutationHook(Protocol):
 class Transaction:
     """A query's snapshot or a mutation's read-write transaction."""
 
+    # one per function call: slots make it, and each of its counters, cheaper
+    __slots__ = (
+        "_after_commit",
+        "_commit_ts",
+        "_current",
+        "_original",
+        "_pending",
+        "_point_reads",
+        "_values",
+        "bytes_read",
+        "bytes_written",
+        "catalog",
+        "clock",
+        "documents_read",
+        "documents_written",
+        "engine",
+        "index_ranges_read",
+        "limits",
+        "read_set",
+        "scheduled_bytes",
+        "scheduled_jobs",
+        "ts",
+        "writable",
+    )
+
     def __init__(
         self,
         engine: EngineReader,
@@ -167,7 +195,7 @@ class Transaction:
         self.clock = clock
         self.ts = ts
         self.writable = writable
-        self.limits = limits or TransactionLimits()
+        self.limits = limits or _DEFAULT_LIMITS
         self.read_set = ReadSet()
         self._point_reads: set[str] = set()  # ids whose by_id point the read set holds
         self._original: dict[str, tuple[TableInfo, _Revision | None]] = {}
