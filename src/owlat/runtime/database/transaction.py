@@ -247,9 +247,15 @@ class Transaction:
         """Point read by id; recorded even when the document does not exist, once per id
         (reading the same document again adds no range to the read set or the limit).
         The document is the caller's own: a new one every call."""
-        value = await self._value(table, document_id)
+        self._record_point(table, document_id)
+        values = self._values
+        if document_id in values:
+            value = values[document_id]
+        else:
+            value = values[document_id] = await self.engine.get_document(document_id)
         if value is None:
             return None
+        self._count_read(len(value))
         document: Document = decode_stored(value)
         return document
 
@@ -257,30 +263,18 @@ class Transaction:
         """`get` for a write that replaces the document (`update`, `delete`): the revision
         this transaction last wrote, if any, is returned as it is, not decoded again; the
         caller must not change it."""
-        value = await self._value(table, document_id)
-        if value is None:
-            return None
         revision = self._current.get(document_id)
-        if revision is not None:
-            return revision[0]
-        document: Document = decode_stored(value)
-        return document
+        if revision is None:  # not written by this transaction, or deleted
+            return await self.get(table, document_id)
+        self._record_point(table, document_id)
+        self._count_read(len(self._values[document_id] or b""))
+        return revision[0]
 
-    async def _value(self, table: TableInfo, document_id: str) -> bytes | None:
-        """A document's stored value, from the cache or the engine (then cached), with the
-        read recorded and counted."""
+    def _record_point(self, table: TableInfo, document_id: str) -> None:
         if document_id not in self._point_reads:
             self._count_range()
             self.read_set.add(table.name, BY_ID, point_interval(id_key(document_id)))
             self._point_reads.add(document_id)
-        values = self._values
-        if document_id in values:
-            value = values[document_id]
-        else:
-            value = values[document_id] = await self.engine.get_document(document_id)
-        if value is not None:
-            self._count_read(len(value))
-        return value
 
     async def scan(
         self,
