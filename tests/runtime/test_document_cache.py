@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from owlat.runtime import internal
 from owlat.runtime.application import Application
 from owlat.runtime.database.catalog import id_key
-from owlat.runtime.functions import FunctionKind, query
+from owlat.runtime.functions import FunctionKind, internal_mutation, query
 from owlat.runtime.schema import BY_ID
 from owlat.runtime.subscriptions import QueryKey, SubscriptionManager, canonical_json
 from owlat.runtime.testing import in_mutation, run_adhoc
@@ -192,3 +193,31 @@ async def test_write_skew_through_cached_reads_is_still_a_conflict(
         return [(await ctx.db.get(i))["count"] for i in (first, second)]
 
     assert sorted(await in_mutation(app, counts)) == [0.0, 1.0]
+
+
+async def test_a_rolled_back_sub_mutation_leaves_no_write_in_the_cache(app: Application) -> None:
+    read_only = await insert_counter(app, "read", 1.0)
+    patched = await insert_counter(app, "patched", 1.0)
+    deleted = await insert_counter(app, "deleted", 1.0)
+    inserted: list[str] = []
+
+    async def failing(ctx: Any, args: Any) -> None:
+        await ctx.db.get(read_only)  # cached inside the block, never written
+        await ctx.db.patch(patched, {"count": 99.0})
+        await ctx.db.delete(deleted)
+        inserted.append(await ctx.db.insert("counters", {"name": "inserted", "count": 1.0}))
+        raise ValueError("undo the sub-mutation")
+
+    async def body(ctx: Any) -> list[Any]:
+        await ctx.db.get(patched)  # cached before the block
+        with pytest.raises(ValueError, match="undo the sub-mutation"):
+            await ctx.run_mutation(internal.adhoc.cacheUndone, {})
+        return [
+            (await ctx.db.get(read_only))["count"],
+            (await ctx.db.get(patched))["count"],
+            (await ctx.db.get(deleted))["count"],
+            await ctx.db.get(inserted[0]),
+        ]
+
+    app.package.functions.add("adhoc:cacheUndone", internal_mutation(failing))
+    assert await in_mutation(app, body) == [1.0, 1.0, 1.0, None]

@@ -431,7 +431,10 @@ class Transaction:
             yield
             return
         original, current = dict(self._original), dict(self._current)
-        values = dict(self._values)
+        # the cached values of the documents written so far (what a rollback restores);
+        # documents only read stay cached through a rollback: the engine's value of a
+        # document this transaction never wrote is what it was
+        written = {document_id: self._values[document_id] for document_id in current}
         counters = (
             self.documents_written,
             self.bytes_written,
@@ -445,8 +448,10 @@ class Transaction:
                 yield
         except BaseException:
             self._pending = PendingInserts()
+            for document_id in self._current:  # written before or inside the block
+                del self._values[document_id]
+            self._values.update(written)
             self._original, self._current = original, current
-            self._values = values
             (
                 self.documents_written,
                 self.bytes_written,
