@@ -1,7 +1,7 @@
 """Runtime core throughput vs raw sqlite3, measured in the same run.
 
     .venv/bin/python bench/bench_runtime.py [--inserts N] [--points N] [--ranges N]
-        [--bulk N] [--bulk-runs N] [--repeat N]
+        [--bulk N] [--bulk-runs N] [--touches N] [--repeat N]
 
 (1) single-insert mutations/s through the runtime (`messages:send`: argument validation,
 schema validation, id, two index entries, commit timestamp) vs raw sqlite3 inserting the
@@ -14,11 +14,14 @@ dicts;
 six declared indexes, seven stored with `by_creation_time`) then one patching two indexed
 fields of each of them, in documents/s, vs raw sqlite3 inserting the same rows into a
 table with six secondary indexes with `executemany` in one transaction, then updating them
-the same way.
+the same way;
+(4) read-then-patch mutations (`bulk:touch`: get one contact, patch it from what was read)
+vs raw sqlite3 selecting the row into a dict and updating it, each in its own transaction.
 Each side runs `--repeat` times on a fresh database (the first run doubles as warm-up); the
 best rate of each is printed, with the durability settings read back from both databases,
-then the CPU time of this process per single insert, point and range read (the lowest of the
-runs; steadier than rates on a shared machine) and its ratio, raw / runtime.
+then the CPU time of this process per single insert, point and range read and
+read-then-patch (the lowest of the runs; steadier than rates on a shared machine) and its
+ratio, raw / runtime.
 """
 
 from __future__ import annotations
@@ -151,8 +154,9 @@ async def runtime(data_dir: Path, inserts: int, points: int, ranges: int) -> dic
     }
 
 
-def raw_bulk(path: Path, count: int, runs: int) -> dict[str, Any]:
-    """Bulk inserts then updates of contacts rows, `executemany` in one transaction each."""
+def raw_bulk(path: Path, count: int, runs: int, touches: int) -> dict[str, Any]:
+    """Bulk inserts then updates of contacts rows, `executemany` in one transaction each;
+    then `touches` read-then-update transactions of one row each."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
@@ -201,18 +205,34 @@ def raw_bulk(path: Path, count: int, runs: int) -> dict[str, Any]:
         )
         db.execute("COMMIT")
         patch_seconds += time.perf_counter() - start
+    ids = [row[0] for row in db.execute("SELECT id FROM contacts")]
+    columns = [row[1] for row in db.execute("PRAGMA table_info(contacts)")]
+    start, cpu = time.perf_counter(), time.process_time()
+    for index in range(touches):
+        db.execute("BEGIN IMMEDIATE")
+        row = db.execute("SELECT * FROM contacts WHERE id = ?", (ids[index % len(ids)],))
+        found = dict(zip(columns, row.fetchone(), strict=True))
+        db.execute(
+            "UPDATE contacts SET updatedAt = ? WHERE id = ?", (found["updatedAt"] + 1, found["id"])
+        )
+        db.execute("COMMIT")
+    touch_seconds, touch_cpu = time.perf_counter() - start, time.process_time() - cpu
     db.close()
     return {
         "bulk_insert": rate(count * runs, insert_seconds),
         "bulk_patch": rate(count * runs, patch_seconds),
+        "touch": rate(touches, touch_seconds),
+        "cpu_touch": touch_cpu / touches * 1e6,
     }
 
 
-async def runtime_bulk(data_dir: Path, count: int, runs: int) -> dict[str, Any]:
-    """`bulk:insert` of `count` contacts per mutation, then `bulk:patch` of them."""
+async def runtime_bulk(data_dir: Path, count: int, runs: int, touches: int) -> dict[str, Any]:
+    """`bulk:insert` of `count` contacts per mutation, then `bulk:patch` of them; then
+    `touches` `bulk:touch` mutations."""
     async with open_test_app(BULK_APP, data_dir) as app:
         org = (await app.run_mutation("bulk:org", {})).value
         insert_seconds = patch_seconds = 0.0
+        ids: list[str] = []
         for run in range(runs):
             start = time.perf_counter()
             args = {"orgId": org, "first": float(run * count), "count": float(count)}
@@ -221,9 +241,15 @@ async def runtime_bulk(data_dir: Path, count: int, runs: int) -> dict[str, Any]:
             start = time.perf_counter()
             await app.run_mutation("bulk:patch", {"ids": ids})
             patch_seconds += time.perf_counter() - start
+        start, cpu = time.perf_counter(), time.process_time()
+        for index in range(touches):
+            await app.run_mutation("bulk:touch", {"id": ids[index % len(ids)]})
+        touch_seconds, touch_cpu = time.perf_counter() - start, time.process_time() - cpu
     return {
         "bulk_insert": rate(count * runs, insert_seconds),
         "bulk_patch": rate(count * runs, patch_seconds),
+        "touch": rate(touches, touch_seconds),
+        "cpu_touch": touch_cpu / touches * 1e6,
     }
 
 
@@ -244,6 +270,7 @@ def main() -> None:
     parser.add_argument("--ranges", type=int, default=1000)
     parser.add_argument("--bulk", type=int, default=1000, help="documents per bulk mutation")
     parser.add_argument("--bulk-runs", type=int, default=5, help="bulk mutations per run")
+    parser.add_argument("--touches", type=int, default=3000, help="read-then-patch mutations")
     parser.add_argument("--repeat", type=int, default=2)
     options = parser.parse_args()
     raws, ourses = [], []
@@ -258,7 +285,12 @@ def main() -> None:
                 )
             )
             raws[-1].update(
-                raw_bulk(Path(folder) / f"rawbulk{run}.sqlite3", options.bulk, options.bulk_runs)
+                raw_bulk(
+                    Path(folder) / f"rawbulk{run}.sqlite3",
+                    options.bulk,
+                    options.bulk_runs,
+                    options.touches,
+                )
             )
             ourses.append(
                 asyncio.run(
@@ -272,7 +304,12 @@ def main() -> None:
             )
             ourses[-1].update(
                 asyncio.run(
-                    runtime_bulk(Path(folder) / f"owlatbulk{run}", options.bulk, options.bulk_runs)
+                    runtime_bulk(
+                        Path(folder) / f"owlatbulk{run}",
+                        options.bulk,
+                        options.bulk_runs,
+                        options.touches,
+                    )
                 )
             )
     raw, ours = best(raws), best(ourses)
@@ -287,12 +324,13 @@ def main() -> None:
         "range": "100-document range query",
         "bulk_insert": f"bulk insert ({options.bulk}/mutation)",
         "bulk_patch": f"bulk patch ({options.bulk}/mutation)",
+        "touch": "read-then-patch mutation",
     }
     for key, label in labels.items():
         print(f"{label:<34}{ours[key]:>12,.0f}{raw[key]:>16,.0f}{ours[key] / raw[key]:>8.2f}")
     # CPU time per operation of this process: steadier than rates on a shared machine
     print(f"\n{'CPU per operation (µs)':<34}{'runtime':>12}{'raw sqlite3':>16}{'ratio':>8}")
-    for key in ("insert", "point", "range"):
+    for key in ("insert", "point", "range", "touch"):
         ours_cpu, raw_cpu = ours[f"cpu_{key}"], raw[f"cpu_{key}"]
         print(f"{labels[key]:<34}{ours_cpu:>12,.1f}{raw_cpu:>16,.1f}{raw_cpu / ours_cpu:>8.2f}")
 

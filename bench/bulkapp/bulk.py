@@ -43,3 +43,10 @@ async def insert(ctx: Any, args: dict[str, Any]) -> list[str]:
 async def patch(ctx: Any, args: dict[str, Any]) -> None:
     for contact_id in args["ids"]:
         await ctx.db.patch(contact_id, {"lastName": "Renamed", "lastNameKey": "renamed"})
+
+
+@mutation(args={"id": v.id("contacts")})
+async def touch(ctx: Any, args: dict[str, Any]) -> None:
+    """Read one contact, then patch it from what was read (a claim, a tracking event)."""
+    found = await ctx.db.get(args["id"])
+    await ctx.db.patch(args["id"], {"updatedAt": found["updatedAt"] + 1})

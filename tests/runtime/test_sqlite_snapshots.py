@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +76,40 @@ async def test_no_snapshot_stays_open_after_a_commit(engine: SqliteEngine) -> No
     finally:
         checkpoint.close()
     assert busy == 0
+
+
+async def test_allocate_ts_stores_the_timestamp_it_draws(engine: SqliteEngine) -> None:
+    """allocate_ts stores `last_ts` itself, so record_commit runs no statement for it; a
+    savepoint rolled back after the allocation undoes the stored value, and record_commit
+    then stores it again: timestamps keep increasing."""
+    statements: list[str] = []
+    async with engine.write() as writer:
+        first = await writer.allocate_ts()
+        assert engine._writer is not None
+        engine._writer.set_trace_callback(statements.append)
+        await writer.record_commit(first, WriteSet())
+        engine._writer.set_trace_callback(None)
+    assert statements == []
+    assert await _last_ts(engine) == first
+
+    drawn: list[int] = []
+
+    async def allocate_then_fail(writer: Any) -> None:
+        async with writer.savepoint():
+            drawn.append(await writer.allocate_ts())
+            raise RuntimeError("undo the savepoint")
+
+    async with engine.write() as writer:
+        with pytest.raises(RuntimeError):
+            await allocate_then_fail(writer)
+        (second,) = drawn
+        assert await writer.last_ts() == first
+        await writer.record_commit(second, WriteSet())
+    assert await _last_ts(engine) == second > first
+
+    later = second + 10**15  # ns: days after now
+    async with engine.write() as writer:
+        assert await writer.allocate_ts(at_least=later) == later
+        assert await writer.allocate_ts() == later + 1  # drawn twice in one transaction
+        await writer.record_commit(later, WriteSet())  # the value recorded is the one kept
+    assert await _last_ts(engine) == later

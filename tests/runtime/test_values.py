@@ -27,6 +27,7 @@ from owlat.runtime.values import (
     dumps,
     json_to_convex,
     loads,
+    model,
     normalize_value,
     type_name,
     v,
@@ -901,3 +902,26 @@ def test_float_bits_survive_roundtrip() -> None:
     quiet_negative_nan = struct.unpack("<d", struct.pack("<Q", 0xFFF8000000000001))[0]
     back = roundtrip(quiet_negative_nan)
     assert struct.pack("<d", back) == struct.pack("<d", quiet_negative_nan)
+
+
+def test_field_names_seen_before_are_still_checked() -> None:
+    """Valid field names are remembered (model._VALID_KEYS) to skip re-testing them: a name
+    equal to a remembered one but of a str subclass still becomes a plain str, invalid
+    names are still refused, and the memory stays bounded."""
+
+    class Name(str):
+        pass
+
+    assert normalize_value({"seenName": 1.0}) == {"seenName": 1.0}
+    normalized = normalize_value({Name("seenName"): 1.0})
+    assert isinstance(normalized, dict)
+    ((key, _),) = normalized.items()
+    assert type(key) is str
+    for _ in range(2):
+        with pytest.raises(InvalidValueError, match="reserved"):
+            normalize_value({"$seen": 1.0})
+    for number in range(model._VALID_KEYS_MAX + 10):
+        assert normalize_value({f"k{number}": 1.0}) == {f"k{number}": 1.0}
+    assert len(model._VALID_KEYS) <= model._VALID_KEYS_MAX
+    with pytest.raises(InvalidValueError):
+        normalize_value({"nul\x00": 1.0})

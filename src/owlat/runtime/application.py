@@ -254,22 +254,25 @@ class Application:
         marking a job done).
         """
 
+        # `_outcome_of(call)` written out: one call's two coroutine frames and a closure
+        # fewer on every function call
         resolved: FunctionDefinition | None = None
-
-        async def call() -> FunctionOutcome:
-            nonlocal resolved
-            definition = resolved = self.resolve(function, kind, internal)
-            auth = Auth(identity)
-            if definition.kind is FunctionKind.QUERY:
-                async with self.engine.read() as reader:
-                    ts = await reader.last_ts()
-                    return await self._query_in(reader, ts, definition, args, auth)
-            if definition.kind is FunctionKind.MUTATION:
-                return await self._mutation(definition, args, auth, hook)
-            return await self._action(definition, args, auth)
-
         started = time.perf_counter()
-        outcome = await _outcome_of(call)
+        with logs.capture() as buffer:
+            try:
+                definition = resolved = self.resolve(function, kind, internal)
+                auth = Auth(identity)
+                if definition.kind is FunctionKind.QUERY:
+                    async with self.engine.read() as reader:
+                        ts = await reader.last_ts()
+                        outcome = await self._query_in(reader, ts, definition, args, auth)
+                elif definition.kind is FunctionKind.MUTATION:
+                    outcome = await self._mutation(definition, args, auth, hook)
+                else:
+                    outcome = await self._action(definition, args, auth)
+            except Exception as error:
+                outcome = FunctionOutcome(error=error)
+            outcome.log_lines = buffer.finish()
         if resolved is not None:
             if self.metrics is not None:
                 self.metrics.observe_call(

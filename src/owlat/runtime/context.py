@@ -36,12 +36,15 @@ class QueryCtx:
     """Context of a query: read-only database access."""
 
     def __init__(self, app: Runtime, transaction: Transaction, auth: Auth) -> None:
+        self._set_up(app, transaction, auth)
+        self.db: DatabaseReader = DatabaseReader(transaction)
+        self.storage: StorageReader = StorageReader(app, transaction)
+
+    def _set_up(self, app: Runtime, transaction: Transaction, auth: Auth) -> None:
         self._app = app
         self._txn = transaction
         self.auth = auth
         self.state: dict[str, Any] = {}  # per-call state of the app (module doc)
-        self.db: DatabaseReader = DatabaseReader(transaction)
-        self.storage: StorageReader = StorageReader(app, transaction)
 
     async def run_query(self, function: FunctionLike, args: dict[str, Any] | None = None) -> Any:
         """Run a query in this transaction and return its result."""
@@ -52,7 +55,7 @@ class MutationCtx(QueryCtx):
     """Context of a mutation: one ACID transaction."""
 
     def __init__(self, app: Runtime, transaction: Transaction, auth: Auth) -> None:
-        super().__init__(app, transaction, auth)
+        self._set_up(app, transaction, auth)  # not a query's db and storage: replaced here
         triggers = app.package.triggers
         runner = None if triggers is None else TriggerRunner(triggers, self)
         self.db: DatabaseWriter = DatabaseWriter(transaction, triggers=runner)

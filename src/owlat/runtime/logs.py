@@ -43,6 +43,8 @@ _LEVELS = {
 class LogBuffer:
     """The log lines of one function call."""
 
+    __slots__ = ("_partial", "lines", "truncated")  # one per function call
+
     def __init__(self) -> None:
         self.lines: list[str] = []
         self._partial = ""

@@ -36,6 +36,8 @@ _WRITE_METHODS = frozenset({"insert", "patch", "replace", "delete", "new_id"})
 class DatabaseReader:
     """Read access to the app's tables (or, as `.system`, to system tables)."""
 
+    __slots__ = ("_system", "_txn")  # one per function call
+
     def __init__(self, transaction: Transaction, *, system: bool = False) -> None:
         self._txn = transaction
         self._system = system
@@ -102,7 +104,10 @@ class DatabaseReader:
 
     async def get(self, *args: Any) -> Document | None:
         """The document with this id, or None: `get(id)` or `get(table, id)`."""
-        table_name, document_id, _ = self._split("db.get", args, 1)
+        if len(args) == 1:  # get(id), the common spelling
+            table_name, document_id = None, args[0]
+        else:
+            table_name, document_id, _ = self._split("db.get", args, 1)
         table = self._resolve("db.get", table_name, document_id)
         if table is None:
             return None
@@ -122,6 +127,8 @@ class DatabaseReader:
 
 class DatabaseWriter(DatabaseReader):
     """Read and write access for mutations."""
+
+    __slots__ = ("_triggers",)
 
     def __init__(self, transaction: Transaction, *, triggers: TriggerRunner | None = None) -> None:
         super().__init__(transaction)
@@ -161,7 +168,8 @@ class DatabaseWriter(DatabaseReader):
     ) -> tuple[TableInfo, Document, tuple[Any, ...]]:
         table_name, document_id, rest = self._split(op, args, arity)
         table = self._resolve(op, table_name, document_id)
-        old = None if table is None else await self._txn.get(table, document_id)
+        # the transaction's own revision (not to be changed): patch and replace copy it
+        old = None if table is None else await self._txn.get_current(table, document_id)
         if table is None or old is None:
             raise DocumentNotFoundError(f'{op}(): document "{document_id}" does not exist')
         return table, old, rest

@@ -145,16 +145,15 @@ class TableInfo:
     index_keys: Callable[[Document], tuple[bytes, ...]] = dataclasses.field(
         init=False, repr=False, compare=False
     )
+    # a system table (`_storage`, ...): its name starts with "_" (asked on every `db.get`)
+    is_system: bool = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.index_ids = tuple(index.index_id for index in self.indexes.values())
         self.index_names = tuple(index.name for index in self.indexes.values())
         self.index_absent = (None,) * len(self.indexes)
         self.index_keys = compile_index_keys(tuple(self.indexes.values()))
-
-    @property
-    def is_system(self) -> bool:
-        return self.name.startswith("_")
+        self.is_system = self.name.startswith("_")
 
 
 class Catalog:

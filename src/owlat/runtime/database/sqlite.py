@@ -2,13 +2,14 @@
 
 One writer connection serves every write transaction, one at a time (`BEGIN IMMEDIATE`
 under an asyncio lock), so every write is exclusive and a commit timestamp needs no more
-than `last_ts + 1` (or now, in ns, if later), persisted as the `last_ts` global with the
-commit. Queries read on a small pool of reader connections, each inside a deferred
-transaction so that a query sees one snapshot while writers commit; while nothing commits,
-queries share one such transaction (`_Snapshot`: no `BEGIN`/`COMMIT` and `last_ts` read per
-query), and any commit, of this process or another, ends the sharing. SQLite calls
-are fast and local, so they run on the event loop thread: no thread hop per statement.
-`sqlite3.Error` stops here and becomes `EngineError`.
+than `last_ts + 1` (or now, in ns, if later), persisted as the `last_ts` global by the
+statement that draws it (`allocate_ts`), with the commit. Queries read on a small pool of
+reader connections, each inside a deferred transaction so that a query sees one snapshot
+while writers commit; while nothing commits, queries share one such transaction
+(`_Snapshot`: no `BEGIN`/`COMMIT` and `last_ts` read per query), and any commit, of this
+process or another, ends the sharing. SQLite calls are fast and local, so they run on the
+event loop thread: no thread hop per statement. `sqlite3.Error` stops here and becomes
+`EngineError`.
 """
 
 from __future__ import annotations
@@ -143,21 +144,30 @@ class SqliteReader:
 class SqliteWriter(SqliteReader):
     """Reads and writes through the writer connection inside `BEGIN IMMEDIATE`."""
 
-    __slots__ = ()
+    __slots__ = ("_allocated",)
+
+    def __init__(self, connection: sqlite3.Connection, sql: Statements) -> None:
+        super().__init__(connection, sql)
+        self._allocated: int | None = None  # the timestamp allocate_ts drew and stored
 
     async def set_global(self, name: str, value: int) -> None:
         _execute(self._db, self._sql.set_global, (name, value))
 
     async def allocate_ts(self, at_least: int = 0, *, catalog_version: int | None = None) -> int:
+        # the statement also stores the timestamp as `last_ts`, for record_commit
         params = (time.time_ns(), at_least)
         if catalog_version is None:
-            return int(_execute(self._db, self._sql.allocate_ts, params).fetchone()[0])
-        ts, stored = _execute(self._db, self._sql.allocate_ts_versioned, params).fetchone()
+            self._allocated = int(
+                _execute(self._db, self._sql.allocate_ts, params).fetchall()[0][0]
+            )
+            return self._allocated
+        ((ts, stored),) = _execute(self._db, self._sql.allocate_ts_versioned, params).fetchall()
         if stored != catalog_version:
             raise CatalogChangedError(
                 f"The catalog changed (version {catalog_version} → {stored}); reloading it"
             )
-        return int(ts)
+        self._allocated = int(ts)
+        return self._allocated
 
     async def catalog_version(self) -> int:
         return int(_execute(self._db, self._sql.catalog_version).fetchone()[0])
@@ -173,7 +183,8 @@ class SqliteWriter(SqliteReader):
         _execute(self._db, self._sql.backfill_index_entry, (index_id, key, document_id))
 
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
-        _execute(self._db, self._sql.record_commit, (ts,))
+        if ts != self._allocated:  # else allocate_ts stored it, in this transaction
+            _execute(self._db, self._sql.record_commit, (ts,))
 
     async def insert_documents(
         self,
@@ -217,9 +228,11 @@ class SqliteWriter(SqliteReader):
     async def savepoint(self) -> AsyncIterator[None]:
         # Nested savepoints may share a name: each statement acts on the innermost one.
         _execute(self._db, "SAVEPOINT owlat_nested")
+        allocated = self._allocated
         try:
             yield
         except BaseException:
+            self._allocated = allocated  # a `last_ts` stored inside is undone: store it again
             _execute(self._db, "ROLLBACK TO SAVEPOINT owlat_nested")
             _execute(self._db, "RELEASE SAVEPOINT owlat_nested")
             raise

@@ -6,10 +6,18 @@ rollback undoes them). New documents are held back (`pending.PendingInserts`) an
 over together, with all their index entries, when a range read could see one of them, at a
 savepoint and before the commit (`flush`); an update writes a document's changed index
 entries with one engine call. The transaction also remembers each written document's
-revision before its first write, which is what the commit's write set is made of, and the
-value it last wrote, which answers a point read of that document without asking the engine
-for the same bytes. A point read is recorded in the read set (and counted against
-`max_index_ranges`) once per document however often it is repeated.
+revision before its first write, which is what the commit's write set is made of.
+
+Point reads go through a per-transaction cache of stored values (`_values`): each document
+this transaction read or wrote, by id, as the engine would return it now (None: missing or
+deleted). A write replaces the entry, so the transaction's own writes win; a read of an
+entry asks the engine nothing, and the transaction's snapshot cannot change under it
+(SQLite: one writer; PostgreSQL: one serializable snapshot). The cache holds bytes: `get`
+decodes a new document for every caller, which may change it freely; `get_current`, for a
+write of that document (patch, replace, delete), hands out the transaction's own last
+written revision instead of decoding again, and its caller must not change it. Either way
+a point read is recorded in the read set (and counted against `max_index_ranges`) once per
+document however often it is repeated, so a cached read is still in the read set.
 
 After-commit callbacks (`after_commit`) are side effects outside the database that must
 happen only if the transaction commits, such as removing a deleted file's blob. They are
@@ -70,6 +78,9 @@ class TransactionLimits:
     max_documents_written: int = 16_000
     max_bytes_written: int = 16 * 1024 * 1024
     max_document_bytes: int = 1024 * 1024
+
+
+_DEFAULT_LIMITS = TransactionLimits()
 
 
 class Clock:
@@ -144,6 +155,31 @@ class MutationHook(Protocol):
 class Transaction:
     """A query's snapshot or a mutation's read-write transaction."""
 
+    # one per function call: slots make it, and each of its counters, cheaper
+    __slots__ = (
+        "_after_commit",
+        "_commit_ts",
+        "_current",
+        "_original",
+        "_pending",
+        "_point_reads",
+        "_values",
+        "bytes_read",
+        "bytes_written",
+        "catalog",
+        "clock",
+        "documents_read",
+        "documents_written",
+        "engine",
+        "index_ranges_read",
+        "limits",
+        "read_set",
+        "scheduled_bytes",
+        "scheduled_jobs",
+        "ts",
+        "writable",
+    )
+
     def __init__(
         self,
         engine: EngineReader,
@@ -159,14 +195,14 @@ class Transaction:
         self.clock = clock
         self.ts = ts
         self.writable = writable
-        self.limits = limits or TransactionLimits()
+        self.limits = limits or _DEFAULT_LIMITS
         self.read_set = ReadSet()
         self._point_reads: set[str] = set()  # ids whose by_id point the read set holds
         self._original: dict[str, tuple[TableInfo, _Revision | None]] = {}
         self._current: dict[str, _Revision | None] = {}
-        # the stored value of each document this transaction wrote (None: deleted), which
-        # is what the engine would return for it: `get` answers from here
-        self._written_values: dict[str, bytes | None] = {}
+        # the stored value of each document this transaction read or wrote (None: missing
+        # or deleted), which is what the engine would return for it now (module doc)
+        self._values: dict[str, bytes | None] = {}
         self._pending = PendingInserts()  # inserted documents not yet in the engine
         self.documents_read = 0
         self.bytes_read = 0
@@ -209,20 +245,36 @@ class Transaction:
 
     async def get(self, table: TableInfo, document_id: str) -> Document | None:
         """Point read by id; recorded even when the document does not exist, once per id
-        (reading the same document again adds no range to the read set or the limit)."""
-        if document_id not in self._point_reads:
-            self._count_range()
-            self.read_set.add(table.name, BY_ID, point_interval(id_key(document_id)))
-            self._point_reads.add(document_id)
-        if document_id in self._written_values:
-            value = self._written_values[document_id]
+        (reading the same document again adds no range to the read set or the limit).
+        The document is the caller's own: a new one every call."""
+        self._record_point(table, document_id)
+        values = self._values
+        if document_id in values:
+            value = values[document_id]
         else:
-            value = await self.engine.get_document(document_id)
+            value = values[document_id] = await self.engine.get_document(document_id)
         if value is None:
             return None
         self._count_read(len(value))
         document: Document = decode_stored(value)
         return document
+
+    async def get_current(self, table: TableInfo, document_id: str) -> Document | None:
+        """`get` for a write that replaces the document (`update`, `delete`): the revision
+        this transaction last wrote, if any, is returned as it is, not decoded again; the
+        caller must not change it."""
+        revision = self._current.get(document_id)
+        if revision is None:  # not written by this transaction, or deleted
+            return await self.get(table, document_id)
+        self._record_point(table, document_id)
+        self._count_read(len(self._values[document_id] or b""))
+        return revision[0]
+
+    def _record_point(self, table: TableInfo, document_id: str) -> None:
+        if document_id not in self._point_reads:
+            self._count_range()
+            self.read_set.add(table.name, BY_ID, point_interval(id_key(document_id)))
+            self._point_reads.add(document_id)
 
     async def scan(
         self,
@@ -300,7 +352,7 @@ class Transaction:
     def _stored_revision(self, table: TableInfo, document: Document) -> _Revision:
         """The revision of a document read from the engine, reusing keys computed here."""
         tracked = self._current.get(document["_id"])
-        if tracked is not None and tracked[0] == document:
+        if tracked is not None and (tracked[0] is document or tracked[0] == document):
             return tracked
         return self._revision(table, document)
 
@@ -322,7 +374,7 @@ class Transaction:
         document = {"_id": document_id, "_creationTime": self.clock.next_creation_time()}
         document.update(fields)
         value = self._encode(table, document)
-        self._written_values[document_id] = value
+        self._values[document_id] = value
         revision = self._revision(table, document)
         entries = list(zip(table.index_ids, revision[1], strict=True))
         self._pending.add(document_id, table.number, value, entries)
@@ -339,7 +391,7 @@ class Transaction:
         writer = self._writer()
         document_id = old["_id"]
         value = self._encode(table, new)
-        self._written_values[document_id] = value
+        self._values[document_id] = value
         before, after = self._stored_revision(table, old), self._revision(table, new)
         changed = [
             (index_id, old_key, new_key)
@@ -368,7 +420,7 @@ class Transaction:
             await writer.delete_document(
                 document_id, list(zip(table.index_ids, before[1], strict=True))
             )
-        self._written_values[document_id] = None
+        self._values[document_id] = None
         self._track(table, document_id, before, None)
 
     @asynccontextmanager
@@ -379,7 +431,10 @@ class Transaction:
             yield
             return
         original, current = dict(self._original), dict(self._current)
-        written_values = dict(self._written_values)
+        # the cached values of the documents written so far (what a rollback restores);
+        # documents only read stay cached through a rollback: the engine's value of a
+        # document this transaction never wrote is what it was
+        written = {document_id: self._values[document_id] for document_id in current}
         counters = (
             self.documents_written,
             self.bytes_written,
@@ -393,8 +448,10 @@ class Transaction:
                 yield
         except BaseException:
             self._pending = PendingInserts()
+            for document_id in self._current:  # written before or inside the block
+                del self._values[document_id]
+            self._values.update(written)
             self._original, self._current = original, current
-            self._written_values = written_values
             (
                 self.documents_written,
                 self.bytes_written,

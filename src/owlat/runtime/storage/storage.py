@@ -165,6 +165,8 @@ _ONLY_IN = {
 class StorageReader:
     """`ctx.storage` in queries."""
 
+    __slots__ = ("_app", "_txn")  # one per function call
+
     def __init__(self, app: Runtime, transaction: Transaction) -> None:
         self._app = app
         self._txn = transaction
@@ -186,6 +188,8 @@ class StorageReader:
 
 class StorageWriter(StorageReader):
     """`ctx.storage` in mutations."""
+
+    __slots__ = ()
 
     async def generate_upload_url(
         self, *, max_bytes: int | None = None, owner: str | None = None

@@ -53,11 +53,16 @@ SELECT coalesce((SELECT value FROM owlat_globals WHERE name = 'last_ts'), 0);
 SELECT 1;
 
 -- name: allocate_ts
--- A commit timestamp greater than the last one, at least now (ns) and at least a bound.
-SELECT max(?, ?, coalesce((SELECT value FROM owlat_globals WHERE name = 'last_ts'), 0) + 1);
+-- A commit timestamp greater than the last one, at least now (?1, ns) and at least a bound
+-- (?2), stored as `last_ts` by the same statement: one writer at a time, and the row commits
+-- or rolls back with the transaction, so recording the commit needs no second statement.
+INSERT INTO owlat_globals (name, value) VALUES ('last_ts', max(?1, ?2, 1))
+ON CONFLICT (name) DO UPDATE SET value = max(?1, ?2, value + 1)
+RETURNING value;
 
 -- name: record_commit
--- Persist the commit's timestamp (the write set is only published in process).
+-- Persist the commit's timestamp (the write set is only published in process); not run
+-- when the timestamp is the one allocate_ts stored.
 INSERT INTO owlat_globals (name, value) VALUES ('last_ts', ?)
 ON CONFLICT (name) DO UPDATE SET value = excluded.value;
 
@@ -181,8 +186,9 @@ CREATE TABLE IF NOT EXISTS owlat_index_backfills (
 
 -- name: allocate_ts_versioned
 -- allocate_ts, plus the catalog version (read inside BEGIN IMMEDIATE: the latest).
-SELECT max(?, ?, coalesce((SELECT value FROM owlat_globals WHERE name = 'last_ts'), 0) + 1),
-    coalesce((SELECT value FROM owlat_globals WHERE name = 'catalog_version'), 0);
+INSERT INTO owlat_globals (name, value) VALUES ('last_ts', max(?1, ?2, 1))
+ON CONFLICT (name) DO UPDATE SET value = max(?1, ?2, value + 1)
+RETURNING value, coalesce((SELECT value FROM owlat_globals WHERE name = 'catalog_version'), 0);
 
 -- name: catalog_version
 -- The current catalog version (0 until the first catalog change).
