@@ -25,6 +25,7 @@ from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site
 from tests.app.mail_setup import settled
 from tests.app.rendering.samples import text_block
+from tests.app.test_campaign_feedback import _campaign, _sends, team
 from tests.app.test_rest_api import api_key, client, organization
 
 BODY = [
@@ -35,6 +36,7 @@ BODY = [
     )
 ]
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"
+__all__ = ["team"]  # fixtures
 
 
 @pytest.fixture
@@ -330,3 +332,54 @@ async def test_concurrent_events_are_committed_together_before_their_answers(
     # durable before answered: the k-th answer came after at least k events were committed
     assert all(seen >= k for k, seen in enumerate(answered, start=1)), answered
     assert len(committed) < 60, "concurrent events share commits"
+
+
+async def test_one_batch_moves_each_campaigns_counters_by_the_sum_of_its_events(
+    site: Site, team: tuple[Caller, str]
+) -> None:
+    """The events of one `record` batch fold their campaign counters (lib/tracking/counts.py)
+    per campaign and A/B variant: the stats equal event-by-event counting."""
+    spring, _ = await _campaign(site, team, 3)
+    autumn, _ = await _campaign(site, await organization(site, "globex"), 2)
+    a0, a1, a2 = [row for _, row in sorted((await _sends(site, spring)).items())]
+    b0, b1 = [row for _, row in sorted((await _sends(site, autumn)).items())]
+
+    async def split(ctx: Any) -> None:  # spring as an A/B test: a0 and a2 got B, a1 A
+        for row, variant in ((a0, "B"), (a1, "A"), (a2, "B")):
+            await ctx.db.patch(row["_id"], {"abVariant": variant})
+
+    await in_mutation(site.application, split)
+    events = [
+        {"sendId": a0["_id"], "kind": "opened"},
+        {"sendId": b0["_id"], "kind": "opened"},
+        {"sendId": a0["_id"], "kind": "opened"},  # the same send again: not counted again
+        {"sendId": a1["_id"], "kind": "opened", "prefetcher": "gmail"},
+        {"sendId": a0["_id"], "kind": "clicked", "url": "https://shop.example/a"},
+        {"sendId": "nope", "kind": "opened"},
+        {"sendId": a2["_id"], "kind": "clicked", "url": "https://shop.example/b"},
+        {"sendId": b1["_id"], "kind": "clicked", "url": "https://shop.example/c"},
+        {"sendId": a2["_id"], "kind": "clicked", "url": "https://shop.example/b"},
+    ]
+    await site.application.run_mutation("tracking:record", {"events": events}, internal=True)
+
+    async def stats(ctx: Any) -> dict[str, dict[str, Any]]:
+        rows = await ctx.db.query("campaignStats").collect()
+        return {row["campaignId"]: dict(row) for row in rows}
+
+    found = await in_query(site.application, stats)
+    counters = ("delivered", "opened", "humanOpened", "clicked")
+    assert {k: found[spring].get(k) for k in counters} == {
+        "delivered": 3, "opened": 2, "humanOpened": 1, "clicked": 2,
+    }  # fmt: skip
+    assert found[spring]["variants"] == {
+        "A": {"delivered": 1, "opened": 1},
+        "B": {"delivered": 2, "opened": 1, "humanOpened": 1, "clicked": 2},
+    }
+    assert {k: found[autumn].get(k) for k in counters} == {
+        "delivered": 2, "opened": 1, "humanOpened": 1, "clicked": 1,
+    }  # fmt: skip
+    assert "variants" not in found[autumn]
+    rows = await _sends(site, spring)
+    first = rows[a0["email"]]
+    assert (first["status"], first["openCount"], first["clickCount"]) == ("clicked", 2, 1)
+    assert (rows[a1["email"]]["proxyOpenCount"], rows[a2["email"]]["clickCount"]) == (1, 2)

@@ -32,8 +32,9 @@ from starlette.responses import Response
 from owlat.app.auth_routes.wire import client_ip
 from owlat.app.lib.instance import current
 from owlat.app.lib.sending import feedback
-from owlat.app.lib.sending.send_tables import table_of
+from owlat.app.lib.sending.send_tables import SEND_TABLES, table_of
 from owlat.app.lib.session_organization import get_team_id_from_session, now_ms
+from owlat.app.lib.tracking.counts import FoldedCounts
 from owlat.app.lib.tracking.links import verified_target
 from owlat.app.lib.tracking.prefetch import prefetcher
 from owlat.runtime import (
@@ -72,6 +73,7 @@ EVENT = v.object(
 async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Apply opens and clicks to their sends, in order (an unknown send: nothing)."""
     at = now_ms()
+    counts = FoldedCounts()  # the campaigns' counters, moved once at the end
     for item in args["events"]:
         send_id = item["sendId"]
         table = table_of(ctx, send_id)
@@ -80,7 +82,8 @@ async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
             event = feedback.Event(
                 item["kind"], at, url=item.get("url"), prefetcher=item.get("prefetcher")
             )
-            await feedback.apply(ctx, table, row, event)
+            await feedback.apply(ctx, counts.table(table), row, event)
+    await counts.apply(ctx, SEND_TABLES)
 
 
 class _Batches:
