@@ -301,6 +301,12 @@ def test_prefetchers_by_user_agent_and_address() -> None:
     assert prefetcher("YahooMailProxy; https://help.yahoo.com", "1.2.3.4") == "yahoo"
     assert prefetcher(BROWSER, "203.0.113.9") is None
     assert prefetcher(BROWSER, "unknown") is None
+    # the ranges' edges, and what is no IPv4 dotted quad (not in any range)
+    edges = ("17.255.255.255", "74.125.255.1", "66.102.15.255")
+    assert [prefetcher(BROWSER, a) for a in edges] == ["apple", "gmail", "gmail"]
+    for outside in ("16.255.255.255", "18.0.0.0", "66.102.16.0", "74.126.0.1", "017.1.2.3",
+                    "::ffff:17.1.2.3", "17.1.2.3\x00", ""):  # fmt: skip
+        assert prefetcher(BROWSER, outside) is None, outside
 
 
 async def test_concurrent_events_are_committed_together_before_their_answers(
