@@ -11,6 +11,7 @@ import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,9 +21,10 @@ from owlat.app.lib import instance
 from owlat.app.lib.address_limits import AddressLimiter
 from owlat.app.lib.tracking import links
 from owlat.app.lib.tracking.prefetch import prefetcher
+from owlat.app.tracking import GIF
 from owlat.runtime.database.commits import Commit
 from owlat.runtime.testing import in_mutation, in_query
-from tests.app.conftest import Caller, Site
+from tests.app.conftest import Caller, Site, start_site
 from tests.app.mail_setup import settled
 from tests.app.rendering.samples import text_block
 from tests.app.test_campaign_feedback import _campaign, _sends, team
@@ -39,9 +41,15 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"
 __all__ = ["team"]  # fixtures
 
 
-@pytest.fixture
-async def site(site_on_both_engines: Site) -> Site:
-    return site_on_both_engines
+@pytest.fixture(params=["lean", "http-actions"])
+async def site(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+) -> AsyncIterator[Site]:
+    """On both engines, with the tracking paths answered by the lean route before the
+    HTTP-action stack (app/tracking_paths.py, as `owlat serve`) and by the HTTP actions."""
+    lean = request.param == "lean"
+    async with start_site(tmp_path, database_url=database_url, lean_tracking=lean) as running:
+        yield running
 
 
 @dataclasses.dataclass
@@ -389,3 +397,29 @@ async def test_one_batch_moves_each_campaigns_counters_by_the_sum_of_its_events(
     first = rows[a0["email"]]
     assert (first["status"], first["openCount"], first["clickCount"]) == ("clicked", 2, 1)
     assert (rows[a1["email"]]["proxyOpenCount"], rows[a2["email"]]["clickCount"]) == (1, 2)
+
+
+async def test_head_request_ids_and_the_limit_per_forwarded_client(
+    site: Site, tracked: Tracked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A HEAD of the pixel counts as its GET, without the body; answers carry a request id;
+    the limit and the proxy ranges apply to the client a trusted proxy forwarded for."""
+    limited = dataclasses.replace(instance.current(), tracking_requests=AddressLimiter(2))
+    monkeypatch.setattr(instance, "_current", limited)
+    pixel, (order, _) = _pixel(tracked.html), _hrefs(tracked.html)
+    head = await tracked.http.head(pixel, headers={"x-forwarded-for": "198.51.100.7"})
+    assert (head.status_code, head.headers["content-type"], head.content) == (200, "image/gif", b"")
+    assert head.headers["content-length"] == str(len(GIF)) and head.headers["x-request-id"]
+    given = {"x-forwarded-for": "198.51.100.7", "x-request-id": "pixel-1"}
+    opened = await tracked.http.get(pixel, headers=given)
+    assert (opened.content, opened.headers["x-request-id"]) == (GIF, "pixel-1")
+    for _ in range(2):  # 198.51.100.7 is over its limit: served, not recorded
+        assert (await tracked.http.get(pixel, headers=given)).status_code == 200
+        clicked = await tracked.http.get(order, headers=given)
+        assert clicked.headers["location"] == "https://shop.example/order?id=7&x=1"
+    apple = {"x-forwarded-for": "17.58.1.2"}  # Apple's network, another client
+    assert (await tracked.http.get(pixel, headers=apple)).status_code == 200
+    clicked = await tracked.http.get(order, headers={"x-forwarded-for": "198.51.100.8"})
+    assert clicked.status_code == 302 and clicked.headers["x-request-id"]
+    row = await _send_row(tracked)
+    assert (row["openCount"], row["proxyOpenCount"], row["clickCount"]) == (3, 1, 1)

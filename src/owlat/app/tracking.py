@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import weakref
 from typing import Any
 
@@ -142,32 +143,88 @@ async def _record(ctx: ActionCtx, event: dict[str, Any]) -> None:
     await batches.record(ctx, event)
 
 
-def _admitted(request: Request) -> bool:
-    return current().tracking_requests.take(client_ip(request)) is None
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answer:
+    """What a tracking request gets (status, raw headers, body), and the event to record
+    and commit before it is sent (None: nothing to record)."""
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes = b""
+    event: dict[str, Any] | None = None
 
 
-async def _open(ctx: ActionCtx, request: Request) -> Response:
-    send_id = request.url.path[len(OPEN_PREFIX) :]
-    if send_id and "/" not in send_id and _admitted(request):
-        event = {"sendId": send_id, "kind": "opened"}
-        proxy = prefetcher(request.headers.get("user-agent", ""), client_ip(request))
-        if proxy is not None:
-            event["prefetcher"] = proxy
-        await _record(ctx, event)
-    return Response(GIF, media_type="image/gif", headers=NO_STORE)
+def make_answer(status: int, body: bytes, *headers: tuple[bytes, bytes]) -> Answer:
+    """An answer with `headers`, the body's length and NO_STORE (as Starlette's `Response`
+    would write them)."""
+    no_store = tuple((name.encode(), value.encode()) for name, value in NO_STORE.items())
+    return Answer(status, (*headers, *no_store, (b"content-length", b"%d" % len(body))), body)
 
 
-async def _click(ctx: ActionCtx, request: Request) -> Response:
-    parts = request.url.path[len(CLICK_PREFIX) :].split("/")
+# the fixed answers, made once
+PIXEL = make_answer(200, GIF, (b"content-type", b"image/gif"))
+NOT_A_LINK = make_answer(404, b"Not a tracking link")
+INVALID_LINK = make_answer(400, b"Invalid tracking link")
+
+
+def _admitted(address: str) -> bool:
+    return current().tracking_requests.take(address) is None
+
+
+def open_answer(path: str, user_agent: str, address: str) -> Answer:
+    """`GET /t/o/{sendId}` from `address` (the client, `client_ip`): always the pixel;
+    an open to record unless the path is not a send's or the address is over its limit."""
+    send_id = path[len(OPEN_PREFIX) :]
+    if not send_id or "/" in send_id or not _admitted(address):
+        return PIXEL
+    event = {"sendId": send_id, "kind": "opened"}
+    proxy = prefetcher(user_agent, address)
+    if proxy is not None:
+        event["prefetcher"] = proxy
+    return Answer(PIXEL.status, PIXEL.headers, PIXEL.body, event)
+
+
+def click_answer(path: str, address: str) -> Answer:
+    """`GET /t/c/{sendId}/{target}/{sig}` from `address`: 404 when the path is not a click
+    link, 400 when its signature is not ours (never a redirect), else 302 to the signed
+    target, with a click to record unless the address is over its limit."""
+    parts = path[len(CLICK_PREFIX) :].split("/")
     if len(parts) != 3 or not all(parts):
-        return Response("Not a tracking link", status_code=404, headers=NO_STORE)
+        return NOT_A_LINK
     send_id, encoded, signature = parts
     target = verified_target(send_id, encoded, signature)
     if target is None:
-        return Response("Invalid tracking link", status_code=400, headers=NO_STORE)
-    if _admitted(request):
-        await _record(ctx, {"sendId": send_id, "kind": "clicked", "url": target})
-    return Response(status_code=302, headers={"location": target, **NO_STORE})
+        return INVALID_LINK
+    answer = make_answer(302, b"", (b"location", target.encode("ascii")))
+    if not _admitted(address):
+        return answer
+    event = {"sendId": send_id, "kind": "clicked", "url": target}
+    return dataclasses.replace(answer, event=event)
+
+
+async def answered(ctx: ActionCtx, answer: Answer) -> Answer:
+    """`answer` once its event, if any, is committed (raises what recording raised)."""
+    if answer.event is not None:
+        await _record(ctx, answer.event)
+    return answer
+
+
+def _response(answer: Answer) -> Response:
+    response = Response(status_code=answer.status)
+    response.body = answer.body
+    response.raw_headers = list(answer.headers)
+    return response
+
+
+async def _open(ctx: ActionCtx, request: Request) -> Response:
+    user_agent = request.headers.get("user-agent", "")
+    answer = open_answer(request.scope["path"], user_agent, client_ip(request))
+    return _response(await answered(ctx, answer))
+
+
+async def _click(ctx: ActionCtx, request: Request) -> Response:
+    answer = click_answer(request.scope["path"], client_ip(request))
+    return _response(await answered(ctx, answer))
 
 
 def routes() -> list[tuple[str, str, HttpAction]]:
