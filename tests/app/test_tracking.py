@@ -17,11 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
+from owlat.app import tracking
 from owlat.app.lib import instance
 from owlat.app.lib.address_limits import AddressLimiter
 from owlat.app.lib.tracking import links
 from owlat.app.lib.tracking.prefetch import prefetcher
 from owlat.app.tracking import GIF
+from owlat.runtime import ActionCtx, Auth
 from owlat.runtime.database.commits import Commit
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site, start_site
@@ -423,3 +425,20 @@ async def test_head_request_ids_and_the_limit_per_forwarded_client(
     assert clicked.status_code == 302 and clicked.headers["x-request-id"]
     row = await _send_row(tracked)
     assert (row["openCount"], row["proxyOpenCount"], row["clickCount"]) == (3, 1, 1)
+
+
+async def test_events_that_arrive_together_share_one_mutation(site: Site, tracked: Tracked) -> None:
+    """The committer takes its batch when it starts, after every request that arrived with
+    the first (`tracking._Batches`): one commit for the burst, not the first event alone."""
+    commits: list[Commit] = []
+
+    def on_commit(commit: Commit) -> None:
+        if any(change.table == "transactionalSends" for change in commit.write_set.documents):
+            commits.append(commit)
+
+    site.application.on_commit(on_commit)
+    ctx = ActionCtx(site.application, Auth(None))
+    event = {"sendId": tracked.send_id, "kind": "opened"}
+    await asyncio.gather(*(tracking._record(ctx, dict(event)) for _ in range(20)))
+    assert len(commits) == 1
+    assert (await _send_row(tracked))["openCount"] == 20

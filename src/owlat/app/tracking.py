@@ -89,45 +89,43 @@ async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
 
 class _Batches:
     """Group commit of the events of concurrent requests (one event loop's): a request's
-    event joins the next `record` mutation; while one runs, the events that arrive wait
-    for it, then one of their requests runs the next with all of them (with its own
-    context). Each request answers once the mutation holding its event has committed (or
-    raises its error): an answered event is durable."""
+    event joins `pending` and its request waits for its own future. The first event when
+    none is being recorded starts the committer, a task that runs one `record` mutation
+    for everything pending, then again for what arrived meanwhile, until nothing is left.
+    It takes the batch only when it starts, after the requests that arrived with the first
+    one have joined (they run before a new task does), so a burst is one mutation rather
+    than a lone event and then the rest. Each request answers once the mutation holding
+    its event has committed (or raises its error): an answered event is durable."""
 
     def __init__(self) -> None:
         self.pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self.running = False
-        self.done = asyncio.Condition()
+        self.committer: asyncio.Task[None] | None = None  # while events are being recorded
 
     async def record(self, ctx: ActionCtx, event: dict[str, Any]) -> None:
         recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pending.append((event, recorded))
-        while not recorded.done():
-            if self.running:
-                async with self.done:
-                    await self.done.wait()
-                continue
-            self.running = True
-            batch, self.pending = self.pending, []
-            # shielded: a request that goes away does not take the others' commit with it
-            await asyncio.shield(asyncio.ensure_future(self._commit(ctx, batch)))
-        recorded.result()
+        if self.committer is None:
+            # its own task: a request that goes away does not take the others' commit along
+            self.committer = asyncio.ensure_future(self._commit_all(ctx))
+        await recorded
 
-    async def _commit(
-        self, ctx: ActionCtx, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]
-    ) -> None:
+    async def _commit_all(self, ctx: ActionCtx) -> None:
         try:
-            await ctx.run_mutation(internal.tracking.record, {"events": [e for e, _ in batch]})
-        except Exception as error:
-            for _, waiter in batch:
-                waiter.set_exception(error)
-        else:
-            for _, waiter in batch:
-                waiter.set_result(None)
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    events = [event for event, _ in batch]
+                    await ctx.run_mutation(internal.tracking.record, {"events": events})
+                except Exception as error:
+                    for _, waiter in batch:
+                        if not waiter.done():  # done: its request went away
+                            waiter.set_exception(error)
+                else:
+                    for _, waiter in batch:
+                        if not waiter.done():
+                            waiter.set_result(None)
         finally:
-            self.running = False
-            async with self.done:
-                self.done.notify_all()
+            self.committer = None
 
 
 _BATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batches] = (
