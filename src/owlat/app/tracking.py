@@ -5,15 +5,18 @@
                                      a link whose signature is not ours: 400, a path that
                                      is not a click link: 404 (never a redirect)
 
-Each request is counted per client address in memory first (the instance's
-`tracking_requests`, 150/min, upstream's 100/min with burst 150): past it, the pixel and
-the redirect are still served but nothing is recorded, so a flood costs no write. The
-events of concurrent requests are committed together (`_Batches`: one `record` mutation
-for all that arrived while the one before ran; each answer waits for the commit of its
-event, so nothing answered is lost in a crash). An open or click is then applied to its
-send (`lib/sending/feedback.py`, any send table by its id,
-`send_tables.py`), an open flagged when a mailbox provider's proxy made it
-(`lib/tracking/prefetch.py`).
+What a request gets is decided once (`open_answer`, `click_answer`: precomputed answers),
+for the HTTP actions here and for the lean route `owlat serve` puts before the site's
+HTTP-action stack (`tracking_paths.py`). Each request is counted per client address in
+memory first (the instance's `tracking_requests`, 150/min, upstream's 100/min with burst
+150): past it, the pixel and the redirect are still served but nothing is recorded, so a
+flood costs no write. The events of concurrent requests are committed together
+(`_Batches`: one `record` mutation for all that arrived while the one before ran; each
+answer waits for the commit of its event, so nothing answered is lost in a crash). An
+open or click is then applied to its send (`lib/sending/feedback.py`, any send table by
+its id, `send_tables.py`), an open flagged when a mailbox provider's proxy made it
+(`lib/tracking/prefetch.py`); the campaign counters the batch moves are moved once, by
+their sums (`lib/tracking/counts.py`).
 
 `tracking:stats` (any member): the organization's transactional sends (or one
 transactional email's) counted by what happened to them, opens with and without proxies.
