@@ -2,15 +2,17 @@
 
 Every mail's pixel and links come back here, so these two paths carry most of the site
 port's requests; through the HTTP actions each one also went through Starlette's routing,
-its error and exception middleware, a `Request` and a `Response` (about as much CPU as
-recording the event). `TrackingFirst` sends a site-port `GET`/`HEAD` under `/t/o/` or
-`/t/c/` to `TrackingEndpoint`, a plain ASGI app, and everything else on to the server app.
+its error and exception middleware, a `Request` and a `Response` (in process, 35 µs of
+CPU for a pixel that records nothing; 4 µs here). `TrackingFirst` sends a site-port
+`GET`/`HEAD` under `/t/o/` or `/t/c/` to `TrackingEndpoint`, a plain ASGI app, and
+everything else on to the server app.
 
 The endpoint answers exactly what the HTTP actions answer (`tracking.open_answer`,
 `click_answer`: the same per-address limit on the client address that uvicorn already
 took from a trusted proxy's `X-Forwarded-For`, the same HMAC check, the same precomputed
 answers), after the event's commit (`tracking.answered`); a `HEAD` gets the headers alone.
-A failure to record is logged and answered 500, as an HTTP action's would be. The server
+A failure to record is logged and answered 500 `Server Error` (the log line and the
+answer's `X-Request-Id` name the request, as with an HTTP action's failure). The server
 wraps the endpoint in the site's request ids (`owlat.cli._shared.tracking_first`), so its
 answers carry `X-Request-Id` like every other.
 """
