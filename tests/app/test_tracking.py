@@ -11,20 +11,25 @@ import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from owlat.app import tracking
 from owlat.app.lib import instance
 from owlat.app.lib.address_limits import AddressLimiter
 from owlat.app.lib.tracking import links
 from owlat.app.lib.tracking.prefetch import prefetcher
+from owlat.app.tracking import GIF
+from owlat.runtime import ActionCtx, Auth
 from owlat.runtime.database.commits import Commit
 from owlat.runtime.testing import in_mutation, in_query
-from tests.app.conftest import Caller, Site
+from tests.app.conftest import Caller, Site, start_site
 from tests.app.mail_setup import settled
 from tests.app.rendering.samples import text_block
+from tests.app.test_campaign_feedback import _campaign, _sends, team
 from tests.app.test_rest_api import api_key, client, organization
 
 BODY = [
@@ -35,11 +40,18 @@ BODY = [
     )
 ]
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"
+__all__ = ["team"]  # fixtures
 
 
-@pytest.fixture
-async def site(site_on_both_engines: Site) -> Site:
-    return site_on_both_engines
+@pytest.fixture(params=["lean", "http-actions"])
+async def site(
+    request: pytest.FixtureRequest, tmp_path: Path, database_url: str
+) -> AsyncIterator[Site]:
+    """On both engines, with the tracking paths answered by the lean route before the
+    HTTP-action stack (app/tracking_paths.py, as `owlat serve`) and by the HTTP actions."""
+    lean = request.param == "lean"
+    async with start_site(tmp_path, database_url=database_url, lean_tracking=lean) as running:
+        yield running
 
 
 @dataclasses.dataclass
@@ -299,6 +311,12 @@ def test_prefetchers_by_user_agent_and_address() -> None:
     assert prefetcher("YahooMailProxy; https://help.yahoo.com", "1.2.3.4") == "yahoo"
     assert prefetcher(BROWSER, "203.0.113.9") is None
     assert prefetcher(BROWSER, "unknown") is None
+    # the ranges' edges, and what is no IPv4 dotted quad (not in any range)
+    edges = ("17.255.255.255", "74.125.255.1", "66.102.15.255")
+    assert [prefetcher(BROWSER, a) for a in edges] == ["apple", "gmail", "gmail"]
+    for outside in ("16.255.255.255", "18.0.0.0", "66.102.16.0", "74.126.0.1", "017.1.2.3",
+                    "::ffff:17.1.2.3", "17.1.2.3\x00", ""):  # fmt: skip
+        assert prefetcher(BROWSER, outside) is None, outside
 
 
 async def test_concurrent_events_are_committed_together_before_their_answers(
@@ -330,3 +348,97 @@ async def test_concurrent_events_are_committed_together_before_their_answers(
     # durable before answered: the k-th answer came after at least k events were committed
     assert all(seen >= k for k, seen in enumerate(answered, start=1)), answered
     assert len(committed) < 60, "concurrent events share commits"
+
+
+async def test_one_batch_moves_each_campaigns_counters_by_the_sum_of_its_events(
+    site: Site, team: tuple[Caller, str]
+) -> None:
+    """The events of one `record` batch fold their campaign counters (lib/tracking/counts.py)
+    per campaign and A/B variant: the stats equal event-by-event counting."""
+    spring, _ = await _campaign(site, team, 3)
+    autumn, _ = await _campaign(site, await organization(site, "globex"), 2)
+    a0, a1, a2 = [row for _, row in sorted((await _sends(site, spring)).items())]
+    b0, b1 = [row for _, row in sorted((await _sends(site, autumn)).items())]
+
+    async def split(ctx: Any) -> None:  # spring as an A/B test: a0 and a2 got B, a1 A
+        for row, variant in ((a0, "B"), (a1, "A"), (a2, "B")):
+            await ctx.db.patch(row["_id"], {"abVariant": variant})
+
+    await in_mutation(site.application, split)
+    events = [
+        {"sendId": a0["_id"], "kind": "opened"},
+        {"sendId": b0["_id"], "kind": "opened"},
+        {"sendId": a0["_id"], "kind": "opened"},  # the same send again: not counted again
+        {"sendId": a1["_id"], "kind": "opened", "prefetcher": "gmail"},
+        {"sendId": a0["_id"], "kind": "clicked", "url": "https://shop.example/a"},
+        {"sendId": "nope", "kind": "opened"},
+        {"sendId": a2["_id"], "kind": "clicked", "url": "https://shop.example/b"},
+        {"sendId": b1["_id"], "kind": "clicked", "url": "https://shop.example/c"},
+        {"sendId": a2["_id"], "kind": "clicked", "url": "https://shop.example/b"},
+    ]
+    await site.application.run_mutation("tracking:record", {"events": events}, internal=True)
+
+    async def stats(ctx: Any) -> dict[str, dict[str, Any]]:
+        rows = await ctx.db.query("campaignStats").collect()
+        return {row["campaignId"]: dict(row) for row in rows}
+
+    found = await in_query(site.application, stats)
+    counters = ("delivered", "opened", "humanOpened", "clicked")
+    assert {k: found[spring].get(k) for k in counters} == {
+        "delivered": 3, "opened": 2, "humanOpened": 1, "clicked": 2,
+    }  # fmt: skip
+    assert found[spring]["variants"] == {
+        "A": {"delivered": 1, "opened": 1},
+        "B": {"delivered": 2, "opened": 1, "humanOpened": 1, "clicked": 2},
+    }
+    assert {k: found[autumn].get(k) for k in counters} == {
+        "delivered": 2, "opened": 1, "humanOpened": 1, "clicked": 1,
+    }  # fmt: skip
+    assert "variants" not in found[autumn]
+    rows = await _sends(site, spring)
+    first = rows[a0["email"]]
+    assert (first["status"], first["openCount"], first["clickCount"]) == ("clicked", 2, 1)
+    assert (rows[a1["email"]]["proxyOpenCount"], rows[a2["email"]]["clickCount"]) == (1, 2)
+
+
+async def test_head_request_ids_and_the_limit_per_forwarded_client(
+    site: Site, tracked: Tracked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A HEAD of the pixel counts as its GET, without the body; answers carry a request id;
+    the limit and the proxy ranges apply to the client a trusted proxy forwarded for."""
+    limited = dataclasses.replace(instance.current(), tracking_requests=AddressLimiter(2))
+    monkeypatch.setattr(instance, "_current", limited)
+    pixel, (order, _) = _pixel(tracked.html), _hrefs(tracked.html)
+    head = await tracked.http.head(pixel, headers={"x-forwarded-for": "198.51.100.7"})
+    assert (head.status_code, head.headers["content-type"], head.content) == (200, "image/gif", b"")
+    assert head.headers["content-length"] == str(len(GIF)) and head.headers["x-request-id"]
+    given = {"x-forwarded-for": "198.51.100.7", "x-request-id": "pixel-1"}
+    opened = await tracked.http.get(pixel, headers=given)
+    assert (opened.content, opened.headers["x-request-id"]) == (GIF, "pixel-1")
+    for _ in range(2):  # 198.51.100.7 is over its limit: served, not recorded
+        assert (await tracked.http.get(pixel, headers=given)).status_code == 200
+        clicked = await tracked.http.get(order, headers=given)
+        assert clicked.headers["location"] == "https://shop.example/order?id=7&x=1"
+    apple = {"x-forwarded-for": "17.58.1.2"}  # Apple's network, another client
+    assert (await tracked.http.get(pixel, headers=apple)).status_code == 200
+    clicked = await tracked.http.get(order, headers={"x-forwarded-for": "198.51.100.8"})
+    assert clicked.status_code == 302 and clicked.headers["x-request-id"]
+    row = await _send_row(tracked)
+    assert (row["openCount"], row["proxyOpenCount"], row["clickCount"]) == (3, 1, 1)
+
+
+async def test_events_that_arrive_together_share_one_mutation(site: Site, tracked: Tracked) -> None:
+    """The committer takes its batch when it starts, after every request that arrived with
+    the first (`tracking._Batches`): one commit for the burst, not the first event alone."""
+    commits: list[Commit] = []
+
+    def on_commit(commit: Commit) -> None:
+        if any(change.table == "transactionalSends" for change in commit.write_set.documents):
+            commits.append(commit)
+
+    site.application.on_commit(on_commit)
+    ctx = ActionCtx(site.application, Auth(None))
+    event = {"sendId": tracked.send_id, "kind": "opened"}
+    await asyncio.gather(*(tracking._record(ctx, dict(event)) for _ in range(20)))
+    assert len(commits) == 1
+    assert (await _send_row(tracked))["openCount"] == 20

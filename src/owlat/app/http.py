@@ -97,7 +97,8 @@ for route, method, handler in outbox_pages.routes():
     else:
         http.route(path=route, method=method, handler=handler)
 
-# /t/o/{sendId}, /t/c/{sendId}/{target}/{sig}   open pixel, signed click redirects
+# /t/o/{sendId}, /t/c/{sendId}/{target}/{sig}   open pixel, signed click redirects (under
+# `owlat serve`/`dev`, answered alike by a lean route before this table: tracking_paths.py)
 for route, method, handler in tracking.routes():
     http.route(path_prefix=route, method=method, handler=handler)
 

@@ -5,15 +5,18 @@
                                      a link whose signature is not ours: 400, a path that
                                      is not a click link: 404 (never a redirect)
 
-Each request is counted per client address in memory first (the instance's
-`tracking_requests`, 150/min, upstream's 100/min with burst 150): past it, the pixel and
-the redirect are still served but nothing is recorded, so a flood costs no write. The
-events of concurrent requests are committed together (`_Batches`: one `record` mutation
-for all that arrived while the one before ran; each answer waits for the commit of its
-event, so nothing answered is lost in a crash). An open or click is then applied to its
-send (`lib/sending/feedback.py`, any send table by its id,
-`send_tables.py`), an open flagged when a mailbox provider's proxy made it
-(`lib/tracking/prefetch.py`).
+What a request gets is decided once (`open_answer`, `click_answer`: precomputed answers),
+for the HTTP actions here and for the lean route `owlat serve` puts before the site's
+HTTP-action stack (`tracking_paths.py`). Each request is counted per client address in
+memory first (the instance's `tracking_requests`, 150/min, upstream's 100/min with burst
+150): past it, the pixel and the redirect are still served but nothing is recorded, so a
+flood costs no write. The events of concurrent requests are committed together
+(`_Batches`: one `record` mutation for all that arrived while the one before ran; each
+answer waits for the commit of its event, so nothing answered is lost in a crash). An
+open or click is then applied to its send (`lib/sending/feedback.py`, any send table by
+its id, `send_tables.py`), an open flagged when a mailbox provider's proxy made it
+(`lib/tracking/prefetch.py`); the campaign counters the batch moves are moved once, by
+their sums (`lib/tracking/counts.py`).
 
 `tracking:stats` (any member): the organization's transactional sends (or one
 transactional email's) counted by what happened to them, opens with and without proxies.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import weakref
 from typing import Any
 
@@ -32,8 +36,9 @@ from starlette.responses import Response
 from owlat.app.auth_routes.wire import client_ip
 from owlat.app.lib.instance import current
 from owlat.app.lib.sending import feedback
-from owlat.app.lib.sending.send_tables import table_of
+from owlat.app.lib.sending.send_tables import SEND_TABLES, table_of
 from owlat.app.lib.session_organization import get_team_id_from_session, now_ms
+from owlat.app.lib.tracking.counts import FoldedCounts
 from owlat.app.lib.tracking.links import verified_target
 from owlat.app.lib.tracking.prefetch import prefetcher
 from owlat.runtime import (
@@ -72,6 +77,7 @@ EVENT = v.object(
 async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Apply opens and clicks to their sends, in order (an unknown send: nothing)."""
     at = now_ms()
+    counts = FoldedCounts()  # the campaigns' counters, moved once at the end
     for item in args["events"]:
         send_id = item["sendId"]
         table = table_of(ctx, send_id)
@@ -80,50 +86,49 @@ async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
             event = feedback.Event(
                 item["kind"], at, url=item.get("url"), prefetcher=item.get("prefetcher")
             )
-            await feedback.apply(ctx, table, row, event)
+            await feedback.apply(ctx, counts.table(table), row, event)
+    await counts.apply(ctx, SEND_TABLES)
 
 
 class _Batches:
     """Group commit of the events of concurrent requests (one event loop's): a request's
-    event joins the next `record` mutation; while one runs, the events that arrive wait
-    for it, then one of their requests runs the next with all of them (with its own
-    context). Each request answers once the mutation holding its event has committed (or
-    raises its error): an answered event is durable."""
+    event joins `pending` and its request waits for its own future. The first event when
+    none is being recorded starts the committer, a task that runs one `record` mutation
+    for everything pending, then again for what arrived meanwhile, until nothing is left.
+    It takes the batch only when it starts, after the requests that arrived with the first
+    one have joined (they run before a new task does), so a burst is one mutation rather
+    than a lone event and then the rest. Each request answers once the mutation holding
+    its event has committed (or raises its error): an answered event is durable."""
 
     def __init__(self) -> None:
         self.pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
-        self.running = False
-        self.done = asyncio.Condition()
+        self.committer: asyncio.Task[None] | None = None  # while events are being recorded
 
     async def record(self, ctx: ActionCtx, event: dict[str, Any]) -> None:
         recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pending.append((event, recorded))
-        while not recorded.done():
-            if self.running:
-                async with self.done:
-                    await self.done.wait()
-                continue
-            self.running = True
-            batch, self.pending = self.pending, []
-            # shielded: a request that goes away does not take the others' commit with it
-            await asyncio.shield(asyncio.ensure_future(self._commit(ctx, batch)))
-        recorded.result()
+        if self.committer is None:
+            # its own task: a request that goes away does not take the others' commit along
+            self.committer = asyncio.ensure_future(self._commit_all(ctx))
+        await recorded
 
-    async def _commit(
-        self, ctx: ActionCtx, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]
-    ) -> None:
+    async def _commit_all(self, ctx: ActionCtx) -> None:
         try:
-            await ctx.run_mutation(internal.tracking.record, {"events": [e for e, _ in batch]})
-        except Exception as error:
-            for _, waiter in batch:
-                waiter.set_exception(error)
-        else:
-            for _, waiter in batch:
-                waiter.set_result(None)
+            while self.pending:
+                batch, self.pending = self.pending, []
+                try:
+                    events = [event for event, _ in batch]
+                    await ctx.run_mutation(internal.tracking.record, {"events": events})
+                except Exception as error:
+                    for _, waiter in batch:
+                        if not waiter.done():  # done: its request went away
+                            waiter.set_exception(error)
+                else:
+                    for _, waiter in batch:
+                        if not waiter.done():
+                            waiter.set_result(None)
         finally:
-            self.running = False
-            async with self.done:
-                self.done.notify_all()
+            self.committer = None
 
 
 _BATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batches] = (
@@ -139,32 +144,88 @@ async def _record(ctx: ActionCtx, event: dict[str, Any]) -> None:
     await batches.record(ctx, event)
 
 
-def _admitted(request: Request) -> bool:
-    return current().tracking_requests.take(client_ip(request)) is None
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answer:
+    """What a tracking request gets (status, raw headers, body), and the event to record
+    and commit before it is sent (None: nothing to record)."""
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes = b""
+    event: dict[str, Any] | None = None
 
 
-async def _open(ctx: ActionCtx, request: Request) -> Response:
-    send_id = request.url.path[len(OPEN_PREFIX) :]
-    if send_id and "/" not in send_id and _admitted(request):
-        event = {"sendId": send_id, "kind": "opened"}
-        proxy = prefetcher(request.headers.get("user-agent", ""), client_ip(request))
-        if proxy is not None:
-            event["prefetcher"] = proxy
-        await _record(ctx, event)
-    return Response(GIF, media_type="image/gif", headers=NO_STORE)
+def make_answer(status: int, body: bytes, *headers: tuple[bytes, bytes]) -> Answer:
+    """An answer with `headers`, the body's length and NO_STORE (as Starlette's `Response`
+    would write them)."""
+    no_store = tuple((name.encode(), value.encode()) for name, value in NO_STORE.items())
+    return Answer(status, (*headers, *no_store, (b"content-length", b"%d" % len(body))), body)
 
 
-async def _click(ctx: ActionCtx, request: Request) -> Response:
-    parts = request.url.path[len(CLICK_PREFIX) :].split("/")
+# the fixed answers, made once
+PIXEL = make_answer(200, GIF, (b"content-type", b"image/gif"))
+NOT_A_LINK = make_answer(404, b"Not a tracking link")
+INVALID_LINK = make_answer(400, b"Invalid tracking link")
+
+
+def _admitted(address: str) -> bool:
+    return current().tracking_requests.take(address) is None
+
+
+def open_answer(path: str, user_agent: str, address: str) -> Answer:
+    """`GET /t/o/{sendId}` from `address` (the client, `client_ip`): always the pixel;
+    an open to record unless the path is not a send's or the address is over its limit."""
+    send_id = path[len(OPEN_PREFIX) :]
+    if not send_id or "/" in send_id or not _admitted(address):
+        return PIXEL
+    event = {"sendId": send_id, "kind": "opened"}
+    proxy = prefetcher(user_agent, address)
+    if proxy is not None:
+        event["prefetcher"] = proxy
+    return Answer(PIXEL.status, PIXEL.headers, PIXEL.body, event)
+
+
+def click_answer(path: str, address: str) -> Answer:
+    """`GET /t/c/{sendId}/{target}/{sig}` from `address`: 404 when the path is not a click
+    link, 400 when its signature is not ours (never a redirect), else 302 to the signed
+    target, with a click to record unless the address is over its limit."""
+    parts = path[len(CLICK_PREFIX) :].split("/")
     if len(parts) != 3 or not all(parts):
-        return Response("Not a tracking link", status_code=404, headers=NO_STORE)
+        return NOT_A_LINK
     send_id, encoded, signature = parts
     target = verified_target(send_id, encoded, signature)
     if target is None:
-        return Response("Invalid tracking link", status_code=400, headers=NO_STORE)
-    if _admitted(request):
-        await _record(ctx, {"sendId": send_id, "kind": "clicked", "url": target})
-    return Response(status_code=302, headers={"location": target, **NO_STORE})
+        return INVALID_LINK
+    answer = make_answer(302, b"", (b"location", target.encode("ascii")))
+    if not _admitted(address):
+        return answer
+    event = {"sendId": send_id, "kind": "clicked", "url": target}
+    return dataclasses.replace(answer, event=event)
+
+
+async def answered(ctx: ActionCtx, answer: Answer) -> Answer:
+    """`answer` once its event, if any, is committed (raises what recording raised)."""
+    if answer.event is not None:
+        await _record(ctx, answer.event)
+    return answer
+
+
+def _response(answer: Answer) -> Response:
+    response = Response(status_code=answer.status)
+    response.body = answer.body
+    response.raw_headers = list(answer.headers)
+    return response
+
+
+async def _open(ctx: ActionCtx, request: Request) -> Response:
+    user_agent = request.headers.get("user-agent", "")
+    answer = open_answer(request.scope["path"], user_agent, client_ip(request))
+    return _response(await answered(ctx, answer))
+
+
+async def _click(ctx: ActionCtx, request: Request) -> Response:
+    answer = click_answer(request.scope["path"], client_ip(request))
+    return _response(await answered(ctx, answer))
 
 
 def routes() -> list[tuple[str, str, HttpAction]]:

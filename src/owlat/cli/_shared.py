@@ -15,7 +15,10 @@ import typer
 from owlat.config import Settings
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from owlat.cli._remote import Remote
+    from owlat.runtime.application import Application
     from owlat.runtime.auth import TrustedIssuer
     from owlat.runtime.backups import BackupPlan, BackupTarget
     from owlat.runtime.database.engine import Engine
@@ -221,6 +224,19 @@ def own_issuers(
             algorithms=("EdDSA",),
         ),
     )
+
+
+def tracking_first(app: str, server: ASGIApp, application: Application, site_port: int) -> ASGIApp:
+    """owlat.app's open pixels and click redirects answered before the site port's
+    HTTP-action stack, with its request ids (app/tracking_paths.py); other apps: `server`."""
+    if app != "owlat.app":
+        return server
+    from owlat.app.tracking_paths import TrackingEndpoint, TrackingFirst
+    from owlat.runtime import ActionCtx, Auth
+    from owlat.runtime.server.middleware import RequestIds
+
+    endpoint = TrackingEndpoint(ActionCtx(application, Auth(None)))
+    return TrackingFirst(server, RequestIds(endpoint), site_port)
 
 
 def dashboard(app: str, settings: Settings, client_url: str) -> WebApp | None:

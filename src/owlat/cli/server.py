@@ -24,6 +24,7 @@ from owlat.cli._shared import (
     file_storage,
     own_issuers,
     settings,
+    tracking_first,
     url,
 )
 from owlat.config import Settings
@@ -189,14 +190,15 @@ def _serve(
     )
     web = dashboard(app, settings, client_url)
     operations = Operations(application, authenticator, settings.metrics_token)
+    server_app = create_server_app(
+        application,
+        authenticator,
+        site_port=sockets[1].getsockname()[1],
+        web=web,
+        operations=operations,
+    )
     config = server_config(
-        create_server_app(
-            application,
-            authenticator,
-            site_port=sockets[1].getsockname()[1],
-            web=web,
-            operations=operations,
-        ),
+        tracking_first(app, server_app, application, sockets[1].getsockname()[1]),
         limits,
         host=host,
         port=sockets[0].getsockname()[1],

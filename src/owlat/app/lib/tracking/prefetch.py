@@ -20,14 +20,20 @@ wait for an unflagged open), so statistics show opens with and without them.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Final
 
-_APPLE: Final = (ipaddress.ip_network("17.0.0.0/8"),)
-_GOOGLE: Final = tuple(
-    ipaddress.ip_network(n)
-    for n in ("66.102.0.0/20", "66.249.64.0/19", "64.233.160.0/19", "72.14.192.0/18",
-              "74.125.0.0/16")
-)  # fmt: skip
+
+def _ranges(*networks: str) -> tuple[tuple[int, int], ...]:
+    """(address, mask) of IPv4 networks, as integers: a membership test is one `&`."""
+    parsed = [ipaddress.IPv4Network(n) for n in networks]
+    return tuple((int(n.network_address), int(n.netmask)) for n in parsed)
+
+
+_APPLE: Final = _ranges("17.0.0.0/8")
+_GOOGLE: Final = _ranges(
+    "66.102.0.0/20", "66.249.64.0/19", "64.233.160.0/19", "72.14.192.0/18", "74.125.0.0/16"
+)
 _AGENTS: Final = (("googleimageproxy", "gmail"), ("yahoomailproxy", "yahoo"))
 
 
@@ -40,12 +46,12 @@ def prefetcher(user_agent: str, address: str) -> str | None:
             return name
     if agent == "mozilla/5.0":
         return "apple"
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    try:  # the strict dotted quad `ipaddress` accepts; any other text is in no range
+        ip = int.from_bytes(socket.inet_pton(socket.AF_INET, address))
+    except (OSError, ValueError):
         return None
-    if any(ip in network for network in _APPLE):
+    if any(ip & mask == network for network, mask in _APPLE):
         return "apple"
-    if any(ip in network for network in _GOOGLE):
+    if any(ip & mask == network for network, mask in _GOOGLE):
         return "gmail"
     return None
