@@ -3,7 +3,7 @@
 import type { GenericId } from "convex/values";
 
 /** The app's tables. */
-export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignContents" | "campaignSendJobs" | "campaignSenders" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sendBodies" | "sendQueues" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalCounts" | "transactionalEmails" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
+export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignContents" | "campaignSendJobs" | "campaignSenders" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sendBodies" | "sendContents" | "sendQueues" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalCounts" | "transactionalEmails" | "transactionalProfiles" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
 
 /** The runtime's tables that functions may read. */
 export type SystemTableNames = "_storage" | "_scheduled_functions";
@@ -732,6 +732,17 @@ export type Documents = {
     text: string;
     dataVariables?: Record<string, any>;
   };
+  sendContents: {
+    _id: Id<"sendContents">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    transactionalEmailId: Id<"transactionalEmails">;
+    language: string;
+    subject: string;
+    html: string;
+    text: string;
+    variables: Array<string>;
+  };
   sendQueues: {
     _id: Id<"sendQueues">;
     _creationTime: number;
@@ -834,6 +845,30 @@ export type Documents = {
       size?: number;
     }>;
   };
+  transactionalProfiles: {
+    _id: Id<"transactionalProfiles">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    transactionalEmailId: Id<"transactionalEmails">;
+    slug: string;
+    status: "draft" | "published";
+    hasContent: boolean;
+    showUnsubscribe?: boolean;
+    defaultLanguage?: string;
+    supportedLanguages?: Array<string>;
+    dataVariablesSchema?: Record<string, "string" | "number" | "boolean" | "date">;
+    attachments?: Array<{
+      filename: string;
+      contentType?: string;
+      storageId?: Id<"_storage">;
+      url?: string;
+      size?: number;
+    }>;
+    contents: Record<string, {
+      contentId: Id<"sendContents">;
+      subject: string;
+    }>;
+  };
   transactionalSends: {
     _id: Id<"transactionalSends">;
     _creationTime: number;
@@ -847,6 +882,11 @@ export type Documents = {
     replyTo?: string;
     subject: string;
     bodyId?: Id<"sendBodies">;
+    contentId?: Id<"sendContents">;
+    footerLinks?: {
+      preferences: string;
+      unsubscribe: string;
+    };
     html?: string;
     text?: string;
     headers: Record<string, string>;
@@ -1497,6 +1537,18 @@ export type DataModel = {
     searchIndexes: {};
     vectorIndexes: {};
   };
+  sendContents: {
+    document: Doc<"sendContents">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "transactionalEmailId" | "language" | "subject" | "html" | "text" | "variables";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_email_language: ["transactionalEmailId", "language", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
   sendQueues: {
     document: Doc<"sendQueues">;
     fieldPaths: "_id" | "_creationTime" | "organizationId" | "jobId" | "armedAt";
@@ -1575,9 +1627,22 @@ export type DataModel = {
     searchIndexes: {};
     vectorIndexes: {};
   };
+  transactionalProfiles: {
+    document: Doc<"transactionalProfiles">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "transactionalEmailId" | "slug" | "status" | "hasContent" | "showUnsubscribe" | "defaultLanguage" | "supportedLanguages" | "dataVariablesSchema" | `dataVariablesSchema.${string}` | "attachments" | "contents" | `contents.${string}`;
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_email: ["transactionalEmailId", "_creationTime"];
+      by_org_slug: ["organizationId", "slug", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
   transactionalSends: {
     document: Doc<"transactionalSends">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "kind" | "transactionalEmailId" | "automationId" | "contactId" | "email" | "fromAddress" | "replyTo" | "subject" | "bodyId" | "html" | "text" | "headers" | `headers.${string}` | "language" | "dataVariables" | `dataVariables.${string}` | "attachments" | "attachmentStorageIds" | "idempotencyKey" | "deliveryKey" | "messageId" | "status" | "attempts" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "createdBy" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "kind" | "transactionalEmailId" | "automationId" | "contactId" | "email" | "fromAddress" | "replyTo" | "subject" | "bodyId" | "contentId" | "footerLinks" | "footerLinks.preferences" | "footerLinks.unsubscribe" | "html" | "text" | "headers" | `headers.${string}` | "language" | "dataVariables" | `dataVariables.${string}` | "attachments" | "attachmentStorageIds" | "idempotencyKey" | "deliveryKey" | "messageId" | "status" | "attempts" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "createdBy" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
