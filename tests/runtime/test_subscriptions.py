@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+import tracemalloc
 from typing import Any
 
 from hypothesis import given, settings
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from owlat.runtime.application import Application
 from owlat.runtime.database.commits import Interval, ReadSet
 from owlat.runtime.subscriptions import (
+    COMMIT_LOG_KEYS,
     IntervalIndex,
     QueryKey,
     QueryResult,
@@ -199,6 +202,36 @@ async def test_one_commit_costs_little_with_a_thousand_subscriptions(app: Applic
     elapsed = time.perf_counter() - started
     assert [s.wakes for s in subscribers].count(0) == 999 and subscribers[7].wakes == 1
     assert elapsed < 2.0  # 50 commits, each matched against 1000 subscriptions
+    manager.close()
+
+
+async def test_the_log_of_recent_commits_holds_a_bounded_number_of_index_keys(
+    app: Application,
+) -> None:
+    """Issue 17: the log kept 512 commits whatever their size, and a campaign's walk
+    commits 3,000 index keys at a time (~300 MB for 512 of them)."""
+    manager = SubscriptionManager(app)
+    manager.catch_up()
+    query = key("messages:list", channel="a")
+    manager.subscribe(query, Recorder())
+    bodies = ["x"] * 1000
+    tracemalloc.start()
+    try:
+        async with app.snapshot() as old:
+            gc.collect()
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(COMMIT_LOG_KEYS // 1000):  # 3 keys a message: 3 logs' worth
+                await app.run_mutation(
+                    "messages:sendMany", {"channel": "b", "bodies": bodies, "fail_at": -1}
+                )
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - before
+            result = await manager.result_at(old, query)
+    finally:
+        tracemalloc.stop()
+    assert manager.logged_keys() <= COMMIT_LOG_KEYS
+    assert held < COMMIT_LOG_KEYS * 250, held  # ~140 bytes a key, a third of them kept
+    assert result.invalid_from == old.ts + 1  # older than the log: valid at its snapshot only
     manager.close()
 
 

@@ -55,8 +55,12 @@ _M = TypeVar("_M")
 Space = tuple[str, str]  # (table, index)
 
 # How many recent commits (their index keys only) are kept to check results computed at an
-# older snapshot.
+# older snapshot, and how many index keys they may hold in all: a logged key costs about
+# 200 bytes, and one commit can hold thousands (a campaign's audience walk creates 500
+# `emailSends` with 6 keys each per commit), so a log bounded by commits alone held
+# 512 × 3,000 keys: ~300 MB. A result older than the log is just recomputed.
 COMMIT_LOG_SIZE = 512
+COMMIT_LOG_KEYS = 20_000
 
 
 class IntervalIndex(Generic[_M]):
@@ -241,7 +245,8 @@ class SubscriptionManager:
         self._subscribers: dict[QueryKey, collections.Counter[Subscriber]] = {}
         self._cache: dict[QueryKey, QueryResult] = {}
         self._indexes: dict[Space, IntervalIndex[QueryResult]] = {}
-        self._log: collections.deque[Commit] = collections.deque(maxlen=COMMIT_LOG_SIZE)
+        self._log: collections.deque[Commit] = collections.deque()
+        self._log_keys = 0  # index keys held by the commits in the log
         self._log_floor = 0  # commits at or below this ts may have left the log
         self._inflight: dict[tuple[QueryKey, int], asyncio.Future[QueryResult]] = {}
         self.computations = 0  # queries actually run (for tests and benchmarks)
@@ -435,9 +440,7 @@ class SubscriptionManager:
         if commit.ts <= self._processed:
             return
         self._processed = commit.ts
-        if len(self._log) == self._log.maxlen:
-            self._log_floor = self._log[0].ts
-        self._log.append(Commit(commit.ts, WriteSet(index_keys=commit.write_set.index_keys)))
+        self._log_commit(commit)
         hits: set[QueryResult] = set()
         for change in commit.write_set.index_keys:
             index = self._indexes.get((change.table, change.index))
@@ -454,6 +457,21 @@ class SubscriptionManager:
                 self._untrack(result)
                 keys.append(result.key)
         self._notify(keys)
+
+    def _log_commit(self, commit: Commit) -> None:
+        """Log a commit's index keys, dropping the oldest commits beyond the log's bounds
+        (the newest one stays, however large)."""
+        log = self._log
+        log.append(Commit(commit.ts, WriteSet(index_keys=commit.write_set.index_keys)))
+        self._log_keys += len(commit.write_set.index_keys)
+        while len(log) > 1 and (len(log) > COMMIT_LOG_SIZE or self._log_keys > COMMIT_LOG_KEYS):
+            dropped = log.popleft()
+            self._log_keys -= len(dropped.write_set.index_keys)
+            self._log_floor = dropped.ts
+
+    def logged_keys(self) -> int:
+        """The index keys the log of recent commits holds."""
+        return self._log_keys
 
     def _notify(self, keys: Iterable[QueryKey]) -> None:
         woken: set[Subscriber] = set()
