@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from owlat.app.lib import instance
 from owlat.app.lib.campaigns import ab_tests, content, delivery, walk
 from owlat.app.lib.campaigns.drafts import preflight
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.errors import AppError
+from owlat.app.lib.sending import journal
 from owlat.app.lib.sending.routes import Attempt
 from owlat.app.lib.sending.sends import lease_ms
 from owlat.app.lib.session_organization import now_ms
@@ -48,6 +50,7 @@ async def plan(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
         "generation": v.number(),
         "routeProviders": v.array(v.string()),
         "leaseMs": v.number(),
+        "journal": v.optional(v.string()),
     }
 )
 async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +62,7 @@ async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
         delivery.BATCH,
         now_ms(),
         args["leaseMs"],
+        args.get("journal"),
     )
 
 
@@ -106,9 +110,42 @@ async def cancel_queued(ctx: MutationCtx, args: dict[str, Any]) -> None:
         await ctx.scheduler.run_after(again, internal.campaign_sends.cancel_queued, args)
 
 
-@internal_mutation(args={"idleMs": v.optional(v.number())})
-async def recover(ctx: MutationCtx, args: dict[str, Any]) -> int:
-    return await delivery.recover(ctx, now_ms(), lease_ms(), args.get("idleMs", delivery.IDLE_MS))
+@internal_action(args={"idleMs": v.optional(v.number())})
+async def recover(ctx: ActionCtx, args: dict[str, Any]) -> int:
+    """Recovery (`delivery.recover`), run where the attempt journals are: the stalled
+    sends whose claim this process's data folder shows unattempted (`journal.py`) go
+    back to `queued`; then the journals nothing needs any more are deleted."""
+    stalled = await ctx.run_query(internal.campaign_sends.stalled, {})
+    data_dir = instance.current().data_dir
+    unattempted = journal.unattempted(data_dir, stalled)
+    looked = await ctx.run_mutation(
+        internal.campaign_sends.recover_stalled, {**args, "unattempted": unattempted}
+    )
+    journal.sweep(data_dir, {row["claimedBy"] for row in stalled}, lease_ms())
+    return int(looked)
+
+
+@internal_query(args={})
+async def stalled(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return await delivery.stalled(ctx, now_ms(), lease_ms())
+
+
+@internal_mutation(
+    args={
+        "idleMs": v.optional(v.number()),
+        "unattempted": v.optional(
+            v.array(v.object({"sendId": v.id("emailSends"), "claimedAt": v.number()}))
+        ),
+    }
+)
+async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
+    return await delivery.recover(
+        ctx,
+        now_ms(),
+        lease_ms(),
+        args.get("idleMs", delivery.IDLE_MS),
+        args.get("unattempted") or (),
+    )
 
 
 @internal_mutation(args={})

@@ -75,9 +75,11 @@ crons.daily(
     {},
 )
 # Campaigns (lib/campaigns/): scheduled ones whose time has come start; sends left
-# `sending` by a crash past the lease are failed as DELIVERY_UNCERTAIN (or re-claimed when
-# the provider dedupes); sending campaigns without workers (a restart loses running
-# actions: at once at start, else after a quiet 30 s) get new ones; finished ones complete.
+# `sending` by a crash past the lease go back to `queued` when the crashed process's
+# attempt journal shows they were never handed to the provider (lib/sending/journal.py),
+# else are failed as DELIVERY_UNCERTAIN (or re-claimed when the provider dedupes);
+# sending campaigns without workers (a restart loses running actions: at once at start,
+# else after a quiet 30 s) get new ones; finished ones complete.
 crons.interval("start due campaigns", {"minutes": 1}, internal.campaign_sends.start_due, {})
 crons.at_start("resume campaigns at start", internal.campaign_sends.recover, {"idleMs": 0})
 crons.interval("recover campaign sends", {"seconds": 15}, internal.campaign_sends.recover, {})

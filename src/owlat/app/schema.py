@@ -1213,6 +1213,8 @@ schema = define_schema(
                 "attempts": v.number(),  # claims so far
                 "messageId": v.optional(v.string()),  # fixed at the first claim
                 "claimedAt": v.optional(v.number()),
+                # the attempt journal of the process that claimed it (lib/sending/journal.py)
+                "claimedBy": v.optional(v.string()),
                 # provider deferrals (4xx, rate limits) so far (lib/campaigns/throttle.py)
                 "deferrals": v.optional(v.number()),
                 "routeProviders": v.optional(v.array(PROVIDER_KIND)),

@@ -1518,6 +1518,7 @@ export type InternalApi = {
       generation: number;
       routeProviders: Array<string>;
       leaseMs: number;
+      journal?: string;
     }, any>;
     /** `campaignSends:declareWinner`: The automatic winner of an A/B test after its `testDuration` (`ab_tests.winner`); nothing when a winner was declared already or the campaign stopped. */
     declareWinner: FunctionReference<"mutation", "internal", {
@@ -1538,10 +1539,20 @@ export type InternalApi = {
       outcomes: Array<any>;
       attempts: Array<any>;
     }, any>;
-    /** `campaignSends:recover` */
-    recover: FunctionReference<"mutation", "internal", {
+    /** `campaignSends:recover`: Recovery (`delivery.recover`), run where the attempt journals are: the stalled sends whose claim this process's data folder shows unattempted (`journal.py`) go back to `queued`; then the journals nothing needs any more are deleted. */
+    recover: FunctionReference<"action", "internal", {
       idleMs?: number;
     }, any>;
+    /** `campaignSends:recoverStalled` */
+    recoverStalled: FunctionReference<"mutation", "internal", {
+      idleMs?: number;
+      unattempted?: Array<{
+        sendId: Id<"emailSends">;
+        claimedAt: number;
+      }>;
+    }, any>;
+    /** `campaignSends:stalled` */
+    stalled: FunctionReference<"query", "internal", Record<string, never>, any>;
     /** `campaignSends:startDue`: Start the scheduled campaigns whose time has come (preflight again: one that fails it goes back to draft); how many were looked at. */
     startDue: FunctionReference<"mutation", "internal", Record<string, never>, any>;
     /** `campaignSends:wake`: Recipient-local sends are due: delivery workers for a sending campaign. */

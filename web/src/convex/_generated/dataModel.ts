@@ -430,6 +430,7 @@ export type Documents = {
     attempts: number;
     messageId?: string;
     claimedAt?: number;
+    claimedBy?: string;
     deferrals?: number;
     routeProviders?: Array<"outbox" | "smtp" | "ses" | "resend">;
     queuedAt: number;
@@ -1267,7 +1268,7 @@ export type DataModel = {
   };
   emailSends: {
     document: Doc<"emailSends">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "contactId" | "email" | "status" | "abVariant" | "dueAt" | "attempts" | "messageId" | "claimedAt" | "deferrals" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "contactId" | "email" | "status" | "abVariant" | "dueAt" | "attempts" | "messageId" | "claimedAt" | "claimedBy" | "deferrals" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];

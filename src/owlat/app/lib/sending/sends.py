@@ -714,12 +714,18 @@ async def route_plan(ctx: QueryCtx, organization_id: str | None, kind: str) -> d
 
 
 class _Recorded:
-    """A provider whose calls are written down as `Attempt`s (for provider health)."""
+    """A provider whose calls are written down as `Attempt`s (for provider health), and
+    whose messages' `on_attempt` is called right before the call (a provider that calls it
+    itself, closer to the wire, says so: `calls_on_attempt`, the SMTP pool)."""
 
     def __init__(self, name: str, provider: EmailProvider, attempts: list[Attempt]) -> None:
         self._name, self._provider, self._attempts = name, provider, attempts
 
     async def send(self, message: EmailMessage) -> SendResult:
+        if message.on_attempt is not None and not getattr(
+            self._provider, "calls_on_attempt", False
+        ):
+            message.on_attempt()
         try:
             result = await self._provider.send(message)
         except ProviderError as error:
