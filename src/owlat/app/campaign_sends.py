@@ -114,14 +114,12 @@ async def cancel_queued(ctx: MutationCtx, args: dict[str, Any]) -> None:
 async def recover(ctx: ActionCtx, args: dict[str, Any]) -> int:
     """Recovery (`delivery.recover`), run where the attempt journals are: the stalled
     sends whose claim this process's data folder shows unattempted (`journal.py`) go
-    back to `queued`; then the journals nothing needs any more are deleted."""
+    back to `queued`."""
     stalled = await ctx.run_query(internal.campaign_sends.stalled, {})
-    data_dir = instance.current().data_dir
-    unattempted = journal.unattempted(data_dir, stalled)
+    unattempted = journal.unattempted(instance.current().data_dir, stalled)
     looked = await ctx.run_mutation(
         internal.campaign_sends.recover_stalled, {**args, "unattempted": unattempted}
     )
-    journal.sweep(data_dir, {row["claimedBy"] for row in stalled}, lease_ms())
     return int(looked)
 
 

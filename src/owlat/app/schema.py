@@ -994,6 +994,8 @@ schema = define_schema(
                 "status": SEND_STATUS,
                 "attempts": v.number(),  # claims so far
                 "claimedAt": v.optional(v.number()),
+                # the attempt journal of the process that claimed it (lib/sending/journal.py)
+                "claimedBy": v.optional(v.string()),
                 # the enabled providers of the route of the last claim
                 "routeProviders": v.optional(v.array(PROVIDER_KIND)),
                 "queuedAt": v.number(),

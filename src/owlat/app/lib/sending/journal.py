@@ -72,12 +72,27 @@ class Journal:
         folder.mkdir(parents=True, exist_ok=True)
         self.name = f"{boot[:8]}-{os.getpid()}-{secrets.token_hex(4)}"
         self.path = folder / self.name
+        self._broken = False
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.write(self._fd, f"{MAGIC} boot={boot} pid={os.getpid()}\n".encode())
 
     def note(self, line: str) -> None:
-        os.write(self._fd, (line + "\n").encode())
+        """Append `line`; `OSError` (and nothing is sent) when it cannot be written whole.
+        After a short write (a full disk) the journal refuses every later line: a line
+        completed by a later write would hide a token, so the torn tail must stay torn
+        (recovery then reads the journal as unknown)."""
+        if self._broken:
+            raise OSError(f"the attempt journal {self.path} is torn")
+        data = (line + "\n").encode()
+        try:
+            written = os.write(self._fd, data)
+        except OSError:
+            self._broken = True
+            raise
+        if written != len(data):
+            self._broken = True
+            raise OSError(f"the attempt journal {self.path} is torn")
 
     def noter(self, send_id: str, claimed_at: float) -> Callable[[], None]:
         """What a provider calls right before it is handed the message of this claim
