@@ -2,7 +2,7 @@
 through SMTP to a sink (aiosmtpd, in this process): no one gets a message twice, nobody
 is skipped. The issue's full scale (five kills during 200,000) takes about half an hour
 here, so the suite runs the small one; `OWLAT_CRASH_CONTACTS=200000 OWLAT_CRASH_KILLS=5`
-runs the full one.
+runs the full one. On SQLite and on PostgreSQL.
 
 Set-up: the owner signs up over HTTP; with the server stopped, the same data folder is
 opened in process to add a verified sending domain (DNS on loopback), SMTP to the sink, a
@@ -55,11 +55,13 @@ DOMAIN = "news-example.com"
 ENV = {"OWLAT_APP": "owlat.app", "OWLAT_AUTH_ISSUERS": "", "OWLAT_SEND_LEASE_SECONDS": "6"}
 
 
-async def _prepare(data_dir: Path, port: int) -> str:
+async def _prepare(data_dir: Path, port: int, database_url: str) -> str:
     """The campaign, ready and sent (in process, no scheduler: the server runs its jobs)."""
     with DnsServer.running() as dns:
         configure(data_dir, dns)
-        async with open_test_app("owlat.app", data_dir, scheduler_parallelism=None) as owlat:
+        async with open_test_app(
+            "owlat.app", data_dir, scheduler_parallelism=None, database_url=database_url
+        ) as owlat:
 
             async def owner_of(ctx: Any) -> dict[str, Any]:
                 user = next(u for u in await ctx.db.query("users").collect())
@@ -92,14 +94,16 @@ async def _prepare(data_dir: Path, port: int) -> str:
             return campaign_id
 
 
-async def test_kills_during_a_campaign_neither_double_nor_skip(tmp_path: Path) -> None:
+async def test_kills_during_a_campaign_neither_double_nor_skip(
+    tmp_path: Path, database_url: str
+) -> None:
     sink = Sink()
     async with smtp_server(sink) as port:
-        server = LoggedServer(tmp_path / "data", env=ENV)
+        server = LoggedServer(tmp_path / "data", env={**ENV, "OWLAT_DATABASE_URL": database_url})
         await server.start()
         await sign_up(server.url, server.site_url)
         await server.stop()
-        campaign_id = await _prepare(server.data_dir, port)
+        campaign_id = await _prepare(server.data_dir, port, database_url)
         try:
             for kill in range(KILLS):
                 await server.start()

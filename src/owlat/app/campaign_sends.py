@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib import instance
 from owlat.app.lib.campaigns import ab_tests, content, delivery, walk
 from owlat.app.lib.campaigns.drafts import preflight
 from owlat.app.lib.campaigns.states import CampaignStatus
@@ -115,12 +114,11 @@ async def recover(ctx: ActionCtx, args: dict[str, Any]) -> int:
     """Recovery (`delivery.recover`), run where the attempt journals are: the stalled
     sends whose claim this process's data folder shows unattempted (`journal.py`) go
     back to `queued`."""
-    stalled = await ctx.run_query(internal.campaign_sends.stalled, {})
-    unattempted = journal.unattempted(instance.current().data_dir, stalled)
-    looked = await ctx.run_mutation(
-        internal.campaign_sends.recover_stalled, {**args, "unattempted": unattempted}
+    stalled_sends, recover_sends = (
+        internal.campaign_sends.stalled,
+        internal.campaign_sends.recover_stalled,
     )
-    return int(looked)
+    return await journal.recover(ctx, stalled_sends, recover_sends, args)
 
 
 @internal_query(args={})
@@ -131,9 +129,7 @@ async def stalled(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
 @internal_mutation(
     args={
         "idleMs": v.optional(v.number()),
-        "unattempted": v.optional(
-            v.array(v.object({"sendId": v.id("emailSends"), "claimedAt": v.number()}))
-        ),
+        "unattempted": journal.unattempted_arg("emailSends"),
     }
 )
 async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from owlat.app.lib import instance
 from owlat.app.lib.audience import PAGINATION_OPTS, live_document, page_options
 from owlat.app.lib.errors import not_found
 from owlat.app.lib.mailer import SENDER_NAME
@@ -182,12 +181,10 @@ async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
 async def recover(ctx: ActionCtx, args: dict[str, Any]) -> int:
     """`recover_stalled`, run where the attempt journals are: the stalled sends whose
     claim this process's data folder shows unattempted (`journal.py`) are sent again."""
-    stalled = await ctx.run_query(internal.transactional_sends.stalled, {})
-    unattempted = journal.unattempted(instance.current().data_dir, stalled)
-    handled = await ctx.run_mutation(
-        internal.transactional_sends.recover_stalled, {"unattempted": unattempted}
+    stalled_sends = internal.transactional_sends.stalled
+    return await journal.recover(
+        ctx, stalled_sends, internal.transactional_sends.recover_stalled, args
     )
-    return int(handled)
 
 
 @internal_query(args={})
@@ -198,9 +195,7 @@ async def stalled(ctx: QueryCtx, args: dict[str, Any]) -> list[Any]:
 @internal_mutation(
     args={
         "leaseMs": v.optional(v.number()),
-        "unattempted": v.optional(
-            v.array(v.object({"sendId": v.id("transactionalSends"), "claimedAt": v.number()}))
-        ),
+        "unattempted": journal.unattempted_arg("transactionalSends"),
     }
 )
 async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:

@@ -47,6 +47,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from owlat.app.lib import instance
+from owlat.runtime import ActionCtx, FunctionReference, v
+
 FOLDER = "delivery-journal"
 MAGIC = "owlat-delivery-journal 1"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
@@ -147,6 +150,22 @@ def entries(path: Path) -> frozenset[str] | None:
     if fields.get("boot") != boot_id():
         return None
     return frozenset(lines)
+
+
+def unattempted_arg(table: str) -> Any:
+    """The validator of a recovery mutation's `unattempted` argument (sends of `table`)."""
+    return v.optional(v.array(v.object({"sendId": v.id(table), "claimedAt": v.number()})))
+
+
+async def recover(
+    ctx: ActionCtx, stalled: FunctionReference, recover_stalled: FunctionReference, args: Any
+) -> int:
+    """A recovery action's work, run where the journals are: the `stalled` query's sends
+    (`{sendId, claimedAt, claimedBy}`) read against this process's data folder, and the
+    `recover_stalled` mutation told which of them were never attempted; its answer."""
+    rows = await ctx.run_query(stalled, {})
+    found = unattempted(instance.current().data_dir, rows)
+    return int(await ctx.run_mutation(recover_stalled, {**args, "unattempted": found}))
 
 
 def unattempted(data_dir: Path, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
