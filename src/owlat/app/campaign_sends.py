@@ -10,6 +10,7 @@ from owlat.app.lib.campaigns import ab_tests, content, delivery, walk
 from owlat.app.lib.campaigns.drafts import preflight
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.errors import AppError
+from owlat.app.lib.sending import journal
 from owlat.app.lib.sending.routes import Attempt
 from owlat.app.lib.sending.sends import lease_ms
 from owlat.app.lib.session_organization import now_ms
@@ -48,6 +49,7 @@ async def plan(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
         "generation": v.number(),
         "routeProviders": v.array(v.string()),
         "leaseMs": v.number(),
+        "journal": v.optional(v.string()),
     }
 )
 async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +61,7 @@ async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
         delivery.BATCH,
         now_ms(),
         args["leaseMs"],
+        args.get("journal"),
     )
 
 
@@ -106,9 +109,37 @@ async def cancel_queued(ctx: MutationCtx, args: dict[str, Any]) -> None:
         await ctx.scheduler.run_after(again, internal.campaign_sends.cancel_queued, args)
 
 
-@internal_mutation(args={"idleMs": v.optional(v.number())})
-async def recover(ctx: MutationCtx, args: dict[str, Any]) -> int:
-    return await delivery.recover(ctx, now_ms(), lease_ms(), args.get("idleMs", delivery.IDLE_MS))
+@internal_action(args={"idleMs": v.optional(v.number())})
+async def recover(ctx: ActionCtx, args: dict[str, Any]) -> int:
+    """Recovery (`delivery.recover`), run where the attempt journals are: the stalled
+    sends whose claim this process's data folder shows unattempted (`journal.py`) go
+    back to `queued`."""
+    stalled_sends, recover_sends = (
+        internal.campaign_sends.stalled,
+        internal.campaign_sends.recover_stalled,
+    )
+    return await journal.recover(ctx, stalled_sends, recover_sends, args)
+
+
+@internal_query(args={})
+async def stalled(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return await delivery.stalled(ctx, now_ms(), lease_ms())
+
+
+@internal_mutation(
+    args={
+        "idleMs": v.optional(v.number()),
+        "unattempted": journal.unattempted_arg("emailSends"),
+    }
+)
+async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
+    return await delivery.recover(
+        ctx,
+        now_ms(),
+        lease_ms(),
+        args.get("idleMs", delivery.IDLE_MS),
+        args.get("unattempted") or (),
+    )
 
 
 @internal_mutation(args={})

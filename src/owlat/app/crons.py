@@ -34,10 +34,11 @@ crons.interval(
 # SECONDS): sent again only where the provider dedupes (lib/sending/sends.py), otherwise
 # failed as DELIVERY_UNCERTAIN. Also at start, right after a restart failed the delivery
 # actions it interrupted; often, since a lease may be short and the check is one index read.
-crons.at_start("recover stalled sends at start", internal.transactional_sends.recover_stalled, {})
-crons.interval(
-    "recover stalled sends", {"seconds": 15}, internal.transactional_sends.recover_stalled, {}
-)
+# Those the crashed process's attempt journal shows never handed to a provider are sent
+# again (lib/sending/journal.py); the journals nothing needs any more are deleted.
+crons.at_start("recover stalled sends at start", internal.transactional_sends.recover, {})
+crons.interval("recover stalled sends", {"seconds": 15}, internal.transactional_sends.recover, {})
+crons.interval("sweep attempt journals", {"minutes": 1}, internal.delivery_journals.sweep, {})
 # Idempotency keys of the REST API older than 24 hours.
 crons.hourly(
     "purge expired idempotency keys",
@@ -75,9 +76,11 @@ crons.daily(
     {},
 )
 # Campaigns (lib/campaigns/): scheduled ones whose time has come start; sends left
-# `sending` by a crash past the lease are failed as DELIVERY_UNCERTAIN (or re-claimed when
-# the provider dedupes); sending campaigns without workers (a restart loses running
-# actions: at once at start, else after a quiet 30 s) get new ones; finished ones complete.
+# `sending` by a crash past the lease go back to `queued` when the crashed process's
+# attempt journal shows they were never handed to the provider (lib/sending/journal.py),
+# else are failed as DELIVERY_UNCERTAIN (or re-claimed when the provider dedupes);
+# sending campaigns without workers (a restart loses running actions: at once at start,
+# else after a quiet 30 s) get new ones; finished ones complete.
 crons.interval("start due campaigns", {"minutes": 1}, internal.campaign_sends.start_due, {})
 crons.at_start("resume campaigns at start", internal.campaign_sends.recover, {"idleMs": 0})
 crons.interval("recover campaign sends", {"seconds": 15}, internal.campaign_sends.recover, {})

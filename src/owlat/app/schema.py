@@ -994,6 +994,8 @@ schema = define_schema(
                 "status": SEND_STATUS,
                 "attempts": v.number(),  # claims so far
                 "claimedAt": v.optional(v.number()),
+                # the attempt journal of the process that claimed it (lib/sending/journal.py)
+                "claimedBy": v.optional(v.string()),
                 # the enabled providers of the route of the last claim
                 "routeProviders": v.optional(v.array(PROVIDER_KIND)),
                 "queuedAt": v.number(),
@@ -1213,6 +1215,8 @@ schema = define_schema(
                 "attempts": v.number(),  # claims so far
                 "messageId": v.optional(v.string()),  # fixed at the first claim
                 "claimedAt": v.optional(v.number()),
+                # the attempt journal of the process that claimed it (lib/sending/journal.py)
+                "claimedBy": v.optional(v.string()),
                 # provider deferrals (4xx, rate limits) so far (lib/campaigns/throttle.py)
                 "deferrals": v.optional(v.number()),
                 "routeProviders": v.optional(v.array(PROVIDER_KIND)),

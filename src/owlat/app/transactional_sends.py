@@ -5,7 +5,8 @@ email's) and `get` (one send, with its
 bodies for admins only: a transactional mail may hold a recipient's one-time link).
 Internal: the delivery actions `deliverQueue` (an organization's queued sends) and
 `deliver` (given sends), their steps `plan`, `claim`, `record`;
-`recoverStalled`, run by a cron; `enqueueSystem`, a system mail (`lib/mailer.py`).
+`recover` (`recoverStalled` with what the attempt journals tell), run by a cron;
+`enqueueSystem`, a system mail (`lib/mailer.py`).
 Senders do not call these: they call `lib.sending.sends.enqueue_send` from their mutation.
 """
 
@@ -17,7 +18,7 @@ from owlat.app.lib.audience import PAGINATION_OPTS, live_document, page_options
 from owlat.app.lib.errors import not_found
 from owlat.app.lib.mailer import SENDER_NAME
 from owlat.app.lib.permissions import is_admin_role
-from owlat.app.lib.sending import sends
+from owlat.app.lib.sending import journal, sends
 from owlat.app.lib.sending.composition import SendKind
 from owlat.app.lib.sending.routes import Attempt
 from owlat.app.lib.session_organization import (
@@ -29,6 +30,7 @@ from owlat.runtime import (
     ActionCtx,
     MutationCtx,
     QueryCtx,
+    internal,
     internal_action,
     internal_mutation,
     internal_query,
@@ -139,6 +141,7 @@ async def plan(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
         "routeProviders": v.array(v.string()),
         "leaseMs": v.number(),
         "releaseQueue": v.optional(v.union(v.id("organizations"), v.null())),
+        "journal": v.optional(v.string()),
     }
 )
 async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
@@ -149,6 +152,7 @@ async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
         now_ms(),
         args["leaseMs"],
         args.get("releaseQueue"),
+        args.get("journal"),
     )
 
 
@@ -173,6 +177,31 @@ async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
     await sends.record(ctx, records, now_ms())
 
 
-@internal_mutation(args={"leaseMs": v.optional(v.number())})
+@internal_action(args={})
+async def recover(ctx: ActionCtx, args: dict[str, Any]) -> int:
+    """`recover_stalled`, run where the attempt journals are: the stalled sends whose
+    claim this process's data folder shows unattempted (`journal.py`) are sent again."""
+    stalled_sends = internal.transactional_sends.stalled
+    return await journal.recover(
+        ctx, stalled_sends, internal.transactional_sends.recover_stalled, args
+    )
+
+
+@internal_query(args={})
+async def stalled(ctx: QueryCtx, args: dict[str, Any]) -> list[Any]:
+    return await sends.stalled(ctx, now_ms(), sends.lease_ms())
+
+
+@internal_mutation(
+    args={
+        "leaseMs": v.optional(v.number()),
+        "unattempted": journal.unattempted_arg("transactionalSends"),
+    }
+)
 async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
-    return await sends.recover_stalled(ctx, now_ms(), args.get("leaseMs", sends.lease_ms()))
+    return await sends.recover_stalled(
+        ctx,
+        now_ms(),
+        args.get("leaseMs", sends.lease_ms()),
+        unattempted=args.get("unattempted") or (),
+    )

@@ -155,6 +155,37 @@ async def test_no_answer_to_data_is_unknown_and_never_retried(sink: tuple[Sink, 
     assert served.faults == {"slow@example.org": []}
 
 
+async def test_a_message_is_attempted_only_once_a_connection_takes_it(
+    sink: tuple[Sink, int],
+) -> None:
+    """`on_attempt` (the attempt journal) runs right before MAIL on the connection that
+    carries the message: while 2 connections hang in DATA, the 4 messages queued behind
+    them are not attempted."""
+    served, port = sink
+    served.faults = {"slow0@example.org": ["STALL"], "slow1@example.org": ["STALL"]}
+    served.stall = 1.0
+    provider = SmtpProvider(plain(port, max_connections=2))
+    attempted: list[str] = []
+    recipients = [f"slow{i}@example.org" for i in range(2)] + [f"r{i}@example.org" for i in "abcd"]
+    sent = [
+        dataclasses.replace(message(to), on_attempt=lambda to=to: attempted.append(to))
+        for to in recipients
+    ]
+    try:
+        sending = asyncio.gather(*(provider.send(m) for m in sent))
+        async with asyncio.timeout(5):
+            while len(attempted) < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        assert sorted(attempted) == ["slow0@example.org", "slow1@example.org"]
+        assert len(served.received) == 0
+        await sending
+    finally:
+        await provider.close()
+    assert sorted(attempted) == sorted(recipients)
+    assert len(served.received) == 6
+
+
 async def test_under_faults_every_message_arrives_exactly_once(sink: tuple[Sink, int]) -> None:
     served, port = sink
     faults = ["RCPT 421 4.3.2 Closing", "RCPT 451 4.3.0 Later", "DATA 454 4.7.0 Later", "DROP"]

@@ -1518,6 +1518,7 @@ export type InternalApi = {
       generation: number;
       routeProviders: Array<string>;
       leaseMs: number;
+      journal?: string;
     }, any>;
     /** `campaignSends:declareWinner`: The automatic winner of an A/B test after its `testDuration` (`ab_tests.winner`); nothing when a winner was declared already or the campaign stopped. */
     declareWinner: FunctionReference<"mutation", "internal", {
@@ -1538,10 +1539,20 @@ export type InternalApi = {
       outcomes: Array<any>;
       attempts: Array<any>;
     }, any>;
-    /** `campaignSends:recover` */
-    recover: FunctionReference<"mutation", "internal", {
+    /** `campaignSends:recover`: Recovery (`delivery.recover`), run where the attempt journals are: the stalled sends whose claim this process's data folder shows unattempted (`journal.py`) go back to `queued`. */
+    recover: FunctionReference<"action", "internal", {
       idleMs?: number;
     }, any>;
+    /** `campaignSends:recoverStalled` */
+    recoverStalled: FunctionReference<"mutation", "internal", {
+      idleMs?: number;
+      unattempted?: Array<{
+        sendId: Id<"emailSends">;
+        claimedAt: number;
+      }>;
+    }, any>;
+    /** `campaignSends:stalled` */
+    stalled: FunctionReference<"query", "internal", Record<string, never>, any>;
     /** `campaignSends:startDue`: Start the scheduled campaigns whose time has come (preflight again: one that fails it goes back to draft); how many were looked at. */
     startDue: FunctionReference<"mutation", "internal", Record<string, never>, any>;
     /** `campaignSends:wake`: Recipient-local sends are due: delivery workers for a sending campaign. */
@@ -1631,6 +1642,10 @@ export type InternalApi = {
   contacts: {
     /** `contacts:purgeDeleted`: Hard-delete contacts soft-deleted more than 30 days ago (a batch; schedules the next batch while more remain). Returns how many were purged. */
     purgeDeleted: FunctionReference<"mutation", "internal", Record<string, never>, any>;
+  };
+  deliveryJournals: {
+    /** `deliveryJournals:sweep`: Delete the journals nothing needs (module docstring); their names. */
+    sweep: FunctionReference<"action", "internal", Record<string, never>, any>;
   };
   dnsVerification: {
     /** `dnsVerification:apply`: The verdict of one check run on the domain (`DOMAIN_REGISTERING` while it is). */
@@ -2079,6 +2094,7 @@ export type InternalApi = {
       routeProviders: Array<string>;
       leaseMs: number;
       releaseQueue?: Id<"organizations"> | null;
+      journal?: string;
     }, any>;
     /** `transactionalSends:deliver` */
     deliver: FunctionReference<"action", "internal", {
@@ -2109,10 +2125,18 @@ export type InternalApi = {
         attempts: Array<any>;
       }>;
     }, any>;
+    /** `transactionalSends:recover`: `recover_stalled`, run where the attempt journals are: the stalled sends whose claim this process's data folder shows unattempted (`journal.py`) are sent again. */
+    recover: FunctionReference<"action", "internal", Record<string, never>, any>;
     /** `transactionalSends:recoverStalled` */
     recoverStalled: FunctionReference<"mutation", "internal", {
       leaseMs?: number;
+      unattempted?: Array<{
+        sendId: Id<"transactionalSends">;
+        claimedAt: number;
+      }>;
     }, any>;
+    /** `transactionalSends:stalled` */
+    stalled: FunctionReference<"query", "internal", Record<string, never>, any>;
   };
   waitlist: {
     /** `waitlist:setEnabledInternal` */

@@ -430,6 +430,7 @@ export type Documents = {
     attempts: number;
     messageId?: string;
     claimedAt?: number;
+    claimedBy?: string;
     deferrals?: number;
     routeProviders?: Array<"outbox" | "smtp" | "ses" | "resend">;
     queuedAt: number;
@@ -906,6 +907,7 @@ export type Documents = {
     status: "queued" | "sending" | "sent" | "delivered" | "opened" | "clicked" | "bounced" | "complained" | "failed";
     attempts: number;
     claimedAt?: number;
+    claimedBy?: string;
     routeProviders?: Array<"outbox" | "smtp" | "ses" | "resend">;
     queuedAt: number;
     sentAt?: number;
@@ -1267,7 +1269,7 @@ export type DataModel = {
   };
   emailSends: {
     document: Doc<"emailSends">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "contactId" | "email" | "status" | "abVariant" | "dueAt" | "attempts" | "messageId" | "claimedAt" | "deferrals" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "campaignId" | "contactId" | "email" | "status" | "abVariant" | "dueAt" | "attempts" | "messageId" | "claimedAt" | "claimedBy" | "deferrals" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -1642,7 +1644,7 @@ export type DataModel = {
   };
   transactionalSends: {
     document: Doc<"transactionalSends">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "kind" | "transactionalEmailId" | "automationId" | "contactId" | "email" | "fromAddress" | "replyTo" | "subject" | "bodyId" | "contentId" | "footerLinks" | "footerLinks.preferences" | "footerLinks.unsubscribe" | "html" | "text" | "headers" | `headers.${string}` | "language" | "dataVariables" | `dataVariables.${string}` | "attachments" | "attachmentStorageIds" | "idempotencyKey" | "deliveryKey" | "messageId" | "status" | "attempts" | "claimedAt" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "createdBy" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "kind" | "transactionalEmailId" | "automationId" | "contactId" | "email" | "fromAddress" | "replyTo" | "subject" | "bodyId" | "contentId" | "footerLinks" | "footerLinks.preferences" | "footerLinks.unsubscribe" | "html" | "text" | "headers" | `headers.${string}` | "language" | "dataVariables" | `dataVariables.${string}` | "attachments" | "attachmentStorageIds" | "idempotencyKey" | "deliveryKey" | "messageId" | "status" | "attempts" | "claimedAt" | "claimedBy" | "routeProviders" | "queuedAt" | "sentAt" | "failedAt" | "deliveredAt" | "openedAt" | "clickedAt" | "bouncedAt" | "complainedAt" | "bounceType" | "openCount" | "proxyOpenCount" | "humanOpenedAt" | "clickCount" | "clickedLinks" | "errorCode" | "errorMessage" | "providerType" | "providerMessageId" | "createdBy" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];

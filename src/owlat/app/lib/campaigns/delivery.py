@@ -32,10 +32,17 @@
         nothing due while the walk goes on looks again after `IDLE_WAIT`, and one that
         finds only deferred sends when the first of them is due.
 
-At most once: a send is `sending` (committed) before its provider call. `recover` (a
-cron, and at start) takes sends left `sending` past the lease (OWLAT_SEND_LEASE_SECONDS):
-through providers that dedupe by key (outbox, Resend) they are claimed again with the same
-key and Message-ID; otherwise they become `failed` DELIVERY_UNCERTAIN, as in `sends.py`.
+At most once: a send is `sending` (committed) before its provider call, and its claim
+names the worker process's attempt journal (`claimedBy`), where the worker writes the
+send's claim right before a provider is handed it (for SMTP: when a pooled connection
+takes it, before MAIL; `sending/journal.py`). `recover` (an action, so that it runs where
+the journals are: a cron, and at start) takes sends left `sending` past the lease
+(OWLAT_SEND_LEASE_SECONDS): through providers that dedupe by key (outbox, Resend) they
+are claimed again with the same key and Message-ID; those whose journal is known here and
+shows no attempt go back to `queued` (sent once, after the eligibility checks of a new
+claim); the others become `failed` DELIVERY_UNCERTAIN, as in `sends.py`. So a crash
+leaves uncertain only the messages in flight (one per SMTP connection) and those the
+relay took whose outcome was not recorded yet.
 A cancelled campaign's sends are ended by `cancel_queued` (a chain of scheduled runs):
 the queued ones CANCELLED, then those left `sending` past the lease DELIVERY_UNCERTAIN
 (whatever the route: nothing claims them again). It also starts workers for a sending
@@ -73,7 +80,7 @@ from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
 from owlat.app.lib.errors import AppError
 from owlat.app.lib.list_subscriptions import membership
 from owlat.app.lib.rendering import contact_variables
-from owlat.app.lib.sending import sends, signing
+from owlat.app.lib.sending import journal, sends, signing
 from owlat.app.lib.sending.composition import (
     Composer,
     CompositionError,
@@ -131,10 +138,12 @@ async def claim(
     limit: int,
     now: float,
     lease_ms: float,
+    journal_name: str | None = None,
 ) -> dict[str, Any]:
     """Claim up to `limit` sends (module docstring): `{stop}` when the campaign is not
     sending or the worker's `generation` is not the campaign's latest, else `{sends,
-    walking}` and, with sends, what composing them needs."""
+    walking}` and, with sends, what composing them needs. `journal_name`: the claiming
+    process's attempt journal (`journal.py`), recorded as the claim's `claimedBy`."""
     campaign = await ctx.db.get(campaign_id)
     job = await job_of(ctx, campaign_id)
     if campaign is None or job is None or campaign["status"] != CampaignStatus.SENDING:
@@ -195,6 +204,7 @@ async def claim(
             {
                 "status": str(SendStatus.SENDING),
                 "claimedAt": now,
+                "claimedBy": journal_name or UNDEFINED,
                 "attempts": row["attempts"] + 1,
                 "routeProviders": list(route_providers),
                 "messageId": message_id,
@@ -204,6 +214,7 @@ async def claim(
         claimed.append(
             {
                 "sendId": row["_id"],
+                "claimedAt": now,
                 "contactId": row["contactId"],
                 "email": row["email"],
                 "messageId": message_id,
@@ -412,12 +423,14 @@ async def deliver(ctx: ActionCtx, campaign_id: str, generation: int, lease_ms: f
         organization_id, route_providers, route_plan["providers"]
     )
     health = restored_health(route_plan["health"])
+    attempts_journal = journal.opened(instance.current().data_dir)
+    journaled = {} if attempts_journal is None else {"journal": attempts_journal.name}
     deadline = time.monotonic() + RUN_SECONDS
     again = {"campaignId": campaign_id, "generation": generation}
     while time.monotonic() < deadline:
         batch = await ctx.run_mutation(
             internal.campaign_sends.claim,
-            {**again, "routeProviders": route_providers, "leaseMs": lease_ms},
+            {**again, "routeProviders": route_providers, "leaseMs": lease_ms, **journaled},
         )
         if batch["stop"]:
             return
@@ -430,7 +443,7 @@ async def deliver(ctx: ActionCtx, campaign_id: str, generation: int, lease_ms: f
                 await ctx.scheduler.run_after(wait * 1000, internal.campaign_sends.deliver, again)
             return
         outcomes, attempts = await _send_batch(
-            organization_id, batch, route, providers, unavailable, health
+            organization_id, batch, route, providers, unavailable, health, attempts_journal
         )
         await ctx.run_mutation(
             internal.campaign_sends.record,
@@ -453,10 +466,12 @@ async def _send_batch(
     providers: Mapping[str, EmailProvider],
     unavailable: str | None,
     health: Health,
+    attempts_journal: journal.Journal | None = None,
 ) -> tuple[list[dict[str, Any]], list[Attempt]]:
     """Every claimed send of `batch` admitted by the throttle (`throttle.py`), composed,
-    DKIM-signed all at once in the signing processes (`signing.py`), then sent at once;
-    (outcomes, attempts)."""
+    DKIM-signed all at once in the signing processes (`signing.py`), then sent at once,
+    each written to `attempts_journal` right before its provider takes it; (outcomes,
+    attempts)."""
     attempts: list[Attempt] = []
     gate = throttle.current(instance.current().delivery_rates)
     # the provider scope: the route's first provider (a failover's backup shares it)
@@ -479,6 +494,9 @@ async def _send_batch(
         except CompositionError as error:
             outcomes[position] = sends.failed_outcome("INVALID_MESSAGE", str(error))
             continue
+        if attempts_journal is not None:
+            noter = attempts_journal.noter(claimed["sendId"], claimed["claimedAt"])
+            message = dataclasses.replace(message, on_attempt=noter)
         ready.append((position, message, wait, domain))
     try:
         signed = await _signed(organization_id, batch, [item[1] for item in ready])
@@ -602,19 +620,53 @@ async def cancel_queued(
 # -- recovery --------------------------------------------------------------------------------
 
 
-async def recover(ctx: MutationCtx, now: float, lease_ms: float, idle_ms: float) -> int:
-    """Fail stalled non-dedupable sends, start workers for idle campaigns, complete the
-    finished ones (module docstring); how many campaigns were looked at."""
-    campaigns = await (
+async def stalled(ctx: QueryCtx, now: float, lease_ms: float) -> list[dict[str, Any]]:
+    """The sends of sending campaigns left `sending` past the lease through providers
+    that do not dedupe, whose claim names an attempt journal: `{sendId, claimedAt,
+    claimedBy}` (what `journal.unattempted` reads)."""
+    found = []
+    for campaign in await _sending_campaigns(ctx):
+        for row in await _in_status(ctx, campaign["_id"], SendStatus.SENDING, now - lease_ms, 500):
+            if row.get("claimedBy") and not is_idempotent(row.get("routeProviders") or []):
+                found.append(
+                    {
+                        "sendId": row["_id"],
+                        "claimedAt": row["claimedAt"],
+                        "claimedBy": row["claimedBy"],
+                    }
+                )
+    return found
+
+
+async def _sending_campaigns(ctx: QueryCtx) -> list[dict[str, Any]]:
+    return await (
         ctx.db.query("campaigns")
         .with_index("by_status_scheduled", lambda q: q.eq("status", str(CampaignStatus.SENDING)))
         .take(100)
     )
+
+
+async def recover(
+    ctx: MutationCtx,
+    now: float,
+    lease_ms: float,
+    idle_ms: float,
+    unattempted: Sequence[Mapping[str, Any]] = (),
+) -> int:
+    """Fail stalled non-dedupable sends, except the `unattempted` ones (`{sendId,
+    claimedAt}`: their claim's journal shows no attempt, `journal.unattempted`), which
+    go back to `queued`; start workers for idle campaigns (at once where some went back),
+    complete the finished ones (module docstring); how many campaigns were looked at."""
+    back = {(item["sendId"], item["claimedAt"]) for item in unattempted}
+    campaigns = await _sending_campaigns(ctx)
     for campaign in campaigns:
         campaign_id = campaign["_id"]
-        failed = 0
+        failed = requeued = 0
         for row in await _in_status(ctx, campaign_id, SendStatus.SENDING, now - lease_ms, 500):
-            if not is_idempotent(row.get("routeProviders") or []):
+            if (row["_id"], row.get("claimedAt")) in back:
+                await _requeue(ctx, row, {"dueInMs": 0.0}, now)
+                requeued += 1
+            elif not is_idempotent(row.get("routeProviders") or []):
                 await _fail(ctx, row, "DELIVERY_UNCERTAIN", sends.UNCERTAIN, now)
                 failed += 1
         stats = await stats_of(ctx, campaign_id)
@@ -626,7 +678,8 @@ async def recover(ctx: MutationCtx, now: float, lease_ms: float, idle_ms: float)
         if await complete_if_finished(ctx, campaign, job, stats, now):
             continue
         last = max(stats["updatedAt"], job["updatedAt"])
-        if (pending(job, stats) > 0 or job["phase"] == "walking") and now - last >= idle_ms:
+        idle = now - last >= idle_ms
+        if requeued or ((pending(job, stats) > 0 or job["phase"] == "walking") and idle):
             await ctx.db.patch(stats["_id"], {"updatedAt": now})
             await spawn_workers(ctx, campaign_id)
         if job["phase"] == "walking" and now - job["updatedAt"] >= max(idle_ms, IDLE_MS):

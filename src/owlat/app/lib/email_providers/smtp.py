@@ -32,7 +32,7 @@ import dataclasses
 import re
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import aiosmtplib
@@ -53,8 +53,9 @@ from owlat.app.lib.sending.composition import envelope, mailbox, prepare, wire
 from owlat.app.lib.sending.dkim import DkimSigner
 
 Phase = Literal["CONNECT", "MAIL", "RCPT", "DATA"]
-# (envelope sender, recipient, MIME bytes, the future its sender waits on)
-_Job = tuple[str, str, bytes, "asyncio.Future[None]"]
+# (envelope sender, recipient, MIME bytes, `EmailMessage.on_attempt`, the future its
+# sender waits on)
+_Job = tuple[str, str, bytes, "Callable[[], None] | None", "asyncio.Future[None]"]
 _ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 _TLS_WORDS = re.compile(r"STARTTLS|SSL|TLS|CERTIFICATE")
 _RATE_WORDS = re.compile(
@@ -84,6 +85,9 @@ class SmtpSettings:
 
 class SmtpProvider:
     name = "smtp"
+    # `EmailMessage.on_attempt` is called by the connection that takes the message, right
+    # before its MAIL: a message still waiting for a connection was not attempted.
+    calls_on_attempt = True
 
     def __init__(
         self, settings: SmtpSettings, *, dkim: Mapping[str, DkimSigner] | None = None
@@ -105,13 +109,20 @@ class SmtpProvider:
             message = prepare(message, dkim=self._dkim.get(domain))
         message_id, raw = wire(message)
         sender, recipient = envelope(message)
-        await self.send_raw(sender, recipient, raw)
+        await self.send_raw(sender, recipient, raw, message.on_attempt)
         return SendResult(message_id)
 
-    async def send_raw(self, sender: str, recipient: str, raw: bytes) -> None:
-        """Send composed bytes: one MAIL/RCPT/DATA transaction on a pooled connection."""
+    async def send_raw(
+        self,
+        sender: str,
+        recipient: str,
+        raw: bytes,
+        on_attempt: Callable[[], None] | None = None,
+    ) -> None:
+        """Send composed bytes: one MAIL/RCPT/DATA transaction on a pooled connection
+        (`on_attempt` called right before its MAIL)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._jobs.put_nowait((sender, recipient, raw, done))
+        self._jobs.put_nowait((sender, recipient, raw, on_attempt, done))
         if self._waiting == 0 and len(self._workers) < self.settings.max_connections:
             worker = asyncio.create_task(self._work())
             self._workers.add(worker)
@@ -151,11 +162,13 @@ class SmtpProvider:
                     self._waiting -= 1
                 if job is None:
                     break
-                sender, recipient, raw, done = job
+                sender, recipient, raw, on_attempt, done = job
                 if done.done():
                     continue  # its sender gave up waiting
                 try:
-                    connection, error = await self._run(connection, sender, recipient, raw)
+                    connection, error = await self._run(
+                        connection, sender, recipient, raw, on_attempt
+                    )
                 except Exception as unexpected:  # never leave a sender waiting
                     if connection is not None:
                         connection.close()
@@ -179,7 +192,12 @@ class SmtpProvider:
                 connection.close()
 
     async def _run(
-        self, connection: aiosmtplib.SMTP | None, sender: str, recipient: str, raw: bytes
+        self,
+        connection: aiosmtplib.SMTP | None,
+        sender: str,
+        recipient: str,
+        raw: bytes,
+        on_attempt: Callable[[], None] | None = None,
     ) -> tuple[aiosmtplib.SMTP | None, ProviderError | None]:
         """Send on `connection` (a new one when None, or when it was found closed before
         anything was sent); returns the connection to go on with, and the failure."""
@@ -187,11 +205,13 @@ class SmtpProvider:
         try:
             if connection is None:
                 connection = await self._connect()
+            if on_attempt is not None:
+                on_attempt()
             await self._transaction(connection, sender, recipient, raw)
         except _StaleConnection:
             if fresh:
                 return None, self._error("MAIL", "connection lost before MAIL was answered")
-            return await self._run(None, sender, recipient, raw)
+            return await self._run(None, sender, recipient, raw, on_attempt)
         except ProviderError as error:
             alive = connection is not None and connection.is_connected
             return (connection if alive else None), error

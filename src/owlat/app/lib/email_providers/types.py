@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -41,6 +42,12 @@ class EmailMessage:
     # (possibly DKIM-signed) MIME bytes, which providers that speak MIME send as they are.
     message_id: str | None = None
     raw: bytes | None = None
+    # Called right before the message is handed to the provider's server (an SMTP
+    # provider: before MAIL on the connection that carries it): the attempt journal
+    # (`sending/journal.py`) writes down that this claim may have reached the relay.
+    on_attempt: Callable[[], None] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,9 +49,14 @@ so for the lease (OWLAT_SEND_LEASE_SECONDS, 15 minutes):
   claimed again and sent again with the same delivery key and Message-ID: the provider
   answers with the first send (the outbox finds its file, Resend its key for 24 hours), so
   the recipient gets it once;
-- otherwise (SMTP, SES: no idempotency key) it becomes `failed` with DELIVERY_UNCERTAIN:
-  the relay may have accepted it before the crash, and receivers do not dedupe by
-  Message-ID, so sending it again could deliver it twice. Owlat never does;
+- otherwise (SMTP, SES: no idempotency key), when the claim's attempt journal (`claimedBy`,
+  `journal.py`: the delivering process writes the claim there right before a provider is
+  handed the message) is known here and shows no attempt, it goes back to `queued` and is
+  sent once (`recover`, the action that reads the journals, passes these to
+  `recover_stalled`);
+- otherwise it becomes `failed` with DELIVERY_UNCERTAIN: the relay may have accepted it
+  before the crash, and receivers do not dedupe by Message-ID, so sending it again could
+  deliver it twice. Owlat never does;
 - after `MAX_ATTEMPTS` claims, `failed` as well.
 Rows left `queued` as long (their delivery job was lost) are scheduled again, and a queue
 whose job ended without releasing it (a crash) gets a new job.
@@ -63,7 +68,7 @@ import asyncio
 import dataclasses
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from owlat.app.lib import instance
@@ -82,6 +87,7 @@ from owlat.app.lib.email_providers.types import (
 )
 from owlat.app.lib.errors import AppError, invalid
 from owlat.app.lib.rendering.text import html_to_text
+from owlat.app.lib.sending import journal
 from owlat.app.lib.sending.attachments import MAX_ATTACHMENTS, AttachmentError, load
 from owlat.app.lib.sending.composition import (
     Composer,
@@ -413,10 +419,12 @@ async def claim(
     now: float,
     lease_ms: float,
     domains: dict[str | None, list[dict[str, Any]]] | None = None,
+    journal_name: str | None = None,
 ) -> dict[str, Any] | None:
     """Move a send to `sending` before its provider call; what to send, or None when
     there is nothing to send (refused: recorded `failed`; claimed or finished already).
-    `domains`: `domains` rows by organization, read once for the claims of a batch."""
+    `domains`: `domains` rows by organization, read once for the claims of a batch;
+    `journal_name`: the claiming process's attempt journal (`claimedBy`, `journal.py`)."""
     row = await ctx.db.get(send_id)
     if row is None:
         return None
@@ -448,6 +456,7 @@ async def claim(
         {
             "status": str(SendStatus.SENDING),
             "claimedAt": now,
+            "claimedBy": journal_name or UNDEFINED,
             "attempts": row["attempts"] + 1,
             "routeProviders": list(route_providers),
             "updatedAt": now,
@@ -457,6 +466,7 @@ async def claim(
     claimed = {name: row.get(name) for name in fields}
     claimed.update(await send_body(ctx, row))
     claimed.update(sendId=row["_id"], deliveryKey=row["deliveryKey"], messageId=row["messageId"])
+    claimed["claimedAt"] = now
     claimed["dkim"] = dkim_key(row, own_domains)
     claimed["tracking"] = await tracking_for(ctx, row)
     return claimed
@@ -469,6 +479,7 @@ async def claim_many(
     now: float,
     lease_ms: float,
     release_queue: str | None = None,
+    journal_name: str | None = None,
 ) -> dict[str, Any]:
     """`claim` each send: `{claimed: [what to send], more}`. With `release_queue` (an
     organization id): `more` tells whether sends of it are still queued; when none is,
@@ -476,7 +487,7 @@ async def claim_many(
     claimed = []
     domains: dict[str | None, list[dict[str, Any]]] = {}
     for send_id in send_ids:
-        found = await claim(ctx, send_id, route_providers, now, lease_ms, domains)
+        found = await claim(ctx, send_id, route_providers, now, lease_ms, domains, journal_name)
         if found is not None:
             claimed.append(found)
     more = False
@@ -612,14 +623,39 @@ async def _record_outcome(
         await _release_files(ctx, row)
 
 
-async def recover_stalled(ctx: MutationCtx, now: float, lease_ms: float, limit: int = 200) -> int:
-    """Re-drive sends left `queued` or `sending` for `lease_ms` (module docstring); how many
-    rows were handled."""
+async def stalled(ctx: QueryCtx, now: float, lease_ms: float, limit: int = 200) -> list[Any]:
+    """Sends left `sending` for `lease_ms` through providers that do not dedupe, whose
+    claim names an attempt journal: `{sendId, claimedAt, claimedBy}` (what
+    `journal.unattempted` reads)."""
+    return [
+        {"sendId": row["_id"], "claimedAt": row["claimedAt"], "claimedBy": row["claimedBy"]}
+        for row in await _left_since(ctx, SendStatus.SENDING, now - lease_ms, limit)
+        if row.get("claimedBy") and not is_idempotent(row.get("routeProviders") or [])
+    ]
+
+
+async def recover_stalled(
+    ctx: MutationCtx,
+    now: float,
+    lease_ms: float,
+    limit: int = 200,
+    unattempted: Sequence[Mapping[str, Any]] = (),
+) -> int:
+    """Re-drive sends left `queued` or `sending` for `lease_ms` (module docstring); the
+    `unattempted` ones (`{sendId, claimedAt}`: their claim's journal shows no attempt,
+    `journal.unattempted`) go back to `queued` with their claim undone, and are sent
+    again; how many rows were handled."""
+    back = {(item["sendId"], item["claimedAt"]) for item in unattempted}
     redo: list[str] = []
     handled = 0
     for status in (SendStatus.QUEUED, SendStatus.SENDING):
         for row in await _left_since(ctx, status, now - lease_ms, limit):
             handled += 1
+            if (row["_id"], row.get("claimedAt")) in back:
+                changes = {"status": str(SendStatus.QUEUED), "attempts": row["attempts"] - 1}
+                await ctx.db.patch(row["_id"], {**changes, "updatedAt": now})
+                redo.append(row["_id"])
+                continue
             resendable = status is SendStatus.QUEUED or (
                 is_idempotent(row.get("routeProviders") or []) and row["attempts"] < MAX_ATTEMPTS
             )
@@ -714,12 +750,18 @@ async def route_plan(ctx: QueryCtx, organization_id: str | None, kind: str) -> d
 
 
 class _Recorded:
-    """A provider whose calls are written down as `Attempt`s (for provider health)."""
+    """A provider whose calls are written down as `Attempt`s (for provider health), and
+    whose messages' `on_attempt` is called right before the call (a provider that calls it
+    itself, closer to the wire, says so: `calls_on_attempt`, the SMTP pool)."""
 
     def __init__(self, name: str, provider: EmailProvider, attempts: list[Attempt]) -> None:
         self._name, self._provider, self._attempts = name, provider, attempts
 
     async def send(self, message: EmailMessage) -> SendResult:
+        if message.on_attempt is not None and not getattr(
+            self._provider, "calls_on_attempt", False
+        ):
+            message.on_attempt()
         try:
             result = await self._provider.send(message)
         except ProviderError as error:
@@ -796,8 +838,10 @@ async def _deliver_group(
     ctx: ActionCtx, group: Mapping[str, Any], lease_ms: float, release_queue: str | None = None
 ) -> bool:
     """Deliver one planned group; with `release_queue`, whether sends of that
-    organization are still queued (`claim_many`)."""
+    organization are still queued (`claim_many`). Each message is written to the
+    process's attempt journal right before its provider takes it (`journal.py`)."""
     organization_id = group["organizationId"]
+    attempts_journal = journal.opened(instance.current().data_dir)
     route = route_from_document(group["route"])
     route_providers = enabled_providers(route)
     providers, unavailable = await open_providers(
@@ -817,10 +861,11 @@ async def _deliver_group(
                 missing[send_id] = str(error)
 
     await asyncio.gather(*(fetch(*item) for item in group["attachments"].items()))
+    journaled = {} if attempts_journal is None else {"journal": attempts_journal.name}
     batch = await ctx.run_mutation(
         internal.transactional_sends.claim,
         {"sendIds": group["sendIds"], "routeProviders": route_providers, "leaseMs": lease_ms,
-         "releaseQueue": release_queue},
+         "releaseQueue": release_queue, **journaled},
     )  # fmt: skip
     records = _Records(ctx)
 
@@ -834,8 +879,11 @@ async def _deliver_group(
                 outcome = failed_outcome("ATTACHMENT_UNAVAILABLE", missing[send_id])
             else:
                 claimed = {**claimed, "attachments": files.get(send_id, ())}
+                noter = None
+                if attempts_journal is not None:
+                    noter = attempts_journal.noter(send_id, claimed["claimedAt"])
                 outcome = await send_claimed(
-                    organization_id, claimed, route, providers, health, attempts
+                    organization_id, claimed, route, providers, health, attempts, noter
                 )
             records.add(send_id, outcome, attempts)
 
@@ -878,13 +926,16 @@ async def send_claimed(
     providers: Mapping[str, EmailProvider],
     health: Health,
     attempts: list[Attempt],
+    on_attempt: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Compose and deliver one claimed send; its outcome. Errors nobody classified
-    propagate: the row stays `sending` for `recover_stalled`."""
+    """Compose and deliver one claimed send (`on_attempt`: `EmailMessage.on_attempt`);
+    its outcome. Errors nobody classified propagate: the row stays `sending` for
+    `recover_stalled`."""
     try:
         message = compose(organization_id, claimed)
     except CompositionError as error:
         return failed_outcome("INVALID_MESSAGE", str(error))
+    message = dataclasses.replace(message, on_attempt=on_attempt)
     return await deliver_prepared(message, route, providers, health, attempts)
 
 

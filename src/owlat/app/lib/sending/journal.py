@@ -1,0 +1,226 @@
+"""The attempt journal: which claimed sends this process started to hand to a provider.
+
+The rule. SMTP relays (and SES) do not dedupe, so a send left `sending` by a crash may
+have reached the relay, and sending it again could deliver it twice. But most of a crashed
+batch never left the process: a claim takes up to `delivery.BATCH` sends, while an SMTP
+pool has one transaction in flight per connection. So every process that delivers keeps
+an append-only journal file, `<data>/delivery-journal/<name>`, and writes one line,
+`token(send, claimedAt)`, right BEFORE the provider is handed the message (for SMTP: before
+MAIL, on the pooled connection that will carry it; `smtp.py`). A claim records the
+journal's name (`claimedBy`). Recovery (`unattempted`), for a send `sending` past its lease
+and claimed by a journal it can read, knows:
+- the token is in the journal: the message may have reached the relay: DELIVERY_UNCERTAIN;
+- the token is not: it never left the process: back to `queued`, sent later (once).
+
+Why it holds. A `write()` returns once the kernel has the bytes; kill -9 of the writer
+loses nothing the kernel has (no fsync needed: the page cache is the kernel's), and the
+provider is called only after it returned. An OS crash or a power loss can lose them, so
+the header names the boot (`/proc/sys/kernel/random/boot_id`): a journal of another boot
+is unknown. A journal is only believed when it is
+- of this machine's current boot, with an intact header, and every line complete (a
+  torn last line: unknown);
+- found in this process's data folder (on PostgreSQL the claim may come from a node on
+  another machine: its journal is not here, so unknown);
+- of a dead process: the writer holds an exclusive `flock` on its file for its whole life
+  (the kernel releases it when the process dies, kill -9 included); a live writer may
+  still write, so its sends past the lease are unknown too.
+Unknown means today's rule: DELIVERY_UNCERTAIN, never resent. A wrong "attempted" only
+costs a skipped recipient; a wrong "not attempted" would cost a duplicate, and cannot
+happen while the line is written before the call.
+
+Cost: one `os.write` of ~40 bytes per message (unbuffered, O_APPEND), no fsync.
+Clean-up: each process start opens a new journal (a unique name); `sweep` deletes a dead
+process's journal once it has been seen dead for a lease and no stalled send names it
+(the sends it claimed are all past their lease by then, so recovery has read it).
+A journal that is gone when needed is unknown: safe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from owlat.app.lib import instance
+from owlat.runtime import ActionCtx, FunctionReference, v
+
+FOLDER = "delivery-journal"
+MAGIC = "owlat-delivery-journal 1"
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str | None:
+    """This machine's boot id, or None where there is none (then no journal is kept)."""
+    try:
+        return BOOT_ID.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def token(send_id: str, claimed_at: float) -> str:
+    """The line that says: `send_id`, under its claim at `claimed_at`, was attempted."""
+    return f"{send_id} {int(claimed_at)}"
+
+
+class Journal:
+    """This process's journal file, locked for the process's life (module docstring)."""
+
+    def __init__(self, folder: Path, boot: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.name = f"{boot[:8]}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.path = folder / self.name
+        self._broken = False
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(self._fd, f"{MAGIC} boot={boot} pid={os.getpid()}\n".encode())
+
+    def note(self, line: str) -> None:
+        """Append `line`; `OSError` (and nothing is sent) when it cannot be written whole.
+        After a short write (a full disk) the journal refuses every later line: a line
+        completed by a later write would hide a token, so the torn tail must stay torn
+        (recovery then reads the journal as unknown)."""
+        if self._broken:
+            raise OSError(f"the attempt journal {self.path} is torn")
+        data = (line + "\n").encode()
+        try:
+            written = os.write(self._fd, data)
+        except OSError:
+            self._broken = True
+            raise
+        if written != len(data):
+            self._broken = True
+            raise OSError(f"the attempt journal {self.path} is torn")
+
+    def noter(self, send_id: str, claimed_at: float) -> Callable[[], None]:
+        """What a provider calls right before it is handed the message of this claim
+        (`EmailMessage.on_attempt`)."""
+        return functools.partial(self.note, token(send_id, claimed_at))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+_lock = threading.Lock()
+_journals: dict[Path, Journal | None] = {}
+
+
+def opened(data_dir: Path) -> Journal | None:
+    """The journal of this process in `data_dir` (opened at the first call), or None
+    where the machine has no boot id."""
+    folder = Path(data_dir) / FOLDER
+    with _lock:
+        if folder not in _journals:
+            boot = boot_id()
+            _journals[folder] = None if boot is None else Journal(folder, boot)
+        return _journals[folder]
+
+
+def entries(path: Path) -> frozenset[str] | None:
+    """The tokens of the journal at `path`, or None when it is unknown (module
+    docstring: missing, unreadable, of another boot, torn, or its writer alive)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return None  # its writer is alive
+        data = b""
+        while chunk := os.read(fd, 1 << 20):
+            data += chunk
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    text = data.decode("utf-8", "replace")
+    if not text.endswith("\n"):
+        return None  # torn (or empty)
+    header, *lines = text[:-1].split("\n")
+    if not header.startswith(MAGIC + " "):
+        return None
+    fields = dict(part.partition("=")[::2] for part in header[len(MAGIC) + 1 :].split())
+    if fields.get("boot") != boot_id():
+        return None
+    return frozenset(lines)
+
+
+def unattempted_arg(table: str) -> Any:
+    """The validator of a recovery mutation's `unattempted` argument (sends of `table`)."""
+    return v.optional(v.array(v.object({"sendId": v.id(table), "claimedAt": v.number()})))
+
+
+async def recover(
+    ctx: ActionCtx, stalled: FunctionReference, recover_stalled: FunctionReference, args: Any
+) -> int:
+    """A recovery action's work, run where the journals are: the `stalled` query's sends
+    (`{sendId, claimedAt, claimedBy}`) read against this process's data folder, and the
+    `recover_stalled` mutation told which of them were never attempted; its answer."""
+    rows = await ctx.run_query(stalled, {})
+    found = unattempted(instance.current().data_dir, rows)
+    return int(await ctx.run_mutation(recover_stalled, {**args, "unattempted": found}))
+
+
+def unattempted(data_dir: Path, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Of `rows` (`{sendId, claimedAt, claimedBy}` of sends `sending` past their lease),
+    those whose journal is known and shows no attempt under their claim."""
+    folder = Path(data_dir) / FOLDER
+    read: dict[str, frozenset[str] | None] = {}
+    found = []
+    for row in rows:
+        name = row.get("claimedBy")
+        if not name or "/" in name or name.startswith("."):
+            continue
+        if name not in read:
+            read[name] = entries(folder / name)
+        lines = read[name]
+        if lines is not None and token(row["sendId"], row["claimedAt"]) not in lines:
+            found.append({"sendId": row["sendId"], "claimedAt": row["claimedAt"]})
+    return found
+
+
+_dead_since: dict[Path, float] = {}
+
+
+def sweep(data_dir: Path, named: Iterable[str], lease_ms: float) -> list[str]:
+    """Delete the journals of dead processes seen dead for `lease_ms` and not `named` by
+    a stalled send (module docstring); the names deleted."""
+    folder = Path(data_dir) / FOLDER
+    keep = set(named)
+    own = {journal.path for journal in _journals.values() if journal is not None}
+    now = time.monotonic()
+    deleted: list[str] = []
+    try:
+        paths = list(folder.iterdir())
+    except OSError:
+        return deleted
+    for path in paths:
+        if path in own or path.name in keep or not _dead(path):
+            _dead_since.pop(path, None)
+            continue
+        if now - _dead_since.setdefault(path, now) >= lease_ms / 1000.0:
+            path.unlink(missing_ok=True)
+            _dead_since.pop(path, None)
+            deleted.append(path.name)
+    return deleted
+
+
+def _dead(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True

@@ -1,0 +1,221 @@
+"""The attempt journal (lib/sending/journal.py) and recovery of sends left `sending` by
+a crash, on SQLite and PostgreSQL: a send whose claim's journal is known and shows no
+attempt goes back to `queued`; every other one (attempted; a journal of another boot,
+torn, of a live process, or on another node: not here) is failed DELIVERY_UNCERTAIN;
+journals nobody needs any more are deleted. Campaign sends and transactional sends.
+
+No scheduler runs: the tests claim sends through the real internal functions, as a
+delivery worker would, then write the journals the crashed process would have left (its
+lock gone with it) and run the recovery actions."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from owlat.app.lib.sending import journal
+from owlat.app.lib.sending.composition import SendKind
+from owlat.app.lib.sending.sends import SendRequest, enqueue_send
+from owlat.runtime.application import Application
+from owlat.runtime.testing import in_mutation, in_query, open_test_app
+from tests.app.campaign_setup import address, ready_campaign
+from tests.app.conftest import owner_and_editor, providers_closed
+from tests.app.domains.dns_server import DnsServer
+from tests.app.mail_setup import configure
+from tests.app.sending.servers import Sink, smtp_server
+from tests.app.test_campaigns import SENDER, _sends, _smtp_list
+
+LEASE_MS = 300.0
+
+
+@pytest.fixture
+async def owlat(tmp_path: Path, database_url: str, dns: DnsServer) -> AsyncIterator[Application]:
+    configure(tmp_path, dns, send_lease_ms=LEASE_MS)
+    async with (
+        providers_closed(),
+        open_test_app(
+            "owlat.app", tmp_path, database_url=database_url, scheduler_parallelism=None
+        ) as application,
+    ):
+        yield application
+
+
+async def _team(owlat: Application, dns: DnsServer, count: int) -> tuple[Any, str]:
+    """The team, SMTP to a sink (gone: nothing is sent here), the verified sending domain
+    of `SENDER` and a list of `count` members."""
+    team = await owner_and_editor(owlat)
+    async with smtp_server(Sink()) as port:
+        list_id, _ = await _smtp_list(owlat, team, port, dns, count)
+    return team, list_id
+
+
+async def _claimed(owlat: Application, dns: DnsServer, count: int) -> str:
+    """A campaign to `count` members walked and its sends claimed under journal "dead"."""
+    team, list_id = await _team(owlat, dns, count)
+    campaign_id = await ready_campaign(team[0], list_id, SENDER, team[1])
+    await team[0].mutation("campaigns:send", {"campaignId": campaign_id})
+    ident = {"campaignId": campaign_id}
+    for hop in range(10):
+        await owlat.run_mutation("campaignSends:walk", {**ident, "hop": hop}, internal=True)
+    campaign = await in_query(owlat, lambda ctx: ctx.db.get(campaign_id))
+    batch = await owlat.run_mutation(
+        "campaignSends:claim",
+        {**ident, "generation": campaign["workerGeneration"], "routeProviders": ["smtp"],
+         "leaseMs": LEASE_MS, "journal": "dead"},
+        internal=True,
+    )  # fmt: skip
+    assert len(batch.value["sends"]) == count
+    return campaign_id
+
+
+def _journal(folder: Path, name: str, boot: str | None, tokens: list[str], tail: str = "") -> None:
+    boot = boot or journal.boot_id()
+    lines = [f"{journal.MAGIC} boot={boot} pid=1", *tokens]
+    (folder / name).write_text("".join(line + "\n" for line in lines) + tail)
+
+
+async def test_campaign_recovery_requeues_only_sends_a_known_journal_shows_unattempted(
+    owlat: Application, tmp_path: Path, dns: DnsServer
+) -> None:
+    campaign_id = await _claimed(owlat, dns, 7)
+    rows = {row["email"]: row for row in await _sends(owlat, campaign_id)}
+    by = {
+        address(0): "dead",  # attempted
+        address(1): "dead",  # not attempted: back to queued
+        address(2): "otherboot",  # a journal of before a reboot
+        address(3): "torn",  # its last line cut
+        address(4): "alive",  # its writer still holds it
+        address(5): "elsewhere",  # claimed on another node: no journal here
+        address(6): "dead",  # not attempted either
+    }
+
+    async def name_claims(ctx: Any) -> None:
+        for email, name in by.items():
+            await ctx.db.patch(rows[email]["_id"], {"claimedBy": name})
+
+    await in_mutation(owlat, name_claims)
+
+    def tok(i: int) -> str:
+        return journal.token(rows[address(i)]["_id"], rows[address(i)]["claimedAt"])
+
+    folder = tmp_path / journal.FOLDER
+    folder.mkdir(exist_ok=True)
+    _journal(folder, "dead", None, [tok(0), "some-other-send 1"])
+    _journal(folder, "otherboot", "0" * 8 + "-not-this-boot", [])
+    _journal(folder, "torn", None, [], tail=tok(0)[:5])
+    _journal(folder, "alive", None, [])
+    alive = os.open(folder / "alive", os.O_RDONLY)
+    fcntl.flock(alive, fcntl.LOCK_EX)
+    try:
+        await asyncio.sleep(LEASE_MS / 1000 + 0.1)
+        await owlat.run_action("campaignSends:recover", {"idleMs": 0}, internal=True)
+        after = {row["email"]: row for row in await _sends(owlat, campaign_id)}
+        assert {email: after[email]["status"] for email in by} == {
+            address(0): "failed",
+            address(1): "queued",
+            address(2): "failed",
+            address(3): "failed",
+            address(4): "failed",
+            address(5): "failed",
+            address(6): "queued",
+        }
+        failed = [row for row in after.values() if row["status"] == "failed"]
+        assert {row["errorCode"] for row in failed} == {"DELIVERY_UNCERTAIN"}
+        assert after[address(1)]["attempts"] == 0  # its claim undone: never attempted
+        stalled = await owlat.run_query("campaignSends:stalled", {}, internal=True)
+        assert stalled.value == []
+        # the journals: kept while a stalled send names them, or alive; a dead one is
+        # deleted once seen dead, and named by none, for a lease
+        names = sorted(path.name for path in folder.iterdir())
+        assert names == ["alive", "dead", "otherboot", "torn"]
+        await owlat.run_action("deliveryJournals:sweep", {}, internal=True)
+        assert sorted(path.name for path in folder.iterdir()) == names
+        await asyncio.sleep(LEASE_MS / 1000 + 0.1)
+        swept = await owlat.run_action("deliveryJournals:sweep", {}, internal=True)
+        assert sorted(swept.value) == ["dead", "otherboot", "torn"]
+        assert sorted(path.name for path in folder.iterdir()) == ["alive"]
+    finally:
+        os.close(alive)
+
+
+async def test_transactional_recovery_sends_again_only_what_was_never_attempted(
+    owlat: Application, tmp_path: Path, dns: DnsServer
+) -> None:
+    team, _ = await _team(owlat, dns, 0)
+
+    async def enqueue(ctx: Any) -> list[str]:
+        requests = [
+            SendRequest(team[2], SendKind.TRANSACTIONAL, address(i), "Hi", "Hi", from_email=SENDER)
+            for i in range(3)
+        ]
+        return [await enqueue_send(ctx, request) for request in requests]
+
+    send_ids = await in_mutation(owlat, enqueue)
+    claimed = await owlat.run_mutation(
+        "transactionalSends:claim",
+        {"sendIds": send_ids, "routeProviders": ["smtp"], "leaseMs": LEASE_MS,
+         "journal": "dead"},
+        internal=True,
+    )  # fmt: skip
+    tokens = [journal.token(c["sendId"], c["claimedAt"]) for c in claimed.value["claimed"]]
+    assert len(tokens) == 3
+    await in_mutation(owlat, lambda ctx: ctx.db.patch(send_ids[2], {"claimedBy": "elsewhere"}))
+    folder = tmp_path / journal.FOLDER
+    folder.mkdir(exist_ok=True)
+    _journal(folder, "dead", None, [tokens[0]])  # the first was handed to the relay
+    await asyncio.sleep(LEASE_MS / 1000 + 0.1)
+    await owlat.run_action("transactionalSends:recover", {}, internal=True)
+    rows = [await in_query(owlat, lambda ctx, i=i: ctx.db.get(i)) for i in send_ids]
+    assert [(row["status"], row.get("errorCode")) for row in rows] == [
+        ("failed", "DELIVERY_UNCERTAIN"),
+        ("queued", None),  # never attempted: sent again (its delivery is scheduled)
+        ("failed", "DELIVERY_UNCERTAIN"),  # claimed on another node
+    ]
+    assert rows[1]["attempts"] == 0
+
+
+SHORT_WRITE = """
+import resource, signal, sys
+from pathlib import Path
+from owlat.app.lib.sending import journal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+opened = journal.Journal(Path(sys.argv[1]), journal.boot_id())
+limit = opened.path.stat().st_size + 25
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+written = refused = 0
+for i in range(4):
+    try:
+        opened.note(f"send{i} 1700000000000")
+        written += 1
+    except OSError:
+        refused += 1
+print(opened.name, written, refused)
+"""
+
+
+def test_a_journal_written_by_a_process_that_ended_is_read_and_a_torn_one_is_unknown(
+    tmp_path: Path,
+) -> None:
+    """A real process writes its journal and exits (its lock goes with it): the lines it
+    wrote are read back. Its disk full in the middle of a line (a file size limit): that
+    note and every later one raise, and the journal stays torn: unknown."""
+    folder = tmp_path / journal.FOLDER
+    whole = "from pathlib import Path; import sys; from owlat.app.lib.sending import journal\n"
+    whole += "j = journal.Journal(Path(sys.argv[1]), journal.boot_id()); j.note('a 1')\n"
+    whole += "print(j.name); assert journal.entries(j.path) is None  # alive: unknown"
+    done = subprocess.run([sys.executable, "-c", whole, str(folder)], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert journal.entries(folder / done.stdout.decode().strip()) == {"a 1"}
+    done = subprocess.run([sys.executable, "-c", SHORT_WRITE, str(folder)], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    name, written, refused = done.stdout.decode().split()
+    assert (written, refused) == ("1", "3")
+    assert journal.entries(folder / name) is None
