@@ -55,7 +55,7 @@ async def sign_all(signer: DkimSigner, messages: Sequence[bytes], now: float) ->
     """The DKIM-Signature field (CRLF included) of each of `messages`, signed by `signer`
     at `now` (epoch seconds), in order (module docstring)."""
     if len(messages) < POOL_MIN:
-        return [signer.signature(message, now=now) for message in messages]
+        return _signatures(signer, messages, now)
     pool = _started()
     size = -(-len(messages) // processes())
     chunks = [messages[start : start + size] for start in range(0, len(messages), size)]
@@ -67,7 +67,7 @@ async def sign_all(signer: DkimSigner, messages: Sequence[bytes], now: float) ->
         )
     except BrokenProcessPool:  # a signing process died: sign here, a new pool next time
         _discard(pool)
-        return [signer.signature(message, now=now) for message in messages]
+        return _signatures(signer, messages, now)
     return [field for fields in signed for field in fields]
 
 
@@ -128,7 +128,10 @@ def _sign_chunk(
     domain: str, selector: str, private_key_pem: str, messages: Sequence[bytes], now: float
 ) -> list[bytes]:
     """In a signing process: the signature fields of `messages`."""
-    signer = _signer(domain, selector, private_key_pem)
+    return _signatures(_signer(domain, selector, private_key_pem), messages, now)
+
+
+def _signatures(signer: DkimSigner, messages: Sequence[bytes], now: float) -> list[bytes]:
     return [signer.signature(message, now=now) for message in messages]
 
 
