@@ -38,7 +38,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 
 from owlat.runtime.calls import FunctionOutcome
 from owlat.runtime.database.commits import Commit, Interval, ReadSet, WriteSet
@@ -153,9 +153,12 @@ def canonical_json(value: JSONValue) -> str:
     return dumps(value, sort_keys=True).decode()
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class QueryKey:
-    """What a query result depends on: path, args, caller and journal."""
+class QueryKey(NamedTuple):
+    """What a query result depends on: path, args, caller and journal.
+
+    A named tuple, not a frozen dataclass: a commit pushed to many sockets looks each
+    socket's key up in the cache, and a tuple is hashed and compared in C.
+    """
 
     path: str  # canonical `module:function`
     args: str  # canonical encoded JSON of the args object
@@ -164,7 +167,7 @@ class QueryKey:
     journal: str | None = None
 
     def with_journal(self, journal: str | None) -> QueryKey:
-        return dataclasses.replace(self, journal=journal)
+        return self._replace(journal=journal)
 
 
 @dataclasses.dataclass(eq=False, slots=True)
@@ -172,9 +175,9 @@ class QueryResult:
     """One execution of a query at snapshot `ts`: its value or error, and what it read.
 
     `invalid_from` is None while the result is valid at every processed timestamp; else
-    the first timestamp at which it may be out of date. `encoded` and `digest` are filled
-    in by the sync layer (what it sends for this result, encoded once, and its hash) and
-    shared by every session.
+    the first timestamp at which it may be out of date. `encoded`, `digest` and `messages`
+    are filled in by the sync layer (what it sends for this result, encoded once, its hash,
+    and the message per queryId) and shared by every session.
     """
 
     key: QueryKey
@@ -187,6 +190,7 @@ class QueryResult:
     invalid_from: int | None = None
     encoded: bytes | None = None
     digest: bytes | None = None
+    messages: dict[int, Any] | None = None
     spans: tuple[tuple[Space, Interval], ...] = ()
 
 
@@ -379,7 +383,9 @@ class SubscriptionManager:
         current = self._cache.get(key)
         if current is not None and self.valid_at(current, result.ts):
             return current
-        copy = dataclasses.replace(result, key=key, spans=(), encoded=None, digest=None)
+        copy = dataclasses.replace(
+            result, key=key, spans=(), encoded=None, digest=None, messages=None
+        )
         self._install(copy)
         return copy
 

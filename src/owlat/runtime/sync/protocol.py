@@ -24,7 +24,7 @@ import dataclasses
 import functools
 import struct
 from collections.abc import Callable
-from typing import Any, Literal, NewType, TypeAlias, TypeVar
+from typing import Any, Literal, NamedTuple, NewType, TypeAlias, TypeVar
 
 from owlat.runtime.errors import UserError
 from owlat.runtime.types import JSONValue, Value
@@ -164,11 +164,12 @@ _Request = TypeVar("_Request", bound=FunctionRequest)
 # -- server → client ---------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, slots=True, order=True)
-class StateVersion:
+class StateVersion(NamedTuple):
     """What a client has seen: its query set version, identity version and snapshot ts.
 
-    Ordered lexicographically as (query_set, identity, ts), as the server orders them.
+    Ordered lexicographically as (query_set, identity, ts), as the server orders them. A
+    named tuple, not a frozen dataclass: one is made (and hashed, by `_version_bytes`) per
+    socket per pushed Transition, and a tuple is made and hashed in C.
     """
 
     query_set: QuerySetVersion = QuerySetVersion(0)
@@ -208,8 +209,12 @@ class QueryRemoved:
 StateModification: TypeAlias = QueryUpdated | QueryFailed | QueryRemoved
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Transition:
+    """Not frozen: one is made per socket per push, and a frozen dataclass's `__init__`
+    costs about three times as much (an `object.__setattr__` per field). Treat it as
+    immutable all the same."""
+
     start_version: StateVersion
     end_version: StateVersion
     modifications: tuple[StateModification, ...] = ()

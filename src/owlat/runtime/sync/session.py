@@ -141,8 +141,16 @@ def digest_of(result: QueryResult) -> bytes:
 
 
 def modification_for(query_id: QueryId, result: QueryResult) -> QueryUpdated | QueryFailed:
-    """The QueryUpdated / QueryFailed telling a client about `result`, its encoding shared."""
-    return _modification(query_id, result, encoded_of(result))
+    """The QueryUpdated / QueryFailed telling a client about `result`, its encoding shared
+    (and the message itself, memoized on the result per queryId: the sockets a result is
+    pushed to mostly number the query alike)."""
+    messages = result.messages
+    if messages is None:
+        messages = result.messages = {}
+    message: QueryUpdated | QueryFailed | None = messages.get(query_id)
+    if message is None:
+        message = messages[query_id] = _modification(query_id, result, encoded_of(result))
+    return message
 
 
 class SyncSession:
@@ -240,7 +248,7 @@ class SyncSession:
         self.caller = caller
         identity = identity_key(caller)
         for query in self.queries.values():
-            key = dataclasses.replace(query.key, identity=identity, internal=caller.admin)
+            key = query.key._replace(identity=identity, internal=caller.admin)
             self._key_changes.append(KeyChange(query.query_id, query.key, key))
             query.key = key
         self._rerun_all = True

@@ -209,13 +209,15 @@ class SyncService:
                 workers = list(self._to_push)
                 self._to_push.clear()
                 computed: set[QueryKey] = set()
+                at = self._latest()
                 for worker in workers:
                     try:
-                        outcome = worker.push_now()
+                        outcome = worker.push_now(*at) if at is not None else False
                         if isinstance(outcome, QueryKey) and outcome not in computed:
                             computed.add(outcome)
                             await self._compute_latest(outcome)
-                            outcome = worker.push_now()
+                            at = self._latest()  # commits may have been processed meanwhile
+                            outcome = worker.push_now(*at) if at is not None else False
                     except Exception:
                         logger.exception("could not push an update; the socket's worker will")
                         outcome = False
@@ -223,6 +225,15 @@ class SyncService:
                         worker.wake()
         finally:
             self._pusher = None
+
+    def _latest(self) -> tuple[int, Callable[[QueryResult], bool]] | None:
+        """The ts pushes are made at (the latest commit, once processed) and the test of a
+        result's validity there, shared by the pushes until the next await; None while the
+        latest commit is not yet processed (the workers then update themselves)."""
+        ts = self.subscriptions.processed_ts
+        if ts != self.application.latest_ts:
+            return None
+        return ts, _valid_at(self.subscriptions, ts)
 
     async def _compute_latest(self, key: QueryKey) -> None:
         """Put the result of `key` at the latest processed commit in the shared cache."""
@@ -334,20 +345,20 @@ class SyncWorker:
             self._woken = True
             self._items.put_nowait(_WAKE)
 
-    def push_now(self) -> bool | QueryKey:
-        """Make and send this socket's update at the latest processed commit, synchronously,
-        when the worker is parked and every result it needs is cached (True). The key of a
-        missing result, to compute first; False when the worker must update itself."""
-        if not self._parked or not self._items.empty() or self._mutation_running:
+    def push_now(self, ts: int, valid: Callable[[QueryResult], bool]) -> bool | QueryKey:
+        """Make and send this socket's update at `ts`, the latest commit (processed; `valid`
+        tells a result valid there), synchronously, when the worker is parked and every
+        result it needs is cached (True). The key of a missing result, to compute first;
+        False when the worker must update itself."""
+        if not self._parked or self._mutation_running or not self._items.empty():
             return False
-        ts = self.subscriptions.processed_ts
-        if ts != self.application.latest_ts or ts < self.session.version.ts:
+        if ts < self.session.version.ts:
             return False
         write = self.transport.sender()
         if write is None:
             return False
         results: dict[QueryId, QueryResult] = {}
-        for query_id, key in self.session.plan_update(self._valid_at(ts)):
+        for query_id, key in self.session.plan_update(valid):
             result = self.subscriptions.cached_now(key, ts)
             if result is None:
                 return key
@@ -364,12 +375,6 @@ class SyncWorker:
 
     def _valid_now(self, result: QueryResult) -> bool:
         return self.subscriptions.valid_at(result, self.subscriptions.processed_ts)
-
-    def _valid_at(self, ts: int) -> Callable[[QueryResult], bool]:
-        def valid(result: QueryResult) -> bool:
-            return self.subscriptions.valid_at(result, ts)
-
-        return valid
 
     def _update_due(self) -> bool:
         # While a mutation of this socket runs, its commit may already be published: hold
@@ -478,6 +483,8 @@ class SyncWorker:
         commits); only then is the old key released, which closes its cached result.
         """
         changes = self.session.take_key_changes()
+        if not changes:
+            return
         for change in changes:
             if change.new is not None:
                 self.subscriptions.subscribe(change.new, self)
@@ -507,7 +514,7 @@ class SyncWorker:
             async with self.application.snapshot() as snapshot:
                 ts = snapshot.ts
                 results = {}
-                for query_id, key in self.session.plan_update(self._valid_at(ts)):
+                for query_id, key in self.session.plan_update(_valid_at(self.subscriptions, ts)):
                     results[query_id] = await self.subscriptions.result_at(snapshot, key)
         transition = self.session.complete_update(ts, results)
         self._apply_key_changes()
@@ -524,7 +531,7 @@ class SyncWorker:
         computes the invalidated query, the others find its result here.
         """
         results: dict[QueryId, QueryResult] = {}
-        for query_id, key in self.session.plan_update(self._valid_at(ts)):
+        for query_id, key in self.session.plan_update(_valid_at(self.subscriptions, ts)):
             result = self.subscriptions.cached_now(key, ts)
             if result is None:
                 result = await self.subscriptions.cached_result(key, ts)
@@ -658,6 +665,16 @@ class SyncWorker:
         else:
             response = ActionResponse(message.request_id, True, outcome.value, outcome.log_lines)
         self._items.put_nowait(_Reply(response, 0))
+
+
+def _valid_at(subscriptions: SubscriptionManager, ts: int) -> Callable[[QueryResult], bool]:
+    """The test of whether a result is its query's result at snapshot `ts`."""
+    valid_at = subscriptions.valid_at
+
+    def valid(result: QueryResult) -> bool:
+        return valid_at(result, ts)
+
+    return valid
 
 
 def _failure(error: Exception, path: str) -> Failure:
