@@ -16,7 +16,7 @@ import pytest
 
 from owlat.runtime.application import Application, Snapshot
 from owlat.runtime.auth import Authenticator
-from owlat.runtime.sync.worker import SyncService, SyncWorker
+from owlat.runtime.sync.worker import SocketClosed, SyncService, SyncWorker
 from owlat.runtime.testing import open_test_app
 
 SOCKETS = 20
@@ -192,5 +192,104 @@ async def test_a_mutation_response_comes_before_the_transition_showing_it(
     assert_chained([m for m in sent if m["type"] == "Transition"])
     for transport in transports:
         transport.incoming.put_nowait(None)
+    await asyncio.gather(*tasks)
+    service.close()
+
+
+class ClosingTransport(MemoryTransport):
+    """A socket whose client goes away when `close()` is called: nothing more can be sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        self.incoming.put_nowait(None)
+
+    async def send(self, text: str) -> None:
+        if self.closed:
+            raise SocketClosed()
+        await super().send(text)
+
+    def sender(self) -> Callable[[bytes], None] | None:
+        return None if self.closed else super().sender()
+
+    def write(self, frame: bytes) -> None:
+        assert not self.closed, "a frame written after the client went away"
+        super().write(frame)
+
+
+async def test_a_fan_out_gives_each_socket_its_own_ids_and_versions(
+    application: Application, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One commit pushed to sockets numbering the query alike or not, at different query set
+    versions and start versions, past a socket that cannot take a frame at once (it updates
+    itself) and one whose client goes away in the middle of the walk: every open socket gets
+    exactly its own next Transition, and the walk goes on past the closed one."""
+    await application.run_mutation("counters:increment", {"name": "n"}, internal=True)
+    service = SyncService(application, Authenticator())
+    transports = [
+        ClosingTransport() if k == 5 else MemoryTransport(direct=k != 3) for k in range(SOCKETS)
+    ]
+    tasks = [asyncio.create_task(SyncWorker(service, t).run()) for t in transports]
+    for k, transport in enumerate(transports):
+        adds = [
+            {"type": "Add", "queryId": k % 3, "udfPath": "counters:get", "args": [{"name": "n"}]}
+        ]
+        if k == 0:  # socket 0 also follows another counter: its versions move on their own
+            adds.append(
+                {"type": "Add", "queryId": 9, "udfPath": "counters:get", "args": [{"name": "o"}]}
+            )
+        transport.incoming.put_nowait(json.dumps({"type": "Connect", "sessionId": f"s{k}"}))
+        modify = {"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1 + k % 2}
+        transport.incoming.put_nowait(json.dumps({**modify, "modifications": adds}))
+    for transport in transports:
+        await transport.wait_for(1)
+    await application.run_mutation("counters:increment", {"name": "o"}, internal=True)
+    await transports[0].wait_for(2)
+
+    closing = transports[5]
+    assert isinstance(closing, ClosingTransport)
+    for transport in transports:  # the client of socket 5 leaves once a frame is written
+        write = transport.write
+
+        def write_then_close(frame: bytes, write: Callable[[bytes], None] = write) -> None:
+            write(frame)
+            if not closing.closed:
+                closing.close()
+
+        transport.write = write_then_close  # type: ignore[method-assign]
+    await application.run_mutation("counters:increment", {"name": "n"}, internal=True)
+    for k, transport in enumerate(transports):
+        if k != 5:
+            await transport.wait_for(3 if k == 0 else 2)
+    assert await tasks[5] is None
+    assert closing.closed and len(closing.sent) <= 2
+
+    pushed = [transport.sent[-1] for k, transport in enumerate(transports) if k != 5]
+    assert len({json.dumps(t["endVersion"]["ts"]) for t in pushed}) == 1
+    for k, transport in enumerate(transports):
+        if k == 5:
+            continue
+        assert_chained(transport.sent)
+        last = transport.sent[-1]
+        assert last["endVersion"]["querySet"] == 1 + k % 2
+        assert last["modifications"] == [
+            {
+                "type": "QueryUpdated",
+                "queryId": k % 3,
+                "value": 2.0,
+                "logLines": [],
+                "journal": None,
+            }
+        ]
+    assert transports[0].sent[-1]["startVersion"] == transports[0].sent[1]["endVersion"]
+    assert transports[0].sent[-1]["startVersion"] != transports[1].sent[-1]["startVersion"]
+    assert transports[3].writers[-1] in tasks  # the slow socket updated itself
+    assert "could not push" not in caplog.text
+    for k, transport in enumerate(transports):
+        if k != 5:
+            transport.incoming.put_nowait(None)
     await asyncio.gather(*tasks)
     service.close()

@@ -266,3 +266,32 @@ def test_the_path_is_canonicalized_for_the_key() -> None:
     session.modify_query_set(modify(0, 1, add(0, "messages.js:list"), add(1, "messages")))
     keys = [key.path for _, key in session.plan_update(always_valid)]
     assert keys == ["messages:list", "messages:default"]
+
+
+def test_sessions_sent_one_result_each_get_their_own_query_id_and_versions() -> None:
+    """The message for a result is shared by the sessions numbering the query alike, and
+    only by them: each Transition carries the session's own queryId and versions."""
+    sessions = [connected() for _ in range(4)]
+    for k, session in enumerate(sessions):  # query ids 0, 1, 0, 1; query set versions 1-4
+        session.modify_query_set(modify(0, 1 + k, add(k % 2)))
+    key = sessions[0].plan_update(always_valid)[0][1]
+    shared = result_for(key, 5, ["m"])
+    transitions = []
+    for k, session in enumerate(sessions):
+        if k == 3:  # one session is a Transition behind: its startVersion differs
+            session.complete_update(4, {QueryId(1): result_for(key, 4, [])})
+        ((query_id, _),) = session.plan_update(never_valid)
+        transition = session.complete_update(5, {query_id: shared})
+        assert transition is not None
+        transitions.append(transition)
+    for k, transition in enumerate(transitions):
+        assert transition.modifications == (QueryUpdated(QueryId(k % 2), ["m"]),)
+        assert transition.end_version == StateVersion(QuerySetVersion(1 + k), IdentityVersion(0), 5)
+    assert [t.start_version for t in transitions] == [
+        StateVersion(),
+        StateVersion(),
+        StateVersion(),
+        StateVersion(QuerySetVersion(4), IdentityVersion(0), 4),
+    ]
+    assert transitions[0].modifications[0] is transitions[2].modifications[0]
+    assert transitions[1].modifications[0] is not transitions[0].modifications[0]
