@@ -50,7 +50,9 @@ class ListTransport:
         self.frames += 1
 
 
-def subscribe(transport: ListTransport, k: int) -> None:
+def subscribed(k: int) -> ListTransport:
+    """A socket whose client connects and subscribes to the shared query (queryId 0)."""
+    transport = ListTransport()
     add = {"type": "Add", "queryId": 0, "udfPath": "counters:get", "args": [{"name": "n"}]}
     transport.incoming.put_nowait(json.dumps({"type": "Connect", "sessionId": f"s{k}"}))
     transport.incoming.put_nowait(
@@ -58,6 +60,7 @@ def subscribe(transport: ListTransport, k: int) -> None:
             {"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": [add]}
         )
     )
+    return transport
 
 
 def frame_floor(sockets: int, commits: int) -> float:
@@ -93,12 +96,10 @@ async def measure(sockets: int, commits: int) -> tuple[float, float]:
         ) as app:
             await app.run_mutation("counters:increment", {"name": "n"}, internal=True)
             service = SyncService(app, Authenticator())
-            transports = [ListTransport() for _ in range(sockets)]
+            transports = [subscribed(k) for k in range(sockets)]
             tasks = [asyncio.create_task(SyncWorker(service, t).run()) for t in transports]
-            for k, transport in enumerate(transports):
-                subscribe(transport, k)
             while any(t.frames < 1 for t in transports):  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # each socket's first Transition
             pushing = 0.0
             for _ in range(commits):
                 await app.run_mutation("counters:increment", {"name": "n"}, internal=True)
