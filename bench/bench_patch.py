@@ -89,8 +89,10 @@ def main() -> None:
     raw, ours = min(raw_runs), min(runtime_runs)
     print(f"read-then-patch of one field, {options.fields} properties, CPU µs per patch")
     print(f"runtime {ours:8.1f}   raw sqlite3 {raw:8.1f}   ratio {raw / ours:.2f}")
-    print(f"  runs: runtime {', '.join(f'{x:.1f}' for x in runtime_runs)}; "
-          f"raw {', '.join(f'{x:.1f}' for x in raw_runs)}")
+    print(
+        f"  runs: runtime {', '.join(f'{x:.1f}' for x in runtime_runs)}; "
+        f"raw {', '.join(f'{x:.1f}' for x in raw_runs)}"
+    )
 
 
 if __name__ == "__main__":

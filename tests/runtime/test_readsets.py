@@ -180,21 +180,18 @@ async def test_first_records_the_range_up_to_its_match_and_unique_all_of_it(
 ) -> None:
     ids = await insert_messages(app, "u", 4)
 
-    async def first(ctx: Any) -> Any:
-        return await (
+    def body_2(ctx: Any) -> Any:
+        return (
             ctx.db.query("messages")
             .with_index("by_channel", lambda q: q.eq("channel", "u"))
             .filter(lambda q: q.eq(q.field("body"), "2"))
-            .first()
         )
 
+    async def first(ctx: Any) -> Any:
+        return await body_2(ctx).first()
+
     async def unique(ctx: Any) -> Any:
-        return await (
-            ctx.db.query("messages")
-            .with_index("by_channel", lambda q: q.eq("channel", "u"))
-            .filter(lambda q: q.eq(q.field("body"), "2"))
-            .unique()
-        )
+        return await body_2(ctx).unique()
 
     found = await query_result(app, first)
     only = await query_result(app, unique)
