@@ -173,3 +173,39 @@ async def test_unchanged_patch_is_not_a_write(app: Application) -> None:
         await ctx.db.patch(message_id, {"body": "0"})
 
     assert await commits_of(app, noop) == []
+
+
+async def test_first_records_the_range_up_to_its_match_and_unique_all_of_it(
+    app: Application,
+) -> None:
+    ids = await insert_messages(app, "u", 4)
+
+    def body_2(ctx: Any) -> Any:
+        return (
+            ctx.db.query("messages")
+            .with_index("by_channel", lambda q: q.eq("channel", "u"))
+            .filter(lambda q: q.eq(q.field("body"), "2"))
+        )
+
+    async def first(ctx: Any) -> Any:
+        return await body_2(ctx).first()
+
+    async def unique(ctx: Any) -> Any:
+        return await body_2(ctx).unique()
+
+    found = await query_result(app, first)
+    only = await query_result(app, unique)
+    assert found.value["_id"] == only.value["_id"] == ids[2]
+    assert found.read_set is not None and only.read_set is not None
+
+    async def change(index: int) -> Any:
+        async def body(ctx: Any) -> None:
+            await ctx.db.patch(ids[index], {"author": "someone"})
+
+        (commit,) = await commits_of(app, body)
+        return commit.write_set
+
+    skipped, beyond = await change(1), await change(3)
+    assert found.read_set.overlaps(skipped)  # filtered out on the way: still read
+    assert not found.read_set.overlaps(beyond)
+    assert only.read_set.overlaps(beyond)  # unique() looked for a second match

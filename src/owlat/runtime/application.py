@@ -301,24 +301,23 @@ class Application:
         outcome = await self.execute(
             kind, function, args, identity=identity, internal=internal, hook=hook
         )
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome
+        return _succeeded(outcome)
 
+    # `run` of one kind (each awaits `execute` itself: one coroutine frame fewer per call)
     async def run_query(
         self, function: FunctionLike, args: Any = None, **options: Any
     ) -> FunctionOutcome:
-        return await self.run(FunctionKind.QUERY, function, args, **options)
+        return _succeeded(await self.execute(FunctionKind.QUERY, function, args, **options))
 
     async def run_mutation(
         self, function: FunctionLike, args: Any = None, **options: Any
     ) -> FunctionOutcome:
-        return await self.run(FunctionKind.MUTATION, function, args, **options)
+        return _succeeded(await self.execute(FunctionKind.MUTATION, function, args, **options))
 
     async def run_action(
         self, function: FunctionLike, args: Any = None, **options: Any
     ) -> FunctionOutcome:
-        return await self.run(FunctionKind.ACTION, function, args, **options)
+        return _succeeded(await self.execute(FunctionKind.ACTION, function, args, **options))
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Snapshot]:
@@ -482,6 +481,13 @@ class Application:
         async with txn.nested():
             value = await definition.handler(MutationCtx(self, txn, auth), validated)
             return self._validate_result(definition, value)
+
+
+def _succeeded(outcome: FunctionOutcome) -> FunctionOutcome:
+    """`outcome`, or the error of a failed call raised."""
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome
 
 
 async def _outcome_of(call: Callable[[], Awaitable[FunctionOutcome]]) -> FunctionOutcome:

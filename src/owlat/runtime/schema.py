@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from owlat.runtime.errors import DocumentValidationError, SchemaError, ValidationError
@@ -101,15 +101,30 @@ class TableDefinition:
         """Every stored index of the table: `by_creation_time` and the declared ones."""
         return {BY_CREATION_TIME: (), **self.indexes}
 
-    def validate(self, table: str, fields: Document, ids: IdResolver | None) -> Document:
-        """Check and normalize a document's user fields (system fields excluded)."""
+    def validate(
+        self,
+        table: str,
+        fields: Document,
+        ids: IdResolver | None,
+        patched: Collection[str] | None = None,
+    ) -> Document:
+        """Check and normalize a document's user fields (system fields excluded).
+
+        `patched`: the document passed this validation when it was written and only the
+        fields named here changed since (a patch; the schema of a running process does
+        not change, and the stored documents were checked against it at start-up, see
+        catalog.py): the others are not checked again. The result and any error are the
+        same as without it."""
         if not (self._valid_names.issuperset(fields) and all(map(_is_str, fields))):
             self._check_names(table, fields)
         try:
             if self.validator is None:
                 normalized: Document = normalize_value(fields)
-            else:
+                patched = None  # normalized (and measured) whole
+            elif patched is None:
                 normalized = self.validator.validate(fields, "", ids)
+            else:
+                normalized = self.validator.validate_patched(fields, patched, ids)
         except ValidationError as error:
             raise DocumentValidationError(
                 f"Failed to insert or update a document in table {table!r} because it does "
@@ -117,7 +132,10 @@ class TableDefinition:
             ) from None
         bound = self._max_depth
         if bound is None or bound > MAX_DOCUMENT_DEPTH:
-            depth = _depth(normalized)
+            if patched is None:
+                depth = _depth(normalized)
+            else:  # the unchanged fields were within the limit: only a changed one can pass it
+                depth = _depth({name: normalized[name] for name in patched if name in normalized})
             if depth > MAX_DOCUMENT_DEPTH:
                 raise DocumentValidationError(
                     f"Document in table {table!r} is nested {depth} levels deep; "

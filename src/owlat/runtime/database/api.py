@@ -14,6 +14,7 @@ that has some.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from owlat.runtime.database.catalog import TableInfo
@@ -174,14 +175,23 @@ class DatabaseWriter(DatabaseReader):
             raise DocumentNotFoundError(f'{op}(): document "{document_id}" does not exist')
         return table, old, rest
 
-    def _store(self, op: str, table: TableInfo, old: Document, fields: Document) -> Document:
+    def _store(
+        self,
+        op: str,
+        table: TableInfo,
+        old: Document,
+        fields: Document,
+        patched: Collection[str] | None = None,
+    ) -> Document:
+        """The new revision of `old` with these user `fields`, validated (only the
+        `patched` ones, if given: the others are `old`'s, validated when it was written)."""
         for name in SYSTEM_FIELDS:
             if name in fields:
                 if fields[name] != old[name]:
                     raise SchemaError(f"{op}(): {name} cannot be changed")
                 del fields[name]
         validated = table.definition.validate(
-            table.name, fields, self._txn.catalog.table_name_of_id
+            table.name, fields, self._txn.catalog.table_name_of_id, patched
         )
         return {"_id": old["_id"], "_creationTime": old["_creationTime"], **validated}
 
@@ -191,13 +201,14 @@ class DatabaseWriter(DatabaseReader):
         A field set to `UNDEFINED` is removed; `None` stores null.
         """
         table, old, (value,) = await self._existing("db.patch", args, 2)
+        changes = self._fields("db.patch", value)
         merged = {name: item for name, item in old.items()}
-        for name, item in self._fields("db.patch", value).items():
+        for name, item in changes.items():
             if item is UNDEFINED:
                 merged.pop(name, None)
             else:
                 merged[name] = item
-        new = self._store("db.patch", table, old, merged)
+        new = self._store("db.patch", table, old, merged, changes.keys())
         await self._txn.update(table, old, new)
         await self._fire(table, old["_id"], old)
 

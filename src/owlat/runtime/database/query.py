@@ -236,12 +236,14 @@ class Query:
         batch = _FIRST_BATCH if limit is None else max(1, min(limit + 1, _MAX_BATCH))
         walked: bytes | None = None
         exhausted = False
-        predicate = self._pushed_down()
+        # without filters (the usual index lookup): nothing to push down nor to evaluate
+        predicate = self._pushed_down() if self._filters else None
+        keep = self._keep if self._filters else None
         while low < high:
             rows = await self._txn.scan(self._index, low, high, self._descending, batch, predicate)
             for key, document in rows:
                 walked = key
-                if self._keep(document):
+                if keep is None or keep(document):
                     results.append((key, document))
                     if limit is not None and len(results) >= limit:
                         break
@@ -301,18 +303,18 @@ class Query:
 
     async def first(self) -> Document | None:
         """The first matching document, or None."""
-        results = await self.take(1)
-        return results[0] if results else None
+        results, _ = await self._run(1, self._interval)  # `take(1)`, one frame fewer
+        return results[0][1] if results else None
 
     async def unique(self) -> Document | None:
         """The only matching document, None if there is none; more than one is an error."""
-        results = await self.take(2)
+        results, _ = await self._run(2, self._interval)
         if len(results) > 1:
             raise QueryBuildError(
                 f"unique() query returned more than one result from table "
-                f"{self._table.name!r}: {results[0]['_id']}, {results[1]['_id']}, ..."
+                f"{self._table.name!r}: {results[0][1]['_id']}, {results[1][1]['_id']}, ..."
             )
-        return results[0] if results else None
+        return results[0][1] if results else None
 
     async def paginate(self, options: dict[str, Any]) -> dict[str, Any]:
         """One page: `{"page", "isDone", "continueCursor"}`.

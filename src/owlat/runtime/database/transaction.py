@@ -49,7 +49,6 @@ from owlat.runtime.database.commits import (
     Interval,
     ReadSet,
     WriteSet,
-    point_interval,
 )
 from owlat.runtime.database.engine import EngineReader, EngineWriter, Predicate
 from owlat.runtime.database.pending import PendingInserts
@@ -273,7 +272,8 @@ class Transaction:
     def _record_point(self, table: TableInfo, document_id: str) -> None:
         if document_id not in self._point_reads:
             self._count_range()
-            self.read_set.add(table.name, BY_ID, point_interval(id_key(document_id)))
+            key = id_key(document_id)
+            self.read_set.add(table.name, BY_ID, Interval(key, key + b"\x00"))  # point_interval
             self._point_reads.add(document_id)
 
     async def scan(

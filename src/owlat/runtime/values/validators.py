@@ -24,7 +24,7 @@ Values are shown the way Convex shows them (`null`, `true`, `12.0`, `12n` for an
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from typing import Any, ClassVar, Final, TypeAlias
 
 from owlat.runtime.errors import DeveloperError, ValidationError
@@ -558,7 +558,26 @@ class ObjectValidator(Validator):
             for present in [val.inner if isinstance(val, OptionalValidator) else val]
         )
 
-    def _check(self, value: Any, ids: IdResolver | None, depth: int) -> Value:
+    def validate_patched(
+        self, value: dict[str, Any], patched: Container[str], ids: IdResolver | None = None
+    ) -> dict[str, Value]:
+        """`validate(value)` for an object in which only the fields named in `patched` may
+        have changed since it passed this validator: the others are kept as they are,
+        unchecked. Same result (fields in declaration order) and same errors as `validate`,
+        provided the unchanged fields still hold the values `validate` returned for them."""
+        try:
+            checked: dict[str, Value] = self._check(value, ids, 0, patched)
+        except Fault as fault:
+            raise ValidationError(fault.render(fault.path(""))) from None
+        return checked
+
+    def _check(
+        self,
+        value: Any,
+        ids: IdResolver | None,
+        depth: int,
+        patched: Container[str] | None = None,
+    ) -> Value:
         if not isinstance(value, dict):
             raise _Mismatch(value, self)
         if depth >= MAX_NESTING:
@@ -576,6 +595,9 @@ class ObjectValidator(Validator):
             present += 1
             kind = type(item)
             if kind is shortcut and (kind is not str or item.isascii()):
+                out[name] = item
+                continue
+            if patched is not None and name not in patched:  # validated when written
                 out[name] = item
                 continue
             try:
