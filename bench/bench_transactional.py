@@ -31,6 +31,11 @@ machine). Goals: p50 <= 5 ms and p99 <= 25 ms at 300 requests/s; the
 sink's distinct messages == accepted requests == messages received. `--intake-only`: the
 server runs no scheduler, so nothing is delivered, and its CPU per accepted request is
 what the intake alone costs.
+
+`--postgres`: Owlat on PostgreSQL (a fresh schema on `--database-url`, or, without it, on a
+throwaway cluster of `scripts/pg-test-cluster`) with two `owlat serve` nodes: the one the
+client posts to runs no scheduler (`OWLAT_SCHEDULER_PARALLELISM=0`, an API-only node) and
+a second one delivers; each node's CPU per accepted request is printed.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ from _harness import PYTHON, ROOT, cpu_seconds, percentile, read_response, uvico
 
 DOMAIN = "shop-bench.com"
 SLUG = "receipt"
+URL_VARIABLE = "OWLAT_TEST_POSTGRES_URL"  # set by scripts/pg-test-cluster
 PER_KEY = 5  # requests a second each key carries (its limit is 10)
 
 
@@ -232,7 +238,7 @@ def owlat_serve(
 ) -> Iterator[dict[str, Any]]:
     """`owlat serve` on free ports (under cProfile with `profile`, with the OWLAT_*
     settings `env` on top); its client and site URLs and pid."""
-    log = data_dir.parent / "owlat.log"
+    log = data_dir.parent / f"{data_dir.name}.log"
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "src"),
@@ -389,18 +395,54 @@ async def wait_delivered(sink_port: int, expected: int, drain: float) -> tuple[i
 # -- main ------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def database_url(options: argparse.Namespace) -> Iterator[str]:
+    """A fresh PostgreSQL schema with `--postgres`, else "" (SQLite)."""
+    if not options.postgres:
+        yield ""
+        return
+    from tests.postgres import PostgresForTests
+
+    database = PostgresForTests(options.database_url or os.environ[URL_VARIABLE])
+    try:
+        with database.schema() as url:
+            yield url
+    finally:
+        database.close()
+
+
+@contextlib.contextmanager
+def delivery_node(root: Path, dns_port: int, env: dict[str, str], on: bool) -> Iterator[Any]:
+    """With `on`, a second node that delivers (module docstring); its info, else None."""
+    if not on:
+        yield None
+        return
+    with owlat_serve(root / "delivery", dns_port, env=env) as node:
+        yield node
+
+
 async def bench(options: argparse.Namespace) -> None:
     from tests.app.domains.dns_server import DnsServer
 
     keys_needed = max(1, int(options.rate / PER_KEY))
-    with tempfile.TemporaryDirectory() as folder, DnsServer.running() as dns:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        DnsServer.running() as dns,
+        database_url(options) as url,
+    ):
         root = Path(folder)
         sink_args = [PYTHON, __file__, "sink", "--info", str(root / "sink.json")]
+        nodes_env = {"OWLAT_DATABASE_URL": url, "OWLAT_SECRET_KEY": "b" * 64} if url else {}
         with (
             process(sink_args, root / "sink.json") as sink,
             owlat_serve(
-                root / "data", dns.port, options.profile, intake_only=options.intake_only
+                root / "data",
+                dns.port,
+                options.profile,
+                intake_only=options.intake_only or options.postgres,
+                env=nodes_env,
             ) as owlat,
+            delivery_node(root, dns.port, nodes_env, options.postgres) as delivery,
         ):
             keys = await set_up_owlat(
                 owlat["url"], owlat["site_url"], sink["port"], dns, keys_needed
@@ -416,6 +458,7 @@ async def bench(options: argparse.Namespace) -> None:
                 accepted = 0
                 first = 0
                 owlat_cpu_start: float | None = None
+                delivery_cpu_start = 0.0
                 print(
                     f"{options.rate:g} requests/s for {options.seconds:g} s (+{options.warmup:g} s"
                     f" warm-up) per run, {options.connections} connections, {len(keys)} keys",
@@ -430,6 +473,8 @@ async def bench(options: argparse.Namespace) -> None:
                         cpu, wall = cpu_seconds(pid), time.perf_counter()
                         if name == "owlat" and owlat_cpu_start is None:
                             owlat_cpu_start = cpu
+                            if delivery is not None:
+                                delivery_cpu_start = cpu_seconds(delivery["pid"])
                         result = await drive(
                             port, run_keys, options.rate, options.warmup, options.seconds,
                             options.connections, first,
@@ -449,10 +494,18 @@ async def bench(options: argparse.Namespace) -> None:
                     sink["port"], accepted, options.drain
                 )
                 owlat_cpu = cpu_seconds(owlat["pid"]) - (owlat_cpu_start or 0.0)
-                print(
-                    f"owlat CPU per accepted request, its delivery included: "
-                    f"{owlat_cpu / max(accepted, 1) * 1000:.2f} ms"
-                )
+                if delivery is None:
+                    print(
+                        f"owlat CPU per accepted request, its delivery included: "
+                        f"{owlat_cpu / max(accepted, 1) * 1000:.2f} ms"
+                    )
+                else:
+                    delivery_cpu = cpu_seconds(delivery["pid"]) - delivery_cpu_start
+                    print(
+                        f"owlat CPU per accepted request: API-only node "
+                        f"{owlat_cpu / max(accepted, 1) * 1000:.2f} ms, delivery node "
+                        f"{delivery_cpu / max(accepted, 1) * 1000:.2f} ms"
+                    )
                 print(
                     f"owlat accepted {accepted} requests; the sink received {received} messages, "
                     f"{distinct} distinct Message-IDs, {recipients} distinct recipients"
@@ -475,6 +528,12 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=120, help="seconds to wait for delivery")
     parser.add_argument("--profile", type=Path, help="write cProfile stats of owlat serve here")
     parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="Owlat on PostgreSQL, an API-only node beside a delivery node (module docstring)",
+    )
+    parser.add_argument("--database-url", default="", help="with --postgres: a server (CREATEDB)")
+    parser.add_argument(
         "--intake-only",
         action="store_true",
         help="owlat serve runs no scheduler (OWLAT_SCHEDULER_PARALLELISM=0): accepted requests "
@@ -486,6 +545,12 @@ def main() -> None:
     elif options.kind == "raw":
         serve_raw(options.database, options.key_hash, options.info)
     else:
+        if options.postgres and not (options.database_url or os.environ.get(URL_VARIABLE)):
+            if os.environ.get("OWLAT_BENCH_CLUSTER_STARTED"):
+                raise SystemExit("scripts/pg-test-cluster could not start PostgreSQL")
+            script = ROOT / "scripts" / "pg-test-cluster"  # runs this again with its URL
+            env = {**os.environ, "OWLAT_BENCH_CLUSTER_STARTED": "1"}
+            os.execve(script, [str(script), PYTHON, __file__, *sys.argv[1:]], env)
         sys.path.insert(0, str(ROOT))
         with _runner() as runner:
             runner.run(bench(options))

@@ -26,7 +26,7 @@ import pytest
 from owlat.app.lib import instance
 from owlat.app.lib.email_providers.configured import close_kept
 from owlat.app.lib.signing_key import jwks
-from owlat.cli._shared import tracking_first
+from owlat.cli._shared import lean_paths
 from owlat.runtime.application import Application
 from owlat.runtime.auth import Authenticator, TrustedIssuer, load_or_create_admin_key
 from owlat.runtime.database.engines import create_engine
@@ -175,13 +175,13 @@ async def start_site(
     *,
     database_url: str = "",
     web: Callable[[str], WebApp | None] | None = None,
-    lean_tracking: bool = True,
+    lean: bool = True,
     **options: Any,
 ) -> AsyncIterator[Site]:
     """The real server on `database_url` (SQLite in `data_dir` when empty); `web(client URL)`
-    gives the web app at the root of the site port, if any; `lean_tracking=False` leaves
-    the tracking paths to their HTTP actions; `options` configure the instance
-    (`instance.configure`)."""
+    gives the web app at the root of the site port, if any; `lean=False` leaves the paths
+    `owlat serve` answers first (app/site_paths.py) to the Starlette stack; `options`
+    configure the instance (`instance.configure`)."""
     sockets = [listen_socket("127.0.0.1", 0), listen_socket("127.0.0.1", 0)]
     site_url = f"http://127.0.0.1:{sockets[1].getsockname()[1]}"
     configured = instance.configure(data_dir, site_url, **{**FAST, **options})
@@ -210,8 +210,8 @@ async def start_site(
         site_port=site_port,
         web=None if web is None else web(f"http://127.0.0.1:{sockets[0].getsockname()[1]}"),
     )
-    if lean_tracking:  # as `owlat serve` (app/tracking_paths.py)
-        app = tracking_first("owlat.app", app, application, site_port)
+    if lean:  # as `owlat serve` (app/site_paths.py)
+        app = lean_paths("owlat.app", app, application, authenticator, site_port)
     async with providers_closed(), serve_in_process(app, sockets) as url:
         storage.public_url = url
         yield Site(url, site_url, application, data_dir)

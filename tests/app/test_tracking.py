@@ -48,9 +48,9 @@ async def site(
     request: pytest.FixtureRequest, tmp_path: Path, database_url: str
 ) -> AsyncIterator[Site]:
     """On both engines, with the tracking paths answered by the lean route before the
-    HTTP-action stack (app/tracking_paths.py, as `owlat serve`) and by the HTTP actions."""
+    HTTP-action stack (app/site_paths.py, as `owlat serve`) and by the HTTP actions."""
     lean = request.param == "lean"
-    async with start_site(tmp_path, database_url=database_url, lean_tracking=lean) as running:
+    async with start_site(tmp_path, database_url=database_url, lean=lean) as running:
         yield running
 
 

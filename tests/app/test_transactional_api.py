@@ -16,12 +16,14 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from owlat.app.lib import instance
 from owlat.app.lib.sending.attachments import FetchPolicy
 from owlat.app.lib.sending.sends import send_body
+from owlat.cli._shared import lean_paths
+from owlat.runtime.auth import Authenticator
 from owlat.runtime.database.commits import Commit
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site, uploaded
@@ -610,3 +612,41 @@ async def test_url_attachments_are_fetched_from_allowed_addresses_only(
         assert inward["errorCode"] == "ATTACHMENT_UNAVAILABLE"
         assert "10.1.2.3 resolves to a private or reserved address" in inward["errorMessage"]
     assert mails_to(site, "default@example.com") == mails_to(site, "inward@example.com") == []
+
+
+# -- the lean path ---------------------------------------------------------------------------
+
+
+async def test_the_lean_path_answers_before_the_starlette_stack(site: Site, setup: Setup) -> None:
+    """`owlat serve` answers this route before the site port's Starlette stack
+    (app/site_paths.py): with that stack replaced by one that answers nothing but 599,
+    a send is still accepted (with a request id), and other paths reach the stack."""
+    reached: list[str] = []
+
+    async def stack(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(f"{scope['method']} {scope['path']}")
+        await PlainTextResponse("the Starlette stack", status_code=599)(scope, receive, send)
+
+    port = int(site.site_url.rsplit(":", 1)[1])
+    authenticator = Authenticator((), admin_key="k" * 40)
+    lean = lean_paths("owlat.app", stack, site.application, authenticator, port)
+    headers = {"authorization": setup.http.headers["authorization"], "x-request-id": "req-1"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=lean), base_url=f"{site.site_url}/api/v1",
+        headers=headers,
+    ) as http:  # fmt: skip
+        accepted = await http.post(
+            "/transactional", json={"slug": "order-receipt", "email": "lean@example.com"}
+        )
+        refused = await http.post("/transactional", content=b"{not json")
+        elsewhere = await http.get("/health")
+        preflight = await http.options("/transactional")
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.headers["x-request-id"] == "req-1"
+    assert accepted.headers["x-ratelimit-limit"] == "10"
+    await settled(setup.owner, accepted.json()["data"]["transactionalEmailId"])
+    assert len(mails_to(site, "lean@example.com")) == 1
+    assert error(refused) == (400, "invalid_input", "Invalid JSON in request body")
+    assert refused.headers["access-control-allow-credentials"] == "true"
+    assert (elsewhere.status_code, preflight.status_code) == (599, 599)
+    assert reached == ["GET /api/v1/health", "OPTIONS /api/v1/transactional"]

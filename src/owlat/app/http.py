@@ -98,7 +98,7 @@ for route, method, handler in outbox_pages.routes():
         http.route(path=route, method=method, handler=handler)
 
 # /t/o/{sendId}, /t/c/{sendId}/{target}/{sig}   open pixel, signed click redirects (under
-# `owlat serve`/`dev`, answered alike by a lean route before this table: tracking_paths.py)
+# `owlat serve`/`dev`, answered alike by a lean route before this table: site_paths.py)
 for route, method, handler in tracking.routes():
     http.route(path_prefix=route, method=method, handler=handler)
 

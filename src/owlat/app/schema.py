@@ -1024,12 +1024,12 @@ schema = define_schema(
                 "updatedAt": v.number(),
             }
         )
+        # Only indexes a query reads: each one's key is computed at every write of a send
+        # (queued by the intake, then sending, sent) and its entry written when it changes.
         .index("by_org", ["organizationId"])
         .index("by_org_queued", ["organizationId", "queuedAt"])
         .index("by_org_key", ["organizationId", "idempotencyKey"])
-        .index("by_org_email", ["organizationId", "email"])
         .index("by_org_transactional_email", ["organizationId", "transactionalEmailId"])
-        .index("by_contact", ["contactId"])
         .index("by_provider_message_id", ["providerMessageId"])
         .index("by_status_updated", ["status", "updatedAt"])
         .index("by_org_status", ["organizationId", "status", "queuedAt"]),

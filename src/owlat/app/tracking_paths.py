@@ -3,9 +3,8 @@
 Every mail's pixel and links come back here, so these two paths carry most of the site
 port's requests; through the HTTP actions each one also went through Starlette's routing,
 its error and exception middleware, a `Request` and a `Response` (in process, 35 µs of
-CPU for a pixel that records nothing; 4 µs here). `TrackingFirst` sends a site-port
-`GET`/`HEAD` under `/t/o/` or `/t/c/` to `TrackingEndpoint`, a plain ASGI app, and
-everything else on to the server app.
+CPU for a pixel that records nothing; 4 µs here). `site_paths.SitePaths` sends a
+site-port `GET`/`HEAD` under `/t/o/` or `/t/c/` to `TrackingEndpoint`, a plain ASGI app.
 
 The endpoint answers exactly what the HTTP actions answer (`tracking.open_answer`,
 `click_answer`: the same per-address limit on the client address that uvicorn already
@@ -13,7 +12,7 @@ took from a trusted proxy's `X-Forwarded-For`, the same HMAC check, the same pre
 answers), after the event's commit (`tracking.answered`); a `HEAD` gets the headers alone.
 A failure to record is logged and answered 500 `Server Error` (the log line and the
 answer's `X-Request-Id` name the request, as with an HTTP action's failure). The server
-wraps the endpoint in the site's request ids (`owlat.cli._shared.tracking_first`), so its
+wraps the endpoint in the site's request ids (`owlat.cli._shared.lean_paths`), so its
 answers carry `X-Request-Id` like every other.
 """
 
@@ -21,7 +20,7 @@ from __future__ import annotations
 
 import logging
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from owlat.app import tracking
 from owlat.runtime import ActionCtx
@@ -60,27 +59,3 @@ class TrackingEndpoint:
                     "headers": answer.headers})  # fmt: skip
         body = answer.body if scope["method"] == "GET" else b""
         await send({"type": "http.response.body", "body": body})
-
-
-class TrackingFirst:
-    """Site-port (`site_port`) `GET`/`HEAD` requests under the tracking prefixes go to
-    `tracking`; every other request, the lifespan included, to `app`."""
-
-    def __init__(self, app: ASGIApp, tracking_app: ASGIApp, site_port: int) -> None:
-        self.app = app
-        self.tracking = tracking_app
-        self.site_port = site_port
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/t/"):
-            path: str = scope["path"]
-            server = scope.get("server")
-            if (
-                (path.startswith(tracking.OPEN_PREFIX) or path.startswith(tracking.CLICK_PREFIX))
-                and scope["method"] in ("GET", "HEAD")
-                and server is not None
-                and server[1] == self.site_port
-            ):
-                await self.tracking(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

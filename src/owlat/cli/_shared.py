@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from owlat.cli._remote import Remote
     from owlat.runtime.application import Application
-    from owlat.runtime.auth import TrustedIssuer
+    from owlat.runtime.auth import Authenticator, TrustedIssuer
     from owlat.runtime.backups import BackupPlan, BackupTarget
     from owlat.runtime.database.engine import Engine
     from owlat.runtime.server import WebApp
@@ -226,17 +226,27 @@ def own_issuers(
     )
 
 
-def tracking_first(app: str, server: ASGIApp, application: Application, site_port: int) -> ASGIApp:
-    """owlat.app's open pixels and click redirects answered before the site port's
-    HTTP-action stack, with its request ids (app/tracking_paths.py); other apps: `server`."""
+def lean_paths(
+    app: str,
+    server: ASGIApp,
+    application: Application,
+    authenticator: Authenticator,
+    site_port: int,
+) -> ASGIApp:
+    """owlat.app's open pixels, click redirects and `POST /api/v1/transactional` answered
+    before the site port's Starlette stack, with its request ids (app/site_paths.py);
+    other apps: `server`."""
     if app != "owlat.app":
         return server
-    from owlat.app.tracking_paths import TrackingEndpoint, TrackingFirst
+    from owlat.app.site_paths import SitePaths
+    from owlat.app.tracking_paths import TrackingEndpoint
     from owlat.runtime import ActionCtx, Auth
+    from owlat.runtime.server.http_actions import HttpActions
     from owlat.runtime.server.middleware import RequestIds
 
-    endpoint = TrackingEndpoint(ActionCtx(application, Auth(None)))
-    return TrackingFirst(server, RequestIds(endpoint), site_port)
+    tracking = TrackingEndpoint(ActionCtx(application, Auth(None)))
+    intake = HttpActions(application, authenticator).site_endpoint()
+    return SitePaths(server, RequestIds(tracking), RequestIds(intake), site_port)
 
 
 def dashboard(app: str, settings: Settings, client_url: str) -> WebApp | None:

@@ -22,9 +22,9 @@ from owlat.cli._shared import (
     engine,
     epilog,
     file_storage,
+    lean_paths,
     own_issuers,
     settings,
-    tracking_first,
     url,
 )
 from owlat.config import Settings
@@ -198,7 +198,7 @@ def _serve(
         operations=operations,
     )
     config = server_config(
-        tracking_first(app, server_app, application, sockets[1].getsockname()[1]),
+        lean_paths(app, server_app, application, authenticator, sockets[1].getsockname()[1]),
         limits,
         host=host,
         port=sockets[0].getsockname()[1],

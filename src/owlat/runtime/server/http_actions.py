@@ -25,7 +25,7 @@ import re
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from owlat.runtime.application import Application
 from owlat.runtime.auth import Auth, Authenticator, UserIdentity
@@ -63,13 +63,27 @@ class HttpActions:
         """`/http/...` on the client port."""
         return [self._every_path(CLIENT_PORT_PREFIX, None)]
 
+    def site_endpoint(self) -> ASGIApp:
+        """A plain ASGI app answering a site-port request as `site_routes` does (without
+        the web app), minus Starlette's routing and middleware: for a server that sends
+        its busiest paths there first (owlat.app's lean paths, `owlat.cli._shared`)."""
+
+        async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+            response = await self.answer(Request(scope, receive), scope["path"])
+            await response(scope, receive, send)
+
+        return endpoint
+
+    async def answer(self, request: Request, path: str, web: WebApp | None = None) -> Response:
+        """`handle`'s response; for HEAD, without its body."""
+        response = await self.handle(request, path, web)
+        if request.method == "HEAD":
+            return _WithoutBody(response)
+        return response
+
     def _every_path(self, prefix: str, web: WebApp | None) -> Route:
         async def endpoint(request: Request) -> Response:
-            path = "/" + request.path_params["path"]
-            response = await self.handle(request, path, web)
-            if request.method == "HEAD":
-                return _WithoutBody(response)
-            return response
+            return await self.answer(request, "/" + request.path_params["path"], web)
 
         route = Route(prefix + "/{path:path}", endpoint, methods=list(ROUTABLE_METHODS))
         # Starlette's `path` convertor is `.*`: without DOTALL a decoded %0A in the path
