@@ -72,8 +72,54 @@ def rate(count: int, seconds: float) -> float:
 # -- (1) in-process throughput vs raw psycopg ----------------------------------------------
 
 
-async def runtime_inserts(url: str, data_dir: Path, inserts: int, concurrency: int) -> float:
-    """`messages:send` mutations/s through the runtime, `concurrency` at a time."""
+class Costs:
+    """Per-operation figures of one run: wall rate, this process's CPU, the server's CPU."""
+
+    def __init__(self, url: str) -> None:
+        self._postmaster = postmaster_of(url)
+
+    def __enter__(self) -> Costs:
+        self._cpu = time.process_time()
+        self._server_cpu = server_cpu_seconds(self._postmaster)
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._start
+        self.cpu = time.process_time() - self._cpu
+        self.server_cpu = server_cpu_seconds(self._postmaster) - self._server_cpu
+
+
+def postmaster_of(url: str) -> int:
+    """The pid of the PostgreSQL server of database `url` (the parent of its backends)."""
+    import psycopg
+
+    with psycopg.connect(url) as db:
+        row = db.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        return int(_stat(row[0])[1])
+
+
+def server_cpu_seconds(postmaster: int) -> float:
+    """CPU time of the server so far: the postmaster, its exited backends (its children's
+    time) and its live ones."""
+    fields = _stat(postmaster)
+    ticks = sum(int(field) for field in fields[11:15])
+    for path in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, ValueError):
+            child = _stat(int(path.name))
+            if int(child[1]) == postmaster:
+                ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+async def runtime_inserts(url: str, data_dir: Path, inserts: int, concurrency: int) -> Costs:
+    """`messages:send` mutations through the runtime, `concurrency` at a time."""
     from owlat.runtime.testing import open_test_app
 
     async with open_test_app(APP, data_dir, database_url=url, scheduler_parallelism=None) as app:
@@ -83,12 +129,12 @@ async def runtime_inserts(url: str, data_dir: Path, inserts: int, concurrency: i
             for index in range(first, inserts, concurrency):
                 await app.run_mutation("messages:send", {"channel": "bench", "body": f"m{index}"})
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(n) for n in range(concurrency)))
-        return rate(inserts, time.perf_counter() - start)
+        with Costs(url) as costs:
+            await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        return costs
 
 
-async def raw_inserts(url: str, inserts: int, concurrency: int) -> float:
+async def raw_inserts(url: str, inserts: int, concurrency: int) -> Costs:
     """The same rows inserted with psycopg, one autocommit transaction each."""
     import psycopg
 
@@ -110,9 +156,9 @@ async def raw_inserts(url: str, inserts: int, concurrency: int) -> float:
                 row = (uuid.uuid4().hex, time.time() * 1000, "bench", f"m{index}")
                 await connection.execute(statement, row)
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(c, n) for n, c in enumerate(connections)))
-        return rate(inserts, time.perf_counter() - start)
+        with Costs(url) as costs:
+            await asyncio.gather(*(worker(c, n) for n, c in enumerate(connections)))
+        return costs
     finally:
         for connection in connections:
             await connection.close()
@@ -346,6 +392,10 @@ async def run(options: argparse.Namespace, server_url: str) -> None:
 async def _run(options: argparse.Namespace, database: Any, folder: Path) -> None:
     import psycopg
 
+    import owlat
+
+    print(f"owlat from {Path(owlat.__file__).parent}")  # PYTHONPATH=<src> measures other code
+
     with psycopg.connect(database.url) as db:
         version = db.execute("SHOW server_version").fetchone()
         fsync = db.execute("SHOW fsync").fetchone()
@@ -365,7 +415,11 @@ async def _run(options: argparse.Namespace, database: Any, folder: Path) -> None
 
 async def _throughput(options: argparse.Namespace, database: Any, folder: Path) -> None:
     print(f"\n(1) mutation throughput in process, {options.inserts} single-insert transactions")
-    print(f"{'clients':<10}{'runtime /s':>12}{'raw psycopg /s':>16}{'ratio':>8}")
+    print("(CPU: this process's and the PostgreSQL server's, in µs per insert)")
+    print(
+        f"{'clients':<10}{'runtime /s':>12}{'raw psycopg /s':>16}{'ratio':>8}"
+        f"{'CPU ours':>10}{'CPU raw':>9}{'PG ours':>9}{'PG raw':>8}"
+    )
     for concurrency in (1, options.concurrency):
         with database.schema() as url:
             raw = await raw_inserts(url, options.inserts, concurrency)
@@ -373,7 +427,14 @@ async def _throughput(options: argparse.Namespace, database: Any, folder: Path) 
             ours = await runtime_inserts(
                 url, folder / f"inproc{concurrency}", options.inserts, concurrency
             )
-        print(f"{concurrency:<10}{ours:>12,.0f}{raw:>16,.0f}{ours / raw:>8.2f}")
+        ours_rate = rate(options.inserts, ours.seconds)
+        raw_rate = rate(options.inserts, raw.seconds)
+        per = 1e6 / options.inserts
+        print(
+            f"{concurrency:<10}{ours_rate:>12,.0f}{raw_rate:>16,.0f}{ours_rate / raw_rate:>8.2f}"
+            f"{ours.cpu * per:>10,.0f}{raw.cpu * per:>9,.0f}"
+            f"{ours.server_cpu * per:>9,.0f}{raw.server_cpu * per:>8,.0f}"
+        )
 
 
 async def _nodes(options: argparse.Namespace, database: Any, folder: Path) -> None:
