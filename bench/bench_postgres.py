@@ -3,7 +3,7 @@ measured in the same run.
 
     .venv/bin/python bench/bench_postgres.py [--database-url URL] [--inserts 3000]
         [--concurrency 16] [--seconds 8] [--clients 32] [--nodes 1,2,4]
-        [--subscribers 10] [--rate 50] [--parts 1,2,3]
+        [--subscribers 10] [--rate 50] [--parts 1,2,3,4] [--commits 2000]
 
 Without `--database-url` the script re-runs itself under `scripts/pg-test-cluster`, which
 starts a throwaway cluster (fsync off, like the test suite's) and stops it afterwards.
@@ -26,6 +26,13 @@ B and as many on node A subscribe to `bank:balances {"names": ["hits"]}`; a writ
 c = when it first sees a value >= c - when the writer sent the request that made it c
 (so it includes the mutation's own HTTP round trip). Node A's sockets are the same-run
 baseline: the same commits, delivered without crossing nodes.
+(4) What a commit costs PostgreSQL, and how long it holds the commit lock: one connection
+commits `--commits` times, back to back, the statements of a one-document mutation (BEGIN,
+commit lock, document + two index entries, owlat_commit_v1, COMMIT, in one pipeline), with
+0, 1 and 3 other connections LISTENing as other nodes' feeds would; the baseline is the
+same transaction with nothing after the lock (BEGIN, lock, COMMIT). The lock is held from
+the lock to the end of COMMIT, all on the server: about the backend's CPU for the
+statements after the lock (no disk waits with fsync off).
 """
 
 from __future__ import annotations
@@ -229,9 +236,10 @@ async def post_ok(client: RawHttpClient, path: str, kind: str, args: Any) -> Any
 
 
 async def node_throughput(
-    nodes: list[tuple[str, int]], clients: int, seconds: float
-) -> tuple[float, float, float]:
-    """Mutations/s with `clients` connections over `nodes`; server and client CPU per s."""
+    nodes: list[tuple[str, int]], clients: int, seconds: float, postmaster: int
+) -> tuple[float, float, float, float]:
+    """Mutations/s with `clients` connections over `nodes`; the nodes', PostgreSQL's and
+    the clients' CPU per s."""
     pools = []
     for index, (node_url, _) in enumerate(nodes):
         share = clients // len(nodes) + (1 if index < clients % len(nodes) else 0)
@@ -259,13 +267,15 @@ async def node_throughput(
         await asyncio.sleep(WARMUP_SECONDS)
         counted = True
         cpu_before = sum(cpu_seconds(pid) for _, pid in nodes)
+        database_before = server_cpu_seconds(postmaster)
         client_before = time.process_time()
         start = time.monotonic()
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - start
         server_cpu = (sum(cpu_seconds(pid) for _, pid in nodes) - cpu_before) / elapsed
+        database_cpu = (server_cpu_seconds(postmaster) - database_before) / elapsed
         client_cpu = (time.process_time() - client_before) / elapsed
-        return rate(done, elapsed), server_cpu, client_cpu
+        return rate(done, elapsed), server_cpu, database_cpu, client_cpu
     finally:
         for pool in pools:
             await pool.__aexit__()
@@ -409,6 +419,8 @@ async def _run(options: argparse.Namespace, database: Any, folder: Path) -> None
         await _throughput(options, database, folder)
     if 2 in options.parts:
         await _nodes(options, database, folder)
+    if 4 in options.parts:
+        await _lock(options, database)
     if 3 in options.parts:
         await _latency(options, database, folder)
 
@@ -442,13 +454,103 @@ async def _nodes(options: argparse.Namespace, database: Any, folder: Path) -> No
         f"\n(2) `owlat serve` processes on one database, {options.clients} HTTP clients "
         f"posting messages:send for {options.seconds:.0f} s"
     )
-    print(f"{'nodes':<8}{'mutations /s':>14}{'server CPU':>12}{'client CPU':>12}")
+    print("(CPU: seconds per second; and µs per mutation: the nodes' and PostgreSQL's)")
+    print(
+        f"{'nodes':<8}{'mutations /s':>14}{'server CPU':>12}{'PG CPU':>8}{'client CPU':>12}"
+        f"{'node µs':>9}{'PG µs':>7}"
+    )
     for count in options.nodes:
         with database.schema() as url, serve_nodes(url, count, folder / f"n{count}") as nodes:
-            throughput, server_cpu, client_cpu = await node_throughput(
-                nodes, options.clients, options.seconds
+            throughput, server_cpu, database_cpu, client_cpu = await node_throughput(
+                nodes, options.clients, options.seconds, postmaster_of(url)
             )
-        print(f"{count:<8}{throughput:>14,.0f}{server_cpu:>12.2f}{client_cpu:>12.2f}")
+        print(
+            f"{count:<8}{throughput:>14,.0f}{server_cpu:>12.2f}{database_cpu:>8.2f}"
+            f"{client_cpu:>12.2f}{server_cpu / throughput * 1e6:>9,.0f}"
+            f"{database_cpu / throughput * 1e6:>7,.0f}"
+        )
+
+
+async def commit_costs(
+    url: str, commits: int, listeners: int, *, work: bool
+) -> tuple[float, float, float]:
+    """µs per commit: the committing backend's CPU, all of PostgreSQL's CPU, wall time."""
+    import psycopg
+
+    from owlat.runtime.database.commit_feed import encode_write_set
+    from owlat.runtime.database.commits import WriteSet
+    from owlat.runtime.database.postgres import PostgresEngine
+
+    engine = PostgresEngine(url)
+    await engine.open()  # the schema and the commit functions
+    await engine.close()
+    begin, lock = (
+        "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        "LOCK TABLE owlat_commit_lock IN EXCLUSIVE MODE",
+    )
+    insert = (
+        "WITH first AS (INSERT INTO owlat_documents (id, table_number, value) VALUES (%s, %s, %s))"
+        " INSERT INTO owlat_index_entries (index_id, key, document_id)"
+        " VALUES (%s, %s, %s), (%s, %s, %s)"
+    )
+    commit = "SELECT ts, previous FROM owlat_commit_v1(0, NULL, %s)"
+    write_set = encode_write_set(WriteSet())
+    value = b'{"channel":"bench","body":"m0"}' * 3
+    db = await psycopg.AsyncConnection.connect(url, autocommit=True, prepare_threshold=0)
+    others = [await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in range(listeners)]
+    try:
+        channel = (
+            await (await db.execute("SELECT 'owlat_commits_' || current_schema()")).fetchall()
+        )[0][0]
+        for other in others:
+            await other.execute(f'LISTEN "{channel}"')
+        row = await (await db.execute("SELECT pg_backend_pid()")).fetchone()
+        assert row is not None
+        backend, postmaster = int(row[0]), int(_stat(int(row[0]))[1])
+        backend_before, server_before = cpu_seconds(backend), server_cpu_seconds(postmaster)
+        start = time.perf_counter()
+        for _ in range(commits):
+            document = uuid.uuid4().hex
+            async with db.pipeline():
+                await db.execute(begin, prepare=False)
+                await db.execute(lock)
+                if work:
+                    keys = (
+                        1,
+                        document.encode(),
+                        document,
+                        2,
+                        b"bench" + document.encode(),
+                        document,
+                    )
+                    await db.execute(insert, (document, 1, value, *keys), binary=True)
+                    await db.execute(commit, (write_set,), binary=True)
+                await db.execute("COMMIT", prepare=False)
+        wall = time.perf_counter() - start
+        per = 1e6 / commits
+        return (
+            (cpu_seconds(backend) - backend_before) * per,
+            (server_cpu_seconds(postmaster) - server_before) * per,
+            wall * per,
+        )
+    finally:
+        for connection in (db, *others):
+            await connection.close()
+
+
+async def _lock(options: argparse.Namespace, database: Any) -> None:
+    print(f"\n(4) PostgreSQL per commit, {options.commits} one-document commits on one connection")
+    print("(µs per commit: the committing backend's CPU, all of PostgreSQL's CPU, wall)")
+    print(f"{'listeners':<11}{'backend':>9}{'PG':>7}{'wall':>7}{'baseline: lock only':>22}")
+    for listeners in (0, 1, 3):
+        with database.schema() as url:
+            full = await commit_costs(url, options.commits, listeners, work=True)
+        with database.schema() as url:
+            bare = await commit_costs(url, options.commits, listeners, work=False)
+        print(
+            f"{listeners:<11}{full[0]:>9,.0f}{full[1]:>7,.0f}{full[2]:>7,.0f}"
+            f"{bare[0]:>10,.0f}{bare[1]:>6,.0f}{bare[2]:>6,.0f}"
+        )
 
 
 async def _latency(options: argparse.Namespace, database: Any, folder: Path) -> None:
@@ -480,9 +582,10 @@ def main() -> None:
         "--nodes", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2, 4]
     )
     parser.add_argument("--subscribers", type=int, default=10)
+    parser.add_argument("--commits", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument(
-        "--parts", type=lambda text: {int(n) for n in text.split(",")}, default={1, 2, 3}
+        "--parts", type=lambda text: {int(n) for n in text.split(",")}, default={1, 2, 3, 4}
     )
     options = parser.parse_args()
     server_url = options.database_url or os.environ.get(URL_VARIABLE, "")
