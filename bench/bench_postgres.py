@@ -28,7 +28,8 @@ c = when it first sees a value >= c - when the writer sent the request that made
 baseline: the same commits, delivered without crossing nodes.
 (4) What a commit costs PostgreSQL, and how long it holds the commit lock: one connection
 commits `--commits` times, back to back, the statements of a one-document mutation (BEGIN,
-commit lock, document + two index entries, owlat_commit_v1, COMMIT, in one pipeline), with
+commit lock, document + two index entries, owlat_commit_v1, COMMIT: one simple query with
+the parameters bound on the client, as postgres.py sends them), with
 0, 1 and 3 other connections LISTENing as other nodes' feeds would; the baseline is the
 same transaction with nothing after the lock (BEGIN, lock, COMMIT). The lock is held from
 the lock to the end of COMMIT, all on the server: about the backend's CPU for the
@@ -496,7 +497,7 @@ async def commit_costs(
     commit = "SELECT ts, previous FROM owlat_commit_v1(0, NULL, %s)"
     write_set = encode_write_set(WriteSet())
     value = b'{"channel":"bench","body":"m0"}' * 3
-    db = await psycopg.AsyncConnection.connect(url, autocommit=True, prepare_threshold=0)
+    db = await psycopg.AsyncConnection.connect(url, autocommit=True)
     others = [await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in range(listeners)]
     try:
         channel = (
@@ -509,23 +510,15 @@ async def commit_costs(
         backend, postmaster = int(row[0]), int(_stat(int(row[0]))[1])
         backend_before, server_before = cpu_seconds(backend), server_cpu_seconds(postmaster)
         start = time.perf_counter()
+        cursor = psycopg.AsyncClientCursor(db)
         for _ in range(commits):
             document = uuid.uuid4().hex
-            async with db.pipeline():
-                await db.execute(begin, prepare=False)
-                await db.execute(lock)
-                if work:
-                    keys = (
-                        1,
-                        document.encode(),
-                        document,
-                        2,
-                        b"bench" + document.encode(),
-                        document,
-                    )
-                    await db.execute(insert, (document, 1, value, *keys), binary=True)
-                    await db.execute(commit, (write_set,), binary=True)
-                await db.execute("COMMIT", prepare=False)
+            statements = [begin, lock]
+            if work:
+                keys = (1, document.encode(), document, 2, b"b" + document.encode(), document)
+                statements.append(cursor.mogrify(insert, (document, 1, value, *keys)))
+                statements.append(cursor.mogrify(commit, (write_set,)))
+            await cursor.execute("; ".join([*statements, "COMMIT"]), prepare=False)
         wall = time.perf_counter() - start
         per = 1e6 / commits
         return (
