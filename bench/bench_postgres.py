@@ -180,7 +180,7 @@ def serve_nodes(url: str, count: int, folder: Path) -> Iterator[list[tuple[str, 
     """`count` `owlat serve` processes on the database at `url`: (client URL, pid) each."""
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this tree's code
         "OWLAT_APP": APP,
         "OWLAT_DATABASE_URL": url,
         "OWLAT_ADMIN_KEY": ADMIN_KEY,
