@@ -3,7 +3,7 @@ measured in the same run.
 
     .venv/bin/python bench/bench_postgres.py [--database-url URL] [--inserts 3000]
         [--concurrency 16] [--seconds 8] [--clients 32] [--nodes 1,2,4]
-        [--subscribers 10] [--rate 50] [--parts 1,2,3]
+        [--subscribers 10] [--rate 50] [--parts 1,2,3,4] [--commits 2000]
 
 Without `--database-url` the script re-runs itself under `scripts/pg-test-cluster`, which
 starts a throwaway cluster (fsync off, like the test suite's) and stops it afterwards.
@@ -26,6 +26,14 @@ B and as many on node A subscribe to `bank:balances {"names": ["hits"]}`; a writ
 c = when it first sees a value >= c - when the writer sent the request that made it c
 (so it includes the mutation's own HTTP round trip). Node A's sockets are the same-run
 baseline: the same commits, delivered without crossing nodes.
+(4) What a commit costs PostgreSQL, and how long it holds the commit lock: one connection
+commits `--commits` times, back to back, the statements of a one-document mutation (BEGIN,
+commit lock, document + two index entries, owlat_commit_v1, COMMIT: one simple query with
+the parameters bound on the client, as postgres.py sends them), with
+0, 1 and 3 other connections LISTENing as other nodes' feeds would; the baseline is the
+same transaction with nothing after the lock (BEGIN, lock, COMMIT). The lock is held from
+the lock to the end of COMMIT, all on the server: about the backend's CPU for the
+statements after the lock (no disk waits with fsync off).
 """
 
 from __future__ import annotations
@@ -72,8 +80,54 @@ def rate(count: int, seconds: float) -> float:
 # -- (1) in-process throughput vs raw psycopg ----------------------------------------------
 
 
-async def runtime_inserts(url: str, data_dir: Path, inserts: int, concurrency: int) -> float:
-    """`messages:send` mutations/s through the runtime, `concurrency` at a time."""
+class Costs:
+    """Per-operation figures of one run: wall rate, this process's CPU, the server's CPU."""
+
+    def __init__(self, url: str) -> None:
+        self._postmaster = postmaster_of(url)
+
+    def __enter__(self) -> Costs:
+        self._cpu = time.process_time()
+        self._server_cpu = server_cpu_seconds(self._postmaster)
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._start
+        self.cpu = time.process_time() - self._cpu
+        self.server_cpu = server_cpu_seconds(self._postmaster) - self._server_cpu
+
+
+def postmaster_of(url: str) -> int:
+    """The pid of the PostgreSQL server of database `url` (the parent of its backends)."""
+    import psycopg
+
+    with psycopg.connect(url) as db:
+        row = db.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        return int(_stat(row[0])[1])
+
+
+def server_cpu_seconds(postmaster: int) -> float:
+    """CPU time of the server so far: the postmaster, its exited backends (its children's
+    time) and its live ones."""
+    fields = _stat(postmaster)
+    ticks = sum(int(field) for field in fields[11:15])
+    for path in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, ValueError):
+            child = _stat(int(path.name))
+            if int(child[1]) == postmaster:
+                ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+async def runtime_inserts(url: str, data_dir: Path, inserts: int, concurrency: int) -> Costs:
+    """`messages:send` mutations through the runtime, `concurrency` at a time."""
     from owlat.runtime.testing import open_test_app
 
     async with open_test_app(APP, data_dir, database_url=url, scheduler_parallelism=None) as app:
@@ -83,12 +137,12 @@ async def runtime_inserts(url: str, data_dir: Path, inserts: int, concurrency: i
             for index in range(first, inserts, concurrency):
                 await app.run_mutation("messages:send", {"channel": "bench", "body": f"m{index}"})
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(n) for n in range(concurrency)))
-        return rate(inserts, time.perf_counter() - start)
+        with Costs(url) as costs:
+            await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        return costs
 
 
-async def raw_inserts(url: str, inserts: int, concurrency: int) -> float:
+async def raw_inserts(url: str, inserts: int, concurrency: int) -> Costs:
     """The same rows inserted with psycopg, one autocommit transaction each."""
     import psycopg
 
@@ -110,9 +164,9 @@ async def raw_inserts(url: str, inserts: int, concurrency: int) -> float:
                 row = (uuid.uuid4().hex, time.time() * 1000, "bench", f"m{index}")
                 await connection.execute(statement, row)
 
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(c, n) for n, c in enumerate(connections)))
-        return rate(inserts, time.perf_counter() - start)
+        with Costs(url) as costs:
+            await asyncio.gather(*(worker(c, n) for n, c in enumerate(connections)))
+        return costs
     finally:
         for connection in connections:
             await connection.close()
@@ -126,7 +180,7 @@ def serve_nodes(url: str, count: int, folder: Path) -> Iterator[list[tuple[str, 
     """`count` `owlat serve` processes on the database at `url`: (client URL, pid) each."""
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this tree's code
         "OWLAT_APP": APP,
         "OWLAT_DATABASE_URL": url,
         "OWLAT_ADMIN_KEY": ADMIN_KEY,
@@ -183,9 +237,10 @@ async def post_ok(client: RawHttpClient, path: str, kind: str, args: Any) -> Any
 
 
 async def node_throughput(
-    nodes: list[tuple[str, int]], clients: int, seconds: float
-) -> tuple[float, float, float]:
-    """Mutations/s with `clients` connections over `nodes`; server and client CPU per s."""
+    nodes: list[tuple[str, int]], clients: int, seconds: float, postmaster: int
+) -> tuple[float, float, float, float]:
+    """Mutations/s with `clients` connections over `nodes`; the nodes', PostgreSQL's and
+    the clients' CPU per s."""
     pools = []
     for index, (node_url, _) in enumerate(nodes):
         share = clients // len(nodes) + (1 if index < clients % len(nodes) else 0)
@@ -213,13 +268,15 @@ async def node_throughput(
         await asyncio.sleep(WARMUP_SECONDS)
         counted = True
         cpu_before = sum(cpu_seconds(pid) for _, pid in nodes)
+        database_before = server_cpu_seconds(postmaster)
         client_before = time.process_time()
         start = time.monotonic()
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - start
         server_cpu = (sum(cpu_seconds(pid) for _, pid in nodes) - cpu_before) / elapsed
+        database_cpu = (server_cpu_seconds(postmaster) - database_before) / elapsed
         client_cpu = (time.process_time() - client_before) / elapsed
-        return rate(done, elapsed), server_cpu, client_cpu
+        return rate(done, elapsed), server_cpu, database_cpu, client_cpu
     finally:
         for pool in pools:
             await pool.__aexit__()
@@ -346,6 +403,10 @@ async def run(options: argparse.Namespace, server_url: str) -> None:
 async def _run(options: argparse.Namespace, database: Any, folder: Path) -> None:
     import psycopg
 
+    import owlat
+
+    print(f"owlat from {Path(owlat.__file__).parent}")  # PYTHONPATH=<src> measures other code
+
     with psycopg.connect(database.url) as db:
         version = db.execute("SHOW server_version").fetchone()
         fsync = db.execute("SHOW fsync").fetchone()
@@ -359,13 +420,19 @@ async def _run(options: argparse.Namespace, database: Any, folder: Path) -> None
         await _throughput(options, database, folder)
     if 2 in options.parts:
         await _nodes(options, database, folder)
+    if 4 in options.parts:
+        await _lock(options, database)
     if 3 in options.parts:
         await _latency(options, database, folder)
 
 
 async def _throughput(options: argparse.Namespace, database: Any, folder: Path) -> None:
     print(f"\n(1) mutation throughput in process, {options.inserts} single-insert transactions")
-    print(f"{'clients':<10}{'runtime /s':>12}{'raw psycopg /s':>16}{'ratio':>8}")
+    print("(CPU: this process's and the PostgreSQL server's, in µs per insert)")
+    print(
+        f"{'clients':<10}{'runtime /s':>12}{'raw psycopg /s':>16}{'ratio':>8}"
+        f"{'CPU ours':>10}{'CPU raw':>9}{'PG ours':>9}{'PG raw':>8}"
+    )
     for concurrency in (1, options.concurrency):
         with database.schema() as url:
             raw = await raw_inserts(url, options.inserts, concurrency)
@@ -373,7 +440,14 @@ async def _throughput(options: argparse.Namespace, database: Any, folder: Path) 
             ours = await runtime_inserts(
                 url, folder / f"inproc{concurrency}", options.inserts, concurrency
             )
-        print(f"{concurrency:<10}{ours:>12,.0f}{raw:>16,.0f}{ours / raw:>8.2f}")
+        ours_rate = rate(options.inserts, ours.seconds)
+        raw_rate = rate(options.inserts, raw.seconds)
+        per = 1e6 / options.inserts
+        print(
+            f"{concurrency:<10}{ours_rate:>12,.0f}{raw_rate:>16,.0f}{ours_rate / raw_rate:>8.2f}"
+            f"{ours.cpu * per:>10,.0f}{raw.cpu * per:>9,.0f}"
+            f"{ours.server_cpu * per:>9,.0f}{raw.server_cpu * per:>8,.0f}"
+        )
 
 
 async def _nodes(options: argparse.Namespace, database: Any, folder: Path) -> None:
@@ -381,13 +455,95 @@ async def _nodes(options: argparse.Namespace, database: Any, folder: Path) -> No
         f"\n(2) `owlat serve` processes on one database, {options.clients} HTTP clients "
         f"posting messages:send for {options.seconds:.0f} s"
     )
-    print(f"{'nodes':<8}{'mutations /s':>14}{'server CPU':>12}{'client CPU':>12}")
+    print("(CPU: seconds per second; and µs per mutation: the nodes' and PostgreSQL's)")
+    print(
+        f"{'nodes':<8}{'mutations /s':>14}{'server CPU':>12}{'PG CPU':>8}{'client CPU':>12}"
+        f"{'node µs':>9}{'PG µs':>7}"
+    )
     for count in options.nodes:
         with database.schema() as url, serve_nodes(url, count, folder / f"n{count}") as nodes:
-            throughput, server_cpu, client_cpu = await node_throughput(
-                nodes, options.clients, options.seconds
+            throughput, server_cpu, database_cpu, client_cpu = await node_throughput(
+                nodes, options.clients, options.seconds, postmaster_of(url)
             )
-        print(f"{count:<8}{throughput:>14,.0f}{server_cpu:>12.2f}{client_cpu:>12.2f}")
+        print(
+            f"{count:<8}{throughput:>14,.0f}{server_cpu:>12.2f}{database_cpu:>8.2f}"
+            f"{client_cpu:>12.2f}{server_cpu / throughput * 1e6:>9,.0f}"
+            f"{database_cpu / throughput * 1e6:>7,.0f}"
+        )
+
+
+async def commit_costs(
+    url: str, commits: int, listeners: int, *, work: bool
+) -> tuple[float, float, float]:
+    """µs per commit: the committing backend's CPU, all of PostgreSQL's CPU, wall time."""
+    import psycopg
+
+    from owlat.runtime.database.commit_feed import encode_write_set
+    from owlat.runtime.database.commits import WriteSet
+    from owlat.runtime.database.postgres import PostgresEngine
+
+    engine = PostgresEngine(url)
+    await engine.open()  # the schema and the commit functions
+    await engine.close()
+    begin, lock = (
+        "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        "LOCK TABLE owlat_commit_lock IN EXCLUSIVE MODE",
+    )
+    insert = (
+        "WITH first AS (INSERT INTO owlat_documents (id, table_number, value) VALUES (%s, %s, %s))"
+        " INSERT INTO owlat_index_entries (index_id, key, document_id)"
+        " VALUES (%s, %s, %s), (%s, %s, %s)"
+    )
+    commit = "SELECT ts, previous FROM owlat_commit_v1(0, NULL, %s)"
+    write_set = encode_write_set(WriteSet())
+    value = b'{"channel":"bench","body":"m0"}' * 3
+    db = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    others = [await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in range(listeners)]
+    try:
+        channel = (
+            await (await db.execute("SELECT 'owlat_commits_' || current_schema()")).fetchall()
+        )[0][0]
+        for other in others:
+            await other.execute(f'LISTEN "{channel}"')
+        row = await (await db.execute("SELECT pg_backend_pid()")).fetchone()
+        assert row is not None
+        backend, postmaster = int(row[0]), int(_stat(int(row[0]))[1])
+        backend_before, server_before = cpu_seconds(backend), server_cpu_seconds(postmaster)
+        start = time.perf_counter()
+        cursor = psycopg.AsyncClientCursor(db)
+        for _ in range(commits):
+            document = uuid.uuid4().hex
+            statements = [begin, lock]
+            if work:
+                keys = (1, document.encode(), document, 2, b"b" + document.encode(), document)
+                statements.append(cursor.mogrify(insert, (document, 1, value, *keys)))
+                statements.append(cursor.mogrify(commit, (write_set,)))
+            await cursor.execute("; ".join([*statements, "COMMIT"]), prepare=False)
+        wall = time.perf_counter() - start
+        per = 1e6 / commits
+        return (
+            (cpu_seconds(backend) - backend_before) * per,
+            (server_cpu_seconds(postmaster) - server_before) * per,
+            wall * per,
+        )
+    finally:
+        for connection in (db, *others):
+            await connection.close()
+
+
+async def _lock(options: argparse.Namespace, database: Any) -> None:
+    print(f"\n(4) PostgreSQL per commit, {options.commits} one-document commits on one connection")
+    print("(µs per commit: the committing backend's CPU, all of PostgreSQL's CPU, wall)")
+    print(f"{'listeners':<11}{'backend':>9}{'PG':>7}{'wall':>7}{'baseline: lock only':>22}")
+    for listeners in (0, 1, 3):
+        with database.schema() as url:
+            full = await commit_costs(url, options.commits, listeners, work=True)
+        with database.schema() as url:
+            bare = await commit_costs(url, options.commits, listeners, work=False)
+        print(
+            f"{listeners:<11}{full[0]:>9,.0f}{full[1]:>7,.0f}{full[2]:>7,.0f}"
+            f"{bare[0]:>10,.0f}{bare[1]:>6,.0f}{bare[2]:>6,.0f}"
+        )
 
 
 async def _latency(options: argparse.Namespace, database: Any, folder: Path) -> None:
@@ -419,9 +575,10 @@ def main() -> None:
         "--nodes", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2, 4]
     )
     parser.add_argument("--subscribers", type=int, default=10)
+    parser.add_argument("--commits", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument(
-        "--parts", type=lambda text: {int(n) for n in text.split(",")}, default={1, 2, 3}
+        "--parts", type=lambda text: {int(n) for n in text.split(",")}, default={1, 2, 3, 4}
     )
     options = parser.parse_args()
     server_url = options.database_url or os.environ.get(URL_VARIABLE, "")

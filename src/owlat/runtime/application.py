@@ -388,9 +388,13 @@ class Application:
                     await txn.flush()
                     write_set = txn.write_set()
                     ts = 0
-                    if write_set or txn.has_commit_ts:
+                    if txn.has_commit_ts:
                         ts = await txn.commit_ts()
                         await writer.record_commit(ts, write_set)
+                    elif write_set:
+                        ts = await writer.record_new_commit(
+                            write_set, catalog_version=catalog.version
+                        )
             except CatalogChangedError:
                 await self._reload_catalog(catalog.version)  # then retried on the new one
                 raise

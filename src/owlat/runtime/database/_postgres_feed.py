@@ -4,13 +4,21 @@
 `(ts, write set)` to `owlat_commits` and `NOTIFY`s the schema's channel with its ts. Every
 node runs:
 - a listener: one dedicated connection that `LISTEN`s and wakes the fetcher on each
-  announcement (and once after each (re)connection, to catch up on what it missed);
+  announcement of a commit not delivered yet (the payload is its ts: the node's own
+  commits, delivered by their committing tasks, cost no fetch), and once after each
+  (re)connection, to catch up on what it missed;
 - a fetcher: woken by the listener, or every `POLL_SECONDS` as a safety net, it reads the
   commits after the last one it delivered with one autocommit statement and delivers them
   in order. A commit of this node is fetched at once by the committing task itself
   (`committed`), under the same lock, so fetches never overlap or reorder. One statement
   sees a prefix of the commits in timestamp order (see postgres.py), so a commit is never
   skipped: a commit the fetcher does not see yet has a greater ts than every one it saw.
+- no fetch at all for a commit of this node that directly follows the last one delivered:
+  the writer learns, under the commit lock, the timestamp drawn just before its own
+  (`Recorded.previous`); every commit before it has a timestamp at most that one, so if
+  that is the last delivered commit, nothing lies between them, and the committing task
+  delivers its commit at once (`committed`). Otherwise (another node's commit, or a
+  failed transaction's unused timestamp, came in between) it fetches as above.
 The node's own commits are delivered as the Application made them (full documents), by the
 committing task itself: the fetcher stops before such a commit (`HOLD_SECONDS` at most),
 so that, as with SQLite, a mutation's listeners have run before its caller (a sync socket)
@@ -22,11 +30,10 @@ names the latest snapshot).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -51,6 +58,15 @@ HOLD_SECONDS = 2.0
 RETENTION_NS = 10 * 60 * 10**9
 PRUNE_EVERY_SECONDS = 60.0
 
+
+
+class Recorded(NamedTuple):
+    """A commit of this process whose transaction has been sent COMMIT."""
+
+    at: float  # time.monotonic() when it was recorded
+    previous: int  # the timestamp drawn just before it, under the commit lock
+
+
 Connect = Callable[[], Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]]
 Fetch = Callable[[str, tuple[Any, ...]], Awaitable[list[tuple[Any, ...]]]]
 
@@ -59,15 +75,21 @@ class PostgresCommitFeed:
     """Delivers every node's commits in order (see the module doc)."""
 
     def __init__(
-        self, connect: Connect, fetch: Fetch, statements: Statements, recorded: dict[int, float]
+        self,
+        connect: Connect,
+        fetch: Fetch,
+        statements: Statements,
+        recorded: dict[int, Recorded],
     ) -> None:
         self._connect = connect
         self._fetch = fetch
         self._sql = statements
-        self._recorded = recorded  # ts → when this process's writer recorded it
+        self._recorded = recorded  # ts → this process's commit, recorded by its writer
         self._deliver: Deliver | None = None
         self._delivered = 0
         self._wake = asyncio.Event()
+        self._announced = 0  # the newest ts announced by NOTIFY
+        self._catch_up = False  # fetch even if every announced commit was delivered
         self._own: dict[int, Commit] = {}
         self._fetching = asyncio.Lock()  # one fetch at a time, in order
         self._tasks: list[asyncio.Task[None]] = []
@@ -90,10 +112,13 @@ class PostgresCommitFeed:
         try:
             async with asyncio.timeout(OWN_COMMIT_WAIT_SECONDS), self._fetching:
                 while self._delivered < commit.ts:
-                    await self._deliver_next(hold=False)
+                    if not self._deliver_own():
+                        await self._deliver_next(hold=False)
+            if self._announced > self._delivered:
+                self._wake.set()  # another node's commit the fetcher held back for this one
         except (TimeoutError, EngineError) as error:
             logger.warning("commit %d not delivered yet (%r): the feed will", commit.ts, error)
-            self._wake.set()
+            self._fetch_soon()
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -103,23 +128,58 @@ class PostgresCommitFeed:
 
     # -- fetching ------------------------------------------------------------------------
 
+    def _fetch_soon(self) -> None:
+        """Wake the fetcher for a fetch whatever was announced."""
+        self._catch_up = True
+        self._wake.set()
+
+    def _heard(self, ts: int) -> None:
+        """A commit announced by NOTIFY: wake the fetcher unless it was delivered."""
+        self._announced = max(self._announced, ts)
+        if ts > self._delivered:
+            self._wake.set()
+
     async def _fetch_loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(POLL_SECONDS):
                     await self._wake.wait()
+            except TimeoutError:
+                self._catch_up = True  # the safety net: fetch whatever was announced
             self._wake.clear()
             try:
                 async with self._fetching:
-                    more = await self._deliver_next(hold=True)
+                    more = False
+                    if self._catch_up or self._announced > self._delivered:
+                        self._catch_up = False
+                        more = await self._deliver_next(hold=True)
                 await self._prune_now_and_then()
             except EngineError as error:
                 logger.warning("commit feed: %s; retrying", error)
                 await asyncio.sleep(RECONNECT_SECONDS)
-                self._wake.set()
+                self._fetch_soon()
                 continue
             if more:
-                self._wake.set()
+                self._fetch_soon()
+
+    def _deliver_own(self) -> bool:
+        """Deliver the commits of this process that directly follow the last one delivered
+        (see the module doc), without reading the log; whether there was one."""
+        delivered = False
+        while True:
+            following = [
+                ts
+                for ts in self._own
+                if (recorded := self._recorded.get(ts)) and recorded.previous == self._delivered
+            ]
+            if not following:
+                return delivered
+            ts = following[0]
+            del self._recorded[ts]
+            self._delivered = ts
+            assert self._deliver is not None
+            self._deliver(self._own.pop(ts))
+            delivered = True
 
     async def _deliver_next(self, *, hold: bool) -> bool:
         """Deliver the next batch of commits; whether there may be more. `hold`: stop at a
@@ -130,7 +190,7 @@ class PostgresCommitFeed:
         for ts, data in rows:
             ts = int(ts)
             recorded = self._recorded.get(ts)
-            if hold and recorded is not None and time.monotonic() - recorded < HOLD_SECONDS:
+            if hold and recorded is not None and time.monotonic() - recorded.at < HOLD_SECONDS:
                 return False
             self._recorded.pop(ts, None)
             commit = self._own.pop(ts, None)
@@ -161,9 +221,9 @@ class PostgresCommitFeed:
                     row = await cursor.fetchone()
                     assert row is not None
                     await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(row[0])))
-                    self._wake.set()  # catch up on commits made while not listening
-                    async for _ in connection.notifies():
-                        self._wake.set()
+                    self._fetch_soon()  # catch up on commits made while not listening
+                    async for notify in connection.notifies():
+                        self._heard(int(notify.payload))
             except (psycopg.Error, EngineError) as error:
                 logger.warning("commit feed: listener lost (%s); reconnecting", error)
             await asyncio.sleep(RECONNECT_SECONDS)

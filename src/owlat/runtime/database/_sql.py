@@ -26,6 +26,7 @@ class Statements:
     lock_commits: str
     allocate_ts: str
     record_commit: str
+    commit: str
     commit_channel: str
     commits_after: str
     prune_commits: str

@@ -196,6 +196,12 @@ class EngineWriter(EngineReader, Protocol):
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
         """Record the commit at `ts` (from `allocate_ts`) with what it changed."""
 
+    async def record_new_commit(self, write_set: WriteSet, *, catalog_version: int) -> int:
+        """`allocate_ts(catalog_version=...)` then `record_commit`, for a transaction that
+        has not drawn its timestamp, as its last call; returns the timestamp. An engine may
+        commit the transaction here (PostgreSQL: with its pending writes, in one round
+        trip), raising what COMMIT would; the end of the block then only releases it."""
+
     async def insert_documents(
         self,
         documents: Sequence[tuple[str, int, bytes]],

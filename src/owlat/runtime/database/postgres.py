@@ -35,11 +35,13 @@ mutation under contention, instead of a storm of them on a hot document).
 **Commit timestamps and the ordering argument.** A serializable transaction reads its
 start snapshot, so it cannot read "the latest timestamp", and a counter row that every
 writer updated would make all writers conflict. Instead, a writing transaction, after its
-last read, calls `owlat_allocate_ts()`, which takes the commit lock (if not yet held) and
+last read, calls `owlat_draw_ts_v1()`, which takes the commit lock (if not yet held) and
 draws `ts = greatest(nextval, now in ns, bound)` from the sequence `owlat_commit_ts`
 (sequences are not transactional: the draw sees every earlier draw, committed or not);
 the transaction then appends `(ts, write set)` to `owlat_commits` and commits, releasing
-the lock. Hence:
+the lock. The draw also returns the sequence's value before it (`previous`): the
+timestamp of the commit just before this one, or an unused one (a failed transaction's),
+which lets the commit feed deliver an own commit without reading the log. Hence:
 - *Strictly increasing, in commit order.* Two writers hold the lock one after the other;
   the later one draws from a sequence the earlier one already advanced, and PostgreSQL
   releases a transaction's locks only after its commit is visible to new snapshots
@@ -57,19 +59,31 @@ the lock. Hence:
   saw the other; each mutation is still serializable and every snapshot a prefix of commits.
 
 **Catalog version** (catalog.py): the sequence `owlat_catalog_version`, bumped under the
-commit lock by every catalog change and read by `owlat_allocate_ts_versioned` right after
-it takes the commit lock (sequences ignore snapshots, so the read sees the latest value, and
-no bump can be half-way while the lock is held). A writer whose catalog is older fails with
-`CatalogChangedError` in the same round trip that draws its timestamp.
+commit lock by every catalog change and read by `owlat_draw_ts_v1` right after it takes the
+commit lock (sequences ignore snapshots, so the read sees the latest value, and no bump can
+be half-way while the lock is held). A writer whose catalog is older fails there (SQLSTATE
+OW001) and gets `CatalogChangedError`, in the round trip that would draw its timestamp.
 
-**Deferred writes.** Document and index-entry writes, and the commit-log row, return
-nothing the runtime reads, so a writer queues them (after the commit lock, when the queue
-starts) and sends them in one psycopg pipeline with the next statement on its connection: a
-read (so reads still see the transaction's own writes), the timestamp draw, or COMMIT. A
-mutation that reads, writes and commits then costs BEGIN, its reads, one round trip for
-lock + writes + timestamp, and one for commit-log row + COMMIT, and holds the commit lock
-for about two round trips. An error of a queued write (a conflict: 40001) is raised by the
-statement it was sent with; the transaction is rolled back and retried as before.
+**Deferred statements.** BEGIN, document and index-entry writes, and the commit-log row
+return nothing the runtime reads, so a transaction queues them (writes after the commit
+lock, when they start) and sends them in one psycopg pipeline with the next statement on
+its connection: a read (so reads still see the transaction's own writes), the timestamp
+draw, or COMMIT. New documents and their index entries are one statement (a data-modifying
+WITH). The commit itself is one call (`record_new_commit`: `owlat_commit_v1` takes the
+lock, checks the catalog, draws the timestamp, appends the commit-log row and NOTIFYs) sent
+with the queue and COMMIT as one simple query, parameters bound on the client (one psycopg
+call instead of a pipeline of five; the server then plans those statements each time). A
+mutation that only writes is then one round trip of five statements (BEGIN, lock, writes,
+commit function, COMMIT), holding the commit lock only while the server runs the last
+three; one that reads costs a round trip per read as well. A mutation that needs its
+timestamp before the end (`Transaction.commit_ts`) draws it in the round trip of its
+writes and sends the commit-log row with COMMIT. An error of a queued statement (a
+conflict: 40001) is raised by the statement it was sent with (a failing statement of the
+simple query skips the rest, COMMIT too); the transaction is rolled back and retried.
+
+**The commit functions** (`owlat_draw_ts_v1`, `owlat_commit_v1`, sql/postgres.sql) are
+(re)created by every node's `open()`, so an existing database gets them in place; a
+version in the name lets a new signature coexist with nodes still running older code.
 
 **Pool size**: at most `pool_size` connections (`OWLAT_DATABASE_POOL_SIZE`, default 16),
 one per running transaction; more callers wait for a free one. The commit feed's LISTEN
@@ -89,7 +103,7 @@ import itertools
 import json
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -97,7 +111,7 @@ from typing import Any, Generic, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 
-from owlat.runtime.database._postgres_feed import PostgresCommitFeed
+from owlat.runtime.database._postgres_feed import PostgresCommitFeed, Recorded
 from owlat.runtime.database._sql import Statements, load_statements
 from owlat.runtime.database.commit_feed import encode_write_set
 from owlat.runtime.database.commits import WriteSet
@@ -109,6 +123,7 @@ DEFAULT_POOL_SIZE = 16
 # rows per multi-row INSERT: 3 parameters each, well under PostgreSQL's 65,535 per statement
 ROWS_PER_STATEMENT = 5000
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+CATALOG_CHANGED = "OW001"  # SQLSTATE of owlat_draw_ts_v1's catalog check
 _Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
 
@@ -116,37 +131,70 @@ def _translate(error: psycopg.Error) -> Exception:
     """A driver error as the runtime's: conflicts are retried, the rest is the operator's."""
     if isinstance(error, _CONFLICTS):
         return WriteConflictError(f"PostgreSQL: {error.sqlstate}: {error}")
+    if error.sqlstate == CATALOG_CHANGED:
+        return CatalogChangedError(f"The catalog changed ({error.diag.message_primary})")
     return EngineError(f"PostgreSQL: {error}")
 
 
-# Writes whose results nobody reads wait here, per connection, for the next statement on
-# it (a read, the timestamp, COMMIT ...), and go to the server in one pipeline with it: one
-# round trip instead of one per write (see "Deferred writes" in the module doc).
-_deferred: weakref.WeakKeyDictionary[_Connection, list[tuple[str, tuple[Any, ...]]]] = (
+# Statements whose results nobody reads (BEGIN, writes) wait here, per connection, for the
+# next statement on it (a read, the timestamp, COMMIT ...), and go to the server in one
+# pipeline with it: one round trip instead of one each (see "Deferred statements" in the
+# module doc). Parameters None: a command without parameters, sent unprepared.
+_deferred: weakref.WeakKeyDictionary[_Connection, list[tuple[str, tuple[Any, ...] | None]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
 async def _execute(
-    db: _Connection, statement: str, params: tuple[Any, ...] | None, prepare: bool | None
+    db: _Connection, statement: str, params: tuple[Any, ...] | None
 ) -> psycopg.AsyncCursor[tuple[Any, ...]]:
-    """Run a statement after the connection's deferred writes, in the same round trip.
-    `params` None: a command, sent as text (it may hold several statements)."""
-    binary = params is not None
+    """Run a statement after the connection's deferred ones, in the same round trip.
+    `params` None: a command."""
     deferred = _deferred.pop(db, None)
     if not deferred:
-        return await db.execute(statement, params, prepare=prepare, binary=binary)
+        return await _send(db, statement, params)
     async with db.pipeline():
         for queued, queued_params in deferred:
-            await db.execute(queued, queued_params, binary=True)
-        return await db.execute(statement, params, prepare=prepare, binary=binary)
+            await _send(db, queued, queued_params)
+        return await _send(db, statement, params)
+
+
+async def _execute_and_commit(
+    db: _Connection, statement: str, params: tuple[Any, ...]
+) -> psycopg.AsyncCursor[tuple[Any, ...]]:
+    """The connection's deferred statements, `statement` and COMMIT as one simple query: one
+    message, and one psycopg call instead of one per statement (a pipeline of five costs
+    about 1.6 times its CPU), at the price of binding parameters on the client and of the
+    server planning them each time. A failing statement skips the rest (COMMIT too)."""
+    queue = [*_deferred.pop(db, ()), (statement, params), ("COMMIT", None)]
+    cursor = psycopg.AsyncClientCursor(db)
+    text = "; ".join(
+        (query if args is None else cursor.mogrify(query, args)).rstrip(";")
+        for query, args in queue
+    )
+    await cursor.execute(text, prepare=False)
+    for _ in range(len(queue) - 2):  # to the result of `statement`
+        cursor.nextset()
+    return cursor
+
+
+def _send(
+    db: _Connection, statement: str, params: tuple[Any, ...] | None
+) -> Awaitable[psycopg.AsyncCursor[tuple[Any, ...]]]:
+    if params is None:  # a command: not prepared
+        return db.execute(statement, prepare=False)
+    return db.execute(statement, params, binary=True)
 
 
 async def _fetch(
-    db: _Connection, statement: str, params: tuple[Any, ...] = ()
+    db: _Connection, statement: str, params: tuple[Any, ...] = (), *, commit: bool = False
 ) -> list[tuple[Any, ...]]:
+    """`statement`'s rows (after the deferred statements); `commit`: and COMMIT after it."""
     try:
-        cursor = await _execute(db, statement, params, None)
+        if commit:
+            cursor = await _execute_and_commit(db, statement, params)
+        else:
+            cursor = await _execute(db, statement, params)
         return await cursor.fetchall() if cursor.description is not None else []
     except psycopg.Error as error:
         raise _translate(error) from error
@@ -155,7 +203,7 @@ async def _fetch(
 async def _command(db: _Connection, statement: str) -> None:
     """A statement without parameters or results (BEGIN, COMMIT, SAVEPOINT ...)."""
     try:
-        await _execute(db, statement, None, False)
+        await _execute(db, statement, None)
     except psycopg.Error as error:
         raise _translate(error) from error
 
@@ -164,6 +212,13 @@ async def _command(db: _Connection, statement: str) -> None:
 def _with_rows(template: str, row: str, count: int) -> str:
     """`template` with its `{rows}` placeholder filled with `count` times `row`."""
     return template.replace("{rows}", ", ".join([row] * count))
+
+
+@functools.lru_cache(maxsize=256)
+def _with_two(first: str, first_count: int, second: str, second_count: int) -> str:
+    """Two 3-value-row templates in one statement: `first` runs in a WITH of `second`."""
+    first = _with_rows(first, "(%s, %s, %s)", first_count).rstrip(";")
+    return f"WITH first AS ({first}) {_with_rows(second, '(%s, %s, %s)', second_count)}"
 
 
 class PostgresReader:
@@ -247,14 +302,15 @@ class PostgresReader:
 class PostgresWriter(PostgresReader):
     """Reads and writes through one connection inside a SERIALIZABLE transaction."""
 
-    __slots__ = ("_locked", "_recorded")
+    __slots__ = ("_locked", "_previous", "_recorded")
 
     def __init__(
-        self, connection: _Connection, sql: Statements, recorded: dict[int, float]
+        self, connection: _Connection, sql: Statements, recorded: dict[int, Recorded]
     ) -> None:
         super().__init__(connection, sql)
         self._recorded = recorded  # this process's commits about to be committed
         self._locked = False
+        self._previous = 0  # the draw before this transaction's timestamp
 
     async def lock_commits(self) -> None:
         """Take the commit lock (once): before the first write, so that a transaction holds
@@ -263,33 +319,48 @@ class PostgresWriter(PostgresReader):
             await _fetch(self._db, self._sql.lock_commits)
             self._locked = True
 
+    def _draw(self, row: tuple[Any, ...]) -> int:
+        """A (ts, previous) row of owlat_draw_ts_v1: remember `previous` for the feed."""
+        ts, self._previous = int(row[0]), int(row[1])
+        return ts
+
     async def _write(self, statement: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         await self.lock_commits()
         return await _fetch(self._db, statement, params)
 
     def _defer(self, statement: str, params: tuple[Any, ...]) -> None:
         """A write without results, sent with the next statement (after the commit lock)."""
-        queue = _deferred.setdefault(self._db, [])
+        self.defer_lock()
+        _deferred.setdefault(self._db, []).append((statement, params))
+
+    def defer_lock(self) -> None:
+        """Take the commit lock (once) with the next statement sent."""
         if not self._locked:
-            queue.append((self._sql.lock_commits, ()))
+            _deferred.setdefault(self._db, []).append((self._sql.lock_commits, ()))
             self._locked = True
-        queue.append((statement, params))
 
     async def set_global(self, name: str, value: int) -> None:
         await self._write(self._sql.set_global, (name, value))
 
     async def allocate_ts(self, at_least: int = 0, *, catalog_version: int | None = None) -> int:
-        self._locked = True  # owlat_allocate_ts takes the commit lock
+        self._locked = True  # owlat_draw_ts_v1 takes the commit lock
         if catalog_version is None:
             rows = await _fetch(self._db, self._sql.allocate_ts, (at_least,))
-            return int(rows[0][0])
-        rows = await _fetch(self._db, self._sql.allocate_ts_versioned, (at_least,))
-        ts, stored = rows[0]
-        if stored != catalog_version:
-            raise CatalogChangedError(
-                f"The catalog changed (version {catalog_version} → {stored}); reloading it"
-            )
-        return int(ts)
+        else:
+            params = (at_least, catalog_version)
+            rows = await _fetch(self._db, self._sql.allocate_ts_versioned, params)
+        return self._draw(rows[0])
+
+    async def record_new_commit(self, write_set: WriteSet, *, catalog_version: int) -> int:
+        """Lock, catalog check, timestamp, commit-log row and NOTIFY in one function call,
+        sent with the pending writes and COMMIT: the transaction has committed on return."""
+        self._locked = True
+        params = (0, catalog_version, encode_write_set(write_set))
+        rows = await _fetch(self._db, self._sql.commit, params, commit=True)
+        ts = self._draw(rows[0])
+        # no await since the COMMIT: the feed cannot have fetched this commit yet
+        self._recorded[ts] = Recorded(time.monotonic(), self._previous)
+        return ts
 
     async def catalog_version(self) -> int:
         await self.lock_commits()  # the sequence is read outside snapshots: under the lock
@@ -307,13 +378,23 @@ class PostgresWriter(PostgresReader):
 
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
         self._defer(self._sql.record_commit, (ts, encode_write_set(write_set)))  # with COMMIT
-        self._recorded[ts] = time.monotonic()
+        self._recorded[ts] = Recorded(time.monotonic(), self._previous)
 
     async def insert_documents(
         self,
         documents: Sequence[tuple[str, int, bytes]],
         entries: Sequence[tuple[int, bytes, str]],
     ) -> None:
+        if 0 < len(documents) <= ROWS_PER_STATEMENT and 0 < len(entries) <= ROWS_PER_STATEMENT:
+            # one statement for both (a data-modifying WITH): one less to send and parse
+            statement = _with_two(
+                self._sql.insert_documents,
+                len(documents),
+                self._sql.insert_index_entries,
+                len(entries),
+            )
+            self._defer(statement, tuple(itertools.chain(*documents, *entries)))
+            return
         self._defer_rows(self._sql.insert_documents, documents)
         self._defer_rows(self._sql.insert_index_entries, entries)
 
@@ -398,15 +479,9 @@ class _Transaction(Generic[_Access]):
     async def __aenter__(self) -> _Access:
         connection = await self._engine._acquire()
         access = self._access(connection)
-        try:
-            await _command(connection, self._begin)
-            if self._exclusive and isinstance(access, PostgresWriter):
-                await access.lock_commits()  # before the snapshot: it sees every commit
-        except BaseException:
-            if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                await connection.close()
-            await self._engine._release(connection)
-            raise
+        _deferred[connection] = [(self._begin, None)]  # sent with the first statement
+        if self._exclusive and isinstance(access, PostgresWriter):
+            access.defer_lock()  # before the snapshot: it sees every commit
         self._connection = connection
         return access
 
@@ -419,15 +494,18 @@ class _Transaction(Generic[_Access]):
         connection = self._connection
         assert connection is not None
         self._connection = None
+        idle = psycopg.pq.TransactionStatus.IDLE
         try:
             if error is not None:
                 _deferred.pop(connection, None)  # never sent: the transaction is abandoned
-                if not connection.closed:
+                if not connection.closed and connection.info.transaction_status != idle:
                     try:
                         await connection.execute("ROLLBACK", prepare=False)
                     except psycopg.Error:
                         await connection.close()  # broken: the pool drops it
                 return
+            if connection.info.transaction_status == idle and not _deferred.get(connection):
+                return  # committed already (record_new_commit)
             try:
                 await _command(connection, "COMMIT")
             except WriteConflictError:
@@ -456,7 +534,7 @@ class PostgresEngine:
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[_Connection] = []
         self._open = False
-        self._recorded: dict[int, float] = {}  # see PostgresCommitFeed
+        self._recorded: dict[int, Recorded] = {}  # see PostgresCommitFeed
 
     async def _connect(self) -> _Connection:
         try:

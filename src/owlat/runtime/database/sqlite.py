@@ -189,6 +189,9 @@ class SqliteWriter(SqliteReader):
         if ts != self._allocated:  # else allocate_ts stored it, in this transaction
             _execute(self._db, self._sql.record_commit, (ts,))
 
+    async def record_new_commit(self, write_set: WriteSet, *, catalog_version: int) -> int:
+        return await self.allocate_ts(catalog_version=catalog_version)  # also records it
+
     async def insert_documents(
         self,
         documents: Sequence[tuple[str, int, bytes]],

@@ -47,17 +47,6 @@ CREATE TABLE IF NOT EXISTS owlat_commits (
 );
 CREATE SEQUENCE IF NOT EXISTS owlat_commit_ts;
 CREATE TABLE IF NOT EXISTS owlat_commit_lock ();
-CREATE OR REPLACE FUNCTION owlat_allocate_ts(at_least bigint) RETURNS bigint
-LANGUAGE plpgsql AS $$
-BEGIN
-    LOCK TABLE owlat_commit_lock IN EXCLUSIVE MODE;
-    RETURN setval('owlat_commit_ts', greatest(
-        nextval('owlat_commit_ts'),
-        (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint,
-        at_least
-    ));
-END
-$$;
 
 -- name: get_global
 -- One persisted global integer (e.g. the next table number).
@@ -83,8 +72,8 @@ LOCK TABLE owlat_commit_lock IN EXCLUSIVE MODE;
 -- name: allocate_ts
 -- Take the commit lock (again: a transaction may re-take a lock it holds) and draw a
 -- timestamp greater than every earlier one, at least the database clock in ns and at least
--- the parameter.
-SELECT owlat_allocate_ts(%s);
+-- the parameter; also the draw before it (owlat_draw_ts_v1).
+SELECT ts, previous FROM owlat_draw_ts_v1(%s, NULL);
 
 -- name: record_commit
 -- Append this transaction's commit (timestamp, encoded write set) to the commit log and
@@ -92,6 +81,12 @@ SELECT owlat_allocate_ts(%s);
 -- commits; the channel is per schema).
 WITH c AS (INSERT INTO owlat_commits (ts, write_set) VALUES (%s, %s) RETURNING ts)
 SELECT pg_notify('owlat_commits_' || current_schema(), ts::text) FROM c;
+
+-- name: commit
+-- A whole commit in one call, sent with the transaction's pending writes and COMMIT (one
+-- round trip): the commit lock, the catalog check, the timestamp draw, the commit-log row
+-- and NOTIFY (owlat_commit_v1); params: at_least, catalog version, encoded write set.
+SELECT ts, previous FROM owlat_commit_v1(%s, %s, %s);
 
 -- name: commit_channel
 -- The LISTEN channel of this schema's commit announcements.
@@ -242,19 +237,51 @@ CREATE TABLE IF NOT EXISTS owlat_index_backfills (
     index_id bigint PRIMARY KEY
 );
 CREATE SEQUENCE IF NOT EXISTS owlat_catalog_version;
-CREATE OR REPLACE FUNCTION owlat_allocate_ts_versioned(
-    at_least bigint, OUT ts bigint, OUT catalog_version bigint
+-- The commit functions. Their names carry a version: a new signature gets a new name, so
+-- nodes still running the code before it keep theirs while both share the database; every
+-- node's open (re)creates its own in place, in this transaction.
+-- owlat_draw_ts_v1: take the commit lock; if `expected_catalog` is given and the stored
+-- catalog version differs, fail with SQLSTATE OW001 (the writer reloads its catalog and
+-- retries); draw `ts` = greatest(nextval, database clock in ns, at_least) from
+-- owlat_commit_ts; `previous` is the sequence's value before that draw: the ts of the
+-- commit before this one if that commit succeeded (every draw happens under the lock, and
+-- sequences ignore snapshots), else a gap (the commit feed then reads the log).
+CREATE OR REPLACE FUNCTION owlat_draw_ts_v1(
+    at_least bigint, expected_catalog bigint, OUT ts bigint, OUT previous bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+    stored bigint;
+BEGIN
+    LOCK TABLE owlat_commit_lock IN EXCLUSIVE MODE;
+    IF expected_catalog IS NOT NULL THEN
+        SELECT last_value INTO stored FROM owlat_catalog_version;
+        IF stored <> expected_catalog THEN
+            RAISE EXCEPTION 'version % → %', expected_catalog, stored USING ERRCODE = 'OW001';
+        END IF;
+    END IF;
+    SELECT last_value INTO previous FROM owlat_commit_ts;
+    ts := setval('owlat_commit_ts', greatest(
+        nextval('owlat_commit_ts'),
+        (extract(epoch FROM clock_timestamp()) * 1000000000)::bigint,
+        at_least
+    ));
+END
+$$;
+-- owlat_commit_v1: owlat_draw_ts_v1, then the commit-log row and its NOTIFY (record_commit).
+CREATE OR REPLACE FUNCTION owlat_commit_v1(
+    at_least bigint, expected_catalog bigint, write_set bytea, OUT ts bigint, OUT previous bigint
 ) LANGUAGE plpgsql AS $$
 BEGIN
-    ts := owlat_allocate_ts(at_least);
-    SELECT last_value INTO catalog_version FROM owlat_catalog_version;
+    SELECT d.ts, d.previous INTO ts, previous FROM owlat_draw_ts_v1(at_least, expected_catalog) AS d;
+    INSERT INTO owlat_commits VALUES (ts, write_set);
+    PERFORM pg_notify('owlat_commits_' || current_schema(), ts::text);
 END
 $$;
 
 -- name: allocate_ts_versioned
--- allocate_ts, plus the catalog version read under the commit lock it takes (one round
--- trip: the writer compares it with the version of the catalog it wrote index entries for).
-SELECT ts, catalog_version FROM owlat_allocate_ts_versioned(%s);
+-- allocate_ts, failing with SQLSTATE OW001 if the stored catalog version is not the
+-- parameter (checked under the commit lock the draw takes): one round trip.
+SELECT ts, previous FROM owlat_draw_ts_v1(%s, %s);
 
 -- name: catalog_version
 -- The current catalog version (not transactional: read it under the commit lock).

@@ -66,6 +66,10 @@ RETURNING value;
 INSERT INTO owlat_globals (name, value) VALUES ('last_ts', ?)
 ON CONFLICT (name) DO UPDATE SET value = excluded.value;
 
+-- name: commit
+-- Not used: a SQLite commit is allocate_ts (which stores the timestamp) and COMMIT.
+SELECT ? WHERE 0 AND ? AND ?;
+
 -- name: commit_channel
 -- SQLite announces nothing: its feed is in-process (commit_feed.py).
 SELECT NULL;
