@@ -120,6 +120,7 @@ def _expressions() -> list[tuple[str, Build]]:
                 (f"is_type({path}, {name})", lambda q, p=path, n=name: q.is_type(q.field(p), n))
             )
         cases.append((f"bare {path}", lambda q, p=path: q.field(p)))
+        cases += _same_field_combinations(path)
     cases += [
         ("not eq", lambda q: q.not_(q.eq(q.field("value"), "a"))),
         ("not unknown", lambda q: q.not_(q.eq(q.field("value"), [2.0]))),
@@ -149,6 +150,50 @@ def _expressions() -> list[tuple[str, Build]]:
         ("empty or", lambda q: q.or_()),
         ("literal true", lambda q: q.eq(1.0, 1.0)),
     ]
+    return cases
+
+
+def _same_field_combinations(path: str) -> list[tuple[str, Build]]:
+    """Tests of one field under AND / OR / NOT, which the compiler merges into one CASE
+    over the field's type (segment conditions are shaped like these)."""
+    tests: list[tuple[str, Build]] = [
+        ("is_number", lambda q: q.is_type(q.field(path), "number")),
+        ("is_string", lambda q: q.is_type(q.field(path), "string")),
+        ("is_undefined", lambda q: q.is_type(q.field(path), "undefined")),
+        ("gte 2", lambda q: q.gte(q.field(path), 2.0)),
+        ("lt 2.5", lambda q: q.lt(q.field(path), 2.5)),
+        ("eq ''", lambda q: q.eq(q.field(path), "")),
+        ("eq null", lambda q: q.eq(q.field(path), None)),
+        ("eq object", lambda q: q.eq(q.field(path), {"a": 2.0})),
+        ("lower eq abc", lambda q: q.eq(q.lower(q.field(path)), "abc")),
+        ("contains lower b", lambda q: q.contains(q.lower(q.field(path)), "b")),
+        ("starts_with a", lambda q: q.starts_with(q.field(path), "a")),
+        ("includes a", lambda q: q.includes(q.field(path), "a")),
+        ("bare", lambda q: q.field(path)),
+    ]
+    cases: list[tuple[str, Build]] = []
+    for (name_a, a), (name_b, b) in zip(tests, tests[1:] + tests[:1], strict=True):
+        for op in ("and_", "or_"):
+            cases.append(
+                (
+                    f"{op}({name_a}, {name_b}) on {path}",
+                    lambda q, o=op, x=a, y=b: getattr(q, o)(x(q), y(q)),
+                )
+            )
+        cases.append(
+            (
+                f"not and({name_a}, not {name_b}) on {path}",
+                lambda q, x=a, y=b: q.not_(q.and_(x(q), q.not_(y(q)))),
+            )
+        )
+        cases.append(
+            (
+                f"or(and({name_a}, tag), {name_b}, not {name_a}) on {path}",
+                lambda q, x=a, y=b: q.or_(
+                    q.and_(x(q), q.eq(q.field("tag"), "t1")), y(q), q.not_(x(q))
+                ),
+            )
+        )
     return cases
 
 
@@ -233,6 +278,21 @@ def test_common_conditions_are_decided_in_sql() -> None:
             assert predicate.sql != UNKNOWN
     assert compile_filters(SqliteDialect(), [q.gt(q.add(q.field("x"), 1.0), 2.0)]) is None
     assert compile_filters(SqliteDialect(), [q.eq(q.field('we"ird'), 1.0)]) is None
+
+
+@pytest.mark.parametrize(
+    ("dialect", "reads_type"),
+    [(SqliteDialect(), "json_type("), (PostgresDialect(), "jsonb_typeof(")],
+)
+def test_tests_of_one_field_read_its_type_once(dialect: Any, reads_type: str) -> None:
+    q = FilterBuilder()
+    score, plan = q.field("properties.score"), q.field("properties.plan")
+    condition = q.and_(q.is_type(score, "number"), q.gte(score, 50.0))  # a segment's `gte`
+    negated = q.not_(q.and_(q.is_type(score, "number"), q.lt(score, 10.0)))
+    predicate = compile_filters(dialect, [q.and_(condition, negated, q.eq(q.lower(plan), "pro"))])
+    assert predicate is not None
+    assert predicate.sql.count(reads_type) == 2  # score once, plan once
+    assert predicate.sql.count("?" if dialect.placeholder == "?" else "%s") == len(predicate.params)
 
 
 async def test_count_reads_the_whole_range_and_skips_nothing_it_cannot_decide(

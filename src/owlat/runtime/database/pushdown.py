@@ -17,6 +17,7 @@ false, string, array, object (object = unknown unless the test is about strings/
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from typing import Any
@@ -69,6 +70,42 @@ def _compare_branch(json_type: str, op: str, literal: Any) -> Predicate | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _ByType:
+    """A test of one field decided by its JSON type: one branch per type, rendered as one
+    `CASE` over the type. Kept unrendered while the tree is compiled, so that tests of the
+    same field under one AND / OR (or a NOT) become one `CASE` whose branches are combined:
+    both tests pick the same branch for a row, so the result is the same, and the type is
+    read once instead of once per test (a number condition is `is_number AND compare`)."""
+
+    field: str
+    branches: dict[str, Predicate]
+
+
+_Node = Predicate | _ByType
+
+
+def _combine(op: str, left: Predicate, right: Predicate) -> Predicate:
+    """`left AND right` (op "and") or `left OR right`, constants folded (exact in SQL's
+    three-valued logic: FALSE AND NULL is FALSE, TRUE OR NULL is TRUE)."""
+    absorbing, neutral = (FALSE, TRUE) if op == "and" else (TRUE, FALSE)
+    if absorbing in (left.sql, right.sql):
+        return Predicate(absorbing, ())
+    if left.sql == neutral:
+        return right
+    if right.sql == neutral:
+        return left
+    joiner = " AND " if op == "and" else " OR "
+    return Predicate(f"({left.sql}{joiner}{right.sql})", left.params + right.params)
+
+
+def _negate(part: Predicate) -> Predicate:
+    flipped = {TRUE: FALSE, FALSE: TRUE, UNKNOWN: UNKNOWN}.get(part.sql)
+    if flipped is not None:
+        return Predicate(flipped, ())
+    return Predicate(f"(NOT {part.sql})", part.params)
+
+
 class Compiler:
     """Translates one expression tree for one dialect."""
 
@@ -76,17 +113,52 @@ class Compiler:
         self.d = dialect
 
     def predicate(self, expression: Expression) -> Predicate:
+        return self._render(self._node(expression))
+
+    def _render(self, node: _Node) -> Predicate:
+        if isinstance(node, _ByType):
+            return self.d.by_type(node.field, node.branches)
+        return node
+
+    def _logical(self, expression: Logical) -> _Node:
+        nodes = [self._node(operand) for operand in expression.operands]
+        if expression.op == "not":
+            (node,) = nodes
+            if isinstance(node, _ByType):
+                return _ByType(node.field, {t: _negate(b) for t, b in node.branches.items()})
+            return _negate(node)
+        if not nodes:
+            return _const(expression.op == "and")
+        order: list[Predicate | str] = []  # a str: the field whose tests `fields` holds
+        fields: dict[str, _ByType] = {}
+        for node in nodes:
+            if isinstance(node, Predicate):
+                order.append(node)
+            elif node.field not in fields:
+                fields[node.field] = node
+                order.append(node.field)
+            else:
+                first = fields[node.field]
+                fields[node.field] = _ByType(
+                    node.field,
+                    {
+                        json_type: _combine(expression.op, branch, node.branches[json_type])
+                        for json_type, branch in first.branches.items()
+                    },
+                )
+        merged = [fields[item] if isinstance(item, str) else item for item in order]
+        if len(merged) == 1:
+            return merged[0]
+        parts = [self._render(node) for node in merged]
+        joiner = " AND " if expression.op == "and" else " OR "
+        return Predicate(
+            "(" + joiner.join(p.sql for p in parts) + ")",
+            tuple(param for p in parts for param in p.params),
+        )
+
+    def _node(self, expression: Expression) -> _Node:
         if isinstance(expression, Logical):
-            parts = [self.predicate(operand) for operand in expression.operands]
-            if expression.op == "not":
-                return Predicate(f"(NOT {parts[0].sql})", parts[0].params)
-            joiner = " AND " if expression.op == "and" else " OR "
-            if not parts:
-                return _const(expression.op == "and")
-            return Predicate(
-                "(" + joiner.join(p.sql for p in parts) + ")",
-                tuple(param for p in parts for param in p.params),
-            )
+            return self._logical(expression)
         if isinstance(expression, Compare):
             return self._compare(expression)
         if isinstance(expression, StringTest):
@@ -102,15 +174,13 @@ class Compiler:
             return _const(expression.value is True)
         return _UNKNOWN
 
-    def _by_type(
-        self, field: str, branches: dict[str, Predicate], default: str = FALSE
-    ) -> Predicate:
+    def _by_type(self, field: str, branches: dict[str, Predicate], default: str = FALSE) -> _ByType:
         complete = {
             json_type: branches.get(json_type, Predicate(default, ()))
             for json_type in ("missing", "null", "number", "true", "false", "string", "array")
         }
         complete["object"] = branches.get("object", Predicate(default, ()))
-        return self.d.by_type(field, complete)
+        return _ByType(field, complete)
 
     @staticmethod
     def _field_of(expression: Expression) -> tuple[str, bool] | None:
@@ -125,7 +195,7 @@ class Compiler:
         text = self.d.text(path)
         return self.d.lower(text) if lowered else text
 
-    def _compare(self, expression: Compare) -> Predicate:
+    def _compare(self, expression: Compare) -> _Node:
         left, right, op = expression.left, expression.right, expression.op
         if isinstance(left, Literal) and isinstance(right, Literal):
             return _const(_TESTS[op](compare_values(left.value, right.value)))
@@ -154,9 +224,7 @@ class Compiler:
                 branches[json_type] = _UNKNOWN  # PostgreSQL text cannot hold NUL
             elif json_type == "string":
                 compared = f"{self._text(path, lowered)} {_SQL_OP[op]} {self.d.placeholder}"
-                branches[json_type] = Predicate(
-                    self.d.string_test(path, compared), (literal,)
-                )
+                branches[json_type] = Predicate(self.d.string_test(path, compared), (literal,))
             elif json_type == "number" and math.isfinite(literal) and literal != 0.0:
                 branches[json_type] = Predicate(
                     f"{self.d.number(path)} {_SQL_OP[op]} {self.d.placeholder}", (literal,)
@@ -170,7 +238,7 @@ class Compiler:
                 branches[json_type] = _UNKNOWN
         return self._by_type(path, branches)
 
-    def _string_test(self, expression: StringTest) -> Predicate:
+    def _string_test(self, expression: StringTest) -> _Node:
         target = self._field_of(expression.text)
         part = expression.part
         if target is None or not isinstance(part, Literal):
@@ -185,7 +253,7 @@ class Compiler:
         string = Predicate(self.d.string_test(path, test), (part.value,))
         return self._by_type(path, {"string": string})
 
-    def _includes(self, expression: Includes) -> Predicate:
+    def _includes(self, expression: Includes) -> _Node:
         if not isinstance(expression.array, Field) or not isinstance(expression.value, Literal):
             return _UNKNOWN
         value = expression.value.value
@@ -200,7 +268,7 @@ class Compiler:
             test = Predicate(self.d.string_test(expression.array.path, test.sql), test.params)
         return self._by_type(expression.array.path, {"array": test})
 
-    def _is_type(self, expression: IsType) -> Predicate:
+    def _is_type(self, expression: IsType) -> _Node:
         if not isinstance(expression.operand, Field):
             return _UNKNOWN
         name = expression.name
