@@ -24,13 +24,13 @@ from collections.abc import Collection
 from typing import Any
 
 from owlat.app.lib import csv_import
+from owlat.app.lib.activities import activity_record, record_activity
 from owlat.app.lib.audience import clean_email, clean_property_value, property_definitions
 from owlat.app.lib.contacts import (
     clean_fields,
     contact_patch,
     contact_record,
     live_by_email,
-    record_activity,
 )
 from owlat.app.lib.errors import AppError
 from owlat.app.lib.list_subscriptions import ListBatch
@@ -118,7 +118,9 @@ class _Batch:
         self.targets: list[str] = [found["mapping"][column] for column in columns]
         self.columns = columns
         self.counts = {"imported": 0, "updated": 0, "skipped": 0, "failed": 0}
+        # contacts by email as they now are; a new one has no `_id` until it is written
         self.seen: dict[str, dict[str, Any]] = {}
+        self.new: list[dict[str, Any]] = []  # new contacts not yet written, in row order
         self.definitions: dict[str, dict[str, Any]] = {}
         self.list_batch: ListBatch | None = None
 
@@ -134,6 +136,7 @@ class _Batch:
         return self.list_batch is not None
 
     async def finish(self) -> None:
+        await self._write_new()
         if self.list_batch is not None:
             await self.list_batch.flush()
 
@@ -192,10 +195,17 @@ class _Batch:
 
     async def _upsert(self, email: str, fields: dict[str, Any], properties: dict[str, Any]) -> None:
         existing = self.seen.get(email)
+        if existing is not None and "_id" not in existing:  # new in this batch: write it now
+            await self._write_new()
+            existing = self.seen[email]
         if existing is None:
             existing = await live_by_email(self.ctx, self.organization_id, email)
         if existing is None:
-            self.seen[email] = await self._insert(email, fields, properties)
+            record = contact_record(
+                self.organization_id, email, "import", fields, properties, now_ms()
+            )
+            self.new.append(record)
+            self.seen[email] = record
             self.counts["imported"] += 1
             return
         if self.found["onDuplicate"] == "skip":
@@ -208,19 +218,26 @@ class _Batch:
             contact = await self.list_batch.add(contact)
         self.seen[email] = contact
 
-    async def _insert(
-        self, email: str, fields: dict[str, Any], properties: dict[str, Any]
-    ) -> dict[str, Any]:
-        now = now_ms()
-        record = contact_record(self.organization_id, email, "import", fields, properties, now)
+    async def _write_new(self) -> None:
+        """Insert the new contacts held so far, with their activities (and memberships):
+        one `insert_many` per table."""
+        records, self.new = self.new, []
+        if not records:
+            return
         metadata = {"importId": str(self.found["_id"])}
         if self.list_batch is not None:
-            return await self.list_batch.insert_contact(record, "imported", metadata)
-        contact = {**record, "_id": await self.ctx.db.insert("contacts", record)}
-        await record_activity(
-            self.ctx, contact, "imported", metadata, self.found.get("createdBy"), now
-        )
-        return contact
+            contacts = await self.list_batch.insert_contacts(records, "imported", metadata)
+        else:
+            ids = await self.ctx.db.insert_many("contacts", records)
+            contacts = [{**record, "_id": i} for record, i in zip(records, ids, strict=True)]
+            user_id = self.found.get("createdBy")
+            activities = [
+                activity_record(c, "imported", dict(metadata), user_id, c["createdAt"])
+                for c in contacts
+            ]
+            await self.ctx.db.insert_many("contactActivities", activities)
+        for contact in contacts:
+            self.seen[contact["email"]] = contact
 
     async def _update(
         self, contact: dict[str, Any], fields: dict[str, Any], properties: dict[str, Any]

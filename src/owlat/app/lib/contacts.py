@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from owlat.app.lib.activities import record_activity
 from owlat.app.lib.audience import (
     clean_email,
     clean_property_value,
@@ -153,27 +154,6 @@ async def live_by_email(ctx: QueryCtx, organization_id: str, email: str) -> dict
     )
     live = [row for row in rows if row.get("deletedAt") is None]
     return dict(live[0]) if live else None
-
-
-async def record_activity(
-    ctx: MutationCtx,
-    contact: dict[str, Any],
-    activity_type: str,
-    metadata: dict[str, str] | None,
-    user_id: str | None,
-    at: float,
-) -> None:
-    record: dict[str, Any] = {
-        "organizationId": contact["organizationId"],
-        "contactId": contact["_id"],
-        "activityType": activity_type,
-        "occurredAt": at,
-    }
-    if metadata:
-        record["metadata"] = metadata
-    if user_id is not None:
-        record["userId"] = user_id
-    await ctx.db.insert("contactActivities", record)
 
 
 async def clean_properties(

@@ -1,9 +1,10 @@
 """`ctx.db`: the database API that app functions use.
 
 `DatabaseReader` (queries) has `get`, `query`, `normalize_id` and `system` (read-only access
-to system tables such as `_storage`); `DatabaseWriter` (mutations) adds `insert`, `patch`,
-`replace`, `delete` and `new_id`. Every method that takes an id also accepts the table name
-first, as newer Convex clients do: `ctx.db.get("contacts", contact_id)`.
+to system tables such as `_storage`); `DatabaseWriter` (mutations) adds `insert`,
+`insert_many`, `patch`, `replace`, `delete` and `new_id`. Every method that takes an id
+also accepts the table name first, as newer Convex clients do:
+`ctx.db.get("contacts", contact_id)`.
 
 Patch spelling in Python: `ctx.db.patch(id, {"a": 1, "b": None, "c": UNDEFINED})` sets `a`,
 sets `b` to null, and removes `c` (`UNDEFINED` is exported by `owlat.runtime`).
@@ -14,6 +15,7 @@ that has some.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from owlat.runtime.database.catalog import TableInfo
@@ -30,7 +32,7 @@ from owlat.runtime.triggers import Change, TriggerRunner
 from owlat.runtime.types import UNDEFINED, Document
 from owlat.runtime.values.ids import new_id, table_number_of
 
-_WRITE_METHODS = frozenset({"insert", "patch", "replace", "delete", "new_id"})
+_WRITE_METHODS = frozenset({"insert", "insert_many", "patch", "replace", "delete", "new_id"})
 
 
 class DatabaseReader:
@@ -147,14 +149,33 @@ class DatabaseWriter(DatabaseReader):
     async def insert(self, table: str, value: Document) -> str:
         """Insert a document (validated against the schema); returns its new id."""
         info = self._table(table)
-        fields = self._fields("db.insert", value)
-        for name in SYSTEM_FIELDS:
-            if name in fields:
-                raise SchemaError(f"db.insert(): {name} is a system field and cannot be set")
-        validated = info.definition.validate(info.name, fields, self._txn.catalog.table_name_of_id)
-        document_id = await self._txn.insert(info, validated)
+        document_id = await self._txn.insert(info, self._new_fields("db.insert", info, value))
         await self._fire(info, document_id, None)
         return document_id
+
+    def _new_fields(self, op: str, info: TableInfo, value: Any) -> Document:
+        """A new document's fields, validated against the table's schema."""
+        fields = self._fields(op, value)
+        for name in SYSTEM_FIELDS:
+            if name in fields:
+                raise SchemaError(f"{op}(): {name} is a system field and cannot be set")
+        return info.definition.validate(info.name, fields, self._txn.catalog.table_name_of_id)
+
+    async def insert_many(self, table: str, values: Sequence[Document]) -> list[str]:
+        """Insert documents into one table; returns their new ids, in order.
+
+        What `insert` of each in turn does (each validated against the schema, written,
+        recorded in the commit's write set), in one step for a batch (an import's): every
+        document is validated before any is written, so one that fails writes nothing. The
+        table's triggers then run once per document, in order, each with the document as
+        stored (`old` None): after the last insert, so a trigger sees the whole batch."""
+        info = self._table(table)
+        validated = [self._new_fields("db.insert_many", info, value) for value in values]
+        document_ids = await self._txn.insert_many(info, validated)
+        if self._triggers is not None and self._triggers.watches(info.name):
+            for document_id in document_ids:
+                await self._fire(info, document_id, None)
+        return document_ids
 
     def new_id(self, table: str) -> str:
         """A fresh id of `table` that no document has, made as `insert` makes one (the time,
