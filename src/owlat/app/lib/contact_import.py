@@ -30,7 +30,7 @@ from owlat.app.lib.contacts import (
     clean_fields,
     contact_patch,
     contact_record,
-    live_by_email,
+    live_by_emails,
 )
 from owlat.app.lib.errors import AppError
 from owlat.app.lib.list_subscriptions import ListBatch
@@ -81,13 +81,7 @@ async def apply_rows(
     if not await batch.prepare():
         await mark_failed(ctx, found["_id"], "The mailing list was deleted")
         return {"byteOffset": found["byteOffset"], "stop": True}
-    for index, cells in enumerate(rows):
-        number = int(found["rowsDone"]) + index + 1
-        if index in unclosed:
-            await batch.failed(number, None, csv_import.UNCLOSED)
-        else:
-            await batch.row(number, cells)
-    await batch.finish()
+    await batch.apply(int(found["rowsDone"]), rows, unclosed)
     counts = batch.counts
     await ctx.db.patch(
         found["_id"],
@@ -121,6 +115,7 @@ class _Batch:
         # contacts by email as they now are; a new one has no `_id` until it is written
         self.seen: dict[str, dict[str, Any]] = {}
         self.new: list[dict[str, Any]] = []  # new contacts not yet written, in row order
+        self.existing: dict[str, dict[str, Any]] = {}  # contacts by email before the batch
         self.definitions: dict[str, dict[str, Any]] = {}
         self.list_batch: ListBatch | None = None
 
@@ -135,17 +130,27 @@ class _Batch:
         )
         return self.list_batch is not None
 
-    async def finish(self) -> None:
+    async def apply(self, done: int, rows: list[list[str]], unclosed: Collection[int]) -> None:
+        """Apply `rows` (numbered from `done` + 1): their values are checked first, every
+        email's contact is then read in one step, then each row is applied in order."""
+        values: list[tuple[str, dict[str, Any], dict[str, Any]] | _RowError] = []
+        for index, cells in enumerate(rows):
+            try:
+                if index in unclosed:
+                    raise _RowError(None, csv_import.UNCLOSED)
+                values.append(self._values(cells))
+            except _RowError as error:
+                values.append(error)
+        emails = list(dict.fromkeys(v[0] for v in values if not isinstance(v, _RowError)))
+        self.existing = await live_by_emails(self.ctx, self.organization_id, emails)
+        for index, value in enumerate(values):
+            if isinstance(value, _RowError):
+                await self.failed(done + index + 1, value.column, value.reason)
+            else:
+                await self._upsert(*value)
         await self._write_new()
         if self.list_batch is not None:
             await self.list_batch.flush()
-
-    async def row(self, number: int, cells: list[str]) -> None:
-        try:
-            email, fields, properties = self._values(cells)
-            await self._upsert(email, fields, properties)
-        except _RowError as error:
-            await self.failed(number, error.column, error.reason)
 
     async def failed(self, number: int, column: str | None, reason: str) -> None:
         """Count row `number` as failed (its error stored while under the cap)."""
@@ -199,7 +204,7 @@ class _Batch:
             await self._write_new()
             existing = self.seen[email]
         if existing is None:
-            existing = await live_by_email(self.ctx, self.organization_id, email)
+            existing = self.existing.get(email)
         if existing is None:
             record = contact_record(
                 self.organization_id, email, "import", fields, properties, now_ms()

@@ -1,10 +1,10 @@
 """`ctx.db`: the database API that app functions use.
 
-`DatabaseReader` (queries) has `get`, `query`, `normalize_id` and `system` (read-only access
-to system tables such as `_storage`); `DatabaseWriter` (mutations) adds `insert`,
-`insert_many`, `patch`, `replace`, `delete` and `new_id`. Every method that takes an id
-also accepts the table name first, as newer Convex clients do:
-`ctx.db.get("contacts", contact_id)`.
+`DatabaseReader` (queries) has `get`, `query`, `lookup` (many index prefixes at once),
+`normalize_id` and `system` (read-only access to system tables such as `_storage`);
+`DatabaseWriter` (mutations) adds `insert`, `insert_many`, `patch`, `replace`, `delete`
+and `new_id`. Every method that takes an id also accepts the table name first, as newer
+Convex clients do: `ctx.db.get("contacts", contact_id)`.
 
 Patch spelling in Python: `ctx.db.patch(id, {"a": 1, "b": None, "c": UNDEFINED})` sets `a`,
 sets `b` to null, and removes `c` (`UNDEFINED` is exported by `owlat.runtime`).
@@ -19,11 +19,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from owlat.runtime.database.catalog import TableInfo
-from owlat.runtime.database.query import Query
+from owlat.runtime.database.query import IndexRange, Query
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import (
     DocumentNotFoundError,
     InvalidIdError,
+    QueryBuildError,
     ReadOnlyError,
     SchemaError,
 )
@@ -118,6 +119,28 @@ class DatabaseReader:
     def query(self, table: str) -> Query:
         """A query on `table`, by default in creation order."""
         return Query(self._txn, self._table(table))
+
+    async def lookup(
+        self, table: str, index: str, prefixes: Sequence[Sequence[Any]]
+    ) -> list[list[Document]]:
+        """For each of `prefixes` (values of the index's first fields, in order), the
+        documents whose key starts with them, in index order: what
+        `query(table).with_index(index, lambda q: q.eq(field, value)...).collect()` returns
+        for each, read in one step (one engine call for all of them, e.g. the contacts of a
+        batch of emails). Each prefix's range is in the read set as that query records it."""
+        info = self._txn.catalog.index(self._table(table).name, index)
+        fields = (*info.fields, "_creationTime")
+        intervals = []
+        for prefix in prefixes:
+            if len(prefix) > len(fields):
+                raise QueryBuildError(
+                    f"lookup(): {len(prefix)} values for index {table}.{index} on {list(fields)}"
+                )
+            builder = IndexRange(info)
+            for field, value in zip(fields, prefix, strict=False):
+                builder.eq(field, value)
+            intervals.append(builder.interval())
+        return await self._txn.scan_ranges(info, intervals)
 
     def normalize_id(self, table: str, document_id: str) -> str | None:
         """`document_id` if it is a valid id of `table`, else None."""
