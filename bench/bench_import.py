@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import csv
 import os
 import sys
 import tempfile
@@ -33,57 +32,28 @@ from bench_audience import (
     BASE_URL,
     FAST,
     SCHEMA,
-    SEGMENT,
-    file_chunks,
+    audience,
+    bulk_contacts,
+    csv_batches,
     raw_bulk_import,
-    signed_in,
-    uploaded,
+    start_import,
     wait_for_import,
-    with_organization,
     write_csv,
 )
 from owlat.app.lib import instance
 from owlat.runtime.testing import open_test_app
-
-MAPPING = {
-    "email": "email",
-    "first_name": "firstName",
-    "last_name": "lastName",
-    "plan": "property:plan",
-    "score": "property:score",
-    "signup": "property:signup",
-}
 
 
 async def owlat_import(folder: Path, source: Path, rows: int, url: str, profile: str) -> Any:
     """(wall s, CPU s, largest RSS MiB) of the import through Owlat."""
     instance.configure(folder, BASE_URL, **FAST)  # type: ignore[arg-type]
     async with open_test_app("owlat.app", folder, database_url=url) as app:
-        owner = await signed_in(app, "owner@example.com")
-        organization_id = await with_organization(owner, "bench")
-        for key, kind in (("plan", "string"), ("score", "number"), ("signup", "date")):
-            await owner.mutation(
-                "contactProperties:create", {"key": key, "label": key, "type": kind}
-            )
-        list_id = await owner.mutation(
-            "mailingLists:create", {"name": "Everyone", "requireDoubleOptIn": False}
-        )
-        await owner.mutation("segments:create", {"name": "Pro", "filters": SEGMENT})
+        owner, organization_id, list_id, _ = await audience(app)
         profiler = cProfile.Profile() if profile else None
         wall, cpu = time.perf_counter(), time.process_time()
         if profiler is not None:
             profiler.enable()
-        storage_id = await uploaded(app, organization_id, file_chunks(source))
-        import_id = await owner.mutation(
-            "contactImports:start",
-            {
-                "storageId": storage_id,
-                "fileName": source.name,
-                "listId": list_id,
-                "onDuplicate": "skip",
-                "mapping": MAPPING,
-            },
-        )
+        import_id = await start_import(owner, organization_id, list_id, source)
         done, (largest, _) = await wait_for_import(owner, import_id)
         if profiler is not None:
             profiler.disable()
@@ -123,30 +93,15 @@ def raw_psycopg(url: str, source: Path) -> tuple[float, float]:
         db.execute("CREATE UNIQUE INDEX raw_c_org_email_unique ON raw_contacts (org, email)")
         db.execute("INSERT INTO raw_lists VALUES (1, 'org', 0)")
         wall, cpu = time.perf_counter(), time.process_time()
-        with source.open(newline="", encoding="utf-8") as file:
-            reader = csv.reader(file)
-            next(reader)
-            next_id, batch = 1, []
-            for row in reader:
-                batch.append(row)
-                if len(batch) == 1000:
-                    next_id = _psycopg_batch(db, batch, next_id)
-                    batch = []
-            if batch:
-                _psycopg_batch(db, batch, next_id)
+        next_id = 1
+        for batch in csv_batches(source):
+            next_id = _psycopg_batch(db, batch, next_id)
         return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _psycopg_batch(db: Any, batch: list[list[str]], next_id: int) -> int:
     now = time.time() * 1000
-    contacts = []
-    for number, (email, first, last, plan, score, signup) in enumerate(batch, next_id):
-        email = email.strip().lower()
-        signup_ms = time.mktime(time.strptime(signup, "%Y-%m-%d")) * 1000
-        doc = f'{{"email":"{email}","firstName":"{first}","lastName":"{last}"}}'
-        name_key, last_key = f"{first} {last}".lower(), last.lower()
-        row = (number, email, first, last, name_key, last_key, plan, float(score), signup_ms)
-        contacts.append((*row, now, now, doc))
+    contacts = bulk_contacts(batch, next_id, now)
     added = [(row[0], now) for row in contacts]
     with db.transaction(), db.cursor() as cursor:
         cursor.executemany(
