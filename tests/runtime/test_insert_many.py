@@ -94,6 +94,10 @@ async def test_triggers_fire_once_per_document_in_order_with_the_stored_document
         ("insert", d["_id"], d["amount"], d["_creationTime"]) for d in stored
     ]
     assert all("before" not in entry for entry in log)
+    # as insert of each in turn: each document's triggers ran before the next was inserted
+    times = [t for d, e in zip(stored, log, strict=True) for t in (d, e)]
+    created = [row["_creationTime"] for row in times]
+    assert created == sorted(created)
     assert totals == {"ann": [2, 15.0], "bob": [1, 7.0]}
 
 

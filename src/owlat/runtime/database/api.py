@@ -187,17 +187,16 @@ class DatabaseWriter(DatabaseReader):
     async def insert_many(self, table: str, values: Sequence[Document]) -> list[str]:
         """Insert documents into one table; returns their new ids, in order.
 
-        What `insert` of each in turn does (each validated against the schema, written,
-        recorded in the commit's write set), in one step for a batch (an import's): every
-        document is validated before any is written, so one that fails writes nothing. The
-        table's triggers then run once per document, in order, each with the document as
-        stored (`old` None): after the last insert, so a trigger sees the whole batch."""
+        What `insert` of each in turn does (each written and recorded in the commit's write
+        set, the table's triggers run after each insert), except that every document is
+        validated before any is written: one that fails writes nothing."""
         info = self._table(table)
         validated = [self._new_fields("db.insert_many", info, value) for value in values]
-        document_ids = await self._txn.insert_many(info, validated)
-        if self._triggers is not None and self._triggers.watches(info.name):
-            for document_id in document_ids:
-                await self._fire(info, document_id, None)
+        document_ids = []
+        for fields in validated:
+            document_id = await self._txn.insert(info, fields)
+            await self._fire(info, document_id, None)
+            document_ids.append(document_id)
         return document_ids
 
     def new_id(self, table: str) -> str:

@@ -389,16 +389,6 @@ class Transaction:
     async def insert(self, table: TableInfo, fields: Document) -> str:
         """Store a new document with validated `fields`; returns its id."""
         self._writer()
-        return self._hold(table, fields)
-
-    async def insert_many(self, table: TableInfo, documents: list[Document]) -> list[str]:
-        """`insert` of each of `documents` (validated fields) in turn; returns their ids."""
-        self._writer()
-        hold = self._hold
-        return [hold(table, fields) for fields in documents]
-
-    def _hold(self, table: TableInfo, fields: Document) -> str:
-        """A new document with its index entries, held until the next flush."""
         document_id = new_id(table.number)
         document = {"_id": document_id, "_creationTime": self.clock.next_creation_time()}
         document.update(fields)
