@@ -38,7 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,39 +147,11 @@ async def owlat_side(
 ) -> dict[str, Any]:
     instance.configure(folder, BASE_URL, **FAST)  # type: ignore[arg-type]
     async with open_test_app("owlat.app", folder, database_url=database_url) as app:
-        owner = await signed_in(app, "owner@example.com")
-        organization_id = await with_organization(owner, "bench")
-        for key, kind in (("plan", "string"), ("score", "number"), ("signup", "date")):
-            await owner.mutation(
-                "contactProperties:create", {"key": key, "label": key, "type": kind}
-            )
-        list_id = await owner.mutation(
-            "mailingLists:create", {"name": "Everyone", "requireDoubleOptIn": False}
-        )
-        segment_id = await owner.mutation(
-            "segments:create", {"name": "Pro, high, recent", "filters": SEGMENT}
-        )
+        owner, organization_id, list_id, segment_id = await audience(app)
         result: dict[str, Any] = {}
         rss_before = rss_mb(os.getpid())
         start = time.perf_counter()
-        storage_id = await uploaded(app, organization_id, file_chunks(source))
-        import_id = await owner.mutation(
-            "contactImports:start",
-            {
-                "storageId": storage_id,
-                "fileName": source.name,
-                "listId": list_id,
-                "onDuplicate": "skip",
-                "mapping": {
-                    "email": "email",
-                    "first_name": "firstName",
-                    "last_name": "lastName",
-                    "plan": "property:plan",
-                    "score": "property:score",
-                    "signup": "property:signup",
-                },
-            },
-        )
+        import_id = await start_import(owner, organization_id, list_id, source)
         done, largest = await wait_for_import(owner, import_id)
         seconds = time.perf_counter() - start
         assert done["status"] == "completed", done
@@ -249,6 +221,45 @@ async def owlat_side(
         result["backfill_s"] = time.perf_counter() - start
         assert await owner.query("segments:count", {"segmentId": later}) == folded
         return result
+
+
+async def audience(app: Any) -> tuple[Caller, str, str, str]:
+    """The owner, organization, list and saved segment of the run (with the 3 custom
+    properties)."""
+    owner = await signed_in(app, "owner@example.com")
+    organization_id = await with_organization(owner, "bench")
+    for key, kind in (("plan", "string"), ("score", "number"), ("signup", "date")):
+        await owner.mutation("contactProperties:create", {"key": key, "label": key, "type": kind})
+    list_id = await owner.mutation(
+        "mailingLists:create", {"name": "Everyone", "requireDoubleOptIn": False}
+    )
+    segment_id = await owner.mutation(
+        "segments:create", {"name": "Pro, high, recent", "filters": SEGMENT}
+    )
+    return owner, organization_id, list_id, segment_id
+
+
+async def start_import(owner: Caller, organization_id: str, list_id: str, source: Path) -> str:
+    """Upload the CSV and start its import into the list; returns the import's id."""
+    storage_id = await uploaded(owner.app, organization_id, file_chunks(source))
+    import_id: str = await owner.mutation(
+        "contactImports:start",
+        {
+            "storageId": storage_id,
+            "fileName": source.name,
+            "listId": list_id,
+            "onDuplicate": "skip",
+            "mapping": {
+                "email": "email",
+                "first_name": "firstName",
+                "last_name": "lastName",
+                "plan": "property:plan",
+                "score": "property:score",
+                "signup": "property:signup",
+            },
+        },
+    )
+    return import_id
 
 
 async def segment_state(app: Any, segment_id: str) -> str | None:
@@ -434,25 +445,33 @@ def raw_bulk_import(path: Path, source: Path) -> float:
     )
     db.execute("INSERT INTO lists VALUES (1, 'org', 0)")
     start = time.perf_counter()
-    with source.open(newline="", encoding="utf-8") as file:
-        reader = csv.reader(file)
-        next(reader)
-        batch: list[list[str]] = []
-        next_id = 1
-        for row in reader:
-            batch.append(row)
-            if len(batch) == 1000:
-                next_id = raw_bulk_batch(db, batch, next_id)
-                batch = []
-        if batch:
-            raw_bulk_batch(db, batch, next_id)
+    next_id = 1
+    for batch in csv_batches(source):
+        next_id = raw_bulk_batch(db, batch, next_id)
     seconds = time.perf_counter() - start
     db.close()
     return seconds
 
 
-def raw_bulk_batch(db: sqlite3.Connection, batch: list[list[str]], next_id: int) -> int:
-    now = time.time() * 1000
+def csv_batches(source: Path, size: int = 1000) -> Iterator[list[list[str]]]:
+    """The CSV's rows (header skipped) in batches of `size`."""
+    with source.open(newline="", encoding="utf-8") as file:
+        reader = csv.reader(file)
+        next(reader)
+        batch: list[list[str]] = []
+        for row in reader:
+            batch.append(row)
+            if len(batch) == size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def bulk_contacts(batch: list[list[str]], next_id: int, now: float) -> list[tuple[Any, ...]]:
+    """The contacts rows of a batch for the raw fastest form, ids from `next_id`: id,
+    email, first, last, name_key, last_name_key, plan, score, signup, created, updated,
+    doc."""
     contacts = []
     for number, (email, first, last, plan, score, signup) in enumerate(batch, next_id):
         email = email.strip().lower()
@@ -461,6 +480,12 @@ def raw_bulk_batch(db: sqlite3.Connection, batch: list[list[str]], next_id: int)
         name_key, last_key = f"{first} {last}".lower(), last.lower()
         row = (number, email, first, last, name_key, last_key, plan, float(score), signup_ms)
         contacts.append((*row, now, now, doc))
+    return contacts
+
+
+def raw_bulk_batch(db: sqlite3.Connection, batch: list[list[str]], next_id: int) -> int:
+    now = time.time() * 1000
+    contacts = bulk_contacts(batch, next_id, now)
     db.execute("BEGIN")
     db.executemany(
         "INSERT OR IGNORE INTO contacts (id, org, email, first, last, name_key, last_name_key, "

@@ -15,6 +15,8 @@ from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller
 from tests.app.test_contact_imports import _contacts, _import, _owner, _queued
 from tests.app.test_mailing_lists import _assert_exact, _wait_for_mail
+from tests.app.test_segment_counts import PRO_HIGH, _check
+from tests.app.test_segments import count_ready
 
 
 @pytest.fixture
@@ -96,6 +98,48 @@ async def test_new_contacts_are_written_once_and_the_count_once_per_batch(
         found == [("imported", {"importId": import_id, "listId": list_id})]
         for found in activities.values()
     )
+
+
+async def test_a_new_contact_updated_later_in_its_batch_is_written_in_order(
+    owlat: Application,
+) -> None:
+    """A batch holds its new contacts and writes them together (one `insert_many` per
+    table); a later row of the same batch that updates one of them writes them first. The
+    contacts trigger (a segment's maintained count), the list's count and each timeline
+    stay exact."""
+    owner, organization_id = await _owner(owlat)
+    list_id = await _list(owner)
+    segment_id = await owner.mutation("segments:create", {"name": "Pro", "filters": PRO_HIGH})
+    await count_ready(owlat, segment_id)
+    mapping = {
+        "Email": "email",
+        "First": "firstName",
+        "Plan": "property:plan",
+        "Score": "property:score",
+    }
+    data = (
+        b"Email,First,Plan,Score\n"
+        b"a@example.com,A,pro,70\n"
+        b"b@example.com,B,pro,90\n"
+        b"A@example.com,Again,free,\n"
+        b"c@example.com,C,pro,10\n"
+        b"b@example.com,B,pro,90\n"
+    )
+    done = await _import(owner, data, mapping=mapping, listId=list_id, onDuplicate="update")
+    assert (done["imported"], done["updated"], done["skipped"]) == (3, 1, 1)
+    contacts = await _contacts(owner)
+    assert contacts["a@example.com"]["firstName"] == "Again"
+    assert contacts["a@example.com"]["properties"] == {"plan": "free", "score": 70.0}
+    assert await _check(owlat, owner, organization_id, segment_id, PRO_HIGH) == 1  # b
+    state = await _assert_exact(owlat)
+    assert state["mailingLists"][list_id]["memberCount"] == 3
+    activities = await _activities(owlat)
+    created = ("imported", {"importId": done["_id"], "listId": list_id})
+    assert activities["a@example.com"] == [
+        created,
+        ("updated", {"source": "import", "fields": "firstName"}),
+    ]
+    assert activities["b@example.com"] == activities["c@example.com"] == [created]
 
 
 @pytest.mark.parametrize("rows_per_batch", [3, contact_import.BATCH_ROWS])

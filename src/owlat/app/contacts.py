@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Required
 
+from owlat.app.lib.activities import record_activity
 from owlat.app.lib.audience import PAGINATION_OPTS, page_options
 from owlat.app.lib.contacts import (
     FIELDS,
@@ -23,7 +24,6 @@ from owlat.app.lib.contacts import (
     list_contacts,
     organization_contact,
     public,
-    record_activity,
     update_contact,
 )
 from owlat.app.lib.errors import invalid

@@ -24,13 +24,13 @@ from collections.abc import Collection
 from typing import Any
 
 from owlat.app.lib import csv_import
+from owlat.app.lib.activities import activity_record, record_activity
 from owlat.app.lib.audience import clean_email, clean_property_value, property_definitions
 from owlat.app.lib.contacts import (
     clean_fields,
     contact_patch,
     contact_record,
-    live_by_email,
-    record_activity,
+    live_by_emails,
 )
 from owlat.app.lib.errors import AppError
 from owlat.app.lib.list_subscriptions import ListBatch
@@ -81,13 +81,7 @@ async def apply_rows(
     if not await batch.prepare():
         await mark_failed(ctx, found["_id"], "The mailing list was deleted")
         return {"byteOffset": found["byteOffset"], "stop": True}
-    for index, cells in enumerate(rows):
-        number = int(found["rowsDone"]) + index + 1
-        if index in unclosed:
-            await batch.failed(number, None, csv_import.UNCLOSED)
-        else:
-            await batch.row(number, cells)
-    await batch.finish()
+    await batch.apply(int(found["rowsDone"]), rows, unclosed)
     counts = batch.counts
     await ctx.db.patch(
         found["_id"],
@@ -118,7 +112,10 @@ class _Batch:
         self.targets: list[str] = [found["mapping"][column] for column in columns]
         self.columns = columns
         self.counts = {"imported": 0, "updated": 0, "skipped": 0, "failed": 0}
+        # contacts by email as they now are; a new one has no `_id` until it is written
         self.seen: dict[str, dict[str, Any]] = {}
+        self.new: list[dict[str, Any]] = []  # new contacts not yet written, in row order
+        self.existing: dict[str, dict[str, Any]] = {}  # contacts by email before the batch
         self.definitions: dict[str, dict[str, Any]] = {}
         self.list_batch: ListBatch | None = None
 
@@ -133,16 +130,27 @@ class _Batch:
         )
         return self.list_batch is not None
 
-    async def finish(self) -> None:
+    async def apply(self, done: int, rows: list[list[str]], unclosed: Collection[int]) -> None:
+        """Apply `rows` (numbered from `done` + 1): their values are checked first, every
+        email's contact is then read in one step, then each row is applied in order."""
+        values: list[tuple[str, dict[str, Any], dict[str, Any]] | _RowError] = []
+        for index, cells in enumerate(rows):
+            try:
+                if index in unclosed:
+                    raise _RowError(None, csv_import.UNCLOSED)
+                values.append(self._values(cells))
+            except _RowError as error:
+                values.append(error)
+        emails = list(dict.fromkeys(v[0] for v in values if not isinstance(v, _RowError)))
+        self.existing = await live_by_emails(self.ctx, self.organization_id, emails)
+        for index, value in enumerate(values):
+            if isinstance(value, _RowError):
+                await self.failed(done + index + 1, value.column, value.reason)
+            else:
+                await self._upsert(*value)
+        await self._write_new()
         if self.list_batch is not None:
             await self.list_batch.flush()
-
-    async def row(self, number: int, cells: list[str]) -> None:
-        try:
-            email, fields, properties = self._values(cells)
-            await self._upsert(email, fields, properties)
-        except _RowError as error:
-            await self.failed(number, error.column, error.reason)
 
     async def failed(self, number: int, column: str | None, reason: str) -> None:
         """Count row `number` as failed (its error stored while under the cap)."""
@@ -192,10 +200,17 @@ class _Batch:
 
     async def _upsert(self, email: str, fields: dict[str, Any], properties: dict[str, Any]) -> None:
         existing = self.seen.get(email)
+        if existing is not None and "_id" not in existing:  # new in this batch: write it now
+            await self._write_new()
+            existing = self.seen[email]
         if existing is None:
-            existing = await live_by_email(self.ctx, self.organization_id, email)
+            existing = self.existing.get(email)
         if existing is None:
-            self.seen[email] = await self._insert(email, fields, properties)
+            record = contact_record(
+                self.organization_id, email, "import", fields, properties, now_ms()
+            )
+            self.new.append(record)
+            self.seen[email] = record
             self.counts["imported"] += 1
             return
         if self.found["onDuplicate"] == "skip":
@@ -208,19 +223,26 @@ class _Batch:
             contact = await self.list_batch.add(contact)
         self.seen[email] = contact
 
-    async def _insert(
-        self, email: str, fields: dict[str, Any], properties: dict[str, Any]
-    ) -> dict[str, Any]:
-        now = now_ms()
-        record = contact_record(self.organization_id, email, "import", fields, properties, now)
+    async def _write_new(self) -> None:
+        """Insert the new contacts held so far, with their activities (and memberships):
+        one `insert_many` per table."""
+        records, self.new = self.new, []
+        if not records:
+            return
         metadata = {"importId": str(self.found["_id"])}
         if self.list_batch is not None:
-            return await self.list_batch.insert_contact(record, "imported", metadata)
-        contact = {**record, "_id": await self.ctx.db.insert("contacts", record)}
-        await record_activity(
-            self.ctx, contact, "imported", metadata, self.found.get("createdBy"), now
-        )
-        return contact
+            contacts = await self.list_batch.insert_contacts(records, "imported", metadata)
+        else:
+            ids = await self.ctx.db.insert_many("contacts", records)
+            contacts = [{**record, "_id": i} for record, i in zip(records, ids, strict=True)]
+            user_id = self.found.get("createdBy")
+            activities = [
+                activity_record(c, "imported", dict(metadata), user_id, c["createdAt"])
+                for c in contacts
+            ]
+            await self.ctx.db.insert_many("contactActivities", activities)
+        for contact in contacts:
+            self.seen[contact["email"]] = contact
 
     async def _update(
         self, contact: dict[str, Any], fields: dict[str, Any], properties: dict[str, Any]

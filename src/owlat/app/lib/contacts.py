@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from owlat.app.lib.activities import record_activity
 from owlat.app.lib.audience import (
     clean_email,
     clean_property_value,
@@ -144,36 +145,21 @@ async def organization_contact(
 
 
 async def live_by_email(ctx: QueryCtx, organization_id: str, email: str) -> dict[str, Any] | None:
-    rows = (
-        await ctx.db.query("contacts")
-        .with_index(
-            "by_org_email", lambda q: q.eq("organizationId", organization_id).eq("email", email)
-        )
-        .collect()
-    )
-    live = [row for row in rows if row.get("deletedAt") is None]
-    return dict(live[0]) if live else None
+    return (await live_by_emails(ctx, organization_id, [email])).get(email)
 
 
-async def record_activity(
-    ctx: MutationCtx,
-    contact: dict[str, Any],
-    activity_type: str,
-    metadata: dict[str, str] | None,
-    user_id: str | None,
-    at: float,
-) -> None:
-    record: dict[str, Any] = {
-        "organizationId": contact["organizationId"],
-        "contactId": contact["_id"],
-        "activityType": activity_type,
-        "occurredAt": at,
-    }
-    if metadata:
-        record["metadata"] = metadata
-    if user_id is not None:
-        record["userId"] = user_id
-    await ctx.db.insert("contactActivities", record)
+async def live_by_emails(
+    ctx: QueryCtx, organization_id: str, emails: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The live contact of each of `emails` (normalized) that has one, read in one step."""
+    keys = [(organization_id, email) for email in emails]
+    found = await ctx.db.lookup("contacts", "by_org_email", keys)
+    result = {}
+    for email, rows in zip(emails, found, strict=True):
+        live = [row for row in rows if row.get("deletedAt") is None]
+        if live:
+            result[email] = dict(live[0])
+    return result
 
 
 async def clean_properties(

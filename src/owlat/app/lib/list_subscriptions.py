@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from owlat.app.lib.activities import activity_record, record_activity
 from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.tokens import random_token, token_hash
@@ -119,26 +120,6 @@ def _count_delta(status: str, sign: int) -> tuple[int, int]:
     return (sign, 0) if status == "subscribed" else (0, sign)
 
 
-async def _record(
-    ctx: MutationCtx,
-    contact: dict[str, Any],
-    activity_type: str,
-    metadata: dict[str, str],
-    user_id: str | None,
-    at: float,
-) -> None:
-    record: dict[str, Any] = {
-        "organizationId": contact["organizationId"],
-        "contactId": contact["_id"],
-        "activityType": activity_type,
-        "metadata": metadata,
-        "occurredAt": at,
-    }
-    if user_id is not None:
-        record["userId"] = user_id
-    await ctx.db.insert("contactActivities", record)
-
-
 def _list_metadata(mailing_list: dict[str, Any], source: str) -> dict[str, str]:
     return {"listId": mailing_list["_id"], "listName": mailing_list["name"], "source": source}
 
@@ -205,6 +186,19 @@ async def subscribe(
     return result
 
 
+def _membership_record(
+    mailing_list: dict[str, Any], contact_id: str, status: str, source: str, at: float
+) -> dict[str, Any]:
+    return {
+        "organizationId": mailing_list["organizationId"],
+        "listId": mailing_list["_id"],
+        "contactId": contact_id,
+        "status": status,
+        "source": source,
+        "addedAt": at,
+    }
+
+
 async def _insert_membership(
     ctx: MutationCtx,
     mailing_list: dict[str, Any],
@@ -213,18 +207,8 @@ async def _insert_membership(
     source: str,
     at: float,
 ) -> str:
-    membership_id = await ctx.db.insert(
-        "mailingListMembers",
-        {
-            "organizationId": mailing_list["organizationId"],
-            "listId": mailing_list["_id"],
-            "contactId": contact_id,
-            "status": status,
-            "source": source,
-            "addedAt": at,
-        },
-    )
-    return str(membership_id)
+    record = _membership_record(mailing_list, contact_id, status, source, at)
+    return str(await ctx.db.insert("mailingListMembers", record))
 
 
 async def _join(
@@ -259,7 +243,7 @@ async def _join(
     metadata = _list_metadata(mailing_list, source)
     if required:
         metadata["status"] = "pending"
-    await _record(ctx, contact, "list_subscribed", metadata, user_id, now)
+    await record_activity(ctx, contact, "list_subscribed", metadata, user_id, now)
     updated = {k: val for k, val in {**contact, **changes}.items() if val is not UNDEFINED}
     delta = _count_delta(status, +1)
     if required:
@@ -272,9 +256,9 @@ class ListBatch:
 
     Each contact is subscribed as `subscribe` does it, but the list's counts move once,
     by the batch's sum, in `flush` (call it before the mutation returns; the counts are
-    exact at every commit). A contact created by the batch (`insert_contact`) is written
-    once, already a member. Pass contacts as they are in this transaction: the batch does
-    not re-read them (use the copies `add` and `insert_contact` return)."""
+    exact at every commit). A contact created by the batch (`insert_contacts`) is
+    written once, already a member. Pass contacts as they are in this transaction: the
+    batch does not re-read them (use the copies `add` and `insert_contacts` return)."""
 
     def __init__(
         self, ctx: MutationCtx, mailing_list: dict[str, Any], *, source: str, user_id: str | None
@@ -297,32 +281,46 @@ class ListBatch:
             return None
         return cls(ctx, dict(found), source=source, user_id=user_id)
 
-    async def insert_contact(
-        self, record: dict[str, Any], activity_type: str, metadata: dict[str, str]
-    ) -> dict[str, Any]:
-        """Insert a new contact (`record`, its fields) as a member, with its creation
-        activity (`activity_type`, `metadata` plus the `listId`); returns it with its id.
+    async def insert_contacts(
+        self, records: list[dict[str, Any]], activity_type: str, metadata: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """Insert new contacts (`records`, their fields) as members, each with its creation
+        activity (`activity_type`, `metadata` plus the `listId`); returns them with their
+        ids, in order.
 
-        With no double opt-in to ask for, the contact is inserted once with its final
-        `mailingListIds`, next to its membership, and no `list_subscribed` activity (the
-        creation activity names the list). A list asking for double opt-in then subscribes
-        it as `add` does: pending, with a confirmation mail."""
-        _same_organization(self.mailing_list, record)
+        With no double opt-in to ask for, the contacts are inserted once with their final
+        `mailingListIds`, next to their memberships, and no `list_subscribed` activity (the
+        creation activity names the list): one `insert_many` per table. A list asking for
+        double opt-in then subscribes each as `add` does: pending, with a confirmation
+        mail."""
+        for record in records:
+            _same_organization(self.mailing_list, record)
         list_id = self.mailing_list["_id"]
         direct = not self.mailing_list["requireDoubleOptIn"]
-        contact = {**record, "mailingListIds": [list_id]} if direct else dict(record)
-        contact["_id"] = await self._ctx.db.insert("contacts", contact)
+        contacts = [
+            {**record, "mailingListIds": [list_id]} if direct else dict(record)
+            for record in records
+        ]
+        ids = await self._ctx.db.insert_many("contacts", contacts)
+        for contact, contact_id in zip(contacts, ids, strict=True):
+            contact["_id"] = contact_id
         now = now_ms()
         metadata = {**metadata, "listId": list_id}
-        await _record(self._ctx, contact, activity_type, metadata, self._user_id, now)
+        activities = [
+            activity_record(contact, activity_type, dict(metadata), self._user_id, now)
+            for contact in contacts
+        ]
+        await self._ctx.db.insert_many("contactActivities", activities)
         if not direct:
-            return await self._subscribe(contact)
-        await _insert_membership(
-            self._ctx, self.mailing_list, contact["_id"], "subscribed", self._source, now
-        )
-        self._members.add(contact["_id"])
-        self._new_subscribed += 1
-        return contact
+            return [await self._subscribe(contact) for contact in contacts]
+        memberships = [
+            _membership_record(self.mailing_list, contact_id, "subscribed", self._source, now)
+            for contact_id in ids
+        ]
+        await self._ctx.db.insert_many("mailingListMembers", memberships)
+        self._members.update(ids)
+        self._new_subscribed += len(ids)
+        return contacts
 
     async def add(self, contact: dict[str, Any]) -> dict[str, Any]:
         """Subscribe an existing `contact` (no effect if it is a member); returns the
@@ -385,7 +383,7 @@ async def unsubscribe(
         {"mailingListIds": _list_ids(contact, drop=mailing_list["_id"]), "updatedAt": now},
     )
     metadata = _list_metadata(mailing_list, source)
-    await _record(ctx, contact, "list_unsubscribed", metadata, user_id, now)
+    await record_activity(ctx, contact, "list_unsubscribed", metadata, user_id, now)
     return True
 
 
@@ -400,11 +398,11 @@ async def unsubscribe_all(ctx: MutationCtx, *, contact: dict[str, Any], source: 
         found = await ctx.db.get(row["listId"])
         name = found["name"] if found is not None else ""
         metadata = {"listId": row["listId"], "listName": name, "source": source}
-        await _record(ctx, contact, "list_unsubscribed", metadata, None, now)
+        await record_activity(ctx, contact, "list_unsubscribed", metadata, None, now)
     changes: dict[str, Any] = {"mailingListIds": UNDEFINED, "updatedAt": now}
     if contact.get("unsubscribedAt") is None:
         changes["unsubscribedAt"] = now
-        await _record(ctx, contact, "unsubscribed", {"source": source}, None, now)
+        await record_activity(ctx, contact, "unsubscribed", {"source": source}, None, now)
     await ctx.db.patch(contact["_id"], changes)
     return len(rows)
 
@@ -471,7 +469,7 @@ async def confirm_doi(ctx: MutationCtx, token: str) -> ConfirmResult:
         await ctx.db.patch(row["_id"], {"status": "subscribed"})
         await _move_counts(ctx, row["listId"], +1, -1)
         metadata = _list_metadata(dict(mailing_list), row["source"])
-        await _record(ctx, contact, "list_confirmed", metadata, None, now)
+        await record_activity(ctx, contact, "list_confirmed", metadata, None, now)
         confirmed.append(row["listId"])
     changes: dict[str, Any] = {"doiStatus": "confirmed", "doiConfirmedAt": now, "updatedAt": now}
     if confirmed:

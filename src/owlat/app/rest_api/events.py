@@ -14,8 +14,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from owlat.app.lib.activities import record_activity
 from owlat.app.lib.api_key_auth import ApiKeyCaller
-from owlat.app.lib.contacts import create_contact, live_by_email, record_activity
+from owlat.app.lib.contacts import create_contact, live_by_email
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.rest_api.wire import (
     FIELD_NAME,

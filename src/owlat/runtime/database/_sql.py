@@ -46,6 +46,7 @@ class Statements:
     scan_desc: str
     scan_where_asc: str
     scan_where_desc: str
+    scan_ranges: str
     count_where: str
     unknown_where: str
     count_range: str

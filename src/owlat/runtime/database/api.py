@@ -1,9 +1,10 @@
 """`ctx.db`: the database API that app functions use.
 
-`DatabaseReader` (queries) has `get`, `query`, `normalize_id` and `system` (read-only access
-to system tables such as `_storage`); `DatabaseWriter` (mutations) adds `insert`, `patch`,
-`replace`, `delete` and `new_id`. Every method that takes an id also accepts the table name
-first, as newer Convex clients do: `ctx.db.get("contacts", contact_id)`.
+`DatabaseReader` (queries) has `get`, `query`, `lookup` (many index prefixes at once),
+`normalize_id` and `system` (read-only access to system tables such as `_storage`);
+`DatabaseWriter` (mutations) adds `insert`, `insert_many`, `patch`, `replace`, `delete`
+and `new_id`. Every method that takes an id also accepts the table name first, as newer
+Convex clients do: `ctx.db.get("contacts", contact_id)`.
 
 Patch spelling in Python: `ctx.db.patch(id, {"a": 1, "b": None, "c": UNDEFINED})` sets `a`,
 sets `b` to null, and removes `c` (`UNDEFINED` is exported by `owlat.runtime`).
@@ -14,15 +15,16 @@ that has some.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from owlat.runtime.database.catalog import TableInfo
-from owlat.runtime.database.query import Query
+from owlat.runtime.database.query import IndexRange, Query
 from owlat.runtime.database.transaction import Transaction
 from owlat.runtime.errors import (
     DocumentNotFoundError,
     InvalidIdError,
+    QueryBuildError,
     ReadOnlyError,
     SchemaError,
 )
@@ -31,7 +33,7 @@ from owlat.runtime.triggers import Change, TriggerRunner
 from owlat.runtime.types import UNDEFINED, Document
 from owlat.runtime.values.ids import new_id, table_number_of
 
-_WRITE_METHODS = frozenset({"insert", "patch", "replace", "delete", "new_id"})
+_WRITE_METHODS = frozenset({"insert", "insert_many", "patch", "replace", "delete", "new_id"})
 
 
 class DatabaseReader:
@@ -118,6 +120,28 @@ class DatabaseReader:
         """A query on `table`, by default in creation order."""
         return Query(self._txn, self._table(table))
 
+    async def lookup(
+        self, table: str, index: str, prefixes: Sequence[Sequence[Any]]
+    ) -> list[list[Document]]:
+        """For each of `prefixes` (values of the index's first fields, in order), the
+        documents whose key starts with them, in index order: what
+        `query(table).with_index(index, lambda q: q.eq(field, value)...).collect()` returns
+        for each, read in one step (one engine call for all of them, e.g. the contacts of a
+        batch of emails). Each prefix's range is in the read set as that query records it."""
+        info = self._txn.catalog.index(self._table(table).name, index)
+        fields = (*info.fields, "_creationTime")
+        intervals = []
+        for prefix in prefixes:
+            if len(prefix) > len(fields):
+                raise QueryBuildError(
+                    f"lookup(): {len(prefix)} values for index {table}.{index} on {list(fields)}"
+                )
+            builder = IndexRange(info)
+            for field, value in zip(fields, prefix, strict=False):
+                builder.eq(field, value)
+            intervals.append(builder.interval())
+        return await self._txn.scan_ranges(info, intervals)
+
     def normalize_id(self, table: str, document_id: str) -> str | None:
         """`document_id` if it is a valid id of `table`, else None."""
         info = self._table(table)
@@ -148,14 +172,32 @@ class DatabaseWriter(DatabaseReader):
     async def insert(self, table: str, value: Document) -> str:
         """Insert a document (validated against the schema); returns its new id."""
         info = self._table(table)
-        fields = self._fields("db.insert", value)
-        for name in SYSTEM_FIELDS:
-            if name in fields:
-                raise SchemaError(f"db.insert(): {name} is a system field and cannot be set")
-        validated = info.definition.validate(info.name, fields, self._txn.catalog.table_name_of_id)
-        document_id = await self._txn.insert(info, validated)
+        document_id = await self._txn.insert(info, self._new_fields("db.insert", info, value))
         await self._fire(info, document_id, None)
         return document_id
+
+    def _new_fields(self, op: str, info: TableInfo, value: Any) -> Document:
+        """A new document's fields, validated against the table's schema."""
+        fields = self._fields(op, value)
+        for name in SYSTEM_FIELDS:
+            if name in fields:
+                raise SchemaError(f"{op}(): {name} is a system field and cannot be set")
+        return info.definition.validate(info.name, fields, self._txn.catalog.table_name_of_id)
+
+    async def insert_many(self, table: str, values: Sequence[Document]) -> list[str]:
+        """Insert documents into one table; returns their new ids, in order.
+
+        What `insert` of each in turn does (each written and recorded in the commit's write
+        set, the table's triggers run after each insert), except that every document is
+        validated before any is written: one that fails writes nothing."""
+        info = self._table(table)
+        validated = [self._new_fields("db.insert_many", info, value) for value in values]
+        document_ids = []
+        for fields in validated:
+            document_id = await self._txn.insert(info, fields)
+            await self._fire(info, document_id, None)
+            document_ids.append(document_id)
+        return document_ids
 
     def new_id(self, table: str) -> str:
         """A fresh id of `table` that no document has, made as `insert` makes one (the time,

@@ -157,6 +157,12 @@ class EngineReader(Protocol):
         """Up to `limit` (key, document value) pairs of index range [low, high), in order,
         skipping rows where the pushed-down `predicate` (if any) is FALSE."""
 
+    async def scan_ranges(
+        self, index_id: int, ranges: Sequence[tuple[bytes, bytes]]
+    ) -> list[list[tuple[bytes, bytes]]]:
+        """Every (key, document value) pair of each index range [low, high), in key order:
+        one list per range, in the order of `ranges` (many small ranges in one call)."""
+
     async def count_where(
         self, index_id: int, low: bytes, high: bytes, predicate: Predicate | None
     ) -> tuple[int, list[tuple[bytes, bytes]]]:

@@ -263,6 +263,17 @@ class PostgresReader:
         rows = await _fetch(self._db, statement, params)
         return [(bytes(key), bytes(value)) for key, value in rows]
 
+    async def scan_ranges(
+        self, index_id: int, ranges: Sequence[tuple[bytes, bytes]]
+    ) -> list[list[tuple[bytes, bytes]]]:
+        found: list[list[tuple[bytes, bytes]]] = [[] for _ in ranges]
+        if ranges:
+            lows, highs = [low for low, _ in ranges], [high for _, high in ranges]
+            rows = await _fetch(self._db, self._sql.scan_ranges, (lows, highs, index_id))
+            for number, key, value in rows:
+                found[number - 1].append((bytes(key), bytes(value)))
+        return found
+
     async def count_where(
         self, index_id: int, low: bytes, high: bytes, predicate: Predicate | None
     ) -> tuple[int, list[tuple[bytes, bytes]]]:

@@ -104,6 +104,14 @@ class SqliteReader:
         rows: list[tuple[bytes, bytes]] = _execute(self._db, statement, params).fetchall()
         return rows
 
+    async def scan_ranges(
+        self, index_id: int, ranges: Sequence[tuple[bytes, bytes]]
+    ) -> list[list[tuple[bytes, bytes]]]:
+        statement = self._sql.scan_ranges  # in-process: one statement per range costs little
+        return [
+            _execute(self._db, statement, (index_id, low, high)).fetchall() for low, high in ranges
+        ]
+
     async def count_where(
         self, index_id: int, low: bytes, high: bytes, predicate: Predicate | None
     ) -> tuple[int, list[tuple[bytes, bytes]]]:

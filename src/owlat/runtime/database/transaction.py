@@ -296,6 +296,25 @@ class Transaction:
             result.append((key, decode_stored(value)))
         return result
 
+    async def scan_ranges(
+        self, index: IndexInfo, intervals: list[Interval]
+    ) -> list[list[Document]]:
+        """Every document of each interval of `index` (one list per interval, in key
+        order), each interval recorded in the read set as `Query.collect` records it."""
+        for interval in intervals:
+            self.record_range(index, interval)
+            await self._flush_for(index, interval.low, interval.high)
+        ranges = [(interval.low, interval.high) for interval in intervals]
+        found = await self.engine.scan_ranges(index.index_id, ranges)
+        result = []
+        for rows in found:
+            documents = []
+            for _, value in rows:
+                self._count_read(len(value))
+                documents.append(decode_stored(value))
+            result.append(documents)
+        return result
+
     async def count_where(
         self, index: IndexInfo, low: bytes, high: bytes, predicate: Predicate | None
     ) -> tuple[int, list[Document]]:

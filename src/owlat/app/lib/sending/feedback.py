@@ -42,8 +42,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from owlat.app.lib.activities import record_activity
 from owlat.app.lib.audience import blocked_entry
-from owlat.app.lib.contacts import live_by_email, record_activity
+from owlat.app.lib.contacts import live_by_email
 from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
 from owlat.app.lib.sending.send_tables import SendTable
 from owlat.app.lib.webhooks.events import emit, iso

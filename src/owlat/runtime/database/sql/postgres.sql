@@ -162,6 +162,16 @@ JOIN owlat_documents AS d ON d.id = e.document_id
 WHERE e.index_id = %s AND e.key >= %s AND e.key < %s
 ORDER BY e.key ASC LIMIT %s;
 
+-- name: scan_ranges
+-- Every document of several ranges of one index (params: the lows, the highs, index_id),
+-- by range number (1-based) then key: one ordered index range scan per range, in one
+-- round trip.
+SELECT r.n, e.key, d.value
+FROM unnest(%s::bytea[], %s::bytea[]) WITH ORDINALITY AS r(low, high, n)
+JOIN owlat_index_entries AS e ON e.index_id = %s AND e.key >= r.low AND e.key < r.high
+JOIN owlat_documents AS d ON d.id = e.document_id
+ORDER BY r.n, e.key;
+
 -- name: scan_desc
 -- The same range in reverse key order (a backward scan of the same index).
 SELECT e.key, d.value FROM owlat_index_entries AS e

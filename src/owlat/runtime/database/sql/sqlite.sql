@@ -139,6 +139,13 @@ JOIN owlat_documents AS d ON d.id = e.document_id
 WHERE e.index_id = ? AND e.key >= ? AND e.key < ?
 ORDER BY e.key ASC LIMIT ?;
 
+-- name: scan_ranges
+-- Every document of one range [low, high) of an index in key order (run once per range).
+SELECT e.key, CAST(d.value AS BLOB) FROM owlat_index_entries AS e
+JOIN owlat_documents AS d ON d.id = e.document_id
+WHERE e.index_id = ? AND e.key >= ? AND e.key < ?
+ORDER BY e.key ASC;
+
 -- name: scan_desc
 -- The same range in reverse key order.
 SELECT e.key, CAST(d.value AS BLOB) FROM owlat_index_entries AS e
