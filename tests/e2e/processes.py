@@ -61,6 +61,7 @@ async def started_with_site(
 
 
 _SERVING = re.compile(r"Owlat is serving (http://127\.0\.0\.1:\d+)")
+START_SECONDS = 60  # for `owlat dev` to print its banner
 
 
 class LoggedServer:
@@ -91,7 +92,11 @@ class LoggedServer:
                 "--data-dir", str(self.data_dir), env=self.env, cwd=ROOT,
                 stdout=output, stderr=output,
             )  # fmt: skip
-        for _ in range(300):
+        # a deadline, not a count of polls: on a loaded machine (load 12, two cores) the
+        # start alone took over 15 s; a process that exits stops the wait at once
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_SECONDS
+        while self.process.returncode is None and loop.time() < deadline:
             output = self.log.read_text(errors="replace").split("KILLED")[-1]
             match, site = _SERVING.search(output), _SITE.search(output)
             if match and site:
