@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OWLAT_APP": "tests.fixtures.app"}
 _BANNER = re.compile(r"Owlat is serving (http://127\.0\.0\.1:\d+) \((\w+);")
 _SITE = re.compile(r"HTTP actions on (http://127\.0\.0\.1:\d+)\)")
+# for `owlat dev` to print its banner, and for a finished command (its Python start alone
+# took over 15 s at load 12-14 on two cores)
+START_SECONDS = 60
 
 
 async def owlat(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
@@ -34,7 +37,7 @@ async def owlat(*args: str, env: dict[str, str] | None = None) -> asyncio.subpro
 
 async def finished(*args: str) -> tuple[int, str, str]:
     process = await owlat(*args)
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), START_SECONDS)
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
 
@@ -61,7 +64,6 @@ async def started_with_site(
 
 
 _SERVING = re.compile(r"Owlat is serving (http://127\.0\.0\.1:\d+)")
-START_SECONDS = 60  # for `owlat dev` to print its banner
 
 
 class LoggedServer:
