@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OWLAT_APP": "tests.fixtures.app"}
 _BANNER = re.compile(r"Owlat is serving (http://127\.0\.0\.1:\d+) \((\w+);")
 _SITE = re.compile(r"HTTP actions on (http://127\.0\.0\.1:\d+)\)")
+# for `owlat dev` to print its banner, and for a finished command (its Python start alone
+# took over 15 s at load 12-14 on two cores)
+START_SECONDS = 60
 
 
 async def owlat(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
@@ -34,7 +37,7 @@ async def owlat(*args: str, env: dict[str, str] | None = None) -> asyncio.subpro
 
 async def finished(*args: str) -> tuple[int, str, str]:
     process = await owlat(*args)
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), START_SECONDS)
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
 
@@ -91,7 +94,11 @@ class LoggedServer:
                 "--data-dir", str(self.data_dir), env=self.env, cwd=ROOT,
                 stdout=output, stderr=output,
             )  # fmt: skip
-        for _ in range(300):
+        # a deadline, not a count of polls: on a loaded machine (load 12, two cores) the
+        # start alone took over 15 s; a process that exits stops the wait at once
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_SECONDS
+        while self.process.returncode is None and loop.time() < deadline:
             output = self.log.read_text(errors="replace").split("KILLED")[-1]
             match, site = _SERVING.search(output), _SITE.search(output)
             if match and site:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import re
 import signal
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from owlat.app.lib.csv_import import BOM
 from tests.e2e.processes import LoggedServer, finished, owlat
@@ -51,27 +53,43 @@ class Server:
         return found
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
+@contextlib.asynccontextmanager
+async def running(data_dir: Path) -> AsyncIterator[Server]:
+    """`owlat dev` serving owlat.app, with the organization Acme (slug acme)."""
     env = {"OWLAT_APP": "owlat.app", "OWLAT_IMPORT_MAX_BYTES": str(IMPORT_LIMIT)}
-    process = LoggedServer(tmp_path / "data", env=env)
+    process = LoggedServer(data_dir, env=env)
     await process.start()
     try:
-        running = Server(process)
-        user = await running.call(
+        started = Server(process)
+        user = await started.call(
             "auth:createUser",
             {"email": "owner@acme.example", "name": "Owner", "passwordHash": "x"},
         )
-        session = await running.call(
+        session = await started.call(
             "auth:createSession", {"userId": user["userId"], "tokenHash": "hash"}
         )
-        await running.call(
+        await started.call(
             "organizations:createViaSession",
             {"name": "Acme", "slug": "acme", "sessionId": session["_id"]},
         )
-        yield running
+        yield started
     finally:
         await process.stop()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    """A server of the test's own: for tests that import contacts or restart it."""
+    async with running(tmp_path / "data") as started:
+        yield started
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def refusing_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
+    """One server for the module's tests whose imports are refused (no contact is added, so
+    none of them sees another's): a server's start and set-up take seconds."""
+    async with running(tmp_path_factory.mktemp("refusing") / "data") as started:
+        yield started
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -206,34 +224,40 @@ async def test_ctrl_c_stops_following_not_the_import(server: Server, tmp_path: P
     ],
 )
 async def test_bad_arguments_are_refused_with_a_reason(
-    server: Server, tmp_path: Path, args: list[str], status: int, message: str
+    refusing_server: Server, tmp_path: Path, args: list[str], status: int, message: str
 ) -> None:
     source = _write(tmp_path / "one.csv", b"Email\na@example.com\n")
-    code, out, err = await server.cli("import", str(source), *args)
+    code, out, err = await refusing_server.cli("import", str(source), *args)
     assert code == status and out == ""
     assert err.startswith(message), err
 
 
-async def test_unreadable_file(server: Server, tmp_path: Path) -> None:
-    code, _, err = await server.cli("import", str(tmp_path / "missing.csv"), "--org", "acme")
+async def test_unreadable_file(refusing_server: Server, tmp_path: Path) -> None:
+    code, _, err = await refusing_server.cli(
+        "import", str(tmp_path / "missing.csv"), "--org", "acme"
+    )
     assert code == 2
     assert err.startswith("error: cannot read ") and "No such file or directory" in err
 
 
-async def test_an_import_file_over_the_limit_is_refused(server: Server, tmp_path: Path) -> None:
+async def test_an_import_file_over_the_limit_is_refused(
+    refusing_server: Server, tmp_path: Path
+) -> None:
     """The CLI refuses it before uploading; a client posting it anyway to an import upload
     URL gets a 413 and nothing is stored."""
     data = b"Email\n" + b"".join(b"person%d@example.com\n" % i for i in range(20_000))
     assert len(data) > IMPORT_LIMIT
     source = _write(tmp_path / "big.csv", data)
-    code, out, err = await server.cli("import", str(source), "--org", "acme")
+    code, out, err = await refusing_server.cli("import", str(source), "--org", "acme")
     assert (code, out) == (2, "")
     assert err.strip() == (
         f"error: {source} is {len(data):,} bytes; the server takes import files of at most "
         f"{IMPORT_LIMIT:,} bytes (OWLAT_IMPORT_MAX_BYTES)"
     )
-    organization = await server.call("contactImports:organizationOf", {"organization": "acme"})
-    upload = await server.call(
+    organization = await refusing_server.call(
+        "contactImports:organizationOf", {"organization": "acme"}
+    )
+    upload = await refusing_server.call(
         "contactImports:uploadUrlForOrganization",
         {"organizationId": organization["organizationId"]},
     )

@@ -189,7 +189,9 @@ async def test_two_browsers_see_a_new_contact_within_a_second(
     assert screens.errors == []
 
 
-SEEDED = 100_000
+# More than one query may read (32,000 documents): the open page outgrows it and starts
+# afresh. The screen's timings at 100,000 are bench/bench_dashboard.py's (BENCHMARKS.md).
+SEEDED = 40_000
 
 
 async def _seed_contacts(site: Site, slug: str, count: int) -> None:
@@ -230,7 +232,7 @@ async def _seed_contacts(site: Site, slug: str, count: int) -> None:
 
 
 @pytest.mark.timeout(600)
-async def test_contacts_screen_with_100_000_contacts(
+async def test_contacts_screen_with_more_contacts_than_a_query_may_read(
     browser: Browser, dashboard_site: Site, screens: Screens
 ) -> None:
     site = dashboard_site
@@ -261,7 +263,7 @@ async def test_contacts_screen_with_100_000_contacts(
     await page.get_by_role("link", name="Contacts").click()
     await cell(page, newest).wait_for()
     navigated = time.monotonic() - started
-    await screens.check(page, "contacts-100k")
+    await screens.check(page, f"contacts-{SEEDED // 1000}k")
     # the next page starts with the 26th newest, and the previous one comes back
     pages = page.get_by_role("navigation", name="Pages")
     await pages.get_by_role("button", name="Next page").click()
@@ -281,14 +283,15 @@ async def test_contacts_screen_with_100_000_contacts(
     await cell(page, newest).wait_for(state="detached")
     searched = time.monotonic() - typed
     await search.fill("")
-    await page.keyboard.type("last09999", delay=20)  # by last name: ten matches
+    tenth = (SEEDED - 1) // 10  # by last name: Last{tenth}0 … Last{tenth}9, ten matches
+    await page.keyboard.type(f"last{tenth:05d}", delay=20)
     typed = time.monotonic()
-    await cell(page, "user-099990@example.com").wait_for()
+    await cell(page, f"user-{tenth * 10:06d}@example.com").wait_for()
     by_name = time.monotonic() - typed
-    await screens.check(page, "contacts-100k-search")
+    await screens.check(page, f"contacts-{SEEDED // 1000}k-search")
 
     print(
-        f"\n100,000 contacts: load {loaded * 1000:.0f} ms, navigation {navigated * 1000:.0f} ms,"
+        f"\n{SEEDED:,} contacts: load {loaded * 1000:.0f} ms, navigation {navigated * 1000:.0f} ms,"
         f" email search {searched * 1000:.0f} ms, name search {by_name * 1000:.0f} ms"
     )
     # The figures are printed for BENCHMARKS.md (goal: ≤ 1 s, ≤ 300 ms on a quiet machine),
