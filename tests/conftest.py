@@ -16,6 +16,21 @@ from tests.s3 import MotoServer
 settings.register_profile("owlat", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("owlat")
 
+# The slowest tiers first: the test workers take whole modules in collection order
+# (`./dev test` passes --no-loadscope-reorder), so a long browser or server module starts
+# early instead of last, when the other workers would sit idle waiting for it.
+_SLOW_TIERS_FIRST = ("tests/web/", "tests/e2e/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def tier(item: pytest.Item) -> int:
+        for rank, prefix in enumerate(_SLOW_TIERS_FIRST):
+            if item.nodeid.startswith(prefix):
+                return rank
+        return len(_SLOW_TIERS_FIRST)
+
+    items.sort(key=tier)  # stable: each tier keeps its own order
+
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
