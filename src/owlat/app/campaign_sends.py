@@ -100,13 +100,32 @@ async def archive(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     return await content.archive_page(ctx, args["token"], args.get("send"))
 
 
-@internal_mutation(args=CAMPAIGN_ID)
+@internal_mutation(args={**CAMPAIGN_ID, "unattempted": journal.unattempted_arg("emailSends")})
 async def cancel_queued(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """A cancelled campaign's queued sends failed, a batch per run, until none is left;
-    then its sends left `sending` past the lease (`delivery.cancel_queued`)."""
-    again = await delivery.cancel_queued(ctx, args["campaignId"], now_ms(), lease_ms())
-    if again is not None:
-        await ctx.scheduler.run_after(again, internal.campaign_sends.cancel_queued, args)
+    then its sends left `sending` past the lease, their journals read first where they
+    name one (`read_cancelled_journals`; `delivery.cancel_queued`)."""
+    campaign_id = args["campaignId"]
+    now = now_ms()
+    again = await delivery.cancel_queued(
+        ctx, campaign_id, now, lease_ms(), args.get("unattempted")
+    )
+    if again == delivery.READ_JOURNALS:
+        await ctx.scheduler.run_after(
+            0, internal.campaign_sends.read_cancelled_journals, {"campaignId": campaign_id}
+        )
+    elif again is not None:
+        await ctx.scheduler.run_after(
+            again, internal.campaign_sends.cancel_queued, {"campaignId": campaign_id}
+        )
+
+
+@internal_action(args=CAMPAIGN_ID)
+async def read_cancelled_journals(ctx: ActionCtx, args: dict[str, Any]) -> None:
+    """`cancel_queued` again, told which of the cancelled campaign's stalled sends their
+    journals here show never attempted (those end CANCELLED, not DELIVERY_UNCERTAIN)."""
+    sends = internal.campaign_sends
+    await journal.recover(ctx, sends.stalled, sends.cancel_queued, args, stalled_args=args)
 
 
 @internal_action(args={"idleMs": v.optional(v.number())})
@@ -118,12 +137,12 @@ async def recover(ctx: ActionCtx, args: dict[str, Any]) -> int:
         internal.campaign_sends.stalled,
         internal.campaign_sends.recover_stalled,
     )
-    return await journal.recover(ctx, stalled_sends, recover_sends, args)
+    return int(await journal.recover(ctx, stalled_sends, recover_sends, args))
 
 
-@internal_query(args={})
+@internal_query(args={"campaignId": v.optional(v.id("campaigns"))})
 async def stalled(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
-    return await delivery.stalled(ctx, now_ms(), lease_ms())
+    return await delivery.stalled(ctx, now_ms(), lease_ms(), args.get("campaignId"))
 
 
 @internal_mutation(

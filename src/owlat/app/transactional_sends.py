@@ -182,8 +182,10 @@ async def recover(ctx: ActionCtx, args: dict[str, Any]) -> int:
     """`recover_stalled`, run where the attempt journals are: the stalled sends whose
     claim this process's data folder shows unattempted (`journal.py`) are sent again."""
     stalled_sends = internal.transactional_sends.stalled
-    return await journal.recover(
-        ctx, stalled_sends, internal.transactional_sends.recover_stalled, args
+    return int(
+        await journal.recover(
+            ctx, stalled_sends, internal.transactional_sends.recover_stalled, args
+        )
     )
 
 

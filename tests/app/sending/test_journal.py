@@ -57,8 +57,9 @@ async def _team(owlat: Application, dns: DnsServer, count: int) -> tuple[Any, st
     return team, list_id
 
 
-async def _claimed(owlat: Application, dns: DnsServer, count: int) -> str:
-    """A campaign to `count` members walked and its sends claimed under journal "dead"."""
+async def _claimed(owlat: Application, dns: DnsServer, count: int) -> tuple[Any, str]:
+    """The team and a campaign to `count` members walked and its sends claimed under
+    journal "dead"."""
     team, list_id = await _team(owlat, dns, count)
     campaign_id = await ready_campaign(team[0], list_id, SENDER, team[1])
     await team[0].mutation("campaigns:send", {"campaignId": campaign_id})
@@ -73,7 +74,7 @@ async def _claimed(owlat: Application, dns: DnsServer, count: int) -> str:
         internal=True,
     )  # fmt: skip
     assert len(batch.value["sends"]) == count
-    return campaign_id
+    return team, campaign_id
 
 
 def _journal(folder: Path, name: str, boot: str | None, tokens: list[str], tail: str = "") -> None:
@@ -85,7 +86,7 @@ def _journal(folder: Path, name: str, boot: str | None, tokens: list[str], tail:
 async def test_campaign_recovery_requeues_only_sends_a_known_journal_shows_unattempted(
     owlat: Application, tmp_path: Path, dns: DnsServer
 ) -> None:
-    campaign_id = await _claimed(owlat, dns, 7)
+    _, campaign_id = await _claimed(owlat, dns, 7)
     rows = {row["email"]: row for row in await _sends(owlat, campaign_id)}
     by = {
         address(0): "dead",  # attempted
@@ -144,6 +145,39 @@ async def test_campaign_recovery_requeues_only_sends_a_known_journal_shows_unatt
         assert sorted(path.name for path in folder.iterdir()) == ["alive"]
     finally:
         os.close(alive)
+
+
+async def test_a_cancelled_campaigns_stalled_sends_never_attempted_end_cancelled(
+    owlat: Application, tmp_path: Path, dns: DnsServer
+) -> None:
+    team, campaign_id = await _claimed(owlat, dns, 3)
+    rows = {row["email"]: row for row in await _sends(owlat, campaign_id)}
+    await in_mutation(
+        owlat, lambda ctx: ctx.db.patch(rows[address(2)]["_id"], {"claimedBy": "elsewhere"})
+    )
+    folder = tmp_path / journal.FOLDER
+    folder.mkdir(exist_ok=True)
+    _journal(
+        folder,
+        "dead",
+        None,
+        [journal.token(rows[address(0)]["_id"], rows[address(0)]["claimedAt"])],
+    )
+    ident = {"campaignId": campaign_id}
+    await team[0].mutation("campaigns:cancel", ident)
+    await asyncio.sleep(LEASE_MS / 1000 + 0.1)
+    # the chain of `cancel_queued` (no scheduler runs here: each step is run by hand)
+    await owlat.run_mutation("campaignSends:cancelQueued", ident, internal=True)
+    assert {row["status"] for row in await _sends(owlat, campaign_id)} == {"sending"}
+    await owlat.run_action("campaignSends:readCancelledJournals", ident, internal=True)
+    after = {row["email"]: row for row in await _sends(owlat, campaign_id)}
+    assert {email: (row["status"], row["errorCode"]) for email, row in after.items()} == {
+        address(0): ("failed", "DELIVERY_UNCERTAIN"),  # handed to the relay
+        address(1): ("failed", "CANCELLED"),  # its journal shows it never left
+        address(2): ("failed", "DELIVERY_UNCERTAIN"),  # claimed on another node
+    }
+    progress = await team[0].query("campaigns:progress", ident)
+    assert (progress["failed"], progress["pending"]) == (3, 0)
 
 
 async def test_transactional_recovery_sends_again_only_what_was_never_attempted(

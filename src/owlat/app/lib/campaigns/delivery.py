@@ -44,12 +44,12 @@ claim); the others become `failed` DELIVERY_UNCERTAIN, as in `sends.py`. So a cr
 leaves uncertain only the messages in flight (one per SMTP connection) and those the
 relay took whose outcome was not recorded yet.
 A cancelled campaign's sends are ended by `cancel_queued` (a chain of scheduled runs):
-the queued ones CANCELLED, then those left `sending` past the lease DELIVERY_UNCERTAIN
-(whatever the route: nothing claims them again). It also starts workers for a sending
-campaign nobody has worked on for `IDLE_MS` (a crash
-loses the running actions), schedules again a walk whose hop has not moved for as long (a
-hop that failed: a hop for a position already walked does nothing) and completes campaigns
-that are finished.
+the queued ones CANCELLED, then those left `sending` past the lease: CANCELLED where their
+claim's journal, read by an action where the journals are, shows no attempt, otherwise
+DELIVERY_UNCERTAIN (whatever the route: nothing claims them again). It also starts workers
+for a sending campaign nobody has worked on for `IDLE_MS` (a crash loses the running
+actions), schedules again a walk whose hop has not moved for as long (a hop that failed: a
+hop for a position already walked does nothing) and completes campaigns that are finished.
 """
 
 from __future__ import annotations
@@ -588,14 +588,23 @@ def compose(
 # -- cancel ----------------------------------------------------------------------------------
 
 
+READ_JOURNALS = -1.0  # `cancel_queued`'s answer: read the stalled sends' journals first
+
+
 async def cancel_queued(
-    ctx: MutationCtx, campaign_id: str, now: float, lease_ms: float
+    ctx: MutationCtx,
+    campaign_id: str,
+    now: float,
+    lease_ms: float,
+    unattempted: Sequence[Mapping[str, Any]] | None = None,
 ) -> float | None:
     """Fail up to `CANCEL_BATCH` of a cancelled campaign's `queued` sends (CANCELLED,
-    counted as failed); once none is left, its sends left `sending` past the lease
-    (DELIVERY_UNCERTAIN: no worker claims them again, whatever the route). When to look
-    again, in seconds (0: more queued ones; later: sends still `sending` within the
-    lease), or None when nothing is left."""
+    counted as failed); once none is left, its sends left `sending` past the lease: those
+    in `unattempted` (`{sendId, claimedAt}`: their claim's journal shows no attempt,
+    `journal.unattempted`) CANCELLED, the others DELIVERY_UNCERTAIN (no worker claims
+    them again, whatever the route). When to look again, in seconds (0: more to end;
+    later: sends still `sending` within the lease), None when nothing is left, or
+    `READ_JOURNALS` when stalled sends name a journal and `unattempted` was not given."""
     campaign = await ctx.db.get(campaign_id)
     if campaign is None or campaign["status"] != CampaignStatus.CANCELLED:
         return None
@@ -606,8 +615,14 @@ async def cancel_queued(
         await _count(ctx, campaign_id, now, failed=len(rows))
         return 0.0
     stalled = await _in_status(ctx, campaign_id, SendStatus.SENDING, now - lease_ms, CANCEL_BATCH)
+    if unattempted is None and any(_journaled(row) for row in stalled):
+        return READ_JOURNALS
+    never = {(item["sendId"], item["claimedAt"]) for item in unattempted or ()}
     for row in stalled:
-        await _fail(ctx, row, "DELIVERY_UNCERTAIN", sends.UNCERTAIN, now)
+        if (row["_id"], row.get("claimedAt")) in never:
+            await _fail(ctx, row, *CANCELLED, now)
+        else:
+            await _fail(ctx, row, "DELIVERY_UNCERTAIN", sends.UNCERTAIN, now)
     if stalled:
         await _count(ctx, campaign_id, now, failed=len(stalled))
         return 0.0
@@ -620,14 +635,20 @@ async def cancel_queued(
 # -- recovery --------------------------------------------------------------------------------
 
 
-async def stalled(ctx: QueryCtx, now: float, lease_ms: float) -> list[dict[str, Any]]:
-    """The sends of sending campaigns left `sending` past the lease through providers
-    that do not dedupe, whose claim names an attempt journal: `{sendId, claimedAt,
-    claimedBy}` (what `journal.unattempted` reads)."""
+async def stalled(
+    ctx: QueryCtx, now: float, lease_ms: float, campaign_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The sends of sending campaigns (or of `campaign_id`, whatever its status) left
+    `sending` past the lease through providers that do not dedupe, whose claim names an
+    attempt journal: `{sendId, claimedAt, claimedBy}` (what `journal.unattempted` reads)."""
+    if campaign_id is None:
+        ids = [campaign["_id"] for campaign in await _sending_campaigns(ctx)]
+    else:
+        ids = [campaign_id]
     found = []
-    for campaign in await _sending_campaigns(ctx):
-        for row in await _in_status(ctx, campaign["_id"], SendStatus.SENDING, now - lease_ms, 500):
-            if row.get("claimedBy") and not is_idempotent(row.get("routeProviders") or []):
+    for each in ids:
+        for row in await _in_status(ctx, each, SendStatus.SENDING, now - lease_ms, 500):
+            if _journaled(row):
                 found.append(
                     {
                         "sendId": row["_id"],
@@ -636,6 +657,12 @@ async def stalled(ctx: QueryCtx, now: float, lease_ms: float) -> list[dict[str, 
                     }
                 )
     return found
+
+
+def _journaled(row: Mapping[str, Any]) -> bool:
+    """Whether a stalled send's claim names a journal that can tell if it was attempted
+    (through providers that dedupe by key it is simply claimed again)."""
+    return bool(row.get("claimedBy")) and not is_idempotent(row.get("routeProviders") or [])
 
 
 async def _sending_campaigns(ctx: QueryCtx) -> list[dict[str, Any]]:

@@ -158,14 +158,19 @@ def unattempted_arg(table: str) -> Any:
 
 
 async def recover(
-    ctx: ActionCtx, stalled: FunctionReference, recover_stalled: FunctionReference, args: Any
-) -> int:
+    ctx: ActionCtx,
+    stalled: FunctionReference,
+    recover_stalled: FunctionReference,
+    args: Any,
+    stalled_args: Any = None,
+) -> Any:
     """A recovery action's work, run where the journals are: the `stalled` query's sends
-    (`{sendId, claimedAt, claimedBy}`) read against this process's data folder, and the
-    `recover_stalled` mutation told which of them were never attempted; its answer."""
-    rows = await ctx.run_query(stalled, {})
+    (`{sendId, claimedAt, claimedBy}`; called with `stalled_args`) read against this
+    process's data folder, and the `recover_stalled` mutation told which of them were
+    never attempted; its answer."""
+    rows = await ctx.run_query(stalled, stalled_args or {})
     found = unattempted(instance.current().data_dir, rows)
-    return int(await ctx.run_mutation(recover_stalled, {**args, "unattempted": found}))
+    return await ctx.run_mutation(recover_stalled, {**args, "unattempted": found})
 
 
 def unattempted(data_dir: Path, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
