@@ -1508,9 +1508,13 @@ export type InternalApi = {
       token: string;
       send?: string;
     }, any>;
-    /** `campaignSends:cancelQueued`: A cancelled campaign's queued sends failed, a batch per run, until none is left; then its sends left `sending` past the lease (`delivery.cancel_queued`). */
+    /** `campaignSends:cancelQueued`: A cancelled campaign's queued sends failed, a batch per run, until none is left; then its sends left `sending` past the lease, their journals read first where they name one (`read_cancelled_journals`; `delivery.cancel_queued`). */
     cancelQueued: FunctionReference<"mutation", "internal", {
       campaignId: Id<"campaigns">;
+      unattempted?: Array<{
+        sendId: Id<"emailSends">;
+        claimedAt: number;
+      }>;
     }, any>;
     /** `campaignSends:claim` */
     claim: FunctionReference<"mutation", "internal", {
@@ -1533,6 +1537,10 @@ export type InternalApi = {
     plan: FunctionReference<"query", "internal", {
       campaignId: Id<"campaigns">;
     }, any>;
+    /** `campaignSends:readCancelledJournals`: `cancel_queued` again, told which of the cancelled campaign's stalled sends their journals here show never attempted (those end CANCELLED, not DELIVERY_UNCERTAIN). */
+    readCancelledJournals: FunctionReference<"action", "internal", {
+      campaignId: Id<"campaigns">;
+    }, any>;
     /** `campaignSends:record` */
     record: FunctionReference<"mutation", "internal", {
       campaignId: Id<"campaigns">;
@@ -1552,7 +1560,9 @@ export type InternalApi = {
       }>;
     }, any>;
     /** `campaignSends:stalled` */
-    stalled: FunctionReference<"query", "internal", Record<string, never>, any>;
+    stalled: FunctionReference<"query", "internal", {
+      campaignId?: Id<"campaigns">;
+    }, any>;
     /** `campaignSends:startDue`: Start the scheduled campaigns whose time has come (preflight again: one that fails it goes back to draft); how many were looked at. */
     startDue: FunctionReference<"mutation", "internal", Record<string, never>, any>;
     /** `campaignSends:wake`: Recipient-local sends are due: delivery workers for a sending campaign. */

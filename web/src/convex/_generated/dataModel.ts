@@ -1651,9 +1651,7 @@ export type DataModel = {
       by_org: ["organizationId", "_creationTime"];
       by_org_queued: ["organizationId", "queuedAt", "_creationTime"];
       by_org_key: ["organizationId", "idempotencyKey", "_creationTime"];
-      by_org_email: ["organizationId", "email", "_creationTime"];
       by_org_transactional_email: ["organizationId", "transactionalEmailId", "_creationTime"];
-      by_contact: ["contactId", "_creationTime"];
       by_provider_message_id: ["providerMessageId", "_creationTime"];
       by_status_updated: ["status", "updatedAt", "_creationTime"];
       by_org_status: ["organizationId", "status", "queuedAt", "_creationTime"];
