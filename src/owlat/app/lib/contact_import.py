@@ -24,7 +24,7 @@ from collections.abc import Collection
 from typing import Any
 
 from owlat.app.lib import csv_import
-from owlat.app.lib.activities import activity_record, record_activity
+from owlat.app.lib.activities import insert_created, record_activity
 from owlat.app.lib.audience import clean_email, clean_property_value, property_definitions
 from owlat.app.lib.contacts import (
     clean_fields,
@@ -233,14 +233,8 @@ class _Batch:
         if self.list_batch is not None:
             contacts = await self.list_batch.insert_contacts(records, "imported", metadata)
         else:
-            ids = await self.ctx.db.insert_many("contacts", records)
-            contacts = [{**record, "_id": i} for record, i in zip(records, ids, strict=True)]
             user_id = self.found.get("createdBy")
-            activities = [
-                activity_record(c, "imported", dict(metadata), user_id, c["createdAt"])
-                for c in contacts
-            ]
-            await self.ctx.db.insert_many("contactActivities", activities)
+            contacts = await insert_created(self.ctx, records, "imported", metadata, user_id)
         for contact in contacts:
             self.seen[contact["email"]] = contact
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from owlat.app.lib.activities import activity_record, record_activity
+from owlat.app.lib.activities import insert_created, record_activity
 from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.tokens import random_token, token_hash
@@ -301,18 +301,12 @@ class ListBatch:
             {**record, "mailingListIds": [list_id]} if direct else dict(record)
             for record in records
         ]
-        ids = await self._ctx.db.insert_many("contacts", contacts)
-        for contact, contact_id in zip(contacts, ids, strict=True):
-            contact["_id"] = contact_id
-        now = now_ms()
         metadata = {**metadata, "listId": list_id}
-        activities = [
-            activity_record(contact, activity_type, dict(metadata), self._user_id, now)
-            for contact in contacts
-        ]
-        await self._ctx.db.insert_many("contactActivities", activities)
+        contacts = await insert_created(self._ctx, contacts, activity_type, metadata, self._user_id)
         if not direct:
             return [await self._subscribe(contact) for contact in contacts]
+        now = now_ms()
+        ids = [contact["_id"] for contact in contacts]
         memberships = [
             _membership_record(self.mailing_list, contact_id, "subscribed", self._source, now)
             for contact_id in ids
