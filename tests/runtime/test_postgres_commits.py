@@ -5,7 +5,8 @@ and feed, as two `owlat serve` nodes would. Each test pins down a shortcut of th
 path (postgres.py, _postgres_feed.py): the commit function that locks, checks, draws and
 logs in one call; the own commit delivered without reading the log when nothing lies
 between it and the last delivered one; announcements of already delivered commits
-ignored; the commit functions created on an existing database."""
+ignored; an own commit handed over late still delivered by its own task; the commit
+functions created on an existing database."""
 
 from __future__ import annotations
 
@@ -118,6 +119,37 @@ async def test_an_own_commit_waits_for_the_other_nodes_commit_drawn_before_it(
     assert seen.stamps == [a1.ts, b1.ts, a2.ts]
     bodies = [change.new for commit in seen.commits for change in commit.write_set.documents]
     assert [body and body.get("body") for body in bodies] == ["a1", None, "a2"]
+
+
+async def test_an_own_commit_handed_over_late_is_delivered_with_its_documents(
+    nodes: tuple[Application, Application], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A later commit's task that reaches the feed first waits for the earlier commit's
+    task (its COMMIT's answer came later) instead of delivering that commit from the log,
+    where it has no documents."""
+    first, _ = nodes
+    seen = Heard(first)
+    feed = first._feed
+    assert feed is not None
+    hand_over = feed.committed
+    later: list[asyncio.Task[object]] = []
+
+    async def late(commit: Commit) -> None:
+        if not later:  # the first commit: the next one commits while this one is on its way
+            later.append(
+                asyncio.create_task(
+                    first.run_mutation("messages:send", {"channel": "c", "body": "b"})
+                )
+            )
+            await asyncio.sleep(0.3)
+        await hand_over(commit)
+
+    monkeypatch.setattr(feed, "committed", late)
+    a = await first.run_mutation("messages:send", {"channel": "c", "body": "a"})
+    await later[0]
+    await seen.reach(a.ts or 0)
+    bodies = [change.new for commit in seen.commits for change in commit.write_set.documents]
+    assert [body and body.get("body") for body in bodies] == ["a", "b"]
 
 
 async def test_an_unused_timestamp_between_two_commits_is_read_past(

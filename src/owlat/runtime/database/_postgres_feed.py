@@ -22,18 +22,22 @@ node runs:
 The node's own commits are delivered as the Application made them (full documents), by the
 committing task itself: the fetcher stops before such a commit (`HOLD_SECONDS` at most),
 so that, as with SQLite, a mutation's listeners have run before its caller (a sync socket)
-is answered. Other nodes' commits are decoded from the log. Every `PRUNE_EVERY_SECONDS`
-the fetcher deletes commits older than `RETENTION_NS` (always keeping the newest, which
-names the latest snapshot).
+is answered. A committing task that fetches stops likewise before an earlier commit of this
+node whose task has not handed it over yet (its COMMIT's answer came later), and waits for
+it: otherwise that commit would be delivered as decoded from the log, without its documents.
+Other nodes' commits are decoded from the log. Every `PRUNE_EVERY_SECONDS` the fetcher
+deletes commits older than `RETENTION_NS` (always keeping the newest, which names the
+latest snapshot).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -90,7 +94,8 @@ class PostgresCommitFeed:
         self._wake = asyncio.Event()
         self._announced = 0  # the newest ts announced by NOTIFY
         self._catch_up = False  # fetch even if every announced commit was delivered
-        self._own: dict[int, Commit] = {}
+        self._own: dict[int, Commit] = {}  # commits handed over by their committing tasks
+        self._handed = asyncio.Event()  # set when a commit is added to `_own`
         self._fetching = asyncio.Lock()  # one fetch at a time, in order
         self._tasks: list[asyncio.Task[None]] = []
         self._last_prune = time.monotonic()
@@ -109,11 +114,17 @@ class PostgresCommitFeed:
         if commit.ts <= self._delivered:
             return
         self._own[commit.ts] = commit
+        self._handed.set()
         try:
             async with asyncio.timeout(OWN_COMMIT_WAIT_SECONDS), self._fetching:
                 while self._delivered < commit.ts:
-                    if not self._deliver_own():
-                        await self._deliver_next(hold=False)
+                    if self._deliver_own():
+                        continue
+                    if await self._deliver_next(hold=False) == "held":
+                        self._handed.clear()  # no await since the held commit was seen
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(HOLD_SECONDS):
+                                await self._handed.wait()
             if self._announced > self._delivered:
                 self._wake.set()  # another node's commit the fetcher held back for this one
         except (TimeoutError, EngineError) as error:
@@ -152,7 +163,7 @@ class PostgresCommitFeed:
                     more = False
                     if self._catch_up or self._announced > self._delivered:
                         self._catch_up = False
-                        more = await self._deliver_next(hold=True)
+                        more = await self._deliver_next(hold=True) == "more"
                 await self._prune_now_and_then()
             except EngineError as error:
                 logger.warning("commit feed: %s; retrying", error)
@@ -181,17 +192,23 @@ class PostgresCommitFeed:
             self._deliver(self._own.pop(ts))
             delivered = True
 
-    async def _deliver_next(self, *, hold: bool) -> bool:
-        """Deliver the next batch of commits; whether there may be more. `hold`: stop at a
-        commit of this process, which its committing task delivers (`committed`), unless
-        that task has not come for it within `HOLD_SECONDS`."""
+    async def _deliver_next(self, *, hold: bool) -> Literal["more", "done", "held"]:
+        """Deliver the next batch of commits: "more" if there may be more, "held" if it
+        stopped at a commit of this process whose committing task has not handed it over
+        (`committed`) or, with `hold`, at any commit of this process, which its task
+        delivers; a task that has not come for its commit within `HOLD_SECONDS` is not
+        waited for."""
         rows = await self._fetch(self._sql.commits_after, (self._delivered, BATCH))
         assert self._deliver is not None
         for ts, data in rows:
             ts = int(ts)
             recorded = self._recorded.get(ts)
-            if hold and recorded is not None and time.monotonic() - recorded.at < HOLD_SECONDS:
-                return False
+            if (
+                recorded is not None
+                and (hold or ts not in self._own)
+                and time.monotonic() - recorded.at < HOLD_SECONDS
+            ):
+                return "held"
             self._recorded.pop(ts, None)
             commit = self._own.pop(ts, None)
             if commit is None:
@@ -202,7 +219,7 @@ class PostgresCommitFeed:
             del self._own[ts]  # rolled into a batch before `committed` was called
         for ts in [ts for ts in self._recorded if ts <= self._delivered]:
             del self._recorded[ts]  # its transaction failed after recording it
-        return len(rows) == BATCH
+        return "more" if len(rows) == BATCH else "done"
 
     async def _prune_now_and_then(self) -> None:
         if time.monotonic() - self._last_prune < PRUNE_EVERY_SECONDS:
