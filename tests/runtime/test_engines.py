@@ -7,6 +7,7 @@ import asyncio
 import itertools
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from owlat.config import Settings
@@ -14,7 +15,7 @@ from owlat.runtime.application import Application
 from owlat.runtime.database.commit_feed import decode_write_set, encode_write_set
 from owlat.runtime.database.commits import Commit, DocumentChange, IndexKeyChange, WriteSet
 from owlat.runtime.database.engines import create_engine
-from owlat.runtime.database.postgres import PostgresEngine
+from owlat.runtime.database.postgres import PostgresEngine, PostgresWriter, _fetch
 from owlat.runtime.database.sqlite import SqliteEngine
 from owlat.runtime.errors import EngineError, OperatorError
 from tests.postgres import PostgresForTests
@@ -94,6 +95,39 @@ async def test_the_pool_size_bounds_open_transactions(
                     async with asyncio.timeout(0.2), engine.read():
                         pass  # a third transaction waits for a connection
             async with asyncio.timeout(5), engine.read() as reader:
+                assert await reader.last_ts() == 0
+        finally:
+            await engine.close()
+
+
+async def test_a_transaction_cancelled_mid_statement_does_not_return_its_connection(
+    tmp_path: Path, postgres: PostgresForTests
+) -> None:
+    """A cancelled task may leave its connection in any state inside the driver (e.g. still
+    in pipeline mode, where the next transaction's statements get no rows): it is closed,
+    never pooled again, and the next transactions work."""
+    with postgres.schema() as url:
+        engine = create_engine(tmp_path, url, pool_size=1)
+        await engine.open()
+        try:
+            connections: list[psycopg.AsyncConnection[tuple[object, ...]]] = []
+
+            async def slow_write() -> None:
+                async with engine.write() as writer:
+                    assert isinstance(writer, PostgresWriter)
+                    connections.append(writer._db)
+                    # BEGIN is deferred: it goes with this statement, in a pipeline
+                    await _fetch(writer._db, "SELECT pg_sleep(5)")
+
+            task = asyncio.create_task(slow_write())
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert connections[0].closed
+            async with asyncio.timeout(5), engine.write() as writer:
+                assert await writer.allocate_ts() > 0
+            async with engine.read() as reader:
                 assert await reader.last_ts() == 0
         finally:
             await engine.close()

@@ -67,7 +67,6 @@ PRUNE_EVERY_SECONDS = 60.0
 class Recorded(NamedTuple):
     """A commit of this process whose transaction has been sent COMMIT."""
 
-    at: float  # time.monotonic() when it was recorded
     previous: int  # the timestamp drawn just before it, under the commit lock
 
 
@@ -96,6 +95,7 @@ class PostgresCommitFeed:
         self._catch_up = False  # fetch even if every announced commit was delivered
         self._own: dict[int, Commit] = {}  # commits handed over by their committing tasks
         self._handed = asyncio.Event()  # set when a commit is added to `_own`
+        self._held_since: dict[int, float] = {}  # a held commit of this process → first seen
         self._fetching = asyncio.Lock()  # one fetch at a time, in order
         self._tasks: list[asyncio.Task[None]] = []
         self._last_prune = time.monotonic()
@@ -196,17 +196,17 @@ class PostgresCommitFeed:
         """Deliver the next batch of commits: "more" if there may be more, "held" if it
         stopped at a commit of this process whose committing task has not handed it over
         (`committed`) or, with `hold`, at any commit of this process, which its task
-        delivers; a task that has not come for its commit within `HOLD_SECONDS` is not
-        waited for."""
+        delivers; a task that has not come for its commit within `HOLD_SECONDS` of the
+        commit being seen in the log is not waited for."""
         rows = await self._fetch(self._sql.commits_after, (self._delivered, BATCH))
         assert self._deliver is not None
+        now = time.monotonic()
         for ts, data in rows:
             ts = int(ts)
-            recorded = self._recorded.get(ts)
             if (
-                recorded is not None
+                ts in self._recorded
                 and (hold or ts not in self._own)
-                and time.monotonic() - recorded.at < HOLD_SECONDS
+                and now - self._held_since.setdefault(ts, now) < HOLD_SECONDS
             ):
                 return "held"
             self._recorded.pop(ts, None)
@@ -219,6 +219,8 @@ class PostgresCommitFeed:
             del self._own[ts]  # rolled into a batch before `committed` was called
         for ts in [ts for ts in self._recorded if ts <= self._delivered]:
             del self._recorded[ts]  # its transaction failed after recording it
+        for ts in [ts for ts in self._held_since if ts <= self._delivered]:
+            del self._held_since[ts]
         return "more" if len(rows) == BATCH else "done"
 
     async def _prune_now_and_then(self) -> None:

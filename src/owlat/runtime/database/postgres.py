@@ -101,7 +101,6 @@ import contextlib
 import functools
 import itertools
 import json
-import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -370,7 +369,7 @@ class PostgresWriter(PostgresReader):
         rows = await _fetch(self._db, self._sql.commit, params, commit=True)
         ts = self._draw(rows[0])
         # no await since the COMMIT: the feed cannot have fetched this commit yet
-        self._recorded[ts] = Recorded(time.monotonic(), self._previous)
+        self._recorded[ts] = Recorded(self._previous)
         return ts
 
     async def catalog_version(self) -> int:
@@ -389,7 +388,7 @@ class PostgresWriter(PostgresReader):
 
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
         self._defer(self._sql.record_commit, (ts, encode_write_set(write_set)))  # with COMMIT
-        self._recorded[ts] = Recorded(time.monotonic(), self._previous)
+        self._recorded[ts] = Recorded(self._previous)
 
     async def insert_documents(
         self,
@@ -509,6 +508,12 @@ class _Transaction(Generic[_Access]):
         try:
             if error is not None:
                 _deferred.pop(connection, None)  # never sent: the transaction is abandoned
+                if not isinstance(error, Exception):
+                    # interrupted (cancelled) inside the driver, e.g. in a pipeline's exit:
+                    # its state is unknown (a connection left in pipeline mode answers the
+                    # next transaction's statements with no rows), so the pool drops it
+                    await connection.close()
+                    return
                 if not connection.closed and connection.info.transaction_status != idle:
                     try:
                         await connection.execute("ROLLBACK", prepare=False)
