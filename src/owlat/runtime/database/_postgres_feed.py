@@ -15,7 +15,7 @@ node runs:
   skipped: a commit the fetcher does not see yet has a greater ts than every one it saw.
 - no fetch at all for a commit of this node that directly follows the last one delivered:
   the writer learns, under the commit lock, the timestamp drawn just before its own
-  (`Recorded.previous`); every commit before it has a timestamp at most that one, so if
+  (`OwnCommits.previous`); every commit before it has a timestamp at most that one, so if
   that is the last delivered commit, nothing lies between them, and the committing task
   delivers its commit at once (`committed`). Otherwise (another node's commit, or a
   failed transaction's unused timestamp, came in between) it fetches as above.
@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal, NamedTuple
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -64,10 +65,43 @@ PRUNE_EVERY_SECONDS = 60.0
 
 
 
-class Recorded(NamedTuple):
-    """A commit of this process whose transaction has been sent COMMIT."""
+class OwnCommits:
+    """This process's commits as its writers record them, shared by its engine and feed."""
 
-    previous: int  # the timestamp drawn just before it, under the commit lock
+    def __init__(self) -> None:
+        # ts → the timestamp drawn just before it under the commit lock, for each commit of
+        # this process whose transaction has been sent COMMIT
+        self.previous: dict[int, int] = {}
+        self._in_flight: set[int] = set()
+        self._tokens = itertools.count()
+        self._settled = asyncio.Event()
+
+    @contextlib.contextmanager
+    def committing(self) -> Iterator[None]:
+        """Around a COMMIT that draws its own timestamp (the commit function), which is
+        recorded only once its answer is read: the feed may read the commit in the log
+        before that (`settle`)."""
+        token = next(self._tokens)
+        self._in_flight.add(token)
+        try:
+            yield
+        finally:
+            self._in_flight.discard(token)
+            self._settled.set()
+
+    @property
+    def in_flight(self) -> bool:
+        return bool(self._in_flight)
+
+    async def settle(self) -> None:
+        """Wait until the commits in flight now are recorded or failed (`HOLD_SECONDS` at
+        most): a commit read in the log that is not recorded is then another node's."""
+        waiting = set(self._in_flight)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HOLD_SECONDS):
+                while waiting & self._in_flight:
+                    self._settled.clear()
+                    await self._settled.wait()
 
 
 Connect = Callable[[], Awaitable[psycopg.AsyncConnection[tuple[Any, ...]]]]
@@ -82,12 +116,13 @@ class PostgresCommitFeed:
         connect: Connect,
         fetch: Fetch,
         statements: Statements,
-        recorded: dict[int, Recorded],
+        own_commits: OwnCommits,
     ) -> None:
         self._connect = connect
         self._fetch = fetch
         self._sql = statements
-        self._recorded = recorded  # ts → this process's commit, recorded by its writer
+        self._own_commits = own_commits
+        self._recorded = own_commits.previous  # ts → previous, recorded by its writer
         self._deliver: Deliver | None = None
         self._delivered = 0
         self._wake = asyncio.Event()
@@ -181,7 +216,7 @@ class PostgresCommitFeed:
             following = [
                 ts
                 for ts in self._own
-                if (recorded := self._recorded.get(ts)) and recorded.previous == self._delivered
+                if self._recorded.get(ts) == self._delivered
             ]
             if not following:
                 return delivered
@@ -203,6 +238,9 @@ class PostgresCommitFeed:
         now = time.monotonic()
         for ts, data in rows:
             ts = int(ts)
+            if ts not in self._recorded and self._own_commits.in_flight:
+                await self._own_commits.settle()  # it may be one of them, answered later
+                now = time.monotonic()
             if (
                 ts in self._recorded
                 and (hold or ts not in self._own)

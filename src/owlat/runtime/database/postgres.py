@@ -110,7 +110,7 @@ from typing import Any, Generic, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 
-from owlat.runtime.database._postgres_feed import PostgresCommitFeed, Recorded
+from owlat.runtime.database._postgres_feed import OwnCommits, PostgresCommitFeed
 from owlat.runtime.database._sql import Statements, load_statements
 from owlat.runtime.database.commit_feed import encode_write_set
 from owlat.runtime.database.commits import WriteSet
@@ -312,13 +312,13 @@ class PostgresReader:
 class PostgresWriter(PostgresReader):
     """Reads and writes through one connection inside a SERIALIZABLE transaction."""
 
-    __slots__ = ("_locked", "_previous", "_recorded")
+    __slots__ = ("_locked", "_own_commits", "_previous")
 
     def __init__(
-        self, connection: _Connection, sql: Statements, recorded: dict[int, Recorded]
+        self, connection: _Connection, sql: Statements, own_commits: OwnCommits
     ) -> None:
         super().__init__(connection, sql)
-        self._recorded = recorded  # this process's commits about to be committed
+        self._own_commits = own_commits  # this process's commits about to be committed
         self._locked = False
         self._previous = 0  # the draw before this transaction's timestamp
 
@@ -366,10 +366,10 @@ class PostgresWriter(PostgresReader):
         sent with the pending writes and COMMIT: the transaction has committed on return."""
         self._locked = True
         params = (0, catalog_version, encode_write_set(write_set))
-        rows = await _fetch(self._db, self._sql.commit, params, commit=True)
-        ts = self._draw(rows[0])
-        # no await since the COMMIT: the feed cannot have fetched this commit yet
-        self._recorded[ts] = Recorded(self._previous)
+        with self._own_commits.committing():  # the feed may read it before its answer
+            rows = await _fetch(self._db, self._sql.commit, params, commit=True)
+            ts = self._draw(rows[0])
+            self._own_commits.previous[ts] = self._previous
         return ts
 
     async def catalog_version(self) -> int:
@@ -388,7 +388,7 @@ class PostgresWriter(PostgresReader):
 
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
         self._defer(self._sql.record_commit, (ts, encode_write_set(write_set)))  # with COMMIT
-        self._recorded[ts] = Recorded(self._previous)
+        self._own_commits.previous[ts] = self._previous
 
     async def insert_documents(
         self,
@@ -550,7 +550,7 @@ class PostgresEngine:
         self._slots = asyncio.Semaphore(pool_size)
         self._idle: list[_Connection] = []
         self._open = False
-        self._recorded: dict[int, Recorded] = {}  # see PostgresCommitFeed
+        self._own_commits = OwnCommits()  # see PostgresCommitFeed
 
     async def _connect(self) -> _Connection:
         try:
@@ -604,7 +604,7 @@ class PostgresEngine:
 
     def commit_feed(self) -> PostgresCommitFeed:
         return PostgresCommitFeed(
-            self._connect, self._fetch_outside_transaction, self._sql, self._recorded
+            self._connect, self._fetch_outside_transaction, self._sql, self._own_commits
         )
 
     async def _fetch_outside_transaction(
@@ -625,6 +625,6 @@ class PostgresEngine:
 
     def write(self, *, exclusive: bool = False) -> _Transaction[PostgresWriter]:
         def writer(connection: _Connection) -> PostgresWriter:
-            return PostgresWriter(connection, self._sql, self._recorded)
+            return PostgresWriter(connection, self._sql, self._own_commits)
 
         return _Transaction(self, "BEGIN ISOLATION LEVEL SERIALIZABLE", writer, exclusive=exclusive)
