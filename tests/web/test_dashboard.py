@@ -205,13 +205,7 @@ async def test_contacts_screen_with_more_contacts_than_a_query_may_read(
     browser: Browser, dashboard_site: Site, screens: Screens
 ) -> None:
     site = dashboard_site
-    page = await new_page(browser, screens)
-    await page.goto(site.site_url + "/auth/sign-up")
-    await sign_up(page, "Ada Lovelace", "ada@example.com")
-    await page.wait_for_url("**/organizations/new")
-    await page.get_by_label("Organization name").fill("Acme Mail")
-    await page.get_by_role("button", name="Create organization").click()
-    await page.get_by_text("No contacts yet.").wait_for()
+    page = await owner_page(browser, site, screens)
     await _seed_contacts(site, "acme-mail", SEEDED)
     # the open page grew past what one query may read: it started afresh, newest first
     newest = f"user-{SEEDED - 1:06d}@example.com"
