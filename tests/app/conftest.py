@@ -38,7 +38,11 @@ from tests.app.domains.dns_server import DnsServer
 from tests.e2e.conftest import serve_in_process
 
 BASE_URL = "http://owlat.test"
-FAST = {"sign_in_attempts_per_ip": 1000}
+# Instance settings of every test site and app: sign-ins not limited by address, and password
+# hashes at argon2's least cost (production's costs ~0.2 s of CPU per hash or verification;
+# test_passwords.py checks that production keeps it).
+CHEAP_HASHING = instance.PasswordCost(time_cost=1, memory_cost=8, parallelism=1)
+FAST = {"sign_in_attempts_per_ip": 1000, "password_hashing": CHEAP_HASHING}
 
 
 @dataclasses.dataclass

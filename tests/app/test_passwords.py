@@ -1,12 +1,19 @@
 """The password rules (NIST SP 800-63B): length, no control characters, not a common
-password or a short repeated pattern, not like the account's email."""
+password or a short repeated pattern, not like the account's email; hashing at RFC 9106's
+low-memory cost unless the instance says otherwise."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from argon2 import extract_parameters
+from argon2.profiles import RFC_9106_LOW_MEMORY
+
+from owlat.app.lib import instance
 from owlat.app.lib.errors import AuthFailure
-from owlat.app.lib.passwords import check_rules, common_passwords
+from owlat.app.lib.passwords import check_rules, common_passwords, hash_password, verify_password
+from tests.app.conftest import BASE_URL, CHEAP_HASHING
 
 EMAIL = "margaret.hamilton@example.com"
 
@@ -57,3 +64,21 @@ def test_the_bundled_list_holds_the_10000_most_common_passwords() -> None:
     assert len(passwords) == 9913  # 10,000 lines; lower-cased, 87 coincide (`Password`)
     assert {"123456", "password", "qwerty", "iloveyou"} <= passwords
     assert common_passwords() is passwords  # read once
+
+
+async def test_hashes_cost_rfc_9106_low_memory_by_default(tmp_path: Path) -> None:
+    """Production's cost (the other tests configure a cheap one, tests/app/conftest.py)."""
+    instance.configure(tmp_path, BASE_URL)
+    stored = await hash_password("correct-horse-1", EMAIL)
+    assert extract_parameters(stored) == RFC_9106_LOW_MEMORY
+    assert await verify_password(stored, "correct-horse-1")
+    assert not await verify_password(stored, "correct-horse-2")
+    assert not await verify_password(None, "correct-horse-1")  # no account: still verified
+
+    # a configured cost holds for new hashes; hashes made at another cost still verify
+    instance.configure(tmp_path, BASE_URL, password_hashing=CHEAP_HASHING)
+    cheap = await hash_password("correct-horse-1", EMAIL)
+    assert extract_parameters(cheap).time_cost == CHEAP_HASHING.time_cost
+    assert extract_parameters(cheap).memory_cost == CHEAP_HASHING.memory_cost
+    assert await verify_password(cheap, "correct-horse-1")
+    assert await verify_password(stored, "correct-horse-1")

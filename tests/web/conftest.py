@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -153,14 +153,21 @@ async def screens(request: pytest.FixtureRequest, browser: Browser) -> AsyncIter
                 await page.screenshot(path=directory / f"failed-{number}.png")
 
 
-@pytest.fixture
-async def dashboard_site(tmp_path: Path, built_web: Path) -> AsyncIterator[Site]:
-    """The real server with the built dashboard at / of its site port (as `owlat dev`)."""
+@contextlib.asynccontextmanager
+async def start_dashboard_site(data_dir: Path, **options: Any) -> AsyncIterator[Site]:
+    """`start_site` with the built dashboard at / of its site port (as `owlat dev`)."""
 
     def web(client_url: str) -> WebApp | None:
         return dashboard("owlat.app", Settings(web_dir=BUILD), client_url)
 
-    async with start_site(tmp_path, web=web) as site:
+    async with start_site(data_dir, web=web, **options) as site:
+        yield site
+
+
+@pytest.fixture
+async def dashboard_site(tmp_path: Path, built_web: Path) -> AsyncIterator[Site]:
+    """The real server with the built dashboard at / of its site port (as `owlat dev`)."""
+    async with start_dashboard_site(tmp_path) as site:
         yield site
 
 

@@ -20,7 +20,7 @@ from playwright.async_api import expect
 
 from tests.app.template_samples import png
 from tests.web.conftest import DESKTOP, MOBILE, Screens, settle
-from tests.web.test_dashboard_screens import editor_page, go, owner_page
+from tests.web.pages import editor_page, go, owner_page
 from tests.web.test_transactional_screens import pick
 
 if TYPE_CHECKING:

@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from owlat.cli._shared import dashboard
-from owlat.config import Settings
 from owlat.runtime import ConvexError
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.campaign_setup import (
@@ -29,16 +27,15 @@ from tests.app.campaign_setup import (
     published_template,
     ready_campaign,
 )
-from tests.app.conftest import Caller, Site, start_site
+from tests.app.conftest import Caller, Site
 from tests.app.mail_setup import LOOPBACK_SINKS
 from tests.app.sending.servers import Sink, smtp_server
-from tests.web.conftest import BUILD, Screens, new_page, settle
-from tests.web.test_dashboard_screens import choose, editor_page, go, owner_page
+from tests.web.conftest import Screens, new_page, settle, start_dashboard_site
+from tests.web.pages import choose, editor_page, go, owner_page
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
-    from owlat.runtime.server import WebApp
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -242,14 +239,10 @@ async def held_relay_site(
 ) -> AsyncIterator[tuple[Site, HeldSink, int]]:
     """`owlat dev` (a relay on loopback is a local sink: no sending domain needed) with an
     SMTP relay that holds every message until released; the relay's port."""
-
-    def web(client_url: str) -> WebApp | None:
-        return dashboard("owlat.app", Settings(web_dir=BUILD), client_url)
-
     sink = HeldSink()
     async with smtp_server(sink) as port:
         options = {"development": True, "smtp_hosts": LOOPBACK_SINKS}
-        async with start_site(tmp_path, web=web, **options) as site:
+        async with start_dashboard_site(tmp_path, **options) as site:
             try:
                 yield site, sink, port
             finally:

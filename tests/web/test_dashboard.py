@@ -18,38 +18,13 @@ import pytest
 
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Site, mail_text
-from tests.web.conftest import Screens, new_page, settle
+from tests.web.conftest import Screens, new_page
+from tests.web.pages import PASSWORD, add_contact, cell, owner_page, sign_up
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page, Response
 
 pytestmark = pytest.mark.timeout(180)
-
-PASSWORD = "correct-horse-battery"
-
-
-def cell(page: Page, text: str) -> object:
-    return page.get_by_role("cell", name=text, exact=True)
-
-
-async def sign_up(page: Page, name: str, email: str) -> None:
-    await page.get_by_label("Name").fill(name)
-    await page.get_by_label("Email").fill(email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Create account").click()
-
-
-async def add_contact(page: Page, email: str, first_name: str = "") -> None:
-    await page.get_by_role("button", name="New contact").click()
-    dialog = page.get_by_role("dialog")
-    await dialog.wait_for()
-    await settle(page)
-    await dialog.get_by_label("Email").fill(email)
-    if first_name:
-        await dialog.get_by_label("First name").fill(first_name)
-    await dialog.get_by_role("button", name="Add contact").click()
-    await dialog.wait_for(state="hidden")  # added: the next dialog is a new one
-
 
 async def invitation_link(site: Site, email: str) -> str:
     """The accept link of the invitation mailed to `email` (sent by a scheduled job)."""
@@ -158,13 +133,7 @@ async def test_two_browsers_see_a_new_contact_within_a_second(
     browser: Browser, dashboard_site: Site, screens: Screens
 ) -> None:
     site = dashboard_site
-    first = await new_page(browser, screens)
-    await first.goto(site.site_url + "/auth/sign-up")
-    await sign_up(first, "Ada Lovelace", "ada@example.com")
-    await first.wait_for_url("**/organizations/new")
-    await first.get_by_label("Organization name").fill("Acme Mail")
-    await first.get_by_role("button", name="Create organization").click()
-    await first.get_by_text("No contacts yet.").wait_for()
+    first = await owner_page(browser, site, screens)
 
     # another browser, signed in as the same user: its new session takes her organization
     second = await new_page(browser, screens)
@@ -236,13 +205,7 @@ async def test_contacts_screen_with_more_contacts_than_a_query_may_read(
     browser: Browser, dashboard_site: Site, screens: Screens
 ) -> None:
     site = dashboard_site
-    page = await new_page(browser, screens)
-    await page.goto(site.site_url + "/auth/sign-up")
-    await sign_up(page, "Ada Lovelace", "ada@example.com")
-    await page.wait_for_url("**/organizations/new")
-    await page.get_by_label("Organization name").fill("Acme Mail")
-    await page.get_by_role("button", name="Create organization").click()
-    await page.get_by_text("No contacts yet.").wait_for()
+    page = await owner_page(browser, site, screens)
     await _seed_contacts(site, "acme-mail", SEEDED)
     # the open page grew past what one query may read: it started afresh, newest first
     newest = f"user-{SEEDED - 1:06d}@example.com"

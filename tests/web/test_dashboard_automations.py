@@ -17,8 +17,7 @@ from playwright.async_api import expect
 
 from owlat.runtime.testing import in_mutation, in_query
 from tests.web.conftest import Screens, settle
-from tests.web.test_dashboard import add_contact, cell
-from tests.web.test_dashboard_screens import choose, editor_page, go, member_page, owner_page
+from tests.web.pages import add_contact, cell, choose, editor_page, go, member_page, owner_page
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page

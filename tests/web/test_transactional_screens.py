@@ -17,9 +17,8 @@ from playwright.async_api import expect
 
 from tests.app.test_rest_api import api_key
 from tests.web.conftest import DESKTOP, MOBILE, Screens, settle
+from tests.web.pages import cell, editor_page, go, owner_page
 from tests.web.test_campaigns_screens import caller_of
-from tests.web.test_dashboard import cell
-from tests.web.test_dashboard_screens import editor_page, go, owner_page
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Locator, Page

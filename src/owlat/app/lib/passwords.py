@@ -15,8 +15,10 @@ rules do not, and a password that attackers try first is refused. A new password
    validator (`jsmith2024!` for jsmith@…, not `john-likes-long-walks` for john@…).
 
 Hashing is slow on purpose (tens of milliseconds), so it runs in actions, never inside a
-mutation's transaction. `verify` against `DUMMY_HASH` when the account does not exist
-keeps the time of a failed sign-in independent of whether the email is known.
+mutation's transaction. Its cost is the instance's `password_hashing` (RFC 9106's
+low-memory profile; tests that are not about hashing choose a cheap one). Verifying against
+a dummy hash of that cost when the account does not exist keeps the time of a failed
+sign-in independent of whether the email is known.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from importlib.resources import files
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from owlat.app.lib import instance
 from owlat.app.lib.errors import AuthFailure
 
 MIN_LENGTH = 10
@@ -38,8 +41,18 @@ MAX_EMAIL_SIMILARITY = 0.7
 # `abcd` repeated is refused, a longer unit is left to the list and to length.
 MAX_REPEATED_UNIT = 4
 
-_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
-DUMMY_HASH = _hasher.hash("owlat-dummy-password")
+
+@functools.cache
+def _hasher(cost: instance.PasswordCost) -> PasswordHasher:
+    return PasswordHasher(
+        time_cost=cost.time_cost, memory_cost=cost.memory_cost, parallelism=cost.parallelism
+    )
+
+
+@functools.cache
+def _dummy_hash(cost: instance.PasswordCost) -> str:
+    """What a sign-in for an unknown account verifies against: as costly as a real hash."""
+    return _hasher(cost).hash("owlat-dummy-password")
 
 
 @functools.cache
@@ -90,15 +103,18 @@ async def hash_password(password: str, email: str) -> str:
     """The argon2id hash of a new `password` for the account of `email`, which must pass
     `check_rules`."""
     check_rules(password, email)
-    return await asyncio.to_thread(_hasher.hash, password)
+    hasher = _hasher(instance.current().password_hashing)
+    return await asyncio.to_thread(hasher.hash, password)
 
 
 async def verify_password(stored_hash: str | None, password: str) -> bool:
     """Whether `password` matches; runs a full verification even without a stored hash."""
+    cost = instance.current().password_hashing
 
     def check() -> bool:
+        against = stored_hash or _dummy_hash(cost)
         try:
-            return _hasher.verify(stored_hash or DUMMY_HASH, password) and stored_hash is not None
+            return _hasher(cost).verify(against, password) and stored_hash is not None
         except (VerificationError, InvalidHashError, UnicodeEncodeError):
             return False  # UnicodeEncodeError: a lone surrogate, which no password has
 
