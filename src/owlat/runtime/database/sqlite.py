@@ -270,32 +270,31 @@ class _WalIndexWatch:
     `<database>-shm` (two 48-byte copies; SQLite's documented WAL-index format,
     https://sqlite.org/walformat.html §2.1), so unchanged header bytes mean no commit since.
     A read that races a commit sees a changed or torn header: never falsely unchanged.
-    Without a mappable `-shm` file every mark reads as changed (no snapshot is reused)."""
+    Without a mappable `-shm` file (`map` None) every mark reads as changed (no snapshot is
+    reused). Unchanged since `mark`: `map[:HEADER_BYTES] == mark` (read by `engine.read()`
+    itself, a call fewer per query)."""
 
-    __slots__ = ("_map",)
+    __slots__ = ("map",)
 
     HEADER_BYTES = 96
 
     def __init__(self, path: Path | None) -> None:
-        self._map: mmap.mmap | None = None
+        self.map: mmap.mmap | None = None
         if path is None:
             return
         try:
             with open(f"{path}-shm", "rb") as file:
-                self._map = mmap.mmap(file.fileno(), self.HEADER_BYTES, access=mmap.ACCESS_READ)
+                self.map = mmap.mmap(file.fileno(), self.HEADER_BYTES, access=mmap.ACCESS_READ)
         except (OSError, ValueError):
             return
 
     def mark(self) -> bytes | None:
-        return None if self._map is None else self._map[: self.HEADER_BYTES]
-
-    def unchanged_since(self, mark: bytes | None) -> bool:
-        return mark is not None and self._map is not None and self._map[: self.HEADER_BYTES] == mark
+        return None if self.map is None else self.map[: self.HEADER_BYTES]
 
     def close(self) -> None:
-        if self._map is not None:
-            self._map.close()
-            self._map = None
+        if self.map is not None:
+            self.map.close()
+            self.map = None
 
 
 class _Snapshot:
@@ -328,7 +327,13 @@ class _ReadTransaction:
     async def __aenter__(self) -> SqliteReader:
         engine = self._engine
         snapshot = engine._snapshot
-        if snapshot is None or snapshot.stale or not engine._wal.unchanged_since(snapshot.mark):
+        wal = engine._wal.map
+        if (
+            snapshot is None
+            or snapshot.stale
+            or wal is None
+            or snapshot.mark != wal[: _WalIndexWatch.HEADER_BYTES]
+        ):
             snapshot = engine._new_snapshot()
         snapshot.users += 1
         self._snapshot = snapshot
