@@ -95,6 +95,16 @@ async def test_wrong_kind_uses_convex_message(app: Application) -> None:
         await app.run(FunctionKind.QUERY, "messages:send", {"channel": "c", "body": "b"})
 
 
+async def test_a_function_called_before_is_checked_again_on_every_call(app: Application) -> None:
+    """Resolved paths are kept: visibility and kind are still checked per call."""
+    assert (await app.run(FunctionKind.QUERY, "messages:countAll", {}, internal=True)).value == 0.0
+    with pytest.raises(FunctionNotFoundError, match="public function for 'messages:countAll'"):
+        await app.run(FunctionKind.QUERY, "messages:countAll", {})
+    await app.run(FunctionKind.MUTATION, "messages:send", {"channel": "c", "body": "b"})
+    with pytest.raises(WrongFunctionKindError, match="defined as Mutation"):
+        await app.run(FunctionKind.QUERY, "messages:send", {"channel": "c", "body": "b"})
+
+
 async def test_kind_none_runs_any_function(app: Application) -> None:
     result = await app.run(None, "messages:send", {"channel": "c", "body": "b"})
     assert isinstance(result.value, str)

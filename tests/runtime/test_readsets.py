@@ -7,7 +7,7 @@ from typing import Any
 from owlat.runtime.application import Application
 from owlat.runtime.database.catalog import id_key
 from owlat.runtime.database.commits import Commit, ReadSet
-from owlat.runtime.testing import in_mutation, query_result
+from owlat.runtime.testing import in_mutation, in_query, query_result
 
 
 async def commits_of(app: Application, handler: Any) -> list[Commit]:
@@ -60,6 +60,51 @@ async def test_point_read_records_by_id_interval_even_when_missing(app: Applicat
     (interval,) = result.read_set.intervals("messages", "by_id")
     assert interval.contains(id_key(message_id))
     assert not interval.contains(id_key(message_id) + b"x")
+
+
+async def test_a_point_read_is_exactly_its_id_once_however_often_repeated(
+    app: Application,
+) -> None:
+    """`db.get` of an existing document, read three times: one `by_id` interval, exactly
+    the document's key, counted once against the range limit; a patch of it invalidates
+    the query, a patch of its neighbour does not. The same through the public call path
+    (`messages:get`), where a point read is recorded written out."""
+    first, second = await insert_messages(app, "p", 2)
+
+    async def read(ctx: Any) -> Any:
+        for _ in range(3):
+            document = await ctx.db.get(first)
+        return document
+
+    direct = await query_result(app, read)
+    called = await app.run_query("messages:get", {"id": first})
+    assert direct.value["_id"] == called.value["_id"] == first
+    for read_set in (direct.read_set, called.read_set):
+        assert read_set is not None
+        assert [(space, list(intervals)) for space, intervals in read_set.items()] == [
+            (("messages", "by_id"), [(id_key(first), id_key(first) + b"\x00")])
+        ]
+
+    async def patch(document_id: str) -> Any:
+        async def body(ctx: Any) -> None:
+            await ctx.db.patch(document_id, {"author": "someone"})
+
+        (commit,) = await commits_of(app, body)
+        return commit.write_set
+
+    changed, neighbour = await patch(first), await patch(second)
+    for read_set in (direct.read_set, called.read_set):
+        assert read_set.overlaps(changed)
+        assert not read_set.overlaps(neighbour)
+
+    async def counted(ctx: Any) -> int:
+        for _ in range(3):
+            await ctx.db.get(first)
+        await ctx.db.get(second)
+        ranges: int = ctx._txn.index_ranges_read
+        return ranges
+
+    assert await in_query(app, counted) == 2
 
 
 async def test_commit_write_set_has_old_and_new_keys_for_every_index(app: Application) -> None:

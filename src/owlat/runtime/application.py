@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from owlat.runtime import logs
 from owlat.runtime.app_package import AppPackage
-from owlat.runtime.auth import Auth, UserIdentity
+from owlat.runtime.auth import ANONYMOUS, Auth, UserIdentity
 from owlat.runtime.backups import BackupPlan, BackupRunner
 from owlat.runtime.calls import FunctionOutcome
 from owlat.runtime.context import ActionCtx, MutationCtx, QueryCtx
@@ -46,6 +46,9 @@ from owlat.runtime.values import normalize_value
 
 logger = logging.getLogger("owlat.runtime")
 _T = TypeVar("_T")
+# Path strings resolved to their functions, kept per Application (`resolve`); emptied when
+# full (ad-hoc test functions each have a new path).
+_RESOLVED_MAX = 4096
 
 
 class Snapshot:
@@ -103,6 +106,7 @@ class Application:
         # again, so there is nothing to wait for before it.
         self.retry = retry or RetryPolicy(first_backoff=0.001)
         self.clock = Clock()
+        self._resolved: dict[str, FunctionDefinition] = {}  # by path string (`resolve`)
         self._catalog: Catalog | None = None
         self._catalog_reload = asyncio.Lock()
         self._listeners: list[CommitListener] = []
@@ -201,9 +205,25 @@ class Application:
     def resolve(
         self, function: FunctionLike, kind: FunctionKind | None, internal: bool
     ) -> FunctionDefinition:
-        return self.package.functions.resolve(path_of(function), kind, allow_internal=internal)
+        """The function called, its visibility and kind checked. A path string's function
+        is kept (the registry only grows while the app is served) and checked again here."""
+        if type(function) is not str:
+            return self.package.functions.resolve(path_of(function), kind, allow_internal=internal)
+        definition = self._resolved.get(function)
+        if (
+            definition is None
+            or (definition.internal and not internal)
+            or (kind is not None and definition.kind is not kind)
+        ):  # not seen yet, or refused: the registry's answer (or error)
+            definition = self.package.functions.resolve(function, kind, allow_internal=internal)
+            if len(self._resolved) >= _RESOLVED_MAX:
+                self._resolved.clear()
+            self._resolved[function] = definition
+        return definition
 
-    def _validate_args(self, definition: FunctionDefinition, args: Any) -> Any:
+    def _validate_args(
+        self, definition: FunctionDefinition, args: Any, catalog: Catalog | None = None
+    ) -> Any:
         if args is None or args is UNDEFINED:
             args = {}
         if not isinstance(args, dict):
@@ -214,18 +234,22 @@ class Application:
         try:
             if definition.args is None:
                 return normalize_value(args)
-            return definition.args.validate(args, "", self.catalog.table_name_of_id)
+            ids = (catalog or self.catalog).table_name_of_id
+            return definition.args.validate(args, "", ids)
         except ValidationError as error:
             raise ArgumentValidationError(
                 f"ArgumentValidationError: {error.message}\nFunction: {definition.path}"
             ) from None
 
-    def _validate_result(self, definition: FunctionDefinition, value: Any) -> Any:
+    def _validate_result(
+        self, definition: FunctionDefinition, value: Any, catalog: Catalog | None = None
+    ) -> Any:
         if value is UNDEFINED:
             value = None
         if definition.returns is not None:
             try:
-                return definition.returns.validate(value, "", self.catalog.table_name_of_id)
+                ids = (catalog or self.catalog).table_name_of_id
+                return definition.returns.validate(value, "", ids)
             except ValidationError as error:
                 raise ValidationError(
                     f"ReturnsValidationError: {error.message}\nFunction: {definition.path}"
@@ -261,7 +285,7 @@ class Application:
         with logs.capture() as buffer:
             try:
                 definition = resolved = self.resolve(function, kind, internal)
-                auth = Auth(identity)
+                auth = ANONYMOUS if identity is None else Auth(identity)
                 if definition.kind is FunctionKind.QUERY:
                     async with self.engine.read() as reader:
                         ts = await reader.last_ts()
@@ -275,9 +299,9 @@ class Application:
             outcome.log_lines = buffer.finish()
         if resolved is not None:
             if self.metrics is not None:
-                self.metrics.observe_call(
+                self.metrics.calls.observe(
                     resolved.path,
-                    resolved.kind.value,
+                    resolved.kind_name,
                     time.perf_counter() - started,
                     outcome.error is not None,
                 )
@@ -330,13 +354,12 @@ class Application:
     ) -> FunctionOutcome:
         """A query's outcome at `ts`; when the query itself fails, its error with what it
         had read (a failure is reactive too)."""
-        validated = self._validate_args(definition, args)
-        txn = Transaction(
-            reader, self.catalog, self.clock, ts=ts, writable=False, limits=self.limits
-        )
+        catalog = self.catalog
+        validated = self._validate_args(definition, args, catalog)
+        txn = Transaction(reader, catalog, self.clock, ts=ts, writable=False, limits=self.limits)
         try:
             value = await definition.handler(QueryCtx(self, txn, auth), validated)
-            value = self._validate_result(definition, value)
+            value = self._validate_result(definition, value, catalog)
         except Exception as error:
             return FunctionOutcome(error=error, read_set=txn.read_set)
         return FunctionOutcome(value, ts=ts, read_set=txn.read_set)

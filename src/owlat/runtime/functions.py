@@ -45,6 +45,11 @@ class FunctionDefinition:
     args: ObjectValidator | None
     returns: Validator | None
     path: str = ""  # set when the app package is loaded
+    # `kind.value`, read on every call (metrics): an attribute costs less than the enum's
+    kind_name: str = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.kind_name = self.kind.value
 
     @property
     def visibility(self) -> str:

@@ -98,7 +98,7 @@ class RuntimeMetrics:
 
     def __init__(self) -> None:
         registry = self.registry = CollectorRegistry()
-        self.calls = _CallStats()
+        self.calls = _CallStats()  # `calls.observe(...)`: one function call
         registry.register(self.calls)
         self.occ_retries = Counter(
             "owlat_occ_retries", "Transactions re-run after a write conflict", registry=registry
@@ -136,10 +136,6 @@ class RuntimeMetrics:
             "owlat_backups", "Scheduled backups taken by this node", ["outcome"], registry=registry
         )
         self._storage_read_at = -STORAGE_REFRESH_SECONDS
-
-    def observe_call(self, path: str, kind: str, seconds: float, failed: bool) -> None:
-        """One function call."""
-        self.calls.observe(path, kind, seconds, failed)
 
     async def render(self, application: Application) -> bytes:
         """The text of `/metrics`: figures read from the database refreshed first."""

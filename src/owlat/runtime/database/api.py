@@ -212,7 +212,7 @@ class DatabaseWriter(DatabaseReader):
         table_name, document_id, rest = self._split(op, args, arity)
         table = self._resolve(op, table_name, document_id)
         # the transaction's own revision (not to be changed): patch and replace copy it
-        old = None if table is None else await self._txn.get_current(table, document_id)
+        old = None if table is None else await self._txn.get(table, document_id, current=True)
         if table is None or old is None:
             raise DocumentNotFoundError(f'{op}(): document "{document_id}" does not exist')
         return table, old, rest

@@ -2,11 +2,11 @@
 
 One writer connection serves every write transaction, one at a time (`BEGIN IMMEDIATE`
 under an asyncio lock), so every write is exclusive and a commit timestamp needs no more
-than `last_ts + 1` (or now, in ns, if later), persisted as the `last_ts` global by the
-statement that draws it (`allocate_ts`), with the commit. Queries read on a small pool of
-reader connections, each inside a deferred transaction so that a query sees one snapshot
+than the last one + 1 (or now, in ns, if later): the writing process keeps it in memory and
+stores only a bound of it, now and then (`_sqlite_clock.py`). Queries read on a small pool
+of reader connections, each inside a deferred transaction so that a query sees one snapshot
 while writers commit; while nothing commits, queries share one such transaction
-(`_Snapshot`: no `BEGIN`/`COMMIT` and `last_ts` read per query), and any commit, of this
+(`_Snapshot`: no `BEGIN`/`COMMIT` and no timestamp read per query), and any commit, of this
 process or another, ends the sharing. SQLite calls are fast and local, so they run on the
 event loop thread: no thread hop per statement. `sqlite3.Error` stops here and becomes
 `EngineError`.
@@ -15,10 +15,10 @@ event loop thread: no thread hop per statement. `sqlite3.Error` stops here and b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import mmap
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from owlat.runtime.database._sql import Statements, load_statements
+from owlat.runtime.database._sqlite_clock import CommitClock
 from owlat.runtime.database.commit_feed import InProcessCommitFeed
 from owlat.runtime.database.commits import WriteSet
 from owlat.runtime.database.engine import CatalogChangedError, Predicate, StoredIndex
@@ -55,28 +56,36 @@ def _execute_many(db: sqlite3.Connection, statement: str, rows: Sequence[tuple[A
         raise EngineError(f"SQLite: {error}") from error
 
 
+def _end_failed(connection: sqlite3.Connection) -> None:
+    """Roll back what a failed statement left open (a transaction it began)."""
+    if connection.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+
+
 def _lower(value: str | bytes | int | float | None) -> str | bytes | int | float | None:
     """`owlat_lower(x)` for pushed-down filters: Python's own lower-casing of strings."""
     return value.lower() if isinstance(value, str) else value
 
 
 class SqliteReader:
-    """Reads through one connection inside an open transaction."""
+    """Reads through one connection inside an open transaction, at timestamp `ts`."""
 
     dialect = SqliteDialect()
 
-    __slots__ = ("_db", "_sql")
+    __slots__ = ("_db", "_sql", "_ts")
 
-    def __init__(self, connection: sqlite3.Connection, sql: Statements) -> None:
+    def __init__(self, connection: sqlite3.Connection, sql: Statements, ts: int = 0) -> None:
         self._db = connection
         self._sql = sql
+        self._ts = ts
 
     async def get_global(self, name: str) -> int | None:
         row = _execute(self._db, self._sql.get_global, (name,)).fetchone()
         return None if row is None else int(row[0])
 
     async def last_ts(self) -> int:
-        return int(_execute(self._db, self._sql.last_ts).fetchone()[0])
+        return self._ts
 
     async def get_document(self, document_id: str) -> bytes | None:
         try:  # `_execute` written out: the hottest statement
@@ -153,37 +162,41 @@ class SqliteReader:
 
 
 class SqliteWriter(SqliteReader):
-    """Reads and writes through the writer connection inside `BEGIN IMMEDIATE`."""
+    """Reads and writes through the writer connection inside `BEGIN IMMEDIATE`; draws
+    commit timestamps from the engine's `CommitClock` (the engine stores the bound and
+    advances the clock at COMMIT)."""
 
-    __slots__ = ("_allocated",)
+    __slots__ = ("_clock", "_drawn", "recorded")
 
-    def __init__(self, connection: sqlite3.Connection, sql: Statements) -> None:
+    def __init__(self, connection: sqlite3.Connection, sql: Statements, clock: CommitClock) -> None:
         super().__init__(connection, sql)
-        self._allocated: int | None = None  # the timestamp allocate_ts drew and stored
+        self._clock = clock
+        self._drawn = 0  # the last timestamp allocate_ts drew in this transaction
+        self.recorded: int | None = None  # the timestamp record_commit named
+
+    async def last_ts(self) -> int:
+        return self._clock.last  # `BEGIN IMMEDIATE` learned any other connection's commit
 
     async def set_global(self, name: str, value: int) -> None:
         _execute(self._db, self._sql.set_global, (name, value))
 
     async def allocate_ts(self, at_least: int = 0, *, catalog_version: int | None = None) -> int:
-        # the statement also stores the timestamp as `last_ts`, for record_commit
-        params = (time.time_ns(), at_least)
-        if catalog_version is None:
-            self._allocated = int(
-                _execute(self._db, self._sql.allocate_ts, params).fetchall()[0][0]
-            )
-            return self._allocated
-        ((ts, stored),) = _execute(self._db, self._sql.allocate_ts_versioned, params).fetchall()
-        if stored != catalog_version:
-            raise CatalogChangedError(
-                f"The catalog changed (version {catalog_version} → {stored}); reloading it"
-            )
-        self._allocated = int(ts)
-        return self._allocated
+        if catalog_version is not None:
+            stored = self._clock.catalog_version
+            if stored is None:
+                stored = self._clock.catalog_version = await self.catalog_version()
+            if stored != catalog_version:
+                raise CatalogChangedError(
+                    f"The catalog changed (version {catalog_version} → {stored}); reloading it"
+                )
+        self._drawn = self._clock.draw(max(at_least, self._drawn + 1))
+        return self._drawn
 
     async def catalog_version(self) -> int:
         return int(_execute(self._db, self._sql.catalog_version).fetchone()[0])
 
     async def bump_catalog_version(self) -> None:
+        self._clock.catalog_version = None  # read again (this transaction may roll back)
         _execute(self._db, self._sql.bump_catalog_version).fetchall()
 
     async def set_index_ready(self, index_id: int, ready: bool) -> None:
@@ -194,11 +207,11 @@ class SqliteWriter(SqliteReader):
         _execute(self._db, self._sql.backfill_index_entry, (index_id, key, document_id))
 
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
-        if ts != self._allocated:  # else allocate_ts stored it, in this transaction
-            _execute(self._db, self._sql.record_commit, (ts,))
+        self.recorded = ts  # the engine stores a bound past it, if needed, before COMMIT
 
     async def record_new_commit(self, write_set: WriteSet, *, catalog_version: int) -> int:
-        return await self.allocate_ts(catalog_version=catalog_version)  # also records it
+        self.recorded = await self.allocate_ts(catalog_version=catalog_version)
+        return self.recorded
 
     async def insert_documents(
         self,
@@ -242,11 +255,9 @@ class SqliteWriter(SqliteReader):
     async def savepoint(self) -> AsyncIterator[None]:
         # Nested savepoints may share a name: each statement acts on the innermost one.
         _execute(self._db, "SAVEPOINT owlat_nested")
-        allocated = self._allocated
         try:
             yield
         except BaseException:
-            self._allocated = allocated  # a `last_ts` stored inside is undone: store it again
             _execute(self._db, "ROLLBACK TO SAVEPOINT owlat_nested")
             _execute(self._db, "RELEASE SAVEPOINT owlat_nested")
             raise
@@ -259,64 +270,48 @@ class _WalIndexWatch:
     `<database>-shm` (two 48-byte copies; SQLite's documented WAL-index format,
     https://sqlite.org/walformat.html §2.1), so unchanged header bytes mean no commit since.
     A read that races a commit sees a changed or torn header: never falsely unchanged.
-    Without a mappable `-shm` file every mark reads as changed (no snapshot is reused)."""
+    Without a mappable `-shm` file (`map` None) every mark reads as changed (no snapshot is
+    reused). Unchanged since `mark`: `map[:HEADER_BYTES] == mark` (read by `engine.read()`
+    itself, a call fewer per query)."""
 
-    __slots__ = ("_map",)
+    __slots__ = ("map",)
 
     HEADER_BYTES = 96
 
     def __init__(self, path: Path | None) -> None:
-        self._map: mmap.mmap | None = None
+        self.map: mmap.mmap | None = None
         if path is None:
             return
         try:
             with open(f"{path}-shm", "rb") as file:
-                self._map = mmap.mmap(file.fileno(), self.HEADER_BYTES, access=mmap.ACCESS_READ)
+                self.map = mmap.mmap(file.fileno(), self.HEADER_BYTES, access=mmap.ACCESS_READ)
         except (OSError, ValueError):
             return
 
     def mark(self) -> bytes | None:
-        return None if self._map is None else self._map[: self.HEADER_BYTES]
-
-    def unchanged_since(self, mark: bytes | None) -> bool:
-        return mark is not None and self._map is not None and self._map[: self.HEADER_BYTES] == mark
+        return None if self.map is None else self.map[: self.HEADER_BYTES]
 
     def close(self) -> None:
-        if self._map is not None:
-            self._map.close()
-            self._map = None
+        if self.map is not None:
+            self.map.close()
+            self.map = None
 
 
 class _Snapshot:
     """A read transaction on one pooled connection, shared by every `engine.read()` while
     no commit reached the database since it began (the WAL-index mark): a query then reads
     the same data at the same timestamp as in a new transaction, without `BEGIN`, the
-    `last_ts` read and `COMMIT`. Committed and pooled again when the last reader leaves
+    timestamp's read and `COMMIT`. Committed and pooled again when the last reader leaves
     after a commit made it stale."""
 
     __slots__ = ("connection", "mark", "reader", "stale", "users")
 
-    def __init__(self, connection: sqlite3.Connection, mark: bytes | None, sql: Statements) -> None:
+    def __init__(self, connection: sqlite3.Connection, mark: bytes | None, reader: SqliteReader):
         self.connection = connection
         self.mark = mark
         self.users = 0
         self.stale = False
-        self.reader = _SnapshotReader(connection, sql)
-
-
-class _SnapshotReader(SqliteReader):
-    """A reader on a shared snapshot: its `last_ts` is read once."""
-
-    __slots__ = ("_ts",)
-
-    def __init__(self, connection: sqlite3.Connection, sql: Statements) -> None:
-        super().__init__(connection, sql)
-        self._ts: int | None = None
-
-    async def last_ts(self) -> int:
-        if self._ts is None:
-            self._ts = await super().last_ts()
-        return self._ts
+        self.reader = reader
 
 
 class _ReadTransaction:
@@ -332,7 +327,13 @@ class _ReadTransaction:
     async def __aenter__(self) -> SqliteReader:
         engine = self._engine
         snapshot = engine._snapshot
-        if snapshot is None or snapshot.stale or not engine._wal.unchanged_since(snapshot.mark):
+        wal = engine._wal.map
+        if (
+            snapshot is None
+            or snapshot.stale
+            or wal is None
+            or snapshot.mark != wal[: _WalIndexWatch.HEADER_BYTES]
+        ):
             snapshot = engine._new_snapshot()
         snapshot.users += 1
         self._snapshot = snapshot
@@ -355,24 +356,37 @@ class _ReadTransaction:
 
 
 class _WriteTransaction:
-    """`async with engine.write()`: `BEGIN IMMEDIATE` on the writer, one at a time."""
+    """`async with engine.write()`: `BEGIN IMMEDIATE` on the writer, one at a time; the
+    stored timestamp bound learned again if another connection committed since this
+    engine's last write (`PRAGMA data_version`), stored anew before a COMMIT that passes it."""
 
-    __slots__ = ("_engine",)
+    __slots__ = ("_engine", "_writer")
 
     def __init__(self, engine: SqliteEngine) -> None:
         self._engine = engine
+        self._writer: SqliteWriter | None = None
 
     async def __aenter__(self) -> SqliteWriter:
         engine = self._engine
-        if engine._writer is None:
+        connection = engine._writer
+        if connection is None:
             raise EngineError("SQLite engine is not open")
         await engine._write_lock.acquire()
+        clock = engine._clock
         try:
-            engine._writer.execute("BEGIN IMMEDIATE")
+            connection.execute("BEGIN IMMEDIATE")
+            (version,) = connection.execute("PRAGMA data_version").fetchone()
+            if version != clock.data_version:  # another connection committed
+                clock.learn(int(connection.execute(engine._sql.last_ts).fetchone()[0]))
+                clock.data_version = version
         except sqlite3.Error as error:
-            engine._write_lock.release()
+            try:
+                _end_failed(connection)
+            finally:
+                engine._write_lock.release()
             raise EngineError(f"SQLite: cannot begin a write: {error}") from error
-        return SqliteWriter(engine._writer, engine._sql)
+        self._writer = SqliteWriter(connection, engine._sql, clock)
+        return self._writer
 
     async def __aexit__(
         self,
@@ -382,16 +396,27 @@ class _WriteTransaction:
     ) -> None:
         engine = self._engine
         connection = engine._writer
+        writer = self._writer
         assert connection is not None
+        assert writer is not None
+        clock = engine._clock
         try:
             if error is not None:
                 connection.execute("ROLLBACK")
+                clock.catalog_version = None
                 return
+            ts = writer.recorded
+            bound = None if ts is None else clock.bound_for(ts)
             try:
+                if bound is not None:
+                    connection.execute(engine._sql.record_commit, (bound,))
                 connection.execute("COMMIT")
             except sqlite3.Error as failure:
                 connection.execute("ROLLBACK")
+                clock.catalog_version = None
                 raise EngineError(f"SQLite: commit failed: {failure}") from failure
+            if ts is not None:
+                clock.committed(ts, bound)
             engine._retire_snapshot()
         finally:
             engine._write_lock.release()
@@ -421,6 +446,7 @@ class SqliteEngine:
         self._all_readers: list[sqlite3.Connection] = []
         self._snapshot: _Snapshot | None = None  # the shared read snapshot (_ReadTransaction)
         self._wal = _WalIndexWatch(None)  # the WAL index, once the database is open
+        self._clock = CommitClock()  # commit timestamps, this process's and the stored bound
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -445,6 +471,8 @@ class SqliteEngine:
             writer.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
             writer.executescript(self._sql.create_schema)
             writer.executescript(self._sql.create_catalog_schema)
+            self._clock = CommitClock()
+            self._clock.learn(int(writer.execute(self._sql.last_ts).fetchone()[0]))
         except sqlite3.Error as error:
             writer.close()
             raise EngineError(f"SQLite: cannot initialise {self.path}: {error}") from error
@@ -453,6 +481,11 @@ class SqliteEngine:
         self._wal = _WalIndexWatch(self.path)  # the writer's schema statements made `-shm`
 
     async def close(self) -> None:
+        """Release the connections; the stored timestamp bound is first brought back to
+        the last commit's timestamp, so that a restart after a clean close draws from it."""
+        if self._writer is not None and self._clock.own:
+            async with self._write_lock:
+                self._store_last_ts(self._writer)
         self._snapshot = None
         self._wal.close()
         for connection in self._all_readers:
@@ -462,6 +495,18 @@ class SqliteEngine:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+    def _store_last_ts(self, writer: sqlite3.Connection) -> None:
+        """Store this process's last commit timestamp as the bound (unless another
+        connection committed since: the bound then stays, as after a crash)."""
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            (version,) = writer.execute("PRAGMA data_version").fetchone()
+            if version == self._clock.data_version:
+                writer.execute(self._sql.set_global, ("last_ts", self._clock.last))
+            writer.execute("COMMIT")
+        except sqlite3.Error:
+            _end_failed(writer)
 
     def read(self) -> _ReadTransaction:
         return _ReadTransaction(self)
@@ -474,10 +519,15 @@ class SqliteEngine:
         mark = self._wal.mark()
         try:
             connection.execute("BEGIN")
+            # the first read begins the snapshot; no commit of this process can come
+            # between it and the clock's reading (both on this thread, no pause)
+            stored_bound = int(connection.execute(self._sql.last_ts).fetchone()[0])
         except sqlite3.Error as error:
+            _end_failed(connection)
             self._idle_readers.append(connection)
             raise EngineError(f"SQLite: {error}") from error
-        snapshot = _Snapshot(connection, mark, self._sql)
+        reader = SqliteReader(connection, self._sql, self._clock.snapshot_ts(stored_bound))
+        snapshot = _Snapshot(connection, mark, reader)
         self._snapshot = snapshot
         return snapshot
 

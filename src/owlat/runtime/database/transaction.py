@@ -13,7 +13,7 @@ this transaction read or wrote, by id, as the engine would return it now (None: 
 deleted). A write replaces the entry, so the transaction's own writes win; a read of an
 entry asks the engine nothing, and the transaction's snapshot cannot change under it
 (SQLite: one writer; PostgreSQL: one serializable snapshot). The cache holds bytes: `get`
-decodes a new document for every caller, which may change it freely; `get_current`, for a
+decodes a new document for every caller, which may change it freely; `get(current=True)`, for a
 write of that document (patch, replace, delete), hands out the transaction's own last
 written revision instead of decoding again, and its caller must not change it. Either way
 a point read is recorded in the read set (and counted against `max_index_ranges`) once per
@@ -217,20 +217,23 @@ class Transaction:
 
     def record_range(self, index: IndexInfo, interval: Interval) -> None:
         """Add a scanned index range to the read set."""
-        self._count_range()
-        self.read_set.add(index.table, index.name, interval)
-
-    def _count_range(self) -> None:
         self.index_ranges_read += 1
         if self.index_ranges_read > self.limits.max_index_ranges:
-            raise LimitExceededError(
-                f"Too many index ranges read in one transaction "
-                f"(limit: {self.limits.max_index_ranges})"
-            )
+            self._too_many_ranges()
+        self.read_set.add(index.table, index.name, interval)
+
+    def _too_many_ranges(self) -> None:
+        raise LimitExceededError(
+            f"Too many index ranges read in one transaction "
+            f"(limit: {self.limits.max_index_ranges})"
+        )
 
     def _count_read(self, size: int) -> None:
         self.documents_read += 1
         self.bytes_read += size
+        self._check_reads()
+
+    def _check_reads(self) -> None:
         if self.documents_read > self.limits.max_documents_read:
             raise LimitExceededError(
                 f"Too many documents read in a single function execution "
@@ -242,39 +245,45 @@ class Transaction:
                 f"(limit: {self.limits.max_bytes_read} bytes)"
             )
 
-    async def get(self, table: TableInfo, document_id: str) -> Document | None:
+    async def get(
+        self, table: TableInfo, document_id: str, *, current: bool = False
+    ) -> Document | None:
         """Point read by id; recorded even when the document does not exist, once per id
         (reading the same document again adds no range to the read set or the limit).
-        The document is the caller's own: a new one every call."""
-        self._record_point(table, document_id)
+        The document is the caller's own: a new one every call. `current=True`, for a write
+        that replaces the document (`update`, `delete`): the revision this transaction last
+        wrote, if any, is returned as it is, not decoded again; the caller must not change
+        it."""
+        # the point's recording and the read's counting written out: the hottest read
+        if document_id not in self._point_reads:
+            self.index_ranges_read += 1
+            if self.index_ranges_read > self.limits.max_index_ranges:
+                self._too_many_ranges()
+            key = document_id.encode()  # id_key
+            self.read_set.add(table.name, BY_ID, Interval(key, key + b"\x00"))  # point_interval
+            self._point_reads.add(document_id)
         values = self._values
+        if current:
+            revision = self._current.get(document_id)
+            if revision is not None:  # written by this transaction, not deleted
+                self._count_read(len(values[document_id] or b""))
+                return revision[0]
         if document_id in values:
             value = values[document_id]
         else:
             value = values[document_id] = await self.engine.get_document(document_id)
         if value is None:
             return None
-        self._count_read(len(value))
+        self.documents_read += 1
+        self.bytes_read += len(value)
+        limits = self.limits
+        if (
+            self.documents_read > limits.max_documents_read
+            or self.bytes_read > limits.max_bytes_read
+        ):
+            self._check_reads()
         document: Document = decode_stored(value)
         return document
-
-    async def get_current(self, table: TableInfo, document_id: str) -> Document | None:
-        """`get` for a write that replaces the document (`update`, `delete`): the revision
-        this transaction last wrote, if any, is returned as it is, not decoded again; the
-        caller must not change it."""
-        revision = self._current.get(document_id)
-        if revision is None:  # not written by this transaction, or deleted
-            return await self.get(table, document_id)
-        self._record_point(table, document_id)
-        self._count_read(len(self._values[document_id] or b""))
-        return revision[0]
-
-    def _record_point(self, table: TableInfo, document_id: str) -> None:
-        if document_id not in self._point_reads:
-            self._count_range()
-            key = id_key(document_id)
-            self.read_set.add(table.name, BY_ID, Interval(key, key + b"\x00"))  # point_interval
-            self._point_reads.add(document_id)
 
     async def scan(
         self,

@@ -396,7 +396,8 @@ class IdValidator(Validator):
         self.table = table
 
     def _check(self, value: Any, ids: IdResolver | None, depth: int) -> Value:
-        text = _check_string(value, self)
+        # an id is ASCII: `_check_string` only for anything else
+        text = value if type(value) is str and value.isascii() else _check_string(value, self)
         if ids is not None:
             found = ids(text)
             if found is None:

@@ -45,7 +45,7 @@ INSERT INTO owlat_globals (name, value) VALUES (?, ?)
 ON CONFLICT (name) DO UPDATE SET value = excluded.value;
 
 -- name: last_ts
--- The newest commit timestamp (one writer at a time: the last one written).
+-- The stored bound of commit timestamps: at least every committed one (_sqlite_clock.py).
 SELECT coalesce((SELECT value FROM owlat_globals WHERE name = 'last_ts'), 0);
 
 -- name: lock_commits
@@ -53,21 +53,16 @@ SELECT coalesce((SELECT value FROM owlat_globals WHERE name = 'last_ts'), 0);
 SELECT 1;
 
 -- name: allocate_ts
--- A commit timestamp greater than the last one, at least now (?1, ns) and at least a bound
--- (?2), stored as `last_ts` by the same statement: one writer at a time, and the row commits
--- or rolls back with the transaction, so recording the commit needs no second statement.
-INSERT INTO owlat_globals (name, value) VALUES ('last_ts', max(?1, ?2, 1))
-ON CONFLICT (name) DO UPDATE SET value = max(?1, ?2, value + 1)
-RETURNING value;
+-- Not used: the writing process draws timestamps in memory (_sqlite_clock.py).
+SELECT ? WHERE 0 AND ?;
 
 -- name: record_commit
--- Persist the commit's timestamp (the write set is only published in process); not run
--- when the timestamp is the one allocate_ts stored.
+-- Store a new bound of commit timestamps, by the commit that passes the stored one.
 INSERT INTO owlat_globals (name, value) VALUES ('last_ts', ?)
-ON CONFLICT (name) DO UPDATE SET value = excluded.value;
+ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value);
 
 -- name: commit
--- Not used: a SQLite commit is allocate_ts (which stores the timestamp) and COMMIT.
+-- Not used: a SQLite commit is COMMIT, with record_commit when it passes the stored bound.
 SELECT ? WHERE 0 AND ? AND ?;
 
 -- name: commit_channel
@@ -196,10 +191,8 @@ CREATE TABLE IF NOT EXISTS owlat_index_backfills (
 );
 
 -- name: allocate_ts_versioned
--- allocate_ts, plus the catalog version (read inside BEGIN IMMEDIATE: the latest).
-INSERT INTO owlat_globals (name, value) VALUES ('last_ts', max(?1, ?2, 1))
-ON CONFLICT (name) DO UPDATE SET value = max(?1, ?2, value + 1)
-RETURNING value, coalesce((SELECT value FROM owlat_globals WHERE name = 'catalog_version'), 0);
+-- Not used: the writer reads catalog_version when another connection committed.
+SELECT ? WHERE 0 AND ?;
 
 -- name: catalog_version
 -- The current catalog version (0 until the first catalog change).
