@@ -24,6 +24,7 @@ from owlat.app.lib.tracking import links
 from owlat.app.lib.tracking.prefetch import prefetcher
 from owlat.app.tracking import GIF
 from owlat.runtime import ActionCtx, Auth
+from owlat.runtime.database.api import DatabaseWriter
 from owlat.runtime.database.commits import Commit
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site, start_site
@@ -442,3 +443,85 @@ async def test_events_that_arrive_together_share_one_mutation(site: Site, tracke
     await asyncio.gather(*(tracking._record(ctx, dict(event)) for _ in range(20)))
     assert len(commits) == 1
     assert (await _send_row(tracked))["openCount"] == 20
+
+
+def _settled(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` without what differs between two organizations' alike sends, contacts
+    or activities recorded by different mutations (ids, addresses, times)."""
+    kept = {}
+    for name, value in document.items():
+        if name in ("_id", "_creationTime", "email") or name.endswith(("Id", "Ids")):
+            continue
+        if name.endswith("At") or name == "occurredAt":
+            value = "a time"
+        elif name == "clickedLinks":
+            value = [link["url"] for link in value]
+        elif name == "metadata":
+            value = _settled(value)
+        kept[name] = value
+    return kept
+
+
+async def test_a_batch_writes_each_send_and_contact_once_as_event_by_event_would(
+    site: Site, team: tuple[Caller, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One `record` batch patches each send and contact it touches once
+    (lib/pending_writes.py), and leaves the sends, the contacts, their timelines and the
+    campaign's counters as one mutation per event does."""
+    batched, batched_contacts = await _campaign(site, team, 2)
+    single, single_contacts = await _campaign(site, await organization(site, "globex"), 2)
+
+    def events(campaign: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        first, second = (row["_id"] for _, row in sorted(campaign.items()))
+        return [
+            {"sendId": first, "kind": "opened", "prefetcher": "gmail"},
+            {"sendId": first, "kind": "opened"},
+            {"sendId": first, "kind": "clicked", "url": "https://shop.example/a"},
+            {"sendId": first, "kind": "opened"},
+            {"sendId": first, "kind": "clicked", "url": "https://shop.example/a"},
+            {"sendId": first, "kind": "clicked", "url": "https://shop.example/b"},
+            {"sendId": second, "kind": "clicked", "url": "https://shop.example/a"},
+            {"sendId": second, "kind": "opened", "prefetcher": "apple"},
+        ]
+
+    for event in events(await _sends(site, single)):
+        await site.application.run_mutation("tracking:record", {"events": [event]}, internal=True)
+    patched: list[str] = []
+    patch = DatabaseWriter.patch
+
+    async def counted(db: DatabaseWriter, *args: Any) -> None:
+        patched.append(args[0])
+        await patch(db, *args)
+
+    monkeypatch.setattr(DatabaseWriter, "patch", counted)
+    batch = events(await _sends(site, batched))
+    await site.application.run_mutation("tracking:record", {"events": batch}, internal=True)
+    monkeypatch.undo()
+
+    touched = {event["sendId"] for event in batch} | set(batched_contacts)
+    assert sorted(p for p in patched if p in touched) == sorted(touched)  # once each
+
+    async def state(campaign_id: str, contact_ids: list[str]) -> dict[str, Any]:
+        async def read(ctx: Any) -> dict[str, Any]:
+            stats = await ctx.db.query("campaignStats").collect()
+            activities = await ctx.db.query("contactActivities").collect()
+            contacts = [_settled(dict(await ctx.db.get(c))) for c in contact_ids]
+            timeline = [
+                _settled(dict(a)) for a in activities
+                if a["contactId"] in contact_ids and a["activityType"] != "created"
+            ]  # fmt: skip
+            (counters,) = [_settled(dict(s)) for s in stats if s["campaignId"] == campaign_id]
+            return {"contacts": contacts, "timeline": timeline, "counters": counters}
+
+        found = dict(await in_query(site.application, read))
+        sends = sorted((await _sends(site, campaign_id)).items())
+        found["sends"] = [_settled(row) for _, row in sends]
+        return found
+
+    after_batch = await state(batched, batched_contacts)
+    assert after_batch == await state(single, single_contacts)
+    first, _ = after_batch["sends"]
+    assert (first["openCount"], first["proxyOpenCount"], first["clickCount"]) == (3, 1, 3)
+    assert first["clickedLinks"] == ["https://shop.example/a"] * 2 + ["https://shop.example/b"]
+    assert [c.get("hasOpened") for c in after_batch["contacts"]] == [True, None]
+    assert after_batch["counters"]["humanOpened"] == 1

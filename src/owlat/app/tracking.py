@@ -15,8 +15,9 @@ flood costs no write. The events of concurrent requests are committed together
 answer waits for the commit of its event, so nothing answered is lost in a crash). An
 open or click is then applied to its send (`lib/sending/feedback.py`, any send table by
 its id, `send_tables.py`), an open flagged when a mailbox provider's proxy made it
-(`lib/tracking/prefetch.py`); the campaign counters the batch moves are moved once, by
-their sums (`lib/tracking/counts.py`).
+(`lib/tracking/prefetch.py`); each send and contact the batch touches is written once
+(`lib/pending_writes.py`), and the campaign counters it moves are moved once, by their
+sums (`lib/tracking/counts.py`).
 
 `tracking:stats` (any member): the organization's transactional sends (or one
 transactional email's) counted by what happened to them, opens with and without proxies.
@@ -35,6 +36,7 @@ from starlette.responses import Response
 
 from owlat.app.auth_routes.wire import client_ip
 from owlat.app.lib.instance import current
+from owlat.app.lib.pending_writes import PendingWrites
 from owlat.app.lib.sending import feedback
 from owlat.app.lib.sending.send_tables import SEND_TABLES, table_of
 from owlat.app.lib.session_organization import get_team_id_from_session, now_ms
@@ -75,18 +77,21 @@ EVENT = v.object(
 
 @internal_mutation(args={"events": v.array(EVENT)})
 async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    """Apply opens and clicks to their sends, in order (an unknown send: nothing)."""
+    """Apply opens and clicks to their sends, in order (an unknown send: nothing); each
+    touched send and contact is written once, at the end (`PendingWrites`)."""
     at = now_ms()
     counts = FoldedCounts()  # the campaigns' counters, moved once at the end
+    writes = PendingWrites(ctx)
     for item in args["events"]:
         send_id = item["sendId"]
         table = table_of(ctx, send_id)
-        row = None if table is None else await ctx.db.get(send_id)
+        row = None if table is None else await writes.get(send_id)
         if table is not None and row is not None:
             event = feedback.Event(
                 item["kind"], at, url=item.get("url"), prefetcher=item.get("prefetcher")
             )
-            await feedback.apply(ctx, counts.table(table), row, event)
+            await feedback.apply(ctx, counts.table(table), row, event, writes)
+    await writes.flush()
     await counts.apply(ctx, SEND_TABLES)
 
 

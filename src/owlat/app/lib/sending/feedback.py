@@ -2,7 +2,9 @@
 (reference §10.1), from tracking links and provider webhooks alike.
 
 `apply(ctx, table, row, event)` moves the send through `send_states.transition` and runs
-the effects of the edge, in the caller's mutation:
+the effects of the edge, in the caller's mutation; the send's and its contact's patches go
+through `writes` (`lib/pending_writes.py`), so a caller applying many events writes each of
+those documents once when it flushes (without `writes`: once per event):
 
     first delivery evidence  (a delivery, or the first open, click or complaint when no
         delivery came): `deliveredAt`; the contact's `softBounceCount` back to 0;
@@ -45,6 +47,7 @@ from typing import Any, Literal
 from owlat.app.lib.activities import record_activity
 from owlat.app.lib.audience import blocked_entry
 from owlat.app.lib.contacts import live_by_email
+from owlat.app.lib.pending_writes import PendingWrites
 from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
 from owlat.app.lib.sending.send_tables import SendTable
 from owlat.app.lib.webhooks.events import emit, iso
@@ -71,16 +74,22 @@ class _Apply:
     """One event applied to one send: the row's patch, then the effects."""
 
     def __init__(
-        self, ctx: MutationCtx, table: SendTable, row: Mapping[str, Any], event: Event
+        self,
+        ctx: MutationCtx,
+        table: SendTable,
+        row: Mapping[str, Any],
+        event: Event,
+        writes: PendingWrites,
     ) -> None:
         self.ctx, self.table, self.row, self.event = ctx, table, dict(row), event
+        self.writes = writes
         self.patch: dict[str, Any] = {}
         self.test = row.get("kind") == "test"
         self._contact: dict[str, Any] | bool | None = False  # False: not read yet
 
     async def contact(self) -> dict[str, Any] | None:
         if self._contact is False:
-            self._contact = await _contact_of(self.ctx, self.row)
+            self._contact = await _contact_of(self.ctx, self.row, self.writes)
         return self._contact  # type: ignore[return-value]
 
     async def count(self, counter: str, delta: int = 1) -> None:
@@ -104,7 +113,7 @@ class _Apply:
             return
         changed = {k: val for k, val in changes.items() if contact.get(k) != val}
         if changed:
-            await self.ctx.db.patch(contact["_id"], changed)
+            self.writes.patch(contact["_id"], changed)
             contact.update(changed)
 
     async def webhook(self, event: str, data: dict[str, str | None] | None = None) -> None:
@@ -134,13 +143,22 @@ class _Apply:
 
 
 async def apply(
-    ctx: MutationCtx, table: SendTable, row: Mapping[str, Any], event: Event
+    ctx: MutationCtx,
+    table: SendTable,
+    row: Mapping[str, Any],
+    event: Event,
+    writes: PendingWrites | None = None,
 ) -> Outcome:
     """Apply `event` to the send `row` of `table` (module docstring); the status edge's
-    outcome (APPLY also for a counted repeat open or click)."""
-    step = _Apply(ctx, table, row, event)
+    outcome (APPLY also for a counted repeat open or click). With `writes`, the send's
+    and the contact's patches wait for the caller's `writes.flush()` (`row` should then
+    come from `writes.get`, so the next event of the send sees this one's changes)."""
     if SendStatus(row["status"]) in _UNSENT:
         return Outcome.ILLEGAL
+    own = writes is None
+    if writes is None:
+        writes = PendingWrites(ctx)
+    step = _Apply(ctx, table, row, event, writes)
     handler = {
         "delivered": _delivered,
         "opened": _opened,
@@ -151,7 +169,9 @@ async def apply(
     outcome = await handler(step)
     if step.patch:
         step.patch["updatedAt"] = max(event.at, row.get("updatedAt") or 0)
-        await ctx.db.patch(row["_id"], step.patch)
+        writes.patch(row["_id"], step.patch)
+    if own:
+        await writes.flush()
     return outcome
 
 
@@ -296,12 +316,17 @@ async def suppress(
             await ctx.db.patch(entry["_id"], fields)
 
 
-async def _contact_of(ctx: MutationCtx, row: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The send's live contact (by id, else by address), or None."""
+async def _contact_of(
+    ctx: MutationCtx, row: Mapping[str, Any], writes: PendingWrites
+) -> dict[str, Any] | None:
+    """The send's live contact (by id, else by address), or None: `writes`' copy."""
     contact_id = row.get("contactId")
-    if contact_id is not None:
-        found = await ctx.db.get(contact_id)
-        if found is None or found.get("deletedAt") is not None:
+    if contact_id is None:
+        by_email = await live_by_email(ctx, row["organizationId"], row["email"])
+        if by_email is None:
             return None
-        return dict(found) if found["organizationId"] == row["organizationId"] else None
-    return await live_by_email(ctx, row["organizationId"], row["email"])
+        contact_id = by_email["_id"]
+    found = await writes.get(contact_id)
+    if found is None or found.get("deletedAt") is not None:
+        return None
+    return found if found["organizationId"] == row["organizationId"] else None
