@@ -5,6 +5,7 @@ stored and deleted once sent; https URLs fetched from public addresses only)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
@@ -140,6 +141,32 @@ async def test_without_add_to_audience_no_contact_is_created(site: Site, setup: 
     assert await rows(site, "contacts") == []
     await settled(setup.owner, answer["transactionalEmailId"])
     assert len(mails_to(site, "new@example.com")) == 1
+
+
+async def test_concurrent_requests_for_a_new_address_create_one_contact(
+    site: Site, setup: Setup
+) -> None:
+    """The send's own contact lookup is the only check before it inserts the contact and
+    its creation activity: it is in the send's read set, so requests racing for one new
+    address still create one contact, with one activity."""
+    answers = await asyncio.gather(*(send(setup, email="Race@Example.com") for _ in range(4)))
+    assert [answer.status_code for answer in answers] == [202] * 4
+    found = [answer.json()["data"] for answer in answers]
+    assert sorted(data["contactCreated"] for data in found) == [False, False, False, True]
+    (contact,) = await rows(site, "contacts")
+    assert {data["contactId"] for data in found} == {contact["_id"]}
+    assert (contact["email"], contact["source"], contact["properties"]) == (
+        "race@example.com",
+        "transactional",
+        {},
+    )
+    (activity,) = await rows(site, "contactActivities")
+    assert (activity["contactId"], activity["activityType"], activity["metadata"]) == (
+        contact["_id"],
+        "created",
+        {"source": "transactional"},
+    )
+    assert activity["occurredAt"] == contact["createdAt"]
 
 
 async def test_sends_share_the_rendering_and_keep_the_one_they_were_accepted_with(

@@ -45,8 +45,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from owlat.app.api_keys import check_key
+from owlat.app.lib.activities import insert_created
 from owlat.app.lib.api_key_auth import ApiKeyCaller
-from owlat.app.lib.contacts import create_contact, live_by_email
+from owlat.app.lib.contacts import contact_record, live_by_email
 from owlat.app.lib.errors import AppError
 from owlat.app.lib.sending.attachments import (
     MAX_ATTACHMENTS,
@@ -87,6 +88,7 @@ from owlat.runtime import (
 )
 
 SCOPE = "transactional:send"
+SOURCE = "transactional"  # a contact the intake creates
 MAX_BODY = 15_000_000  # 10 MB of attachments in base64, and the rest
 IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000
 PURGE_BATCH = 500
@@ -440,10 +442,9 @@ async def _send(ctx: MutationCtx, organization_id: str, args: dict[str, Any]) ->
         return _refusal(400, "attachments_too_large", TOO_LARGE)
     contact = await live_by_email(ctx, organization_id, email)
     created = contact is None and args["addToAudience"]
-    if created:
-        contact = await create_contact(
-            ctx, organization_id, {"email": email}, "transactional", None
-        )
+    if created:  # `create_contact` without its second lookup and property read
+        record = contact_record(organization_id, email, SOURCE, {}, {}, now_ms())
+        (contact,) = await insert_created(ctx, [record], "created", {"source": SOURCE}, None)
     contact_id = None if contact is None else contact["_id"]
     language = resolve_language(
         profile, args.get("language"), None if contact is None else contact.get("language")

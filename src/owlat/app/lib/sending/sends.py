@@ -35,7 +35,8 @@ suppression, no sending-domain check, no queue job (its sender delivers it at on
           SERVER_ERROR) with the delivery key as the provider's idempotency key.
         record (mutation): `sent` (provider, its message id) or `failed` (the error kind as
           `errorCode`, its message), and each attempt into the providers' health; the
-          outcomes that end while one record commits go together into the next.
+          outcomes that end while one record commits go together into the next, and the
+          first waits up to `RECORD_GATHER` for the rest of its claim.
     A send that ends (`sent` or `failed`) deletes the files its request stored
     (`attachmentStorageIds`); a template's own attachments stay.
 
@@ -65,6 +66,7 @@ whose job ended without releasing it (a crash) gets a new job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import secrets
 import time
@@ -135,6 +137,7 @@ BATCH = 50  # sends per delivery job scheduled by `recover_stalled`
 # API's requests wait behind it (bench_transactional at 150 req/s: 100 → p50 123 ms,
 # 20 → 21 ms).
 QUEUE_BATCH = 20
+RECORD_GATHER = 0.01  # seconds an outcome waits for its claim's others (`_Records`)
 LIVE_JOB = ("pending", "inProgress")
 DEFAULT_FROM_EMAIL = "no-reply@owlat.local"  # the outbox's sender when none is set
 
@@ -801,21 +804,30 @@ async def deliver_queue(ctx: ActionCtx, organization_id: str, lease_ms: float) -
 
 class _Records:
     """Delivery outcomes recorded as they come: one `record` mutation at a time, each
-    taking every outcome that arrived while the one before it committed."""
+    taking every outcome that arrived while the one before it committed; the first waits
+    up to `RECORD_GATHER` seconds for the claim's other sends still in flight (`expected`
+    outcomes in all), so sends that end together are recorded together."""
 
-    def __init__(self, ctx: ActionCtx) -> None:
+    def __init__(self, ctx: ActionCtx, expected: int) -> None:
         self._ctx = ctx
         self._pending: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._failure: Exception | None = None
+        self._left = expected
+        self._all_in = asyncio.Event()
 
     def add(self, send_id: str, outcome: dict[str, Any], attempts: Sequence[Attempt]) -> None:
         item = {"sendId": send_id, "outcome": outcome, "attempts": [a.to_json() for a in attempts]}
         self._pending.append(item)
+        self._left -= 1
+        if self._left <= 0:
+            self._all_in.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_in.wait(), RECORD_GATHER)
         while self._pending:
             records, self._pending = self._pending, []
             try:
@@ -867,7 +879,7 @@ async def _deliver_group(
         {"sendIds": group["sendIds"], "routeProviders": route_providers, "leaseMs": lease_ms,
          "releaseQueue": release_queue, **journaled},
     )  # fmt: skip
-    records = _Records(ctx)
+    records = _Records(ctx, len(batch["claimed"]))
 
     async def one(claimed: dict[str, Any]) -> None:
         async with gate:
