@@ -58,24 +58,30 @@ async def _team(owlat: Application, dns: DnsServer, count: int) -> tuple[Any, st
     return team, list_id
 
 
-async def _claimed(owlat: Application, dns: DnsServer, count: int) -> tuple[Any, str]:
-    """The team and a campaign to `count` members walked and its sends claimed under
-    journal "dead"."""
-    team, list_id = await _team(owlat, dns, count)
+async def walked(owlat: Application, team: Any, list_id: str) -> dict[str, Any]:
+    """A campaign to the list, sent and walked (no scheduler runs): its id and its
+    workers' generation (what `campaignSends:deliver` and `claim` take)."""
     campaign_id = await ready_campaign(team[0], list_id, SENDER, team[1])
     await team[0].mutation("campaigns:send", {"campaignId": campaign_id})
     ident = {"campaignId": campaign_id}
     for hop in range(10):
         await owlat.run_mutation("campaignSends:walk", {**ident, "hop": hop}, internal=True)
     campaign = await in_query(owlat, lambda ctx: ctx.db.get(campaign_id))
+    return {**ident, "generation": campaign["workerGeneration"]}
+
+
+async def _claimed(owlat: Application, dns: DnsServer, count: int) -> tuple[Any, str]:
+    """The team and a campaign to `count` members walked and its sends claimed under
+    journal "dead"."""
+    team, list_id = await _team(owlat, dns, count)
+    ident = await walked(owlat, team, list_id)
     batch = await owlat.run_mutation(
         "campaignSends:claim",
-        {**ident, "generation": campaign["workerGeneration"], "routeProviders": ["smtp"],
-         "leaseMs": LEASE_MS, "journal": "dead"},
+        {**ident, "routeProviders": ["smtp"], "leaseMs": LEASE_MS, "journal": "dead"},
         internal=True,
-    )  # fmt: skip
+    )
     assert len(batch.value["sends"]) == count
-    return team, campaign_id
+    return team, ident["campaignId"]
 
 
 def _journal(folder: Path, name: str, boot: str | None, tokens: list[str], tail: str = "") -> None:

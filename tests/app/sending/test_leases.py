@@ -5,12 +5,12 @@ that recovery ended or another claim took; a run that ended in an error renews n
 and this process's recovery then reads its own journal.
 
 No scheduler runs: the tests call the delivery actions and recovery as the scheduler
-would, with a lease of `LEASE_MS`."""
+would, with a lease of `LEASE_MS` (`SLOW_LEASE_MS` for the slow deliveries)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +22,21 @@ from owlat.app.lib.sending.composition import SendKind
 from owlat.app.lib.sending.sends import SendRequest, enqueue_send
 from owlat.runtime import internal, internal_action
 from owlat.runtime.application import Application
-from owlat.runtime.testing import in_mutation, in_query, open_test_app
-from tests.app.campaign_setup import address, ready_campaign
-from tests.app.conftest import owner_and_editor, providers_closed
+from owlat.runtime.testing import in_mutation, in_query
+from tests.app.campaign_setup import address
+from tests.app.conftest import owner_and_editor
 from tests.app.domains.dns_server import DnsServer
 from tests.app.mail_setup import configure
+from tests.app.sending import test_journal
 from tests.app.sending.servers import Sink, smtp_server
 from tests.app.test_campaigns import SENDER, _once_each, _sends, _smtp_list
 
-LEASE_MS = 300.0
-SLOW = 1.2  # seconds the sink takes to answer each DATA: four leases
-
-
-@pytest.fixture
-async def owlat(tmp_path: Path, database_url: str, dns: DnsServer) -> AsyncIterator[Application]:
-    configure(tmp_path, dns, send_lease_ms=LEASE_MS)
-    async with (
-        providers_closed(),
-        open_test_app(
-            "owlat.app", tmp_path, database_url=database_url, scheduler_parallelism=None
-        ) as application,
-    ):
-        yield application
+LEASE_MS = test_journal.LEASE_MS
+# The slow deliveries' lease: its renewal (every third of it) is late by up to two thirds
+# on a loaded machine before a send looks stalled.
+SLOW_LEASE_MS = 1000.0
+SLOW = 3.0  # seconds the sink takes to answer each DATA: three of those leases
+owlat = test_journal.owlat  # the app with that lease (a fixture)
 
 
 async def _enqueued(owlat: Application, organization_id: str, count: int) -> list[str]:
@@ -59,34 +52,46 @@ async def _enqueued(owlat: Application, organization_id: str, count: int) -> lis
     return list(await in_mutation(owlat, enqueue))
 
 
-async def _recovering(owlat: Application, recover: str, args: dict[str, Any]) -> list[Any]:
-    """Run `recover` (and the stalled query beside it) every half lease until cancelled;
-    what each stalled query answered."""
+async def _delivered_while_recovering(
+    owlat: Application, deliver: str, args: dict[str, Any], recover: str, recover_args: Any
+) -> list[Any]:
+    """Run the delivery action `deliver` while `recover` (and the stalled query beside it)
+    runs every half lease; what the stalled queries answered."""
     seen: list[Any] = []
     stalled = recover.replace(":recover", ":stalled")
-    try:
+
+    async def recovering() -> None:
         while True:
-            await asyncio.sleep(LEASE_MS / 2000)
+            await asyncio.sleep(SLOW_LEASE_MS / 2000)
             seen.extend((await owlat.run_query(stalled, {}, internal=True)).value)
-            await owlat.run_action(recover, args, internal=True)
-    except asyncio.CancelledError:
-        return seen
+            await owlat.run_action(recover, recover_args, internal=True)
+
+    watch = asyncio.create_task(recovering())
+    try:
+        await owlat.run_action(deliver, args, internal=True)
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+    return seen
 
 
 async def test_a_transactional_delivery_slower_than_the_lease_keeps_its_claims(
-    owlat: Application, dns: DnsServer
+    owlat: Application, tmp_path: Path, dns: DnsServer
 ) -> None:
+    configure(tmp_path, dns, send_lease_ms=SLOW_LEASE_MS)
     team = await owner_and_editor(owlat)
     sink = Sink(delay=SLOW)
     async with smtp_server(sink) as port:
         await _smtp_list(owlat, team, port, dns, 0)
         send_ids = await _enqueued(owlat, team[2], 3)
-        watch = asyncio.create_task(_recovering(owlat, "transactionalSends:recover", {}))
-        await owlat.run_action(
-            "transactionalSends:deliver", {"sendIds": send_ids, "leaseMs": LEASE_MS}, internal=True
+        stalled = await _delivered_while_recovering(
+            owlat,
+            "transactionalSends:deliver",
+            {"sendIds": send_ids, "leaseMs": SLOW_LEASE_MS},
+            "transactionalSends:recover",
+            {},
         )
-        watch.cancel()
-        stalled = await watch
     assert stalled == []  # renewed: never past its lease, on any node
     rows = [await in_query(owlat, lambda ctx, i=i: ctx.db.get(i)) for i in send_ids]
     assert [(row["status"], row.get("errorCode"), row["attempts"]) for row in rows] == [
@@ -96,31 +101,22 @@ async def test_a_transactional_delivery_slower_than_the_lease_keeps_its_claims(
 
 
 async def test_a_campaign_batch_slower_than_the_lease_keeps_its_claims(
-    owlat: Application, dns: DnsServer
+    owlat: Application, tmp_path: Path, dns: DnsServer
 ) -> None:
+    configure(tmp_path, dns, send_lease_ms=SLOW_LEASE_MS)
     team = await owner_and_editor(owlat)
     sink = Sink(delay=SLOW)
     async with smtp_server(sink) as port:
         list_id, _ = await _smtp_list(owlat, team, port, dns, 3)
-        campaign_id = await ready_campaign(team[0], list_id, SENDER, team[1])
-        await team[0].mutation("campaigns:send", {"campaignId": campaign_id})
-        ident = {"campaignId": campaign_id}
-        for hop in range(10):
-            await owlat.run_mutation("campaignSends:walk", {**ident, "hop": hop}, internal=True)
-        campaign = await in_query(owlat, lambda ctx: ctx.db.get(campaign_id))
-        watch = asyncio.create_task(_recovering(owlat, "campaignSends:recover", {"idleMs": 0}))
-        await owlat.run_action(
-            "campaignSends:deliver",
-            {**ident, "generation": campaign["workerGeneration"]},
-            internal=True,
+        ident = await test_journal.walked(owlat, team, list_id)
+        stalled = await _delivered_while_recovering(
+            owlat, "campaignSends:deliver", ident, "campaignSends:recover", {"idleMs": 0}
         )
-        watch.cancel()
-        stalled = await watch
     assert stalled == []
-    rows = await _sends(owlat, campaign_id)
+    rows = await _sends(owlat, ident["campaignId"])
     assert sorted((row["status"], row.get("errorCode")) for row in rows) == [("sent", None)] * 3
     assert _once_each(sink) == {address(i) for i in range(3)}
-    progress = await team[0].query("campaigns:progress", ident)
+    progress = await team[0].query("campaigns:progress", {"campaignId": ident["campaignId"]})
     assert (progress["sent"], progress["failed"]) == (3, 0)
 
 
