@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +77,24 @@ async def _delivered_while_recovering(
     return seen
 
 
-async def test_a_transactional_delivery_slower_than_the_lease_keeps_its_claims(
-    owlat: Application, tmp_path: Path, dns: DnsServer
-) -> None:
+@contextlib.asynccontextmanager
+async def _slow_relay(
+    owlat: Application, tmp_path: Path, dns: DnsServer, members: int
+) -> AsyncIterator[tuple[Any, Sink, str]]:
+    """The team, SMTP to a sink that answers each DATA `SLOW` late, and a list of
+    `members`, under the lease `SLOW_LEASE_MS`: (team, sink, list id)."""
     configure(tmp_path, dns, send_lease_ms=SLOW_LEASE_MS)
     team = await owner_and_editor(owlat)
     sink = Sink(delay=SLOW)
     async with smtp_server(sink) as port:
-        await _smtp_list(owlat, team, port, dns, 0)
+        list_id, _ = await _smtp_list(owlat, team, port, dns, members)
+        yield team, sink, list_id
+
+
+async def test_a_transactional_delivery_slower_than_the_lease_keeps_its_claims(
+    owlat: Application, tmp_path: Path, dns: DnsServer
+) -> None:
+    async with _slow_relay(owlat, tmp_path, dns, 0) as (team, sink, _):
         send_ids = await _enqueued(owlat, team[2], 3)
         stalled = await _delivered_while_recovering(
             owlat,
@@ -103,11 +114,7 @@ async def test_a_transactional_delivery_slower_than_the_lease_keeps_its_claims(
 async def test_a_campaign_batch_slower_than_the_lease_keeps_its_claims(
     owlat: Application, tmp_path: Path, dns: DnsServer
 ) -> None:
-    configure(tmp_path, dns, send_lease_ms=SLOW_LEASE_MS)
-    team = await owner_and_editor(owlat)
-    sink = Sink(delay=SLOW)
-    async with smtp_server(sink) as port:
-        list_id, _ = await _smtp_list(owlat, team, port, dns, 3)
+    async with _slow_relay(owlat, tmp_path, dns, 3) as (team, sink, list_id):
         ident = await test_journal.walked(owlat, team, list_id)
         stalled = await _delivered_while_recovering(
             owlat, "campaignSends:deliver", ident, "campaignSends:recover", {"idleMs": 0}

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from owlat.app.lib.sending.journal import Journal, token
@@ -54,12 +53,7 @@ class Renewal:
         self._task = asyncio.create_task(self._beat())
         return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._stop.set()  # a renewal under way ends first: a mutation is never cut short
         if self._task is not None:
             await self._task
