@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from owlat.app.lib import instance
 from owlat.app.lib.campaigns import ab_tests, content, delivery, walk
 from owlat.app.lib.campaigns.drafts import preflight
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.errors import AppError
-from owlat.app.lib.sending import journal
+from owlat.app.lib.sending import journal, leases
 from owlat.app.lib.sending.routes import Attempt
 from owlat.app.lib.sending.sends import lease_ms
 from owlat.app.lib.session_organization import now_ms
@@ -35,7 +36,12 @@ async def walk_(ctx: MutationCtx, args: dict[str, Any]) -> None:
 
 @internal_action(args={**CAMPAIGN_ID, "generation": v.number()})
 async def deliver(ctx: ActionCtx, args: dict[str, Any]) -> None:
-    await delivery.deliver(ctx, args["campaignId"], int(args["generation"]), lease_ms())
+    """One worker run, the lease of its claims renewed while it runs (`leases.py`)."""
+    lease, attempts_journal = lease_ms(), journal.opened(instance.current().data_dir)
+    async with leases.Renewal(
+        ctx, internal.campaign_sends.renew, lease, attempts_journal
+    ) as renewal:
+        await delivery.deliver(ctx, args["campaignId"], int(args["generation"]), lease, renewal)
 
 
 @internal_query(args=CAMPAIGN_ID)
@@ -100,7 +106,13 @@ async def archive(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
     return await content.archive_page(ctx, args["token"], args.get("send"))
 
 
-@internal_mutation(args={**CAMPAIGN_ID, "unattempted": journal.unattempted_arg("emailSends")})
+@internal_mutation(
+    args={
+        **CAMPAIGN_ID,
+        "unattempted": v.optional(journal.claims_arg("emailSends")),
+        "held": v.optional(journal.claims_arg("emailSends")),
+    }
+)
 async def cancel_queued(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """A cancelled campaign's queued sends failed, a batch per run, until none is left;
     then its sends left `sending` past the lease, their journals read first where they
@@ -108,7 +120,7 @@ async def cancel_queued(ctx: MutationCtx, args: dict[str, Any]) -> None:
     campaign_id = args["campaignId"]
     now = now_ms()
     again = await delivery.cancel_queued(
-        ctx, campaign_id, now, lease_ms(), args.get("unattempted")
+        ctx, campaign_id, now, lease_ms(), args.get("unattempted"), args.get("held") or ()
     )
     if again == delivery.READ_JOURNALS:
         await ctx.scheduler.run_after(
@@ -148,7 +160,8 @@ async def stalled(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
 @internal_mutation(
     args={
         "idleMs": v.optional(v.number()),
-        "unattempted": journal.unattempted_arg("emailSends"),
+        "unattempted": v.optional(journal.claims_arg("emailSends")),
+        "held": v.optional(journal.claims_arg("emailSends")),
     }
 )
 async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
@@ -158,7 +171,15 @@ async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
         lease_ms(),
         args.get("idleMs", delivery.IDLE_MS),
         args.get("unattempted") or (),
+        args.get("held") or (),
     )
+
+
+@internal_mutation(
+    args={"claims": journal.claims_arg("emailSends"), "journal": v.optional(v.string())}
+)
+async def renew(ctx: MutationCtx, args: dict[str, Any]) -> list[str]:
+    return await leases.renew(ctx, args["claims"], args.get("journal"), now_ms())
 
 
 @internal_mutation(args={})

@@ -4,7 +4,8 @@ Public (any member): `list` (newest first, without bodies; all, or one transacti
 email's) and `get` (one send, with its
 bodies for admins only: a transactional mail may hold a recipient's one-time link).
 Internal: the delivery actions `deliverQueue` (an organization's queued sends) and
-`deliver` (given sends), their steps `plan`, `claim`, `record`;
+`deliver` (given sends), their steps `plan`, `claim`, `record`, and `renew` (the lease
+of the sends a delivery works on, `lib/sending/leases.py`);
 `recover` (`recoverStalled` with what the attempt journals tell), run by a cron;
 `enqueueSystem`, a system mail (`lib/mailer.py`).
 Senders do not call these: they call `lib.sending.sends.enqueue_send` from their mutation.
@@ -18,7 +19,7 @@ from owlat.app.lib.audience import PAGINATION_OPTS, live_document, page_options
 from owlat.app.lib.errors import not_found
 from owlat.app.lib.mailer import SENDER_NAME
 from owlat.app.lib.permissions import is_admin_role
-from owlat.app.lib.sending import journal, sends
+from owlat.app.lib.sending import journal, leases, sends
 from owlat.app.lib.sending.composition import SendKind
 from owlat.app.lib.sending.routes import Attempt
 from owlat.app.lib.session_organization import (
@@ -197,7 +198,8 @@ async def stalled(ctx: QueryCtx, args: dict[str, Any]) -> list[Any]:
 @internal_mutation(
     args={
         "leaseMs": v.optional(v.number()),
-        "unattempted": journal.unattempted_arg("transactionalSends"),
+        "unattempted": v.optional(journal.claims_arg("transactionalSends")),
+        "held": v.optional(journal.claims_arg("transactionalSends")),
     }
 )
 async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
@@ -206,4 +208,12 @@ async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
         now_ms(),
         args.get("leaseMs", sends.lease_ms()),
         unattempted=args.get("unattempted") or (),
+        held=args.get("held") or (),
     )
+
+
+@internal_mutation(
+    args={"claims": journal.claims_arg("transactionalSends"), "journal": v.optional(v.string())}
+)
+async def renew(ctx: MutationCtx, args: dict[str, Any]) -> list[str]:
+    return await leases.renew(ctx, args["claims"], args.get("journal"), now_ms())

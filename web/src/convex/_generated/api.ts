@@ -1515,6 +1515,10 @@ export type InternalApi = {
         sendId: Id<"emailSends">;
         claimedAt: number;
       }>;
+      held?: Array<{
+        sendId: Id<"emailSends">;
+        claimedAt: number;
+      }>;
     }, any>;
     /** `campaignSends:claim` */
     claim: FunctionReference<"mutation", "internal", {
@@ -1528,7 +1532,7 @@ export type InternalApi = {
     declareWinner: FunctionReference<"mutation", "internal", {
       campaignId: Id<"campaigns">;
     }, any>;
-    /** `campaignSends:deliver` */
+    /** `campaignSends:deliver`: One worker run, the lease of its claims renewed while it runs (`leases.py`). */
     deliver: FunctionReference<"action", "internal", {
       campaignId: Id<"campaigns">;
       generation: number;
@@ -1558,6 +1562,18 @@ export type InternalApi = {
         sendId: Id<"emailSends">;
         claimedAt: number;
       }>;
+      held?: Array<{
+        sendId: Id<"emailSends">;
+        claimedAt: number;
+      }>;
+    }, any>;
+    /** `campaignSends:renew` */
+    renew: FunctionReference<"mutation", "internal", {
+      claims: Array<{
+        sendId: Id<"emailSends">;
+        claimedAt: number;
+      }>;
+      journal?: string;
     }, any>;
     /** `campaignSends:stalled` */
     stalled: FunctionReference<"query", "internal", {
@@ -2144,6 +2160,18 @@ export type InternalApi = {
         sendId: Id<"transactionalSends">;
         claimedAt: number;
       }>;
+      held?: Array<{
+        sendId: Id<"transactionalSends">;
+        claimedAt: number;
+      }>;
+    }, any>;
+    /** `transactionalSends:renew` */
+    renew: FunctionReference<"mutation", "internal", {
+      claims: Array<{
+        sendId: Id<"transactionalSends">;
+        claimedAt: number;
+      }>;
+      journal?: string;
     }, any>;
     /** `transactionalSends:stalled` */
     stalled: FunctionReference<"query", "internal", Record<string, never>, any>;

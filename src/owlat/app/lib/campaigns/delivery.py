@@ -42,7 +42,9 @@ are claimed again with the same key and Message-ID; those whose journal is known
 shows no attempt go back to `queued` (sent once, after the eligibility checks of a new
 claim); the others become `failed` DELIVERY_UNCERTAIN, as in `sends.py`. So a crash
 leaves uncertain only the messages in flight (one per SMTP connection) and those the
-relay took whose outcome was not recorded yet.
+relay took whose outcome was not recorded yet. A worker renews the lease of its claims
+while it runs (`leases.py`), and a send whose journal's writer is alive here is left for
+a later look (`journal.held`): a slow batch is not taken for a crash.
 A cancelled campaign's sends are ended by `cancel_queued` (a chain of scheduled runs):
 the queued ones CANCELLED, then those left `sending` past the lease: CANCELLED where their
 claim's journal, read by an action where the journals are, shows no attempt, otherwise
@@ -80,7 +82,7 @@ from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
 from owlat.app.lib.errors import AppError
 from owlat.app.lib.list_subscriptions import membership
 from owlat.app.lib.rendering import contact_variables
-from owlat.app.lib.sending import journal, sends, signing
+from owlat.app.lib.sending import journal, leases, sends, signing
 from owlat.app.lib.sending.composition import (
     Composer,
     CompositionError,
@@ -411,8 +413,10 @@ async def _requeue(
 # -- the worker ------------------------------------------------------------------------------
 
 
-async def deliver(ctx: ActionCtx, campaign_id: str, generation: int, lease_ms: float) -> None:
-    """One worker run (module docstring)."""
+async def deliver(
+    ctx: ActionCtx, campaign_id: str, generation: int, lease_ms: float, renewal: leases.Renewal
+) -> None:
+    """One worker run (module docstring); `renewal` renews the lease of its claims."""
     route_plan = await ctx.run_query(internal.campaign_sends.plan, {"campaignId": campaign_id})
     if route_plan is None:
         return
@@ -428,10 +432,10 @@ async def deliver(ctx: ActionCtx, campaign_id: str, generation: int, lease_ms: f
     deadline = time.monotonic() + RUN_SECONDS
     again = {"campaignId": campaign_id, "generation": generation}
     while time.monotonic() < deadline:
-        batch = await ctx.run_mutation(
+        batch = await renewal.claimed(ctx.run_mutation(
             internal.campaign_sends.claim,
             {**again, "routeProviders": route_providers, "leaseMs": lease_ms, **journaled},
-        )
+        ), "sends")  # fmt: skip
         if batch["stop"]:
             return
         if not batch["sends"]:
@@ -597,14 +601,16 @@ async def cancel_queued(
     now: float,
     lease_ms: float,
     unattempted: Sequence[Mapping[str, Any]] | None = None,
+    held: Sequence[Mapping[str, Any]] = (),
 ) -> float | None:
     """Fail up to `CANCEL_BATCH` of a cancelled campaign's `queued` sends (CANCELLED,
     counted as failed); once none is left, its sends left `sending` past the lease: those
     in `unattempted` (`{sendId, claimedAt}`: their claim's journal shows no attempt,
     `journal.unattempted`) CANCELLED, the others DELIVERY_UNCERTAIN (no worker claims
-    them again, whatever the route). When to look again, in seconds (0: more to end;
-    later: sends still `sending` within the lease), None when nothing is left, or
-    `READ_JOURNALS` when stalled sends name a journal and `unattempted` was not given."""
+    them again, whatever the route), except the `held` ones (a live writer may still
+    deliver them, `journal.held`). When to look again, in seconds (0: more to end;
+    later: sends still `sending` within the lease, or held), None when nothing is left,
+    or `READ_JOURNALS` when stalled sends name a journal and `unattempted` was not given."""
     campaign = await ctx.db.get(campaign_id)
     if campaign is None or campaign["status"] != CampaignStatus.CANCELLED:
         return None
@@ -617,6 +623,9 @@ async def cancel_queued(
     stalled = await _in_status(ctx, campaign_id, SendStatus.SENDING, now - lease_ms, CANCEL_BATCH)
     if unattempted is None and any(_journaled(row) for row in stalled):
         return READ_JOURNALS
+    alive = {(item["sendId"], item["claimedAt"]) for item in held}
+    if alive:
+        stalled = [row for row in stalled if (row["_id"], row.get("claimedAt")) not in alive]
     never = {(item["sendId"], item["claimedAt"]) for item in unattempted or ()}
     for row in stalled:
         if (row["_id"], row.get("claimedAt")) in never:
@@ -626,6 +635,8 @@ async def cancel_queued(
     if stalled:
         await _count(ctx, campaign_id, now, failed=len(stalled))
         return 0.0
+    if alive:
+        return lease_ms / 3000.0  # a renewal's time (`leases.py`)
     claimed = await _in_status(ctx, campaign_id, SendStatus.SENDING, None, 1)
     if not claimed:
         return None
@@ -679,17 +690,22 @@ async def recover(
     lease_ms: float,
     idle_ms: float,
     unattempted: Sequence[Mapping[str, Any]] = (),
+    held: Sequence[Mapping[str, Any]] = (),
 ) -> int:
     """Fail stalled non-dedupable sends, except the `unattempted` ones (`{sendId,
     claimedAt}`: their claim's journal shows no attempt, `journal.unattempted`), which
-    go back to `queued`; start workers for idle campaigns (at once where some went back),
+    go back to `queued`, and the `held` ones (a live writer may still deliver them,
+    `journal.held`), left alone; start workers for idle campaigns (at once where some went back),
     complete the finished ones (module docstring); how many campaigns were looked at."""
     back = {(item["sendId"], item["claimedAt"]) for item in unattempted}
+    alive = {(item["sendId"], item["claimedAt"]) for item in held}
     campaigns = await _sending_campaigns(ctx)
     for campaign in campaigns:
         campaign_id = campaign["_id"]
         failed = requeued = 0
         for row in await _in_status(ctx, campaign_id, SendStatus.SENDING, now - lease_ms, 500):
+            if (row["_id"], row.get("claimedAt")) in alive:
+                continue
             if (row["_id"], row.get("claimedAt")) in back:
                 await _requeue(ctx, row, {"dueInMs": 0.0}, now)
                 requeued += 1

@@ -23,10 +23,18 @@ is unknown. A journal is only believed when it is
   another machine: its journal is not here, so unknown);
 - of a dead process: the writer holds an exclusive `flock` on its file for its whole life
   (the kernel releases it when the process dies, kill -9 included); a live writer may
-  still write, so its sends past the lease are unknown too.
+  still write, so it is not read. Its sends past the lease are `held` instead (below).
 Unknown means today's rule: DELIVERY_UNCERTAIN, never resent. A wrong "attempted" only
 costs a skipped recipient; a wrong "not attempted" would cost a duplicate, and cannot
 happen while the line is written before the call.
+
+A live writer (issue 17). A send past its lease whose journal's writer is alive here (its
+`flock` held, its header of this boot) may still be delivered: a loaded machine or a slow
+relay outran the lease renewal (`leases.py`). Recovery leaves it (`held`) for a later look,
+and the writer's own recovery decides it: this process's journal knows the claims its
+delivery runs hold (`Journal.hold`; while a claim mutation is under way, all of them);
+one no run holds any more (its run ended in an error) is read from the journal itself,
+as a dead writer's would be.
 
 Cost: one `os.write` of ~40 bytes per message (unbuffered, O_APPEND), no fsync.
 Clean-up: each process start opens a new journal (a unique name); `sweep` deletes a dead
@@ -37,13 +45,15 @@ A journal that is gone when needed is unknown: safe.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import fcntl
 import functools
 import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +89,9 @@ class Journal:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.write(self._fd, f"{MAGIC} boot={boot} pid={os.getpid()}\n".encode())
+        self._holding = threading.Lock()
+        self._held: collections.Counter[str] = collections.Counter()
+        self._claiming = 0
 
     def note(self, line: str) -> None:
         """Append `line`; `OSError` (and nothing is sent) when it cannot be written whole.
@@ -101,6 +114,46 @@ class Journal:
         """What a provider calls right before it is handed the message of this claim
         (`EmailMessage.on_attempt`)."""
         return functools.partial(self.note, token(send_id, claimed_at))
+
+    @contextlib.contextmanager
+    def claiming(self) -> Iterator[None]:
+        """Around a claim mutation of this process: until it answers (and its claims are
+        `hold`), every claim of this journal counts as held."""
+        with self._holding:
+            self._claiming += 1
+        try:
+            yield
+        finally:
+            with self._holding:
+                self._claiming -= 1
+
+    def hold(self, tokens: Iterable[str]) -> None:
+        """A delivery run of this process works on these claims (`token`s)."""
+        with self._holding:
+            self._held.update(tokens)
+
+    def release(self, tokens: Iterable[str]) -> None:
+        """A delivery run is done with these claims (`hold` before)."""
+        with self._holding:
+            self._held.subtract(tokens)
+            self._held = +self._held  # drop the ones at zero
+
+    def holds(self, line: str) -> bool:
+        """Whether a delivery run of this process may still work on the claim `line`."""
+        with self._holding:
+            return self._claiming > 0 or self._held[line] > 0
+
+    def entries(self) -> frozenset[str] | None:
+        """The tokens written so far (this process is the writer: no run holds the claims
+        asked about, so none of their lines is still to come; a line being written for
+        another claim is left out); None when a write was torn."""
+        if self._broken:
+            return None
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return None
+        return _parsed(data[: data.rfind(b"\n") + 1])
 
     def close(self) -> None:
         os.close(self._fd)
@@ -140,21 +193,29 @@ def entries(path: Path) -> frozenset[str] | None:
         return None
     finally:
         os.close(fd)
+    return _parsed(data)
+
+
+def _parsed(data: bytes) -> frozenset[str] | None:
+    """The tokens of a journal's bytes; None when torn or not of this boot."""
     text = data.decode("utf-8", "replace")
     if not text.endswith("\n"):
         return None  # torn (or empty)
     header, *lines = text[:-1].split("\n")
+    return frozenset(lines) if _of_this_boot(header) else None
+
+
+def _of_this_boot(header: str) -> bool:
     if not header.startswith(MAGIC + " "):
-        return None
+        return False
     fields = dict(part.partition("=")[::2] for part in header[len(MAGIC) + 1 :].split())
-    if fields.get("boot") != boot_id():
-        return None
-    return frozenset(lines)
+    return fields.get("boot") == boot_id()
 
 
-def unattempted_arg(table: str) -> Any:
-    """The validator of a recovery mutation's `unattempted` argument (sends of `table`)."""
-    return v.optional(v.array(v.object({"sendId": v.id(table), "claimedAt": v.number()})))
+def claims_arg(table: str) -> Any:
+    """The validator of a list of claims (`{sendId, claimedAt}`, sends of `table`): a
+    recovery mutation's `unattempted` and `held`, a renewal's claims."""
+    return v.array(v.object({"sendId": v.id(table), "claimedAt": v.number()}))
 
 
 async def recover(
@@ -167,28 +228,64 @@ async def recover(
     """A recovery action's work, run where the journals are: the `stalled` query's sends
     (`{sendId, claimedAt, claimedBy}`; called with `stalled_args`) read against this
     process's data folder, and the `recover_stalled` mutation told which of them were
-    never attempted; its answer."""
+    never attempted (`unattempted`) and which a live writer may still deliver (`held`);
+    its answer."""
     rows = await ctx.run_query(stalled, stalled_args or {})
-    found = unattempted(instance.current().data_dir, rows)
-    return await ctx.run_mutation(recover_stalled, {**args, "unattempted": found})
+    data_dir = instance.current().data_dir
+    found, alive = unattempted(data_dir, rows), held(data_dir, rows)
+    return await ctx.run_mutation(recover_stalled, {**args, "unattempted": found, "held": alive})
 
 
 def unattempted(data_dir: Path, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Of `rows` (`{sendId, claimedAt, claimedBy}` of sends `sending` past their lease),
-    those whose journal is known and shows no attempt under their claim."""
+    those whose journal is known and shows no attempt under their claim (this process's
+    own journal: for the claims none of its runs holds)."""
     folder = Path(data_dir) / FOLDER
+    own = _own(folder)
     read: dict[str, frozenset[str] | None] = {}
     found = []
-    for row in rows:
-        name = row.get("claimedBy")
-        if not name or "/" in name or name.startswith("."):
+    for row in _named(rows):
+        name, line = row["claimedBy"], token(row["sendId"], row["claimedAt"])
+        if own is not None and name == own.name and own.holds(line):
             continue
         if name not in read:
-            read[name] = entries(folder / name)
+            read[name] = own.entries() if own and name == own.name else entries(folder / name)
         lines = read[name]
-        if lines is not None and token(row["sendId"], row["claimedAt"]) not in lines:
+        if lines is not None and line not in lines:
             found.append({"sendId": row["sendId"], "claimedAt": row["claimedAt"]})
     return found
+
+
+def held(data_dir: Path, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Of `rows` (as for `unattempted`), those a live writer on this machine may still
+    deliver (module docstring): claims a run of this process holds, and every claim of
+    another live process's journal of this boot (its own recovery decides them)."""
+    folder = Path(data_dir) / FOLDER
+    own = _own(folder)
+    alive: dict[str, bool] = {}
+    found = []
+    for row in _named(rows):
+        name = row["claimedBy"]
+        if own is not None and name == own.name:
+            keep = own.holds(token(row["sendId"], row["claimedAt"]))
+        else:
+            keep = alive[name] if name in alive else alive.setdefault(name, _alive(folder / name))
+        if keep:
+            found.append({"sendId": row["sendId"], "claimedAt": row["claimedAt"]})
+    return found
+
+
+def _own(folder: Path) -> Journal | None:
+    with _lock:
+        return _journals.get(folder)
+
+
+def _named(rows: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    """The rows whose `claimedBy` can name a journal in the folder."""
+    for row in rows:
+        name = row.get("claimedBy")
+        if name and "/" not in name and not name.startswith("."):
+            yield row
 
 
 _dead_since: dict[Path, float] = {}
@@ -218,14 +315,32 @@ def sweep(data_dir: Path, named: Iterable[str], lease_ms: float) -> list[str]:
 
 
 def _dead(path: Path) -> bool:
+    return _locked(path) is False
+
+
+def _alive(path: Path) -> bool:
+    """Whether the journal's writer is alive on this machine: its lock held, its header
+    of this boot."""
+    if not _locked(path):
+        return False
+    try:
+        with path.open("rb") as file:
+            header = file.readline(4096).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return header.endswith("\n") and _of_this_boot(header[:-1])
+
+
+def _locked(path: Path) -> bool | None:
+    """Whether a process holds the journal's lock; None when it cannot be opened."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return False
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
-        return False
+        return True
     finally:
         os.close(fd)
-    return True
+    return False

@@ -59,6 +59,9 @@ so for the lease (OWLAT_SEND_LEASE_SECONDS, 15 minutes):
   before the crash, and receivers do not dedupe by Message-ID, so sending it again could
   deliver it twice. Owlat never does;
 - after `MAX_ATTEMPTS` claims, `failed` as well.
+A delivery renews the lease of the sends it works on every lease/3 (`leases.py`), so a
+slow one is not taken for a crash; a send past its lease whose journal's writer is alive
+here is left for a later look (`journal.held`).
 Rows left `queued` as long (their delivery job was lost) are scheduled again, and a queue
 whose job ended without releasing it (a crash) gets a new job.
 """
@@ -89,7 +92,7 @@ from owlat.app.lib.email_providers.types import (
 )
 from owlat.app.lib.errors import AppError, invalid
 from owlat.app.lib.rendering.text import html_to_text
-from owlat.app.lib.sending import journal
+from owlat.app.lib.sending import journal, leases
 from owlat.app.lib.sending.attachments import MAX_ATTACHMENTS, AttachmentError, load
 from owlat.app.lib.sending.composition import (
     Composer,
@@ -643,16 +646,21 @@ async def recover_stalled(
     lease_ms: float,
     limit: int = 200,
     unattempted: Sequence[Mapping[str, Any]] = (),
+    held: Sequence[Mapping[str, Any]] = (),
 ) -> int:
     """Re-drive sends left `queued` or `sending` for `lease_ms` (module docstring); the
     `unattempted` ones (`{sendId, claimedAt}`: their claim's journal shows no attempt,
     `journal.unattempted`) go back to `queued` with their claim undone, and are sent
-    again; how many rows were handled."""
+    again; the `held` ones (a live writer may still deliver them, `journal.held`) are
+    left alone; how many rows were handled."""
     back = {(item["sendId"], item["claimedAt"]) for item in unattempted}
+    alive = {(item["sendId"], item["claimedAt"]) for item in held}
     redo: list[str] = []
     handled = 0
     for status in (SendStatus.QUEUED, SendStatus.SENDING):
         for row in await _left_since(ctx, status, now - lease_ms, limit):
+            if status is SendStatus.SENDING and (row["_id"], row.get("claimedAt")) in alive:
+                continue
             handled += 1
             if (row["_id"], row.get("claimedAt")) in back:
                 changes = {"status": str(SendStatus.QUEUED), "attempts": row["attempts"] - 1}
@@ -776,30 +784,37 @@ class _Recorded:
 
 async def deliver_sends(ctx: ActionCtx, send_ids: Sequence[str], lease_ms: float) -> None:
     """The delivery action's work (module docstring): every send of `send_ids`."""
-    for group in await ctx.run_query(
-        internal.transactional_sends.plan, {"sendIds": list(send_ids)}
-    ):
-        await _deliver_group(ctx, group, lease_ms)
+    groups = await ctx.run_query(internal.transactional_sends.plan, {"sendIds": list(send_ids)})
+    async with _renewal(ctx, lease_ms) as renewal:
+        for group in groups:
+            await _deliver_group(ctx, group, lease_ms, renewal)
 
 
 async def deliver_queue(ctx: ActionCtx, organization_id: str, lease_ms: float) -> None:
     """The queue's delivery job (module docstring): the organization's queued sends, a
     batch at a time, until a claim finds none left and releases the queue."""
     more = True
-    while more:
-        groups = await ctx.run_query(
-            internal.transactional_sends.plan, {"organizationId": organization_id}
-        )
-        if not groups:
-            claimed = await ctx.run_mutation(
-                internal.transactional_sends.claim,
-                {"sendIds": [], "routeProviders": [], "leaseMs": lease_ms,
-                 "releaseQueue": organization_id},
-            )  # fmt: skip
-            more = claimed["more"]
-        for index, group in enumerate(groups):
-            last = index == len(groups) - 1
-            more = await _deliver_group(ctx, group, lease_ms, organization_id if last else None)
+    async with _renewal(ctx, lease_ms) as renewal:
+        while more:
+            groups = await ctx.run_query(
+                internal.transactional_sends.plan, {"organizationId": organization_id}
+            )
+            if not groups:
+                claimed = await ctx.run_mutation(
+                    internal.transactional_sends.claim,
+                    {"sendIds": [], "routeProviders": [], "leaseMs": lease_ms,
+                     "releaseQueue": organization_id},
+                )  # fmt: skip
+                more = claimed["more"]
+            for index, group in enumerate(groups):
+                release = organization_id if index == len(groups) - 1 else None
+                more = await _deliver_group(ctx, group, lease_ms, renewal, release)
+
+
+def _renewal(ctx: ActionCtx, lease_ms: float) -> leases.Renewal:
+    """The lease renewal of a delivery action's claims (`leases.py`)."""
+    attempts_journal = journal.opened(instance.current().data_dir)
+    return leases.Renewal(ctx, internal.transactional_sends.renew, lease_ms, attempts_journal)
 
 
 class _Records:
@@ -847,7 +862,11 @@ class _Records:
 
 
 async def _deliver_group(
-    ctx: ActionCtx, group: Mapping[str, Any], lease_ms: float, release_queue: str | None = None
+    ctx: ActionCtx,
+    group: Mapping[str, Any],
+    lease_ms: float,
+    renewal: leases.Renewal,
+    release_queue: str | None = None,
 ) -> bool:
     """Deliver one planned group; with `release_queue`, whether sends of that
     organization are still queued (`claim_many`). Each message is written to the
@@ -874,11 +893,11 @@ async def _deliver_group(
 
     await asyncio.gather(*(fetch(*item) for item in group["attachments"].items()))
     journaled = {} if attempts_journal is None else {"journal": attempts_journal.name}
-    batch = await ctx.run_mutation(
+    batch = await renewal.claimed(ctx.run_mutation(
         internal.transactional_sends.claim,
         {"sendIds": group["sendIds"], "routeProviders": route_providers, "leaseMs": lease_ms,
          "releaseQueue": release_queue, **journaled},
-    )  # fmt: skip
+    ), "claimed")  # fmt: skip
     records = _Records(ctx, len(batch["claimed"]))
 
     async def one(claimed: dict[str, Any]) -> None:
