@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dkim
 import pytest
+import uvloop
 
 from owlat.app.lib.email_providers import smtp
 from owlat.app.lib.email_providers.dispatch import deliver
@@ -171,6 +172,24 @@ async def test_pipelined_replies_are_matched_to_their_own_commands(
     together = [read for read in served.reads if b"MAIL FROM:" in read]
     assert len(together) == len(recipients)
     assert all((b"DATA\r\n" in read) is served.pipelining for read in together)
+
+
+def test_the_pool_runs_on_uvloop() -> None:
+    """`owlat dev` serves on uvloop, whose transports are no `asyncio.WriteTransport`."""
+
+    async def send() -> list[str]:
+        served = Sink()
+        async with smtp_server(served) as port:
+            provider = SmtpProvider(plain(port, max_connections=2))
+            try:
+                await asyncio.gather(
+                    *(provider.send(message(f"u{i}@example.org")) for i in range(4))
+                )
+            finally:
+                await provider.close()
+        return sorted(served.recipients())
+
+    assert uvloop.run(send()) == [f"u{i}@example.org" for i in range(4)]
 
 
 async def test_no_answer_to_data_is_unknown_and_never_retried(sink: tuple[Sink, int]) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import re
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import aiosmtplib
 from aiosmtplib.email import quote_address
@@ -71,8 +71,9 @@ class Wire(asyncio.Protocol):
     @classmethod
     def take_over(cls, connection: aiosmtplib.SMTP, timeout: float) -> Wire:
         """The wire of a connected `aiosmtplib.SMTP` (which is not used any more)."""
-        transport = connection.transport
-        if not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+        # (uvloop's transports write, but are not registered as asyncio.WriteTransport)
+        transport = cast(asyncio.WriteTransport | None, connection.transport)
+        if transport is None or transport.is_closing():
             raise Lost("the connection closed during its set-up")
         pipelining = connection.supports_extension("pipelining")
         wire = cls(transport, pipelining=pipelining, timeout=timeout)
