@@ -57,6 +57,14 @@ class Counter:
     async def handle_VRFY(self, server: Any, session: Any, envelope: Any, address: str) -> str:
         return f"252 {self.count}"
 
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """Offer PIPELINING (RFC 2920), as real relays do (aiosmtpd reads pipelined
+        commands in order but does not say so itself)."""
+        session.host_name = hostname
+        return [responses[0], "250-PIPELINING", *responses[1:]]
+
 
 def serve_sink(info: Path) -> None:
     from aiosmtpd.smtp import SMTP

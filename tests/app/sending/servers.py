@@ -8,7 +8,8 @@ scripted per recipient, one per attempt, in order:
     "DROP"                            close the connection after the first line of DATA
     "STALL"                           answer the end of DATA only after `stall` seconds
 
-and greets its next `refuse_connections` connections with 421 (then closes them).
+and greets its next `refuse_connections` connections with 421 (then closes them). Its
+EHLO offers PIPELINING unless `pipelining` is off; `reads` keeps what each read brought.
 
 `self_signed(folder)` writes a certificate for 127.0.0.1 and its key. `FakeResend` is a
 Starlette app with Resend's `POST /emails`, checking the documented request shape.
@@ -53,6 +54,23 @@ class Sink:
     servers: list[SMTP] = dataclasses.field(default_factory=list)
     # connections still to be greeted with 421 (and closed) instead of 220
     refuse_connections: int = 0
+    # whether EHLO offers PIPELINING (RFC 2920), as real relays do
+    pipelining: bool = True
+    # what each read from a client brought, in order (pipelined commands come together)
+    reads: list[bytes] = dataclasses.field(default_factory=list)
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(1, "250-PIPELINING")
+        return responses
 
     def recipients(self) -> list[str]:
         return [address for envelope in self.received for address in envelope.rcpt_tos]
@@ -99,6 +117,10 @@ class _FaultySMTP(SMTP):
             sink.connections += 1
             sink.servers.append(self)
         super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.event_handler.reads.append(data)
+        super().data_received(data)
 
     async def _handle_client(self) -> None:
         sink: Sink = self.event_handler

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dkim
 import pytest
+import uvloop
 
 from owlat.app.lib.email_providers import smtp
 from owlat.app.lib.email_providers.dispatch import deliver
@@ -42,9 +43,10 @@ def plain(port: int, **options: object) -> SmtpSettings:
     return SmtpSettings(host="127.0.0.1", port=port, security="none", **options)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def sink() -> AsyncIterator[tuple[Sink, int]]:
-    served = Sink()
+@pytest.fixture(params=[True, False], ids=["pipelining", "lockstep"])
+async def sink(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Sink, int]]:
+    """A relay that offers PIPELINING, and one that does not."""
+    served = Sink(pipelining=request.param)
     async with smtp_server(served) as port:
         yield served, port
 
@@ -134,6 +136,60 @@ async def test_refusals_and_drops_are_classified_and_the_pool_recovers(
     assert raised.value.provider == "smtp"
     assert raised.value.message.startswith(text)
     assert served.recipients() == ["good@example.org"]
+
+
+async def test_pipelined_replies_are_matched_to_their_own_commands(
+    sink: tuple[Sink, int],
+) -> None:
+    """Where the relay offers PIPELINING, MAIL, RCPT and DATA go in one write; each reply
+    is still read as its own command's: a refused RCPT is the recipient's refusal (not
+    the 503 the relay then answers to DATA), and that 503 is read before the next message
+    on the same connection, whose replies are its own."""
+    served, port = sink
+    recipients = [f"r{i}@example.org" for i in range(6)]
+    served.faults = {
+        "r1@example.org": ["RCPT 550 5.1.1 No such user"],
+        "r3@example.org": ["DATA 554 5.7.1 Rejected"],
+        "r4@example.org": ["RCPT 452 4.5.3 Too many recipients"],
+    }
+    provider = SmtpProvider(plain(port, max_connections=1))
+    outcomes: list[str] = []
+    try:
+        for to in recipients:
+            try:
+                await provider.send(message(to))
+                outcomes.append("sent")
+            except ProviderError as error:
+                outcomes.append(f"{error.kind.name} {error.message[:8]}")
+    finally:
+        await provider.close()
+    assert outcomes == [
+        "sent", "INVALID_RECIPIENT RCPT: 55", "sent", "CONTENT_REJECTED DATA: 55",
+        "RATE_LIMIT RCPT: 45", "sent",
+    ]  # fmt: skip
+    assert served.recipients() == ["r0@example.org", "r2@example.org", "r5@example.org"]
+    assert served.connections == 1
+    together = [read for read in served.reads if b"MAIL FROM:" in read]
+    assert len(together) == len(recipients)
+    assert all((b"DATA\r\n" in read) is served.pipelining for read in together)
+
+
+def test_the_pool_runs_on_uvloop() -> None:
+    """`owlat dev` serves on uvloop, whose transports are no `asyncio.WriteTransport`."""
+
+    async def send() -> list[str]:
+        served = Sink()
+        async with smtp_server(served) as port:
+            provider = SmtpProvider(plain(port, max_connections=2))
+            try:
+                await asyncio.gather(
+                    *(provider.send(message(f"u{i}@example.org")) for i in range(4))
+                )
+            finally:
+                await provider.close()
+        return sorted(served.recipients())
+
+    assert uvloop.run(send()) == [f"u{i}@example.org" for i in range(4)]
 
 
 async def test_no_answer_to_data_is_unknown_and_never_retried(sink: tuple[Sink, int]) -> None:

@@ -26,6 +26,7 @@ from owlat.app.lib.email_providers.types import (
 )
 
 RETRY_DELAYS = (1.0, 5.0, 30.0)
+_RNG = random.Random()  # one for every delivery: seeding one per message costs ~10 µs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +47,7 @@ async def deliver(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rng: random.Random | None = None,
 ) -> Delivery:
-    rng = rng or random.Random()
+    rng = rng or _RNG
     for attempt in range(len(delays) + 1):
         name = ""
         try:

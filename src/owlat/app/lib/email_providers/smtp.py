@@ -4,7 +4,10 @@
 provider's concurrency), started as the queue needs them, each own one connection
 (implicit TLS, or STARTTLS, then AUTH when a username is set) and take message after
 message from the queue, running MAIL, RCPT, DATA: a busy connection goes straight on to
-the next message, as listmonk's smtppool does. A connection survives a refusal (RSET
+the next message, as listmonk's smtppool does. aiosmtplib opens the connection (greeting,
+TLS, AUTH); the transactions then run on `_smtp_wire.Wire`, which writes MAIL, RCPT and
+DATA at once when the relay offers PIPELINING (RFC 2920) and matches each reply, in
+order, to its command's phase. A connection survives a refusal (RSET
 clears the envelope); one the server closed or timed out is dropped and the worker opens
 a new one for its next message. A connection found closed at MAIL (the relay's idle
 timeout) is replaced at once, without a failure: nothing was sent on it.
@@ -37,6 +40,8 @@ from typing import Literal
 
 import aiosmtplib
 
+from owlat.app.lib.email_providers import _smtp_wire
+from owlat.app.lib.email_providers._smtp_wire import Lost, Reply, Wire
 from owlat.app.lib.email_providers.types import (
     EmailMessage,
     ErrorKind,
@@ -133,11 +138,7 @@ class SmtpProvider:
         """Connect (the relay's addresses checked), greet, TLS and AUTH as a delivery
         does, then QUIT."""
         s = self.settings
-        connection = await self._connect()
-        try:
-            await connection.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            connection.close()
+        await (await self._connect()).quit()
         security = {"tls": "TLS", "starttls": "STARTTLS"}.get(s.security, "no TLS")
         signed_in = f", signed in as {s.username}" if s.username else ", no sign-in"
         return f"{s.host}:{s.port} accepted the connection ({security}{signed_in})"
@@ -151,7 +152,7 @@ class SmtpProvider:
 
     async def _work(self) -> None:
         """One connection's loop: take the next message, send it, answer its sender."""
-        connection: aiosmtplib.SMTP | None = None
+        connection: Wire | None = None
         done: asyncio.Future[None] | None = None
         try:
             while True:
@@ -182,8 +183,6 @@ class SmtpProvider:
                     done.set_exception(error)
             if connection is not None:
                 await connection.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            pass  # QUIT failed: the connection is closed below
         finally:
             if done is not None and not done.done():
                 stopped = "the connection's worker stopped during the transaction"
@@ -193,12 +192,12 @@ class SmtpProvider:
 
     async def _run(
         self,
-        connection: aiosmtplib.SMTP | None,
+        connection: Wire | None,
         sender: str,
         recipient: str,
         raw: bytes,
         on_attempt: Callable[[], None] | None = None,
-    ) -> tuple[aiosmtplib.SMTP | None, ProviderError | None]:
+    ) -> tuple[Wire | None, ProviderError | None]:
         """Send on `connection` (a new one when None, or when it was found closed before
         anything was sent); returns the connection to go on with, and the failure."""
         fresh = connection is None
@@ -217,7 +216,8 @@ class SmtpProvider:
             return (connection if alive else None), error
         return connection, None
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> Wire:
+        """A connection greeted, secured and signed in (by aiosmtplib), as a `Wire`."""
         s = self.settings
         sock = None if s.addresses is None else await self._checked_socket(s.addresses)
         connection = aiosmtplib.SMTP(
@@ -234,6 +234,11 @@ class SmtpProvider:
         )
         try:
             await connection.connect()
+            if connection.is_ehlo_or_helo_needed:  # no TLS nor AUTH: not greeted yet
+                try:
+                    await connection.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await connection.helo()
         except aiosmtplib.SMTPAuthenticationError as error:
             connection.close()
             refused = f"authentication refused: {error.code} {error.message}"
@@ -244,30 +249,54 @@ class SmtpProvider:
         except (ssl.SSLError, aiosmtplib.SMTPException, OSError) as error:
             connection.close()
             raise self._connect_error(error) from None
-        return connection
-
-    async def _transaction(
-        self, connection: aiosmtplib.SMTP, sender: str, recipient: str, raw: bytes
-    ) -> None:
-        phase: Phase = "MAIL"
         try:
-            await connection.mail(sender)
-            phase = "RCPT"
-            await connection.rcpt(recipient)
-            phase = "DATA"
-            await connection.data(raw)
-        except aiosmtplib.SMTPResponseException as error:
-            refusal = classify_reply(phase, error.code, error.message)
-            await _reset(connection, keep=error.code != 421)
-            raise refusal from None
-        except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as error:
-            connection.close()
+            return Wire.take_over(connection, s.timeout)
+        except Lost as error:
+            raise self._connect_error(error) from None
+
+    async def _transaction(self, wire: Wire, sender: str, recipient: str, raw: bytes) -> None:
+        """MAIL, RCPT, DATA and the content on `wire`: the three commands written at once
+        when the server pipelines, else each after the reply to the one before; every
+        reply is read, in order, and matched to its command's phase."""
+        commands: list[tuple[Phase, bytes, tuple[int, ...]]] = [
+            ("MAIL", _smtp_wire.envelope_command(b"MAIL FROM:", sender), (250,)),
+            ("RCPT", _smtp_wire.envelope_command(b"RCPT TO:", recipient), (250, 251)),
+            ("DATA", b"DATA\r\n", (354,)),
+        ]
+        phase: Phase = "MAIL"
+        refusal: tuple[Phase, Reply] | None = None
+        try:
+            if wire.pipelining:
+                wire.send(b"".join(command for _, command, _ in commands))
+            for phase, command, expected in commands:
+                if not wire.pipelining:
+                    wire.send(command)
+                answer = await wire.reply()
+                if refusal is None and answer.code not in expected:
+                    refusal = (phase, answer)
+                    if not wire.pipelining:
+                        break
+            if refusal is not None:
+                if answer.code == 354:  # a server that took DATA all the same: end it empty
+                    await wire.command(b".\r\n")
+                raise classify_reply(refusal[0], *refusal[1])
+            wire.send(_smtp_wire.content(raw))
+            answer = await wire.reply()
+            if answer.code != 250:
+                refusal = (phase, answer)
+                raise classify_reply(phase, *answer)
+        except ProviderError:
+            assert refusal is not None
+            await _reset(wire, keep=refusal[1].code != 421)
+            raise
+        except Lost as error:
+            wire.close()
             if phase == "MAIL":
                 raise _StaleConnection from error
             lost = f"connection lost during {phase}, before the server accepted the message"
             raise self._error(phase, lost) from None
-        except (aiosmtplib.SMTPTimeoutError, TimeoutError):
-            connection.close()
+        except TimeoutError:
+            wire.close()
             timeout = self.settings.timeout
             if phase == "DATA":
                 unknown = (
@@ -319,15 +348,15 @@ class SmtpProvider:
         return ProviderError(kind, f"{phase}: {text}", provider=self.name)
 
 
-async def _reset(connection: aiosmtplib.SMTP, *, keep: bool) -> None:
+async def _reset(wire: Wire, *, keep: bool) -> None:
     """RSET after a refusal, so the connection serves the next message; else close it."""
     if keep:
         try:
-            await connection.rset()
-            return
-        except (aiosmtplib.SMTPException, OSError):
+            if (await wire.command(b"RSET\r\n")).code == 250:
+                return
+        except (Lost, TimeoutError):
             pass
-    connection.close()
+    wire.close()
 
 
 class _StaleConnection(Exception):
