@@ -2103,7 +2103,7 @@ export type InternalApi = {
     }, any>;
   };
   tracking: {
-    /** `tracking:record`: Apply opens and clicks to their sends, in order (an unknown send: nothing). */
+    /** `tracking:record`: Apply opens and clicks to their sends, in order (an unknown send: nothing); each touched send and contact is written once, at the end (`PendingWrites`). */
     record: FunctionReference<"mutation", "internal", {
       events: Array<{
         sendId: string;
