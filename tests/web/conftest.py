@@ -55,9 +55,11 @@ def built_web() -> Path:
 @dataclasses.dataclass
 class Screens:
     """Checks every screen it is shown: axe-core (npm `axe-core`, injected into each page)
-    finds no serious or critical violation at desktop and mobile widths, and a screenshot of
-    each width goes to `.artifacts/web/NAME-desktop.png` / `-mobile.png`. Console errors and
-    uncaught exceptions of every page it watches are collected in `errors`."""
+    finds no serious or critical violation at desktop and mobile widths, at mobile width
+    nothing is wider than the page (neither the page nor a table's stacked rows scroll
+    sideways), and a screenshot of each width goes to `.artifacts/web/NAME-desktop.png` /
+    `-mobile.png`. Console errors and uncaught exceptions of every page it watches are
+    collected in `errors`."""
 
     directory: Path
     errors: list[str] = dataclasses.field(default_factory=list)
@@ -81,6 +83,9 @@ class Screens:
             await settle(page)
             violations = await page.evaluate(_AXE)
             assert violations == [], f"{name} ({label}): {violations}"
+            if size is MOBILE:
+                wide = await page.evaluate(_WIDER_THAN_THE_PAGE)
+                assert wide == [], f"{name} (mobile) scrolls sideways: {wide}"
             await page.screenshot(
                 path=self.directory / f"{name}-{label}.png", full_page=True, animations="disabled"
             )
@@ -103,6 +108,14 @@ _FINISH_TRANSITIONS = """async () => {
     if (a.effect?.getComputedTiming().endTime !== Infinity) a.finish();
   });
 }"""
+# the page and the tables' scrolling wrappers wider than they show (a stacked table row
+# whose value does not wrap is cut off inside its wrapper, not seen at the page's width)
+_WIDER_THAN_THE_PAGE = """() =>
+  [document.documentElement, ...document.querySelectorAll(".v-table__wrapper")]
+    .filter((element) => element.scrollWidth > element.clientWidth + 1)
+    .map((element) =>
+      `${element.className || element.tagName}: ${element.scrollWidth} > ${element.clientWidth}`)
+"""
 # serious and critical violations, each as "rule: target (impact)"
 _AXE = """async () => {
   const { violations } = await axe.run(document, { resultTypes: ["violations"] });
