@@ -46,9 +46,6 @@ from owlat.runtime.values import normalize_value
 
 logger = logging.getLogger("owlat.runtime")
 _T = TypeVar("_T")
-# Path strings resolved to their functions, kept per Application (`resolve`); emptied when
-# full (ad-hoc test functions each have a new path).
-_RESOLVED_MAX = 4096
 
 
 class Snapshot:
@@ -106,7 +103,6 @@ class Application:
         # again, so there is nothing to wait for before it.
         self.retry = retry or RetryPolicy(first_backoff=0.001)
         self.clock = Clock()
-        self._resolved: dict[str, FunctionDefinition] = {}  # by path string (`resolve`)
         self._catalog: Catalog | None = None
         self._catalog_reload = asyncio.Lock()
         self._listeners: list[CommitListener] = []
@@ -205,21 +201,10 @@ class Application:
     def resolve(
         self, function: FunctionLike, kind: FunctionKind | None, internal: bool
     ) -> FunctionDefinition:
-        """The function called, its visibility and kind checked. A path string's function
-        is kept (the registry only grows while the app is served) and checked again here."""
-        if type(function) is not str:
-            return self.package.functions.resolve(path_of(function), kind, allow_internal=internal)
-        definition = self._resolved.get(function)
-        if (
-            definition is None
-            or (definition.internal and not internal)
-            or (kind is not None and definition.kind is not kind)
-        ):  # not seen yet, or refused: the registry's answer (or error)
-            definition = self.package.functions.resolve(function, kind, allow_internal=internal)
-            if len(self._resolved) >= _RESOLVED_MAX:
-                self._resolved.clear()
-            self._resolved[function] = definition
-        return definition
+        """The function called, its visibility and kind checked (a path string, the usual
+        case, goes to the registry as it is)."""
+        path = function if type(function) is str else path_of(function)
+        return self.package.functions.resolve(path, kind, allow_internal=internal)
 
     def _validate_args(
         self, definition: FunctionDefinition, args: Any, catalog: Catalog | None = None

@@ -259,7 +259,7 @@ class FunctionRegistry:
         self, path: str, kind: FunctionKind | None, *, allow_internal: bool
     ) -> FunctionDefinition:
         """The function at `path`, checking visibility and (if given) kind."""
-        definition = self.get(path)
+        definition = self._functions.get(path) or self.get(path)  # canonical: one dict lookup
         if definition is None or (definition.internal and not allow_internal):
             raise FunctionNotFoundError(
                 f"Could not find public function for '{path}'."

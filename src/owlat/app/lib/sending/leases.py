@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 from owlat.app.lib.sending.journal import Journal, token
 from owlat.app.lib.sending.send_states import SendStatus
 from owlat.runtime import ActionCtx, FunctionReference, MutationCtx
+
+logger = logging.getLogger("owlat.app.sending")
 
 
 class Renewal:
@@ -85,6 +88,7 @@ class Renewal:
             try:
                 still = set(await self._ctx.run_mutation(self._renew, args))
             except Exception:  # a renewal missed: the next one tries again
+                logger.warning("lease renewal of %d sends failed", len(claims), exc_info=True)
                 continue
             self._drop([send_id for send_id in list(self._claims) if send_id not in still])
 
