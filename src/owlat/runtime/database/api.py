@@ -251,7 +251,7 @@ class DatabaseWriter(DatabaseReader):
             else:
                 merged[name] = item
         new = self._store("db.patch", table, old, merged, changes.keys())
-        await self._txn.update(table, old, new)
+        await self._txn.update(table, old, new, changes.keys())
         await self._fire(table, old["_id"], old)
 
     async def replace(self, *args: Any) -> None:

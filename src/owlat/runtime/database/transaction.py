@@ -38,7 +38,7 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -414,13 +414,25 @@ class Transaction:
         revision = self._current.get(document_id)
         return None if revision is None else revision[0]
 
-    async def update(self, table: TableInfo, old: Document, new: Document) -> None:
-        """Replace a live document (same `_id` and `_creationTime`) by `new`."""
+    async def update(
+        self,
+        table: TableInfo,
+        old: Document,
+        new: Document,
+        patched: Collection[str] | None = None,
+    ) -> None:
+        """Replace a live document (same `_id` and `_creationTime`) by `new`; `patched`
+        (a patch) names the only top-level fields in which `new` may differ from `old`,
+        so that the keys of indexes over other fields are not computed again."""
         writer = self._writer()
         document_id = old["_id"]
         value = self._encode(table, new)
         self._values[document_id] = value
-        before, after = self._stored_revision(table, old), self._revision(table, new)
+        before = self._stored_revision(table, old)
+        if patched is None:
+            after = self._revision(table, new)
+        else:
+            after = new, table.patched_index_keys(new, before[1], patched)
         changed = [
             (index_id, old_key, new_key)
             for index_id, old_key, new_key in zip(table.index_ids, before[1], after[1], strict=True)
