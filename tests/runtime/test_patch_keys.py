@@ -127,3 +127,38 @@ async def test_a_range_subscription_sees_every_patch_of_its_documents_and_no_oth
     assert read_set.overlaps((await patch(outside, {"channel": "watched"})).write_set)
     assert read_set.overlaps((await patch(inside, {"channel": "gone"})).write_set)
     assert not read_set.overlaps((await patch(inside, {"author": "y"})).write_set)
+
+
+async def test_insert_and_delete_write_sets_hold_every_index_key(app: Application) -> None:
+    """The write set of an insert names each index's new key, of a delete its old key,
+    and the index entries written with them are found through every index."""
+
+    async def create(ctx: Any) -> str:
+        return await ctx.db.insert("items", {"value": 3.0, "tag": "w"})
+
+    commits: list[Commit] = []
+    app.on_commit(commits.append)
+    try:
+        item = await in_mutation(app, create)
+        assert await items_by(app, "w", 3.0) == [item]
+
+        async def delete(ctx: Any) -> None:
+            await ctx.db.delete(item)
+
+        await in_mutation(app, delete)
+    finally:
+        app.remove_commit_listener(commits.append)
+    assert await items_by(app, "w", 3.0) == []
+    inserted, deleted = commits
+    table = app.catalog.table("items")
+    for commit, new in ((inserted, True), (deleted, False)):
+        (document,) = commit.write_set.documents
+        revision = document.new if new else document.old
+        assert revision is not None
+        changes = {change.index: change for change in commit.write_set.index_keys}
+        assert set(changes) == {BY_ID, *table.indexes}
+        keys = {name: index.key(revision) for name, index in table.indexes.items()}
+        for name, key in {**keys, BY_ID: item.encode()}.items():
+            assert (changes[name].old_key, changes[name].new_key) == (
+                (None, key) if new else (key, None)
+            )

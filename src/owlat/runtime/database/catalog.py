@@ -98,7 +98,14 @@ def compile_index_keys(indexes: Sequence[IndexInfo]) -> Callable[[Document], tup
     `_creationTime`, `_id` suffix once for all of them."""
     paths = list(dict.fromkeys(field for index in indexes for field in index.fields))
     top_level = tuple("." not in path for path in paths)
-    layouts = [tuple(paths.index(field) for field in index.fields) for index in indexes]
+    # each index's fields as positions in `paths`; an index of one field (or none: the
+    # position of an empty encoding appended after the fields) as that position alone, so
+    # that its key is one concatenation, without joining a list
+    empty = len(paths)
+    layouts: list[int | tuple[int, ...]] = []
+    for index in indexes:
+        positions = tuple(paths.index(field) for field in index.fields)
+        layouts.append(positions if len(positions) > 1 else (positions or (empty,))[0])
 
     def index_keys(document: Document) -> tuple[bytes, ...]:
         get = document.get
@@ -106,9 +113,15 @@ def compile_index_keys(indexes: Sequence[IndexInfo]) -> Callable[[Document], tup
             encode_value(get(path, UNDEFINED) if plain else field_value(document, path))
             for path, plain in zip(paths, top_level, strict=True)
         ]
+        encoded.append(b"")
         suffix = encode_value(document["_creationTime"]) + encode_value(document["_id"])
         return tuple(
-            b"".join([encoded[position] for position in layout]) + suffix for layout in layouts
+            [
+                encoded[layout] + suffix
+                if isinstance(layout, int)
+                else b"".join(map(encoded.__getitem__, layout)) + suffix
+                for layout in layouts
+            ]
         )
 
     return index_keys
