@@ -244,7 +244,7 @@ class DatabaseWriter(DatabaseReader):
         """
         table, old, (value,) = await self._existing("db.patch", args, 2)
         changes = self._fields("db.patch", value)
-        merged = {name: item for name, item in old.items()}
+        merged = dict(old)  # a copy: `old` is the transaction's own revision
         for name, item in changes.items():
             if item is UNDEFINED:
                 merged.pop(name, None)
