@@ -118,6 +118,24 @@ def test_in_range_is_low_inclusive_and_high_exclusive() -> None:
     assert not pending.in_range(7, b"a", b"z")
 
 
+def test_in_range_finds_keys_held_in_any_order() -> None:
+    """Held keys usually grow (new ids, creation times) and are appended; a smaller one
+    (a patch moving a held document, an index on another field) is still found."""
+    pending = PendingInserts()
+    for document_id, key in (("a", b"m"), ("b", b"t"), ("c", b"c"), ("d", b"p")):
+        pending.add(document_id, 1, b"{}", [(7, key)])
+    pending.replace("b", b"{}", [(7, b"t", b"e")])
+    for low, high, found in (
+        (b"a", b"d", True),  # c
+        (b"d", b"f", True),  # e (b, moved)
+        (b"f", b"m", False),
+        (b"n", b"p", False),
+        (b"p", b"q", True),  # d
+        (b"q", b"z", False),  # t moved away
+    ):
+        assert pending.in_range(7, low, high) is found, (low, high)
+
+
 def test_drain_hands_over_documents_then_entries_and_holds_nothing() -> None:
     pending = PendingInserts()
     pending.add("a", 1, b"A", [(7, b"k2"), (8, b"x")])

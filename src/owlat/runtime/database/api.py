@@ -244,14 +244,14 @@ class DatabaseWriter(DatabaseReader):
         """
         table, old, (value,) = await self._existing("db.patch", args, 2)
         changes = self._fields("db.patch", value)
-        merged = {name: item for name, item in old.items()}
+        merged = dict(old)  # a copy: `old` is the transaction's own revision
         for name, item in changes.items():
             if item is UNDEFINED:
                 merged.pop(name, None)
             else:
                 merged[name] = item
         new = self._store("db.patch", table, old, merged, changes.keys())
-        await self._txn.update(table, old, new)
+        await self._txn.update(table, old, new, changes.keys())
         await self._fire(table, old["_id"], old)
 
     async def replace(self, *args: Any) -> None:

@@ -41,7 +41,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Protocol, TypeVar
 
 from owlat.runtime.database.engine import Engine, EngineReader, EngineWriter, StoredIndex
@@ -61,6 +61,7 @@ from owlat.runtime.values.ids import table_number_of
 NEXT_TABLE_NUMBER_GLOBAL = "next_table_number"
 VALIDATOR_GLOBAL_PREFIX = "validator:"  # + table name: fingerprint of the checked validator
 BACKFILL_BATCH = 500
+MOVED_BY_CACHED = 256  # sets of patched field names per table whose moved indexes are kept
 MISMATCHES_SHOWN = 3
 _T = TypeVar("_T")
 
@@ -97,7 +98,14 @@ def compile_index_keys(indexes: Sequence[IndexInfo]) -> Callable[[Document], tup
     `_creationTime`, `_id` suffix once for all of them."""
     paths = list(dict.fromkeys(field for index in indexes for field in index.fields))
     top_level = tuple("." not in path for path in paths)
-    layouts = [tuple(paths.index(field) for field in index.fields) for index in indexes]
+    # each index's fields as positions in `paths`; an index of one field (or none: the
+    # position of an empty encoding appended after the fields) as that position alone, so
+    # that its key is one concatenation, without joining a list
+    empty = len(paths)
+    layouts: list[int | tuple[int, ...]] = []
+    for index in indexes:
+        positions = tuple(paths.index(field) for field in index.fields)
+        layouts.append(positions if len(positions) > 1 else (positions or (empty,))[0])
 
     def index_keys(document: Document) -> tuple[bytes, ...]:
         get = document.get
@@ -105,9 +113,15 @@ def compile_index_keys(indexes: Sequence[IndexInfo]) -> Callable[[Document], tup
             encode_value(get(path, UNDEFINED) if plain else field_value(document, path))
             for path, plain in zip(paths, top_level, strict=True)
         ]
+        encoded.append(b"")
         suffix = encode_value(document["_creationTime"]) + encode_value(document["_id"])
         return tuple(
-            b"".join([encoded[position] for position in layout]) + suffix for layout in layouts
+            [
+                encoded[layout] + suffix
+                if isinstance(layout, int)
+                else b"".join(map(encoded.__getitem__, layout)) + suffix
+                for layout in layouts
+            ]
         )
 
     return index_keys
@@ -145,6 +159,14 @@ class TableInfo:
     index_keys: Callable[[Document], tuple[bytes, ...]] = dataclasses.field(
         init=False, repr=False, compare=False
     )
+    # the top-level field names each index reads, in `indexes` order, and which indexes a
+    # patch of a given set of top-level fields can move (filled as patches come)
+    index_tops: tuple[frozenset[str], ...] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+    _moved_by: dict[frozenset[str], tuple[int, ...]] = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
     # a system table (`_storage`, ...): its name starts with "_" (asked on every `db.get`)
     is_system: bool = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -153,7 +175,37 @@ class TableInfo:
         self.index_names = tuple(index.name for index in self.indexes.values())
         self.index_absent = (None,) * len(self.indexes)
         self.index_keys = compile_index_keys(tuple(self.indexes.values()))
+        self.index_tops = tuple(
+            frozenset(field.split(".", 1)[0] for field in index.fields)
+            for index in self.indexes.values()
+        )
+        self._moved_by = {}
         self.is_system = self.name.startswith("_")
+
+    def patched_index_keys(
+        self, document: Document, keys: tuple[bytes, ...], patched: Collection[str]
+    ) -> tuple[bytes, ...]:
+        """`index_keys(document)` for a patch of the revision whose keys are `keys`: the
+        same `_id` and `_creationTime`, and no top-level field changed but those named in
+        `patched`. An index reads only its fields and those two, so an index over none of
+        the patched fields keeps its key and only the others are computed again."""
+        names = frozenset(patched)
+        moved = self._moved_by.get(names)
+        if moved is None:
+            moved = tuple(
+                position for position, tops in enumerate(self.index_tops) if tops & names
+            )
+            if len(self._moved_by) < MOVED_BY_CACHED:  # a table without a validator
+                self._moved_by[names] = moved  # takes any names: keep the cache bounded
+        if not moved:
+            return keys
+        if len(moved) == len(keys):
+            return self.index_keys(document)
+        indexes = tuple(self.indexes.values())
+        new = list(keys)
+        for position in moved:
+            new[position] = indexes[position].key(document)
+        return tuple(new)
 
 
 class Catalog:

@@ -37,8 +37,7 @@ class PendingInserts:
     def add(self, document_id: str, table_number: int, value: bytes, entries: list[_Entry]) -> None:
         """Hold a new document with its index entries."""
         self._documents[document_id] = (table_number, value, entries)
-        for index_id, key in entries:
-            self._hold_key(index_id, key)
+        self._hold(entries)
 
     def replace(
         self, document_id: str, value: bytes, changed: list[tuple[int, bytes, bytes]]
@@ -46,9 +45,9 @@ class PendingInserts:
         """A held document's new value; `changed` lists `(index_id, old_key, new_key)`."""
         table_number, _, entries = self._documents[document_id]
         moved = {index_id: new_key for index_id, _, new_key in changed}
-        for index_id, old_key, new_key in changed:
+        for index_id, old_key, _ in changed:
             self._drop_key(index_id, old_key)
-            self._hold_key(index_id, new_key)
+        self._hold(list(moved.items()))
         entries = [(index_id, moved.get(index_id, key)) for index_id, key in entries]
         self._documents[document_id] = (table_number, value, entries)
 
@@ -69,25 +68,26 @@ class PendingInserts:
     def drain(self) -> tuple[list[tuple[str, int, bytes]], list[tuple[int, bytes, str]]]:
         """Everything held, as engine rows (documents, then index entries); holds nothing
         afterwards."""
-        documents = [
-            (document_id, number, value)
-            for document_id, (number, value, _) in self._documents.items()
-        ]
-        entries = [
-            (index_id, key, document_id)
-            for document_id, (_, _, held) in self._documents.items()
-            for index_id, key in held
-        ]
+        documents: list[tuple[str, int, bytes]] = []
+        entries: list[tuple[int, bytes, str]] = []
+        for document_id, (number, value, held) in self._documents.items():
+            documents.append((document_id, number, value))
+            entries.extend([(index_id, key, document_id) for index_id, key in held])
         self._documents.clear()
         self._keys.clear()
         return documents, entries
 
-    def _hold_key(self, index_id: int, key: bytes) -> None:
-        keys = self._keys.setdefault(index_id, [])
-        if not keys or keys[-1] < key:
-            keys.append(key)  # the common case: keys that grow (creation time, new ids)
-        else:
-            bisect.insort(keys, key)
+    def _hold(self, entries: list[_Entry]) -> None:
+        """Add `(index_id, key)` entries to the held keys (one call per document)."""
+        held = self._keys
+        for index_id, key in entries:
+            keys = held.get(index_id)
+            if not keys:  # none held yet in this index, or all dropped
+                held[index_id] = [key]
+            elif keys[-1] < key:
+                keys.append(key)  # the common case: keys that grow (creation time, new ids)
+            else:
+                bisect.insort(keys, key)
 
     def _drop_key(self, index_id: int, key: bytes) -> None:
         keys = self._keys[index_id]

@@ -218,8 +218,11 @@ class SqliteWriter(SqliteReader):
         documents: Sequence[tuple[str, int, bytes]],
         entries: Sequence[tuple[int, bytes, str]],
     ) -> None:
-        _execute_many(self._db, self._sql.insert_documents, documents)
-        _execute_many(self._db, self._sql.insert_index_entries, entries)
+        try:  # `_execute_many` written out: every insert comes here
+            self._db.executemany(self._sql.insert_documents, documents)
+            self._db.executemany(self._sql.insert_index_entries, entries)
+        except sqlite3.Error as error:
+            raise EngineError(f"SQLite: {error}") from error
 
     async def update_document(
         self,

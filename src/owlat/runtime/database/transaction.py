@@ -38,11 +38,12 @@ import dataclasses
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
+from itertools import repeat
 from typing import Any, Protocol, TypeVar
 
-from owlat.runtime.database.catalog import Catalog, IndexInfo, TableInfo, id_key
+from owlat.runtime.database.catalog import Catalog, IndexInfo, TableInfo
 from owlat.runtime.database.commits import (
     DocumentChange,
     IndexKeyChange,
@@ -397,16 +398,18 @@ class Transaction:
 
     async def insert(self, table: TableInfo, fields: Document) -> str:
         """Store a new document with validated `fields`; returns its id."""
-        self._writer()
+        if not self.writable:
+            raise ReadOnlyError()
         document_id = new_id(table.number)
-        document = {"_id": document_id, "_creationTime": self.clock.next_creation_time()}
-        document.update(fields)
+        document = {"_id": document_id, "_creationTime": self.clock.next_creation_time(), **fields}
         value = self._encode(table, document)
         self._values[document_id] = value
-        revision = self._revision(table, document)
-        entries = list(zip(table.index_ids, revision[1], strict=True))
+        keys = table.index_keys(document)
+        entries = list(zip(table.index_ids, keys, strict=True))
         self._pending.add(document_id, table.number, value, entries)
-        self._track(table, document_id, None, revision)
+        # `_track` written out: a new id was never written by this transaction before
+        self._original[document_id] = (table, None)
+        self._current[document_id] = (document, keys)
         return document_id
 
     def written(self, document_id: str) -> Document | None:
@@ -414,13 +417,25 @@ class Transaction:
         revision = self._current.get(document_id)
         return None if revision is None else revision[0]
 
-    async def update(self, table: TableInfo, old: Document, new: Document) -> None:
-        """Replace a live document (same `_id` and `_creationTime`) by `new`."""
+    async def update(
+        self,
+        table: TableInfo,
+        old: Document,
+        new: Document,
+        patched: Collection[str] | None = None,
+    ) -> None:
+        """Replace a live document (same `_id` and `_creationTime`) by `new`; `patched`
+        (a patch) names the only top-level fields in which `new` may differ from `old`,
+        so that the keys of indexes over other fields are not computed again."""
         writer = self._writer()
         document_id = old["_id"]
         value = self._encode(table, new)
         self._values[document_id] = value
-        before, after = self._stored_revision(table, old), self._revision(table, new)
+        before = self._stored_revision(table, old)
+        if patched is None:
+            after = self._revision(table, new)
+        else:
+            after = new, table.patched_index_keys(new, before[1], patched)
         changed = [
             (index_id, old_key, new_key)
             for index_id, old_key, new_key in zip(table.index_ids, before[1], after[1], strict=True)
@@ -531,17 +546,18 @@ class Transaction:
                 continue
             name = table.name
             documents.append(DocumentChange(name, document_id, old_document, new_document))
-            key = id_key(document_id)
+            key = document_id.encode()  # id_key
             keys.append(IndexKeyChange(name, BY_ID, key if old else None, key if new else None))
             absent = table.index_absent
-            old_keys = absent if old is None else old[1]
-            new_keys = absent if new is None else new[1]
+            # one change per index, old and new key in `table.indexes` order (map: no frame
+            # and no tuple unpacking per index)
             keys.extend(
-                [
-                    IndexKeyChange(name, index, old_key, new_key)
-                    for index, old_key, new_key in zip(
-                        table.index_names, old_keys, new_keys, strict=True
-                    )
-                ]
+                map(
+                    IndexKeyChange,
+                    repeat(name, len(absent)),
+                    table.index_names,
+                    absent if old is None else old[1],
+                    absent if new is None else new[1],
+                )
             )
         return WriteSet(tuple(documents), tuple(keys))
