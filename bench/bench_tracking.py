@@ -3,6 +3,7 @@ Starlette + sqlite3 endpoint doing one insert per event (issue 17: >= 3,000 reco
 events/s, p99 <= 20 ms).
 
     .venv/bin/python bench/bench_tracking.py [--rate 3000] [--seconds 5] [--sends 2000]
+    .venv/bin/python bench/bench_tracking.py record [--sends 2000] [--events 12000] [--batch 32]
 
 Set-up, not measured: in this process, a campaign to `--sends` contacts delivered to an
 SMTP sink (`bench_smtp.py`'s, its own process) on a fresh SQLite data folder, so every
@@ -26,6 +27,12 @@ together, `tracking._Batches`). Profile with py-spy (into .venv only: `VIRTUAL_E
 .venv/bin/uv pip install py-spy`; `./dev test` removes it again): `.venv/bin/py-spy record
 -p <pid of the owlat serve child> -d 6 --format raw -o prof.txt`, or `--profile F`
 (cProfile of the whole server run).
+
+`record`: the `tracking:record` mutation alone, in this process (no HTTP), over the same
+mix of events in batches of `--batch`: process CPU per event of the first half (mostly
+first opens and clicks: activities, contacts, counters) and of the second (mostly repeats,
+one send patch each), next to stdlib sqlite3 doing one UPDATE of a counter row per event
+in transactions of `--batch`.
 """
 
 from __future__ import annotations
@@ -242,6 +249,80 @@ def report(name: str, result: dict[str, Any], cpu: float, recorded: int) -> None
         raise SystemExit(f"{name}: {answered} events answered but {recorded} recorded")
 
 
+# -- the record mutation alone ------------------------------------------------------------------
+
+
+def event_of(path: str) -> dict[str, Any]:
+    """The event the server records for a request to `path`."""
+    send_id = path.split("/")[3]
+    if path.startswith("/t/o/"):
+        return {"sendId": send_id, "kind": "opened"}
+    return {"sendId": send_id, "kind": "clicked", "url": TARGET}
+
+
+def raw_updates(root: Path, send_ids: list[str], events: list[dict[str, Any]], batch: int) -> float:
+    """CPU seconds of one UPDATE per event, `batch` per transaction (stdlib sqlite3, WAL)."""
+    db = sqlite3.connect(root / "updates.sqlite3", isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("CREATE TABLE sends (id TEXT PRIMARY KEY, opens INTEGER, clicks INTEGER)")
+    db.executemany("INSERT INTO sends VALUES (?, 0, 0)", [(i,) for i in send_ids])
+    started = time.process_time()
+    for at in range(0, len(events), batch):
+        db.execute("BEGIN IMMEDIATE")
+        for event in events[at : at + batch]:
+            column = "opens" if event["kind"] == "opened" else "clicks"
+            db.execute(f"UPDATE sends SET {column} = {column} + 1 WHERE id = ?", (event["sendId"],))
+        db.execute("COMMIT")
+    cpu = time.process_time() - started
+    db.close()
+    return cpu
+
+
+async def record_alone(data_dir: Path, events: list[dict[str, Any]], batch: int) -> list[float]:
+    """CPU seconds of `tracking:record` over each half of `events`."""
+    from owlat.runtime.testing import open_test_app
+
+    async with open_test_app("owlat.app", data_dir, scheduler_parallelism=None) as owlat:
+        halves = []
+        for half in (events[: len(events) // 2], events[len(events) // 2 :]):
+            started = time.process_time()
+            for at in range(0, len(half), batch):
+                chunk = {"events": half[at : at + batch]}
+                await owlat.run_mutation("tracking:record", chunk, internal=True)
+            halves.append(time.process_time() - started)
+        return halves
+
+
+async def bench_record(options: argparse.Namespace) -> None:
+    from tests.app.domains.dns_server import DnsServer
+
+    print(
+        f"tracking:record alone: {options.events} events in batches of {options.batch}, "
+        f"{options.sends} sends, load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as folder, DnsServer.running() as dns:
+        root = Path(folder)
+        sink = Sink(root)
+        try:
+            send_ids = await sent_campaign(root / "data", sink.port, dns, options.sends)
+        finally:
+            sink.stop()
+        targets = paths(send_ids)
+        events = [event_of(targets[(i * 7919) % len(targets)]) for i in range(options.events)]
+        raw = raw_updates(root, send_ids, events, options.batch) / len(events) * 1e6
+        first, repeat = (
+            cpu / (len(events) // 2) * 1e6
+            for cpu in await record_alone(root / "data", events, options.batch)
+        )
+    print(
+        f"baseline: {raw:.1f} us CPU per event   owlat: first half {first:.1f} us "
+        f"({first / raw:.1f}x), second half {repeat:.1f} us ({repeat / raw:.1f}x)",
+        flush=True,
+    )
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -284,7 +365,7 @@ async def bench(options: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", nargs="?", choices=["bench", "raw"], default="bench")
+    parser.add_argument("kind", nargs="?", choices=["bench", "record", "raw"], default="bench")
     parser.add_argument("--info", type=Path)
     parser.add_argument("--database", type=Path)
     parser.add_argument("--rate", type=float, default=3000)
@@ -293,12 +374,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--sends", type=int, default=2000)
     parser.add_argument("--profile", type=Path, help="write cProfile stats of owlat serve here")
+    parser.add_argument("--events", type=int, default=12000, help="record: events recorded")
+    parser.add_argument("--batch", type=int, default=32, help="record: events per mutation")
     options = parser.parse_args()
     if options.kind == "raw":
         serve_raw(options.database, options.info)
     else:
         with _runner() as runner:
-            runner.run(bench(options))
+            runner.run(bench(options) if options.kind == "bench" else bench_record(options))
 
 
 if __name__ == "__main__":

@@ -185,6 +185,36 @@ async def test_links_redirect_through_signed_click_links(site: Site, tracked: Tr
         assert count == (1 if field == "clicked" else 0), field
 
 
+async def test_a_repeat_open_or_click_counts_without_moving_the_sends_update_time(
+    site: Site, tracked: Tracked
+) -> None:
+    """A step of the send's lifecycle (a status, a first open or click) moves `updatedAt`,
+    and with it the send's entries in the indexes by status and update time; a repeat open
+    or click only counts (lib/sending/feedback.py), so its write changes no index entry."""
+    pixel, (order, _) = _pixel(tracked.html), _hrefs(tracked.html)
+    apple = {"user-agent": "Mozilla/5.0"}  # Apple's prefetch
+
+    async def after(url: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """The send once `url` is fetched, at least a millisecond after the last write."""
+        await asyncio.sleep(0.002)
+        await tracked.http.get(url, headers=headers)
+        row = await in_query(site.application, lambda ctx: ctx.db.get(tracked.send_id))
+        return dict(row)
+
+    prefetched = await after(pixel, apple)
+    assert prefetched["updatedAt"] == prefetched["openedAt"]
+    assert (await after(pixel, apple))["updatedAt"] == prefetched["updatedAt"]
+    opened = await after(pixel)  # the reader's first open: a lifecycle step
+    assert opened["updatedAt"] == opened["humanOpenedAt"] > prefetched["updatedAt"]
+    clicked = await after(order)  # the first click: status `clicked`
+    assert clicked["updatedAt"] == clicked["clickedAt"] > opened["updatedAt"]
+    await after(order)
+    again = await after(pixel)
+    assert (again["openCount"], again["proxyOpenCount"], again["clickCount"]) == (4, 2, 2)
+    assert len(again["clickedLinks"]) == 2
+    assert (again["status"], again["updatedAt"]) == ("clicked", clicked["updatedAt"])
+
+
 async def test_tampered_and_foreign_links_are_refused(site: Site, tracked: Tracked) -> None:
     (order, _) = _hrefs(tracked.html)
     prefix, send_id, target, signature = order.rsplit("/", 3)

@@ -31,6 +31,11 @@ Webhooks (`lib/webhooks/events.py`): `email.delivered` with the first delivery e
 on every click (`url`), `email.bounced` (`bounceType`, `message`), `email.complained`;
 each with `email`, `sendId` and `timestamp`.
 
+A send's `updatedAt` moves with its lifecycle (a status, a first open or click, a
+timestamp above), not with a repeat open or click that only counts (`_COUNTERS`): that
+write then changes none of the send's index entries (its tables index `updatedAt` after
+`status`), and a listing by status and update time keeps its order while opens come in.
+
 Opens and clicks of a send that is not yet `sent` (or failed) are ignored; an edge the
 table refuses changes nothing (open and click counts still count on a bounced send, as
 upstream). Test sends change only their own row. Suppression never downgrades: a
@@ -58,6 +63,8 @@ MAX_CLICKED_LINKS = 50
 MAX_MESSAGE = 2000
 Kind = Literal["delivered", "opened", "clicked", "bounced", "complained"]
 _UNSENT = frozenset({SendStatus.QUEUED, SendStatus.SENDING, SendStatus.FAILED})
+# what a repeat open or click writes: it leaves `updatedAt` (module docstring)
+_COUNTERS = frozenset({"openCount", "proxyOpenCount", "clickCount", "clickedLinks"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +175,8 @@ async def apply(
     }[event.kind]
     outcome = await handler(step)
     if step.patch:
-        step.patch["updatedAt"] = max(event.at, row.get("updatedAt") or 0)
+        if not _COUNTERS.issuperset(step.patch):
+            step.patch["updatedAt"] = max(event.at, row.get("updatedAt") or 0)
         writes.patch(row["_id"], step.patch)
     if own:
         await writes.flush()
