@@ -124,7 +124,11 @@ from owlat.app.lib.sending.routes import (
 from owlat.app.lib.sending.send_contents import body_of
 from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
 from owlat.app.lib.sending.suppression import suppressed
-from owlat.app.lib.sending.transactional_counts import count_outcome, count_queued
+from owlat.app.lib.sending.transactional_counts import (
+    count_outcome,
+    count_outcomes,
+    count_queued,
+)
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.tracking.links import tracked
 from owlat.app.lib.tracking.policy import tracking_for
@@ -564,10 +568,16 @@ def _interrupted(attempts: int) -> str:
 
 
 async def _fail(
-    ctx: MutationCtx, row: Mapping[str, Any], code: str, message: str, now: float
+    ctx: MutationCtx,
+    row: Mapping[str, Any],
+    code: str,
+    message: str,
+    now: float,
+    counted: list[tuple[Mapping[str, Any], str]] | None = None,
 ) -> None:
     """A send that did not go out: `failed` (only from `queued` or `sending`: `sent →
-    failed` is a provider's later refusal, never a delivery's own outcome)."""
+    failed` is a provider's later refusal, never a delivery's own outcome); its count
+    moved now, or added to `counted` (`record`'s, moved together at its end)."""
     current = SendStatus(row["status"])
     if current in (SendStatus.QUEUED, SendStatus.SENDING):
         await ctx.db.patch(
@@ -580,7 +590,10 @@ async def _fail(
                 "updatedAt": now,
             },
         )
-        await count_outcome(ctx, row, "failed")
+        if counted is None:
+            await count_outcome(ctx, row, "failed")
+        else:
+            counted.append((row, "failed"))
         await _release_files(ctx, row)
 
 
@@ -596,22 +609,28 @@ async def record(ctx: MutationCtx, records: Sequence[Mapping[str, Any]], now: fl
     sent, provider, providerMessageId}` or `{status: failed, errorCode, errorMessage}`;
     the attempts (`Attempt`s) go into provider health, in order."""
     attempts: dict[str | None, list[Attempt]] = {}
+    counted: list[tuple[Mapping[str, Any], str]] = []
     for item in records:
         row = await ctx.db.get(item["sendId"])
         if row is None:
             continue
         attempts.setdefault(row.get("organizationId"), []).extend(item["attempts"])
-        await _record_outcome(ctx, row, item["outcome"], now)
+        await _record_outcome(ctx, row, item["outcome"], now, counted)
+    await count_outcomes(ctx, counted)
     for organization_id, made in attempts.items():
         if made and organization_id is not None:
             await record_attempts(ctx, organization_id, made, now)
 
 
 async def _record_outcome(
-    ctx: MutationCtx, row: Mapping[str, Any], outcome: Mapping[str, Any], now: float
+    ctx: MutationCtx,
+    row: Mapping[str, Any],
+    outcome: Mapping[str, Any],
+    now: float,
+    counted: list[tuple[Mapping[str, Any], str]],
 ) -> None:
     if outcome["status"] == "failed":
-        await _fail(ctx, row, outcome["errorCode"], outcome["errorMessage"], now)
+        await _fail(ctx, row, outcome["errorCode"], outcome["errorMessage"], now, counted)
         return
     if transition(SendStatus(row["status"]), SendStatus.SENT) is Outcome.APPLY:
         await ctx.db.patch(
@@ -626,7 +645,7 @@ async def _record_outcome(
                 "updatedAt": now,
             },
         )
-        await count_outcome(ctx, row, "sent")
+        counted.append((row, "sent"))
         await _release_files(ctx, row)
 
 
