@@ -210,6 +210,37 @@ async def test_a_send_through_smtp_carries_a_dkim_signature_that_verifies(
     assert health["health"]["status"] == "healthy" and health["health"]["sent"] == 1
 
 
+async def test_a_claim_of_several_sends_is_signed_at_once_and_each_signature_verifies(
+    owlat: Application, team: tuple[Caller, Caller, str], sink: tuple[Sink, int], dns: DnsServer
+) -> None:
+    """A claim of more than `signing.POOL_MIN` sends is signed in the signing processes:
+    each message carries its own valid signature and goes out once."""
+    owner, _, organization_id = team
+    await _use_smtp(owner, sink[1])
+    await smtp_domain(owner, dns, DOMAIN)
+
+    def request(n: int) -> SendRequest:
+        return SendRequest(
+            organization_id, SendKind.TRANSACTIONAL, f"r{n}@example.org", f"Receipt {n}",
+            f"Hello {n}", html=f"<p>Hello {n}</p>", from_email=f"news@{DOMAIN}",
+        )  # fmt: skip
+
+    async def burst(ctx: Any) -> list[str]:
+        return [await enqueue_send(ctx, request(n)) for n in range(6)]
+
+    send_ids = await in_mutation(owlat, burst)
+    rows = [await settled(owner, send_id) for send_id in send_ids]
+    assert {row["status"] for row in rows} == {"sent"}, [row.get("errorMessage") for row in rows]
+    by_recipient = {envelope.rcpt_tos[0]: envelope for envelope in sink[0].received}
+    assert sorted(by_recipient) == sorted(f"r{n}@example.org" for n in range(6))
+    assert len(sink[0].received) == 6
+    for n in range(6):
+        raw = by_recipient[f"r{n}@example.org"].original_content
+        assert raw.startswith(b"DKIM-Signature: ") and raw.count(b"DKIM-Signature") == 1
+        assert f"Subject: Receipt {n}\r\n".encode() in raw
+        assert dkim.verify(raw, dnsfunc=dkim_dns(dns))
+
+
 async def test_successive_sends_reuse_the_relay_connection(
     team: tuple[Caller, Caller, str], sink: tuple[Sink, int], dns: DnsServer
 ) -> None:

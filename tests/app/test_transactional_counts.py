@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app.lib.sending import feedback, sends
+from owlat.app.lib.sending.composition import SendKind
 from owlat.app.lib.sending.send_tables import SEND_TABLES
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app import test_transactional_api as api_tests
@@ -118,6 +119,32 @@ async def test_each_counter_moves_once_per_send(site: Site, setup: Setup) -> Non
         "transactionalEmails:duplicate", {"transactionalEmailId": setup.email_id}
     )
     assert await _counters(setup, copy_id) == (0, {})
+
+
+async def test_outcomes_recorded_together_each_count_once(site: Site, setup: Setup) -> None:
+    """One `record` of several sends' outcomes (sent, failed, a repeat, a test send's)
+    moves each counter by exactly its sends."""
+
+    def request(n: int, kind: SendKind = SendKind.TRANSACTIONAL) -> sends.SendRequest:
+        return sends.SendRequest(
+            setup.organization_id, kind, f"r{n}@example.com", "s", "t",
+            transactional_email_id=setup.email_id,
+        )  # fmt: skip
+
+    async def deliver_together(ctx: Any) -> None:
+        send_ids = [await sends.enqueue_send(ctx, request(n)) for n in range(5)]
+        send_ids.append(await sends.enqueue_send(ctx, request(5, SendKind.TEST)))
+        await sends.claim_many(ctx, send_ids, ["outbox"], 1.0, 60_000)
+        ok = {"status": "sent", "provider": "outbox", "providerMessageId": "x"}
+        failed = sends.failed_outcome("SERVER_ERROR", "refused")
+        outcomes = [ok, ok, ok, failed, failed, ok, ok]  # the 7th: the first send again
+        await sends.record(ctx, [
+            {"sendId": send_id, "outcome": outcome, "attempts": []}
+            for send_id, outcome in zip([*send_ids, send_ids[0]], outcomes, strict=True)
+        ], 2.0)  # fmt: skip
+
+    await in_mutation(site.application, deliver_together)
+    assert await _counters(setup) == (5, {"sent": 3, "failed": 2})
 
 
 async def test_sends_leave_the_email_document_alone_and_deletion_takes_the_counts(

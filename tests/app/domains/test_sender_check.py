@@ -75,6 +75,20 @@ def test_a_from_address_without_a_usable_domain_is_invalid(sender: str, message:
     assert message in str(error.value)
 
 
+def test_each_check_decides_on_the_domains_it_is_given() -> None:
+    """The parsed From is kept between checks; the decision never is."""
+    sender = "Shop <news@example.com>"
+    lapsed = [{"domain": "example.com", "status": "failed"}]
+    ensure_sender_allowed(sender, DOMAINS, "smtp")
+    for domains in (lapsed, []):
+        with pytest.raises(AppError, match="SENDER_DOMAIN_NOT_VERIFIED|not verified|not a send"):
+            ensure_sender_allowed(sender, domains, "smtp")
+    ensure_sender_allowed(sender, DOMAINS, "smtp")
+    for _ in range(2):
+        with pytest.raises(AppError, match="has no domain"):
+            ensure_sender_allowed("nobody", DOMAINS, "smtp")
+
+
 def test_the_outbox_delivers_nowhere_and_is_exempt() -> None:
     ensure_sender_allowed("noreply@owlat.local", [], "outbox")
     ensure_sender_allowed("a@other.com", DOMAINS, "outbox")

@@ -107,6 +107,23 @@ async def test_prepared_messages_go_out_byte_for_byte(sink: tuple[Sink, int]) ->
     assert served.received[0].original_content == prepared.raw
 
 
+async def test_content_goes_out_with_crlf_lines_and_its_periods_kept(
+    sink: tuple[Sink, int],
+) -> None:
+    """DATA carries CRLF lines only (a bare CR or LF is a line break of its own) and doubles
+    each line's leading period, the first line's included; the relay undoes the doubling."""
+    served, port = sink
+    prepared = prepare(message("a@example.org"), now=1_700_000_000)
+    raw = b".first\r\nSubject: x\r\n\r\n.a\n.b\r.c\r\r\n..d\r\n.\r\nend."
+    provider = SmtpProvider(plain(port))
+    try:
+        await provider.send(dataclasses.replace(prepared, raw=raw))
+    finally:
+        await provider.close()
+    arrived = b".first\r\nSubject: x\r\n\r\n.a\r\n.b\r\n.c\r\n\r\n..d\r\n.\r\nend.\r\n"
+    assert served.received[0].original_content == arrived
+
+
 @pytest.mark.parametrize(
     ("fault", "kind", "text"),
     [

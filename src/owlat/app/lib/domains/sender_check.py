@@ -12,6 +12,7 @@ never exempts an SMTP relay, whatever its host.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from email.utils import parseaddr
@@ -60,14 +61,7 @@ def ensure_sender_allowed(
     what to do. `domains` are the organization's `domains` rows (`domain`, `status`)."""
     if provider_kind in EXEMPT_PROVIDERS:
         return
-    address = parseaddr(from_address)[1]
-    local, at, domain_part = address.rpartition("@")
-    if not at or not local:
-        raise invalid("INVALID_SENDER", f"The From address {from_address!r} has no domain")
-    try:
-        domain = normalize_domain(domain_part)
-    except AppError as error:
-        raise invalid("INVALID_SENDER", f"Cannot send from {address}: {error}") from None
+    address, domain = _sender_domain(from_address)
     statuses = {row["domain"]: DomainStatus(row["status"]) for row in domains}
     status = statuses.get(domain)
     if status is DomainStatus.VERIFIED:
@@ -85,3 +79,16 @@ def ensure_sender_allowed(
             reason += f" ({parents[-1]} is verified, but each subdomain is verified on its own)"
         reason += "; add it under Domains and publish its DNS records"
     raise invalid("SENDER_DOMAIN_NOT_VERIFIED", f"Cannot send from {address}: {reason}")
+
+
+@functools.lru_cache(maxsize=256)  # an organization's few senders, parsed once per process
+def _sender_domain(from_address: str) -> tuple[str, str]:
+    """(address, its normalized domain) of a From value, or an `INVALID_SENDER` error."""
+    address = parseaddr(from_address)[1]
+    local, at, domain_part = address.rpartition("@")
+    if not at or not local:
+        raise invalid("INVALID_SENDER", f"The From address {from_address!r} has no domain")
+    try:
+        return address, normalize_domain(domain_part)
+    except AppError as error:
+        raise invalid("INVALID_SENDER", f"Cannot send from {address}: {error}") from None

@@ -30,7 +30,8 @@ suppression, no sending-domain check, no queue job (its sender delivers it at on
           claim answers the bodies: the send's own (`sendBodies`), or the shared rendering
           it names personalized with its variables (`send_contents.py`).
         compose: the MIME message with the row's Message-ID, DKIM-signed with the key Owlat
-          holds for the From domain, if any.
+          holds for the From domain, if any (the claim's messages at once, in the signing
+          processes: `prepare_all`).
         deliver: `email_providers.dispatch` (route choice, health, retries of RATE_LIMIT and
           SERVER_ERROR) with the delivery key as the provider's idempotency key.
         record (mutation): `sent` (provider, its message id) or `failed` (the error kind as
@@ -73,8 +74,8 @@ import contextlib
 import dataclasses
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from owlat.app.lib import instance
 from owlat.app.lib.audience import clean_email, organization_rows, organization_settings
@@ -92,7 +93,7 @@ from owlat.app.lib.email_providers.types import (
 )
 from owlat.app.lib.errors import AppError, invalid
 from owlat.app.lib.rendering.text import html_to_text
-from owlat.app.lib.sending import journal, leases
+from owlat.app.lib.sending import journal, leases, signing
 from owlat.app.lib.sending.attachments import MAX_ATTACHMENTS, AttachmentError, load
 from owlat.app.lib.sending.composition import (
     Composer,
@@ -123,7 +124,11 @@ from owlat.app.lib.sending.routes import (
 from owlat.app.lib.sending.send_contents import body_of
 from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
 from owlat.app.lib.sending.suppression import suppressed
-from owlat.app.lib.sending.transactional_counts import count_outcome, count_queued
+from owlat.app.lib.sending.transactional_counts import (
+    count_outcome,
+    count_outcomes,
+    count_queued,
+)
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.tracking.links import tracked
 from owlat.app.lib.tracking.policy import tracking_for
@@ -563,10 +568,16 @@ def _interrupted(attempts: int) -> str:
 
 
 async def _fail(
-    ctx: MutationCtx, row: Mapping[str, Any], code: str, message: str, now: float
+    ctx: MutationCtx,
+    row: Mapping[str, Any],
+    code: str,
+    message: str,
+    now: float,
+    counted: list[tuple[Mapping[str, Any], str]] | None = None,
 ) -> None:
     """A send that did not go out: `failed` (only from `queued` or `sending`: `sent →
-    failed` is a provider's later refusal, never a delivery's own outcome)."""
+    failed` is a provider's later refusal, never a delivery's own outcome); its count
+    moved now, or added to `counted` (`record`'s, moved together at its end)."""
     current = SendStatus(row["status"])
     if current in (SendStatus.QUEUED, SendStatus.SENDING):
         await ctx.db.patch(
@@ -579,7 +590,10 @@ async def _fail(
                 "updatedAt": now,
             },
         )
-        await count_outcome(ctx, row, "failed")
+        if counted is None:
+            await count_outcome(ctx, row, "failed")
+        else:
+            counted.append((row, "failed"))
         await _release_files(ctx, row)
 
 
@@ -595,22 +609,28 @@ async def record(ctx: MutationCtx, records: Sequence[Mapping[str, Any]], now: fl
     sent, provider, providerMessageId}` or `{status: failed, errorCode, errorMessage}`;
     the attempts (`Attempt`s) go into provider health, in order."""
     attempts: dict[str | None, list[Attempt]] = {}
+    counted: list[tuple[Mapping[str, Any], str]] = []
     for item in records:
         row = await ctx.db.get(item["sendId"])
         if row is None:
             continue
         attempts.setdefault(row.get("organizationId"), []).extend(item["attempts"])
-        await _record_outcome(ctx, row, item["outcome"], now)
+        await _record_outcome(ctx, row, item["outcome"], now, counted)
+    await count_outcomes(ctx, counted)
     for organization_id, made in attempts.items():
         if made and organization_id is not None:
             await record_attempts(ctx, organization_id, made, now)
 
 
 async def _record_outcome(
-    ctx: MutationCtx, row: Mapping[str, Any], outcome: Mapping[str, Any], now: float
+    ctx: MutationCtx,
+    row: Mapping[str, Any],
+    outcome: Mapping[str, Any],
+    now: float,
+    counted: list[tuple[Mapping[str, Any], str]],
 ) -> None:
     if outcome["status"] == "failed":
-        await _fail(ctx, row, outcome["errorCode"], outcome["errorMessage"], now)
+        await _fail(ctx, row, outcome["errorCode"], outcome["errorMessage"], now, counted)
         return
     if transition(SendStatus(row["status"]), SendStatus.SENT) is Outcome.APPLY:
         await ctx.db.patch(
@@ -625,7 +645,7 @@ async def _record_outcome(
                 "updatedAt": now,
             },
         )
-        await count_outcome(ctx, row, "sent")
+        counted.append((row, "sent"))
         await _release_files(ctx, row)
 
 
@@ -899,23 +919,29 @@ async def _deliver_group(
          "releaseQueue": release_queue, **journaled},
     ), "claimed")  # fmt: skip
     records = _Records(ctx, len(batch["claimed"]))
+    sendable = [] if unavailable is not None else [
+        {**claimed, "attachments": files.get(claimed["sendId"], ())}
+        for claimed in batch["claimed"] if claimed["sendId"] not in missing
+    ]  # fmt: skip
+    prepared = await prepare_all(organization_id, sendable)
 
     async def one(claimed: dict[str, Any]) -> None:
         async with gate:
             send_id = claimed["sendId"]
             attempts: list[Attempt] = []
+            message = prepared.get(send_id)
             if unavailable is not None:
                 outcome = failed_outcome("PROVIDER_UNAVAILABLE", unavailable)
             elif send_id in missing:
                 outcome = failed_outcome("ATTACHMENT_UNAVAILABLE", missing[send_id])
+            elif isinstance(message, CompositionError):
+                outcome = failed_outcome("INVALID_MESSAGE", str(message))
             else:
-                claimed = {**claimed, "attachments": files.get(send_id, ())}
-                noter = None
+                assert message is not None
                 if attempts_journal is not None:
                     noter = attempts_journal.noter(send_id, claimed["claimedAt"])
-                outcome = await send_claimed(
-                    organization_id, claimed, route, providers, health, attempts, noter
-                )
+                    message = dataclasses.replace(message, on_attempt=noter)
+                outcome = await deliver_prepared(message, route, providers, health, attempts)
             records.add(send_id, outcome, attempts)
 
     # Every send runs to its end; an unexpected error is raised after the others.
@@ -950,24 +976,34 @@ def failed_outcome(code: str, message: str) -> dict[str, Any]:
     return {"status": "failed", "errorCode": code, "errorMessage": message}
 
 
-async def send_claimed(
-    organization_id: str,
-    claimed: Mapping[str, Any],
-    route: Route,
-    providers: Mapping[str, EmailProvider],
-    health: Health,
-    attempts: list[Attempt],
-    on_attempt: Callable[[], None] | None = None,
-) -> dict[str, Any]:
-    """Compose and deliver one claimed send (`on_attempt`: `EmailMessage.on_attempt`);
-    its outcome. Errors nobody classified propagate: the row stays `sending` for
-    `recover_stalled`."""
-    try:
-        message = compose(organization_id, claimed)
-    except CompositionError as error:
-        return failed_outcome("INVALID_MESSAGE", str(error))
-    message = dataclasses.replace(message, on_attempt=on_attempt)
-    return await deliver_prepared(message, route, providers, health, attempts)
+async def prepare_all(
+    organization_id: str, claimed: Sequence[Mapping[str, Any]]
+) -> dict[str, EmailMessage | CompositionError]:
+    """Each claimed send composed (`compose`, one `Composer` for them all) and DKIM-signed
+    with its From domain's key in the signing processes (`signing.sign_all`: RSA holds the
+    GIL, so signing here would stall the API's requests), by send id; or why it cannot be
+    sent. The event loop is yielded to between messages."""
+    composer = Composer()
+    prepared: dict[str, EmailMessage | CompositionError] = {}
+    by_signer: dict[DkimSigner, list[str]] = {}
+    for item in claimed:
+        send_id = item["sendId"]
+        try:
+            dkim = item.get("dkim")
+            signer = None if dkim is None else signer_of(organization_id, dkim)
+            prepared[send_id] = compose(organization_id, {**item, "dkim": None}, composer)
+        except CompositionError as error:
+            prepared[send_id] = error
+        else:
+            if signer is not None:
+                by_signer.setdefault(signer, []).append(send_id)
+        await asyncio.sleep(0)
+    for signer, send_ids in by_signer.items():
+        unsigned = [cast(EmailMessage, prepared[send_id]) for send_id in send_ids]
+        fields = await signing.sign_all(signer, [m.raw or b"" for m in unsigned], time.time())
+        for send_id, message, field in zip(send_ids, unsigned, fields, strict=True):
+            prepared[send_id] = dataclasses.replace(message, raw=field + (message.raw or b""))
+    return prepared
 
 
 async def deliver_prepared(
