@@ -65,7 +65,7 @@ from typing import Any
 from owlat.app.lib import instance
 from owlat.app.lib.audience import organization_rows, property_definitions
 from owlat.app.lib.campaigns import content, throttle
-from owlat.app.lib.campaigns.drafts import from_address, ineligible
+from owlat.app.lib.campaigns.drafts import from_address, ineligible_all
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.campaigns.walk import (
     complete_if_finished,
@@ -80,7 +80,7 @@ from owlat.app.lib.email_providers.routing import Health, MessageType, Route
 from owlat.app.lib.email_providers.smtp import refused_at_recipient
 from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
 from owlat.app.lib.errors import AppError
-from owlat.app.lib.list_subscriptions import membership
+from owlat.app.lib.list_subscriptions import memberships
 from owlat.app.lib.rendering import contact_variables
 from owlat.app.lib.sending import journal, leases, sends, signing
 from owlat.app.lib.sending.composition import (
@@ -171,19 +171,16 @@ async def claim(
     ]  # fmt: skip
     claimed: list[dict[str, Any]] = []
     refused = failed = 0
-    for row in rows:
-        contact = await ctx.db.get(row["contactId"])
-        member = None
-        if audience["kind"] == "list" and contact is not None:
-            member = await membership(ctx, audience["listId"], row["contactId"])
+    contacts, members = await _audience_entries(ctx, audience, rows)
+    eligibility = await ineligible_all(ctx, list(zip(contacts, members, strict=True)))
+    for row, contact, member, why in zip(rows, contacts, members, eligibility, strict=True):
         reason = refusal
         if reason is None and row["attempts"] >= sends.MAX_ATTEMPTS:
             reason = ("TOO_MANY_ATTEMPTS", f"Delivery was interrupted {row['attempts']} times")
         if reason is None and audience["kind"] == "list" and contact is not None and member is None:
             reason = ("RECIPIENT_SUPPRESSED", f"{row['email']} left the campaign's list")
-        if reason is None:
-            why = await ineligible(ctx, contact, member)
-            reason = None if why is None else ("RECIPIENT_SUPPRESSED", why)
+        if reason is None and why is not None:
+            reason = ("RECIPIENT_SUPPRESSED", why)
         if reason is not None:
             await _fail(ctx, row, *reason, now)
             if reason[0] == "RECIPIENT_SUPPRESSED":
@@ -255,6 +252,22 @@ async def claim(
             {"fromAddress": sender}, await organization_rows(ctx, "domains", organization_id)
         ),
     }
+
+
+async def _audience_entries(
+    ctx: MutationCtx, audience: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
+) -> tuple[list[dict[str, Any] | None], list[dict[str, Any] | None]]:
+    """The contact of each send of `rows` (None: gone) and, for a list audience, its
+    membership of the list (None: none, or a segment audience), the memberships read in
+    one step (`list_subscriptions.memberships`)."""
+    contacts = [await ctx.db.get(row["contactId"]) for row in rows]
+    members: list[dict[str, Any] | None] = [None] * len(rows)
+    if audience["kind"] == "list":
+        present = [i for i, contact in enumerate(contacts) if contact is not None]
+        found = await memberships(ctx, audience["listId"], [rows[i]["contactId"] for i in present])
+        for i, member in zip(present, found, strict=True):
+            members[i] = member
+    return contacts, members
 
 
 async def _claimable(
@@ -339,10 +352,15 @@ async def record(
     outcomes: Sequence[Mapping[str, Any]],
     attempts: Sequence[Attempt],
     now: float,
+    journal_name: str | None = None,
 ) -> None:
-    """Record a batch's outcomes (`{sendId, status: sent, provider, providerMessageId}` or
-    `{sendId, status: failed, errorCode, errorMessage}`), the counters, provider health,
-    and the campaign's completion."""
+    """Record a batch's outcomes (`{sendId, claimedAt, status: sent, provider,
+    providerMessageId}` or `{sendId, claimedAt, status: failed, errorCode,
+    errorMessage}`), the counters, provider health, and the campaign's completion.
+    A compare-and-set, as `leases.renew`: an outcome changes its send only while it is
+    `sending` under the same claim (`claimedAt`, and `claimedBy` = `journal_name`, the
+    claiming run's journal), so the record of a run whose claim was recovered, and
+    perhaps claimed again by another run, changes nothing and counts nothing."""
     campaign = await ctx.db.get(campaign_id)
     if campaign is None:
         return
@@ -350,7 +368,12 @@ async def record(
     variants_sent: dict[str, int] = {}
     for outcome in outcomes:
         row = await ctx.db.get(outcome["sendId"])
-        if row is None or row["status"] != SendStatus.SENDING:
+        if (
+            row is None
+            or row["status"] != SendStatus.SENDING
+            or row.get("claimedAt") != outcome["claimedAt"]
+            or row.get("claimedBy") != journal_name
+        ):
             continue
         if outcome["status"] == "sent":
             await ctx.db.patch(
@@ -454,10 +477,11 @@ async def deliver(
             {
                 "campaignId": campaign_id,
                 "outcomes": [
-                    {**outcome, "sendId": claimed["sendId"]}
+                    {**outcome, "sendId": claimed["sendId"], "claimedAt": claimed["claimedAt"]}
                     for outcome, claimed in zip(outcomes, batch["sends"], strict=True)
                 ],
                 "attempts": [attempt.to_json() for attempt in attempts],
+                **journaled,
             },
         )
     await ctx.scheduler.run_after(0, internal.campaign_sends.deliver, again)
