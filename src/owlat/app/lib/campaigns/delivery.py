@@ -64,7 +64,8 @@ from typing import Any
 
 from owlat.app.lib import instance
 from owlat.app.lib.audience import organization_rows, property_definitions
-from owlat.app.lib.campaigns import content, throttle
+from owlat.app.lib.campaigns import composing, content, throttle
+from owlat.app.lib.campaigns.composing import delivery_key
 from owlat.app.lib.campaigns.drafts import from_address, ineligible_all
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.campaigns.walk import (
@@ -82,13 +83,11 @@ from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
 from owlat.app.lib.errors import AppError
 from owlat.app.lib.list_subscriptions import memberships
 from owlat.app.lib.rendering import contact_variables
-from owlat.app.lib.sending import journal, leases, sends, signing
+from owlat.app.lib.sending import journal, leases, sends
 from owlat.app.lib.sending.composition import (
-    Composer,
     CompositionError,
     SendKind,
     feedback_id,
-    kind_headers,
     list_id_header,
     mailbox,
     message_id_for,
@@ -102,10 +101,7 @@ from owlat.app.lib.sending.routes import (
     route_from_document,
 )
 from owlat.app.lib.sending.send_states import SendStatus
-from owlat.app.lib.subscription_tokens import make_token
-from owlat.app.lib.tracking.links import tracked
 from owlat.app.lib.tracking.policy import tracking_for
-from owlat.app.lib.transactional_emails import message_for, resolve_language
 from owlat.runtime import UNDEFINED, ActionCtx, MutationCtx, QueryCtx, internal
 
 BATCH = 100  # sends per claim: per worker, the messages a crash can leave uncertain
@@ -114,11 +110,6 @@ IDLE_WAIT = 0.2  # seconds before looking again while the walk is behind
 CANCEL_BATCH = 500  # queued sends failed per mutation after a cancel
 IDLE_MS = 30_000.0  # a sending campaign without progress this long gets new workers
 CANCELLED = ("CANCELLED", "The campaign was cancelled before this send")
-
-
-def delivery_key(send_id: str) -> str:
-    """What providers dedupe a campaign send by (fixed: derived from its row)."""
-    return f"campaign-{send_id}"
 
 
 # -- the worker's mutations and query --------------------------------------------------------
@@ -496,16 +487,15 @@ async def _send_batch(
     health: Health,
     attempts_journal: journal.Journal | None = None,
 ) -> tuple[list[dict[str, Any]], list[Attempt]]:
-    """Every claimed send of `batch` admitted by the throttle (`throttle.py`), composed,
-    DKIM-signed all at once in the signing processes (`signing.py`), then sent at once,
-    each written to `attempts_journal` right before its provider takes it; (outcomes,
-    attempts)."""
+    """Every claimed send of `batch` admitted by the throttle (`throttle.py`), composed
+    and DKIM-signed all at once in the signing processes (`composing.py`), then sent at
+    once, each written to `attempts_journal` right before its provider takes it;
+    (outcomes, attempts)."""
     attempts: list[Attempt] = []
     gate = throttle.current(instance.current().delivery_rates)
     # the provider scope: the route's first provider (a failover's backup shares it)
     provider = next(iter(enabled_providers(route)), "none")
-    composer = Composer()  # the batch's shared header lines, written once
-    ready: list[tuple[int, EmailMessage, float, str]] = []  # (position, message, wait, domain)
+    admitted: list[tuple[int, float, str]] = []  # (position, wait, domain)
     outcomes: list[dict[str, Any]] = []
     for position, claimed in enumerate(batch["sends"]):
         outcomes.append({})
@@ -513,25 +503,27 @@ async def _send_batch(
             outcomes[position] = sends.failed_outcome("PROVIDER_UNAVAILABLE", unavailable)
             continue
         domain = claimed["email"].rpartition("@")[2].lower()
-        wait, admitted = gate.admit(organization_id, provider, domain)
-        if not admitted:
+        wait, admit = gate.admit(organization_id, provider, domain)
+        if not admit:
             outcomes[position] = {"status": "deferred", "dueInMs": wait * 1000.0}
             continue
-        try:
-            message = compose(organization_id, batch, claimed, composer)
-        except CompositionError as error:
+        admitted.append((position, wait, domain))
+    claims = [batch["sends"][position] for position, _, _ in admitted]
+    try:
+        composed = await composing.compose_all(organization_id, batch, claims)
+    except CompositionError as error:  # the DKIM key does not open
+        for position, *_ in admitted:
             outcomes[position] = sends.failed_outcome("INVALID_MESSAGE", str(error))
+        return outcomes, attempts
+    ready: list[tuple[int, EmailMessage, float, str]] = []  # (position, message, wait, domain)
+    for (position, wait, domain), claimed, message in zip(admitted, claims, composed, strict=True):
+        if isinstance(message, CompositionError):
+            outcomes[position] = sends.failed_outcome("INVALID_MESSAGE", str(message))
             continue
         if attempts_journal is not None:
             noter = attempts_journal.noter(claimed["sendId"], claimed["claimedAt"])
             message = dataclasses.replace(message, on_attempt=noter)
         ready.append((position, message, wait, domain))
-    try:
-        signed = await _signed(organization_id, batch, [item[1] for item in ready])
-    except CompositionError as error:
-        for position, *_ in ready:
-            outcomes[position] = sends.failed_outcome("INVALID_MESSAGE", str(error))
-        return outcomes, attempts
 
     async def one(message: EmailMessage, wait: float, domain: str) -> dict[str, Any]:
         if wait > 0:
@@ -549,68 +541,10 @@ async def _send_batch(
                     "errorCode": outcome["errorCode"], "errorMessage": text}  # fmt: skip
         return outcome
 
-    pairs = zip(signed, ready, strict=True)
-    sent = await asyncio.gather(*(one(message, item[2], item[3]) for message, item in pairs))
+    sent = await asyncio.gather(*(one(message, wait, domain) for _, message, wait, domain in ready))
     for (position, *_), outcome in zip(ready, sent, strict=True):
         outcomes[position] = outcome
     return outcomes, attempts
-
-
-async def _signed(
-    organization_id: str, batch: Mapping[str, Any], messages: list[EmailMessage]
-) -> list[EmailMessage]:
-    """`messages` (composed unsigned) DKIM-signed with the From domain's key, if Owlat
-    holds one, in the signing processes (`signing.sign_all`); `CompositionError` when
-    the key does not open."""
-    dkim = batch["dkim"]
-    if dkim is None or not messages:
-        return messages
-    signer = sends.signer_of(organization_id, dkim)
-    fields = await signing.sign_all(signer, [m.raw or b"" for m in messages], time.time())
-    return [
-        dataclasses.replace(m, raw=field + (m.raw or b""))
-        for m, field in zip(messages, fields, strict=True)
-    ]
-
-
-def compose(
-    organization_id: str,
-    batch: Mapping[str, Any],
-    claimed: Mapping[str, Any],
-    composer: Composer | None = None,
-) -> EmailMessage:
-    """One claimed send as it goes out (`sends.compose`): the template personalized for
-    the contact (compiled once per template and language, cached), the campaign headers
-    with the contact's one-click unsubscribe URL; links and open pixel when the batch is
-    tracked (`policy.tracking_for`, decided once per claim)."""
-    template = content.template_of(batch, claimed)  # the send's A/B variant
-    if template is None:
-        raise CompositionError("the campaign's content snapshot is missing")
-    language = resolve_language(template, None, claimed["language"])
-    variables = {"email": claimed["email"], **claimed["variables"]}
-    message = message_for(template, language, variables, claimed["contactId"])
-    token = make_token("unsubscribe", claimed["contactId"])
-    base = instance.current().base_url.rstrip("/")
-    headers = kind_headers(
-        SendKind.CAMPAIGN,
-        unsubscribe_url=f"{base}/unsub/{token}",
-        list_id=batch["listId"],
-        feedback_id=batch["feedbackId"],
-    )
-    return sends.compose(organization_id, {
-        "email": claimed["email"],
-        "subject": message.subject,
-        "html": tracked(
-            {"html": message.html, "tracking": batch["tracking"], "sendId": claimed["sendId"]}
-        ),
-        "text": message.text,
-        "fromAddress": batch["fromAddress"],
-        "replyTo": batch["replyTo"],
-        "headers": headers,
-        "deliveryKey": delivery_key(claimed["sendId"]),
-        "messageId": claimed["messageId"],
-        "dkim": None,  # signed with the batch's others (`_signed`)
-    }, composer)  # fmt: skip
 
 
 # -- cancel ----------------------------------------------------------------------------------
