@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,22 +72,19 @@ async def compose_all(
     current = instance.current()
     site = _Site(current.base_url, current.app_url, current.secret.decode())
     shared = {name: value for name, value in batch.items() if name != "sends"}  # not twice
-    remote = functools.partial(_composed_there, site, organization_id, shared, key, now)
     here = functools.partial(_composed, organization_id, shared, key, now)
+    remote = functools.partial(_composed_there, site, here)
     return await signing.in_pool(remote, here, list(claims))
 
 
 def _composed_there(
     site: _Site,
-    organization_id: str,
-    batch: Mapping[str, Any],
-    key: tuple[str, str, str] | None,
-    now: float,
+    here: Callable[[Sequence[Mapping[str, Any]]], list[Composed]],
     claims: Sequence[Mapping[str, Any]],
 ) -> list[Composed]:
-    """In a signing process: `_composed` under the server's instance settings."""
+    """In a signing process: `here` (`_composed`) under the server's instance settings."""
     site.installed()
-    return _composed(organization_id, batch, key, now, claims)
+    return here(claims)
 
 
 def _composed(
