@@ -11,23 +11,22 @@
           stops the message; refused ones become `failed` RECIPIENT_SUPPRESSED) and moved
           to `sending` with its Message-ID; nothing when the campaign is not `sending`
           (paused, cancelled): the worker stops.
-        personalize: the template (as copied at start, `content.py`; the send's A/B
-          variant) compiled once (cached) and filled in per recipient;
-          when the organization tracks campaigns (`tracking.policy`, decided per claim),
-          its links become signed click links and an open pixel is added
-          (`tracking.links`), with the send's id.
         throttle: each message is admitted by `throttle.py` (token buckets per provider
           and receiving domain, back-off after deferrals); one it does not admit soon is
           not sent but goes back to `queued`, due later.
-        compose and send: `sends.compose` (MIME, DKIM; one `composition.Composer` per
-          batch writes the header lines its messages share once) and `sends.deliver_prepared`
-          (route choice, health) without in-process retries, all the batch's messages at
-          once: the provider's own pool bounds the concurrency. A deferral (4xx, a lost
+        compose (`composing.py`, in the signing processes): the template (as copied at
+          start, `content.py`; the send's A/B variant) compiled once (cached) and filled
+          in per recipient; when the organization tracks campaigns (`tracking.policy`,
+          decided per claim), its links become signed click links and an open pixel is
+          added (`tracking.links`), with the send's id; MIME and DKIM.
+        send: `sends.deliver_prepared` (route choice, health) without in-process
+          retries, all the batch's messages at once: the provider's own pool bounds the
+          concurrency. A deferral (4xx, a lost
           connection before the end of DATA, a rate limit) backs its scope off and the
           message goes back to `queued` (`throttle.py`: never doubled, never lost).
         record (one mutation): every outcome (sent, failed, or back to queued with its
-          due time), the campaign's counters, provider health, and completion when
-          nothing is left.
+          due time) of a send still under the run's claim (compare-and-set), the
+          campaign's counters, provider health, and completion when nothing is left.
         A run hands its scheduler slot back by scheduling the next one; a run that finds
         nothing due while the walk goes on looks again after `IDLE_WAIT`, and one that
         finds only deferred sends when the first of them is due.
