@@ -71,10 +71,18 @@ async def claim(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-@internal_mutation(args={**CAMPAIGN_ID, "outcomes": v.array(v.any()), "attempts": v.array(v.any())})
+@internal_mutation(
+    args={
+        **CAMPAIGN_ID,
+        "outcomes": v.array(v.any()),
+        "attempts": v.array(v.any()),
+        "journal": v.optional(v.string()),
+    }
+)
 async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
     attempts = [Attempt.from_json(attempt) for attempt in args["attempts"]]
-    await delivery.record(ctx, args["campaignId"], args["outcomes"], attempts, now_ms())
+    outcomes, journal_name = args["outcomes"], args.get("journal")
+    await delivery.record(ctx, args["campaignId"], outcomes, attempts, now_ms(), journal_name)
 
 
 @internal_mutation(args=CAMPAIGN_ID)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -137,6 +138,15 @@ async def blocked_entry(ctx: QueryCtx, organization_id: str, email: str) -> dict
         .first()
     )
     return None if found is None else dict(found)
+
+
+async def blocked_entries(
+    ctx: QueryCtx, keys: Sequence[tuple[str, str]]
+) -> list[dict[str, Any] | None]:
+    """`blocked_entry` of each (organization id, email) of `keys`, in order, read in one
+    step (`db.lookup`: one engine call for a batch of sends)."""
+    found = await ctx.db.lookup("blockedEmails", "by_org_email", keys)
+    return [dict(rows[0]) if rows else None for rows in found]
 
 
 async def is_suppressed(

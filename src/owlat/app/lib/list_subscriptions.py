@@ -24,6 +24,7 @@ Callers pass documents they loaded and checked belong to the caller's organizati
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -67,6 +68,17 @@ async def membership(ctx: QueryCtx, list_id: str, contact_id: str) -> dict[str, 
         .unique()
     )
     return None if found is None else dict(found)
+
+
+async def memberships(
+    ctx: QueryCtx, list_id: str, contact_ids: Sequence[str]
+) -> list[dict[str, Any] | None]:
+    """`membership` in `list_id` of each of `contact_ids`, in order, read in one step
+    (`db.lookup`: one engine call for a batch of sends)."""
+    found = await ctx.db.lookup(
+        "mailingListMembers", "by_list_contact", [(list_id, each) for each in contact_ids]
+    )
+    return [dict(rows[0]) if rows else None for rows in found]
 
 
 async def memberships_of_contact(ctx: QueryCtx, contact_id: str) -> list[dict[str, Any]]:

@@ -11,23 +11,22 @@
           stops the message; refused ones become `failed` RECIPIENT_SUPPRESSED) and moved
           to `sending` with its Message-ID; nothing when the campaign is not `sending`
           (paused, cancelled): the worker stops.
-        personalize: the template (as copied at start, `content.py`; the send's A/B
-          variant) compiled once (cached) and filled in per recipient;
-          when the organization tracks campaigns (`tracking.policy`, decided per claim),
-          its links become signed click links and an open pixel is added
-          (`tracking.links`), with the send's id.
         throttle: each message is admitted by `throttle.py` (token buckets per provider
           and receiving domain, back-off after deferrals); one it does not admit soon is
           not sent but goes back to `queued`, due later.
-        compose and send: `sends.compose` (MIME, DKIM; one `composition.Composer` per
-          batch writes the header lines its messages share once) and `sends.deliver_prepared`
-          (route choice, health) without in-process retries, all the batch's messages at
-          once: the provider's own pool bounds the concurrency. A deferral (4xx, a lost
+        compose (`composing.py`, in the signing processes): the template (as copied at
+          start, `content.py`; the send's A/B variant) compiled once (cached) and filled
+          in per recipient; when the organization tracks campaigns (`tracking.policy`,
+          decided per claim), its links become signed click links and an open pixel is
+          added (`tracking.links`), with the send's id; MIME and DKIM.
+        send: `sends.deliver_prepared` (route choice, health) without in-process
+          retries, all the batch's messages at once: the provider's own pool bounds the
+          concurrency. A deferral (4xx, a lost
           connection before the end of DATA, a rate limit) backs its scope off and the
           message goes back to `queued` (`throttle.py`: never doubled, never lost).
         record (one mutation): every outcome (sent, failed, or back to queued with its
-          due time), the campaign's counters, provider health, and completion when
-          nothing is left.
+          due time) of a send still under the run's claim (compare-and-set), the
+          campaign's counters, provider health, and completion when nothing is left.
         A run hands its scheduler slot back by scheduling the next one; a run that finds
         nothing due while the walk goes on looks again after `IDLE_WAIT`, and one that
         finds only deferred sends when the first of them is due.
@@ -64,8 +63,9 @@ from typing import Any
 
 from owlat.app.lib import instance
 from owlat.app.lib.audience import organization_rows, property_definitions
-from owlat.app.lib.campaigns import content, throttle
-from owlat.app.lib.campaigns.drafts import from_address, ineligible
+from owlat.app.lib.campaigns import composing, content, throttle
+from owlat.app.lib.campaigns.composing import delivery_key
+from owlat.app.lib.campaigns.drafts import from_address, ineligible_all
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.campaigns.walk import (
     complete_if_finished,
@@ -80,15 +80,13 @@ from owlat.app.lib.email_providers.routing import Health, MessageType, Route
 from owlat.app.lib.email_providers.smtp import refused_at_recipient
 from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
 from owlat.app.lib.errors import AppError
-from owlat.app.lib.list_subscriptions import membership
+from owlat.app.lib.list_subscriptions import memberships
 from owlat.app.lib.rendering import contact_variables
-from owlat.app.lib.sending import journal, leases, sends, signing
+from owlat.app.lib.sending import journal, leases, sends
 from owlat.app.lib.sending.composition import (
-    Composer,
     CompositionError,
     SendKind,
     feedback_id,
-    kind_headers,
     list_id_header,
     mailbox,
     message_id_for,
@@ -102,10 +100,7 @@ from owlat.app.lib.sending.routes import (
     route_from_document,
 )
 from owlat.app.lib.sending.send_states import SendStatus
-from owlat.app.lib.subscription_tokens import make_token
-from owlat.app.lib.tracking.links import tracked
 from owlat.app.lib.tracking.policy import tracking_for
-from owlat.app.lib.transactional_emails import message_for, resolve_language
 from owlat.runtime import UNDEFINED, ActionCtx, MutationCtx, QueryCtx, internal
 
 BATCH = 100  # sends per claim: per worker, the messages a crash can leave uncertain
@@ -114,11 +109,6 @@ IDLE_WAIT = 0.2  # seconds before looking again while the walk is behind
 CANCEL_BATCH = 500  # queued sends failed per mutation after a cancel
 IDLE_MS = 30_000.0  # a sending campaign without progress this long gets new workers
 CANCELLED = ("CANCELLED", "The campaign was cancelled before this send")
-
-
-def delivery_key(send_id: str) -> str:
-    """What providers dedupe a campaign send by (fixed: derived from its row)."""
-    return f"campaign-{send_id}"
 
 
 # -- the worker's mutations and query --------------------------------------------------------
@@ -171,19 +161,16 @@ async def claim(
     ]  # fmt: skip
     claimed: list[dict[str, Any]] = []
     refused = failed = 0
-    for row in rows:
-        contact = await ctx.db.get(row["contactId"])
-        member = None
-        if audience["kind"] == "list" and contact is not None:
-            member = await membership(ctx, audience["listId"], row["contactId"])
+    contacts, members = await _audience_entries(ctx, audience, rows)
+    eligibility = await ineligible_all(ctx, list(zip(contacts, members, strict=True)))
+    for row, contact, member, why in zip(rows, contacts, members, eligibility, strict=True):
         reason = refusal
         if reason is None and row["attempts"] >= sends.MAX_ATTEMPTS:
             reason = ("TOO_MANY_ATTEMPTS", f"Delivery was interrupted {row['attempts']} times")
         if reason is None and audience["kind"] == "list" and contact is not None and member is None:
             reason = ("RECIPIENT_SUPPRESSED", f"{row['email']} left the campaign's list")
-        if reason is None:
-            why = await ineligible(ctx, contact, member)
-            reason = None if why is None else ("RECIPIENT_SUPPRESSED", why)
+        if reason is None and why is not None:
+            reason = ("RECIPIENT_SUPPRESSED", why)
         if reason is not None:
             await _fail(ctx, row, *reason, now)
             if reason[0] == "RECIPIENT_SUPPRESSED":
@@ -255,6 +242,22 @@ async def claim(
             {"fromAddress": sender}, await organization_rows(ctx, "domains", organization_id)
         ),
     }
+
+
+async def _audience_entries(
+    ctx: MutationCtx, audience: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
+) -> tuple[list[dict[str, Any] | None], list[dict[str, Any] | None]]:
+    """The contact of each send of `rows` (None: gone) and, for a list audience, its
+    membership of the list (None: none, or a segment audience), the memberships read in
+    one step (`list_subscriptions.memberships`)."""
+    contacts = [await ctx.db.get(row["contactId"]) for row in rows]
+    members: list[dict[str, Any] | None] = [None] * len(rows)
+    if audience["kind"] == "list":
+        present = [i for i, contact in enumerate(contacts) if contact is not None]
+        found = await memberships(ctx, audience["listId"], [rows[i]["contactId"] for i in present])
+        for i, member in zip(present, found, strict=True):
+            members[i] = member
+    return contacts, members
 
 
 async def _claimable(
@@ -339,10 +342,15 @@ async def record(
     outcomes: Sequence[Mapping[str, Any]],
     attempts: Sequence[Attempt],
     now: float,
+    journal_name: str | None = None,
 ) -> None:
-    """Record a batch's outcomes (`{sendId, status: sent, provider, providerMessageId}` or
-    `{sendId, status: failed, errorCode, errorMessage}`), the counters, provider health,
-    and the campaign's completion."""
+    """Record a batch's outcomes (`{sendId, claimedAt, status: sent, provider,
+    providerMessageId}` or `{sendId, claimedAt, status: failed, errorCode,
+    errorMessage}`), the counters, provider health, and the campaign's completion.
+    A compare-and-set, as `leases.renew`: an outcome changes its send only while it is
+    `sending` under the same claim (`claimedAt`, and `claimedBy` = `journal_name`, the
+    claiming run's journal), so the record of a run whose claim was recovered, and
+    perhaps claimed again by another run, changes nothing and counts nothing."""
     campaign = await ctx.db.get(campaign_id)
     if campaign is None:
         return
@@ -350,7 +358,12 @@ async def record(
     variants_sent: dict[str, int] = {}
     for outcome in outcomes:
         row = await ctx.db.get(outcome["sendId"])
-        if row is None or row["status"] != SendStatus.SENDING:
+        if (
+            row is None
+            or row["status"] != SendStatus.SENDING
+            or row.get("claimedAt") != outcome["claimedAt"]
+            or row.get("claimedBy") != journal_name
+        ):
             continue
         if outcome["status"] == "sent":
             await ctx.db.patch(
@@ -454,10 +467,11 @@ async def deliver(
             {
                 "campaignId": campaign_id,
                 "outcomes": [
-                    {**outcome, "sendId": claimed["sendId"]}
+                    {**outcome, "sendId": claimed["sendId"], "claimedAt": claimed["claimedAt"]}
                     for outcome, claimed in zip(outcomes, batch["sends"], strict=True)
                 ],
                 "attempts": [attempt.to_json() for attempt in attempts],
+                **journaled,
             },
         )
     await ctx.scheduler.run_after(0, internal.campaign_sends.deliver, again)
@@ -472,16 +486,15 @@ async def _send_batch(
     health: Health,
     attempts_journal: journal.Journal | None = None,
 ) -> tuple[list[dict[str, Any]], list[Attempt]]:
-    """Every claimed send of `batch` admitted by the throttle (`throttle.py`), composed,
-    DKIM-signed all at once in the signing processes (`signing.py`), then sent at once,
-    each written to `attempts_journal` right before its provider takes it; (outcomes,
-    attempts)."""
+    """Every claimed send of `batch` admitted by the throttle (`throttle.py`), composed
+    and DKIM-signed all at once in the signing processes (`composing.py`), then sent at
+    once, each written to `attempts_journal` right before its provider takes it;
+    (outcomes, attempts)."""
     attempts: list[Attempt] = []
     gate = throttle.current(instance.current().delivery_rates)
     # the provider scope: the route's first provider (a failover's backup shares it)
     provider = next(iter(enabled_providers(route)), "none")
-    composer = Composer()  # the batch's shared header lines, written once
-    ready: list[tuple[int, EmailMessage, float, str]] = []  # (position, message, wait, domain)
+    admitted: list[tuple[int, float, str]] = []  # (position, wait, domain)
     outcomes: list[dict[str, Any]] = []
     for position, claimed in enumerate(batch["sends"]):
         outcomes.append({})
@@ -489,25 +502,27 @@ async def _send_batch(
             outcomes[position] = sends.failed_outcome("PROVIDER_UNAVAILABLE", unavailable)
             continue
         domain = claimed["email"].rpartition("@")[2].lower()
-        wait, admitted = gate.admit(organization_id, provider, domain)
-        if not admitted:
+        wait, admit = gate.admit(organization_id, provider, domain)
+        if not admit:
             outcomes[position] = {"status": "deferred", "dueInMs": wait * 1000.0}
             continue
-        try:
-            message = compose(organization_id, batch, claimed, composer)
-        except CompositionError as error:
+        admitted.append((position, wait, domain))
+    claims = [batch["sends"][position] for position, _, _ in admitted]
+    try:
+        composed = await composing.compose_all(organization_id, batch, claims)
+    except CompositionError as error:  # the DKIM key does not open
+        for position, *_ in admitted:
             outcomes[position] = sends.failed_outcome("INVALID_MESSAGE", str(error))
+        return outcomes, attempts
+    ready: list[tuple[int, EmailMessage, float, str]] = []  # (position, message, wait, domain)
+    for (position, wait, domain), claimed, message in zip(admitted, claims, composed, strict=True):
+        if isinstance(message, CompositionError):
+            outcomes[position] = sends.failed_outcome("INVALID_MESSAGE", str(message))
             continue
         if attempts_journal is not None:
             noter = attempts_journal.noter(claimed["sendId"], claimed["claimedAt"])
             message = dataclasses.replace(message, on_attempt=noter)
         ready.append((position, message, wait, domain))
-    try:
-        signed = await _signed(organization_id, batch, [item[1] for item in ready])
-    except CompositionError as error:
-        for position, *_ in ready:
-            outcomes[position] = sends.failed_outcome("INVALID_MESSAGE", str(error))
-        return outcomes, attempts
 
     async def one(message: EmailMessage, wait: float, domain: str) -> dict[str, Any]:
         if wait > 0:
@@ -525,68 +540,10 @@ async def _send_batch(
                     "errorCode": outcome["errorCode"], "errorMessage": text}  # fmt: skip
         return outcome
 
-    pairs = zip(signed, ready, strict=True)
-    sent = await asyncio.gather(*(one(message, item[2], item[3]) for message, item in pairs))
+    sent = await asyncio.gather(*(one(message, wait, domain) for _, message, wait, domain in ready))
     for (position, *_), outcome in zip(ready, sent, strict=True):
         outcomes[position] = outcome
     return outcomes, attempts
-
-
-async def _signed(
-    organization_id: str, batch: Mapping[str, Any], messages: list[EmailMessage]
-) -> list[EmailMessage]:
-    """`messages` (composed unsigned) DKIM-signed with the From domain's key, if Owlat
-    holds one, in the signing processes (`signing.sign_all`); `CompositionError` when
-    the key does not open."""
-    dkim = batch["dkim"]
-    if dkim is None or not messages:
-        return messages
-    signer = sends.signer_of(organization_id, dkim)
-    fields = await signing.sign_all(signer, [m.raw or b"" for m in messages], time.time())
-    return [
-        dataclasses.replace(m, raw=field + (m.raw or b""))
-        for m, field in zip(messages, fields, strict=True)
-    ]
-
-
-def compose(
-    organization_id: str,
-    batch: Mapping[str, Any],
-    claimed: Mapping[str, Any],
-    composer: Composer | None = None,
-) -> EmailMessage:
-    """One claimed send as it goes out (`sends.compose`): the template personalized for
-    the contact (compiled once per template and language, cached), the campaign headers
-    with the contact's one-click unsubscribe URL; links and open pixel when the batch is
-    tracked (`policy.tracking_for`, decided once per claim)."""
-    template = content.template_of(batch, claimed)  # the send's A/B variant
-    if template is None:
-        raise CompositionError("the campaign's content snapshot is missing")
-    language = resolve_language(template, None, claimed["language"])
-    variables = {"email": claimed["email"], **claimed["variables"]}
-    message = message_for(template, language, variables, claimed["contactId"])
-    token = make_token("unsubscribe", claimed["contactId"])
-    base = instance.current().base_url.rstrip("/")
-    headers = kind_headers(
-        SendKind.CAMPAIGN,
-        unsubscribe_url=f"{base}/unsub/{token}",
-        list_id=batch["listId"],
-        feedback_id=batch["feedbackId"],
-    )
-    return sends.compose(organization_id, {
-        "email": claimed["email"],
-        "subject": message.subject,
-        "html": tracked(
-            {"html": message.html, "tracking": batch["tracking"], "sendId": claimed["sendId"]}
-        ),
-        "text": message.text,
-        "fromAddress": batch["fromAddress"],
-        "replyTo": batch["replyTo"],
-        "headers": headers,
-        "deliveryKey": delivery_key(claimed["sendId"]),
-        "messageId": claimed["messageId"],
-        "dkim": None,  # signed with the batch's others (`_signed`)
-    }, composer)  # fmt: skip
 
 
 # -- cancel ----------------------------------------------------------------------------------

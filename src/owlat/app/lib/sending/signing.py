@@ -33,14 +33,18 @@ import os
 import select
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
 
 from owlat.app.lib.sending.dkim import DkimSigner
 
 POOL_MIN = 4  # messages: a smaller batch is signed in this process
 MAX_PROCESSES = 4
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 _pool: ProcessPoolExecutor | None = None
 _lock = threading.Lock()
@@ -54,21 +58,35 @@ def processes() -> int:
 async def sign_all(signer: DkimSigner, messages: Sequence[bytes], now: float) -> list[bytes]:
     """The DKIM-Signature field (CRLF included) of each of `messages`, signed by `signer`
     at `now` (epoch seconds), in order (module docstring)."""
-    if len(messages) < POOL_MIN:
-        return _signatures(signer, messages, now)
+    key = (signer.domain, signer.selector, signer.private_key_pem, now)
+    return await in_pool(
+        functools.partial(_sign_chunk, *key),
+        functools.partial(_signatures, signer, now=now),
+        messages,
+    )
+
+
+async def in_pool(
+    remote: Callable[[Sequence[_Item]], list[_Result]],
+    here: Callable[[Sequence[_Item]], list[_Result]],
+    items: Sequence[_Item],
+) -> list[_Result]:
+    """`remote` (a picklable function of a chunk of `items`) run in the signing processes
+    on a few chunks of `items` (one per process), the results in order; `here` instead, in
+    this process, for fewer than `POOL_MIN` items or when a signing process died (module
+    docstring)."""
+    if len(items) < POOL_MIN:
+        return here(items)
     pool = _started()
-    size = -(-len(messages) // processes())
-    chunks = [messages[start : start + size] for start in range(0, len(messages), size)]
-    key = (signer.domain, signer.selector, signer.private_key_pem)
+    size = -(-len(items) // processes())
+    chunks = [items[start : start + size] for start in range(0, len(items), size)]
     loop = asyncio.get_running_loop()
     try:
-        signed = await asyncio.gather(
-            *(loop.run_in_executor(pool, _sign_chunk, *key, chunk, now) for chunk in chunks)
-        )
-    except BrokenProcessPool:  # a signing process died: sign here, a new pool next time
+        done = await asyncio.gather(*(loop.run_in_executor(pool, remote, c) for c in chunks))
+    except BrokenProcessPool:  # a signing process died: here, a new pool next time
         _discard(pool)
-        return _signatures(signer, messages, now)
-    return [field for fields in signed for field in fields]
+        return here(items)
+    return [result for results in done for result in results]
 
 
 def shutdown() -> None:
@@ -125,16 +143,17 @@ def _alive(pid: int) -> bool:
 
 
 def _sign_chunk(
-    domain: str, selector: str, private_key_pem: str, messages: Sequence[bytes], now: float
+    domain: str, selector: str, private_key_pem: str, now: float, messages: Sequence[bytes]
 ) -> list[bytes]:
     """In a signing process: the signature fields of `messages`."""
-    return _signatures(_signer(domain, selector, private_key_pem), messages, now)
+    return _signatures(signer(domain, selector, private_key_pem), messages, now=now)
 
 
-def _signatures(signer: DkimSigner, messages: Sequence[bytes], now: float) -> list[bytes]:
+def _signatures(signer: DkimSigner, messages: Sequence[bytes], *, now: float) -> list[bytes]:
     return [signer.signature(message, now=now) for message in messages]
 
 
 @functools.lru_cache(maxsize=64)
-def _signer(domain: str, selector: str, private_key_pem: str) -> DkimSigner:
+def signer(domain: str, selector: str, private_key_pem: str) -> DkimSigner:
+    """The signer of this key, made once per process (in a signing process: per key)."""
     return DkimSigner(domain, selector, private_key_pem)
