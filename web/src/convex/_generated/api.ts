@@ -1550,6 +1550,7 @@ export type InternalApi = {
       campaignId: Id<"campaigns">;
       outcomes: Array<any>;
       attempts: Array<any>;
+      journal?: string;
     }, any>;
     /** `campaignSends:recover`: Recovery (`delivery.recover`), run where the attempt journals are: the stalled sends whose claim this process's data folder shows unattempted (`journal.py`) go back to `queued`. */
     recover: FunctionReference<"action", "internal", {
