@@ -269,7 +269,11 @@ class Application:
         started = time.perf_counter()
         with logs.capture() as buffer:
             try:
-                definition = resolved = self.resolve(function, kind, internal)
+                definition = resolved = self.package.functions.resolve(  # `resolve` written out
+                    function if type(function) is str else path_of(function),
+                    kind,
+                    allow_internal=internal,
+                )
                 auth = ANONYMOUS if identity is None else Auth(identity)
                 if definition.kind is FunctionKind.QUERY:
                     async with self.engine.read() as reader:
@@ -316,7 +320,10 @@ class Application:
     async def run_query(
         self, function: FunctionLike, args: Any = None, **options: Any
     ) -> FunctionOutcome:
-        return _succeeded(await self.execute(FunctionKind.QUERY, function, args, **options))
+        outcome = await self.execute(FunctionKind.QUERY, function, args, **options)
+        if outcome.error is not None:  # `_succeeded` written out: the hottest of the three
+            raise outcome.error
+        return outcome
 
     async def run_mutation(
         self, function: FunctionLike, args: Any = None, **options: Any
@@ -339,7 +346,7 @@ class Application:
     ) -> FunctionOutcome:
         """A query's outcome at `ts`; when the query itself fails, its error with what it
         had read (a failure is reactive too)."""
-        catalog = self.catalog
+        catalog = self._catalog or self.catalog  # the property only to raise before start()
         validated = self._validate_args(definition, args, catalog)
         txn = Transaction(reader, catalog, self.clock, ts=ts, writable=False, limits=self.limits)
         try:

@@ -35,16 +35,21 @@ from owlat.runtime.triggers import TriggerRunner
 class QueryCtx:
     """Context of a query: read-only database access."""
 
-    def __init__(self, app: Runtime, transaction: Transaction, auth: Auth) -> None:
-        self._set_up(app, transaction, auth)
-        self.db: DatabaseReader = DatabaseReader(transaction)
-        self.storage: StorageReader = StorageReader(app, transaction)
+    storage: StorageReader  # a query's is made on first use (`__getattr__`)
 
-    def _set_up(self, app: Runtime, transaction: Transaction, auth: Auth) -> None:
+    def __init__(self, app: Runtime, transaction: Transaction, auth: Auth) -> None:
         self._app = app
         self._txn = transaction
         self.auth = auth
         self.state: dict[str, Any] = {}  # per-call state of the app (module doc)
+        self.db: DatabaseReader = DatabaseReader(transaction)
+
+    def __getattr__(self, name: str) -> Any:
+        """`storage`, made when a query first uses it (most never do); nothing else."""
+        if name == "storage":
+            self.storage = StorageReader(self._app, self._txn)
+            return self.storage
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     async def run_query(self, function: FunctionLike, args: dict[str, Any] | None = None) -> Any:
         """Run a query in this transaction and return its result."""
@@ -55,7 +60,11 @@ class MutationCtx(QueryCtx):
     """Context of a mutation: one ACID transaction."""
 
     def __init__(self, app: Runtime, transaction: Transaction, auth: Auth) -> None:
-        self._set_up(app, transaction, auth)  # not a query's db and storage: replaced here
+        # not QueryCtx's __init__: a query's db and storage would be replaced at once
+        self._app = app
+        self._txn = transaction
+        self.auth = auth
+        self.state = {}
         triggers = app.package.triggers
         runner = None if triggers is None else TriggerRunner(triggers, self)
         self.db: DatabaseWriter = DatabaseWriter(transaction, triggers=runner)

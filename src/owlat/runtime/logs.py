@@ -40,24 +40,22 @@ _LEVELS = {
 }
 
 
-class LogBuffer:
-    """The log lines of one function call."""
+class LogBuffer(list[str]):
+    """The log lines of one function call: a list of them, so that making one (one per
+    function call) runs no Python code; the attributes below are class defaults until a
+    call logs something."""
 
-    __slots__ = ("_partial", "lines", "truncated")  # one per function call
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._partial = ""
-        self.truncated = False
+    _partial = ""  # written without a newline yet
+    truncated = False  # lines were dropped (more than MAX_LINES)
 
     def add(self, level: str, text: str) -> None:
-        if len(self.lines) >= MAX_LINES:
+        if len(self) >= MAX_LINES:
             self.truncated = True
             return
         line = f"[{level}] {text}"
         if len(line.encode()) > MAX_LINE_BYTES:
             line = line.encode()[: MAX_LINE_BYTES - 3].decode(errors="ignore") + "..."
-        self.lines.append(line)
+        self.append(line)
 
     def write(self, text: str) -> None:
         self._partial += text
@@ -69,7 +67,7 @@ class LogBuffer:
         if self._partial:
             self.add("LOG", self._partial)
             self._partial = ""
-        return tuple(self.lines)
+        return tuple(self)
 
 
 _current: ContextVar[LogBuffer | None] = ContextVar("owlat_log_buffer", default=None)

@@ -31,7 +31,7 @@ from owlat.runtime.errors import (
 from owlat.runtime.schema import SYSTEM_FIELDS
 from owlat.runtime.triggers import Change, TriggerRunner
 from owlat.runtime.types import UNDEFINED, Document
-from owlat.runtime.values.ids import new_id, table_number_of
+from owlat.runtime.values.ids import new_id, table_number_of, table_number_of_str
 
 _WRITE_METHODS = frozenset({"insert", "insert_many", "patch", "replace", "delete", "new_id"})
 
@@ -85,7 +85,7 @@ class DatabaseReader:
             raise InvalidIdError(
                 f"Invalid argument `id` for `{op}`: expected an id string, got {document_id!r}"
             )
-        number = table_number_of(document_id)
+        number = table_number_of_str(document_id)
         if number is None:
             raise InvalidIdError(
                 f'Invalid argument `id` for `{op}`: "{document_id}" is not a valid id'
@@ -108,7 +108,13 @@ class DatabaseReader:
     async def get(self, *args: Any) -> Document | None:
         """The document with this id, or None: `get(id)` or `get(table, id)`."""
         if len(args) == 1:  # get(id), the common spelling
-            table_name, document_id = None, args[0]
+            document_id = args[0]
+            if type(document_id) is str:  # `_resolve` written out for an id of a known table
+                number = table_number_of_str(document_id)
+                table = None if number is None else self._txn.catalog.by_number.get(number)
+                if table is not None and table.is_system == self._system:
+                    return await self._txn.get(table, document_id)
+            table_name = None
         else:
             table_name, document_id, _ = self._split("db.get", args, 1)
         table = self._resolve("db.get", table_name, document_id)

@@ -56,7 +56,7 @@ from owlat.runtime.schema import (
 )
 from owlat.runtime.types import UNDEFINED, Document
 from owlat.runtime.values import decode_stored
-from owlat.runtime.values.ids import table_number_of
+from owlat.runtime.values.ids import table_number_of, table_number_of_str
 
 NEXT_TABLE_NUMBER_GLOBAL = "next_table_number"
 VALIDATOR_GLOBAL_PREFIX = "validator:"  # + table name: fingerprint of the checked validator
@@ -228,7 +228,8 @@ class Catalog:
         return None if number is None else self.by_number.get(number)
 
     def table_name_of_id(self, document_id: str) -> str | None:
-        number = table_number_of(document_id)  # `table_of_id` written out: every v.id check
+        """The table name of id `document_id` (a `str`: `v.id` checked it), or None."""
+        number = table_number_of_str(document_id)  # `table_of_id` written out: every v.id check
         table = None if number is None else self.by_number.get(number)
         return None if table is None else table.name
 

@@ -22,6 +22,7 @@ transaction and the subscription layer all speak it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
@@ -43,9 +44,14 @@ class Interval(NamedTuple):
         return self.low <= key < self.high
 
 
+# `Interval(low, high)` without the Python frame of a NamedTuple's `__new__`
+_new_interval = functools.partial(tuple.__new__, Interval)
+
+
 def point_interval(key: bytes) -> Interval:
     """The interval holding exactly `key`."""
-    return Interval(key, key + b"\x00")
+    interval: Interval = _new_interval((key, key + b"\x00"))
+    return interval
 
 
 class ReadSet:
@@ -59,6 +65,11 @@ class ReadSet:
     def add(self, table: str, index: str, interval: Interval) -> None:
         if interval.low < interval.high:
             self._intervals.setdefault((table, index), []).append(interval)
+
+    def add_point(self, table: str, index: str, key: bytes) -> None:
+        """`add(table, index, point_interval(key))`, for the hottest read (`db.get`)."""
+        interval: Interval = _new_interval((key, key + b"\x00"))
+        self._intervals.setdefault((table, index), []).append(interval)
 
     def update(self, other: ReadSet) -> None:
         for space, intervals in other._intervals.items():

@@ -305,42 +305,33 @@ class _Snapshot:
     no commit reached the database since it began (the WAL-index mark): a query then reads
     the same data at the same timestamp as in a new transaction, without `BEGIN`, the
     timestamp's read and `COMMIT`. Committed and pooled again when the last reader leaves
-    after a commit made it stale."""
+    after a commit made it stale.
 
-    __slots__ = ("connection", "mark", "reader", "stale", "users")
+    `engine.read()` picks the snapshot and `async with` enters it at once (no pause in
+    between, so no commit can make it stale there): it is its own context manager, one
+    object fewer per query."""
 
-    def __init__(self, connection: sqlite3.Connection, mark: bytes | None, reader: SqliteReader):
+    __slots__ = ("connection", "engine", "mark", "reader", "stale", "users")
+
+    def __init__(
+        self,
+        engine: SqliteEngine,
+        connection: sqlite3.Connection,
+        mark: bytes | None,
+        reader: SqliteReader,
+    ):
+        self.engine = engine
         self.connection = connection
         self.mark = mark
         self.users = 0
         self.stale = False
         self.reader = reader
 
-
-class _ReadTransaction:
-    """`async with engine.read()`: the current shared snapshot, or a new one (a deferred
-    transaction on a pooled reader connection) when a commit made the last one stale."""
-
-    __slots__ = ("_engine", "_snapshot")
-
-    def __init__(self, engine: SqliteEngine) -> None:
-        self._engine = engine
-        self._snapshot: _Snapshot | None = None
-
     async def __aenter__(self) -> SqliteReader:
-        engine = self._engine
-        snapshot = engine._snapshot
-        wal = engine._wal.map
-        if (
-            snapshot is None
-            or snapshot.stale
-            or wal is None
-            or snapshot.mark != wal[: _WalIndexWatch.HEADER_BYTES]
-        ):
-            snapshot = engine._new_snapshot()
-        snapshot.users += 1
-        self._snapshot = snapshot
-        return snapshot.reader
+        if self.stale:  # a commit came since `engine.read()`: its snapshot may be over
+            raise RuntimeError("enter `engine.read()` at once: `async with engine.read()`")
+        self.users += 1
+        return self.reader
 
     async def __aexit__(
         self,
@@ -348,14 +339,12 @@ class _ReadTransaction:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        snapshot = self._snapshot
-        assert snapshot is not None
-        snapshot.users -= 1
-        engine = self._engine
-        if isinstance(error, EngineError) and engine._snapshot is snapshot:
+        self.users -= 1
+        engine = self.engine
+        if isinstance(error, EngineError) and engine._snapshot is self:
             engine._retire_snapshot()  # a failed statement: the next read begins anew
-        elif snapshot.stale and snapshot.users == 0:
-            engine._end_snapshot(snapshot)
+        elif self.stale and self.users == 0:
+            engine._end_snapshot(self)
 
 
 class _WriteTransaction:
@@ -447,7 +436,7 @@ class SqliteEngine:
         self._write_lock = asyncio.Lock()
         self._idle_readers: list[sqlite3.Connection] = []
         self._all_readers: list[sqlite3.Connection] = []
-        self._snapshot: _Snapshot | None = None  # the shared read snapshot (_ReadTransaction)
+        self._snapshot: _Snapshot | None = None  # the shared read snapshot (`read`)
         self._wal = _WalIndexWatch(None)  # the WAL index, once the database is open
         self._clock = CommitClock()  # commit timestamps, this process's and the stored bound
 
@@ -511,8 +500,19 @@ class SqliteEngine:
         except sqlite3.Error:
             _end_failed(writer)
 
-    def read(self) -> _ReadTransaction:
-        return _ReadTransaction(self)
+    def read(self) -> _Snapshot:
+        """The current shared snapshot, or a new one (a deferred transaction on a pooled
+        reader connection) when a commit made the last one stale."""
+        snapshot = self._snapshot
+        wal = self._wal.map
+        if (
+            snapshot is None
+            or snapshot.stale
+            or wal is None
+            or snapshot.mark != wal[: _WalIndexWatch.HEADER_BYTES]
+        ):
+            snapshot = self._new_snapshot()
+        return snapshot
 
     def _new_snapshot(self) -> _Snapshot:
         """Begin the shared snapshot (the mark first: a commit between the mark and the
@@ -530,7 +530,7 @@ class SqliteEngine:
             self._idle_readers.append(connection)
             raise EngineError(f"SQLite: {error}") from error
         reader = SqliteReader(connection, self._sql, self._clock.snapshot_ts(stored_bound))
-        snapshot = _Snapshot(connection, mark, reader)
+        snapshot = _Snapshot(self, connection, mark, reader)
         self._snapshot = snapshot
         return snapshot
 

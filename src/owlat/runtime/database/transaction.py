@@ -81,6 +81,7 @@ class TransactionLimits:
 
 
 _DEFAULT_LIMITS = TransactionLimits()
+_NO_INSERTS = PendingInserts()  # what every read-only transaction holds back: nothing
 
 
 class Clock:
@@ -203,7 +204,9 @@ class Transaction:
         # the stored value of each document this transaction read or wrote (None: missing
         # or deleted), which is what the engine would return for it now (module doc)
         self._values: dict[str, bytes | None] = {}
-        self._pending = PendingInserts()  # inserted documents not yet in the engine
+        # inserted documents not yet in the engine; a snapshot's stays empty (it cannot
+        # write: `_writer()` raises first), so every snapshot shares one
+        self._pending = PendingInserts() if writable else _NO_INSERTS
         self.documents_read = 0
         self.bytes_read = 0
         self.index_ranges_read = 0
@@ -260,8 +263,7 @@ class Transaction:
             self.index_ranges_read += 1
             if self.index_ranges_read > self.limits.max_index_ranges:
                 self._too_many_ranges()
-            key = document_id.encode()  # id_key
-            self.read_set.add(table.name, BY_ID, Interval(key, key + b"\x00"))  # point_interval
+            self.read_set.add_point(table.name, BY_ID, document_id.encode())  # id_key
             self._point_reads.add(document_id)
         values = self._values
         if current:

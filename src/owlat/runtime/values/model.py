@@ -158,8 +158,8 @@ def normalize_value(value: object, path: str = "") -> Value:
     object fields set to `UNDEFINED` are dropped. Raises `InvalidValueError` naming the path
     (`path` is prefixed to it, e.g. `.args`).
     """
-    try:
-        return normalize_at(value, 0)
+    try:  # an object, the usual value (a function's arguments, a document), without a frame
+        return _normalize_dict(value, 0) if type(value) is dict else normalize_at(value, 0)
     except Fault as fault:
         raise invalid(fault, path) from None
 
