@@ -289,8 +289,7 @@ END
 $$;
 -- owlat_insert_commit_v1: a whole transaction that only inserts documents (postgres.py,
 -- "Insert-only commits"), run as one statement of its own (the connection's default
--- isolation is SERIALIZABLE; it fails with SQLSTATE OW002 otherwise, e.g. behind a pooler
--- that drops session settings): the commit lock, the documents and their index entries (one
+-- isolation is SERIALIZABLE): the commit lock, the documents and their index entries (one
 -- array per column), then owlat_commit_v1.
 CREATE OR REPLACE FUNCTION owlat_insert_commit_v1(
     ids text[], table_numbers integer[], documents bytea[],
@@ -298,10 +297,6 @@ CREATE OR REPLACE FUNCTION owlat_insert_commit_v1(
     expected_catalog bigint, write_set bytea, OUT ts bigint, OUT previous bigint
 ) LANGUAGE plpgsql AS $$
 BEGIN
-    IF current_setting('transaction_isolation') <> 'serializable' THEN
-        RAISE EXCEPTION 'owlat_insert_commit_v1 needs a SERIALIZABLE transaction'
-            USING ERRCODE = 'OW002';
-    END IF;
     LOCK TABLE owlat_commit_lock IN EXCLUSIVE MODE;
     INSERT INTO owlat_documents (id, table_number, value)
     SELECT * FROM unnest(ids, table_numbers, documents);
