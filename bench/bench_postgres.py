@@ -27,13 +27,13 @@ c = when it first sees a value >= c - when the writer sent the request that made
 (so it includes the mutation's own HTTP round trip). Node A's sockets are the same-run
 baseline: the same commits, delivered without crossing nodes.
 (4) What a commit costs PostgreSQL, and how long it holds the commit lock: one connection
-commits `--commits` times, back to back, a one-document insert-only mutation as postgres.py
-sends it (one prepared statement in a SERIALIZABLE transaction of its own:
-owlat_insert_commit_v1 takes the commit lock, inserts the document and two index entries
-and calls owlat_commit_v1), with 0, 1 and 3 other connections LISTENing as other nodes'
-feeds would; the baseline is a transaction with nothing after the lock (BEGIN, lock,
-COMMIT). The lock is held from the lock to the end of COMMIT, all on the server: about the
-backend's CPU for the statements after the lock (no disk waits with fsync off).
+commits `--commits` times, back to back, the statements of a one-document mutation (BEGIN,
+commit lock, document + two index entries, owlat_commit_v1, COMMIT: one simple query with
+the parameters bound on the client, as postgres.py sends them), with
+0, 1 and 3 other connections LISTENing as other nodes' feeds would; the baseline is the
+same transaction with nothing after the lock (BEGIN, lock, COMMIT). The lock is held from
+the lock to the end of COMMIT, all on the server: about the backend's CPU for the
+statements after the lock (no disk waits with fsync off).
 """
 
 from __future__ import annotations
@@ -478,10 +478,9 @@ async def commit_costs(
     """µs per commit: the committing backend's CPU, all of PostgreSQL's CPU, wall time."""
     import psycopg
 
-    from owlat.runtime.database._postgres_arrays import register_arrays
     from owlat.runtime.database.commit_feed import encode_write_set
     from owlat.runtime.database.commits import WriteSet
-    from owlat.runtime.database.postgres import INSERT_COMMIT, PostgresEngine, insert_columns
+    from owlat.runtime.database.postgres import PostgresEngine
 
     engine = PostgresEngine(url)
     await engine.open()  # the schema and the commit functions
@@ -490,11 +489,15 @@ async def commit_costs(
         "BEGIN ISOLATION LEVEL SERIALIZABLE",
         "LOCK TABLE owlat_commit_lock IN EXCLUSIVE MODE",
     )
+    insert = (
+        "WITH first AS (INSERT INTO owlat_documents (id, table_number, value) VALUES (%s, %s, %s))"
+        " INSERT INTO owlat_index_entries (index_id, key, document_id)"
+        " VALUES (%s, %s, %s), (%s, %s, %s)"
+    )
+    commit = "SELECT ts, previous FROM owlat_commit_v1(0, NULL, %s)"
     write_set = encode_write_set(WriteSet())
     value = b'{"channel":"bench","body":"m0"}' * 3
-    db = await psycopg.AsyncConnection.connect(url, autocommit=True, prepare_threshold=0)
-    await db.execute("SET default_transaction_isolation = 'serializable'")
-    register_arrays(db)
+    db = await psycopg.AsyncConnection.connect(url, autocommit=True)
     others = [await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in range(listeners)]
     try:
         channel = (
@@ -507,17 +510,15 @@ async def commit_costs(
         backend, postmaster = int(row[0]), int(_stat(int(row[0]))[1])
         backend_before, server_before = cpu_seconds(backend), server_cpu_seconds(postmaster)
         start = time.perf_counter()
+        cursor = psycopg.AsyncClientCursor(db)
         for _ in range(commits):
             document = uuid.uuid4().hex
+            statements = [begin, lock]
             if work:
-                entries = [
-                    (1, document.encode(), document),
-                    (2, b"b" + document.encode(), document),
-                ]
-                columns = insert_columns([(document, 1, value)], entries)
-                await db.execute(INSERT_COMMIT, (*columns, None, write_set), binary=True)
-            else:
-                await db.execute(f"{begin}; {lock}; COMMIT", prepare=False)
+                keys = (1, document.encode(), document, 2, b"b" + document.encode(), document)
+                statements.append(cursor.mogrify(insert, (document, 1, value, *keys)))
+                statements.append(cursor.mogrify(commit, (write_set,)))
+            await cursor.execute("; ".join([*statements, "COMMIT"]), prepare=False)
         wall = time.perf_counter() - start
         per = 1e6 / commits
         return (

@@ -127,7 +127,9 @@ async def content_of(ctx: MutationCtx, profile: dict[str, Any], language: str) -
     if email is None:
         raise LookupError(f"transactional email {profile['transactionalEmailId']} is gone")
     rendered = stored_rendering(email, language)
-    content_id = await content_for(ctx, profile["organizationId"], email["_id"], language, rendered)
+    content_id = await content_for(
+        ctx, profile["organizationId"], email["_id"], language, rendered
+    )
     entry = {"contentId": content_id, "subject": rendered.subject}
     profile["contents"] = {**contents, language: entry}
     await ctx.db.patch(profile["_id"], {"contents": profile["contents"]})

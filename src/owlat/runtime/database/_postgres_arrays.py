@@ -57,28 +57,24 @@ class _ArrayDumper(Dumper):
 
 class _TextArrayDumper(_ArrayDumper):
     oid, element_oid = 1009, 25
-
     def encode(self, item: Any) -> bytes:
         return bytes(item, "utf-8")
 
 
 class _IntegerArrayDumper(_ArrayDumper):
     oid, element_oid = 1007, 23
-
     def encode(self, item: Any) -> bytes:
         return _INT4.pack(item)
 
 
 class _BigintArrayDumper(_ArrayDumper):
     oid, element_oid = 1016, 20
-
     def encode(self, item: Any) -> bytes:
         return _INT8.pack(item)
 
 
 class _ByteaArrayDumper(_ArrayDumper):
     oid, element_oid = 1001, 17
-
     def encode(self, item: Any) -> bytes:
         return bytes(item)
 

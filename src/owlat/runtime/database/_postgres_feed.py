@@ -66,6 +66,7 @@ RETENTION_NS = 10 * 60 * 10**9
 PRUNE_EVERY_SECONDS = 60.0
 
 
+
 class OwnCommits:
     """This process's commits as its writers record them, shared by its engine and feed."""
 
@@ -217,7 +218,11 @@ class PostgresCommitFeed:
         (see the module doc), without reading the log; whether there was one."""
         delivered = False
         while True:
-            following = [ts for ts in self._own if self._recorded.get(ts) == self._delivered]
+            following = [
+                ts
+                for ts in self._own
+                if self._recorded.get(ts) == self._delivered
+            ]
             if not following:
                 return delivered
             ts = following[0]

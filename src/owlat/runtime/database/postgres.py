@@ -144,7 +144,9 @@ _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 CATALOG_CHANGED = "OW001"  # SQLSTATE of owlat_draw_ts_v1's catalog check
 BEGIN_WRITE = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 # An insert-only transaction in one statement (see "Insert-only commits" in the module doc)
-INSERT_COMMIT = "SELECT ts, previous FROM owlat_insert_commit_v1(%s, %s, %s, %s, %s, %s, %s, %s)"
+INSERT_COMMIT = (
+    "SELECT ts, previous FROM owlat_insert_commit_v1(%s, %s, %s, %s, %s, %s, %s, %s)"
+)
 _Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 _Documents = Sequence[tuple[str, int, bytes]]  # (id, table number, value)
 _Entries = Sequence[tuple[int, bytes, str]]  # (index id, key, document id)
@@ -231,7 +233,7 @@ async def _command(db: _Connection, statement: str) -> None:
         raise _translate(error) from error
 
 
-def insert_columns(documents: _Documents, entries: _Entries) -> tuple[Any, ...]:
+def _insert_columns(documents: _Documents, entries: _Entries) -> tuple[Any, ...]:
     """New documents and index entries as owlat_insert_commit_v1's six array parameters."""
     ids, tables, values = zip(*documents, strict=True)
     indexes, keys, owners = zip(*entries, strict=True)
@@ -420,7 +422,7 @@ class PostgresWriter(PostgresReader):
                 rows = await _fetch(self._db, self._sql.commit, params, commit=True)
             else:
                 documents, entries = inserts
-                params = (*insert_columns(documents, entries), catalog_version, encoded)
+                params = (*_insert_columns(documents, entries), catalog_version, encoded)
                 rows = await _fetch(self._db, INSERT_COMMIT, params)
             ts = self._draw(rows[0])
             self._own_commits.previous[ts] = self._previous

@@ -224,7 +224,8 @@ class Transaction:
 
     def _too_many_ranges(self) -> None:
         raise LimitExceededError(
-            f"Too many index ranges read in one transaction (limit: {self.limits.max_index_ranges})"
+            f"Too many index ranges read in one transaction "
+            f"(limit: {self.limits.max_index_ranges})"
         )
 
     def _count_read(self, size: int) -> None:
