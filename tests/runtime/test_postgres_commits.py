@@ -6,8 +6,7 @@ path (postgres.py, _postgres_feed.py): the commit function that locks, checks, d
 logs in one call; the own commit delivered without reading the log when nothing lies
 between it and the last delivered one; announcements of already delivered commits
 ignored; an own commit handed over late still delivered by its own task; the commit
-functions created on an existing database; an insert-only transaction committed as one
-statement still serializable."""
+functions created on an existing database."""
 
 from __future__ import annotations
 
@@ -23,9 +22,8 @@ import pytest
 
 from owlat.runtime.application import Application
 from owlat.runtime.database import _postgres_feed
-from owlat.runtime.database.commits import Commit, WriteSet
-from owlat.runtime.database.postgres import PostgresEngine, PostgresWriter
-from owlat.runtime.errors import WriteConflictError
+from owlat.runtime.database.commits import Commit
+from owlat.runtime.database.postgres import PostgresWriter
 from owlat.runtime.testing import open_test_app
 from tests.postgres import PostgresForTests
 
@@ -190,54 +188,11 @@ async def test_an_existing_database_gets_the_commit_functions_at_open(
         await app.run_mutation("messages:send", {"channel": "c", "body": "before"})
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
         # as a database made by the code before them: no commit functions
-        await db.execute("DROP FUNCTION owlat_insert_commit_v1, owlat_commit_v1, owlat_draw_ts_v1")
+        await db.execute("DROP FUNCTION owlat_commit_v1, owlat_draw_ts_v1")
     async with open_test_app(FIXTURE_APP, tmp_path / "a", database_url=url) as app:
         sent = await app.run_mutation("messages:send", {"channel": "c", "body": "after"})
         listed = await app.run_query("messages:list", {"channel": "c"})
     assert sent.ts and [message["body"] for message in listed.value] == ["before", "after"]
-
-
-async def insert_and_commit(writer: PostgresWriter, document: str, index_id: int) -> bool:
-    """Insert a document with one entry in index `index_id` and commit: whether it did."""
-    try:
-        await writer.insert_documents(
-            [(document, 1, b"{}")], [(index_id, b"k" + document.encode(), document)]
-        )
-        await writer.record_new_commit(WriteSet(), catalog_version=1)
-    except WriteConflictError:
-        return False
-    return True
-
-
-async def test_an_insert_only_commit_in_one_statement_is_serializable(url: str) -> None:
-    """T3 only inserts, so it commits as one statement of its own (owlat_insert_commit_v1,
-    no BEGIN). T2 read the range T3 inserts into without seeing it, and T1, which sees T3,
-    reads the range T2 then writes into: T1 before T2 before T3 before T1, no serial order.
-    PostgreSQL must refuse T1 or T2, which it can only if T3 ran at SERIALIZABLE too."""
-    engine = PostgresEngine(url)
-    await engine.open()
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
-        # other entries around each range, so that each lies on index pages of its own
-        # (SSI locks pages: a shared page would make T1 and T2 conflict directly)
-        await db.execute(
-            "INSERT INTO owlat_index_entries SELECT i, convert_to(p || lpad(n::text, 5, '0'),"
-            " 'UTF8'), 'filler' FROM generate_series(1, 3) AS i, generate_series(1, 1000) AS n,"
-            " unnest(ARRAY['a', 'z']) AS p"
-        )
-        await db.execute("ANALYZE owlat_index_entries")
-    try:
-        async with AsyncExitStack() as stack:
-            t2 = await stack.enter_async_context(engine.write())
-            assert await t2.scan(1, b"k", b"l", False, 10, None) == []
-            async with engine.write() as t3:
-                assert await insert_and_commit(t3, "t3", 1)
-            t1 = await stack.enter_async_context(engine.write())
-            assert await t1.scan(1, b"k", b"l", False, 10, None) != []  # T1 sees T3
-            assert await t1.scan(2, b"k", b"l", False, 10, None) == []
-            committed = [await insert_and_commit(t2, "t2", 2), await insert_and_commit(t1, "t1", 3)]
-        assert committed.count(True) == 1
-    finally:
-        await engine.close()
 
 
 async def test_a_dropped_connections_backend_is_no_longer_taken_for_this_nodes(

@@ -81,18 +81,6 @@ writes and sends the commit-log row with COMMIT. An error of a queued statement 
 conflict: 40001) is raised by the statement it was sent with (a failing statement of the
 simple query skips the rest, COMMIT too); the transaction is rolled back and retried.
 
-**Insert-only commits.** A transaction whose only statements are new documents (nothing sent
-yet: no read, no other write; not an exclusive retry) commits as one prepared statement of
-its own, `owlat_insert_commit_v1(columns of the documents and index entries, catalog version,
-write set)`, parameters in binary: the commit lock, the inserts and `owlat_commit_v1`, in the
-implicit transaction of that statement. Every pooled connection's default isolation is
-SERIALIZABLE for this (set once at connect; reads and writes still BEGIN theirs explicitly,
-and the feed's statements run at READ COMMITTED as before). Compared with the simple query
-above, no BEGIN, LOCK or COMMIT to send and parse, no client-side binding (`mogrify`), and
-the server reuses the function's plans (PostgreSQL's CPU per insert down by about a
-quarter: BENCHMARKS.md, issue 19 session 12). Its snapshot is taken before the lock; a transaction
-that read nothing sees nothing through it, and SSI tracks its writes as before.
-
 **The commit functions** (`owlat_draw_ts_v1`, `owlat_commit_v1`, sql/postgres.sql) are
 (re)created by every node's `open()`, so an existing database gets them in place; a
 version in the name lets a new signature coexist with nodes still running older code.
@@ -122,13 +110,6 @@ from typing import Any, Generic, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 
-from owlat.runtime.database._postgres_arrays import (
-    BigintArray,
-    ByteaArray,
-    IntegerArray,
-    TextArray,
-    register_arrays,
-)
 from owlat.runtime.database._postgres_feed import OwnCommits, PostgresCommitFeed
 from owlat.runtime.database._sql import Statements, load_statements
 from owlat.runtime.database.commit_feed import encode_write_set
@@ -142,14 +123,7 @@ DEFAULT_POOL_SIZE = 16
 ROWS_PER_STATEMENT = 5000
 _CONFLICTS = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 CATALOG_CHANGED = "OW001"  # SQLSTATE of owlat_draw_ts_v1's catalog check
-BEGIN_WRITE = "BEGIN ISOLATION LEVEL SERIALIZABLE"
-# An insert-only transaction in one statement (see "Insert-only commits" in the module doc)
-INSERT_COMMIT = (
-    "SELECT ts, previous FROM owlat_insert_commit_v1(%s, %s, %s, %s, %s, %s, %s, %s)"
-)
 _Connection = psycopg.AsyncConnection[tuple[Any, ...]]
-_Documents = Sequence[tuple[str, int, bytes]]  # (id, table number, value)
-_Entries = Sequence[tuple[int, bytes, str]]  # (index id, key, document id)
 
 
 def _translate(error: psycopg.Error) -> Exception:
@@ -231,20 +205,6 @@ async def _command(db: _Connection, statement: str) -> None:
         await _execute(db, statement, None)
     except psycopg.Error as error:
         raise _translate(error) from error
-
-
-def _insert_columns(documents: _Documents, entries: _Entries) -> tuple[Any, ...]:
-    """New documents and index entries as owlat_insert_commit_v1's six array parameters."""
-    ids, tables, values = zip(*documents, strict=True)
-    indexes, keys, owners = zip(*entries, strict=True)
-    return (
-        TextArray(ids),
-        IntegerArray(tables),
-        ByteaArray(values),
-        BigintArray(indexes),
-        ByteaArray(keys),
-        TextArray(owners),
-    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -352,24 +312,15 @@ class PostgresReader:
 class PostgresWriter(PostgresReader):
     """Reads and writes through one connection inside a SERIALIZABLE transaction."""
 
-    __slots__ = ("_exclusive", "_insert_only", "_locked", "_own_commits", "_previous")
+    __slots__ = ("_locked", "_own_commits", "_previous")
 
     def __init__(
-        self,
-        connection: _Connection,
-        sql: Statements,
-        own_commits: OwnCommits,
-        *,
-        exclusive: bool = False,
+        self, connection: _Connection, sql: Statements, own_commits: OwnCommits
     ) -> None:
         super().__init__(connection, sql)
         self._own_commits = own_commits  # this process's commits about to be committed
-        self._exclusive = exclusive
         self._locked = False
         self._previous = 0  # the draw before this transaction's timestamp
-        # the deferred queue [BEGIN, lock, inserts] and those inserts' rows, while it is
-        # the whole transaction (see "Insert-only commits")
-        self._insert_only: tuple[list[Any], _Documents, _Entries] | None = None
 
     async def lock_commits(self) -> None:
         """Take the commit lock (once): before the first write, so that a transaction holds
@@ -414,30 +365,12 @@ class PostgresWriter(PostgresReader):
         """Lock, catalog check, timestamp, commit-log row and NOTIFY in one function call,
         sent with the pending writes and COMMIT: the transaction has committed on return."""
         self._locked = True
-        encoded = encode_write_set(write_set)
+        params = (0, catalog_version, encode_write_set(write_set))
         with self._own_commits.committing():  # the feed may read it before its answer
-            inserts = self._take_insert_only()
-            if inserts is None:
-                params: tuple[Any, ...] = (0, catalog_version, encoded)
-                rows = await _fetch(self._db, self._sql.commit, params, commit=True)
-            else:
-                documents, entries = inserts
-                params = (*_insert_columns(documents, entries), catalog_version, encoded)
-                rows = await _fetch(self._db, INSERT_COMMIT, params)
+            rows = await _fetch(self._db, self._sql.commit, params, commit=True)
             ts = self._draw(rows[0])
             self._own_commits.previous[ts] = self._previous
         return ts
-
-    def _take_insert_only(self) -> tuple[_Documents, _Entries] | None:
-        """The inserted rows if they are still the whole transaction (BEGIN, lock, inserts
-        deferred, nothing else): the deferred queue is then the caller's to send."""
-        if self._insert_only is None:
-            return None
-        queue, documents, entries = self._insert_only
-        if _deferred.get(self._db) is not queue or len(queue) != 3:
-            return None
-        del _deferred[self._db]
-        return documents, entries
 
     async def catalog_version(self) -> int:
         await self.lock_commits()  # the sequence is read outside snapshots: under the lock
@@ -471,9 +404,6 @@ class PostgresWriter(PostgresReader):
                 len(entries),
             )
             self._defer(statement, tuple(itertools.chain(*documents, *entries)))
-            queue = _deferred[self._db]
-            if not self._exclusive and len(queue) == 3 and queue[0][0] == BEGIN_WRITE:
-                self._insert_only = (queue, documents, entries)
             return
         self._defer_rows(self._sql.insert_documents, documents)
         self._defer_rows(self._sql.insert_index_entries, entries)
@@ -625,21 +555,11 @@ class PostgresEngine:
 
     async def _connect(self) -> _Connection:
         try:
-            connection = await psycopg.AsyncConnection.connect(
+            return await psycopg.AsyncConnection.connect(
                 self.url, autocommit=True, prepare_threshold=0
             )
         except psycopg.Error as error:
             raise EngineError(f"PostgreSQL: cannot connect: {error}") from error
-        try:
-            # for insert-only commits, one statement in its own transaction (module doc)
-            await connection.execute("SET default_transaction_isolation = 'serializable'")
-        except BaseException as error:
-            await connection.close()
-            if isinstance(error, psycopg.Error):
-                raise EngineError(f"PostgreSQL: cannot set up a connection: {error}") from error
-            raise
-        register_arrays(connection)
-        return connection
 
     async def _acquire(self) -> _Connection:
         if not self._open:
@@ -701,12 +621,10 @@ class PostgresEngine:
     async def _fetch_outside_transaction(
         self, statement: str, params: tuple[Any, ...]
     ) -> list[tuple[Any, ...]]:
-        """One statement in a READ COMMITTED transaction of its own (its own snapshot) on a
-        pooled connection, in one round trip."""
+        """One autocommit statement on a pooled connection (its own snapshot)."""
         connection = await self._acquire()
         try:
-            _deferred[connection] = [("BEGIN ISOLATION LEVEL READ COMMITTED", None)]
-            return await _fetch(connection, statement, params, commit=True)
+            return await _fetch(connection, statement, params)
         finally:
             await self._release(connection)
 
@@ -718,6 +636,6 @@ class PostgresEngine:
 
     def write(self, *, exclusive: bool = False) -> _Transaction[PostgresWriter]:
         def writer(connection: _Connection) -> PostgresWriter:
-            return PostgresWriter(connection, self._sql, self._own_commits, exclusive=exclusive)
+            return PostgresWriter(connection, self._sql, self._own_commits)
 
-        return _Transaction(self, BEGIN_WRITE, writer, exclusive=exclusive)
+        return _Transaction(self, "BEGIN ISOLATION LEVEL SERIALIZABLE", writer, exclusive=exclusive)

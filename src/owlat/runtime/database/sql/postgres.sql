@@ -287,24 +287,6 @@ BEGIN
     PERFORM pg_notify('owlat_commits_' || current_schema(), ts::text);
 END
 $$;
--- owlat_insert_commit_v1: a whole transaction that only inserts documents (postgres.py,
--- "Insert-only commits"), run as one statement of its own (the connection's default
--- isolation is SERIALIZABLE): the commit lock, the documents and their index entries (one
--- array per column), then owlat_commit_v1.
-CREATE OR REPLACE FUNCTION owlat_insert_commit_v1(
-    ids text[], table_numbers integer[], documents bytea[],
-    entry_indexes bigint[], entry_keys bytea[], entry_documents text[],
-    expected_catalog bigint, write_set bytea, OUT ts bigint, OUT previous bigint
-) LANGUAGE plpgsql AS $$
-BEGIN
-    LOCK TABLE owlat_commit_lock IN EXCLUSIVE MODE;
-    INSERT INTO owlat_documents (id, table_number, value)
-    SELECT * FROM unnest(ids, table_numbers, documents);
-    INSERT INTO owlat_index_entries (index_id, key, document_id)
-    SELECT * FROM unnest(entry_indexes, entry_keys, entry_documents);
-    SELECT c.ts, c.previous INTO ts, previous FROM owlat_commit_v1(0, expected_catalog, write_set) AS c;
-END
-$$;
 
 -- name: allocate_ts_versioned
 -- allocate_ts, failing with SQLSTATE OW001 if the stored catalog version is not the
