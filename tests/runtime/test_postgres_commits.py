@@ -11,6 +11,7 @@ functions created on an existing database."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -192,3 +193,24 @@ async def test_an_existing_database_gets_the_commit_functions_at_open(
         sent = await app.run_mutation("messages:send", {"channel": "c", "body": "after"})
         listed = await app.run_query("messages:list", {"channel": "c"})
     assert sent.ts and [message["body"] for message in listed.value] == ["before", "after"]
+
+
+async def test_a_dropped_connections_backend_is_no_longer_taken_for_this_nodes(
+    nodes: tuple[Application, Application], url: str
+) -> None:
+    """A node ignores announcements from its own pooled connections' backends (their
+    commits' tasks deliver them). Once a connection is dropped, PostgreSQL may give its
+    backend's pid to another node's connection, whose announcements must then be heard."""
+    first, _ = nodes
+    await first.run_mutation("messages:send", {"channel": "c", "body": "a"})
+    own = first.engine._own_commits.backends  # type: ignore[attr-defined]
+    dropped = set(own)
+    assert dropped
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
+        await db.execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [list(dropped)]
+        )
+    for _ in range(len(dropped) + 1):  # each broken connection fails one mutation
+        with contextlib.suppress(Exception):
+            await first.run_mutation("messages:send", {"channel": "c", "body": "b"})
+    assert own and not own & dropped

@@ -4,9 +4,11 @@
 `(ts, write set)` to `owlat_commits` and `NOTIFY`s the schema's channel with its ts. Every
 node runs:
 - a listener: one dedicated connection that `LISTEN`s and wakes the fetcher on each
-  announcement of a commit not delivered yet (the payload is its ts: the node's own
-  commits, delivered by their committing tasks, cost no fetch), and once after each
-  (re)connection, to catch up on what it missed;
+  announcement of another node's commit not delivered yet (the payload is its ts), and once
+  after each (re)connection, to catch up on what it missed. Announcements sent by this
+  node's pooled connections (`OwnCommits.backends`, by the notification's backend pid) are
+  ignored: their committing tasks deliver them (`committed`); one whose task fails after
+  COMMIT is fetched by the poll;
 - a fetcher: woken by the listener, or every `POLL_SECONDS` as a safety net, it reads the
   commits after the last one it delivered with one autocommit statement and delivers them
   in order. A commit of this node is fetched at once by the committing task itself
@@ -72,6 +74,9 @@ class OwnCommits:
         # ts → the timestamp drawn just before it under the commit lock, for each commit of
         # this process whose transaction has been sent COMMIT
         self.previous: dict[int, int] = {}
+        # the backend pids of this process's pooled connections: a commit announced by one
+        # of them is this process's, delivered by its committing task (no fetch)
+        self.backends: set[int] = set()
         self._in_flight: set[int] = set()
         self._tokens = itertools.count()
         self._settled = asyncio.Event()
@@ -280,7 +285,8 @@ class PostgresCommitFeed:
                     await connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(row[0])))
                     self._fetch_soon()  # catch up on commits made while not listening
                     async for notify in connection.notifies():
-                        self._heard(int(notify.payload))
+                        if notify.pid not in self._own_commits.backends:
+                            self._heard(int(notify.payload))
             except (psycopg.Error, EngineError) as error:
                 logger.warning("commit feed: listener lost (%s); reconnecting", error)
             await asyncio.sleep(RECONNECT_SECONDS)

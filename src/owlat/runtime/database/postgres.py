@@ -551,6 +551,7 @@ class PostgresEngine:
         self._idle: list[_Connection] = []
         self._open = False
         self._own_commits = OwnCommits()  # see PostgresCommitFeed
+        self._backends: dict[_Connection, int] = {}  # pooled connection → its backend's pid
 
     async def _connect(self) -> _Connection:
         try:
@@ -565,7 +566,12 @@ class PostgresEngine:
             raise EngineError("PostgreSQL engine is not open")
         await self._slots.acquire()
         try:
-            return self._idle.pop() if self._idle else await self._connect()
+            if self._idle:
+                return self._idle.pop()
+            connection = await self._connect()
+            self._backends[connection] = connection.info.backend_pid
+            self._own_commits.backends.add(connection.info.backend_pid)
+            return connection
         except BaseException:
             self._slots.release()
             raise
@@ -581,9 +587,14 @@ class PostgresEngine:
             if healthy:
                 self._idle.append(connection)
             else:
-                await connection.close()
+                await self._drop(connection)
         finally:
             self._slots.release()
+
+    async def _drop(self, connection: _Connection) -> None:
+        """Close a pooled connection (its backend's pid may then serve another node)."""
+        self._own_commits.backends.discard(self._backends.pop(connection, 0))
+        await connection.close()
 
     async def open(self) -> None:
         connection = await self._connect()
@@ -600,7 +611,7 @@ class PostgresEngine:
         self._open = False
         idle, self._idle = self._idle, []
         for connection in idle:
-            await connection.close()
+            await self._drop(connection)
 
     def commit_feed(self) -> PostgresCommitFeed:
         return PostgresCommitFeed(
