@@ -75,9 +75,15 @@ async def _connection(url: str, local: str = "127.0.0.1") -> tuple[asyncio.Strea
 
 
 async def _until_closed(reader: asyncio.StreamReader) -> tuple[bytes, float]:
-    """Everything the server sends until it closes the connection, and how long that took."""
+    """Everything the server sends until it closes the connection, and how long that took.
+    A reset counts as a close: a server that closes with a client's bytes unread (a body
+    still trickling in) resets the connection instead of ending it."""
     began = time.monotonic()
-    data = await asyncio.wait_for(reader.read(), 10)
+    data = b""
+    async with asyncio.timeout(10):
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := await reader.read(65536):
+                data += chunk
     return data, time.monotonic() - began
 
 
