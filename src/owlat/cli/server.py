@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
 import signal
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -296,8 +297,17 @@ async def _serve_with_banner(
     while not server.started and not serving.done():  # noqa: ASYNC110 (uvicorn has no event)
         await asyncio.sleep(0.02)
     if server.started:
+        _freeze_startup_objects()
         print(banner, flush=True)
     await serving
+
+
+def _freeze_startup_objects() -> None:
+    """Leave what start-up made (modules, the schema, the application) out of the garbage
+    collector's full passes: with them, one full pass stalls every request for tens of
+    milliseconds; without them, it scans only what serving made since."""
+    gc.collect()
+    gc.freeze()
 
 
 @contextmanager
