@@ -1,6 +1,6 @@
 """What the dashboard's browser tests do on many screens: sign up (as Ada, the owner of
 Acme Mail, or as a member of another role), open a section, pick from a select, add a
-contact, find a table cell."""
+contact or a custom property, find a table cell."""
 
 from __future__ import annotations
 
@@ -37,6 +37,16 @@ async def add_contact(page: Page, email: str, first_name: str = "") -> None:
         await dialog.get_by_label("First name").fill(first_name)
     await dialog.get_by_role("button", name="Add contact").click()
     await dialog.wait_for(state="hidden")  # added: the next dialog is a new one
+
+
+async def add_property(page: Page, label: str) -> None:
+    """On the custom properties screen: a text property named `label` (its key follows)."""
+    await page.get_by_role("button", name="New property").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.wait_for()
+    await settle(page)
+    await dialog.get_by_label("Label").fill(label)
+    await dialog.get_by_role("button", name="Add property").click()
 
 
 async def owner_page(browser: Browser, site: Site, screens: Screens) -> Page:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.app.conftest import Site
 from tests.web.conftest import Screens, settle
-from tests.web.pages import add_contact, cell, choose, editor_page, go, owner_page
+from tests.web.pages import add_contact, add_property, cell, choose, editor_page, go, owner_page
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -29,11 +29,7 @@ async def test_contact_detail_import_and_export(
     page = await owner_page(browser, site, screens)
     dialog = page.get_by_role("dialog")
     await go(page, "Custom properties")
-    await page.get_by_role("button", name="New property").click()
-    await page.get_by_role("dialog").wait_for()
-    await settle(page)
-    await dialog.get_by_label("Label").fill("Plan")
-    await dialog.get_by_role("button", name="Add property").click()
+    await add_property(page, "Plan")
     await cell(page, "plan").wait_for()
     await go(page, "Mailing lists")
     await page.get_by_role("button", name="New list").click()

@@ -12,7 +12,7 @@ import pytest
 
 from tests.app.conftest import Site
 from tests.web.conftest import Screens, settle
-from tests.web.pages import add_contact, cell, choose, editor_page, go, owner_page
+from tests.web.pages import add_contact, add_property, cell, choose, editor_page, go, owner_page
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -44,11 +44,7 @@ async def test_custom_properties_and_mailing_lists(
     await dialog.get_by_role("button", name="Add property").click()
     await cell(page, "company_size").wait_for()
     await cell(page, "Number").wait_for()
-    await page.get_by_role("button", name="New property").click()
-    await page.get_by_role("dialog").wait_for()
-    await settle(page)
-    await dialog.get_by_label("Label").fill("Plan")
-    await dialog.get_by_role("button", name="Add property").click()
+    await add_property(page, "Plan")
     await cell(page, "plan").wait_for()
     await page.get_by_role("button", name="Rename Plan").click()
     await page.get_by_role("dialog").wait_for()
