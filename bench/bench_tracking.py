@@ -32,13 +32,14 @@ together, `tracking._Batches`). Profile with py-spy (into .venv only: `VIRTUAL_E
 mix of events in batches of `--batch`: process CPU per event of the first half (mostly
 first opens and clicks: activities, contacts, counters) and of the second (mostly repeats,
 one send patch each), next to stdlib sqlite3 doing one UPDATE of a counter row per event
-in transactions of `--batch`.
+in transactions of `--batch`; `--profile F`: cProfile (CPU clock) of the mutations alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import sqlite3
 import sys
@@ -279,19 +280,29 @@ def raw_updates(root: Path, send_ids: list[str], events: list[dict[str, Any]], b
     return cpu
 
 
-async def record_alone(data_dir: Path, events: list[dict[str, Any]], batch: int) -> list[float]:
-    """CPU seconds of `tracking:record` over each half of `events`."""
+async def record_alone(
+    data_dir: Path, events: list[dict[str, Any]], batch: int, profile: Path | None
+) -> list[float]:
+    """CPU seconds of `tracking:record` over each half of `events` (with `profile`: under
+    cProfile with a CPU clock, its stats written there)."""
     from owlat.runtime.testing import open_test_app
 
+    profiler = None if profile is None else cProfile.Profile(time.process_time)
     async with open_test_app("owlat.app", data_dir, scheduler_parallelism=None) as owlat:
         halves = []
         for half in (events[: len(events) // 2], events[len(events) // 2 :]):
             started = time.process_time()
+            if profiler is not None:
+                profiler.enable()
             for at in range(0, len(half), batch):
                 chunk = {"events": half[at : at + batch]}
                 await owlat.run_mutation("tracking:record", chunk, internal=True)
+            if profiler is not None:
+                profiler.disable()
             halves.append(time.process_time() - started)
-        return halves
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(profile)
+    return halves
 
 
 async def bench_record(options: argparse.Namespace) -> None:
@@ -314,7 +325,7 @@ async def bench_record(options: argparse.Namespace) -> None:
         raw = raw_updates(root, send_ids, events, options.batch) / len(events) * 1e6
         first, repeat = (
             cpu / (len(events) // 2) * 1e6
-            for cpu in await record_alone(root / "data", events, options.batch)
+            for cpu in await record_alone(root / "data", events, options.batch, options.profile)
         )
     print(
         f"baseline: {raw:.1f} us CPU per event   owlat: first half {first:.1f} us "
@@ -373,7 +384,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--sends", type=int, default=2000)
-    parser.add_argument("--profile", type=Path, help="write cProfile stats of owlat serve here")
+    parser.add_argument(
+        "--profile", type=Path, help="write cProfile stats here (of owlat serve; record: of it)"
+    )
     parser.add_argument("--events", type=int, default=12000, help="record: events recorded")
     parser.add_argument("--batch", type=int, default=32, help="record: events per mutation")
     options = parser.parse_args()
