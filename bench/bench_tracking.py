@@ -32,7 +32,9 @@ together, `tracking._Batches`). Profile with py-spy (into .venv only: `VIRTUAL_E
 mix of events in batches of `--batch`: process CPU per event of the first half (mostly
 first opens and clicks: activities, contacts, counters) and of the second (mostly repeats,
 one send patch each), next to stdlib sqlite3 doing one UPDATE of a counter row per event
-in transactions of `--batch`; `--profile F`: cProfile (CPU clock) of the mutations alone.
+in transactions of `--batch`; then the runtime's share of a repeat open: mutations that only
+read the second half's sends (`db.get`), and that also patch their `openCount`.
+`--profile F`: cProfile (CPU clock) of the `tracking:record` mutations instead.
 """
 
 from __future__ import annotations
@@ -300,9 +302,30 @@ async def record_alone(
             if profiler is not None:
                 profiler.disable()
             halves.append(time.process_time() - started)
+        if profiler is None:
+            sends = [event["sendId"] for event in events[len(events) // 2 :]]
+            halves += [await _floor(owlat, sends, batch, patch) for patch in (False, True)]
     if profiler is not None and profile is not None:
         profiler.dump_stats(profile)
     return halves
+
+
+async def _floor(owlat: Any, sends: list[str], batch: int, patch: bool) -> float:
+    """CPU seconds of the runtime's part of a repeat open: mutations of `batch` sends
+    each, reading each send (`db.get`) and, with `patch`, patching its `openCount`."""
+    from owlat.runtime.testing import in_mutation
+
+    async def body(ctx: Any, chunk: list[str]) -> None:
+        for send_id in chunk:
+            row = await ctx.db.get(send_id)
+            if patch:
+                await ctx.db.patch(send_id, {"openCount": (row.get("openCount") or 0) + 1})
+
+    started = time.process_time()
+    for at in range(0, len(sends), batch):
+        chunk = sends[at : at + batch]
+        await in_mutation(owlat, lambda ctx, chunk=chunk: body(ctx, chunk))
+    return time.process_time() - started
 
 
 async def bench_record(options: argparse.Namespace) -> None:
@@ -323,7 +346,7 @@ async def bench_record(options: argparse.Namespace) -> None:
         targets = paths(send_ids)
         events = [event_of(targets[(i * 7919) % len(targets)]) for i in range(options.events)]
         raw = raw_updates(root, send_ids, events, options.batch) / len(events) * 1e6
-        first, repeat = (
+        first, repeat, *floor = (
             cpu / (len(events) // 2) * 1e6
             for cpu in await record_alone(root / "data", events, options.batch, options.profile)
         )
@@ -332,6 +355,12 @@ async def bench_record(options: argparse.Namespace) -> None:
         f"({first / raw:.1f}x), second half {repeat:.1f} us ({repeat / raw:.1f}x)",
         flush=True,
     )
+    if floor:
+        print(
+            f"runtime floor of a repeat open, per event: db.get {floor[0]:.1f} us, "
+            f"db.get + db.patch {floor[1]:.1f} us",
+            flush=True,
+        )
 
 
 # -- main ----------------------------------------------------------------------------------------
