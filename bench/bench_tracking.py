@@ -4,6 +4,7 @@ events/s, p99 <= 20 ms).
 
     .venv/bin/python bench/bench_tracking.py [--rate 3000] [--seconds 5] [--sends 2000]
     .venv/bin/python bench/bench_tracking.py record [--sends 2000] [--events 12000] [--batch 32]
+    .venv/bin/python bench/bench_tracking.py answers [--sends 2000] [--events 12000]
 
 Set-up, not measured: in this process, a campaign to `--sends` contacts delivered to an
 SMTP sink (`bench_smtp.py`'s, its own process) on a fresh SQLite data folder, so every
@@ -35,6 +36,10 @@ one send patch each), next to stdlib sqlite3 doing one UPDATE of a counter row p
 in transactions of `--batch`; then the runtime's share of a repeat open: mutations that only
 read the second half's sends (`db.get`), and that also patch their `openCount`.
 `--profile F`: cProfile (CPU clock) of the `tracking:record` mutations instead.
+
+`answers`: no database, no HTTP: CPU per `tracking.click_answer` (HMAC check, destination
+check, the 302) and `open_answer` (the per-address limit, the prefetcher check) over the
+same paths, each from its own address, next to one stdlib `hmac.digest` per link.
 """
 
 from __future__ import annotations
@@ -363,6 +368,46 @@ async def bench_record(options: argparse.Namespace) -> None:
         )
 
 
+# -- the answers alone ---------------------------------------------------------------------------
+
+
+def bench_answers(options: argparse.Namespace) -> None:
+    """CPU per `click_answer` and `open_answer` (the same for the lean route and the HTTP
+    actions) over the HTTP run's paths, each request from its own client address; next
+    to one stdlib `hmac.digest` of a link, the part of a click no code can skip."""
+    import hashlib
+    import hmac
+
+    from owlat.app import tracking
+    from owlat.app.lib import instance
+
+    with tempfile.TemporaryDirectory() as folder:
+        instance.configure(Path(folder), "http://127.0.0.1")
+        targets = paths([f"{n:032x}" for n in range(options.sends)])
+        clicks = [t for t in targets if t.startswith(tracking.CLICK_PREFIX)]
+        opens = [t for t in targets if t.startswith(tracking.OPEN_PREFIX)]
+        count = options.events
+        started = time.process_time()
+        for number in range(count):
+            tracking.click_answer(clicks[number % len(clicks)], client_address(number))
+        click = (time.process_time() - started) / count * 1e6
+        started = time.process_time()
+        for number in range(count):
+            tracking.open_answer(opens[number % len(opens)], "bench", client_address(number))
+        opened = (time.process_time() - started) / count * 1e6
+        key, messages = b"k" * 32, [c.rsplit("/", 1)[0].encode() for c in clicks]
+        started = time.process_time()
+        for number in range(count):
+            hmac.digest(key, messages[number % len(messages)], hashlib.sha256)
+        raw = (time.process_time() - started) / count * 1e6
+    print(
+        f"answers alone, {count} each, load average {os.getloadavg()[0]:.2f}: click_answer "
+        f"{click:.2f} us CPU ({click / raw:.1f}x one hmac.digest, {raw:.2f} us), "
+        f"open_answer {opened:.2f} us",
+        flush=True,
+    )
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -405,7 +450,8 @@ async def bench(options: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", nargs="?", choices=["bench", "record", "raw"], default="bench")
+    kinds = ["bench", "record", "answers", "raw"]
+    parser.add_argument("kind", nargs="?", choices=kinds, default="bench")
     parser.add_argument("--info", type=Path)
     parser.add_argument("--database", type=Path)
     parser.add_argument("--rate", type=float, default=3000)
@@ -421,6 +467,8 @@ def main() -> None:
     options = parser.parse_args()
     if options.kind == "raw":
         serve_raw(options.database, options.info)
+    elif options.kind == "answers":
+        bench_answers(options)
     else:
         with _runner() as runner:
             runner.run(bench(options) if options.kind == "bench" else bench_record(options))
