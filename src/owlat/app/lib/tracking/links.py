@@ -102,7 +102,8 @@ def verified_target(send_id: str, encoded_target: str, sig: str) -> str | None:
 @lru_cache(maxsize=1024)
 def _followed_problem(url: str) -> str | None:
     """`destination_problem` of a followed link's destination, remembered: the links of
-    one mail lead to the same few destinations, clicked by all its recipients."""
+    one mail lead to the same few destinations, clicked by all its recipients. Only URLs
+    whose signature verified get here (at most 1,024 of them, each ≤ MAX_TARGET long)."""
     return destination_problem(url)
 
 
