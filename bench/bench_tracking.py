@@ -4,6 +4,7 @@ events/s, p99 <= 20 ms).
 
     .venv/bin/python bench/bench_tracking.py [--rate 3000] [--seconds 5] [--sends 2000]
     .venv/bin/python bench/bench_tracking.py record [--sends 2000] [--events 12000] [--batch 32]
+    .venv/bin/python bench/bench_tracking.py answers [--sends 2000] [--events 12000]
 
 Set-up, not measured: in this process, a campaign to `--sends` contacts delivered to an
 SMTP sink (`bench_smtp.py`'s, its own process) on a fresh SQLite data folder, so every
@@ -32,13 +33,20 @@ together, `tracking._Batches`). Profile with py-spy (into .venv only: `VIRTUAL_E
 mix of events in batches of `--batch`: process CPU per event of the first half (mostly
 first opens and clicks: activities, contacts, counters) and of the second (mostly repeats,
 one send patch each), next to stdlib sqlite3 doing one UPDATE of a counter row per event
-in transactions of `--batch`.
+in transactions of `--batch`; then the runtime's share of a repeat open: mutations that only
+read the second half's sends (`db.get`), and that also patch their `openCount`.
+`--profile F`: cProfile (CPU clock) of the `tracking:record` mutations instead.
+
+`answers`: no database, no HTTP: CPU per `tracking.click_answer` (HMAC check, destination
+check, the 302) and `open_answer` (the per-address limit, the prefetcher check) over the
+same paths, each from its own address, next to one stdlib `hmac.digest` per link.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import sqlite3
 import sys
@@ -279,19 +287,50 @@ def raw_updates(root: Path, send_ids: list[str], events: list[dict[str, Any]], b
     return cpu
 
 
-async def record_alone(data_dir: Path, events: list[dict[str, Any]], batch: int) -> list[float]:
-    """CPU seconds of `tracking:record` over each half of `events`."""
+async def record_alone(
+    data_dir: Path, events: list[dict[str, Any]], batch: int, profile: Path | None
+) -> list[float]:
+    """CPU seconds of `tracking:record` over each half of `events` (with `profile`: under
+    cProfile with a CPU clock, its stats written there)."""
     from owlat.runtime.testing import open_test_app
 
+    profiler = None if profile is None else cProfile.Profile(time.process_time)
     async with open_test_app("owlat.app", data_dir, scheduler_parallelism=None) as owlat:
         halves = []
         for half in (events[: len(events) // 2], events[len(events) // 2 :]):
             started = time.process_time()
+            if profiler is not None:
+                profiler.enable()
             for at in range(0, len(half), batch):
                 chunk = {"events": half[at : at + batch]}
                 await owlat.run_mutation("tracking:record", chunk, internal=True)
+            if profiler is not None:
+                profiler.disable()
             halves.append(time.process_time() - started)
-        return halves
+        if profiler is None:
+            sends = [event["sendId"] for event in events[len(events) // 2 :]]
+            halves += [await _floor(owlat, sends, batch, patch) for patch in (False, True)]
+    if profiler is not None and profile is not None:
+        profiler.dump_stats(profile)
+    return halves
+
+
+async def _floor(owlat: Any, sends: list[str], batch: int, patch: bool) -> float:
+    """CPU seconds of the runtime's part of a repeat open: mutations of `batch` sends
+    each, reading each send (`db.get`) and, with `patch`, patching its `openCount`."""
+    from owlat.runtime.testing import in_mutation
+
+    async def body(ctx: Any, chunk: list[str]) -> None:
+        for send_id in chunk:
+            row = await ctx.db.get(send_id)
+            if patch:
+                await ctx.db.patch(send_id, {"openCount": (row.get("openCount") or 0) + 1})
+
+    started = time.process_time()
+    for at in range(0, len(sends), batch):
+        chunk = sends[at : at + batch]
+        await in_mutation(owlat, lambda ctx, chunk=chunk: body(ctx, chunk))
+    return time.process_time() - started
 
 
 async def bench_record(options: argparse.Namespace) -> None:
@@ -312,13 +351,59 @@ async def bench_record(options: argparse.Namespace) -> None:
         targets = paths(send_ids)
         events = [event_of(targets[(i * 7919) % len(targets)]) for i in range(options.events)]
         raw = raw_updates(root, send_ids, events, options.batch) / len(events) * 1e6
-        first, repeat = (
+        first, repeat, *floor = (
             cpu / (len(events) // 2) * 1e6
-            for cpu in await record_alone(root / "data", events, options.batch)
+            for cpu in await record_alone(root / "data", events, options.batch, options.profile)
         )
     print(
         f"baseline: {raw:.1f} us CPU per event   owlat: first half {first:.1f} us "
         f"({first / raw:.1f}x), second half {repeat:.1f} us ({repeat / raw:.1f}x)",
+        flush=True,
+    )
+    if floor:
+        print(
+            f"runtime floor of a repeat open, per event: db.get {floor[0]:.1f} us, "
+            f"db.get + db.patch {floor[1]:.1f} us",
+            flush=True,
+        )
+
+
+# -- the answers alone ---------------------------------------------------------------------------
+
+
+def bench_answers(options: argparse.Namespace) -> None:
+    """CPU per `click_answer` and `open_answer` (the same for the lean route and the HTTP
+    actions) over the HTTP run's paths, each request from its own client address; next
+    to one stdlib `hmac.digest` of a link, the part of a click no code can skip."""
+    import hashlib
+    import hmac
+
+    from owlat.app import tracking
+    from owlat.app.lib import instance
+
+    with tempfile.TemporaryDirectory() as folder:
+        instance.configure(Path(folder), "http://127.0.0.1")
+        targets = paths([f"{n:032x}" for n in range(options.sends)])
+        clicks = [t for t in targets if t.startswith(tracking.CLICK_PREFIX)]
+        opens = [t for t in targets if t.startswith(tracking.OPEN_PREFIX)]
+        count = options.events
+        started = time.process_time()
+        for number in range(count):
+            tracking.click_answer(clicks[number % len(clicks)], client_address(number))
+        click = (time.process_time() - started) / count * 1e6
+        started = time.process_time()
+        for number in range(count):
+            tracking.open_answer(opens[number % len(opens)], "bench", client_address(number))
+        opened = (time.process_time() - started) / count * 1e6
+        key, messages = b"k" * 32, [c.rsplit("/", 1)[0].encode() for c in clicks]
+        started = time.process_time()
+        for number in range(count):
+            hmac.digest(key, messages[number % len(messages)], hashlib.sha256)
+        raw = (time.process_time() - started) / count * 1e6
+    print(
+        f"answers alone, {count} each, load average {os.getloadavg()[0]:.2f}: click_answer "
+        f"{click:.2f} us CPU ({click / raw:.1f}x one hmac.digest, {raw:.2f} us), "
+        f"open_answer {opened:.2f} us",
         flush=True,
     )
 
@@ -365,7 +450,8 @@ async def bench(options: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", nargs="?", choices=["bench", "record", "raw"], default="bench")
+    kinds = ["bench", "record", "answers", "raw"]
+    parser.add_argument("kind", nargs="?", choices=kinds, default="bench")
     parser.add_argument("--info", type=Path)
     parser.add_argument("--database", type=Path)
     parser.add_argument("--rate", type=float, default=3000)
@@ -373,12 +459,16 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=1)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--sends", type=int, default=2000)
-    parser.add_argument("--profile", type=Path, help="write cProfile stats of owlat serve here")
+    parser.add_argument(
+        "--profile", type=Path, help="write cProfile stats here (of owlat serve; record: of it)"
+    )
     parser.add_argument("--events", type=int, default=12000, help="record: events recorded")
     parser.add_argument("--batch", type=int, default=32, help="record: events per mutation")
     options = parser.parse_args()
     if options.kind == "raw":
         serve_raw(options.database, options.info)
+    elif options.kind == "answers":
+        bench_answers(options)
     else:
         with _runner() as runner:
             runner.run(bench(options) if options.kind == "bench" else bench_record(options))

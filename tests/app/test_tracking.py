@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import AsyncIterator
@@ -348,6 +350,44 @@ def test_prefetchers_by_user_agent_and_address() -> None:
     for outside in ("16.255.255.255", "18.0.0.0", "66.102.16.0", "74.126.0.1", "017.1.2.3",
                     "::ffff:17.1.2.3", "17.1.2.3\x00", ""):  # fmt: skip
         assert prefetcher(BROWSER, outside) is None, outside
+
+
+def test_each_click_link_answers_its_own_signed_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`click_answer` as the lean route and the HTTP actions give it: the target and the
+    event of the link followed, whatever links were followed before (the destination
+    checks are remembered per URL, never per link); a signature as links were always
+    signed (HMAC-SHA256 of `sendId.target`); `make_answer`'s headers."""
+    secret = b"k" * 32
+    monkeypatch.setattr(
+        instance, "_current", instance.Instance(tmp_path, "http://s", "http://s", secret)
+    )
+    key = hmac.new(secret, b"owlat click tracking", hashlib.sha256).digest()
+    shop, blog = "https://shop.example/a?x=1", "https://blog.example/b"
+    for _ in range(2):  # the second time from what was remembered
+        for send_id, target in (("send1", shop), ("send1", blog), ("send2", shop)):
+            encoded = links._b64(target.encode())
+            expected = hmac.new(key, f"{send_id}.{encoded}".encode(), hashlib.sha256).digest()
+            assert links.signature(send_id, encoded) == links._b64(expected)
+            answer = tracking.click_answer(links.click_url("", send_id, target), "192.0.2.1")
+            location = (b"location", target.encode())
+            assert answer == dataclasses.replace(
+                tracking.make_answer(302, b"", location),
+                event={"sendId": send_id, "kind": "clicked", "url": target},
+            )
+        # signed, but no destination to redirect to; and a signature of another send
+        for target in ("javascript:alert(1)", "https://user@shop.example/", "https://x/\\y"):
+            encoded = links._b64(target.encode())
+            path = f"/t/c/send1/{encoded}/{links.signature('send1', encoded)}"
+            assert tracking.click_answer(path, "192.0.2.1") is tracking.INVALID_LINK, target
+        encoded = links._b64(shop.encode())
+        path = f"/t/c/send1/{encoded}/{links.signature('send2', encoded)}"
+        assert tracking.click_answer(path, "192.0.2.1") is tracking.INVALID_LINK
+    over = dataclasses.replace(instance.current(), tracking_requests=AddressLimiter(0))
+    monkeypatch.setattr(instance, "_current", over)
+    answer = tracking.click_answer(links.click_url("", "send1", shop), "192.0.2.1")
+    assert answer == tracking.make_answer(302, b"", (b"location", shop.encode()))
 
 
 async def test_concurrent_events_are_committed_together_before_their_answers(

@@ -160,11 +160,14 @@ class Answer:
     event: dict[str, Any] | None = None
 
 
+_NO_STORE = tuple((name.encode(), value.encode()) for name, value in NO_STORE.items())
+_REDIRECT_TAIL = (*_NO_STORE, (b"content-length", b"0"))  # a 302's headers after `location`
+
+
 def make_answer(status: int, body: bytes, *headers: tuple[bytes, bytes]) -> Answer:
     """An answer with `headers`, the body's length and NO_STORE (as Starlette's `Response`
     would write them)."""
-    no_store = tuple((name.encode(), value.encode()) for name, value in NO_STORE.items())
-    return Answer(status, (*headers, *no_store, (b"content-length", b"%d" % len(body))), body)
+    return Answer(status, (*headers, *_NO_STORE, (b"content-length", b"%d" % len(body))), body)
 
 
 # the fixed answers, made once
@@ -201,11 +204,10 @@ def click_answer(path: str, address: str) -> Answer:
     target = verified_target(send_id, encoded, signature)
     if target is None:
         return INVALID_LINK
-    answer = make_answer(302, b"", (b"location", target.encode("ascii")))
+    headers = ((b"location", target.encode("ascii")), *_REDIRECT_TAIL)  # as `make_answer`
     if not _admitted(address):
-        return answer
-    event = {"sendId": send_id, "kind": "clicked", "url": target}
-    return dataclasses.replace(answer, event=event)
+        return Answer(302, headers)
+    return Answer(302, headers, event={"sendId": send_id, "kind": "clicked", "url": target})
 
 
 async def answered(ctx: ActionCtx, answer: Answer) -> Answer:

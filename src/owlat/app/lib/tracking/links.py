@@ -32,7 +32,7 @@ import hmac
 import html
 import re
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,7 +57,8 @@ def _b64(data: bytes) -> str:
 
 def signature(send_id: str, encoded_target: str) -> str:
     message = f"{send_id}.{encoded_target}".encode()
-    return _b64(hmac.new(_key(instance.current().secret), message, hashlib.sha256).digest())
+    # `hmac.digest`: the one-shot C path, a third of `hmac.new(...).digest()`'s CPU
+    return _b64(hmac.digest(_key(instance.current().secret), message, "sha256"))
 
 
 def destination_problem(url: str) -> str | None:
@@ -95,7 +96,15 @@ def verified_target(send_id: str, encoded_target: str, sig: str) -> str | None:
         url = target.decode("utf-8")
     except (binascii.Error, ValueError):
         return None
-    return None if destination_problem(url) else url
+    return None if _followed_problem(url) else url
+
+
+@lru_cache(maxsize=1024)
+def _followed_problem(url: str) -> str | None:
+    """`destination_problem` of a followed link's destination, remembered: the links of
+    one mail lead to the same few destinations, clicked by all its recipients. Only URLs
+    whose signature verified get here (at most 1,024 of them, each ≤ MAX_TARGET long)."""
+    return destination_problem(url)
 
 
 def base_url_for(tracking_host: str | None) -> str:
