@@ -92,7 +92,7 @@ async def reject(ctx: MutationCtx, campaign: Mapping[str, Any], user_id: str, no
     reason = "Rejected in the content review"
     if found is not None:
         await content_scans.review(ctx, found, "rejected", user_id, now)
-        reason += f" (score {found['score']})"
+        reason += f" (score {int(found['score'])})"
     await ctx.db.patch(
         campaign["_id"],
         {"status": str(CampaignStatus.DRAFT), "contentBlockReason": reason, "updatedAt": now},
