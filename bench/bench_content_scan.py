@@ -32,11 +32,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_rendering import template  # noqa: E402
+from tests.app.conftest import (  # noqa: E402
+    BASE_URL,
+    FAST,
+    providers_closed,
+    signed_in,
+    with_organization,
+)
+
 from owlat.app.lib import instance  # noqa: E402
 from owlat.app.lib.rendering import render_template, validate_content  # noqa: E402
 from owlat.runtime.testing import open_test_app  # noqa: E402
-from tests.app.conftest import BASE_URL, FAST, providers_closed, signed_in  # noqa: E402
-from tests.app.conftest import with_organization  # noqa: E402
 
 SUBJECT = "{{firstName|'Hi'}}, spring is here"
 
