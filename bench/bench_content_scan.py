@@ -28,8 +28,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import owlat
+
+# that checkout's tests and bench helpers, not this file's (bench_rendering puts its own
+# checkout's src/ first on the path)
+CHECKOUT = Path(owlat.__file__).resolve().parents[2]
+sys.path.insert(0, str(CHECKOUT))
 
 from bench.bench_rendering import template  # noqa: E402
 from tests.app.conftest import (  # noqa: E402
@@ -109,6 +113,7 @@ def main() -> None:
     parser.add_argument("--publishes", type=int, default=40)
     parser.add_argument("--publish-only", action="store_true", help="skip (1): no scanner")
     options = parser.parse_args()
+    print(f"checkout: {CHECKOUT}")
     if not options.publish_only:
         scanner_rounds(options.rounds, options.scans)
     print("transactionalEmails:publish, CPU ms (median of each round)")
