@@ -265,7 +265,7 @@ async def _transactional(owlat: Application, owner: Caller, organization_id: str
 
 
 async def _campaigns(owner: Caller, list_id: str) -> None:
-    """B's campaign sent to its list (through the outbox), and a draft."""
+    """B's campaign sent to its list (through the outbox), a draft, one held for review."""
     await owner.mutation(
         "providerRoutes:set",
         {"messageType": "campaign", "strategy": "single", "providers": [{"provider": "outbox"}]},
@@ -281,6 +281,17 @@ async def _campaigns(owner: Caller, list_id: str) -> None:
         )  # fmt: skip
     await owner.mutation("campaigns:send", {"campaignId": campaign_id})
     assert (await finished(owner, campaign_id))["sent"] == 2
+    # held by its content scan (a contentScanResults row): A must not approve it
+    held = await owner.mutation("campaigns:create", {"name": "B held"})
+    await owner.mutation(
+        "campaigns:update",
+        {"campaignId": held, "emailTemplateId": template_id, "subject": "FREE MONEY NOW!!!",
+         "fromEmail": "news@b-mail.example.com",
+         "audience": {"kind": "list", "listId": list_id}},
+    )  # fmt: skip
+    assert (await owner.mutation("campaigns:send", {"campaignId": held}))["status"] == (
+        "pending_review"
+    )
 
 
 async def _campaign_sender(owlat: Application, organization_id: str) -> None:

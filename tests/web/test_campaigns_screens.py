@@ -5,13 +5,15 @@ reaches 100 % without a reload and a second browser sees the status change; sche
 with the date and time pickers, also at each recipient's local time; an editor drafts but
 has no send or schedule button, and the server refuses them anyway; an A/B test set up in
 the editor, its variants live, a manual winner declared by an admin (an editor has no
-button); the curated senders' From picker and settings card. No console error, no serious
+button); one held by the content scan, its findings shown, approved; the curated
+senders' From picker and settings card. No console error, no serious
 or critical axe-core violation, screenshots in `.artifacts/web/<test>/`."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -303,6 +305,23 @@ async def test_pause_resume_and_cancel_a_sending_campaign(
     sink.gate.set()  # the batch claimed before the pause goes out; nothing else
     await page.get_by_label("Pending", exact=True).filter(has_text="0").wait_for()
     await screens.check(page, "campaign-cancelled")
+
+    # one the content scan holds: its findings, then the owner's approval sends it
+    held = await ready_campaign(ada, list_id, "news@acme-mail.com")
+    shouting = {"campaignId": held, "subject": "FREE MONEY, ACT NOW!!!"}
+    await ada.mutation("campaigns:update", shouting)
+    assert (await ada.mutation("campaigns:send", {"campaignId": held}))["status"] == (
+        "pending_review"
+    )
+    await page.goto(f"{site.site_url}/campaigns/{held}")
+    await status.filter(has_text="Pending review").wait_for()
+    review = page.get_by_role("region", name="Content scan")
+    await review.get_by_text("Held for review: the content scan scored 36 of 100").wait_for()
+    await review.get_by_text("Subject is mostly capital letters").wait_for()
+    await screens.check(page, "campaign-held")
+    await review.get_by_role("button", name="Approve").click()
+    await status.filter(has_text=re.compile("^(Sending|Sent)$")).wait_for()
+    assert await review.count() == 0
     assert screens.errors == []
 
 

@@ -1,13 +1,14 @@
 """The dashboard's copies of the backend's fixed vocabularies (web/src) are the backend's:
 API key scopes (ApiKeysView.vue, from api_keys.SCOPES), automation triggers with their
-parameter and step types (automations.ts, from lib/automations.py). A scope, trigger or
-step added on one side only fails here. No browser needed: the TypeScript is read."""
+parameter and step types (automations.ts, from lib/automations.py), campaign statuses
+(campaigns.ts, from schema.CAMPAIGN_STATUSES). A scope, trigger, step or status added on
+one side only fails here. No browser needed: the TypeScript is read."""
 
 from __future__ import annotations
 
 import re
 
-from owlat.app import api_keys
+from owlat.app import api_keys, schema
 from owlat.app.lib import automations
 from tests.web.conftest import WEB
 
@@ -37,3 +38,9 @@ def test_automation_triggers_and_step_types_are_the_backends() -> None:
         assert (written and written.group(1)) == (parameter or None), name
     steps = _block("automations.ts", "export const STEP_TYPES")
     assert tuple(re.findall(r"^  (\w+): ", steps, re.MULTILINE)) == automations.STEP_TYPES
+
+
+def test_campaign_statuses_are_the_backends() -> None:
+    block = _block("campaigns.ts", "export const STATUSES")
+    found = re.findall(r'value: "(\w+)"', block)
+    assert sorted(found) == sorted(schema.CAMPAIGN_STATUSES)

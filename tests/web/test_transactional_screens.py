@@ -3,8 +3,9 @@ one created from the list, edited (a server validation error shown at the field 
 names), previewed with sample values, published, sent through POST /api/v1/transactional
 with the page's own curl example and an API key, while its counters and its sends list move
 in the open page; a German translation added and previewed; a test send; an editor sees no
-publish button. No console error, no serious or critical axe-core violation, screenshots in
-`.artifacts/web/<test>/`."""
+publish button; published again with a spammy subject, held by the content scan with its
+findings shown, approved by the owner (the editor has no Approve). No console error, no
+serious or critical axe-core violation, screenshots in `.artifacts/web/<test>/`."""
 
 from __future__ import annotations
 
@@ -161,6 +162,26 @@ async def test_transactional_email_editor_publish_send_and_translate(
     await expect(editor.get_by_label("Subject", exact=True)).to_be_disabled()
     await expect(counter(editor, "Sent")).to_have_text("1")
     await screens.check(editor, "transactional-email-editor")
+
+    # published again with a shouting subject: held by the content scan, its findings
+    # shown to both; only the owner approves
+    await page.get_by_role("button", name="Unpublish").click()
+    await page.get_by_role("button", name="Publish", exact=True).wait_for()
+    await page.get_by_label("Subject", exact=True).fill("FREE MONEY, ACT NOW!!!")
+    await page.get_by_role("button", name="Save", exact=True).click()
+    await expect(page.get_by_role("button", name="Save", exact=True)).to_be_disabled()
+    await page.get_by_role("button", name="Publish", exact=True).click()
+    review = page.get_by_role("region", name="Content scan")
+    await review.get_by_text("Held for review: the content scan scored 36 of 100").wait_for()
+    await review.get_by_text('Subject has "!!!"').wait_for()
+    await expect(page.get_by_label("Status", exact=True)).to_have_text("pending review")
+    held = editor.get_by_role("region", name="Content scan")
+    await held.get_by_text("An owner or admin approves or rejects it.").wait_for()
+    assert await held.get_by_role("button", name="Approve").count() == 0
+    await screens.check(page, "transactional-email-held")
+    await review.get_by_role("button", name="Approve").click()
+    await page.get_by_role("button", name="Unpublish").wait_for()
+    assert await review.count() == 0
 
     # a copy (a draft), deleted again: back to the list, which shows the original only
     await page.get_by_role("button", name="Duplicate", exact=True).click()

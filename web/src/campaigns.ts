@@ -2,7 +2,14 @@
 // src/owlat/app/campaigns.py): statuses, the progress counts, and which field of the
 // editor a preflight problem concerns (`campaigns:preflight`), the A/B test's shapes.
 
-export type CampaignStatus = "draft" | "scheduled" | "sending" | "paused" | "sent" | "cancelled";
+export type CampaignStatus =
+  | "draft"
+  | "scheduled"
+  | "sending"
+  | "paused"
+  | "sent"
+  | "cancelled"
+  | "pending_review";
 
 export type Audience = { kind: "list"; listId: string } | { kind: "segment"; segmentId: string };
 
@@ -18,6 +25,8 @@ export type Campaign = {
   audience?: Audience;
   archiveEnabled?: boolean;
   archiveToken?: string;
+  /** why the content scan (or its review) sent it back to draft */
+  contentBlockReason?: string;
   isABTest?: boolean;
   abTestConfig?: AbTestConfig;
   useRecipientTimezone?: boolean;
@@ -96,6 +105,7 @@ export const STATUSES: { value: CampaignStatus; title: string; color: string }[]
   // dark shades: white text on them passes WCAG AA contrast
   { value: "draft", title: "Draft", color: "grey-darken-2" },
   { value: "scheduled", title: "Scheduled", color: "blue-darken-3" },
+  { value: "pending_review", title: "Pending review", color: "purple-darken-3" },
   { value: "sending", title: "Sending", color: "primary" },
   { value: "paused", title: "Paused", color: "deep-orange-darken-4" },
   { value: "sent", title: "Sent", color: "green-darken-3" },

@@ -14,7 +14,7 @@ export type TransactionalEmail = {
   subject: string;
   previewText?: string;
   content: string;
-  status: "draft" | "published";
+  status: "draft" | "published" | "pending_review";
   dataVariablesSchema?: Record<string, VariableType>;
   defaultLanguage?: string;
   supportedLanguages?: string[];

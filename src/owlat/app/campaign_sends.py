@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from owlat.app.lib import instance
-from owlat.app.lib.campaigns import ab_tests, content, delivery, walk
+from owlat.app.lib.campaigns import ab_tests, content, delivery, review, walk
 from owlat.app.lib.campaigns.drafts import preflight
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.errors import AppError
@@ -193,7 +193,8 @@ async def renew(ctx: MutationCtx, args: dict[str, Any]) -> list[str]:
 @internal_mutation(args={})
 async def start_due(ctx: MutationCtx, args: dict[str, Any]) -> int:
     """Start the scheduled campaigns whose time has come (preflight again: one that fails
-    it goes back to draft); how many were looked at."""
+    it goes back to draft; then the content scan, `review.start`); how many were looked
+    at."""
     now = now_ms()
     due = await (
         ctx.db.query("campaigns")
@@ -211,5 +212,5 @@ async def start_due(ctx: MutationCtx, args: dict[str, Any]) -> int:
                 campaign["_id"], {"status": str(CampaignStatus.DRAFT), "updatedAt": now}
             )
             continue
-        await walk.start(ctx, campaign, checked["audience"], now)
+        await review.start(ctx, campaign, checked["audience"], now)
     return len(due)

@@ -4,9 +4,11 @@ Drafts (`campaigns:manage`, every role): `create`, `update` (draft only: name, t
 subject, From name and address, Reply-To, audience: a mailing list or a segment),
 `duplicate` ("Copy of <name>", a draft), `remove` (drafts only).
 Sending (admins: `campaigns:send`): `send` (a draft or a scheduled campaign, after the
-preflight of `lib/campaigns/drafts.py`), `pause`, `resume`, `cancel` (also of a scheduled
-campaign). Scheduling (admins: `campaigns:schedule`): `schedule` (a draft, preflight, a
-future time; a cron starts it when due), `unschedule` (back to draft).
+preflight of `lib/campaigns/drafts.py` and the content scan of `lib/campaigns/review.py`),
+`pause`, `resume`, `cancel` (also of a scheduled campaign); `approve` and `reject` a
+campaign the scan held (`pending_review`); `contentScan` (any member) shows the findings.
+Scheduling (admins: `campaigns:schedule`): `schedule` (a draft, preflight, a future
+time; a cron starts it when due; the scan runs then), `unschedule` (back to draft).
 Reads (any member): `get`, `preflight` (every problem that stops a send, each with its
 code and field, for the editor's form), `list` (most recently changed first), `progress`
 (the counts a dashboard subscribes to: maintained counters, never a scan), `sends` (a page of the
@@ -27,8 +29,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from owlat.app.lib import content_scans
 from owlat.app.lib.audience import PAGINATION_OPTS, clean_timezone, page_options
-from owlat.app.lib.campaigns import ab_tests, drafts, senders, walk
+from owlat.app.lib.campaigns import ab_tests, drafts, review, senders, walk
 from owlat.app.lib.campaigns.drafts import (
     MAX_SUBJECT,
     campaign_of,
@@ -219,15 +222,58 @@ async def duplicate(ctx: MutationCtx, args: dict[str, Any]) -> str:
 
 
 @mutation(args=CAMPAIGN_ID)
-async def send(ctx: MutationCtx, args: dict[str, Any]) -> None:
-    """Start sending a draft or scheduled campaign now (after its preflight)."""
+async def send(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """Start sending a draft or scheduled campaign now (after its preflight and content
+    scan, `lib/campaigns/review.py`): `{status, contentScan}`, `status` being `sending`,
+    `pending_review` (held for an admin's review) or `draft` (blocked: the campaign's
+    `contentBlockReason` says why), `contentScan` the findings (null when clean)."""
     context = await get_mutation_context(ctx, require="campaigns:send")
     campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
     check_move(campaign["status"], CampaignStatus.SENDING)
     if campaign["status"] not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
         raise invalid_state(f"A {campaign['status']} campaign is resumed, not sent")
     checked = await drafts.preflight(ctx, campaign)
-    await walk.start(ctx, campaign, checked["audience"], now_ms())
+    status = await review.start(ctx, campaign, checked["audience"], now_ms())
+    found = None
+    if status != CampaignStatus.SENDING:
+        found = await content_scans.latest(ctx, context.team_id, "campaign", campaign["_id"])
+    return {"status": str(status), "contentScan": content_scans.view(found)}
+
+
+@mutation(args=CAMPAIGN_ID)
+async def approve(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Send a campaign held by its content scan (admins): its preflight again, not its
+    scan; refused (CONTENT_CHANGED) when its template changed since the scan."""
+    context = await get_mutation_context(ctx, require="campaigns:send")
+    campaign = await _held(ctx, context.team_id, args["campaignId"])
+    checked = await drafts.preflight(ctx, campaign)
+    await review.approve(ctx, campaign, checked["audience"], context.user_id, now_ms())
+
+
+@mutation(args=CAMPAIGN_ID)
+async def reject(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """A campaign held by its content scan back to draft (admins)."""
+    context = await get_mutation_context(ctx, require="campaigns:send")
+    campaign = await _held(ctx, context.team_id, args["campaignId"])
+    await review.reject(ctx, campaign, context.user_id, now_ms())
+
+
+async def _held(ctx: QueryCtx, organization_id: str, campaign_id: str) -> dict[str, Any]:
+    campaign = await campaign_of(ctx, organization_id, campaign_id)
+    if campaign["status"] != CampaignStatus.PENDING_REVIEW:
+        raise invalid_state(f"The campaign is {campaign['status']}, not pending review")
+    return campaign
+
+
+@query(args=CAMPAIGN_ID)
+async def content_scan(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
+    """The campaign's latest stored content scan (`{score, level, flags: [{code, severity,
+    message, where}], scannedAt, review?, complaints?}`), or None (none held it)."""
+    context = await get_mutation_context(ctx)
+    campaign = await campaign_of(ctx, context.team_id, args["campaignId"])
+    return content_scans.view(
+        await content_scans.latest(ctx, context.team_id, "campaign", campaign["_id"])
+    )
 
 
 @mutation(

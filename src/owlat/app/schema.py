@@ -66,6 +66,8 @@ ORG_TABLES = (
     "campaignContents",
     "campaignSenders",
     "emailSends",
+    # content scans of transactional emails and campaigns (lib/content_scans.py)
+    "contentScanResults",
 )
 
 ROLE = v.union(v.literal("owner"), v.literal("admin"), v.literal("editor"))
@@ -98,6 +100,10 @@ AUTOMATION_TRIGGER = v.union(
     v.literal("list_subscribed"),
 )
 TEMPLATE_STATUS = v.union(v.literal("draft"), v.literal("published"))
+# a transactional email's: `pending_review` when the content scan found it suspicious
+TRANSACTIONAL_STATUS = v.union(
+    v.literal("draft"), v.literal("published"), v.literal("pending_review")
+)
 VERSION_TRIGGER = v.union(v.literal("save"), v.literal("publish"), v.literal("send"))
 BLOCK_REASON = v.union(
     v.literal("bounced"), v.literal("complained"), v.literal("manual"), v.literal("unengaged")
@@ -120,7 +126,9 @@ SEND_STATUSES = (
     "failed",
 )  # fmt: skip
 SEND_STATUS = v.union(*(v.literal(status) for status in SEND_STATUSES))
-CAMPAIGN_STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
+CAMPAIGN_STATUSES = (
+    "draft", "scheduled", "sending", "paused", "sent", "cancelled", "pending_review",
+)  # fmt: skip
 CAMPAIGN_STATUS = v.union(*(v.literal(status) for status in CAMPAIGN_STATUSES))
 CAMPAIGN_AUDIENCE = v.union(
     v.object({"kind": v.literal("list"), "listId": v.id("mailingLists")}),
@@ -667,7 +675,7 @@ schema = define_schema(
             {
                 **RENDERED_TEMPLATE,
                 "slug": v.string(),
-                "status": TEMPLATE_STATUS,
+                "status": TRANSACTIONAL_STATUS,
                 "dataVariablesSchema": v.optional(v.record(v.string(), VARIABLE_TYPE)),
                 "attachments": v.optional(v.array(ATTACHMENT)),
             }
@@ -684,7 +692,7 @@ schema = define_schema(
                 "organizationId": v.id("organizations"),
                 "transactionalEmailId": v.id("transactionalEmails"),
                 "slug": v.string(),
-                "status": TEMPLATE_STATUS,
+                "status": TRANSACTIONAL_STATUS,
                 "hasContent": v.boolean(),  # rendered HTML and at least one block
                 "showUnsubscribe": v.optional(v.boolean()),
                 "defaultLanguage": v.optional(v.string()),
@@ -1107,6 +1115,8 @@ schema = define_schema(
                 # public "view in browser" page (lib/campaigns/content.py), token set at start
                 "archiveEnabled": v.optional(v.boolean()),
                 "archiveToken": v.optional(v.string()),
+                # why the content scan sent it back to draft (cleared when sending starts)
+                "contentBlockReason": v.optional(v.string()),
                 "createdBy": v.optional(v.id("users")),
                 "createdAt": v.number(),
                 "updatedAt": v.number(),
@@ -1199,6 +1209,54 @@ schema = define_schema(
         )
         .index("by_org", ["organizationId"])
         .index("by_campaign", ["campaignId", "variant"]),
+        # Content scans (lib/content_scans.py, lib/content_scan.py): the non-clean results
+        # of a transactional email's publish or a campaign's start, the latest of a
+        # resource first by `by_resource`; `review` records the admin's decision,
+        # `complaints` the complaints about the campaign's sends (reference §10.1).
+        "contentScanResults": define_table(
+            {
+                "organizationId": v.id("organizations"),
+                "resourceType": v.union(
+                    v.literal("campaign"),
+                    v.literal("transactional"),
+                    v.literal("attachment"),
+                    v.literal("media_upload"),
+                ),
+                "resourceId": v.string(),
+                "score": v.number(),  # 0-100
+                "level": v.union(v.literal("clean"), v.literal("suspicious"), v.literal("blocked")),
+                "flags": v.array(
+                    v.object(
+                        {
+                            "code": v.string(),
+                            "severity": v.union(
+                                v.literal("high"), v.literal("medium"), v.literal("low")
+                            ),
+                            "message": v.string(),
+                            "where": v.union(
+                                v.literal("subject"), v.literal("html"), v.literal("text")
+                            ),
+                        }
+                    )
+                ),
+                "scannedAt": v.number(),
+                # of the scanned parts: an approval holds for exactly this content
+                "contentHash": v.string(),
+                "review": v.optional(
+                    v.object(
+                        {
+                            "decision": v.union(v.literal("approved"), v.literal("rejected")),
+                            "by": v.id("users"),
+                            "at": v.number(),
+                        }
+                    )
+                ),
+                "complaints": v.optional(v.number()),
+                "lastComplaintAt": v.optional(v.number()),
+            }
+        )
+        .index("by_org", ["organizationId"])
+        .index("by_resource", ["organizationId", "resourceType", "resourceId", "scannedAt"]),
         # One row per (campaign, contact): created `queued` by the walk, claimed in
         # batches (`sending`), then `sent` or `failed` (send_states.py).
         "emailSends": define_table(

@@ -8,6 +8,11 @@ published one is sent through the API. Permissions as email templates': reads, a
 drafts (create, update, duplicate, attachments, delete), `templates:edit`; `publish`,
 `unpublish` and any change to a published one (`forceWhilePublished`), `templates:manage`.
 
+`publish` scans the content (`lib/content_scan.py`): blocked is refused, suspicious becomes
+`pending_review` (not sendable, as a draft) until an admin (`templates:manage`) calls
+`approve` (published, if unchanged since the scan) or `reject` (draft); `contentScan`
+shows the stored findings.
+
 Attachments go with every send: `generateAttachmentUploadUrl` gives a URL bound to the
 organization (at most 10 MB), then `addAttachment` names the uploaded file; at most 10 per
 email and 10 MB together (a request's own attachments count too). A file stays while any
@@ -27,7 +32,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from owlat.app.lib import template_translations
+from owlat.app.lib import content_scans, template_translations
 from owlat.app.lib.audience import PAGINATION_OPTS, clean_email, page_options
 from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.permissions import require_permission
@@ -75,8 +80,8 @@ from owlat.app.lib.transactional_emails import (
     variable_problem,
 )
 from owlat.app.lib.uploads import upload_url
-from owlat.app.schema import TEMPLATE_STATUS, VARIABLE_TYPE
-from owlat.runtime import MutationCtx, QueryCtx, mutation, query, v
+from owlat.app.schema import TRANSACTIONAL_STATUS, VARIABLE_TYPE
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, mutation, query, v
 
 MAX_SEARCH = 200
 ID = {"transactionalEmailId": v.string()}
@@ -119,7 +124,7 @@ def _view(template: dict[str, Any]) -> dict[str, Any]:
     args={
         "paginationOpts": PAGINATION_OPTS,
         "search": v.optional(v.string()),
-        "status": v.optional(TEMPLATE_STATUS),
+        "status": v.optional(TRANSACTIONAL_STATUS),
     }
 )
 async def list(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:  # shadows the builtin
@@ -220,18 +225,91 @@ async def update(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
 
 @mutation(args=ID)
 async def publish(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
-    """Render it afresh and publish it; it needs a subject and content."""
+    """Render it afresh, scan it (`lib/content_scan.py`, every language) and publish it; it
+    needs a subject and content. Scanned `blocked`: refused (CONTENT_BLOCKED, naming the
+    heaviest findings), it stays as it was; `suspicious`: `pending_review` (the result
+    stored) until an admin approves or rejects it; `clean`: published."""
     context, template = await managed_template(ctx, args, TRANSACTIONAL)
     if not template["subject"].strip():
         raise invalid_state("subject: a transactional email needs a subject to be published")
     if not json.loads(template["content"]):
         raise invalid_state("content: a transactional email needs content to be published")
-    changes = {"status": "published", "publishedAt": now_ms()}
+    now = now_ms()
+    changes = {"status": "published", "publishedAt": now}
     saved = await save(
         ctx, context.team_id, template, changes, context.user_id, trigger="publish",
         kind=TRANSACTIONAL,
     )  # fmt: skip
+    result, content_hash = content_scans.scan_parts(content_scans.template_parts(saved))
+    if result.level == "blocked":
+        raise invalid(
+            "CONTENT_BLOCKED",
+            f"The content scan blocked this email (score {result.score}): {result.summary()}",
+        )
+    if result.level == "suspicious":
+        resource: content_scans.Resource = ("transactional", saved["_id"])
+        await content_scans.record(ctx, context.team_id, resource, result, content_hash, now)
+        await ctx.db.patch(saved["_id"], {"status": "pending_review", "publishedAt": UNDEFINED})
+        saved = {**saved, "status": "pending_review"}
+        saved.pop("publishedAt")
     return _view(saved)
+
+
+async def _pending_review(
+    ctx: MutationCtx, args: dict[str, Any]
+) -> tuple[MutationContext, dict[str, Any]]:
+    """The caller (`templates:manage`) and the email, which awaits review; else refused."""
+    context, template = await managed_template(ctx, args, TRANSACTIONAL)
+    if template["status"] != "pending_review":
+        raise invalid_state(f"The transactional email is {template['status']}, not pending review")
+    return context, template
+
+
+@mutation(args=ID)
+async def approve(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Publish an email held for review as it was scanned (admins); an email changed since
+    its scan is refused (CONTENT_CHANGED: publish it again)."""
+    context, template = await _pending_review(ctx, args)
+    _, content_hash = content_scans.scan_parts(content_scans.template_parts(template))
+    found = await content_scans.latest(ctx, context.team_id, "transactional", template["_id"])
+    if found is None or not content_scans.unchanged(found, content_hash):
+        raise invalid(
+            "CONTENT_CHANGED", "The email changed since its content scan: publish it again"
+        )
+    now = now_ms()
+    await ctx.db.patch(
+        template["_id"],
+        {"status": "published", "publishedAt": now, "updatedAt": now,
+         "updatedBy": context.user_id},
+    )  # fmt: skip
+    await content_scans.review(ctx, found, "approved", context.user_id, now)
+
+
+@mutation(args=ID)
+async def reject(ctx: MutationCtx, args: dict[str, Any]) -> None:
+    """Send an email held for review back to draft (admins)."""
+    context, template = await _pending_review(ctx, args)
+    now = now_ms()
+    await ctx.db.patch(
+        template["_id"], {"status": "draft", "updatedAt": now, "updatedBy": context.user_id}
+    )
+    found = await content_scans.latest(ctx, context.team_id, "transactional", template["_id"])
+    if found is not None:
+        await content_scans.review(ctx, found, "rejected", context.user_id, now)
+
+
+@query(args=ID)
+async def content_scan(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
+    """The email's latest stored content scan (`{score, level, flags: [{code, severity,
+    message, where}], scannedAt, review?}`), or None (never held, or another
+    organization's email)."""
+    organization_id = await get_team_id_from_session(ctx)
+    found = await find_template(ctx, organization_id, args["transactionalEmailId"], TRANSACTIONAL)
+    if found is None:
+        return None
+    return content_scans.view(
+        await content_scans.latest(ctx, organization_id, "transactional", found["_id"])
+    )
 
 
 @mutation(args=ID)

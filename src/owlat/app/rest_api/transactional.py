@@ -370,8 +370,9 @@ async def _profile(ctx: MutationCtx, organization_id: str, args: dict[str, Any])
         return _refusal(404, "template_not_found", missing)
     name = profile["slug"]
     if profile["status"] != "published":
+        held = " (it awaits a content review)" if profile["status"] == "pending_review" else ""
         return _refusal(
-            422, "template_not_published", f'Transactional email "{name}" is not published'
+            422, "template_not_published", f'Transactional email "{name}" is not published{held}'
         )
     if not profile["hasContent"]:
         return _refusal(422, "template_no_content", f'Transactional email "{name}" has no content')

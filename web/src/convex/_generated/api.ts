@@ -153,8 +153,16 @@ export type PublicApi = {
     }, any>;
   };
   campaigns: {
+    /** `campaigns:approve`: Send a campaign held by its content scan (admins): its preflight again, not its scan; refused (CONTENT_CHANGED) when its template changed since the scan. */
+    approve: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
     /** `campaigns:cancel`: Stop for good: nothing more is claimed; the queued sends become `failed` CANCELLED afterwards, in batches (`campaign_sends.cancel_queued`). */
     cancel: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
+    /** `campaigns:contentScan`: The campaign's latest stored content scan (`{score, level, flags: [{code, severity, message, where}], scannedAt, review?, complaints?}`), or None (none held it). */
+    contentScan: FunctionReference<"query", "public", {
       campaignId: Id<"campaigns">;
     }, any>;
     /** `campaigns:create`: A new draft campaign; its id. */
@@ -198,7 +206,7 @@ export type PublicApi = {
         maximumRowsRead?: number;
         maximumBytesRead?: number;
       };
-      status?: "draft" | "scheduled" | "sending" | "paused" | "sent" | "cancelled";
+      status?: "draft" | "scheduled" | "sending" | "paused" | "sent" | "cancelled" | "pending_review";
     }, any>;
     /** `campaigns:pause`: Stop claiming sends; queued ones wait for `resume`. */
     pause: FunctionReference<"mutation", "public", {
@@ -228,6 +236,10 @@ export type PublicApi = {
     progress: FunctionReference<"query", "public", {
       campaignId: Id<"campaigns">;
     }, any>;
+    /** `campaigns:reject`: A campaign held by its content scan back to draft (admins). */
+    reject: FunctionReference<"mutation", "public", {
+      campaignId: Id<"campaigns">;
+    }, any>;
     /** `campaigns:remove`: Delete a draft (a campaign that was ever scheduled or sent keeps its record). */
     remove: FunctionReference<"mutation", "public", {
       campaignId: Id<"campaigns">;
@@ -244,7 +256,7 @@ export type PublicApi = {
       scheduledHour?: number;
       scheduledMinute?: number;
     }, any>;
-    /** `campaigns:send`: Start sending a draft or scheduled campaign now (after its preflight). */
+    /** `campaigns:send`: Start sending a draft or scheduled campaign now (after its preflight and content scan, `lib/campaigns/review.py`): `{status, contentScan}`, `status` being `sending`, `pending_review` (held for an admin's review) or `draft` (blocked: the campaign's `contentBlockReason` says why), `contentScan` the findings (null when clean). */
     send: FunctionReference<"mutation", "public", {
       campaignId: Id<"campaigns">;
     }, any>;
@@ -1126,6 +1138,14 @@ export type PublicApi = {
       language: string;
       forceWhilePublished?: boolean;
     }, any>;
+    /** `transactionalEmails:approve`: Publish an email held for review as it was scanned (admins); an email changed since its scan is refused (CONTENT_CHANGED: publish it again). */
+    approve: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+    }, any>;
+    /** `transactionalEmails:contentScan`: The email's latest stored content scan (`{score, level, flags: [{code, severity, message, where}], scannedAt, review?}`), or None (never held, or another organization's email). */
+    contentScan: FunctionReference<"query", "public", {
+      transactionalEmailId: string;
+    }, any>;
     /** `transactionalEmails:counts`: `{sendCount, stats}`: sends recorded, and per outcome (sent, failed, delivered, opened, humanOpened, clicked, bounced, hardBounced, softBounced, complained) the sends that reached it, each once (`transactional_counts.py`); None for an unknown email. */
     counts: FunctionReference<"query", "public", {
       transactionalEmailId: string;
@@ -1167,7 +1187,7 @@ export type PublicApi = {
         maximumBytesRead?: number;
       };
       search?: string;
-      status?: "draft" | "published";
+      status?: "draft" | "published" | "pending_review";
     }, any>;
     /** `transactionalEmails:preview`: The email in `language` (else its default one) personalized with `dataVariables`, as `emailTemplates:preview` shows a template (`templates.preview_view`), and the `language` shown. */
     preview: FunctionReference<"query", "public", {
@@ -1175,8 +1195,12 @@ export type PublicApi = {
       dataVariables?: Record<string, any>;
       language?: string;
     }, any>;
-    /** `transactionalEmails:publish`: Render it afresh and publish it; it needs a subject and content. */
+    /** `transactionalEmails:publish`: Render it afresh, scan it (`lib/content_scan.py`, every language) and publish it; it needs a subject and content. Scanned `blocked`: refused (CONTENT_BLOCKED, naming the heaviest findings), it stays as it was; `suspicious`: `pending_review` (the result stored) until an admin approves or rejects it; `clean`: published. */
     publish: FunctionReference<"mutation", "public", {
+      transactionalEmailId: string;
+    }, any>;
+    /** `transactionalEmails:reject`: Send an email held for review back to draft (admins). */
+    reject: FunctionReference<"mutation", "public", {
       transactionalEmailId: string;
     }, any>;
     /** `transactionalEmails:remove`: Delete it, and the attachment files no other transactional email names. */
@@ -1580,7 +1604,7 @@ export type InternalApi = {
     stalled: FunctionReference<"query", "internal", {
       campaignId?: Id<"campaigns">;
     }, any>;
-    /** `campaignSends:startDue`: Start the scheduled campaigns whose time has come (preflight again: one that fails it goes back to draft); how many were looked at. */
+    /** `campaignSends:startDue`: Start the scheduled campaigns whose time has come (preflight again: one that fails it goes back to draft; then the content scan, `review.start`); how many were looked at. */
     startDue: FunctionReference<"mutation", "internal", Record<string, never>, any>;
     /** `campaignSends:wake`: Recipient-local sends are due: delivery workers for a sending campaign. */
     wake: FunctionReference<"mutation", "internal", {

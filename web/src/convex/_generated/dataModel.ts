@@ -3,7 +3,7 @@
 import type { GenericId } from "convex/values";
 
 /** The app's tables. */
-export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignContents" | "campaignSendJobs" | "campaignSenders" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sendBodies" | "sendContents" | "sendQueues" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalCounts" | "transactionalEmails" | "transactionalProfiles" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
+export type TableNames = "accounts" | "apiIdempotencyKeys" | "apiKeys" | "automationRuns" | "automationStats" | "automations" | "blockedEmails" | "campaignContents" | "campaignSendJobs" | "campaignSenders" | "campaignStats" | "campaigns" | "contactActivities" | "contactImportErrors" | "contactImports" | "contactProperties" | "contacts" | "contentScanResults" | "domains" | "emailBlocks" | "emailProviders" | "emailSends" | "emailTemplateVersions" | "emailTemplates" | "events" | "formEndpoints" | "formSubmissions" | "instanceSettings" | "invitations" | "mailingListMembers" | "mailingLists" | "mediaAssets" | "members" | "organizationSettings" | "organizations" | "providerHealth" | "providerRoutes" | "rateLimits" | "segmentCountDeltas" | "segmentCountTotals" | "segmentCounts" | "segments" | "sendBodies" | "sendContents" | "sendQueues" | "sessions" | "shareLinks" | "trackingDomains" | "transactionalCounts" | "transactionalEmails" | "transactionalProfiles" | "transactionalSends" | "users" | "verifications" | "waitlistEntries" | "webhookDeliveryLogs" | "webhookPayloads" | "webhooks";
 
 /** The runtime's tables that functions may read. */
 export type SystemTableNames = "_storage" | "_scheduled_functions";
@@ -183,7 +183,7 @@ export type Documents = {
     _creationTime: number;
     organizationId: Id<"organizations">;
     name: string;
-    status: "draft" | "scheduled" | "sending" | "paused" | "sent" | "cancelled";
+    status: "draft" | "scheduled" | "sending" | "paused" | "sent" | "cancelled" | "pending_review";
     emailTemplateId?: Id<"emailTemplates">;
     subject?: string;
     fromName?: string;
@@ -221,6 +221,7 @@ export type Documents = {
     timezone?: string;
     archiveEnabled?: boolean;
     archiveToken?: string;
+    contentBlockReason?: string;
     createdBy?: Id<"users">;
     createdAt: number;
     updatedAt: number;
@@ -305,6 +306,30 @@ export type Documents = {
     deletedBy?: Id<"users">;
     createdAt: number;
     updatedAt: number;
+  };
+  contentScanResults: {
+    _id: Id<"contentScanResults">;
+    _creationTime: number;
+    organizationId: Id<"organizations">;
+    resourceType: "campaign" | "transactional" | "attachment" | "media_upload";
+    resourceId: string;
+    score: number;
+    level: "clean" | "suspicious" | "blocked";
+    flags: Array<{
+      code: string;
+      severity: "high" | "medium" | "low";
+      message: string;
+      where: "subject" | "html" | "text";
+    }>;
+    scannedAt: number;
+    contentHash: string;
+    review?: {
+      decision: "approved" | "rejected";
+      by: Id<"users">;
+      at: number;
+    };
+    complaints?: number;
+    lastComplaintAt?: number;
   };
   domains: {
     _id: Id<"domains">;
@@ -836,7 +861,7 @@ export type Documents = {
     createdAt: number;
     updatedAt: number;
     slug: string;
-    status: "draft" | "published";
+    status: "draft" | "published" | "pending_review";
     dataVariablesSchema?: Record<string, "string" | "number" | "boolean" | "date">;
     attachments?: Array<{
       filename: string;
@@ -852,7 +877,7 @@ export type Documents = {
     organizationId: Id<"organizations">;
     transactionalEmailId: Id<"transactionalEmails">;
     slug: string;
-    status: "draft" | "published";
+    status: "draft" | "published" | "pending_review";
     hasContent: boolean;
     showUnsubscribe?: boolean;
     defaultLanguage?: string;
@@ -1151,7 +1176,7 @@ export type DataModel = {
   };
   campaigns: {
     document: Doc<"campaigns">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "status" | "emailTemplateId" | "subject" | "fromName" | "fromEmail" | "replyTo" | "audience" | "audience.kind" | "audience.listId" | "audience.segmentId" | "audience.frozenFilters" | `audience.frozenFilters.${string}` | "scheduledAt" | "sentAt" | "pausedAt" | "cancelledAt" | "completedAt" | "workerGeneration" | "isABTest" | "abTestConfig" | "abTestConfig.testType" | "abTestConfig.variantBSubject" | "abTestConfig.variantBTemplateId" | "abTestConfig.splitPercentage" | "abTestConfig.winnerCriteria" | "abTestConfig.testDuration" | "abTestStatus" | "abWinner" | "abWinnerSelectedAt" | "useRecipientTimezone" | "scheduledHour" | "scheduledMinute" | "timezone" | "archiveEnabled" | "archiveToken" | "createdBy" | "createdAt" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "name" | "status" | "emailTemplateId" | "subject" | "fromName" | "fromEmail" | "replyTo" | "audience" | "audience.kind" | "audience.listId" | "audience.segmentId" | "audience.frozenFilters" | `audience.frozenFilters.${string}` | "scheduledAt" | "sentAt" | "pausedAt" | "cancelledAt" | "completedAt" | "workerGeneration" | "isABTest" | "abTestConfig" | "abTestConfig.testType" | "abTestConfig.variantBSubject" | "abTestConfig.variantBTemplateId" | "abTestConfig.splitPercentage" | "abTestConfig.winnerCriteria" | "abTestConfig.testDuration" | "abTestStatus" | "abWinner" | "abWinnerSelectedAt" | "useRecipientTimezone" | "scheduledHour" | "scheduledMinute" | "timezone" | "archiveEnabled" | "archiveToken" | "contentBlockReason" | "createdBy" | "createdAt" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -1225,6 +1250,18 @@ export type DataModel = {
       by_org_last_name_key: ["organizationId", "lastNameKey", "_creationTime"];
       by_deleted_at: ["deletedAt", "_creationTime"];
       by_doi_token: ["doiTokenHash", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  contentScanResults: {
+    document: Doc<"contentScanResults">;
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "resourceType" | "resourceId" | "score" | "level" | "flags" | "scannedAt" | "contentHash" | "review" | "review.decision" | "review.by" | "review.at" | "complaints" | "lastComplaintAt";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_org: ["organizationId", "_creationTime"];
+      by_resource: ["organizationId", "resourceType", "resourceId", "scannedAt", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};

@@ -1,20 +1,18 @@
 """The campaign status machine (reference §11.1, plus `paused`), no I/O.
 
-    draft ──▶ scheduled ──▶ sending ◀──▶ paused
-      │  ◀──────┘  │          │  │        │
-      └────────────┼──────────┘  ▼        │
-                   └─▶ cancelled ◀────────┘        sending ──▶ sent
-
-    from        legal to
-    draft       scheduled, sending
-    scheduled   draft, sending, cancelled
-    sending     paused, sent, cancelled
-    paused      sending, cancelled
+    from            legal to
+    draft           scheduled, sending
+    scheduled       draft, sending, cancelled
+    sending         sent, draft, pending_review, paused, cancelled
+    pending_review  sending, draft
+    paused          sending, cancelled
     sent, cancelled: terminal
 
-Upstream has no `paused` and lets `sending` fall back to `draft` (a content scan Owlat
-does not run); a paused campaign keeps its walk position and its queued sends, so a
-resume neither skips nor repeats anyone.
+Upstream's edges, plus Owlat's `paused` (and `cancelled` from sending and paused): a
+paused campaign keeps its walk position and its queued sends, so a resume neither skips
+nor repeats anyone. `sending → draft | pending_review` are the content scan's, taken in
+the mutation that starts sending, before the walk exists (`review.py`); `pending_review
+→ sending | draft` are an admin's approval and rejection.
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ class CampaignStatus(enum.StrEnum):
     PAUSED = "paused"
     SENT = "sent"
     CANCELLED = "cancelled"
+    PENDING_REVIEW = "pending_review"
 
 
 EDGES: dict[CampaignStatus, frozenset[CampaignStatus]] = {
@@ -39,8 +38,15 @@ EDGES: dict[CampaignStatus, frozenset[CampaignStatus]] = {
         {CampaignStatus.DRAFT, CampaignStatus.SENDING, CampaignStatus.CANCELLED}
     ),
     CampaignStatus.SENDING: frozenset(
-        {CampaignStatus.PAUSED, CampaignStatus.SENT, CampaignStatus.CANCELLED}
+        {
+            CampaignStatus.SENT,
+            CampaignStatus.DRAFT,
+            CampaignStatus.PENDING_REVIEW,
+            CampaignStatus.PAUSED,
+            CampaignStatus.CANCELLED,
+        }
     ),
+    CampaignStatus.PENDING_REVIEW: frozenset({CampaignStatus.SENDING, CampaignStatus.DRAFT}),
     CampaignStatus.PAUSED: frozenset({CampaignStatus.SENDING, CampaignStatus.CANCELLED}),
     CampaignStatus.SENT: frozenset(),
     CampaignStatus.CANCELLED: frozenset(),

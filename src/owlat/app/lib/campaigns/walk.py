@@ -21,11 +21,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from owlat.app.lib import content_scans
 from owlat.app.lib.audience import organization_settings
 from owlat.app.lib.campaigns import ab_tests, content, local_time
 from owlat.app.lib.campaigns.drafts import audience_page
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.sending.send_states import SendStatus
+from owlat.app.lib.session_organization import now_ms
 from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, internal
 
 PAGE = 500
@@ -59,6 +61,7 @@ async def start(
         "status": str(CampaignStatus.SENDING),
         "sentAt": now,
         "scheduledAt": UNDEFINED,
+        "contentBlockReason": UNDEFINED,
         "updatedAt": now,
     }
     variants: dict[str, Any] = {}
@@ -258,7 +261,12 @@ async def count_feedback(
     ctx: MutationCtx, send: Mapping[str, Any], counter: str, delta: int
 ) -> None:
     """Move the campaign's `counter` (one of `FEEDBACK_COUNTERS`) by `delta`: the send
-    table counter of `emailSends` (`lib/sending/send_tables.py`)."""
+    table counter of `emailSends` (`lib/sending/send_tables.py`). A complaint is also
+    counted on the campaign's content scan record (`content_scans.note_complaint`)."""
+    if counter == "complained" and delta > 0:
+        await content_scans.note_complaint(
+            ctx, send["organizationId"], send["campaignId"], now_ms()
+        )
     stats = await stats_of(ctx, send["campaignId"])
     if stats is not None:
         changes: dict[str, Any] = {counter: (stats.get(counter) or 0) + delta}
