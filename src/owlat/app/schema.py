@@ -934,12 +934,14 @@ schema = define_schema(
         .index("by_org", ["organizationId"])
         .index("by_org_type", ["organizationId", "messageType"]),
         # Provider health per organization (routing.Health, stored): consecutive faults,
-        # the end of a cool-down, totals and the last error.
+        # the window of recent calls ("1" success, "0" fault), the end of a cool-down,
+        # totals and the last error.
         "providerHealth": define_table(
             {
                 "organizationId": v.id("organizations"),
                 "provider": PROVIDER_KIND,
                 "consecutiveFaults": v.number(),
+                "recent": v.optional(v.string()),
                 "downUntil": v.optional(v.number()),
                 "sent": v.number(),
                 "failed": v.number(),

@@ -658,6 +658,7 @@ export type Documents = {
     organizationId: Id<"organizations">;
     provider: "outbox" | "smtp" | "ses" | "resend";
     consecutiveFaults: number;
+    recent?: string;
     downUntil?: number;
     sent: number;
     failed: number;
@@ -1445,7 +1446,7 @@ export type DataModel = {
   };
   providerHealth: {
     document: Doc<"providerHealth">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "provider" | "consecutiveFaults" | "downUntil" | "sent" | "failed" | "lastSuccessAt" | "lastFailureAt" | "lastErrorKind" | "lastError" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "provider" | "consecutiveFaults" | "recent" | "downUntil" | "sent" | "failed" | "lastSuccessAt" | "lastFailureAt" | "lastErrorKind" | "lastError" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
