@@ -108,6 +108,7 @@ PROVIDER_KIND = v.union(
 DOMAIN_STATUS = v.union(
     v.literal("registering"), v.literal("pending"), v.literal("verified"), v.literal("failed")
 )
+ABUSE_STATUS = v.union(*(v.literal(s) for s in ("clean", "warned", "suspended", "banned")))
 DMARC_MODE = v.union(v.literal("none"), v.literal("quarantine"), v.literal("reject"))
 MESSAGE_TYPE = v.union(
     v.literal("campaign"), v.literal("transactional"), v.literal("automation"), v.literal("test")
@@ -467,6 +468,12 @@ schema = define_schema(
                         }
                     )
                 ),
+                # set by the deployment's admin only (lib/sending/intake.py): suspended or
+                # banned organizations send nothing
+                "abuseStatus": v.optional(ABUSE_STATUS),
+                "abuseStatusReason": v.optional(v.string()),
+                "abuseStatusChangedAt": v.optional(v.number()),
+                "abuseStatusChangedBy": v.optional(v.string()),
                 "updatedBy": v.optional(v.id("users")),
                 "updatedAt": v.number(),
             }

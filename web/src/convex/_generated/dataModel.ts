@@ -639,6 +639,10 @@ export type Documents = {
       textColor?: string;
       logoUrl?: string;
     };
+    abuseStatus?: "clean" | "warned" | "suspended" | "banned";
+    abuseStatusReason?: string;
+    abuseStatusChangedAt?: number;
+    abuseStatusChangedBy?: string;
     updatedBy?: Id<"users">;
     updatedAt: number;
   };
@@ -1424,7 +1428,7 @@ export type DataModel = {
   };
   organizationSettings: {
     document: Doc<"organizationSettings">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "defaultFromName" | "defaultFromEmail" | "replyToEmail" | "postalAddress" | "timezone" | "tracking" | "trackTransactional" | "brandTheme" | "brandTheme.primaryColor" | "brandTheme.backgroundColor" | "brandTheme.textColor" | "brandTheme.logoUrl" | "updatedBy" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "defaultFromName" | "defaultFromEmail" | "replyToEmail" | "postalAddress" | "timezone" | "tracking" | "trackTransactional" | "brandTheme" | "brandTheme.primaryColor" | "brandTheme.backgroundColor" | "brandTheme.textColor" | "brandTheme.logoUrl" | "abuseStatus" | "abuseStatusReason" | "abuseStatusChangedAt" | "abuseStatusChangedBy" | "updatedBy" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
