@@ -399,6 +399,8 @@ async def test_a_suspended_or_banned_organization_is_refused_first(
             f"Account {status}: sending is not allowed (spam complaints)",
         )  # fmt: skip
     assert await rows(site, "transactionalSends") == []
+    shown = await setup.owner.query("organizationSettings:get")
+    assert (shown["abuseStatus"], shown["abuseStatusReason"]) == ("banned", "spam complaints")
     await _abuse_status(site, "warned")
     accepted = await send(setup, email="a@example.com")
     assert accepted.status_code == 202, accepted.text
