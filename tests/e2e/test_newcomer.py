@@ -137,13 +137,18 @@ async def test_an_api_key_for_an_unknown_organization_is_refused(server: LoggedS
     assert "Organization 'nope' not found" in stderr.decode()
 
 
-async def test_an_smtp_relay_on_a_private_address_is_refused_under_owlat_dev_too(
-    server: LoggedServer,
-) -> None:
+async def _acme(server: LoggedServer) -> None:
+    """A platform admin and the organization `acme` it owns, as the README makes them."""
     await _owlat(server, "admin", "create", "--email", "you@example.com", "--name", "You")
     await _owlat(
         server, "admin", "organization", "create", "--name", "Acme", "--owner", "you@example.com"
     )
+
+
+async def test_an_smtp_relay_on_a_private_address_is_refused_under_owlat_dev_too(
+    server: LoggedServer,
+) -> None:
+    await _acme(server)
     process = await owlat(
         "admin", "smtp", "set", "--organization", "acme", "--host", "192.168.1.20",
         "--url", server.url, "--data-dir", str(server.data_dir), env=ENV,
@@ -156,10 +161,7 @@ async def test_an_smtp_relay_on_a_private_address_is_refused_under_owlat_dev_too
 async def test_owlat_admin_abuse_set_stops_and_restores_an_organizations_sending(
     server: LoggedServer,
 ) -> None:
-    await _owlat(server, "admin", "create", "--email", "you@example.com", "--name", "You")
-    await _owlat(
-        server, "admin", "organization", "create", "--name", "Acme", "--owner", "you@example.com"
-    )
+    await _acme(server)
     key = (
         await _owlat(server, "admin", "api-key", "create", "--organization", "acme", "--quiet")
     ).strip()

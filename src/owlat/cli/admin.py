@@ -291,14 +291,13 @@ def smtp_set(
     )
 
 
+_ABUSE_SET = "owlat admin abuse set --organization acme --status suspended --reason 'spam'"
+
+
 @abuse.command(
     "set",
     epilog=epilog(
-        [
-            "owlat admin abuse set --organization acme --status suspended --reason 'spam'",
-            "owlat admin abuse set --organization acme --status clean",
-        ],
-        _REMOTE_EXITS,
+        [_ABUSE_SET, "owlat admin abuse set --organization acme --status clean"], _REMOTE_EXITS
     ),
 )
 def abuse_set(
