@@ -38,6 +38,8 @@ async def test_settings_get_and_update(owlat: Application) -> None:
         "brandTheme": EMPTY_THEME,
         "tracking": True,
         "trackTransactional": False,
+        "abuseStatus": "clean",
+        "abuseStatusReason": None,
         "updatedAt": None,
     }
     updated = await owner.mutation(

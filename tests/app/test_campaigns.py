@@ -251,6 +251,22 @@ async def test_the_preflight_query_lists_every_problem_with_its_code_and_field(
     assert await found() == [("audience", "EMPTY_AUDIENCE")]
     await list_audience(owlat, team[2], list_id, 1)
     assert await found() == []
+    # the deployment's admin suspends the organization; then a route with nothing enabled
+    admin = "adminTools:setAbuseStatus"
+    await owlat.run(None, admin, {"organization": "acme", "status": "suspended"}, internal=True)
+    assert await found() == [("sending", "SENDING_NOT_ALLOWED")]
+    with pytest.raises(ConvexError, match="^Account suspended: sending is not allowed$"):
+        await owner.mutation("campaigns:send", ident)
+    await owlat.run(None, admin, {"organization": "acme", "status": "clean"}, internal=True)
+    route = {"messageType": "campaign", "strategy": "single", "providers": [{"provider": "smtp"}]}
+    await owner.mutation("providerRoutes:set", route)
+
+    async def disable(ctx: Any) -> None:
+        (row,) = await ctx.db.query("providerRoutes").collect()
+        await ctx.db.patch(row["_id"], {"providers": [{**row["providers"][0], "enabled": False}]})
+
+    await in_mutation(owlat, disable)
+    assert await found() == [("sending", "NO_DELIVERY_PROVIDER")]
     await editor.mutation("campaigns:update", {**ident, "emailTemplateId": None})
     with pytest.raises(ConvexError, match="^Choose the campaign's email template first$"):
         await owner.mutation("campaigns:send", ident)

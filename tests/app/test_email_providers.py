@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,15 @@ import pytest
 from owlat.app.lib import instance
 from owlat.app.lib.email_providers.configured import build_provider
 from owlat.app.lib.email_providers.smtp import SmtpProvider
+from owlat.app.lib.email_providers.types import ErrorKind
 from owlat.app.lib.sending.attachments import FetchPolicy
+from owlat.app.lib.sending.routes import Attempt, record_attempts
 from owlat.app.schema import ORG_TABLES
 from owlat.config import Settings
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.errors import OwlatError
-from owlat.runtime.testing import in_query
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, owner_and_editor
 from tests.app.test_tenancy import _values
 
@@ -265,3 +268,36 @@ async def test_owlat_dev_allows_loopback_relays_only_and_the_operator_setting_an
     monkeypatch.setenv("OWLAT_ALLOW_PRIVATE_SMTP", "1")
     allowed = instance.configure_from_settings(Settings.from_env(), tmp_path, site_url)
     assert allowed.smtp_hosts is None
+
+
+async def test_providers_screen_shows_health_bands_over_recent_calls(
+    owlat: Application,
+) -> None:
+    """One fault after successes stays healthy; the success rate over the window of recent
+    calls and the status are what the providers list and the routes answer."""
+    owner, _, organization_id = await owner_and_editor(owlat)
+    await owner.mutation("emailProviders:saveResend", {"apiKey": RESEND_KEY})
+    now = time.time() * 1000
+
+    async def record(outcomes: str) -> None:
+        attempts = [
+            Attempt("resend", None if o == "1" else ErrorKind.SERVER_ERROR, "boom")
+            for o in outcomes
+        ]
+        await in_mutation(owlat, lambda ctx: record_attempts(ctx, organization_id, attempts, now))
+
+    async def health() -> tuple[dict[str, Any], str]:
+        [provider] = await owner.query("emailProviders:list")
+        routes = await owner.query("providerRoutes:list")
+        return provider["health"], routes[0]["providers"][0]["health"]
+
+    await record("1" * 19 + "0")
+    shown, on_route = await health()
+    assert (shown["status"], shown["successRate"], shown["windowCalls"]) == ("healthy", 0.95, 20)
+    assert on_route == "healthy"
+    await record("100")
+    shown, on_route = await health()
+    assert (shown["status"], shown["successRate"], on_route) == ("degraded", 0.85, "degraded")
+    await record("00100100100")  # never 5 faults in a row, under 50 % over the window
+    shown, on_route = await health()
+    assert (shown["status"], on_route) == ("down", "down")

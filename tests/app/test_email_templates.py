@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 
 from owlat.app.lib.template_versions import VERSION_LIMIT
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.testing import in_query
-from tests.app.conftest import Caller, owner_and_editor, signed_in, with_organization
+from tests.app.conftest import Caller, Site, owner_and_editor, signed_in, with_organization
 from tests.app.rendering.samples import kitchen_sink, text_block
 from tests.app.template_samples import button, columns, create, get
 
@@ -310,3 +311,49 @@ async def test_a_template_too_large_to_store_is_refused_with_a_clear_error(
             "emailTemplates:addTranslation", {"templateId": template_id, "language": "de"}
         )
     assert await get(owner, template_id) == before
+
+
+async def test_a_five_megabyte_raw_html_block_over_http_is_refused_and_nothing_saved(
+    site_on_both_engines: Site,
+) -> None:
+    """`emailTemplates:update` as the dashboard calls it (POST /api/mutation with the
+    session's token): the precise error with the block's path, the template unchanged."""
+    site = site_on_both_engines
+    async with site.browser() as browser:
+        signed_up = await browser.post(
+            "/sign-up/email",
+            json={"email": "ann@example.com", "password": "correct-horse-1", "name": "Ann"},
+        )
+        assert signed_up.status_code == 200, signed_up.text
+        made = await browser.post("/organization/create", json={"name": "Acme", "slug": "acme"})
+        assert made.status_code == 200, made.text
+        token = (await browser.get("/token")).json()["token"]
+    headers = {"authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=site.url, headers=headers, timeout=60) as api:
+
+        async def call(kind: str, path: str, args: dict[str, Any]) -> dict[str, Any]:
+            answer = await api.post(
+                f"/api/{kind}", json={"path": path, "args": args, "format": "json"}
+            )
+            assert answer.status_code in (200, 400), answer.text[:500]
+            return dict(answer.json())
+
+        created = await call(
+            "mutation",
+            "emailTemplates:create",
+            {"name": "News", "type": "marketing", "subject": "Hi",
+             "content": json.dumps([text_block("<p>Before</p>")])},
+        )  # fmt: skip
+        template_id = created["value"]
+        before = await call("query", "emailTemplates:get", {"templateId": template_id})
+        huge = {"id": "r", "type": "rawHtml", "content": {"html": "<p>" + "x" * 5_000_000 + "</p>"}}
+        content = json.dumps([text_block("<p>After</p>"), huge])
+        refused = await call(
+            "mutation", "emailTemplates:update", {"templateId": template_id, "content": content}
+        )
+        assert refused["status"] == "error", str(refused)[:500]
+        message = "content[1].html: 5,000,007 characters, over the limit of 100,000"
+        assert refused["errorData"] == message  # what the dashboard shows
+        assert refused["errorMessage"].endswith(f"Uncaught ConvexError: {message}")
+        after = await call("query", "emailTemplates:get", {"templateId": template_id})
+    assert after == before and "<p>Before</p>" in after["value"]["content"]

@@ -145,6 +145,7 @@ async def test_a_from_domain_must_be_verified_unless_the_route_is_the_outbox(
         "allowed": False,
         "reason": f"Cannot send from news@{DOMAIN}: the sending domain "
         f"{DOMAIN} is pending, not verified: publish its DNS records, then verify it",
+        "warning": None,
     }
     await owner.mutation(
         "providerRoutes:set",
@@ -153,6 +154,36 @@ async def test_a_from_domain_must_be_verified_unless_the_route_is_the_outbox(
     send_id = await editor.mutation("emails:sendTest", {**test, "fromEmail": f"news@{DOMAIN}"})
     assert (await settled(editor, send_id))["providerType"] == "outbox"
     assert sink[0].received == []
+
+
+async def test_a_verification_over_a_day_old_is_stale_a_warning_that_does_not_stop_sending(
+    owlat: Application, team: tuple[Caller, Caller, str], sink: tuple[Sink, int], dns: DnsServer
+) -> None:
+    owner, editor, _ = team
+    await _use_smtp(owner, sink[1])
+    verified = await smtp_domain(owner, dns, DOMAIN)
+    check = {"fromEmail": f"news@{DOMAIN}", "messageType": "test"}
+    assert verified["verificationStale"] is False
+    assert await editor.query("domains:checkSenderAddress", check) == {
+        "allowed": True,
+        "reason": None,
+        "warning": None,
+    }
+    day_and_an_hour_ago = verified["lastVerifiedAt"] - 25 * 3600 * 1000
+    await in_mutation(
+        owlat, lambda ctx: ctx.db.patch(verified["_id"], {"lastVerifiedAt": day_and_an_hour_ago})
+    )
+    [listed] = await editor.query("domains:list")
+    shown = await editor.query("domains:get", {"domainId": verified["_id"]})
+    assert listed["verificationStale"] is shown["verificationStale"] is True
+    assert shown["status"] == "verified"
+    answer = await editor.query("domains:checkSenderAddress", check)
+    assert (answer["allowed"], answer["reason"]) == (True, None)
+    assert answer["warning"].startswith(f"The verification of {DOMAIN} is over 24 hours old")
+    test = {"to": "me@example.com", "subject": "Hi", "html": "<p>Hi</p>"}
+    send_id = await editor.mutation("emails:sendTest", {**test, "fromEmail": f"news@{DOMAIN}"})
+    send = await settled(editor, send_id)
+    assert (send["status"], send["providerType"]) == ("sent", "smtp"), send.get("errorMessage")
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])

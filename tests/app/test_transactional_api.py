@@ -26,6 +26,7 @@ from owlat.app.lib.sending.sends import send_body
 from owlat.cli._shared import lean_paths
 from owlat.runtime.auth import Authenticator
 from owlat.runtime.database.commits import Commit
+from owlat.runtime.errors import ArgumentValidationError, FunctionNotFoundError
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller, Site, uploaded
 from tests.app.mail_setup import settled
@@ -194,7 +195,6 @@ async def test_sends_share_the_rendering_and_keep_the_one_they_were_accepted_wit
         assert mail["Subject"] == f"Order {order}"
         assert f"Order {order}: 1 for <b>you</b>" in mail.get_body(("html",)).get_content()
         assert f"Order {order}: 1 for you" in mail.get_body(("plain",)).get_content()
-
 
     async def bodies(ctx: Any) -> list[str]:  # in one call, as a claim of many sends reads them
         return [(await send_body(ctx, queued[send_id]))["html"] for send_id in (first, second)]
@@ -375,6 +375,71 @@ async def test_intake_refusals_carry_their_reason_and_write_nothing(
     )  # fmt: skip
     cold = await send(setup, email="cold@example.com", dataVariables={"placedAt": 1.7e12})
     assert cold.status_code == 202, cold.text  # unengaged does not block transactional mail
+
+
+async def _abuse_status(site: Site, status: str, reason: str | None = None) -> None:
+    """What `owlat admin abuse set` asks the server for (the deployment admin's function)."""
+    args = {"organization": "acme", "status": status, **({"reason": reason} if reason else {})}
+    await site.application.run(None, "adminTools:setAbuseStatus", args, internal=True)
+
+
+async def test_a_suspended_or_banned_organization_is_refused_first(
+    site: Site, setup: Setup
+) -> None:
+    """abuse_blocked (403) comes before every other refusal (here a blocked recipient and a
+    missing email); warned sends; members cannot set the status."""
+    await setup.owner.mutation(
+        "blockedEmails:add", {"email": "gone@example.com", "reason": "bounced"}
+    )
+    for status in ("suspended", "banned"):
+        await _abuse_status(site, status, "spam complaints")
+        refused = await send(setup, email="gone@example.com", slug="missing")
+        assert refusal(refused) == (
+            403, "forbidden", "abuse_blocked",
+            f"Account {status}: sending is not allowed (spam complaints)",
+        )  # fmt: skip
+    assert await rows(site, "transactionalSends") == []
+    shown = await setup.owner.query("organizationSettings:get")
+    assert (shown["abuseStatus"], shown["abuseStatusReason"]) == ("banned", "spam complaints")
+    await _abuse_status(site, "warned")
+    accepted = await send(setup, email="a@example.com")
+    assert accepted.status_code == 202, accepted.text
+    with pytest.raises(ArgumentValidationError, match="extra field `abuseStatus`"):
+        await setup.owner.mutation("organizationSettings:update", {"abuseStatus": "clean"})
+    with pytest.raises(FunctionNotFoundError):  # internal: the deployment's admin key only
+        await setup.owner.mutation(
+            "adminTools:setAbuseStatus", {"organization": "acme", "status": "clean"}
+        )
+
+
+async def test_a_route_with_no_enabled_provider_is_refused_before_the_recipient(
+    site: Site, setup: Setup
+) -> None:
+    """no_delivery_provider (422 invalid_state) when every provider of the transactional
+    route is disabled; nothing recorded; the outbox default still sends."""
+    accepted = await send(setup, email="a@example.com")
+    assert accepted.status_code == 202, accepted.text  # nothing configured: the outbox
+    await setup.owner.mutation(
+        "blockedEmails:add", {"email": "gone@example.com", "reason": "bounced"}
+    )
+    await setup.owner.mutation(
+        "providerRoutes:set",
+        {"messageType": "transactional", "strategy": "single",
+         "providers": [{"provider": "outbox"}]},
+    )  # fmt: skip
+
+    async def disable(ctx: Any) -> None:
+        (route,) = await ctx.db.query("providerRoutes").collect()
+        providers = [{**target, "enabled": False} for target in route["providers"]]
+        await ctx.db.patch(route["_id"], {"providers": providers})
+
+    await in_mutation(site.application, disable)
+    refused = await send(setup, email="gone@example.com")
+    assert refusal(refused) == (
+        422, "invalid_state", "no_delivery_provider",
+        "No delivery provider configured: every provider of the transactional route is disabled",
+    )  # fmt: skip
+    assert len(await rows(site, "transactionalSends")) == 1  # the first request's
 
 
 async def test_the_scope_is_required(site: Site) -> None:

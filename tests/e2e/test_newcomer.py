@@ -137,13 +137,18 @@ async def test_an_api_key_for_an_unknown_organization_is_refused(server: LoggedS
     assert "Organization 'nope' not found" in stderr.decode()
 
 
-async def test_an_smtp_relay_on_a_private_address_is_refused_under_owlat_dev_too(
-    server: LoggedServer,
-) -> None:
+async def _acme(server: LoggedServer) -> None:
+    """A platform admin and the organization `acme` it owns, as the README makes them."""
     await _owlat(server, "admin", "create", "--email", "you@example.com", "--name", "You")
     await _owlat(
         server, "admin", "organization", "create", "--name", "Acme", "--owner", "you@example.com"
     )
+
+
+async def test_an_smtp_relay_on_a_private_address_is_refused_under_owlat_dev_too(
+    server: LoggedServer,
+) -> None:
+    await _acme(server)
     process = await owlat(
         "admin", "smtp", "set", "--organization", "acme", "--host", "192.168.1.20",
         "--url", server.url, "--data-dir", str(server.data_dir), env=ENV,
@@ -151,3 +156,30 @@ async def test_an_smtp_relay_on_a_private_address_is_refused_under_owlat_dev_too
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 1
     assert "SMTP host 192.168.1.20 is a private or reserved address" in stderr.decode()
+
+
+async def test_owlat_admin_abuse_set_stops_and_restores_an_organizations_sending(
+    server: LoggedServer,
+) -> None:
+    await _acme(server)
+    key = (
+        await _owlat(server, "admin", "api-key", "create", "--organization", "acme", "--quiet")
+    ).strip()
+    said = await _owlat(
+        server, "admin", "abuse", "set", "--organization", "acme",
+        "--status", "suspended", "--reason", "spam complaints",
+    )  # fmt: skip
+    assert said.strip() == "Abuse status of acme: suspended"
+    body = {"slug": "welcome", "email": "ada@example.com"}
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=server.site_url, headers=headers) as http:
+        refused = await http.post("/api/v1/transactional", json=body)
+        assert refused.status_code == 403
+        assert refused.json()["error"] == {
+            "category": "forbidden",
+            "message": "Account suspended: sending is not allowed (spam complaints)",
+            "data": {"reason": "abuse_blocked"},
+        }
+        await _owlat(server, "admin", "abuse", "set", "--organization", "acme", "--status", "clean")
+        accepted = await http.post("/api/v1/transactional", json=body)
+        assert accepted.status_code == 202, accepted.text

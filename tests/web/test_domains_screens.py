@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from owlat.runtime.testing import in_query
+from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Site
 from tests.app.domains.dns_server import DnsServer
 from tests.web.conftest import Screens, settle, start_dashboard_site
@@ -80,6 +80,16 @@ async def test_sending_domains_and_email_providers(
     await row.get_by_text("verified").wait_for(timeout=1000)
     await screens.check(page, "domain-verified")
     await screens.check(other, "domains")
+
+    # a verification over a day old is stale: a warning; the domain stays verified
+    async def age(ctx: Any) -> None:
+        (domain,) = await ctx.db.query("domains").collect()
+        day_ago = domain["lastVerifiedAt"] - 25 * 3600 * 1000
+        await ctx.db.patch(domain["_id"], {"lastVerifiedAt": day_ago})
+
+    await in_mutation(site.application, age)
+    await page.get_by_text("The last successful verification is over 24 hours old").wait_for()
+    await page.get_by_text("verified", exact=True).wait_for()
 
     # providers: the SMTP relay; its password is never shown back
     await go(page, "Email providers")

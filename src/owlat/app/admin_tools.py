@@ -9,6 +9,8 @@ can send a first email without the dashboard.
   oldest owner; answered once, like `apiKeys:create`.
 - `saveSmtp`: the organization's SMTP relay, as `emailProviders:saveSmtp` saves it, in the
   name of its oldest owner (`owlat admin smtp set`: e.g. a local sink under `owlat dev`).
+- `setAbuseStatus`: the organization's abuse status (`owlat admin abuse set`); suspended or
+  banned, it sends nothing (`lib/sending/intake.py`). No organization member can set it.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from typing import Any
 
 from owlat.app.api_keys import SCOPES, insert_key
 from owlat.app.email_providers import SMTP_ARGS, save_provider
-from owlat.app.lib.audience import clean_email
+from owlat.app.lib.audience import clean_email, organization_settings
 from owlat.app.lib.email_providers.configured import clean_smtp
 from owlat.app.lib.errors import AuthFailure, invalid, not_found
 from owlat.app.lib.organizations import by_slug, clean_name, clean_slug
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.templates import save
 from owlat.app.lib.transactional_emails import TRANSACTIONAL
-from owlat.runtime import MutationCtx, QueryCtx, internal_mutation, v
+from owlat.app.schema import ABUSE_STATUS
+from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, internal_mutation, v
 
 WELCOME_SLUG = "welcome"
 WELCOME = [
@@ -117,6 +120,37 @@ async def save_smtp(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     settings = {key: value for key, value in args.items() if key != "organization"}
     saved = await save_provider(ctx, organization["_id"], owner_id, "smtp", settings, clean_smtp)
     return {**saved, "organizationId": organization["_id"]}
+
+
+@internal_mutation(
+    args={"organization": v.string(), "status": ABUSE_STATUS, "reason": v.optional(v.string())}
+)
+async def set_abuse_status(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
+    """`{organizationId, abuseStatus, abuseStatusReason}` once set (by the deployment's
+    admin: `abuseStatusChangedBy` is "admin")."""
+    organization = await _organization(ctx, args["organization"])
+    reason = (args.get("reason") or "").strip()[:500]
+    now = now_ms()
+    fields = {
+        "abuseStatus": args["status"],
+        "abuseStatusReason": reason or UNDEFINED,
+        "abuseStatusChangedAt": now,
+        "abuseStatusChangedBy": "admin",
+        "updatedAt": now,
+    }
+    stored = await organization_settings(ctx, organization["_id"])
+    if stored is None:
+        record = {k: value for k, value in fields.items() if value is not UNDEFINED}
+        await ctx.db.insert(
+            "organizationSettings", {"organizationId": organization["_id"], **record}
+        )
+    else:
+        await ctx.db.patch(stored["_id"], fields)
+    return {
+        "organizationId": organization["_id"],
+        "abuseStatus": args["status"],
+        "abuseStatusReason": reason or None,
+    }
 
 
 async def _oldest_owner(ctx: QueryCtx, organization: dict[str, Any]) -> str:

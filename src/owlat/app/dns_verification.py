@@ -57,7 +57,7 @@ async def apply(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
         return {}
     row = dict(row)
     if row["recordsVersion"] != args["recordsVersion"]:
-        return domain_view(row)  # the records changed since they were looked up
+        return domain_view(row, now_ms())  # the records changed since they were looked up
     now = int(now_ms())
     checks = [result_from_json(result) for result in args["results"]]
     verdict = decide(DomainState.from_fields(row), checks, now)
@@ -74,7 +74,7 @@ async def apply(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     await ctx.db.patch(row["_id"], changes)
     updated = await ctx.db.get(row["_id"])
     assert updated is not None  # patched in this transaction
-    return domain_view(dict(updated))
+    return domain_view(dict(updated), now)
 
 
 @internal_query(args={"now": v.number()})

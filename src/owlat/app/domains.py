@@ -24,6 +24,7 @@ from owlat.app.lib.domains.issuing import (
 )
 from owlat.app.lib.domains.names import normalize_domain
 from owlat.app.lib.domains.records import DmarcPolicy, mail_from_domain, records_document
+from owlat.app.lib.domains.sender_check import stale_warning
 from owlat.app.lib.domains.states import DomainState, DomainStatus, move
 from owlat.app.lib.email_providers.routing import MessageType
 from owlat.app.lib.errors import AppError, AuthFailure, invalid, not_found
@@ -149,13 +150,14 @@ async def create(ctx: MutationCtx, args: dict[str, Any]) -> str:
 async def list_(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
     organization_id = await get_team_id_from_session(ctx)
     rows = await organization_rows(ctx, "domains", organization_id)
-    return [domain_view(row) for row in sorted(rows, key=lambda row: row["domain"])]
+    now = now_ms()
+    return [domain_view(row, now) for row in sorted(rows, key=lambda row: row["domain"])]
 
 
 @query(args={"domainId": v.id("domains")})
 async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     organization_id = await get_team_id_from_session(ctx)
-    return domain_view(await domain_row(ctx, organization_id, args["domainId"]))
+    return domain_view(await domain_row(ctx, organization_id, args["domainId"]), now_ms())
 
 
 @mutation(args={"domainId": v.id("domains")})
@@ -180,7 +182,7 @@ async def set_dmarc_policy(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, 
     row = await domain_row(ctx, context.team_id, args["domainId"])
     dmarc = _dmarc(args)
     if dmarc == dmarc_policy(row):
-        return domain_view(row)
+        return domain_view(row, now_ms())
     now = int(now_ms())
     changes = _defined(dmarc_fields(dmarc))
     state = DomainState.from_fields(row)
@@ -193,18 +195,21 @@ async def set_dmarc_policy(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, 
         changes.update(_defined(move(state, DomainStatus.PENDING, now).to_fields()))
     changes["updatedAt"] = now
     await ctx.db.patch(row["_id"], changes)
-    return domain_view(await domain_row(ctx, context.team_id, args["domainId"]))
+    return domain_view(await domain_row(ctx, context.team_id, args["domainId"]), now)
 
 
 @query(args={"fromEmail": v.string(), "messageType": v.optional(MESSAGE_TYPE)})
 async def check_sender_address(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """Whether mail of `messageType` (default transactional) may be sent From `fromEmail`
-    now: `{allowed, reason}` (the reason is the error a send would get)."""
+    now: `{allowed, reason, warning}` (the reason is the error a send would get; the
+    warning says the domain's verification is stale, which does not stop sending)."""
     organization_id = await get_team_id_from_session(ctx)
     message_type = MessageType(args.get("messageType") or "transactional")
     route = await route_for(ctx, organization_id, message_type)
     try:
         await check_sender(ctx, organization_id, args["fromEmail"], enabled_providers(route))
     except AppError as error:
-        return {"allowed": False, "reason": str(error.data)}
-    return {"allowed": True, "reason": None}
+        return {"allowed": False, "reason": str(error.data), "warning": None}
+    domains = await organization_rows(ctx, "domains", organization_id)
+    warning = stale_warning(args["fromEmail"], domains, now_ms())
+    return {"allowed": True, "reason": None, "warning": warning}

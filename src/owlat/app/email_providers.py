@@ -23,7 +23,7 @@ from owlat.app.lib.email_providers.credentials import CredentialsError
 from owlat.app.lib.email_providers.types import ProviderError
 from owlat.app.lib.errors import invalid, not_found
 from owlat.app.lib.permissions import require_permission
-from owlat.app.lib.sending.routes import health_rows, health_status, provider_row
+from owlat.app.lib.sending.routes import health_rows, health_summary, provider_row
 from owlat.app.lib.session_organization import (
     get_mutation_context,
     get_team_id_from_session,
@@ -145,23 +145,7 @@ async def list_(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
         answer.append(
             {
                 **configured.summary(row),
-                "health": None
-                if stored is None
-                else {
-                    "status": health_status(stored, now),
-                    **{
-                        k: stored.get(k)
-                        for k in (
-                            "consecutiveFaults",
-                            "sent",
-                            "failed",
-                            "lastSuccessAt",
-                            "lastFailureAt",
-                            "lastErrorKind",
-                            "lastError",
-                        )
-                    },
-                },
+                "health": None if stored is None else health_summary(stored, now),
             }
         )
     return answer

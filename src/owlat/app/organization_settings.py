@@ -7,6 +7,9 @@ sends, `trackTransactional` (default false) of transactional sends too.
 
 `get` (any member) answers the stored values, absent ones null; `update` (`settings:manage`)
 changes the fields passed (null or "" clears one) after checking all of them.
+`abuseStatus` (`clean` unless set) and its reason are read-only here: only the deployment's
+admin sets them (`adminTools:setAbuseStatus`; suspended or banned, the organization sends
+nothing: `lib/sending/intake.py`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ def _view(organization_id: str, settings: dict[str, Any] | None) -> dict[str, An
         **{field: stored.get(field) for field in FIELDS},
         **{field: stored.get(field, default) for field, default in TRACKING_DEFAULTS.items()},
         "brandTheme": {key: theme.get(key) for key in (*COLORS, "logoUrl")},
+        "abuseStatus": stored.get("abuseStatus", "clean"),
+        "abuseStatusReason": stored.get("abuseStatusReason"),
         "updatedAt": stored.get("updatedAt"),
     }
 

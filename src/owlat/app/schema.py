@@ -114,6 +114,7 @@ PROVIDER_KIND = v.union(
 DOMAIN_STATUS = v.union(
     v.literal("registering"), v.literal("pending"), v.literal("verified"), v.literal("failed")
 )
+ABUSE_STATUS = v.union(*(v.literal(s) for s in ("clean", "warned", "suspended", "banned")))
 DMARC_MODE = v.union(v.literal("none"), v.literal("quarantine"), v.literal("reject"))
 MESSAGE_TYPE = v.union(
     v.literal("campaign"), v.literal("transactional"), v.literal("automation"), v.literal("test")
@@ -475,6 +476,12 @@ schema = define_schema(
                         }
                     )
                 ),
+                # set by the deployment's admin only (lib/sending/intake.py): suspended or
+                # banned organizations send nothing
+                "abuseStatus": v.optional(ABUSE_STATUS),
+                "abuseStatusReason": v.optional(v.string()),
+                "abuseStatusChangedAt": v.optional(v.number()),
+                "abuseStatusChangedBy": v.optional(v.string()),
                 "updatedBy": v.optional(v.id("users")),
                 "updatedAt": v.number(),
             }
@@ -942,12 +949,14 @@ schema = define_schema(
         .index("by_org", ["organizationId"])
         .index("by_org_type", ["organizationId", "messageType"]),
         # Provider health per organization (routing.Health, stored): consecutive faults,
-        # the end of a cool-down, totals and the last error.
+        # the window of recent calls ("1" success, "0" fault), the end of a cool-down,
+        # totals and the last error.
         "providerHealth": define_table(
             {
                 "organizationId": v.id("organizations"),
                 "provider": PROVIDER_KIND,
                 "consecutiveFaults": v.number(),
+                "recent": v.optional(v.string()),
                 "downUntil": v.optional(v.number()),
                 "sent": v.number(),
                 "failed": v.number(),

@@ -56,7 +56,7 @@ async def register(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
     )
     updated = await ctx.db.get(row["_id"])
     assert updated is not None  # patched in this transaction
-    return domain_view(dict(updated))
+    return domain_view(dict(updated), now)
 
 
 @internal_query(args={"domainId": v.id("domains")})

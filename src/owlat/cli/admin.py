@@ -1,7 +1,8 @@
 """`owlat admin-key` (the data folder's admin key), `owlat admin create` (a platform
 admin of owlat.app), and, through a running server with the admin key, `owlat admin
 organization create`, `owlat admin api-key create` and `owlat admin smtp set` (a first
-email without the dashboard)."""
+email without the dashboard), and `owlat admin abuse set` (suspend or ban an organization's
+sending)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,11 @@ smtp = _server_group(
     "smtp",
     "Set an organization's SMTP relay",
     "owlat admin smtp set --organization acme --host 127.0.0.1 --port 8025 --security none",
+)
+abuse = _server_group(
+    "abuse",
+    "Set an organization's abuse status",
+    "owlat admin abuse set --organization acme --status suspended --reason 'spam complaints'",
 )
 _REMOTE_EXITS = {
     ExitCode.OK: "done",
@@ -283,3 +289,30 @@ def smtp_set(
         f"SMTP relay {settings['host']}:{int(settings['port'])} ({settings['security']}) "
         f"saved for {organization}"
     )
+
+
+_ABUSE_SET = "owlat admin abuse set --organization acme --status suspended --reason 'spam'"
+
+
+@abuse.command(
+    "set",
+    epilog=epilog(
+        [_ABUSE_SET, "owlat admin abuse set --organization acme --status clean"], _REMOTE_EXITS
+    ),
+)
+def abuse_set(
+    organization: Annotated[str, typer.Option(help="the organization's slug or id")],
+    status: Annotated[str, typer.Option(help="clean, warned, suspended or banned")],
+    reason: Annotated[str, typer.Option(help="why (shown in the refusals)")] = "",
+    url: UrlOption = None,
+    admin_key: AdminKeyOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Set the organization's abuse status: suspended or banned, it sends nothing (the
+    transactional API answers 403 abuse_blocked, campaigns refuse SENDING_NOT_ALLOWED)."""
+    args: dict[str, object] = {"organization": organization, "status": status}
+    if reason:
+        args["reason"] = reason
+    with refusals_reported(), remote(url, admin_key, data_dir) as server:
+        saved = server.call("adminTools:setAbuseStatus", args)
+    print(f"Abuse status of {organization}: {saved['abuseStatus']}")

@@ -107,8 +107,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "content": {
             "maxWidth": 480,
             "backgroundColor": "#eef2ff",
-            "darkBackgroundColor": "#1e1b4b",
-            "darkTextColor": "#e0e7ff",
+            "darkMode": {
+                "backgroundColor": "#1e1b4b",
+                "color": "#e0e7ff",
+                "borderColor": "#4338ca",
+                "linkColor": "#fbbf24",
+            },
             "borderWidth": 1,
             "borderColor": "#c7d2fe",
             "borderStyle": "solid",
@@ -116,7 +120,13 @@ SAMPLES: dict[str, dict[str, Any]] = {
             "paddingTop": 16,
             "paddingBottom": 16,
             "items": [
-                {"id": "k1", "type": "text", "content": {"html": "<p>Inside a container</p>"}},
+                {
+                    "id": "k1",
+                    "type": "text",
+                    "content": {
+                        "html": '<p>Inside a <a href="https://example.com/c">container</a></p>'
+                    },
+                },
                 {"id": "k2", "type": "divider", "content": {}},
             ],
         },

@@ -124,6 +124,23 @@ def test_the_issue_example_path() -> None:
             "content[0].repeat.maxItems: must be between 1 and 500",
         ),
         (
+            [text_block("x", darkMode={"bogus": "#000000"})],
+            "content[0].darkMode.bogus: unknown field",
+        ),
+        (
+            [text_block("x", darkMode={"backgroundColor": "url(x)"})],
+            "content[0].darkMode.backgroundColor: must be a CSS colour",
+        ),
+        (
+            [text_block("x", darkMode={"src": "https://cdn.example.com/d.png"})],
+            "content[0].darkMode.src: unknown field",
+        ),
+        (
+            [sample("image", darkMode={"src": "javascript:alert(1)"})],
+            "content[0].darkMode.src: must be",
+        ),
+        ([text_block("x", darkMode="#000000")], "content[0].darkMode: must be an object"),
+        (
             [sample("columns", columnCount=3)],
             "content[0].columns: has 2 columns but columnCount is 3",
         ),
@@ -186,6 +203,22 @@ def test_placeholders_allowed_where_upstream_allows_them() -> None:
         "https://example.com/u/{{contactId}}?ref={{ref|'mail'}}",
         "mailto:{{email}}",
     ]
+
+
+def test_dark_mode_is_one_shape_whatever_fields_carry_it() -> None:
+    """The flat dark fields and `darkMode.color` are read as `darkMode` keys; an explicit
+    `darkMode` key wins over its flat twin."""
+    flat, nested, both = validate_content(
+        [
+            sample("image", darkSrc="https://cdn.example.com/d.png", darkTextColor="#eeeeee"),
+            sample("image", darkMode={"src": "https://cdn.example.com/d.png", "color": "#eeeeee"}),
+            text_block("x", darkBackgroundColor="#111111", darkMode={"backgroundColor": "#222222"}),
+        ]
+    )
+    expected = {"src": "https://cdn.example.com/d.png", "textColor": "#eeeeee"}
+    assert flat.props.get("darkMode") == nested.props.get("darkMode") == expected
+    assert "darkSrc" not in flat.props and "darkTextColor" not in flat.props
+    assert both.props.get("darkMode") == {"backgroundColor": "#222222"}
 
 
 def test_null_optional_fields_count_as_absent() -> None:

@@ -114,9 +114,24 @@ def test_dark_mode(browser: Any, mail: str) -> None:
         background = "e => getComputedStyle(e).backgroundColor"
         assert page.eval_on_selector("body", background) == "rgb(18, 18, 18)"
         assert page.eval_on_selector(".owlat-text", color) == "rgb(228, 228, 231)"
-        # the container's own dark colours (darkBackgroundColor / darkTextColor)
+        # the container's own `darkMode` overrides: background, text, border and links
         boxed = page.locator("td[class^=owlat-b]", has_text="Inside a container").first
         assert boxed.evaluate(background) == "rgb(30, 27, 75)"
+        assert boxed.evaluate("e => getComputedStyle(e).borderTopColor") == "rgb(67, 56, 202)"
         assert boxed.locator(".owlat-text").evaluate(color) == "rgb(224, 231, 255)"
+        assert boxed.locator("a").first.evaluate(color) == "rgb(251, 191, 36)"
+    finally:
+        page.close()
+
+
+def test_dark_mode_overrides_apply_only_in_dark_mode(browser: Any, mail: str) -> None:
+    page = _open(browser, mail, 600)
+    try:
+        boxed = page.locator("td[class^=owlat-b]", has_text="Inside a container").first
+        background = "e => getComputedStyle(e).backgroundColor"
+        assert boxed.evaluate(background) == "rgb(238, 242, 255)"  # its light #eef2ff
+        assert boxed.locator("a").first.evaluate("e => getComputedStyle(e).color") == (
+            "rgb(37, 99, 235)"  # links' light #2563eb
+        )
     finally:
         page.close()

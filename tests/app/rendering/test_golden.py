@@ -116,3 +116,51 @@ def test_kitchen_sink_with_a_theme_parses_and_matches() -> None:
     _check_html5(rendered.html)
     _compare("kitchen-sink", rendered)
     assert "#0f766e" in rendered.html and "#f1f5f9" in rendered.html
+
+
+def test_dark_mode_object_and_flat_fields_render_the_same_bytes() -> None:
+    """`darkMode` and the flat dark fields go through one code path."""
+    flat = text_block("<p>x</p>", backgroundColor="#fef3c7", darkBackgroundColor="#451a03")
+    nested = text_block(
+        "<p>x</p>", backgroundColor="#fef3c7", darkMode={"backgroundColor": "#451a03"}
+    )
+    assert render([flat]).html == render([nested]).html
+
+
+def test_dark_mode_overrides_in_the_media_query_and_the_outlook_twins() -> None:
+    """Each `darkMode` key of the container sample becomes a rule of its block's class in
+    `prefers-color-scheme: dark` and the matching Outlook.com `[data-ogsb]`/`[data-ogsc]` rule."""
+    html = render([SAMPLES["container"]]).html
+    media, outlook = html.split("@media (prefers-color-scheme:dark){", 1)[1].split("}}", 1)
+    media += "}"
+    assert ".owlat-b1{background-color:#1e1b4b!important}" in media
+    assert ".owlat-b1{border-color:#4338ca!important}" in media
+    assert ".owlat-b1,.owlat-b1 *{color:#e0e7ff!important}" in media
+    assert ".owlat-b1 a{color:#fbbf24!important}" in media
+    assert "[data-ogsb] .owlat-b1{background-color:#1e1b4b!important}" in outlook
+    assert "[data-ogsb] .owlat-b1{border-color:#4338ca!important}" in outlook
+    assert "[data-ogsc] .owlat-b1,[data-ogsc] .owlat-b1 *{color:#e0e7ff!important}" in outlook
+    assert "[data-ogsc] .owlat-b1 a{color:#fbbf24!important}" in outlook
+    assert '<td class="owlat-b1"' in html
+
+
+def test_a_button_has_an_outlook_vml_twin_and_every_mail_a_dark_mode_query() -> None:
+    """Read directly, not only through the golden bytes: Outlook (mso) gets a VML
+    roundrect linking the same URL with the button's colours, other clients the HTML link;
+    the head carries the dark-mode media query and the colour-scheme metas."""
+    html = render([SAMPLES["button"]]).html
+    [mso] = [
+        part.split("<![endif]-->")[0]
+        for part in html.split("<!--[if mso]>")
+        if "<v:roundrect " in part.split("<![endif]-->")[0]
+    ]
+    assert "</v:roundrect>" in mso
+    assert "href=\"{{confirmUrl|'https://example.com/confirm'}}\"" in mso
+    assert 'fillcolor="#c4785a"' in mso and 'strokecolor="#a0522d"' in mso
+    assert "Confirm {{firstName|'your'}} account</center>" in mso
+    assert 'xmlns:v="urn:schemas-microsoft-com:vml"' in html.split("<head>")[0]
+    outside = html.split("<!--[if !mso]><!-->")[-1]
+    assert "<a href=\"{{confirmUrl|'https://example.com/confirm'}}\"" in outside
+    head = html.split("</head>")[0]
+    assert "@media (prefers-color-scheme:dark){" in head
+    assert '<meta name="color-scheme" content="light dark">' in head

@@ -10,11 +10,14 @@ import pytest
 
 from owlat.app.lib.email_providers.dispatch import deliver
 from owlat.app.lib.email_providers.routing import (
+    MIN_CALLS,
+    WINDOW,
     Health,
     MessageType,
     NoDeliveryProvider,
     Route,
     RouteTarget,
+    Status,
     Strategy,
     choose,
     route_for,
@@ -72,6 +75,60 @@ def test_a_success_clears_the_count_of_consecutive_faults() -> None:
     for _ in range(2):
         health.record_failure("a", ErrorKind.SERVER_ERROR, 0)
     assert health.is_up("a", 0)
+
+
+def calls(health: Health, provider: str, outcomes: str, now: float = 0.0) -> None:
+    """Record `outcomes` for `provider`: "1" a success, "0" a SERVER_ERROR."""
+    for outcome in outcomes:
+        if outcome == "1":
+            health.record_success(provider)
+        else:
+            health.record_failure(provider, ErrorKind.SERVER_ERROR, now)
+
+
+def test_health_bands_over_the_window_of_recent_calls() -> None:
+    """healthy at >= 90 % success over the last WINDOW calls, degraded from 50 %; one
+    fault after a run of successes is not "degraded"; older calls leave the window."""
+    health = Health()
+    assert health.status("a", 0) is Status.HEALTHY  # no calls yet
+    calls(health, "a", "1" * 30 + "0")
+    assert (health.status("a", 0), health.success_rate("a")) == (Status.HEALTHY, 19 / 20)
+    calls(health, "a", "0")
+    assert (health.status("a", 0), health.success_rate("a")) == (Status.HEALTHY, 18 / 20)
+    calls(health, "a", "0")
+    assert (health.status("a", 0), health.success_rate("a")) == (Status.DEGRADED, 17 / 20)
+    calls(health, "a", "1100" * 2)
+    assert (health.status("a", 0), health.success_rate("a")) == (Status.DEGRADED, 13 / 20)
+    calls(health, "a", "1" * WINDOW)  # the faults leave the window
+    assert (health.status("a", 0), health.success_rate("a")) == (Status.HEALTHY, 1.0)
+    assert len(health.recent("a")) == WINDOW
+
+
+def test_a_success_rate_under_half_puts_a_provider_down_without_a_streak() -> None:
+    """Faults two at a time (never 5 in a row) at 30 % success: down once the window holds
+    MIN_CALLS calls, skipped by priority_failover and workload_split; after the cool-down
+    it is judged on a fresh window."""
+    health = Health(cool_down=60)
+    pattern = "001" * 3 + "0"
+    calls(health, "a", pattern[: MIN_CALLS - 1], now=0)
+    assert health.status("a", 0) is Status.DEGRADED  # too few calls to say down
+    calls(health, "a", pattern[MIN_CALLS - 1 :], now=0)
+    assert health.faults("a") < health.threshold
+    assert health.status("a", 1) is Status.DOWN
+    assert choose(FAILOVER, health, 1, random.Random()) == "b"
+    split = Route(Strategy.WORKLOAD_SPLIT, (RouteTarget("a", 100), RouteTarget("b", 1)))
+    assert {choose(split, health, 1, random.Random(3)) for _ in range(50)} == {"b"}
+    assert health.status("a", 60) is Status.HEALTHY and health.recent("a") == ""
+    assert choose(FAILOVER, health, 60, random.Random()) == "a"
+
+
+def test_five_consecutive_faults_put_a_provider_down_whatever_its_rate() -> None:
+    health = Health()
+    calls(health, "a", "1" * 15 + "0000")
+    assert health.status("a", 0) is Status.DEGRADED  # 75 %, 4 in a row
+    calls(health, "a", "0")
+    assert health.status("a", 0) is Status.DOWN
+    assert choose(FAILOVER, health, 0, random.Random()) == "b"
 
 
 def test_workload_split_follows_the_weights_among_providers_that_are_up() -> None:
@@ -187,3 +244,5 @@ def test_health_is_restored_from_stored_state() -> None:
     )  # fmt: skip
     health.restore("a", 0, None)
     assert (health.faults("a"), health.down_until("a")) == (0, None)
+    health.restore("a", 1, None, "1" * 25 + "0")
+    assert (health.recent("a"), health.status("a", 0)) == ("1" * 19 + "0", Status.HEALTHY)

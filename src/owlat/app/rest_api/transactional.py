@@ -6,6 +6,8 @@ at most 10 and 10 MB together with the template's). Its shape is checked first, 
 upstream's messages (`parse`); then one mutation (`send`) checks, in upstream's order, each
 refusal carrying `data.reason`:
 
+    abuse_blocked          403  the organization's abuse status is suspended or banned
+    no_delivery_provider   422  the transactional route names no enabled provider
     recipient_blocked      422  on the suppression list (`unengaged` does not block)
     template_not_found     404  no such transactional email (by id or slug)
     template_not_published 422
@@ -48,6 +50,7 @@ from owlat.app.api_keys import check_key
 from owlat.app.lib.activities import insert_created
 from owlat.app.lib.api_key_auth import ApiKeyCaller
 from owlat.app.lib.contacts import contact_record, live_by_email
+from owlat.app.lib.email_providers.routing import MessageType
 from owlat.app.lib.errors import AppError
 from owlat.app.lib.sending.attachments import (
     MAX_ATTACHMENTS,
@@ -57,6 +60,7 @@ from owlat.app.lib.sending.attachments import (
     url_problem,
 )
 from owlat.app.lib.sending.composition import SendKind, feedback_id
+from owlat.app.lib.sending.intake import abuse_block, no_provider
 from owlat.app.lib.sending.send_contents import personalized_subject
 from owlat.app.lib.sending.sends import SendRequest, checked_sender, enqueue_send
 from owlat.app.lib.sending.suppression import suppressed
@@ -419,6 +423,12 @@ async def _send(ctx: MutationCtx, organization_id: str, args: dict[str, Any]) ->
             return found
         if row is not None:  # expired
             await ctx.db.delete(row["_id"])
+    refused = await abuse_block(ctx, organization_id)
+    if refused is not None:
+        return _refusal(403, "abuse_blocked", refused, "forbidden")
+    refused = await no_provider(ctx, organization_id, MessageType.TRANSACTIONAL)
+    if refused is not None:
+        return _refusal(422, "no_delivery_provider", refused, "invalid_state")
     blocked = await suppressed(ctx, organization_id, SendKind.TRANSACTIONAL, email, None)
     if blocked is not None:
         return _refusal(422, "recipient_blocked", f"Cannot send to {email}: {blocked}")

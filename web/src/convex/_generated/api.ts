@@ -463,7 +463,7 @@ export type PublicApi = {
     }, any>;
   };
   domains: {
-    /** `domains:checkSenderAddress`: Whether mail of `messageType` (default transactional) may be sent From `fromEmail` now: `{allowed, reason}` (the reason is the error a send would get). */
+    /** `domains:checkSenderAddress`: Whether mail of `messageType` (default transactional) may be sent From `fromEmail` now: `{allowed, reason, warning}` (the reason is the error a send would get; the warning says the domain's verification is stale, which does not stop sending). */
     checkSenderAddress: FunctionReference<"query", "public", {
       fromEmail: string;
       messageType?: "campaign" | "transactional" | "automation" | "test";
@@ -1390,6 +1390,12 @@ export type InternalApi = {
       username?: string;
       password?: string;
       spfInclude?: string;
+    }, any>;
+    /** `adminTools:setAbuseStatus`: `{organizationId, abuseStatus, abuseStatusReason}` once set (by the deployment's admin: `abuseStatusChangedBy` is "admin"). */
+    setAbuseStatus: FunctionReference<"mutation", "internal", {
+      organization: string;
+      status: "clean" | "warned" | "suspended" | "banned";
+      reason?: string;
     }, any>;
   };
   apiKeys: {

@@ -664,6 +664,10 @@ export type Documents = {
       textColor?: string;
       logoUrl?: string;
     };
+    abuseStatus?: "clean" | "warned" | "suspended" | "banned";
+    abuseStatusReason?: string;
+    abuseStatusChangedAt?: number;
+    abuseStatusChangedBy?: string;
     updatedBy?: Id<"users">;
     updatedAt: number;
   };
@@ -683,6 +687,7 @@ export type Documents = {
     organizationId: Id<"organizations">;
     provider: "outbox" | "smtp" | "ses" | "resend";
     consecutiveFaults: number;
+    recent?: string;
     downUntil?: number;
     sent: number;
     failed: number;
@@ -1460,7 +1465,7 @@ export type DataModel = {
   };
   organizationSettings: {
     document: Doc<"organizationSettings">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "defaultFromName" | "defaultFromEmail" | "replyToEmail" | "postalAddress" | "timezone" | "tracking" | "trackTransactional" | "brandTheme" | "brandTheme.primaryColor" | "brandTheme.backgroundColor" | "brandTheme.textColor" | "brandTheme.logoUrl" | "updatedBy" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "defaultFromName" | "defaultFromEmail" | "replyToEmail" | "postalAddress" | "timezone" | "tracking" | "trackTransactional" | "brandTheme" | "brandTheme.primaryColor" | "brandTheme.backgroundColor" | "brandTheme.textColor" | "brandTheme.logoUrl" | "abuseStatus" | "abuseStatusReason" | "abuseStatusChangedAt" | "abuseStatusChangedBy" | "updatedBy" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
@@ -1482,7 +1487,7 @@ export type DataModel = {
   };
   providerHealth: {
     document: Doc<"providerHealth">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "provider" | "consecutiveFaults" | "downUntil" | "sent" | "failed" | "lastSuccessAt" | "lastFailureAt" | "lastErrorKind" | "lastError" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "provider" | "consecutiveFaults" | "recent" | "downUntil" | "sent" | "failed" | "lastSuccessAt" | "lastFailureAt" | "lastErrorKind" | "lastError" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];

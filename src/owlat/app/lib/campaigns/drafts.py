@@ -3,7 +3,9 @@
 Preflight (`refusals`: all of them, each with the field it concerns; `preflight`: the
 first one raised; each an INVALID_STATE-class error with its
 own code): NO_TEMPLATE (none chosen, or deleted), TEMPLATE_NOT_PUBLISHED, NO_AUDIENCE (none
-chosen, or its list or segment deleted), NO_FROM_EMAIL (neither the campaign nor the
+chosen, or its list or segment deleted), SENDING_NOT_ALLOWED (the organization's abuse
+status is suspended or banned) and NO_DELIVERY_PROVIDER (the campaign route names no enabled
+provider: `sending/intake.py`), NO_FROM_EMAIL (neither the campaign nor the
 organization's settings give one), INVALID_SENDER / SENDER_DOMAIN_NOT_VERIFIED (the From
 domain must be a verified sending domain of the organization unless every provider of
 the campaign route is a local sink: `sends.check_sender`, the transactional rule),
@@ -30,6 +32,7 @@ from owlat.app.lib.email_providers.routing import MessageType
 from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.segment_filters import Predicate, compile
 from owlat.app.lib.sending.composition import CompositionError, SendKind, format_address, mailbox
+from owlat.app.lib.sending.intake import abuse_block, no_provider
 from owlat.app.lib.sending.routes import enabled_providers, route_for
 from owlat.app.lib.sending.sends import check_sender
 from owlat.app.lib.sending.suppression import suppression_reason
@@ -164,6 +167,12 @@ async def refusals(ctx: QueryCtx, campaign: Mapping[str, Any]) -> tuple[list[Ref
             audience = await checked_audience(ctx, organization_id, campaign["audience"])
         except AppError as error:
             refuse("audience", "NO_AUDIENCE", f"The campaign's audience is gone: {error.data}")
+    for code, blocked in (
+        ("SENDING_NOT_ALLOWED", await abuse_block(ctx, organization_id)),
+        ("NO_DELIVERY_PROVIDER", await no_provider(ctx, organization_id, MessageType.CAMPAIGN)),
+    ):
+        if blocked is not None:
+            refuse("sending", code, blocked)
     sender: str | None = None
     try:
         sender = await from_address(ctx, campaign)

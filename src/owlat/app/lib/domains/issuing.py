@@ -29,6 +29,7 @@ from owlat.app.lib.domains.records import (
     ses_records,
     smtp_records,
 )
+from owlat.app.lib.domains.states import is_stale
 from owlat.app.lib.email_providers.configured import dkim_purpose, seal_secrets
 
 OWNERSHIP_HOST = "_owlat"
@@ -108,10 +109,11 @@ def records_for(row: Mapping[str, Any], *, spf_include: str | None = None) -> li
     raise ValueError(f"unknown provider kind {kind!r}")
 
 
-def domain_view(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A domain as members see it: without the sealed DKIM key, with its records as
-    zone-file lines too."""
+def domain_view(row: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """A domain as members see it at `now` (epoch ms): without the sealed DKIM key, with its
+    records as zone-file lines too, and `verificationStale` (`states.is_stale`)."""
     shown = {name: value for name, value in row.items() if name != "dkimPrivateKey"}
+    shown["verificationStale"] = is_stale(row, now)
     records = records_from_document(row["dnsRecords"])
     shown["zoneFile"] = "\n".join(record.zone_line(row["domain"]) for record in records)
     return shown

@@ -19,7 +19,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from owlat.app.lib.domains.names import normalize_domain
-from owlat.app.lib.domains.states import DomainStatus
+from owlat.app.lib.domains.states import DomainStatus, is_stale
 from owlat.app.lib.errors import AppError, invalid
 
 EXEMPT_PROVIDERS = frozenset({"outbox"})
@@ -79,6 +79,21 @@ def ensure_sender_allowed(
             reason += f" ({parents[-1]} is verified, but each subdomain is verified on its own)"
         reason += "; add it under Domains and publish its DNS records"
     raise invalid("SENDER_DOMAIN_NOT_VERIFIED", f"Cannot send from {address}: {reason}")
+
+
+def stale_warning(
+    from_address: str, domains: Iterable[Mapping[str, Any]], now: float
+) -> str | None:
+    """A warning when the From address's domain is verified but its verification is stale
+    (over 24 h old, §12.1); sending from it stays allowed."""
+    address, domain = _sender_domain(from_address)
+    for row in domains:
+        if row["domain"] == domain and is_stale(row, now):
+            return (
+                f"The verification of {domain} is over 24 hours old; sending from {address} "
+                "goes on, and the next automatic check (or Verify now) refreshes it"
+            )
+    return None
 
 
 @functools.lru_cache(maxsize=256)  # an organization's few senders, parsed once per process

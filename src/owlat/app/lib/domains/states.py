@@ -99,6 +99,16 @@ class DomainState:
         )
 
 
+STALE_AFTER_MS = DAY_MS
+
+
+def is_stale(row: Mapping[str, Any], now: float) -> bool:
+    """A verified domain whose latest successful check is over `STALE_AFTER_MS` (24 h) old
+    (§12.1): a warning only. Sending from it goes on; the re-check cron refreshes it."""
+    last = row.get("lastVerifiedAt")
+    return row["status"] == DomainStatus.VERIFIED and (last is None or now - last > STALE_AFTER_MS)
+
+
 def _ms(value: float | None) -> int | None:
     return None if value is None else int(value)
 

@@ -89,10 +89,10 @@ def image(block: Block, ctx: Context) -> str:
     alt = "" if p.flag("decorative") else p.text("alt")
     fluid = ' class="owlat-fluid-img"' if p.flag("fluidOnMobile") else ""
     picture = _img(p.text("src"), alt, width, css, extra + fluid)
-    if "darkSrc" in p:
+    if p.dark("src"):
         light = ' class="owlat-light-img' + (' owlat-fluid-img"' if fluid else '"')
         dark_css = css.replace("display:block", "display:none")
-        dark = _img(p.text("darkSrc"), alt, width, dark_css, extra + ' class="owlat-dark-img"')
+        dark = _img(p.dark("src"), alt, width, dark_css, extra + ' class="owlat-dark-img"')
         picture = (
             _img(p.text("src"), alt, width, css, extra + light)
             + f"<!--[if !mso]><!-->{dark}<!--<![endif]-->"

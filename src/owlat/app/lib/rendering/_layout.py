@@ -52,8 +52,8 @@ def render_block(block: Block, ctx: Context, *, full_width: bool = False) -> str
     rounded = "borderRadius" in p and block.type != "button"
     dark_class = _dark_class(p, ctx)
     inner_width = ctx.width - pad[1] - pad[3] - margin[1] - margin[3] - 2 * border_width
-    own_background = bool(background or gradient) and "darkBackgroundColor" not in p
-    on_page = ctx.on_page and not own_background and "darkTextColor" not in p
+    own_background = bool(background or gradient) and not p.dark("backgroundColor")
+    on_page = ctx.on_page and not own_background and not p.dark("textColor")
     inner = _render_inner(block, ctx.inside(inner_width, on_page=on_page))
     box = style(
         ("padding", " ".join(px(v) for v in pad) if any(pad) else None),
@@ -113,20 +113,25 @@ def render_block(block: Block, ctx: Context, *, full_width: bool = False) -> str
 
 
 def _dark_class(p: Props, ctx: Context) -> str:
-    background, color = p.text("darkBackgroundColor"), p.text("darkTextColor")
-    if not background and not color:
+    """A class carrying the block's `darkMode` overrides, for `prefers-color-scheme: dark`
+    and their Outlook.com twins (`[data-ogsb]` backgrounds, `[data-ogsc]` text)."""
+    background, color = p.dark("backgroundColor"), p.dark("textColor")
+    border, link = p.dark("borderColor"), p.dark("linkColor")
+    if not (background or color or border or link):
         return ""
     name = ctx.rules.new_class()
-    if background:
-        ctx.rules.dark.append(f".{name}{{background-color:{background}!important}}")
-        ctx.rules.outlook_dark.append(
-            f"[data-ogsb] .{name}{{background-color:{background}!important}}"
-        )
-    if color:
-        ctx.rules.dark.append(f".{name},.{name} *{{color:{color}!important}}")
-        ctx.rules.outlook_dark.append(
-            f"[data-ogsc] .{name},[data-ogsc] .{name} *{{color:{color}!important}}"
-        )
+    rules = [
+        ("ogsb", f".{name}", "background-color", background),
+        ("ogsb", f".{name}", "border-color", border),
+        ("ogsc", f".{name},.{name} *", "color", color),
+        ("ogsc", f".{name} a", "color", link),
+    ]
+    for outlook, selector, prop, value in rules:
+        if not value:
+            continue
+        ctx.rules.dark.append(f"{selector}{{{prop}:{value}!important}}")
+        twin = ",".join(f"[data-{outlook}] {one}" for one in selector.split(","))
+        ctx.rules.outlook_dark.append(f"{twin}{{{prop}:{value}!important}}")
     return name
 
 

@@ -1,7 +1,10 @@
 """The fields of each of the 17 block types (upstream's `EditorBlock` content, §8.1).
 
 `COMMON` holds what every block may carry (spacing, border, background, dark-mode colours,
-responsive visibility, full width, CSS classes, condition, repeat). Child blocks (columns,
+responsive visibility, full width, CSS classes, condition, repeat). Dark-mode overrides are
+upstream's `darkMode` object (`DARK_MODE`; an image's also takes a `src`); the older flat
+fields `darkBackgroundColor`, `darkTextColor` and an image's `darkSrc` are read as its keys
+(`blocks.py` folds them in). Child blocks (columns,
 container and hero items, accordion sections) are walked by `blocks.py`, not listed here.
 """
 
@@ -62,6 +65,13 @@ _FONT_WEIGHT = Number(100, 900)
 _WIDTH = Number(1, 4000)
 _IMAGE = Url(IMAGE_SCHEMES)
 _BACKGROUND = Url(IMAGE_SCHEMES, placeholders=False)
+DARK_MODE: dict[str, Field] = {  # `color` is read as `textColor` (the editor's other name)
+    "backgroundColor": Color(),
+    "textColor": Color(),
+    "color": Color(),
+    "borderColor": Color(),
+    "linkColor": Color(),
+}
 
 COMMON: dict[str, Field] = {
     **{f"padding{side}": _SPACE for side in ("Top", "Right", "Bottom", "Left")},
@@ -75,6 +85,7 @@ COMMON: dict[str, Field] = {
     "borderStyle": _BORDER_STYLE,
     "darkBackgroundColor": Color(),
     "darkTextColor": Color(),
+    "darkMode": Record(DARK_MODE),
     "hideOnMobile": Flag(),
     "hideOnDesktop": Flag(),
     "fullWidth": Flag(),
@@ -147,6 +158,7 @@ FIELDS: dict[str, dict[str, Field]] = {
         "srcset": SrcSet(),
         "sizes": Sizes(),
         "darkSrc": _IMAGE,
+        "darkMode": Record({**DARK_MODE, "src": _IMAGE}),
     },
     "button": {
         "text": Text(500, required=True),

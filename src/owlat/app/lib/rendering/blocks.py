@@ -49,6 +49,11 @@ CHILD_FIELDS = {  # where a block type keeps its child blocks
     "hero": "items",
     "accordion": "sections",
 }
+_DARK_ALIASES = {
+    "darkBackgroundColor": "backgroundColor",
+    "darkTextColor": "textColor",
+    "darkSrc": "src",
+}
 
 
 class Props:
@@ -75,6 +80,25 @@ class Props:
 
     def get(self, key: str) -> Any:
         return self.data.get(key)
+
+    def dark(self, key: str) -> str:
+        """A `darkMode` override (backgroundColor, textColor, borderColor, linkColor, src)."""
+        value = self.data.get("darkMode", {}).get(key)
+        return value if isinstance(value, str) else ""
+
+
+def fold_dark_mode(fields: dict[str, Any]) -> dict[str, Any]:
+    """`fields` with the flat dark fields (`darkBackgroundColor`, `darkTextColor`, `darkSrc`)
+    and `darkMode.color` as `darkMode` keys: one shape for the renderer. A key of the
+    `darkMode` object wins over its flat twin."""
+    dark = {key: fields.pop(flat) for flat, key in _DARK_ALIASES.items() if flat in fields}
+    dark.update(fields.pop("darkMode", {}))
+    color = dark.pop("color", None)
+    if color is not None:
+        dark.setdefault("textColor", color)
+    if dark:
+        fields["darkMode"] = dark
+    return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +195,7 @@ class _Walker:
             saved = SAVED_BLOCK_REF.check(saved, f"{path}.savedBlockRef")
         child_key = CHILD_FIELDS.get(kind)
         own = {k: v for k, v in content.items() if k != child_key}
-        props = Props(check_fields(SCHEMAS[kind], own, path))
+        props = Props(fold_dark_mode(check_fields(SCHEMAS[kind], own, path)))
         block = Block(block_id, kind, props, saved_block=saved)
         if child_key is None:
             return block

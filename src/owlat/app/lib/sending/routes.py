@@ -8,10 +8,11 @@ providers `[{provider, weight, enabled}]`. A type without a row takes the defaul
 it configured none, so a new instance delivers to its data folder until someone sets up a
 real provider.
 
-Health is the routing module's rule (`Health`: consecutive provider faults put a provider
-down for a cool-down) kept in the database, so every server node and every send sees it:
-a delivery records each attempt (`Attempt`), and `record_attempts` replays them on the
-stored state in the recording mutation's transaction.
+Health is the routing module's rule (`Health`: success-rate bands over a window of recent
+calls, and a streak of faults, put a provider down for a cool-down) kept in the database,
+so every server node and every send sees it: a delivery records each attempt (`Attempt`),
+and `record_attempts` replays them on the stored state in the recording mutation's
+transaction.
 """
 
 from __future__ import annotations
@@ -180,15 +181,37 @@ def restored_health(rows: Iterable[Mapping[str, Any]]) -> Health:
             row["provider"],
             int(row["consecutiveFaults"]),
             None if down_until is None else down_until / 1000,
+            row.get("recent", ""),
         )
     return health
 
 
 def health_status(row: Mapping[str, Any], now_ms: float) -> str:
-    """healthy | degraded (faults since its last success) | down (cooling down)."""
-    if (row.get("downUntil") or 0) > now_ms:
-        return "down"
-    return "degraded" if row["consecutiveFaults"] else "healthy"
+    """healthy | degraded | down, as `routing.Health.status` judges the stored state."""
+    return str(restored_health([row]).status(row["provider"], now_ms / 1000))
+
+
+def health_summary(row: Mapping[str, Any], now_ms: float) -> dict[str, Any]:
+    """What the providers screen shows of a provider's health: its status, the success
+    rate over the window of recent calls (None before any), totals and the last error."""
+    recent = str(row.get("recent", ""))
+    return {
+        "status": health_status(row, now_ms),
+        "successRate": recent.count("1") / len(recent) if recent else None,
+        "windowCalls": len(recent),
+        **{
+            key: row.get(key)
+            for key in (
+                "consecutiveFaults",
+                "sent",
+                "failed",
+                "lastSuccessAt",
+                "lastFailureAt",
+                "lastErrorKind",
+                "lastError",
+            )
+        },
+    }
 
 
 async def record_attempts(
@@ -212,6 +235,7 @@ async def record_attempts(
         down_until = health.down_until(provider)
         fields: dict[str, Any] = {
             "consecutiveFaults": health.faults(provider),
+            "recent": health.recent(provider),
             "downUntil": UNDEFINED if down_until is None else down_until * 1000,
             "sent": (row["sent"] if row else 0) + counts["sent"],
             "failed": (row["failed"] if row else 0) + counts["failed"],
