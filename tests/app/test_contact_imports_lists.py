@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from owlat.app.lib import contact_import
+from owlat.app.lib.activities import with_import_entry
 from owlat.runtime.application import Application
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller
@@ -35,15 +36,23 @@ async def _list(caller: Caller, *, doi: bool = False) -> str:
 
 
 async def _activities(owlat: Application) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """Every contact's activities `(type, metadata)` by email, oldest first."""
+    """Every contact's timeline `(type, metadata)` by email, oldest first: its stored
+    activities with its import's `imported` entry (lib/activities.with_import_entry)."""
 
     async def read(ctx: Any) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-        emails = {c["_id"]: c["email"] for c in await ctx.db.query("contacts").collect()}
-        found: dict[str, list[tuple[str, dict[str, Any]]]] = {e: [] for e in emails.values()}
-        for row in await ctx.db.query("contactActivities").collect():
-            found[emails[row["contactId"]]].append(
-                (row["activityType"], dict(row.get("metadata") or {}))
+        found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for contact in await ctx.db.query("contacts").collect():
+            rows = await (
+                ctx.db.query("contactActivities")
+                .with_index("by_contact", lambda q, c=contact: q.eq("contactId", c["_id"]))
+                .order("desc")
+                .collect()
             )
+            page = await with_import_entry(ctx, contact["_id"], {"page": rows, "isDone": True})
+            found[contact["email"]] = [
+                (row["activityType"], dict(row.get("metadata") or {}))
+                for row in reversed(page["page"])
+            ]
         return found
 
     found = await in_query(owlat, read)  # (values come back as JSON: tuples as lists)
@@ -310,3 +319,62 @@ async def test_a_batch_over_a_transaction_limit_is_split(
         return [(await ctx.db.get(list_id))["memberCount"], len(members), len(listed)]
 
     assert await in_query(owlat, recount) == [5000, 5000, 5000]
+
+
+async def _timeline(caller: Caller, contact_id: str, per_page: int) -> list[dict[str, Any]]:
+    """`contacts:activities` of the contact, newest first, read `per_page` at a time."""
+    rows: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = await caller.query(
+            "contacts:activities",
+            {"contactId": contact_id, "paginationOpts": {"numItems": per_page, "cursor": cursor}},
+        )
+        rows += page["page"]
+        if page["isDone"]:
+            return rows
+        cursor = page["continueCursor"]
+
+
+async def test_an_imported_contacts_timeline_shows_the_import_once_in_order(
+    owlat: Application,
+) -> None:
+    """No activity is stored per imported contact: `contacts:activities` shows the import's
+    `imported` entry where it was (after everything at or after the contact's creation,
+    before anything earlier), exactly once whatever the page size."""
+    owner, _ = await _owner(owlat)
+    list_id = await _list(owner)
+    other_list = await owner.mutation(
+        "mailingLists:create", {"name": "Other", "requireDoubleOptIn": False}
+    )
+    done = await _import(owner, _csv("a@example.com,A"), mapping=EMAIL, listId=list_id)
+    contact = (await _contacts(owner))["a@example.com"]
+    assert "importId" not in contact  # not part of the contact's public shape
+    await owner.mutation("contacts:update", {"contactId": contact["_id"], "firstName": "Ann"})
+    await owner.mutation(
+        "mailingLists:addContact", {"listId": other_list, "contactId": contact["_id"]}
+    )
+
+    async def backdated(ctx: Any) -> None:  # two events older than the contact
+        for older in (1, 2):
+            await ctx.db.insert(
+                "contactActivities",
+                {
+                    "organizationId": contact["organizationId"],
+                    "contactId": contact["_id"],
+                    "activityType": "event_received",
+                    "occurredAt": contact["createdAt"] - older,
+                },
+            )
+
+    await in_mutation(owlat, backdated)
+    stored = await in_query(owlat, lambda ctx: ctx.db.query("contactActivities").collect())
+    assert [row["activityType"] for row in stored].count("imported") == 0
+    expected = ["list_subscribed", "updated", "imported", "event_received", "event_received"]
+    for per_page in (1, 2, 3, 100):
+        timeline = await _timeline(owner, contact["_id"], per_page)
+        assert [row["activityType"] for row in timeline] == expected, per_page
+    imported = timeline[2]
+    assert imported["metadata"] == {"importId": done["_id"], "listId": list_id}
+    assert imported["occurredAt"] == contact["createdAt"] and imported["userId"]
+    assert imported["contactId"] == contact["_id"] and imported["_id"] == done["_id"]
