@@ -14,7 +14,7 @@ from owlat.app.lib.activities import with_import_entry
 from owlat.runtime.application import Application
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller
-from tests.app.test_contact_imports import _contacts, _import, _owner, _queued
+from tests.app.test_contact_imports import _contacts, _finished, _import, _owner, _queued
 from tests.app.test_mailing_lists import _assert_exact, _wait_for_mail
 from tests.app.test_segment_counts import PRO_HIGH, _check
 from tests.app.test_segments import count_ready
@@ -378,3 +378,46 @@ async def test_an_imported_contacts_timeline_shows_the_import_once_in_order(
     assert imported["metadata"] == {"importId": done["_id"], "listId": list_id}
     assert imported["occurredAt"] == contact["createdAt"] and imported["userId"]
     assert imported["contactId"] == contact["_id"] and imported["_id"] == done["_id"]
+
+
+async def test_a_resumed_import_and_a_reimport_give_each_contact_one_imported_entry(
+    owlat: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import whose worker crashed after its first batch (applied twice, once in effect)
+    and was resumed, then a re-import of the same contacts plus new ones (`update`): every
+    contact is a member once, the list's count is exact, and each timeline names the import
+    that created the contact once (a re-import never renames it; it adds `updated`)."""
+    monkeypatch.setattr(contact_import, "BATCH_ROWS", 4)
+    owner, _ = await _owner(owlat)
+    list_id = await _list(owner)
+    lines = [f"p{i}@example.com,P{i}" for i in range(10)]
+    data = _csv(*lines)
+    header_end = len(b"Email,First\n")
+    first_id = await _queued(owlat, owner, data, byte_offset=header_end, listId=list_id)
+    crashed = {
+        **_batch(import_id=first_id, rows=[line.split(",") for line in lines[:3]]),
+        "startOffset": header_end,
+        "endOffset": header_end + sum(len(line) + 1 for line in lines[:3]),
+    }
+    for _ in range(2):  # the crashed worker's batch, and its retry
+        await owlat.run_mutation("contactImports:applyBatch", crashed, internal=True)
+    found = await owner.query("contactImports:get", {"importId": first_id})
+    assert (found["rowsDone"], found["imported"]) == (3, 3)
+    await owlat.run_action("contactImports:run", {"importId": first_id}, internal=True)
+    first = await _finished(owner, first_id)
+    assert (first["status"], first["imported"], first["rowsDone"]) == ("completed", 10, 10)
+    again = _csv(*lines[:5], "p5@example.com,Renamed", "new1@example.com,N", "new2@example.com,N")
+    second = await _import(owner, again, mapping=EMAIL, listId=list_id, onDuplicate="update")
+    assert (second["imported"], second["updated"], second["skipped"]) == (2, 1, 5)
+    state = await _assert_exact(owlat)
+    assert state["mailingLists"][list_id]["memberCount"] == 12
+    assert len(state["mailingListMembers"]) == len(state["contacts"]) == 12
+    by_first = ("imported", {"importId": first_id, "listId": list_id})
+    by_second = ("imported", {"importId": second["_id"], "listId": list_id})
+    activities = await _activities(owlat)
+    for i in range(10):
+        expected = [by_first]
+        if i == 5:
+            expected.append(("updated", {"source": "import", "fields": "firstName"}))
+        assert activities[f"p{i}@example.com"] == expected, i
+    assert activities["new1@example.com"] == activities["new2@example.com"] == [by_second]
