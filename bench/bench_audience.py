@@ -6,7 +6,8 @@
 With N contacts (default 1,000,000) carrying 3 custom properties (plan: string, score:
 number, signup: date), all members of one mailing list (no double opt-in):
 (a) import a generated N-row CSV end to end through the real import (upload → start →
-the worker action's batches, contact + `imported` activity + list membership per row);
+the worker action's batches, contact + list membership per row, the contact naming the
+import that its timeline shows as `imported`);
 rows/s and the peak RSS of the process (the CSV is generated to disk and streamed into
 storage, so it is not held in memory);
 (b) the first page (25) of `contacts:listFromSession`, and of a search (email prefix and
@@ -21,9 +22,9 @@ run, the same count by a pushed-down scan (`ctx.db.query("contacts").with_index(
 count a segment created after the import.
 Next to each: raw sqlite3 doing the equivalent on an equivalent table (a row per contact
 with the same indexes, the properties as columns; the import inserts the contact, an
-activity and a membership per row and bumps the list's count, per batch of 1,000 rows in
-one transaction, in WAL mode with synchronous=NORMAL). Latencies are the median of
-`--repeat` runs after a warm-up.
+activity (as Owlat did until session 13) and a membership per row and bumps the list's
+count, per batch of 1,000 rows in one transaction, in WAL mode with synchronous=NORMAL).
+Latencies are the median of `--repeat` runs after a warm-up.
 """
 
 from __future__ import annotations

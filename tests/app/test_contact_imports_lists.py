@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from owlat.app.lib import contact_import
+from owlat.app.lib.activities import with_import_entry
 from owlat.runtime.application import Application
 from owlat.runtime.testing import in_mutation, in_query
 from tests.app.conftest import Caller
-from tests.app.test_contact_imports import _contacts, _import, _owner, _queued
+from tests.app.test_contact_imports import _contacts, _finished, _import, _owner, _queued
 from tests.app.test_mailing_lists import _assert_exact, _wait_for_mail
 from tests.app.test_segment_counts import PRO_HIGH, _check
 from tests.app.test_segments import count_ready
@@ -35,15 +36,23 @@ async def _list(caller: Caller, *, doi: bool = False) -> str:
 
 
 async def _activities(owlat: Application) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """Every contact's activities `(type, metadata)` by email, oldest first."""
+    """Every contact's timeline `(type, metadata)` by email, oldest first: its stored
+    activities with its import's `imported` entry (lib/activities.with_import_entry)."""
 
     async def read(ctx: Any) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-        emails = {c["_id"]: c["email"] for c in await ctx.db.query("contacts").collect()}
-        found: dict[str, list[tuple[str, dict[str, Any]]]] = {e: [] for e in emails.values()}
-        for row in await ctx.db.query("contactActivities").collect():
-            found[emails[row["contactId"]]].append(
-                (row["activityType"], dict(row.get("metadata") or {}))
+        found: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for contact in await ctx.db.query("contacts").collect():
+            rows = await (
+                ctx.db.query("contactActivities")
+                .with_index("by_contact", lambda q, c=contact: q.eq("contactId", c["_id"]))
+                .order("desc")
+                .collect()
             )
+            page = await with_import_entry(ctx, contact["_id"], {"page": rows, "isDone": True})
+            found[contact["email"]] = [
+                (row["activityType"], dict(row.get("metadata") or {}))
+                for row in reversed(page["page"])
+            ]
         return found
 
     found = await in_query(owlat, read)  # (values come back as JSON: tuples as lists)
@@ -310,3 +319,105 @@ async def test_a_batch_over_a_transaction_limit_is_split(
         return [(await ctx.db.get(list_id))["memberCount"], len(members), len(listed)]
 
     assert await in_query(owlat, recount) == [5000, 5000, 5000]
+
+
+async def _timeline(caller: Caller, contact_id: str, per_page: int) -> list[dict[str, Any]]:
+    """`contacts:activities` of the contact, newest first, read `per_page` at a time."""
+    rows: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = await caller.query(
+            "contacts:activities",
+            {"contactId": contact_id, "paginationOpts": {"numItems": per_page, "cursor": cursor}},
+        )
+        rows += page["page"]
+        if page["isDone"]:
+            return rows
+        cursor = page["continueCursor"]
+
+
+async def test_an_imported_contacts_timeline_shows_the_import_once_in_order(
+    owlat: Application,
+) -> None:
+    """No activity is stored per imported contact: `contacts:activities` shows the import's
+    `imported` entry where it was (after everything at or after the contact's creation,
+    before anything earlier), exactly once whatever the page size."""
+    owner, _ = await _owner(owlat)
+    list_id = await _list(owner)
+    other_list = await owner.mutation(
+        "mailingLists:create", {"name": "Other", "requireDoubleOptIn": False}
+    )
+    done = await _import(owner, _csv("a@example.com,A"), mapping=EMAIL, listId=list_id)
+    contact = (await _contacts(owner))["a@example.com"]
+    assert "importId" not in contact  # not part of the contact's public shape
+    await owner.mutation("contacts:update", {"contactId": contact["_id"], "firstName": "Ann"})
+    await owner.mutation(
+        "mailingLists:addContact", {"listId": other_list, "contactId": contact["_id"]}
+    )
+
+    async def backdated(ctx: Any) -> None:  # two events older than the contact
+        for older in (1, 2):
+            await ctx.db.insert(
+                "contactActivities",
+                {
+                    "organizationId": contact["organizationId"],
+                    "contactId": contact["_id"],
+                    "activityType": "event_received",
+                    "occurredAt": contact["createdAt"] - older,
+                },
+            )
+
+    await in_mutation(owlat, backdated)
+    stored = await in_query(owlat, lambda ctx: ctx.db.query("contactActivities").collect())
+    assert [row["activityType"] for row in stored].count("imported") == 0
+    expected = ["list_subscribed", "updated", "imported", "event_received", "event_received"]
+    for per_page in (1, 2, 3, 100):
+        timeline = await _timeline(owner, contact["_id"], per_page)
+        assert [row["activityType"] for row in timeline] == expected, per_page
+    imported = timeline[2]
+    assert imported["metadata"] == {"importId": done["_id"], "listId": list_id}
+    assert imported["occurredAt"] == contact["createdAt"] and imported["userId"]
+    assert imported["contactId"] == contact["_id"] and imported["_id"] == done["_id"]
+
+
+async def test_a_resumed_import_and_a_reimport_give_each_contact_one_imported_entry(
+    owlat: Application, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import whose worker crashed after its first batch (applied twice, once in effect)
+    and was resumed, then a re-import of the same contacts plus new ones (`update`): every
+    contact is a member once, the list's count is exact, and each timeline names the import
+    that created the contact once (a re-import never renames it; it adds `updated`)."""
+    monkeypatch.setattr(contact_import, "BATCH_ROWS", 4)
+    owner, _ = await _owner(owlat)
+    list_id = await _list(owner)
+    lines = [f"p{i}@example.com,P{i}" for i in range(10)]
+    data = _csv(*lines)
+    header_end = len(b"Email,First\n")
+    first_id = await _queued(owlat, owner, data, byte_offset=header_end, listId=list_id)
+    crashed = {
+        **_batch(import_id=first_id, rows=[line.split(",") for line in lines[:3]]),
+        "startOffset": header_end,
+        "endOffset": header_end + sum(len(line) + 1 for line in lines[:3]),
+    }
+    for _ in range(2):  # the crashed worker's batch, and its retry
+        await owlat.run_mutation("contactImports:applyBatch", crashed, internal=True)
+    found = await owner.query("contactImports:get", {"importId": first_id})
+    assert (found["rowsDone"], found["imported"]) == (3, 3)
+    await owlat.run_action("contactImports:run", {"importId": first_id}, internal=True)
+    first = await _finished(owner, first_id)
+    assert (first["status"], first["imported"], first["rowsDone"]) == ("completed", 10, 10)
+    again = _csv(*lines[:5], "p5@example.com,Renamed", "new1@example.com,N", "new2@example.com,N")
+    second = await _import(owner, again, mapping=EMAIL, listId=list_id, onDuplicate="update")
+    assert (second["imported"], second["updated"], second["skipped"]) == (2, 1, 5)
+    state = await _assert_exact(owlat)
+    assert state["mailingLists"][list_id]["memberCount"] == 12
+    assert len(state["mailingListMembers"]) == len(state["contacts"]) == 12
+    by_first = ("imported", {"importId": first_id, "listId": list_id})
+    by_second = ("imported", {"importId": second["_id"], "listId": list_id})
+    activities = await _activities(owlat)
+    for i in range(10):
+        expected = [by_first]
+        if i == 5:
+            expected.append(("updated", {"source": "import", "fields": "firstName"}))
+        assert activities[f"p{i}@example.com"] == expected, i
+    assert activities["new1@example.com"] == activities["new2@example.com"] == [by_second]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Required
 
-from owlat.app.lib.activities import record_activity
+from owlat.app.lib.activities import record_activity, with_import_entry
 from owlat.app.lib.audience import PAGINATION_OPTS, page_options
 from owlat.app.lib.contacts import (
     FIELDS,
@@ -83,8 +83,11 @@ async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
 
 @query(args={"contactId": v.string(), "paginationOpts": PAGINATION_OPTS})
 async def activities(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
-    """The contact's timeline, newest first (also for a soft-deleted contact)."""
-    return await contact_rows_page(ctx, "contactActivities", args)
+    """The contact's timeline, newest first (also for a soft-deleted contact), with the
+    `imported` entry of the import that created it."""
+    page = await contact_rows_page(ctx, "contactActivities", args)
+    contact_id = ctx.db.normalize_id("contacts", args["contactId"])
+    return page if contact_id is None else await with_import_entry(ctx, contact_id, page)
 
 
 # -- writes -------------------------------------------------------------------------------

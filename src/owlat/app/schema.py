@@ -396,6 +396,9 @@ schema = define_schema(
                 "hasClicked": v.optional(v.boolean()),
                 # consecutive soft bounces (reset by a delivery; 5 suppress the address)
                 "softBounceCount": v.optional(v.number()),
+                # the import that created the contact: its timeline's `imported` entry
+                # (lib/activities.timeline_page), not a stored activity
+                "importId": v.optional(v.id("contactImports")),
                 "deletedAt": v.optional(v.number()),  # soft delete; purged after 30 days
                 "deletedBy": v.optional(v.id("users")),
                 "createdAt": v.number(),

@@ -5,16 +5,18 @@ file in byte ranges from the import's `byteOffset` (never all of it), counts its
 for a progress denominator, and hands each batch of parsed rows to ONE mutation
 (`contact_imports:applyBatch`, which runs `apply_rows`): it upserts the contacts by
 normalized email (`onDuplicate` skip|update; duplicates within the file too), subscribes
-them to the list, writes per-row errors (the first `MAX_STORED_ERRORS` failed rows) and
-`imported` activities, and advances `byteOffset`, `rowsDone` and the counters, all in one
-transaction. Empty cells never clear a value; an update that changes nothing counts as
-skipped.
+them to the list, writes per-row errors (the first `MAX_STORED_ERRORS` failed rows), and
+advances `byteOffset`, `rowsDone` and the counters, all in one transaction. A new contact
+names the import (`importId`): its timeline shows the import's `imported` entry
+(lib/activities.with_import_entry), no activity is stored per contact. Empty cells never
+clear a value; an update that changes nothing counts as skipped (a changed contact gets its
+`updated` activity).
 
 With a list (lib/list_subscriptions.ListBatch): a new contact is written once, already a
-member (3 writes: contact, membership, `imported` activity naming the list), unless the
-list asks for double opt-in (then it is subscribed as pending, with its confirmation
-mail); existing contacts are subscribed as `mailingLists:addContact` does (no effect on
-members); the list's counts move once per batch. A list deleted mid-import fails it.
+member (2 writes: contact, membership), unless the list asks for double opt-in (then it is
+subscribed as pending, with its confirmation mail); existing contacts are subscribed as
+`mailingLists:addContact` does (no effect on members); the list's counts move once per
+batch. A list deleted mid-import fails it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Collection
 from typing import Any
 
 from owlat.app.lib import csv_import
-from owlat.app.lib.activities import insert_created, record_activity
+from owlat.app.lib.activities import insert_contacts, record_activity
 from owlat.app.lib.audience import clean_email, clean_property_value, property_definitions
 from owlat.app.lib.contacts import (
     clean_fields,
@@ -209,6 +211,7 @@ class _Batch:
             record = contact_record(
                 self.organization_id, email, "import", fields, properties, now_ms()
             )
+            record["importId"] = self.found["_id"]
             self.new.append(record)
             self.seen[email] = record
             self.counts["imported"] += 1
@@ -224,17 +227,16 @@ class _Batch:
         self.seen[email] = contact
 
     async def _write_new(self) -> None:
-        """Insert the new contacts held so far, with their activities (and memberships):
-        one `insert_many` per table."""
+        """Insert the new contacts held so far (and their memberships): one `insert_many`
+        per table. Each names the import (`importId`), which records their creation in
+        their timelines once (lib/activities.with_import_entry)."""
         records, self.new = self.new, []
         if not records:
             return
-        metadata = {"importId": str(self.found["_id"])}
         if self.list_batch is not None:
-            contacts = await self.list_batch.insert_contacts(records, "imported", metadata)
+            contacts = await self.list_batch.insert_contacts(records)
         else:
-            user_id = self.found.get("createdBy")
-            contacts = await insert_created(self.ctx, records, "imported", metadata, user_id)
+            contacts = await insert_contacts(self.ctx, records)
         for contact in contacts:
             self.seen[contact["email"]] = contact
 

@@ -28,7 +28,7 @@ from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, v
 MAX_NAME = 200
 MAX_SEARCH = 254
 LANGUAGE = re.compile(r"^[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*$")
-_INTERNAL_FIELDS = ("nameKey", "lastNameKey")
+_INTERNAL_FIELDS = ("nameKey", "lastNameKey", "importId")
 PROPERTY_INPUT = v.record(v.string(), v.union(v.string(), v.number(), v.boolean(), v.null()))
 FIELDS = {
     "firstName": v.optional(v.union(v.string(), v.null())),
@@ -50,7 +50,8 @@ class ContactFields(TypedDict, total=False):
 
 
 def public(contact: dict[str, Any]) -> dict[str, Any]:
-    """A contact as functions return it (without the search keys)."""
+    """A contact as functions return it (without the search keys and the import that
+    created it)."""
     return {k: val for k, val in contact.items() if k not in _INTERNAL_FIELDS}
 
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from owlat.app.lib.activities import insert_created, record_activity
+from owlat.app.lib.activities import insert_contacts, record_activity
 from owlat.app.lib.errors import AppError, invalid, not_found
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.tokens import random_token, token_hash
@@ -293,18 +293,15 @@ class ListBatch:
             return None
         return cls(ctx, dict(found), source=source, user_id=user_id)
 
-    async def insert_contacts(
-        self, records: list[dict[str, Any]], activity_type: str, metadata: dict[str, str]
-    ) -> list[dict[str, Any]]:
-        """Insert new contacts (`records`, their fields) as members, each with its creation
-        activity (`activity_type`, `metadata` plus the `listId`); returns them with their
-        ids, in order.
+    async def insert_contacts(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert new contacts (`records`, their fields) as members; returns them with their
+        ids, in order. Their creation is recorded by the caller (an import's contacts name
+        it: `importId`).
 
         With no double opt-in to ask for, the contacts are inserted once with their final
         `mailingListIds`, next to their memberships, and no `list_subscribed` activity (the
-        creation activity names the list): one `insert_many` per table. A list asking for
-        double opt-in then subscribes each as `add` does: pending, with a confirmation
-        mail."""
+        creation names the list): one `insert_many` per table. A list asking for double
+        opt-in then subscribes each as `add` does: pending, with a confirmation mail."""
         for record in records:
             _same_organization(self.mailing_list, record)
         list_id = self.mailing_list["_id"]
@@ -313,8 +310,7 @@ class ListBatch:
             {**record, "mailingListIds": [list_id]} if direct else dict(record)
             for record in records
         ]
-        metadata = {**metadata, "listId": list_id}
-        contacts = await insert_created(self._ctx, contacts, activity_type, metadata, self._user_id)
+        contacts = await insert_contacts(self._ctx, contacts)
         if not direct:
             return [await self._subscribe(contact) for contact in contacts]
         now = now_ms()

@@ -366,7 +366,7 @@ export type PublicApi = {
     }, any>;
   };
   contacts: {
-    /** `contacts:activities`: The contact's timeline, newest first (also for a soft-deleted contact). */
+    /** `contacts:activities`: The contact's timeline, newest first (also for a soft-deleted contact), with the `imported` entry of the import that created it. */
     activities: FunctionReference<"query", "public", {
       contactId: string;
       paginationOpts: {

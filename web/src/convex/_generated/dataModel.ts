@@ -302,6 +302,7 @@ export type Documents = {
     hasOpened?: boolean;
     hasClicked?: boolean;
     softBounceCount?: number;
+    importId?: Id<"contactImports">;
     deletedAt?: number;
     deletedBy?: Id<"users">;
     createdAt: number;
@@ -1244,7 +1245,7 @@ export type DataModel = {
   };
   contacts: {
     document: Doc<"contacts">;
-    fieldPaths: "_id" | "_creationTime" | "organizationId" | "email" | "firstName" | "lastName" | "nameKey" | "lastNameKey" | "source" | "language" | "timezone" | "properties" | `properties.${string}` | "unsubscribedAt" | "doiStatus" | "doiTokenHash" | "doiTokenExpiresAt" | "doiConfirmedAt" | "mailingListIds" | "hasOpened" | "hasClicked" | "softBounceCount" | "deletedAt" | "deletedBy" | "createdAt" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "organizationId" | "email" | "firstName" | "lastName" | "nameKey" | "lastNameKey" | "source" | "language" | "timezone" | "properties" | `properties.${string}` | "unsubscribedAt" | "doiStatus" | "doiTokenHash" | "doiTokenExpiresAt" | "doiConfirmedAt" | "mailingListIds" | "hasOpened" | "hasClicked" | "softBounceCount" | "importId" | "deletedAt" | "deletedBy" | "createdAt" | "updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
