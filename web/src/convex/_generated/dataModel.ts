@@ -651,6 +651,12 @@ export type Documents = {
     metadata?: string;
     createdAt: number;
     updatedAt: number;
+    deletion?: {
+      startedAt: number;
+      table: number;
+      found: boolean;
+      updatedAt: number;
+    };
   };
   providerHealth: {
     _id: Id<"providerHealth">;
@@ -1434,11 +1440,12 @@ export type DataModel = {
   };
   organizations: {
     document: Doc<"organizations">;
-    fieldPaths: "_id" | "_creationTime" | "name" | "slug" | "logo" | "metadata" | "createdAt" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "name" | "slug" | "logo" | "metadata" | "createdAt" | "updatedAt" | "deletion" | "deletion.startedAt" | "deletion.table" | "deletion.found" | "deletion.updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
       by_slug: ["slug", "_creationTime"];
+      by_deletion: ["deletion.updatedAt", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};
