@@ -236,6 +236,15 @@ async def test_a_populated_organization_goes_whole_and_another_stays_byte_identi
         doomed_files = await _populate(app, owner, doomed)
         kept_files = await _populate(app, other, kept)
         assert all((await _owned_rows(app, doomed)).values())
+
+        asset = (await _owned_rows(app, doomed))["mediaAssets"][0]
+
+        async def foreign_file(ctx: Any) -> None:
+            """A row of one organization naming a file of the other (tenancy checks keep
+            this from happening; deletion must not trust that)."""
+            await ctx.db.patch(asset["_id"], {"storageId": kept_files[0]})
+
+        await in_mutation(app, foreign_file)
         kept_rows, kept_stored = await _owned_rows(app, kept), await _files(app, kept_files)
 
         await owner.mutation("organizations:remove", {"organizationId": doomed})
@@ -252,7 +261,8 @@ async def test_a_populated_organization_goes_whole_and_another_stays_byte_identi
 
         assert not any((await _owned_rows(app, doomed)).values())
         stored = await _files(app, doomed_files)
-        assert {k for k, file in stored.items() if file is not None} == _unreferenced(doomed_files)
+        left = {k for k, file in stored.items() if file is not None}
+        assert left == {*_unreferenced(doomed_files), asset["storageId"]}
         assert await _owned_rows(app, kept) == kept_rows
         assert await _files(app, kept_files) == kept_stored
         assert (await other.query("organizations:getFull", {}))["_id"] == kept
