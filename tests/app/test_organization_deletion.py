@@ -52,6 +52,17 @@ async def _step(app: Application, organization_id: str) -> None:
     await app.run_mutation(STEP, {"organizationId": organization_id}, internal=True)
 
 
+async def _steps_to_the_end(app: Application, organization_id: str) -> int:
+    """Run steps until the organization is gone, then check nothing of it is left; how
+    many steps it took."""
+    steps = 0
+    while await _exists(app, organization_id):
+        await _step(app, organization_id)
+        steps += 1
+    assert not any((await _owned_rows(app, organization_id)).values())
+    return steps
+
+
 async def _exists(app: Application, document_id: str) -> bool:
     async def get(ctx: Any) -> bool:
         return await ctx.db.get(document_id) is not None
@@ -253,13 +264,7 @@ async def test_a_populated_organization_goes_whole_and_another_stays_byte_identi
         with pytest.raises(ConvexError, match="^Organization is being deleted$"):
             await owner.mutation("organizations:remove", {"organizationId": doomed})
         assert await owner.query("organizations:listMine") == []
-        steps = 0
-        while await _exists(app, doomed):
-            await _step(app, doomed)
-            steps += 1
-        assert steps > 1  # no batch is the whole organization
-
-        assert not any((await _owned_rows(app, doomed)).values())
+        assert await _steps_to_the_end(app, doomed) > 1  # no batch is the whole organization
         stored = await _files(app, doomed_files)
         left = {k for k, file in stored.items() if file is not None}
         assert left == {*_unreferenced(doomed_files), asset["storageId"]}
@@ -273,9 +278,14 @@ async def test_a_populated_organization_goes_whole_and_another_stays_byte_identi
 # -- closed at once, batches, resuming -----------------------------------------------------
 
 
-async def _contacts(owner: Caller, count: int) -> None:
-    for n in range(count):
+async def _removed(app: Application, contacts: int) -> tuple[Caller, str]:
+    """An owner and their organization with `contacts` contacts, its deletion started."""
+    owner = await signed_in(app, "owner@example.com")
+    organization_id = await with_organization(owner, "acme")
+    for n in range(contacts):
         await owner.mutation("contacts:createFromSession", {"email": f"c{n}@example.com"})
+    await owner.mutation("organizations:remove", {"organizationId": organization_id})
+    return owner, organization_id
 
 
 async def test_it_is_closed_at_once_and_deleted_in_batches_a_failed_step_resumes(
@@ -286,7 +296,8 @@ async def test_it_is_closed_at_once_and_deleted_in_batches_a_failed_step_resumes
         owner = await signed_in(app, "owner@example.com")
         organization_id = await with_organization(owner, "acme")
         key = await owner.mutation("apiKeys:create", {"name": "CI", "scopes": ["contacts:read"]})
-        await _contacts(owner, 10)
+        for n in range(10):
+            await owner.mutation("contacts:createFromSession", {"email": f"c{n}@example.com"})
         await owner.mutation("organizations:remove", {"organizationId": organization_id})
         # closed: no member, no key, no session active in it; its data still there
         rows = await _owned_rows(app, organization_id)
@@ -313,9 +324,7 @@ async def test_it_is_closed_at_once_and_deleted_in_batches_a_failed_step_resumes
         resume = "organizationDeletion:resumeStalled"
         assert (await app.run_mutation(resume, {"idleMs": 60_000}, internal=True)).value == 0
         assert (await app.run_mutation(resume, {"idleMs": 0}, internal=True)).value == 1
-        while await _exists(app, organization_id):
-            await _step(app, organization_id)
-        assert not any((await _owned_rows(app, organization_id)).values())
+        await _steps_to_the_end(app, organization_id)
 
 
 async def test_rows_written_meanwhile_are_deleted_by_another_pass(
@@ -326,10 +335,7 @@ async def test_rows_written_meanwhile_are_deleted_by_another_pass(
     only after a pass finds nothing."""
     monkeypatch.setattr(deletion, "ROWS_PER_STEP", 1)
     async with no_scheduler(tmp_path, database_url) as app:
-        owner = await signed_in(app, "owner@example.com")
-        organization_id = await with_organization(owner, "acme")
-        await _contacts(owner, 3)
-        await owner.mutation("organizations:remove", {"organizationId": organization_id})
+        owner, organization_id = await _removed(app, 3)
         await _step(app, organization_id)  # the session
         await _step(app, organization_id)  # a contact: the walk is past `members`
 
@@ -339,19 +345,14 @@ async def test_rows_written_meanwhile_are_deleted_by_another_pass(
             await ctx.db.insert("members", member)
 
         await in_mutation(app, late_member)
-        while await _exists(app, organization_id):
-            await _step(app, organization_id)
-        assert not any((await _owned_rows(app, organization_id)).values())
+        await _steps_to_the_end(app, organization_id)
 
 
 async def test_the_scheduler_runs_it_to_the_end_after_a_restart(
     tmp_path: Path, database_url: str
 ) -> None:
     async with no_scheduler(tmp_path, database_url) as down:
-        owner = await signed_in(down, "owner@example.com")
-        organization_id = await with_organization(owner, "acme")
-        await _contacts(owner, 3)
-        await owner.mutation("organizations:remove", {"organizationId": organization_id})
+        _, organization_id = await _removed(down, 3)
     async with open_test_app("owlat.app", tmp_path, database_url=database_url) as restarted:
         await _deleted(restarted, organization_id)
         assert not any((await _owned_rows(restarted, organization_id)).values())

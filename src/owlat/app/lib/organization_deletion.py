@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from owlat.app.lib import stalled_jobs
 from owlat.app.lib.domains.ses_deletion import schedule_identity_deletion
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.schema import ORG_TABLES
@@ -120,14 +121,8 @@ async def step(ctx: MutationCtx, organization_id: str) -> None:
 async def resume_stalled(ctx: MutationCtx, idle_ms: float) -> int:
     """Schedule a step of each deletion idle for `idle_ms`; how many."""
     before = now_ms() - idle_ms
-    stalled = await (
-        ctx.db.query("organizations")
-        # organizations not being deleted sort first (an absent field is below every number)
-        .with_index(
-            "by_deletion",
-            lambda q: q.gte("deletion.updatedAt", 0).lte("deletion.updatedAt", before),
-        )
-        .take(RESUME_BATCH)
+    stalled = await stalled_jobs.stalled(
+        ctx, "organizations", "by_deletion", "deletion", before, RESUME_BATCH
     )
     for organization in stalled:
         job = {**organization["deletion"], "updatedAt": now_ms()}

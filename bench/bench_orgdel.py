@@ -1,0 +1,197 @@
+"""Deleting an organization with N contacts (issue 16): Owlat vs raw sqlite3, same run.
+
+    .venv/bin/python bench/bench_orgdel.py [--rows N] [--sends M]
+
+The organization of bench_audience.py (N contacts imported through the real import, each
+with its `imported` activity and its membership of one list; 3 custom properties, one
+saved segment) plus M campaign sends (`emailSends`, inserted 1,000 per mutation), then
+`organizations:remove` by its owner and a wait until the organization document is gone
+(the scheduler runs the deletion's steps in this process). Reported: wall seconds, CPU
+seconds of this process, and the largest RSS and anonymous RSS (MiB) sampled every 20 ms
+while it ran, above what the process held before. Next to it, raw sqlite3 deleting the
+same rows from equivalent tables with the same indexes (bench_audience.py's, plus a sends
+table with the five indexes of `emailSends`), 250 rows per transaction as Owlat's steps,
+and in one `DELETE` per table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import rss_anon_mb, rss_mb
+from bench_audience import (
+    BASE_URL,
+    FAST,
+    audience,
+    raw_bulk_import,
+    start_import,
+    wait_for_import,
+    write_csv,
+)
+from owlat.app.lib import instance
+from owlat.runtime.testing import in_mutation, in_query, open_test_app
+from owlat.runtime.values.ids import new_id
+
+BATCH = 250  # rows per transaction of the raw batched form (Owlat's ROWS_PER_STEP)
+SENDS_SCHEMA = """
+CREATE TABLE sends (id INTEGER PRIMARY KEY, org TEXT, campaign TEXT, contact INTEGER,
+  email TEXT, status TEXT, attempts REAL, queued REAL, updated REAL, message_id TEXT);
+CREATE INDEX s_org ON sends (org, id);
+CREATE INDEX s_campaign_contact ON sends (campaign, contact, id);
+CREATE INDEX s_campaign_status ON sends (campaign, status, updated, id);
+CREATE INDEX s_contact ON sends (contact, id);
+CREATE INDEX s_message ON sends (message_id, id);
+"""
+RAW_TABLES = ("contacts", "activities", "members", "sends", "lists")
+
+
+@contextlib.asynccontextmanager
+async def peak_rss() -> AsyncIterator[list[float]]:
+    """[largest RSS, largest anonymous RSS] in MiB above the start, sampled while inside."""
+    pid = os.getpid()
+    start, start_anon = rss_mb(pid), rss_anon_mb(pid)
+    peaks = [0.0, 0.0]
+
+    async def sample() -> None:
+        while True:
+            peaks[0] = max(peaks[0], rss_mb(pid) - start)
+            peaks[1] = max(peaks[1], rss_anon_mb(pid) - start_anon)
+            await asyncio.sleep(0.02)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        yield peaks
+    finally:
+        sampler.cancel()
+
+
+async def add_sends(app: Any, organization_id: str, count: int) -> None:
+    """`count` campaign sends of the organization, 1,000 per mutation."""
+
+    async def insert(ctx: Any, n: int) -> None:
+        numbers = {name: table.number for name, table in ctx.db._txn.catalog.by_name.items()}
+        campaign = new_id(numbers["campaigns"])
+        for i in range(n):
+            await ctx.db.insert(
+                "emailSends",
+                {
+                    "organizationId": organization_id,
+                    "campaignId": campaign,
+                    "contactId": new_id(numbers["contacts"]),
+                    "email": f"c{i}@example.com",
+                    "status": "sent",
+                    "attempts": 1.0,
+                    "queuedAt": 1.0,
+                    "updatedAt": 1.0,
+                },
+            )
+
+    for done in range(0, count, 1000):
+        n = min(1000, count - done)
+        await in_mutation(app, lambda ctx, n=n: insert(ctx, n))
+
+
+async def owlat_side(folder: Path, source: Path, rows: int, sends: int) -> dict[str, float]:
+    instance.configure(folder, BASE_URL, **FAST)  # type: ignore[arg-type]
+    async with open_test_app("owlat.app", folder) as app:
+        owner, organization_id, list_id, _ = await audience(app)
+        done, _ = await wait_for_import(
+            owner, await start_import(owner, organization_id, list_id, source)
+        )
+        assert done["imported"] == rows, done
+        await add_sends(app, organization_id, sends)
+
+        async def exists(ctx: Any) -> bool:
+            return await ctx.db.get(organization_id) is not None
+
+        async with peak_rss() as peaks:
+            wall, cpu = time.perf_counter(), time.process_time()
+            await owner.mutation("organizations:remove", {"organizationId": organization_id})
+            while True:
+                if not await in_query(app, exists):
+                    break
+                await asyncio.sleep(0.05)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        left = await in_query(app, lambda ctx: ctx.db.query("contacts").take(1))
+        assert not left, "contacts left"
+        return {"wall": wall, "cpu": cpu, "rss": peaks[0], "anon": peaks[1]}
+
+
+def raw_database(folder: Path, source: Path, sends: int, name: str) -> Path:
+    """The raw tables of bench_audience.py with the rows of the import, plus the sends."""
+    path = folder / name
+    raw_bulk_import(path, source)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(SENDS_SCHEMA)
+    db.execute("BEGIN")
+    db.executemany(
+        "INSERT INTO sends (org, campaign, contact, email, status, attempts, queued, updated) "
+        "VALUES ('org', 'c1', ?, ?, 'sent', 1, 1, 1)",
+        ((i, f"c{i}@example.com") for i in range(sends)),
+    )
+    db.execute("COMMIT")
+    db.close()
+    return path
+
+
+def raw_delete(path: Path, batched: bool) -> dict[str, float]:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    wall, cpu = time.perf_counter(), time.process_time()
+    for table in RAW_TABLES:
+        if not batched:
+            db.execute(f"DELETE FROM {table} WHERE org = 'org'")
+            continue
+        while True:
+            db.execute("BEGIN")
+            deleted = db.execute(
+                f"DELETE FROM {table} WHERE id IN "
+                f"(SELECT id FROM {table} WHERE org = 'org' LIMIT {BATCH})"
+            ).rowcount
+            db.execute("COMMIT")
+            if deleted < BATCH:
+                break
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    db.close()
+    return {"wall": wall, "cpu": cpu}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--sends", type=int, default=25_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        source = folder / "contacts.csv"
+        write_csv(source, args.rows)
+        owlat = asyncio.run(owlat_side(folder / "owlat", source, args.rows, args.sends))
+        batched = raw_delete(raw_database(folder, source, args.sends, "a.sqlite"), True)
+        whole = raw_delete(raw_database(folder, source, args.sends, "b.sqlite"), False)
+    rows = args.rows * 3 + args.sends
+    print(f"organization: {args.rows:,} contacts, {rows:,} rows in the 4 big tables")
+    print(f"{'':34}{'wall s':>9}{'CPU s':>9}{'CPU µs/row':>12}")
+    for name, side in (
+        ("owlat (remove → gone)", owlat),
+        (f"raw sqlite3, {BATCH} rows/txn", batched),
+        ("raw sqlite3, one DELETE/table", whole),
+    ):
+        per_row = side["cpu"] / rows * 1e6
+        print(f"{name:34}{side['wall']:9.2f}{side['cpu']:9.2f}{per_row:12.1f}")
+    print(f"owlat: peak RSS +{owlat['rss']:.0f} MiB (anonymous +{owlat['anon']:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
