@@ -11,7 +11,7 @@ seconds of this process, and the largest RSS and anonymous RSS (MiB) sampled eve
 while it ran, above what the process held before. Next to it, raw sqlite3 deleting the
 same rows from equivalent tables with the same indexes (bench_audience.py's, plus a sends
 table with the five indexes of `emailSends`), 250 rows per transaction as Owlat's steps,
-and in one `DELETE` per table.
+and in one `DELETE` per table. `--profile FILE` writes a cProfile of Owlat's deletion.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import os
 import sqlite3
 import sys
@@ -102,7 +103,9 @@ async def add_sends(app: Any, organization_id: str, count: int) -> None:
         await in_mutation(app, lambda ctx, n=n: insert(ctx, n))
 
 
-async def owlat_side(folder: Path, source: Path, rows: int, sends: int) -> dict[str, float]:
+async def owlat_side(
+    folder: Path, source: Path, rows: int, sends: int, profile: str
+) -> dict[str, float]:
     instance.configure(folder, BASE_URL, **FAST)  # type: ignore[arg-type]
     async with open_test_app("owlat.app", folder) as app:
         owner, organization_id, list_id, _ = await audience(app)
@@ -115,7 +118,10 @@ async def owlat_side(folder: Path, source: Path, rows: int, sends: int) -> dict[
         async def exists(ctx: Any) -> bool:
             return await ctx.db.get(organization_id) is not None
 
+        profiler = cProfile.Profile() if profile else None
         async with peak_rss() as peaks:
+            if profiler is not None:
+                profiler.enable()
             wall, cpu = time.perf_counter(), time.process_time()
             await owner.mutation("organizations:remove", {"organizationId": organization_id})
             while True:
@@ -123,6 +129,9 @@ async def owlat_side(folder: Path, source: Path, rows: int, sends: int) -> dict[
                     break
                 await asyncio.sleep(0.05)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
         left = await in_query(app, lambda ctx: ctx.db.query("contacts").take(1))
         assert not left, "contacts left"
         return {"wall": wall, "cpu": cpu, "rss": peaks[0], "anon": peaks[1]}
@@ -172,12 +181,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--sends", type=int, default=25_000)
+    parser.add_argument("--profile", default="", help="write a cProfile of the deletion here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         source = folder / "contacts.csv"
         write_csv(source, args.rows)
-        owlat = asyncio.run(owlat_side(folder / "owlat", source, args.rows, args.sends))
+        side = owlat_side(folder / "owlat", source, args.rows, args.sends, args.profile)
+        owlat = asyncio.run(side)
         batched = raw_delete(raw_database(folder, source, args.sends, "a.sqlite"), True)
         whole = raw_delete(raw_database(folder, source, args.sends, "b.sqlite"), False)
     rows = args.rows * 3 + args.sends
