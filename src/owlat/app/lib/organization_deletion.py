@@ -2,16 +2,18 @@
 what it owns in bounded batches.
 
 `begin` (the owner's `organizations:remove`) marks the organization (`deletion`), deletes
-its members, invitations and API keys (nobody can act for it any more: every session- or
-key-scoped call is refused, and it leaves its members' lists) and schedules the first
-`step`. Each step deletes at most `ROWS_PER_STEP` rows, walking `DELETION_ORDER` table by
-table through the `by_org` index, and schedules the next one in the same transaction, so a
-crash or restart resumes where the last committed step stopped (and a step that failed is
-restarted by the `resume_stalled` cron). The order stops the organization's own work first:
-form endpoints (public intake), webhooks, automations, campaigns and their sends go before
-its contacts, so its scheduled functions find their rows gone and end (each returns when
-its automation run, campaign, send or delivery log is missing), no contact deletion fans
-out webhooks or starts automations, and segment counts are gone before contacts.
+its members, invitations and API keys and clears it from the sessions where it is active
+(nobody can act for it any more: every session- or key-scoped call is refused, and it
+leaves its members' lists; each up to `ROWS_PER_STEP`, the first step takes any rest) and
+schedules the first `step`. Each step deletes at most `ROWS_PER_STEP` rows, walking
+`DELETION_ORDER` table by table through the `by_org` index, and schedules the next one in
+the same transaction, so a crash or restart resumes where the last committed step
+stopped (and a step that failed is restarted by the `resume_stalled` cron). The order
+stops the organization's own work first: form endpoints (public intake), webhooks,
+automations, campaigns and their sends go before its contacts, so its scheduled functions
+find their rows gone and end (each returns when its automation run, campaign, send or
+delivery log is missing), no contact deletion fans out webhooks or starts automations,
+and segment counts are gone before contacts.
 
 A row's stored files (`STORAGE_FIELDS`, the `_storage` ids of its fields) are deleted with
 it; an SES domain's identity is deleted at SES by a scheduled action given the sealed
@@ -85,9 +87,8 @@ async def begin(ctx: MutationCtx, organization_id: str) -> None:
     now = now_ms()
     job = {"startedAt": now, "table": DELETION_ORDER[0], "found": False, "updatedAt": now}
     await ctx.db.patch(organization_id, {"deletion": job, "updatedAt": now})
-    for table in ("members", "invitations", "apiKeys"):
-        for row in await _owned(ctx, table, organization_id).collect():
-            await ctx.db.delete(row["_id"])
+    for table in _FIRST[: _FIRST.index(SESSIONS) + 1]:
+        await _delete_batch(ctx, table, organization_id, ROWS_PER_STEP)
     await _schedule(ctx, organization_id)
 
 
