@@ -23,9 +23,20 @@ from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.testing import in_mutation, in_query, open_test_app
 from owlat.runtime.values.ids import new_id
-from tests.app.conftest import BASE_URL, FAST, Caller, signed_in, uploaded, with_organization
+from tests.app.campaign_setup import progress_until, ready_campaign
+from tests.app.conftest import (
+    BASE_URL,
+    FAST,
+    Caller,
+    owner_and_editor,
+    signed_in,
+    uploaded,
+    with_organization,
+)
 from tests.app.domains.dns_server import DnsServer
 from tests.app.mail_setup import configure
+from tests.app.sending.servers import Sink, smtp_server
+from tests.app.test_campaigns import SENDER, _once_each, _smtp_list
 from tests.s3 import MotoServer, free_port
 
 STEP = "organizationDeletion:step"
@@ -439,3 +450,41 @@ async def test_its_ses_identities_are_deleted_and_a_failure_is_retried(
     assert domain in await _identities(moto_server)
     configure(tmp_path, dns, ses_endpoint_url=moto_server.endpoint_url)  # SES back: a retry
     await _until(identity_gone)
+
+
+# -- work under way when the organization goes ---------------------------------------------
+
+
+async def _unfinished_jobs(app: Application) -> list[dict[str, Any]]:
+    """Scheduled functions not yet run, or that failed."""
+
+    async def read(ctx: Any) -> list[dict[str, Any]]:
+        jobs = await ctx.db.system.query("_scheduled_functions").collect()
+        return [dict(job) for job in jobs if job["state"]["kind"] not in ("success", "canceled")]
+
+    return list(await in_query(app, read))
+
+
+async def test_a_campaign_sending_when_its_organization_goes_ends_cleanly(
+    owlat: Application, tmp_path: Path, dns: DnsServer
+) -> None:
+    """Its walk and delivery workers find the campaign gone and stop: none fails, nothing of
+    the organization is written after, no recipient gets the message twice."""
+    configure(tmp_path, dns)
+    team = await owner_and_editor(owlat)
+    owner, editor, organization_id = team
+    sink = Sink()
+    async with smtp_server(sink) as port:
+        list_id, _ = await _smtp_list(owlat, team, port, dns, 600)
+        campaign_id = await ready_campaign(owner, list_id, SENDER, editor)
+        await owner.mutation("campaigns:send", {"campaignId": campaign_id})
+        await progress_until(owner, campaign_id, lambda progress: progress["sent"] > 0)
+        await owner.mutation("organizations:remove", {"organizationId": organization_id})
+        await _deleted(owlat, organization_id)
+
+        async def settled() -> bool:
+            return not await _unfinished_jobs(owlat)
+
+        await _until(settled)
+    assert not any((await _owned_rows(owlat, organization_id)).values())
+    assert len(_once_each(sink)) < 600  # it stopped short
