@@ -4,33 +4,39 @@
 
 The organization of bench_audience.py (N contacts imported through the real import, each
 with its `imported` activity and its membership of one list; 3 custom properties, one
-saved segment) plus M campaign sends (`emailSends`, inserted 1,000 per mutation), then
-`organizations:remove` by its owner and a wait until the organization document is gone
-(the scheduler runs the deletion's steps in this process). Reported: wall seconds, CPU
-seconds of this process, and the largest RSS and anonymous RSS (MiB) sampled every 20 ms
-while it ran, above what the process held before. Next to it, raw sqlite3 deleting the
-same rows from equivalent tables with the same indexes (bench_audience.py's, plus a sends
-table with the five indexes of `emailSends`), 250 rows per transaction as Owlat's steps,
-and in one `DELETE` per table. `--profile FILE` writes a cProfile of Owlat's deletion.
+saved segment) plus M campaign sends (`emailSends`, inserted 1,000 per mutation); then, in
+a fresh process on the same data folder, `organizations:remove` by its owner and a wait
+until the organization document is gone (the scheduler runs the deletion's steps in that
+process), while a probe writes a one-document mutation every 50 ms. Reported: wall and CPU
+seconds of the deletion, the probe's slowest write (how long the deletion kept other
+writers out), the child's RSS before the deletion and its largest RSS. Next to it, raw
+sqlite3 deleting the same rows from equivalent tables with the same indexes
+(bench_audience.py's, plus a sends table with the five indexes of `emailSends`), 250 rows
+per transaction as Owlat's steps, and in one `DELETE` per table. `--profile FILE` writes a
+cProfile of Owlat's deletion.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
+import json
 import os
+import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import rss_anon_mb, rss_mb
+from tests.app.conftest import Caller
+
+from _harness import rss_mb
 from bench_audience import (
     BASE_URL,
     FAST,
@@ -55,26 +61,6 @@ CREATE INDEX s_contact ON sends (contact, id);
 CREATE INDEX s_message ON sends (message_id, id);
 """
 RAW_TABLES = ("contacts", "activities", "members", "sends", "lists")
-
-
-@contextlib.asynccontextmanager
-async def peak_rss() -> AsyncIterator[list[float]]:
-    """[largest RSS, largest anonymous RSS] in MiB above the start, sampled while inside."""
-    pid = os.getpid()
-    start, start_anon = rss_mb(pid), rss_anon_mb(pid)
-    peaks = [0.0, 0.0]
-
-    async def sample() -> None:
-        while True:
-            peaks[0] = max(peaks[0], rss_mb(pid) - start)
-            peaks[1] = max(peaks[1], rss_anon_mb(pid) - start_anon)
-            await asyncio.sleep(0.02)
-
-    sampler = asyncio.create_task(sample())
-    try:
-        yield peaks
-    finally:
-        sampler.cancel()
 
 
 async def add_sends(app: Any, organization_id: str, count: int) -> None:
@@ -103,9 +89,8 @@ async def add_sends(app: Any, organization_id: str, count: int) -> None:
         await in_mutation(app, lambda ctx, n=n: insert(ctx, n))
 
 
-async def owlat_side(
-    folder: Path, source: Path, rows: int, sends: int, profile: str
-) -> dict[str, float]:
+async def populate(folder: Path, source: Path, rows: int, sends: int) -> dict[str, Any]:
+    """The organization, its owner's session, in the data folder `folder`."""
     instance.configure(folder, BASE_URL, **FAST)  # type: ignore[arg-type]
     async with open_test_app("owlat.app", folder) as app:
         owner, organization_id, list_id, _ = await audience(app)
@@ -114,27 +99,63 @@ async def owlat_side(
         )
         assert done["imported"] == rows, done
         await add_sends(app, organization_id, sends)
+        return {"userId": owner.user_id, "sessionId": owner.session_id, "email": owner.email,
+                "organizationId": organization_id}  # fmt: skip
+
+
+async def delete(folder: Path, who: dict[str, Any], profile: str) -> dict[str, float]:
+    """In a fresh process: remove the organization and wait until it is gone, while a
+    probe writes (a one-document mutation) every 50 ms; wall and CPU seconds, the probe's
+    slowest write, RSS before and the process's largest RSS (MiB)."""
+    instance.configure(folder, BASE_URL, **FAST)  # type: ignore[arg-type]
+    async with open_test_app("owlat.app", folder) as app:
+        owner = Caller(app, who["userId"], who["sessionId"], who["email"])
+        organization_id = who["organizationId"]
 
         async def exists(ctx: Any) -> bool:
             return await ctx.db.get(organization_id) is not None
 
-        profiler = cProfile.Profile() if profile else None
-        async with peak_rss() as peaks:
-            if profiler is not None:
-                profiler.enable()
-            wall, cpu = time.perf_counter(), time.process_time()
-            await owner.mutation("organizations:remove", {"organizationId": organization_id})
+        async def write(ctx: Any) -> None:
+            await ctx.db.insert("rateLimits", {"key": "probe", "value": 1.0, "since": 1.0})
+
+        slowest = 0.0
+
+        async def probe() -> None:
+            nonlocal slowest
             while True:
-                if not await in_query(app, exists):
-                    break
+                started = time.perf_counter()
+                await in_mutation(app, write)
+                slowest = max(slowest, time.perf_counter() - started)
                 await asyncio.sleep(0.05)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+
+        before = rss_mb(os.getpid())
+        profiler = cProfile.Profile() if profile else None
+        if profiler is not None:
+            profiler.enable()
+        prober = asyncio.create_task(probe())
+        wall, cpu = time.perf_counter(), time.process_time()
+        await owner.mutation("organizations:remove", {"organizationId": organization_id})
+        while True:
+            if not await in_query(app, exists):
+                break
+            await asyncio.sleep(0.05)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        prober.cancel()
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile)
         left = await in_query(app, lambda ctx: ctx.db.query("contacts").take(1))
         assert not left, "contacts left"
-        return {"wall": wall, "cpu": cpu, "rss": peaks[0], "anon": peaks[1]}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"wall": wall, "cpu": cpu, "slowest": slowest, "before": before, "peak": peak}
+
+
+def owlat_side(folder: Path, source: Path, rows: int, sends: int, profile: str) -> Any:
+    who = asyncio.run(populate(folder, source, rows, sends))
+    (folder / "who.json").write_text(json.dumps(who))
+    command = [sys.executable, __file__, "--delete", str(folder), "--profile", profile]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def raw_database(folder: Path, source: Path, sends: int, name: str) -> Path:
@@ -182,13 +203,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--sends", type=int, default=25_000)
     parser.add_argument("--profile", default="", help="write a cProfile of the deletion here")
+    parser.add_argument("--delete", default="", help=argparse.SUPPRESS)  # the child's folder
     args = parser.parse_args()
+    if args.delete:
+        folder = Path(args.delete)
+        who = json.loads((folder / "who.json").read_text())
+        print(json.dumps(asyncio.run(delete(folder, who, args.profile))))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         source = folder / "contacts.csv"
         write_csv(source, args.rows)
-        side = owlat_side(folder / "owlat", source, args.rows, args.sends, args.profile)
-        owlat = asyncio.run(side)
+        owlat = owlat_side(folder / "owlat", source, args.rows, args.sends, args.profile)
         batched = raw_delete(raw_database(folder, source, args.sends, "a.sqlite"), True)
         whole = raw_delete(raw_database(folder, source, args.sends, "b.sqlite"), False)
     rows = args.rows * 3 + args.sends
@@ -201,7 +227,10 @@ def main() -> None:
     ):
         per_row = side["cpu"] / rows * 1e6
         print(f"{name:34}{side['wall']:9.2f}{side['cpu']:9.2f}{per_row:12.1f}")
-    print(f"owlat: peak RSS +{owlat['rss']:.0f} MiB (anonymous +{owlat['anon']:.0f} MiB)")
+    print(
+        f"owlat: RSS {owlat['before']:.0f} MiB before, largest {owlat['peak']:.0f} MiB; "
+        f"slowest probe write while it ran {owlat['slowest'] * 1000:.0f} ms"
+    )
 
 
 if __name__ == "__main__":
