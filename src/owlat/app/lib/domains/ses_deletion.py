@@ -28,11 +28,11 @@ async def schedule_identity_deletion(ctx: MutationCtx, organization_id: str, dom
         logger.warning("the SES identity of %s is not deleted: SES is not configured", domain)
         return
     await ctx.scheduler.run_after(
-        0, internal.ses_actions.delete_identity, identity_args(organization_id, domain, config)
+        0, internal.ses_actions.delete_identity, _identity_args(organization_id, domain, config)
     )
 
 
-def identity_args(organization_id: str, domain: str, config: dict[str, Any]) -> dict[str, Any]:
+def _identity_args(organization_id: str, domain: str, config: dict[str, Any]) -> dict[str, Any]:
     return {
         "organizationId": organization_id,
         "domain": domain,
