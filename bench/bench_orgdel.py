@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tests.app.conftest import Caller
 
-from _harness import rss_mb
+from _harness import rss_anon_mb, rss_mb
 from bench_audience import (
     BASE_URL,
     FAST,
@@ -118,17 +118,19 @@ async def delete(folder: Path, who: dict[str, Any], profile: str) -> dict[str, f
         async def write(ctx: Any) -> None:
             await ctx.db.insert("rateLimits", {"key": "probe", "value": 1.0, "since": 1.0})
 
-        slowest = 0.0
+        slowest, anonymous = 0.0, 0.0
 
         async def probe() -> None:
-            nonlocal slowest
+            nonlocal slowest, anonymous
             while True:
                 started = time.perf_counter()
                 await in_mutation(app, write)
                 slowest = max(slowest, time.perf_counter() - started)
+                anonymous = max(anonymous, rss_anon_mb(os.getpid()))
                 await asyncio.sleep(0.05)
 
-        before = rss_mb(os.getpid())
+        before, anonymous = rss_mb(os.getpid()), rss_anon_mb(os.getpid())
+        anonymous_before = anonymous
         profiler = cProfile.Profile() if profile else None
         if profiler is not None:
             profiler.enable()
@@ -147,14 +149,17 @@ async def delete(folder: Path, who: dict[str, Any], profile: str) -> dict[str, f
         left = await in_query(app, lambda ctx: ctx.db.query("contacts").take(1))
         assert not left, "contacts left"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"wall": wall, "cpu": cpu, "slowest": slowest, "before": before, "peak": peak}
+    return {"wall": wall, "cpu": cpu, "slowest": slowest, "before": before, "peak": peak,
+            "anonymous_before": anonymous_before, "anonymous": anonymous}  # fmt: skip
 
 
 def owlat_side(folder: Path, source: Path, rows: int, sends: int, profile: str) -> Any:
     who = asyncio.run(populate(folder, source, rows, sends))
     (folder / "who.json").write_text(json.dumps(who))
     command = [sys.executable, __file__, "--delete", str(folder), "--profile", profile]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"the deletion failed:\n{done.stderr}")
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -228,7 +233,8 @@ def main() -> None:
         per_row = side["cpu"] / rows * 1e6
         print(f"{name:34}{side['wall']:9.2f}{side['cpu']:9.2f}{per_row:12.1f}")
     print(
-        f"owlat: RSS {owlat['before']:.0f} MiB before, largest {owlat['peak']:.0f} MiB; "
+        f"owlat: RSS {owlat['before']:.0f} MiB before, largest {owlat['peak']:.0f} MiB "
+        f"(anonymous {owlat['anonymous_before']:.0f} → largest {owlat['anonymous']:.0f} MiB); "
         f"slowest probe write while it ran {owlat['slowest'] * 1000:.0f} ms"
     )
 
