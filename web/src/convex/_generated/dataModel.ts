@@ -653,7 +653,7 @@ export type Documents = {
     updatedAt: number;
     deletion?: {
       startedAt: number;
-      table: number;
+      table: string;
       found: boolean;
       updatedAt: number;
     };
