@@ -1,7 +1,9 @@
-"""organizations:* — create, update, delete (cascade), list mine, set active, get full."""
+"""organizations:* — create, update, delete (cascade: test_organization_deletion.py), list
+mine, set active, get full."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -105,6 +107,11 @@ async def test_delete_is_owner_only_and_cascades(owlat: Application) -> None:
     assert await owner.mutation("organizations:remove", {"organizationId": organization_id}) == (
         organization_id
     )
+    async with asyncio.timeout(30):  # the rest goes in scheduled steps
+        while True:
+            if await _count(owlat, "organizations") == 0:
+                break
+            await asyncio.sleep(0.02)
     tables = ("organizations", "members", "invitations", "apiKeys", "contacts", "webhooks")
     for table in (*tables, "webhookDeliveryLogs"):
         assert await _count(owlat, table) == 0, table

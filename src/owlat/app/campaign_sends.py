@@ -11,6 +11,7 @@ from owlat.app.lib.campaigns import ab_tests, content, delivery, review, walk
 from owlat.app.lib.campaigns.drafts import preflight
 from owlat.app.lib.campaigns.states import CampaignStatus
 from owlat.app.lib.errors import AppError
+from owlat.app.lib.organization_deletion import gone_or_going
 from owlat.app.lib.sending import journal, leases
 from owlat.app.lib.sending.routes import Attempt
 from owlat.app.lib.sending.sends import lease_ms
@@ -205,6 +206,8 @@ async def start_due(ctx: MutationCtx, args: dict[str, Any]) -> int:
         .take(20)
     )
     for campaign in due:
+        if await gone_or_going(ctx, campaign["organizationId"]):
+            continue  # its deletion deletes it
         try:
             checked = await preflight(ctx, campaign)
         except AppError:

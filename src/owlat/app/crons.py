@@ -84,3 +84,10 @@ crons.daily(
 crons.interval("start due campaigns", {"minutes": 1}, internal.campaign_sends.start_due, {})
 crons.at_start("resume campaigns at start", internal.campaign_sends.recover, {"idleMs": 0})
 crons.interval("recover campaign sends", {"seconds": 15}, internal.campaign_sends.recover, {})
+# Organization deletions whose next step was lost (a step that failed) go on.
+crons.interval(
+    "resume organization deletions",
+    {"minutes": 1},
+    internal.organization_deletion.resume_stalled,
+    {},
+)

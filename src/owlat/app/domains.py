@@ -25,6 +25,7 @@ from owlat.app.lib.domains.issuing import (
 from owlat.app.lib.domains.names import normalize_domain
 from owlat.app.lib.domains.records import DmarcPolicy, mail_from_domain, records_document
 from owlat.app.lib.domains.sender_check import stale_warning
+from owlat.app.lib.domains.ses_deletion import schedule_identity_deletion
 from owlat.app.lib.domains.states import DomainState, DomainStatus, move
 from owlat.app.lib.email_providers.routing import MessageType
 from owlat.app.lib.errors import AppError, AuthFailure, invalid, not_found
@@ -168,11 +169,7 @@ async def remove(ctx: MutationCtx, args: dict[str, Any]) -> None:
     row = await domain_row(ctx, context.team_id, args["domainId"])
     await ctx.db.delete(row["_id"])
     if row["providerKind"] == "ses":
-        await ctx.scheduler.run_after(
-            0,
-            internal.ses_actions.delete_identity,
-            {"organizationId": context.team_id, "domain": row["domain"]},
-        )
+        await schedule_identity_deletion(ctx, context.team_id, row["domain"])
 
 
 @mutation(args={"domainId": v.id("domains"), **DMARC_ARGS})

@@ -1,5 +1,9 @@
 """Organizations: create, update, delete, list mine, set active, get full, get active.
 
+`remove` (the owner's) closes the organization at once and deletes what it owns in a
+scheduled, resumable job (`lib/organization_deletion.py`); until the job ends, the
+organization is answered "Organization is being deleted".
+
 Each function is session-scoped (the caller's JWT names its session) and has an internal
 `…ViaSession` twin that the `/api/auth/organization/*` endpoints call with the session of
 the cookie. Arguments take ids as strings so that an id of another table or a malformed

@@ -315,8 +315,21 @@ schema = define_schema(
                 "metadata": v.optional(v.string()),
                 "createdAt": v.number(),
                 "updatedAt": v.number(),
+                # set when its deletion starts: the job's place (lib/organization_deletion.py)
+                "deletion": v.optional(
+                    v.object(
+                        {
+                            "startedAt": v.number(),
+                            "table": v.string(),  # the one being deleted
+                            "found": v.boolean(),  # rows deleted in this pass
+                            "updatedAt": v.number(),
+                        }
+                    )
+                ),
             }
-        ).index("by_slug", ["slug"]),
+        )
+        .index("by_slug", ["slug"])
+        .index("by_deletion", ["deletion.updatedAt"]),
         "members": define_table(
             {
                 "organizationId": v.id("organizations"),

@@ -6,8 +6,8 @@ registers the identity (`lib/domains/ses_identity.py`), then `registered` stores
 tokens, issues the records and moves the domain to pending, or, when SES refuses, to failed
 with `lastRegistrationError`. `register` (`organization:manage`) starts registration again
 (after a failure, or to refresh the tokens). `deleteIdentity` removes the identity when the
-domain is removed (best effort: an SES error is logged; the identity can then be deleted in
-the SES console).
+domain or its organization is removed (`lib/domains/ses_deletion.py`: an SES error is logged
+and the call retried a few times; after the last, the identity is left to the SES console).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from owlat.app.lib.domains.checking import ses_identities
+from owlat.app.lib.domains import ses_deletion
+from owlat.app.lib.domains.checking import ses_identities, ses_identities_of
 from owlat.app.lib.domains.issuing import domain_view, records_for
 from owlat.app.lib.domains.records import records_document
 from owlat.app.lib.domains.ses_identity import SesError
@@ -123,14 +124,39 @@ async def registered(ctx: MutationCtx, args: dict[str, Any]) -> None:
     await ctx.db.patch(row["_id"], changes)
 
 
-@internal_action(args={"organizationId": v.id("organizations"), "domain": v.string()})
+@internal_action(
+    args={
+        "organizationId": v.id("organizations"),
+        "domain": v.string(),
+        # scheduled by `lib/domains/ses_deletion.py`: the SES account, the tries so far
+        "region": v.optional(v.string()),
+        "credentials": v.optional(v.string()),
+        "attempt": v.optional(v.number()),
+    }
+)
 async def delete_identity(ctx: ActionCtx, args: dict[str, Any]) -> None:
-    identities = await ses_identities(ctx, args["organizationId"])
+    """Delete the identity; after an SES error, again later (`ses_deletion.RETRY_DELAYS_S`)."""
+    organization_id, domain = args["organizationId"], args["domain"]
+    if args.get("credentials") is None:  # scheduled before the account came with the call
+        identities = await ses_identities(ctx, organization_id)
+    else:
+        identities = ses_identities_of(organization_id, args["region"], args["credentials"])
     if identities is None:
+        logger.error("the SES identity of %s was not deleted: no SES credentials", domain)
         return
     try:
-        await identities.delete(args["domain"])
+        await identities.delete(domain)
     except SesError:
-        logger.warning("the SES identity of %s was not deleted", args["domain"], exc_info=True)
+        attempt = int(args.get("attempt") or 0)
+        if args.get("credentials") is None or attempt >= len(ses_deletion.RETRY_DELAYS_S):
+            logger.error("the SES identity of %s was not deleted", domain, exc_info=True)
+            return
+        logger.warning("the SES identity of %s was not deleted; trying again", domain,
+                       exc_info=True)  # fmt: skip
+        await ctx.scheduler.run_after(
+            ses_deletion.RETRY_DELAYS_S[attempt],
+            internal.ses_actions.delete_identity,
+            {**args, "attempt": attempt + 1},
+        )
     finally:
         identities.close()

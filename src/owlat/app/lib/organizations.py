@@ -1,14 +1,15 @@
-"""Finding an organization the caller may see, and deleting one with all it owns."""
+"""Finding an organization the caller may see (one being deleted is answered "Organization
+is being deleted"), and starting the deletion of one with all it owns."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from owlat.app.lib import organization_deletion
 from owlat.app.lib.errors import AuthFailure, no_active_organization, not_a_member
 from owlat.app.lib.session_organization import get_membership
-from owlat.app.schema import ORG_TABLES
-from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx
+from owlat.runtime import MutationCtx, QueryCtx
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 MAX_NAME = 200
@@ -64,28 +65,19 @@ async def organization_of(
         organization = await by_slug(ctx, str(slug))
     if organization is None:
         raise organization_not_found()
+    if organization_deletion.is_being_deleted(organization):
+        raise organization_being_deleted()
     member = await get_membership(ctx, organization["_id"], session["userId"])
     if member is None:
         raise not_a_member()
     return organization, member
 
 
+def organization_being_deleted() -> AuthFailure:
+    return AuthFailure("ORGANIZATION_BEING_DELETED", "Organization is being deleted")
+
+
 async def delete_organization(ctx: MutationCtx, organization_id: str) -> None:
-    """Delete an organization, every document of its org-scoped tables, and make it no
-    session's active organization."""
-    for table in ORG_TABLES:
-        rows = (
-            await ctx.db.query(table)
-            .with_index("by_org", lambda q: q.eq("organizationId", organization_id))
-            .collect()
-        )
-        for row in rows:
-            await ctx.db.delete(row["_id"])
-    sessions = (
-        await ctx.db.query("sessions")
-        .with_index("by_active_org", lambda q: q.eq("activeOrganizationId", organization_id))
-        .collect()
-    )
-    for session in sessions:
-        await ctx.db.patch(session["_id"], {"activeOrganizationId": UNDEFINED})
-    await ctx.db.delete(organization_id)
+    """Start deleting an organization: closed to everyone at once, its rows and files
+    deleted by a resumable job (`lib/organization_deletion.py`)."""
+    await organization_deletion.begin(ctx, organization_id)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from owlat.app.lib import stalled_jobs
 from owlat.app.lib.block_tree import saved_block_refs
 from owlat.app.lib.errors import not_found
 from owlat.app.lib.rendering import InvalidContent, validate_content
@@ -147,14 +148,8 @@ async def step(ctx: MutationCtx, block_id: str, revision: int) -> None:
 async def resume_stalled(ctx: MutationCtx, idle_ms: float) -> int:
     """Restart propagations that have not advanced for `idle_ms`; how many."""
     before = now_ms() - idle_ms
-    stalled = await (
-        ctx.db.query("emailBlocks")
-        # blocks without a propagation sort first (an absent field is below every number)
-        .with_index(
-            "by_propagation",
-            lambda q: q.gte("propagation.updatedAt", 0).lte("propagation.updatedAt", before),
-        )
-        .take(RESUME_BATCH)
+    stalled = await stalled_jobs.stalled(
+        ctx, "emailBlocks", "by_propagation", "propagation", before, RESUME_BATCH
     )
     for block in stalled:
         revision = block["revision"] + 1

@@ -1870,6 +1870,16 @@ export type InternalApi = {
       sessionId: string;
     }, any>;
   };
+  organizationDeletion: {
+    /** `organizationDeletion:resumeStalled`: Restart deletions idle for `idleMs` (default `STALL_MS`); the cron's job. */
+    resumeStalled: FunctionReference<"mutation", "internal", {
+      idleMs?: number;
+    }, any>;
+    /** `organizationDeletion:step` */
+    step: FunctionReference<"mutation", "internal", {
+      organizationId: Id<"organizations">;
+    }, any>;
+  };
   organizations: {
     /** `organizations:createViaSession` */
     createViaSession: FunctionReference<"mutation", "internal", {
@@ -2106,10 +2116,13 @@ export type InternalApi = {
     resumeBackfills: FunctionReference<"mutation", "internal", Record<string, never>, any>;
   };
   sesActions: {
-    /** `sesActions:deleteIdentity` */
+    /** `sesActions:deleteIdentity`: Delete the identity; after an SES error, again later (`ses_deletion.RETRY_DELAYS_S`). */
     deleteIdentity: FunctionReference<"action", "internal", {
       organizationId: Id<"organizations">;
       domain: string;
+      region?: string;
+      credentials?: string;
+      attempt?: number;
     }, any>;
     /** `sesActions:registerIdentity` */
     registerIdentity: FunctionReference<"action", "internal", {

@@ -681,6 +681,12 @@ export type Documents = {
     metadata?: string;
     createdAt: number;
     updatedAt: number;
+    deletion?: {
+      startedAt: number;
+      table: string;
+      found: boolean;
+      updatedAt: number;
+    };
   };
   providerHealth: {
     _id: Id<"providerHealth">;
@@ -1477,11 +1483,12 @@ export type DataModel = {
   };
   organizations: {
     document: Doc<"organizations">;
-    fieldPaths: "_id" | "_creationTime" | "name" | "slug" | "logo" | "metadata" | "createdAt" | "updatedAt";
+    fieldPaths: "_id" | "_creationTime" | "name" | "slug" | "logo" | "metadata" | "createdAt" | "updatedAt" | "deletion" | "deletion.startedAt" | "deletion.table" | "deletion.found" | "deletion.updatedAt";
     indexes: {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
       by_slug: ["slug", "_creationTime"];
+      by_deletion: ["deletion.updatedAt", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};

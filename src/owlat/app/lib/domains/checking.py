@@ -83,12 +83,17 @@ async def ses_identities(ctx: ActionCtx, organization_id: str) -> SesIdentities 
     )
     if config is None:
         return None
+    return ses_identities_of(organization_id, config["settings"]["region"], config["credentials"])
+
+
+def ses_identities_of(organization_id: str, region: str, sealed: str) -> SesIdentities | None:
+    """SES identity calls in `region` with sealed SES credentials (None: they do not open)."""
     try:
-        secrets = open_secrets(organization_id, "ses", config["credentials"])
+        secrets = open_secrets(organization_id, "ses", sealed)
     except CredentialsError:
         return None
     settings = SesSettings(
-        config["settings"]["region"],
+        region,
         secrets["accessKeyId"],
         secrets["secretAccessKey"],
         current().ses_endpoint_url or None,
