@@ -200,7 +200,7 @@ async def test_a_run_that_ended_renews_nothing_and_its_own_journal_is_read(
                 ctx.run_mutation(internal.transactional_sends.claim, claim), "claimed"
             )
             first = batch["claimed"][0]
-            own.noter(first["sendId"], first["claimedAt"])()  # handed to the relay
+            own.noter(first["sendId"], first["claimedAt"])("handed")  # handed to a provider
             stalled.set()
             await asyncio.sleep(4 * LEASE_MS / 1000)
             raise RuntimeError("the run ends in an error")
@@ -215,7 +215,7 @@ async def test_a_run_that_ended_renews_nothing_and_its_own_journal_is_read(
     ]
     held = [{"sendId": r["_id"], "claimedAt": r["claimedAt"]} for r in rows]
     assert journal.held(tmp_path, claims) == held  # however late a renewal comes
-    assert journal.unattempted(tmp_path, claims) == []
+    assert journal.verdicts(tmp_path, claims) == {"unattempted": [], "ended": [], "uncertain": []}
     await asyncio.sleep(2 * LEASE_MS / 1000)
     await owlat.run_action("transactionalSends:recover", {}, internal=True)
     rows = [await in_query(owlat, lambda ctx, i=i: ctx.db.get(i)) for i in send_ids]
