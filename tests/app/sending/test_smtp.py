@@ -286,6 +286,29 @@ async def test_a_transaction_refused_before_its_content_never_reaches_its_end(
     assert served.received == []
 
 
+async def test_the_end_of_data_is_written_only_after_its_journal_line(
+    sink: tuple[Sink, int],
+) -> None:
+    """`on_attempt("end")` runs before the write that ends the DATA: when it fails (a
+    full journal), the relay never gets the end, so it has nothing (and recovery, seeing
+    no end line, may send the message again without doubling it)."""
+    served, port = sink
+    provider = SmtpProvider(plain(port))
+
+    def journal(stage: str) -> None:
+        if stage == "end":
+            raise OSError("the attempt journal is torn")
+
+    try:
+        with pytest.raises(ProviderError) as raised:
+            await provider.send(dataclasses.replace(message("a@example.org"), on_attempt=journal))
+        await provider.send(message("b@example.org"))  # the pool goes on
+    finally:
+        await provider.close()
+    assert raised.value.kind is ErrorKind.UNKNOWN
+    assert served.recipients() == ["b@example.org"]
+
+
 async def test_under_faults_every_message_arrives_exactly_once(sink: tuple[Sink, int]) -> None:
     served, port = sink
     faults = ["RCPT 421 4.3.2 Closing", "RCPT 451 4.3.0 Later", "DATA 454 4.7.0 Later", "DROP"]
