@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from owlat.app.lib.sending import journal
+from owlat.app.lib.sending import journal, sends
 from owlat.app.lib.sending.composition import SendKind
 from owlat.app.lib.sending.sends import SendRequest, enqueue_send
 from owlat.runtime.application import Application
@@ -215,14 +215,7 @@ async def test_transactional_recovery_sends_again_only_what_was_never_attempted(
 ) -> None:
     team, _ = await _team(owlat, dns, 0)
 
-    async def enqueue(ctx: Any) -> list[str]:
-        requests = [
-            SendRequest(team[2], SendKind.TRANSACTIONAL, address(i), "Hi", "Hi", from_email=SENDER)
-            for i in range(5)
-        ]
-        return [await enqueue_send(ctx, request) for request in requests]
-
-    send_ids = await in_mutation(owlat, enqueue)
+    send_ids = await enqueued(owlat, team[2], 5)
     claimed = await owlat.run_mutation(
         "transactionalSends:claim",
         {"sendIds": send_ids, "routeProviders": ["smtp"], "leaseMs": LEASE_MS,
@@ -250,6 +243,48 @@ async def test_transactional_recovery_sends_again_only_what_was_never_attempted(
     assert (rows[4]["providerType"], rows[4]["providerMessageId"]) == ("smtp", rows[4]["messageId"])
 
 
+async def test_a_stalled_resend_send_is_sent_again_with_its_key_only_within_its_window(
+    owlat: Application, dns: DnsServer
+) -> None:
+    """Resend dedupes a repeated Idempotency-Key for 24 hours: a send left `sending` through
+    Resend is sent again (same key) when it was queued within 23 hours, else failed
+    DELIVERY_UNCERTAIN (Resend would take the key as new)."""
+    team, _ = await _team(owlat, dns, 0)
+    send_ids = await enqueued(owlat, team[2], 2)
+    claim = {"sendIds": send_ids, "routeProviders": ["smtp"], "leaseMs": LEASE_MS}
+    await owlat.run_mutation("transactionalSends:claim", claim, internal=True)
+
+    async def through_resend(ctx: Any) -> None:
+        for send_id in send_ids:
+            await ctx.db.patch(send_id, {"routeProviders": ["resend"]})
+        old = (await ctx.db.get(send_ids[1]))["queuedAt"] - sends.KEY_WINDOWS_MS["resend"]
+        await ctx.db.patch(send_ids[1], {"queuedAt": old})
+
+    await in_mutation(owlat, through_resend)
+    await asyncio.sleep(LEASE_MS / 1000 + 0.1)
+    await owlat.run_mutation("transactionalSends:recoverStalled", {}, internal=True)
+    rows = [await in_query(owlat, lambda ctx, i=i: ctx.db.get(i)) for i in send_ids]
+    assert [(row["status"], row.get("errorCode")) for row in rows] == [
+        ("sending", None),  # its delivery is scheduled again, with the same key
+        ("failed", "DELIVERY_UNCERTAIN"),
+    ]
+
+
+async def enqueued(owlat: Application, organization_id: str, count: int) -> list[str]:
+    """`count` transactional sends of the organization, queued."""
+
+    async def enqueue(ctx: Any) -> list[str]:
+        requests = [
+            SendRequest(
+                organization_id, SendKind.TRANSACTIONAL, address(i), "Hi", "Hi", from_email=SENDER
+            )
+            for i in range(count)
+        ]
+        return [await enqueue_send(ctx, request) for request in requests]
+
+    return list(await in_mutation(owlat, enqueue))
+
+
 def test_a_claims_verdict_is_read_from_its_stages() -> None:
     """`handed` (a provider that cannot tell more) wins: uncertain; else `end`: ended;
     else (nothing, or `mail` only): unattempted."""
@@ -271,7 +306,7 @@ def test_a_claims_verdict_is_read_from_its_stages() -> None:
 SHORT_WRITE = """
 import resource, signal, sys
 from pathlib import Path
-from owlat.app.lib.sending import journal
+from owlat.app.lib.sending import journal, sends
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 opened = journal.Journal(Path(sys.argv[1]), journal.boot_id())
 limit = opened.path.stat().st_size + 25

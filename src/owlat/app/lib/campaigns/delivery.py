@@ -274,14 +274,13 @@ async def _claimable(
     lease_ms: float,
 ) -> list[dict[str, Any]]:
     """Queued sends, then (if there is room and the route dedupes) `sending` ones past
-    the lease whose earlier route deduped as well."""
+    the lease that may be sent again with their key (`sends.reclaimable`)."""
     rows = await _in_status(ctx, campaign_id, SendStatus.QUEUED, now, limit)  # due ones
     if len(rows) < limit and is_idempotent(route_providers):
         for row in await _in_status(
             ctx, campaign_id, SendStatus.SENDING, now - lease_ms, limit - len(rows)
         ):
-            earlier = row.get("routeProviders") or []
-            if is_idempotent(earlier) and set(route_providers) <= set(earlier):
+            if sends.reclaimable(row, route_providers, now):
                 rows.append(row)
     return rows
 
@@ -700,7 +699,7 @@ async def recover(
             if (row["_id"], row.get("claimedAt")) in back:
                 await _requeue(ctx, row, {"dueInMs": 0.0}, now)
                 requeued += 1
-            elif not is_idempotent(row.get("routeProviders") or []):
+            elif not sends.reclaimable(row, row.get("routeProviders") or [], now):
                 stalled.append(row)
         stats = await stats_of(ctx, campaign_id)
         job = await job_of(ctx, campaign_id)

@@ -49,8 +49,9 @@ the row `sending`; `recover_stalled` (a cron, and once at every start) looks at 
 so for the lease (OWLAT_SEND_LEASE_SECONDS, 15 minutes):
 - when every provider of the claim's route dedupes by key (the outbox, Resend), the row is
   claimed again and sent again with the same delivery key and Message-ID: the provider
-  answers with the first send (the outbox finds its file, Resend its key for 24 hours), so
-  the recipient gets it once;
+  answers with the first send (the outbox finds its file, Resend its key for 24 hours:
+  only a send queued less than 23 hours ago is sent again so, `reclaimable`), so the
+  recipient gets it once;
 - otherwise (SMTP, SES: no idempotency key), when the claim's attempt journal (`claimedBy`,
   `journal.py`: the delivering process writes the claim there right before a provider is
   handed the message, and for SMTP right before MAIL and before the end of DATA) is known
@@ -74,6 +75,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -454,8 +456,7 @@ async def claim(
     if status is SendStatus.SENDING:
         if now - (row.get("claimedAt") or 0) < lease_ms:
             return None  # another delivery holds it
-        earlier = row.get("routeProviders") or []
-        if not (is_idempotent(earlier) and set(route_providers) <= set(earlier)):
+        if not reclaimable(row, route_providers, now):
             await _fail(ctx, row, "DELIVERY_UNCERTAIN", UNCERTAIN, now)
             return None
     elif status is not SendStatus.QUEUED:
@@ -521,6 +522,23 @@ async def send_body(ctx: QueryCtx, row: Mapping[str, Any]) -> dict[str, Any]:
         return {**body, "dataVariables": variables}
     source = row if row.get("bodyId") is None else await ctx.db.get(row["bodyId"]) or {}
     return {name: source.get(name) for name in ("html", "text", "dataVariables")}
+
+
+# Resend answers a repeated Idempotency-Key with its first answer for 24 hours, then
+# takes it as new: a send is claimed again with its key only while its key's first use
+# (after `queuedAt`) is surely within them (an hour's margin). The outbox keeps its file.
+KEY_WINDOWS_MS = {"resend": 23 * 3_600_000.0}
+
+
+def reclaimable(row: Mapping[str, Any], route_providers: Sequence[str], now: float) -> bool:
+    """Whether a send left `sending` past its lease may be sent again with its delivery
+    key through `route_providers`: every provider of its earlier claim dedupes the key,
+    the new ones are among them, and it was queued within each one's `KEY_WINDOWS_MS`."""
+    earlier = row.get("routeProviders") or []
+    if not (is_idempotent(earlier) and set(route_providers) <= set(earlier)):
+        return False
+    age = now - row["queuedAt"]
+    return all(age < KEY_WINDOWS_MS.get(provider, math.inf) for provider in earlier)
 
 
 UNCERTAIN = (
@@ -720,7 +738,8 @@ async def recover_stalled(
                 await _record_outcome(ctx, row, unconfirmed(row), now, counted)
                 continue
             resendable = status is SendStatus.QUEUED or (
-                is_idempotent(row.get("routeProviders") or []) and row["attempts"] < MAX_ATTEMPTS
+                reclaimable(row, row.get("routeProviders") or [], now)
+                and row["attempts"] < MAX_ATTEMPTS
             )
             if resendable:
                 await ctx.db.patch(row["_id"], {"updatedAt": now})
