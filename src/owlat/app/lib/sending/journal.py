@@ -29,9 +29,10 @@ resends anything (a recipient is at worst skipped, never doubled):
   whole message (its answer to the end), or an unsolicited one (a 421 of a relay going
   down), which is the window left;
 - the relay refused the message at its end (5xx), or lost it.
-Such a send is recorded `sent`, its errorCode DELIVERY_UNCONFIRMED (no answer was read),
-and counted as sent: so the counters equal what reached the relay, as far as can be
-known, and a campaign's `sent` equals a sink's count of its messages.
+Such a send is recorded `sent`, its errorCode DELIVERY_UNCONFIRMED (the relay's answer,
+if it was read, was not recorded: most are sends whose 250 came but whose batch's record
+had not committed), and counted as sent: so the counters equal what reached the relay,
+as far as can be known, and a campaign's `sent` equals a sink's count of its messages.
 
 Why it holds. A `write()` returns once the kernel has the bytes; kill -9 of the writer
 loses nothing the kernel has (no fsync needed: the page cache is the kernel's), and the

@@ -660,8 +660,8 @@ async def _record_outcome(
 
 UNCONFIRMED = (
     "Delivery was interrupted after the end of the message was written to the SMTP "
-    "relay, before its answer was read: the relay most likely took it; it is counted as "
-    "sent and not sent again"
+    "relay, before the relay's answer was recorded: the relay most likely took it; it is "
+    "counted as sent and not sent again"
 )
 
 
