@@ -27,8 +27,6 @@ have unread at the kill is the answer to an end the sink already took. So every 
 from __future__ import annotations
 
 import asyncio
-import email.parser
-import email.policy
 import os
 from collections import Counter
 from pathlib import Path
@@ -36,14 +34,11 @@ from typing import Any
 
 import pytest
 
-from owlat.runtime.testing import in_query, open_test_app
 from tests.app.campaign_setup import address, list_audience, ready_campaign
-from tests.app.conftest import Caller
-from tests.app.domains.dns_server import DnsServer
-from tests.app.mail_setup import configure, smtp_domain
 from tests.app.sending.servers import Sink, smtp_server
 from tests.e2e.owlat_app import sign_in, sign_up
 from tests.e2e.processes import LoggedServer
+from tests.e2e.smtp_sink import received, smtp_owner
 
 CONTACTS = int(os.environ.get("OWLAT_CRASH_CONTACTS", "2000"))
 KILLS = int(os.environ.get("OWLAT_CRASH_KILLS", "3"))
@@ -57,41 +52,14 @@ ENV = {"OWLAT_APP": "owlat.app", "OWLAT_AUTH_ISSUERS": "", "OWLAT_SEND_LEASE_SEC
 
 async def _prepare(data_dir: Path, port: int, database_url: str) -> str:
     """The campaign, ready and sent (in process, no scheduler: the server runs its jobs)."""
-    with DnsServer.running() as dns:
-        configure(data_dir, dns)
-        async with open_test_app(
-            "owlat.app", data_dir, scheduler_parallelism=None, database_url=database_url
-        ) as owlat:
-
-            async def owner_of(ctx: Any) -> dict[str, Any]:
-                user = next(u for u in await ctx.db.query("users").collect())
-                member = next(m for m in await ctx.db.query("members").collect())
-                return {
-                    "userId": user["_id"],
-                    "email": user["email"],
-                    "org": member["organizationId"],
-                }
-
-            found = await in_query(owlat, owner_of)
-            session = await owlat.run_mutation(
-                "auth:createSession",
-                {"userId": found["userId"], "tokenHash": "test"},
-                internal=True,
-            )
-            owner = Caller(owlat, found["userId"], session.value["_id"], found["email"])
-            await owner.mutation("organizations:setActive", {"organizationId": found["org"]})
-            await owner.mutation(
-                "emailProviders:saveSmtp",
-                {"host": "127.0.0.1", "port": port, "security": "none"},
-            )
-            await smtp_domain(owner, dns, DOMAIN)
-            list_id = await owner.mutation(
-                "mailingLists:create", {"name": "Readers", "requireDoubleOptIn": False}
-            )
-            await list_audience(owlat, found["org"], list_id, CONTACTS)
-            campaign_id = await ready_campaign(owner, list_id, f"news@{DOMAIN}")
-            await owner.mutation("campaigns:send", {"campaignId": campaign_id})
-            return campaign_id
+    async with smtp_owner(data_dir, port, database_url, DOMAIN) as (owlat, owner, org):
+        list_id = await owner.mutation(
+            "mailingLists:create", {"name": "Readers", "requireDoubleOptIn": False}
+        )
+        await list_audience(owlat, org, list_id, CONTACTS)
+        campaign_id = await ready_campaign(owner, list_id, f"news@{DOMAIN}")
+        await owner.mutation("campaigns:send", {"campaignId": campaign_id})
+        return campaign_id
 
 
 async def test_kills_during_a_campaign_neither_double_nor_skip(
@@ -124,25 +92,18 @@ async def test_kills_during_a_campaign_neither_double_nor_skip(
             rows = await _rows(account, campaign_id)
         finally:
             await server.stop()
-    parser = email.parser.BytesHeaderParser(policy=email.policy.default)
-    received = [
-        (
-            envelope.rcpt_tos[0],
-            str(parser.parsebytes(envelope.original_content or b"")["Message-ID"]),
-        )
-        for envelope in sink.received
-    ]
-    by_recipient = Counter(recipient for recipient, _ in received)
+    messages = received(sink.received)
+    by_recipient = Counter(recipient for recipient, _ in messages)
     assert max(by_recipient.values()) == 1, "a recipient got the campaign twice"
-    assert max(Counter(mid for _, mid in received).values()) == 1
+    assert max(Counter(mid for _, mid in messages).values()) == 1
     assert len(rows) == CONTACTS
     assert set(by_recipient) == {address(i) for i in range(CONTACTS)}, "a recipient skipped"
     assert {row["status"] for row in rows} == {"sent"}
-    assert set(received) == {(row["email"], f"<{row['messageId']}>") for row in rows}
-    assert (progress["sent"], progress["failed"], progress["pending"]) == (len(received), 0, 0)
+    assert set(messages) == {(row["email"], f"<{row['messageId']}>") for row in rows}
+    assert (progress["sent"], progress["failed"], progress["pending"]) == (len(messages), 0, 0)
     unconfirmed = sum(1 for row in rows if row.get("errorCode") == "DELIVERY_UNCONFIRMED")
     print(
-        f"{CONTACTS} recipients, {KILLS} kills: {len(received)} messages at the sink, "
+        f"{CONTACTS} recipients, {KILLS} kills: {len(messages)} messages at the sink, "
         f"{unconfirmed} sent DELIVERY_UNCONFIRMED (the end of DATA written, not recorded)"
     )
 
