@@ -14,6 +14,7 @@ from aiosmtpd.smtp import Envelope
 
 from owlat.runtime.application import Application
 from owlat.runtime.testing import in_query, open_test_app
+from tests.app.campaign_setup import list_audience, ready_campaign
 from tests.app.conftest import Caller
 from tests.app.domains.dns_server import DnsServer
 from tests.app.mail_setup import configure, smtp_domain
@@ -55,6 +56,20 @@ async def smtp_owner(
             )
             await smtp_domain(owner, dns, domain)
             yield owlat, owner, found["org"]
+
+
+async def sent_campaign(
+    owlat: Application, owner: Caller, organization_id: str, contacts: int, sender: str
+) -> str:
+    """A campaign from `sender` to a new list of `contacts` contacts, sent (its walk and
+    delivery are scheduled jobs); its id."""
+    list_id = await owner.mutation(
+        "mailingLists:create", {"name": "Readers", "requireDoubleOptIn": False}
+    )
+    await list_audience(owlat, organization_id, list_id, contacts)
+    campaign_id = await ready_campaign(owner, list_id, sender)
+    await owner.mutation("campaigns:send", {"campaignId": campaign_id})
+    return campaign_id
 
 
 def received(envelopes: list[Envelope]) -> list[tuple[str, str]]:

@@ -34,11 +34,11 @@ from typing import Any
 
 import pytest
 
-from tests.app.campaign_setup import address, list_audience, ready_campaign
+from tests.app.campaign_setup import address
 from tests.app.sending.servers import Sink, smtp_server
 from tests.e2e.owlat_app import sign_in, sign_up
 from tests.e2e.processes import LoggedServer
-from tests.e2e.smtp_sink import received, smtp_owner
+from tests.e2e.smtp_sink import received, sent_campaign, smtp_owner
 
 CONTACTS = int(os.environ.get("OWLAT_CRASH_CONTACTS", "2000"))
 KILLS = int(os.environ.get("OWLAT_CRASH_KILLS", "3"))
@@ -53,13 +53,7 @@ ENV = {"OWLAT_APP": "owlat.app", "OWLAT_AUTH_ISSUERS": "", "OWLAT_SEND_LEASE_SEC
 async def _prepare(data_dir: Path, port: int, database_url: str) -> str:
     """The campaign, ready and sent (in process, no scheduler: the server runs its jobs)."""
     async with smtp_owner(data_dir, port, database_url, DOMAIN) as (owlat, owner, org):
-        list_id = await owner.mutation(
-            "mailingLists:create", {"name": "Readers", "requireDoubleOptIn": False}
-        )
-        await list_audience(owlat, org, list_id, CONTACTS)
-        campaign_id = await ready_campaign(owner, list_id, f"news@{DOMAIN}")
-        await owner.mutation("campaigns:send", {"campaignId": campaign_id})
-        return campaign_id
+        return await sent_campaign(owlat, owner, org, CONTACTS, f"news@{DOMAIN}")
 
 
 async def test_kills_during_a_campaign_neither_double_nor_skip(
