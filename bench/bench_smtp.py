@@ -245,11 +245,11 @@ async def bench(options: argparse.Namespace) -> None:
         f"({len(messages) / preparing:.0f} msg/s), {size / 1024:.1f} KiB each"
     )
     envelopes = [(*envelope(m), m.raw) for m in messages]
-    if options.journal:
-        messages = journaled(messages, Path(tempfile.mkdtemp()))
     best: dict[str, float] = {"raw": 0.0, "owlat": 0.0}
     sender_cpu: dict[str, float] = {"raw": float("inf"), "owlat": float("inf")}
     with tempfile.TemporaryDirectory() as folder:
+        if options.journal:
+            messages = journaled(messages, Path(folder) / "journal")
         sink = Sink(Path(folder))
         try:
             expected = 0
