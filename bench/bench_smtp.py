@@ -1,6 +1,7 @@
 """SMTP delivery: Owlat's SMTP provider vs a raw aiosmtplib loop (issue 16).
 
     .venv/bin/python bench/bench_smtp.py [--messages 20000] [--connections 8] [--rounds 2]
+                                         [--journal]
 
 `--messages` personalized campaign messages (own To, subject, text, HTML, one-click
 unsubscribe URL, List-Id, Feedback-ID, DKIM-signed) are prepared first with
@@ -18,13 +19,16 @@ Printed per run: msg/s, and the CPU time per message of the sending process and 
 sink (on a shared machine wall-clock rates swing with the neighbours' load; CPU per message
 does not, and shows which side is the limit). Then the best round of each, the ratio
 owlat/raw of rates and of sender CPU, and the sink's count check (every message exactly
-once). Goals: owlat >= 1500 msg/s and >= 0.7 x raw.
+once). Goals: owlat >= 1500 msg/s and >= 0.7 x raw. With `--journal`, each owlat message
+carries its claim's attempt journal (`sending/journal.py`, a file in a temporary folder),
+written as a delivery does (issues 16 and 17, session 13: its cost per message).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -217,6 +221,19 @@ async def send_owlat(port: int, messages: list[Any], connections: int) -> float:
     return elapsed
 
 
+def journaled(messages: list[Any], folder: Path) -> list[Any]:
+    """The messages, each with its own claim's attempt journal `noter` (one journal)."""
+    from owlat.app.lib.sending import journal
+
+    boot = journal.boot_id()
+    assert boot is not None, "no boot id: no journal"
+    attempts = journal.Journal(folder, boot)
+    return [
+        dataclasses.replace(m, on_attempt=attempts.noter(f"send{i}", 1.7e12))
+        for i, m in enumerate(messages)
+    ]
+
+
 async def bench(options: argparse.Namespace) -> None:
     from owlat.app.lib.sending.composition import envelope
 
@@ -231,6 +248,8 @@ async def bench(options: argparse.Namespace) -> None:
     best: dict[str, float] = {"raw": 0.0, "owlat": 0.0}
     sender_cpu: dict[str, float] = {"raw": float("inf"), "owlat": float("inf")}
     with tempfile.TemporaryDirectory() as folder:
+        if options.journal:
+            messages = journaled(messages, Path(folder) / "journal")
         sink = Sink(Path(folder))
         try:
             expected = 0
@@ -276,6 +295,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--journal", action="store_true")
     options = parser.parse_args()
     if options.kind == "sink":
         serve_sink(options.info)

@@ -13,7 +13,12 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OWLAT_APP": "tests.fixtures.app"}
+# the checkout's own `src` first: the virtualenv's editable install may point at another
+ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join((str(ROOT / "src"), str(ROOT))),
+    "OWLAT_APP": "tests.fixtures.app",
+}
 _BANNER = re.compile(r"Owlat is serving (http://127\.0\.0\.1:\d+) \((\w+);")
 _SITE = re.compile(r"HTTP actions on (http://127\.0\.0\.1:\d+)\)")
 # for `owlat dev` to print its banner, and for a finished command (its Python start alone

@@ -30,12 +30,13 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from owlat.app.lib.campaigns.walk import stats_of
 from owlat.runtime.testing import in_query, open_test_app
-from tests.app.campaign_setup import address, list_audience, ready_campaign
+from tests.app.campaign_setup import address
 from tests.app.conftest import signed_in, with_organization
 from tests.app.domains.dns_server import DnsServer
 from tests.app.mail_setup import configure, smtp_domain
 from tests.app.sending.servers import Sink, smtp_server
 from tests.e2e.processes import LoggedServer
+from tests.e2e.smtp_sink import sent_campaign
 from tests.postgres import PostgresForTests
 
 pytestmark = pytest.mark.timeout(120)
@@ -109,13 +110,7 @@ async def _prepare(data_dir: Path, url: str, dns: DnsServer, port: int) -> str:
             "emailProviders:saveSmtp", {"host": "127.0.0.1", "port": port, "security": "none"}
         )
         await smtp_domain(owner, dns, DOMAIN)
-        list_id = await owner.mutation(
-            "mailingLists:create", {"name": "Readers", "requireDoubleOptIn": False}
-        )
-        await list_audience(owlat, organization_id, list_id, CONTACTS)
-        campaign_id = await ready_campaign(owner, list_id, f"news@{DOMAIN}")
-        await owner.mutation("campaigns:send", {"campaignId": campaign_id})
-        return campaign_id
+        return await sent_campaign(owlat, owner, organization_id, CONTACTS, f"news@{DOMAIN}")
 
 
 async def _outcome(data_dir: Path, url: str, campaign_id: str) -> tuple[str, int, int]:

@@ -120,6 +120,7 @@ async def archive(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
         **CAMPAIGN_ID,
         "unattempted": v.optional(journal.claims_arg("emailSends")),
         "held": v.optional(journal.claims_arg("emailSends")),
+        "ended": v.optional(journal.claims_arg("emailSends")),
     }
 )
 async def cancel_queued(ctx: MutationCtx, args: dict[str, Any]) -> None:
@@ -129,7 +130,13 @@ async def cancel_queued(ctx: MutationCtx, args: dict[str, Any]) -> None:
     campaign_id = args["campaignId"]
     now = now_ms()
     again = await delivery.cancel_queued(
-        ctx, campaign_id, now, lease_ms(), args.get("unattempted"), args.get("held") or ()
+        ctx,
+        campaign_id,
+        now,
+        lease_ms(),
+        args.get("unattempted"),
+        args.get("held") or (),
+        args.get("ended") or (),
     )
     if again == delivery.READ_JOURNALS:
         await ctx.scheduler.run_after(
@@ -144,7 +151,8 @@ async def cancel_queued(ctx: MutationCtx, args: dict[str, Any]) -> None:
 @internal_action(args=CAMPAIGN_ID)
 async def read_cancelled_journals(ctx: ActionCtx, args: dict[str, Any]) -> None:
     """`cancel_queued` again, told which of the cancelled campaign's stalled sends their
-    journals here show never attempted (those end CANCELLED, not DELIVERY_UNCERTAIN)."""
+    journals here show never attempted or never ended (those end CANCELLED, not
+    DELIVERY_UNCERTAIN), or ended (`sent`, DELIVERY_UNCONFIRMED)."""
     sends = internal.campaign_sends
     await journal.recover(ctx, sends.stalled, sends.cancel_queued, args, stalled_args=args)
 
@@ -153,7 +161,7 @@ async def read_cancelled_journals(ctx: ActionCtx, args: dict[str, Any]) -> None:
 async def recover(ctx: ActionCtx, args: dict[str, Any]) -> int:
     """Recovery (`delivery.recover`), run where the attempt journals are: the stalled
     sends whose claim this process's data folder shows unattempted (`journal.py`) go
-    back to `queued`."""
+    back to `queued`, those it shows ended are `sent` (DELIVERY_UNCONFIRMED)."""
     stalled_sends, recover_sends = (
         internal.campaign_sends.stalled,
         internal.campaign_sends.recover_stalled,
@@ -171,6 +179,7 @@ async def stalled(ctx: QueryCtx, args: dict[str, Any]) -> list[dict[str, Any]]:
         "idleMs": v.optional(v.number()),
         "unattempted": v.optional(journal.claims_arg("emailSends")),
         "held": v.optional(journal.claims_arg("emailSends")),
+        "ended": v.optional(journal.claims_arg("emailSends")),
     }
 )
 async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
@@ -181,6 +190,7 @@ async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
         args.get("idleMs", delivery.IDLE_MS),
         args.get("unattempted") or (),
         args.get("held") or (),
+        args.get("ended") or (),
     )
 
 

@@ -181,7 +181,8 @@ async def record(ctx: MutationCtx, args: dict[str, Any]) -> None:
 @internal_action(args={})
 async def recover(ctx: ActionCtx, args: dict[str, Any]) -> int:
     """`recover_stalled`, run where the attempt journals are: the stalled sends whose
-    claim this process's data folder shows unattempted (`journal.py`) are sent again."""
+    claim this process's data folder shows unattempted (`journal.py`) are sent again,
+    those it shows ended are `sent` (DELIVERY_UNCONFIRMED)."""
     stalled_sends = internal.transactional_sends.stalled
     return int(
         await journal.recover(
@@ -200,6 +201,7 @@ async def stalled(ctx: QueryCtx, args: dict[str, Any]) -> list[Any]:
         "leaseMs": v.optional(v.number()),
         "unattempted": v.optional(journal.claims_arg("transactionalSends")),
         "held": v.optional(journal.claims_arg("transactionalSends")),
+        "ended": v.optional(journal.claims_arg("transactionalSends")),
     }
 )
 async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
@@ -209,6 +211,7 @@ async def recover_stalled(ctx: MutationCtx, args: dict[str, Any]) -> int:
         args.get("leaseMs", sends.lease_ms()),
         unattempted=args.get("unattempted") or (),
         held=args.get("held") or (),
+        ended=args.get("ended") or (),
     )
 
 

@@ -19,18 +19,16 @@ import pytest
 
 from owlat.app.lib import instance
 from owlat.app.lib.sending import journal, leases
-from owlat.app.lib.sending.composition import SendKind
-from owlat.app.lib.sending.sends import SendRequest, enqueue_send
 from owlat.runtime import internal, internal_action
 from owlat.runtime.application import Application
-from owlat.runtime.testing import in_mutation, in_query
+from owlat.runtime.testing import in_query
 from tests.app.campaign_setup import address
 from tests.app.conftest import owner_and_editor
 from tests.app.domains.dns_server import DnsServer
 from tests.app.mail_setup import configure
 from tests.app.sending import test_journal
 from tests.app.sending.servers import Sink, smtp_server
-from tests.app.test_campaigns import SENDER, _once_each, _sends, _smtp_list
+from tests.app.test_campaigns import _once_each, _sends, _smtp_list
 
 LEASE_MS = test_journal.LEASE_MS
 # The slow deliveries' lease: its renewal (every third of it) is late by up to two thirds
@@ -38,19 +36,6 @@ LEASE_MS = test_journal.LEASE_MS
 SLOW_LEASE_MS = 1000.0
 SLOW = 3.0  # seconds the sink takes to answer each DATA: three of those leases
 owlat = test_journal.owlat  # the app with that lease (a fixture)
-
-
-async def _enqueued(owlat: Application, organization_id: str, count: int) -> list[str]:
-    async def enqueue(ctx: Any) -> list[str]:
-        requests = [
-            SendRequest(
-                organization_id, SendKind.TRANSACTIONAL, address(i), "Hi", "Hi", from_email=SENDER
-            )
-            for i in range(count)
-        ]
-        return [await enqueue_send(ctx, request) for request in requests]
-
-    return list(await in_mutation(owlat, enqueue))
 
 
 async def _delivered_while_recovering(
@@ -95,7 +80,7 @@ async def test_a_transactional_delivery_slower_than_the_lease_keeps_its_claims(
     owlat: Application, tmp_path: Path, dns: DnsServer
 ) -> None:
     async with _slow_relay(owlat, tmp_path, dns, 0) as (team, sink, _):
-        send_ids = await _enqueued(owlat, team[2], 3)
+        send_ids = await test_journal.enqueued(owlat, team[2], 3)
         stalled = await _delivered_while_recovering(
             owlat,
             "transactionalSends:deliver",
@@ -133,7 +118,7 @@ async def test_a_renewal_never_takes_back_a_send_recovered_or_claimed_again(
     team = await owner_and_editor(owlat)
     async with smtp_server(Sink()) as port:
         await _smtp_list(owlat, team, port, dns, 0)
-    send_ids = await _enqueued(owlat, team[2], 3)
+    send_ids = await test_journal.enqueued(owlat, team[2], 3)
     claim = {"routeProviders": ["smtp"], "leaseMs": LEASE_MS, "journal": "gone"}
     first = await owlat.run_mutation(
         "transactionalSends:claim", {**claim, "sendIds": send_ids}, internal=True
@@ -160,7 +145,7 @@ async def test_a_renewal_never_takes_back_a_send_recovered_or_claimed_again(
     after = [await in_query(owlat, lambda ctx, i=i: ctx.db.get(i)) for i in send_ids]
     assert after == before
     # a send claimed again since (requeued by recovery): the old claim's renewal misses
-    fresh = await _enqueued(owlat, team[2], 1)
+    fresh = await test_journal.enqueued(owlat, team[2], 1)
     old = await owlat.run_mutation(
         "transactionalSends:claim", {**claim, "sendIds": fresh}, internal=True
     )
@@ -187,7 +172,7 @@ async def test_a_run_that_ended_renews_nothing_and_its_own_journal_is_read(
     team = await owner_and_editor(owlat)
     async with smtp_server(Sink()) as port:
         await _smtp_list(owlat, team, port, dns, 0)
-    send_ids = await _enqueued(owlat, team[2], 2)
+    send_ids = await test_journal.enqueued(owlat, team[2], 2)
     own = journal.opened(instance.current().data_dir)
     assert own is not None
 
@@ -200,7 +185,7 @@ async def test_a_run_that_ended_renews_nothing_and_its_own_journal_is_read(
                 ctx.run_mutation(internal.transactional_sends.claim, claim), "claimed"
             )
             first = batch["claimed"][0]
-            own.noter(first["sendId"], first["claimedAt"])()  # handed to the relay
+            own.noter(first["sendId"], first["claimedAt"])("handed")  # handed to a provider
             stalled.set()
             await asyncio.sleep(4 * LEASE_MS / 1000)
             raise RuntimeError("the run ends in an error")
@@ -215,7 +200,7 @@ async def test_a_run_that_ended_renews_nothing_and_its_own_journal_is_read(
     ]
     held = [{"sendId": r["_id"], "claimedAt": r["claimedAt"]} for r in rows]
     assert journal.held(tmp_path, claims) == held  # however late a renewal comes
-    assert journal.unattempted(tmp_path, claims) == []
+    assert journal.verdicts(tmp_path, claims) == {"unattempted": [], "ended": [], "uncertain": []}
     await asyncio.sleep(2 * LEASE_MS / 1000)
     await owlat.run_action("transactionalSends:recover", {}, internal=True)
     rows = [await in_query(owlat, lambda ctx, i=i: ctx.db.get(i)) for i in send_ids]

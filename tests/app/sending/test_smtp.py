@@ -232,31 +232,81 @@ async def test_a_message_is_attempted_only_once_a_connection_takes_it(
     sink: tuple[Sink, int],
 ) -> None:
     """`on_attempt` (the attempt journal) runs right before MAIL on the connection that
-    carries the message: while 2 connections hang in DATA, the 4 messages queued behind
+    carries the message, and right before the write that ends its DATA: while 2
+    connections wait for the answer to the end of DATA, the 4 messages queued behind
     them are not attempted."""
     served, port = sink
     served.faults = {"slow0@example.org": ["STALL"], "slow1@example.org": ["STALL"]}
     served.stall = 1.0
     provider = SmtpProvider(plain(port, max_connections=2))
-    attempted: list[str] = []
+    attempted: list[tuple[str, str]] = []
     recipients = [f"slow{i}@example.org" for i in range(2)] + [f"r{i}@example.org" for i in "abcd"]
     sent = [
-        dataclasses.replace(message(to), on_attempt=lambda to=to: attempted.append(to))
+        dataclasses.replace(
+            message(to), on_attempt=lambda stage, to=to: attempted.append((to, stage))
+        )
         for to in recipients
     ]
     try:
         sending = asyncio.gather(*(provider.send(m) for m in sent))
         async with asyncio.timeout(5):
-            while len(attempted) < 2:  # noqa: ASYNC110
+            while len(attempted) < 4:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         await asyncio.sleep(0.3)
-        assert sorted(attempted) == ["slow0@example.org", "slow1@example.org"]
+        assert sorted(attempted) == [
+            (to, stage) for to in recipients[:2] for stage in ("end", "mail")
+        ]
         assert len(served.received) == 0
         await sending
     finally:
         await provider.close()
-    assert sorted(attempted) == sorted(recipients)
+    assert sorted(attempted) == sorted(
+        (to, stage) for to in recipients for stage in ("mail", "end")
+    )
     assert len(served.received) == 6
+
+
+async def test_a_transaction_refused_before_its_content_never_reaches_its_end(
+    sink: tuple[Sink, int],
+) -> None:
+    """A recipient refused at RCPT: the content is never written, so `on_attempt` is
+    called for "mail" only (recovery would send it again: the relay has nothing)."""
+    served, port = sink
+    served.faults = {"bad@example.org": ["RCPT 550 5.1.1 No such user"]}
+    provider = SmtpProvider(plain(port))
+    stages: list[str] = []
+    try:
+        with pytest.raises(ProviderError):
+            await provider.send(
+                dataclasses.replace(message("bad@example.org"), on_attempt=stages.append)
+            )
+    finally:
+        await provider.close()
+    assert stages == ["mail"]
+    assert served.received == []
+
+
+async def test_the_end_of_data_is_written_only_after_its_journal_line(
+    sink: tuple[Sink, int],
+) -> None:
+    """`on_attempt("end")` runs before the write that ends the DATA: when it fails (a
+    full journal), the relay never gets the end, so it has nothing (and recovery, seeing
+    no end line, may send the message again without doubling it)."""
+    served, port = sink
+    provider = SmtpProvider(plain(port))
+
+    def journal(stage: str) -> None:
+        if stage == "end":
+            raise OSError("the attempt journal is torn")
+
+    try:
+        with pytest.raises(ProviderError) as raised:
+            await provider.send(dataclasses.replace(message("a@example.org"), on_attempt=journal))
+        await provider.send(message("b@example.org"))  # the pool goes on
+    finally:
+        await provider.close()
+    assert raised.value.kind is ErrorKind.UNKNOWN
+    assert served.recipients() == ["b@example.org"]
 
 
 async def test_under_faults_every_message_arrives_exactly_once(sink: tuple[Sink, int]) -> None:

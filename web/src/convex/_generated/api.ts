@@ -1549,6 +1549,10 @@ export type InternalApi = {
         sendId: Id<"emailSends">;
         claimedAt: number;
       }>;
+      ended?: Array<{
+        sendId: Id<"emailSends">;
+        claimedAt: number;
+      }>;
     }, any>;
     /** `campaignSends:claim` */
     claim: FunctionReference<"mutation", "internal", {
@@ -1571,7 +1575,7 @@ export type InternalApi = {
     plan: FunctionReference<"query", "internal", {
       campaignId: Id<"campaigns">;
     }, any>;
-    /** `campaignSends:readCancelledJournals`: `cancel_queued` again, told which of the cancelled campaign's stalled sends their journals here show never attempted (those end CANCELLED, not DELIVERY_UNCERTAIN). */
+    /** `campaignSends:readCancelledJournals`: `cancel_queued` again, told which of the cancelled campaign's stalled sends their journals here show never attempted or never ended (those end CANCELLED, not DELIVERY_UNCERTAIN), or ended (`sent`, DELIVERY_UNCONFIRMED). */
     readCancelledJournals: FunctionReference<"action", "internal", {
       campaignId: Id<"campaigns">;
     }, any>;
@@ -1582,7 +1586,7 @@ export type InternalApi = {
       attempts: Array<any>;
       journal?: string;
     }, any>;
-    /** `campaignSends:recover`: Recovery (`delivery.recover`), run where the attempt journals are: the stalled sends whose claim this process's data folder shows unattempted (`journal.py`) go back to `queued`. */
+    /** `campaignSends:recover`: Recovery (`delivery.recover`), run where the attempt journals are: the stalled sends whose claim this process's data folder shows unattempted (`journal.py`) go back to `queued`, those it shows ended are `sent` (DELIVERY_UNCONFIRMED). */
     recover: FunctionReference<"action", "internal", {
       idleMs?: number;
     }, any>;
@@ -1594,6 +1598,10 @@ export type InternalApi = {
         claimedAt: number;
       }>;
       held?: Array<{
+        sendId: Id<"emailSends">;
+        claimedAt: number;
+      }>;
+      ended?: Array<{
         sendId: Id<"emailSends">;
         claimedAt: number;
       }>;
@@ -2195,7 +2203,7 @@ export type InternalApi = {
         attempts: Array<any>;
       }>;
     }, any>;
-    /** `transactionalSends:recover`: `recover_stalled`, run where the attempt journals are: the stalled sends whose claim this process's data folder shows unattempted (`journal.py`) are sent again. */
+    /** `transactionalSends:recover`: `recover_stalled`, run where the attempt journals are: the stalled sends whose claim this process's data folder shows unattempted (`journal.py`) are sent again, those it shows ended are `sent` (DELIVERY_UNCONFIRMED). */
     recover: FunctionReference<"action", "internal", Record<string, never>, any>;
     /** `transactionalSends:recoverStalled` */
     recoverStalled: FunctionReference<"mutation", "internal", {
@@ -2205,6 +2213,10 @@ export type InternalApi = {
         claimedAt: number;
       }>;
       held?: Array<{
+        sendId: Id<"transactionalSends">;
+        claimedAt: number;
+      }>;
+      ended?: Array<{
         sendId: Id<"transactionalSends">;
         claimedAt: number;
       }>;

@@ -34,19 +34,23 @@
 At most once: a send is `sending` (committed) before its provider call, and its claim
 names the worker process's attempt journal (`claimedBy`), where the worker writes the
 send's claim right before a provider is handed it (for SMTP: when a pooled connection
-takes it, before MAIL; `sending/journal.py`). `recover` (an action, so that it runs where
-the journals are: a cron, and at start) takes sends left `sending` past the lease
+takes it, before MAIL, and again before the write that ends its DATA;
+`sending/journal.py`). `recover` (an action, so that it runs where the journals are: a
+cron, and at start) takes sends left `sending` past the lease
 (OWLAT_SEND_LEASE_SECONDS): through providers that dedupe by key (outbox, Resend) they
 are claimed again with the same key and Message-ID; those whose journal is known here and
-shows no attempt go back to `queued` (sent once, after the eligibility checks of a new
-claim); the others become `failed` DELIVERY_UNCERTAIN, as in `sends.py`. So a crash
-leaves uncertain only the messages in flight (one per SMTP connection) and those the
-relay took whose outcome was not recorded yet. A worker renews the lease of its claims
-while it runs (`leases.py`), and a send whose journal's writer is alive here is left for
-a later look (`journal.held`): a slow batch is not taken for a crash.
+shows no attempt, or an SMTP transaction that never ended its DATA, go back to `queued`
+(sent once, after the eligibility checks of a new claim); those whose DATA was ended are
+`sent`, DELIVERY_UNCONFIRMED, and counted as sent (the relay most likely took them); the
+others become `failed` DELIVERY_UNCERTAIN, as in `sends.py`. So a crash with journals here
+leaves no send uncertain, and skips a recipient only in the window `journal.py` states (the
+end of DATA written, yet not taken by the relay). A worker renews the lease of its claims
+while it runs (`leases.py`), and a send whose journal's writer is alive here is left for a
+later look (`journal.held`): a slow batch is not taken for a crash.
 A cancelled campaign's sends are ended by `cancel_queued` (a chain of scheduled runs):
 the queued ones CANCELLED, then those left `sending` past the lease: CANCELLED where their
-claim's journal, read by an action where the journals are, shows no attempt, otherwise
+claim's journal, read by an action where the journals are, shows no attempt (or no end
+of DATA), `sent` DELIVERY_UNCONFIRMED where it shows the end of DATA, otherwise
 DELIVERY_UNCERTAIN (whatever the route: nothing claims them again). It also starts workers
 for a sending campaign nobody has worked on for `IDLE_MS` (a crash loses the running
 actions), schedules again a walk whose hop has not moved for as long (a hop that failed: a
@@ -59,6 +63,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from owlat.app.lib import instance
@@ -269,14 +274,13 @@ async def _claimable(
     lease_ms: float,
 ) -> list[dict[str, Any]]:
     """Queued sends, then (if there is room and the route dedupes) `sending` ones past
-    the lease whose earlier route deduped as well."""
+    the lease that may be sent again with their key (`sends.reclaimable`)."""
     rows = await _in_status(ctx, campaign_id, SendStatus.QUEUED, now, limit)  # due ones
     if len(rows) < limit and is_idempotent(route_providers):
         for row in await _in_status(
             ctx, campaign_id, SendStatus.SENDING, now - lease_ms, limit - len(rows)
         ):
-            earlier = row.get("routeProviders") or []
-            if is_idempotent(earlier) and set(route_providers) <= set(earlier):
+            if sends.reclaimable(row, route_providers, now):
                 rows.append(row)
     return rows
 
@@ -366,21 +370,8 @@ async def record(
         ):
             continue
         if outcome["status"] == "sent":
-            await ctx.db.patch(
-                row["_id"],
-                {
-                    "status": str(SendStatus.SENT),
-                    "sentAt": now,
-                    "providerType": outcome["provider"],
-                    "providerMessageId": outcome["providerMessageId"],
-                    "errorCode": UNDEFINED,
-                    "errorMessage": UNDEFINED,
-                    "updatedAt": now,
-                },
-            )
+            await _sent(ctx, row, outcome, now, variants_sent)
             sent += 1
-            if row.get("abVariant"):
-                variants_sent[row["abVariant"]] = variants_sent.get(row["abVariant"], 0) + 1
         elif outcome["status"] == "deferred" and campaign["status"] != CampaignStatus.CANCELLED:
             failed += await _requeue(ctx, row, outcome, now)
         elif outcome["status"] == "deferred":
@@ -396,6 +387,20 @@ async def record(
     job = await job_of(ctx, campaign_id)
     if job is not None:
         await complete_if_finished(ctx, campaign, job, stats, now)
+
+
+async def _sent(
+    ctx: MutationCtx,
+    row: Mapping[str, Any],
+    outcome: Mapping[str, Any],
+    now: float,
+    variants_sent: dict[str, int],
+) -> None:
+    """A send `sent` through `outcome` (`sends.sent_changes`), its A/B variant's count
+    added to `variants_sent`."""
+    await ctx.db.patch(row["_id"], sends.sent_changes(outcome, now))
+    if row.get("abVariant"):
+        variants_sent[row["abVariant"]] = variants_sent.get(row["abVariant"], 0) + 1
 
 
 async def _requeue(
@@ -559,15 +564,17 @@ async def cancel_queued(
     lease_ms: float,
     unattempted: Sequence[Mapping[str, Any]] | None = None,
     held: Sequence[Mapping[str, Any]] = (),
+    ended: Sequence[Mapping[str, Any]] = (),
 ) -> float | None:
     """Fail up to `CANCEL_BATCH` of a cancelled campaign's `queued` sends (CANCELLED,
     counted as failed); once none is left, its sends left `sending` past the lease: those
-    in `unattempted` (`{sendId, claimedAt}`: their claim's journal shows no attempt,
-    `journal.unattempted`) CANCELLED, the others DELIVERY_UNCERTAIN (no worker claims
-    them again, whatever the route), except the `held` ones (a live writer may still
-    deliver them, `journal.held`). When to look again, in seconds (0: more to end;
-    later: sends still `sending` within the lease, or held), None when nothing is left,
-    or `READ_JOURNALS` when stalled sends name a journal and `unattempted` was not given."""
+    in `unattempted` (`{sendId, claimedAt}`: their claim's journal shows no attempt, or
+    an SMTP transaction that never ended its DATA, `journal.verdicts`) CANCELLED, those
+    in `ended` `sent` (DELIVERY_UNCONFIRMED, `sends.unconfirmed`), the others DELIVERY_UNCERTAIN
+    (no worker claims them again, whatever the route), except the `held` ones (a live writer
+    may still deliver them, `journal.held`). When to look again, in seconds (0: more to end;
+    later: sends still `sending` within the lease, or held), None when nothing is left, or
+    `READ_JOURNALS` when stalled sends name a journal and `unattempted` was not given."""
     campaign = await ctx.db.get(campaign_id)
     if campaign is None or campaign["status"] != CampaignStatus.CANCELLED:
         return None
@@ -584,13 +591,8 @@ async def cancel_queued(
     if alive:
         stalled = [row for row in stalled if (row["_id"], row.get("claimedAt")) not in alive]
     never = {(item["sendId"], item["claimedAt"]) for item in unattempted or ()}
-    for row in stalled:
-        if (row["_id"], row.get("claimedAt")) in never:
-            await _fail(ctx, row, *CANCELLED, now)
-        else:
-            await _fail(ctx, row, "DELIVERY_UNCERTAIN", sends.UNCERTAIN, now)
     if stalled:
-        await _count(ctx, campaign_id, now, failed=len(stalled))
+        await _end_stalled(ctx, campaign_id, stalled, now, ended, never)
         return 0.0
     if alive:
         return lease_ms / 3000.0  # a renewal's time (`leases.py`)
@@ -598,6 +600,33 @@ async def cancel_queued(
     if not claimed:
         return None
     return max(0.0, float(claimed[0]["updatedAt"] + lease_ms - now) / 1000.0)
+
+
+async def _end_stalled(
+    ctx: MutationCtx,
+    campaign_id: str,
+    stalled: Sequence[Mapping[str, Any]],
+    now: float,
+    ended: Sequence[Mapping[str, Any]],
+    cancelled: AbstractSet[tuple[str, float]] = frozenset(),
+) -> dict[str, Any]:
+    """End stalled sends that are claimed no more: those `cancelled` (`{(sendId,
+    claimedAt)}`) CANCELLED, those `ended` (`journal.verdicts`) `sent`,
+    DELIVERY_UNCONFIRMED, the others DELIVERY_UNCERTAIN; counted. The counters after."""
+    done = {(item["sendId"], item["claimedAt"]) for item in ended}
+    variants_sent: dict[str, int] = {}
+    sent = 0
+    for row in stalled:
+        claim = (row["_id"], row.get("claimedAt"))
+        if claim in cancelled:
+            await _fail(ctx, row, *CANCELLED, now)
+        elif claim in done:
+            await _sent(ctx, row, sends.unconfirmed(row), now, variants_sent)
+            sent += 1
+        else:
+            await _fail(ctx, row, "DELIVERY_UNCERTAIN", sends.UNCERTAIN, now)
+    await count_variants_sent(ctx, campaign_id, variants_sent)
+    return await _count(ctx, campaign_id, now, sent=sent, failed=len(stalled) - sent)
 
 
 # -- recovery --------------------------------------------------------------------------------
@@ -648,33 +677,36 @@ async def recover(
     idle_ms: float,
     unattempted: Sequence[Mapping[str, Any]] = (),
     held: Sequence[Mapping[str, Any]] = (),
+    ended: Sequence[Mapping[str, Any]] = (),
 ) -> int:
     """Fail stalled non-dedupable sends, except the `unattempted` ones (`{sendId,
-    claimedAt}`: their claim's journal shows no attempt, `journal.unattempted`), which
-    go back to `queued`, and the `held` ones (a live writer may still deliver them,
-    `journal.held`), left alone; start workers for idle campaigns (at once where some went back),
-    complete the finished ones (module docstring); how many campaigns were looked at."""
+    claimedAt}`: their claim's journal shows no attempt, or an SMTP transaction that
+    never ended its DATA, `journal.verdicts`), which go back to `queued`, the `ended`
+    ones, `sent` DELIVERY_UNCONFIRMED (`_end_stalled`), and the `held` ones (a live writer may
+    still deliver them, `journal.held`), left alone; start workers for idle campaigns (at
+    once where some went back), complete the finished ones (module docstring); how many
+    campaigns were looked at."""
     back = {(item["sendId"], item["claimedAt"]) for item in unattempted}
     alive = {(item["sendId"], item["claimedAt"]) for item in held}
     campaigns = await _sending_campaigns(ctx)
     for campaign in campaigns:
         campaign_id = campaign["_id"]
-        failed = requeued = 0
+        stalled: list[dict[str, Any]] = []
+        requeued = 0
         for row in await _in_status(ctx, campaign_id, SendStatus.SENDING, now - lease_ms, 500):
             if (row["_id"], row.get("claimedAt")) in alive:
                 continue
             if (row["_id"], row.get("claimedAt")) in back:
                 await _requeue(ctx, row, {"dueInMs": 0.0}, now)
                 requeued += 1
-            elif not is_idempotent(row.get("routeProviders") or []):
-                await _fail(ctx, row, "DELIVERY_UNCERTAIN", sends.UNCERTAIN, now)
-                failed += 1
+            elif not sends.reclaimable(row, row.get("routeProviders") or [], now):
+                stalled.append(row)
         stats = await stats_of(ctx, campaign_id)
         job = await job_of(ctx, campaign_id)
         if stats is None or job is None:
             continue
-        if failed:
-            stats = await _count(ctx, campaign_id, now, failed=failed)
+        if stalled:
+            stats = await _end_stalled(ctx, campaign_id, stalled, now, ended)
         if await complete_if_finished(ctx, campaign, job, stats, now):
             continue
         last = max(stats["updatedAt"], job["updatedAt"])

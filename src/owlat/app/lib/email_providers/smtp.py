@@ -43,6 +43,7 @@ import aiosmtplib
 from owlat.app.lib.email_providers import _smtp_wire
 from owlat.app.lib.email_providers._smtp_wire import Lost, Reply, Wire
 from owlat.app.lib.email_providers.types import (
+    AttemptStage,
     EmailMessage,
     ErrorKind,
     ProviderError,
@@ -60,7 +61,7 @@ from owlat.app.lib.sending.dkim import DkimSigner
 Phase = Literal["CONNECT", "MAIL", "RCPT", "DATA"]
 # (envelope sender, recipient, MIME bytes, `EmailMessage.on_attempt`, the future its
 # sender waits on)
-_Job = tuple[str, str, bytes, "Callable[[], None] | None", "asyncio.Future[None]"]
+_Job = tuple[str, str, bytes, "Callable[[AttemptStage], None] | None", "asyncio.Future[None]"]
 _ENHANCED = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 _TLS_WORDS = re.compile(r"STARTTLS|SSL|TLS|CERTIFICATE")
 _RATE_WORDS = re.compile(
@@ -91,7 +92,8 @@ class SmtpSettings:
 class SmtpProvider:
     name = "smtp"
     # `EmailMessage.on_attempt` is called by the connection that takes the message, right
-    # before its MAIL: a message still waiting for a connection was not attempted.
+    # before its MAIL ("mail") and right before the write that ends its DATA ("end"): a
+    # message still waiting for a connection was not attempted.
     calls_on_attempt = True
 
     def __init__(
@@ -122,10 +124,10 @@ class SmtpProvider:
         sender: str,
         recipient: str,
         raw: bytes,
-        on_attempt: Callable[[], None] | None = None,
+        on_attempt: Callable[[AttemptStage], None] | None = None,
     ) -> None:
         """Send composed bytes: one MAIL/RCPT/DATA transaction on a pooled connection
-        (`on_attempt` called right before its MAIL)."""
+        (`on_attempt` called right before its MAIL and its end of DATA)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._jobs.put_nowait((sender, recipient, raw, on_attempt, done))
         if self._waiting == 0 and len(self._workers) < self.settings.max_connections:
@@ -196,7 +198,7 @@ class SmtpProvider:
         sender: str,
         recipient: str,
         raw: bytes,
-        on_attempt: Callable[[], None] | None = None,
+        on_attempt: Callable[[AttemptStage], None] | None = None,
     ) -> tuple[Wire | None, ProviderError | None]:
         """Send on `connection` (a new one when None, or when it was found closed before
         anything was sent); returns the connection to go on with, and the failure."""
@@ -205,8 +207,8 @@ class SmtpProvider:
             if connection is None:
                 connection = await self._connect()
             if on_attempt is not None:
-                on_attempt()
-            await self._transaction(connection, sender, recipient, raw)
+                on_attempt("mail")
+            await self._transaction(connection, sender, recipient, raw, on_attempt)
         except _StaleConnection:
             if fresh:
                 return None, self._error("MAIL", "connection lost before MAIL was answered")
@@ -254,10 +256,18 @@ class SmtpProvider:
         except Lost as error:
             raise self._connect_error(error) from None
 
-    async def _transaction(self, wire: Wire, sender: str, recipient: str, raw: bytes) -> None:
+    async def _transaction(
+        self,
+        wire: Wire,
+        sender: str,
+        recipient: str,
+        raw: bytes,
+        on_attempt: Callable[[AttemptStage], None] | None = None,
+    ) -> None:
         """MAIL, RCPT, DATA and the content on `wire`: the three commands written at once
         when the server pipelines, else each after the reply to the one before; every
-        reply is read, in order, and matched to its command's phase."""
+        reply is read, in order, and matched to its command's phase (`on_attempt("end")`
+        right before the content's write, which ends the DATA)."""
         commands: list[tuple[Phase, bytes, tuple[int, ...]]] = [
             ("MAIL", _smtp_wire.envelope_command(b"MAIL FROM:", sender), (250,)),
             ("RCPT", _smtp_wire.envelope_command(b"RCPT TO:", recipient), (250, 251)),
@@ -280,7 +290,10 @@ class SmtpProvider:
                 if answer.code == 354:  # a server that took DATA all the same: end it empty
                     await wire.command(b".\r\n")
                 raise classify_reply(refusal[0], *refusal[1])
-            wire.send(_smtp_wire.content(raw))
+            data = _smtp_wire.content(raw)
+            if on_attempt is not None:
+                on_attempt("end")
+            wire.send(data)
             answer = await wire.reply()
             if answer.code != 250:
                 refusal = (phase, answer)

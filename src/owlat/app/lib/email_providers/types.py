@@ -16,7 +16,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable
-from typing import Protocol
+from typing import Literal, Protocol
+
+# The stages `EmailMessage.on_attempt` is called at (`sending/journal.py`): "handed",
+# right before a provider that cannot tell more is handed the message; an SMTP
+# provider's "mail", right before MAIL on the connection that carries it, and "end",
+# right before the write that carries the end of its DATA (all a relay needs to take it).
+AttemptStage = Literal["handed", "mail", "end"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +48,9 @@ class EmailMessage:
     # (possibly DKIM-signed) MIME bytes, which providers that speak MIME send as they are.
     message_id: str | None = None
     raw: bytes | None = None
-    # Called right before the message is handed to the provider's server (an SMTP
-    # provider: before MAIL on the connection that carries it): the attempt journal
-    # (`sending/journal.py`) writes down that this claim may have reached the relay.
-    on_attempt: Callable[[], None] | None = dataclasses.field(
+    # Called at each `AttemptStage` of this message: the attempt journal
+    # (`sending/journal.py`) writes down how far this claim may have reached the relay.
+    on_attempt: Callable[[AttemptStage], None] | None = dataclasses.field(
         default=None, compare=False, repr=False
     )
 

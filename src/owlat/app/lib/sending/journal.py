@@ -1,22 +1,45 @@
-"""The attempt journal: which claimed sends this process started to hand to a provider.
+"""The attempt journal: which claimed sends this process started to hand to a provider,
+and, for SMTP, which it started to end.
 
 The rule. SMTP relays (and SES) do not dedupe, so a send left `sending` by a crash may
 have reached the relay, and sending it again could deliver it twice. But most of a crashed
 batch never left the process: a claim takes up to `delivery.BATCH` sends, while an SMTP
 pool has one transaction in flight per connection. So every process that delivers keeps
-an append-only journal file, `<data>/delivery-journal/<name>`, and writes one line,
-`token(send, claimedAt)`, right BEFORE the provider is handed the message (for SMTP: before
-MAIL, on the pooled connection that will carry it; `smtp.py`). A claim records the
-journal's name (`claimedBy`). Recovery (`unattempted`), for a send `sending` past its lease
-and claimed by a journal it can read, knows:
-- the token is in the journal: the message may have reached the relay: DELIVERY_UNCERTAIN;
-- the token is not: it never left the process: back to `queued`, sent later (once).
+an append-only journal file, `<data>/delivery-journal/<name>`, and writes, per claim
+(`token(send, claimedAt)`), the stages of `EmailMessage.on_attempt` (`line`):
+- `handed`: right before a provider that cannot tell more (SES) is handed the message;
+- `mail`: right before MAIL of the SMTP transaction that carries it (`smtp.py`);
+- `end`: right before the write that carries that transaction's end of DATA (`\r\n.\r\n`).
+A claim records the journal's name (`claimedBy`). Recovery (`verdicts`), for a send
+`sending` past its lease and claimed by a journal it can read, knows:
+- a `handed` line: the provider may have the message: DELIVERY_UNCERTAIN, never resent;
+- else an `end` line: the relay most likely has it (`ENDED`, below);
+- else (no line, or `mail` only): the relay cannot have accepted it: back to `queued`,
+  sent once more. A relay takes a message only at the end of its DATA, and discards a
+  transaction whose end never came when the connection closes (RFC 5321 §4.1.1.4, §3.8).
+
+ENDED. The end of DATA was written (to the kernel, or to the transport's buffer). With
+pipelining every reply but the last was read before it, so the only reply it can await
+is the end's own: the relay took the message unless one of these happened, none of which
+resends anything (a recipient is at worst skipped, never doubled):
+- the kill came while the end was still in the process (a large message whose tail did
+  not fit the socket's send buffer stays in the transport's buffer and dies with it);
+- the kernel reset the connection instead of sending what it held: it does so when a
+  socket is closed with unread bytes, here only a reply the relay sent after it had the
+  whole message (its answer to the end), or an unsolicited one (a 421 of a relay going
+  down), which is the window left;
+- the relay refused the message at its end (5xx), or lost it.
+Such a send is recorded `sent`, its errorCode DELIVERY_UNCONFIRMED (the relay's answer,
+if it was read, was not recorded: most are sends whose 250 came but whose batch's record
+had not committed), and counted as sent: so the counters equal what reached the relay,
+as far as can be known, and a campaign's `sent` equals a sink's count of its messages.
 
 Why it holds. A `write()` returns once the kernel has the bytes; kill -9 of the writer
 loses nothing the kernel has (no fsync needed: the page cache is the kernel's), and the
-provider is called only after it returned. An OS crash or a power loss can lose them, so
-the header names the boot (`/proc/sys/kernel/random/boot_id`): a journal of another boot
-is unknown. A journal is only believed when it is
+provider is called (the terminator written) only after it returned. An OS crash or a
+power loss can lose them, so the header names the boot
+(`/proc/sys/kernel/random/boot_id`): a journal of another boot is unknown. A journal is
+only believed when it is
 - of this machine's current boot, with an intact header, and every line complete (a
   torn last line: unknown);
 - found in this process's data folder (on PostgreSQL the claim may come from a node on
@@ -24,9 +47,9 @@ is unknown. A journal is only believed when it is
 - of a dead process: the writer holds an exclusive `flock` on its file for its whole life
   (the kernel releases it when the process dies, kill -9 included); a live writer may
   still write, so it is not read. Its sends past the lease are `held` instead (below).
-Unknown means today's rule: DELIVERY_UNCERTAIN, never resent. A wrong "attempted" only
-costs a skipped recipient; a wrong "not attempted" would cost a duplicate, and cannot
-happen while the line is written before the call.
+Unknown means DELIVERY_UNCERTAIN, never resent. A wrong "attempted" or "ended" only
+costs a skipped recipient; a wrong "not ended" would cost a duplicate, and cannot happen
+while the `end` line is written before the end of DATA.
 
 A live writer (issue 17). A send past its lease whose journal's writer is alive here (its
 `flock` held, its header of this boot) may still be delivered: a loaded machine or a slow
@@ -36,7 +59,7 @@ delivery runs hold (`Journal.hold`; while a claim mutation is under way, all of 
 one no run holds any more (its run ended in an error) is read from the journal itself,
 as a dead writer's would be.
 
-Cost: one `os.write` of ~40 bytes per message (unbuffered, O_APPEND), no fsync.
+Cost: two `os.write`s of ~45 bytes per SMTP message (unbuffered, O_APPEND), no fsync.
 Clean-up: each process start opens a new journal (a unique name); `sweep` deletes a dead
 process's journal once it has been seen dead for a lease and no stalled send names it
 (the sends it claimed are all past their lease by then, so recovery has read it).
@@ -48,21 +71,23 @@ from __future__ import annotations
 import collections
 import contextlib
 import fcntl
-import functools
 import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from owlat.app.lib import instance
+from owlat.app.lib.email_providers.types import AttemptStage
 from owlat.runtime import ActionCtx, FunctionReference, v
 
 FOLDER = "delivery-journal"
 MAGIC = "owlat-delivery-journal 1"
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+# what recovery makes of a claim (module docstring); "uncertain" also when unknown
+Verdict = Literal["unattempted", "ended", "uncertain"]
 
 
 def boot_id() -> str | None:
@@ -74,8 +99,21 @@ def boot_id() -> str | None:
 
 
 def token(send_id: str, claimed_at: float) -> str:
-    """The line that says: `send_id`, under its claim at `claimed_at`, was attempted."""
+    """What names `send_id` under its claim at `claimed_at` in a journal (and is its
+    `handed` line)."""
     return f"{send_id} {int(claimed_at)}"
+
+
+def line(claim: str, stage: AttemptStage) -> str:
+    """The line that says: the claim (`token`) reached `stage` (module docstring)."""
+    return claim if stage == "handed" else f"{claim} {stage}"
+
+
+def verdict(lines: frozenset[str], claim: str) -> Verdict:
+    """What a known journal's `lines` say of the claim (`token`; module docstring)."""
+    if line(claim, "handed") in lines:
+        return "uncertain"
+    return "ended" if line(claim, "end") in lines else "unattempted"
 
 
 class Journal:
@@ -110,10 +148,11 @@ class Journal:
             self._broken = True
             raise OSError(f"the attempt journal {self.path} is torn")
 
-    def noter(self, send_id: str, claimed_at: float) -> Callable[[], None]:
-        """What a provider calls right before it is handed the message of this claim
+    def noter(self, send_id: str, claimed_at: float) -> Callable[[AttemptStage], None]:
+        """What a provider calls at each stage of the message of this claim
         (`EmailMessage.on_attempt`)."""
-        return functools.partial(self.note, token(send_id, claimed_at))
+        claim = token(send_id, claimed_at)
+        return lambda stage: self.note(line(claim, stage))
 
     @contextlib.contextmanager
     def claiming(self) -> Iterator[None]:
@@ -214,7 +253,7 @@ def _of_this_boot(header: str) -> bool:
 
 def claims_arg(table: str) -> Any:
     """The validator of a list of claims (`{sendId, claimedAt}`, sends of `table`): a
-    recovery mutation's `unattempted` and `held`, a renewal's claims."""
+    recovery mutation's `unattempted`, `ended` and `held`, a renewal's claims."""
     return v.array(v.object({"sendId": v.id(table), "claimedAt": v.number()}))
 
 
@@ -228,36 +267,46 @@ async def recover(
     """A recovery action's work, run where the journals are: the `stalled` query's sends
     (`{sendId, claimedAt, claimedBy}`; called with `stalled_args`) read against this
     process's data folder, and the `recover_stalled` mutation told which of them were
-    never attempted (`unattempted`) and which a live writer may still deliver (`held`);
-    its answer."""
+    never attempted or whose SMTP transaction never ended (`unattempted`), which were
+    ended (`ended`) and which a live writer may still deliver (`held`); its answer."""
     rows = await ctx.run_query(stalled, stalled_args or {})
     data_dir = instance.current().data_dir
-    found, alive = unattempted(data_dir, rows), held(data_dir, rows)
-    return await ctx.run_mutation(recover_stalled, {**args, "unattempted": found, "held": alive})
+    found = verdicts(data_dir, rows)
+    return await ctx.run_mutation(
+        recover_stalled,
+        {
+            **args,
+            "unattempted": found["unattempted"],
+            "ended": found["ended"],
+            "held": held(data_dir, rows),
+        },
+    )
 
 
-def unattempted(data_dir: Path, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def verdicts(data_dir: Path, rows: Iterable[Mapping[str, Any]]) -> dict[Verdict, list[Any]]:
     """Of `rows` (`{sendId, claimedAt, claimedBy}` of sends `sending` past their lease),
-    those whose journal is known and shows no attempt under their claim (this process's
-    own journal: for the claims none of its runs holds)."""
+    the claims (`{sendId, claimedAt}`) by `verdict`, those whose journal is known (this
+    process's own journal: for the claims none of its runs holds); the others are
+    "uncertain"."""
     folder = Path(data_dir) / FOLDER
     own = _own(folder)
     read: dict[str, frozenset[str] | None] = {}
-    found = []
+    found: dict[Verdict, list[Any]] = {"unattempted": [], "ended": [], "uncertain": []}
     for row in _named(rows):
-        name, line = row["claimedBy"], token(row["sendId"], row["claimedAt"])
-        if own is not None and name == own.name and own.holds(line):
+        name, claim = row["claimedBy"], token(row["sendId"], row["claimedAt"])
+        if own is not None and name == own.name and own.holds(claim):
             continue
         if name not in read:
             read[name] = own.entries() if own and name == own.name else entries(folder / name)
         lines = read[name]
-        if lines is not None and line not in lines:
-            found.append({"sendId": row["sendId"], "claimedAt": row["claimedAt"]})
+        found["uncertain" if lines is None else verdict(lines, claim)].append(
+            {"sendId": row["sendId"], "claimedAt": row["claimedAt"]}
+        )
     return found
 
 
 def held(data_dir: Path, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Of `rows` (as for `unattempted`), those a live writer on this machine may still
+    """Of `rows` (as for `verdicts`), those a live writer on this machine may still
     deliver (module docstring): claims a run of this process holds, and every claim of
     another live process's journal of this boot (its own recovery decides them)."""
     folder = Path(data_dir) / FOLDER

@@ -49,13 +49,16 @@ the row `sending`; `recover_stalled` (a cron, and once at every start) looks at 
 so for the lease (OWLAT_SEND_LEASE_SECONDS, 15 minutes):
 - when every provider of the claim's route dedupes by key (the outbox, Resend), the row is
   claimed again and sent again with the same delivery key and Message-ID: the provider
-  answers with the first send (the outbox finds its file, Resend its key for 24 hours), so
-  the recipient gets it once;
+  answers with the first send (the outbox finds its file, Resend its key for 24 hours:
+  only a send queued less than 23 hours ago is sent again so, `reclaimable`), so the
+  recipient gets it once;
 - otherwise (SMTP, SES: no idempotency key), when the claim's attempt journal (`claimedBy`,
   `journal.py`: the delivering process writes the claim there right before a provider is
-  handed the message) is known here and shows no attempt, it goes back to `queued` and is
-  sent once (`recover`, the action that reads the journals, passes these to
-  `recover_stalled`);
+  handed the message, and for SMTP right before MAIL and before the end of DATA) is known
+  here and shows no attempt, or an SMTP transaction that never ended its DATA (the relay
+  discards it), it goes back to `queued` and is sent once (`recover`, the action that
+  reads the journals, passes these to `recover_stalled`); one whose end of DATA was
+  written is `sent`, DELIVERY_UNCONFIRMED (the relay most likely took it, `journal.py`);
 - otherwise it becomes `failed` with DELIVERY_UNCERTAIN: the relay may have accepted it
   before the crash, and receivers do not dedupe by Message-ID, so sending it again could
   deliver it twice. Owlat never does;
@@ -72,6 +75,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -452,8 +456,7 @@ async def claim(
     if status is SendStatus.SENDING:
         if now - (row.get("claimedAt") or 0) < lease_ms:
             return None  # another delivery holds it
-        earlier = row.get("routeProviders") or []
-        if not (is_idempotent(earlier) and set(route_providers) <= set(earlier)):
+        if not reclaimable(row, route_providers, now):
             await _fail(ctx, row, "DELIVERY_UNCERTAIN", UNCERTAIN, now)
             return None
     elif status is not SendStatus.QUEUED:
@@ -519,6 +522,23 @@ async def send_body(ctx: QueryCtx, row: Mapping[str, Any]) -> dict[str, Any]:
         return {**body, "dataVariables": variables}
     source = row if row.get("bodyId") is None else await ctx.db.get(row["bodyId"]) or {}
     return {name: source.get(name) for name in ("html", "text", "dataVariables")}
+
+
+# Resend answers a repeated Idempotency-Key with its first answer for 24 hours, then
+# takes it as new: a send is claimed again with its key only while its key's first use
+# (after `queuedAt`) is surely within them (an hour's margin). The outbox keeps its file.
+KEY_WINDOWS_MS = {"resend": 23 * 3_600_000.0}
+
+
+def reclaimable(row: Mapping[str, Any], route_providers: Sequence[str], now: float) -> bool:
+    """Whether a send left `sending` past its lease may be sent again with its delivery
+    key through `route_providers`: every provider of its earlier claim dedupes the key,
+    the new ones are among them, and it was queued within each one's `KEY_WINDOWS_MS`."""
+    earlier = row.get("routeProviders") or []
+    if not (is_idempotent(earlier) and set(route_providers) <= set(earlier)):
+        return False
+    age = now - row["queuedAt"]
+    return all(age < KEY_WINDOWS_MS.get(provider, math.inf) for provider in earlier)
 
 
 UNCERTAIN = (
@@ -633,20 +653,43 @@ async def _record_outcome(
         await _fail(ctx, row, outcome["errorCode"], outcome["errorMessage"], now, counted)
         return
     if transition(SendStatus(row["status"]), SendStatus.SENT) is Outcome.APPLY:
-        await ctx.db.patch(
-            row["_id"],
-            {
-                "status": str(SendStatus.SENT),
-                "sentAt": now,
-                "providerType": outcome["provider"],
-                "providerMessageId": outcome["providerMessageId"],
-                "errorCode": UNDEFINED,
-                "errorMessage": UNDEFINED,
-                "updatedAt": now,
-            },
-        )
+        await ctx.db.patch(row["_id"], sent_changes(outcome, now))
         counted.append((row, "sent"))
         await _release_files(ctx, row)
+
+
+UNCONFIRMED = (
+    "Delivery was interrupted after the end of the message was written to the SMTP "
+    "relay, before the relay's answer was recorded: the relay most likely took it; it is "
+    "counted as sent and not sent again"
+)
+
+
+def sent_changes(outcome: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """A send's changes when it is `sent` through `outcome` (`{provider,
+    providerMessageId}`, and `errorCode`/`errorMessage` when it was not confirmed)."""
+    return {
+        "status": str(SendStatus.SENT),
+        "sentAt": now,
+        "providerType": outcome["provider"],
+        "providerMessageId": outcome["providerMessageId"],
+        "errorCode": outcome.get("errorCode", UNDEFINED),
+        "errorMessage": outcome.get("errorMessage", UNDEFINED),
+        "updatedAt": now,
+    }
+
+
+def unconfirmed(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The outcome of a send whose SMTP transaction a crash left after its end of DATA
+    (`journal.py`: ENDED): sent through SMTP (the only provider that ends a DATA), with
+    its own Message-ID, DELIVERY_UNCONFIRMED."""
+    return {
+        "status": "sent",
+        "provider": "smtp",
+        "providerMessageId": row["messageId"],
+        "errorCode": "DELIVERY_UNCONFIRMED",
+        "errorMessage": UNCONFIRMED,
+    }
 
 
 async def stalled(ctx: QueryCtx, now: float, lease_ms: float, limit: int = 200) -> list[Any]:
@@ -667,15 +710,19 @@ async def recover_stalled(
     limit: int = 200,
     unattempted: Sequence[Mapping[str, Any]] = (),
     held: Sequence[Mapping[str, Any]] = (),
+    ended: Sequence[Mapping[str, Any]] = (),
 ) -> int:
     """Re-drive sends left `queued` or `sending` for `lease_ms` (module docstring); the
     `unattempted` ones (`{sendId, claimedAt}`: their claim's journal shows no attempt,
-    `journal.unattempted`) go back to `queued` with their claim undone, and are sent
-    again; the `held` ones (a live writer may still deliver them, `journal.held`) are
-    left alone; how many rows were handled."""
+    or an SMTP transaction that never ended its DATA, `journal.verdicts`) go back to
+    `queued` with their claim undone, and are sent again; the `ended` ones (the end of
+    DATA was written) are `sent`, DELIVERY_UNCONFIRMED; the `held` ones (a live writer
+    may still deliver them, `journal.held`) are left alone; how many rows were handled."""
     back = {(item["sendId"], item["claimedAt"]) for item in unattempted}
+    done = {(item["sendId"], item["claimedAt"]) for item in ended}
     alive = {(item["sendId"], item["claimedAt"]) for item in held}
     redo: list[str] = []
+    counted: list[tuple[Mapping[str, Any], str]] = []
     handled = 0
     for status in (SendStatus.QUEUED, SendStatus.SENDING):
         for row in await _left_since(ctx, status, now - lease_ms, limit):
@@ -687,8 +734,12 @@ async def recover_stalled(
                 await ctx.db.patch(row["_id"], {**changes, "updatedAt": now})
                 redo.append(row["_id"])
                 continue
+            if status is SendStatus.SENDING and (row["_id"], row.get("claimedAt")) in done:
+                await _record_outcome(ctx, row, unconfirmed(row), now, counted)
+                continue
             resendable = status is SendStatus.QUEUED or (
-                is_idempotent(row.get("routeProviders") or []) and row["attempts"] < MAX_ATTEMPTS
+                reclaimable(row, row.get("routeProviders") or [], now)
+                and row["attempts"] < MAX_ATTEMPTS
             )
             if resendable:
                 await ctx.db.patch(row["_id"], {"updatedAt": now})
@@ -697,6 +748,7 @@ async def recover_stalled(
                 await _fail(ctx, row, "TOO_MANY_ATTEMPTS", _interrupted(row["attempts"]), now)
             else:
                 await _fail(ctx, row, "DELIVERY_UNCERTAIN", UNCERTAIN, now)
+    await count_outcomes(ctx, counted)
     for start in range(0, len(redo), BATCH):
         await ctx.scheduler.run_after(
             0,
@@ -792,7 +844,7 @@ class _Recorded:
         if message.on_attempt is not None and not getattr(
             self._provider, "calls_on_attempt", False
         ):
-            message.on_attempt()
+            message.on_attempt("handed")
         try:
             result = await self._provider.send(message)
         except ProviderError as error:
