@@ -5,8 +5,6 @@ BLOBs, byte for byte, by every statement that writes, reads, moves or deletes th
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -18,13 +16,8 @@ KEYS = [b"\x00", b"\x00\xff", b"\x10a\x00", b"\x10a\x00\xff\x00", b"\x10b\x00", 
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[SqliteEngine]:
-    engine = SqliteEngine(tmp_path / "owlat.sqlite3")
-    await engine.open()
-    try:
-        yield engine
-    finally:
-        await engine.close()
+def engine(sqlite_engine: SqliteEngine) -> SqliteEngine:
+    return sqlite_engine
 
 
 def _stored(engine: SqliteEngine) -> tuple[list[tuple[bytes, str, str]], list[tuple[str, str]]]:

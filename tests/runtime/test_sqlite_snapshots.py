@@ -8,7 +8,6 @@ import asyncio
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,13 +23,8 @@ SET_LAST_TS = (
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[SqliteEngine]:
-    engine = SqliteEngine(tmp_path / "owlat.sqlite3")
-    await engine.open()
-    try:
-        yield engine
-    finally:
-        await engine.close()
+def engine(sqlite_engine: SqliteEngine) -> SqliteEngine:
+    return sqlite_engine
 
 
 async def _last_ts(engine: SqliteEngine) -> int:
