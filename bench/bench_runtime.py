@@ -22,6 +22,9 @@ best rate of each is printed, with the durability settings read back from both d
 then the CPU time of this process per single insert, point and range read and
 read-then-patch (the lowest of the runs; steadier than rates on a shared machine) and its
 ratio, raw / runtime.
+`--runtime-only` runs (1) and (2) of the runtime once and prints nothing, for instruction
+counts: e.g. callgrind's total with `--inserts 700` minus that with `--inserts 200`,
+divided by 500, is the instructions per single-insert mutation.
 """
 
 from __future__ import annotations
@@ -272,7 +275,17 @@ def main() -> None:
     parser.add_argument("--bulk-runs", type=int, default=5, help="bulk mutations per run")
     parser.add_argument("--touches", type=int, default=3000, help="read-then-patch mutations")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument(
+        "--runtime-only",
+        action="store_true",
+        help="run the runtime's inserts, point and range queries once, print nothing: for "
+        "instruction counts (callgrind) whose difference between two counts is per operation",
+    )
     options = parser.parse_args()
+    if options.runtime_only:
+        with tempfile.TemporaryDirectory() as folder:
+            asyncio.run(runtime(Path(folder), options.inserts, options.points, options.ranges))
+        return
     raws, ourses = [], []
     with tempfile.TemporaryDirectory() as folder:
         for run in range(options.repeat):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from owlat.runtime.application import Application
+from owlat.runtime.database.sqlite import SqliteEngine
 from owlat.runtime.testing import open_test_app
 from tests.postgres import PostgresForTests
 
@@ -27,3 +28,14 @@ def target_url(request: pytest.FixtureRequest, database_url: str) -> Iterator[st
     postgres: PostgresForTests = request.getfixturevalue("postgres")
     with postgres.schema() as url:
         yield url
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[SqliteEngine]:
+    """A SQLite engine, open, on a new file."""
+    engine = SqliteEngine(tmp_path / "owlat.sqlite3")
+    await engine.open()
+    try:
+        yield engine
+    finally:
+        await engine.close()

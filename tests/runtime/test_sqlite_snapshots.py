@@ -8,7 +8,6 @@ import asyncio
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,13 +23,8 @@ SET_LAST_TS = (
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[SqliteEngine]:
-    engine = SqliteEngine(tmp_path / "owlat.sqlite3")
-    await engine.open()
-    try:
-        yield engine
-    finally:
-        await engine.close()
+def engine(sqlite_engine: SqliteEngine) -> SqliteEngine:
+    return sqlite_engine
 
 
 async def _last_ts(engine: SqliteEngine) -> int:
@@ -204,3 +198,31 @@ async def test_a_writer_learns_the_commits_of_another_connection(engine: SqliteE
         assert await _last_ts(other) == drawn[-1]
     finally:
         await other.close()
+
+
+async def test_a_writer_asks_for_data_version_only_after_another_connection_committed(
+    engine: SqliteEngine,
+) -> None:
+    """After its own commit a writer skips `PRAGMA data_version` (the WAL-index header is
+    the one its commit left); once another connection has committed (a raw sqlite3 one that
+    raises the stored bound far ahead), the next writer asks again, learns the bound and
+    draws above it."""
+    assert engine._writer is not None
+    statements: list[str] = []
+    engine._writer.set_trace_callback(statements.append)
+    await _commit(engine)
+    statements.clear()
+    await _commit(engine)
+    assert not [s for s in statements if "data_version" in s]
+
+    later = time.time_ns() + 10**15
+    other = sqlite3.connect(engine.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute(SET_LAST_TS, (later,))
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    statements.clear()
+    assert await _commit(engine) > later
+    assert [s for s in statements if "data_version" in s]

@@ -16,7 +16,9 @@ timestamp. A commit whose timestamp passes the stored bound stores a new one,
 - a process that has not committed (an export while a server runs) names its snapshot with
   the bound stored in it: at least every commit it sees;
 - a writer that finds another connection committed since its own last transaction
-  (`PRAGMA data_version`) learns the stored bound again before it draws a timestamp.
+  (`PRAGMA data_version`) learns the stored bound again before it draws a timestamp. It
+  asks only when the WAL-index header (sqlite.py `_WalIndexWatch`) is not the one its own
+  last commit left: every commit rewrites it, so an unchanged header means none since.
 
 Timestamps are ns since the epoch, as before: `max(now, last + 1)`.
 """
@@ -33,13 +35,15 @@ LEASE_NS = 100_000_000
 class CommitClock:
     """What the writing process knows of the stored commit state."""
 
-    __slots__ = ("bound", "catalog_version", "data_version", "last", "own")
+    __slots__ = ("bound", "catalog_version", "data_version", "header", "last", "own")
 
     def __init__(self) -> None:
         self.last = 0  # the newest commit timestamp known (exact once `own`)
         self.bound = 0  # the stored `last_ts` bound, as last read or written
         self.own = False  # this process committed since it last learned the bound
         self.data_version: int | None = None  # the writer's PRAGMA data_version then
+        # the WAL-index header right after the writer's own last commit (None: unknown)
+        self.header: bytes | None = None
         self.catalog_version: int | None = None  # the stored catalog version (None: read it)
 
     def learn(self, stored_bound: int) -> None:

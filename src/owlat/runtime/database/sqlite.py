@@ -56,6 +56,14 @@ def _execute_many(db: sqlite3.Connection, statement: str, rows: Sequence[tuple[A
         raise EngineError(f"SQLite: {error}") from error
 
 
+def _blob(value: bytes) -> bytearray:
+    """`value` as sqlite3 binds it cheapest: the module adapts every parameter that is not
+    exactly int, float, str or bytearray, and for `bytes` that means two failed attribute
+    lookups (`__adapt__`, `__conform__`), each raising and clearing an AttributeError: a
+    copy into a `bytearray` costs less, and is stored as the same BLOB."""
+    return bytearray(value)
+
+
 def _end_failed(connection: sqlite3.Connection) -> None:
     """Roll back what a failed statement left open (a transaction it began)."""
     if connection.in_transaction:
@@ -105,11 +113,11 @@ class SqliteReader:
     ) -> list[tuple[bytes, bytes]]:
         if predicate is None:
             statement = self._sql.scan_desc if descending else self._sql.scan_asc
-            params: tuple[Any, ...] = (index_id, low, high, limit)
+            params: tuple[Any, ...] = (index_id, _blob(low), _blob(high), limit)
         else:
             template = self._sql.scan_where_desc if descending else self._sql.scan_where_asc
             statement = template.replace("{predicate}", predicate.sql)
-            params = (index_id, low, high, *predicate.params, limit)
+            params = (index_id, _blob(low), _blob(high), *predicate.params, limit)
         rows: list[tuple[bytes, bytes]] = _execute(self._db, statement, params).fetchall()
         return rows
 
@@ -118,24 +126,26 @@ class SqliteReader:
     ) -> list[list[tuple[bytes, bytes]]]:
         statement = self._sql.scan_ranges  # in-process: one statement per range costs little
         return [
-            _execute(self._db, statement, (index_id, low, high)).fetchall() for low, high in ranges
+            _execute(self._db, statement, (index_id, _blob(low), _blob(high))).fetchall()
+            for low, high in ranges
         ]
 
     async def count_where(
         self, index_id: int, low: bytes, high: bytes, predicate: Predicate | None
     ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        bounds = (_blob(low), _blob(high))
         if predicate is None:
-            (count,) = _execute(self._db, self._sql.count_range, (index_id, low, high)).fetchone()
+            (count,) = _execute(self._db, self._sql.count_range, (index_id, *bounds)).fetchone()
             return int(count), []
         statement = self._sql.count_where.replace("{predicate}", predicate.sql)
         groups = dict(
-            _execute(self._db, statement, (*predicate.params, index_id, low, high)).fetchall()
+            _execute(self._db, statement, (*predicate.params, index_id, *bounds)).fetchall()
         )
         unknown: list[tuple[bytes, bytes]] = []
         if groups.get(None):
             statement = self._sql.unknown_where.replace("{predicate}", predicate.sql)
             unknown = _execute(
-                self._db, statement, (index_id, low, high, *predicate.params)
+                self._db, statement, (index_id, *bounds, *predicate.params)
             ).fetchall()
         return int(groups.get(1, 0)), unknown
 
@@ -204,7 +214,8 @@ class SqliteWriter(SqliteReader):
         _execute(self._db, statement, (index_id,))
 
     async def backfill_index_entry(self, index_id: int, key: bytes, document_id: str) -> None:
-        _execute(self._db, self._sql.backfill_index_entry, (index_id, key, document_id))
+        params = (index_id, _blob(key), document_id)
+        _execute(self._db, self._sql.backfill_index_entry, params)
 
     async def record_commit(self, ts: int, write_set: WriteSet) -> None:
         self.recorded = ts  # the engine stores a bound past it, if needed, before COMMIT
@@ -218,9 +229,16 @@ class SqliteWriter(SqliteReader):
         documents: Sequence[tuple[str, int, bytes]],
         entries: Sequence[tuple[int, bytes, str]],
     ) -> None:
-        try:  # `_execute_many` written out: every insert comes here
-            self._db.executemany(self._sql.insert_documents, documents)
-            self._db.executemany(self._sql.insert_index_entries, entries)
+        # `_execute_many` written out (every insert comes here), values and keys as `_blob`
+        try:
+            self._db.executemany(
+                self._sql.insert_documents,
+                [(doc_id, number, bytearray(value)) for doc_id, number, value in documents],
+            )
+            self._db.executemany(
+                self._sql.insert_index_entries,
+                [(index_id, bytearray(key), doc_id) for index_id, key, doc_id in entries],
+            )
         except sqlite3.Error as error:
             raise EngineError(f"SQLite: {error}") from error
 
@@ -231,14 +249,17 @@ class SqliteWriter(SqliteReader):
         removed: Sequence[tuple[int, bytes]],
         added: Sequence[tuple[int, bytes, str]],
     ) -> None:
-        _execute(self._db, self._sql.update_document, (value, document_id))
+        _execute(self._db, self._sql.update_document, (_blob(value), document_id))
         if removed:
-            _execute_many(self._db, self._sql.delete_index_keys, removed)
+            rows = [(index_id, _blob(key)) for index_id, key in removed]
+            _execute_many(self._db, self._sql.delete_index_keys, rows)
         if added:
-            _execute_many(self._db, self._sql.insert_index_entries, added)
+            entries = [(index_id, _blob(key), document_id) for index_id, key, document_id in added]
+            _execute_many(self._db, self._sql.insert_index_entries, entries)
 
     async def delete_document(self, document_id: str, entries: Sequence[tuple[int, bytes]]) -> None:
-        _execute_many(self._db, self._sql.delete_index_keys, entries)
+        rows = [(index_id, _blob(key)) for index_id, key in entries]
+        _execute_many(self._db, self._sql.delete_index_keys, rows)
         _execute(self._db, self._sql.delete_document, (document_id,))
 
     async def insert_table(self, name: str, number: int) -> None:
@@ -350,7 +371,8 @@ class _Snapshot:
 class _WriteTransaction:
     """`async with engine.write()`: `BEGIN IMMEDIATE` on the writer, one at a time; the
     stored timestamp bound learned again if another connection committed since this
-    engine's last write (`PRAGMA data_version`), stored anew before a COMMIT that passes it."""
+    engine's last write (`PRAGMA data_version`, asked only when the WAL-index header is not
+    the one this engine's last commit left), stored anew before a COMMIT that passes it."""
 
     __slots__ = ("_engine", "_writer")
 
@@ -367,10 +389,18 @@ class _WriteTransaction:
         clock = engine._clock
         try:
             connection.execute("BEGIN IMMEDIATE")
-            (version,) = connection.execute("PRAGMA data_version").fetchone()
-            if version != clock.data_version:  # another connection committed
-                clock.learn(int(connection.execute(engine._sql.last_ts).fetchone()[0]))
-                clock.data_version = version
+            # under the write lock no commit can come; a header equal to the one after
+            # this engine's last commit means no other connection committed since
+            wal = engine._wal.map
+            if (
+                clock.header is None
+                or wal is None
+                or wal[: _WalIndexWatch.HEADER_BYTES] != clock.header
+            ):
+                (version,) = connection.execute("PRAGMA data_version").fetchone()
+                if version != clock.data_version:  # another connection committed
+                    clock.learn(int(connection.execute(engine._sql.last_ts).fetchone()[0]))
+                    clock.data_version = version
         except sqlite3.Error as error:
             try:
                 _end_failed(connection)
@@ -394,6 +424,7 @@ class _WriteTransaction:
         clock = engine._clock
         try:
             if error is not None:
+                clock.header = None
                 connection.execute("ROLLBACK")
                 clock.catalog_version = None
                 return
@@ -404,9 +435,11 @@ class _WriteTransaction:
                     connection.execute(engine._sql.record_commit, (bound,))
                 connection.execute("COMMIT")
             except sqlite3.Error as failure:
+                clock.header = None
                 connection.execute("ROLLBACK")
                 clock.catalog_version = None
                 raise EngineError(f"SQLite: commit failed: {failure}") from failure
+            clock.header = engine._wal.mark()
             if ts is not None:
                 clock.committed(ts, bound)
             engine._retire_snapshot()

@@ -238,9 +238,10 @@ def decode_stored(data: bytes) -> Value:
     keys are not re-checked, and the walk for `$integer`/`$bytes`/`$float` objects is skipped
     when the text has none. A `"` inside a JSON string is always escaped, so the bytes
     `{"$` can only start such an object; floats are written with a fraction or exponent,
-    so orjson returns floats for them."""
+    so orjson returns floats for them. (`data.find`, not `in`: `bytes.__contains__` first
+    tries its argument as an integer and raises and clears a TypeError every call.)"""
     parsed = orjson.loads(data)
-    return parsed if b'{"$' not in data else json_to_convex(parsed)
+    return parsed if data.find(b'{"$') < 0 else json_to_convex(parsed)
 
 
 def convex_to_clean_json(value: Value) -> JSONValue:
