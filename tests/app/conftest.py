@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import email
@@ -33,7 +34,7 @@ from owlat.runtime.database.engines import create_engine
 from owlat.runtime.server import WebApp, create_server_app, listen_socket
 from owlat.runtime.storage import FileData, open_file_storage, store_file
 from owlat.runtime.storage.upload_tokens import UploadGrant
-from owlat.runtime.testing import open_test_app
+from owlat.runtime.testing import in_query, open_test_app
 from tests.app.domains.dns_server import DnsServer
 from tests.e2e.conftest import serve_in_process
 
@@ -264,3 +265,13 @@ def dns(dns_server: DnsServer) -> DnsServer:
     """The module's DNS server with empty zones."""
     dns_server.clear()
     return dns_server
+
+
+async def until_organization_deleted(app: Application, organization_id: str) -> None:
+    """Wait (at most 30 s) for `organizations:remove`'s scheduled steps to delete the
+    organization's last row: the organization itself."""
+    async with asyncio.timeout(30):
+        while True:
+            if await in_query(app, lambda ctx: ctx.db.get(organization_id)) is None:
+                return
+            await asyncio.sleep(0.02)

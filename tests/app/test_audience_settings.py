@@ -11,7 +11,7 @@ from owlat.app.lib.audience import is_suppressed, require_postal_address
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.testing import in_query
-from tests.app.conftest import owner_and_editor
+from tests.app.conftest import owner_and_editor, until_organization_deleted
 from tests.app.test_contacts import _rows
 
 
@@ -258,6 +258,7 @@ async def test_organization_delete_removes_its_audience(owlat: Application) -> N
     await owner.mutation("blockedEmails:add", {"email": "a@example.com", "reason": "manual"})
     await owner.mutation("organizationSettings:update", {"postalAddress": "1 Main St"})
     await owner.mutation("organizations:remove", {"organizationId": organization_id})
+    await until_organization_deleted(owlat, organization_id)
     for table in (
         "contacts",
         "contactActivities",

@@ -3,7 +3,6 @@ mine, set active, get full."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.testing import in_query
-from tests.app.conftest import Caller, signed_in, with_organization
+from tests.app.conftest import Caller, signed_in, until_organization_deleted, with_organization
 
 
 @pytest.fixture
@@ -107,11 +106,7 @@ async def test_delete_is_owner_only_and_cascades(owlat: Application) -> None:
     assert await owner.mutation("organizations:remove", {"organizationId": organization_id}) == (
         organization_id
     )
-    async with asyncio.timeout(30):  # the rest goes in scheduled steps
-        while True:
-            if await _count(owlat, "organizations") == 0:
-                break
-            await asyncio.sleep(0.02)
+    await until_organization_deleted(owlat, organization_id)  # the rest: scheduled steps
     tables = ("organizations", "members", "invitations", "apiKeys", "contacts", "webhooks")
     for table in (*tables, "webhookDeliveryLogs"):
         assert await _count(owlat, table) == 0, table
