@@ -18,12 +18,13 @@ from typing import Any
 import dkim
 import pytest
 
+from owlat.app.lib import instance
 from owlat.app.lib.email_providers.outbox import OutboxProvider
 from owlat.app.lib.email_providers.resend import ResendProvider
 from owlat.app.lib.email_providers.smtp import SmtpProvider
 from owlat.app.lib.email_providers.types import EmailMessage, SendResult
 from owlat.app.lib.rendering import RenderedTemplate
-from owlat.app.lib.sending import quotas, signing
+from owlat.app.lib.sending import quotas, sends, signing
 from owlat.app.lib.sending.composition import SendKind
 from owlat.app.lib.sending.send_contents import content_for, footer_links
 from owlat.app.lib.sending.sends import SendRequest, enqueue_send
@@ -605,3 +606,24 @@ async def test_a_claim_of_content_sends_is_composed_and_signed_in_the_signing_pr
         assert links[n] is not None and html_module.escape(links[n]["unsubscribe"]) in html
         (part,) = mail.iter_attachments()
         assert (part.get_filename(), part.get_content()) == ("r.pdf", pdf)
+
+
+async def test_a_claim_reads_the_tracking_of_each_kind_once(
+    owlat: Application, team: tuple[Caller, Caller, str]
+) -> None:
+    """Sends of two kinds in one claim (as a recovery's `deliver` claims them): each kind
+    is tracked by its own rule (`ClaimReads`: read once per organization and kind)."""
+    owner, _, organization_id = team
+    await owner.mutation("organizationSettings:update", {"trackTransactional": True})
+
+    def request(n: int, kind: SendKind) -> SendRequest:
+        return SendRequest(organization_id, kind, f"r{n}@example.org", "s", "t", html="<p>x</p>")
+
+    async def claim_together(ctx: Any) -> list[Any]:
+        kinds = [SendKind.TEST, SendKind.TRANSACTIONAL, SendKind.TEST, SendKind.TRANSACTIONAL]
+        send_ids = [await enqueue_send(ctx, request(n, kind)) for n, kind in enumerate(kinds)]
+        claimed = await sends.claim_many(ctx, send_ids, ["outbox"], 1.0, 60_000)
+        return [item["tracking"] for item in claimed["claimed"]]
+
+    tracked = {"baseUrl": instance.current().base_url.rstrip("/")}
+    assert await in_mutation(owlat, claim_together) == [None, tracked, None, tracked]

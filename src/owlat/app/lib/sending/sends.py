@@ -431,25 +431,18 @@ async def claim(
     route_providers: Sequence[str],
     now: float,
     lease_ms: float,
-    domains: dict[str | None, list[dict[str, Any]]] | None = None,
+    reads: ClaimReads | None = None,
     journal_name: str | None = None,
 ) -> dict[str, Any] | None:
     """Move a send to `sending` before its provider call; what to send, or None when
     there is nothing to send (refused: recorded `failed`; claimed or finished already).
-    `domains`: `domains` rows by organization, read once for the claims of a batch;
+    `reads`: what the claims of a batch share, read once for them all;
     `journal_name`: the claiming process's attempt journal (`claimedBy`, `journal.py`)."""
     row = await ctx.db.get(send_id)
     if row is None:
         return None
-    domains = {} if domains is None else domains
-    organization_id = row.get("organizationId")
-    if organization_id not in domains:
-        domains[organization_id] = (
-            []
-            if organization_id is None
-            else await organization_rows(ctx, "domains", organization_id)
-        )
-    own_domains = domains[organization_id]
+    reads = ClaimReads() if reads is None else reads
+    own_domains = await reads.domains(ctx, row.get("organizationId"))
     status = SendStatus(row["status"])
     if status is SendStatus.SENDING:
         if now - (row.get("claimedAt") or 0) < lease_ms:
@@ -484,8 +477,35 @@ async def claim(
     claimed.update(sendId=row["_id"], deliveryKey=row["deliveryKey"], messageId=row["messageId"])
     claimed["claimedAt"] = now
     claimed["dkim"] = dkim_key(row, own_domains)
-    claimed["tracking"] = await tracking_for(ctx, row)
+    claimed["tracking"] = await reads.tracking(ctx, row)
     return claimed
+
+
+@dataclasses.dataclass
+class ClaimReads:
+    """What the sends of one claim share, read once for them all (the same rows a claim
+    of one send reads): each organization's `domains` rows, the tracking of each
+    organization's sends of a kind (`tracking_for`)."""
+
+    _domains: dict[str | None, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    _tracking: dict[tuple[str | None, str], dict[str, Any] | None] = dataclasses.field(
+        default_factory=dict
+    )
+
+    async def domains(self, ctx: QueryCtx, organization_id: str | None) -> list[dict[str, Any]]:
+        if organization_id not in self._domains:
+            self._domains[organization_id] = (
+                []
+                if organization_id is None
+                else await organization_rows(ctx, "domains", organization_id)
+            )
+        return self._domains[organization_id]
+
+    async def tracking(self, ctx: QueryCtx, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        key = (row.get("organizationId"), row["kind"])
+        if key not in self._tracking:
+            self._tracking[key] = await tracking_for(ctx, row)
+        return self._tracking[key]
 
 
 async def claim_many(
@@ -504,9 +524,9 @@ async def claim_many(
     transaction."""
     claimed = []
     contents: dict[str, dict[str, Any]] = {}
-    domains: dict[str | None, list[dict[str, Any]]] = {}
+    reads = ClaimReads()
     for send_id in send_ids:
-        found = await claim(ctx, send_id, route_providers, now, lease_ms, domains, journal_name)
+        found = await claim(ctx, send_id, route_providers, now, lease_ms, reads, journal_name)
         if found is not None:
             claimed.append(found)
             content_id = found.get("contentId")
