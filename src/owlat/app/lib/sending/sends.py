@@ -28,7 +28,8 @@ suppression, no sending-domain check, no queue job (its sender delivers it at on
           refused → `failed` with its code; else `sending`, `claimedAt`, `attempts + 1`
           and the route's providers. This commits BEFORE any provider is called. The
           claim answers the bodies: the send's own (`sendBodies`), or the shared rendering
-          it names personalized with its variables (`send_contents.py`).
+          it names (once per claim) with its variables and footer links
+          (`send_contents.py`), personalized where the message is composed.
         compose: the bodies personalized (a send of a content), the MIME message with the
           row's Message-ID, DKIM-signed with the key Owlat holds for the From domain, if
           any (the claim's messages at once, in the signing processes: `prepare_all`).
