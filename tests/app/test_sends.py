@@ -429,6 +429,7 @@ async def test_a_crash_after_resend_took_it_is_sent_again_and_resend_dedupes(
     assert (send["status"], send["attempts"]) == ("sent", 2)
     assert fake.requests == 2 and len(fake.sent) == 1
     assert send["providerMessageId"] == fake.sent[0]["id"]
+    assert fake.sent[0]["text"] == "t"  # Resend takes the bodies as fields (TAKES_FIELDS)
 
 
 async def test_a_crash_during_an_smtp_send_is_failed_as_uncertain_and_never_sent_again(

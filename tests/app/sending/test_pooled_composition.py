@@ -154,3 +154,18 @@ async def test_prepare_all_signs_with_each_sends_key_and_fails_a_key_that_does_n
         message = prepared[send_id]
         assert not isinstance(message, CompositionError) and message.raw is not None
         assert message.raw.startswith(b"From: ")  # no key: unsigned
+
+
+async def test_without_fields_only_the_mime_bytes_come_back() -> None:
+    """A route whose providers all take MIME bytes (not Resend's fields) gets messages
+    without their bodies and attachments a second time; the bytes are the same."""
+    batch = items(6)
+    lean = await pooled_composition.compose_all(compose_one(), batch, fields=False)
+    assert signing._pool is not None
+    full = pooled_composition.composed(compose_one(), 0.0, batch)
+    expect_same(lean, full)
+    for message in lean:
+        assert not isinstance(message, CompositionError)
+        assert (message.html, message.text, message.attachments) == (None, "", ())
+        assert message.from_address == "Shop <shop@sender.test>" and message.raw is not None
+    assert all(m.html and m.attachments for m in full if not isinstance(m, CompositionError))

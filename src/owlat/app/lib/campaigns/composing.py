@@ -33,17 +33,23 @@ def delivery_key(send_id: str) -> str:
 
 
 async def compose_all(
-    organization_id: str, batch: Mapping[str, Any], claims: Sequence[Mapping[str, Any]]
+    organization_id: str,
+    batch: Mapping[str, Any],
+    claims: Sequence[Mapping[str, Any]],
+    *,
+    fields: bool = True,
 ) -> list[Composed]:
     """Each of `claims` (sends of the claimed `batch`) composed and signed with the
     batch's DKIM key, if any (module docstring), in order; `CompositionError` (raised)
-    when that key does not open."""
+    when that key does not open. `fields`: whether a provider of the route takes the
+    bodies as fields (`pooled_composition`)."""
     dkim = batch["dkim"]
     signer = None if dkim is None else sends.signer_of(organization_id, dkim)
     key = None if signer is None else (signer.domain, signer.selector, signer.private_key_pem)
     shared = {name: value for name, value in batch.items() if name != "sends"}  # not twice
     one = functools.partial(compose, shared)
-    return await pooled_composition.compose_all(one, [(key, claimed) for claimed in claims])
+    items = [(key, claimed) for claimed in claims]
+    return await pooled_composition.compose_all(one, items, fields=fields)
 
 
 def compose(

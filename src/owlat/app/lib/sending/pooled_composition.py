@@ -14,7 +14,9 @@ and click links are signed with (`_Site`), and each key's PEM (unsealed in the s
 process, which holds the sealed secrets). The messages are byte for byte what composing
 here makes, except for the multipart boundaries, which are random: a batch smaller than
 `signing.POOL_MIN`, or one whose signing process died, is composed here
-(`signing.in_pool`), so no message is lost or sent twice.
+(`signing.in_pool`), so no message is lost or sent twice. Without `fields` (no provider
+of the route takes the bodies as fields, `configured.TAKES_FIELDS`), a message comes back
+with its MIME bytes and envelope only, not its bodies and attachments a second time.
 """
 
 from __future__ import annotations
@@ -55,12 +57,14 @@ class _Site:
 _installed: dict[str, _Site] = {}
 
 
-async def compose_all(compose: ComposeOne, items: Sequence[Item]) -> list[Composed]:
+async def compose_all(
+    compose: ComposeOne, items: Sequence[Item], *, fields: bool = True
+) -> list[Composed]:
     """Each of `items` composed by `compose` and signed with its key, in order (module
     docstring); a `CompositionError` that `compose` raises is that item's result."""
     current = instance.current()
     site = _Site(current.base_url, current.app_url, current.secret.decode())
-    here = functools.partial(composed, compose, time.time())
+    here = functools.partial(composed, compose, time.time(), fields=fields)
     return await signing.in_pool(functools.partial(_composed_there, site, here), here, items)
 
 
@@ -72,8 +76,11 @@ def _composed_there(
     return here(items)
 
 
-def composed(compose: ComposeOne, now: float, items: Sequence[Item]) -> list[Composed]:
-    """`items` composed with one `Composer` and signed at `now` (epoch seconds), here."""
+def composed(
+    compose: ComposeOne, now: float, items: Sequence[Item], *, fields: bool = True
+) -> list[Composed]:
+    """`items` composed with one `Composer` and signed at `now` (epoch seconds), here;
+    without `fields`, the messages keep their MIME bytes, not their bodies."""
     composer = Composer()  # the chunk's shared header lines, written once
     done: list[Composed] = []
     for key, item in items:
@@ -86,5 +93,7 @@ def composed(compose: ComposeOne, now: float, items: Sequence[Item]) -> list[Com
             raw = message.raw or b""
             field = signing.signer(*key).signature(raw, now=now)
             message = dataclasses.replace(message, raw=field + raw)
+        if not fields:
+            message = dataclasses.replace(message, text="", html=None, attachments=())
         done.append(message)
     return done

@@ -82,7 +82,7 @@ from typing import Any
 from owlat.app.lib import instance
 from owlat.app.lib.audience import clean_email, organization_rows, organization_settings
 from owlat.app.lib.domains.sender_check import ensure_sender_allowed, is_local_sink
-from owlat.app.lib.email_providers.configured import dkim_signer, kept_provider
+from owlat.app.lib.email_providers.configured import TAKES_FIELDS, dkim_signer, kept_provider
 from owlat.app.lib.email_providers.credentials import CredentialsError
 from owlat.app.lib.email_providers.dispatch import RETRY_DELAYS, deliver
 from owlat.app.lib.email_providers.routing import Health, MessageType, NoDeliveryProvider, Route
@@ -956,7 +956,9 @@ async def _deliver_group(
         {**claimed, "attachments": files.get(claimed["sendId"], ())}
         for claimed in batch["claimed"] if claimed["sendId"] not in missing
     ]  # fmt: skip
-    prepared = await prepare_all(organization_id, sendable, batch.get("contents") or {})
+    contents = batch.get("contents") or {}
+    fields = bool(TAKES_FIELDS & set(route_providers))
+    prepared = await prepare_all(organization_id, sendable, contents, fields=fields)
 
     async def one(claimed: dict[str, Any]) -> None:
         async with gate:
@@ -1013,11 +1015,14 @@ async def prepare_all(
     organization_id: str,
     claimed: Sequence[Mapping[str, Any]],
     contents: Mapping[str, Mapping[str, Any]],
+    *,
+    fields: bool = True,
 ) -> dict[str, Composed]:
     """Each claimed send personalized and composed (`compose_claimed`) and DKIM-signed
     with its From domain's key in the signing processes (`pooled_composition`: RSA holds
     the GIL, so signing here would stall the API's requests), by send id; or why it
-    cannot be sent. `contents`: the claim's content rows, by id."""
+    cannot be sent. `contents`: the claim's content rows, by id; `fields`: whether a
+    provider of the route takes the bodies as fields (`pooled_composition`)."""
     prepared: dict[str, Composed] = {}
     keys: dict[DkimSigner, Key] = {}
     items: list[Item] = []
@@ -1033,7 +1038,8 @@ async def prepare_all(
             key = keys.setdefault(signer, (signer.domain, signer.selector, signer.private_key_pem))
         items.append((key, {**item, "dkim": None}))
     one = functools.partial(compose_claimed, contents)
-    for (_, item), message in zip(items, await compose_all(one, items), strict=True):
+    done = await compose_all(one, items, fields=fields)
+    for (_, item), message in zip(items, done, strict=True):
         prepared[item["sendId"]] = message
     return prepared
 
