@@ -6,7 +6,10 @@ between the claim and the record that never send twice."""
 from __future__ import annotations
 
 import asyncio
+import email
 import email.message
+import email.policy
+import html as html_module
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,17 +18,20 @@ from typing import Any
 import dkim
 import pytest
 
+from owlat.app.lib import instance
 from owlat.app.lib.email_providers.outbox import OutboxProvider
 from owlat.app.lib.email_providers.resend import ResendProvider
 from owlat.app.lib.email_providers.smtp import SmtpProvider
 from owlat.app.lib.email_providers.types import EmailMessage, SendResult
-from owlat.app.lib.sending import quotas
+from owlat.app.lib.rendering import RenderedTemplate
+from owlat.app.lib.sending import quotas, sends, signing
 from owlat.app.lib.sending.composition import SendKind
+from owlat.app.lib.sending.send_contents import content_for, footer_links
 from owlat.app.lib.sending.sends import SendRequest, enqueue_send
 from owlat.runtime import ConvexError
 from owlat.runtime.application import Application
 from owlat.runtime.testing import in_mutation, in_query
-from tests.app.conftest import Caller, outbox, owner_and_editor
+from tests.app.conftest import Caller, outbox, owner_and_editor, uploaded
 from tests.app.domains.dns_server import DnsServer
 from tests.app.mail_setup import configure, dkim_dns, settled, smtp_domain
 from tests.app.sending.servers import FakeResend, Sink, smtp_server
@@ -454,6 +460,7 @@ async def test_a_crash_after_resend_took_it_is_sent_again_and_resend_dedupes(
     assert (send["status"], send["attempts"]) == ("sent", 2)
     assert fake.requests == 2 and len(fake.sent) == 1
     assert send["providerMessageId"] == fake.sent[0]["id"]
+    assert fake.sent[0]["text"] == "t"  # Resend takes the bodies as fields (TAKES_FIELDS)
 
 
 async def test_a_crash_during_an_smtp_send_is_failed_as_uncertain_and_never_sent_again(
@@ -566,3 +573,89 @@ async def test_a_queue_whose_job_died_gets_a_new_job(
     assert handled.value == 0
     assert (await settled(owner, send_id))["status"] == "sent"
     assert len(_mails_to(tmp_path, "x@example.com")) == 1
+
+
+async def test_a_claim_of_content_sends_is_composed_and_signed_in_the_signing_processes(
+    owlat: Application,
+    team: tuple[Caller, Caller, str],
+    sink: tuple[Sink, int],
+    dns: DnsServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sends of two contents (languages), each with its variables, footer links and an
+    attachment, claimed at once (more than `signing.POOL_MIN`, in 3 chunks): personalized,
+    composed and signed in the signing processes, each message its recipient's, with its
+    attachment intact and a valid signature, sent once."""
+    signing.shutdown()
+    monkeypatch.setattr(signing, "processes", lambda: 3)
+    owner, _, organization_id = team
+    await _use_smtp(owner, sink[1])
+    await smtp_domain(owner, dns, DOMAIN)
+    email_id = await owner.mutation(
+        "transactionalEmails:create",
+        {"name": "Receipt", "slug": "receipt", "subject": "Order {{orderId}}", "content": BLOCKS},
+    )
+    pdf = b"%PDF-1.4 \x00\xff" + bytes(range(256)) * 40
+    storage_id = await uploaded(owlat, organization_id, pdf)
+    renderings = {
+        "en": RenderedTemplate("<p>Order {{orderId}} for {{name}}</p>", "", "", "", ("orderId",)),
+        "de": RenderedTemplate("<p>Bestellung {{orderId}}</p>", "", "", "", ("orderId",)),
+    }
+    attachment = {"filename": "r.pdf", "contentType": "application/pdf", "storageId": storage_id}
+    links = [footer_links(f"contact{n}") for n in range(6)]
+
+    async def burst(ctx: Any) -> list[str]:
+        sent = []
+        for n in range(6):
+            language = ("en", "de")[n % 2]
+            content_id = await content_for(
+                ctx, organization_id, email_id, language, renderings[language]
+            )
+            sent.append(await enqueue_send(ctx, SendRequest(
+                organization_id, SendKind.TRANSACTIONAL, f"r{n}@example.org", f"Order {n}",
+                from_email=f"news@{DOMAIN}", content_id=content_id,
+                data_variables={"orderId": f"A-{n}", "name": f"Reader {n}"},
+                footer_links=links[n], attachments=[attachment],
+            )))  # fmt: skip
+        return sent
+
+    send_ids = await in_mutation(owlat, burst)
+    rows = [await settled(owner, send_id) for send_id in send_ids]
+    assert {row["status"] for row in rows} == {"sent"}, [row.get("errorMessage") for row in rows]
+    assert signing._pool is not None  # the claim went to the signing processes
+    assert len(sink[0].received) == 6
+    by_recipient = {envelope.rcpt_tos[0]: envelope for envelope in sink[0].received}
+    for n, row in enumerate(rows):
+        raw = by_recipient[f"r{n}@example.org"].original_content
+        assert raw.startswith(b"DKIM-Signature: ") and dkim.verify(raw, dnsfunc=dkim_dns(dns))
+        mail = email.message_from_bytes(raw, policy=email.policy.default)
+        assert (mail["Subject"], mail["Message-ID"]) == (f"Order {n}", f"<{row['messageId']}>")
+        body = mail.get_body(("html",))
+        assert body is not None
+        html = body.get_content()
+        shown = f"Order A-{n} for Reader {n}" if n % 2 == 0 else f"Bestellung A-{n}"
+        assert shown in html and "Order A-" not in html.replace(shown, "")
+        assert links[n] is not None and html_module.escape(links[n]["unsubscribe"]) in html
+        (part,) = mail.iter_attachments()
+        assert (part.get_filename(), part.get_content()) == ("r.pdf", pdf)
+
+
+async def test_a_claim_reads_the_tracking_of_each_kind_once(
+    owlat: Application, team: tuple[Caller, Caller, str]
+) -> None:
+    """Sends of two kinds in one claim (as a recovery's `deliver` claims them): each kind
+    is tracked by its own rule (`ClaimReads`: read once per organization and kind)."""
+    owner, _, organization_id = team
+    await owner.mutation("organizationSettings:update", {"trackTransactional": True})
+
+    def request(n: int, kind: SendKind) -> SendRequest:
+        return SendRequest(organization_id, kind, f"r{n}@example.org", "s", "t", html="<p>x</p>")
+
+    async def claim_together(ctx: Any) -> list[Any]:
+        kinds = [SendKind.TEST, SendKind.TRANSACTIONAL, SendKind.TEST, SendKind.TRANSACTIONAL]
+        send_ids = [await enqueue_send(ctx, request(n, kind)) for n, kind in enumerate(kinds)]
+        claimed = await sends.claim_many(ctx, send_ids, ["outbox"], 1.0, 60_000)
+        return [item["tracking"] for item in claimed["claimed"]]
+
+    tracked = {"baseUrl": instance.current().base_url.rstrip("/")}
+    assert await in_mutation(owlat, claim_together) == [None, tracked, None, tracked]

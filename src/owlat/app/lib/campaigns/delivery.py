@@ -81,6 +81,7 @@ from owlat.app.lib.campaigns.walk import (
     spawn_workers,
     stats_of,
 )
+from owlat.app.lib.email_providers.configured import TAKES_FIELDS
 from owlat.app.lib.email_providers.routing import Health, MessageType, Route
 from owlat.app.lib.email_providers.smtp import refused_at_recipient
 from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
@@ -514,7 +515,8 @@ async def _send_batch(
         admitted.append((position, wait, domain))
     claims = [batch["sends"][position] for position, _, _ in admitted]
     try:
-        composed = await composing.compose_all(organization_id, batch, claims)
+        fields = bool(TAKES_FIELDS & set(enabled_providers(route)))
+        composed = await composing.compose_all(organization_id, batch, claims, fields=fields)
     except CompositionError as error:  # the DKIM key does not open
         for position, *_ in admitted:
             outcomes[position] = sends.failed_outcome("INVALID_MESSAGE", str(error))

@@ -67,6 +67,7 @@ SECRETS: dict[str, tuple[str, ...]] = {
 # Providers that dedupe a repeated idempotency key: a send whose outcome a crash left
 # unknown may be sent again through them (with the same key), never through the others.
 IDEMPOTENT = frozenset({"outbox", "resend"})
+TAKES_FIELDS = frozenset({"resend"})  # sent the bodies as fields (JSON), not the MIME bytes
 SECURITY = ("starttls", "tls", "none")
 MAX_SECRET = 1024
 _HOST = re.compile(

@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from owlat.app.lib.rendering import (
-    CompiledTemplate,
     Message,
     RenderedTemplate,
     compile_template,
@@ -37,7 +36,7 @@ from owlat.app.lib.subscription_tokens import preferences_link, unsubscribe_link
 from owlat.runtime import MutationCtx, QueryCtx
 
 TABLE = "sendContents"
-_STATE = "send_contents.compiled"  # ctx.state: content id -> its compiled rendering
+_STATE = "send_contents.rows"  # ctx.state: content id -> its row
 _FOOTER_STYLE = "color:#6b7280;font-family:Arial,sans-serif;font-size:12px"
 # Compiling a 40 KB rendering takes about a millisecond; a template is sent many times.
 compiled = functools.lru_cache(maxsize=64)(compile_template)
@@ -79,6 +78,9 @@ def with_footer(message: Message, links: Mapping[str, str] | None) -> Message:
     body = body + footer if at < 0 else body[:at] + footer + body[at:]
     text = f"{message.text}\n\nManage preferences: {preferences}\nUnsubscribe: {unsubscribe}\n"
     return dataclasses.replace(message, html=body, text=text)
+
+
+_RENDERING = ("html", "text", "subject", "variables")
 
 
 def _rendering(row: Mapping[str, Any]) -> RenderedTemplate:
@@ -124,14 +126,28 @@ async def body_of(
     links: Mapping[str, str] | None,
 ) -> dict[str, str]:
     """The `html` and `text` a send of content `content_id` delivers (module docstring).
-    The content is read and compiled once per call (rows never change: a claim of many
-    sends of one email reads its 55 KB once, not once per send)."""
-    kept: dict[str, CompiledTemplate] = ctx.state.setdefault(_STATE, {})
-    template = kept.get(content_id)
-    if template is None:
-        content = await ctx.db.get(content_id)
-        if content is None:
+    The content is read once per transaction and compiled once per process (rows never
+    change: a claim of many sends of one email reads its 55 KB once, not once per send)."""
+    return personalized(await content_of(ctx, content_id), variables, links)
+
+
+async def content_of(ctx: QueryCtx, content_id: str) -> dict[str, Any]:
+    """The content row `content_id` (what `personalized` reads of it), read once per
+    transaction (`LookupError`: gone)."""
+    kept: dict[str, dict[str, Any]] = ctx.state.setdefault(_STATE, {})
+    content = kept.get(content_id)
+    if content is None:
+        found = await ctx.db.get(content_id)
+        if found is None:
             raise LookupError(f"send content {content_id} is gone")
-        template = kept[content_id] = compiled(_rendering(content))
-    message = with_footer(personalize(template, variables), links)
+        content = kept[content_id] = {name: found[name] for name in _RENDERING}
+    return content
+
+
+def personalized(
+    content: Mapping[str, Any], variables: Mapping[str, Any], links: Mapping[str, str] | None
+) -> dict[str, str]:
+    """The `html` and `text` of `content` (a row) for `variables` and footer `links`
+    (compiled once per process: `compiled` keeps the last 64 renderings)."""
+    message = with_footer(personalize(compiled(_rendering(content)), variables), links)
     return {"html": message.html, "text": message.text or html_to_text(message.html)}

@@ -28,10 +28,11 @@ suppression, no sending-domain check, no queue job (its sender delivers it at on
           refused → `failed` with its code; else `sending`, `claimedAt`, `attempts + 1`
           and the route's providers. This commits BEFORE any provider is called. The
           claim answers the bodies: the send's own (`sendBodies`), or the shared rendering
-          it names personalized with its variables (`send_contents.py`).
-        compose: the MIME message with the row's Message-ID, DKIM-signed with the key Owlat
-          holds for the From domain, if any (the claim's messages at once, in the signing
-          processes: `prepare_all`).
+          it names (once per claim) with its variables and footer links
+          (`send_contents.py`), personalized where the message is composed.
+        compose: the bodies personalized (a send of a content), the MIME message with the
+          row's Message-ID, DKIM-signed with the key Owlat holds for the From domain, if
+          any (the claim's messages at once, in the signing processes: `prepare_all`).
         deliver: `email_providers.dispatch` (route choice, health, retries of RATE_LIMIT and
           SERVER_ERROR) with the delivery key as the provider's idempotency key.
         record (mutation): `sent` (provider, its message id) or `failed` (the error kind as
@@ -75,16 +76,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import math
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from owlat.app.lib import instance
 from owlat.app.lib.audience import clean_email, organization_rows, organization_settings
 from owlat.app.lib.domains.sender_check import ensure_sender_allowed, is_local_sink
-from owlat.app.lib.email_providers.configured import dkim_signer, kept_provider
+from owlat.app.lib.email_providers.configured import TAKES_FIELDS, dkim_signer, kept_provider
 from owlat.app.lib.email_providers.credentials import CredentialsError
 from owlat.app.lib.email_providers.dispatch import RETRY_DELAYS, deliver
 from owlat.app.lib.email_providers.routing import Health, MessageType, NoDeliveryProvider, Route
@@ -97,7 +99,7 @@ from owlat.app.lib.email_providers.types import (
 )
 from owlat.app.lib.errors import AppError, invalid
 from owlat.app.lib.rendering.text import html_to_text
-from owlat.app.lib.sending import journal, leases, signing
+from owlat.app.lib.sending import journal, leases
 from owlat.app.lib.sending.attachments import MAX_ATTACHMENTS, AttachmentError, load
 from owlat.app.lib.sending.composition import (
     Composer,
@@ -112,6 +114,7 @@ from owlat.app.lib.sending.composition import (
     tagged_test_subject,
 )
 from owlat.app.lib.sending.dkim import DkimSigner
+from owlat.app.lib.sending.pooled_composition import Composed, Item, Key, compose_all
 from owlat.app.lib.sending.routes import (
     Attempt,
     default_route,
@@ -125,7 +128,7 @@ from owlat.app.lib.sending.routes import (
     route_for,
     route_from_document,
 )
-from owlat.app.lib.sending.send_contents import body_of
+from owlat.app.lib.sending.send_contents import body_of, content_of, personalized
 from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
 from owlat.app.lib.sending.suppression import suppressed
 from owlat.app.lib.sending.transactional_counts import (
@@ -433,25 +436,18 @@ async def claim(
     route_providers: Sequence[str],
     now: float,
     lease_ms: float,
-    domains: dict[str | None, list[dict[str, Any]]] | None = None,
+    reads: ClaimReads | None = None,
     journal_name: str | None = None,
 ) -> dict[str, Any] | None:
     """Move a send to `sending` before its provider call; what to send, or None when
     there is nothing to send (refused: recorded `failed`; claimed or finished already).
-    `domains`: `domains` rows by organization, read once for the claims of a batch;
+    `reads`: what the claims of a batch share, read once for them all;
     `journal_name`: the claiming process's attempt journal (`claimedBy`, `journal.py`)."""
     row = await ctx.db.get(send_id)
     if row is None:
         return None
-    domains = {} if domains is None else domains
-    organization_id = row.get("organizationId")
-    if organization_id not in domains:
-        domains[organization_id] = (
-            []
-            if organization_id is None
-            else await organization_rows(ctx, "domains", organization_id)
-        )
-    own_domains = domains[organization_id]
+    reads = ClaimReads() if reads is None else reads
+    own_domains = await reads.domains(ctx, row.get("organizationId"))
     status = SendStatus(row["status"])
     if status is SendStatus.SENDING:
         if now - (row.get("claimedAt") or 0) < lease_ms:
@@ -478,12 +474,42 @@ async def claim(
     )
     fields = ("email", "fromAddress", "replyTo", "subject", "headers")
     claimed = {name: row.get(name) for name in fields}
-    claimed.update(await send_body(ctx, row))
+    if row.get("contentId") is None:
+        claimed.update(await send_body(ctx, row))
+    else:  # personalized where it is composed (`compose_claimed`), its content read here
+        claimed.update({name: row.get(name) for name in _PERSONAL})
     claimed.update(sendId=row["_id"], deliveryKey=row["deliveryKey"], messageId=row["messageId"])
     claimed["claimedAt"] = now
     claimed["dkim"] = dkim_key(row, own_domains)
-    claimed["tracking"] = await tracking_for(ctx, row)
+    claimed["tracking"] = await reads.tracking(ctx, row)
     return claimed
+
+
+@dataclasses.dataclass
+class ClaimReads:
+    """What the sends of one claim share, read once for them all (the same rows a claim
+    of one send reads): each organization's `domains` rows, the tracking of each
+    organization's sends of a kind (`tracking_for`)."""
+
+    _domains: dict[str | None, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    _tracking: dict[tuple[str | None, str], dict[str, Any] | None] = dataclasses.field(
+        default_factory=dict
+    )
+
+    async def domains(self, ctx: QueryCtx, organization_id: str | None) -> list[dict[str, Any]]:
+        if organization_id not in self._domains:
+            self._domains[organization_id] = (
+                []
+                if organization_id is None
+                else await organization_rows(ctx, "domains", organization_id)
+            )
+        return self._domains[organization_id]
+
+    async def tracking(self, ctx: QueryCtx, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        key = (row.get("organizationId"), row["kind"])
+        if key not in self._tracking:
+            self._tracking[key] = await tracking_for(ctx, row)
+        return self._tracking[key]
 
 
 async def claim_many(
@@ -495,22 +521,28 @@ async def claim_many(
     release_queue: str | None = None,
     journal_name: str | None = None,
 ) -> dict[str, Any]:
-    """`claim` each send: `{claimed: [what to send], more}`. With `release_queue` (an
-    organization id): `more` tells whether sends of it are still queued; when none is,
-    its queue is released in this transaction."""
+    """`claim` each send: `{claimed: [what to send], contents, more}`; `contents`: the
+    content rows the claimed sends name, by id, once each (what `compose_claimed`
+    personalizes them with). With `release_queue` (an organization id): `more` tells
+    whether sends of it are still queued; when none is, its queue is released in this
+    transaction."""
     claimed = []
-    domains: dict[str | None, list[dict[str, Any]]] = {}
+    contents: dict[str, dict[str, Any]] = {}
+    reads = ClaimReads()
     for send_id in send_ids:
-        found = await claim(ctx, send_id, route_providers, now, lease_ms, domains, journal_name)
+        found = await claim(ctx, send_id, route_providers, now, lease_ms, reads, journal_name)
         if found is not None:
             claimed.append(found)
+            content_id = found.get("contentId")
+            if content_id is not None and content_id not in contents:
+                contents[content_id] = await content_of(ctx, content_id)
     more = False
     if release_queue is not None:
         more = bool(await _queued(ctx, release_queue, 1))
         queue = None if more else await _queue(ctx, release_queue)
         if queue is not None:
             await ctx.db.delete(queue["_id"])
-    return {"claimed": claimed, "more": more}
+    return {"claimed": claimed, "contents": contents, "more": more}
 
 
 async def send_body(ctx: QueryCtx, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -541,6 +573,7 @@ def reclaimable(row: Mapping[str, Any], route_providers: Sequence[str], now: flo
     return all(age < KEY_WINDOWS_MS.get(provider, math.inf) for provider in earlier)
 
 
+_PERSONAL = ("contentId", "dataVariables", "footerLinks")  # what personalizes a content
 UNCERTAIN = (
     "Delivery was interrupted after the message was handed to a provider that cannot "
     "tell whether it already took it; it is not sent again, so it is never sent twice"
@@ -975,7 +1008,9 @@ async def _deliver_group(
         {**claimed, "attachments": files.get(claimed["sendId"], ())}
         for claimed in batch["claimed"] if claimed["sendId"] not in missing
     ]  # fmt: skip
-    prepared = await prepare_all(organization_id, sendable)
+    contents = batch.get("contents") or {}
+    fields = bool(TAKES_FIELDS & set(route_providers))
+    prepared = await prepare_all(organization_id, sendable, contents, fields=fields)
 
     async def one(claimed: dict[str, Any]) -> None:
         async with gate:
@@ -1029,32 +1064,35 @@ def failed_outcome(code: str, message: str) -> dict[str, Any]:
 
 
 async def prepare_all(
-    organization_id: str, claimed: Sequence[Mapping[str, Any]]
-) -> dict[str, EmailMessage | CompositionError]:
-    """Each claimed send composed (`compose`, one `Composer` for them all) and DKIM-signed
-    with its From domain's key in the signing processes (`signing.sign_all`: RSA holds the
-    GIL, so signing here would stall the API's requests), by send id; or why it cannot be
-    sent. The event loop is yielded to between messages."""
-    composer = Composer()
-    prepared: dict[str, EmailMessage | CompositionError] = {}
-    by_signer: dict[DkimSigner, list[str]] = {}
+    organization_id: str,
+    claimed: Sequence[Mapping[str, Any]],
+    contents: Mapping[str, Mapping[str, Any]],
+    *,
+    fields: bool = True,
+) -> dict[str, Composed]:
+    """Each claimed send personalized and composed (`compose_claimed`) and DKIM-signed
+    with its From domain's key in the signing processes (`pooled_composition`: RSA holds
+    the GIL, so signing here would stall the API's requests), by send id; or why it
+    cannot be sent. `contents`: the claim's content rows, by id; `fields`: whether a
+    provider of the route takes the bodies as fields (`pooled_composition`)."""
+    prepared: dict[str, Composed] = {}
+    keys: dict[DkimSigner, Key] = {}
+    items: list[Item] = []
     for item in claimed:
-        send_id = item["sendId"]
+        dkim = item.get("dkim")
         try:
-            dkim = item.get("dkim")
             signer = None if dkim is None else signer_of(organization_id, dkim)
-            prepared[send_id] = compose(organization_id, {**item, "dkim": None}, composer)
         except CompositionError as error:
-            prepared[send_id] = error
-        else:
-            if signer is not None:
-                by_signer.setdefault(signer, []).append(send_id)
-        await asyncio.sleep(0)
-    for signer, send_ids in by_signer.items():
-        unsigned = [cast(EmailMessage, prepared[send_id]) for send_id in send_ids]
-        fields = await signing.sign_all(signer, [m.raw or b"" for m in unsigned], time.time())
-        for send_id, message, field in zip(send_ids, unsigned, fields, strict=True):
-            prepared[send_id] = dataclasses.replace(message, raw=field + (message.raw or b""))
+            prepared[item["sendId"]] = error
+            continue
+        key = None
+        if signer is not None:
+            key = keys.setdefault(signer, (signer.domain, signer.selector, signer.private_key_pem))
+        items.append((key, {**item, "dkim": None}))
+    one = functools.partial(compose_claimed, contents)
+    done = await compose_all(one, items, fields=fields)
+    for (_, item), message in zip(items, done, strict=True):
+        prepared[item["sendId"]] = message
     return prepared
 
 
@@ -1092,13 +1130,23 @@ async def deliver_prepared(
     }
 
 
-def compose(
-    organization_id: str, claimed: Mapping[str, Any], composer: Composer | None = None
+def compose_claimed(
+    contents: Mapping[str, Mapping[str, Any]], claimed: Mapping[str, Any], composer: Composer
 ) -> EmailMessage:
-    """The claimed send as a prepared message: its Message-ID and delivery key, its HTML
-    with tracked links when the send is tracked (`lib/tracking`), MIME bytes DKIM-signed
-    with the From domain's key Owlat holds (if any), its loaded attachments; composed by
-    the batch's `composer` when given (`composition.Composer`)."""
+    """A claimed send composed, unsigned (`compose`), its bodies personalized first when
+    it names a content (`send_contents.personalized`, with its row in `contents`)."""
+    content_id = claimed.get("contentId")
+    if content_id is not None:
+        variables = claimed.get("dataVariables") or {}
+        body = personalized(contents[content_id], variables, claimed.get("footerLinks"))
+        claimed = {**claimed, **body}
+    return compose(claimed, composer)
+
+
+def compose(claimed: Mapping[str, Any], composer: Composer | None = None) -> EmailMessage:
+    """The claimed send as a prepared message, unsigned: its Message-ID and delivery key,
+    its HTML with tracked links when the send is tracked (`lib/tracking`), its loaded
+    attachments; composed by the batch's `composer` when given (`composition.Composer`)."""
     message = EmailMessage(
         to=claimed["email"],
         subject=claimed["subject"],
@@ -1111,9 +1159,7 @@ def compose(
         attachments=tuple(claimed.get("attachments") or ()),
         message_id=claimed["messageId"],
     )
-    dkim = claimed.get("dkim")
-    signer = None if dkim is None else signer_of(organization_id, dkim)
-    return prepare(message, dkim=signer, composer=composer)
+    return prepare(message, composer=composer)
 
 
 def signer_of(organization_id: str, dkim: Mapping[str, str]) -> DkimSigner:

@@ -1,14 +1,15 @@
-"""DKIM signing of a batch of messages in other processes (a campaign's claim).
+"""The signing processes: a batch's messages composed and DKIM-signed in other processes
+(`pooled_composition.py`: a campaign's batch, a transactional claim).
 
 An RSA-2048 signature costs ~0.3 ms of CPU and `cryptography` holds the GIL while it
 signs (threads sign one at a time: measured, session 9), so signing on the event loop's
 process takes a third of a campaign's CPU there and blocks every other delivery while it
-runs. `sign_all` sends a batch's messages to a process pool in a few chunks (one per
-signing process, not one IPC round trip per message) and gets back each message's
-DKIM-Signature field; the event loop goes on with other workers' I/O meanwhile.
+runs. `in_pool` sends a batch to a process pool in a few chunks (one per signing
+process, not one IPC round trip per message) and gets back each chunk's results; the
+event loop goes on with other workers' I/O meanwhile.
 
 The pool is started lazily with `forkserver` (never `fork` from a process with threads)
-and has `processes()` workers; each loads a key once (`_signer`, kept per key). The
+and has `processes()` workers; each loads a key once (`signer`, kept per key). The
 private key's PEM travels with each chunk (a few hundred bytes next to the messages):
 a worker needs no access to the sealed secrets. The pool is process-wide; it stops at
 interpreter exit (`ProcessPoolExecutor`'s own exit hook) or with `shutdown`. A process
@@ -16,12 +17,12 @@ killed outright (kill -9) runs no hook, and a pool's worker never notices (it ho
 ends of its own task pipe, and with them the forkserver's): each signing process watches
 the process whose pool it is (`_exit_with`) and exits when that one has ended.
 
-Signatures are byte for byte the in-process ones (the same `DkimSigner.signature`).
-A batch smaller than `POOL_MIN` is signed here: the round trip would cost more than it
-saves. A signing process that dies (killed, out of memory) breaks the pool: the batch is
-signed here instead, and the next one starts a fresh pool, so no message of the batch is
-lost or sent twice (nothing was sent before its signature). An exception a signature
-raises is raised to the caller as in-process signing raises it.
+Results are the ones the same function gives here. A batch smaller than `POOL_MIN` is
+done here: the round trip would cost more than it saves. A signing process that dies
+(killed, out of memory) breaks the pool: the batch is done here instead, and the next
+one starts a fresh pool, so no message of the batch is lost or sent twice (nothing was
+sent before its signature). An exception the function raises is raised to the caller
+as it would be here.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import TypeVar
 
 from owlat.app.lib.sending.dkim import DkimSigner
 
-POOL_MIN = 4  # messages: a smaller batch is signed in this process
+POOL_MIN = 4  # messages: a smaller batch is composed and signed in this process
 MAX_PROCESSES = 4
 
 _Item = TypeVar("_Item")
@@ -53,17 +54,6 @@ _lock = threading.Lock()
 def processes() -> int:
     """Signing processes: one core is left to the event loop's process."""
     return max(1, min(MAX_PROCESSES, (os.cpu_count() or 1) - 1))
-
-
-async def sign_all(signer: DkimSigner, messages: Sequence[bytes], now: float) -> list[bytes]:
-    """The DKIM-Signature field (CRLF included) of each of `messages`, signed by `signer`
-    at `now` (epoch seconds), in order (module docstring)."""
-    key = (signer.domain, signer.selector, signer.private_key_pem, now)
-    return await in_pool(
-        functools.partial(_sign_chunk, *key),
-        functools.partial(_signatures, signer, now=now),
-        messages,
-    )
 
 
 async def in_pool(
@@ -90,7 +80,7 @@ async def in_pool(
 
 
 def shutdown() -> None:
-    """Stop the signing processes (a new pool starts on the next `sign_all`)."""
+    """Stop the signing processes (a new pool starts on the next `in_pool`)."""
     global _pool
     with _lock:
         pool, _pool = _pool, None
@@ -140,17 +130,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # alive, as another user
         pass
     return True
-
-
-def _sign_chunk(
-    domain: str, selector: str, private_key_pem: str, now: float, messages: Sequence[bytes]
-) -> list[bytes]:
-    """In a signing process: the signature fields of `messages`."""
-    return _signatures(signer(domain, selector, private_key_pem), messages, now=now)
-
-
-def _signatures(signer: DkimSigner, messages: Sequence[bytes], *, now: float) -> list[bytes]:
-    return [signer.signature(message, now=now) for message in messages]
 
 
 @functools.lru_cache(maxsize=64)
