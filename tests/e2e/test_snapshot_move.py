@@ -26,7 +26,9 @@ PAGE = {"paginationOpts": {"numItems": 50, "cursor": None}}
 
 
 def owlat(*args: str, database_url: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OWLAT_DATABASE_URL": database_url}
+    # the checkout's own `src` first, as in processes.py
+    paths = os.pathsep.join((str(ROOT / "src"), str(ROOT)))
+    env = {**os.environ, "PYTHONPATH": paths, "OWLAT_DATABASE_URL": database_url}
     return subprocess.run(
         [sys.executable, "-m", "owlat.cli", *args],
         capture_output=True,

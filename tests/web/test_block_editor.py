@@ -90,7 +90,8 @@ async def test_build_a_template_from_nothing(
             files=[{"name": "owl.png", "mimeType": "image/png", "buffer": png(40, 20)}]
         )
     )
-    source = properties(page).get_by_label("Image URL", exact=True)
+    # the first "Image URL": the block's own (its "Dark mode" group has one of its own)
+    source = properties(page).get_by_label("Image URL", exact=True).first
     await expect(source).not_to_have_value(re.compile("favicon"))
     uploaded = await source.input_value()
     assert uploaded.startswith("http")
