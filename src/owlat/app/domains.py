@@ -203,10 +203,11 @@ async def check_sender_address(ctx: QueryCtx, args: dict[str, Any]) -> dict[str,
     organization_id = await get_team_id_from_session(ctx)
     message_type = MessageType(args.get("messageType") or "transactional")
     route = await route_for(ctx, organization_id, message_type)
+    domains = await organization_rows(ctx, "domains", organization_id)
+    providers = enabled_providers(route)
     try:
-        await check_sender(ctx, organization_id, args["fromEmail"], enabled_providers(route))
+        await check_sender(ctx, organization_id, args["fromEmail"], providers, domains)
     except AppError as error:
         return {"allowed": False, "reason": str(error.data), "warning": None}
-    domains = await organization_rows(ctx, "domains", organization_id)
     warning = stale_warning(args["fromEmail"], domains, now_ms())
     return {"allowed": True, "reason": None, "warning": warning}
