@@ -270,12 +270,11 @@ async def approve(ctx: MutationCtx, args: dict[str, Any]) -> None:
     """Publish an email held for review as it was scanned (admins); an email changed since
     its scan is refused (CONTENT_CHANGED: publish it again)."""
     context, template = await _pending_review(ctx, args)
-    _, content_hash = content_scans.scan_parts(content_scans.template_parts(template))
-    found = await content_scans.latest(ctx, context.team_id, "transactional", template["_id"])
-    if found is None or not content_scans.unchanged(found, content_hash):
-        raise invalid(
-            "CONTENT_CHANGED", "The email changed since its content scan: publish it again"
-        )
+    found = await content_scans.approvable(
+        ctx, context.team_id, ("transactional", template["_id"]),
+        content_scans.template_parts(template),
+        "The email changed since its content scan: publish it again",
+    )  # fmt: skip
     now = now_ms()
     await ctx.db.patch(
         template["_id"],

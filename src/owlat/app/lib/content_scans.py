@@ -1,12 +1,12 @@
 """Scanning a stored template and keeping the results (`contentScanResults`).
 
-`scan_template` scans a template's stored rendering in every language it has (subject,
-HTML, text part; `lib/content_scan.py`) as one result, and hashes what it scanned: an
-approval holds for exactly that content (`unchanged`). `record` stores a non-clean result
-of a resource (`transactional` email or `campaign`); `latest` finds a resource's newest
-one; `review` notes an admin's decision on it; `note_complaint` counts a complaint about a
-campaign's send on the campaign's latest result (reference §10.1 "campaign content-scan
-record annotated"; a campaign that scanned clean has none).
+`template_parts` gives a template's stored rendering in every language it has (subject,
+HTML, text part); `scan_parts` scans them (`lib/content_scan.py`) as one result and hashes
+them (`content_hash`): an approval holds for exactly that content (`approvable`). `record`
+stores a non-clean result of a resource (`transactional` email or `campaign`); `latest`
+finds a resource's newest one; `review` notes an admin's decision on it; `note_complaint`
+counts a complaint about a campaign's send on the campaign's latest result (reference §10.1
+"campaign content-scan record annotated"; a campaign that scanned clean has none).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from owlat.app.lib.content_scan import Flag, ScanResult, result_of, scan
+from owlat.app.lib.content_scan import ScanResult, result_of, scan
+from owlat.app.lib.errors import invalid
 from owlat.app.lib.templates import stored_rendering
 from owlat.runtime import MutationCtx, QueryCtx
 
@@ -41,14 +42,19 @@ def template_parts(template: Mapping[str, Any], subject: str | None = None) -> l
 
 def scan_parts(parts: Iterable[Parts]) -> tuple[ScanResult, str]:
     """One result for all `parts` (a finding counted once) and the hash of the parts."""
-    flags: list[Flag] = []
+    parts = list(parts)
+    flags = [flag for subject, html, text in parts for flag in scan(subject, html, text).flags]
+    return result_of(flags), content_hash(parts)
+
+
+def content_hash(parts: Iterable[Parts]) -> str:
+    """The hash of `parts` as `scan_parts` gives it (what an approval holds for)."""
     digest = hashlib.sha256()
-    for subject, html, text in parts:
-        flags.extend(scan(subject, html, text).flags)
-        for part in (subject, html, text):
+    for message in parts:
+        for part in message:
             digest.update(part.encode())
             digest.update(b"\0")
-    return result_of(flags), digest.hexdigest()
+    return digest.hexdigest()
 
 
 async def record(
@@ -91,9 +97,16 @@ async def latest(
     return None if found is None else dict(found)
 
 
-def unchanged(found: Mapping[str, Any] | None, content_hash: str) -> bool:
-    """Whether `found` (a stored result) scanned exactly the content hashed `content_hash`."""
-    return found is not None and found["contentHash"] == content_hash
+async def approvable(
+    ctx: QueryCtx, organization_id: str, resource: Resource, parts: Iterable[Parts], changed: str
+) -> dict[str, Any]:
+    """The resource's newest stored result when it scanned exactly `parts` (hashed, not
+    scanned again); else CONTENT_CHANGED with the message `changed`."""
+    resource_type, resource_id = resource
+    found = await latest(ctx, organization_id, resource_type, resource_id)
+    if found is None or found["contentHash"] != content_hash(parts):
+        raise invalid("CONTENT_CHANGED", changed)
+    return found
 
 
 async def review(

@@ -21,7 +21,6 @@ from typing import Any
 from owlat.app.lib import content_scans
 from owlat.app.lib.campaigns import walk
 from owlat.app.lib.campaigns.states import CampaignStatus, check_move
-from owlat.app.lib.errors import invalid
 from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx
 
 
@@ -74,13 +73,11 @@ async def approve(
 ) -> None:
     """Start a held campaign (preflight passed again) whose content is the scanned one."""
     check_move(campaign["status"], CampaignStatus.SENDING)
-    _, content_hash = content_scans.scan_parts(await scanned_parts(ctx, campaign))
-    found = await content_scans.latest(ctx, campaign["organizationId"], "campaign", campaign["_id"])
-    if found is None or not content_scans.unchanged(found, content_hash):
-        raise invalid(
-            "CONTENT_CHANGED",
-            "The campaign's content changed since its content scan: reject it and send again",
-        )
+    found = await content_scans.approvable(
+        ctx, campaign["organizationId"], ("campaign", campaign["_id"]),
+        await scanned_parts(ctx, campaign),
+        "The campaign's content changed since its content scan: reject it and send again",
+    )  # fmt: skip
     await walk.start(ctx, campaign, audience, now)
     await content_scans.review(ctx, found, "approved", user_id, now)
 
