@@ -27,6 +27,7 @@ from owlat.app.lib.organizations import by_slug, clean_name, clean_slug
 from owlat.app.lib.session_organization import now_ms
 from owlat.app.lib.templates import save
 from owlat.app.lib.transactional_emails import TRANSACTIONAL
+from owlat.app.organization_settings import store
 from owlat.app.schema import ABUSE_STATUS
 from owlat.runtime import UNDEFINED, MutationCtx, QueryCtx, internal_mutation, v
 
@@ -139,13 +140,7 @@ async def set_abuse_status(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, 
         "updatedAt": now,
     }
     stored = await organization_settings(ctx, organization["_id"])
-    if stored is None:
-        record = {k: value for k, value in fields.items() if value is not UNDEFINED}
-        await ctx.db.insert(
-            "organizationSettings", {"organizationId": organization["_id"], **record}
-        )
-    else:
-        await ctx.db.patch(stored["_id"], fields)
+    await store(ctx, organization["_id"], stored, fields)
     return {
         "organizationId": organization["_id"],
         "abuseStatus": args["status"],

@@ -15,6 +15,7 @@ nothing: `lib/sending/intake.py`).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -144,9 +145,20 @@ async def update(ctx: MutationCtx, args: dict[str, Any]) -> dict[str, Any]:
         changes["brandTheme"] = theme or UNDEFINED
     now = now_ms()
     changes.update({"updatedAt": now, "updatedBy": context.user_id})
+    await store(ctx, context.team_id, stored, changes)
+    return _view(context.team_id, await organization_settings(ctx, context.team_id))
+
+
+async def store(
+    ctx: MutationCtx,
+    organization_id: str,
+    stored: Mapping[str, Any] | None,
+    changes: dict[str, Any],
+) -> None:
+    """Write `changes` (`UNDEFINED` clears a field) to the organization's settings row
+    `stored`, inserting the row when there is none yet."""
     if stored is None:
         record = {k: val for k, val in changes.items() if val is not UNDEFINED}
-        await ctx.db.insert("organizationSettings", {"organizationId": context.team_id, **record})
+        await ctx.db.insert("organizationSettings", {"organizationId": organization_id, **record})
     else:
         await ctx.db.patch(stored["_id"], changes)
-    return _view(context.team_id, await organization_settings(ctx, context.team_id))
