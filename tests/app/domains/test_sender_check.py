@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from owlat.app.lib.domains.sender_check import ensure_sender_allowed, is_local_sink
+from owlat.app.lib.domains.sender_check import ensure_sender_allowed, is_local_sink, stale_warning
 from owlat.app.lib.errors import AppError
 
 DOMAINS = [
@@ -87,6 +87,19 @@ def test_each_check_decides_on_the_domains_it_is_given() -> None:
     for _ in range(2):
         with pytest.raises(AppError, match="has no domain"):
             ensure_sender_allowed("nobody", DOMAINS, "smtp")
+
+
+def test_a_stale_verification_is_a_warning_and_a_from_without_a_domain_gets_none() -> None:
+    """`domains:checkSenderAddress` asks for the warning after the outbox (or a local sink)
+    allowed the From, whatever it is: it must not raise then."""
+    day = 24 * 3600 * 1000
+    now = 10 * day
+    fresh = [{"domain": "example.com", "status": "verified", "lastVerifiedAt": now - day}]
+    stale = [{"domain": "example.com", "status": "verified", "lastVerifiedAt": now - day - 1}]
+    assert stale_warning("news@example.com", fresh, now) is None
+    warning = stale_warning("Shop <news@example.com>", stale, now)
+    assert warning is not None and warning.startswith("The verification of example.com is over")
+    assert stale_warning("nobody", stale, now) is None
 
 
 def test_the_outbox_delivers_nowhere_and_is_exempt() -> None:

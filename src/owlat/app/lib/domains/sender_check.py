@@ -85,8 +85,12 @@ def stale_warning(
     from_address: str, domains: Iterable[Mapping[str, Any]], now: float
 ) -> str | None:
     """A warning when the From address's domain is verified but its verification is stale
-    (over 24 h old, §12.1); sending from it stays allowed."""
-    address, domain = _sender_domain(from_address)
+    (over 24 h old, §12.1); sending from it stays allowed. None for a From without a
+    usable domain (a local sink accepts it: the warning never turns into a refusal)."""
+    try:
+        address, domain = _sender_domain(from_address)
+    except AppError:
+        return None
     for row in domains:
         if row["domain"] == domain and is_stale(row, now):
             return (
