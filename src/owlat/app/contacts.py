@@ -18,7 +18,7 @@ from owlat.app.lib.audience import PAGINATION_OPTS, page_options
 from owlat.app.lib.contacts import (
     FIELDS,
     ContactFields,
-    contact_rows_page,
+    contact_and_rows_page,
     create_contact,
     hard_delete_contact,
     list_contacts,
@@ -85,9 +85,8 @@ async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
 async def activities(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """The contact's timeline, newest first (also for a soft-deleted contact), with the
     `imported` entry of the import that created it."""
-    page = await contact_rows_page(ctx, "contactActivities", args)
-    contact_id = ctx.db.normalize_id("contacts", args["contactId"])
-    return page if contact_id is None else await with_import_entry(ctx, contact_id, page)
+    contact, page = await contact_and_rows_page(ctx, "contactActivities", args)
+    return await with_import_entry(ctx, contact, page)
 
 
 # -- writes -------------------------------------------------------------------------------
