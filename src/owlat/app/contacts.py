@@ -6,7 +6,8 @@ organization's definitions (`contact_properties.py`). Deleting from the dashboar
 soft delete (`deletedAt`; hidden everywhere, the address is free again at once) purged
 with its activities after 30 days by the `purge_deleted` cron; `hard_delete` removes a
 contact and its activities now. Every change is written to the contact's timeline
-(`contactActivities`). Reads: any member; writes: `contacts:manage`.
+(`contactActivities`), but an import's creation of it, which `activities` shows from the
+import (lib/activities.py). Reads: any member; writes: `contacts:manage`.
 """
 
 from __future__ import annotations
