@@ -48,7 +48,7 @@ async def _activities(owlat: Application) -> dict[str, list[tuple[str, dict[str,
                 .order("desc")
                 .collect()
             )
-            page = await with_import_entry(ctx, contact["_id"], {"page": rows, "isDone": True})
+            page = await with_import_entry(ctx, contact, {"page": rows, "isDone": True})
             found[contact["email"]] = [
                 (row["activityType"], dict(row.get("metadata") or {}))
                 for row in reversed(page["page"])

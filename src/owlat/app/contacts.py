@@ -6,7 +6,8 @@ organization's definitions (`contact_properties.py`). Deleting from the dashboar
 soft delete (`deletedAt`; hidden everywhere, the address is free again at once) purged
 with its activities after 30 days by the `purge_deleted` cron; `hard_delete` removes a
 contact and its activities now. Every change is written to the contact's timeline
-(`contactActivities`). Reads: any member; writes: `contacts:manage`.
+(`contactActivities`), but an import's creation of it, which `activities` shows from the
+import (lib/activities.py). Reads: any member; writes: `contacts:manage`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from owlat.app.lib.audience import PAGINATION_OPTS, page_options
 from owlat.app.lib.contacts import (
     FIELDS,
     ContactFields,
-    contact_rows_page,
+    contact_and_rows_page,
     create_contact,
     hard_delete_contact,
     list_contacts,
@@ -85,9 +86,8 @@ async def get(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any] | None:
 async def activities(ctx: QueryCtx, args: dict[str, Any]) -> dict[str, Any]:
     """The contact's timeline, newest first (also for a soft-deleted contact), with the
     `imported` entry of the import that created it."""
-    page = await contact_rows_page(ctx, "contactActivities", args)
-    contact_id = ctx.db.normalize_id("contacts", args["contactId"])
-    return page if contact_id is None else await with_import_entry(ctx, contact_id, page)
+    contact, page = await contact_and_rows_page(ctx, "contactActivities", args)
+    return await with_import_entry(ctx, contact, page)
 
 
 # -- writes -------------------------------------------------------------------------------

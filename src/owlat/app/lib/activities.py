@@ -71,16 +71,17 @@ async def insert_created(
     return contacts
 
 
-async def with_import_entry(ctx: QueryCtx, contact_id: str, page: dict[str, Any]) -> dict[str, Any]:
-    """`page` (the contact's stored activities, newest first) with the `imported` entry of
+async def with_import_entry(
+    ctx: QueryCtx, contact: dict[str, Any], page: dict[str, Any]
+) -> dict[str, Any]:
+    """`page` (the `contact`'s stored activities, newest first) with the `imported` entry of
     the import that created the contact, where a stored `imported` activity would be: after
     every activity at or after the contact's `createdAt`, before the first one earlier (or
     at the end of the last page). The entry has the stored activity's fields, and the
     import's id as its `_id`."""
-    contact = await ctx.db.get(contact_id)
-    if contact is None or contact.get("importId") is None:
+    if contact.get("importId") is None:
         return page
-    created = contact["createdAt"]
+    contact_id, created = contact["_id"], contact["createdAt"]
     earlier = (
         await ctx.db.query("contactActivities")
         .with_index("by_contact", lambda q: q.eq("contactId", contact_id).lt("occurredAt", created))

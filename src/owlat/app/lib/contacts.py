@@ -312,11 +312,19 @@ async def hard_delete_contact(ctx: MutationCtx, contact_id: str) -> None:
 async def contact_rows_page(ctx: QueryCtx, table: str, args: dict[str, Any]) -> dict[str, Any]:
     """A page of `table`'s rows about the caller's organization's contact `contactId` (by
     its `by_contact` index), newest first; also for a soft-deleted contact."""
+    return (await contact_and_rows_page(ctx, table, args))[1]
+
+
+async def contact_and_rows_page(
+    ctx: QueryCtx, table: str, args: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`contact_rows_page`, with the contact it read (for a caller that needs it too)."""
     organization_id = await get_team_id_from_session(ctx)
     contact = await organization_contact(ctx, organization_id, args["contactId"], deleted=True)
-    return dict(
+    page = dict(
         await ctx.db.query(table)
         .with_index("by_contact", lambda q: q.eq("contactId", contact["_id"]))
         .order("desc")
         .paginate(page_options(args["paginationOpts"]))
     )
+    return contact, page

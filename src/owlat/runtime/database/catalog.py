@@ -159,8 +159,10 @@ class TableInfo:
     index_keys: Callable[[Document], tuple[bytes, ...]] = dataclasses.field(
         init=False, repr=False, compare=False
     )
-    # the top-level field names each index reads, in `indexes` order, and which indexes a
-    # patch of a given set of top-level fields can move (filled as patches come)
+    # the indexes in `indexes` order, the top-level field names each reads, and which of
+    # them (positions) a patch of a given set of top-level fields can move (filled as
+    # patches come)
+    index_infos: tuple[IndexInfo, ...] = dataclasses.field(init=False, repr=False, compare=False)
     index_tops: tuple[frozenset[str], ...] = dataclasses.field(
         init=False, repr=False, compare=False
     )
@@ -171,13 +173,13 @@ class TableInfo:
     is_system: bool = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.index_ids = tuple(index.index_id for index in self.indexes.values())
-        self.index_names = tuple(index.name for index in self.indexes.values())
-        self.index_absent = (None,) * len(self.indexes)
-        self.index_keys = compile_index_keys(tuple(self.indexes.values()))
+        self.index_infos = infos = tuple(self.indexes.values())
+        self.index_ids = tuple(index.index_id for index in infos)
+        self.index_names = tuple(index.name for index in infos)
+        self.index_absent = (None,) * len(infos)
+        self.index_keys = compile_index_keys(infos)
         self.index_tops = tuple(
-            frozenset(field.split(".", 1)[0] for field in index.fields)
-            for index in self.indexes.values()
+            frozenset(field.split(".", 1)[0] for field in index.fields) for index in infos
         )
         self._moved_by = {}
         self.is_system = self.name.startswith("_")
@@ -201,7 +203,7 @@ class TableInfo:
             return keys
         if len(moved) == len(keys):
             return self.index_keys(document)
-        indexes = tuple(self.indexes.values())
+        indexes = self.index_infos
         new = list(keys)
         for position in moved:
             new[position] = indexes[position].key(document)
