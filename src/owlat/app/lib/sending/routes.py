@@ -194,11 +194,11 @@ def health_status(row: Mapping[str, Any], now_ms: float) -> str:
 def health_summary(row: Mapping[str, Any], now_ms: float) -> dict[str, Any]:
     """What the providers screen shows of a provider's health: its status, the success
     rate over the window of recent calls (None before any), totals and the last error."""
-    recent = str(row.get("recent", ""))
+    provider, health = row["provider"], restored_health([row])
     return {
-        "status": health_status(row, now_ms),
-        "successRate": recent.count("1") / len(recent) if recent else None,
-        "windowCalls": len(recent),
+        "status": str(health.status(provider, now_ms / 1000)),
+        "successRate": health.success_rate(provider),
+        "windowCalls": len(health.recent(provider)),
         **{
             key: row.get(key)
             for key in (
