@@ -15,7 +15,7 @@ process, which holds the sealed secrets). The messages are byte for byte what co
 here makes, except for the multipart boundaries, which are random: a batch smaller than
 `signing.POOL_MIN`, or one whose signing process died, is composed here
 (`signing.in_pool`), so no message is lost or sent twice. Without `fields` (no provider
-of the route takes the bodies as fields, `configured.TAKES_FIELDS`), a message comes back
+of the route takes the bodies as fields, `routes.takes_fields`), a message comes back
 with its MIME bytes and envelope only, not its bodies and attachments a second time.
 """
 

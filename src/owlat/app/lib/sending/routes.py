@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from owlat.app.lib.audience import organization_rows
-from owlat.app.lib.email_providers.configured import IDEMPOTENT, KINDS
+from owlat.app.lib.email_providers.configured import IDEMPOTENT, KINDS, TAKES_FIELDS
 from owlat.app.lib.email_providers.routing import Health, MessageType, Route, RouteTarget, Strategy
 from owlat.app.lib.email_providers.types import ErrorKind
 from owlat.app.lib.errors import invalid
@@ -122,6 +122,12 @@ def enabled_providers(route: Route) -> list[str]:
 def is_idempotent(providers: Iterable[str]) -> bool:
     """Whether every provider dedupes a repeated idempotency key."""
     return all(provider in IDEMPOTENT for provider in providers)
+
+
+def takes_fields(providers: Iterable[str]) -> bool:
+    """Whether a provider is sent the bodies as fields, not only the MIME bytes
+    (`configured.TAKES_FIELDS`; `pooled_composition`'s `fields`)."""
+    return not TAKES_FIELDS.isdisjoint(providers)
 
 
 async def configured_kinds(ctx: QueryCtx, organization_id: str) -> list[str]:

@@ -86,7 +86,7 @@ from typing import Any
 from owlat.app.lib import instance
 from owlat.app.lib.audience import clean_email, organization_rows, organization_settings
 from owlat.app.lib.domains.sender_check import ensure_sender_allowed, is_local_sink
-from owlat.app.lib.email_providers.configured import TAKES_FIELDS, dkim_signer, kept_provider
+from owlat.app.lib.email_providers.configured import dkim_signer, kept_provider
 from owlat.app.lib.email_providers.credentials import CredentialsError
 from owlat.app.lib.email_providers.dispatch import RETRY_DELAYS, deliver
 from owlat.app.lib.email_providers.routing import Health, MessageType, NoDeliveryProvider, Route
@@ -127,6 +127,7 @@ from owlat.app.lib.sending.routes import (
     route_document,
     route_for,
     route_from_document,
+    takes_fields,
 )
 from owlat.app.lib.sending.send_contents import body_of, content_of, personalized
 from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
@@ -1009,7 +1010,7 @@ async def _deliver_group(
         for claimed in batch["claimed"] if claimed["sendId"] not in missing
     ]  # fmt: skip
     contents = batch.get("contents") or {}
-    fields = bool(TAKES_FIELDS & set(route_providers))
+    fields = takes_fields(route_providers)
     prepared = await prepare_all(organization_id, sendable, contents, fields=fields)
 
     async def one(claimed: dict[str, Any]) -> None:
