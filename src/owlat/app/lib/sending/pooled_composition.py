@@ -32,6 +32,7 @@ from owlat.app.lib import instance
 from owlat.app.lib.email_providers.types import EmailMessage
 from owlat.app.lib.sending import signing
 from owlat.app.lib.sending.composition import Composer, CompositionError
+from owlat.app.lib.sending.dkim import DkimSigner
 
 Composed = EmailMessage | CompositionError  # an item's message, or why it has none
 Key = tuple[str, str, str]  # a DKIM key: (domain, selector, private key PEM)
@@ -55,6 +56,12 @@ class _Site:
 
 
 _installed: dict[str, _Site] = {}
+
+
+def key_of(signer: DkimSigner | None) -> Key | None:
+    """What a signing process signs with for `signer` (None: unsigned). Items of one key
+    share its PEM string, which pickling sends once per chunk."""
+    return None if signer is None else (signer.domain, signer.selector, signer.private_key_pem)
 
 
 async def compose_all(

@@ -114,7 +114,7 @@ from owlat.app.lib.sending.composition import (
     tagged_test_subject,
 )
 from owlat.app.lib.sending.dkim import DkimSigner
-from owlat.app.lib.sending.pooled_composition import Composed, Item, Key, compose_all
+from owlat.app.lib.sending.pooled_composition import Composed, Item, compose_all, key_of
 from owlat.app.lib.sending.routes import (
     Attempt,
     default_route,
@@ -1077,7 +1077,6 @@ async def prepare_all(
     cannot be sent. `contents`: the claim's content rows, by id; `fields`: whether a
     provider of the route takes the bodies as fields (`pooled_composition`)."""
     prepared: dict[str, Composed] = {}
-    keys: dict[DkimSigner, Key] = {}
     items: list[Item] = []
     for item in claimed:
         dkim = item.get("dkim")
@@ -1086,10 +1085,7 @@ async def prepare_all(
         except CompositionError as error:
             prepared[item["sendId"]] = error
             continue
-        key = None
-        if signer is not None:
-            key = keys.setdefault(signer, (signer.domain, signer.selector, signer.private_key_pem))
-        items.append((key, {**item, "dkim": None}))
+        items.append((key_of(signer), {**item, "dkim": None}))
     one = functools.partial(compose_claimed, contents)
     done = await compose_all(one, items, fields=fields)
     for (_, item), message in zip(items, done, strict=True):
