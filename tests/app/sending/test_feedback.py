@@ -106,6 +106,7 @@ async def test_delivery_then_opens_count_each_time_but_act_once(owlat: Applicati
     send = state["send"]
     assert (send["status"], send["deliveredAt"], send["openedAt"]) == ("opened", 5.0, 6.0)
     assert (send["openCount"], send["proxyOpenCount"], send["humanOpenedAt"]) == (3, 1, 7.0)
+    assert send["updatedAt"] == 7.0  # the repeat open at 8.0 only counted
     assert state["contact"]["hasOpened"] is True
     assert state["timeline"] == ["email_opened", "email_opened"]  # the proxy's, the reader's
 

@@ -19,6 +19,7 @@ import dkim
 import pytest
 
 from owlat.app.lib import instance
+from owlat.app.lib.email_providers.configured import dkim_purpose, seal_secrets
 from owlat.app.lib.email_providers.types import Attachment
 from owlat.app.lib.sending import pooled_composition, sends, signing
 from owlat.app.lib.sending.composition import CompositionError, SendKind, kind_headers
@@ -154,6 +155,18 @@ async def test_prepare_all_signs_with_each_sends_key_and_fails_a_key_that_does_n
         message = prepared[send_id]
         assert not isinstance(message, CompositionError) and message.raw is not None
         assert message.raw.startswith(b"From: ")  # no key: unsigned
+
+
+async def test_prepare_all_signs_the_sends_whose_key_opens() -> None:
+    sealed = seal_secrets("org", dkim_purpose(KEY[0]), {"privateKey": KEY[2]})
+    dkim_key = {"domain": KEY[0], "selector": KEY[1], "privateKey": sealed}
+    batch = [dict(item, dkim=dkim_key if n % 2 else None) for n, (_, item) in enumerate(items(5))]
+    prepared = await sends.prepare_all("org", batch, CONTENTS)
+    for n, item in enumerate(batch):
+        message = prepared[item["sendId"]]
+        assert not isinstance(message, CompositionError) and message.raw is not None
+        assert message.raw.startswith(b"DKIM-Signature: " if n % 2 else b"From: ")
+        assert not n % 2 or dkim.verify(message.raw, dnsfunc=dns)
 
 
 async def test_without_fields_only_the_mime_bytes_come_back() -> None:

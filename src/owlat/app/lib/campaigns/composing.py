@@ -45,7 +45,7 @@ async def compose_all(
     bodies as fields (`pooled_composition`)."""
     dkim = batch["dkim"]
     signer = None if dkim is None else sends.signer_of(organization_id, dkim)
-    key = None if signer is None else (signer.domain, signer.selector, signer.private_key_pem)
+    key = pooled_composition.key_of(signer)
     shared = {name: value for name, value in batch.items() if name != "sends"}  # not twice
     one = functools.partial(compose, shared)
     items = [(key, claimed) for claimed in claims]

@@ -81,7 +81,6 @@ from owlat.app.lib.campaigns.walk import (
     spawn_workers,
     stats_of,
 )
-from owlat.app.lib.email_providers.configured import TAKES_FIELDS
 from owlat.app.lib.email_providers.routing import Health, MessageType, Route
 from owlat.app.lib.email_providers.smtp import refused_at_recipient
 from owlat.app.lib.email_providers.types import EmailMessage, EmailProvider
@@ -104,6 +103,7 @@ from owlat.app.lib.sending.routes import (
     record_attempts,
     restored_health,
     route_from_document,
+    takes_fields,
 )
 from owlat.app.lib.sending.send_states import SendStatus
 from owlat.app.lib.tracking.policy import tracking_for
@@ -515,7 +515,7 @@ async def _send_batch(
         admitted.append((position, wait, domain))
     claims = [batch["sends"][position] for position, _, _ in admitted]
     try:
-        fields = bool(TAKES_FIELDS & set(enabled_providers(route)))
+        fields = takes_fields(enabled_providers(route))
         composed = await composing.compose_all(organization_id, batch, claims, fields=fields)
     except CompositionError as error:  # the DKIM key does not open
         for position, *_ in admitted:

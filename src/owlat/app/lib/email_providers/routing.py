@@ -94,7 +94,7 @@ class Health:
             return
         faults = self._faults[provider] = self._faults.get(provider, 0) + 1
         recent = self._remember(provider, "0")
-        rate = recent.count("1") / len(recent)
+        rate = self.success_rate(provider) or 0.0
         if faults >= self.threshold or (len(recent) >= MIN_CALLS and rate < DEGRADED_RATE):
             self._down_until[provider] = now + self.cool_down
             self._recent.pop(provider)

@@ -15,7 +15,7 @@ process, which holds the sealed secrets). The messages are byte for byte what co
 here makes, except for the multipart boundaries, which are random: a batch smaller than
 `signing.POOL_MIN`, or one whose signing process died, is composed here
 (`signing.in_pool`), so no message is lost or sent twice. Without `fields` (no provider
-of the route takes the bodies as fields, `configured.TAKES_FIELDS`), a message comes back
+of the route takes the bodies as fields, `routes.takes_fields`), a message comes back
 with its MIME bytes and envelope only, not its bodies and attachments a second time.
 """
 
@@ -32,6 +32,7 @@ from owlat.app.lib import instance
 from owlat.app.lib.email_providers.types import EmailMessage
 from owlat.app.lib.sending import signing
 from owlat.app.lib.sending.composition import Composer, CompositionError
+from owlat.app.lib.sending.dkim import DkimSigner
 
 Composed = EmailMessage | CompositionError  # an item's message, or why it has none
 Key = tuple[str, str, str]  # a DKIM key: (domain, selector, private key PEM)
@@ -55,6 +56,12 @@ class _Site:
 
 
 _installed: dict[str, _Site] = {}
+
+
+def key_of(signer: DkimSigner | None) -> Key | None:
+    """What a signing process signs with for `signer` (None: unsigned). Items of one key
+    share its PEM string, which pickling sends once per chunk."""
+    return None if signer is None else (signer.domain, signer.selector, signer.private_key_pem)
 
 
 async def compose_all(

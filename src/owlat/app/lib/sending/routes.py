@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from owlat.app.lib.audience import organization_rows
-from owlat.app.lib.email_providers.configured import IDEMPOTENT, KINDS
+from owlat.app.lib.email_providers.configured import IDEMPOTENT, KINDS, TAKES_FIELDS
 from owlat.app.lib.email_providers.routing import Health, MessageType, Route, RouteTarget, Strategy
 from owlat.app.lib.email_providers.types import ErrorKind
 from owlat.app.lib.errors import invalid
@@ -124,6 +124,12 @@ def is_idempotent(providers: Iterable[str]) -> bool:
     return all(provider in IDEMPOTENT for provider in providers)
 
 
+def takes_fields(providers: Iterable[str]) -> bool:
+    """Whether a provider is sent the bodies as fields, not only the MIME bytes
+    (`configured.TAKES_FIELDS`; `pooled_composition`'s `fields`)."""
+    return not TAKES_FIELDS.isdisjoint(providers)
+
+
 async def configured_kinds(ctx: QueryCtx, organization_id: str) -> list[str]:
     """The organization's configured provider kinds, oldest first."""
     rows = await organization_rows(ctx, "emailProviders", organization_id)
@@ -194,11 +200,11 @@ def health_status(row: Mapping[str, Any], now_ms: float) -> str:
 def health_summary(row: Mapping[str, Any], now_ms: float) -> dict[str, Any]:
     """What the providers screen shows of a provider's health: its status, the success
     rate over the window of recent calls (None before any), totals and the last error."""
-    recent = str(row.get("recent", ""))
+    provider, health = row["provider"], restored_health([row])
     return {
-        "status": health_status(row, now_ms),
-        "successRate": recent.count("1") / len(recent) if recent else None,
-        "windowCalls": len(recent),
+        "status": str(health.status(provider, now_ms / 1000)),
+        "successRate": health.success_rate(provider),
+        "windowCalls": len(health.recent(provider)),
         **{
             key: row.get(key)
             for key in (

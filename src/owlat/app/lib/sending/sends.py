@@ -86,7 +86,7 @@ from typing import Any
 from owlat.app.lib import instance
 from owlat.app.lib.audience import clean_email, organization_rows, organization_settings
 from owlat.app.lib.domains.sender_check import ensure_sender_allowed, is_local_sink
-from owlat.app.lib.email_providers.configured import TAKES_FIELDS, dkim_signer, kept_provider
+from owlat.app.lib.email_providers.configured import dkim_signer, kept_provider
 from owlat.app.lib.email_providers.credentials import CredentialsError
 from owlat.app.lib.email_providers.dispatch import RETRY_DELAYS, deliver
 from owlat.app.lib.email_providers.routing import Health, MessageType, NoDeliveryProvider, Route
@@ -114,7 +114,7 @@ from owlat.app.lib.sending.composition import (
     tagged_test_subject,
 )
 from owlat.app.lib.sending.dkim import DkimSigner
-from owlat.app.lib.sending.pooled_composition import Composed, Item, Key, compose_all
+from owlat.app.lib.sending.pooled_composition import Composed, Item, compose_all, key_of
 from owlat.app.lib.sending.routes import (
     Attempt,
     default_route,
@@ -127,6 +127,7 @@ from owlat.app.lib.sending.routes import (
     route_document,
     route_for,
     route_from_document,
+    takes_fields,
 )
 from owlat.app.lib.sending.send_contents import body_of, content_of, personalized
 from owlat.app.lib.sending.send_states import Outcome, SendStatus, transition
@@ -1009,7 +1010,7 @@ async def _deliver_group(
         for claimed in batch["claimed"] if claimed["sendId"] not in missing
     ]  # fmt: skip
     contents = batch.get("contents") or {}
-    fields = bool(TAKES_FIELDS & set(route_providers))
+    fields = takes_fields(route_providers)
     prepared = await prepare_all(organization_id, sendable, contents, fields=fields)
 
     async def one(claimed: dict[str, Any]) -> None:
@@ -1076,7 +1077,6 @@ async def prepare_all(
     cannot be sent. `contents`: the claim's content rows, by id; `fields`: whether a
     provider of the route takes the bodies as fields (`pooled_composition`)."""
     prepared: dict[str, Composed] = {}
-    keys: dict[DkimSigner, Key] = {}
     items: list[Item] = []
     for item in claimed:
         dkim = item.get("dkim")
@@ -1085,10 +1085,7 @@ async def prepare_all(
         except CompositionError as error:
             prepared[item["sendId"]] = error
             continue
-        key = None
-        if signer is not None:
-            key = keys.setdefault(signer, (signer.domain, signer.selector, signer.private_key_pem))
-        items.append((key, {**item, "dkim": None}))
+        items.append((key_of(signer), {**item, "dkim": None}))
     one = functools.partial(compose_claimed, contents)
     done = await compose_all(one, items, fields=fields)
     for (_, item), message in zip(items, done, strict=True):
